@@ -1,0 +1,1 @@
+"""Adapters: databases, storage and queues behind the core's interfaces."""

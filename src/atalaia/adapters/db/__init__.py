@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 data layer, the same on SQLite and PostgreSQL."""

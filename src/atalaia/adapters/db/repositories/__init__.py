@@ -1,0 +1,22 @@
+"""Repositories over a Session; they return core entities, never ORM rows."""
+
+from atalaia.adapters.db.repositories.audit import AuditLog
+from atalaia.adapters.db.repositories.feedback import FeedbackStore
+from atalaia.adapters.db.repositories.jobs import JobStore
+from atalaia.adapters.db.repositories.models import ModelStore, ServedModel
+from atalaia.adapters.db.repositories.readings import (
+    IngestResult,
+    ReadingStore,
+    SeriesSummary,
+)
+
+__all__ = [
+    "AuditLog",
+    "FeedbackStore",
+    "IngestResult",
+    "JobStore",
+    "ModelStore",
+    "ReadingStore",
+    "SeriesSummary",
+    "ServedModel",
+]

@@ -1,0 +1,272 @@
+"""Model versions, stage changes and the promotion ledger (also the change feed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from atalaia.adapters.db.tables import RegistryEventRow, VersionRow, utcnow
+from atalaia.core.detectors import ModelParams
+from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
+from atalaia.errors import VersionNotFound
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """What the inference table needs of a production version."""
+
+    series_id: str
+    version: int
+    algorithm: str
+    center: float
+    scale: float
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    seq: int
+    series_id: str
+    version: int
+    from_stage: Stage | None
+    to_stage: Stage
+    actor: str
+    reason: str
+    at: datetime
+
+
+def _lineage(data: dict[str, Any]) -> Lineage:
+    window = data["data_window"]
+    return Lineage(
+        job_id=data["job_id"],
+        algorithm=data["algorithm"],
+        hyperparameters=dict(data["hyperparameters"]),
+        data_start=window["start"],
+        data_end=window["end"],
+        data_points=data["data_points"],
+        data_hash=data["data_hash"],
+        package_version=data["package_version"],
+    )
+
+
+def _version(row: VersionRow) -> ModelVersion:
+    return ModelVersion(
+        series_id=row.series_id,
+        version=row.version,
+        stage=Stage(row.stage),
+        algorithm=row.algorithm,
+        params=ModelParams.from_dict(row.params),
+        lineage=_lineage(row.lineage),
+        created_at=row.created_at,
+        metrics=dict(row.metrics),
+        reference=dict(row.reference),
+    )
+
+
+def _entry(row: RegistryEventRow) -> LedgerEntry:
+    return LedgerEntry(
+        row.seq, row.series_id, row.version,
+        Stage(row.from_stage) if row.from_stage else None, Stage(row.to_stage),
+        row.actor, row.reason, row.at,
+    )  # fmt: skip
+
+
+_SERVED_COLUMNS = (
+    VersionRow.series_id,
+    VersionRow.version,
+    VersionRow.algorithm,
+    VersionRow.params,
+)
+
+
+def _served(row: Sequence[Any]) -> ServedModel:
+    series_id, version, algorithm, params = row
+    return ServedModel(
+        series_id, version, algorithm,
+        float(params["center"]), float(params["scale"]), float(params["threshold"]),
+    )  # fmt: skip
+
+
+class ModelStore:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_job(self, job_id: str) -> ModelVersion | None:
+        row = self.session.scalars(
+            select(VersionRow).where(VersionRow.job_id == job_id)
+        ).one_or_none()
+        return _version(row) if row is not None else None
+
+    def next_version(self, series_id: str) -> int:
+        latest = self.session.scalar(
+            select(func.max(VersionRow.version)).where(
+                VersionRow.series_id == series_id
+            )
+        )
+        return (latest or 0) + 1
+
+    def add(self, model: ModelVersion, *, actor: str) -> None:
+        """Register a new version and write its arrival to the ledger."""
+        self.session.add(
+            VersionRow(
+                series_id=model.series_id,
+                version=model.version,
+                stage=model.stage.value,
+                algorithm=model.algorithm,
+                params=model.params.as_dict(),
+                metrics=model.metrics,
+                reference=model.reference,
+                lineage=model.lineage.as_dict(),
+                job_id=model.lineage.job_id,
+                created_at=model.created_at,
+            )
+        )
+        change = StageChange(model.series_id, model.version, None, model.stage)
+        self._log(change, actor=actor, reason=f"trained by job {model.lineage.job_id}")
+
+    def get(self, series_id: str, version: int) -> ModelVersion:
+        row = self.session.scalars(
+            select(VersionRow).where(
+                VersionRow.series_id == series_id, VersionRow.version == version
+            )
+        ).one_or_none()
+        if row is None:
+            raise VersionNotFound(series_id, version)
+        return _version(row)
+
+    def versions(self, series_id: str) -> list[ModelVersion]:
+        stmt = (
+            select(VersionRow)
+            .where(VersionRow.series_id == series_id)
+            .order_by(VersionRow.version.desc())
+        )
+        return [_version(row) for row in self.session.scalars(stmt)]
+
+    def production(self, series_id: str) -> ModelVersion | None:
+        row = self.session.scalars(
+            select(VersionRow).where(
+                VersionRow.series_id == series_id,
+                VersionRow.stage == Stage.PRODUCTION.value,
+            )
+        ).one_or_none()
+        return _version(row) if row is not None else None
+
+    def summaries(
+        self, *, prefix: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Per series: number of versions, latest version, production version."""
+        production = func.max(VersionRow.version).filter(
+            VersionRow.stage == Stage.PRODUCTION.value
+        )
+        stmt = (
+            select(
+                VersionRow.series_id,
+                func.count(),
+                func.max(VersionRow.version),
+                production,
+            )
+            .group_by(VersionRow.series_id)
+            .order_by(VersionRow.series_id)
+            .limit(limit)
+        )
+        if prefix:
+            stmt = stmt.where(VersionRow.series_id.startswith(prefix, autoescape=True))
+        if after:
+            stmt = stmt.where(VersionRow.series_id > after)
+        return [
+            {
+                "series_id": sid,
+                "versions": int(count),
+                "latest_version": int(latest),
+                "production_version": prod,
+            }
+            for sid, count, latest, prod in self.session.execute(stmt)
+        ]
+
+    def served_models(
+        self, series_ids: Iterable[str] | None = None
+    ) -> list[ServedModel]:
+        """Production versions of every series (or of `series_ids`), in one query."""
+        stmt = select(*_SERVED_COLUMNS).where(
+            VersionRow.stage == Stage.PRODUCTION.value
+        )
+        if series_ids is not None:
+            stmt = stmt.where(VersionRow.series_id.in_(list(series_ids)))
+        return [_served(row) for row in self.session.execute(stmt)]
+
+    def past_production(self, series_id: str) -> list[ModelVersion]:
+        """Versions that were once Production, most recently promoted first."""
+        promoted = (
+            select(
+                RegistryEventRow.version, func.max(RegistryEventRow.seq).label("seq")
+            )
+            .where(
+                RegistryEventRow.series_id == series_id,
+                RegistryEventRow.to_stage == Stage.PRODUCTION.value,
+            )
+            .group_by(RegistryEventRow.version)
+            .subquery()
+        )
+        stmt = (
+            select(VersionRow)
+            .join(promoted, promoted.c.version == VersionRow.version)
+            .where(VersionRow.series_id == series_id)
+            .order_by(promoted.c.seq.desc())
+        )
+        return [_version(row) for row in self.session.scalars(stmt)]
+
+    def apply(self, changes: Sequence[StageChange], *, actor: str, reason: str) -> None:
+        """Move versions between stages and append each move to the ledger."""
+        for change in changes:
+            self.session.execute(
+                update(VersionRow)
+                .where(
+                    VersionRow.series_id == change.series_id,
+                    VersionRow.version == change.version,
+                )
+                .values(stage=change.to_stage.value)
+            )
+            self._log(change, actor=actor, reason=reason)
+
+    def _log(self, change: StageChange, *, actor: str, reason: str) -> None:
+        self.session.add(
+            RegistryEventRow(
+                series_id=change.series_id,
+                version=change.version,
+                from_stage=change.from_stage.value if change.from_stage else None,
+                to_stage=change.to_stage.value,
+                actor=actor,
+                reason=reason[:512],
+                at=utcnow(),
+            )
+        )
+
+    def ledger(self, series_id: str) -> list[LedgerEntry]:
+        stmt = (
+            select(RegistryEventRow)
+            .where(RegistryEventRow.series_id == series_id)
+            .order_by(RegistryEventRow.seq)
+        )
+        return [_entry(row) for row in self.session.scalars(stmt)]
+
+    def latest_seq(self) -> int:
+        return int(self.session.scalar(select(func.max(RegistryEventRow.seq))) or 0)
+
+    def changed_since(
+        self, seq: int, *, since: datetime | None = None
+    ) -> tuple[int, set[str]]:
+        """(newest seq, series in ledger entries after `seq` or at/after `since`)."""
+        newer = RegistryEventRow.seq > seq
+        if since is not None:
+            newer = newer | (RegistryEventRow.at >= since)
+        rows = self.session.execute(
+            select(RegistryEventRow.seq, RegistryEventRow.series_id).where(newer)
+        ).all()
+        if not rows:
+            return seq, set()
+        return max(seq, max(r[0] for r in rows)), {sid for _, sid in rows}

@@ -1,0 +1,179 @@
+"""ORM rows. Only the repositories see them; everything else gets core entities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Double,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps none)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:  # noqa: ARG002
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> Any:  # noqa: ARG002
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class SeriesRow(Base):
+    """A series and running statistics of all its readings (for the last fallback)."""
+
+    __tablename__ = "series"
+
+    series_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sensor_id: Mapped[str] = mapped_column(String(128), index=True)
+    axis: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    n_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    mean: Mapped[float] = mapped_column(Double, default=0.0)
+    m2: Mapped[float] = mapped_column(Double, default=0.0)
+    first_ts: Mapped[float | None] = mapped_column(Double)
+    last_ts: Mapped[float | None] = mapped_column(Double)
+
+
+class ReadingRow(Base):
+    __tablename__ = "readings"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    series_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ts: Mapped[float] = mapped_column(Double, primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+
+
+class JobRow(Base):
+    __tablename__ = "training_jobs"
+    __table_args__ = (
+        Index("ix_training_jobs_series_created", "series_id", "created_at"),
+        Index("ix_training_jobs_status", "status"),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    series_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    algorithm: Mapped[str] = mapped_column(String(64))
+    hyperparameters: Mapped[dict[str, float]] = mapped_column(Json)
+    payload_key: Mapped[str | None] = mapped_column(String(256))
+    window_hours: Mapped[float | None] = mapped_column(Float)
+    submitted_by: Mapped[str] = mapped_column(String(128))
+    batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class VersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("series_id", "version"),
+        Index("ix_model_versions_stage_series", "stage", "series_id"),
+        # At most one Production version per series, whatever races the writers run.
+        Index(
+            "uq_model_versions_one_production",
+            "series_id",
+            unique=True,
+            postgresql_where=text("stage = 'production'"),
+            sqlite_where=text("stage = 'production'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    series_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16))
+    algorithm: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, float]] = mapped_column(Json)
+    metrics: Mapped[dict[str, float]] = mapped_column(Json, default=dict)
+    reference: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(Json)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("training_jobs.job_id"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RegistryEventRow(Base):
+    """The promotion ledger, which is also the change feed of the inference service."""
+
+    __tablename__ = "registry_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    series_id: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    from_stage: Mapped[str | None] = mapped_column(String(16))
+    to_stage: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(512), default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_series_ts", "series_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    series_id: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[float] = mapped_column(Double)
+    is_anomaly: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(String(1024), default="")
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""HTTP services. Each is an app factory; they never import one another."""

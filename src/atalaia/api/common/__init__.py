@@ -1,0 +1,1 @@
+"""What every HTTP service shares: app assembly, auth, errors, metrics."""

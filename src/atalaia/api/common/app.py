@@ -1,0 +1,102 @@
+"""Assemble a service: lifespan, middleware, error handlers, probes and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from atalaia import __version__
+from atalaia.api.common.errors import install_error_handlers
+from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
+from atalaia.api.common.resources import Resources, open_resources
+from atalaia.logging import configure_logging
+from atalaia.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+# A service's own start-up and shutdown, given the shared resources and the
+# app's metrics registry; it yields what it adds to the request state.
+Part = Callable[
+    [Resources, CollectorRegistry], AbstractAsyncContextManager[dict[str, Any]]
+]
+
+
+def build_app(
+    *,
+    name: str,
+    settings: Settings,
+    routers: Sequence[APIRouter],
+    parts: Sequence[Part] = (),
+    migrate: bool = False,
+) -> FastAPI:
+    """A FastAPI app with every route of `routers` under /api/v1 and the probes at /."""
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    registry = CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        resources = await run_in_threadpool(open_resources, settings, migrate=migrate)
+        try:
+            async with AsyncExitStack() as stack:
+                state: dict[str, Any] = {"resources": resources}
+                for part in parts:
+                    state.update(
+                        await stack.enter_async_context(part(resources, registry))
+                    )
+                yield state
+        finally:
+            resources.close()
+
+    app = FastAPI(
+        title=f"atalaia {name}",
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
+    install_error_handlers(app)
+    app.include_router(probe_router(name, registry))
+    for router in routers:
+        app.include_router(router, prefix=API_PREFIX)
+    return app
+
+
+def probe_router(name: str, registry: CollectorRegistry) -> APIRouter:
+    """/health (liveness), /ready and /healthcheck (readiness), /metrics."""
+    router = APIRouter(tags=["probes"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "service": name, "version": __version__}
+
+    @router.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness with the result of each check."""
+        resources: Resources = request.state.resources
+        checks = {}
+        for check_name, check in resources.ready_checks.items():
+            ok, detail = await run_in_threadpool(check)
+            checks[check_name] = {"ok": ok, "detail": detail}
+        ready = all(c["ok"] for c in checks.values())
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "service": name,
+            "checks": checks,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    router.add_api_route(
+        "/healthcheck", ready, methods=["GET"], include_in_schema=False
+    )
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,108 @@
+"""JWT bearer tokens (HS256) and the role ladder.
+
+viewer < data_scientist < ml_engineer < admin: each may do what those below may.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+
+import jwt
+
+from atalaia.errors import AuthenticationFailed, PermissionDenied
+
+ISSUER = "atalaia"
+_CACHE_LIMIT = 100_000
+
+
+class Role(IntEnum):
+    """Each role may do everything the roles below it may."""
+
+    VIEWER = 1
+    DATA_SCIENTIST = 2
+    ML_ENGINEER = 3
+    ADMIN = 4
+
+    @classmethod
+    def parse(cls, name: str) -> Role:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            known = ", ".join(r.name.lower() for r in cls)
+            raise ValueError(f"unknown role {name!r}; known: {known}") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str
+    role: Role
+
+    def require(self, role: Role) -> None:
+        if self.role < role:
+            raise PermissionDenied(
+                f"{self.subject!r} is {self.role.label}; "
+                f"this needs {role.label} or above"
+            )
+
+
+ANONYMOUS_ADMIN = Principal("anonymous", Role.ADMIN)
+
+
+class Authenticator:
+    """Verifies bearer tokens; a verified token is cached until it expires."""
+
+    def __init__(self, secret: str, *, algorithm: str = "HS256", enabled: bool = True):
+        self.secret = secret
+        self.algorithm = algorithm
+        self.enabled = enabled
+        self._verified: dict[str, tuple[Principal, float]] = {}
+
+    def issue(self, *, subject: str, role: Role, ttl_s: float) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": subject,
+            "role": role.label,
+            "iss": ISSUER,
+            "iat": now,
+            "exp": now + int(ttl_s),
+        }
+        return jwt.encode(claims, self.secret, algorithm=self.algorithm)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of an `Authorization: Bearer …` header value."""
+        if not self.enabled:
+            return ANONYMOUS_ADMIN
+        if not authorization:
+            raise AuthenticationFailed("missing bearer token (Authorization: Bearer …)")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationFailed(
+                "the Authorization header must be 'Bearer <token>'"
+            )
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        return self._verify(token)
+
+    def _verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[self.algorithm],
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "role"]},
+            )
+            principal = Principal(str(claims["sub"]), Role.parse(str(claims["role"])))
+        except (jwt.InvalidTokenError, ValueError) as exc:
+            raise AuthenticationFailed(f"invalid token: {exc}") from None
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[token] = (principal, float(claims["exp"]))
+        return principal

@@ -1,0 +1,48 @@
+"""FastAPI dependencies as Annotated aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from atalaia.api.common.auth import Principal, Role
+from atalaia.api.common.resources import Resources
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_session(resources: ResourcesDep) -> Iterator[Session]:
+    with resources.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require(role: Role) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller and checks their role."""
+
+    def dependency(
+        resources: ResourcesDep,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Principal:
+        principal = resources.authenticator.authenticate(authorization)
+        principal.require(role)
+        return principal
+
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+DataScientist = Annotated[Principal, Depends(require(Role.DATA_SCIENTIST))]
+MlEngineer = Annotated[Principal, Depends(require(Role.ML_ENGINEER))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -1,0 +1,97 @@
+"""The one place that maps atalaia errors to HTTP statuses and JSON bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from atalaia import errors
+
+log = structlog.get_logger()
+
+STATUS: dict[type[errors.AtalaiaError], int] = {
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TrainingRateLimited: 429,
+    errors.NotImplementedYet: 501,
+    errors.AuthenticationFailed: 401,
+    errors.PermissionDenied: 403,
+    errors.DependencyUnavailable: 503,
+}
+
+
+def status_of(exc: errors.AtalaiaError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(exc: errors.AtalaiaError) -> JSONResponse:
+    status = status_of(exc)
+    body: dict[str, Any] = {"error": type(exc).__name__, "detail": exc.detail}
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.InvalidInput):
+        body["rule"] = exc.rule
+    if isinstance(exc, errors.TrainingRateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.AuthenticationFailed):
+        headers["WWW-Authenticate"] = "Bearer"
+    log.info("http.error", status=status, error=body["error"], detail=exc.detail)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+async def _on_atalaia_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.AtalaiaError)
+    return error_response(exc)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_describe(e) for e in exc.errors()]
+    wrapped = errors.InvalidInput("; ".join(problems[:5]), rule="request_schema")
+    return error_response(wrapped)
+
+
+async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.error(
+        "database.unavailable", error=str(exc).splitlines()[0] if str(exc) else ""
+    )
+    return error_response(errors.DependencyUnavailable("database"))
+
+
+async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.info("database.constraint", error=str(exc).splitlines()[0] if str(exc) else "")
+    return error_response(
+        errors.Conflict("a concurrent change conflicts with this request; retry it")
+    )
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("http.unhandled", error=type(exc).__name__, exc_info=exc)
+    return JSONResponse(
+        {"error": "InternalError", "detail": "unexpected error; see the server log"},
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.AtalaiaError, _on_atalaia_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(OperationalError, _on_database_error)
+    app.add_exception_handler(InterfaceError, _on_database_error)
+    app.add_exception_handler(PoolTimeout, _on_database_error)
+    app.add_exception_handler(Exception, _on_unexpected)

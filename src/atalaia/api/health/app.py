@@ -1,0 +1,58 @@
+"""The health service (port 8003): one consolidated status of the platform."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+
+from atalaia.api.common.app import build_app
+from atalaia.api.common.resources import Resources
+from atalaia.api.health.routes import router
+from atalaia.services.health import ServiceProbe
+from atalaia.settings import Settings, load_settings
+
+
+def routers() -> list[APIRouter]:
+    return [router]
+
+
+def health_monitor(
+    *, embedded: tuple[str, ...] = ()
+) -> Callable[
+    [Resources, CollectorRegistry], AbstractAsyncContextManager[dict[str, Any]]
+]:
+    """Probe the services at their configured URLs, except those in this process."""
+
+    @asynccontextmanager
+    async def part(
+        resources: Resources, _registry: CollectorRegistry
+    ) -> AsyncIterator[dict[str, Any]]:
+        s = resources.settings
+        urls = {
+            "training": s.training_url,
+            "inference": s.inference_url,
+            "plot": s.plot_url,
+        }
+        probes = [ServiceProbe(n, u) for n, u in urls.items() if n not in embedded]
+        async with httpx.AsyncClient(timeout=s.health_probe_timeout_s) as client:
+            yield {
+                "http": client,
+                "service_probes": probes,
+                "embedded_services": {
+                    n: {"status": "up", "url": "embedded"} for n in embedded
+                },
+            }
+
+    return part
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    return build_app(
+        name="health", settings=settings, routers=routers(), parts=[health_monitor()]
+    )

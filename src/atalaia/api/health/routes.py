@@ -1,0 +1,28 @@
+"""The consolidated platform status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from atalaia.api.common.resources import Resources
+from atalaia.services.health import consolidate, probe_all
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def platform_health(request: Request) -> JSONResponse:
+    """Every service and dependency with its status; 503 when a service is down."""
+    resources: Resources = request.state.resources
+    services: dict[str, dict[str, Any]] = dict(request.state.embedded_services)
+    services.update(await probe_all(request.state.http, request.state.service_probes))
+    dependencies = {}
+    for name, check in resources.ready_checks.items():
+        ok, detail = await run_in_threadpool(check)
+        dependencies[name] = {"ok": ok, "detail": detail}
+    body = consolidate(services, dependencies)
+    return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200)

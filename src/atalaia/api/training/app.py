@@ -1,0 +1,62 @@
+"""The training service (port 8000): jobs, registry, series data, feedback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CollectorRegistry, Gauge
+
+from atalaia.adapters.db.repositories import JobStore
+from atalaia.adapters.queue import InProcessExecutor
+from atalaia.api.common.app import build_app
+from atalaia.api.common.resources import Resources
+from atalaia.api.training.routes import feedback, models, series, training
+from atalaia.services.training import run_training_job
+from atalaia.settings import Settings, load_settings
+
+
+def routers() -> list[APIRouter]:
+    return [training.router, models.router, series.router, feedback.router]
+
+
+@asynccontextmanager
+async def job_executor(
+    resources: Resources, registry: CollectorRegistry
+) -> AsyncIterator[dict[str, Any]]:
+    """Run training jobs on threads of this process; resume the unfinished ones."""
+    run = partial(
+        run_training_job, sessions=resources.sessions, artifacts=resources.artifacts
+    )
+    executor = InProcessExecutor(run, threads=resources.settings.training_threads)
+    Gauge(
+        "training_queue_depth",
+        "Training jobs waiting for an executor",
+        registry=registry,
+    ).set_function(executor.depth)
+
+    def pending() -> list[str]:
+        with resources.sessions() as session:
+            return JobStore(session).unfinished()
+
+    executor.start(await run_in_threadpool(pending))
+    resources.ready_checks["executor"] = lambda: (executor.alive(), "in-process")
+    try:
+        yield {"job_queue": executor}
+    finally:
+        await run_in_threadpool(executor.stop)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    return build_app(
+        name="training",
+        settings=settings,
+        routers=routers(),
+        parts=[job_executor],
+        migrate=True,
+    )

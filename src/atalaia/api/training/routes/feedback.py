@@ -1,0 +1,48 @@
+"""Feedback labels: was this reading really an anomaly?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from atalaia.adapters.db.repositories import AuditLog, FeedbackStore
+from atalaia.api.common.deps import DataScientist, SessionDep, Viewer
+from atalaia.api.training.schemas import FeedbackBody
+from atalaia.core.series import check_series_id
+
+router = APIRouter(prefix="/feedback", tags=["feedback"])
+
+
+@router.post("/{series_id}", status_code=201)
+def add_feedback(
+    series_id: str, body: FeedbackBody, session: SessionDep, principal: DataScientist
+) -> dict[str, Any]:
+    """Label a reading as a true or a false anomaly."""
+    check_series_id(series_id)
+    feedback_id = FeedbackStore(session).add(
+        series_id=series_id,
+        ts=body.timestamp,
+        is_anomaly=body.is_anomaly,
+        version=body.version,
+        note=body.note,
+        actor=principal.subject,
+    )
+    AuditLog(session).record(
+        actor=principal.subject,
+        action="feedback.added",
+        target=series_id,
+        timestamp=body.timestamp,
+        is_anomaly=body.is_anomaly,
+    )
+    session.commit()
+    return {"id": feedback_id, "series_id": series_id, **body.model_dump()}
+
+
+@router.get("/{series_id}")
+def list_feedback(series_id: str, session: SessionDep, _: Viewer) -> dict[str, Any]:
+    """Labels given for a series, newest reading first."""
+    return {
+        "series_id": series_id,
+        "feedback": FeedbackStore(session).for_series(series_id),
+    }

@@ -1,0 +1,110 @@
+"""Model registry: versions, promotion, rollback, deployment config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from atalaia.adapters.db.repositories import ModelStore
+from atalaia.api.common.deps import MlEngineer, SessionDep, Viewer
+from atalaia.api.training.schemas import (
+    PromoteBody,
+    RollbackBody,
+    StageChangeView,
+    VersionView,
+)
+from atalaia.core.registry import StageChange, Strategy
+from atalaia.errors import VersionNotFound
+from atalaia.services import registry
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+@router.get("")
+def list_models(
+    session: SessionDep,
+    _: Viewer,
+    prefix: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Series with models: version count, latest and production version."""
+    models = ModelStore(session).summaries(prefix=prefix, after=cursor, limit=limit)
+    next_cursor = models[-1]["series_id"] if len(models) == limit else None
+    return {"models": models, "next_cursor": next_cursor}
+
+
+@router.get("/{series_id}/versions", response_model=list[VersionView])
+def list_versions(series_id: str, session: SessionDep, _: Viewer) -> list[VersionView]:
+    """Every version of a series, newest first."""
+    versions = ModelStore(session).versions(series_id)
+    if not versions:
+        raise VersionNotFound(series_id)
+    return [VersionView.of(v) for v in versions]
+
+
+@router.get("/{series_id}/versions/{version}", response_model=VersionView)
+def get_version(
+    series_id: str, version: int, session: SessionDep, _: Viewer
+) -> VersionView:
+    """One version with its parameters, metrics, reference statistics and lineage."""
+    return VersionView.of(ModelStore(session).get(series_id, version))
+
+
+def _changes_view(series_id: str, changes: list[StageChange]) -> dict[str, Any]:
+    return {
+        "series_id": series_id,
+        "changes": [
+            StageChangeView(
+                version=c.version, from_stage=c.from_stage, to_stage=c.to_stage
+            )
+            for c in changes
+        ],
+    }
+
+
+@router.post("/{series_id}/versions/{version}/promote")
+def promote(
+    series_id: str,
+    version: int,
+    body: PromoteBody,
+    session: SessionDep,
+    principal: MlEngineer,
+) -> dict[str, Any]:
+    """Promote a Staging version: direct (canary and shadow come later)."""
+    changes = registry.promote_version(
+        session=session,
+        series_id=series_id,
+        version=version,
+        strategy=Strategy(body.strategy),
+        archive_existing=body.archive_existing,
+        actor=principal.subject,
+        reason=body.reason,
+    )
+    session.commit()
+    return {"strategy": body.strategy, **_changes_view(series_id, changes)}
+
+
+@router.post("/{series_id}/rollback")
+def rollback(
+    series_id: str,
+    session: SessionDep,
+    principal: MlEngineer,
+    body: RollbackBody | None = None,
+) -> dict[str, Any]:
+    """Put back the version that was in production before the current one."""
+    changes = registry.rollback(
+        session=session,
+        series_id=series_id,
+        actor=principal.subject,
+        reason=body.reason if body else "",
+    )
+    session.commit()
+    return _changes_view(series_id, changes)
+
+
+@router.get("/{series_id}/deployment-config")
+def deployment_config(series_id: str, session: SessionDep, _: Viewer) -> dict[str, Any]:
+    """What serves the series now, and the latest stage changes."""
+    return registry.deployment_config(session=session, series_id=series_id)

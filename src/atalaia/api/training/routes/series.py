@@ -1,0 +1,109 @@
+"""Series data: ingest readings, query them, list series."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
+from atalaia.api.common.deps import DataScientist, SessionDep, Viewer
+from atalaia.api.training.schemas import (
+    IngestView,
+    PointsBody,
+    PointsPage,
+    SeriesPage,
+    SeriesView,
+)
+from atalaia.core.series import Readings
+from atalaia.errors import InvalidInput, SeriesNotFound
+from atalaia.services.ingest import append_points
+
+router = APIRouter(prefix="/series", tags=["series"])
+
+MAX_PAGE = 100_000
+
+
+@router.post("/{series_id}/points", response_model=IngestView)
+def ingest(
+    series_id: str, body: PointsBody, session: SessionDep, _: DataScientist
+) -> IngestView:
+    """Store readings; timestamps already stored are ignored (idempotent)."""
+    result = append_points(
+        session=session,
+        series_id=series_id,
+        readings=Readings.of(body.timestamps, body.values),
+    )
+    session.commit()
+    return IngestView(
+        series_id=series_id,
+        received=result.received,
+        inserted=result.inserted,
+        ignored=result.ignored,
+    )
+
+
+@router.get("/{series_id}/points", response_model=PointsPage)
+def query_points(
+    series_id: str,
+    session: SessionDep,
+    _: Viewer,
+    start: float | None = None,
+    end: float | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10_000,
+) -> PointsPage:
+    """Readings with start ≤ timestamp < end, oldest first, a page at a time."""
+    store = ReadingStore(session)
+    if store.get_series(series_id) is None:
+        raise SeriesNotFound(series_id)
+    page = store.window(
+        series_id, start=start, end=end, after=_parse_cursor(cursor), limit=limit + 1
+    )
+    more = len(page) > limit
+    ts, vs = page.timestamps[:limit], page.values[:limit]
+    next_cursor = repr(float(ts[-1])) if more and ts.size else None
+    return PointsPage(
+        series_id=series_id,
+        timestamps=ts.tolist(),
+        values=vs.tolist(),
+        next_cursor=next_cursor,
+    )
+
+
+def _parse_cursor(cursor: str | None) -> float | None:
+    if cursor is None:
+        return None
+    try:
+        return float(cursor)
+    except ValueError:
+        raise InvalidInput(
+            f"cursor {cursor!r} is not one this API gave", rule="cursor"
+        ) from None
+
+
+def _series_view(s: SeriesSummary) -> SeriesView:
+    return SeriesView(
+        series_id=s.series_id,
+        sensor_id=s.sensor_id,
+        axis=s.axis,
+        points=s.n_points,
+        mean=s.mean,
+        std=s.std,
+        first_timestamp=s.first_ts,
+        last_timestamp=s.last_ts,
+    )
+
+
+@router.get("", response_model=SeriesPage)
+def list_series(
+    session: SessionDep,
+    _: Viewer,
+    prefix: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> SeriesPage:
+    """Series with stored readings, by id; pass `next_cursor` back as `cursor`."""
+    series = ReadingStore(session).list_series(prefix=prefix, after=cursor, limit=limit)
+    next_cursor = series[-1].series_id if len(series) == limit else None
+    return SeriesPage(series=[_series_view(s) for s in series], next_cursor=next_cursor)

@@ -1,0 +1,138 @@
+"""Training jobs: submit (one series or a batch), inspect, list, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from atalaia.adapters.db.repositories import JobStore, ReadingStore
+from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.training.schemas import (
+    BatchAccepted,
+    BatchTrainingBody,
+    JobPage,
+    JobView,
+    TrainingBody,
+)
+from atalaia.core.jobs import JobStatus
+from atalaia.core.ports import JobQueue
+from atalaia.core.series import Readings
+from atalaia.services import training
+
+router = APIRouter(prefix="/training", tags=["training"])
+
+
+def get_job_queue(request: Request) -> JobQueue:
+    job_queue: JobQueue = request.state.job_queue
+    return job_queue
+
+
+JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
+
+
+@router.post("/batch", status_code=202, response_model=BatchAccepted)
+def train_batch(
+    body: BatchTrainingBody,
+    session: SessionDep,
+    resources: ResourcesDep,
+    job_queue: JobQueueDep,
+    principal: DataScientist,
+) -> BatchAccepted:
+    """Queue one training job per selected series, from each one's stored window."""
+    submission = training.submit_batch(
+        session=session,
+        artifacts=resources.artifacts,
+        series_ids=_select_series(session, body),
+        algorithm=body.config.algorithm,
+        hyperparameters=body.config.hyperparameters,
+        window_hours=body.window_hours,
+        actor=principal.subject,
+        min_interval_s=resources.settings.training_min_interval_s,
+    )
+    session.commit()
+    for job in submission.accepted:
+        job_queue.dispatch(job.job_id)
+    return BatchAccepted(
+        batch_id=submission.batch_id,
+        accepted=len(submission.accepted),
+        rejected=submission.rejected,
+        jobs=[JobView.of(job) for job in submission.accepted],
+    )
+
+
+def _select_series(session: SessionDep, body: BatchTrainingBody) -> list[str]:
+    if body.series_ids is not None:
+        return body.series_ids
+    store = ReadingStore(session)
+    if body.sensor_id is not None:
+        return store.series_ids(prefix=f"{body.sensor_id}_")
+    return store.series_ids(prefix=body.prefix)
+
+
+@router.post("/{series_id}", status_code=202, response_model=JobView)
+def train(
+    series_id: str,
+    body: TrainingBody,
+    session: SessionDep,
+    resources: ResourcesDep,
+    job_queue: JobQueueDep,
+    principal: DataScientist,
+) -> JobView:
+    """Validate a training request and queue it; the job runs in the background."""
+    readings = None
+    if body.timestamps is not None and body.values is not None:
+        readings = Readings.of(body.timestamps, body.values)
+    request = training.TrainingRequest(
+        series_id=series_id,
+        algorithm=body.config.algorithm,
+        hyperparameters=body.config.hyperparameters,
+        readings=readings,
+        window_hours=body.window_hours,
+    )
+    job = training.submit_training(
+        session=session,
+        artifacts=resources.artifacts,
+        request=request,
+        actor=principal.subject,
+        min_interval_s=resources.settings.training_min_interval_s,
+    )
+    session.commit()
+    job_queue.dispatch(job.job_id)
+    return JobView.of(job)
+
+
+@router.get("/jobs/{job_id}", response_model=JobView)
+def get_job(job_id: str, session: SessionDep, _: Viewer) -> JobView:
+    """One training job."""
+    return JobView.of(JobStore(session).get(job_id))
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    session: SessionDep,
+    _: Viewer,
+    series_id: str | None = None,
+    status: JobStatus | None = None,
+    batch_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JobPage:
+    """Training jobs, newest first; pass `next_cursor` back as `cursor` for more."""
+    jobs = JobStore(session).page(
+        series_id=series_id,
+        status=status,
+        batch_id=batch_id,
+        before=cursor,
+        limit=limit,
+    )
+    next_cursor = jobs[-1].job_id if len(jobs) == limit else None
+    return JobPage(jobs=[JobView.of(job) for job in jobs], next_cursor=next_cursor)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobView)
+def cancel_job(job_id: str, session: SessionDep, principal: DataScientist) -> JobView:
+    """Cancel a queued or running job."""
+    job = training.cancel_job(session=session, job_id=job_id, actor=principal.subject)
+    session.commit()
+    return JobView.of(job)

@@ -1,0 +1,25 @@
+"""The `atalaia` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from atalaia.cli import db, demo, serve, token
+
+app = typer.Typer(
+    name="atalaia",
+    help="Anomaly detection for industrial sensor fleets.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
+app.add_typer(db.app, name="db")
+app.add_typer(token.app, name="token")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""Pure domain core: detectors, validation, registry and job rules. No I/O here."""

@@ -1,0 +1,102 @@
+"""The detector contract and the columnar scoring shared by every location/scale model.
+
+Every detector reduces a series to three numbers (centre, scale, threshold), so the
+whole fleet is scored in one numpy pass over parameter columns, whatever the mix
+of algorithms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from atalaia.errors import InvalidHyperparameters
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """A fitted model: a reading is anomalous when |x − centre| / scale > threshold."""
+
+    center: float
+    scale: float
+    threshold: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"center": self.center, "scale": self.scale, "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, float]) -> ModelParams:
+        return cls(
+            float(data["center"]), float(data["scale"]), float(data["threshold"])
+        )
+
+    def band(self) -> tuple[float, float]:
+        """The normal band [lower, upper] of the readings."""
+        half = self.threshold * self.scale
+        return self.center - half, self.center + half
+
+
+class Detector(Protocol):
+    """Fit one series' values into ModelParams; hyperparameters are validated first."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, float]]
+
+    def fit(
+        self, values: FloatArray, hyperparameters: Mapping[str, float]
+    ) -> ModelParams: ...
+
+
+def score_columns(
+    center: FloatArray, scale: FloatArray, threshold: FloatArray, values: FloatArray
+) -> tuple[FloatArray, BoolArray]:
+    """Score readings against aligned parameter columns in one vectorized pass.
+
+    Returns (anomaly_score, anomaly): the score is the distance from the centre in
+    units of the threshold, so a score above 1 is an anomaly.
+
+    >>> s, a = score_columns(np.array([0.0]), np.array([1.0]), np.array([3.0]),
+    ...                      np.array([6.0]))
+    >>> float(s[0]), bool(a[0])
+    (2.0, True)
+    """
+    score = np.abs(values - center) / (scale * threshold)
+    return score, score > 1.0
+
+
+def check_hyperparameters(
+    algorithm: str, defaults: Mapping[str, float], given: Mapping[str, object]
+) -> dict[str, float]:
+    """Merge `given` over `defaults`; reject unknown names and non-positive numbers."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise InvalidHyperparameters(
+            f"{algorithm} has no hyperparameter {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(defaults))}",
+            rule="hyperparameters_known",
+        )
+    merged = dict(defaults)
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidHyperparameters(
+                f"{algorithm}.{name} must be a number", rule="hyperparameters_numeric"
+            )
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float64
+            number = math.inf
+        if not (math.isfinite(number) and number > 0):
+            raise InvalidHyperparameters(
+                f"{algorithm}.{name} must be a finite number > 0, got {number!r}",
+                rule="hyperparameters_positive",
+            )
+        merged[name] = number
+    return merged

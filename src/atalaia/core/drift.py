@@ -1,0 +1,66 @@
+"""Reference profiles of training data and the data-drift decision.
+
+Data drift compares recent readings with the training data's profile using the
+population stability index (PSI) over the training deciles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from atalaia.core.series import FloatArray
+
+PROFILE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+PSI_DRIFT = 0.2  # the customary "significant shift" level
+MIN_RECENT_POINTS = 100
+_EPS = 1e-4
+
+
+def reference_profile(values: FloatArray) -> dict[str, Any]:
+    """Summary statistics of training data, kept with the model for drift checks."""
+    deciles = np.quantile(values, np.linspace(0.1, 0.9, 9))
+    return {
+        "count": int(values.size),
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
+        "quantiles": {
+            f"p{round(q * 100)}": float(v)
+            for q, v in zip(
+                PROFILE_QUANTILES, np.quantile(values, PROFILE_QUANTILES), strict=True
+            )
+        },
+        "decile_edges": [float(x) for x in deciles],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DataDrift:
+    psi: float
+    mean_shift_sigma: float
+    recent_points: int
+    detected: bool
+
+
+def population_stability(reference: dict[str, Any], recent: FloatArray) -> float:
+    """PSI of `recent` against the reference's ten equal-mass bins."""
+    edges = np.asarray(reference["decile_edges"], dtype=np.float64)
+    counts = np.bincount(np.searchsorted(edges, recent, side="right"), minlength=10)
+    actual = np.maximum(counts / max(recent.size, 1), _EPS)
+    expected = np.full(10, 0.1)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def detect_data_drift(reference: dict[str, Any], recent: FloatArray) -> DataDrift:
+    """Decide whether `recent` readings drifted from the training reference."""
+    if recent.size < MIN_RECENT_POINTS:
+        return DataDrift(0.0, 0.0, int(recent.size), detected=False)
+    psi = population_stability(reference, recent)
+    shift = abs(float(np.mean(recent)) - reference["mean"]) / max(
+        reference["std"], _EPS
+    )
+    return DataDrift(psi, shift, int(recent.size), detected=psi > PSI_DRIFT)

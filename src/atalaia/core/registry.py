@@ -1,0 +1,149 @@
+"""Model registry rules: stages, legal transitions, promotion and rollback plans.
+
+A series has at most one Production version. Versions are numbered 1, 2, 3, ...
+per series in the order their training jobs finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from atalaia.core.detectors import ModelParams
+from atalaia.errors import NothingToRollBack, VersionNotPromotable
+
+
+class Stage(StrEnum):
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+class Strategy(StrEnum):
+    DIRECT = "direct"
+    CANARY = "canary"
+    SHADOW = "shadow"
+
+
+_LEGAL: dict[Stage, frozenset[Stage]] = {
+    Stage.STAGING: frozenset({Stage.PRODUCTION, Stage.ARCHIVED}),
+    # Production → Staging is the "keep it around" demotion of archive_existing=False.
+    Stage.PRODUCTION: frozenset({Stage.ARCHIVED, Stage.STAGING}),
+    # Archived → Production happens only through a rollback.
+    Stage.ARCHIVED: frozenset({Stage.PRODUCTION}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a version came from, enough to reproduce it."""
+
+    job_id: str
+    algorithm: str
+    hyperparameters: dict[str, float]
+    data_start: float
+    data_end: float
+    data_points: int
+    data_hash: str
+    package_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "algorithm": self.algorithm,
+            "hyperparameters": self.hyperparameters,
+            "data_window": {"start": self.data_start, "end": self.data_end},
+            "data_points": self.data_points,
+            "data_hash": self.data_hash,
+            "package_version": self.package_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    series_id: str
+    version: int
+    stage: Stage
+    algorithm: str
+    params: ModelParams
+    lineage: Lineage
+    created_at: datetime
+    metrics: dict[str, float] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """One line of the promotion ledger to be."""
+
+    series_id: str
+    version: int
+    from_stage: Stage | None
+    to_stage: Stage
+
+
+def check_transition(series_id: str, version: int, src: Stage, dst: Stage) -> None:
+    if dst not in _LEGAL[src]:
+        raise VersionNotPromotable(
+            f"{series_id} v{version} cannot move from {src} to {dst}"
+        )
+
+
+def plan_direct_promotion(
+    candidate: ModelVersion, current: ModelVersion | None, *, archive_existing: bool
+) -> list[StageChange]:
+    """Stage changes that make `candidate` the Production version.
+
+    Only a Staging version can be promoted. The current Production version is
+    archived, or sent back to Staging when `archive_existing` is false.
+    """
+    if candidate.stage is not Stage.STAGING:
+        raise VersionNotPromotable(
+            f"{candidate.series_id} v{candidate.version} is {candidate.stage}; "
+            "only a staging version can be promoted"
+        )
+    changes = []
+    if current is not None:
+        retired = Stage.ARCHIVED if archive_existing else Stage.STAGING
+        changes.append(
+            StageChange(current.series_id, current.version, Stage.PRODUCTION, retired)
+        )
+    changes.append(
+        StageChange(
+            candidate.series_id, candidate.version, Stage.STAGING, Stage.PRODUCTION
+        )
+    )
+    return changes
+
+
+def plan_rollback(
+    current: ModelVersion | None,
+    past_production: Sequence[ModelVersion],
+) -> list[StageChange]:
+    """Stage changes that put back the version that was in Production before `current`.
+
+    `past_production` lists versions that were once Production, most recent first.
+    """
+    if current is None:
+        raise NothingToRollBack("no production version to roll back from")
+    series_id = current.series_id
+    for previous in past_production:
+        if (
+            previous.version != current.version
+            and previous.stage is not Stage.PRODUCTION
+        ):
+            return [
+                StageChange(
+                    series_id, current.version, Stage.PRODUCTION, Stage.ARCHIVED
+                ),
+                StageChange(
+                    series_id, previous.version, previous.stage, Stage.PRODUCTION
+                ),
+            ]
+    raise NothingToRollBack(
+        f"{series_id} v{current.version} is the first production version; "
+        "there is nothing to roll back to"
+    )

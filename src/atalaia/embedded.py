@@ -1,0 +1,32 @@
+"""The all-in-one server: every service's routes in one process and one lifespan."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from atalaia.api import health, inference, plot, training
+from atalaia.api.common.app import build_app
+from atalaia.settings import Settings, load_settings
+
+EMBEDDED = ("training", "inference", "plot")
+
+
+def create_embedded_app(settings: Settings | None = None) -> FastAPI:
+    """SQLite by default, local artifacts, in-process executor: all APIs, one port."""
+    settings = settings or load_settings()
+    return build_app(
+        name="embedded",
+        settings=settings,
+        routers=[
+            *training.routers(),
+            *inference.routers(),
+            *plot.routers(),
+            *health.routers(),
+        ],
+        parts=[
+            training.job_executor,
+            inference.model_serving,
+            health.health_monitor(embedded=EMBEDDED),
+        ],
+        migrate=True,
+    )

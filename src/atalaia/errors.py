@@ -1,0 +1,127 @@
+"""The atalaia error family. Domain words only: the HTTP edge maps them to statuses.
+
+AtalaiaError
+├── InvalidInput                 bad request content (422)
+│   ├── InvalidSeries            training / ingest data broke a validation rule
+│   ├── InvalidSeriesId          series id does not match the naming rule
+│   ├── UnknownAlgorithm         no detector of that name
+│   └── InvalidHyperparameters   a detector rejected its hyperparameters
+├── NotFound                     (404)
+│   ├── SeriesNotFound
+│   ├── JobNotFound
+│   └── VersionNotFound
+├── Conflict                     state forbids the request (409)
+│   ├── VersionNotPromotable
+│   ├── NothingToRollBack
+│   └── JobNotCancellable
+├── TrainingRateLimited          one training per series per window (429)
+├── NotImplementedYet            a documented feature not served yet (501)
+├── AuthenticationFailed         missing or bad credentials (401)
+├── PermissionDenied             the principal's role is too low (403)
+└── DependencyUnavailable        a database, cache or queue is down (503)
+"""
+
+from __future__ import annotations
+
+
+class AtalaiaError(Exception):
+    """Root of every error atalaia raises on purpose."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(AtalaiaError):
+    """The request content breaks a rule; `rule` names it."""
+
+    def __init__(self, detail: str, *, rule: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
+
+
+class InvalidSeries(InvalidInput):
+    """Readings break a validation rule (too few points, NaN, constant, ...)."""
+
+
+class InvalidSeriesId(InvalidInput):
+    def __init__(self, series_id: str) -> None:
+        super().__init__(
+            f"series id {series_id[:140]!r} must match [A-Za-z0-9_.:-]{{1,128}}",
+            rule="series_id_format",
+        )
+
+
+class UnknownAlgorithm(InvalidInput):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"unknown algorithm {name!r}; known: {', '.join(known)}",
+            rule="algorithm_known",
+        )
+
+
+class InvalidHyperparameters(InvalidInput):
+    pass
+
+
+class NotFound(AtalaiaError):
+    pass
+
+
+class SeriesNotFound(NotFound):
+    def __init__(self, series_id: str) -> None:
+        super().__init__(f"series {series_id!r} has no data")
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"training job {job_id!r} does not exist")
+
+
+class VersionNotFound(NotFound):
+    def __init__(self, series_id: str, version: int | None = None) -> None:
+        what = f"version {version}" if version is not None else "any model version"
+        super().__init__(f"series {series_id!r} has no {what}")
+
+
+class Conflict(AtalaiaError):
+    pass
+
+
+class VersionNotPromotable(Conflict):
+    pass
+
+
+class NothingToRollBack(Conflict):
+    pass
+
+
+class JobNotCancellable(Conflict):
+    pass
+
+
+class TrainingRateLimited(AtalaiaError):
+    def __init__(self, series_id: str, *, retry_after: int, interval_s: int) -> None:
+        super().__init__(
+            f"series {series_id!r} accepts one training per {interval_s} s; "
+            f"retry in {retry_after} s"
+        )
+        self.retry_after = retry_after
+
+
+class NotImplementedYet(AtalaiaError):
+    pass
+
+
+class AuthenticationFailed(AtalaiaError):
+    pass
+
+
+class PermissionDenied(AtalaiaError):
+    pass
+
+
+class DependencyUnavailable(AtalaiaError):
+    def __init__(self, name: str, detail: str = "") -> None:
+        super().__init__(f"{name} is unavailable" + (f": {detail}" if detail else ""))
+        self.name = name

@@ -1,0 +1,290 @@
+"""Serving: warm loading, the registry change feed, and the fallback chain.
+
+memory (the model table) → database (a series missing from memory) → on-disk
+snapshot (at start, when the registry is unreachable) → z-score on the series'
+history (low confidence) → a conservative default (no anomaly, low confidence).
+Nothing on the scoring path waits for the database while it is known to be down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from sqlalchemy.orm import Session
+
+from atalaia.adapters.db.repositories import ModelStore, ReadingStore, ServedModel
+from atalaia.services.model_table import (
+    ALGORITHMS,
+    ModelRow,
+    ModelTable,
+    Scores,
+    Source,
+    Tier,
+)
+
+log = structlog.get_logger()
+
+# A series found with no model in the database is not looked up again for this long.
+MISS_TTL_S = 60.0
+# The change feed re-reads this much of the ledger's recent past, so an entry whose
+# transaction committed after a later one is not missed.
+FEED_LOOKBACK = timedelta(seconds=5)
+
+_SOURCE_NAMES = {Source.MEMORY: "memory", Source.SNAPSHOT: "snapshot"}
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    series_id: str
+    timestamp: float
+    value: float
+    anomaly: bool
+    anomaly_score: float
+    model_info: dict[str, Any]
+    confidence: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "series_id": self.series_id,
+            "timestamp": self.timestamp,
+            "anomaly": self.anomaly,
+            "anomaly_score": self.anomaly_score,
+            "model_info": self.model_info,
+            "confidence": self.confidence,
+        }
+
+
+def _row(m: ServedModel) -> ModelRow:
+    return ModelRow(m.series_id, m.version, m.algorithm, m.center, m.scale, m.threshold)
+
+
+class Predictor:
+    """Owns the model table and keeps it in step with the registry."""
+
+    def __init__(
+        self,
+        sessions: Callable[[], Session],
+        *,
+        snapshot_path: Path,
+        poll_s: float = 0.25,
+        retry_s: float = 5.0,
+    ) -> None:
+        self.sessions = sessions
+        self.snapshot_path = snapshot_path
+        self.poll_s = poll_s
+        self.retry_s = retry_s
+        self.table = ModelTable()
+        self.loaded_from = "nothing"
+        self.database_ok = False
+        self._cursor = 0
+        self._misses: dict[str, float] = {}
+        self._retry_at = 0.0
+        self._lock = threading.Lock()  # one writer at a time: feed, reloads, misses
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.on_load: Callable[[str, float], None] = lambda _source, _seconds: None
+
+    # -- loading ---------------------------------------------------------------
+
+    def warm_load(self) -> None:
+        """Load every production model; fall back to the snapshot if the DB is down."""
+        try:
+            self.reload_all()
+        except Exception as exc:
+            self._mark_down(exc)
+            if self.snapshot_path.exists():
+                started = time.perf_counter()
+                self.table = ModelTable.load(self.snapshot_path)
+                self.loaded_from = "snapshot"
+                self.on_load("snapshot", time.perf_counter() - started)
+                log.warning("inference.loaded_snapshot", models=len(self.table))
+
+    def reload_all(self) -> None:
+        started = time.perf_counter()
+        with self.sessions() as session:
+            cursor = ModelStore(session).latest_seq()
+            served = ModelStore(session).served_models()
+            ids, means, stds = ReadingStore(session).all_statistics()
+        table = ModelTable()
+        table.set_history(ids, means, stds)
+        table.set_models(map(_row, served), Source.MEMORY)
+        with self._lock:
+            self.table, self._cursor = table, cursor
+            self._misses.clear()
+        self.loaded_from = "database"
+        self.database_ok = True
+        seconds = time.perf_counter() - started
+        self.on_load("database", seconds)
+        log.info("inference.warm_loaded", models=len(table), seconds=round(seconds, 3))
+        self.save_snapshot()
+
+    def reload_series(self, series_ids: Sequence[str]) -> None:
+        """Read each series' production model and history from the database now."""
+        with self.sessions() as session:
+            served = ModelStore(session).served_models(series_ids)
+            stats = [ReadingStore(session).get_series(s) for s in series_ids]
+        history = [s for s in stats if s is not None]
+        with self._lock:
+            for series_id in series_ids:
+                self.table.clear_model(series_id)
+            self.table.set_models(map(_row, served), Source.MEMORY)
+            self.table.set_history(
+                [s.series_id for s in history],
+                np.array([s.mean for s in history]),
+                np.array([s.std for s in history]),
+            )
+
+    def save_snapshot(self) -> None:
+        try:
+            self.table.save(self.snapshot_path)
+        except OSError as exc:
+            log.warning("inference.snapshot_failed", error=str(exc))
+
+    # -- change feed -------------------------------------------------------------
+
+    def start_following(self) -> None:
+        self._thread = threading.Thread(
+            target=self._follow, name="atalaia-feed", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            if not self.database_ok and time.monotonic() < self._retry_at:
+                continue
+            try:
+                self.poll_changes()
+            except Exception as exc:
+                self._mark_down(exc)
+
+    def poll_changes(self) -> int:
+        """Apply the registry changes since the last poll; return how many."""
+        if self.loaded_from != "database":
+            self.reload_all()  # first contact after starting from the snapshot
+            return len(self.table)
+        since = datetime.now(UTC) - FEED_LOOKBACK
+        with self.sessions() as session:
+            cursor, changed = ModelStore(session).changed_since(
+                self._cursor, since=since
+            )
+        if changed:
+            self.reload_series(sorted(changed))
+        self._cursor = cursor
+        if not self.database_ok:
+            log.info("inference.database_back")
+        self.database_ok = True
+        return len(changed)
+
+    def _mark_down(self, exc: Exception) -> None:
+        if self.database_ok or self.loaded_from == "nothing":
+            log.warning("inference.database_down", error=type(exc).__name__)
+        self.database_ok = False
+        self._retry_at = time.monotonic() + self.retry_s
+
+    # -- scoring -------------------------------------------------------------------
+
+    def predict(
+        self, series_ids: Sequence[str], timestamps: np.ndarray, values: np.ndarray
+    ) -> list[Prediction]:
+        rows = self.table.rows_of(series_ids)
+        looked_up = self._fetch_misses(series_ids, rows)
+        if looked_up:
+            rows = self.table.rows_of(series_ids)
+        fetched = {s for s in looked_up if self.table.model_of(s) is not None}
+        scores = self.table.score(rows, values)
+        return self._describe(series_ids, timestamps, values, scores, fetched)
+
+    def _fetch_misses(self, series_ids: Sequence[str], rows: np.ndarray) -> set[str]:
+        """Look up series with no model in memory in the database; returns those read.
+
+        A series is looked up at most once per MISS_TTL_S, and never while the
+        database is known to be down.
+        """
+        cols = self.table.cols
+        missing = rows < 0
+        missing[~missing] = cols.version[rows[~missing]] == 0
+        if not missing.any() or not self.database_ok:
+            return set()
+        now = time.monotonic()
+        wanted = {
+            s
+            for s, m in zip(series_ids, missing, strict=True)
+            if m and self._misses.get(s, 0.0) < now
+        }
+        if not wanted:
+            return set()
+        try:
+            self.reload_series(sorted(wanted))
+        except Exception as exc:
+            self._mark_down(exc)
+            return set()
+        for series_id in wanted:
+            self._misses[series_id] = now + MISS_TTL_S
+        return wanted
+
+    def _describe(
+        self,
+        series_ids: Sequence[str],
+        timestamps: np.ndarray,
+        values: np.ndarray,
+        scores: Scores,
+        fetched: set[str],
+    ) -> list[Prediction]:
+        cols = self.table.cols
+        out = []
+        for i, series_id in enumerate(series_ids):
+            tier, row = int(scores.tier[i]), int(scores.rows[i])
+            if tier == Tier.MODEL:
+                source = (
+                    "database"
+                    if series_id in fetched
+                    else _SOURCE_NAMES[cols.source[row]]
+                )
+                info = {
+                    "version": int(cols.version[row]),
+                    "stage": "production",
+                    "type": ALGORITHMS[cols.algorithm[row]],
+                    "loaded_from": source,
+                }
+                confidence = "high"
+            elif tier == Tier.HISTORY:
+                info = {
+                    "version": None,
+                    "stage": None,
+                    "type": "zscore",
+                    "loaded_from": "history",
+                }
+                confidence = "low"
+            else:
+                info = {
+                    "version": None,
+                    "stage": None,
+                    "type": "default",
+                    "loaded_from": "default",
+                }
+                confidence = "low"
+            out.append(
+                Prediction(
+                    series_id,
+                    float(timestamps[i]),
+                    float(values[i]),
+                    bool(scores.anomaly[i]),
+                    round(float(scores.score[i]), 6),
+                    info,
+                    confidence,
+                )  # fmt: skip
+            )
+        return out

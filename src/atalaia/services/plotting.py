@@ -1,0 +1,359 @@
+"""Plot a series with its model: readings, normal band, anomalies, training window.
+
+`build_plot_data` reads what a plot needs; `render_png`, `render_svg` and
+`to_json` turn it into a response body. Figures use matplotlib's object-oriented
+API on an Agg canvas, never pyplot, so concurrent requests share no figure state.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import matplotlib.dates as mdates
+import numpy as np
+import numpy.typing as npt
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sqlalchemy.orm import Session
+
+from atalaia.adapters.db.repositories import ModelStore, ReadingStore, SeriesSummary
+from atalaia.core.detectors import score_columns
+from atalaia.core.registry import ModelVersion
+from atalaia.core.series import FloatArray, Readings, check_series_id
+from atalaia.errors import InvalidInput, SeriesNotFound
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
+
+MAX_WINDOW_POINTS = 2_000_000
+DEFAULT_WINDOW_S = 7 * 24 * 3600.0
+MAX_DRAWN_POINTS = 5_000
+_RASTERIZE_ABOVE = 5_000  # anomaly markers drawn as an image in SVGs past this count
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PlotQuery:
+    """A plot request; times are epoch seconds, None means the default."""
+
+    series_id: str
+    start: float | None = None
+    end: float | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlotData:
+    """Readings of the window [start, end) scored by `model` (None: no model)."""
+
+    series_id: str
+    start: float
+    end: float
+    readings: Readings
+    model: ModelVersion | None
+    scores: FloatArray | None
+    anomaly: BoolArray
+
+    @property
+    def band(self) -> tuple[float, float] | None:
+        return self.model.params.band() if self.model is not None else None
+
+    @property
+    def training_window(self) -> tuple[float, float] | None:
+        if self.model is None:
+            return None
+        return self.model.lineage.data_start, self.model.lineage.data_end
+
+
+def build_plot_data(
+    session: Session, query: PlotQuery, *, max_points: int = MAX_WINDOW_POINTS
+) -> PlotData:
+    """Read and score the readings of a plot.
+
+    Raises SeriesNotFound, VersionNotFound, or InvalidInput (rules `time_range`
+    and `max_window_points`).
+    """
+    series_id = check_series_id(query.series_id)
+    store = ReadingStore(session)
+    summary = store.get_series(series_id)
+    if summary is None or summary.first_ts is None or summary.last_ts is None:
+        raise SeriesNotFound(series_id)
+    start, end = resolve_window(
+        first_ts=summary.first_ts,
+        last_ts=summary.last_ts,
+        start=query.start,
+        end=query.end,
+    )
+    model = resolve_model(ModelStore(session), series_id, query.version)
+    readings = _fetch(store, summary, start=start, end=end, max_points=max_points)
+    scores, anomaly = _score(model, readings.values)
+    return PlotData(series_id, start, end, readings, model, scores, anomaly)
+
+
+def resolve_window(
+    *, first_ts: float, last_ts: float, start: float | None, end: float | None
+) -> tuple[float, float]:
+    """The window [start, end) to plot.
+
+    A missing end is just after the newest reading; a missing start is
+    DEFAULT_WINDOW_S before end, but not before the oldest reading.
+    """
+    if end is None:
+        end = float(np.nextafter(last_ts, np.inf))
+    if start is None:
+        start = end - DEFAULT_WINDOW_S
+        if first_ts < end:
+            start = max(start, first_ts)
+    if not end > start:
+        raise InvalidInput(
+            f"end ({_iso(end)}) must be after start ({_iso(start)}); "
+            "a missing end means the newest reading",
+            rule="time_range",
+        )
+    return start, end
+
+
+def resolve_model(
+    models: ModelStore, series_id: str, version: int | None
+) -> ModelVersion | None:
+    """The asked version, else the Production one, else the newest, else None."""
+    if version is not None:
+        return models.get(series_id, version)
+    production = models.production(series_id)
+    if production is not None:
+        return production
+    versions = models.versions(series_id)  # newest first
+    return versions[0] if versions else None
+
+
+def _fetch(
+    store: ReadingStore,
+    summary: SeriesSummary,
+    *,
+    start: float,
+    end: float,
+    max_points: int,
+) -> Readings:
+    first, last = summary.first_ts, summary.last_ts
+    covers_all = (
+        first is not None and last is not None and start <= first and end > last
+    )
+    if covers_all and summary.n_points > max_points:
+        raise _too_many(max_points)
+    readings = store.window(
+        summary.series_id, start=start, end=end, limit=max_points + 1
+    )
+    if len(readings) > max_points:
+        raise _too_many(max_points)
+    return readings
+
+
+def _too_many(max_points: int) -> InvalidInput:
+    return InvalidInput(
+        f"the window holds more than {max_points:,} readings; narrow start and end",
+        rule="max_window_points",
+    )
+
+
+def _score(
+    model: ModelVersion | None, values: FloatArray
+) -> tuple[FloatArray | None, BoolArray]:
+    if model is None:
+        return None, np.zeros(values.size, dtype=np.bool_)
+    p = model.params
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero scale scores inf
+        return score_columns(
+            np.array([p.center]), np.array([p.scale]), np.array([p.threshold]), values
+        )
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):  # beyond datetime's years 1–9999
+        return f"{ts:g} s"
+
+
+# --- JSON ------------------------------------------------------------------------
+
+
+def to_json(data: PlotData) -> dict[str, Any]:
+    """The plot as plain JSON-ready data; times in epoch seconds."""
+    ts, vs = data.readings.timestamps, data.readings.values
+    scores = data.scores.tolist() if data.scores is not None else [None] * vs.size
+    flagged = np.flatnonzero(data.anomaly)
+    band, window = data.band, data.training_window
+    return {
+        "series_id": data.series_id,
+        "window": {"start": data.start, "end": data.end},
+        "model": _model_json(data.model),
+        "band": {"lower": band[0], "upper": band[1]} if band else None,
+        "training_window": {"start": window[0], "end": window[1]} if window else None,
+        "points": {
+            "timestamps": ts.tolist(),
+            "values": vs.tolist(),
+            "anomaly": data.anomaly.tolist(),
+            "anomaly_score": scores,
+        },
+        "anomalies": [
+            {
+                "timestamp": ts[i].item(),
+                "value": vs[i].item(),
+                "anomaly_score": scores[i],
+            }
+            for i in flagged
+        ],
+        "summary": {"points": int(vs.size), "anomalies": int(flagged.size)},
+    }
+
+
+def _model_json(model: ModelVersion | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {
+        "version": model.version,
+        "stage": model.stage.value,
+        "algorithm": model.algorithm,
+        **model.params.as_dict(),
+    }
+
+
+# --- figures ---------------------------------------------------------------------
+
+
+def render_png(data: PlotData) -> bytes:
+    return _save(draw_figure(data), "png")
+
+
+def render_svg(data: PlotData) -> bytes:
+    return _save(draw_figure(data), "svg")
+
+
+def _save(figure: Figure, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(
+        buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None
+    )
+    return buffer.getvalue()
+
+
+def draw_figure(data: PlotData) -> Figure:
+    """Readings, normal band, anomalies and training window on one time axis."""
+    figure = Figure(figsize=(12, 5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    _draw_training_window(ax, data)
+    _draw_band(ax, data)
+    _draw_readings(ax, data)
+    _draw_anomalies(ax, data)
+    _style_axes(ax, data)
+    return figure
+
+
+def date_numbers(timestamps: FloatArray) -> FloatArray:
+    """Epoch seconds as matplotlib date numbers (whatever matplotlib's epoch)."""
+    offset = float(mdates.date2num(_UNIX_EPOCH))  # type: ignore[no-untyped-call]
+    return timestamps / 86_400.0 + offset
+
+
+def downsample_indices(
+    values: FloatArray, keep: BoolArray, *, max_points: int = MAX_DRAWN_POINTS
+) -> IntArray:
+    """Sorted indices to draw: the min and max of each bucket, the ends, and `keep`.
+
+    At most `max_points` indices plus the kept ones (for `max_points` ≥ 4); the
+    drawn line keeps every peak and trough of the full series.
+    """
+    n = values.size
+    if n <= max_points:
+        return np.arange(n)
+    size = -(-n // max(1, (max_points - 2) // 2))  # two per bucket, plus the ends
+    buckets = -(-n // size)
+    base = np.arange(buckets) * size
+    lowest = np.full(buckets * size, np.inf)
+    lowest[:n] = values
+    highest = np.full(buckets * size, -np.inf)
+    highest[:n] = values
+    lows = base + lowest.reshape(buckets, size).argmin(axis=1)
+    highs = base + highest.reshape(buckets, size).argmax(axis=1)
+    ends = np.array([0, n - 1])
+    return np.unique(np.concatenate([lows, highs, ends, np.flatnonzero(keep)]))
+
+
+def _draw_training_window(ax: Axes, data: PlotData) -> None:
+    window = data.training_window
+    if window is None:
+        return
+    lo, hi = max(window[0], data.start), min(window[1], data.end)
+    if lo < hi:
+        x0, x1 = date_numbers(np.array([lo, hi]))
+        ax.axvspan(
+            x0, x1, color="0.5", alpha=0.12, lw=0, zorder=0, label="training window"
+        )
+
+
+def _draw_band(ax: Axes, data: PlotData) -> None:
+    if data.model is None:
+        return
+    p = data.model.params
+    lower, upper = p.band()
+    label = f"normal band (center ± {p.threshold:g}·scale)"
+    ax.axhspan(lower, upper, color="tab:green", alpha=0.15, lw=0, zorder=1, label=label)
+    for edge in (lower, upper):
+        ax.axhline(edge, color="tab:green", lw=0.8, alpha=0.6, zorder=1)
+    ax.axhline(p.center, color="tab:green", lw=0.8, ls="--", zorder=1, label="center")
+
+
+def _draw_readings(ax: Axes, data: PlotData) -> None:
+    ts, vs = data.readings.timestamps, data.readings.values
+    if vs.size == 0:
+        ax.text(0.5, 0.5, "no readings in this window", transform=ax.transAxes,
+                ha="center", va="center", color="0.4")  # fmt: skip
+        return
+    drawn = downsample_indices(vs, data.anomaly)
+    label = f"readings ({vs.size:,})"
+    if drawn.size < vs.size:
+        label += ", min/max envelope"
+    ax.plot(date_numbers(ts[drawn]), vs[drawn], color="tab:blue", lw=0.8, zorder=2,
+            label=label)  # fmt: skip
+
+
+def _draw_anomalies(ax: Axes, data: PlotData) -> None:
+    if data.model is None:
+        return
+    flagged = np.flatnonzero(data.anomaly)
+    x = date_numbers(data.readings.timestamps[flagged])
+    ax.scatter(
+        x, data.readings.values[flagged], s=28, color="red", edgecolors="darkred",
+        linewidths=0.6, zorder=3, label=f"anomalies ({flagged.size:,})",
+        rasterized=bool(flagged.size > _RASTERIZE_ABOVE),
+    )  # fmt: skip
+
+
+def _style_axes(ax: Axes, data: PlotData) -> None:
+    ax.set_title(_title(data), loc="left")
+    ax.set_xlim(*date_numbers(np.array([data.start, data.end])))
+    locator = mdates.AutoDateLocator(tz=UTC, maxticks=10)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_formatter(formatter)
+    ax.set_xlabel("time (UTC)")
+    ax.set_ylabel("value")
+    ax.grid(True, color="0.9", lw=0.6)
+    ax.set_axisbelow(True)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+                  frameon=False, fontsize="small")  # fmt: skip
+
+
+def _title(data: PlotData) -> str:
+    model = data.model
+    if model is None:
+        return f"{data.series_id} — no model"
+    return (
+        f"{data.series_id} — v{model.version} ({model.stage.value}, {model.algorithm})"
+    )

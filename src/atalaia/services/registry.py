@@ -1,0 +1,104 @@
+"""Registry use cases: promote, roll back, describe the deployment of a series."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from atalaia.adapters.db.repositories import AuditLog, ModelStore
+from atalaia.core.registry import (
+    Stage,
+    StageChange,
+    Strategy,
+    plan_direct_promotion,
+    plan_rollback,
+)
+from atalaia.errors import NotImplementedYet
+
+
+def promote_version(
+    *,
+    session: Session,
+    series_id: str,
+    version: int,
+    strategy: Strategy,
+    archive_existing: bool,
+    actor: str,
+    reason: str = "",
+) -> list[StageChange]:
+    """Promote a Staging version (caller commits); returns the stage changes made."""
+    models = ModelStore(session)
+    candidate = models.get(series_id, version)
+    if strategy is not Strategy.DIRECT:
+        raise NotImplementedYet(
+            f"the {strategy} strategy is not served yet; use strategy 'direct'"
+        )
+    changes = plan_direct_promotion(
+        candidate, models.production(series_id), archive_existing=archive_existing
+    )
+    _apply(session, changes, actor=actor, action="model.promoted", reason=reason)
+    return changes
+
+
+def rollback(
+    *, session: Session, series_id: str, actor: str, reason: str = ""
+) -> list[StageChange]:
+    """Put the previous Production version back (caller commits)."""
+    models = ModelStore(session)
+    changes = plan_rollback(
+        models.production(series_id), models.past_production(series_id)
+    )
+    _apply(session, changes, actor=actor, action="model.rolled_back", reason=reason)
+    return changes
+
+
+def _apply(
+    session: Session,
+    changes: list[StageChange],
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+) -> None:
+    ModelStore(session).apply(changes, actor=actor, reason=reason or action)
+    target = changes[-1]
+    AuditLog(session).record(
+        actor=actor,
+        action=action,
+        target=f"{target.series_id}/v{target.version}",
+        reason=reason,
+        changes=[
+            {"version": c.version, "from": c.from_stage, "to": c.to_stage}
+            for c in changes
+        ],
+    )
+
+
+def deployment_config(*, session: Session, series_id: str) -> dict[str, Any]:
+    """What serves the series now, and how it got there."""
+    models = ModelStore(session)
+    production = models.production(series_id)
+    staging = [
+        v.version for v in models.versions(series_id) if v.stage is Stage.STAGING
+    ]
+    return {
+        "series_id": series_id,
+        "strategy": Strategy.DIRECT.value,
+        "production_version": production.version if production else None,
+        "production_algorithm": production.algorithm if production else None,
+        "staging_versions": staging,
+        "canary": None,
+        "shadow": None,
+        "history": [
+            {
+                "version": e.version,
+                "from_stage": e.from_stage,
+                "to_stage": e.to_stage,
+                "actor": e.actor,
+                "reason": e.reason,
+                "at": e.at.isoformat(),
+            }
+            for e in models.ledger(series_id)[-20:]
+        ],
+    }

@@ -1,0 +1,93 @@
+"""One settings object for every process, read from `ATALAIA_*` variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration; see the README's table for every variable."""
+
+    model_config = SettingsConfigDict(env_prefix="ATALAIA_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    home: Path = Path(".atalaia")
+    database_url: str = ""
+    artifacts_dir: Path | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    auth_enabled: bool = True
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256"] = "HS256"
+    token_ttl_hours: float = 24 * 365
+
+    training_min_interval_s: int = 300
+    training_threads: int = 1
+    stuck_job_after_s: int = 900
+
+    inference_feed_poll_s: float = 0.25
+    inference_db_retry_s: float = 5.0
+
+    training_url: str = "http://127.0.0.1:8000"
+    inference_url: str = "http://127.0.0.1:8001"
+    plot_url: str = "http://127.0.0.1:8002"
+    health_probe_timeout_s: float = 2.0
+
+    @model_validator(mode="after")
+    def _fill_paths_and_refuse_weak_secrets(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'atalaia.db'}"
+        if self.artifacts_dir is None:
+            self.artifacts_dir = self.home / "artifacts"
+        if self.environment == "production" and self.auth_enabled:
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret) < 32:
+                raise ValueError(
+                    "ATALAIA_JWT_SECRET must be set (≥ 32 characters) in production"
+                )
+        return self
+
+    @property
+    def artifacts_path(self) -> Path:
+        assert self.artifacts_dir is not None  # filled by the validator
+        return self.artifacts_dir
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.home / "inference-snapshot.npz"
+
+    def resolve_jwt_secret(self) -> str:
+        """The configured secret, or in development one kept in `home/jwt-secret`.
+
+        Every process started from the same folder shares that file, so a token
+        made by one is accepted by all.
+        """
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.home / "jwt-secret"
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: of processes starting together, exactly one writes it
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+        for _ in range(100):  # another process may still be writing it
+            if secret := path.read_text().strip():
+                return secret
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} is empty")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; keyword overrides win (for tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,185 @@
+"""The Alembic migrations and the ORM tables agree, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, String, inspect
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+from atalaia.adapters.db.engine import make_engine
+from atalaia.adapters.db.migrate import alembic_config, upgrade_database
+from atalaia.adapters.db.tables import Base, UtcDateTime
+
+APP_TABLES = set(Base.metadata.tables)
+
+# Time zones and JSONB exist only in PostgreSQL's column types.
+postgresql_only = pytest.mark.parametrize(
+    "blank_database_url",
+    [pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+
+
+@pytest.fixture
+def engine(blank_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(blank_database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def differences(
+    connection: Connection, metadata: MetaData = Base.metadata
+) -> list[Any]:
+    """What autogenerate would write to bring the database to `metadata`."""
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+def schema_differences(engine: Engine, metadata: MetaData = Base.metadata) -> list[Any]:
+    with engine.connect() as connection:
+        return differences(connection, metadata)
+
+
+def tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+class TestUpgrade:
+    def test_creates_every_table_at_the_head_revision(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url)
+        assert tables(engine) == APP_TABLES | {"alembic_version"}
+        assert current_revision(engine) == head_revision(blank_database_url)
+
+    def test_matches_the_orm_tables(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url)
+        assert schema_differences(engine) == []
+
+    def test_is_a_no_op_when_already_at_head(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url)
+        upgrade_database(blank_database_url)
+        assert schema_differences(engine) == []
+
+    @postgresql_only
+    def test_stores_timezone_aware_timestamps_and_jsonb(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url)
+        inspector = inspect(engine)
+        aware, jsonb = set(), set()
+        for name in APP_TABLES:
+            for column in inspector.get_columns(name):
+                kind = column["type"]
+                if isinstance(kind, DateTime) and kind.timezone:
+                    aware.add(f"{name}.{column['name']}")
+                if isinstance(kind, JSONB):
+                    jsonb.add(f"{name}.{column['name']}")
+        assert aware == columns_of(UtcDateTime)
+        assert jsonb == columns_of(JSON)
+        assert "training_jobs.created_at" in aware
+        assert "model_versions.params" in jsonb
+
+
+class TestComparison:
+    """The agreement check above is only worth something if it sees real drift."""
+
+    def test_reports_a_table_the_migrations_lack(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url)
+        metadata = copy_of(Base.metadata)
+        metadata.tables["feedback"].to_metadata(metadata, name="feedback_copy")
+        kinds = [diff[0] for diff in flatten(schema_differences(engine, metadata))]
+        assert "add_table" in kinds
+
+    def test_reports_a_changed_column_type(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url)
+        metadata = copy_of(Base.metadata)
+        metadata.tables["training_jobs"].c.status.type = String(32)
+        changed = [
+            (diff[2], diff[3])
+            for diff in flatten(schema_differences(engine, metadata))
+            if diff[0] == "modify_type"
+        ]
+        assert changed == [("training_jobs", "status")]
+
+    @postgresql_only
+    def test_reports_a_lost_time_zone(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        # UtcDateTime wraps DateTime(timezone=True); the comparison sees through it.
+        # SQLite column types carry no time zone, so only PostgreSQL can tell.
+        upgrade_database(blank_database_url)
+        metadata = copy_of(Base.metadata)
+        metadata.tables["registry_events"].c.at.type = DateTime(timezone=False)
+        changed = [
+            (diff[2], diff[3])
+            for diff in flatten(schema_differences(engine, metadata))
+            if diff[0] == "modify_type"
+        ]
+        assert changed == [("registry_events", "at")]
+
+
+class TestDowngrade:
+    def test_removes_every_table_and_upgrades_again(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        config = alembic_config(blank_database_url)
+        upgrade_database(blank_database_url)
+        command.downgrade(config, "base")
+        assert tables(engine) <= {"alembic_version"}
+        assert current_revision(engine) is None
+        upgrade_database(blank_database_url)
+        assert tables(engine) == APP_TABLES | {"alembic_version"}
+        assert schema_differences(engine) == []
+
+
+def columns_of(kind: type[TypeEngine[Any]]) -> set[str]:
+    """`table.column` names of the ORM columns of type `kind`."""
+    return {
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, kind)
+    }
+
+
+def copy_of(metadata: MetaData) -> MetaData:
+    copy = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(copy)
+    return copy
+
+
+def flatten(diffs: list[Any]) -> list[tuple[Any, ...]]:
+    """Column changes come grouped in lists; table changes come alone."""
+    flat: list[tuple[Any, ...]] = []
+    for diff in diffs:
+        flat.extend(diff if isinstance(diff, list) else [diff])
+    return flat

@@ -1,0 +1,343 @@
+"""ModelStore on SQLite and PostgreSQL: versions, stages, ledger and change feed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from atalaia.adapters.db.repositories import JobStore, ModelStore, ServedModel
+from atalaia.core.detectors import ModelParams
+from atalaia.core.jobs import JobStatus, TrainingJob
+from atalaia.core.registry import (
+    Lineage,
+    ModelVersion,
+    Stage,
+    StageChange,
+    plan_direct_promotion,
+    plan_rollback,
+)
+from atalaia.errors import VersionNotFound
+
+SERIES = "sensor_001_radial"
+TRAINED_AT = datetime(2024, 12, 1, 8, 30, 15, 123456, tzinfo=UTC)
+Sessions = sessionmaker[Session]
+
+
+def model_version(
+    number: int, *, series_id: str = SERIES, stage: Stage = Stage.STAGING
+) -> ModelVersion:
+    job_id = f"job-{series_id}-{number}"
+    return ModelVersion(
+        series_id=series_id,
+        version=number,
+        stage=stage,
+        algorithm="robust" if number % 2 else "zscore",
+        params=ModelParams(center=0.3 + number, scale=0.07, threshold=3.5),
+        lineage=Lineage(
+            job_id=job_id,
+            algorithm="robust" if number % 2 else "zscore",
+            hyperparameters={"threshold_sigma": 3.5},
+            data_start=1_733_000_000.0,
+            data_end=1_733_604_740.0,
+            data_points=10_080,
+            data_hash=f"sha256:{number:064x}",
+            package_version="0.1.0",
+        ),
+        created_at=TRAINED_AT + timedelta(hours=number),
+        metrics={"fit_seconds": 0.01, "train_anomaly_rate": 0.002},
+        reference={"mean": 0.3, "decile_edges": [0.1, 0.2]},
+    )
+
+
+def register(sessions: Sessions, *models: ModelVersion, actor: str = "trainer") -> None:
+    """Store each model with the training job it names (the foreign key needs it)."""
+    with sessions() as session:
+        for model in models:
+            JobStore(session).add(
+                TrainingJob(
+                    job_id=model.lineage.job_id,
+                    series_id=model.series_id,
+                    status=JobStatus.SUCCEEDED,
+                    algorithm=model.algorithm,
+                    hyperparameters=model.lineage.hyperparameters,
+                    payload_key=None,
+                    window_hours=168.0,
+                    created_at=model.created_at,
+                    submitted_by=actor,
+                )
+            )
+            session.flush()
+            ModelStore(session).add(model, actor=actor)
+        session.commit()
+
+
+def promote(sessions: Sessions, version: int, *, archive_existing: bool = True) -> None:
+    with sessions() as session:
+        models = ModelStore(session)
+        changes = plan_direct_promotion(
+            models.get(SERIES, version),
+            models.production(SERIES),
+            archive_existing=archive_existing,
+        )
+        models.apply(changes, actor="ml-engineer", reason="promote")
+        session.commit()
+
+
+def roll_back(sessions: Sessions) -> list[StageChange]:
+    with sessions() as session:
+        models = ModelStore(session)
+        changes = plan_rollback(
+            models.production(SERIES), models.past_production(SERIES)
+        )
+        models.apply(changes, actor="ml-engineer", reason="rollback")
+        session.commit()
+    return changes
+
+
+def stages(sessions: Sessions) -> dict[int, Stage]:
+    with sessions() as session:
+        return {v.version: v.stage for v in ModelStore(session).versions(SERIES)}
+
+
+class TestAddAndGet:
+    def test_returns_the_version_as_stored(self, sessions: Sessions) -> None:
+        model = model_version(1)
+        register(sessions, model)
+        with sessions() as session:
+            back = ModelStore(session).get(SERIES, 1)
+        assert back == model
+        assert back.created_at.tzinfo is not None
+
+    def test_finds_a_version_by_its_job(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1), model_version(2))
+        with sessions() as session:
+            models = ModelStore(session)
+            found = models.by_job(f"job-{SERIES}-2")
+            assert models.by_job("no-such-job") is None
+        assert found is not None
+        assert found.version == 2
+
+    def test_raises_for_an_unknown_version(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1))
+        with sessions() as session, pytest.raises(VersionNotFound, match="version 2"):
+            ModelStore(session).get(SERIES, 2)
+
+    def test_lists_versions_newest_first(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1), model_version(2), model_version(3))
+        register(sessions, model_version(1, series_id="other"))
+        with sessions() as session:
+            numbers = [v.version for v in ModelStore(session).versions(SERIES)]
+        assert numbers == [3, 2, 1]
+
+    def test_numbers_the_next_version_per_series(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1), model_version(2))
+        with sessions() as session:
+            models = ModelStore(session)
+            assert models.next_version(SERIES) == 3
+            assert models.next_version("new_series") == 1
+
+    def test_refuses_a_version_number_twice(self, sessions: Sessions) -> None:
+        # Concurrent jobs of a series rely on this to number versions safely.
+        first = model_version(1)
+        register(sessions, first)
+        again = replace(first, lineage=replace(first.lineage, job_id="another-job"))
+        with pytest.raises(IntegrityError):
+            register(sessions, again)
+
+    def test_refuses_a_second_version_of_one_job(self, sessions: Sessions) -> None:
+        first = model_version(1)
+        register(sessions, first)
+        with sessions() as session:
+            ModelStore(session).add(replace(first, version=2), actor="trainer")
+            with pytest.raises(IntegrityError):
+                session.commit()
+
+    def test_logs_the_arrival_in_the_ledger(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1), actor="alice")
+        with sessions() as session:
+            (entry,) = ModelStore(session).ledger(SERIES)
+        assert (entry.version, entry.from_stage, entry.to_stage) == (
+            1,
+            None,
+            Stage.STAGING,
+        )
+        assert entry.actor == "alice"
+        assert entry.reason == f"trained by job job-{SERIES}-1"
+        assert entry.at.tzinfo is not None
+
+
+class TestStages:
+    def test_has_no_production_version_at_first(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1))
+        with sessions() as session:
+            assert ModelStore(session).production(SERIES) is None
+
+    def test_moves_versions_and_logs_each_move(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1), model_version(2))
+        promote(sessions, 1)
+        promote(sessions, 2)
+        assert stages(sessions) == {1: Stage.ARCHIVED, 2: Stage.PRODUCTION}
+        with sessions() as session:
+            ledger = ModelStore(session).ledger(SERIES)
+        moves = [(e.version, e.from_stage, e.to_stage) for e in ledger]
+        assert moves == [
+            (1, None, Stage.STAGING),
+            (2, None, Stage.STAGING),
+            (1, Stage.STAGING, Stage.PRODUCTION),
+            (1, Stage.PRODUCTION, Stage.ARCHIVED),
+            (2, Stage.STAGING, Stage.PRODUCTION),
+        ]
+        assert [e.seq for e in ledger] == sorted(e.seq for e in ledger)
+        assert ledger[-1].actor == "ml-engineer"
+        assert ledger[-1].reason == "promote"
+
+    def test_keeps_the_old_production_in_staging_when_not_archiving(
+        self, sessions: Sessions
+    ) -> None:
+        register(sessions, model_version(1), model_version(2))
+        promote(sessions, 1)
+        promote(sessions, 2, archive_existing=False)
+        assert stages(sessions) == {1: Stage.STAGING, 2: Stage.PRODUCTION}
+
+    def test_lists_past_production_versions_most_recent_first(
+        self, sessions: Sessions
+    ) -> None:
+        register(sessions, model_version(1), model_version(2), model_version(3))
+        promote(sessions, 1)
+        promote(sessions, 3)
+        promote(sessions, 2)
+        with sessions() as session:
+            past = [v.version for v in ModelStore(session).past_production(SERIES)]
+        assert past == [2, 3, 1]
+
+    def test_rolls_back_to_the_previous_production_version(
+        self, sessions: Sessions
+    ) -> None:
+        register(sessions, model_version(1), model_version(2), model_version(3))
+        promote(sessions, 1)
+        promote(sessions, 2)
+        promote(sessions, 3)
+        changes = roll_back(sessions)
+        assert [(c.version, c.to_stage) for c in changes] == [
+            (3, Stage.ARCHIVED),
+            (2, Stage.PRODUCTION),
+        ]
+        assert stages(sessions) == {
+            1: Stage.ARCHIVED,
+            2: Stage.PRODUCTION,
+            3: Stage.ARCHIVED,
+        }
+        with sessions() as session:
+            production = ModelStore(session).production(SERIES)
+        assert production is not None
+        assert production.version == 2
+
+    def test_ignores_other_series_in_the_history(self, sessions: Sessions) -> None:
+        register(sessions, model_version(1), model_version(1, series_id="other"))
+        promote(sessions, 1)
+        with sessions() as session:
+            models = ModelStore(session)
+            models.apply(
+                [StageChange("other", 1, Stage.STAGING, Stage.PRODUCTION)],
+                actor="x",
+                reason="",
+            )
+            session.commit()
+            past = [(v.series_id, v.version) for v in models.past_production(SERIES)]
+        assert past == [(SERIES, 1)]
+
+
+class TestServedModels:
+    @pytest.fixture
+    def fleet(self, sessions: Sessions) -> None:
+        register(
+            sessions,
+            model_version(1),
+            model_version(2),
+            model_version(1, series_id="pump7"),
+            model_version(1, series_id="fan9"),
+        )
+        promote(sessions, 2)
+        with sessions() as session:
+            ModelStore(session).apply(
+                [StageChange("pump7", 1, Stage.STAGING, Stage.PRODUCTION)],
+                actor="x",
+                reason="",
+            )
+            session.commit()
+
+    @pytest.mark.usefixtures("fleet")
+    def test_lists_only_production_versions(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            served = sorted(
+                ModelStore(session).served_models(), key=lambda m: m.series_id
+            )
+        assert served == [
+            ServedModel("pump7", 1, "robust", 1.3, 0.07, 3.5),
+            ServedModel(SERIES, 2, "zscore", 2.3, 0.07, 3.5),
+        ]
+
+    @pytest.mark.usefixtures("fleet")
+    def test_filters_by_series(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            models = ModelStore(session)
+            assert [m.series_id for m in models.served_models(["pump7", "fan9"])] == [
+                "pump7"
+            ]
+            assert models.served_models([]) == []
+
+    @pytest.mark.usefixtures("fleet")
+    def test_summarizes_each_series(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            models = ModelStore(session)
+            summaries = models.summaries()
+            page = models.summaries(after="fan9", limit=1)
+        assert summaries == [
+            {
+                "series_id": "fan9",
+                "versions": 1,
+                "latest_version": 1,
+                "production_version": None,
+            },
+            {
+                "series_id": "pump7",
+                "versions": 1,
+                "latest_version": 1,
+                "production_version": 1,
+            },
+            {
+                "series_id": SERIES,
+                "versions": 2,
+                "latest_version": 2,
+                "production_version": 2,
+            },
+        ]
+        assert [s["series_id"] for s in page] == ["pump7"]
+
+
+class TestChangeFeed:
+    def test_starts_at_zero(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            models = ModelStore(session)
+            assert models.latest_seq() == 0
+            assert models.changed_since(0) == (0, set())
+
+    def test_reports_series_changed_after_a_sequence_number(
+        self, sessions: Sessions
+    ) -> None:
+        register(sessions, model_version(1))
+        with sessions() as session:
+            seen = ModelStore(session).latest_seq()
+        register(sessions, model_version(1, series_id="pump7"))
+        promote(sessions, 1)
+        with sessions() as session:
+            models = ModelStore(session)
+            newest, changed = models.changed_since(seen)
+            assert newest == models.latest_seq()
+            assert models.changed_since(newest) == (newest, set())
+        assert changed == {"pump7", SERIES}
+        assert newest == seen + 2

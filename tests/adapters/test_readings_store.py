@@ -1,0 +1,253 @@
+"""ReadingStore on SQLite and PostgreSQL: idempotent ingest, statistics, queries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from atalaia.adapters.db.repositories import IngestResult, ReadingStore
+from atalaia.core.series import Readings
+from fixtures.readings import EPOCH, STEP_S, sensor_readings
+
+SERIES = "sensor_001_radial"
+Sessions = sessionmaker[Session]
+
+
+def ingest(
+    sessions: Sessions, readings: Readings, series_id: str = SERIES
+) -> IngestResult:
+    with sessions() as session:
+        result = ReadingStore(session).append(series_id, readings)
+        session.commit()
+    return result
+
+
+def stored(sessions: Sessions, series_id: str = SERIES) -> Readings:
+    with sessions() as session:
+        return ReadingStore(session).window(series_id)
+
+
+def part(readings: Readings, start: int, stop: int) -> Readings:
+    return Readings(readings.timestamps[start:stop], readings.values[start:stop])
+
+
+class TestAppend:
+    def test_stores_every_new_reading(self, sessions: Sessions) -> None:
+        week = sensor_readings()
+        assert ingest(sessions, week) == IngestResult(received=10_080, inserted=10_080)
+        back = stored(sessions)
+        np.testing.assert_array_equal(back.timestamps, week.timestamps)
+        np.testing.assert_array_equal(back.values, week.values)
+
+    def test_inserts_nothing_when_the_same_points_come_again(
+        self, sessions: Sessions
+    ) -> None:
+        week = sensor_readings()
+        ingest(sessions, week)
+        again = ingest(sessions, week)
+        assert (again.inserted, again.ignored) == (0, 10_080)
+        assert len(stored(sessions)) == 10_080
+
+    def test_inserts_only_the_new_points_of_an_overlapping_batch(
+        self, sessions: Sessions
+    ) -> None:
+        week = sensor_readings()
+        ingest(sessions, part(week, 0, 6_000))
+        result = ingest(sessions, part(week, 4_000, 10_080))
+        assert result == IngestResult(received=6_080, inserted=4_080)
+        np.testing.assert_array_equal(stored(sessions).values, week.values)
+
+    def test_keeps_the_first_value_of_a_timestamp(self, sessions: Sessions) -> None:
+        ingest(sessions, Readings.of([EPOCH, EPOCH + 60], [1.0, 2.0]))
+        result = ingest(sessions, Readings.of([EPOCH + 60, EPOCH + 120], [9.0, 3.0]))
+        assert result.inserted == 1
+        assert stored(sessions).values.tolist() == [1.0, 2.0, 3.0]
+
+    def test_ignores_known_points_within_one_transaction(
+        self, sessions: Sessions
+    ) -> None:
+        week = sensor_readings()
+        with sessions() as session:
+            store = ReadingStore(session)
+            assert store.append(SERIES, part(week, 0, 100)).inserted == 100
+            assert store.append(SERIES, part(week, 50, 150)).inserted == 50
+            session.commit()
+        assert len(stored(sessions)) == 150
+
+    def test_round_trips_floats_exactly(self, sessions: Sessions) -> None:
+        readings = Readings.of(
+            [EPOCH + 0.001, EPOCH + 1 / 3, EPOCH + 2.5e-7 + 1],
+            [np.pi, -1e-300, 123456789.123456789],
+        )
+        ingest(sessions, readings)
+        back = stored(sessions)
+        np.testing.assert_array_equal(back.timestamps, readings.timestamps)
+        np.testing.assert_array_equal(back.values, readings.values)
+        assert ingest(sessions, readings).inserted == 0
+
+    def test_accepts_an_empty_batch_without_registering_the_series(
+        self, sessions: Sessions
+    ) -> None:
+        assert ingest(sessions, Readings.of([], [])) == IngestResult(0, 0)
+        with sessions() as session:
+            store = ReadingStore(session)
+            assert store.get_series(SERIES) is None
+            assert store.list_series() == []
+            assert len(store.window(SERIES)) == 0
+
+    def test_keeps_series_apart(self, sessions: Sessions) -> None:
+        readings = sensor_readings(100)
+        ingest(sessions, readings, "sensor_001_radial")
+        assert ingest(sessions, readings, "sensor_001_axial").inserted == 100
+        assert len(stored(sessions, "sensor_001_axial")) == 100
+
+
+class TestSeriesStatistics:
+    def test_names_sensor_and_axis(self, sessions: Sessions) -> None:
+        ingest(sessions, sensor_readings(10))
+        with sessions() as session:
+            summary = ReadingStore(session).get_series(SERIES)
+        assert summary is not None
+        assert (summary.sensor_id, summary.axis) == ("sensor_001", "radial")
+
+    def test_equal_numpy_over_every_stored_value(self, sessions: Sessions) -> None:
+        week = sensor_readings(seed=11, spikes=[5, 500, 9_000])
+        rng = np.random.default_rng(11)
+        # Overlapping batches in random order: known points must not count twice.
+        for start in rng.permutation(np.arange(0, 10_080, 700)):
+            ingest(sessions, part(week, int(start), int(start) + 1_000))
+        values = stored(sessions).values
+        assert values.size == 10_080
+        with sessions() as session:
+            summary = ReadingStore(session).get_series(SERIES)
+        assert summary is not None
+        assert summary.n_points == values.size
+        assert summary.mean == pytest.approx(float(np.mean(values)), rel=1e-12)
+        assert summary.std == pytest.approx(float(np.std(values)), rel=1e-9)
+        assert (summary.first_ts, summary.last_ts) == (
+            float(week.timestamps[0]),
+            float(week.timestamps[-1]),
+        )
+
+    def test_are_listed_for_every_series(self, sessions: Sessions) -> None:
+        a, b = sensor_readings(500, seed=1), sensor_readings(800, seed=2)
+        ingest(sessions, a, "s_a")
+        ingest(sessions, b, "s_b")
+        with sessions() as session:
+            ids, means, stds = ReadingStore(session).all_statistics()
+        by_id = dict(
+            zip(ids, zip(means.tolist(), stds.tolist(), strict=True), strict=True)
+        )
+        assert by_id["s_a"] == pytest.approx((np.mean(a.values), np.std(a.values)))
+        assert by_id["s_b"] == pytest.approx((np.mean(b.values), np.std(b.values)))
+
+    def test_are_empty_without_series(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            ids, means, stds = ReadingStore(session).all_statistics()
+            assert ReadingStore(session).get_series(SERIES) is None
+        assert (ids, means.size, stds.size) == ([], 0, 0)
+
+
+class TestWindow:
+    def test_includes_start_and_excludes_end(self, sessions: Sessions) -> None:
+        ingest(sessions, sensor_readings(100))
+        start, end = EPOCH + 10 * STEP_S, EPOCH + 20 * STEP_S
+        with sessions() as session:
+            window = ReadingStore(session).window(SERIES, start=start, end=end)
+        assert window.timestamps[0] == start
+        assert window.timestamps[-1] == end - STEP_S
+        assert len(window) == 10
+
+    def test_returns_the_oldest_first_up_to_the_limit(self, sessions: Sessions) -> None:
+        readings = sensor_readings(100)
+        ingest(sessions, part(readings, 50, 100))
+        ingest(sessions, part(readings, 0, 50))
+        with sessions() as session:
+            window = ReadingStore(session).window(SERIES, limit=7)
+        np.testing.assert_array_equal(window.timestamps, readings.timestamps[:7])
+
+    def test_is_empty_for_an_unknown_series(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            window = ReadingStore(session).window("nobody", start=0.0, end=EPOCH * 2)
+        assert len(window) == 0
+        assert window.timestamps.dtype == np.float64
+
+
+class TestLastHours:
+    def test_returns_the_hours_before_the_newest_reading(
+        self, sessions: Sessions
+    ) -> None:
+        week = sensor_readings()
+        ingest(sessions, week)
+        with sessions() as session:
+            store = ReadingStore(session)
+            last = store.last_hours(SERIES, 2.0)
+            count = store.count_last_hours(SERIES, 2.0)
+        # both ends included: 2 h of minute readings plus the newest
+        assert len(last) == count == 121
+        assert last.timestamps[-1] == week.timestamps[-1]
+        assert last.timestamps[0] == week.timestamps[-1] - 2 * 3600
+
+    def test_covers_everything_when_the_window_is_longer(
+        self, sessions: Sessions
+    ) -> None:
+        ingest(sessions, sensor_readings(300))
+        with sessions() as session:
+            store = ReadingStore(session)
+            assert len(store.last_hours(SERIES, 168)) == 300
+            assert store.count_last_hours(SERIES, 168) == 300
+
+    def test_is_empty_for_an_unknown_series(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            store = ReadingStore(session)
+            assert len(store.last_hours("nobody", 24)) == 0
+            assert store.count_last_hours("nobody", 24) == 0
+
+
+AXIS_SERIES = [f"sensor_{n:03d}_{axis}" for n in (1, 2) for axis in ("axial", "radial")]
+# `_` is a LIKE wildcard: a prefix `sensor_` must not match `sensorX`.
+FLEET = sorted([*AXIS_SERIES, "sensorX001_radial"])
+
+
+@pytest.fixture
+def fleet(sessions: Sessions) -> None:
+    for series_id in reversed(FLEET):
+        ingest(sessions, sensor_readings(5), series_id)
+
+
+@pytest.mark.usefixtures("fleet")
+class TestListSeries:
+    def test_pages_through_every_series_in_id_order(self, sessions: Sessions) -> None:
+        seen: list[str] = []
+        pages = 0
+        after: str | None = None
+        with sessions() as session:
+            while page := ReadingStore(session).list_series(after=after, limit=2):
+                seen += [s.series_id for s in page]
+                after = page[-1].series_id
+                pages += 1
+        assert seen == FLEET
+        assert pages == 3
+
+    def test_filters_by_a_literal_prefix(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            store = ReadingStore(session)
+            listed = [s.series_id for s in store.list_series(prefix="sensor_")]
+            ids = store.series_ids(prefix="sensor_002")
+        assert listed == AXIS_SERIES
+        assert ids == ["sensor_002_axial", "sensor_002_radial"]
+
+    def test_combines_prefix_and_cursor(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            page = ReadingStore(session).list_series(
+                prefix="sensor_", after="sensor_001_radial", limit=10
+            )
+        assert [s.series_id for s in page] == AXIS_SERIES[2:]
+
+    def test_summarizes_each_series(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            (summary,) = ReadingStore(session).list_series(prefix="sensorX")
+        assert summary.n_points == 5
+        assert summary.first_ts == EPOCH
+        assert summary.last_ts == EPOCH + 4 * STEP_S

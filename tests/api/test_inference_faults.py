@@ -1,0 +1,117 @@
+"""The inference service keeps answering when its database goes away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from atalaia.api import inference, training
+from atalaia.api.common.auth import Role
+from atalaia.settings import Settings
+from fixtures.api import SettingsFactory, bearer, promote, train, wait_for
+from fixtures.db import truncate_tables
+from fixtures.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.postgres
+
+SERIES = "sensor_004_tangential"
+
+
+@pytest.fixture
+def proxy(postgres_database: str) -> Iterator[TcpProxy]:
+    truncate_tables(postgres_database)
+    url = make_url(postgres_database)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as tcp_proxy:
+        yield tcp_proxy
+
+
+@pytest.fixture
+def settings_pair(
+    postgres_database: str, proxy: TcpProxy, make_settings: SettingsFactory
+) -> tuple[Settings, Settings]:
+    """(training on PostgreSQL directly, inference through the proxy)."""
+    proxied = make_url(postgres_database).set(host="127.0.0.1", port=proxy.port)
+    return (
+        make_settings(postgres_database, training_min_interval_s=0),
+        make_settings(
+            proxied.render_as_string(hide_password=False), inference_db_retry_s=0.2
+        ),
+    )
+
+
+def _predict(client: TestClient, settings: Settings, series_id: str) -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/predict/{series_id}",
+        json={"timestamp": 1_733_700_000, "value": 0.3},
+        headers=bearer(settings, Role.VIEWER),
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _serves(client: TestClient, settings: Settings, version: int) -> None:
+    wait_for(
+        lambda: (
+            _predict(client, settings, SERIES)["model_info"]["version"] == version
+            or None
+        )
+    )
+
+
+class TestDatabaseCut:
+    def test_predictions_continue_from_memory_and_resume_following(
+        self, proxy: TcpProxy, settings_pair: tuple[Settings, Settings]
+    ) -> None:
+        train_settings, infer_settings = settings_pair
+        admin = bearer(train_settings, Role.ADMIN)
+        with (
+            TestClient(training.create_app(train_settings)) as trainer,
+            TestClient(inference.create_app(infer_settings)) as predictor,
+        ):
+            train(trainer, SERIES, admin, seed=1)
+            promote(trainer, SERIES, 1, admin)
+            _serves(predictor, infer_settings, 1)
+
+            proxy.cut()
+            answers = [_predict(predictor, infer_settings, SERIES) for _ in range(50)]
+            unknown = _predict(predictor, infer_settings, "never_seen_series")
+            ready = predictor.get("/ready")
+
+            assert {a["model_info"]["version"] for a in answers} == {1}
+            assert {a["model_info"]["loaded_from"] for a in answers} == {"memory"}
+            assert unknown["confidence"] == "low"
+            assert ready.status_code == 200
+            assert "down" in ready.json()["checks"]["database"]["detail"]
+
+            train(trainer, SERIES, admin, seed=2)
+            promote(trainer, SERIES, 2, admin)
+            proxy.restore()
+            _serves(predictor, infer_settings, 2)
+
+    def test_starts_from_the_snapshot_when_the_database_is_down(
+        self, proxy: TcpProxy, settings_pair: tuple[Settings, Settings]
+    ) -> None:
+        train_settings, infer_settings = settings_pair
+        admin = bearer(train_settings, Role.ADMIN)
+        with (
+            TestClient(training.create_app(train_settings)) as trainer,
+            TestClient(inference.create_app(infer_settings)) as predictor,
+        ):
+            train(trainer, SERIES, admin)
+            promote(trainer, SERIES, 1, admin)
+            _serves(predictor, infer_settings, 1)
+        proxy.cut()
+
+        with TestClient(inference.create_app(infer_settings)) as restarted:
+            body = _predict(restarted, infer_settings, SERIES)
+            readiness = restarted.get("/api/v1/readiness").json()
+
+        assert body["model_info"]["version"] == 1
+        assert body["model_info"]["loaded_from"] == "snapshot"
+        assert readiness["loaded_from"] == "snapshot"
+        assert readiness["database"] == "down"

@@ -1,0 +1,175 @@
+"""Inference API: answers, fallback chain, change feed, validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from atalaia.embedded import create_embedded_app
+from fixtures.api import Headers, SettingsFactory, inline_body, promote, train, wait_for
+
+SERIES = "sensor_003_radial"
+
+
+@pytest.fixture
+def client(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[TestClient]:
+    settings = make_settings(f"sqlite:///{tmp_path}/a.db", training_min_interval_s=0)
+    with TestClient(create_embedded_app(settings)) as test_client:
+        yield test_client
+
+
+def predict(
+    client: TestClient, headers: Headers, value: float, series_id: str = SERIES
+) -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/predict/{series_id}",
+        json={"timestamp": 1_733_700_000, "value": value},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def serving(client: TestClient, headers: Headers, version: int) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        body = predict(client, headers, 0.3)
+        return body if body["model_info"]["version"] == version else None
+
+    return wait_for(probe)
+
+
+class TestFallbackChain:
+    def test_unknown_series_gets_a_low_confidence_default(
+        self, client: TestClient, viewer: Headers
+    ) -> None:
+        body = predict(client, viewer, 1e9, series_id="never_seen")
+
+        assert body["anomaly"] is False
+        assert body["confidence"] == "low"
+        assert body["model_info"]["loaded_from"] == "default"
+
+    def test_series_with_history_but_no_model_uses_its_statistics(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points", json=inline_body(), headers=admin
+        )
+
+        body = predict(client, admin, 1e6)
+
+        assert body["anomaly"] is True
+        assert body["confidence"] == "low"
+        assert body["model_info"]["loaded_from"] == "history"
+
+    def test_production_model_answers_with_high_confidence(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        train(client, SERIES, admin)
+        promote(client, SERIES, 1, admin)
+
+        serving(client, admin, 1)
+        body = predict(client, admin, 0.3)
+
+        assert body["confidence"] == "high"
+        assert body["model_info"] == {
+            "version": 1,
+            "stage": "production",
+            "type": "zscore",
+            "loaded_from": "memory",
+        }
+        assert body["anomaly"] is False
+        assert predict(client, admin, 50.0)["anomaly"] is True
+
+
+class TestChangeFeed:
+    def test_promotion_and_rollback_reach_the_served_table(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        train(client, SERIES, admin, seed=1)
+        train(client, SERIES, admin, seed=2)
+        promote(client, SERIES, 1, admin)
+        serving(client, admin, 1)
+
+        promote(client, SERIES, 2, admin)
+        serving(client, admin, 2)
+        client.post(f"/api/v1/models/{SERIES}/rollback", headers=admin)
+
+        assert serving(client, admin, 1)["model_info"]["version"] == 1
+
+    def test_admin_reload_serves_a_promotion_at_once(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        train(client, SERIES, admin)
+        promote(client, SERIES, 1, admin)
+
+        response = client.post(f"/api/v1/admin/reload/{SERIES}", headers=admin)
+
+        assert response.json() == {"series_id": SERIES, "version": 1}
+        assert predict(client, admin, 0.3)["model_info"]["version"] == 1
+
+
+class TestBatch:
+    def test_scores_many_series_in_request_order(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        train(client, SERIES, admin)
+        promote(client, SERIES, 1, admin)
+        serving(client, admin, 1)
+        points = [
+            {"series_id": SERIES, "timestamp": 1.0, "value": 0.3},
+            {"series_id": "other", "timestamp": 2.0, "value": 0.3},
+            {"series_id": SERIES, "timestamp": 3.0, "value": 99.0},
+        ]
+
+        body = client.post(
+            "/api/v1/predict/batch", json={"points": points}, headers=admin
+        ).json()
+
+        assert body["count"] == 3
+        assert body["anomalies"] == 1
+        assert [r["timestamp"] for r in body["results"]] == [1.0, 2.0, 3.0]
+        assert [r["confidence"] for r in body["results"]] == ["high", "low", "high"]
+
+    def test_empty_batch_is_422(self, client: TestClient, viewer: Headers) -> None:
+        response = client.post(
+            "/api/v1/predict/batch", json={"points": []}, headers=viewer
+        )
+
+        assert response.status_code == 422
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        "body",
+        [
+            '{"timestamp": 1, "value": NaN}',
+            '{"timestamp": 1, "value": Infinity}',
+            '{"timestamp": 1}',
+            '{"timestamp": 1, "value": "high"}',
+            "[]",
+        ],
+    )
+    def test_bad_reading_is_422(
+        self, client: TestClient, viewer: Headers, body: str
+    ) -> None:
+        response = client.post(
+            f"/api/v1/predict/{SERIES}",
+            content=body,
+            headers=viewer | {"content-type": "application/json"},
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "request_schema"
+
+    def test_bad_series_id_is_422(self, client: TestClient, viewer: Headers) -> None:
+        response = client.post(
+            "/api/v1/predict/a%20b", json={"timestamp": 1, "value": 1}, headers=viewer
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "series_id_format"

@@ -1,0 +1,258 @@
+"""Training API: validation rules, the per-series limit, jobs and their lifecycle."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fixtures.api import Headers, finished_job, inline_body, train
+
+SERIES = "sensor_001_radial"
+
+
+def _broken(rule: str) -> dict[str, Any]:
+    body = inline_body()
+    ts, vs = body["timestamps"], body["values"]
+    if rule == "min_points":
+        return inline_body(n=9_999)
+    if rule == "max_points":
+        return inline_body(n=100_001)
+    if rule == "equal_lengths":
+        vs.pop()
+    elif rule == "strictly_increasing":
+        ts[10], ts[11] = ts[11], ts[10]
+    elif rule == "no_duplicates":
+        ts[11] = ts[10]
+    elif rule == "finite_values":
+        vs[5], vs[7] = math.nan, math.inf
+    elif rule == "non_constant":
+        body["values"] = [0.5] * len(vs)
+    return body
+
+
+class TestTrainingValidation:
+    @pytest.mark.parametrize(
+        "rule",
+        [
+            "min_points",
+            "max_points",
+            "equal_lengths",
+            "strictly_increasing",
+            "no_duplicates",
+            "finite_values",
+            "non_constant",
+        ],
+    )
+    def test_rejects_each_broken_rule_and_stores_nothing(
+        self, client: TestClient, scientist: Headers, rule: str
+    ) -> None:
+        # Python's json writes NaN as the bare literal that some clients send.
+        response = client.post(
+            f"/api/v1/training/{SERIES}",
+            content=json.dumps(_broken(rule)),
+            headers=scientist | {"content-type": "application/json"},
+        )
+
+        assert response.status_code == 422
+        assert response.json()["error"] == "InvalidSeries"
+        assert response.json()["rule"] == rule
+        assert (
+            client.get("/api/v1/training/jobs", headers=scientist).json()["jobs"] == []
+        )
+        assert client.get("/api/v1/series", headers=scientist).json()["series"] == []
+
+    def test_rejects_a_bad_series_id(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            "/api/v1/training/bad%20id", json=inline_body(), headers=scientist
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "series_id_format"
+
+    def test_rejects_an_unknown_algorithm(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = inline_body(algorithm="prophet")
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json=body, headers=scientist
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "algorithm_known"
+
+    def test_rejects_a_negative_threshold(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = inline_body(algorithm="zscore", hyperparameters={"threshold_sigma": -1})
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json=body, headers=scientist
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "hyperparameters_positive"
+
+    def test_rejects_a_window_without_enough_stored_points(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json={"window_hours": 168}, headers=scientist
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "min_points"
+
+    def test_rejects_both_data_sources(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = inline_body() | {"window_hours": 24}
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json=body, headers=scientist
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "request_schema"
+
+    def test_rejects_malformed_json(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            f"/api/v1/training/{SERIES}",
+            content=b"{not json",
+            headers=scientist | {"content-type": "application/json"},
+        )
+
+        assert response.status_code == 422
+
+
+class TestTrainingJobs:
+    def test_accepts_then_registers_version_one_in_staging(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json=inline_body(), headers=scientist
+        )
+
+        assert response.status_code == 202
+        assert response.json()["status"] == "queued"
+        job = finished_job(client, response.json()["job_id"], scientist)
+        assert job["status"] == "succeeded"
+        assert job["model_version"] == 1
+        version = client.get(
+            f"/api/v1/models/{SERIES}/versions/1", headers=scientist
+        ).json()
+        assert version["stage"] == "staging"
+        assert version["lineage"]["job_id"] == job["job_id"]
+        assert version["lineage"]["data_points"] == 10_080
+        assert version["lineage"]["data_hash"].startswith("sha256:")
+        assert version["reference"]["count"] == 10_080
+
+    def test_limits_one_training_per_series_per_interval(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        train(client, SERIES, scientist)
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json=inline_body(), headers=scientist
+        )
+
+        assert response.status_code == 429
+        assert 0 < int(response.headers["Retry-After"]) <= 300
+        assert response.json()["error"] == "TrainingRateLimited"
+
+    def test_trains_from_the_stored_window(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = inline_body()
+        client.post(f"/api/v1/series/{SERIES}/points", json=body, headers=scientist)
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json={"window_hours": 168}, headers=scientist
+        )
+
+        job = finished_job(client, response.json()["job_id"], scientist)
+        assert job["status"] == "succeeded", job
+        assert job["source"] == {"kind": "stored", "window_hours": 168.0}
+
+    def test_unknown_job_is_404(self, client: TestClient, viewer: Headers) -> None:
+        response = client.get("/api/v1/training/jobs/nope", headers=viewer)
+
+        assert response.status_code == 404
+        assert response.json()["error"] == "JobNotFound"
+
+    def test_cancelling_a_finished_job_is_409(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        job = train(client, SERIES, scientist)
+
+        response = client.delete(
+            f"/api/v1/training/jobs/{job['job_id']}", headers=scientist
+        )
+
+        assert response.status_code == 409
+
+    def test_lists_jobs_a_page_at_a_time(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        for i in range(3):
+            train(client, f"sensor_00{i}_axial", scientist, seed=i)
+
+        first = client.get("/api/v1/training/jobs?limit=2", headers=scientist).json()
+        rest = client.get(
+            f"/api/v1/training/jobs?limit=2&cursor={first['next_cursor']}",
+            headers=scientist,
+        ).json()
+
+        ids = [j["series_id"] for j in first["jobs"] + rest["jobs"]]
+        assert sorted(ids) == [
+            "sensor_000_axial",
+            "sensor_001_axial",
+            "sensor_002_axial",
+        ]
+        assert rest["next_cursor"] is None
+
+
+class TestBatchTraining:
+    def test_queues_every_series_of_a_sensor(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        for axis in ("radial", "axial"):
+            client.post(
+                f"/api/v1/series/sensor_009_{axis}/points",
+                json=inline_body(),
+                headers=scientist,
+            )
+
+        response = client.post(
+            "/api/v1/training/batch",
+            json={"sensor_id": "sensor_009", "window_hours": 168},
+            headers=scientist,
+        )
+
+        assert response.status_code == 202
+        body = response.json()
+        assert body["accepted"] == 2
+        for job in body["jobs"]:
+            assert (
+                finished_job(client, job["job_id"], scientist)["status"] == "succeeded"
+            )
+
+    def test_reports_series_it_cannot_train(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            "/api/v1/training/batch",
+            json={"series_ids": ["empty_series"]},
+            headers=scientist,
+        )
+
+        assert response.json()["accepted"] == 0
+        assert response.json()["rejected"][0]["error"] == "InvalidSeries"

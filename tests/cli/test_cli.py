@@ -1,0 +1,94 @@
+"""The `atalaia` command line, run in-process with Typer's runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+from typer.testing import CliRunner
+
+from atalaia.api.common.auth import Role
+from atalaia.api.common.resources import authenticator_for
+from atalaia.cli import app
+from atalaia.cli.serve import ServiceRole, create_role_app, ensure_admin_token
+from atalaia.settings import Settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "ATALAIA_HOME": str(tmp_path / "home"),
+        "ATALAIA_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+    }
+
+
+class TestToken:
+    def test_creates_a_token_the_services_accept(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        result = runner.invoke(
+            app,
+            ["token", "create", "--role", "ml_engineer", "--subject", "ana"],
+            env=env,
+        )
+
+        assert result.exit_code == 0, result.output
+        settings = Settings(home=tmp_path / "home")
+        principal = authenticator_for(settings).authenticate(
+            f"Bearer {result.output.strip()}"
+        )
+        assert (principal.subject, principal.role) == ("ana", Role.ML_ENGINEER)
+
+    def test_refuses_an_unknown_role(self, env: dict[str, str]) -> None:
+        result = runner.invoke(
+            app, ["token", "create", "--role", "root", "--subject", "x"], env=env
+        )
+
+        assert result.exit_code == 2
+        assert "unknown role" in result.output
+
+
+class TestDb:
+    def test_upgrade_creates_the_schema(self, env: dict[str, str]) -> None:
+        result = runner.invoke(app, ["db", "upgrade"], env=env)
+
+        assert result.exit_code == 0, result.output
+        tables = inspect(create_engine(env["ATALAIA_DATABASE_URL"])).get_table_names()
+        assert {"readings", "model_versions", "training_jobs"} <= set(tables)
+
+
+class TestServe:
+    @pytest.mark.parametrize(
+        ("role", "route"),
+        [
+            (ServiceRole.EMBEDDED, "/api/v1/plot"),
+            (ServiceRole.TRAINING, "/api/v1/training/{series_id}"),
+            (ServiceRole.INFERENCE, "/api/v1/predict/{series_id}"),
+            (ServiceRole.PLOT, "/api/v1/plot"),
+            (ServiceRole.HEALTH, "/api/v1/health"),
+        ],
+    )
+    def test_every_role_serves_its_routes_and_probes(
+        self, role: ServiceRole, route: str, tmp_path: Path
+    ) -> None:
+        paths = set(create_role_app(role, Settings(home=tmp_path)).openapi()["paths"])
+
+        assert {"/health", "/ready", route} <= paths
+
+    def test_admin_token_is_written_once(self, tmp_path: Path) -> None:
+        settings = Settings(home=tmp_path)
+
+        path, created = ensure_admin_token(settings)
+        again, created_again = ensure_admin_token(settings)
+
+        assert (created, created_again) == (True, False)
+        assert path == again
+        token = Path(path).read_text().strip()
+        assert (
+            authenticator_for(settings).authenticate(f"Bearer {token}").role
+            is Role.ADMIN
+        )
+        assert Path(path).stat().st_mode & 0o077 == 0

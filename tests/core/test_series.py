@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atalaia.core.series import (
+    MAX_TRAINING_POINTS,
+    MIN_TRAINING_POINTS,
+    Readings,
+    check_series_id,
+    sensor_of,
+    validate_training_data,
+)
+from atalaia.errors import InvalidInput, InvalidSeries, InvalidSeriesId
+from fixtures.readings import sensor_readings, sensor_series
+
+
+def broken(
+    index: int, *, timestamp: float | None = None, value: float | None = None
+) -> Readings:
+    """A valid training series with one timestamp or value replaced."""
+    readings = sensor_readings(MIN_TRAINING_POINTS)
+    ts, vs = readings.timestamps.copy(), readings.values.copy()
+    if timestamp is not None:
+        ts[index] = timestamp
+    if value is not None:
+        vs[index] = value
+    return Readings(ts, vs)
+
+
+def rule_broken_by(readings: Readings) -> str:
+    with pytest.raises(InvalidSeries) as caught:
+        validate_training_data(readings)
+    return caught.value.rule
+
+
+class TestValidateTrainingData:
+    def test_accepts_a_week_of_minute_readings(self) -> None:
+        validate_training_data(sensor_readings())
+
+    def test_accepts_the_exact_point_limits(self) -> None:
+        validate_training_data(sensor_readings(MIN_TRAINING_POINTS))
+        validate_training_data(sensor_readings(MAX_TRAINING_POINTS))
+
+    def test_rejects_too_few_points(self) -> None:
+        assert rule_broken_by(sensor_readings(MIN_TRAINING_POINTS - 1)) == "min_points"
+
+    def test_rejects_too_many_points(self) -> None:
+        assert rule_broken_by(sensor_readings(MAX_TRAINING_POINTS + 1)) == "max_points"
+
+    def test_rejects_a_timestamp_going_back_in_time(self) -> None:
+        readings = broken(500, timestamp=float(sensor_readings().timestamps[10]))
+        assert rule_broken_by(readings) == "strictly_increasing"
+
+    def test_rejects_a_duplicate_timestamp(self) -> None:
+        readings = sensor_readings(MIN_TRAINING_POINTS)
+        readings = broken(500, timestamp=float(readings.timestamps[499]))
+        assert rule_broken_by(readings) == "no_duplicates"
+
+    @pytest.mark.parametrize(
+        "bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"]
+    )
+    def test_rejects_a_non_finite_value(self, bad: float) -> None:
+        assert rule_broken_by(broken(1234, value=bad)) == "finite_values"
+
+    @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+    def test_rejects_a_non_finite_timestamp(self, bad: float) -> None:
+        assert rule_broken_by(broken(MIN_TRAINING_POINTS - 1, timestamp=bad)) == (
+            "finite_timestamps"
+        )
+
+    def test_rejects_a_constant_series(self) -> None:
+        ts, _ = sensor_series(MIN_TRAINING_POINTS)
+        assert rule_broken_by(Readings(ts, np.full(ts.size, 0.42))) == "non_constant"
+
+    def test_rejects_a_nearly_constant_series(self) -> None:
+        ts, _ = sensor_series(MIN_TRAINING_POINTS)
+        values = 0.42 + np.where(np.arange(ts.size) % 2 == 0, 1e-7, -1e-7)
+        assert rule_broken_by(Readings(ts, values)) == "non_constant"
+
+    def test_names_the_offending_index(self) -> None:
+        with pytest.raises(InvalidSeries, match="index 1234"):
+            validate_training_data(broken(1234, value=np.nan))
+
+    def test_is_an_invalid_input(self) -> None:
+        with pytest.raises(InvalidInput):
+            validate_training_data(sensor_readings(10))
+
+
+class TestReadingsOf:
+    def test_pairs_lists_into_float_columns(self) -> None:
+        readings = Readings.of([1, 2, 3], [0.5, 0.25, 1])
+        assert readings.timestamps.dtype == np.float64
+        assert readings.values.tolist() == [0.5, 0.25, 1.0]
+        assert len(readings) == 3
+
+    def test_rejects_columns_of_unequal_length(self) -> None:
+        with pytest.raises(InvalidSeries) as caught:
+            Readings.of([1.0, 2.0, 3.0], [0.5, 0.25])
+        assert caught.value.rule == "equal_lengths"
+
+    def test_rejects_nested_lists(self) -> None:
+        with pytest.raises(InvalidSeries) as caught:
+            Readings.of([[1.0, 2.0]], [[0.5, 0.25]])
+        assert caught.value.rule == "shape"
+
+
+class TestCheckSeriesId:
+    @pytest.mark.parametrize(
+        "series_id",
+        ["sensor_001_radial", "a.b:c-d", "X", "9", "a" * 128],
+    )
+    def test_accepts_a_valid_id(self, series_id: str) -> None:
+        assert check_series_id(series_id) == series_id
+
+    @pytest.mark.parametrize(
+        "series_id",
+        [
+            "",
+            "a" * 129,
+            "sensor 001",
+            "sensor/001",
+            "sensör_001",
+            "sensor_001\n",
+            "a*b",
+        ],
+        ids=["empty", "129-chars", "space", "slash", "unicode", "newline", "star"],
+    )
+    def test_rejects_an_invalid_id(self, series_id: str) -> None:
+        with pytest.raises(InvalidSeriesId) as caught:
+            check_series_id(series_id)
+        assert caught.value.rule == "series_id_format"
+
+
+class TestSensorOf:
+    @pytest.mark.parametrize(
+        ("series_id", "expected"),
+        [
+            ("sensor_001_radial", ("sensor_001", "radial")),
+            ("sensor_001_axial", ("sensor_001", "axial")),
+            ("pump7", ("pump7", None)),
+            ("sensor_001", ("sensor_001", None)),
+            ("_radial", ("_radial", None)),
+            ("sensor_", ("sensor_", None)),
+        ],
+    )
+    def test_splits_sensor_and_axis(
+        self, series_id: str, expected: tuple[str, str | None]
+    ) -> None:
+        assert sensor_of(series_id) == expected
