@@ -35,6 +35,7 @@ class Settings(BaseSettings):
 
     inference_feed_poll_s: float = 0.25
     inference_db_retry_s: float = 5.0
+    inference_stats_flush_s: float = 5.0
 
     training_url: str = "http://127.0.0.1:8000"
     inference_url: str = "http://127.0.0.1:8001"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from atalaia.api.common.auth import Role
 from atalaia.embedded import create_embedded_app
-from fixtures.api import Headers, SettingsFactory, promote, train
+from fixtures.api import Headers, SettingsFactory, bearer, promote, train, wait_for
 
 SERIES = "sensor_002_axial"
 
@@ -139,3 +142,47 @@ class TestListing:
                 "production_version": 1,
             }
         ]
+
+
+class TestMetrics:
+    def test_counts_predictions_and_checks_drift(
+        self, make_settings: SettingsFactory, tmp_path: Path
+    ) -> None:
+        settings = make_settings(
+            f"sqlite:///{tmp_path}/m.db", inference_stats_flush_s=0.05
+        )
+        admin = bearer(settings, Role.ADMIN)
+        with TestClient(create_embedded_app(settings)) as client:
+            train(client, SERIES, admin)
+            promote(client, SERIES, 1, admin)
+            client.post(f"/api/v1/admin/reload/{SERIES}", headers=admin)
+            for value in (0.3, 0.31, 99.0):
+                client.post(
+                    f"/api/v1/predict/{SERIES}",
+                    json={"timestamp": 1.0, "value": value},
+                    headers=admin,
+                )
+
+            def flushed() -> dict[str, Any] | None:
+                body: dict[str, Any] = client.get(
+                    f"/api/v1/models/{SERIES}/metrics?window=24h", headers=admin
+                ).json()
+                return body if body["predictions"]["count"] == 3 else None
+
+            body = wait_for(flushed)
+
+        assert body["production_version"] == 1
+        assert body["predictions"]["anomalies"] == 1
+        assert body["drift_detection"]["data_drift_detected"] is False
+        assert body["drift_detection"]["concept_drift_detected"] is False
+        assert body["drift_detection"]["recent_points"] > 1000
+
+    def test_bad_window_is_422(self, client: TestClient, admin: Headers) -> None:
+        train(client, SERIES, admin)
+
+        response = client.get(
+            f"/api/v1/models/{SERIES}/metrics?window=1y", headers=admin
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "window_format"

@@ -64,3 +64,26 @@ def detect_data_drift(reference: dict[str, Any], recent: FloatArray) -> DataDrif
         reference["std"], _EPS
     )
     return DataDrift(psi, shift, int(recent.size), detected=psi > PSI_DRIFT)
+
+
+MIN_FEEDBACK_LABELS = 10
+FALSE_ALARM_DRIFT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ConceptDrift:
+    labels: int
+    false_alarms: int
+    detected: bool
+
+
+def detect_concept_drift(labels: int, false_alarms: int) -> ConceptDrift:
+    """Concept drift: most of the anomalies people labelled were false alarms.
+
+    >>> detect_concept_drift(12, 9).detected
+    True
+    """
+    enough = labels >= MIN_FEEDBACK_LABELS
+    return ConceptDrift(
+        labels, false_alarms, enough and false_alarms / labels > FALSE_ALARM_DRIFT
+    )

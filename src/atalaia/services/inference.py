@@ -29,6 +29,7 @@ from atalaia.services.model_table import (
     Source,
     Tier,
 )
+from atalaia.services.prediction_stats import PredictionTally
 
 log = structlog.get_logger()
 
@@ -76,11 +77,13 @@ class Predictor:
         snapshot_path: Path,
         poll_s: float = 0.25,
         retry_s: float = 5.0,
+        flush_s: float = 5.0,
     ) -> None:
         self.sessions = sessions
         self.snapshot_path = snapshot_path
         self.poll_s = poll_s
         self.retry_s = retry_s
+        self.flush_s = flush_s  # how often per-series prediction counts are written
         self.table = ModelTable()
         self.loaded_from = "nothing"
         self.database_ok = False
@@ -90,6 +93,7 @@ class Predictor:
         self._lock = threading.Lock()  # one writer at a time: feed, reloads, misses
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.tally = PredictionTally()
         self.on_load: Callable[[str, float], None] = lambda _source, _seconds: None
 
     # -- loading ---------------------------------------------------------------
@@ -160,13 +164,22 @@ class Predictor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
+        if self.database_ok:
+            try:
+                self.tally.flush(self.sessions)
+            except Exception as exc:
+                log.warning("inference.final_flush_failed", error=type(exc).__name__)
 
     def _follow(self) -> None:
+        next_flush = time.monotonic() + self.flush_s
         while not self._stop.wait(self.poll_s):
             if not self.database_ok and time.monotonic() < self._retry_at:
                 continue
             try:
                 self.poll_changes()
+                if time.monotonic() >= next_flush:
+                    next_flush = time.monotonic() + self.flush_s
+                    self.tally.flush(self.sessions)
             except Exception as exc:
                 self._mark_down(exc)
 

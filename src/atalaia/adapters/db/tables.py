@@ -177,3 +177,17 @@ class FeedbackRow(Base):
     note: Mapped[str] = mapped_column(String(1024), default="")
     actor: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class PredictionRollupRow(Base):
+    """Per series and hour: what inference answered (kept out of Prometheus)."""
+
+    __tablename__ = "prediction_rollups"
+
+    series_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    predictions: Mapped[int] = mapped_column(BigInteger)
+    anomalies: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_sum: Mapped[float] = mapped_column(Double)
+    latency_ms_max: Mapped[float] = mapped_column(Double)

@@ -90,6 +90,7 @@ async def model_serving(
         snapshot_path=settings.snapshot_path,
         poll_s=settings.inference_feed_poll_s,
         retry_s=settings.inference_db_retry_s,
+        flush_s=settings.inference_stats_flush_s,
     )
     record = _metrics(registry, predictor)
     await run_in_threadpool(predictor.warm_load)

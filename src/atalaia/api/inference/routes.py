@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import numpy as np
@@ -25,8 +26,17 @@ def get_predictor(request: Request) -> Predictor:
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 
 
-def _observe(request: Request, predictions: list[Prediction]) -> None:
+def _observe(
+    request: Request,
+    predictor: Predictor,
+    predictions: list[Prediction],
+    started: float,
+) -> None:
+    latency_ms = (time.perf_counter() - started) * 1000
     request.state.record_predictions(predictions)
+    predictor.tally.add(
+        [p.series_id for p in predictions], [p.anomaly for p in predictions], latency_ms
+    )
 
 
 @router.post("/predict/batch", response_model=BatchView)
@@ -34,6 +44,7 @@ async def predict_batch(
     body: BatchBody, request: Request, predictor: PredictorDep, _: Viewer
 ) -> dict[str, Any]:
     """Score up to 100,000 readings of many series in one vectorized pass."""
+    started = time.perf_counter()
     points = body.points
     predictions = await run_in_threadpool(
         predictor.predict,
@@ -41,7 +52,7 @@ async def predict_batch(
         np.fromiter((p.timestamp for p in points), np.float64, len(points)),
         np.fromiter((p.value for p in points), np.float64, len(points)),
     )
-    _observe(request, predictions)
+    _observe(request, predictor, predictions, started)
     return {
         "count": len(predictions),
         "anomalies": sum(p.anomaly for p in predictions),
@@ -54,6 +65,7 @@ async def predict(
     series_id: str, body: Reading, request: Request, predictor: PredictorDep, _: Viewer
 ) -> dict[str, Any]:
     """Is this reading an anomaly? Answered from memory, with a fallback chain."""
+    started = time.perf_counter()
     check_series_id(series_id)
     [prediction] = await run_in_threadpool(
         predictor.predict,
@@ -61,7 +73,7 @@ async def predict(
         np.array([body.timestamp]),
         np.array([body.value]),
     )
-    _observe(request, [prediction])
+    _observe(request, predictor, [prediction], started)
     return prediction.as_dict()
 
 

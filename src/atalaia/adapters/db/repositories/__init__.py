@@ -9,6 +9,7 @@ from atalaia.adapters.db.repositories.readings import (
     ReadingStore,
     SeriesSummary,
 )
+from atalaia.adapters.db.repositories.rollups import Rollup, RollupStore
 
 __all__ = [
     "AuditLog",
@@ -17,6 +18,8 @@ __all__ = [
     "JobStore",
     "ModelStore",
     "ReadingStore",
+    "Rollup",
+    "RollupStore",
     "SeriesSummary",
     "ServedModel",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import FeedbackRow
@@ -31,6 +32,19 @@ class FeedbackStore:
         self.session.add(row)
         self.session.flush()
         return row.id
+
+    def false_alarms(self, series_id: str, *, since: datetime) -> tuple[int, int]:
+        """(labels, labels saying "not an anomaly") given since `since`."""
+        row = FeedbackRow
+        labels, false_alarms = self.session.execute(
+            select(
+                func.count(),
+                func.coalesce(
+                    func.sum(case((row.is_anomaly.is_(False), 1), else_=0)), 0
+                ),
+            ).where(row.series_id == series_id, row.created_at >= since)
+        ).one()
+        return int(labels), int(false_alarms)
 
     def for_series(self, series_id: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         stmt = (

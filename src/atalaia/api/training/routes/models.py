@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,8 +16,8 @@ from atalaia.api.training.schemas import (
     VersionView,
 )
 from atalaia.core.registry import StageChange, Strategy
-from atalaia.errors import VersionNotFound
-from atalaia.services import registry
+from atalaia.errors import InvalidInput, VersionNotFound
+from atalaia.services import monitoring, registry
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -102,6 +103,33 @@ def rollback(
     )
     session.commit()
     return _changes_view(series_id, changes)
+
+
+_WINDOW = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_WINDOW_S = 90 * 86400
+
+
+def parse_window(window: str) -> float:
+    """`30m`, `24h`, `7d` → seconds; at most 90 days."""
+    match = _WINDOW.fullmatch(window.strip())
+    seconds = float(match[1]) * _UNIT_S[match[2]] if match else 0.0
+    if not 0 < seconds <= MAX_WINDOW_S:
+        raise InvalidInput(
+            f"window {window!r} must look like 30m, 24h or 7d, and be at most 90d",
+            rule="window_format",
+        )
+    return seconds
+
+
+@router.get("/{series_id}/metrics")
+def series_metrics(
+    series_id: str, session: SessionDep, _: Viewer, window: str = "24h"
+) -> dict[str, Any]:
+    """Prediction count, anomaly rate, latency and drift of a series' model."""
+    return monitoring.series_metrics(
+        session=session, series_id=series_id, window_s=parse_window(window)
+    )
 
 
 @router.get("/{series_id}/deployment-config")
