@@ -26,7 +26,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -37,7 +37,7 @@ def embedded_server(settings: Settings) -> Iterator[str]:
     """Run the all-in-one platform on a free loopback port for the block."""
     from atalaia.embedded import create_embedded_app
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_embedded_app(settings), host="127.0.0.1", port=port, log_level="warning"
     )

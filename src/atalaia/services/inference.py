@@ -39,7 +39,7 @@ MISS_TTL_S = 60.0
 # transaction committed after a later one is not missed.
 FEED_LOOKBACK = timedelta(seconds=5)
 
-_SOURCE_NAMES = {Source.MEMORY: "memory", Source.SNAPSHOT: "snapshot"}
+_SOURCE_NAMES = {int(Source.MEMORY): "memory", int(Source.SNAPSHOT): "snapshot"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +132,13 @@ class Predictor:
 
     def reload_series(self, series_ids: Sequence[str]) -> None:
         """Read each series' production model and history from the database now."""
-        with self.sessions() as session:
+        # Read and apply under the lock, so that a slower reload never overwrites
+        # a newer one with what it read earlier.
+        with self._lock, self.sessions() as session:
             served = ModelStore(session).served_models(series_ids)
             stats = [ReadingStore(session).get_series(s) for s in series_ids]
-        history = [s for s in stats if s is not None]
-        with self._lock:
-            for series_id in series_ids:
+            history = [s for s in stats if s is not None]
+            for series_id in set(series_ids) - {m.series_id for m in served}:
                 self.table.clear_model(series_id)
             self.table.set_models(map(_row, served), Source.MEMORY)
             self.table.set_history(
@@ -256,20 +257,19 @@ class Predictor:
         scores: Scores,
         fetched: set[str],
     ) -> list[Prediction]:
-        cols = self.table.cols
         out = []
         for i, series_id in enumerate(series_ids):
-            tier, row = int(scores.tier[i]), int(scores.rows[i])
+            tier = int(scores.tier[i])
             if tier == Tier.MODEL:
                 source = (
                     "database"
                     if series_id in fetched
-                    else _SOURCE_NAMES[cols.source[row]]
+                    else _SOURCE_NAMES.get(int(scores.source[i]), "memory")
                 )
                 info = {
-                    "version": int(cols.version[row]),
+                    "version": int(scores.version[i]),
                     "stage": "production",
-                    "type": ALGORITHMS[cols.algorithm[row]],
+                    "type": ALGORITHMS[scores.algorithm[i]],
                     "loaded_from": source,
                 }
                 confidence = "high"

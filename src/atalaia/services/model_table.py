@@ -62,6 +62,11 @@ class Scores:
     score: npt.NDArray[np.float64]
     anomaly: npt.NDArray[np.bool_]
     tier: npt.NDArray[np.int8]
+    # What answered, read in the same pass as the parameters: a row may change
+    # under a concurrent reload, but an answer never mixes two of its states.
+    version: npt.NDArray[np.int64]
+    algorithm: npt.NDArray[np.int8]
+    source: npt.NDArray[np.int8]
 
 
 @dataclass(slots=True)
@@ -164,19 +169,28 @@ class ModelTable:
         c = self.cols
         known = rows >= 0
         safe = np.where(known, rows, 0)
-        has_model = known & (c.version[safe] > 0)
-        has_history = known & ~has_model & (c.hist_std[safe] > _MIN_STD)
+        version = np.where(known, c.version[safe], 0)
+        has_model = version > 0
+        hist_std = c.hist_std[safe]
+        has_history = known & ~has_model & (hist_std > _MIN_STD)
         center = np.where(has_model, c.center[safe], c.hist_mean[safe])
-        scale = np.where(has_model, c.scale[safe], c.hist_std[safe])
+        scale = np.where(has_model, c.scale[safe], hist_std)
         threshold = np.where(has_model, c.threshold[safe], HISTORY_SIGMA)
         usable = has_model | has_history
         scale = np.where(usable, np.maximum(scale, _MIN_STD), 1.0)
         score, anomaly = score_columns(center, scale, threshold, values)
-        score = np.where(usable, score, 0.0)
         tier = np.full(rows.size, Tier.DEFAULT, np.int8)
         tier[has_history] = Tier.HISTORY
         tier[has_model] = Tier.MODEL
-        return Scores(rows, score, anomaly & usable, tier)
+        return Scores(
+            rows=rows,
+            score=np.where(usable, score, 0.0),
+            anomaly=anomaly & usable,
+            tier=tier,
+            version=version,
+            algorithm=c.algorithm[safe],
+            source=c.source[safe],
+        )
 
     def save(self, path: Path) -> None:
         """Write the table to `path` atomically: the fallback when the DB is down."""

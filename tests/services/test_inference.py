@@ -1,0 +1,165 @@
+"""The serving core: fallback chain, snapshot, change feed, concurrent reloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.core.registry import Strategy
+from atalaia.core.series import Readings
+from atalaia.services import registry, training
+from atalaia.services.inference import Predictor
+from atalaia.services.model_table import ModelRow, ModelTable, Source, Tier
+from fixtures.readings import sensor_series
+
+Sessions = sessionmaker[Session]
+SERIES = "sensor_007_radial"
+
+
+def trained_and_promoted(sessions: Sessions, tmp_path: Path, seed: int = 0) -> None:
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    timestamps, values = sensor_series(seed=seed)
+    with sessions() as session:
+        job = training.submit_training(
+            session=session,
+            artifacts=artifacts,
+            request=training.TrainingRequest(
+                SERIES, "zscore", {}, readings=Readings(timestamps, values)
+            ),
+            actor="test",
+            min_interval_s=0,
+        )
+        session.commit()
+    model = training.run_training_job(
+        job.job_id, sessions=sessions, artifacts=artifacts
+    )
+    assert model is not None
+    with sessions() as session:
+        registry.promote_version(
+            session=session, series_id=SERIES, version=model.version,
+            strategy=Strategy.DIRECT, archive_existing=True, actor="test",
+        )  # fmt: skip
+        session.commit()
+
+
+def predictor(sessions: Sessions, tmp_path: Path) -> Predictor:
+    return Predictor(sessions, snapshot_path=tmp_path / "snapshot.npz")
+
+
+def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, object]:
+    [answer] = p.predict([series_id], np.array([1.0]), np.array([value]))
+    return answer.as_dict()
+
+
+class TestModelTable:
+    def test_scores_each_tier_of_the_fallback_chain(self) -> None:
+        table = ModelTable()
+        table.set_models([ModelRow("m", 3, "zscore", 0.0, 1.0, 3.0)], Source.MEMORY)
+        table.set_history(["h"], np.array([10.0]), np.array([2.0]))
+
+        scores = table.score(table.rows_of(["m", "h", "?"]), np.array([4.0, 17.0, 5.0]))
+
+        assert scores.tier.tolist() == [Tier.MODEL, Tier.HISTORY, Tier.DEFAULT]
+        assert scores.anomaly.tolist() == [True, True, False]
+        assert scores.version.tolist() == [3, 0, 0]
+
+    def test_snapshot_round_trip_marks_models_as_from_snapshot(
+        self, tmp_path: Path
+    ) -> None:
+        table = ModelTable()
+        table.set_models([ModelRow("a", 2, "robust", 1.0, 0.5, 3.5)], Source.MEMORY)
+        table.set_history(["a", "b"], np.array([1.0, 2.0]), np.array([0.4, 0.0]))
+        table.save(tmp_path / "t.npz")
+
+        loaded = ModelTable.load(tmp_path / "t.npz")
+
+        assert loaded.model_of("a") == ModelRow("a", 2, "robust", 1.0, 0.5, 3.5)
+        assert loaded.model_of("b") is None
+        assert loaded.cols.source[loaded.index["a"]] == Source.SNAPSHOT
+
+    def test_grows_past_its_first_capacity(self) -> None:
+        table = ModelTable()
+        rows = [ModelRow(f"s{i}", 1, "zscore", float(i), 1.0, 3.0) for i in range(5000)]
+
+        table.set_models(rows, Source.MEMORY)
+
+        assert len(table) == 5000
+        assert table.model_of("s4999") == rows[-1]
+
+
+class TestPredictor:
+    def test_warm_load_serves_production_models(
+        self, sessions: Sessions, tmp_path: Path
+    ) -> None:
+        trained_and_promoted(sessions, tmp_path)
+        p = predictor(sessions, tmp_path)
+
+        p.warm_load()
+
+        answer = one(p, 0.3)
+        assert answer["model_info"] == {
+            "version": 1, "stage": "production", "type": "zscore",
+            "loaded_from": "memory",
+        }  # fmt: skip
+        assert p.snapshot_path.exists()
+
+    def test_follows_promotions_through_the_change_feed(
+        self, sessions: Sessions, tmp_path: Path
+    ) -> None:
+        p = predictor(sessions, tmp_path)
+        p.warm_load()
+        trained_and_promoted(sessions, tmp_path)
+
+        changed = p.poll_changes()
+
+        assert changed == 1
+        assert one(p, 0.3)["model_info"] == {
+            "version": 1, "stage": "production", "type": "zscore",
+            "loaded_from": "memory",
+        }  # fmt: skip
+
+    def test_series_with_history_only_is_answered_with_low_confidence(
+        self, sessions: Sessions, tmp_path: Path
+    ) -> None:
+        timestamps, values = sensor_series(2000)
+        with sessions() as session:
+            ReadingStore(session).append(SERIES, Readings(timestamps, values))
+            session.commit()
+        p = predictor(sessions, tmp_path)
+        p.warm_load()
+
+        answer = one(p, 1e6)
+
+        assert answer["anomaly"] is True
+        assert answer["confidence"] == "low"
+
+    def test_reload_never_clears_a_series_that_keeps_its_model(
+        self, sessions: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A cleared row would be visible to concurrent readers (they take no lock)
+        # and answer from the fallback chain until the model is set again.
+        trained_and_promoted(sessions, tmp_path)
+        p = predictor(sessions, tmp_path)
+        p.warm_load()
+        cleared: list[str] = []
+        monkeypatch.setattr(p.table, "clear_model", cleared.append)
+
+        p.reload_series([SERIES, "no_model_here"])
+
+        assert cleared == ["no_model_here"]
+        assert one(p, 0.3)["model_info"]["version"] == 1  # type: ignore[index]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: these tests are about the serving logic, not the backend."""
+    from atalaia.adapters.db.migrate import upgrade_database
+
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade_database(url)
+    return url
