@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.adapters.db.repositories import ReadingStore, ServedModel
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.registry import Strategy
 from atalaia.core.series import Readings
 from atalaia.services import registry, training
 from atalaia.services.inference import Predictor
-from atalaia.services.model_table import ModelRow, ModelTable, Source, Tier
+from atalaia.services.model_table import ModelTable, Source, Tier
 from fixtures.readings import sensor_series
 
 Sessions = sessionmaker[Session]
@@ -59,7 +59,7 @@ def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, object
 class TestModelTable:
     def test_scores_each_tier_of_the_fallback_chain(self) -> None:
         table = ModelTable()
-        table.set_models([ModelRow("m", 3, "zscore", 0.0, 1.0, 3.0)], Source.MEMORY)
+        table.set_models([ServedModel("m", 3, "zscore", 0.0, 1.0, 3.0)], Source.MEMORY)
         table.set_history(["h"], np.array([10.0]), np.array([2.0]))
 
         scores = table.score(table.rows_of(["m", "h", "?"]), np.array([4.0, 17.0, 5.0]))
@@ -72,19 +72,21 @@ class TestModelTable:
         self, tmp_path: Path
     ) -> None:
         table = ModelTable()
-        table.set_models([ModelRow("a", 2, "robust", 1.0, 0.5, 3.5)], Source.MEMORY)
+        table.set_models([ServedModel("a", 2, "robust", 1.0, 0.5, 3.5)], Source.MEMORY)
         table.set_history(["a", "b"], np.array([1.0, 2.0]), np.array([0.4, 0.0]))
         table.save(tmp_path / "t.npz")
 
         loaded = ModelTable.load(tmp_path / "t.npz")
 
-        assert loaded.model_of("a") == ModelRow("a", 2, "robust", 1.0, 0.5, 3.5)
+        assert loaded.model_of("a") == ServedModel("a", 2, "robust", 1.0, 0.5, 3.5)
         assert loaded.model_of("b") is None
         assert loaded.cols.source[loaded.index["a"]] == Source.SNAPSHOT
 
     def test_grows_past_its_first_capacity(self) -> None:
         table = ModelTable()
-        rows = [ModelRow(f"s{i}", 1, "zscore", float(i), 1.0, 3.0) for i in range(5000)]
+        rows = [
+            ServedModel(f"s{i}", 1, "zscore", float(i), 1.0, 3.0) for i in range(5000)
+        ]
 
         table.set_models(rows, Source.MEMORY)
 

@@ -20,10 +20,9 @@ import numpy as np
 import structlog
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import ModelStore, ReadingStore, ServedModel
+from atalaia.adapters.db.repositories import ModelStore, ReadingStore
 from atalaia.services.model_table import (
     ALGORITHMS,
-    ModelRow,
     ModelTable,
     Scores,
     Source,
@@ -61,10 +60,6 @@ class Prediction:
             "model_info": self.model_info,
             "confidence": self.confidence,
         }
-
-
-def _row(m: ServedModel) -> ModelRow:
-    return ModelRow(m.series_id, m.version, m.algorithm, m.center, m.scale, m.threshold)
 
 
 class Predictor:
@@ -119,7 +114,7 @@ class Predictor:
             ids, means, stds = ReadingStore(session).all_statistics()
         table = ModelTable()
         table.set_history(ids, means, stds)
-        table.set_models(map(_row, served), Source.MEMORY)
+        table.set_models(served, Source.MEMORY)
         with self._lock:
             self.table, self._cursor = table, cursor
             self._misses.clear()
@@ -140,7 +135,7 @@ class Predictor:
             history = [s for s in stats if s is not None]
             for series_id in set(series_ids) - {m.series_id for m in served}:
                 self.table.clear_model(series_id)
-            self.table.set_models(map(_row, served), Source.MEMORY)
+            self.table.set_models(served, Source.MEMORY)
             self.table.set_history(
                 [s.series_id for s in history],
                 np.array([s.mean for s in history]),

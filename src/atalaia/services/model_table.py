@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from atalaia.adapters.db.repositories import ServedModel
 from atalaia.core.detectors import DETECTORS, score_columns
 
 ALGORITHMS: tuple[str, ...] = tuple(sorted(DETECTORS))
@@ -42,16 +43,6 @@ class Tier(IntEnum):
     MODEL = 0
     HISTORY = 1
     DEFAULT = 2
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRow:
-    series_id: str
-    version: int
-    algorithm: str
-    center: float
-    scale: float
-    threshold: float
 
 
 @dataclass(slots=True)
@@ -124,7 +115,7 @@ class ModelTable:
             self.index[series_id] = row
         return row
 
-    def set_models(self, models: Iterable[ModelRow], source: Source) -> None:
+    def set_models(self, models: Iterable[ServedModel], source: Source) -> None:
         for m in models:
             row, cols = self._row(m.series_id), self.cols
             cols.center[row], cols.scale[row] = m.center, m.scale
@@ -148,12 +139,12 @@ class ModelTable:
         self.cols.hist_mean[rows] = means
         self.cols.hist_std[rows] = stds
 
-    def model_of(self, series_id: str) -> ModelRow | None:
+    def model_of(self, series_id: str) -> ServedModel | None:
         row = self.index.get(series_id)
         if row is None or not self.cols.version[row]:
             return None
         c = self.cols
-        return ModelRow(
+        return ServedModel(
             series_id, int(c.version[row]), ALGORITHMS[c.algorithm[row]],
             float(c.center[row]), float(c.scale[row]), float(c.threshold[row]),
         )  # fmt: skip
