@@ -16,7 +16,8 @@ import uvicorn
 from atalaia.cli.serve import ensure_admin_token
 from atalaia.settings import Settings, load_settings
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_PORT = 8000
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 def _answers(url: str) -> bool:
@@ -26,18 +27,22 @@ def _answers(url: str) -> bool:
         return False
 
 
-def free_port() -> int:
+def free_port(preferred: int = 0) -> int:
+    """`preferred` if nothing listens there, else any free loopback port."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 @contextmanager
-def embedded_server(settings: Settings) -> Iterator[str]:
-    """Run the all-in-one platform on a free loopback port for the block."""
+def embedded_server(settings: Settings, port: int = 0) -> Iterator[str]:
+    """Run the all-in-one platform on loopback for the block (`port` if free)."""
     from atalaia.embedded import create_embedded_app
 
-    port = free_port()
+    port = free_port(port)
     config = uvicorn.Config(
         create_embedded_app(settings), host="127.0.0.1", port=port, log_level="warning"
     )
@@ -84,7 +89,9 @@ def demo(
         if target is not None:
             go(target)
         else:
-            with embedded_server(settings) as base:
+            # On `atalaia serve`'s port when free, so the printed URLs work later.
+            quiet = settings.model_copy(update={"log_level": "WARNING"})
+            with embedded_server(quiet, port=DEFAULT_PORT) as base:
                 go(base)
                 typer.echo(
                     "run `atalaia serve` to keep the platform up and see the plots"
