@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from fixtures.api import Headers, finished_job, inline_body, train
+from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.api.common.auth import Role
+from atalaia.embedded import create_embedded_app
+from atalaia.services.training import TrainingRequest, submit_training
+from atalaia.settings import Settings
+from fixtures.api import (
+    Headers,
+    SettingsFactory,
+    bearer,
+    finished_job,
+    inline_body,
+    train,
+)
 
 SERIES = "sensor_001_radial"
 
@@ -256,3 +270,36 @@ class TestBatchTraining:
 
         assert response.json()["accepted"] == 0
         assert response.json()["rejected"][0]["error"] == "InvalidSeries"
+
+
+class TestRecovery:
+    def test_sweeper_runs_a_queued_job_nobody_dispatched(
+        self, make_settings: SettingsFactory, tmp_path: Path
+    ) -> None:
+        settings = make_settings(f"sqlite:///{tmp_path}/r.db", stuck_job_after_s=1)
+        headers = bearer(settings, Role.DATA_SCIENTIST)
+        with TestClient(create_embedded_app(settings)) as client:
+            body = inline_body()
+            client.post(f"/api/v1/series/{SERIES}/points", json=body, headers=headers)
+            job = _queued_job_behind_the_executors_back(settings)
+
+            finished = finished_job(client, job, headers)
+
+        assert finished["status"] == "succeeded"
+
+
+def _queued_job_behind_the_executors_back(settings: Settings) -> str:
+    """Commit a queued job row without dispatching it (as a crash in between would)."""
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    try:
+        with sessions() as session:
+            request = TrainingRequest(SERIES, "zscore", {}, window_hours=168)
+            job = submit_training(
+                session=session, artifacts=LocalArtifactStore(settings.artifacts_path),
+                request=request, actor="test", min_interval_s=0,
+            )  # fmt: skip
+            session.commit()
+    finally:
+        engine.dispose()
+    return job.job_id

@@ -148,3 +148,14 @@ class TestSensorOf:
         self, series_id: str, expected: tuple[str, str | None]
     ) -> None:
         assert sensor_of(series_id) == expected
+
+
+class TestValueRange:
+    def test_values_whose_spread_overflows_are_refused(self) -> None:
+        values = np.where(np.arange(10_000) % 2 == 0, 1e308, -1e308)
+        readings = Readings.of(np.arange(10_000, dtype=np.float64), values)
+
+        with pytest.raises(InvalidSeries) as caught:
+            validate_training_data(readings)
+
+        assert caught.value.rule == "value_range"

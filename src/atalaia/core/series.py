@@ -101,7 +101,8 @@ def validate_training_data(readings: Readings) -> None:
     """Apply every training rule; raise InvalidSeries naming the first one broken.
 
     Rules: MIN_TRAINING_POINTS ≤ n ≤ MAX_TRAINING_POINTS, timestamps strictly
-    increasing without duplicates, finite values, standard deviation > MIN_STD.
+    increasing without duplicates, finite values whose spread is finite too,
+    standard deviation > MIN_STD.
     """
     n = len(readings)
     if n < MIN_TRAINING_POINTS:
@@ -115,7 +116,13 @@ def validate_training_data(readings: Readings) -> None:
             rule="max_points",
         )
     check_readings(readings)
-    std = float(np.std(readings.values))
+    with np.errstate(over="ignore", invalid="ignore"):
+        std = float(np.std(readings.values))
+    if not np.isfinite(std):
+        raise InvalidSeries(
+            "values are too large to fit a model (their spread overflows float64)",
+            rule="value_range",
+        )
     if not std > MIN_STD:
         raise InvalidSeries(
             f"values are constant (std {std:.3g} ≤ {MIN_STD:g}); nothing to learn",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -28,11 +29,27 @@ def routers() -> list[APIRouter]:
 async def job_executor(
     resources: Resources, registry: CollectorRegistry
 ) -> AsyncIterator[dict[str, Any]]:
-    """Run training jobs on threads of this process; resume the unfinished ones."""
+    """Run training jobs on threads of this process; resume the unfinished ones.
+
+    A sweeper re-dispatches queued jobs this process does not hold and running
+    ones older than `stuck_job_after_s` (their run died, e.g. on a DB outage).
+    """
+    settings = resources.settings
     run = partial(
         run_training_job, sessions=resources.sessions, artifacts=resources.artifacts
     )
-    executor = InProcessExecutor(run, threads=resources.settings.training_threads)
+
+    def orphans() -> list[str]:
+        stuck = datetime.now(UTC) - timedelta(seconds=settings.stuck_job_after_s)
+        with resources.sessions() as session:
+            return JobStore(session).unfinished(started_before=stuck)
+
+    executor = InProcessExecutor(
+        run,
+        threads=settings.training_threads,
+        find_orphans=orphans,
+        sweep_every_s=min(60.0, settings.stuck_job_after_s / 4),
+    )
     Gauge(
         "training_queue_depth",
         "Training jobs waiting for an executor",

@@ -1,4 +1,4 @@
-"""The inference service keeps answering when its database goes away."""
+"""Services on PostgreSQL when the database goes away (cut by a TCP proxy)."""
 
 from __future__ import annotations
 
@@ -115,3 +115,26 @@ class TestDatabaseCut:
         assert body["model_info"]["loaded_from"] == "snapshot"
         assert readiness["loaded_from"] == "snapshot"
         assert readiness["database"] == "down"
+
+
+class TestTrainingWithoutDatabase:
+    def test_refuses_with_503_then_recovers(
+        self, proxy: TcpProxy, postgres_database: str, make_settings: SettingsFactory
+    ) -> None:
+        proxied = make_url(postgres_database).set(host="127.0.0.1", port=proxy.port)
+        settings = make_settings(proxied.render_as_string(hide_password=False))
+        admin = bearer(settings, Role.ADMIN)
+        with TestClient(training.create_app(settings)) as trainer:
+            proxy.cut()
+            refused = trainer.get("/api/v1/training/jobs", headers=admin)
+            ready = trainer.get("/ready")
+            proxy.restore()
+            job = train(trainer, SERIES, admin)
+
+        assert refused.status_code == 503
+        assert refused.json() == {
+            "error": "DependencyUnavailable",
+            "detail": "database is unavailable",
+        }
+        assert ready.status_code == 503
+        assert job["status"] == "succeeded"
