@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.engine import make_url
 from atalaia.api import inference, training
 from atalaia.api.common.auth import Role
 from atalaia.settings import Settings
-from fixtures.api import SettingsFactory, bearer, promote, train, wait_for
+from fixtures.api import Headers, SettingsFactory, bearer, promote, train, wait_for
 from fixtures.db import truncate_tables
 from fixtures.tcp_proxy import TcpProxy
 
@@ -63,20 +64,29 @@ def _serves(client: TestClient, settings: Settings, version: int) -> None:
     )
 
 
+@contextmanager
+def serving_version_one(
+    settings_pair: tuple[Settings, Settings],
+) -> Iterator[tuple[TestClient, TestClient, Headers]]:
+    """(training client, inference client, admin headers), v1 trained and served."""
+    train_settings, infer_settings = settings_pair
+    admin = bearer(train_settings, Role.ADMIN)
+    with (
+        TestClient(training.create_app(train_settings)) as trainer,
+        TestClient(inference.create_app(infer_settings)) as predictor,
+    ):
+        train(trainer, SERIES, admin, seed=1)
+        promote(trainer, SERIES, 1, admin)
+        _serves(predictor, infer_settings, 1)
+        yield trainer, predictor, admin
+
+
 class TestDatabaseCut:
     def test_predictions_continue_from_memory_and_resume_following(
         self, proxy: TcpProxy, settings_pair: tuple[Settings, Settings]
     ) -> None:
-        train_settings, infer_settings = settings_pair
-        admin = bearer(train_settings, Role.ADMIN)
-        with (
-            TestClient(training.create_app(train_settings)) as trainer,
-            TestClient(inference.create_app(infer_settings)) as predictor,
-        ):
-            train(trainer, SERIES, admin, seed=1)
-            promote(trainer, SERIES, 1, admin)
-            _serves(predictor, infer_settings, 1)
-
+        infer_settings = settings_pair[1]
+        with serving_version_one(settings_pair) as (trainer, predictor, admin):
             proxy.cut()
             answers = [_predict(predictor, infer_settings, SERIES) for _ in range(50)]
             unknown = _predict(predictor, infer_settings, "never_seen_series")
@@ -96,15 +106,9 @@ class TestDatabaseCut:
     def test_starts_from_the_snapshot_when_the_database_is_down(
         self, proxy: TcpProxy, settings_pair: tuple[Settings, Settings]
     ) -> None:
-        train_settings, infer_settings = settings_pair
-        admin = bearer(train_settings, Role.ADMIN)
-        with (
-            TestClient(training.create_app(train_settings)) as trainer,
-            TestClient(inference.create_app(infer_settings)) as predictor,
-        ):
-            train(trainer, SERIES, admin)
-            promote(trainer, SERIES, 1, admin)
-            _serves(predictor, infer_settings, 1)
+        infer_settings = settings_pair[1]
+        with serving_version_one(settings_pair):
+            pass
         proxy.cut()
 
         with TestClient(inference.create_app(infer_settings)) as restarted:

@@ -34,6 +34,7 @@ log = structlog.get_logger()
 
 # A series found with no model in the database is not looked up again for this long.
 MISS_TTL_S = 60.0
+MAX_MISSES = 100_000
 # The change feed re-reads this much of the ledger's recent past, so an entry whose
 # transaction committed after a later one is not missed.
 FEED_LOOKBACK = timedelta(seconds=5)
@@ -217,17 +218,19 @@ class Predictor:
         return self._describe(series_ids, timestamps, values, scores, fetched)
 
     def _fetch_misses(self, series_ids: Sequence[str], rows: np.ndarray) -> set[str]:
-        """Look up series with no model in memory in the database; returns those read.
+        """Look up series unknown to the table in the database; returns those read.
 
-        A series is looked up at most once per MISS_TTL_S, and never while the
-        database is known to be down.
+        A series the table knows without a model has none: warm loading read
+        every series and the change feed brings each new model. Only a series
+        unknown to the table is looked up, at most once per MISS_TTL_S, and never
+        while the database is known to be down.
         """
-        cols = self.table.cols
         missing = rows < 0
-        missing[~missing] = cols.version[rows[~missing]] == 0
         if not missing.any() or not self.database_ok:
             return set()
         now = time.monotonic()
+        if len(self._misses) > MAX_MISSES:  # ids nobody serves: forget the expired
+            self._misses = {s: t for s, t in self._misses.items() if t >= now}
         wanted = {
             s
             for s, m in zip(series_ids, missing, strict=True)

@@ -1,0 +1,1 @@
+"""atalaia's benchmarks: `python -m bench <name>`; figures go to bench/RESULTS.md."""
