@@ -22,13 +22,19 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
 
 
 def _commit() -> str:
+    """The short commit, with `+changes` when the work tree differs from it."""
     try:
-        out = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except OSError:
         return "?"
-    return out.stdout.strip() or "?"
+    return f"{head or '?'}{'+changes' if dirty else ''}"
 
 
 def report(name: str, figures: dict[str, float | int], *, record: bool) -> None:
