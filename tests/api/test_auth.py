@@ -97,3 +97,16 @@ class TestDisabledAuth:
 
         with TestClient(create_embedded_app(settings)) as client:
             assert _call(client, RELOAD, {}) == 200
+
+
+class TestScheme:
+    @pytest.mark.parametrize("header", ["Basic dXNlcjpwdw==", "Bearer", "token-only"])
+    def test_a_header_that_is_not_a_bearer_token_is_401(
+        self, client: TestClient, header: str
+    ) -> None:
+        assert _call(client, PREDICT, {"Authorization": header}) == 401
+
+    def test_openapi_declares_the_bearer_scheme(self, client: TestClient) -> None:
+        schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+
+        assert schemes["HTTPBearer"]["scheme"] == "bearer"

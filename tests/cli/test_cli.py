@@ -37,9 +37,7 @@ class TestToken:
 
         assert result.exit_code == 0, result.output
         settings = Settings(home=tmp_path / "home")
-        principal = authenticator_for(settings).authenticate(
-            f"Bearer {result.output.strip()}"
-        )
+        principal = authenticator_for(settings).authenticate(result.output.strip())
         assert (principal.subject, principal.role) == ("ana", Role.ML_ENGINEER)
 
     def test_refuses_an_unknown_role(self, env: dict[str, str]) -> None:
@@ -87,8 +85,5 @@ class TestServe:
         assert (created, created_again) == (True, False)
         assert path == again
         token = Path(path).read_text().strip()
-        assert (
-            authenticator_for(settings).authenticate(f"Bearer {token}").role
-            is Role.ADMIN
-        )
+        assert authenticator_for(settings).authenticate(token).role is Role.ADMIN
         assert Path(path).stat().st_mode & 0o077 == 0

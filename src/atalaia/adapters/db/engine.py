@@ -32,6 +32,12 @@ def make_engine(url: str, *, connect_timeout_s: float = 3.0) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    try:
+        import psycopg  # noqa: F401  (the driver of postgresql+psycopg URLs)
+    except ModuleNotFoundError:
+        raise RuntimeError(
+            "PostgreSQL needs its driver: pip install 'atalaia[postgres]'"
+        ) from None
     return create_engine(
         url,
         pool_size=10,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from atalaia.api.common.auth import Principal, Role
@@ -28,14 +29,24 @@ def get_session(resources: ResourcesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+# Declares the scheme in OpenAPI (the /docs "Authorize" button); a missing or
+# non-Bearer header reaches `authenticate` as no token, which answers 401.
+BEARER = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A token from `atalaia token create` or `.atalaia/admin-token`.",
+)
+
+
 def require(role: Role) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks their role."""
 
     def dependency(
         resources: ResourcesDep,
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> Principal:
-        principal = resources.authenticator.authenticate(authorization)
+        token = credentials.credentials if credentials else None
+        principal = resources.authenticator.authenticate(token)
         principal.require(role)
         return principal
 
