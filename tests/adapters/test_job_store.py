@@ -114,11 +114,6 @@ class TestList:
         assert [j.job_id for j in batch] == [job_id(5), job_id(4)]
         assert len(queued_here) == 5
 
-    @pytest.mark.usefixtures("jobs")
-    def test_counts_jobs_by_status(self, sessions: Sessions) -> None:
-        with sessions() as session:
-            assert JobStore(session).count_by_status() == {"queued": 6, "failed": 1}
-
 
 class TestClaim:
     def test_marks_a_queued_job_running(self, sessions: Sessions) -> None:

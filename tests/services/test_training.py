@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.repositories import JobStore, ModelStore
+from atalaia.adapters.db.repositories import JobStore, ModelStore, ReadingStore
 from atalaia.adapters.db.tables import JobRow
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.jobs import JobStatus, TrainingJob
@@ -169,6 +169,21 @@ class TestRunTrainingJob:
         assert failed.status is JobStatus.FAILED
         assert failed.error is not None
         assert failed.error["rule"] == "min_points"
+
+
+class TestPayload:
+    def test_inline_data_is_dropped_once_stored_as_readings(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        job = submit(sessions, artifacts)
+        assert job.payload_key is not None
+        assert artifacts.exists(job.payload_key)
+
+        run(sessions, artifacts, job.job_id)
+
+        assert not artifacts.exists(job.payload_key)
+        with sessions() as session:
+            assert ReadingStore(session).count_last_hours(SERIES, 168) == 10_080
 
 
 class TestSubmit:

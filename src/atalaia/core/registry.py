@@ -92,6 +92,14 @@ def check_transition(series_id: str, version: int, src: Stage, dst: Stage) -> No
         )
 
 
+def _checked(changes: list[StageChange]) -> list[StageChange]:
+    """`changes`, once each has passed the table of legal transitions."""
+    for c in changes:
+        if c.from_stage is not None:
+            check_transition(c.series_id, c.version, c.from_stage, c.to_stage)
+    return changes
+
+
 def plan_direct_promotion(
     candidate: ModelVersion, current: ModelVersion | None, *, archive_existing: bool
 ) -> list[StageChange]:
@@ -116,7 +124,7 @@ def plan_direct_promotion(
             candidate.series_id, candidate.version, Stage.STAGING, Stage.PRODUCTION
         )
     )
-    return changes
+    return _checked(changes)
 
 
 def plan_rollback(
@@ -135,14 +143,16 @@ def plan_rollback(
             previous.version != current.version
             and previous.stage is not Stage.PRODUCTION
         ):
-            return [
-                StageChange(
-                    series_id, current.version, Stage.PRODUCTION, Stage.ARCHIVED
-                ),
-                StageChange(
-                    series_id, previous.version, previous.stage, Stage.PRODUCTION
-                ),
-            ]
+            return _checked(
+                [
+                    StageChange(
+                        series_id, current.version, Stage.PRODUCTION, Stage.ARCHIVED
+                    ),
+                    StageChange(
+                        series_id, previous.version, previous.stage, Stage.PRODUCTION
+                    ),
+                ]
+            )
     raise NothingToRollBack(
         f"{series_id} v{current.version} is the first production version; "
         "there is nothing to roll back to"

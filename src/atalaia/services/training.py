@@ -169,18 +169,25 @@ def run_training_job(
         error = {"error": type(exc).__name__, "detail": exc.detail}
         if isinstance(exc, InvalidInput):
             error["rule"] = exc.rule
-        _fail(job_id, sessions, error)
+        _fail(job, sessions, artifacts, error)
     except Exception as exc:
         log.error("training.job_crashed", job_id=job_id, exc_info=True)
-        _fail(job_id, sessions, {"error": type(exc).__name__, "detail": str(exc)})
+        error = {"error": type(exc).__name__, "detail": str(exc)}
+        _fail(job, sessions, artifacts, error)
     return None
 
 
-def _fail(job_id: str, sessions: SessionFactory, error: dict[str, str]) -> None:
+def _fail(
+    job: TrainingJob,
+    sessions: SessionFactory,
+    artifacts: ArtifactStore,
+    error: dict[str, str],
+) -> None:
     with sessions() as session:
-        JobStore(session).fail(job_id, error=error)
+        JobStore(session).fail(job.job_id, error=error)
         session.commit()
-    log.info("training.job_failed", job_id=job_id, **error)
+    _discard_payload(job, artifacts)
+    log.info("training.job_failed", job_id=job.job_id, **error)
 
 
 def _train_and_register(
@@ -196,11 +203,13 @@ def _train_and_register(
     for _attempt in range(3):  # a concurrent job of the same series may take the number
         with sessions() as session:
             if JobStore(session).status_of(job.job_id) is not JobStatus.RUNNING:
+                _discard_payload(job, artifacts)
                 return None  # cancelled while training
             model = _new_version(job, session, readings, params, fit_seconds)
             ModelStore(session).add(model, actor=job.submitted_by)
             if not JobStore(session).finish(job.job_id, version=model.version):
                 session.rollback()
+                _discard_payload(job, artifacts)
                 return None  # cancelled since the check above
             AuditLog(session).record(
                 actor=job.submitted_by, action="model.registered",
@@ -214,8 +223,15 @@ def _train_and_register(
                     return existing
                 continue
         log.info("training.job_succeeded", job_id=job.job_id, version=model.version)
+        _discard_payload(job, artifacts)
         return model
     raise RuntimeError(f"could not number a version for job {job.job_id}")
+
+
+def _discard_payload(job: TrainingJob, artifacts: ArtifactStore) -> None:
+    """Drop inline data once its job has ended: it is stored as readings by then."""
+    if job.payload_key is not None:
+        artifacts.delete(job.payload_key)
 
 
 def _training_data(

@@ -148,9 +148,3 @@ class JobStore:
             .order_by(JobRow.job_id)
         )
         return list(self.session.scalars(stmt))
-
-    def count_by_status(self) -> dict[str, int]:
-        rows = self.session.execute(
-            select(JobRow.status, func.count()).group_by(JobRow.status)
-        ).all()
-        return {status: int(n) for status, n in rows}
