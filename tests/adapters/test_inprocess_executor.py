@@ -1,4 +1,4 @@
-"""The embedded executor: runs each dispatched job once, survives crashes, sweeps."""
+"""The embedded executor: runs each dispatched job once, in chunks; survives crashes."""
 
 from __future__ import annotations
 
@@ -11,21 +11,27 @@ from atalaia.adapters.queue import InProcessExecutor
 
 
 class Recorder:
+    """A run function that records the chunks it gets, once `gate` is open."""
+
     def __init__(self, *, failing: str = "") -> None:
-        self.ran: list[str] = []
+        self.chunks: list[list[str]] = []
         self.failing = failing
         self.gate = threading.Event()
         self.done = threading.Semaphore(0)
 
-    def __call__(self, job_id: str) -> None:
+    def __call__(self, chunk: list[str]) -> None:
         self.gate.wait(5)
-        self.ran.append(job_id)
+        self.chunks.append(chunk)
         self.done.release()
-        if job_id == self.failing:
+        if self.failing in chunk:
             raise RuntimeError("boom")
 
-    def wait(self, n: int) -> None:
-        for _ in range(n):
+    @property
+    def ran(self) -> list[str]:
+        return [job_id for chunk in self.chunks for job_id in chunk]
+
+    def wait(self, chunks: int) -> None:
+        for _ in range(chunks):
             assert self.done.acquire(timeout=5)
 
 
@@ -37,7 +43,9 @@ def recorder() -> Recorder:
 @pytest.fixture
 def executor(recorder: Recorder) -> Iterator[InProcessExecutor]:
     orphans = ["orphan", "a"]
-    ex = InProcessExecutor(recorder, find_orphans=lambda: orphans, sweep_every_s=3600)
+    ex = InProcessExecutor(
+        recorder, chunk_size=3, find_orphans=lambda: orphans, sweep_every_s=3600
+    )
     ex.start()
     yield ex
     recorder.gate.set()
@@ -80,3 +88,24 @@ class TestInProcessExecutor:
 
         assert swept == 1
         assert sorted(recorder.ran) == ["a", "orphan"]
+
+    def test_runs_jobs_dispatched_together_in_chunks(
+        self, executor: InProcessExecutor, recorder: Recorder
+    ) -> None:
+        executor.dispatch_many([f"j{i}" for i in range(7)])
+        assert executor.depth() == 7
+        recorder.gate.set()
+        recorder.wait(3)
+
+        assert recorder.chunks == [["j0", "j1", "j2"], ["j3", "j4", "j5"], ["j6"]]
+        assert executor.depth() == 0
+
+    def test_leaves_out_jobs_it_holds_already(
+        self, executor: InProcessExecutor, recorder: Recorder
+    ) -> None:
+        executor.dispatch("a")
+        executor.dispatch_many(["a", "b", "b"])
+        recorder.gate.set()
+        recorder.wait(2)
+
+        assert recorder.chunks == [["a"], ["b"]]

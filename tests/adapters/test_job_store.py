@@ -53,11 +53,21 @@ def get(sessions: Sessions, n: int) -> TrainingJob:
         return JobStore(session).get(job_id(n))
 
 
-def claim(sessions: Sessions, n: int) -> bool:
+def claim(sessions: Sessions, *ns: int) -> list[str]:
     with sessions() as session:
-        claimed = JobStore(session).claim(job_id(n))
+        claimed = JobStore(session).claim([job_id(n) for n in ns])
         session.commit()
     return claimed
+
+
+def finish(sessions: Sessions, versions: dict[int, int]) -> list[str]:
+    """Mark jobs succeeded and record their versions, as a training run does."""
+    with sessions() as session:
+        store = JobStore(session)
+        finished = store.finish([job_id(n) for n in versions])
+        store.record_versions({job_id(n): v for n, v in versions.items()})
+        session.commit()
+    return finished
 
 
 class TestAddAndGet:
@@ -71,8 +81,18 @@ class TestAddAndGet:
             store = JobStore(session)
             with pytest.raises(JobNotFound):
                 store.get("nope")
-            with pytest.raises(JobNotFound):
-                store.status_of("nope")
+
+    def test_adds_and_gets_many_at_once(self, sessions: Sessions) -> None:
+        jobs = [training_job(n, series_id=f"s_{n}") for n in (1, 2, 3)]
+        with sessions() as session:
+            JobStore(session).add_many(jobs, batch_id="batch-1")
+            session.commit()
+        with sessions() as session:
+            store = JobStore(session)
+            found = store.get_many([job_id(3), job_id(1), job_id(404)])
+            in_batch = store.page(batch_id="batch-1")
+        assert sorted(found, key=lambda j: j.job_id) == [jobs[0], jobs[2]]
+        assert len(in_batch) == 3
 
 
 class TestList:
@@ -133,6 +153,13 @@ class TestClaim:
         assert claim(sessions, 1)
         assert get(sessions, 1).attempts == 2
 
+    def test_claims_only_the_unfinished_jobs_of_many(self, sessions: Sessions) -> None:
+        add(sessions, *(training_job(n) for n in (1, 2, 3)))
+        with sessions() as session:
+            JobStore(session).cancel(job_id(2))
+            session.commit()
+        assert sorted(claim(sessions, 1, 2, 3, 404)) == [job_id(1), job_id(3)]
+
     @pytest.mark.parametrize("end", ["finish", "fail", "cancel"])
     def test_refuses_a_job_that_ended(self, sessions: Sessions, end: str) -> None:
         add(sessions, training_job(1))
@@ -140,7 +167,7 @@ class TestClaim:
         with sessions() as session:
             store = JobStore(session)
             if end == "finish":
-                store.finish(job_id(1), version=1)
+                store.finish([job_id(1)])
             elif end == "fail":
                 store.fail(job_id(1), error={"error": "InvalidSeries"})
             else:
@@ -162,12 +189,22 @@ class TestClaim:
 
 
 class TestFinish:
+    def test_skips_jobs_that_ended_meanwhile(self, sessions: Sessions) -> None:
+        add(sessions, training_job(1), training_job(2))
+        claim(sessions, 1, 2)
+        with sessions() as session:
+            JobStore(session).cancel(job_id(2))
+            session.commit()
+        with sessions() as session:
+            finished = JobStore(session).finish([job_id(1), job_id(2)])
+            session.commit()
+        assert finished == [job_id(1)]
+        assert get(sessions, 2).status is JobStatus.CANCELLED
+
     def test_records_the_version_of_a_succeeded_job(self, sessions: Sessions) -> None:
         add(sessions, training_job(1))
         claim(sessions, 1)
-        with sessions() as session:
-            JobStore(session).finish(job_id(1), version=4)
-            session.commit()
+        assert finish(sessions, {1: 4}) == [job_id(1)]
         job = get(sessions, 1)
         assert (job.status, job.version, job.error) == (JobStatus.SUCCEEDED, 4, None)
         assert job.started_at is not None
@@ -180,7 +217,6 @@ class TestFinish:
         error = {"error": "InvalidSeries", "rule": "min_points", "detail": "got 9"}
         with sessions() as session:
             JobStore(session).fail(job_id(1), error=error)
-            assert JobStore(session).status_of(job_id(1)) is JobStatus.FAILED
             session.commit()
         job = get(sessions, 1)
         assert (job.status, job.error, job.version) == (JobStatus.FAILED, error, None)
@@ -190,11 +226,8 @@ class TestFinish:
 class TestUnfinished:
     def test_lists_queued_and_running_jobs(self, sessions: Sessions) -> None:
         add(sessions, training_job(1), training_job(2), training_job(3))
-        claim(sessions, 2)
-        claim(sessions, 3)
-        with sessions() as session:
-            JobStore(session).finish(job_id(3), version=1)
-            session.commit()
+        claim(sessions, 2, 3)
+        finish(sessions, {3: 1})
         with sessions() as session:
             assert JobStore(session).unfinished() == [job_id(1), job_id(2)]
 
@@ -229,3 +262,13 @@ class TestLastSubmission:
     def test_is_none_without_jobs(self, sessions: Sessions) -> None:
         with sessions() as session:
             assert JobStore(session).last_submission(SERIES) is None
+
+    def test_of_many_series_in_one_query(self, sessions: Sessions) -> None:
+        add(sessions, training_job(1), training_job(2))
+        add(sessions, training_job(9, series_id="pump7"))
+        with sessions() as session:
+            last = JobStore(session).last_submissions([SERIES, "pump7", "idle"])
+        assert last == {
+            SERIES: SUBMITTED_AT + timedelta(minutes=2),
+            "pump7": SUBMITTED_AT + timedelta(minutes=9),
+        }

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.repositories import IngestResult, ReadingStore
+from atalaia.adapters.db.repositories import IngestResult, ReadingStore, _columns
 from atalaia.core.series import Readings
 from fixtures.readings import EPOCH, STEP_S, sensor_readings
 
@@ -103,6 +103,98 @@ class TestAppend:
         assert len(stored(sessions, "sensor_001_axial")) == 100
 
 
+FLEET_OF_THREE = ["sensor_007_axial", "sensor_007_radial", "pump7"]
+
+
+def ingest_many(sessions: Sessions, batch: dict[str, Readings]) -> dict[str, int]:
+    with sessions() as session:
+        results = ReadingStore(session).append_many(batch)
+        session.commit()
+    return {sid: r.inserted for sid, r in results.items()}
+
+
+class TestAppendMany:
+    def test_stores_many_series_in_one_call(self, sessions: Sessions) -> None:
+        batch = {sid: sensor_readings(seed=i) for i, sid in enumerate(FLEET_OF_THREE)}
+        assert ingest_many(sessions, batch) == dict.fromkeys(FLEET_OF_THREE, 10_080)
+        for sid, readings in batch.items():
+            back = stored(sessions, sid)
+            np.testing.assert_array_equal(back.timestamps, readings.timestamps)
+            np.testing.assert_array_equal(back.values, readings.values)
+
+    def test_stores_only_what_each_series_lacks(self, sessions: Sessions) -> None:
+        week = sensor_readings(seed=3)
+        ingest(sessions, part(week, 0, 6_000), "pump7")
+        inserted = ingest_many(
+            sessions, {"pump7": part(week, 4_000, 10_080), "pump8": week}
+        )
+        assert inserted == {"pump7": 4_080, "pump8": 10_080}
+        assert ingest_many(sessions, {"pump7": week, "pump8": week}) == {
+            "pump7": 0,
+            "pump8": 0,
+        }
+        with sessions() as session:
+            store = ReadingStore(session)
+            for sid in ("pump7", "pump8"):
+                summary = store.get_series(sid)
+                assert summary is not None
+                assert summary.n_points == 10_080
+                assert summary.mean == pytest.approx(float(week.values.mean()))
+                assert summary.std == pytest.approx(float(week.values.std()))
+
+    def test_keeps_the_first_of_a_timestamp_given_twice(
+        self, sessions: Sessions
+    ) -> None:
+        twice = Readings.of([EPOCH, EPOCH + 60, EPOCH], [1.0, 2.0, 9.0])
+        assert ingest_many(sessions, {SERIES: twice}) == {SERIES: 2}
+        assert stored(sessions).values.tolist() == [1.0, 2.0]
+        with sessions() as session:
+            summary = ReadingStore(session).get_series(SERIES)
+        assert summary is not None
+        assert (summary.n_points, summary.mean) == (2, 1.5)
+
+    def test_registers_no_series_without_readings(self, sessions: Sessions) -> None:
+        empty = Readings.of([], [])
+        assert ingest_many(sessions, {"none": empty, SERIES: sensor_readings(5)}) == {
+            "none": 0,
+            SERIES: 5,
+        }
+        with sessions() as session:
+            assert ReadingStore(session).get_series("none") is None
+
+
+class TestLastWindows:
+    def test_equal_last_hours_of_each_series(self, sessions: Sessions) -> None:
+        week = sensor_readings(seed=4)
+        ingest(sessions, week, "pump7")
+        # Stored newest part first: the window is still ordered by timestamp.
+        ingest(sessions, part(week, 5_000, 10_080), "pump8")
+        ingest(sessions, part(week, 0, 5_000), "pump8")
+        ingest(sessions, part(week, 0, 3_000), "short")
+        ids = ["pump7", "pump8", "short", "nobody"]
+        with sessions() as session:
+            store = ReadingStore(session)
+            windows = store.last_windows(ids, 24)
+            alone = {sid: store.last_hours(sid, 24) for sid in ids}
+        assert list(windows) == ids
+        for sid in ids:
+            np.testing.assert_array_equal(
+                windows[sid].timestamps, alone[sid].timestamps
+            )
+            np.testing.assert_array_equal(windows[sid].values, alone[sid].values)
+        assert len(windows["pump8"]) == 24 * 60 + 1
+        assert len(windows["nobody"]) == 0
+
+
+class TestSummaries:
+    def test_summarize_the_series_with_data(self, sessions: Sessions) -> None:
+        ingest(sessions, sensor_readings(7), "pump7")
+        with sessions() as session:
+            summaries = ReadingStore(session).summaries(["pump7", "nobody"])
+        assert list(summaries) == ["pump7"]
+        assert summaries["pump7"].n_points == 7
+
+
 class TestSeriesStatistics:
     def test_names_sensor_and_axis(self, sessions: Sessions) -> None:
         ingest(sessions, sensor_readings(10))
@@ -141,6 +233,29 @@ class TestSeriesStatistics:
         )
         assert by_id["s_a"] == pytest.approx((np.mean(a.values), np.std(a.values)))
         assert by_id["s_b"] == pytest.approx((np.mean(b.values), np.std(b.values)))
+
+    def test_columns_match_each_series_summary(
+        self, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_columns, "CHUNK_ROWS", 7)  # rows come in many chunks
+        rng = np.random.default_rng(3)
+        for i in range(40):
+            n = int(rng.integers(1, 300))
+            readings = Readings(
+                EPOCH + STEP_S * np.arange(n, dtype=np.float64),
+                rng.normal(rng.normal(0, 100), rng.exponential(5), n),
+            )
+            ingest(sessions, readings, f"s{i}")
+        with sessions() as session:
+            store = ReadingStore(session)
+            ids, means, stds = store.all_statistics()
+            summaries = {s.series_id: s for s in store.list_series(limit=100)}
+
+        assert sorted(ids) == sorted(summaries)
+        for series_id, mean, std in zip(
+            ids, means.tolist(), stds.tolist(), strict=True
+        ):
+            assert (mean, std) == (summaries[series_id].mean, summaries[series_id].std)
 
     def test_are_empty_without_series(self, sessions: Sessions) -> None:
         with sessions() as session:

@@ -145,6 +145,32 @@ class TestTrainingValidation:
         )
 
         assert response.status_code == 422
+        assert response.json()["rule"] == "request_schema"
+
+    def test_names_the_field_that_breaks_the_schema(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            f"/api/v1/training/{SERIES}",
+            json={"window_hours": -1},
+            headers=scientist,
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "request_schema"
+        assert response.json()["detail"].startswith("body.window_hours:")
+
+    def test_documents_the_body_it_parses_itself(self, client: TestClient) -> None:
+        spec = client.get("/openapi.json").json()
+        body = spec["paths"]["/api/v1/training/{series_id}"]["post"]["requestBody"]
+        schema = body["content"]["application/json"]["schema"]
+
+        assert body["required"] is True
+        assert {"timestamps", "values", "window_hours", "config"} <= set(
+            schema["properties"]
+        )
+        ref = schema["properties"]["config"]["$ref"]
+        assert ref.rsplit("/", 1)[1] in spec["components"]["schemas"]
 
 
 class TestTrainingJobs:

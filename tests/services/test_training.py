@@ -1,4 +1,5 @@
-"""Running training jobs: idempotent per job, numbered per series, failures kept."""
+"""Running training jobs, alone or in chunks: idempotent per job, numbered per
+series, failures kept per job."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from atalaia.adapters.db.repositories import JobStore, ModelStore, ReadingStore
 from atalaia.adapters.db.tables import JobRow
 from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.core.detectors import fit
+from atalaia.core.drift import reference_profile
+from atalaia.core.fitting import Fit, fit_series
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import ModelVersion, Stage
 from atalaia.core.series import Readings
 from atalaia.errors import JobNotCancellable, TrainingRateLimited
 from atalaia.services import training
-from fixtures.readings import sensor_series
+from fixtures.readings import sensor_readings, sensor_series
 
 Sessions = sessionmaker[Session]
 SERIES = "sensor_010_axial"
@@ -205,3 +209,204 @@ class TestSubmit:
 
         with sessions() as session, pytest.raises(JobNotCancellable):
             training.cancel_job(session=session, job_id=job.job_id, actor="test")
+
+
+FLEET = [f"sensor_{n:03d}_{axis}" for n in (1, 2) for axis in ("axial", "radial")]
+FIT_SERIES = "atalaia.services.training_chunk.fit_series"
+
+
+def store_weeks(sessions: Sessions, ids: list[str]) -> dict[str, Readings]:
+    weeks = {sid: sensor_readings(seed=i) for i, sid in enumerate(ids)}
+    with sessions() as session:
+        ReadingStore(session).append_many(weeks)
+        session.commit()
+    return weeks
+
+
+def submit_weeks(sessions: Sessions, ids: list[str]) -> list[str]:
+    with sessions() as session:
+        submission = training.submit_batch(
+            session=session, series_ids=ids, algorithm="robust", hyperparameters={},
+            window_hours=168, actor="test", min_interval_s=0,
+        )  # fmt: skip
+        session.commit()
+    return [job.job_id for job in submission.accepted]
+
+
+def run_chunk(
+    sessions: Sessions, artifacts: LocalArtifactStore, job_ids: list[str]
+) -> dict[str, ModelVersion | None]:
+    return training.run_training_chunk(job_ids, sessions=sessions, artifacts=artifacts)
+
+
+def jobs_by_status(sessions: Sessions, job_ids: list[str]) -> dict[str, JobStatus]:
+    with sessions() as session:
+        return {j.job_id: j.status for j in JobStore(session).get_many(job_ids)}
+
+
+class TestRunTrainingChunk:
+    def test_registers_a_version_per_job_as_if_trained_alone(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        weeks = store_weeks(sessions, FLEET)
+        job_ids = submit_weeks(sessions, FLEET)
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        assert set(outcome) == set(job_ids)
+        for job_id, model in outcome.items():
+            assert model is not None
+            week = weeks[model.series_id]
+            assert (model.version, model.stage) == (1, Stage.STAGING)
+            assert model.params == fit("robust", week.values, {})
+            assert model.reference == reference_profile(week.values)
+            assert model.lineage.job_id == job_id
+            assert model.lineage.data_points == 10_080
+            assert model.lineage.data_end == week.timestamps[-1]
+        with sessions() as session:
+            stored = ModelStore(session).by_jobs(job_ids)
+            ledger = ModelStore(session).ledger(FLEET[0])
+        assert stored == outcome
+        assert [entry.to_stage for entry in ledger] == [Stage.STAGING]
+        assert set(jobs_by_status(sessions, job_ids).values()) == {JobStatus.SUCCEEDED}
+
+    def test_running_a_chunk_twice_yields_one_version_per_job(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        store_weeks(sessions, FLEET)
+        job_ids = submit_weeks(sessions, FLEET)
+
+        first = run_chunk(sessions, artifacts, job_ids)
+        again = run_chunk(sessions, artifacts, job_ids)
+
+        assert again == first
+        with sessions() as session:
+            assert ModelStore(session).latest_versions(FLEET) == dict.fromkeys(FLEET, 1)
+
+    def test_numbers_jobs_of_one_series_in_turn(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        store_weeks(sessions, [SERIES])
+        job_ids = submit_weeks(sessions, [SERIES]) + submit_weeks(sessions, [SERIES])
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        models = [outcome[job_id] for job_id in job_ids]
+        assert [m.version for m in models if m is not None] == [1, 2]
+
+    def test_fails_only_the_job_whose_data_breaks_a_rule(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        store_weeks(sessions, FLEET)
+        week = sensor_readings()
+        with sessions() as session:  # a stuck sensor: one value all week
+            flat = Readings(week.timestamps, week.values * 0 + 0.5)
+            ReadingStore(session).append("stuck_sensor", flat)
+            session.commit()
+        job_ids = submit_weeks(sessions, [*FLEET, "stuck_sensor"])
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        with sessions() as session:
+            failed = [j for j in JobStore(session).get_many(job_ids) if j.error]
+        assert [j.series_id for j in failed] == ["stuck_sensor"]
+        assert failed[0].status is JobStatus.FAILED
+        assert failed[0].error is not None
+        assert failed[0].error["rule"] == "non_constant"
+        assert outcome[failed[0].job_id] is None
+        assert sum(model is not None for model in outcome.values()) == len(FLEET)
+
+    def test_skips_a_job_cancelled_while_the_chunk_trains(
+        self,
+        sessions: Sessions,
+        artifacts: LocalArtifactStore,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        store_weeks(sessions, FLEET)
+        job_ids = submit_weeks(sessions, FLEET)
+
+        def fit_then_cancel(*args: object) -> list[Fit]:
+            with sessions() as session:
+                training.cancel_job(session=session, job_id=job_ids[0], actor="test")
+                session.commit()
+            return fit_series(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(FIT_SERIES, fit_then_cancel)
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        assert outcome[job_ids[0]] is None
+        assert all(outcome[j] is not None for j in job_ids[1:])
+        assert jobs_by_status(sessions, job_ids)[job_ids[0]] is JobStatus.CANCELLED
+        with sessions() as session:
+            assert ModelStore(session).by_jobs([job_ids[0]]) == {}
+
+    def test_records_a_crash_on_every_job_and_drops_the_payloads(
+        self,
+        sessions: Sessions,
+        artifacts: LocalArtifactStore,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        job = submit(sessions, artifacts)
+        store_weeks(sessions, FLEET)
+        job_ids = [job.job_id, *submit_weeks(sessions, FLEET)]
+
+        def crash(*_: object) -> list[Fit]:
+            raise RuntimeError("out of memory")
+
+        monkeypatch.setattr(FIT_SERIES, crash)
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        assert set(outcome.values()) == {None}
+        with sessions() as session:
+            errors = [j.error for j in JobStore(session).get_many(job_ids)]
+        assert errors == [{"error": "RuntimeError", "detail": "out of memory"}] * 5
+        assert job.payload_key is not None
+        assert not artifacts.exists(job.payload_key)
+
+    def test_stores_inline_data_of_a_chunk_as_readings(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        job = submit(sessions, artifacts)
+        store_weeks(sessions, FLEET)
+        job_ids = [job.job_id, *submit_weeks(sessions, FLEET)]
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        assert all(model is not None for model in outcome.values())
+        with sessions() as session:
+            assert ReadingStore(session).count_last_hours(SERIES, 168) == 10_080
+
+
+class TestSubmitBatch:
+    def test_queues_a_job_per_series_and_reports_those_refused(
+        self, sessions: Sessions
+    ) -> None:
+        store_weeks(sessions, FLEET)
+        with sessions() as session:
+            ReadingStore(session).append("thin", sensor_readings(500))
+            session.commit()
+        submit_weeks(sessions, [FLEET[0]])
+        with sessions() as session:
+            submission = training.submit_batch(
+                session=session,
+                series_ids=[*FLEET, FLEET[1], "thin", "unknown", "bad id"],
+                algorithm="zscore", hyperparameters={"threshold_sigma": 4},
+                window_hours=168, actor="test", min_interval_s=300,
+            )  # fmt: skip
+            session.commit()
+        refused = {r["series_id"]: r["error"] for r in submission.rejected}
+        assert [job.series_id for job in submission.accepted] == FLEET[1:]
+        assert refused == {
+            FLEET[0]: "TrainingRateLimited",
+            "thin": "InvalidSeries",
+            "unknown": "InvalidSeries",
+            "bad id": "InvalidSeriesId",
+        }
+        with sessions() as session:
+            queued = JobStore(session).page(batch_id=submission.batch_id)
+        assert {job.job_id for job in queued} == {
+            job.job_id for job in submission.accepted
+        }
+        assert {job.hyperparameters["threshold_sigma"] for job in queued} == {4.0}

@@ -14,6 +14,8 @@ import numpy as np
 from atalaia.core.series import FloatArray
 
 PROFILE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+_QUANTILE_NAMES = [f"p{round(q * 100)}" for q in PROFILE_QUANTILES]
+_DECILES = np.linspace(0.1, 0.9, 9)
 PSI_DRIFT = 0.2  # the customary "significant shift" level
 MIN_RECENT_POINTS = 100
 _EPS = 1e-4
@@ -21,21 +23,35 @@ _EPS = 1e-4
 
 def reference_profile(values: FloatArray) -> dict[str, Any]:
     """Summary statistics of training data, kept with the model for drift checks."""
-    deciles = np.quantile(values, np.linspace(0.1, 0.9, 9))
-    return {
-        "count": int(values.size),
-        "mean": float(np.mean(values)),
-        "std": float(np.std(values)),
-        "min": float(np.min(values)),
-        "max": float(np.max(values)),
-        "quantiles": {
-            f"p{round(q * 100)}": float(v)
-            for q, v in zip(
-                PROFILE_QUANTILES, np.quantile(values, PROFILE_QUANTILES), strict=True
-            )
-        },
-        "decile_edges": [float(x) for x in deciles],
-    }
+    return reference_profiles(values[np.newaxis, :])[0]
+
+
+def reference_profiles(rows: FloatArray) -> list[dict[str, Any]]:
+    """`reference_profile` of every row of `rows` (one series per row), at once."""
+    ordered = np.sort(rows, axis=1)  # the quantiles of sorted rows come cheap
+    quantiles = np.quantile(ordered, PROFILE_QUANTILES, axis=1).T.tolist()
+    deciles = np.quantile(ordered, _DECILES, axis=1).T.tolist()
+    columns = zip(
+        np.mean(rows, axis=1).tolist(),
+        np.std(rows, axis=1).tolist(),
+        ordered[:, 0].tolist(),
+        ordered[:, -1].tolist(),
+        quantiles,
+        deciles,
+        strict=True,
+    )
+    return [
+        {
+            "count": rows.shape[1],
+            "mean": mean,
+            "std": std,
+            "min": low,
+            "max": high,
+            "quantiles": dict(zip(_QUANTILE_NAMES, qs, strict=True)),
+            "decile_edges": edges,
+        }
+        for mean, std, low, high, qs, edges in columns
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -21,3 +22,7 @@ class JobQueue(Protocol):
     """Hands training job ids to whatever runs them (in-process, Celery, ...)."""
 
     def dispatch(self, job_id: str) -> None: ...
+
+    def dispatch_many(self, job_ids: Sequence[str]) -> None:
+        """Hand over many jobs (a batch), run in chunks fitted in one pass each."""
+        ...

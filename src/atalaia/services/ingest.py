@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from sqlalchemy.orm import Session
 
@@ -19,13 +21,27 @@ def append_points(
 
     Readings may come in any order; a timestamp twice in one request is refused.
     """
+    return append_many_points(session=session, batch={series_id: readings})[series_id]
+
+
+def append_many_points(
+    *, session: Session, batch: Mapping[str, Readings]
+) -> dict[str, IngestResult]:
+    """`append_points` for many series in one bulk write (caller commits)."""
+    ordered = {sid: _checked(sid, readings) for sid, readings in batch.items()}
+    return ReadingStore(session).append_many(ordered)
+
+
+def _checked(series_id: str, readings: Readings) -> Readings:
     check_series_id(series_id)
     if len(readings) > MAX_POINTS_PER_REQUEST:
         raise InvalidSeries(
             f"at most {MAX_POINTS_PER_REQUEST} points per request, got {len(readings)}",
             rule="max_points",
         )
-    order = np.argsort(readings.timestamps, kind="stable")
-    ordered = Readings(readings.timestamps[order], readings.values[order])
-    check_readings(ordered)
-    return ReadingStore(session).append(series_id, ordered)
+    ts = readings.timestamps
+    if not (ts[1:] >= ts[:-1]).all():
+        order = np.argsort(ts, kind="stable")
+        readings = Readings(ts[order], readings.values[order])
+    check_readings(readings)
+    return readings

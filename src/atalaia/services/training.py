@@ -1,37 +1,28 @@
-"""Training use cases: accept a job, and run one (the same code for every executor)."""
+"""Training use cases: accept jobs (one series or a batch), run them, cancel them."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from atalaia import __version__
 from atalaia.adapters.db.repositories import (
     AuditLog,
     JobStore,
     ModelStore,
     ReadingStore,
+    SeriesSummary,
 )
-from atalaia.core.detectors import (
-    ModelParams,
-    fit,
-    resolve_hyperparameters,
-    score_columns,
-)
-from atalaia.core.drift import reference_profile
+from atalaia.core.detectors import resolve_hyperparameters
 from atalaia.core.jobs import JobStatus, TrainingJob, check_cancellable
 from atalaia.core.ports import ArtifactStore
-from atalaia.core.registry import Lineage, ModelVersion, Stage
+from atalaia.core.registry import ModelVersion
 from atalaia.core.series import (
     MIN_TRAINING_POINTS,
     Readings,
@@ -40,15 +31,22 @@ from atalaia.core.series import (
 )
 from atalaia.errors import (
     AtalaiaError,
-    InvalidInput,
     InvalidSeries,
     JobNotCancellable,
     TrainingRateLimited,
 )
+from atalaia.services._payload import encode_payload, payload_key
+from atalaia.services.training_chunk import (
+    Outcome,
+    SessionFactory,
+    fail_jobs,
+    train_claimed,
+)
 
 log = structlog.get_logger()
 
-SessionFactory = Callable[[], Session]
+# Series looked up per query when a batch is checked (bound parameters per query).
+_LOOKUP = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +73,6 @@ def submit_training(
     request: TrainingRequest,
     actor: str,
     min_interval_s: int,
-    batch_id: str | None = None,
 ) -> TrainingJob:
     """Validate a training request and store it as a queued job (caller commits).
 
@@ -87,11 +84,11 @@ def submit_training(
     )
     check_training_interval(session, series_id, min_interval_s)
     job_id = new_job_id()
-    payload_key = None
+    key = None
     if request.readings is not None:
         validate_training_data(request.readings)
-        payload_key = f"jobs/{job_id}/readings.npy"
-        artifacts.put(payload_key, _encode(request.readings))
+        key = payload_key(job_id)
+        artifacts.put(key, encode_payload(request.readings))
     else:
         _check_stored_window(session, series_id, request.window_hours or 0.0)
     job = TrainingJob(
@@ -100,12 +97,12 @@ def submit_training(
         status=JobStatus.QUEUED,
         algorithm=request.algorithm,
         hyperparameters=hyperparameters,
-        payload_key=payload_key,
+        payload_key=key,
         window_hours=request.window_hours,
         created_at=datetime.now(UTC),
         submitted_by=actor,
     )
-    JobStore(session).add(job, batch_id=batch_id)
+    JobStore(session).add(job)
     log.info("training.job_accepted", job_id=job_id, series_id=series_id)
     return job
 
@@ -115,9 +112,15 @@ def check_training_interval(
 ) -> None:
     """Raise TrainingRateLimited if the series got a job less than the interval ago."""
     last = JobStore(session).last_submission(series_id)
+    _check_interval(series_id, last, min_interval_s, datetime.now(UTC))
+
+
+def _check_interval(
+    series_id: str, last: datetime | None, min_interval_s: int, now: datetime
+) -> None:
     if last is None:
         return
-    wait = last + timedelta(seconds=min_interval_s) - datetime.now(UTC)
+    wait = last + timedelta(seconds=min_interval_s) - now
     if wait.total_seconds() > 0:
         raise TrainingRateLimited(
             series_id,
@@ -129,158 +132,27 @@ def check_training_interval(
 def _check_stored_window(session: Session, series_id: str, hours: float) -> None:
     stored = ReadingStore(session).count_last_hours(series_id, hours)
     if stored < MIN_TRAINING_POINTS:
-        raise InvalidSeries(
-            f"training needs at least {MIN_TRAINING_POINTS} points; series "
-            f"{series_id!r} has {stored} in its last {hours:g} hours",
-            rule="min_points",
-        )
+        raise _too_few_points(series_id, stored, hours)
 
 
-def _encode(readings: Readings) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.stack([readings.timestamps, readings.values]))
-    return buffer.getvalue()
-
-
-def _decode(data: bytes) -> Readings:
-    pair = np.load(io.BytesIO(data))
-    return Readings(pair[0], pair[1])
-
-
-def run_training_job(
-    job_id: str, *, sessions: SessionFactory, artifacts: ArtifactStore
-) -> ModelVersion | None:
-    """Train and register the model of one job; idempotent per job id.
-
-    Returns the registered version (the existing one when the job already ran), or
-    None when the job was cancelled or failed.
-    """
-    with sessions() as session:
-        if (existing := ModelStore(session).by_job(job_id)) is not None:
-            return existing
-        if not JobStore(session).claim(job_id):
-            return None
-        session.commit()
-        job = JobStore(session).get(job_id)
-    log.info("training.job_started", job_id=job_id, series_id=job.series_id)
-    try:
-        return _train_and_register(job, sessions=sessions, artifacts=artifacts)
-    except AtalaiaError as exc:
-        error = {"error": type(exc).__name__, "detail": exc.detail}
-        if isinstance(exc, InvalidInput):
-            error["rule"] = exc.rule
-        _fail(job, sessions, artifacts, error)
-    except Exception as exc:
-        log.error("training.job_crashed", job_id=job_id, exc_info=True)
-        error = {"error": type(exc).__name__, "detail": str(exc)}
-        _fail(job, sessions, artifacts, error)
-    return None
-
-
-def _fail(
-    job: TrainingJob,
-    sessions: SessionFactory,
-    artifacts: ArtifactStore,
-    error: dict[str, str],
+def _check_stored_summary(
+    series_id: str, summary: SeriesSummary | None, hours: float
 ) -> None:
-    with sessions() as session:
-        JobStore(session).fail(job.job_id, error=error)
-        session.commit()
-    _discard_payload(job, artifacts)
-    log.info("training.job_failed", job_id=job.job_id, **error)
+    """`_check_stored_window` from the series' statistics, without counting.
+
+    A series' total bounds what its window holds, and is exact when its whole
+    history fits in the window; a longer history is checked when the job runs.
+    """
+    stored = summary.n_points if summary is not None else 0
+    if stored < MIN_TRAINING_POINTS:
+        raise _too_few_points(series_id, stored, hours)
 
 
-def _train_and_register(
-    job: TrainingJob, *, sessions: SessionFactory, artifacts: ArtifactStore
-) -> ModelVersion | None:
-    with sessions() as session:
-        readings = _training_data(job, session, artifacts)
-        session.commit()
-    validate_training_data(readings)
-    started = time.perf_counter()
-    params = fit(job.algorithm, readings.values, job.hyperparameters)
-    fit_seconds = time.perf_counter() - started
-    for _attempt in range(3):  # a concurrent job of the same series may take the number
-        with sessions() as session:
-            if JobStore(session).status_of(job.job_id) is not JobStatus.RUNNING:
-                _discard_payload(job, artifacts)
-                return None  # cancelled while training
-            model = _new_version(job, session, readings, params, fit_seconds)
-            ModelStore(session).add(model, actor=job.submitted_by)
-            if not JobStore(session).finish(job.job_id, version=model.version):
-                session.rollback()
-                _discard_payload(job, artifacts)
-                return None  # cancelled since the check above
-            AuditLog(session).record(
-                actor=job.submitted_by, action="model.registered",
-                target=f"{model.series_id}/v{model.version}", job_id=job.job_id,
-            )  # fmt: skip
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                if (existing := ModelStore(session).by_job(job.job_id)) is not None:
-                    return existing
-                continue
-        log.info("training.job_succeeded", job_id=job.job_id, version=model.version)
-        _discard_payload(job, artifacts)
-        return model
-    raise RuntimeError(f"could not number a version for job {job.job_id}")
-
-
-def _discard_payload(job: TrainingJob, artifacts: ArtifactStore) -> None:
-    """Drop inline data once its job has ended: it is stored as readings by then."""
-    if job.payload_key is not None:
-        artifacts.delete(job.payload_key)
-
-
-def _training_data(
-    job: TrainingJob, session: Session, artifacts: ArtifactStore
-) -> Readings:
-    if job.payload_key is None:
-        return ReadingStore(session).last_hours(job.series_id, job.window_hours or 0.0)
-    readings = _decode(artifacts.get(job.payload_key))
-    # Inline training data becomes the series' stored data (for plots and drift).
-    ReadingStore(session).append(job.series_id, readings)
-    return readings
-
-
-def _new_version(
-    job: TrainingJob,
-    session: Session,
-    readings: Readings,
-    params: ModelParams,
-    fit_seconds: float,
-) -> ModelVersion:
-    values = readings.values
-    one = np.ones(1)
-    _, flagged = score_columns(
-        params.center * one, params.scale * one, params.threshold * one, values
-    )
-    digest = hashlib.sha256(readings.timestamps.tobytes() + values.tobytes())
-    return ModelVersion(
-        series_id=job.series_id,
-        version=ModelStore(session).next_version(job.series_id),
-        stage=Stage.STAGING,
-        algorithm=job.algorithm,
-        params=params,
-        lineage=Lineage(
-            job_id=job.job_id,
-            algorithm=job.algorithm,
-            hyperparameters=job.hyperparameters,
-            data_start=float(readings.timestamps[0]),
-            data_end=float(readings.timestamps[-1]),
-            data_points=len(readings),
-            data_hash=f"sha256:{digest.hexdigest()}",
-            package_version=__version__,
-        ),
-        created_at=datetime.now(UTC),
-        metrics={
-            "training_points": float(len(readings)),
-            "training_anomaly_rate": float(flagged.mean()),
-            "fit_seconds": fit_seconds,
-        },
-        reference=reference_profile(values),
+def _too_few_points(series_id: str, stored: int, hours: float) -> InvalidSeries:
+    return InvalidSeries(
+        f"training needs at least {MIN_TRAINING_POINTS} points; series "
+        f"{series_id!r} has {stored} in its last {hours:g} hours",
+        rule="min_points",
     )
 
 
@@ -294,7 +166,6 @@ class BatchSubmission:
 def submit_batch(
     *,
     session: Session,
-    artifacts: ArtifactStore,
     series_ids: list[str],
     algorithm: str,
     hyperparameters: dict[str, object],
@@ -302,35 +173,106 @@ def submit_batch(
     actor: str,
     min_interval_s: int,
 ) -> BatchSubmission:
-    """Queue one job per series from its stored window; report the series refused."""
-    resolve_hyperparameters(algorithm, hyperparameters)  # fail the batch, not each job
+    """Queue one job per series from its stored window; report the series refused.
+
+    The same checks as `submit_training`, made for the whole batch a few queries
+    at a time (caller commits).
+    """
+    resolved = resolve_hyperparameters(algorithm, hyperparameters)  # fail the batch
     batch_id = new_job_id()
+    now = datetime.now(UTC)
     accepted: list[TrainingJob] = []
     rejected: list[dict[str, object]] = []
-    for series_id in dict.fromkeys(series_ids):
-        request = TrainingRequest(
-            series_id, algorithm, hyperparameters, window_hours=window_hours
-        )
-        try:
-            accepted.append(
-                submit_training(
-                    session=session,
-                    artifacts=artifacts,
-                    request=request,
-                    actor=actor,
-                    min_interval_s=min_interval_s,
-                    batch_id=batch_id,
+    for piece in _pieces(list(dict.fromkeys(series_ids)), _LOOKUP):
+        last = JobStore(session).last_submissions(piece)
+        stored = ReadingStore(session).summaries(piece)
+        for series_id in piece:
+            try:
+                check_series_id(series_id)
+                _check_interval(series_id, last.get(series_id), min_interval_s, now)
+                _check_stored_summary(series_id, stored.get(series_id), window_hours)
+            except AtalaiaError as exc:
+                rejected.append(
+                    {"series_id": series_id, "error": type(exc).__name__,
+                     "detail": exc.detail}
                 )  # fmt: skip
+                continue
+            accepted.append(
+                TrainingJob(
+                    job_id=new_job_id(),
+                    series_id=series_id,
+                    status=JobStatus.QUEUED,
+                    algorithm=algorithm,
+                    hyperparameters=resolved,
+                    payload_key=None,
+                    window_hours=window_hours,
+                    created_at=now,
+                    submitted_by=actor,
+                )
             )
-        except AtalaiaError as exc:
-            rejected.append(
-                {
-                    "series_id": series_id,
-                    "error": type(exc).__name__,
-                    "detail": exc.detail,
-                }
-            )
+    JobStore(session).add_many(accepted, batch_id=batch_id)
+    log.info("training.batch_accepted", batch_id=batch_id, jobs=len(accepted))
     return BatchSubmission(batch_id, accepted, rejected)
+
+
+def _pieces(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run_training_job(
+    job_id: str, *, sessions: SessionFactory, artifacts: ArtifactStore
+) -> ModelVersion | None:
+    """Train and register the model of one job; idempotent per job id.
+
+    Returns the registered version (the existing one when the job already ran), or
+    None when the job was cancelled or failed.
+    """
+    outcome = run_training_chunk([job_id], sessions=sessions, artifacts=artifacts)
+    return outcome[job_id]
+
+
+def run_training_chunk(
+    job_ids: Sequence[str], *, sessions: SessionFactory, artifacts: ArtifactStore
+) -> Outcome:
+    """Train and register the models of many jobs, fitted in one vectorized pass.
+
+    What a worker runs for a chunk of a batch. Each job keeps the guarantees of a
+    job run alone: a job that already registered a version gets it back (running
+    a chunk twice yields one version per job), a job cancelled meanwhile is
+    skipped, and data that breaks a rule fails its own job only. Returns each
+    job's version, or None for a job cancelled or failed.
+    """
+    outcome: Outcome = dict.fromkeys(job_ids)
+    jobs, done = _claim(job_ids, sessions)
+    outcome.update(done)
+    if not jobs:
+        return outcome
+    try:
+        outcome.update(train_claimed(jobs, sessions, artifacts))
+    except Exception as exc:
+        log.error("training.chunk_crashed", jobs=len(jobs), exc_info=True)
+        error = {"error": type(exc).__name__, "detail": str(exc)}
+        fail_jobs({job.job_id: error for job in jobs}, sessions)
+    # Only once every job has ended: a run that died keeps them for its retry.
+    for job in jobs:
+        if job.payload_key is not None:
+            artifacts.delete(job.payload_key)
+    return outcome
+
+
+def _claim(
+    job_ids: Sequence[str], sessions: SessionFactory
+) -> tuple[list[TrainingJob], dict[str, ModelVersion]]:
+    """(the jobs claimed, in the given order; the versions jobs already registered)."""
+    with sessions() as session:
+        done = ModelStore(session).by_jobs(job_ids)
+        todo = [job_id for job_id in job_ids if job_id not in done]
+        claimed = JobStore(session).claim(todo) if todo else []
+        session.commit()
+        jobs = JobStore(session).get_many(claimed) if claimed else []
+    order = {job_id: i for i, job_id in enumerate(job_ids)}
+    return sorted(jobs, key=lambda job: order[job.job_id]), done
 
 
 def cancel_job(*, session: Session, job_id: str, actor: str) -> TrainingJob:

@@ -16,9 +16,11 @@ from atalaia.core.detectors import (
     Detector,
     ModelParams,
     fit,
+    fit_rows,
     get_detector,
     resolve_hyperparameters,
     score_columns,
+    stack_by_length,
 )
 from atalaia.errors import InvalidHyperparameters, UnknownAlgorithm
 from fixtures.readings import sensor_series
@@ -128,6 +130,53 @@ class TestDetectorContract:
         _, recent = sensor_series(seed=5, spikes=[7], spike_sigma=10.0)
         _, anomaly = score_one(params, recent)
         assert anomaly[7]
+
+
+# Series of unequal lengths; rounding some makes ties and plateaus, where the
+# robust detector's MAD is zero and it falls back on the standard deviation.
+SERIES = st.lists(
+    st.tuples(
+        hnp.arrays(
+            np.float64,
+            st.integers(1, 60),
+            elements=st.floats(-1e6, 1e6, allow_subnormal=False),
+        ),
+        st.sampled_from([None, 0, 2]),
+    ).map(lambda pair: pair[0] if pair[1] is None else np.round(pair[0], pair[1])),
+    min_size=1,
+    max_size=12,
+)
+
+
+class TestFitRows:
+    @pytest.mark.parametrize("algorithm", ALGORITHMS)
+    @settings(max_examples=200, deadline=None)
+    @given(series=SERIES, threshold=st.floats(0.5, 10.0))
+    def test_fits_each_series_exactly_as_fitting_it_alone(
+        self, algorithm: str, series: list[FloatArray], threshold: float
+    ) -> None:
+        hyperparameters = {THRESHOLD: threshold}
+        fitted: dict[int, ModelParams] = {}
+        for stack in stack_by_length(series):
+            columns = fit_rows(algorithm, stack.rows, hyperparameters)
+            fitted |= {i: columns.params(k) for k, i in enumerate(stack.members)}
+        assert [fitted[i] for i in range(len(series))] == [
+            fit(algorithm, values, hyperparameters) for values in series
+        ]
+
+    def test_does_not_modify_the_rows(self, algorithm: str) -> None:
+        rows = np.random.default_rng(5).normal(0.0, 1.0, (4, 101))
+        before = rows.copy()
+        fit_rows(algorithm, rows, {})
+        np.testing.assert_array_equal(rows, before)
+
+
+class TestStackByLength:
+    def test_stacks_series_of_one_length_and_keeps_their_indexes(self) -> None:
+        series = [np.arange(3.0), np.arange(2.0), np.arange(3.0) + 10]
+        stacks = stack_by_length(series)
+        assert [s.members for s in stacks] == [[0, 2], [1]]
+        np.testing.assert_array_equal(stacks[0].rows[1], series[2])
 
 
 class TestHyperparameters:

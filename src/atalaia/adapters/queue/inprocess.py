@@ -3,35 +3,44 @@
 Jobs are committed as rows before they are dispatched, so a restart loses none:
 the owner re-dispatches the unfinished ones at start, and a sweeper re-dispatches
 jobs left unfinished by a run that died (for example on a database outage).
+Jobs dispatched together run in chunks: the run function gets a chunk's ids at
+once and fits them in one pass.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
 log = structlog.get_logger()
 
-_STOP = ""
+CHUNK_SIZE = 500
+_STOP: list[str] = []
 
 
 class InProcessExecutor:
     def __init__(
         self,
-        run: Callable[[str], object],
+        run: Callable[[list[str]], object],
         *,
         threads: int = 1,
+        chunk_size: int = CHUNK_SIZE,
+        niceness: int = 0,
         find_orphans: Callable[[], Iterable[str]] = tuple,
         sweep_every_s: float = 60.0,
     ) -> None:
         self._run = run
+        self._chunk_size = chunk_size
+        self._niceness = niceness
         self._find_orphans = find_orphans
         self._sweep_every_s = sweep_every_s
-        self._queue: queue.Queue[str] = queue.Queue()
+        self._queue: queue.Queue[list[str]] = queue.Queue()
         self._known: set[str] = set()  # dispatched here and not finished yet
+        self._waiting = 0  # jobs dispatched and not started
         self._known_lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads = [
@@ -42,22 +51,27 @@ class InProcessExecutor:
             target=self._sweep, name="atalaia-job-sweeper", daemon=True
         )
 
-    def start(self, pending: Iterable[str] = ()) -> None:
-        for job_id in pending:
-            self.dispatch(job_id)
+    def start(self, pending: Sequence[str] = ()) -> None:
+        self.dispatch_many(pending)
         for thread in self._threads:
             thread.start()
         self._sweeper.start()
 
     def dispatch(self, job_id: str) -> None:
+        self.dispatch_many([job_id])
+
+    def dispatch_many(self, job_ids: Sequence[str]) -> None:
+        """Queue the jobs not already held here, `chunk_size` to a chunk."""
         with self._known_lock:
-            if job_id in self._known:
-                return
-            self._known.add(job_id)
-        self._queue.put(job_id)
+            fresh = [j for j in dict.fromkeys(job_ids) if j not in self._known]
+            self._known.update(fresh)
+            self._waiting += len(fresh)
+        for start in range(0, len(fresh), self._chunk_size):
+            self._queue.put(fresh[start : start + self._chunk_size])
 
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Jobs waiting for a thread."""
+        return self._waiting
 
     def alive(self) -> bool:
         return all(thread.is_alive() for thread in self._threads)
@@ -74,8 +88,7 @@ class InProcessExecutor:
         orphans = [
             job_id for job_id in self._find_orphans() if job_id not in self._known
         ]
-        for job_id in orphans:
-            self.dispatch(job_id)
+        self.dispatch_many(orphans)
         if orphans:
             log.info("executor.redispatched", jobs=len(orphans))
         return len(orphans)
@@ -88,11 +101,15 @@ class InProcessExecutor:
                 log.warning("executor.sweep_failed", error=type(exc).__name__)
 
     def _work(self) -> None:
-        while (job_id := self._queue.get()) != _STOP:
+        if self._niceness:  # this thread only (Linux threads have their own)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
+        while (chunk := self._queue.get()) is not _STOP:
+            with self._known_lock:
+                self._waiting -= len(chunk)
             try:
-                self._run(job_id)
-            except Exception:  # the job function records failures; this is a last guard
-                log.error("executor.job_crashed", job_id=job_id, exc_info=True)
+                self._run(chunk)
+            except Exception:  # the run function records failures; a last guard
+                log.error("executor.chunk_crashed", jobs=chunk, exc_info=True)
             finally:
                 with self._known_lock:
-                    self._known.discard(job_id)
+                    self._known.difference_update(chunk)

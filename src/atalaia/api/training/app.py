@@ -13,12 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Gauge
 
 from atalaia.adapters.db.repositories import JobStore
-from atalaia.adapters.queue import InProcessExecutor
+from atalaia.adapters.queue import InProcessExecutor, WriteTurns
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.routes import feedback, models, series, training
-from atalaia.services.training import run_training_job
+from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
+
+BACKGROUND_NICENESS = 10
 
 
 def routers() -> list[APIRouter]:
@@ -33,11 +35,15 @@ async def job_executor(
 
     A sweeper re-dispatches queued jobs this process does not hold and running
     ones older than `stuck_job_after_s` (their run died, e.g. on a DB outage).
+    On SQLite (the embedded platform) the API's requests go first: jobs write in
+    turns behind them (`WriteTurns`) and their threads run at a lower priority.
     """
     settings = resources.settings
-    run = partial(
-        run_training_job, sessions=resources.sessions, artifacts=resources.artifacts
+    turns = WriteTurns() if resources.engine.dialect.name == "sqlite" else None
+    sessions = (
+        turns.background_sessions(resources.engine) if turns else resources.sessions
     )
+    run = partial(run_training_chunk, sessions=sessions, artifacts=resources.artifacts)
 
     def orphans() -> list[str]:
         stuck = datetime.now(UTC) - timedelta(seconds=settings.stuck_job_after_s)
@@ -47,6 +53,7 @@ async def job_executor(
     executor = InProcessExecutor(
         run,
         threads=settings.training_threads,
+        niceness=BACKGROUND_NICENESS if turns else 0,
         find_orphans=orphans,
         sweep_every_s=min(60.0, settings.stuck_job_after_s / 4),
     )
@@ -63,7 +70,7 @@ async def job_executor(
     executor.start(await run_in_threadpool(pending))
     resources.ready_checks["executor"] = lambda: (executor.alive(), "in-process")
     try:
-        yield {"job_queue": executor}
+        yield {"job_queue": executor, "write_turns": turns}
     finally:
         await run_in_threadpool(executor.stop)
 

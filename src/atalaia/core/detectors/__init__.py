@@ -1,9 +1,17 @@
 """Anomaly detectors and their columnar scoring."""
 
-from atalaia.core.detectors.base import Detector, ModelParams, score_columns
+from atalaia.core.detectors.base import (
+    Detector,
+    ModelParams,
+    ParamColumns,
+    Stack,
+    score_columns,
+    stack_by_length,
+)
 from atalaia.core.detectors.catalog import (
     DETECTORS,
     fit,
+    fit_rows,
     get_detector,
     resolve_hyperparameters,
 )
@@ -12,8 +20,12 @@ __all__ = [
     "DETECTORS",
     "Detector",
     "ModelParams",
+    "ParamColumns",
+    "Stack",
     "fit",
+    "fit_rows",
     "get_detector",
     "resolve_hyperparameters",
     "score_columns",
+    "stack_by_length",
 ]

@@ -2,13 +2,14 @@
 
 Every detector reduces a series to three numbers (centre, scale, threshold), so the
 whole fleet is scored in one numpy pass over parameter columns, whatever the mix
-of algorithms.
+of algorithms; and many series of one length are fitted in one pass over the rows
+of a 2-D array.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -44,8 +45,30 @@ class ModelParams:
         return self.center - half, self.center + half
 
 
+@dataclass(frozen=True, slots=True)
+class ParamColumns:
+    """Fitted models of many series, one entry per series in each column."""
+
+    center: FloatArray
+    scale: FloatArray
+    threshold: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.center.size)
+
+    def params(self, i: int) -> ModelParams:
+        return ModelParams(
+            float(self.center[i]), float(self.scale[i]), float(self.threshold[i])
+        )
+
+
 class Detector(Protocol):
-    """Fit one series' values into ModelParams; hyperparameters are validated first."""
+    """Fit series into ModelParams; hyperparameters are validated first.
+
+    `fit` is the plain reference for one series; `fit_rows` fits every row of a
+    2-D array (one series per row) in one vectorized pass and gives, row for row,
+    exactly what `fit` gives.
+    """
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, float]]
@@ -53,6 +76,34 @@ class Detector(Protocol):
     def fit(
         self, values: FloatArray, hyperparameters: Mapping[str, float]
     ) -> ModelParams: ...
+
+    def fit_rows(
+        self, rows: FloatArray, hyperparameters: Mapping[str, float]
+    ) -> ParamColumns: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """Series of one length as the rows of a 2-D array; `members` are their indexes."""
+
+    rows: FloatArray
+    members: list[int]
+
+
+def stack_by_length(series: Sequence[FloatArray]) -> list[Stack]:
+    """Group 1-D arrays by length into 2-D stacks, so each group is fitted at once.
+
+    >>> [(s.rows.shape, s.members) for s in stack_by_length(
+    ...     [np.zeros(3), np.zeros(2), np.ones(3)])]
+    [((2, 3), [0, 2]), ((1, 2), [1])]
+    """
+    by_length: dict[int, list[int]] = {}
+    for i, values in enumerate(series):
+        by_length.setdefault(values.size, []).append(i)
+    return [
+        Stack(np.stack([series[i] for i in members]), members)
+        for members in by_length.values()
+    ]
 
 
 def score_columns(

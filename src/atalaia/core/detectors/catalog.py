@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from atalaia.core.detectors.base import Detector, ModelParams, check_hyperparameters
+from atalaia.core.detectors.base import (
+    Detector,
+    ModelParams,
+    ParamColumns,
+    check_hyperparameters,
+)
 from atalaia.core.detectors.robust import Robust
 from atalaia.core.detectors.zscore import ZScore
 from atalaia.core.series import FloatArray
@@ -32,4 +37,13 @@ def fit(algorithm: str, values: FloatArray, given: Mapping[str, object]) -> Mode
     """Fit `algorithm` on `values` with validated hyperparameters."""
     return get_detector(algorithm).fit(
         values, resolve_hyperparameters(algorithm, given)
+    )
+
+
+def fit_rows(
+    algorithm: str, rows: FloatArray, given: Mapping[str, object]
+) -> ParamColumns:
+    """Fit `algorithm` on every row of `rows` (one series per row) in one pass."""
+    return get_detector(algorithm).fit_rows(
+        rows, resolve_hyperparameters(algorithm, given)
     )

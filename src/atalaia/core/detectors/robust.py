@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from atalaia.core.detectors.base import FloatArray, ModelParams
+from atalaia.core.detectors.base import FloatArray, ModelParams, ParamColumns
 
 # MAD × 1.4826 estimates σ for normal data, so thresholds read like z-scores.
 MAD_TO_SIGMA = 1.4826
@@ -41,3 +41,47 @@ class Robust:
             scale=scale,
             threshold=float(hyperparameters["threshold_sigma"]),
         )
+
+    def fit_rows(
+        self, rows: FloatArray, hyperparameters: Mapping[str, float]
+    ) -> ParamColumns:
+        ordered = np.sort(rows, axis=1)
+        median = _middle(ordered)
+        mad = _median_deviation(ordered, median)
+        scale = MAD_TO_SIGMA * mad
+        flat = ~(mad > MIN_MAD)
+        if flat.any():
+            scale[flat] = np.std(rows[flat], axis=1)
+        return ParamColumns(
+            center=median,
+            scale=scale,
+            threshold=np.full(len(rows), float(hyperparameters["threshold_sigma"])),
+        )
+
+
+def _middle(ordered: FloatArray) -> FloatArray:
+    """np.median of each row of `ordered`, whose rows are sorted."""
+    k = ordered.shape[1] // 2
+    if ordered.shape[1] % 2:
+        return ordered[:, k].copy()
+    return (ordered[:, k - 1] + ordered[:, k]) / 2
+
+
+def _median_deviation(ordered: FloatArray, median: FloatArray) -> FloatArray:
+    """np.median(|x - median|) of each sorted row, in linear time, to the bit.
+
+    The k readings nearest the median are k consecutive ones of the sorted row,
+    so the k-th smallest deviation is the narrowest reach of such a run.
+    """
+    n = ordered.shape[1]
+
+    def kth_smallest(k: int) -> FloatArray:
+        below = median[:, None] - ordered[:, : n - k + 1]
+        above = ordered[:, k - 1 :] - median[:, None]
+        reach: FloatArray = np.maximum(below, above).min(axis=1)
+        return reach
+
+    k = n // 2
+    if n % 2:
+        return kth_smallest(k + 1)
+    return (kth_smallest(k) + kth_smallest(k + 1)) / 2

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from atalaia.core.detectors.base import FloatArray, ModelParams
+from atalaia.core.detectors.base import FloatArray, ModelParams, ParamColumns
 
 
 class ZScore:
@@ -28,4 +28,13 @@ class ZScore:
             center=float(np.mean(values)),
             scale=float(np.std(values)),
             threshold=float(hyperparameters["threshold_sigma"]),
+        )
+
+    def fit_rows(
+        self, rows: FloatArray, hyperparameters: Mapping[str, float]
+    ) -> ParamColumns:
+        return ParamColumns(
+            center=np.mean(rows, axis=1),
+            scale=np.std(rows, axis=1),
+            threshold=np.full(len(rows), float(hyperparameters["threshold_sigma"])),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,12 @@ class JobStore:
         self.session = session
 
     def add(self, job: TrainingJob, *, batch_id: str | None = None) -> None:
-        self.session.add(
+        self.add_many([job], batch_id=batch_id)
+
+    def add_many(
+        self, jobs: Sequence[TrainingJob], *, batch_id: str | None = None
+    ) -> None:
+        self.session.add_all(
             JobRow(
                 job_id=job.job_id,
                 series_id=job.series_id,
@@ -53,6 +59,7 @@ class JobStore:
                 created_at=job.created_at,
                 attempts=0,
             )
+            for job in jobs
         )
 
     def get(self, job_id: str) -> TrainingJob:
@@ -60,6 +67,11 @@ class JobStore:
         if row is None:
             raise JobNotFound(job_id)
         return _job(row)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[TrainingJob]:
+        """The jobs among `job_ids` that exist, in no particular order."""
+        stmt = select(JobRow).where(JobRow.job_id.in_(job_ids))
+        return [_job(row) for row in self.session.scalars(stmt)]
 
     def page(
         self,
@@ -84,35 +96,60 @@ class JobStore:
 
     def last_submission(self, series_id: str) -> datetime | None:
         """When the newest job of the series that was not cancelled was submitted."""
-        return self.session.scalar(
-            select(func.max(JobRow.created_at)).where(
-                JobRow.series_id == series_id,
+        return self.last_submissions([series_id]).get(series_id)
+
+    def last_submissions(self, series_ids: Sequence[str]) -> dict[str, datetime]:
+        """`last_submission` of each series that has one, in one query."""
+        stmt = (
+            select(JobRow.series_id, func.max(JobRow.created_at))
+            .where(
+                JobRow.series_id.in_(series_ids),
                 JobRow.status != JobStatus.CANCELLED.value,
             )
+            .group_by(JobRow.series_id)
         )
+        return dict(self.session.execute(stmt).all())
 
-    def claim(self, job_id: str) -> bool:
-        """Mark a queued job (or one whose worker died while running it) as running.
+    def claim(self, job_ids: Sequence[str]) -> list[str]:
+        """Mark queued jobs (and ones whose worker died running them) as running.
 
-        False when the job is finished or cancelled, so a redelivered job is a no-op.
+        Returns the ids claimed; finished and cancelled jobs are left alone, so a
+        redelivered job is a no-op.
         """
-        result = self.session.execute(
+        stmt = (
             update(JobRow)
-            .where(
-                JobRow.job_id == job_id,
-                JobRow.status.in_(_UNFINISHED),
-            )
+            .where(JobRow.job_id.in_(job_ids), JobRow.status.in_(_UNFINISHED))
             .values(
                 status=JobStatus.RUNNING.value,
                 started_at=utcnow(),
                 attempts=JobRow.attempts + 1,
             )
+            .returning(JobRow.job_id)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return list(self.session.scalars(stmt))
 
-    def finish(self, job_id: str, *, version: int) -> bool:
-        """Mark a running job succeeded; False if it is not running any more."""
-        return self._end(job_id, status=JobStatus.SUCCEEDED, version=version)
+    def finish(self, job_ids: Sequence[str]) -> list[str]:
+        """Mark running jobs succeeded; returns the ids marked.
+
+        The others ended meanwhile (for example, were cancelled) and keep their
+        status. The caller records the versions of those marked, in the same
+        transaction.
+        """
+        stmt = (
+            update(JobRow)
+            .where(JobRow.job_id.in_(job_ids), JobRow.status == JobStatus.RUNNING.value)
+            .values(status=JobStatus.SUCCEEDED.value, finished_at=utcnow())
+            .returning(JobRow.job_id)
+        )
+        return list(self.session.scalars(stmt))
+
+    def record_versions(self, versions: Mapping[str, int]) -> None:
+        """Note the version each job registered (one executemany by primary key)."""
+        if versions:
+            self.session.execute(
+                update(JobRow),
+                [{"job_id": job_id, "version": v} for job_id, v in versions.items()],
+            )
 
     def fail(self, job_id: str, *, error: dict[str, Any]) -> bool:
         return self._end(job_id, status=JobStatus.FAILED, error=error)
@@ -128,14 +165,6 @@ class JobStore:
             .values(status=status.value, finished_at=utcnow(), **values)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def status_of(self, job_id: str) -> JobStatus:
-        status = self.session.scalar(
-            select(JobRow.status).where(JobRow.job_id == job_id)
-        )
-        if status is None:
-            raise JobNotFound(job_id)
-        return JobStatus(status)
 
     def unfinished(self, *, started_before: datetime | None = None) -> list[str]:
         """Ids of queued jobs, and of running ones started before `started_before`."""

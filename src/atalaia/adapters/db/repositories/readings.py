@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 
 import numpy as np
-from sqlalchemy import func, select, text
+import orjson
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.db.repositories._columns import fetch_columns
+from atalaia.adapters.db.repositories._pg_binary import (
+    COPY_HEADER,
+    COPY_TRAILER,
+    copy_tuples,
+    float8_array,
+)
 from atalaia.adapters.db.tables import ReadingRow, SeriesRow, utcnow
-from atalaia.core.series import Readings, sensor_of
+from atalaia.core.series import FloatArray, Readings, sensor_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,82 +62,100 @@ class ReadingStore:
     def append(self, series_id: str, readings: Readings) -> IngestResult:
         """Store readings keyed by (series, timestamp); known timestamps are ignored.
 
-        One bulk statement per call (COPY on PostgreSQL). The series' running
-        statistics are updated with the newly stored values only.
+        The series' running statistics are updated with the newly stored values.
         """
+        return self.append_many({series_id: readings})[series_id]
+
+    def append_many(self, batch: Mapping[str, Readings]) -> dict[str, IngestResult]:
+        """`append` for many series in one bulk write (one binary COPY on PostgreSQL).
+
+        Every series row is locked (PostgreSQL) before its stored timestamps are
+        read, so writers of one series take turns and the new readings go straight
+        into the table. Series are written in id order: the order of the readings
+        index, and one lock order for every writer.
+        """
+        results = {sid: IngestResult(len(r), 0) for sid, r in batch.items()}
+        present = sorted(sid for sid, r in batch.items() if len(r))
+        if not present:  # no row for a series without data: its stats would be 0/0
+            return results
+        rows = self._series_for_update(present)
+        fresh = []
+        for sid in present:
+            ts, vs = self._unknown(rows[sid], batch[sid])
+            results[sid] = IngestResult(len(batch[sid]), int(ts.size))
+            if ts.size:
+                fresh.append((sid, ts, vs))
+                _merge_stats(rows[sid], ts, vs)
+        if fresh:
+            self._bulk_insert(fresh)
+        return results
+
+    def _series_for_update(self, series_ids: list[str]) -> dict[str, SeriesRow]:
+        """The series rows, created if new, locked until commit (PostgreSQL)."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        now = utcnow()
+        new_rows: list[dict[str, object]] = [
+            {"series_id": sid, "sensor_id": sensor, "axis": axis, "tags": {},
+             "n_points": 0, "mean": 0.0, "m2": 0.0, "created_at": now}
+            for sid in series_ids
+            for sensor, axis in [sensor_of(sid)]
+        ]  # fmt: skip
+        self.session.execute(insert(SeriesRow).on_conflict_do_nothing(), new_rows)
+        stmt = (
+            select(SeriesRow)
+            .where(SeriesRow.series_id.in_(series_ids))
+            .order_by(SeriesRow.series_id)
+            .with_for_update()
+        )
+        return {row.series_id: row for row in self.session.scalars(stmt)}
+
+    def _unknown(
+        self, series: SeriesRow, readings: Readings
+    ) -> tuple[FloatArray, FloatArray]:
+        """The readings whose timestamps the series does not hold yet, each once."""
         ts, vs = readings.timestamps, readings.values
-        if ts.size == 0:  # no row for a series without data: its stats would be 0/0
-            return IngestResult(0, 0)
-        series = self._series_for_update(series_id)
+        if not (ts[1:] > ts[:-1]).all():  # keep the first of a repeated timestamp
+            first = np.sort(np.unique(ts, return_index=True)[1])
+            ts, vs = ts[first], vs[first]
+        if series.n_points == 0:
+            return ts, vs
         known = self.session.scalars(
             select(ReadingRow.ts).where(
-                ReadingRow.series_id == series_id,
+                ReadingRow.series_id == series.series_id,
                 ReadingRow.ts.between(float(ts.min()), float(ts.max())),
             )
         ).all()
         fresh = ~np.isin(ts, np.fromiter(known, np.float64, len(known)))
-        ts, vs = ts[fresh], vs[fresh]
-        if ts.size:
-            self._bulk_insert(series_id, ts, vs)
-            _merge_stats(series, ts, vs)
-        return IngestResult(len(readings), int(ts.size))
+        return ts[fresh], vs[fresh]
 
-    def _series_for_update(self, series_id: str) -> SeriesRow:
-        """The series row, created if new, locked until commit (PostgreSQL)."""
-        sensor, axis = sensor_of(series_id)
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        self.session.execute(
-            insert(SeriesRow)
-            .values(
-                series_id=series_id,
-                sensor_id=sensor,
-                axis=axis,
-                tags={},
-                n_points=0,
-                mean=0.0,
-                m2=0.0,
-                created_at=utcnow(),
-            )  # fmt: skip
-            .on_conflict_do_nothing()
-        )
-        stmt = select(SeriesRow).where(SeriesRow.series_id == series_id)
-        return self.session.scalars(stmt.with_for_update()).one()
-
-    def _bulk_insert(self, series_id: str, ts: np.ndarray, vs: np.ndarray) -> None:
+    def _bulk_insert(self, fresh: list[tuple[str, FloatArray, FloatArray]]) -> None:
         if self.dialect == "postgresql":
-            self._copy_insert(series_id, ts, vs)
+            self._copy_insert(fresh)
             return
-        # One executemany of plain tuples: the ORM's per-row dicts cost 4× more.
-        rows = zip(repeat(series_id), ts.tolist(), vs.tolist())
-        self.session.connection().exec_driver_sql(
-            "INSERT OR IGNORE INTO readings (series_id, ts, value) VALUES (?, ?, ?)",
-            list(rows),
+        # One statement per series that SQLite runs in C, without holding the GIL
+        # (an executemany binds each row in Python): the readings go as a JSON
+        # array of [ts, value] pairs, in which floats round-trip exactly.
+        statement = (
+            "INSERT OR IGNORE INTO readings (series_id, ts, value) "
+            "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+            "FROM json_each(?)"
         )
-
-    def _copy_insert(self, series_id: str, ts: np.ndarray, vs: np.ndarray) -> None:
-        # COPY into a staging table, then one INSERT … ON CONFLICT: a concurrent
-        # ingest of the same timestamps cannot fail the batch.
-        buffer = io.StringIO()
-        np.savetxt(buffer, np.column_stack([ts, vs]), fmt="%.17g", delimiter="\t")
-        self.session.execute(
-            text(
-                "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
-                "(ts double precision, value double precision) ON COMMIT DELETE ROWS"
+        connection = self.session.connection()
+        for sid, ts, vs in fresh:
+            pairs = orjson.dumps(
+                np.column_stack([ts, vs]), option=orjson.OPT_SERIALIZE_NUMPY
             )
-        )
+            connection.exec_driver_sql(statement, (sid, pairs))
+
+    def _copy_insert(self, fresh: list[tuple[str, FloatArray, FloatArray]]) -> None:
+        # Binary COPY: numpy writes the tuples, the server parses no text.
         raw = self.session.connection().connection.driver_connection
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy("COPY readings_staging (ts, value) FROM STDIN") as copy:
-                copy.write(buffer.getvalue())
-        self.session.execute(
-            text(
-                "INSERT INTO readings (series_id, ts, value) "
-                "SELECT :sid, ts, value FROM readings_staging "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"sid": series_id},
-        )
-        self.session.execute(text("TRUNCATE readings_staging"))
+        statement = "COPY readings (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            copy.write(COPY_HEADER)
+            for sid, ts, vs in fresh:
+                copy.write(copy_tuples(sid, ts, vs))
+            copy.write(COPY_TRAILER)
 
     def window(
         self,
@@ -164,6 +189,26 @@ class ReadingStore:
             return Readings.of([], [])
         return self.window(series_id, start=newest - hours * 3600.0, end=newest + 1e-6)
 
+    def last_windows(
+        self, series_ids: Sequence[str], hours: float
+    ) -> dict[str, Readings]:
+        """`last_hours` of many series; one query on PostgreSQL.
+
+        PostgreSQL packs each series' window into two float8 arrays in binary,
+        which numpy reads whole: no Python object per reading.
+        """
+        if self.dialect != "postgresql":
+            return {sid: self.last_hours(sid, hours) for sid in series_ids}
+        raw = self.session.connection().connection.driver_connection
+        with raw.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+            rows = cursor.execute(_LAST_WINDOWS, (hours * 3600.0, list(series_ids)))
+            windows = {
+                sid: _ordered(float8_array(ts), float8_array(vs))
+                for sid, ts, vs in rows
+            }
+        empty = Readings.of([], [])
+        return {sid: windows.get(sid, empty) for sid in series_ids}
+
     def count_last_hours(self, series_id: str, hours: float) -> int:
         row = self.session.get(SeriesRow, series_id)
         if row is None or row.last_ts is None:
@@ -177,6 +222,11 @@ class ReadingStore:
     def get_series(self, series_id: str) -> SeriesSummary | None:
         row = self.session.get(SeriesRow, series_id)
         return _summary(row) if row is not None else None
+
+    def summaries(self, series_ids: Sequence[str]) -> dict[str, SeriesSummary]:
+        """The series among `series_ids` that have data, by id."""
+        stmt = select(SeriesRow).where(SeriesRow.series_id.in_(series_ids))
+        return {row.series_id: _summary(row) for row in self.session.scalars(stmt)}
 
     def list_series(
         self, *, prefix: str | None = None, after: str | None = None, limit: int = 100
@@ -196,15 +246,33 @@ class ReadingStore:
 
     def all_statistics(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(series ids, means, stds) of every series, for the inference fallback."""
-        rows = self.session.execute(
-            select(
-                SeriesRow.series_id, SeriesRow.mean, SeriesRow.m2, SeriesRow.n_points
-            )
-        ).all()
-        ids = [r[0] for r in rows]
-        data = _float_matrix((r[1:] for r in rows), 3)
-        std = np.sqrt(data[:, 1] / np.maximum(data[:, 2], 1.0))
-        return ids, data[:, 0].copy(), std
+        stmt = select(
+            SeriesRow.series_id, SeriesRow.mean, SeriesRow.m2, SeriesRow.n_points
+        )
+        kinds = (str, np.float64, np.float64, np.float64)
+        ids, mean, m2, n = fetch_columns(self.session, stmt, kinds)
+        return ids, mean, np.sqrt(m2 / np.maximum(n, 1.0))
+
+
+# Each series' window, aggregated in the order the scan meets the readings: the
+# order they were stored in, which is nearly always the timestamps' (`_ordered`).
+_LAST_WINDOWS = """
+SELECT s.series_id, array_send(w.ts), array_send(w.value)
+FROM series AS s
+CROSS JOIN LATERAL (
+    SELECT array_agg(ts) AS ts, array_agg(value) AS value FROM readings
+    WHERE series_id = s.series_id AND ts >= s.last_ts - %s
+) AS w
+WHERE s.series_id = ANY(%s)
+"""
+
+
+def _ordered(ts: FloatArray, values: FloatArray) -> Readings:
+    """Readings sorted by timestamp; a sorted window costs one comparison pass."""
+    if not (ts[1:] > ts[:-1]).all():
+        order = np.argsort(ts, kind="stable")
+        ts, values = ts[order], values[order]
+    return Readings(ts, values)
 
 
 def _float_matrix(rows: Iterable[Sequence[float]], width: int) -> np.ndarray:

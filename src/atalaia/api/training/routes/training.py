@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from contextlib import AbstractContextManager, nullcontext
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from atalaia.adapters.db.repositories import JobStore, ReadingStore
+from atalaia.adapters.queue import WriteTurns
 from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
 from atalaia.api.training.schemas import (
     BatchAccepted,
@@ -22,6 +26,8 @@ from atalaia.services import training
 
 router = APIRouter(prefix="/training", tags=["training"])
 
+SCHEMA_REF = "#/components/schemas/{model}"
+
 
 def get_job_queue(request: Request) -> JobQueue:
     job_queue: JobQueue = request.state.job_queue
@@ -31,6 +37,42 @@ def get_job_queue(request: Request) -> JobQueue:
 JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 
 
+def write_turn(request: Request) -> AbstractContextManager[None]:
+    """The request's turn to write, before background jobs (embedded, SQLite)."""
+    turns: WriteTurns | None = getattr(request.state, "write_turns", None)
+    return turns.foreground() if turns is not None else nullcontext()
+
+
+WriteTurnDep = Annotated[AbstractContextManager[None], Depends(write_turn)]
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def parse_training_body(raw: bytes) -> TrainingBody:
+    """Parse and check a body in one pass of pydantic's JSON parser.
+
+    FastAPI would parse the JSON with the standard library first: five times
+    slower on the 10⁴–10⁵ numbers of inline training data.
+    """
+    try:
+        return TrainingBody.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
+
+
+def _documented_body() -> dict[str, Any]:
+    """OpenAPI's requestBody for TrainingBody, which the route parses itself."""
+    schema = TrainingBody.model_json_schema(ref_template=SCHEMA_REF)
+    schema.pop("$defs", None)  # TrainingConfig: in the components (batch route)
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 @router.post("/batch", status_code=202, response_model=BatchAccepted)
 def train_batch(
     body: BatchTrainingBody,
@@ -38,11 +80,11 @@ def train_batch(
     resources: ResourcesDep,
     job_queue: JobQueueDep,
     principal: DataScientist,
+    turn: WriteTurnDep,
 ) -> BatchAccepted:
     """Queue one training job per selected series, from each one's stored window."""
     submission = training.submit_batch(
         session=session,
-        artifacts=resources.artifacts,
         series_ids=_select_series(session, body),
         algorithm=body.config.algorithm,
         hyperparameters=body.config.hyperparameters,
@@ -50,9 +92,9 @@ def train_batch(
         actor=principal.subject,
         min_interval_s=resources.settings.training_min_interval_s,
     )
-    session.commit()
-    for job in submission.accepted:
-        job_queue.dispatch(job.job_id)
+    with turn:
+        session.commit()
+    job_queue.dispatch_many([job.job_id for job in submission.accepted])
     return BatchAccepted(
         batch_id=submission.batch_id,
         accepted=len(submission.accepted),
@@ -70,16 +112,23 @@ def _select_series(session: SessionDep, body: BatchTrainingBody) -> list[str]:
     return store.series_ids(prefix=body.prefix)
 
 
-@router.post("/{series_id}", status_code=202, response_model=JobView)
+@router.post(
+    "/{series_id}",
+    status_code=202,
+    response_model=JobView,
+    openapi_extra=_documented_body(),
+)
 def train(
     series_id: str,
-    body: TrainingBody,
+    raw: Annotated[bytes, Depends(raw_body)],
     session: SessionDep,
     resources: ResourcesDep,
     job_queue: JobQueueDep,
     principal: DataScientist,
+    turn: WriteTurnDep,
 ) -> JobView:
     """Validate a training request and queue it; the job runs in the background."""
+    body = parse_training_body(raw)
     readings = None
     if body.timestamps is not None and body.values is not None:
         readings = Readings.of(body.timestamps, body.values)
@@ -97,7 +146,8 @@ def train(
         actor=principal.subject,
         min_interval_s=resources.settings.training_min_interval_s,
     )
-    session.commit()
+    with turn:
+        session.commit()
     job_queue.dispatch(job.job_id)
     return JobView.of(job)
 

@@ -1,0 +1,200 @@
+"""Training a chunk of claimed jobs: data read in bulk, one vectorized fit, one
+registration transaction, each job keeping every guarantee it has alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from atalaia import __version__
+from atalaia.adapters.db.repositories import (
+    AuditLog,
+    JobStore,
+    ModelStore,
+    ReadingStore,
+)
+from atalaia.core.fitting import Fit, fit_series
+from atalaia.core.jobs import TrainingJob
+from atalaia.core.ports import ArtifactStore
+from atalaia.core.registry import Lineage, ModelVersion, Stage
+from atalaia.core.series import Readings, validate_training_data
+from atalaia.errors import AtalaiaError, InvalidInput
+from atalaia.services._payload import decode_payload
+
+log = structlog.get_logger()
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+Outcome = dict[str, ModelVersion | None]
+Errors = dict[str, dict[str, str]]
+
+# Inline data is stored as readings a slice per transaction, so that a job never
+# holds the database's one write turn for long (SQLite: the API waits for it).
+STORE_SLICE = 2_000
+REGISTER_ATTEMPTS = 3
+
+
+def train_claimed(
+    jobs: list[TrainingJob], sessions: SessionFactory, artifacts: ArtifactStore
+) -> Outcome:
+    """Train and register running jobs; returns the version of each that has one."""
+    data, errors = _training_data(jobs, sessions, artifacts)
+    if errors:
+        fail_jobs(errors, sessions)
+    groups: dict[tuple[str, str], list[TrainingJob]] = defaultdict(list)
+    for job in jobs:
+        if job.job_id in data:
+            groups[job.algorithm, repr(sorted(job.hyperparameters.items()))].append(job)
+    fitted: list[tuple[TrainingJob, Fit]] = []
+    for group in groups.values():
+        first = group[0]
+        series = [data[job.job_id] for job in group]
+        fits = fit_series(first.algorithm, first.hyperparameters, series)
+        fitted += zip(group, fits, strict=True)
+    outcome = _register(fitted, data, sessions)
+    log.info(
+        "training.chunk_finished",
+        jobs=len(jobs),
+        registered=sum(1 for job, _ in fitted if outcome.get(job.job_id)),
+        failed=len(errors),
+    )
+    return outcome
+
+
+def _training_data(
+    jobs: list[TrainingJob], sessions: SessionFactory, artifacts: ArtifactStore
+) -> tuple[dict[str, Readings], Errors]:
+    """Each job's validated training data, and why the others cannot train."""
+    data: dict[str, Readings] = {}
+    errors: Errors = {}
+    by_window: dict[float, list[TrainingJob]] = defaultdict(list)
+    for job in jobs:
+        if job.payload_key is None:
+            by_window[job.window_hours or 0.0].append(job)
+            continue
+        try:
+            data[job.job_id] = decode_payload(artifacts.get(job.payload_key))
+        except AtalaiaError as exc:
+            errors[job.job_id] = _error(exc)
+        else:  # inline training data becomes the series' stored data
+            _store(job.series_id, data[job.job_id], sessions)
+    for hours, group in by_window.items():
+        with sessions() as session:
+            store = ReadingStore(session)
+            windows = store.last_windows(sorted({j.series_id for j in group}), hours)
+        data |= {job.job_id: windows[job.series_id] for job in group}
+    for job_id, readings in list(data.items()):
+        try:
+            validate_training_data(readings)
+        except InvalidInput as exc:
+            errors[job_id] = _error(exc)
+            del data[job_id]
+    return data, errors
+
+
+def _store(series_id: str, readings: Readings, sessions: SessionFactory) -> None:
+    for start in range(0, len(readings), STORE_SLICE):
+        stop = start + STORE_SLICE
+        piece = Readings(readings.timestamps[start:stop], readings.values[start:stop])
+        with sessions() as session:
+            ReadingStore(session).append(series_id, piece)
+            session.commit()
+
+
+def _register(
+    fitted: list[tuple[TrainingJob, Fit]],
+    data: dict[str, Readings],
+    sessions: SessionFactory,
+) -> Outcome:
+    if not fitted:
+        return {}
+    for _attempt in range(REGISTER_ATTEMPTS):
+        try:
+            with sessions() as session:
+                outcome = _register_once(session, fitted, data)
+                session.commit()
+        except IntegrityError:  # a concurrent job of a series took its number
+            continue
+        return outcome
+    raise RuntimeError(f"could not number the versions of {len(fitted)} jobs")
+
+
+def _register_once(
+    session: Session,
+    fitted: list[tuple[TrainingJob, Fit]],
+    data: dict[str, Readings],
+) -> Outcome:
+    """Register a version per job still running; others are skipped (cancelled)."""
+    models, jobs = ModelStore(session), JobStore(session)
+    outcome: Outcome = dict(models.by_jobs([job.job_id for job, _ in fitted]))
+    pending = [(job, fit) for job, fit in fitted if job.job_id not in outcome]
+    finished = (
+        set(jobs.finish([job.job_id for job, _ in pending])) if pending else set()
+    )
+    pending = [(job, fit) for job, fit in pending if job.job_id in finished]
+    latest = models.latest_versions(sorted({job.series_id for job, _ in pending}))
+    now = datetime.now(UTC)
+    registered = []
+    for job, fit in pending:
+        number = latest[job.series_id] = latest.get(job.series_id, 0) + 1
+        model = _version(job, fit, data[job.job_id], number, now)
+        registered.append((model, job.submitted_by))
+        outcome[job.job_id] = model
+    jobs.record_versions({m.lineage.job_id: m.version for m, _ in registered})
+    models.add_many(registered)
+    audit = AuditLog(session)
+    for model, actor in registered:
+        audit.record(
+            actor=actor, action="model.registered",
+            target=f"{model.series_id}/v{model.version}", job_id=model.lineage.job_id,
+        )  # fmt: skip
+    return outcome
+
+
+def _version(
+    job: TrainingJob, fit: Fit, readings: Readings, number: int, now: datetime
+) -> ModelVersion:
+    return ModelVersion(
+        series_id=job.series_id,
+        version=number,
+        stage=Stage.STAGING,
+        algorithm=job.algorithm,
+        params=fit.params,
+        lineage=Lineage(
+            job_id=job.job_id,
+            algorithm=job.algorithm,
+            hyperparameters=job.hyperparameters,
+            data_start=float(readings.timestamps[0]),
+            data_end=float(readings.timestamps[-1]),
+            data_points=len(readings),
+            data_hash=fit.data_hash,
+            package_version=__version__,
+        ),
+        created_at=now,
+        metrics=fit.metrics,
+        reference=fit.reference,
+    )
+
+
+def fail_jobs(errors: Errors, sessions: SessionFactory) -> None:
+    """Record why jobs failed; jobs that ended meanwhile keep their status."""
+    with sessions() as session:
+        store = JobStore(session)
+        for job_id, error in errors.items():
+            store.fail(job_id, error=error)
+        session.commit()
+    for job_id, error in errors.items():
+        log.info("training.job_failed", job_id=job_id, **error)
+
+
+def _error(exc: AtalaiaError) -> dict[str, str]:
+    error = {"error": type(exc).__name__, "detail": exc.detail}
+    if isinstance(exc, InvalidInput):
+        error["rule"] = exc.rule
+    return error

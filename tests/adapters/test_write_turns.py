@@ -1,0 +1,106 @@
+"""Write turns: requests write before background jobs; job reads never wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from atalaia.adapters.db.engine import make_engine
+from atalaia.adapters.db.migrate import upgrade_database
+from atalaia.adapters.db.tables import AuditRow
+from atalaia.adapters.queue import WriteTurns
+
+WAIT_S = 5.0
+SETTLE_S = 0.1
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path / 'turns.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def turns() -> WriteTurns:
+    return WriteTurns()
+
+
+def write(session: Session, target: str) -> None:
+    session.add(AuditRow(actor="test", action="test", target=target, detail={}))
+    session.flush()
+
+
+def in_thread(work: object) -> threading.Thread:
+    thread = threading.Thread(target=work)  # type: ignore[arg-type]
+    thread.start()
+    return thread
+
+
+class TestWriteTurns:
+    def test_a_waiting_request_writes_before_a_job_waiting_longer(
+        self, turns: WriteTurns, engine: Engine
+    ) -> None:
+        jobs: sessionmaker[Session] = turns.background_sessions(engine)
+        order: list[str] = []
+
+        def request() -> None:
+            with turns.foreground():
+                order.append("request")
+
+        def job() -> None:
+            with jobs() as session:
+                write(session, "job")
+                order.append("job")
+                session.commit()
+
+        with turns.foreground():  # a first request holds the turn
+            job_thread = in_thread(job)
+            time.sleep(SETTLE_S)  # the job waits first
+            request_thread = in_thread(request)
+            time.sleep(SETTLE_S)
+        request_thread.join(WAIT_S)
+        job_thread.join(WAIT_S)
+
+        assert order == ["request", "job"]
+
+    def test_a_job_holds_the_turn_from_its_first_write_to_its_commit(
+        self, turns: WriteTurns, engine: Engine
+    ) -> None:
+        jobs = turns.background_sessions(engine)
+        entered = threading.Event()
+
+        def request() -> None:
+            with turns.foreground():
+                entered.set()
+
+        with jobs() as session:
+            session.scalars(select(AuditRow)).all()  # a read takes no turn
+            reader = in_thread(request)
+            assert entered.wait(WAIT_S)
+            reader.join(WAIT_S)
+            entered.clear()
+            write(session, "job")
+            writer = in_thread(request)
+            assert not entered.wait(0.2)
+            session.commit()
+            assert entered.wait(WAIT_S)
+            writer.join(WAIT_S)
+
+    def test_a_thread_may_take_its_own_turn_again(
+        self, turns: WriteTurns, engine: Engine
+    ) -> None:
+        jobs = turns.background_sessions(engine)
+        with turns.foreground(), jobs() as session:
+            write(session, "nested")
+            session.commit()
+        with jobs() as session:
+            assert len(session.scalars(select(AuditRow)).all()) == 1
