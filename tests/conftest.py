@@ -13,10 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from atalaia.settings import Settings
 
 pytest_plugins = ["fixtures.db"]
+
+# No test asserts on time: a loaded CI machine must not fail property tests
+# for generating or running slowly.
+settings.register_profile(
+    "atalaia", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("atalaia")
 
 SettingsFactory = Callable[..., Settings]
 

@@ -23,6 +23,7 @@ def create_embedded_app(settings: Settings | None = None) -> FastAPI:
             *plot.routers(),
             *health.routers(),
         ],
+        fast_routes=inference.FAST_ROUTES,
         parts=[
             training.job_executor,
             inference.model_serving,

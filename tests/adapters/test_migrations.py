@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,13 +11,22 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, String, inspect
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
 from atalaia.adapters.db.engine import make_engine
 from atalaia.adapters.db.migrate import alembic_config, upgrade_database
-from atalaia.adapters.db.tables import Base, UtcDateTime
+from atalaia.adapters.db.tables import Base, UtcDateTime, utcnow
 
 APP_TABLES = set(Base.metadata.tables)
 
@@ -101,7 +111,7 @@ class TestUpgrade:
         assert aware == columns_of(UtcDateTime)
         assert jsonb == columns_of(JSON)
         assert "training_jobs.created_at" in aware
-        assert "model_versions.params" in jsonb
+        assert "model_versions.lineage" in jsonb
 
 
 class TestComparison:
@@ -158,6 +168,48 @@ class TestDowngrade:
         upgrade_database(blank_database_url)
         assert tables(engine) == APP_TABLES | {"alembic_version"}
         assert schema_differences(engine) == []
+
+
+class TestTypedModelParams:
+    """0003 moves each version's params JSON into typed columns, and back."""
+
+    PARAMS = {"center": 0.1, "scale": 1 / 3, "threshold": 3}
+
+    def test_moves_params_to_columns_and_back(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url, "0002")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO training_jobs (job_id, series_id, status, algorithm,"
+                    " hyperparameters, submitted_by, created_at, attempts)"
+                    " VALUES ('j1', 's', 'succeeded', 'zscore', '{}', 't', :at, 1)"
+                ),
+                {"at": utcnow()},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO model_versions (series_id, version, stage, algorithm,"
+                    " params, metrics, reference, lineage, job_id, created_at)"
+                    " VALUES ('s', 1, 'production', 'zscore', :params, '{}', '{}',"
+                    " '{}', 'j1', :at)"
+                ),
+                {"params": json.dumps(self.PARAMS), "at": utcnow()},
+            )
+
+        upgrade_database(blank_database_url)
+        with engine.connect() as connection:
+            typed = connection.execute(
+                text("SELECT center, scale, threshold FROM model_versions")
+            ).one()
+        command.downgrade(alembic_config(blank_database_url), "0002")
+        with engine.connect() as connection:
+            params = connection.scalar(text("SELECT params FROM model_versions"))
+
+        assert tuple(typed) == (0.1, 1 / 3, 3.0)
+        loaded = json.loads(params) if isinstance(params, str) else params
+        assert loaded == self.PARAMS
 
 
 def columns_of(kind: type[TypeEngine[Any]]) -> set[str]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import astuple, replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.repositories import JobStore, ModelStore, ServedModel
+from atalaia.adapters.db.repositories import (
+    JobStore,
+    ModelStore,
+    ServedModel,
+    _columns,
+)
 from atalaia.core.detectors import ModelParams
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import (
@@ -112,14 +118,11 @@ class TestAddAndGet:
         assert back == model
         assert back.created_at.tzinfo is not None
 
-    def test_finds_a_version_by_its_job(self, sessions: Sessions) -> None:
+    def test_finds_versions_by_their_jobs(self, sessions: Sessions) -> None:
         register(sessions, model_version(1), model_version(2))
         with sessions() as session:
-            models = ModelStore(session)
-            found = models.by_job(f"job-{SERIES}-2")
-            assert models.by_job("no-such-job") is None
-        assert found is not None
-        assert found.version == 2
+            found = ModelStore(session).by_jobs([f"job-{SERIES}-2", "no-such-job"])
+        assert {job: v.version for job, v in found.items()} == {f"job-{SERIES}-2": 2}
 
     def test_raises_for_an_unknown_version(self, sessions: Sessions) -> None:
         register(sessions, model_version(1))
@@ -133,12 +136,12 @@ class TestAddAndGet:
             numbers = [v.version for v in ModelStore(session).versions(SERIES)]
         assert numbers == [3, 2, 1]
 
-    def test_numbers_the_next_version_per_series(self, sessions: Sessions) -> None:
+    def test_knows_the_latest_version_of_each_series(self, sessions: Sessions) -> None:
         register(sessions, model_version(1), model_version(2))
+        register(sessions, model_version(1, series_id="other"))
         with sessions() as session:
-            models = ModelStore(session)
-            assert models.next_version(SERIES) == 3
-            assert models.next_version("new_series") == 1
+            latest = ModelStore(session).latest_versions([SERIES, "other", "new"])
+        assert latest == {SERIES: 2, "other": 1}
 
     def test_refuses_a_version_number_twice(self, sessions: Sessions) -> None:
         # Concurrent jobs of a series rely on this to number versions safely.
@@ -280,6 +283,59 @@ class TestServedModels:
             ServedModel("pump7", 1, "robust", 1.3, 0.07, 3.5),
             ServedModel(SERIES, 2, "zscore", 2.3, 0.07, 3.5),
         ]
+
+    def test_columns_hold_the_same_models_as_the_objects(
+        self, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_columns, "CHUNK_ROWS", 7)  # rows come in many chunks
+        rng = np.random.default_rng(7)
+        models = [
+            replace(
+                model_version(number, series_id=f"s{i}"),
+                params=ModelParams(
+                    *(rng.standard_normal(3) * 10.0 ** rng.integers(-9, 9, 3)).tolist()
+                ),
+            )
+            for i in range(60)
+            for number in range(1, int(rng.integers(1, 4)) + 1)
+        ]
+        promoted = [m for m in models if m.version == 1 and rng.random() < 0.7]
+        register(sessions, *models)
+        with sessions() as session:
+            store = ModelStore(session)
+            store.apply(
+                [
+                    StageChange(m.series_id, m.version, Stage.STAGING, Stage.PRODUCTION)
+                    for m in promoted
+                ],
+                actor="x",
+                reason="",
+            )
+            session.commit()
+            objects = store.served_models()
+            columns = store.served_columns()
+
+        as_rows = list(
+            zip(
+                columns.series_ids, columns.version.tolist(), columns.algorithm,
+                columns.center.tolist(), columns.scale.tolist(),
+                columns.threshold.tolist(),
+                strict=True,
+            )
+        )  # fmt: skip
+        expected = {
+            ServedModel(m.series_id, m.version, m.algorithm, *astuple(m.params))
+            for m in promoted
+        }
+        assert 20 < len(as_rows) == len(objects) == len(expected) < 60
+        assert {ServedModel(*row) for row in as_rows} == set(objects) == expected
+
+    def test_columns_of_an_empty_registry(self, sessions: Sessions) -> None:
+        with sessions() as session:
+            columns = ModelStore(session).served_columns()
+        assert (columns.series_ids, columns.algorithm) == ([], [])
+        assert columns.version.dtype == np.int64
+        assert columns.center.size == columns.scale.size == 0
 
     @pytest.mark.usefixtures("fleet")
     def test_filters_by_series(self, sessions: Sessions) -> None:

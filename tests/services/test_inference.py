@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import ReadingStore, ServedModel
 from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.api.inference import answers
 from atalaia.core.registry import Strategy
 from atalaia.core.series import Readings
 from atalaia.services import registry, training
@@ -51,9 +55,16 @@ def predictor(sessions: Sessions, tmp_path: Path) -> Predictor:
     return Predictor(sessions, snapshot_path=tmp_path / "snapshot.npz")
 
 
-def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, object]:
-    [answer] = p.predict([series_id], np.array([1.0]), np.array([value]))
-    return answer.as_dict()
+def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, Any]:
+    """Score one reading as the batch route does: look up a miss, score, shape."""
+    known = series_id in p.table.index
+    due = set() if known else p.due_lookups([series_id])
+    fetched = p.look_up(due) if due else frozenset()
+    scores = p.table.score(p.table.rows_of([series_id]), np.array([value]))
+    fetched_rows = [p.table.index[s] for s in fetched]
+    shaped = answers.rows_answer([series_id], np.array([1.0]), scores, fetched_rows)
+    answer: dict[str, Any] = msgspec.to_builtins(shaped["results"][0])
+    return answer
 
 
 class TestModelTable:
@@ -108,7 +119,25 @@ class TestPredictor:
             "version": 1, "stage": "production", "type": "zscore",
             "loaded_from": "memory",
         }  # fmt: skip
-        assert p.snapshot_path.exists()
+
+    def test_the_feed_thread_writes_the_snapshot_after_a_load(
+        self, sessions: Sessions, tmp_path: Path
+    ) -> None:
+        trained_and_promoted(sessions, tmp_path)
+        p = predictor(sessions, tmp_path)
+        p.warm_load()
+        assert not p.snapshot_path.exists()  # serving starts without waiting for it
+
+        p.start_following()
+        try:
+            deadline = time.monotonic() + 10
+            while not p.snapshot_path.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            p.stop()
+
+        snapshot = ModelTable.load(p.snapshot_path)
+        assert snapshot.model_of(SERIES) == p.table.model_of(SERIES) is not None
 
     def test_follows_promotions_through_the_change_feed(
         self, sessions: Sessions, tmp_path: Path
@@ -154,7 +183,7 @@ class TestPredictor:
         p.reload_series([SERIES, "no_model_here"])
 
         assert cleared == ["no_model_here"]
-        assert one(p, 0.3)["model_info"]["version"] == 1  # type: ignore[index]
+        assert one(p, 0.3)["model_info"]["version"] == 1
 
 
 @pytest.fixture

@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import structlog
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore, ReadingStore
-from atalaia.services.model_table import (
-    ALGORITHMS,
-    ModelTable,
-    Scores,
-    Source,
-    Tier,
-)
+from atalaia.services.model_table import ALGORITHMS, ModelTable, Source
 from atalaia.services.prediction_stats import PredictionTally
 
 log = structlog.get_logger()
@@ -39,28 +31,7 @@ MAX_MISSES = 100_000
 # transaction committed after a later one is not missed.
 FEED_LOOKBACK = timedelta(seconds=5)
 
-_SOURCE_NAMES = {int(Source.MEMORY): "memory", int(Source.SNAPSHOT): "snapshot"}
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    series_id: str
-    timestamp: float
-    value: float
-    anomaly: bool
-    anomaly_score: float
-    model_info: dict[str, Any]
-    confidence: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "series_id": self.series_id,
-            "timestamp": self.timestamp,
-            "anomaly": self.anomaly,
-            "anomaly_score": self.anomaly_score,
-            "model_info": self.model_info,
-            "confidence": self.confidence,
-        }
+_ALGORITHM_CODES = {name: code for code, name in enumerate(ALGORITHMS)}
 
 
 class Predictor:
@@ -73,7 +44,7 @@ class Predictor:
         snapshot_path: Path,
         poll_s: float = 0.25,
         retry_s: float = 5.0,
-        flush_s: float = 5.0,
+        flush_s: float = 30.0,
     ) -> None:
         self.sessions = sessions
         self.snapshot_path = snapshot_path
@@ -86,9 +57,10 @@ class Predictor:
         self._cursor = 0
         self._misses: dict[str, float] = {}
         self._retry_at = 0.0
+        self._snapshot_due = False  # a load not yet written to the snapshot
         self._lock = threading.Lock()  # one writer at a time: feed, reloads, misses
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.tally = PredictionTally()
         self.on_load: Callable[[str, float], None] = lambda _source, _seconds: None
 
@@ -108,23 +80,36 @@ class Predictor:
                 log.warning("inference.loaded_snapshot", models=len(self.table))
 
     def reload_all(self) -> None:
+        """Read every production model and series history into a new table.
+
+        Its snapshot is written afterwards by the change feed's thread, so that
+        serving does not wait for the disk.
+        """
         started = time.perf_counter()
         with self.sessions() as session:
             cursor = ModelStore(session).latest_seq()
-            served = ModelStore(session).served_models()
+            served = ModelStore(session).served_columns()
             ids, means, stds = ReadingStore(session).all_statistics()
+        algorithm = np.fromiter(
+            map(_ALGORITHM_CODES.__getitem__, served.algorithm),
+            np.int8,
+            len(served.algorithm),
+        )
         table = ModelTable()
         table.set_history(ids, means, stds)
-        table.set_models(served, Source.MEMORY)
+        table.set_model_columns(
+            served.series_ids, served.version, algorithm,
+            served.center, served.scale, served.threshold, Source.MEMORY,
+        )  # fmt: skip
         with self._lock:
             self.table, self._cursor = table, cursor
             self._misses.clear()
+            self._snapshot_due = True
         self.loaded_from = "database"
         self.database_ok = True
         seconds = time.perf_counter() - started
         self.on_load("database", seconds)
         log.info("inference.warm_loaded", models=len(table), seconds=round(seconds, 3))
-        self.save_snapshot()
 
     def reload_series(self, series_ids: Sequence[str]) -> None:
         """Read each series' production model and history from the database now."""
@@ -144,23 +129,31 @@ class Predictor:
             )
 
     def save_snapshot(self) -> None:
-        try:
-            self.table.save(self.snapshot_path)
-        except OSError as exc:
-            log.warning("inference.snapshot_failed", error=str(exc))
+        """Write the table to disk, atomically: the fallback at the next start."""
+        with self._lock:  # no reload writes rows while they are copied
+            self._snapshot_due = False
+            try:
+                self.table.save(self.snapshot_path)
+            except OSError as exc:
+                log.warning("inference.snapshot_failed", error=str(exc))
 
     # -- change feed -------------------------------------------------------------
 
     def start_following(self) -> None:
-        self._thread = threading.Thread(
-            target=self._follow, name="atalaia-feed", daemon=True
-        )
-        self._thread.start()
+        """Follow the change feed, and write prediction counts, in two threads."""
+        self._threads = [
+            threading.Thread(target=self._follow, name="atalaia-feed", daemon=True),
+            threading.Thread(
+                target=self._flush_counts, name="atalaia-counts", daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
+        for thread in self._threads:
+            thread.join(5.0)
         if self.database_ok:
             try:
                 self.tally.flush(self.sessions)
@@ -168,17 +161,25 @@ class Predictor:
                 log.warning("inference.final_flush_failed", error=type(exc).__name__)
 
     def _follow(self) -> None:
-        next_flush = time.monotonic() + self.flush_s
         while not self._stop.wait(self.poll_s):
+            if self._snapshot_due:
+                self.save_snapshot()
             if not self.database_ok and time.monotonic() < self._retry_at:
                 continue
             try:
                 self.poll_changes()
-                if time.monotonic() >= next_flush:
-                    next_flush = time.monotonic() + self.flush_s
-                    self.tally.flush(self.sessions)
             except Exception as exc:
                 self._mark_down(exc)
+
+    def _flush_counts(self) -> None:
+        # Apart from the feed: a slow write of many series' counts never delays
+        # a promotion. While the database is down the counts wait in memory.
+        while not self._stop.wait(self.flush_s):
+            if self.database_ok:
+                try:
+                    self.tally.flush(self.sessions)
+                except Exception as exc:
+                    self._mark_down(exc)
 
     def poll_changes(self) -> int:
         """Apply the registry changes since the last poll; return how many."""
@@ -206,96 +207,30 @@ class Predictor:
 
     # -- scoring -------------------------------------------------------------------
 
-    def predict(
-        self, series_ids: Sequence[str], timestamps: np.ndarray, values: np.ndarray
-    ) -> list[Prediction]:
-        rows = self.table.rows_of(series_ids)
-        looked_up = self._fetch_misses(series_ids, rows)
-        if looked_up:
-            rows = self.table.rows_of(series_ids)
-        fetched = {s for s in looked_up if self.table.model_of(s) is not None}
-        scores = self.table.score(rows, values)
-        return self._describe(series_ids, timestamps, values, scores, fetched)
-
-    def _fetch_misses(self, series_ids: Sequence[str], rows: np.ndarray) -> set[str]:
-        """Look up series unknown to the table in the database; returns those read.
+    def due_lookups(self, unknown: Iterable[str]) -> set[str]:
+        """Which of these series unknown to the table to look up in the database.
 
         A series the table knows without a model has none: warm loading read
         every series and the change feed brings each new model. Only a series
         unknown to the table is looked up, at most once per MISS_TTL_S, and never
         while the database is known to be down.
         """
-        missing = rows < 0
-        if not missing.any() or not self.database_ok:
+        if not self.database_ok:
             return set()
         now = time.monotonic()
         if len(self._misses) > MAX_MISSES:  # ids nobody serves: forget the expired
             self._misses = {s: t for s, t in self._misses.items() if t >= now}
-        wanted = {
-            s
-            for s, m in zip(series_ids, missing, strict=True)
-            if m and self._misses.get(s, 0.0) < now
-        }
-        if not wanted:
-            return set()
+        return {s for s in unknown if self._misses.get(s, 0.0) < now}
+
+    def look_up(self, series_ids: Iterable[str]) -> frozenset[str]:
+        """Read series from the database now (blocking); returns those with a model."""
+        wanted = sorted(series_ids)
         try:
-            self.reload_series(sorted(wanted))
+            self.reload_series(wanted)
         except Exception as exc:
             self._mark_down(exc)
-            return set()
+            return frozenset()
+        retry_at = time.monotonic() + MISS_TTL_S
         for series_id in wanted:
-            self._misses[series_id] = now + MISS_TTL_S
-        return wanted
-
-    def _describe(
-        self,
-        series_ids: Sequence[str],
-        timestamps: np.ndarray,
-        values: np.ndarray,
-        scores: Scores,
-        fetched: set[str],
-    ) -> list[Prediction]:
-        out = []
-        for i, series_id in enumerate(series_ids):
-            tier = int(scores.tier[i])
-            if tier == Tier.MODEL:
-                source = (
-                    "database"
-                    if series_id in fetched
-                    else _SOURCE_NAMES.get(int(scores.source[i]), "memory")
-                )
-                info = {
-                    "version": int(scores.version[i]),
-                    "stage": "production",
-                    "type": ALGORITHMS[scores.algorithm[i]],
-                    "loaded_from": source,
-                }
-                confidence = "high"
-            elif tier == Tier.HISTORY:
-                info = {
-                    "version": None,
-                    "stage": None,
-                    "type": "zscore",
-                    "loaded_from": "history",
-                }
-                confidence = "low"
-            else:
-                info = {
-                    "version": None,
-                    "stage": None,
-                    "type": "default",
-                    "loaded_from": "default",
-                }
-                confidence = "low"
-            out.append(
-                Prediction(
-                    series_id,
-                    float(timestamps[i]),
-                    float(values[i]),
-                    bool(scores.anomaly[i]),
-                    round(float(scores.score[i]), 6),
-                    info,
-                    confidence,
-                )  # fmt: skip
-            )
-        return out
+            self._misses[series_id] = retry_at
+        return frozenset(s for s in wanted if self.table.model_of(s) is not None)

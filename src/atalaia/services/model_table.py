@@ -4,16 +4,17 @@ One row per series: its production model (if any) and the statistics of its
 stored history (the low-confidence fallback). 285,000 rows take a few MB, and a
 batch of readings of many series is scored in one vectorized pass.
 
-One thread writes (warm load, change feed, reloads); request threads read. A row
-update writes a handful of scalars, and growth swaps in new arrays at once.
+Scoring reads one derived record per row (centre, width, version, tier...), so a
+reading costs a gather and two arithmetic passes. One thread writes (warm load,
+change feed, reloads); request threads read. A row's record is written in one
+assignment, and growth swaps in new arrays at once.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.adapters.db.repositories import ServedModel
-from atalaia.core.detectors import DETECTORS, score_columns
+from atalaia.core.detectors import DETECTORS
 
 ALGORITHMS: tuple[str, ...] = tuple(sorted(DETECTORS))
 HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
@@ -45,16 +46,38 @@ class Tier(IntEnum):
     DEFAULT = 2
 
 
+# What scoring reads of a row, derived from its model or history, as one record:
+# a reader gathers whole records, so an answer never mixes two states of a row
+# that a concurrent reload is writing (a record is written in one assignment).
+SERVING = np.dtype(
+    [
+        ("center", np.float64),
+        ("width", np.float64),  # scale × threshold: a score above 1 is an anomaly
+        ("version", np.int64),
+        ("tier", np.int8),
+        ("source", np.int8),
+        ("algorithm", np.int8),
+    ],
+    align=True,
+)
+# Row 0 stands for every series the table does not know: default tier, and an
+# infinite width, so that its score is 0 and never an anomaly.
+UNKNOWN_ROW = 0
+Record = tuple[float, float, int, int, int, int]
+UNKNOWN_RECORD: Record = (0.0, np.inf, 0, int(Tier.DEFAULT), int(Source.NONE), 0)
+# A positive threshold times a scale of at least _MIN_STD can still underflow.
+_MIN_WIDTH = 1e-300
+
+
 @dataclass(slots=True)
 class Scores:
     """Aligned per-reading results of a batch."""
 
+    ids: list[str]  # the scoring table's series ids, by row
     rows: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
     anomaly: npt.NDArray[np.bool_]
     tier: npt.NDArray[np.int8]
-    # What answered, read in the same pass as the parameters: a row may change
-    # under a concurrent reload, but an answer never mixes two of its states.
     version: npt.NDArray[np.int64]
     algorithm: npt.NDArray[np.int8]
     source: npt.NDArray[np.int8]
@@ -62,6 +85,8 @@ class Scores:
 
 @dataclass(slots=True)
 class _Columns:
+    """Each row's model and history as given, and the serving record derived."""
+
     version: npt.NDArray[np.int64]
     algorithm: npt.NDArray[np.int8]
     source: npt.NDArray[np.int8]
@@ -70,9 +95,12 @@ class _Columns:
     threshold: npt.NDArray[np.float64]
     hist_mean: npt.NDArray[np.float64]
     hist_std: npt.NDArray[np.float64]
+    serving: npt.NDArray[np.void]
 
     @classmethod
     def empty(cls, capacity: int) -> _Columns:
+        serving = np.zeros(capacity, SERVING)
+        serving[:] = UNKNOWN_RECORD
         return cls(
             version=np.zeros(capacity, np.int64),
             algorithm=np.zeros(capacity, np.int8),
@@ -82,6 +110,7 @@ class _Columns:
             threshold=np.ones(capacity),
             hist_mean=np.zeros(capacity),
             hist_std=np.zeros(capacity),
+            serving=serving,
         )
 
     def grown(self, capacity: int) -> _Columns:
@@ -91,11 +120,36 @@ class _Columns:
             getattr(bigger, name)[: old.size] = old
         return bigger
 
+    def derive(self, rows: npt.NDArray[np.int64]) -> None:
+        """Recompute the serving records of `rows` from their model and history."""
+        has_model = self.version[rows] > 0
+        hist_std = self.hist_std[rows]
+        has_history = ~has_model & (hist_std > _MIN_STD)
+        records = np.empty(rows.size, SERVING)
+        records["center"] = np.where(
+            has_model, self.center[rows], np.where(has_history, self.hist_mean[rows], 0)
+        )
+        records["width"] = np.where(
+            has_model,
+            np.maximum(
+                np.maximum(self.scale[rows], _MIN_STD) * self.threshold[rows],
+                _MIN_WIDTH,
+            ),
+            np.where(has_history, hist_std * HISTORY_SIGMA, np.inf),
+        )
+        records["version"] = self.version[rows]
+        records["tier"] = np.where(
+            has_model, Tier.MODEL, np.where(has_history, Tier.HISTORY, Tier.DEFAULT)
+        )
+        records["source"] = self.source[rows]
+        records["algorithm"] = self.algorithm[rows]
+        self.serving[rows] = records
+
 
 @dataclass
 class ModelTable:
     index: dict[str, int] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=lambda: [""])  # row 0: unknown series
     cols: _Columns = field(default_factory=lambda: _Columns.empty(1024))
 
     def __len__(self) -> int:
@@ -105,39 +159,63 @@ class ModelTable:
     def nbytes(self) -> int:
         return sum(getattr(self.cols, n).nbytes for n in self.cols.__dataclass_fields__)
 
-    def _row(self, series_id: str) -> int:
-        row = self.index.get(series_id)
-        if row is None:
-            row = len(self.ids)
-            if row >= self.cols.version.size:
-                self.cols = self.cols.grown(max(1024, 2 * row))
-            self.ids.append(series_id)
-            self.index[series_id] = row
-        return row
+    def _rows(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each series' row, adding rows for series new to the table."""
+        rows = self.rows_of(series_ids)
+        if rows.all():
+            return rows
+        pairs = zip(series_ids, rows.tolist(), strict=True)
+        new = list(dict.fromkeys(s for s, row in pairs if not row))
+        first, end = len(self.ids), len(self.ids) + len(new)
+        if end > self.cols.version.size:  # grow by an eighth: a bulk load fits tight
+            self.cols = self.cols.grown(max(1024, end + end // 8))
+        self.ids.extend(new)
+        self.index.update(zip(new, range(first, end), strict=True))
+        return self.rows_of(series_ids)
 
-    def set_models(self, models: Iterable[ServedModel], source: Source) -> None:
-        for m in models:
-            row, cols = self._row(m.series_id), self.cols
-            cols.center[row], cols.scale[row] = m.center, m.scale
-            cols.threshold[row] = m.threshold
-            cols.algorithm[row] = ALGORITHMS.index(m.algorithm)
-            cols.source[row] = source
-            cols.version[row] = m.version  # last: a reader sees a model only when whole
+    def set_model_columns(
+        self,
+        series_ids: Sequence[str],
+        version: npt.NDArray[np.int64],
+        algorithm: npt.NDArray[np.int8],
+        center: npt.NDArray[np.float64],
+        scale: npt.NDArray[np.float64],
+        threshold: npt.NDArray[np.float64],
+        source: Source,
+    ) -> None:
+        """Serve these models (`algorithm` indexes ALGORITHMS), one per series."""
+        rows = self._rows(series_ids)
+        cols = self.cols
+        cols.version[rows], cols.algorithm[rows] = version, algorithm
+        cols.center[rows], cols.scale[rows] = center, scale
+        cols.threshold[rows], cols.source[rows] = threshold, source
+        cols.derive(rows)
+
+    def set_models(self, models: Sequence[ServedModel], source: Source) -> None:
+        self.set_model_columns(
+            [m.series_id for m in models],
+            np.array([m.version for m in models], np.int64),
+            np.array([ALGORITHMS.index(m.algorithm) for m in models], np.int8),
+            np.array([m.center for m in models], np.float64),
+            np.array([m.scale for m in models], np.float64),
+            np.array([m.threshold for m in models], np.float64),
+            source,
+        )
 
     def clear_model(self, series_id: str) -> None:
         row = self.index.get(series_id)
         if row is not None:
             self.cols.version[row] = 0
             self.cols.source[row] = Source.NONE
+            self.cols.derive(np.array([row]))
 
     def set_history(
         self, series_ids: Sequence[str], means: np.ndarray, stds: np.ndarray
     ) -> None:
-        rows = np.fromiter(
-            (self._row(s) for s in series_ids), np.int64, len(series_ids)
-        )
+        rows = self._rows(series_ids)
         self.cols.hist_mean[rows] = means
         self.cols.hist_std[rows] = stds
+        self.cols.derive(rows)
 
     def model_of(self, series_id: str) -> ServedModel | None:
         row = self.index.get(series_id)
@@ -150,62 +228,61 @@ class ModelTable:
         )  # fmt: skip
 
     def rows_of(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each series' row, UNKNOWN_ROW for a series the table does not hold."""
         get = self.index.get
-        return np.fromiter((get(s, -1) for s in series_ids), np.int64, len(series_ids))
+        return np.array([get(s, UNKNOWN_ROW) for s in series_ids], np.int64)
 
     def score(
         self, rows: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
     ) -> Scores:
-        """Score readings of rows (−1 = unknown series) through the fallback chain."""
-        c = self.cols
-        known = rows >= 0
-        safe = np.where(known, rows, 0)
-        version = np.where(known, c.version[safe], 0)
-        has_model = version > 0
-        hist_std = c.hist_std[safe]
-        has_history = known & ~has_model & (hist_std > _MIN_STD)
-        center = np.where(has_model, c.center[safe], c.hist_mean[safe])
-        scale = np.where(has_model, c.scale[safe], hist_std)
-        threshold = np.where(has_model, c.threshold[safe], HISTORY_SIGMA)
-        usable = has_model | has_history
-        scale = np.where(usable, np.maximum(scale, _MIN_STD), 1.0)
-        score, anomaly = score_columns(center, scale, threshold, values)
-        tier = np.full(rows.size, Tier.DEFAULT, np.int8)
-        tier[has_history] = Tier.HISTORY
-        tier[has_model] = Tier.MODEL
+        """Score readings of `rows` through the fallback chain, in one pass."""
+        records = self.cols.serving.take(rows)  # take: 20x faster than [rows] here
+        score = np.abs(values - records["center"]) / records["width"]
         return Scores(
+            ids=self.ids,
             rows=rows,
-            score=np.where(usable, score, 0.0),
-            anomaly=anomaly & usable,
-            tier=tier,
-            version=version,
-            algorithm=c.algorithm[safe],
-            source=c.source[safe],
+            score=score,
+            anomaly=score > 1.0,
+            tier=records["tier"],
+            version=records["version"],
+            algorithm=records["algorithm"],
+            source=records["source"],
         )
+
+    def record(self, series_id: str) -> tuple[int, Record]:
+        """A series' row and serving record: center, width, version, tier, source,
+        algorithm (plain values: scoring one reading needs no numpy). A series the
+        table does not hold has UNKNOWN_ROW and UNKNOWN_RECORD."""
+        row = self.index.get(series_id, UNKNOWN_ROW)
+        record: Record = self.cols.serving[row].item()
+        return row, record
 
     def save(self, path: Path) -> None:
         """Write the table to `path` atomically: the fallback when the DB is down."""
         n = len(self.ids)
         arrays = {
-            name: getattr(self.cols, name)[:n]
+            name: getattr(self.cols, name)[1:n]
             for name in self.cols.__dataclass_fields__
+            if name != "serving"
         }
-        buffer = io.BytesIO()
-        ids = np.frombuffer("\n".join(self.ids).encode(), np.uint8)
-        np.savez(buffer, ids=ids, **arrays)
+        ids = np.frombuffer("\n".join(self.ids[1:]).encode(), np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
         with os.fdopen(fd, "wb") as out:
-            out.write(buffer.getvalue())
+            np.savez(out, ids=ids, **arrays)
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> ModelTable:
         with np.load(path) as data:
             text = data["ids"].tobytes().decode()
-            ids = text.split("\n") if text else []
-            cols = _Columns.empty(max(1024, len(ids)))
+            ids = ["", *text.split("\n")] if text else [""]
+            n = len(ids)
+            cols = _Columns.empty(max(1024, n))
             for name in cols.__dataclass_fields__:
-                getattr(cols, name)[: len(ids)] = data[name]
+                if name != "serving":
+                    getattr(cols, name)[1:n] = data[name]
         cols.source[cols.version > 0] = Source.SNAPSHOT
-        return cls(index={s: i for i, s in enumerate(ids)}, ids=ids, cols=cols)
+        cols.derive(np.arange(1, n))
+        index = {s: i for i, s in enumerate(ids) if i != UNKNOWN_ROW}
+        return cls(index=index, ids=ids, cols=cols)

@@ -2,86 +2,188 @@
 
 Prometheus gets fleet-wide counters only; these per-series figures go to the
 database, where `/models/{series_id}/metrics` reads them.
+
+Counts of the current hour are numpy columns indexed by the model table's rows,
+so a batch is counted in a few vectorized updates whatever the number of series
+it touches; series unknown to the table are counted by name. A flush writes the
+series touched since the last one.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import Rollup, RollupStore
+from atalaia.adapters.db.repositories import Rollups, RollupStore
 
 log = structlog.get_logger()
 
-# Beyond this many pending (series, hour) cells while the database is down, the
-# oldest counts are dropped rather than let memory grow without bound.
+# Beyond this many pending (series, hour) counts while the database is down, the
+# oldest are dropped rather than let memory grow without bound.
 MAX_PENDING = 1_000_000
 
-_Key = tuple[str, datetime]
+Rows = npt.NDArray[np.int64]
+
+
+def _hour_of(seconds: float) -> datetime:
+    """The UTC hour a Unix time falls in."""
+    return datetime.fromtimestamp(seconds // 3600 * 3600, UTC)
+
+
+@dataclass
+class _Hour:
+    """Counts of one hour against one table's rows (`ids`), and by name."""
+
+    start: float
+    ids: list[str]
+    predictions: npt.NDArray[np.int64]
+    anomalies: npt.NDArray[np.int64]
+    requests: npt.NDArray[np.int64]
+    latency_sum: npt.NDArray[np.float64]
+    latency_max: npt.NDArray[np.float64]
+    named: dict[str, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, start: float, ids: list[str], size: int) -> _Hour:
+        return cls(
+            start, ids,
+            np.zeros(size, np.int64), np.zeros(size, np.int64),
+            np.zeros(size, np.int64), np.zeros(size), np.zeros(size),
+        )  # fmt: skip
+
+    def fit(self, size: int) -> None:
+        """Grow the columns to hold `size` rows (the table grew)."""
+        if size > self.predictions.size:
+            grow = max(size, 2 * self.predictions.size) - self.predictions.size
+            for name in ("predictions", "anomalies", "requests"):
+                setattr(self, name, np.pad(getattr(self, name), (0, grow)))
+            self.latency_sum = np.pad(self.latency_sum, (0, grow))
+            self.latency_max = np.pad(self.latency_max, (0, grow))
+
+    def rollups(self) -> Rollups:
+        touched = np.flatnonzero(self.requests)
+        named = self.named
+        return Rollups(
+            bucket=_hour_of(self.start),
+            series_ids=[self.ids[r] for r in touched.tolist()] + list(named),
+            predictions=[*self.predictions[touched].tolist(),
+                         *(int(c[0]) for c in named.values())],
+            anomalies=[*self.anomalies[touched].tolist(),
+                       *(int(c[1]) for c in named.values())],
+            requests=[*self.requests[touched].tolist(),
+                      *(int(c[2]) for c in named.values())],
+            latency_ms_sum=[*self.latency_sum[touched].tolist(),
+                            *(c[3] for c in named.values())],
+            latency_ms_max=[*self.latency_max[touched].tolist(),
+                            *(c[4] for c in named.values())],
+        )  # fmt: skip
 
 
 class PredictionTally:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cells: dict[_Key, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0])
+        self._hour: _Hour | None = None
+        self._pending: list[Rollups] = []  # closed hours, and failed flushes
 
-    def add(
-        self,
-        series_ids: Sequence[str],
-        anomalies: Sequence[bool],
-        latency_ms: float,
-        now: datetime | None = None,
+    def _current(self, ids: list[str]) -> _Hour:
+        """The open hour for this table, closing the previous one if it changed."""
+        now = time.time()
+        hour = self._hour
+        if hour is None or hour.ids is not ids or now - hour.start >= 3600:
+            if hour is not None:
+                self._pending.append(hour.rollups())
+            hour = self._hour = _Hour.open(now // 3600 * 3600, ids, len(ids))
+        hour.fit(len(ids))
+        return hour
+
+    def add_one(
+        self, ids: list[str], row: int, anomaly: bool, latency_ms: float
     ) -> None:
-        """Count one request's readings: per series, readings, anomalies, latency."""
-        hour = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
-        per_series: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for series_id, anomaly in zip(series_ids, anomalies, strict=True):
-            counts = per_series[series_id]
-            counts[0] += 1
-            counts[1] += anomaly
+        """Count one reading of the table row `row` (its series is `ids[row]`)."""
         with self._lock:
-            for series_id, (n, flagged) in per_series.items():
-                cell = self._cells[(series_id, hour)]
-                cell[0] += n
-                cell[1] += flagged
+            hour = self._current(ids)
+            hour.predictions[row] += 1
+            hour.anomalies[row] += anomaly
+            hour.requests[row] += 1
+            hour.latency_sum[row] += latency_ms
+            if latency_ms > hour.latency_max[row]:
+                hour.latency_max[row] = latency_ms
+
+    def add_rows(
+        self,
+        ids: list[str],
+        rows: Rows,
+        readings: npt.NDArray[np.int64],
+        anomalies: npt.NDArray[np.int64],
+        latency_ms: float,
+    ) -> None:
+        """Count one request's readings of distinct table `rows`."""
+        with self._lock:
+            hour = self._current(ids)
+            hour.predictions[rows] += readings
+            hour.anomalies[rows] += anomalies
+            hour.requests[rows] += 1
+            hour.latency_sum[rows] += latency_ms
+            np.maximum.at(hour.latency_max, rows, latency_ms)
+
+    def add_named(
+        self,
+        ids: list[str],
+        counts: dict[str, tuple[int, int]],
+        latency_ms: float,
+    ) -> None:
+        """Count readings of series the table does not hold.
+
+        `counts` maps each series to its (readings, anomalies)."""
+        with self._lock:
+            hour = self._current(ids)
+            for series_id, (readings, anomalies) in counts.items():
+                cell = hour.named.setdefault(series_id, [0, 0, 0, 0.0, 0.0])
+                cell[0] += readings
+                cell[1] += anomalies
                 cell[2] += 1
                 cell[3] += latency_ms
                 cell[4] = max(cell[4], latency_ms)
 
-    def drain(self) -> list[Rollup]:
+    def drain(self) -> list[Rollups]:
+        """Everything counted so far, as rollups; the counts start again from zero."""
         with self._lock:
-            cells, self._cells = self._cells, defaultdict(lambda: [0, 0, 0, 0.0, 0.0])
-        return [
-            Rollup(sid, hour, int(c[0]), int(c[1]), int(c[2]), c[3], c[4])
-            for (sid, hour), c in cells.items()
-        ]
+            if self._hour is not None:
+                self._pending.append(self._hour.rollups())
+                self._hour = None
+            pending, self._pending = self._pending, []
+        return [r for r in pending if len(r)]
 
     def flush(self, sessions: Callable[[], Session]) -> int:
         """Write pending counts; on failure keep them for the next flush."""
-        rollups = self.drain()
-        if not rollups:
-            return 0
+        pending = self.drain()
+        written = 0
         try:
-            with sessions() as session:
-                RollupStore(session).add(rollups)
-                session.commit()
+            for rollups in pending:
+                with sessions() as session:
+                    RollupStore(session).add(rollups)
+                    session.commit()
+                written += 1
         except Exception as exc:
-            self._put_back(rollups)
+            self._put_back(pending[written:])
             log.warning("inference.rollup_flush_failed", error=type(exc).__name__)
             raise
-        return len(rollups)
+        return sum(len(r) for r in pending)
 
-    def _put_back(self, rollups: list[Rollup]) -> None:
+    def _put_back(self, failed: list[Rollups]) -> None:
         with self._lock:
-            for r in rollups[: max(0, MAX_PENDING - len(self._cells))]:
-                cell = self._cells[(r.series_id, r.bucket)]
-                cell[0] += r.predictions
-                cell[1] += r.anomalies
-                cell[2] += r.requests
-                cell[3] += r.latency_ms_sum
-                cell[4] = max(cell[4], r.latency_ms_max)
+            kept = sum(len(r) for r in self._pending)
+            for rollups in failed:
+                if kept + len(rollups) > MAX_PENDING:
+                    log.warning("inference.rollups_dropped", series=len(rollups))
+                    continue
+                self._pending.append(rollups)
+                kept += len(rollups)

@@ -129,7 +129,10 @@ class VersionRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String(16))
     algorithm: Mapped[str] = mapped_column(String(64))
-    params: Mapped[dict[str, float]] = mapped_column(Json)
+    # The fitted ModelParams, typed: warm loading reads them without decoding JSON.
+    center: Mapped[float] = mapped_column(Double)
+    scale: Mapped[float] = mapped_column(Double)
+    threshold: Mapped[float] = mapped_column(Double)
     metrics: Mapped[dict[str, float]] = mapped_column(Json, default=dict)
     reference: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(Json)

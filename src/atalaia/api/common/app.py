@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from atalaia import __version__
 from atalaia.api.common.errors import install_error_handlers
+from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
 from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
 from atalaia.api.common.resources import Resources, open_resources
 from atalaia.logging import configure_logging
@@ -32,6 +33,7 @@ def build_app(
     name: str,
     settings: Settings,
     routers: Sequence[APIRouter],
+    fast_routes: Sequence[FastRoute] = (),
     parts: Sequence[Part] = (),
     migrate: bool = False,
 ) -> FastAPI:
@@ -53,12 +55,14 @@ def build_app(
         finally:
             resources.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title=f"atalaia {name}",
         version=__version__,
         lifespan=lifespan,
     )
-    app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
+    http_metrics = HttpMetrics(registry)
+    app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
+    install_fast_routes(app, fast_routes, API_PREFIX, http_metrics)
     install_error_handlers(app)
     app.include_router(probe_router(name, registry))
     for router in routers:

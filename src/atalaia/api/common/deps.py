@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from atalaia.api.common.auth import Principal, Role
 from atalaia.api.common.resources import Resources
@@ -51,6 +52,21 @@ def require(role: Role) -> Callable[..., Principal]:
         return principal
 
     return dependency
+
+
+def authorize(scope: Scope, role: Role) -> Principal:
+    """`require` for routes outside FastAPI's dependency injection (hot paths)."""
+    token = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer":
+                token = credentials.strip()
+            break
+    resources: Resources = scope["state"]["resources"]
+    principal = resources.authenticator.authenticate(token)
+    principal.require(role)
+    return principal
 
 
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]

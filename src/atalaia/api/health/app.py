@@ -33,12 +33,17 @@ def health_monitor(
         resources: Resources, _registry: CollectorRegistry
     ) -> AsyncIterator[dict[str, Any]]:
         s = resources.settings
-        urls = {
-            "training": s.training_url,
-            "inference": s.inference_url,
-            "plot": s.plot_url,
-        }
-        probes = [ServiceProbe(n, u) for n, u in urls.items() if n not in embedded]
+        urls = {"training": s.training_url, "plot": s.plot_url}
+        replicas = s.inference_urls or [s.inference_url]
+        if len(replicas) == 1:
+            urls["inference"] = replicas[0]
+        else:  # one probe per replica: `atalaia up` and compose run several
+            urls |= {f"inference-{i}": url for i, url in enumerate(replicas, 1)}
+        probes = [
+            ServiceProbe(n, u)
+            for n, u in urls.items()
+            if n.partition("-")[0] not in embedded
+        ]
         async with httpx.AsyncClient(timeout=s.health_probe_timeout_s) as client:
             yield {
                 "http": client,

@@ -1,29 +1,67 @@
-"""Request and response bodies of the inference service."""
+"""Request and response bodies of the inference service.
+
+They document the routes in OpenAPI and are the reference the hot path's parsers
+(`bodies.py`) are tested against: numbers are JSON numbers (no strings, no
+booleans), unknown fields are refused.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_BATCH = 100_000
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Reading(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = _STRICT | ConfigDict(
+        json_schema_extra={"examples": [{"timestamp": 1733587200, "value": 0.315}]}
+    )
 
-    timestamp: float
+    timestamp: float = Field(description="Unix time in seconds")
     value: float
 
 
 class SeriesReading(Reading):
+    model_config = _STRICT
+
     series_id: str = Field(min_length=1, max_length=128)
 
 
 class BatchBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Row form: one object per reading."""
+
+    model_config = _STRICT
 
     points: list[SeriesReading] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ColumnsBody(BaseModel):
+    """Columnar form: three aligned arrays, cheaper to send and to parse."""
+
+    model_config = _STRICT | ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "series_id": ["sensor_001_radial", "sensor_001_axial"],
+                    "timestamp": [1733587200, 1733587200],
+                    "value": [0.31, 0.12],
+                }
+            ]
+        }
+    )
+
+    series_id: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+    timestamp: list[float]
+    value: list[float]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> ColumnsBody:
+        if not all(0 < len(s) <= 128 for s in self.series_id):
+            raise ValueError("every series_id has 1 to 128 characters")
+        if not len(self.series_id) == len(self.timestamp) == len(self.value):
+            raise ValueError("series_id, timestamp and value have the same length")
+        return self
 
 
 class ModelInfo(BaseModel):
@@ -37,12 +75,31 @@ class PredictionView(BaseModel):
     series_id: str
     timestamp: float
     anomaly: bool
-    anomaly_score: float
+    anomaly_score: float = Field(
+        description="Distance from the model's centre in units of its threshold: "
+        "above 1 is an anomaly"
+    )
     model_info: ModelInfo
-    confidence: str
+    confidence: str = Field(description="high: a production model; low: a fallback")
 
 
 class BatchView(BaseModel):
     count: int
     anomalies: int
-    results: list[dict[str, Any]]
+    results: list[PredictionView]
+
+
+class ColumnsView(BaseModel):
+    """The columnar answer: one array per field, aligned with the request's."""
+
+    count: int
+    anomalies: int
+    series_id: list[str]
+    timestamp: list[float]
+    anomaly: list[bool]
+    anomaly_score: list[float]
+    version: list[int | None]
+    stage: list[str | None]
+    type: list[str]
+    loaded_from: list[str]
+    confidence: list[str]

@@ -3,13 +3,17 @@
 from atalaia.adapters.db.repositories.audit import AuditLog
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
 from atalaia.adapters.db.repositories.jobs import JobStore
-from atalaia.adapters.db.repositories.models import ModelStore, ServedModel
+from atalaia.adapters.db.repositories.models import (
+    ModelStore,
+    ServedColumns,
+    ServedModel,
+)
 from atalaia.adapters.db.repositories.readings import (
     IngestResult,
     ReadingStore,
     SeriesSummary,
 )
-from atalaia.adapters.db.repositories.rollups import Rollup, RollupStore
+from atalaia.adapters.db.repositories.rollups import Rollups, RollupStore
 
 __all__ = [
     "AuditLog",
@@ -18,8 +22,9 @@ __all__ = [
     "JobStore",
     "ModelStore",
     "ReadingStore",
-    "Rollup",
+    "Rollups",
     "RollupStore",
     "SeriesSummary",
+    "ServedColumns",
     "ServedModel",
 ]

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.db.repositories._columns import fetch_columns
 from atalaia.adapters.db.tables import RegistryEventRow, VersionRow, utcnow
 from atalaia.core.detectors import ModelParams
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
@@ -26,6 +29,18 @@ class ServedModel:
     center: float
     scale: float
     threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServedColumns:
+    """Every production version, as aligned columns (one row per series)."""
+
+    series_ids: list[str]
+    version: npt.NDArray[np.int64]
+    algorithm: list[str]
+    center: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    threshold: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +75,28 @@ def _version(row: VersionRow) -> ModelVersion:
         version=row.version,
         stage=Stage(row.stage),
         algorithm=row.algorithm,
-        params=ModelParams.from_dict(row.params),
+        params=ModelParams(row.center, row.scale, row.threshold),
         lineage=_lineage(row.lineage),
         created_at=row.created_at,
         metrics=dict(row.metrics),
         reference=dict(row.reference),
+    )
+
+
+def _version_row(model: ModelVersion) -> VersionRow:
+    return VersionRow(
+        series_id=model.series_id,
+        version=model.version,
+        stage=model.stage.value,
+        algorithm=model.algorithm,
+        center=model.params.center,
+        scale=model.params.scale,
+        threshold=model.params.threshold,
+        metrics=model.metrics,
+        reference=model.reference,
+        lineage=model.lineage.as_dict(),
+        job_id=model.lineage.job_id,
+        created_at=model.created_at,
     )
 
 
@@ -76,58 +108,46 @@ def _entry(row: RegistryEventRow) -> LedgerEntry:
     )  # fmt: skip
 
 
-_SERVED_COLUMNS = (
+# Production versions, in the field order of ServedModel and ServedColumns.
+_SERVED = select(
     VersionRow.series_id,
     VersionRow.version,
     VersionRow.algorithm,
-    VersionRow.params,
-)
-
-
-def _served(row: Sequence[Any]) -> ServedModel:
-    series_id, version, algorithm, params = row
-    return ServedModel(
-        series_id, version, algorithm,
-        float(params["center"]), float(params["scale"]), float(params["threshold"]),
-    )  # fmt: skip
+    VersionRow.center,
+    VersionRow.scale,
+    VersionRow.threshold,
+).where(VersionRow.stage == Stage.PRODUCTION.value)
 
 
 class ModelStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def by_job(self, job_id: str) -> ModelVersion | None:
-        row = self.session.scalars(
-            select(VersionRow).where(VersionRow.job_id == job_id)
-        ).one_or_none()
-        return _version(row) if row is not None else None
+    def by_jobs(self, job_ids: Sequence[str]) -> dict[str, ModelVersion]:
+        """The versions trained by any of `job_ids`, by job id."""
+        stmt = select(VersionRow).where(VersionRow.job_id.in_(job_ids))
+        return {row.job_id: _version(row) for row in self.session.scalars(stmt)}
 
-    def next_version(self, series_id: str) -> int:
-        latest = self.session.scalar(
-            select(func.max(VersionRow.version)).where(
-                VersionRow.series_id == series_id
-            )
+    def latest_versions(self, series_ids: Sequence[str]) -> dict[str, int]:
+        """The highest version number of each series that has one."""
+        stmt = (
+            select(VersionRow.series_id, func.max(VersionRow.version))
+            .where(VersionRow.series_id.in_(series_ids))
+            .group_by(VersionRow.series_id)
         )
-        return (latest or 0) + 1
+        return {sid: int(latest) for sid, latest in self.session.execute(stmt)}
 
     def add(self, model: ModelVersion, *, actor: str) -> None:
         """Register a new version and write its arrival to the ledger."""
-        self.session.add(
-            VersionRow(
-                series_id=model.series_id,
-                version=model.version,
-                stage=model.stage.value,
-                algorithm=model.algorithm,
-                params=model.params.as_dict(),
-                metrics=model.metrics,
-                reference=model.reference,
-                lineage=model.lineage.as_dict(),
-                job_id=model.lineage.job_id,
-                created_at=model.created_at,
-            )
-        )
-        change = StageChange(model.series_id, model.version, None, model.stage)
-        self._log(change, actor=actor, reason=f"trained by job {model.lineage.job_id}")
+        self.add_many([(model, actor)])
+
+    def add_many(self, registered: Sequence[tuple[ModelVersion, str]]) -> None:
+        """Register new versions, each with who asked for it, and log each arrival."""
+        self.session.add_all(_version_row(model) for model, _ in registered)
+        for model, actor in registered:
+            change = StageChange(model.series_id, model.version, None, model.stage)
+            reason = f"trained by job {model.lineage.job_id}"
+            self._log(change, actor=actor, reason=reason)
 
     def get(self, series_id: str, version: int) -> ModelVersion:
         row = self.session.scalars(
@@ -192,12 +212,15 @@ class ModelStore:
         self, series_ids: Iterable[str] | None = None
     ) -> list[ServedModel]:
         """Production versions of every series (or of `series_ids`), in one query."""
-        stmt = select(*_SERVED_COLUMNS).where(
-            VersionRow.stage == Stage.PRODUCTION.value
-        )
+        stmt = _SERVED
         if series_ids is not None:
             stmt = stmt.where(VersionRow.series_id.in_(list(series_ids)))
-        return [_served(row) for row in self.session.execute(stmt)]
+        return [ServedModel(*row) for row in self.session.execute(stmt)]
+
+    def served_columns(self) -> ServedColumns:
+        """Every production version as columns, in one query: the warm load."""
+        kinds = (str, np.int64, str, np.float64, np.float64, np.float64)
+        return ServedColumns(*fetch_columns(self.session, _SERVED, kinds))
 
     def past_production(self, series_id: str) -> list[ModelVersion]:
         """Versions that were once Production, most recently promoted first."""

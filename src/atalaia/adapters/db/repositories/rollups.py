@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -15,23 +15,28 @@ from atalaia.adapters.db.tables import PredictionRollupRow
 
 
 @dataclass(frozen=True, slots=True)
-class Rollup:
-    series_id: str
+class Rollups:
+    """Counts of one hour, one entry per series (aligned sequences)."""
+
     bucket: datetime
-    predictions: int
-    anomalies: int
-    requests: int
-    latency_ms_sum: float
-    latency_ms_max: float
+    series_ids: Sequence[str]
+    predictions: Sequence[int]
+    anomalies: Sequence[int]
+    requests: Sequence[int]
+    latency_ms_sum: Sequence[float]
+    latency_ms_max: Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.series_ids)
 
 
 class RollupStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, rollups: Sequence[Rollup]) -> None:
+    def add(self, rollups: Rollups) -> None:
         """Add counts into their (series, hour) rows, creating rows as needed."""
-        if not rollups:
+        if not len(rollups):
             return
         postgres = self.session.get_bind().dialect.name == "postgresql"
         stmt = (pg_insert if postgres else sqlite_insert)(PredictionRollupRow)
@@ -47,7 +52,26 @@ class RollupStore:
                 "latency_ms_max": larger(row.latency_ms_max, new.latency_ms_max),
             },
         )
-        self.session.execute(stmt, [asdict(r) for r in rollups])
+        columns = (
+            rollups.series_ids, rollups.predictions, rollups.anomalies,
+            rollups.requests, rollups.latency_ms_sum, rollups.latency_ms_max,
+        )  # fmt: skip
+        bucket = rollups.bucket
+        self.session.execute(
+            stmt,
+            [
+                {
+                    "series_id": s,
+                    "bucket": bucket,
+                    "predictions": p,
+                    "anomalies": a,
+                    "requests": r,
+                    "latency_ms_sum": total,
+                    "latency_ms_max": most,
+                }
+                for s, p, a, r, total, most in zip(*columns, strict=True)
+            ],  # fmt: skip
+        )
 
     def summary(self, series_id: str, *, since: datetime) -> dict[str, float | int]:
         """Totals of the hourly rows of a series from the bucket holding `since` on."""
@@ -62,12 +86,14 @@ class RollupStore:
                 func.coalesce(func.max(row.latency_ms_max), 0.0),
             ).where(row.series_id == series_id, row.bucket >= hour)
         ).one()
-        predictions, anomalies, requests, latency_sum, latency_max = totals
+        # PostgreSQL sums integers as numerics (Decimal): back to int and float.
+        predictions, anomalies, requests = map(int, totals[:3])
+        latency_sum, latency_max = map(float, totals[3:])
         return {
-            "count": int(predictions),
-            "anomalies": int(anomalies),
+            "count": predictions,
+            "anomalies": anomalies,
             "anomaly_rate": anomalies / predictions if predictions else 0.0,
-            "requests": int(requests),
+            "requests": requests,
             "latency_ms_mean": latency_sum / requests if requests else 0.0,
-            "latency_ms_max": float(latency_max),
+            "latency_ms_max": latency_max,
         }

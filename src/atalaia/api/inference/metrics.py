@@ -1,0 +1,91 @@
+"""The inference service's Prometheus metrics and per-series prediction counts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from atalaia.services.inference import Predictor
+from atalaia.services.model_table import UNKNOWN_ROW, Scores, Tier
+
+
+class ServingMetrics:
+    """Counts scored readings (fleet-wide in Prometheus, per series in rollups)."""
+
+    def __init__(self, registry: CollectorRegistry, predictor: Predictor) -> None:
+        self.predictor = predictor
+        predictions = Counter(
+            "anomaly_predictions",
+            "Readings scored, by the stage that answered and the verdict",
+            ["stage", "anomaly"],
+            registry=registry,
+        )
+        # [production, fallback] × [normal, anomaly], bound once: no label lookups
+        # on the hot path.
+        self._counters = [
+            [predictions.labels(stage, verdict) for verdict in ("false", "true")]
+            for stage in ("production", "fallback")
+        ]
+        self._answered = [0, 0]  # production, fallback
+        load = Histogram(
+            "model_load_duration_seconds",
+            "Time to load the model table",
+            ["source"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30),
+            registry=registry,
+        )
+        predictor.on_load = lambda source, seconds: load.labels(source).observe(seconds)
+        Gauge(
+            "models_loaded", "Production models in memory", registry=registry
+        ).set_function(lambda: len(predictor.table))
+        Gauge(
+            "model_cache_hit_rate",
+            "Share of readings answered by a production model held in memory",
+            registry=registry,
+        ).set_function(lambda: self._answered[0] / max(1, sum(self._answered)))
+
+    def one(
+        self, ids: list[str], row: int, series_id: str, anomaly: bool, started: float
+    ) -> None:
+        """Count a single reading of table row `row`, scored since `started`."""
+        stage = 0 if row and self.predictor.table.cols.version[row] else 1
+        self._counters[stage][anomaly].inc()
+        self._answered[stage] += 1
+        latency_ms = (time.perf_counter() - started) * 1000
+        tally = self.predictor.tally
+        if row:
+            tally.add_one(ids, row, anomaly, latency_ms)
+        else:
+            tally.add_named(ids, {series_id: (1, int(anomaly))}, latency_ms)
+
+    def batch(self, series_ids: Sequence[str], scores: Scores, started: float) -> None:
+        """Count a batch's readings, aggregated per series in numpy."""
+        model = scores.tier == Tier.MODEL
+        n_model = int(model.sum())
+        by_stage = (
+            (0, n_model, int((model & scores.anomaly).sum())),
+            (1, model.size - n_model, int((~model & scores.anomaly).sum())),
+        )
+        for stage, answered, flagged in by_stage:
+            self._counters[stage][0].inc(answered - flagged)
+            self._counters[stage][1].inc(flagged)
+            self._answered[stage] += answered
+        rows, inverse = np.unique(scores.rows, return_inverse=True)
+        readings = np.bincount(inverse)
+        anomalies = np.bincount(inverse, weights=scores.anomaly).astype(np.int64)
+        latency_ms = (time.perf_counter() - started) * 1000
+        tally = self.predictor.tally
+        if rows[0] == UNKNOWN_ROW:  # series unknown to the table: count them by name
+            named: dict[str, tuple[int, int]] = {}
+            unknown = (scores.rows == UNKNOWN_ROW).tolist()
+            pairs = zip(series_ids, unknown, scores.anomaly.tolist(), strict=True)
+            for series_id, is_unknown, anomaly in pairs:
+                if is_unknown:
+                    n, flagged = named.get(series_id, (0, 0))
+                    named[series_id] = (n + 1, flagged + anomaly)
+            tally.add_named(scores.ids, named, latency_ms)
+            rows, readings, anomalies = rows[1:], readings[1:], anomalies[1:]
+        tally.add_rows(scores.ids, rows, readings, anomalies, latency_ms)

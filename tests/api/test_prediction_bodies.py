@@ -1,0 +1,157 @@
+"""The hot path's body parsers accept exactly what the Pydantic schemas accept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from atalaia.api.inference.bodies import parse_batch, parse_reading
+from atalaia.api.inference.schemas import BatchBody, ColumnsBody, Reading
+from atalaia.core.series import check_series_id
+from atalaia.errors import InvalidInput
+
+# JSON values a client may send where a number is due: numbers of every kind,
+# and the usual mistakes (strings, booleans, null, containers).
+numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+mistakes = st.one_of(
+    st.booleans(), st.none(), st.text(max_size=5), st.lists(st.booleans(), max_size=2)
+)
+json_number = st.one_of(numbers, numbers, mistakes)
+series_ids = st.one_of(
+    st.sampled_from(["sensor_001_radial", "pump-7", "a", "x" * 128]),
+    st.text(max_size=130),
+    st.booleans(),
+)
+
+
+def readings(keys: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(keys, json_number, max_size=4)
+
+
+def reference(schema: type[BaseModel], data: Any) -> BaseModel | None:
+    """What the schema (and the series id rule) make of a body; None if refused."""
+    try:
+        body = schema.model_validate(data)
+    except ValidationError:
+        return None
+    ids = getattr(body, "series_id", None) or [
+        p.series_id for p in getattr(body, "points", [])
+    ]
+    try:
+        for series_id in ids:
+            check_series_id(series_id)
+    except InvalidInput:
+        return None
+    return body
+
+
+@given(readings(st.sampled_from(["timestamp", "value", "extra"])))
+def test_single_reading_matches_its_schema(data: dict[str, Any]) -> None:
+    expected = reference(Reading, data)
+    body = orjson.dumps(data)
+
+    if expected is None:
+        with pytest.raises(InvalidInput) as refused:
+            parse_reading(body)
+        assert refused.value.rule == "request_schema"
+    else:
+        assert isinstance(expected, Reading)
+        assert parse_reading(body) == (expected.timestamp, expected.value)
+
+
+point = st.fixed_dictionaries(
+    {"series_id": series_ids, "timestamp": json_number, "value": json_number},
+    optional={"extra": st.booleans()},
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.one_of(
+        st.fixed_dictionaries({"points": st.lists(point, max_size=4)}),
+        st.fixed_dictionaries(
+            {"points": st.lists(point, max_size=4)}, optional={"more": st.booleans()}
+        ),
+        st.dictionaries(st.sampled_from(["points", "series_id"]), json_number),
+    )
+)
+def test_row_batches_match_their_schema(data: dict[str, Any]) -> None:
+    expected = reference(BatchBody, data)
+
+    if expected is None:
+        with pytest.raises(InvalidInput):
+            parse_batch(orjson.dumps(data))
+    else:
+        assert isinstance(expected, BatchBody)
+        batch = parse_batch(orjson.dumps(data))
+        assert not batch.columnar
+        assert batch.series_ids == [p.series_id for p in expected.points]
+        assert batch.timestamps.tolist() == [p.timestamp for p in expected.points]
+        assert batch.values.tolist() == [p.value for p in expected.points]
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(min_value=0, max_value=4).flatmap(
+        lambda n: st.fixed_dictionaries(
+            {
+                "series_id": st.lists(series_ids, min_size=n, max_size=n + 1),
+                "timestamp": st.lists(json_number, min_size=n, max_size=n),
+                "value": st.lists(json_number, min_size=n, max_size=n),
+            },
+            optional={"extra": st.booleans()},
+        )
+    )
+)
+def test_columnar_batches_match_their_schema(data: dict[str, Any]) -> None:
+    expected = reference(ColumnsBody, data)
+
+    if expected is None:
+        with pytest.raises(InvalidInput):
+            parse_batch(orjson.dumps(data))
+    else:
+        assert isinstance(expected, ColumnsBody)
+        batch = parse_batch(orjson.dumps(data))
+        assert batch.columnar
+        assert batch.series_ids == expected.series_id
+        assert batch.timestamps.tolist() == expected.timestamp
+        assert batch.values.tolist() == expected.value
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"{", "body: invalid JSON"),
+        (b'{"timestamp": 1}', "missing required field `value`"),
+        (
+            b'{"timestamp": "1", "value": 2}',
+            "Expected `float`, got `str` - at `$.timestamp`",
+        ),
+        (b'{"timestamp": 1, "value": 2, "x": 3}', "unknown field `x`"),
+        (b'{"timestamp": 1e999, "value": 2}', "out of range - at `$.timestamp`"),
+        (b"[1, 2]", "Expected `object`, got `array`"),
+    ],
+)
+def test_refusals_name_the_field_and_the_rule(body: bytes, detail: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_reading(body)
+
+    assert refused.value.rule == "request_schema"
+    assert detail in refused.value.detail
+
+
+def test_a_bad_series_id_in_a_batch_breaks_the_naming_rule() -> None:
+    body = {"series_id": ["ok_1", "not ok"], "timestamp": [1, 2], "value": [1, 2]}
+
+    with pytest.raises(InvalidInput) as refused:
+        parse_batch(orjson.dumps(body))
+
+    assert refused.value.rule == "series_id_format"

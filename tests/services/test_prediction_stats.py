@@ -1,0 +1,83 @@
+"""Per-series prediction counts: counted by table row or by name, flushed hourly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from atalaia.adapters.db.repositories import RollupStore
+from atalaia.services.prediction_stats import PredictionTally
+
+Sessions = sessionmaker[Session]
+IDS = ["", "a", "b", "c"]  # row 0 stands for series unknown to the table
+
+
+def summary(sessions: Sessions, series_id: str) -> dict[str, float | int]:
+    since = datetime.now(UTC) - timedelta(hours=1)
+    with sessions() as session:
+        return RollupStore(session).summary(series_id, since=since)
+
+
+def test_rows_and_names_are_written_as_hourly_rollups(sessions: Sessions) -> None:
+    tally = PredictionTally()
+    tally.add_rows(IDS, np.array([1, 3]), np.array([4, 1]), np.array([1, 0]), 2.0)
+    tally.add_one(IDS, 1, True, 5.0)
+    tally.add_named(IDS, {"never_seen": (2, 1)}, 1.0)
+
+    written = tally.flush(sessions)
+
+    assert written == 3
+    assert summary(sessions, "a") == {
+        "count": 5, "anomalies": 2, "anomaly_rate": 0.4, "requests": 2,
+        "latency_ms_mean": 3.5, "latency_ms_max": 5.0,
+    }  # fmt: skip
+    assert summary(sessions, "c")["count"] == 1
+    assert summary(sessions, "b")["count"] == 0
+    assert summary(sessions, "never_seen")["anomalies"] == 1
+
+
+def test_flushes_add_up_and_a_new_table_starts_new_counts(sessions: Sessions) -> None:
+    tally = PredictionTally()
+    tally.add_one(IDS, 2, False, 1.0)
+    tally.flush(sessions)
+    reloaded = ["", "b", "a"]  # a reload built a new table: other rows
+    tally.add_one(IDS, 2, False, 1.0)
+    tally.add_one(reloaded, 1, True, 1.0)
+
+    tally.flush(sessions)
+
+    assert summary(sessions, "b")["count"] == 3
+    assert summary(sessions, "b")["anomalies"] == 1
+
+
+def test_counts_survive_a_failed_flush(sessions: Sessions) -> None:
+    tally = PredictionTally()
+    tally.add_one(IDS, 1, True, 1.0)
+
+    def unreachable() -> Session:
+        raise ConnectionError("database down")
+
+    with pytest.raises(ConnectionError):
+        tally.flush(unreachable)
+    tally.flush(sessions)
+
+    assert summary(sessions, "a")["count"] == 1
+
+
+def test_rows_added_to_the_table_after_the_hour_opened_are_counted(
+    sessions: Sessions,
+) -> None:
+    ids = ["", "a"]
+    tally = PredictionTally()
+    tally.add_one(ids, 1, False, 1.0)
+    ids.extend(f"s{i}" for i in range(5000))  # the table grew in place
+
+    row = ids.index("s3999")
+
+    tally.add_rows(ids, np.array([row]), np.array([2]), np.array([0]), 1.0)
+    tally.flush(sessions)
+
+    assert summary(sessions, "s3999")["count"] == 2
