@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from atalaia.logging import configure_logging
-from bench import platform_bench, store_bench
+from bench import (
+    fleet_bench,
+    peers_bench,
+    platform_bench,
+    predict_bench,
+    store_bench,
+)
 from bench._report import report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
@@ -15,6 +22,12 @@ Record = Annotated[bool, typer.Option(help="Append the figures to bench/RESULTS.
 Url = Annotated[
     str | None, typer.Option(help="Database URL (default: a fresh SQLite file).")
 ]
+
+
+@app.callback()
+def main() -> None:
+    """Run one benchmark: print its figures and append them to bench/RESULTS.md."""
+    configure_logging(level="WARNING")  # here, the tests' runs log warnings only too
 
 
 @app.command("train-accept")
@@ -33,7 +46,7 @@ def promote_visible(series: int = 20, record: Record = True) -> None:
 
 @app.command("warm-load")
 def warm_load(models: int = 285_000, url: Url = None, record: Record = True) -> None:
-    """Load every production model of the registry into the inference table."""
+    """Start the inference service until every production model is loaded."""
     report("warm-load", store_bench.warm_load(models, url), record=record)
 
 
@@ -43,6 +56,73 @@ def train_jobs(series: int = 200, url: Url = None, record: Record = True) -> Non
     report("train-jobs", store_bench.train_jobs(series, url), record=record)
 
 
+@app.command("fleet-retrain")
+def fleet_retrain(
+    series: int = 10_000,
+    points: int = 10_080,
+    url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="Training threads.")] = 2,
+    record: Record = True,
+) -> None:
+    """Ingest a week of every series into PostgreSQL, then retrain all in one batch."""
+    figures = fleet_bench.fleet_retrain(series, points, url, threads)
+    report("fleet-retrain", figures, record=record)
+
+
+@app.command("predict-single")
+def predict_single(
+    models: int = 285_000,
+    duration: int = 5,
+    runs: int = 3,
+    url: Url = None,
+    record: Record = True,
+) -> None:
+    """POST /predict/{id} under wrk at c=1/16/64, beside bare reference servers."""
+    figures, table = predict_bench.predict_single(models, duration, runs, url)
+    report("predict-single", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("predict-batch")
+def predict_batch(
+    models: int = 285_000,
+    readings: int = 10_000,
+    series_per_request: int = 1_000,
+    duration: int = 5,
+    runs: int = 3,
+    url: Url = None,
+    record: Record = True,
+) -> None:
+    """POST /predict/batch as rows and as columns, beside a numpy reference."""
+    figures, table = predict_bench.predict_batch(
+        models, readings, series_per_request, duration, runs, url
+    )
+    report("predict-batch", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("peers")
+def peers(
+    models: int = 285_000,
+    peers: peers_bench.Peers = peers_bench.Peers.ALL,
+    venvs: Annotated[
+        Path, typer.Option(help="Folder of the peers' virtualenvs, made once.")
+    ] = peers_bench.CACHE,
+    connections: int = 64,
+    duration: int = 10,
+    runs: int = 3,
+    record: Record = True,
+) -> None:
+    """The same models served by MLflow and KServe, beside atalaia, under wrk."""
+    figures, table = peers_bench.peers(
+        models, peers, venvs, connections, duration, runs
+    )
+    report("peers", figures, record=record)
+    typer.echo(table)
+
+
 if __name__ == "__main__":
-    configure_logging(level="WARNING")
     app()

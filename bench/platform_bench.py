@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,8 +17,10 @@ from atalaia.api.common.resources import authenticator_for
 from atalaia.cli.demo import embedded_server
 from atalaia.settings import Settings
 from bench._report import percentiles
+from bench._servers import free_port, serve
 
 START = 1_733_011_200.0
+JSON = "application/json"
 
 
 def _settings(home: Path) -> Settings:
@@ -32,23 +37,41 @@ def _body(points: int, seed: int) -> dict[str, object]:
 
 
 def train_accept(requests: int, points: int) -> dict[str, float | int]:
-    """Time POST /training/{id} with inline points to its 202, one at a time."""
+    """Time POST /training/{id} with inline points to its 202, one at a time.
+
+    The platform runs as `atalaia serve` in its own process, and bodies are
+    encoded beforehand: the clock runs from sending to the answer, and neither
+    the client's JSON encoding nor its share of a GIL is counted.
+    """
     with tempfile.TemporaryDirectory() as home:
-        settings = _settings(Path(home))
+        secret = secrets.token_urlsafe(48)
+        settings = Settings(home=Path(home), jwt_secret=secret)
         token = authenticator_for(settings).issue(
             subject="b", role=Role.ADMIN, ttl_s=3600
         )
-        bodies = [_body(points, seed) for seed in range(requests)]
+        bodies = [json.dumps(_body(points, seed)).encode() for seed in range(requests)]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": JSON}
+        port = free_port()
+        argv = [
+            str(Path(sys.executable).with_name("atalaia")),
+            "serve", "--port", str(port),
+        ]  # fmt: skip
+        env = {
+            "ATALAIA_HOME": home,
+            "ATALAIA_JWT_SECRET": secret,
+            "ATALAIA_LOG_LEVEL": "WARNING",
+            "ATALAIA_TRAINING_MIN_INTERVAL_S": "0",
+        }
         samples = []
         with (
-            embedded_server(settings) as base,
+            serve(argv, port=port, ready_path="/ready", env=env) as server,
             httpx.Client(
-                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                base_url=server.base_url, headers=headers, timeout=60
             ) as client,
         ):
             for i, body in enumerate(bodies):
                 started = time.perf_counter()
-                response = client.post(f"/api/v1/training/bench_{i}", json=body)
+                response = client.post(f"/api/v1/training/bench_{i}", content=body)
                 samples.append(time.perf_counter() - started)
                 assert response.status_code == 202, response.text
     return {"requests": requests, "points": points, **percentiles(samples)}

@@ -2,105 +2,180 @@
 
 from __future__ import annotations
 
+import secrets
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
-from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.repositories import ReadingStore
-from atalaia.adapters.db.tables import JobRow, SeriesRow, VersionRow
+from atalaia.adapters.db.tables import VersionRow
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.series import Readings
 from atalaia.services import training
 from atalaia.services.inference import Predictor
+from bench._fleet import database, fill_registry, series_ids
+from bench._servers import free_port, serve
 
-
-def _database(home: Path, url: str | None) -> str:
-    url = url or f"sqlite:///{home / 'bench.db'}"
-    upgrade_database(url)
-    return url
+SPAWNS = 3  # inference processes started by warm-load
+IMPORTS = [sys.executable, "-c", "import atalaia.cli, atalaia.api.inference"]
+# What a warm load reads, as plain SQL for the driver.
+BARE_QUERIES = (
+    "SELECT series_id, version, algorithm, center, scale, threshold "
+    "FROM model_versions WHERE stage = 'production'",
+    "SELECT series_id, mean, m2, n_points FROM series",
+)
 
 
 def warm_load(models: int, url: str | None) -> dict[str, float | int]:
-    """Load `models` production versions into a fresh inference table."""
-    with tempfile.TemporaryDirectory() as home:
-        engine = make_engine(_database(Path(home), url))
+    """Start the inference service on `models` production versions until ready.
+
+    Each of SPAWNS processes is timed from spawn to GET /ready answering 200
+    with every model loaded (median and max), then to its snapshot written; its
+    RSS is read then. In-process: Predictor.reload_all and the table's size.
+    References: the interpreter importing the service, and the same rows read
+    by the bare database driver. On a given `url`, the registry is filled once.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        url = database(home, url)
+        engine = make_engine(url)
         sessions = make_session_factory(engine)
-        ids = [f"sensor_{i // 3:06d}_{('radial', 'axial', 'tangential')[i % 3]}"
-               for i in range(models)]  # fmt: skip
-        _fill_registry(sessions, ids)
-        predictor = Predictor(sessions, snapshot_path=Path(home) / "snapshot.npz")
+        _fill_once(sessions, models)
+        predictor = Predictor(sessions, snapshot_path=home / "snapshot.npz")
         started = time.perf_counter()
         predictor.reload_all()
-        seconds = time.perf_counter() - started
-        loaded = len(predictor.table)
+        reload_s = time.perf_counter() - started
+        query_s = _bare_query_s(engine)
         engine.dispose()
+        spawns = [_spawn(home / f"spawn{i}", url, models) for i in range(SPAWNS)]
+        imports_s = [_run_s(IMPORTS) for _ in range(SPAWNS)]
+    ready_s, snapshot_s, rss_mb = zip(*spawns, strict=True)
     return {
-        "models": loaded,
-        "load_s": seconds,
+        "models": len(predictor.table),
+        "ready_s": statistics.median(ready_s),
+        "ready_max_s": max(ready_s),
+        "snapshot_s": statistics.median(snapshot_s),
+        "rss_mb": statistics.median(rss_mb),
         "table_mb": predictor.table.nbytes() / 1e6,
+        "reload_s": reload_s,
+        "ref_imports_s": statistics.median(imports_s),
+        "ref_query_s": query_s,
     }
 
 
-def _fill_registry(sessions: sessionmaker[Session], ids: list[str]) -> None:
-    now = datetime.now(UTC)
+def _fill_once(sessions: sessionmaker[Session], models: int) -> None:
     with sessions() as session:
-        session.execute(insert(JobRow), [
-            {"job_id": f"job-{i}", "series_id": s, "status": "succeeded",
-             "algorithm": "zscore", "hyperparameters": {}, "submitted_by": "bench",
-             "created_at": now, "attempts": 1}
-            for i, s in enumerate(ids)
-        ])  # fmt: skip
-        session.execute(insert(VersionRow), [
-            {"series_id": s, "version": 1, "stage": "production", "algorithm": "zscore",
-             "params": {"center": 0.3, "scale": 0.05, "threshold": 3.0}, "metrics": {},
-             "reference": {}, "lineage": {}, "job_id": f"job-{i}", "created_at": now}
-            for i, s in enumerate(ids)
-        ])  # fmt: skip
-        session.execute(insert(SeriesRow), [
-            {"series_id": s, "sensor_id": s.rsplit("_", 1)[0], "tags": {},
-             "n_points": 10_080, "mean": 0.3, "m2": 25.2, "created_at": now}
-            for s in ids
-        ])  # fmt: skip
-        session.commit()
+        present = session.scalar(select(func.count()).select_from(VersionRow))
+    if not present:
+        fill_registry(sessions, series_ids(models))
+    elif present != models:
+        raise RuntimeError(
+            f"the database holds {present} model versions, not {models}: "
+            "give warm-load an empty database (or the --models it was filled with)"
+        )
+
+
+def _bare_query_s(engine: Engine) -> float:
+    """Seconds for the driver alone to return the rows a warm load reads."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        started = time.perf_counter()
+        for sql in BARE_QUERIES:
+            cursor.execute(sql)
+            cursor.fetchall()
+        return time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+def _spawn(home: Path, url: str, models: int) -> tuple[float, float, float]:
+    """(seconds to ready, seconds to the snapshot written, RSS MB) of one process."""
+    port = free_port()
+    argv = [
+        str(Path(sys.executable).with_name("atalaia")),
+        "serve", "--role", "inference", "--port", str(port),
+    ]  # fmt: skip
+    env = {
+        "ATALAIA_HOME": str(home),
+        "ATALAIA_DATABASE_URL": url,
+        "ATALAIA_JWT_SECRET": secrets.token_urlsafe(48),
+        "ATALAIA_LOG_LEVEL": "WARNING",
+    }
+    home.mkdir()
+    started = time.perf_counter()
+    with serve(
+        argv, port=port, ready_path="/ready", env=env, log_path=home / "serve.log"
+    ) as server:
+        ready_s = time.perf_counter() - started
+        body = httpx.get(f"{server.base_url}/ready").json()
+        detail = body["checks"]["models"]["detail"]
+        if detail != f"{models} models from database":
+            raise RuntimeError(f"ready with {detail}, not {models} models")
+        snapshot = home / "inference-snapshot.npz"
+        while not snapshot.exists():
+            if time.perf_counter() - started > 60:
+                raise RuntimeError("no snapshot written within 60 s")
+            time.sleep(0.01)
+        return ready_s, time.perf_counter() - started, server.rss_mb()
+
+
+def _run_s(argv: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, check=True)
+    return time.perf_counter() - started
 
 
 def train_jobs(series: int, url: str | None) -> dict[str, float | int]:
-    """Run one training job per series from its stored week (10,080 readings)."""
+    """Train each series from its stored week (10,080 readings): job by job, then
+    every series again as one chunk fitted in one pass."""
     with tempfile.TemporaryDirectory() as home:
-        engine = make_engine(_database(Path(home), url))
+        engine = make_engine(database(Path(home), url))
         sessions = make_session_factory(engine)
         artifacts = LocalArtifactStore(Path(home) / "artifacts")
         rng = np.random.default_rng(0)
         timestamps = 1_733_011_200.0 + 60.0 * np.arange(10_080, dtype=np.float64)
+        ids = [f"bench_{i}" for i in range(series)]
         with sessions() as session:
-            for i in range(series):
-                values = rng.normal(0.3, 0.05, timestamps.size)
-                ReadingStore(session).append(f"bench_{i}", Readings(timestamps, values))
-            jobs = [
-                training.submit_training(
-                    session=session,
-                    artifacts=artifacts,
-                    request=training.TrainingRequest(
-                        f"bench_{i}", "robust", {}, window_hours=168
-                    ),
-                    actor="bench",
-                    min_interval_s=0,
-                )  # fmt: skip
-                for i in range(series)
-            ]
+            ReadingStore(session).append_many(
+                {
+                    sid: Readings(timestamps, rng.normal(0.3, 0.05, 10_080))
+                    for sid in ids
+                }
+            )
             session.commit()
         started = time.perf_counter()
-        for job in jobs:
-            training.run_training_job(
-                job.job_id, sessions=sessions, artifacts=artifacts
-            )
-        seconds = time.perf_counter() - started
+        for job_id in _submit_weeks(sessions, ids):
+            training.run_training_job(job_id, sessions=sessions, artifacts=artifacts)
+        one_by_one = time.perf_counter() - started
+        job_ids = _submit_weeks(sessions, ids)
+        started = time.perf_counter()
+        training.run_training_chunk(job_ids, sessions=sessions, artifacts=artifacts)
+        chunk = time.perf_counter() - started
         engine.dispose()
-    return {"series": series, "total_s": seconds, "per_job_ms": seconds / series * 1000}
+    return {
+        "series": series,
+        "total_s": one_by_one,
+        "per_job_ms": one_by_one / series * 1000,
+        "chunk_s": chunk,
+        "chunk_per_job_ms": chunk / series * 1000,
+    }
+
+
+def _submit_weeks(sessions: sessionmaker[Session], ids: list[str]) -> list[str]:
+    with sessions() as session:
+        submission = training.submit_batch(
+            session=session, series_ids=ids, algorithm="robust", hyperparameters={},
+            window_hours=168, actor="bench", min_interval_s=0,
+        )  # fmt: skip
+        session.commit()
+    return [job.job_id for job in submission.accepted]

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-import httpx
 import typer
 import uvicorn
 
@@ -21,6 +20,8 @@ DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 def _answers(url: str) -> bool:
+    import httpx  # only the demo needs it: `atalaia serve` starts without
+
     try:
         return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
     except httpx.HTTPError:

@@ -1,0 +1,140 @@
+"""Server processes for benchmarks: start, wait until ready, measure CPU, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _children(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, []))
+    return tree
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server and every process it started."""
+        return sum(_cpu_seconds(pid) for pid in _children(self.process.pid))
+
+    def rss_mb(self) -> float:
+        return sum(_rss_bytes(pid) for pid in _children(self.process.pid)) / 2**20
+
+
+@contextmanager
+def serve(
+    argv: Sequence[str],
+    *,
+    port: int,
+    ready_path: str,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    timeout_s: float = 180.0,
+) -> Iterator[Server]:
+    """Run `argv` (a server listening on `port`) until the block ends.
+
+    Ready when `ready_path` answers 200. The server runs in its own process
+    group, so that everything it started is stopped with it.
+    """
+    out = log_path.open("ab") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(
+        list(argv),
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(process, f"http://127.0.0.1:{port}")
+    try:
+        _wait_ready(server, ready_path, timeout_s, log_path)
+        yield server
+    finally:
+        _stop(process)
+        if log_path:
+            out.close()  # type: ignore[union-attr]
+
+
+def _wait_ready(
+    server: Server, path: str, timeout_s: float, log_path: Path | None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            tail = log_path.read_text()[-2000:] if log_path else ""
+            raise RuntimeError(
+                f"server exited with {server.process.returncode}\n{tail}"
+            )
+        try:
+            if httpx.get(server.base_url + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server not ready on {server.base_url}{path} in {timeout_s}s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,520 @@
+"""Prediction over HTTP beside reference servers: single readings and batches.
+
+Each benchmark puts N production z-score models (parameters drawn per series)
+in a fresh registry, starts the inference service and the references of
+`bench/reference_app.py` one after the other (the same models, uvicorn with the
+same options: one process, uvloop/httptools, no access log, log level warning),
+checks that each answers exactly as the reference does, then loads it with wrk
+(one thread; the run of median throughput of `runs`). Every request carries a
+valid viewer JWT; the references check none.
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.db.repositories import ServedModel
+from atalaia.api.common.auth import Authenticator, Role
+from atalaia.services.model_table import ModelTable, Source
+from bench._fleet import database, fill_registry, series_ids
+from bench._servers import Server, free_port, serve
+from bench._wrk import Request, WrkResult, median_run, run_wrk
+from bench.reference_app import BATCH, MODELS_ENV, PREDICT, Models
+
+Figures = dict[str, float | int]
+Verdict = tuple[bool, float, int | None]  # anomaly, anomaly_score, model version
+Rows = npt.NDArray[np.int64]
+Values = npt.NDArray[np.float64]
+
+ATALAIA = "atalaia.api.inference:create_app"
+STARLETTE = "bench.reference_app:starlette_app"
+ASGI = "bench.reference_app:asgi_app"
+HOST = "127.0.0.1"
+START = 1_733_011_200.0
+CONCURRENCY = (1, 16, 64)
+DISTINCT_REQUESTS = 2_000  # single readings wrk cycles through
+SAMPLES = 200  # of them, checked against the reference before timing
+BATCHES = 6  # distinct batch bodies per form
+# Two batches in flight keep one server process busy (one is read or scored
+# while the other's answer is written) without queueing behind it.
+BATCH_CONNECTIONS = 2
+# (figure, ≥ or ≤, bound) of the issue's targets
+Target = tuple[str, str, float]
+SINGLE_TARGETS: list[Target] = [
+    ("ratio_vs_starlette_c64", "≥", 0.7),
+    ("atalaia_c64_p99_ms", "≤", 10),
+    ("atalaia_c1_p50_ms", "≤", 0.5),
+]
+BATCH_TARGETS: list[Target] = [
+    ("atalaia_rows_readings_per_s", "≥", 0.8e6),  # with a result object per reading
+    ("atalaia_columns_readings_per_s", "≥", 2.5e6),
+    ("inproc_table_readings_per_s", "≥", 50e6),
+]
+
+
+@dataclass(frozen=True)
+class Registry:
+    folder: Path
+    models: Models
+    env: dict[str, str]  # of every server process
+    headers: dict[str, str]  # of every request
+
+
+@dataclass(frozen=True)
+class Measured:
+    run: WrkResult  # the run of median throughput
+    server_cpu_s: float  # used by the server (and its workers) during that run
+
+    def figures(self, prefix: str) -> Figures:
+        return {
+            **self.run.figures(prefix),
+            f"{prefix}cpu_s": self.server_cpu_s,
+            f"{prefix}wrk_cpu_s": self.run.wrk_cpu_s,
+        }
+
+
+def predict_single(
+    models: int, duration_s: int, runs: int, url: str | None
+) -> tuple[Figures, str]:
+    """POST /predict/{id} at each concurrency: atalaia (1 and 2 processes), refs."""
+    with filled_registry(models, url) as registry:
+        rng = np.random.default_rng(1)
+        ids, timestamps, values = make_readings(
+            registry.models, rng, rng.integers(0, models, DISTINCT_REQUESTS)
+        )
+        readings = list(zip(ids, timestamps.tolist(), values.tolist(), strict=True))
+        requests = [
+            Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
+            for s, t, v in readings
+        ]
+        expected = [verdict_of(registry.models.answer(*r)) for r in readings[:SAMPLES]]
+        measured: dict[tuple[str, int], Measured] = {}
+        for name, app, workers, concurrency in (
+            ("atalaia", ATALAIA, 1, CONCURRENCY),
+            ("atalaia2", ATALAIA, 2, (64,)),
+            ("starlette", STARLETTE, 1, CONCURRENCY),
+            ("asgi", ASGI, 1, CONCURRENCY),
+        ):
+            with serving_atalaia(registry, name, app, workers) as server:
+                answers = fetch_answers(server, registry.headers, requests[:SAMPLES])
+                check_answers(name, expected, [verdict_of(a) for a in answers])
+                if workers > 1:  # the check's requests reached one of them only
+                    _warm_up(server, requests, max(concurrency), registry.headers)
+                for c in concurrency:
+                    measured[name, c] = measure_load(
+                        server, requests, c, duration_s, runs, registry.headers
+                    )
+    figures = _single_figures(models, measured)
+    verdicts = judge(figures, SINGLE_TARGETS)
+    return figures, _single_table(measured, figures, verdicts)
+
+
+def predict_batch(
+    models: int,
+    readings: int,
+    series_per_request: int,
+    duration_s: int,
+    runs: int,
+    url: str | None,
+) -> tuple[Figures, str]:
+    """POST /predict/batch as rows and as columns, beside the reference; in-process."""
+    with filled_registry(models, url) as registry:
+        rng = np.random.default_rng(2)
+        batches = []
+        for _ in range(BATCHES):
+            chosen = rng.choice(models, min(series_per_request, models), replace=False)
+            rows = chosen[rng.integers(0, chosen.size, readings)]
+            batches.append(make_readings(registry.models, rng, rows))
+        columns = [
+            {"series_id": ids, "timestamp": ts.tolist(), "value": vs.tolist()}
+            for ids, ts, vs in batches
+        ]
+        forms = {
+            "rows": [Request(BATCH, orjson.dumps(_as_rows(c))) for c in columns],
+            "columns": [Request(BATCH, orjson.dumps(c)) for c in columns],
+        }
+        reference = registry.models.answer_batch(columns[0])
+        expected = _verdicts(
+            orjson.loads(orjson.dumps(reference, option=orjson.OPT_SERIALIZE_NUMPY))
+        )
+        in_process = _in_process(registry.models, batches, duration_s / 5, runs)
+        measured: dict[tuple[str, str], Measured] = {}
+        for name, app in (("atalaia", ATALAIA), ("reference", ASGI)):
+            with serving_atalaia(registry, name, app) as server:
+                for form, requests in forms.items():
+                    [answer] = fetch_answers(server, registry.headers, requests[:1])
+                    check_answers(f"{name} {form}", expected, _verdicts(answer))
+                    measured[name, form] = measure_load(
+                        server,
+                        requests,
+                        BATCH_CONNECTIONS,
+                        duration_s,
+                        runs,
+                        registry.headers,
+                    )
+    figures: Figures = {
+        "models": models,
+        "readings": readings,
+        "series_per_request": series_per_request,
+        "connections": BATCH_CONNECTIONS,
+    }
+    for (name, form), m in measured.items():
+        prefix = f"{name}_{form}_"
+        figures[f"{prefix}readings_per_s"] = round(m.run.requests_per_s * readings)
+        figures.update(m.figures(prefix))
+    figures["inproc_table_readings_per_s"] = round(in_process[0])
+    figures["inproc_numpy_readings_per_s"] = round(in_process[1])
+    verdicts = judge(figures, BATCH_TARGETS)
+    return figures, _batch_table(measured, readings, figures, verdicts)
+
+
+# -- the registry and the servers ---------------------------------------------------
+
+
+@contextmanager
+def filled_registry(n: int, url: str | None) -> Iterator[Registry]:
+    """`n` production z-score models in a fresh registry, and in a file for refs."""
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        rng = np.random.default_rng(0)
+        models = Models(
+            series_ids(n),
+            np.ones(n, np.int64),
+            center=rng.uniform(0.1, 1.0, n),
+            scale=rng.uniform(0.01, 0.1, n),
+            threshold=rng.uniform(2.5, 4.0, n),
+        )
+        params = [
+            {"center": c, "scale": s, "threshold": t}
+            for c, s, t in zip(
+                models.center.tolist(),
+                models.scale.tolist(),
+                models.threshold.tolist(),
+                strict=True,
+            )
+        ]
+        url = database(home, url)
+        engine = make_engine(url)
+        fill_registry(make_session_factory(engine), models.ids, params)
+        engine.dispose()
+        models.save(home / "models.json")
+        secret = secrets.token_urlsafe(48)
+        token = Authenticator(secret).issue(
+            subject="bench", role=Role.VIEWER, ttl_s=3600
+        )
+        env = {
+            "ATALAIA_HOME": str(home),
+            "ATALAIA_DATABASE_URL": url,
+            "ATALAIA_JWT_SECRET": secret,
+            "ATALAIA_AUTH_ENABLED": "true",
+            "ATALAIA_LOG_LEVEL": "WARNING",
+            MODELS_ENV: str(home / "models.json"),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        }
+        yield Registry(home, models, env, {"Authorization": f"Bearer {token}"})
+
+
+def make_readings(
+    models: Models, rng: np.random.Generator, rows: Rows
+) -> tuple[list[str], Values, Values]:
+    """One reading per row: (series ids, timestamps, values), ~15% anomalies."""
+    spread = models.scale[rows] * models.threshold[rows]
+    values = models.center[rows] + spread * rng.normal(0, 0.7, rows.size)
+    timestamps = START + 60.0 * np.arange(rows.size, dtype=np.float64)
+    return [models.ids[r] for r in rows.tolist()], timestamps, values
+
+
+def _as_rows(columns: Mapping[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "points": [
+            {"series_id": s, "timestamp": t, "value": v}
+            for s, t, v in zip(
+                columns["series_id"],
+                columns["timestamp"],
+                columns["value"],
+                strict=True,
+            )
+        ]
+    }
+
+
+@contextmanager
+def serving_atalaia(
+    registry: Registry, name: str, app: str, workers: int = 1
+) -> Iterator[Server]:
+    """`app` served on a free port until the block ends, all its workers started."""
+    port = free_port()
+    if app == ATALAIA and workers == 1:  # the service as deployed
+        argv = [
+            str(Path(sys.executable).with_name("atalaia")),
+            "serve", "--role", "inference", "--host", HOST, "--port", str(port),
+        ]  # fmt: skip
+    else:
+        # Log level info only to see each worker start: without the access log,
+        # uvicorn logs nothing per request.
+        argv = [
+            sys.executable, "-m", "uvicorn", "--factory", app, "--host", HOST,
+            "--port", str(port), "--workers", str(workers), "--no-access-log",
+            "--log-level", "info" if workers > 1 else "warning",
+        ]  # fmt: skip
+    log = registry.folder / f"{name}.log"
+    with serve(
+        argv, port=port, ready_path="/ready", env=registry.env, log_path=log
+    ) as server:
+        if workers > 1:
+            _wait_started(log, workers)
+        yield server
+
+
+def _wait_started(log: Path, workers: int, timeout_s: float = 180.0) -> None:
+    """Wait until each worker has started: /ready is answered by any one of them."""
+    deadline = time.monotonic() + timeout_s
+    while log.read_text().count("Application startup complete.") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{workers} workers not started in {timeout_s}s")
+        time.sleep(0.1)
+
+
+# -- answers ----------------------------------------------------------------------
+
+
+def fetch_answers(
+    server: Server, headers: Mapping[str, str], requests: Sequence[Request]
+) -> list[Any]:
+    """The JSON answer to each request, in turn; anything but 200 fails."""
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
+        answers = []
+        for request in requests:
+            response = client.post(
+                request.path,
+                content=request.body,
+                headers={"Content-Type": "application/json"},
+            )
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"POST {request.path} answered {response.status_code}: "
+                    f"{response.text[:300]}"
+                )
+            answers.append(response.json())
+    return answers
+
+
+def verdict_of(answer: Mapping[str, Any] | None) -> Verdict:
+    if answer is None:
+        raise RuntimeError("the reference knows no model for a benchmark series")
+    return answer["anomaly"], answer["anomaly_score"], answer["model_info"]["version"]
+
+
+def _verdicts(answer: Mapping[str, Any]) -> list[Verdict]:
+    """Per reading of a batch answer, whether rows (`results`) or columns."""
+    if "results" in answer:
+        return [verdict_of(r) for r in answer["results"]]
+    return list(
+        zip(answer["anomaly"], answer["anomaly_score"], answer["version"], strict=True)
+    )
+
+
+def check_answers(name: str, expected: list[Verdict], got: list[Verdict]) -> None:
+    """Fail unless `got` is `expected`, reading by reading."""
+    if got == expected:
+        return
+    if len(got) != len(expected):
+        raise RuntimeError(f"{name}: {len(got)} answers, expected {len(expected)}")
+    i = next(i for i, (e, g) in enumerate(zip(expected, got, strict=True)) if e != g)
+    raise RuntimeError(
+        f"{name} differs from the reference at reading {i}: "
+        f"(anomaly, anomaly_score, version) {got[i]} != {expected[i]}"
+    )
+
+
+# -- measuring --------------------------------------------------------------------
+
+
+def _warm_up(
+    server: Server,
+    requests: Sequence[Request],
+    connections: int,
+    headers: Mapping[str, str],
+) -> None:
+    """One second of load, not counted, so that every worker has served."""
+    run_wrk(
+        server.base_url,
+        requests,
+        connections=connections,
+        duration_s=1,
+        headers=headers,
+    )
+
+
+def measure_load(
+    server: Server,
+    requests: Sequence[Request],
+    connections: int,
+    duration_s: int,
+    runs: int,
+    headers: Mapping[str, str],
+) -> Measured:
+    """The run of median throughput of `runs`, with the server's CPU time in it."""
+    done = []
+    for _ in range(runs):
+        before = server.cpu_seconds()
+        run = run_wrk(
+            server.base_url,
+            requests,
+            connections=connections,
+            duration_s=duration_s,
+            headers=headers,
+        )
+        done.append(Measured(run, server.cpu_seconds() - before))
+    middle = median_run([m.run for m in done])
+    return next(m for m in done if m.run is middle)
+
+
+def _in_process(
+    models: Models,
+    batches: Sequence[tuple[list[str], Values, Values]],
+    budget_s: float,
+    runs: int,
+) -> tuple[float, float]:
+    """Readings/s of atalaia's `ModelTable.score` and of the numpy reference."""
+    table = ModelTable()
+    table.set_models(
+        [
+            ServedModel(s, v, "zscore", c, sc, t)
+            for s, v, c, sc, t in zip(
+                models.ids,
+                models.version.tolist(),
+                models.center.tolist(),
+                models.scale.tolist(),
+                models.threshold.tolist(),
+                strict=True,
+            )
+        ],
+        Source.MEMORY,
+    )
+    table_args = [(table.rows_of(ids), values) for ids, _, values in batches]
+    numpy_args = [(models.rows_of(ids), values) for ids, _, values in batches]
+    table_rates = [_rate(table.score, table_args, budget_s) for _ in range(runs)]
+    numpy_rates = [_rate(models.score, numpy_args, budget_s) for _ in range(runs)]
+    return statistics.median(table_rates), statistics.median(numpy_rates)
+
+
+def _rate(
+    score: Callable[[Rows, Values], object],
+    args: Sequence[tuple[Rows, Values]],
+    budget_s: float,
+) -> float:
+    """Readings scored per second by `score` over `args` in turn, for `budget_s`."""
+    per_pass = sum(values.size for _, values in args)
+    done, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < budget_s:
+        for rows, values in args:
+            score(rows, values)
+        done += per_pass
+    return done / elapsed
+
+
+# -- reporting --------------------------------------------------------------------
+
+
+def _single_figures(
+    models: int, measured: Mapping[tuple[str, int], Measured]
+) -> Figures:
+    figures: Figures = {"models": models}
+    for (name, c), m in measured.items():
+        figures.update(m.figures(f"{name}_c{c}_"))
+    rps = {name: m.run.requests_per_s for (name, c), m in measured.items() if c == 64}
+    figures["ratio_vs_starlette_c64"] = rps["atalaia"] / rps["starlette"]
+    figures["scaling_2proc_c64"] = rps["atalaia2"] / rps["atalaia"]
+    return figures
+
+
+def _single_table(
+    measured: Mapping[tuple[str, int], Measured], figures: Figures, verdicts: list[str]
+) -> str:
+    return "\n".join([
+        markdown_table(
+            ["server", "c", "rps", "p50 ms", "p99 ms", "errors", "cpu s", "wrk cpu s"],
+            [[name, c, *measured_cells(m)] for (name, c), m in measured.items()],
+        ),
+        *verdicts,
+        f"atalaia with 2 processes at c=64: {figures['scaling_2proc_c64']:.2f} × "
+        "the rps of one",
+    ])  # fmt: skip
+
+
+def _batch_table(
+    measured: Mapping[tuple[str, str], Measured],
+    readings: int,
+    figures: Figures,
+    verdicts: list[str],
+) -> str:
+    header = ["server", "form", "readings/s", "rps", "p50 ms", "p99 ms", "errors"]
+    rows = [
+        [name, form, round(m.run.requests_per_s * readings), *measured_cells(m)]
+        for (name, form), m in measured.items()
+    ]
+    return "\n".join([
+        markdown_table([*header, "cpu s", "wrk cpu s"], rows),
+        f"in-process, {readings:,} readings a call: ModelTable.score "
+        f"{_number(figures['inproc_table_readings_per_s'])} readings/s, numpy "
+        f"reference {_number(figures['inproc_numpy_readings_per_s'])} readings/s",
+        *verdicts,
+    ])  # fmt: skip
+
+
+def judge(figures: Figures, targets: Sequence[Target]) -> list[str]:
+    """One line per target, met or not; sets figures["target_met"]."""
+    lines, met = [], True
+    for key, op, bound in targets:
+        value = figures[key]
+        ok = value >= bound if op == "≥" else value <= bound
+        met = met and ok
+        lines.append(
+            f"target {key} {op} {_number(bound)}: {_number(value)}, {_met(ok)}"
+        )
+    figures["target_met"] = met
+    return lines
+
+
+def measured_cells(m: Measured) -> list[object]:
+    r = m.run
+    return [
+        round(r.requests_per_s),
+        f"{r.p50_ms:.3f}",
+        f"{r.p99_ms:.3f}",
+        r.errors,
+        f"{m.server_cpu_s:.2f}",
+        f"{r.wrk_cpu_s:.2f}",
+    ]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [list(header), *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells
+    )
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
