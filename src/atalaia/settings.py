@@ -6,10 +6,10 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -35,12 +35,21 @@ class Settings(BaseSettings):
 
     inference_feed_poll_s: float = 0.25
     inference_db_retry_s: float = 5.0
-    inference_stats_flush_s: float = 5.0
+    inference_stats_flush_s: float = 30.0
 
     training_url: str = "http://127.0.0.1:8000"
     inference_url: str = "http://127.0.0.1:8001"
+    # Inference replicas, comma-separated; empty: the one at `inference_url`.
+    inference_urls: Annotated[list[str], NoDecode] = []
     plot_url: str = "http://127.0.0.1:8002"
     health_probe_timeout_s: float = 2.0
+
+    @field_validator("inference_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
 
     @model_validator(mode="after")
     def _fill_paths_and_refuse_weak_secrets(self) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from atalaia.cli import db, demo, serve, token
+from atalaia.cli import cluster, db, demo, serve, token
 
 app = typer.Typer(
     name="atalaia",
@@ -14,6 +14,9 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("up")(cluster.up)
+app.command("status")(cluster.status)
+app.command("down")(cluster.down)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 

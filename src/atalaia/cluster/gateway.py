@@ -1,0 +1,202 @@
+"""The nginx gateway: its configuration, rendered for given upstreams, and its process.
+
+One template serves `atalaia up` (loopback ports), docker-compose and Kubernetes
+(service names); deploy/nginx/nginx.conf and deploy/k8s/nginx.conf are renders of
+it. Rate limits are per client address; the services check tokens and roles.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from atalaia.cluster.supervisor import ProcessSpec
+
+SERVICES = ("training", "inference", "plot", "health")
+
+# Body limits: a 100,000-reading prediction batch is ~9 MB as rows; a training
+# body of 100,000 points ~3.5 MB.
+PREDICTION_BODY = "16m"
+MANAGEMENT_BODY = "8m"
+
+_TEMPLATE = """\
+# The atalaia gateway. Rendered by atalaia.cluster.gateway; edit the template there.
+@USER@worker_processes auto;
+pid @RUNTIME@/nginx.pid;
+error_log @ERROR_LOG@ warn;
+
+events {
+    worker_connections 4096;
+}
+
+http {
+    default_type application/json;
+    access_log @ACCESS_LOG@;
+    server_tokens off;
+    keepalive_timeout 65s;
+    client_body_temp_path @RUNTIME@/client_body;
+    proxy_temp_path @RUNTIME@/proxy;
+    fastcgi_temp_path @RUNTIME@/fastcgi;
+    uwsgi_temp_path @RUNTIME@/uwsgi;
+    scgi_temp_path @RUNTIME@/scgi;
+
+    # Per client address: management routes are strict, prediction routes take a
+    # fleet's readings (sensor gateways send from few addresses).
+    limit_req_zone $binary_remote_addr zone=management:10m rate=10r/s;
+    limit_req_zone $binary_remote_addr zone=prediction:10m rate=5000r/s;
+    limit_req_status 429;
+    limit_req_log_level warn;
+    client_max_body_size 1m;
+
+    upstream atalaia_training {
+@TRAINING@        keepalive 16;
+    }
+    upstream atalaia_inference {
+@INFERENCE@        keepalive 64;
+    }
+    upstream atalaia_plot {
+@PLOT@        keepalive 8;
+    }
+    upstream atalaia_health {
+@HEALTH@        keepalive 4;
+    }
+
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Request-ID $request_id;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_connect_timeout 2s;
+
+    server {
+        listen @LISTEN@;
+
+        error_page 413 @too_large;
+        error_page 429 @rate_limited;
+        error_page 502 504 =503 @unavailable;
+
+        # The gateway's own probe; /health is the platform's consolidated status.
+        location = /ready {
+            return 200 '{"status": "ready", "service": "gateway"}';
+        }
+        location = /health {
+            proxy_pass http://atalaia_health/api/v1/health;
+        }
+        location = /api/v1/health {
+            proxy_pass http://atalaia_health;
+        }
+
+        location ~ ^/api/v1/(training|models|series|feedback)(/|$) {
+            limit_req zone=management burst=20 nodelay;
+            client_max_body_size @MANAGEMENT_BODY@;
+            proxy_pass http://atalaia_training;
+        }
+        location ~ ^/fit/(?<series>[^/]+)$ {
+            limit_req zone=management burst=20 nodelay;
+            client_max_body_size @MANAGEMENT_BODY@;
+            rewrite ^ /api/v1/training/$series break;
+            proxy_pass http://atalaia_training;
+        }
+
+        # Scoring reads only, so a request a replica failed is retried on another.
+        location ~ ^/api/v1/predict(/|$) {
+            limit_req zone=prediction burst=5000 nodelay;
+            client_max_body_size @PREDICTION_BODY@;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_pass http://atalaia_inference;
+        }
+        location ^~ /predict/ {
+            limit_req zone=prediction burst=5000 nodelay;
+            client_max_body_size @PREDICTION_BODY@;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_pass http://atalaia_inference/api/v1/predict/;
+        }
+        # A reload reaches one replica; the others follow the registry's change feed.
+        location ~ ^/api/v1/admin(/|$) {
+            limit_req zone=management burst=20 nodelay;
+            proxy_pass http://atalaia_inference;
+        }
+
+        location ~ ^/api/v1/plot(/|$) {
+            limit_req zone=management burst=20 nodelay;
+            proxy_pass http://atalaia_plot;
+        }
+        location = /plot {
+            limit_req zone=management burst=20 nodelay;
+            proxy_pass http://atalaia_plot/api/v1/plot;
+        }
+
+        location / {
+            return 404 '{"error": "NotFound", "detail": "no route at the gateway"}';
+        }
+
+        location @too_large {
+            return 413 '{"error": "PayloadTooLarge", "rule": "gateway_body_size", \
+"detail": "the body is larger than the gateway allows: @PREDICTION_BODY@ for \
+predictions, @MANAGEMENT_BODY@ for training and series, 1m elsewhere"}';
+        }
+        location @rate_limited {
+            add_header Retry-After 1 always;
+            return 429 '{"error": "RateLimited", "rule": "gateway_rate_limit", \
+"detail": "too many requests from this address; retry later"}';
+        }
+        location @unavailable {
+            return 503 '{"error": "ServiceUnavailable", "detail": "no instance of \
+this service answered the gateway"}';
+        }
+    }
+}
+"""
+
+
+def render_nginx_conf(
+    upstreams: Mapping[str, Sequence[str]],
+    *,
+    listen: str,
+    runtime_dir: str,
+    access_log: str,
+    error_log: str = "stderr",
+    user: str | None = None,
+) -> str:
+    """The gateway's nginx.conf; `upstreams` maps each of SERVICES to host:port."""
+    if missing := [s for s in SERVICES if not upstreams.get(s)]:
+        raise ValueError(f"no upstream for {', '.join(missing)}")
+    values = {
+        "USER": f"user {user};\n" if user else "",
+        "LISTEN": listen,
+        "RUNTIME": runtime_dir,
+        "ACCESS_LOG": access_log,
+        "ERROR_LOG": error_log,
+        "PREDICTION_BODY": PREDICTION_BODY,
+        "MANAGEMENT_BODY": MANAGEMENT_BODY,
+    }
+    for service in SERVICES:
+        values[service.upper()] = "".join(
+            f"        server {address} max_fails=1 fail_timeout=10s;\n"
+            for address in upstreams[service]
+        )
+    text = _TEMPLATE
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def nginx_binary() -> str:
+    """The nginx binary on PATH or in /usr/sbin (Debian puts it there)."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if found is None:
+        raise FileNotFoundError("nginx is not installed (apt-get install nginx)")
+    return found
+
+
+def gateway_spec(nginx: str, conf: Path, port: int) -> ProcessSpec:
+    """nginx in the foreground with `conf`, its prefix the conf's folder."""
+    prefix = conf.parent
+    return ProcessSpec(
+        name="gateway",
+        argv=(nginx, "-p", str(prefix), "-c", str(conf))
+        + ("-e", "stderr", "-g", "daemon off;"),
+        port=port,
+    )

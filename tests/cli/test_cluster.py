@@ -1,0 +1,330 @@
+"""`atalaia up`, `status`, `down`, the supervisor and the gateway: real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from atalaia.cli import app
+from atalaia.cli.demo import free_port
+from atalaia.cluster import local, supervisor
+from atalaia.cluster.gateway import nginx_binary
+from atalaia.cluster.supervisor import ProcessSpec, Started, StartFailed
+from atalaia.settings import Settings
+from fixtures import require_service
+from fixtures.api import inline_body
+from fixtures.db import create_database, drop_database, worker_database_name
+
+runner = CliRunner()
+ATALAIA = Path(sys.executable).with_name("atalaia")
+SERIES = "sensor_001_radial"
+READING = {"timestamp": 1_733_616_000, "value": 0.31}
+
+
+def python(code: str) -> tuple[str, ...]:
+    return (sys.executable, "-c", code)
+
+
+def free_offset() -> int:
+    """A port offset at which every service of a 2-replica cluster has a free port."""
+    settings = Settings(database_url="postgresql://unused@127.0.0.1/unused")
+    for offset in range(21_000, 40_000, 137):
+        options = local.ClusterOptions(port_offset=offset)
+        if not local.busy_ports(local.plan(settings, options)):
+            return offset
+    pytest.fail("no free ports")
+
+
+class TestSupervisor:
+    def test_stops_a_process_with_sigterm(self, tmp_path: Path) -> None:
+        started = supervisor.spawn(
+            ProcessSpec("sleeper", python("import time; time.sleep(60)")), tmp_path
+        )
+        assert supervisor.alive(started)
+
+        killed = supervisor.stop([started], timeout_s=5)
+
+        assert killed == []
+        assert not supervisor.alive(started)
+
+    def test_kills_a_process_that_ignores_sigterm(self, tmp_path: Path) -> None:
+        code = (
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('armed', flush=True); time.sleep(60)"
+        )
+        started = supervisor.spawn(ProcessSpec("stubborn", python(code)), tmp_path)
+        deadline = time.monotonic() + 10
+        while "armed" not in Path(started.log).read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+        killed = supervisor.stop([started], timeout_s=0.3)
+
+        assert [p.name for p in killed] == ["stubborn"]
+        assert not supervisor.alive(started)
+
+    def test_a_record_read_back_sees_the_process_and_not_a_recycled_pid(
+        self, tmp_path: Path
+    ) -> None:
+        started = supervisor.spawn(
+            ProcessSpec("sleeper", python("import time; time.sleep(60)")), tmp_path
+        )
+        try:
+            record = Started(**json.loads(json.dumps(asdict(started))))
+            other = replace(record, start_time=1)
+
+            assert supervisor.alive(record)
+            assert not supervisor.alive(other)
+        finally:
+            supervisor.stop([started])
+
+    def test_wait_ready_names_a_process_that_exits(self, tmp_path: Path) -> None:
+        port = free_port()
+        started = supervisor.spawn(
+            ProcessSpec("crasher", python("print('boom'); raise SystemExit(3)"), port),
+            tmp_path,
+        )
+
+        with pytest.raises(StartFailed, match="crasher exited") as caught:
+            supervisor.wait_ready([started], timeout_s=10)
+
+        assert "boom" in Path(caught.value.process.log).read_text()
+
+
+class TestPlan:
+    def test_ports_names_and_urls_of_every_process(self, tmp_path: Path) -> None:
+        settings = Settings(home=tmp_path, database_url="postgresql://u@h/db")
+        options = local.ClusterOptions(
+            inference_replicas=3, workers=2, worker_concurrency=4, port_offset=100
+        )
+
+        specs = {s.name: s for s in local.plan(settings, options)}
+
+        assert {n: s.port for n, s in specs.items()} == {
+            "training": 8100,
+            "inference-1": 8101,
+            "inference-2": 8111,
+            "inference-3": 8121,
+            "plot": 8102,
+            "health": 8103,
+            "worker-1": None,
+            "worker-2": None,
+        }
+        assert (
+            " ".join(specs["inference-2"].argv[-4:]) == "--role inference --port 8111"
+        )
+        assert specs["worker-1"].argv[-3:] == ("worker", "--concurrency", "4")
+        env = specs["health"].env
+        assert env["ATALAIA_INFERENCE_URLS"] == (
+            "http://127.0.0.1:8101,http://127.0.0.1:8111,http://127.0.0.1:8121"
+        )
+        assert env["ATALAIA_HOME"] == str(tmp_path.resolve())
+
+    def test_the_health_service_reads_the_replicas_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ATALAIA_INFERENCE_URLS", "http://a:1, http://b:2")
+
+        assert Settings().inference_urls == ["http://a:1", "http://b:2"]
+
+
+class TestCommandsWithoutACluster:
+    def test_up_refuses_sqlite(self, tmp_path: Path) -> None:
+        env = {
+            "ATALAIA_HOME": str(tmp_path),
+            "ATALAIA_DATABASE_URL": f"sqlite:///{tmp_path}/a.db",
+        }
+
+        result = runner.invoke(app, ["up"], env=env)
+
+        assert result.exit_code == 2
+        assert "PostgreSQL" in result.output
+
+    @pytest.mark.parametrize("command", ["status", "down"])
+    def test_status_and_down_say_nothing_runs(
+        self, command: str, tmp_path: Path
+    ) -> None:
+        result = runner.invoke(app, [command], env={"ATALAIA_HOME": str(tmp_path)})
+
+        assert result.exit_code == 1
+        assert "no cluster runs" in result.output
+
+
+@pytest.fixture
+def lone_gateway(tmp_path: Path) -> Iterator[str]:
+    """The gateway of `atalaia up` alone: nothing listens on its upstreams."""
+    binary = require_service("nginx", nginx_binary)
+    settings = Settings(home=tmp_path)
+    services = local.plan(settings, local.ClusterOptions(port_offset=free_offset()))
+    spec = local.gateway(settings, services, binary, free_port())
+    started = supervisor.spawn(spec, tmp_path / "logs")
+    try:
+        supervisor.wait_ready([started], timeout_s=10)
+        yield str(started.url)
+    finally:
+        supervisor.stop([started])
+
+
+class TestGatewayAlone:
+    def test_rate_limit_answers_429_naming_the_rule(self, lone_gateway: str) -> None:
+        with httpx.Client(base_url=lone_gateway) as client:
+            answers = [client.get("/api/v1/models") for _ in range(40)]
+
+        limited = [a for a in answers if a.status_code == 429]
+        assert limited, [a.status_code for a in answers]
+        assert limited[0].json()["rule"] == "gateway_rate_limit"
+        assert limited[0].json()["error"] == "RateLimited"
+        assert limited[0].headers["retry-after"] == "1"
+
+    def test_body_limits_answer_413_naming_the_rule(self, lone_gateway: str) -> None:
+        with httpx.Client(base_url=lone_gateway) as client:
+            too_big = client.post("/api/v1/models", content=b" " * 9_000_000)
+
+        assert too_big.status_code == 413
+        assert too_big.json()["rule"] == "gateway_body_size"
+
+    def test_prediction_batches_may_be_larger(self, lone_gateway: str) -> None:
+        with httpx.Client(base_url=lone_gateway) as client:
+            batch = client.post("/api/v1/predict/batch", content=b" " * 9_000_000)
+
+        assert batch.status_code == 503  # past the size check; no replica answers
+
+    def test_an_unreachable_service_is_a_json_503(self, lone_gateway: str) -> None:
+        answer = httpx.post(f"{lone_gateway}/predict/{SERIES}", json=READING)
+
+        assert answer.status_code == 503
+        assert answer.json()["error"] == "ServiceUnavailable"
+
+    def test_unknown_routes_are_a_json_404(self, lone_gateway: str) -> None:
+        answer = httpx.get(f"{lone_gateway}/nowhere")
+
+        assert (answer.status_code, answer.json()["error"]) == (404, "NotFound")
+
+
+# -- the whole platform as processes ------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
+    """Run `atalaia …` as its own process: (exit code, stdout + stderr)."""
+    done = subprocess.run(
+        [str(ATALAIA), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture
+def cluster(postgres_admin: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a fresh database and home; whatever `up` started in it
+    is stopped afterwards, and the database dropped."""
+    require_service("nginx", nginx_binary)  # before anything starts
+    name = worker_database_name("_cluster")
+    env = {
+        "ATALAIA_HOME": str(tmp_path / "home"),
+        "ATALAIA_DATABASE_URL": create_database(postgres_admin, name),
+        "ATALAIA_LOG_JSON": "false",
+    }
+    try:
+        yield env
+    finally:
+        settings = Settings(home=tmp_path / "home")
+        state = local.ClusterState.load(local.state_path(settings))
+        if state is not None:
+            supervisor.stop(state.processes, timeout_s=5)
+        drop_database(postgres_admin, name)
+
+
+def version_served(url: str, headers: dict[str, str]) -> Any:
+    answer = httpx.post(url, json=READING, headers=headers, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["model_info"]["version"]
+
+
+@pytest.mark.postgres
+def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
+    cluster: dict[str, str],
+) -> None:
+    home = Path(cluster["ATALAIA_HOME"])
+    settings = Settings(home=home, database_url=cluster["ATALAIA_DATABASE_URL"])
+    gateway_port = free_port()
+    code, out = cli(
+        "up", "--inference-replicas", "2", "--gateway-port", str(gateway_port),
+        "--port-offset", str(free_offset()), "--timeout", "30",
+        env=cluster,
+    )  # fmt: skip
+    assert code == 0, out
+    assert out.splitlines()[0].startswith("gateway")
+    state = local.ClusterState.load(local.state_path(settings))
+    assert state is not None
+    procs = {p.name: p for p in state.processes}
+    assert set(procs) == {
+        "training", "inference-1", "inference-2", "plot", "health", "gateway"
+    }  # fmt: skip
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
+
+    with httpx.Client(base_url=gateway, headers=auth, timeout=10) as client:
+        readings = inline_body()
+        stored = client.post(f"/api/v1/series/{SERIES}/points", json=readings)
+        assert stored.status_code == 200, stored.text
+        accepted = client.post(f"/fit/{SERIES}", json=readings)
+        assert accepted.status_code == 202, accepted.text
+        job_url = f"/api/v1/training/jobs/{accepted.json()['job_id']}"
+        deadline = time.monotonic() + 15
+        while (job := client.get(job_url).json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.25)
+        assert job["status"] == "succeeded", job
+
+        promoted = client.post(
+            f"/api/v1/models/{SERIES}/versions/1/promote", json={"strategy": "direct"}
+        )
+        assert promoted.status_code == 200, promoted.text
+        since = time.monotonic()
+        replicas = [
+            f"{procs[n].url}/api/v1/predict/{SERIES}"
+            for n in ("inference-1", "inference-2")
+        ]
+        while any(version_served(url, auth) != 1 for url in replicas):
+            assert time.monotonic() - since < 1.0, "a replica still serves no model"
+            time.sleep(0.05)
+        assert version_served(f"{gateway}/predict/{SERIES}", auth) == 1
+        assert version_served(f"{gateway}/api/v1/predict/{SERIES}", auth) == 1
+
+        plot = client.get("/plot", params={"series_id": SERIES, "format": "json"})
+        assert plot.status_code == 200, plot.text
+        health = client.get("/health")
+        assert health.status_code == 200, health.text
+        assert {"inference-1", "inference-2"} <= set(health.json()["services"])
+
+    code, out = cli("status", "--verbose", env=cluster)
+    assert code == 0, out
+
+    os.kill(procs["inference-2"].pid, signal.SIGKILL)
+    code, out = cli("status", env=cluster)
+    assert code == 1
+    assert "unhealthy: inference-2" in out
+    for _ in range(10):
+        assert version_served(f"{gateway}/predict/{SERIES}", auth) == 1
+    platform = httpx.get(f"{gateway}/health").json()
+    assert platform["services"]["inference-2"]["status"] == "down"
+
+    code, out = cli("down", env=cluster)
+    assert code == 0, out
+    assert not [p.name for p in state.processes if supervisor.alive(p)]
+    assert not local.state_path(settings).exists()
