@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
-from hypothesis import HealthCheck, settings
 
 from atalaia.settings import Settings
 
@@ -21,10 +21,10 @@ pytest_plugins = ["fixtures.db"]
 
 # No test asserts on time: a loaded CI machine must not fail property tests
 # for generating or running slowly.
-settings.register_profile(
-    "atalaia", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+hypothesis.settings.register_profile(
+    "atalaia", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
 )
-settings.load_profile("atalaia")
+hypothesis.settings.load_profile("atalaia")
 
 SettingsFactory = Callable[..., Settings]
 
