@@ -6,7 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.migrate import upgrade_database
@@ -22,10 +25,28 @@ def series_ids(n: int) -> list[str]:
 
 
 def database(home: Path, url: str | None) -> str:
-    """`url` (default: a fresh SQLite file in `home`), migrated to the schema."""
+    """`url` (default: a fresh SQLite file in `home`), created on PostgreSQL when
+    missing, migrated to the schema."""
     url = url or f"sqlite:///{home / 'bench.db'}"
+    if make_url(url).get_backend_name() == "postgresql":
+        _create_if_missing(url)
     upgrade_database(url)
     return url
+
+
+def _create_if_missing(url: str) -> None:
+    target = make_url(url)
+    admin = target.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(False), autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
+        ).fetchone()
+        if found is None:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {}").format(
+                    sql.Identifier(str(target.database))
+                )
+            )
 
 
 def fill_registry(

@@ -26,9 +26,11 @@ class TestProbes:
 
         text = client.get("/metrics").text
 
-        assert 'route="/predict/{series_id}"' in text
+        assert 'route="/api/v1/predict/{series_id}"' in text
         assert "anomaly_predictions_total" in text
-        assert "series_id=" not in text.replace('route="/predict/{series_id}"', "")
+        assert "series_id=" not in text.replace(
+            'route="/api/v1/predict/{series_id}"', ""
+        )
 
 
 class TestConsolidatedStatus:

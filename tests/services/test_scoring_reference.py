@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,8 +109,12 @@ def test_single_reading_path_equals_the_batch_path(
     timestamps = np.arange(len(batch), dtype=np.float64)
     values = np.array([v for _, v in batch], np.float64)
     rows = answers.rows_answer(ids, timestamps, table.score(table.rows_of(ids), values))
-    columns = answers.columns_answer(
-        ids, timestamps, table.score(table.rows_of(ids), values)
+    columns = orjson.loads(
+        answers.encode_columns(
+            answers.columns_answer(
+                ids, timestamps, table.score(table.rows_of(ids), values)
+            )
+        )
     )
 
     singles = []

@@ -1,32 +1,40 @@
-"""Hot routes served by plain Starlette endpoints, still documented in OpenAPI.
+"""Hot routes served by a bare ASGI dispatcher, still documented in OpenAPI.
 
-FastAPI's dependency injection and Pydantic bodies cost more than the work of a
-prediction; a `FastRoute` skips both (the endpoint parses and authorizes by
-itself) but declares its bodies, answers and security, which are merged into the
-app's OpenAPI document like any other route's.
+FastAPI's dependency injection, Pydantic bodies and even Starlette's routing,
+request and response objects cost more than the work of a prediction. A
+`FastRoute`'s endpoint takes the ASGI scope and the raw body and returns the
+JSON answer; `ServiceApp` matches it before FastAPI sees the request and keeps
+what every request gets: RED metrics, a request id, and the app's error
+handlers (on the error path only). Its bodies, answers and security are merged
+into the app's OpenAPI document like any other route's.
 """
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import compile_path
+from starlette.types import Message, Receive, Scope, Send
 
 from atalaia.api.common.deps import BEARER
-from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
+from atalaia.api.common.observability import HttpMetrics, header
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+# (scope with "path_params", body) → the JSON answer
+Endpoint = Callable[[Scope, bytes], Awaitable[bytes]]
+ErrorHandler = Callable[[Request, Exception], Any]
 _REF = "#/components/schemas/{model}"
 _ERROR = {
     "type": "object",
@@ -40,6 +48,7 @@ _ERRORS = {
     "401": "Missing or invalid bearer token",
     "403": "The token's role may not do this",
     "422": "The body or a path parameter breaks a rule (`rule` names it)",
+    "429": "The principal's sensor rate limit is spent (`rule` names it)",
 }
 
 
@@ -55,53 +64,120 @@ class FastRoute:
     tag: str
 
 
-class _Served(Route):
-    def __init__(self, route: FastRoute, prefix: str) -> None:
-        super().__init__(
-            prefix + route.path, route.endpoint, methods=["POST"],
-            include_in_schema=False,
-        )  # fmt: skip
-        self.route = route
+_JSON = (b"content-type", b"application/json")
+_POST_ONLY = b'{"error":"MethodNotAllowed","detail":"this route answers POST only"}'
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Labels the request's metrics with the route template, as FastAPI's
-        # routes do (`ObservabilityMiddleware` reads scope["route"].path).
-        scope["route"] = self.route
-        await super().handle(scope, receive, send)
+
+class _Hot:
+    """The hot routes of one app: match a path, run the endpoint, answer."""
+
+    def __init__(
+        self,
+        routes: Sequence[FastRoute],
+        prefix: str,
+        metrics: HttpMetrics,
+        handlers: dict[Any, ErrorHandler],
+    ) -> None:
+        self.routes = [
+            (compile_path(prefix + route.path)[0], prefix + route.path, route)
+            for route in routes
+        ]
+        self.prefixes = tuple({prefix + r.path.split("{")[0] for r in routes})
+        self.metrics = metrics
+        self.handlers = handlers
+        # Unique ids without a system call per request (see ObservabilityMiddleware).
+        self._id_prefix, self._counter = uuid.uuid4().hex[:16], itertools.count()
+
+    def match(self, path: str) -> tuple[str, FastRoute, dict[str, str]] | None:
+        if not path.startswith(self.prefixes):
+            return None
+        for regex, template, route in self.routes:
+            found = regex.match(path)
+            if found:
+                return template, route, found.groupdict()
+        return None
+
+    async def serve(
+        self,
+        matched: tuple[str, FastRoute, dict[str, str]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        started = perf_counter()
+        template, route, scope["path_params"] = matched
+        request_id = (
+            header(scope, b"x-request-id")
+            or f"{self._id_prefix}{next(self._counter):016x}"
+        )
+        status, headers = 200, [_JSON]
+        try:
+            if scope["method"] != "POST":
+                status, headers, body = 405, [_JSON, (b"allow", b"POST")], _POST_ONLY
+            else:
+                body = await route.endpoint(scope, await _read_body(receive))
+        except ClientDisconnect:
+            return
+        except Exception as exc:
+            response = await self._on_error(scope, receive, exc, request_id)
+            status, body = response.status_code, bytes(response.body)
+            headers = [h for h in response.raw_headers if h[0] != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"x-request-id", request_id.encode()))
+        start = {"type": "http.response.start", "status": status, "headers": headers}
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.observe("POST", template, status, perf_counter() - started)
+
+    async def _on_error(
+        self, scope: Scope, receive: Receive, exc: Exception, request_id: str
+    ) -> Response:
+        """The app's handler for `exc` (the nearest class in its MRO); else re-raise."""
+        handler = next(
+            (self.handlers[c] for c in type(exc).__mro__ if c in self.handlers), None
+        )
+        if handler is None:
+            raise exc
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            response = handler(Request(scope, receive), exc)
+            if inspect.isawaitable(response):
+                response = await response
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        assert isinstance(response, Response)
+        return response
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message: Message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
 
 
 class ServiceApp(FastAPI):
-    """A FastAPI app that serves its hot routes through a lean stack in front.
+    """A FastAPI app that serves its hot routes before FastAPI sees them."""
 
-    Requests under the hot routes' static prefixes skip FastAPI's per-request
-    machinery (routing through every route, telemetry hooks, dependency
-    injection) but keep what every request gets: RED metrics and request ids, the
-    app's error handlers and its 500 handler.
-    """
-
-    hot_prefixes: tuple[str, ...] = ()
-    _hot_routes: list[BaseRoute]
-    _hot_metrics: HttpMetrics
-    _hot_stack: ASGIApp | None = None
+    _hot: _Hot | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.hot_prefixes):
-            scope["app"] = self
-            await (self._hot_stack or self._build_hot_stack())(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    def _build_hot_stack(self) -> ASGIApp:
-        handlers = dict(self.exception_handlers)
-        on_unexpected = handlers.pop(Exception, None) or handlers.pop(500, None)
-        self._hot_stack = ServerErrorMiddleware(
-            ObservabilityMiddleware(
-                ExceptionMiddleware(Router(self._hot_routes), handlers=handlers),
-                self._hot_metrics,
-            ),
-            handler=on_unexpected,
-        )
-        return self._hot_stack
+        if scope["type"] == "http" and self._hot is not None:
+            matched = self._hot.match(scope["path"])
+            if matched is not None:
+                scope["app"] = self
+                await self._hot.serve(matched, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def install_fast_routes(
@@ -110,9 +186,8 @@ def install_fast_routes(
     """Serve `routes` under `prefix` and document them in the app's OpenAPI."""
     if not routes:
         return
-    app.hot_prefixes = tuple({prefix + r.path.split("{")[0] for r in routes})
-    app._hot_routes = [_Served(route, prefix) for route in routes]
-    app._hot_metrics = metrics
+    # The app's handlers as they are when the first request comes (all installed).
+    app._hot = _Hot(routes, prefix, metrics, app.exception_handlers)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (
@@ -16,34 +21,55 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
-class HttpMetrics:
+class HttpMetrics(Collector):
+    """RED metrics per route template: `http_requests_total` and
+    `http_request_duration_seconds`.
+
+    Counted in plain integers by the event loop's thread (a prometheus_client
+    metric takes a lock per update, several per request) and turned into
+    metric families when scraped.
+    """
+
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "http_requests_total",
-            "HTTP requests by route template and status",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "http_request_duration_seconds",
-            "HTTP request duration by route template",
-            ["method", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._requests: dict[tuple[str, str, int], int] = {}
+        # (method, route) → [count per bucket, then +Inf], and the sum of seconds
+        self._durations: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        registry.register(self)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count and time one request (label children are looked up once)."""
+        """Count and time one request."""
         key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self.requests.labels(method, route, str(status)),
-                self.duration.labels(method, route),
+        self._requests[key] = self._requests.get(key, 0) + 1
+        timing = self._durations.get((method, route))
+        if timing is None:
+            timing = self._durations[(method, route)] = (
+                [0] * (len(LATENCY_BUCKETS) + 1),
+                [0.0],
             )
-        children[0].inc()
-        children[1].observe(seconds)
+        timing[0][bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        timing[1][0] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "http_requests",
+            "HTTP requests by route template and status",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), n in list(self._requests.items()):
+            requests.add_metric([method, route, str(status)], n)
+        yield requests
+        duration = HistogramMetricFamily(
+            "http_request_duration_seconds",
+            "HTTP request duration by route template",
+            labels=["method", "route"],
+        )
+        bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
+        for (method, route), (counts, total) in list(self._durations.items()):
+            cumulative = list(itertools.accumulate(counts))
+            duration.add_metric(
+                [method, route], list(zip(bounds, cumulative, strict=True)), total[0]
+            )
+        yield duration
 
 
 class ObservabilityMiddleware:
@@ -61,7 +87,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = (
-            _header(scope, b"x-request-id")
+            header(scope, b"x-request-id")
             or f"{self._id_prefix}{next(self._counter):016x}"
         )
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -87,7 +113,7 @@ class ObservabilityMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     headers: Any = scope.get("headers", ())
     for key, value in headers:
         if key == name:

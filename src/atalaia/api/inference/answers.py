@@ -7,18 +7,25 @@ form shares one `model_info` object among the readings of a series.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from atalaia.services.model_table import ALGORITHMS, Record, Scores, Source, Tier
 
-# loaded_from of a model row, by its Source; a model just read from the
-# database on a miss says "database" instead.
-_LOADED_FROM: dict[int, str] = {Source.MEMORY: "memory", Source.SNAPSHOT: "snapshot"}
+# loaded_from of a model row, by its Source; a model just fetched on a miss says
+# where it was fetched from instead ("redis" or "database").
+_LOADED_FROM: dict[int, str] = {
+    Source.MEMORY: "memory",
+    Source.SNAPSHOT: "snapshot",
+    Source.REDIS: "redis",
+    Source.DATABASE: "database",
+}
 _FALLBACK_INFO: dict[int, dict[str, Any]] = {
     Tier.HISTORY: {
         "version": None, "stage": None, "type": "zscore", "loaded_from": "history"
@@ -30,11 +37,15 @@ _FALLBACK_INFO: dict[int, dict[str, Any]] = {
 _CONFIDENCE = np.array(["high", "low", "low"], dtype=object)  # by Tier
 # Column codes: the algorithms, then the two fallbacks' types.
 _TYPES = np.array([*ALGORITHMS, "zscore", "default"], dtype=object)
+# Origin codes: the Sources, then the two fallbacks.
 _ORIGINS = np.array(
-    ["", "memory", "snapshot", "history", "default", "database"], dtype=object
+    ["", "memory", "snapshot", "redis", "database", "history", "default"],
+    dtype=object,
 )
 _STAGES = np.array(["production", None, None], dtype=object)  # by Tier
-_HISTORY, _DEFAULT, _DATABASE = 3, 4, 5
+_HISTORY, _DEFAULT = 5, 6
+# No model fetched on a miss (shared: nothing writes to it).
+NOTHING_FETCHED: Mapping[int, int] = MappingProxyType({})
 
 
 class Result(msgspec.Struct, gc=False):
@@ -49,15 +60,16 @@ class Result(msgspec.Struct, gc=False):
 
 
 def model_info(
-    tier: int, version: int, algorithm: int, source: int, fetched: bool
+    tier: int, version: int, algorithm: int, source: int, fetched: int
 ) -> dict[str, Any]:
+    """`fetched`: the Source a miss fetched the model from, 0 if it was in memory."""
     if tier != Tier.MODEL:
         return _FALLBACK_INFO[tier]  # an IntEnum key matches its int
     return {
         "version": version,
         "stage": "production",
         "type": ALGORITHMS[algorithm],
-        "loaded_from": "database" if fetched else _LOADED_FROM[source],
+        "loaded_from": _LOADED_FROM[fetched or source],
     }
 
 
@@ -66,9 +78,10 @@ def reading_answer(
     timestamp: float,
     score: float,
     record: Record,
-    fetched: bool,
+    fetched: int,
 ) -> dict[str, Any]:
-    """The answer for one reading scored against a serving `record`."""
+    """The answer for one reading scored against a serving `record`; `fetched`
+    is the Source a miss fetched its model from (0: none)."""
     _center, _width, version, tier, source, algorithm = record
     return {
         "series_id": series_id,
@@ -80,31 +93,34 @@ def reading_answer(
     }
 
 
-def _fetched_mask(scores: Scores, fetched_rows: Sequence[int]) -> npt.NDArray[np.bool_]:
-    if not fetched_rows:
-        return np.zeros(scores.rows.size, np.bool_)
-    mask: npt.NDArray[np.bool_] = np.isin(scores.rows, fetched_rows) & (
-        scores.tier == Tier.MODEL
-    )
-    return mask
+def _fetched_origin(scores: Scores, fetched: Mapping[int, int]) -> npt.NDArray[np.int8]:
+    """Per reading, the Source its model was fetched from on a miss (0: none)."""
+    if not fetched:
+        return np.zeros(scores.rows.size, np.int8)
+    by_row = np.zeros(max(max(fetched), int(scores.rows.max())) + 1, np.int8)
+    by_row[list(fetched)] = list(fetched.values())
+    origin: npt.NDArray[np.int8] = by_row[scores.rows] * (scores.tier == Tier.MODEL)
+    return origin
 
 
 def rows_answer(
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
     scores: Scores,
-    fetched_rows: Sequence[int] = (),
+    fetched: Mapping[int, int] = NOTHING_FETCHED,
 ) -> dict[str, Any]:
-    """{"count", "anomalies", "results": one answer object per reading}."""
+    """{"count", "anomalies", "results": one answer object per reading}.
+
+    `fetched`: table row → the Source a miss fetched its model from."""
     unique, first, inverse = np.unique(
         scores.rows, return_index=True, return_inverse=True
     )
-    fetched = _fetched_mask(scores, fetched_rows)
+    origin = _fetched_origin(scores, fetched)
     infos = np.empty(unique.size, dtype=object)
     for k, i in enumerate(first.tolist()):
         infos[k] = model_info(
             int(scores.tier[i]), int(scores.version[i]), int(scores.algorithm[i]),
-            int(scores.source[i]), bool(fetched[i]),
+            int(scores.source[i]), int(origin[i]),
         )  # fmt: skip
     results = list(
         map(
@@ -125,23 +141,32 @@ def columns_answer(
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
     scores: Scores,
-    fetched_rows: Sequence[int] = (),
+    fetched: Mapping[int, int] = NOTHING_FETCHED,
 ) -> dict[str, Any]:
-    """One array per field, aligned with the request's."""
+    """One array per field, aligned with the request's (`fetched` as for rows).
+
+    Numeric fields stay numpy arrays: `encode_columns` writes them without
+    turning each number into a Python object."""
     model = scores.tier == Tier.MODEL
     fallback_code = np.where(scores.tier == Tier.HISTORY, 0, 1)
     origin = np.where(model, scores.source, np.where(fallback_code, _DEFAULT, _HISTORY))
-    origin[_fetched_mask(scores, fetched_rows)] = _DATABASE
-    version = np.full(scores.rows.size, None, dtype=object)
-    version[model] = scores.version[model]
+    if fetched:
+        fetched_origin = _fetched_origin(scores, fetched)
+        origin = np.where(fetched_origin > 0, fetched_origin, origin)
+    if model.all():
+        version: Any = np.ascontiguousarray(scores.version)
+    else:
+        version = np.full(scores.rows.size, None, dtype=object)
+        version[model] = scores.version[model]
+        version = version.tolist()
     return {
         "count": len(series_ids),
         "anomalies": int(scores.anomaly.sum()),
         "series_id": series_ids,
-        "timestamp": timestamps.tolist(),
-        "anomaly": scores.anomaly.tolist(),
-        "anomaly_score": scores.score.tolist(),
-        "version": version.tolist(),
+        "timestamp": timestamps,
+        "anomaly": scores.anomaly,
+        "anomaly_score": scores.score,
+        "version": version,
         "stage": _STAGES[scores.tier].tolist(),
         "type": _TYPES[
             np.where(model, scores.algorithm, len(ALGORITHMS) + fallback_code)
@@ -149,3 +174,8 @@ def columns_answer(
         "loaded_from": _ORIGINS[origin].tolist(),
         "confidence": _CONFIDENCE[scores.tier].tolist(),
     }
+
+
+def encode_columns(answer: Mapping[str, Any]) -> bytes:
+    """A `columns_answer` as JSON, numpy arrays included."""
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)

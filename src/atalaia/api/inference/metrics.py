@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from atalaia.services.inference import Predictor
 from atalaia.services.model_table import UNKNOWN_ROW, Scores, Tier
@@ -17,19 +19,11 @@ class ServingMetrics:
 
     def __init__(self, registry: CollectorRegistry, predictor: Predictor) -> None:
         self.predictor = predictor
-        predictions = Counter(
-            "anomaly_predictions",
-            "Readings scored, by the stage that answered and the verdict",
-            ["stage", "anomaly"],
-            registry=registry,
-        )
-        # [production, fallback] × [normal, anomaly], bound once: no label lookups
-        # on the hot path.
-        self._counters = [
-            [predictions.labels(stage, verdict) for verdict in ("false", "true")]
-            for stage in ("production", "fallback")
-        ]
+        # [production, fallback] × [normal, anomaly], plain integers counted on the
+        # event loop's thread (no lock per reading), exported when scraped.
+        self._counts = [[0, 0], [0, 0]]
         self._answered = [0, 0]  # production, fallback
+        registry.register(_PredictionCounts(self._counts))
         load = Histogram(
             "model_load_duration_seconds",
             "Time to load the model table",
@@ -52,7 +46,7 @@ class ServingMetrics:
     ) -> None:
         """Count a single reading of table row `row`, scored since `started`."""
         stage = 0 if row and self.predictor.table.cols.version[row] else 1
-        self._counters[stage][anomaly].inc()
+        self._counts[stage][anomaly] += 1
         self._answered[stage] += 1
         latency_ms = (time.perf_counter() - started) * 1000
         tally = self.predictor.tally
@@ -70,8 +64,8 @@ class ServingMetrics:
             (1, model.size - n_model, int((~model & scores.anomaly).sum())),
         )
         for stage, answered, flagged in by_stage:
-            self._counters[stage][0].inc(answered - flagged)
-            self._counters[stage][1].inc(flagged)
+            self._counts[stage][0] += answered - flagged
+            self._counts[stage][1] += flagged
             self._answered[stage] += answered
         rows, inverse = np.unique(scores.rows, return_inverse=True)
         readings = np.bincount(inverse)
@@ -89,3 +83,21 @@ class ServingMetrics:
             tally.add_named(scores.ids, named, latency_ms)
             rows, readings, anomalies = rows[1:], readings[1:], anomalies[1:]
         tally.add_rows(scores.ids, rows, readings, anomalies, latency_ms)
+
+
+class _PredictionCounts(Collector):
+    """`anomaly_predictions_total{stage, anomaly}` from `ServingMetrics`' counts."""
+
+    def __init__(self, counts: list[list[int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "anomaly_predictions",
+            "Readings scored, by the stage that answered and the verdict",
+            labels=["stage", "anomaly"],
+        )
+        for stage, counts in zip(("production", "fallback"), self._counts, strict=True):
+            for verdict, n in zip(("false", "true"), counts, strict=True):
+                family.add_metric([stage, verdict], n)
+        yield family

@@ -1,9 +1,9 @@
 """Prediction routes (the hot path) and the admin reloads.
 
-The prediction endpoints are plain Starlette endpoints (see `FastRoute`): they
+The prediction endpoints are bare ASGI endpoints (see `FastRoute`): they
 parse with msgspec, authorize from a cache of verified tokens, score in memory on
-the event loop, and leave it only to read a series unknown to the table from the
-database (at most once a minute per series).
+the event loop, and leave it only to read a series unknown to the table from
+Redis or the database (at most once a minute per series).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.types import Scope
 
 from atalaia.api.common.auth import Role
 from atalaia.api.common.deps import Admin, authorize
@@ -37,56 +37,49 @@ from atalaia.services.inference import Predictor
 router = APIRouter(tags=["inference"])
 
 
-class JsonAnswer(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return _ENCODER.encode(content)
+_encode = msgspec.json.Encoder().encode
 
 
-_ENCODER = msgspec.json.Encoder()
-
-
-async def predict(request: Request) -> Response:
+async def predict(scope: Scope, body: bytes) -> bytes:
     """Is this reading an anomaly? Answered from memory, with a fallback chain:
-    production model → model read from the database → on-disk snapshot → the
-    series' history (low confidence) → a default (no anomaly, low confidence)."""
+    production model → model read from Redis → from the database → on-disk
+    snapshot → the series' history (low confidence) → a default (no anomaly, low
+    confidence)."""
     started = time.perf_counter()
-    state = request.scope["state"]
-    authorize(request.scope, Role.VIEWER)
-    series_id = check_series_id(request.path_params["series_id"])
-    timestamp, value = parse_reading(await request.body())
+    state = scope["state"]
+    authorize(scope, Role.VIEWER)
+    series_id = check_series_id(scope["path_params"]["series_id"])
+    timestamp, value = parse_reading(body)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     row, record = table.record(series_id)
-    fetched = False
+    fetched = 0
     if not row and predictor.due_lookups([series_id]):
-        fetched = series_id in await run_in_threadpool(predictor.look_up, [series_id])
+        found = await run_in_threadpool(predictor.look_up, [series_id])
+        fetched = found.get(series_id, 0)
         table = predictor.table
         row, record = table.record(series_id)
     center, width, _version, tier, _source, _algorithm = record
     score = abs(value - center) / width
     metrics: ServingMetrics = state["serving_metrics"]
     metrics.one(table.ids, row, series_id, score > 1.0, started)
-    return JsonAnswer(
-        answers.reading_answer(series_id, timestamp, score, record, fetched)
-    )
+    return _encode(answers.reading_answer(series_id, timestamp, score, record, fetched))
 
 
-async def predict_batch(request: Request) -> Response:
+async def predict_batch(scope: Scope, body: bytes) -> bytes:
     """Score up to 100,000 readings of many series in one vectorized pass.
 
     Send the row form (`points`, answered with one object per reading) or the
     columnar form (`series_id`, `timestamp`, `value` arrays, answered with one
     array per field): the columnar form is several times cheaper."""
     started = time.perf_counter()
-    state = request.scope["state"]
-    authorize(request.scope, Role.VIEWER)
-    batch = parse_batch(await request.body())
+    state = scope["state"]
+    authorize(scope, Role.VIEWER)
+    batch = parse_batch(body)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     rows = table.rows_of(batch.series_ids)
-    fetched: frozenset[str] = frozenset()
+    fetched_rows = answers.NOTHING_FETCHED
     if not rows.all():
         unknown = {
             s for s, r in zip(batch.series_ids, rows.tolist(), strict=True) if not r
@@ -96,13 +89,13 @@ async def predict_batch(request: Request) -> Response:
             fetched = await run_in_threadpool(predictor.look_up, due)
             table = predictor.table
             rows = table.rows_of(batch.series_ids)
+            fetched_rows = {table.index[s]: source for s, source in fetched.items()}
     scores = table.score(rows, batch.values)
-    fetched_rows = [table.index[s] for s in fetched]
     shape = answers.columns_answer if batch.columnar else answers.rows_answer
     answer = shape(batch.series_ids, batch.timestamps, scores, fetched_rows)
     metrics: ServingMetrics = state["serving_metrics"]
     metrics.batch(batch.series_ids, scores, started)
-    return JsonAnswer(answer)
+    return answers.encode_columns(answer) if batch.columnar else _encode(answer)
 
 
 # /predict/batch first: it would match /predict/{series_id} too.
