@@ -14,7 +14,8 @@ AtalaiaError
 │   ├── VersionNotPromotable
 │   ├── NothingToRollBack
 │   └── JobNotCancellable
-├── TrainingRateLimited          one training per series per window (429)
+├── RateLimited                  too many requests under a rule (429)
+│   └── TrainingRateLimited      one training per series per window
 ├── NotImplementedYet            a documented feature not served yet (501)
 ├── AuthenticationFailed         missing or bad credentials (401)
 ├── PermissionDenied             the principal's role is too low (403)
@@ -100,13 +101,23 @@ class JobNotCancellable(Conflict):
     pass
 
 
-class TrainingRateLimited(AtalaiaError):
+class RateLimited(AtalaiaError):
+    """Too many requests under a rule; `rule` names it, retry in `retry_after` s."""
+
+    def __init__(self, detail: str, *, rule: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.rule = rule
+        self.retry_after = retry_after
+
+
+class TrainingRateLimited(RateLimited):
     def __init__(self, series_id: str, *, retry_after: int, interval_s: int) -> None:
         super().__init__(
             f"series {series_id!r} accepts one training per {interval_s} s; "
-            f"retry in {retry_after} s"
+            f"retry in {retry_after} s",
+            rule="series_training_interval",
+            retry_after=retry_after,
         )
-        self.retry_after = retry_after
 
 
 class NotImplementedYet(AtalaiaError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +119,46 @@ class TestDatabaseCut:
         assert body["model_info"]["version"] == 1
         assert body["model_info"]["loaded_from"] == "snapshot"
         assert readiness["loaded_from"] == "snapshot"
+        assert readiness["database"] == "down"
+
+
+class TestDatabaseCutWithRedis:
+    def test_promotions_arrive_through_redis_and_newcomers_load_from_it(
+        self,
+        proxy: TcpProxy,
+        postgres_database: str,
+        make_settings: SettingsFactory,
+        redis_url: str,
+        redis_prefix: str,
+        tmp_path: Path,
+    ) -> None:
+        shared = {
+            "redis_url": redis_url,
+            "redis_prefix": redis_prefix,
+            "jwt_secret": "s" * 32,  # the newcomer has a home of its own
+        }
+        proxied = make_url(postgres_database).set(host="127.0.0.1", port=proxy.port)
+        url = proxied.render_as_string(hide_password=False)
+        pair = (
+            make_settings(postgres_database, training_min_interval_s=0, **shared),
+            make_settings(url, inference_db_retry_s=0.2, **shared),
+        )
+        newcomer_settings = make_settings(url, home=tmp_path / "newcomer", **shared)
+        with serving_version_one(pair) as (trainer, predictor, admin):
+            train(trainer, SERIES, admin, seed=2)
+            proxy.cut()
+            answers = [_predict(predictor, pair[1], SERIES) for _ in range(50)]
+            promote(trainer, SERIES, 2, admin)
+            _serves(predictor, pair[1], 2)  # the database is cut: through Redis
+            with TestClient(inference.create_app(newcomer_settings)) as newcomer:
+                first = _predict(newcomer, newcomer_settings, SERIES)
+                readiness = newcomer.get("/api/v1/readiness").json()
+
+        assert {a["model_info"]["version"] for a in answers} == {1}
+        assert first["model_info"] == {
+            "version": 2, "stage": "production", "type": "zscore",
+            "loaded_from": "redis",
+        }  # fmt: skip
         assert readiness["database"] == "down"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from atalaia.adapters.cache import ModelCache, RedisLink, RegistryNotice
 from atalaia.adapters.db.repositories import ReadingStore, ServedModel
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.inference import answers
@@ -59,9 +61,9 @@ def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, Any]:
     """Score one reading as the batch route does: look up a miss, score, shape."""
     known = series_id in p.table.index
     due = set() if known else p.due_lookups([series_id])
-    fetched = p.look_up(due) if due else frozenset()
+    fetched = p.look_up(due) if due else {}
     scores = p.table.score(p.table.rows_of([series_id]), np.array([value]))
-    fetched_rows = [p.table.index[s] for s in fetched]
+    fetched_rows = {p.table.index[s]: source for s, source in fetched.items()}
     shaped = answers.rows_answer([series_id], np.array([1.0]), scores, fetched_rows)
     answer: dict[str, Any] = msgspec.to_builtins(shaped["results"][0])
     return answer
@@ -184,6 +186,79 @@ class TestPredictor:
 
         assert cleared == ["no_model_here"]
         assert one(p, 0.3)["model_info"]["version"] == 1
+
+
+@pytest.fixture
+def cache(redis_url: str, redis_prefix: str) -> Iterator[ModelCache]:
+    link = RedisLink(redis_url, prefix=redis_prefix, timeout_s=0.25, retry_s=2.0)
+    yield ModelCache(link, ttl_s=600)
+    link.close()
+
+
+def cached_predictor(sessions: Sessions, path: Path, cache: ModelCache) -> Predictor:
+    return Predictor(sessions, snapshot_path=path / "snapshot.npz", cache=cache)
+
+
+class TestPredictorWithRedis:
+    def test_a_miss_is_served_from_redis_once_a_replica_read_the_database(
+        self, sessions: Sessions, tmp_path: Path, cache: ModelCache
+    ) -> None:
+        first = cached_predictor(sessions, tmp_path / "a", cache)
+        first.warm_load()  # before the promotion: nothing served yet
+        trained_and_promoted(sessions, tmp_path)
+        second = cached_predictor(sessions, tmp_path / "b", cache)  # never loaded
+
+        fetched = first.look_up([SERIES])
+        answer = one(second, 0.3)
+
+        assert fetched == {SERIES: Source.DATABASE}
+        assert not second.database_ok  # so this came from Redis alone
+        assert answer["model_info"] == {
+            "version": 1, "stage": "production", "type": "zscore",
+            "loaded_from": "redis",
+        }  # fmt: skip
+        assert one(second, 0.3)["model_info"]["loaded_from"] == "memory"
+
+    def test_a_notice_is_served_from_redis_when_it_holds_that_version(
+        self, sessions: Sessions, tmp_path: Path, cache: ModelCache
+    ) -> None:
+        trained_and_promoted(sessions, tmp_path)
+        p = cached_predictor(sessions, tmp_path, cache)
+        p.warm_load()
+        cached = ServedModel(SERIES, 9, "zscore", 5.0, 1.0, 3.0)  # not in the DB
+        cache.put_many([cached], overwrite=True)
+
+        p.apply_notice(RegistryNotice(SERIES, 9, "production", "promoted"))
+
+        assert p.table.model_of(SERIES) == cached
+
+    def test_a_notice_redis_cannot_answer_is_read_from_the_database(
+        self, sessions: Sessions, tmp_path: Path, cache: ModelCache
+    ) -> None:
+        trained_and_promoted(sessions, tmp_path)
+        p = cached_predictor(sessions, tmp_path, cache)
+        p.warm_load()
+        stale = ServedModel(SERIES, 9, "zscore", 5.0, 1.0, 3.0)
+        p.table.set_models([stale], Source.MEMORY)
+        cache.put_many([stale], overwrite=True)
+
+        p.apply_notice(RegistryNotice(SERIES, 1, "production", "rolled_back"))
+
+        served = p.table.model_of(SERIES)
+        assert served is not None
+        assert served.version == 1
+        assert cache.get_many([SERIES]) == {SERIES: served}  # Redis set right too
+
+    def test_the_change_feed_writes_what_changed_to_redis(
+        self, sessions: Sessions, tmp_path: Path, cache: ModelCache
+    ) -> None:
+        p = cached_predictor(sessions, tmp_path, cache)
+        p.warm_load()
+        trained_and_promoted(sessions, tmp_path)
+
+        p.poll_changes()
+
+        assert cache.get_many([SERIES]) == {SERIES: p.table.model_of(SERIES)}
 
 
 @pytest.fixture

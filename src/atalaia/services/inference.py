@@ -1,9 +1,17 @@
 """Serving: warm loading, the registry change feed, and the fallback chain.
 
-memory (the model table) → database (a series missing from memory) → on-disk
-snapshot (at start, when the registry is unreachable) → z-score on the series'
-history (low confidence) → a conservative default (no anomaly, low confidence).
-Nothing on the scoring path waits for the database while it is known to be down.
+memory (the model table) → Redis (the shared L2 cache, for a series missing from
+memory) → database → on-disk snapshot (at start, when the registry is
+unreachable) → z-score on the series' history (low confidence) → a conservative
+default (no anomaly, low confidence). Nothing on the scoring path waits for the
+database or Redis while it is known to be down, nor touches them for a series in
+memory.
+
+Warm loading reads the database only (one bulk query is faster than Redis for
+the whole fleet); Redis holds what was read or changed since, for misses and
+for replicas that start while the database is down. Registry notices (Redis
+pub/sub) reload a series at once; the database's change feed is the fallback
+that catches whatever a notice missed.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ import numpy as np
 import structlog
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import ModelStore, ReadingStore
+from atalaia.adapters.cache import ModelCache, RegistryNotice
+from atalaia.adapters.db.repositories import ModelStore, ReadingStore, ServedModel
 from atalaia.services.model_table import ALGORITHMS, ModelTable, Source
 from atalaia.services.prediction_stats import PredictionTally
 
@@ -45,8 +54,10 @@ class Predictor:
         poll_s: float = 0.25,
         retry_s: float = 5.0,
         flush_s: float = 30.0,
+        cache: ModelCache | None = None,
     ) -> None:
         self.sessions = sessions
+        self.cache = cache  # the shared L2 (Redis), when configured
         self.snapshot_path = snapshot_path
         self.poll_s = poll_s
         self.retry_s = retry_s
@@ -111,15 +122,25 @@ class Predictor:
         self.on_load("database", seconds)
         log.info("inference.warm_loaded", models=len(table), seconds=round(seconds, 3))
 
-    def reload_series(self, series_ids: Sequence[str]) -> None:
-        """Read each series' production model and history from the database now."""
+    def reload_series(
+        self, series_ids: Sequence[str], *, overwrite_cache: bool = True
+    ) -> None:
+        """Read each series' production model and history from the database now.
+
+        The models that changed are written to the L2 cache: over what it holds
+        (`overwrite_cache`, after a registry change) or only where it holds none
+        (after a miss, see `ModelCache.put_many`).
+        """
         # Read and apply under the lock, so that a slower reload never overwrites
         # a newer one with what it read earlier.
         with self._lock, self.sessions() as session:
+            cached = self.cache is not None
+            before = {s: self.table.model_of(s) for s in series_ids if cached}
             served = ModelStore(session).served_models(series_ids)
             stats = [ReadingStore(session).get_series(s) for s in series_ids]
             history = [s for s in stats if s is not None]
-            for series_id in set(series_ids) - {m.series_id for m in served}:
+            cleared = sorted(set(series_ids) - {m.series_id for m in served})
+            for series_id in cleared:
                 self.table.clear_model(series_id)
             self.table.set_models(served, Source.MEMORY)
             self.table.set_history(
@@ -127,6 +148,24 @@ class Predictor:
                 np.array([s.mean for s in history]),
                 np.array([s.std for s in history]),
             )
+        if self.cache is not None:
+            changed = [m for m in served if before.get(m.series_id) != m]
+            self.cache.put_many(changed, overwrite=overwrite_cache)
+            if overwrite_cache:
+                self.cache.forget([s for s in cleared if before.get(s) is not None])
+
+    def apply_notice(self, notice: RegistryNotice) -> None:
+        """Serve what a registry notice announces, at once: from the L2 cache when
+        it holds the announced version, else from the database."""
+        if notice.stage == "production" and self._from_cache(
+            [notice.series_id], version=notice.version
+        ):
+            return
+        if self.database_ok:
+            try:
+                self.reload_series([notice.series_id])
+            except Exception as exc:
+                self._mark_down(exc)
 
     def save_snapshot(self) -> None:
         """Write the table to disk, atomically: the fallback at the next start."""
@@ -208,29 +247,56 @@ class Predictor:
     # -- scoring -------------------------------------------------------------------
 
     def due_lookups(self, unknown: Iterable[str]) -> set[str]:
-        """Which of these series unknown to the table to look up in the database.
+        """Which of these series unknown to the table to look up (Redis, database).
 
         A series the table knows without a model has none: warm loading read
         every series and the change feed brings each new model. Only a series
         unknown to the table is looked up, at most once per MISS_TTL_S, and never
-        while the database is known to be down.
+        while both Redis and the database are known to be down.
         """
-        if not self.database_ok:
+        if not self.database_ok and not (self.cache is not None and self.cache.ready):
             return set()
         now = time.monotonic()
         if len(self._misses) > MAX_MISSES:  # ids nobody serves: forget the expired
             self._misses = {s: t for s, t in self._misses.items() if t >= now}
         return {s for s in unknown if self._misses.get(s, 0.0) < now}
 
-    def look_up(self, series_ids: Iterable[str]) -> frozenset[str]:
-        """Read series from the database now (blocking); returns those with a model."""
+    def look_up(self, series_ids: Iterable[str]) -> dict[str, Source]:
+        """Read series from Redis, then the database, now (blocking).
+
+        Returns, for each series found with a model, where it was found.
+        """
         wanted = sorted(series_ids)
-        try:
-            self.reload_series(wanted)
-        except Exception as exc:
-            self._mark_down(exc)
-            return frozenset()
+        found = dict.fromkeys(self._from_cache(wanted), Source.REDIS)
+        rest = [s for s in wanted if s not in found]
         retry_at = time.monotonic() + MISS_TTL_S
+        if rest and self.database_ok:
+            try:
+                self.reload_series(rest, overwrite_cache=False)
+            except Exception as exc:
+                self._mark_down(exc)
+                retry_at = time.monotonic() + self.retry_s
+            else:
+                with_model = [s for s in rest if self.table.model_of(s) is not None]
+                found.update(dict.fromkeys(with_model, Source.DATABASE))
+        elif rest:
+            retry_at = time.monotonic() + self.retry_s
         for series_id in wanted:
             self._misses[series_id] = retry_at
-        return frozenset(s for s in wanted if self.table.model_of(s) is not None)
+        return found
+
+    def _from_cache(
+        self, series_ids: Sequence[str], *, version: int | None = None
+    ) -> list[str]:
+        """Serve the models the L2 cache holds for these series (of `version`
+        only, if given); returns the series served so."""
+        if self.cache is None:
+            return []
+        # Under the lock: a reload from the database may not interleave.
+        with self._lock:
+            models: list[ServedModel] = list(self.cache.get_many(series_ids).values())
+            if version is not None:
+                models = [m for m in models if m.version == version]
+            if models:
+                self.table.set_models(models, Source.MEMORY)
+        return [m.series_id for m in models]

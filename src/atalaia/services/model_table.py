@@ -31,11 +31,14 @@ _MIN_STD = 1e-12
 
 
 class Source(IntEnum):
-    """Where a row's model came from."""
+    """Where a row's model came from; or, for a request that had to fetch a
+    model missing from memory, where it fetched it from."""
 
     NONE = 0
     MEMORY = 1  # loaded from the registry into memory
     SNAPSHOT = 2  # loaded from the on-disk snapshot (registry unreachable)
+    REDIS = 3  # fetched on a miss from the shared Redis cache
+    DATABASE = 4  # fetched on a miss from the registry
 
 
 class Tier(IntEnum):

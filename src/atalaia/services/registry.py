@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.cache import ModelCache, RedisLink, RegistryNotice, publish_notice
 from atalaia.adapters.db.repositories import AuditLog, ModelStore
 from atalaia.core.registry import (
     Stage,
@@ -15,6 +18,8 @@ from atalaia.core.registry import (
     plan_rollback,
 )
 from atalaia.errors import NotImplementedYet
+
+log = structlog.get_logger()
 
 
 def promote_version(
@@ -73,6 +78,37 @@ def _apply(
             for c in changes
         ],
     )
+
+
+def announce_change(
+    *,
+    session: Session,
+    redis: RedisLink | None,
+    ttl_s: int,
+    changes: list[StageChange],
+    event: str,
+) -> None:
+    """After the commit of `changes`: write the series' served model to the shared
+    cache, then tell every inference replica (a notice on Redis pub/sub).
+
+    Best effort: without Redis the replicas see the change through the
+    database's change feed instead.
+    """
+    if redis is None:
+        return
+    last = changes[-1]
+    cache = ModelCache(redis, ttl_s=ttl_s)
+    try:
+        served = ModelStore(session).served_models([last.series_id])
+    except SQLAlchemyError as exc:  # replicas will read the database themselves
+        log.warning("registry.cache_not_written", error=type(exc).__name__)
+        cache.forget([last.series_id])
+    else:
+        cache.put_many(served, overwrite=True)
+        if not served:
+            cache.forget([last.series_id])
+    notice = RegistryNotice(last.series_id, last.version, last.to_stage.value, event)
+    publish_notice(redis, notice)
 
 
 def deployment_config(*, session: Session, series_id: str) -> dict[str, Any]:

@@ -39,8 +39,9 @@ BEARER = HTTPBearer(
 )
 
 
-def require(role: Role) -> Callable[..., Principal]:
-    """A dependency that authenticates the caller and checks their role."""
+def require(role: Role, *, sensor: bool = False) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller, checks their role and counts
+    the request against their rate limit (`sensor`: the sensor-traffic one)."""
 
     def dependency(
         resources: ResourcesDep,
@@ -49,13 +50,18 @@ def require(role: Role) -> Callable[..., Principal]:
         token = credentials.credentials if credentials else None
         principal = resources.authenticator.authenticate(token)
         principal.require(role)
+        if sensor:
+            resources.rate_limiter.check_sensor(principal)
+        else:
+            resources.rate_limiter.check(principal)
         return principal
 
     return dependency
 
 
 def authorize(scope: Scope, role: Role) -> Principal:
-    """`require` for routes outside FastAPI's dependency injection (hot paths)."""
+    """`require(role, sensor=True)` for routes outside FastAPI's dependency
+    injection (the hot prediction paths)."""
     token = None
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -66,6 +72,7 @@ def authorize(scope: Scope, role: Role) -> Principal:
     resources: Resources = scope["state"]["resources"]
     principal = resources.authenticator.authenticate(token)
     principal.require(role)
+    resources.rate_limiter.check_sensor(principal)
     return principal
 
 
@@ -73,3 +80,5 @@ Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 DataScientist = Annotated[Principal, Depends(require(Role.DATA_SCIENTIST))]
 MlEngineer = Annotated[Principal, Depends(require(Role.ML_ENGINEER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+# Sensor traffic (readings ingested): the sensor rate limit, not the management one.
+SensorWriter = Annotated[Principal, Depends(require(Role.DATA_SCIENTIST, sensor=True))]

@@ -19,7 +19,7 @@ STATUS: dict[type[errors.AtalaiaError], int] = {
     errors.InvalidInput: 422,
     errors.NotFound: 404,
     errors.Conflict: 409,
-    errors.TrainingRateLimited: 429,
+    errors.RateLimited: 429,
     errors.NotImplementedYet: 501,
     errors.AuthenticationFailed: 401,
     errors.PermissionDenied: 403,
@@ -38,9 +38,9 @@ def error_response(exc: errors.AtalaiaError) -> JSONResponse:
     status = status_of(exc)
     body: dict[str, Any] = {"error": type(exc).__name__, "detail": exc.detail}
     headers: dict[str, str] = {}
-    if isinstance(exc, errors.InvalidInput):
+    if isinstance(exc, errors.InvalidInput | errors.RateLimited):
         body["rule"] = exc.rule
-    if isinstance(exc, errors.TrainingRateLimited):
+    if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from atalaia.adapters.cache import ModelCache, NoticeListener
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.inference.metrics import ServingMetrics
@@ -38,8 +39,15 @@ async def readiness(request: Request) -> JSONResponse:
         "models": len(predictor.table),
         "loaded_from": predictor.loaded_from,
         "database": "up" if predictor.database_ok else "down",
+        "notices": _notices_state(request.state.notices),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _notices_state(listener: NoticeListener | None) -> str:
+    if listener is None:
+        return "off (no Redis)"
+    return "subscribed" if listener.subscribed.is_set() else "down"
 
 
 def routers() -> list[APIRouter]:
@@ -50,14 +58,19 @@ def routers() -> list[APIRouter]:
 async def model_serving(
     resources: Resources, registry: CollectorRegistry
 ) -> AsyncIterator[dict[str, Any]]:
-    """Warm-load every production model, then follow the registry's change feed."""
+    """Warm-load every production model, then follow the registry: its notices
+    over Redis (when configured) and its change feed in the database."""
     settings = resources.settings
+    redis = resources.redis
+    ttl_s = settings.redis_model_ttl_s
+    cache = ModelCache(redis, ttl_s=ttl_s) if redis is not None else None
     predictor = Predictor(
         resources.sessions,
         snapshot_path=settings.snapshot_path,
         poll_s=settings.inference_feed_poll_s,
         retry_s=settings.inference_db_retry_s,
         flush_s=settings.inference_stats_flush_s,
+        cache=cache,
     )
     metrics = ServingMetrics(registry, predictor)
     await run_in_threadpool(predictor.warm_load)
@@ -65,6 +78,11 @@ async def model_serving(
     # (a full collection during a 10,000-reading batch otherwise doubles its cost).
     gc.freeze()
     predictor.start_following()
+    listener = (
+        NoticeListener(redis, predictor.apply_notice) if redis is not None else None
+    )
+    if listener is not None:
+        await run_in_threadpool(listener.start)
     # Serving goes on without the database, so it does not make us unready.
     resources.ready_checks["database"] = lambda: (
         True,
@@ -75,8 +93,10 @@ async def model_serving(
         f"{len(predictor.table)} models from {predictor.loaded_from}",
     )
     try:
-        yield {"predictor": predictor, "serving_metrics": metrics}
+        yield {"predictor": predictor, "serving_metrics": metrics, "notices": listener}
     finally:
+        if listener is not None:
+            await run_in_threadpool(listener.stop)
         predictor.stop()
         await run_in_threadpool(predictor.save_snapshot)
 

@@ -6,9 +6,11 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
-from atalaia.api.common.deps import MlEngineer, SessionDep, Viewer
+from atalaia.api.common.deps import MlEngineer, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.resources import Resources
 from atalaia.api.training.schemas import (
     PromoteBody,
     RollbackBody,
@@ -71,6 +73,7 @@ def promote(
     version: int,
     body: PromoteBody,
     session: SessionDep,
+    resources: ResourcesDep,
     principal: MlEngineer,
 ) -> dict[str, Any]:
     """Promote a Staging version: direct (canary and shadow come later)."""
@@ -84,6 +87,7 @@ def promote(
         reason=body.reason,
     )
     session.commit()
+    _announce(resources, session, changes, "promoted")
     return {"strategy": body.strategy, **_changes_view(series_id, changes)}
 
 
@@ -91,6 +95,7 @@ def promote(
 def rollback(
     series_id: str,
     session: SessionDep,
+    resources: ResourcesDep,
     principal: MlEngineer,
     body: RollbackBody | None = None,
 ) -> dict[str, Any]:
@@ -102,7 +107,20 @@ def rollback(
         reason=body.reason if body else "",
     )
     session.commit()
+    _announce(resources, session, changes, "rolled_back")
     return _changes_view(series_id, changes)
+
+
+def _announce(
+    resources: Resources, session: Session, changes: list[StageChange], event: str
+) -> None:
+    registry.announce_change(
+        session=session,
+        redis=resources.redis,
+        ttl_s=resources.settings.redis_model_ttl_s,
+        changes=changes,
+        event=event,
+    )
 
 
 _WINDOW = re.compile(r"(\d+(?:\.\d+)?)([smhd])")

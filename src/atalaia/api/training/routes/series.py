@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
-from atalaia.api.common.deps import DataScientist, SessionDep, Viewer
+from atalaia.api.common.deps import SensorWriter, SessionDep, Viewer
 from atalaia.api.training.schemas import (
     IngestView,
     PointsBody,
@@ -26,7 +26,7 @@ MAX_PAGE = 100_000
 
 @router.post("/{series_id}/points", response_model=IngestView)
 def ingest(
-    series_id: str, body: PointsBody, session: SessionDep, _: DataScientist
+    series_id: str, body: PointsBody, session: SessionDep, _: SensorWriter
 ) -> IngestView:
     """Store readings; timestamps already stored are ignored (idempotent)."""
     result = append_points(
