@@ -246,6 +246,28 @@ class TestUnfinished:
         assert early == [job_id(1)]
 
 
+class TestStale:
+    def test_lists_jobs_queued_or_started_before_their_bounds(
+        self, sessions: Sessions
+    ) -> None:
+        add(sessions, *(training_job(n) for n in (1, 2, 3, 4)))
+        claim(sessions, 4)
+        started_at = get(sessions, 4).started_at
+        assert started_at is not None
+        hour = timedelta(hours=1)
+        with sessions() as session:
+            store = JobStore(session)
+            old_queued = store.stale(
+                queued_before=get(sessions, 3).created_at,
+                started_before=started_at - hour,
+            )
+            stuck_running = store.stale(
+                queued_before=None, started_before=started_at + hour
+            )
+        assert old_queued == [job_id(1), job_id(2)]
+        assert stuck_running == [job_id(4)]
+
+
 class TestLastSubmission:
     def test_is_the_newest_job_that_was_not_cancelled(self, sessions: Sessions) -> None:
         add(sessions, training_job(1), training_job(2), training_job(3))

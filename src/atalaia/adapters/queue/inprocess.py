@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
+from atalaia.adapters.queue.sweeper import Sweeper
+
 log = structlog.get_logger()
 
 CHUNK_SIZE = 500
@@ -37,19 +39,15 @@ class InProcessExecutor:
         self._chunk_size = chunk_size
         self._niceness = niceness
         self._find_orphans = find_orphans
-        self._sweep_every_s = sweep_every_s
         self._queue: queue.Queue[list[str]] = queue.Queue()
         self._known: set[str] = set()  # dispatched here and not finished yet
         self._waiting = 0  # jobs dispatched and not started
         self._known_lock = threading.Lock()
-        self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._work, name=f"atalaia-job-{i}", daemon=True)
             for i in range(max(1, threads))
         ]
-        self._sweeper = threading.Thread(
-            target=self._sweep, name="atalaia-job-sweeper", daemon=True
-        )
+        self._sweeper = Sweeper(self.sweep_once, every_s=sweep_every_s)
 
     def start(self, pending: Sequence[str] = ()) -> None:
         self.dispatch_many(pending)
@@ -77,7 +75,7 @@ class InProcessExecutor:
         return all(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stopping.set()
+        self._sweeper.stop(timeout_s)
         for _ in self._threads:
             self._queue.put(_STOP)
         for thread in self._threads:
@@ -92,13 +90,6 @@ class InProcessExecutor:
         if orphans:
             log.info("executor.redispatched", jobs=len(orphans))
         return len(orphans)
-
-    def _sweep(self) -> None:
-        while not self._stopping.wait(self._sweep_every_s):
-            try:
-                self.sweep_once()
-            except Exception as exc:  # the database may be down: try next time
-                log.warning("executor.sweep_failed", error=type(exc).__name__)
 
     def _work(self) -> None:
         if self._niceness:  # this thread only (Linux threads have their own)

@@ -16,6 +16,7 @@ from atalaia.adapters.db.repositories import JobStore
 from atalaia.adapters.queue import InProcessExecutor, WriteTurns
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
+from atalaia.api.training.broker import celery_dispatch
 from atalaia.api.training.routes import feedback, models, series, training
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
@@ -29,6 +30,16 @@ def routers() -> list[APIRouter]:
 
 @asynccontextmanager
 async def job_executor(
+    resources: Resources, registry: CollectorRegistry
+) -> AsyncIterator[dict[str, Any]]:
+    """Hand training jobs to the Celery broker when one is set, else run them here."""
+    part = celery_dispatch if resources.settings.broker_url else in_process_executor
+    async with part(resources, registry) as state:
+        yield state
+
+
+@asynccontextmanager
+async def in_process_executor(
     resources: Resources, registry: CollectorRegistry
 ) -> AsyncIterator[dict[str, Any]]:
     """Run training jobs on threads of this process; resume the unfinished ones.

@@ -166,6 +166,15 @@ class JobStore:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def busy_series(self, series_ids: Sequence[str]) -> set[str]:
+        """Those of `series_ids` with a queued or running job."""
+        stmt = (
+            select(JobRow.series_id)
+            .where(JobRow.series_id.in_(series_ids), JobRow.status.in_(_UNFINISHED))
+            .distinct()
+        )
+        return set(self.session.scalars(stmt))
+
     def unfinished(self, *, started_before: datetime | None = None) -> list[str]:
         """Ids of queued jobs, and of running ones started before `started_before`."""
         running = JobRow.status == JobStatus.RUNNING.value
@@ -176,4 +185,19 @@ class JobStore:
             .where((JobRow.status == JobStatus.QUEUED.value) | running)
             .order_by(JobRow.job_id)
         )
+        return list(self.session.scalars(stmt))
+
+    def stale(
+        self, *, queued_before: datetime | None, started_before: datetime
+    ) -> list[str]:
+        """Ids of jobs queued before `queued_before` (none when None) and of
+        running ones started before `started_before`."""
+        stale = (JobRow.status == JobStatus.RUNNING.value) & (
+            JobRow.started_at < started_before
+        )
+        if queued_before is not None:
+            stale |= (JobRow.status == JobStatus.QUEUED.value) & (
+                JobRow.created_at < queued_before
+            )
+        stmt = select(JobRow.job_id).where(stale).order_by(JobRow.job_id)
         return list(self.session.scalars(stmt))
