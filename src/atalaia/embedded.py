@@ -6,13 +6,15 @@ from fastapi import FastAPI
 
 from atalaia.api import health, inference, plot, training
 from atalaia.api.common.app import build_app
+from atalaia.scheduler import with_scheduler
 from atalaia.settings import Settings, load_settings
 
 EMBEDDED = ("training", "inference", "plot")
 
 
 def create_embedded_app(settings: Settings | None = None) -> FastAPI:
-    """SQLite by default, local artifacts, in-process executor: all APIs, one port."""
+    """SQLite by default, local artifacts, in-process executor and scheduler: all
+    APIs, one port."""
     settings = settings or load_settings()
     return build_app(
         name="embedded",
@@ -25,7 +27,7 @@ def create_embedded_app(settings: Settings | None = None) -> FastAPI:
         ],
         fast_routes=inference.FAST_ROUTES,
         parts=[
-            training.job_executor,
+            with_scheduler(training.job_executor),
             inference.model_serving,
             health.health_monitor(embedded=EMBEDDED),
         ],

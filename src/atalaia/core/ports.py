@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -26,3 +27,29 @@ class JobQueue(Protocol):
     def dispatch_many(self, job_ids: Sequence[str]) -> None:
         """Hand over many jobs (a batch), run in chunks fitted in one pass each."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedBatch:
+    """A batch of training jobs queued: how many, and the series refused, why."""
+
+    batch_id: str
+    accepted: int
+    rejected: list[dict[str, object]]
+
+
+class BatchSubmitter(Protocol):
+    """Queues one training job per series from its stored window, as one batch.
+
+    The training service's `POST /training/batch`, or the same use case run in
+    this process (the embedded platform).
+    """
+
+    def submit(
+        self,
+        series_ids: Sequence[str],
+        *,
+        algorithm: str,
+        hyperparameters: Mapping[str, float],
+        window_hours: float,
+    ) -> SubmittedBatch: ...

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from atalaia.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -20,7 +24,25 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, connect_timeout_s: float = 3.0) -> Engine:
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """A PostgreSQL engine's connection pool (the `ATALAIA_DB_POOL_*` settings).
+
+    Up to `size + max_overflow` connections per process; `pre_ping` tests a
+    connection before handing it out (a restarted server or a dropped idle
+    connection costs a retry, not an error); `recycle_s` replaces connections
+    older than that (-1: never), before a proxy or firewall drops them.
+    """
+
+    size: int = 10
+    max_overflow: int = 10
+    pre_ping: bool = True
+    recycle_s: int = 1800
+
+
+def make_engine(
+    url: str, *, connect_timeout_s: float = 3.0, pool: PoolOptions = PoolOptions()
+) -> Engine:
     """An engine tuned per backend; creates the SQLite file's folder if needed."""
     url = normalize_url(url)
     parsed = make_url(url)
@@ -40,9 +62,10 @@ def make_engine(url: str, *, connect_timeout_s: float = 3.0) -> Engine:
         ) from None
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_pre_ping=pool.pre_ping,
+        pool_recycle=pool.recycle_s,
         pool_timeout=connect_timeout_s,
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
     )
@@ -59,3 +82,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def pool_options(settings: Settings) -> PoolOptions:
+    """The database connection pool `settings` ask for."""
+    return PoolOptions(
+        size=settings.db_pool_size,
+        max_overflow=settings.db_pool_max_overflow,
+        pre_ping=settings.db_pool_pre_ping,
+        recycle_s=settings.db_pool_recycle_s,
+    )

@@ -8,10 +8,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.cache import RedisLink, SharedCounters
+from atalaia.adapters.db.engine import (
+    make_engine,
+    make_session_factory,
+    pool_options,
+)
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.auth import Authenticator
+from atalaia.api.common.ratelimit import RateLimiter
 from atalaia.settings import Settings
 
 # name → () -> (ok, detail); /ready runs them all.
@@ -25,6 +31,8 @@ class Resources:
     sessions: sessionmaker[Session]
     artifacts: LocalArtifactStore
     authenticator: Authenticator
+    rate_limiter: RateLimiter
+    redis: RedisLink | None = None  # None: Redis is not configured
     ready_checks: dict[str, ReadyCheck] = field(default_factory=dict)
 
     def check_database(self) -> tuple[bool, str]:
@@ -36,6 +44,9 @@ class Resources:
         return True, self.engine.dialect.name
 
     def close(self) -> None:
+        self.rate_limiter.stop()
+        if self.redis is not None:
+            self.redis.close()
         self.engine.dispose()
 
 
@@ -47,17 +58,37 @@ def authenticator_for(settings: Settings) -> Authenticator:
     )
 
 
+def redis_link_for(settings: Settings) -> RedisLink | None:
+    """The Redis of `settings.redis_url`, or None when it is not configured."""
+    if not settings.redis_url:
+        return None
+    return RedisLink(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        timeout_s=settings.redis_timeout_s,
+        retry_s=settings.redis_retry_s,
+    )
+
+
 def open_resources(settings: Settings, *, migrate: bool) -> Resources:
-    """Connect to the database (migrating it first if asked) and the artifact store."""
+    """Connect to the database (migrating it first if asked), the artifact store
+    and Redis (when configured); start the rate limiter."""
     if migrate:
         upgrade_database(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool=pool_options(settings))
+    redis = redis_link_for(settings)
+    counters = SharedCounters(redis) if redis is not None else None
     resources = Resources(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         artifacts=LocalArtifactStore(settings.artifacts_path),
         authenticator=authenticator_for(settings),
+        rate_limiter=RateLimiter.from_settings(settings, counters),
+        redis=redis,
     )
     resources.ready_checks["database"] = resources.check_database
+    if redis is not None:
+        resources.ready_checks["redis"] = redis.check
+    resources.rate_limiter.start()
     return resources

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import AuditRow
@@ -17,3 +20,12 @@ class AuditLog:
         self.session.add(
             AuditRow(actor=actor, action=action, target=target, detail=detail)
         )
+
+    def last_times(self, actions: Sequence[str]) -> dict[str, datetime]:
+        """When each of `actions` that was ever recorded was recorded last."""
+        stmt = (
+            select(AuditRow.action, func.max(AuditRow.at))
+            .where(AuditRow.action.in_(actions))
+            .group_by(AuditRow.action)
+        )
+        return dict(self.session.execute(stmt).all())

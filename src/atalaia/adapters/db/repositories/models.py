@@ -13,7 +13,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories._columns import fetch_columns
-from atalaia.adapters.db.tables import RegistryEventRow, VersionRow, utcnow
+from atalaia.adapters.db.tables import (
+    RegistryEventRow,
+    SeriesRow,
+    VersionRow,
+    utcnow,
+)
 from atalaia.core.detectors import ModelParams
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
 from atalaia.errors import VersionNotFound
@@ -175,6 +180,28 @@ class ModelStore:
             )
         ).one_or_none()
         return _version(row) if row is not None else None
+
+    def production_series(self, *, reporting_since: float | None = None) -> list[str]:
+        """Ids of the series with a Production version, in id order; with
+        `reporting_since` (epoch s), only those with a reading at or after it."""
+        stmt = (
+            select(VersionRow.series_id)
+            .where(VersionRow.stage == Stage.PRODUCTION.value)
+            .order_by(VersionRow.series_id)
+        )
+        if reporting_since is not None:
+            stmt = stmt.join(
+                SeriesRow, SeriesRow.series_id == VersionRow.series_id
+            ).where(SeriesRow.last_ts >= reporting_since)
+        return list(self.session.scalars(stmt))
+
+    def production_versions(self, series_ids: Sequence[str]) -> list[ModelVersion]:
+        """The Production versions of those of `series_ids` that have one."""
+        stmt = select(VersionRow).where(
+            VersionRow.series_id.in_(series_ids),
+            VersionRow.stage == Stage.PRODUCTION.value,
+        )
+        return [_version(row) for row in self.session.scalars(stmt)]
 
     def summaries(
         self, *, prefix: str | None = None, after: str | None = None, limit: int = 100

@@ -1,0 +1,96 @@
+"""`atalaia scheduler`: weekly fleet retraining and drift checks, one instance.
+
+Jobs go through the training service's API at ATALAIA_TRAINING_URL (which
+dispatches them through its own job queue), with short-lived tokens of the
+`scheduler` subject signed with this installation's secret.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from functools import partial
+from typing import Annotated
+
+import httpx
+import structlog
+import typer
+from prometheus_client import CollectorRegistry, start_http_server
+
+from atalaia.adapters.db.engine import make_engine, make_session_factory, pool_options
+from atalaia.adapters.training_api import TrainingApiSubmitter
+from atalaia.api.common.auth import Authenticator, Role
+from atalaia.api.common.resources import authenticator_for
+from atalaia.core.schedule import Task
+from atalaia.logging import configure_logging
+from atalaia.scheduler import Scheduler, build_scheduler, utcnow
+from atalaia.services.scheduler import ACTOR
+from atalaia.settings import load_settings
+
+log = structlog.get_logger()
+
+DEFAULT_METRICS_PORT = 8004
+TOKEN_TTL_S = 3600.0
+REQUEST_TIMEOUT_S = 300.0  # a batch of the whole fleet takes a while to accept
+
+
+def scheduler(
+    once: Annotated[
+        Task | None,
+        typer.Option("--once", help="Run this task now, print its report, exit."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface of /metrics.")] = "127.0.0.1",
+    metrics_port: Annotated[
+        int, typer.Option(help="Port of /metrics (Prometheus); 0: none.")
+    ] = DEFAULT_METRICS_PORT,
+) -> None:
+    """Run the scheduled tasks until SIGTERM or SIGINT, one instance at a time."""
+    settings = load_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    engine = make_engine(settings.database_url, pool=pool_options(settings))
+    client = httpx.Client(base_url=settings.training_url, timeout=REQUEST_TIMEOUT_S)
+    registry = CollectorRegistry()
+    try:
+        submitter = TrainingApiSubmitter(
+            client, token=partial(_token, authenticator_for(settings))
+        )
+        fleet = build_scheduler(
+            settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            submitter=submitter,
+            registry=registry,
+        )
+        if once is not None:
+            _run_once(fleet, once)
+            return
+        if metrics_port:
+            start_http_server(metrics_port, addr=host, registry=registry)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        log.info("scheduler.started", training_url=settings.training_url)
+        fleet.run(stop, utcnow)
+        log.info("scheduler.stopped")
+    finally:
+        client.close()
+        engine.dispose()
+
+
+def _run_once(fleet: Scheduler, task: Task) -> None:
+    """Run `task` and print its report as JSON; exit 1 when it failed."""
+    try:
+        report = fleet.run_once(task, utcnow())
+    except Exception:
+        log.error("scheduler.task_failed", task=task.value, exc_info=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(report.detail()))
+    if report.error:
+        raise typer.Exit(1)
+
+
+def _token(authenticator: Authenticator) -> str:
+    return authenticator.issue(
+        subject=ACTOR, role=Role.DATA_SCIENTIST, ttl_s=TOKEN_TTL_S
+    )

@@ -1,0 +1,103 @@
+"""What the scheduler runs and when: its tasks and their triggers, in UTC.
+
+A task runs one trigger after its last run; a task that never ran runs at the
+first trigger after the scheduler starts. A due time in the past means a run was
+missed while no scheduler ran: it runs once at once (missed runs coalesce).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Task(StrEnum):
+    RETRAIN = "retrain"  # weekly retraining of every active series
+    DRIFT = "drift"  # data-drift check of every production model
+
+    @property
+    def audit_action(self) -> str:
+        """The audit-log action of a completed run, from which the next is timed."""
+        return f"scheduler.{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Every:
+    """A fixed interval of `hours` between runs.
+
+    >>> Every(6).next_after(datetime(2026, 12, 1, 23, 0, tzinfo=UTC)).isoformat()
+    '2026-12-02T05:00:00+00:00'
+    """
+
+    hours: float
+
+    def __post_init__(self) -> None:
+        if not self.hours > 0:
+            raise ValueError(f"an interval must be positive, not {self.hours} h")
+
+    def next_after(self, moment: datetime) -> datetime:
+        return moment + timedelta(hours=self.hours)
+
+    def describe(self) -> str:
+        return f"every {self.hours:g} h"
+
+
+@dataclass(frozen=True, slots=True)
+class Weekly:
+    """Once a week, at the start of `hour` (UTC) on `weekday` (0 is Monday).
+
+    >>> sunday_2am = Weekly(weekday=6, hour=2)
+    >>> sunday_2am.next_after(datetime(2026, 12, 1, 13, 0, tzinfo=UTC)).isoformat()
+    '2026-12-06T02:00:00+00:00'
+    """
+
+    weekday: int
+    hour: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.weekday <= 6 and 0 <= self.hour <= 23):
+            raise ValueError(f"no such weekly slot: day {self.weekday}, {self.hour} h")
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first slot strictly after `moment`."""
+        moment = moment.astimezone(UTC)
+        days = (self.weekday - moment.weekday()) % 7
+        slot = moment.replace(hour=self.hour, minute=0, second=0, microsecond=0)
+        slot += timedelta(days=days)
+        return slot if slot > moment else slot + timedelta(days=7)
+
+    def describe(self) -> str:
+        return f"weekly, {WEEKDAYS[self.weekday]} {self.hour:02d}:00 UTC"
+
+
+Trigger = Every | Weekly
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledTask:
+    task: Task
+    trigger: Trigger
+
+    def due(self, *, last_run: datetime | None, now: datetime) -> datetime:
+        """When the task runs next (in the past: overdue, run at once)."""
+        return self.trigger.next_after(last_run if last_run is not None else now)
+
+
+def fleet_schedule(
+    *, retrain_weekday: str, retrain_hour: int, drift_every_hours: float
+) -> tuple[ScheduledTask, ...]:
+    """The platform's schedule: weekly fleet retraining and periodic drift checks.
+
+    >>> [s.trigger.describe() for s in fleet_schedule(
+    ...     retrain_weekday="sun", retrain_hour=2, drift_every_hours=6)]
+    ['weekly, sun 02:00 UTC', 'every 6 h']
+    """
+    return (
+        ScheduledTask(
+            Task.RETRAIN, Weekly(WEEKDAYS.index(retrain_weekday), retrain_hour)
+        ),
+        ScheduledTask(Task.DRIFT, Every(drift_every_hours)),
+    )
