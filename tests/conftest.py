@@ -17,7 +17,7 @@ import pytest
 
 from atalaia.settings import Settings
 
-pytest_plugins = ["fixtures.db"]
+pytest_plugins = ["fixtures.db", "fixtures.broker", "fixtures.redis_server"]
 
 # No test asserts on time: a loaded CI machine must not fail property tests
 # for generating or running slowly.

@@ -72,14 +72,6 @@ def parse_cli(argv: list[str]) -> tuple[str, dict[str, Any]]:
     return " ".join(path), ctx.params
 
 
-def needs_command(argv: list[str]) -> None:
-    """Skip checks of a command this CLI does not have yet (`atalaia worker`)."""
-    group = typer.main.get_command(app)
-    assert isinstance(group, TyperGroup)
-    if argv[1] not in group.commands:
-        pytest.skip(f"`atalaia {argv[1]}` is not in this CLI yet")
-
-
 def served_role(argv: list[str]) -> ServiceRole:
     """The role of an `atalaia serve` command listening on all interfaces."""
     command, params = parse_cli(argv)
@@ -146,9 +138,15 @@ class TestCompose:
     def test_runs_every_part_of_the_platform(self) -> None:
         assert {
             "postgres", "redis", "rabbitmq", "minio", "nginx", "training",
-            "inference-1", "inference-2", "plot", "health", "worker",
+            "inference-1", "inference-2", "plot", "health", "worker", "scheduler",
             "prometheus", "grafana",
         } <= set(compose())  # fmt: skip
+
+    def test_one_scheduler_runs(self) -> None:
+        scheduler = compose()["scheduler"]
+
+        assert scheduler["command"][:2] == ["atalaia", "scheduler"]
+        assert scheduler.get("deploy", {}).get("replicas", 1) == 1
 
     @pytest.mark.parametrize(
         "name",
@@ -157,7 +155,6 @@ class TestCompose:
     def test_commands_are_atalaia_invocations(self, name: str, routes: Routes) -> None:
         service = compose()[name]
         argv = service["command"]
-        needs_command(argv)
         command, _ = parse_cli(argv)
         if command != "serve":
             return
@@ -226,7 +223,6 @@ class TestKubernetes:
                 assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
                 assert "location = /ready" in (K8S / "nginx.conf").read_text()
                 continue
-            needs_command(container["command"])
             if parse_cli(container["command"])[0] != "serve":
                 continue
             role = served_role(container["command"])
@@ -250,6 +246,16 @@ class TestKubernetes:
         for service in services:
             component = service["spec"]["selector"]["app.kubernetes.io/component"]
             assert service["spec"]["ports"][0]["targetPort"] == listening[component]
+
+    def test_one_scheduler_runs_even_during_a_rollout(self) -> None:
+        [scheduler] = [
+            d for _, d in k8s_objects()
+            if d["kind"] == "Deployment" and d["metadata"]["name"] == "scheduler"
+        ]  # fmt: skip
+
+        assert scheduler["spec"]["replicas"] == 1
+        assert scheduler["spec"]["strategy"] == {"type": "Recreate"}
+        assert pod_containers(scheduler)[0]["command"][:2] == ["atalaia", "scheduler"]
 
     def test_inference_and_workers_scale_horizontally(self) -> None:
         deployments = {

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -33,9 +33,27 @@ class Settings(BaseSettings):
     training_threads: int = 1
     stuck_job_after_s: int = 900
 
+    # Celery broker (amqp:// or redis://); unset: jobs run in the training service.
+    broker_url: str | None = None
+    training_queue: str = "atalaia.training"
+    # A queued job older than this, with the broker's queue empty, is published again.
+    redispatch_after_s: Annotated[float, Field(gt=0)] = 30.0
+
     inference_feed_poll_s: float = 0.25
     inference_db_retry_s: float = 5.0
     inference_stats_flush_s: float = 30.0
+
+    # Redis (optional): shared model cache, registry notices, shared rate limits.
+    redis_url: str | None = None
+    redis_prefix: str = "atalaia:"
+    redis_timeout_s: float = 0.25  # connect and read: a dead Redis never stalls
+    redis_retry_s: float = 2.0  # after a failure, Redis is left alone this long
+    redis_model_ttl_s: int = 7 * 86400
+
+    # Per principal (token subject); 0 turns a limit off. Admins are not limited.
+    rate_limit_per_min: int = 100  # management routes
+    rate_limit_sensor_per_min: int = 0  # prediction and ingest routes
+    rate_limit_sync_s: float = 1.0  # sensor-route counts are summed in Redis
 
     training_url: str = "http://127.0.0.1:8000"
     inference_url: str = "http://127.0.0.1:8001"
@@ -43,6 +61,22 @@ class Settings(BaseSettings):
     inference_urls: Annotated[list[str], NoDecode] = []
     plot_url: str = "http://127.0.0.1:8002"
     health_probe_timeout_s: float = 2.0
+
+    # PostgreSQL connections of each process (SQLite opens one per thread).
+    db_pool_size: Annotated[int, Field(ge=1)] = 10
+    db_pool_max_overflow: Annotated[int, Field(ge=0)] = 10
+    db_pool_pre_ping: bool = True  # test a pooled connection before handing it out
+    db_pool_recycle_s: int = 1800  # replace connections older than this; -1: never
+
+    # The scheduler: `atalaia scheduler`, or inside the embedded `atalaia serve`.
+    scheduler_in_process: bool = True  # run its tasks inside `atalaia serve`
+    scheduler_retrain_weekday: Literal[
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun"
+    ] = "sun"
+    scheduler_retrain_hour: Annotated[int, Field(ge=0, le=23)] = 2  # UTC
+    scheduler_retrain_window_hours: Annotated[float, Field(gt=0)] = 168.0
+    scheduler_drift_every_hours: Annotated[float, Field(gt=0)] = 6.0
+    scheduler_drift_window_hours: Annotated[float, Field(gt=0)] = 24.0
 
     @field_validator("inference_urls", mode="before")
     @classmethod

@@ -119,6 +119,7 @@ class TestPlan:
             "inference-3": 8121,
             "plot": 8102,
             "health": 8103,
+            "scheduler": 8104,
             "worker-1": None,
             "worker-2": None,
         }
@@ -126,6 +127,8 @@ class TestPlan:
             " ".join(specs["inference-2"].argv[-4:]) == "--role inference --port 8111"
         )
         assert specs["worker-1"].argv[-3:] == ("worker", "--concurrency", "4")
+        assert specs["scheduler"].argv[-3:] == ("scheduler", "--metrics-port", "8104")
+        assert specs["scheduler"].ready_path == "/metrics"
         env = specs["health"].env
         assert env["ATALAIA_INFERENCE_URLS"] == (
             "http://127.0.0.1:8101,http://127.0.0.1:8111,http://127.0.0.1:8121"
@@ -229,14 +232,25 @@ def cli(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str]
 
 
 @pytest.fixture
-def cluster(postgres_admin: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The environment of a fresh database and home; whatever `up` started in it
-    is stopped afterwards, and the database dropped."""
+def cluster(
+    postgres_admin: str,
+    rabbitmq_url: str,
+    queue_name: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+) -> Iterator[dict[str, str]]:
+    """The environment of a fresh database, home, queue and Redis prefix; whatever
+    `up` started in it is stopped afterwards, and the database dropped."""
     require_service("nginx", nginx_binary)  # before anything starts
     name = worker_database_name("_cluster")
     env = {
         "ATALAIA_HOME": str(tmp_path / "home"),
         "ATALAIA_DATABASE_URL": create_database(postgres_admin, name),
+        "ATALAIA_BROKER_URL": rabbitmq_url,
+        "ATALAIA_TRAINING_QUEUE": queue_name,
+        "ATALAIA_REDIS_URL": redis_url,
+        "ATALAIA_REDIS_PREFIX": redis_prefix,
         "ATALAIA_LOG_JSON": "false",
     }
     try:
@@ -259,12 +273,15 @@ def version_served(url: str, headers: dict[str, str]) -> Any:
 def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
     cluster: dict[str, str],
 ) -> None:
+    """Two replicas and two workers on RabbitMQ, Redis and PostgreSQL, behind nginx:
+    a job runs on a worker, a promotion reaches both replicas within a second."""
     home = Path(cluster["ATALAIA_HOME"])
     settings = Settings(home=home, database_url=cluster["ATALAIA_DATABASE_URL"])
     gateway_port = free_port()
     code, out = cli(
-        "up", "--inference-replicas", "2", "--gateway-port", str(gateway_port),
-        "--port-offset", str(free_offset()), "--timeout", "30",
+        "up", "--inference-replicas", "2", "--workers", "2",
+        "--gateway-port", str(gateway_port),
+        "--port-offset", str(free_offset()), "--timeout", "60",
         env=cluster,
     )  # fmt: skip
     assert code == 0, out
@@ -273,7 +290,8 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
     assert state is not None
     procs = {p.name: p for p in state.processes}
     assert set(procs) == {
-        "training", "inference-1", "inference-2", "plot", "health", "gateway"
+        "training", "inference-1", "inference-2", "plot", "health", "scheduler",
+        "worker-1", "worker-2", "gateway",
     }  # fmt: skip
     gateway = f"http://127.0.0.1:{gateway_port}"
     auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
@@ -290,6 +308,10 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
             assert time.monotonic() < deadline, job
             time.sleep(0.25)
         assert job["status"] == "succeeded", job
+        # With a broker, the training service runs no job itself: a worker did.
+        checks = httpx.get(f"{procs['training'].url}/ready").json()["checks"]
+        assert "broker" in checks
+        assert "executor" not in checks
 
         promoted = client.post(
             f"/api/v1/models/{SERIES}/versions/1/promote", json={"strategy": "direct"}
@@ -314,6 +336,7 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
 
     code, out = cli("status", "--verbose", env=cluster)
     assert code == 0, out
+    assert "broker: ok (amqp" in out
 
     os.kill(procs["inference-2"].pid, signal.SIGKILL)
     code, out = cli("status", env=cluster)

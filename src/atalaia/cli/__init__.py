@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from atalaia.cli import cluster, db, demo, serve, token
+from atalaia.cli import cluster, db, demo, scheduler, serve, token, worker
 
 app = typer.Typer(
     name="atalaia",
@@ -17,6 +17,8 @@ app.command("demo")(demo.demo)
 app.command("up")(cluster.up)
 app.command("status")(cluster.status)
 app.command("down")(cluster.down)
+app.command("worker")(worker.worker)
+app.command("scheduler")(scheduler.scheduler)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 

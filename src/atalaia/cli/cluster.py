@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from typer.core import TyperGroup
 
 from atalaia.cli.serve import ensure_admin_token
 from atalaia.cluster import local
@@ -40,7 +38,8 @@ def up(
         float, typer.Option(help="Seconds to wait for every process to be ready.")
     ] = 60.0,
 ) -> None:
-    """Start training, inference replicas, plot, health, workers and the gateway."""
+    """Start training, inference replicas, plot, health, the scheduler, workers
+    and the gateway."""
     settings = load_settings()
     if make_url(settings.database_url).get_backend_name() != "postgresql":
         _fail(
@@ -54,7 +53,7 @@ def up(
         _fail("a cluster already runs from this home: `atalaia status`, `atalaia down`")
     options = local.ClusterOptions(
         inference_replicas=inference_replicas,
-        workers=_workers(workers),
+        workers=_workers(workers, settings),
         worker_concurrency=worker_concurrency,
         port_offset=port_offset,
     )
@@ -123,28 +122,16 @@ def down(
     typer.echo(f"stopped {len(state.processes)} processes")
 
 
-def _workers(requested: int) -> int:
-    """`requested` when jobs go through a broker and `atalaia worker` exists."""
-    if requested == 0:
-        return 0
-    if not os.environ.get("ATALAIA_BROKER_URL"):
+def _workers(requested: int, settings: Settings) -> int:
+    """`requested` when jobs go through a broker, else none (and says so)."""
+    if requested and not settings.broker_url:
         typer.echo(
             "no workers: ATALAIA_BROKER_URL is not set, so the training service "
             "runs jobs in its own executor",
             err=True,
         )
         return 0
-    if not _has_command("worker"):
-        typer.echo("no workers: this installation has no `atalaia worker`", err=True)
-        return 0
     return requested
-
-
-def _has_command(name: str) -> bool:
-    from atalaia.cli import app  # the app registers this module's commands
-
-    group = typer.main.get_command(app)
-    return isinstance(group, TyperGroup) and name in group.commands
 
 
 def _state(settings: Settings) -> local.ClusterState:

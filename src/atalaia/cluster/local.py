@@ -1,8 +1,9 @@
 """Every process of the platform on one machine, on loopback: plan, start, inspect.
 
 Ports follow `atalaia serve`'s defaults shifted by `port_offset`; inference
-replica i (from 0) listens on 8001 + 10·i (8001, 8011, 8021, …). What `start`
-ran is written to `<home>/cluster/state.json`, read back by `status` and `down`.
+replica i (from 0) listens on 8001 + 10·i (8001, 8011, 8021, …); the scheduler
+exports its metrics on 8004. What `start` ran is written to
+`<home>/cluster/state.json`, read back by `status` and `down`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.api.common.resources import open_resources
+from atalaia.cli.scheduler import DEFAULT_METRICS_PORT
 from atalaia.cli.serve import DEFAULT_PORTS, ServiceRole
 from atalaia.cluster import supervisor
 from atalaia.cluster.gateway import gateway_spec, render_nginx_conf
@@ -97,7 +99,8 @@ def atalaia_command() -> tuple[str, ...]:
 
 
 def plan(settings: Settings, options: ClusterOptions) -> list[ProcessSpec]:
-    """The services, then the queue workers, each told where the others are."""
+    """The services, the scheduler, then the queue workers, each told where the
+    others are."""
     off = options.port_offset
 
     def url(port: int) -> str:
@@ -134,6 +137,16 @@ def plan(settings: Settings, options: ClusterOptions) -> list[ProcessSpec]:
         )
         for name, port in ports.items()
     ]
+    scheduler_port = DEFAULT_METRICS_PORT + off
+    specs.append(
+        ProcessSpec(
+            name="scheduler",
+            argv=(*command, "scheduler", "--metrics-port", str(scheduler_port)),
+            port=scheduler_port,
+            ready_path="/metrics",  # it serves no API: up once it exports metrics
+            env=env,
+        )
+    )
     specs += [
         ProcessSpec(
             name=f"worker-{i + 1}",
