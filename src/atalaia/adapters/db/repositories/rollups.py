@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import PredictionRollupRow
@@ -41,35 +40,14 @@ class RollupStore:
         if self.session.get_bind().dialect.name == "postgresql":
             self._add_by_copy(rollups)
             return
-        table = PredictionRollupRow.__table__
-        stmt = sqlite_insert(table)  # type: ignore[arg-type]
-        row, new = table.c, stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[row.series_id, row.bucket],
-            set_={
-                "predictions": row.predictions + new.predictions,
-                "anomalies": row.anomalies + new.anomalies,
-                "requests": row.requests + new.requests,
-                "latency_ms_sum": row.latency_ms_sum + new.latency_ms_sum,
-                "latency_ms_max": func.max(row.latency_ms_max, new.latency_ms_max),
-            },
-        )
-        bucket = rollups.bucket
-        # Core's executemany on the table (not the ORM's bulk path), plain tuples.
-        self.session.connection().execute(
-            stmt,
-            [
-                {
-                    "series_id": s,
-                    "bucket": bucket,
-                    "predictions": p,
-                    "anomalies": a,
-                    "requests": r,
-                    "latency_ms_sum": total,
-                    "latency_ms_max": most,
-                }
-                for s, p, a, r, total, most in _rows(rollups)
-            ],
+        # The driver's executemany over plain tuples: no per-row work in
+        # SQLAlchemy. The bucket is bound once, as its column type stores it.
+        bucket = PredictionRollupRow.__table__.c.bucket
+        bind = bucket.type.bind_processor(self.session.get_bind().dialect)
+        stored = bind(rollups.bucket) if bind else rollups.bucket
+        self.session.connection().exec_driver_sql(
+            _SQLITE_UPSERT,
+            [(s, stored, *counts) for s, *counts in _rows(rollups)],
         )
 
     def _add_by_copy(self, rollups: Rollups) -> None:
@@ -120,6 +98,18 @@ def _rows(rollups: Rollups) -> Iterator[tuple[Any, ...]]:
     return zip(rollups.series_ids, *plain, strict=True)
 
 
+_SQLITE_UPSERT = """
+INSERT INTO prediction_rollups (
+    series_id, bucket, predictions, anomalies, requests, latency_ms_sum,
+    latency_ms_max
+) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    predictions = predictions + excluded.predictions,
+    anomalies = anomalies + excluded.anomalies,
+    requests = requests + excluded.requests,
+    latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
+    latency_ms_max = max(latency_ms_max, excluded.latency_ms_max)
+"""
 _PG_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS rollups_in (
     series_id text, predictions bigint, anomalies bigint, requests bigint,
