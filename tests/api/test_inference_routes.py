@@ -166,6 +166,22 @@ class TestValidation:
         assert response.status_code == 422
         assert response.json()["rule"] == "request_schema"
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"points": [{"series_id": "a b", "timestamp": 1, "value": 1}]},
+            {"series_id": [SERIES, "a b"], "timestamp": [1, 2], "value": [1, 2]},
+        ],
+        ids=["rows", "columns"],
+    )
+    def test_bad_series_id_in_a_batch_is_422(
+        self, client: TestClient, viewer: Headers, body: dict[str, Any]
+    ) -> None:
+        response = client.post("/api/v1/predict/batch", json=body, headers=viewer)
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "series_id_format"
+
     def test_bad_series_id_is_422(self, client: TestClient, viewer: Headers) -> None:
         response = client.post(
             "/api/v1/predict/a%20b", json={"timestamp": 1, "value": 1}, headers=viewer

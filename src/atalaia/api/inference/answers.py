@@ -2,11 +2,12 @@
 
 Every reading's answer names the model that gave it (`model_info`) and how much
 to trust it (`confidence`). Batch answers are built column by column; the row
-form shares one `model_info` object among the readings of a series.
+form shares one `model_info` object among the readings of the same kind of model.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -59,10 +60,14 @@ class Result(msgspec.Struct, gc=False):
     confidence: str
 
 
+@functools.lru_cache(maxsize=4096)
 def model_info(
     tier: int, version: int, algorithm: int, source: int, fetched: int
 ) -> dict[str, Any]:
-    """`fetched`: the Source a miss fetched the model from, 0 if it was in memory."""
+    """`fetched`: the Source a miss fetched the model from, 0 if it was in memory.
+
+    Cached: answers share these dicts (encoded, never changed), so a batch builds
+    one per kind of model, not one per reading."""
     if tier != Tier.MODEL:
         return _FALLBACK_INFO[tier]  # an IntEnum key matches its int
     return {
@@ -112,16 +117,14 @@ def rows_answer(
     """{"count", "anomalies", "results": one answer object per reading}.
 
     `fetched`: table row → the Source a miss fetched its model from."""
-    unique, first, inverse = np.unique(
-        scores.rows, return_index=True, return_inverse=True
+    infos = map(
+        model_info,
+        scores.tier.tolist(),
+        scores.version.tolist(),
+        scores.algorithm.tolist(),
+        scores.source.tolist(),
+        _fetched_origin(scores, fetched).tolist(),
     )
-    origin = _fetched_origin(scores, fetched)
-    infos = np.empty(unique.size, dtype=object)
-    for k, i in enumerate(first.tolist()):
-        infos[k] = model_info(
-            int(scores.tier[i]), int(scores.version[i]), int(scores.algorithm[i]),
-            int(scores.source[i]), int(origin[i]),
-        )  # fmt: skip
     results = list(
         map(
             Result,
@@ -129,7 +132,7 @@ def rows_answer(
             timestamps.tolist(),
             scores.anomaly.tolist(),
             scores.score.tolist(),
-            infos[inverse].tolist(),
+            infos,
             _CONFIDENCE[scores.tier].tolist(),
         )
     )

@@ -84,6 +84,8 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
         unknown = {
             s for s, r in zip(batch.series_ids, rows.tolist(), strict=True) if not r
         }
+        for series_id in unknown:
+            check_series_id(series_id)
         due = predictor.due_lookups(unknown)
         if due:
             fetched = await run_in_threadpool(predictor.look_up, due)
