@@ -117,14 +117,21 @@ def rows_answer(
     """{"count", "anomalies", "results": one answer object per reading}.
 
     `fetched`: table row → the Source a miss fetched its model from."""
-    infos = map(
-        model_info,
-        scores.tier.tolist(),
-        scores.version.tolist(),
-        scores.algorithm.tolist(),
-        scores.source.tolist(),
-        _fetched_origin(scores, fetched).tolist(),
+    # One model_info per table row of the batch (cached per kind of model).
+    _rows, first, inverse = np.unique(
+        scores.rows, return_index=True, return_inverse=True
     )
+    per_row = list(
+        map(
+            model_info,
+            scores.tier[first].tolist(),
+            scores.version[first].tolist(),
+            scores.algorithm[first].tolist(),
+            scores.source[first].tolist(),
+            _fetched_origin(scores, fetched)[first].tolist(),
+        )
+    )
+    infos = [per_row[i] for i in inverse.tolist()]
     results = list(
         map(
             Result,
