@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,14 @@ from pathlib import Path
 import httpx
 
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def atalaia_serve(port: int, role: str | None = None) -> list[str]:
+    """The argv of `atalaia serve` (one `role`, or every service) on `port`, from
+    this interpreter's install."""
+    roles = ["--role", role] if role else []
+    atalaia = str(Path(sys.executable).with_name("atalaia"))
+    return [atalaia, "serve", *roles, "--host", "127.0.0.1", "--port", str(port)]
 
 
 def free_port() -> int:

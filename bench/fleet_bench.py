@@ -13,7 +13,6 @@ every job has ended; the CPU time is the service process's.
 from __future__ import annotations
 
 import secrets
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from atalaia.core.series import Readings
 from atalaia.services.ingest import append_many_points
 from atalaia.settings import Settings
 from bench._fleet import series_ids
-from bench._servers import free_port, serve
+from bench._servers import atalaia_serve, free_port, serve
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE = "atalaia_bench_fleet"
@@ -176,10 +175,7 @@ def _retrain(url: str, home: Path, threads: int) -> tuple[float, float, float]:
     settings = Settings(home=home, database_url=url, jwt_secret=secret)
     token = authenticator_for(settings).issue(subject="b", role=Role.ADMIN, ttl_s=3600)
     port = free_port()
-    argv = [
-        str(Path(sys.executable).with_name("atalaia")),
-        "serve", "--role", "training", "--port", str(port),
-    ]  # fmt: skip
+    argv = atalaia_serve(port, "training")
     env = {
         "ATALAIA_HOME": str(home),
         "ATALAIA_DATABASE_URL": url,

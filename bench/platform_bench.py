@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from atalaia.api.common.resources import authenticator_for
 from atalaia.cli.demo import embedded_server
 from atalaia.settings import Settings
 from bench._report import percentiles
-from bench._servers import free_port, serve
+from bench._servers import atalaia_serve, free_port, serve
 
 START = 1_733_011_200.0
 JSON = "application/json"
@@ -52,10 +51,7 @@ def train_accept(requests: int, points: int) -> dict[str, float | int]:
         bodies = [json.dumps(_body(points, seed)).encode() for seed in range(requests)]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": JSON}
         port = free_port()
-        argv = [
-            str(Path(sys.executable).with_name("atalaia")),
-            "serve", "--port", str(port),
-        ]  # fmt: skip
+        argv = atalaia_serve(port)
         env = {
             "ATALAIA_HOME": home,
             "ATALAIA_JWT_SECRET": secret,

@@ -32,7 +32,7 @@ from atalaia.adapters.db.repositories import ServedModel
 from atalaia.api.common.auth import Authenticator, Role
 from atalaia.services.model_table import ModelTable, Source
 from bench._fleet import database, fill_registry, series_ids
-from bench._servers import Server, free_port, serve
+from bench._servers import Server, atalaia_serve, free_port, serve
 from bench._wrk import Request, WrkResult, median_run, run_wrk
 from bench.reference_app import BATCH, MODELS_ENV, PREDICT, Models
 
@@ -260,10 +260,7 @@ def serving_atalaia(
     """`app` served on a free port until the block ends, all its workers started."""
     port = free_port()
     if app == ATALAIA and workers == 1:  # the service as deployed
-        argv = [
-            str(Path(sys.executable).with_name("atalaia")),
-            "serve", "--role", "inference", "--host", HOST, "--port", str(port),
-        ]  # fmt: skip
+        argv = atalaia_serve(port, "inference")
     else:
         # Log level info only to see each worker start: without the access log,
         # uvicorn logs nothing per request.

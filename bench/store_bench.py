@@ -23,7 +23,7 @@ from atalaia.core.series import Readings
 from atalaia.services import training
 from atalaia.services.inference import Predictor
 from bench._fleet import database, fill_registry, series_ids
-from bench._servers import free_port, serve
+from bench._servers import atalaia_serve, free_port, serve
 
 SPAWNS = 3  # inference processes started by warm-load
 IMPORTS = [sys.executable, "-c", "import atalaia.cli, atalaia.api.inference"]
@@ -101,10 +101,7 @@ def _bare_query_s(engine: Engine) -> float:
 def _spawn(home: Path, url: str, models: int) -> tuple[float, float, float]:
     """(seconds to ready, seconds to the snapshot written, RSS MB) of one process."""
     port = free_port()
-    argv = [
-        str(Path(sys.executable).with_name("atalaia")),
-        "serve", "--role", "inference", "--port", str(port),
-    ]  # fmt: skip
+    argv = atalaia_serve(port, "inference")
     env = {
         "ATALAIA_HOME": str(home),
         "ATALAIA_DATABASE_URL": url,
