@@ -11,22 +11,16 @@ import json
 import signal
 import threading
 from functools import partial
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import structlog
 import typer
-from prometheus_client import CollectorRegistry, start_http_server
 
-from atalaia.adapters.db.engine import make_engine, make_session_factory, pool_options
-from atalaia.adapters.training_api import TrainingApiSubmitter
-from atalaia.api.common.auth import Authenticator, Role
-from atalaia.api.common.resources import authenticator_for
 from atalaia.core.schedule import Task
-from atalaia.logging import configure_logging
-from atalaia.scheduler import Scheduler, build_scheduler, utcnow
-from atalaia.services.scheduler import ACTOR
-from atalaia.settings import load_settings
+
+if TYPE_CHECKING:
+    from atalaia.api.common.auth import Authenticator
+    from atalaia.scheduler import Scheduler
 
 log = structlog.get_logger()
 
@@ -46,6 +40,21 @@ def scheduler(
     ] = DEFAULT_METRICS_PORT,
 ) -> None:
     """Run the scheduled tasks until SIGTERM or SIGINT, one instance at a time."""
+    # Imported here: every `atalaia` command (`serve` too) loads this module.
+    import httpx
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from atalaia.adapters.db.engine import (
+        make_engine,
+        make_session_factory,
+        pool_options,
+    )
+    from atalaia.adapters.training_api import TrainingApiSubmitter
+    from atalaia.api.common.resources import authenticator_for
+    from atalaia.logging import configure_logging
+    from atalaia.scheduler import build_scheduler, utcnow
+    from atalaia.settings import load_settings
+
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.database_url, pool=pool_options(settings))
@@ -80,6 +89,8 @@ def scheduler(
 
 def _run_once(fleet: Scheduler, task: Task) -> None:
     """Run `task` and print its report as JSON; exit 1 when it failed."""
+    from atalaia.scheduler import utcnow
+
     try:
         report = fleet.run_once(task, utcnow())
     except Exception:
@@ -91,6 +102,9 @@ def _run_once(fleet: Scheduler, task: Task) -> None:
 
 
 def _token(authenticator: Authenticator) -> str:
+    from atalaia.api.common.auth import Role
+    from atalaia.services.scheduler import ACTOR
+
     return authenticator.issue(
         subject=ACTOR, role=Role.DATA_SCIENTIST, ttl_s=TOKEN_TTL_S
     )
