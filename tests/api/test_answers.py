@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -48,7 +49,8 @@ class TestLoadedFrom:
         rows = answers.rows_answer(IDS, timestamps, scores, fetched)
 
         assert columns["loaded_from"] == expected
-        assert [r.model_info["loaded_from"] for r in rows["results"]] == expected
+        results = msgspec.json.decode(msgspec.json.encode(rows["results"]))
+        assert [r["model_info"]["loaded_from"] for r in results] == expected
 
     def test_nothing_fetched_answers_from_memory(self) -> None:
         _table, scores = scored()

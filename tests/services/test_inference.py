@@ -65,7 +65,9 @@ def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, Any]:
     scores = p.table.score(p.table.rows_of([series_id]), np.array([value]))
     fetched_rows = {p.table.index[s]: source for s, source in fetched.items()}
     shaped = answers.rows_answer([series_id], np.array([1.0]), scores, fetched_rows)
-    answer: dict[str, Any] = msgspec.to_builtins(shaped["results"][0])
+    answer: dict[str, Any] = msgspec.json.decode(
+        msgspec.json.encode(shaped["results"][0])
+    )
     return answer
 
 

@@ -23,7 +23,8 @@ def summary(sessions: Sessions, series_id: str) -> dict[str, float | int]:
 
 def test_rows_and_names_are_written_as_hourly_rollups(sessions: Sessions) -> None:
     tally = PredictionTally()
-    tally.add_rows(IDS, np.array([1, 3]), np.array([4, 1]), np.array([1, 0]), 2.0)
+    four_of_a = np.array([1, 3, 1, 1, 1])  # a request of 4 readings of a, 1 of c
+    tally.add_rows(IDS, four_of_a, np.array([True, False, False, False, False]), 2.0)
     tally.add_one(IDS, 1, True, 5.0)
     tally.add_named(IDS, {"never_seen": (2, 1)}, 1.0)
 
@@ -77,7 +78,7 @@ def test_rows_added_to_the_table_after_the_hour_opened_are_counted(
 
     row = ids.index("s3999")
 
-    tally.add_rows(ids, np.array([row]), np.array([2]), np.array([0]), 1.0)
+    tally.add_rows(ids, np.array([row, row]), np.array([False, False]), 1.0)
     tally.flush(sessions)
 
     assert summary(sessions, "s3999")["count"] == 2

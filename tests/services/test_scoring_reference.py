@@ -125,7 +125,7 @@ def test_single_reading_path_equals_the_batch_path(
             answers.reading_answer(series_id, timestamp, score, record, False)
         )
 
-    assert msgspec.to_builtins(rows["results"]) == singles
+    assert msgspec.json.decode(msgspec.json.encode(rows["results"])) == singles
     assert columns["anomaly_score"] == [a["anomaly_score"] for a in singles]
     assert columns["anomaly"] == [a["anomaly"] for a in singles]
     for field in ("version", "stage", "type", "loaded_from"):

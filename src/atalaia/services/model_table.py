@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -232,8 +233,8 @@ class ModelTable:
 
     def rows_of(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each series' row, UNKNOWN_ROW for a series the table does not hold."""
-        get = self.index.get
-        return np.array([get(s, UNKNOWN_ROW) for s in series_ids], np.int64)
+        found = map(self.index.get, series_ids, repeat(UNKNOWN_ROW))
+        return np.fromiter(found, np.int64, len(series_ids))
 
     def score(
         self, rows: npt.NDArray[np.int64], values: npt.NDArray[np.float64]

@@ -121,18 +121,20 @@ class PredictionTally:
         self,
         ids: list[str],
         rows: Rows,
-        readings: npt.NDArray[np.int64],
-        anomalies: npt.NDArray[np.int64],
+        anomaly: npt.NDArray[np.bool_],
         latency_ms: float,
     ) -> None:
-        """Count one request's readings of distinct table `rows`."""
+        """Count one request's readings: one per entry of `rows` (table rows,
+        repeated as often as the request holds readings of them), `anomaly`
+        their verdicts."""
         with self._lock:
             hour = self._current(ids)
-            hour.predictions[rows] += readings
-            hour.anomalies[rows] += anomalies
+            np.add.at(hour.predictions, rows, 1)
+            np.add.at(hour.anomalies, rows[anomaly], 1)
+            # A fancy-indexed update writes each distinct row once: one request.
             hour.requests[rows] += 1
             hour.latency_sum[rows] += latency_ms
-            np.maximum.at(hour.latency_max, rows, latency_ms)
+            hour.latency_max[rows] = np.maximum(hour.latency_max[rows], latency_ms)
 
     def add_named(
         self,

@@ -2,7 +2,8 @@
 
 Every reading's answer names the model that gave it (`model_info`) and how much
 to trust it (`confidence`). Batch answers are built column by column; the row
-form shares one `model_info` object among the readings of the same kind of model.
+form embeds one `model_info`, encoded once, in the readings of the same kind of
+model.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Result(msgspec.Struct, gc=False):
     timestamp: float
     anomaly: bool
     anomaly_score: float
-    model_info: dict[str, Any]
+    model_info: msgspec.Raw  # the JSON of a `model_info`
     confidence: str
 
 
@@ -76,6 +77,16 @@ def model_info(
         "type": ALGORITHMS[algorithm],
         "loaded_from": _LOADED_FROM[fetched or source],
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def model_info_json(
+    tier: int, version: int, algorithm: int, source: int, fetched: int
+) -> msgspec.Raw:
+    """`model_info` as JSON, encoded once per kind of model (for `Result`)."""
+    return msgspec.Raw(
+        msgspec.json.encode(model_info(tier, version, algorithm, source, fetched))
+    )
 
 
 def reading_answer(
@@ -117,18 +128,19 @@ def rows_answer(
     """{"count", "anomalies", "results": one answer object per reading}.
 
     `fetched`: table row → the Source a miss fetched its model from."""
-    # One model_info per table row of the batch (cached per kind of model).
-    _rows, first, inverse = np.unique(
-        scores.rows, return_index=True, return_inverse=True
-    )
+    # One model_info per table row of the batch (encoded once per kind of model),
+    # read off any one reading of that row.
+    rows, inverse = np.unique(scores.rows, return_inverse=True)
+    any_one = np.empty(rows.size, np.intp)
+    any_one[inverse] = np.arange(inverse.size)
     per_row = list(
         map(
-            model_info,
-            scores.tier[first].tolist(),
-            scores.version[first].tolist(),
-            scores.algorithm[first].tolist(),
-            scores.source[first].tolist(),
-            _fetched_origin(scores, fetched)[first].tolist(),
+            model_info_json,
+            scores.tier[any_one].tolist(),
+            scores.version[any_one].tolist(),
+            scores.algorithm[any_one].tolist(),
+            scores.source[any_one].tolist(),
+            _fetched_origin(scores, fetched)[any_one].tolist(),
         )
     )
     infos = [per_row[i] for i in inverse.tolist()]
@@ -140,7 +152,7 @@ def rows_answer(
             scores.anomaly.tolist(),
             scores.score.tolist(),
             infos,
-            _CONFIDENCE[scores.tier].tolist(),
+            _named(_CONFIDENCE, scores.tier),
         )
     )
     count = len(results)
@@ -177,13 +189,22 @@ def columns_answer(
         "anomaly": scores.anomaly,
         "anomaly_score": scores.score,
         "version": version,
-        "stage": _STAGES[scores.tier].tolist(),
-        "type": _TYPES[
-            np.where(model, scores.algorithm, len(ALGORITHMS) + fallback_code)
-        ].tolist(),
-        "loaded_from": _ORIGINS[origin].tolist(),
-        "confidence": _CONFIDENCE[scores.tier].tolist(),
+        "stage": _named(_STAGES, scores.tier),
+        "type": _named(
+            _TYPES, np.where(model, scores.algorithm, len(ALGORITHMS) + fallback_code)
+        ),
+        "loaded_from": _named(_ORIGINS, origin),
+        "confidence": _named(_CONFIDENCE, scores.tier),
     }
+
+
+def _named(names: npt.NDArray[np.object_], codes: npt.NDArray[Any]) -> list[Any]:
+    """The name of each code; one name repeated when the codes are all the same
+    (the usual batch: every reading answered by the same kind of model)."""
+    if codes.size and (codes == codes[0]).all():
+        return [names[codes[0]]] * codes.size
+    named: list[Any] = names[codes].tolist()
+    return named
 
 
 def encode_columns(answer: Mapping[str, Any]) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -56,7 +55,7 @@ class ServingMetrics:
             tally.add_named(ids, {series_id: (1, int(anomaly))}, latency_ms)
 
     def batch(self, series_ids: Sequence[str], scores: Scores, started: float) -> None:
-        """Count a batch's readings, aggregated per series in numpy."""
+        """Count a batch's readings per series, in numpy."""
         model = scores.tier == Tier.MODEL
         n_model = int(model.sum())
         by_stage = (
@@ -67,22 +66,20 @@ class ServingMetrics:
             self._counts[stage][0] += answered - flagged
             self._counts[stage][1] += flagged
             self._answered[stage] += answered
-        rows, inverse = np.unique(scores.rows, return_inverse=True)
-        readings = np.bincount(inverse)
-        anomalies = np.bincount(inverse, weights=scores.anomaly).astype(np.int64)
         latency_ms = (time.perf_counter() - started) * 1000
         tally = self.predictor.tally
-        if rows[0] == UNKNOWN_ROW:  # series unknown to the table: count them by name
+        rows, anomaly = scores.rows, scores.anomaly
+        unknown = rows == UNKNOWN_ROW
+        if unknown.any():  # series unknown to the table: count them by name
             named: dict[str, tuple[int, int]] = {}
-            unknown = (scores.rows == UNKNOWN_ROW).tolist()
-            pairs = zip(series_ids, unknown, scores.anomaly.tolist(), strict=True)
-            for series_id, is_unknown, anomaly in pairs:
+            pairs = zip(series_ids, unknown.tolist(), anomaly.tolist(), strict=True)
+            for series_id, is_unknown, flagged in pairs:
                 if is_unknown:
-                    n, flagged = named.get(series_id, (0, 0))
-                    named[series_id] = (n + 1, flagged + anomaly)
+                    n, anomalies = named.get(series_id, (0, 0))
+                    named[series_id] = (n + 1, anomalies + flagged)
             tally.add_named(scores.ids, named, latency_ms)
-            rows, readings, anomalies = rows[1:], readings[1:], anomalies[1:]
-        tally.add_rows(scores.ids, rows, readings, anomalies, latency_ms)
+            rows, anomaly = rows[~unknown], anomaly[~unknown]
+        tally.add_rows(scores.ids, rows, anomaly, latency_ms)
 
 
 class _PredictionCounts(Collector):
