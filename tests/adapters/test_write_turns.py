@@ -15,6 +15,7 @@ from atalaia.adapters.db.engine import make_engine
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.tables import AuditRow
 from atalaia.adapters.queue import WriteTurns
+from atalaia.adapters.queue.turns import MAX_DEFER_S
 
 WAIT_S = 5.0
 SETTLE_S = 0.1
@@ -101,6 +102,34 @@ class TestWriteTurns:
         jobs = turns.background_sessions(engine)
         with turns.foreground(), jobs() as session:
             write(session, "nested")
+            session.commit()
+        with jobs() as session:
+            assert len(session.scalars(select(AuditRow)).all()) == 1
+
+    def test_jobs_write_once_the_requests_being_served_end(
+        self, turns: WriteTurns, engine: Engine
+    ) -> None:
+        jobs = turns.background_sessions(engine)
+        written = threading.Event()
+
+        def job() -> None:
+            with jobs() as session:
+                write(session, "job")
+                written.set()
+                session.commit()
+
+        with turns.serving():
+            job_thread = in_thread(job)
+            assert not written.wait(MAX_DEFER_S / 2)
+        assert written.wait(WAIT_S)
+        job_thread.join(WAIT_S)
+
+    def test_a_stream_of_requests_defers_jobs_by_a_bounded_time(
+        self, turns: WriteTurns, engine: Engine
+    ) -> None:
+        jobs = turns.background_sessions(engine)
+        with turns.serving(), jobs() as session:  # a request that never ends
+            write(session, "job")
             session.commit()
         with jobs() as session:
             assert len(session.scalars(select(AuditRow)).all()) == 1

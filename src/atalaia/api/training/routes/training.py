@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
@@ -37,10 +38,15 @@ def get_job_queue(request: Request) -> JobQueue:
 JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 
 
-def write_turn(request: Request) -> AbstractContextManager[None]:
-    """The request's turn to write, before background jobs (embedded, SQLite)."""
+def write_turn(request: Request) -> Iterator[AbstractContextManager[None]]:
+    """The request's turn to write, before background jobs (embedded, SQLite),
+    which start no write transaction while the request is served."""
     turns: WriteTurns | None = getattr(request.state, "write_turns", None)
-    return turns.foreground() if turns is not None else nullcontext()
+    if turns is None:
+        yield nullcontext()
+        return
+    with turns.serving():
+        yield turns.foreground()
 
 
 WriteTurnDep = Annotated[AbstractContextManager[None], Depends(write_turn)]
@@ -75,12 +81,12 @@ def _documented_body() -> dict[str, Any]:
 
 @router.post("/batch", status_code=202, response_model=BatchAccepted)
 def train_batch(
+    turn: WriteTurnDep,  # first: jobs defer their writes from here on
     body: BatchTrainingBody,
     session: SessionDep,
     resources: ResourcesDep,
     job_queue: JobQueueDep,
     principal: DataScientist,
-    turn: WriteTurnDep,
 ) -> BatchAccepted:
     """Queue one training job per selected series, from each one's stored window."""
     submission = training.submit_batch(
@@ -119,13 +125,13 @@ def _select_series(session: SessionDep, body: BatchTrainingBody) -> list[str]:
     openapi_extra=_documented_body(),
 )
 def train(
+    turn: WriteTurnDep,  # first: jobs defer their writes from here on
     series_id: str,
     raw: Annotated[bytes, Depends(raw_body)],
     session: SessionDep,
     resources: ResourcesDep,
     job_queue: JobQueueDep,
     principal: DataScientist,
-    turn: WriteTurnDep,
 ) -> JobView:
     """Validate a training request and queue it; the job runs in the background."""
     body = parse_training_body(raw)
