@@ -15,7 +15,8 @@ from atalaia.errors import InvalidSeries, InvalidSeriesId
 
 FloatArray = npt.NDArray[np.float64]
 
-SERIES_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+MAX_SERIES_ID_LENGTH = 128
+SERIES_ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_SERIES_ID_LENGTH}}}")
 MIN_TRAINING_POINTS = 10_000
 MAX_TRAINING_POINTS = 100_000
 MIN_STD = 1e-6

@@ -25,10 +25,13 @@ import numpy.typing as npt
 
 from atalaia.adapters.db.repositories import ServedModel
 from atalaia.core.detectors import DETECTORS
+from atalaia.services.id_index import IdIndex
 
 ALGORITHMS: tuple[str, ...] = tuple(sorted(DETECTORS))
 HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
 _MIN_STD = 1e-12
+# From this many ids a batch is looked up in the hashed index, not id by id.
+HASHED_LOOKUP = 64
 
 
 class Source(IntEnum):
@@ -155,13 +158,15 @@ class ModelTable:
     index: dict[str, int] = field(default_factory=dict)
     ids: list[str] = field(default_factory=lambda: [""])  # row 0: unknown series
     cols: _Columns = field(default_factory=lambda: _Columns.empty(1024))
+    hashed: IdIndex = field(default_factory=IdIndex)  # `index`, for batches
 
     def __len__(self) -> int:
         """Number of series with a served model."""
         return int(np.count_nonzero(self.cols.version[: len(self.ids)]))
 
     def nbytes(self) -> int:
-        return sum(getattr(self.cols, n).nbytes for n in self.cols.__dataclass_fields__)
+        columns = (getattr(self.cols, n) for n in self.cols.__dataclass_fields__)
+        return int(sum(c.nbytes for c in columns)) + self.hashed.nbytes()
 
     def _rows(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each series' row, adding rows for series new to the table."""
@@ -175,6 +180,7 @@ class ModelTable:
             self.cols = self.cols.grown(max(1024, end + end // 8))
         self.ids.extend(new)
         self.index.update(zip(new, range(first, end), strict=True))
+        self.hashed.add(new, first)
         return self.rows_of(series_ids)
 
     def set_model_columns(
@@ -233,6 +239,10 @@ class ModelTable:
 
     def rows_of(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each series' row, UNKNOWN_ROW for a series the table does not hold."""
+        if len(series_ids) >= HASHED_LOOKUP:
+            rows = self.hashed.rows_of(series_ids)
+            if rows is not None:
+                return rows
         found = map(self.index.get, series_ids, repeat(UNKNOWN_ROW))
         return np.fromiter(found, np.int64, len(series_ids))
 
@@ -289,4 +299,6 @@ class ModelTable:
         cols.source[cols.version > 0] = Source.SNAPSHOT
         cols.derive(np.arange(1, n))
         index = {s: i for i, s in enumerate(ids) if i != UNKNOWN_ROW}
-        return cls(index=index, ids=ids, cols=cols)
+        hashed = IdIndex()
+        hashed.add(ids[1:], 1)
+        return cls(index=index, ids=ids, cols=cols, hashed=hashed)

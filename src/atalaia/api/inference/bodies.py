@@ -15,9 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.api.inference.schemas import MAX_BATCH
+from atalaia.core.series import MAX_SERIES_ID_LENGTH
 from atalaia.errors import InvalidInput
 
-SeriesId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+SeriesId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SERIES_ID_LENGTH)]
 
 
 class _Reading(msgspec.Struct, forbid_unknown_fields=True):

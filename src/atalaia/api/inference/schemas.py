@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from atalaia.core.series import MAX_SERIES_ID_LENGTH
+
 MAX_BATCH = 100_000
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
@@ -25,7 +27,7 @@ class Reading(BaseModel):
 class SeriesReading(Reading):
     model_config = _STRICT
 
-    series_id: str = Field(min_length=1, max_length=128)
+    series_id: str = Field(min_length=1, max_length=MAX_SERIES_ID_LENGTH)
 
 
 class BatchBody(BaseModel):
@@ -57,8 +59,10 @@ class ColumnsBody(BaseModel):
 
     @model_validator(mode="after")
     def _aligned(self) -> ColumnsBody:
-        if not all(0 < len(s) <= 128 for s in self.series_id):
-            raise ValueError("every series_id has 1 to 128 characters")
+        if not all(0 < len(s) <= MAX_SERIES_ID_LENGTH for s in self.series_id):
+            raise ValueError(
+                f"every series_id has 1 to {MAX_SERIES_ID_LENGTH} characters"
+            )
         if not len(self.series_id) == len(self.timestamp) == len(self.value):
             raise ValueError("series_id, timestamp and value have the same length")
         return self
