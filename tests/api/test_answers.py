@@ -10,7 +10,7 @@ import orjson
 
 from atalaia.adapters.db.repositories import ServedModel
 from atalaia.api.inference import answers
-from atalaia.services.model_table import ModelTable, Scores, Source
+from atalaia.services.model_table import ALGORITHMS, ModelTable, Scores, Source, Tier
 
 IDS = ["a", "b", "h", "a", "c"]
 
@@ -60,3 +60,10 @@ class TestLoadedFrom:
         assert columns["loaded_from"] == [
             "memory", "memory", "history", "memory", "memory"
         ]  # fmt: skip
+
+
+def test_the_kinds_of_model_info_fit_their_bits() -> None:
+    # answers._kinds packs these into 2, 4, 3 and 3 bits.
+    assert max(Tier) < 4
+    assert len(ALGORITHMS) <= 16
+    assert max(Source) < 8

@@ -119,6 +119,16 @@ def _fetched_origin(scores: Scores, fetched: Mapping[int, int]) -> npt.NDArray[n
     return origin
 
 
+def _kinds(scores: Scores, origin: npt.NDArray[np.int8]) -> npt.NDArray[np.int64]:
+    """Each reading's model_info as one number: the version, then 3 bits of
+    fetched origin, 3 of source, 4 of algorithm and 2 of tier."""
+    kind = scores.version << 12
+    for field, shift in ((scores.tier, 10), (scores.algorithm, 6), (scores.source, 3)):
+        kind |= field.astype(np.int64) << shift
+    kind |= origin
+    return kind
+
+
 def rows_answer(
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
@@ -128,22 +138,23 @@ def rows_answer(
     """{"count", "anomalies", "results": one answer object per reading}.
 
     `fetched`: table row → the Source a miss fetched its model from."""
-    # One model_info per table row of the batch (encoded once per kind of model),
-    # read off any one reading of that row.
-    rows, inverse = np.unique(scores.rows, return_inverse=True)
-    any_one = np.empty(rows.size, np.intp)
+    # One model_info per kind of model in the batch, encoded once (cached), read
+    # off any one reading of that kind.
+    origin = _fetched_origin(scores, fetched)
+    kinds, inverse = np.unique(_kinds(scores, origin), return_inverse=True)
+    any_one = np.empty(kinds.size, np.intp)
     any_one[inverse] = np.arange(inverse.size)
-    per_row = list(
+    per_kind = list(
         map(
             model_info_json,
             scores.tier[any_one].tolist(),
             scores.version[any_one].tolist(),
             scores.algorithm[any_one].tolist(),
             scores.source[any_one].tolist(),
-            _fetched_origin(scores, fetched)[any_one].tolist(),
+            origin[any_one].tolist(),
         )
     )
-    infos = [per_row[i] for i in inverse.tolist()]
+    infos = list(map(per_kind.__getitem__, inverse.tolist()))
     results = list(
         map(
             Result,
