@@ -170,7 +170,10 @@ class ModelTable:
 
     def _rows(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each series' row, adding rows for series new to the table."""
-        rows = self.rows_of(series_ids)
+        if len(self.ids) == 1:  # an empty table (a warm load): every series is new
+            rows = np.zeros(len(series_ids), np.int64)
+        else:
+            rows = self.rows_of(series_ids)
         if rows.all():
             return rows
         pairs = zip(series_ids, rows.tolist(), strict=True)
@@ -181,6 +184,8 @@ class ModelTable:
         self.ids.extend(new)
         self.index.update(zip(new, range(first, end), strict=True))
         self.hashed.add(new, first)
+        if len(new) == len(series_ids):  # each series new, and given once
+            return np.arange(first, end)
         return self.rows_of(series_ids)
 
     def set_model_columns(
