@@ -6,7 +6,7 @@ spread over the table that is 0.6–0.9 µs an id, most of the time of a batch o
 1,000 readings of distinct series. Here a batch's ids are hashed together (their
 code points times random odd weights, summed twice into two 64-bit hashes) and
 looked up in an open-addressing table of row numbers, so that the cache misses
-of the whole batch overlap: 735 → 1,120 batches of 1,000 readings a second over
+of the whole batch overlap: 735 → 1,090 batches of 1,000 readings a second over
 HTTP (bench/RESULTS.md).
 
 An id matches a row when both hashes do: a false match between two distinct ids
