@@ -77,3 +77,17 @@ def test_the_model_table_finds_batches_as_it_finds_single_ids(asked: list[str]) 
     rows = table.rows_of(batch)
 
     assert rows.tolist() == [table.index.get(s, 0) for s in batch]
+
+
+def test_a_series_loaded_twice_gets_one_row() -> None:
+    table = ModelTable()
+    loaded = [("a", 1), ("b", 1), ("a", 2)]
+    table.set_models(
+        [ServedModel(s, v, "zscore", 0, 1, 3) for s, v in loaded], Source.MEMORY
+    )
+    batch = ["a", "b", "c"] * HASHED_LOOKUP
+
+    rows = table.rows_of(batch)
+
+    assert table.ids == ["", "a", "b"]
+    assert rows.tolist() == [1, 2, 0] * HASHED_LOOKUP

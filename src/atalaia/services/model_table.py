@@ -171,20 +171,24 @@ class ModelTable:
     def _rows(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each series' row, adding rows for series new to the table."""
         if len(self.ids) == 1:  # an empty table (a warm load): every series is new
-            rows = np.zeros(len(series_ids), np.int64)
+            unknown = list(series_ids)
         else:
             rows = self.rows_of(series_ids)
-        if rows.all():
-            return rows
-        pairs = zip(series_ids, rows.tolist(), strict=True)
-        new = list(dict.fromkeys(s for s, row in pairs if not row))
-        first, end = len(self.ids), len(self.ids) + len(new)
+            if rows.all():
+                return rows
+            pairs = zip(series_ids, rows.tolist(), strict=True)
+            unknown = [s for s, row in pairs if not row]
+        first = len(self.ids)
+        new = dict(zip(unknown, range(first, first + len(unknown)), strict=True))
+        if len(new) < len(unknown):  # a series given more than once: one row each
+            new = dict(zip(new, range(first, first + len(new)), strict=True))
+        end = first + len(new)
         if end > self.cols.version.size:  # grow by an eighth: a bulk load fits tight
             self.cols = self.cols.grown(max(1024, end + end // 8))
         self.ids.extend(new)
-        self.index.update(zip(new, range(first, end), strict=True))
-        self.hashed.add(new, first)
-        if len(new) == len(series_ids):  # each series new, and given once
+        self.index.update(new)
+        self.hashed.add(self.ids[first:end], first)
+        if end - first == len(series_ids):  # each series new, and given once
             return np.arange(first, end)
         return self.rows_of(series_ids)
 
