@@ -5,7 +5,8 @@ The database is a fresh one on the local PostgreSQL, created and dropped here,
 unless `--url` names one (left in place). Readings go in through the ingest
 service (`append_many_points`: one binary COPY per batch of series); the
 reference is a bare COPY of the same rows by psycopg into a twin of the readings
-table. Retraining is `POST /training/batch` on the training service (`atalaia serve
+table (with the series keys the ingest gave, read before the clock starts).
+Retraining is `POST /training/batch` on the training service (`atalaia serve
 --role training`), whose in-process executor trains chunks of jobs, timed until
 every job has ended; the CPU time is the service process's.
 """
@@ -52,7 +53,7 @@ STEP_S = 60.0
 INGEST_BATCH = 250  # series per ingest transaction
 FLEET = 285_000
 RETRAIN_TIMEOUT_S = 1_800.0
-COPY_REFERENCE = "COPY readings_copy (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+COPY_REFERENCE = "COPY readings_copy (series_key, ts, value) FROM STDIN (FORMAT BINARY)"
 
 
 def fleet_retrain(
@@ -150,8 +151,9 @@ def _ingest_s(engine: Engine, ids: list[str], points: int) -> tuple[float, float
                 append_many_points(session=session, batch=batch)
                 session.commit()
             ingest_s += time.perf_counter() - started
+            keys = _keys(twin, list(batch))  # given by the ingest just timed
             started = time.perf_counter()
-            _copy(twin, batch)
+            _copy(twin, batch, keys)
             copy_s += time.perf_counter() - started
         twin.execute("DROP TABLE readings_copy")
         twin.commit()
@@ -160,11 +162,24 @@ def _ingest_s(engine: Engine, ids: list[str], points: int) -> tuple[float, float
     return ingest_s, copy_s
 
 
-def _copy(connection: psycopg.Connection[Any], batch: dict[str, Readings]) -> None:
+def _keys(connection: psycopg.Connection[Any], ids: list[str]) -> dict[str, int]:
+    rows = connection.execute(
+        "SELECT series_id, key FROM series WHERE series_id = ANY(%s)", (ids,)
+    )
+    keys = {str(series_id): int(key) for series_id, key in rows}
+    connection.commit()
+    return keys
+
+
+def _copy(
+    connection: psycopg.Connection[Any],
+    batch: dict[str, Readings],
+    keys: dict[str, int],
+) -> None:
     with connection.cursor() as cursor, cursor.copy(COPY_REFERENCE) as copy:
         copy.write(COPY_HEADER)
         for sid, readings in batch.items():
-            copy.write(copy_tuples(sid, readings.timestamps, readings.values))
+            copy.write(copy_tuples(keys[sid], readings.timestamps, readings.values))
         copy.write(COPY_TRAILER)
     connection.commit()
 

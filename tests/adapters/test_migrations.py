@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -24,9 +25,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
-from atalaia.adapters.db.engine import make_engine
+from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.migrate import alembic_config, upgrade_database
+from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.adapters.db.tables import Base, UtcDateTime, utcnow
+from atalaia.core.series import Readings
 
 APP_TABLES = set(Base.metadata.tables)
 
@@ -210,6 +213,57 @@ class TestTypedModelParams:
         assert tuple(typed) == (0.1, 1 / 3, 3.0)
         loaded = json.loads(params) if isinstance(params, str) else params
         assert loaded == self.PARAMS
+
+
+class TestReadingsSeriesKey:
+    """0005 keys the readings by a number per series, and back."""
+
+    READINGS = [("b_x", 2.0, 0.5), ("a_x", 1.0, 0.25), ("a_x", 2.0, 0.75)]
+
+    def test_keeps_every_reading_and_numbers_new_series_after(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url, "0004")
+        with engine.begin() as connection:
+            for series_id in ("a_x", "b_x"):
+                connection.execute(
+                    text(
+                        "INSERT INTO series (series_id, sensor_id, axis, tags,"
+                        " created_at, n_points, mean, m2)"
+                        " VALUES (:s, :s, 'x', '{}', :at, 0, 0, 0)"
+                    ),
+                    {"s": series_id, "at": utcnow()},
+                )
+            connection.execute(
+                text("INSERT INTO readings VALUES (:s, :t, :v)"),
+                [{"s": s, "t": t, "v": v} for s, t, v in self.READINGS],
+            )
+
+        upgrade_database(blank_database_url)
+        keyed = readings_by_id(engine, "r.series_key = s.key")
+        sessions = make_session_factory(engine)
+        with sessions() as session:
+            ReadingStore(session).append("c_x", Readings.of(np.arange(3.0), [1, 2, 3]))
+            session.commit()
+            rows = session.execute(text("SELECT series_id, key FROM series"))
+            keys = {str(series_id): int(key) for series_id, key in rows}
+        command.downgrade(alembic_config(blank_database_url), "0004")
+        by_id = readings_by_id(engine, "r.series_id = s.series_id")
+
+        assert keyed == sorted(self.READINGS)
+        assert keys == {"a_x": 1, "b_x": 2, "c_x": 3}
+        assert by_id == sorted([*self.READINGS, *(("c_x", t, t + 1) for t in range(3))])
+
+
+def readings_by_id(engine: Engine, join: str) -> list[tuple[str, float, float]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT s.series_id, r.ts, r.value FROM readings AS r"
+                f" JOIN series AS s ON {join} ORDER BY s.series_id, r.ts"
+            )
+        )
+        return [(s, float(t), float(v)) for s, t, v in rows]
 
 
 def columns_of(kind: type[TypeEngine[Any]]) -> set[str]:

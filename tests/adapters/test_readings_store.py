@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import IngestResult, ReadingStore, _columns
+from atalaia.adapters.db.tables import SeriesRow
 from atalaia.core.series import Readings
 from fixtures.readings import EPOCH, STEP_S, sensor_readings
 
@@ -95,6 +97,21 @@ class TestAppend:
             assert store.get_series(SERIES) is None
             assert store.list_series() == []
             assert len(store.window(SERIES)) == 0
+
+    def test_numbers_each_series_once_however_often_it_is_written(
+        self, sessions: Sessions
+    ) -> None:
+        # A key drawn for a series already there would be lost (a sequence's
+        # values are spent even by an insert that conflicts).
+        for day in range(3):
+            ingest(sessions, part(sensor_readings(300), 100 * day, 100 * day + 100))
+        ingest(sessions, sensor_readings(10), "pump7")
+
+        with sessions() as session:
+            rows = session.execute(select(SeriesRow.series_id, SeriesRow.key))
+            keys = dict(rows.all())
+
+        assert keys == {SERIES: 1, "pump7": 2}
 
     def test_keeps_series_apart(self, sessions: Sessions) -> None:
         readings = sensor_readings(100)

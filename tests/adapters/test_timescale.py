@@ -80,7 +80,7 @@ class TestMigration:
             assert readings_layout(connection) is PLAIN
         key = inspect(engine).get_pk_constraint("readings")
         assert (key["name"], key["constrained_columns"]) == (
-            "pk_readings", ["series_id", "ts"],
+            "pk_readings", ["series_key", "ts"],
         )  # fmt: skip
 
     def test_follows_what_the_server_offers(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Double,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
@@ -74,13 +75,18 @@ class SeriesRow(Base):
     m2: Mapped[float] = mapped_column(Double, default=0.0)
     first_ts: Mapped[float | None] = mapped_column(Double)
     last_ts: Mapped[float | None] = mapped_column(Double)
+    # The series' key in the readings (a number instead of the id in every row):
+    # a sequence's next value on PostgreSQL, numbered by the writer on SQLite.
+    key: Mapped[int | None] = mapped_column(
+        BigInteger, server_default=FetchedValue(), unique=True
+    )
 
 
 class ReadingRow(Base):
     __tablename__ = "readings"
     __table_args__ = {"sqlite_with_rowid": False}
 
-    series_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    series_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     ts: Mapped[float] = mapped_column(Double, primary_key=True)
     value: Mapped[float] = mapped_column(Double)
 

@@ -4,7 +4,7 @@ table: the decision, what the server offers, and what the table is now.
 The readings' time column `ts` holds epoch seconds (double precision), which
 TimescaleDB cannot partition on directly: the hypertable partitions on
 `to_timestamp(ts)` through an immutable SQL function. The primary key
-(series_id, ts) holds the time column, as a hypertable's unique indexes must.
+(series_key, ts) holds the time column, as a hypertable's unique indexes must.
 """
 
 from __future__ import annotations

@@ -14,30 +14,32 @@ COPY_TRAILER = b"\xff\xff"
 _ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, length, lower bound
 _ARRAY_ITEM = np.dtype([("size", ">i4"), ("value", ">f8")])
 
+# A reading as a binary COPY tuple: the field count, then each field's size and
+# big-endian value.
+_TUPLE = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("key_size", ">i4"),
+        ("key", ">i8"),
+        ("ts_size", ">i4"),
+        ("ts", ">f8"),
+        ("value_size", ">i4"),
+        ("value", ">f8"),
+    ]
+)
 
-def copy_tuples(series_id: str, ts: FloatArray, values: FloatArray) -> bytes:
-    """Binary COPY tuples (series_id, ts, value) of one series' readings.
 
-    >>> data = copy_tuples("s", np.array([1.0]), np.array([2.0]))
-    >>> data[:7], len(data)
-    (b'\\x00\\x03\\x00\\x00\\x00\\x01s', 31)
+def copy_tuples(series_key: int, ts: FloatArray, values: FloatArray) -> bytes:
+    """Binary COPY tuples (series_key, ts, value) of one series' readings.
+
+    >>> data = copy_tuples(7, np.array([1.0]), np.array([2.0]))
+    >>> data[:14], len(data)
+    (b'\\x00\\x03\\x00\\x00\\x00\\x08\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x07', 38)
     """
-    sid = series_id.encode()
-    layout = np.dtype(
-        [
-            ("fields", ">i2"),
-            ("sid_size", ">i4"),
-            ("sid", f"S{len(sid)}"),
-            ("ts_size", ">i4"),
-            ("ts", ">f8"),
-            ("value_size", ">i4"),
-            ("value", ">f8"),
-        ]
-    )
-    rows = np.empty(ts.size, layout)
+    rows = np.empty(ts.size, _TUPLE)
     rows["fields"] = 3
-    rows["sid_size"] = len(sid)
-    rows["sid"] = sid
+    rows["key_size"] = 8
+    rows["key"] = series_key
     rows["ts_size"] = rows["value_size"] = 8
     rows["ts"] = ts
     rows["value"] = values

@@ -8,7 +8,7 @@ from itertools import chain
 
 import numpy as np
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -84,7 +84,7 @@ class ReadingStore:
             ts, vs = self._unknown(rows[sid], batch[sid])
             results[sid] = IngestResult(len(batch[sid]), int(ts.size))
             if ts.size:
-                fresh.append((sid, ts, vs))
+                fresh.append((_key(rows[sid]), ts, vs))
                 _merge_stats(rows[sid], ts, vs)
         if fresh:
             self._bulk_insert(fresh)
@@ -92,6 +92,25 @@ class ReadingStore:
 
     def _series_for_update(self, series_ids: list[str]) -> dict[str, SeriesRow]:
         """The series rows, created if new, locked until commit (PostgreSQL)."""
+        known = set(
+            self.session.scalars(
+                select(SeriesRow.series_id).where(SeriesRow.series_id.in_(series_ids))
+            )
+        )
+        # Only the new ones: an insert that conflicts still draws a key from the
+        # sequence (PostgreSQL), and series are written again and again.
+        if missing := [sid for sid in series_ids if sid not in known]:
+            self._create_series(missing)
+        stmt = (
+            select(SeriesRow)
+            .where(SeriesRow.series_id.in_(series_ids))
+            .order_by(SeriesRow.series_id)
+            .with_for_update()
+        )
+        return {row.series_id: row for row in self.session.scalars(stmt)}
+
+    def _create_series(self, series_ids: list[str]) -> None:
+        """Rows for these series, unless a concurrent writer just made them."""
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         now = utcnow()
         new_rows: list[dict[str, object]] = [
@@ -101,13 +120,24 @@ class ReadingStore:
             for sensor, axis in [sensor_of(sid)]
         ]  # fmt: skip
         self.session.execute(insert(SeriesRow).on_conflict_do_nothing(), new_rows)
-        stmt = (
-            select(SeriesRow)
-            .where(SeriesRow.series_id.in_(series_ids))
+        if self.dialect != "postgresql":
+            self._number_new_series()
+
+    def _number_new_series(self) -> None:
+        """Give keys to the series just created (SQLite: this transaction writes,
+        so no other writer can take the same numbers)."""
+        new = self.session.scalars(
+            select(SeriesRow.series_id)
+            .where(SeriesRow.key.is_(None))
             .order_by(SeriesRow.series_id)
-            .with_for_update()
+        ).all()
+        if not new:
+            return
+        last = self.session.scalar(select(func.max(SeriesRow.key))) or 0
+        self.session.execute(
+            update(SeriesRow),
+            [{"series_id": sid, "key": key} for key, sid in enumerate(new, last + 1)],
         )
-        return {row.series_id: row for row in self.session.scalars(stmt)}
 
     def _unknown(
         self, series: SeriesRow, readings: Readings
@@ -121,14 +151,14 @@ class ReadingStore:
             return ts, vs
         known = self.session.scalars(
             select(ReadingRow.ts).where(
-                ReadingRow.series_id == series.series_id,
+                ReadingRow.series_key == _key(series),
                 ReadingRow.ts.between(float(ts.min()), float(ts.max())),
             )
         ).all()
         fresh = ~np.isin(ts, np.fromiter(known, np.float64, len(known)))
         return ts[fresh], vs[fresh]
 
-    def _bulk_insert(self, fresh: list[tuple[str, FloatArray, FloatArray]]) -> None:
+    def _bulk_insert(self, fresh: list[tuple[int, FloatArray, FloatArray]]) -> None:
         if self.dialect == "postgresql":
             self._copy_insert(fresh)
             return
@@ -136,25 +166,25 @@ class ReadingStore:
         # (an executemany binds each row in Python): the readings go as a JSON
         # array of [ts, value] pairs, in which floats round-trip exactly.
         statement = (
-            "INSERT OR IGNORE INTO readings (series_id, ts, value) "
+            "INSERT OR IGNORE INTO readings (series_key, ts, value) "
             "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') "
             "FROM json_each(?)"
         )
         connection = self.session.connection()
-        for sid, ts, vs in fresh:
+        for key, ts, vs in fresh:
             pairs = orjson.dumps(
                 np.column_stack([ts, vs]), option=orjson.OPT_SERIALIZE_NUMPY
             )
-            connection.exec_driver_sql(statement, (sid, pairs))
+            connection.exec_driver_sql(statement, (key, pairs))
 
-    def _copy_insert(self, fresh: list[tuple[str, FloatArray, FloatArray]]) -> None:
+    def _copy_insert(self, fresh: list[tuple[int, FloatArray, FloatArray]]) -> None:
         # Binary COPY: numpy writes the tuples, the server parses no text.
         raw = self.session.connection().connection.driver_connection
-        statement = "COPY readings (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+        statement = "COPY readings (series_key, ts, value) FROM STDIN (FORMAT BINARY)"
         with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
             copy.write(COPY_HEADER)
-            for sid, ts, vs in fresh:
-                copy.write(copy_tuples(sid, ts, vs))
+            for key, ts, vs in fresh:
+                copy.write(copy_tuples(key, ts, vs))
             copy.write(COPY_TRAILER)
 
     def window(
@@ -168,7 +198,7 @@ class ReadingStore:
     ) -> Readings:
         """Readings with start ≤ ts < end and ts > after, oldest first, ≤ `limit`."""
         stmt = select(ReadingRow.ts, ReadingRow.value).where(
-            ReadingRow.series_id == series_id
+            ReadingRow.series_key == _key_of(series_id)
         )
         if start is not None:
             stmt = stmt.where(ReadingRow.ts >= start)
@@ -183,7 +213,9 @@ class ReadingStore:
     def last_hours(self, series_id: str, hours: float) -> Readings:
         """The readings of the `hours` before the series' newest reading."""
         newest = self.session.scalar(
-            select(func.max(ReadingRow.ts)).where(ReadingRow.series_id == series_id)
+            select(func.max(ReadingRow.ts)).where(
+                ReadingRow.series_key == _key_of(series_id)
+            )
         )
         if newest is None:
             return Readings.of([], [])
@@ -214,7 +246,7 @@ class ReadingStore:
         if row is None or row.last_ts is None:
             return 0
         stmt = select(func.count()).where(
-            ReadingRow.series_id == series_id,
+            ReadingRow.series_key == _key(row),
             ReadingRow.ts >= row.last_ts - hours * 3600.0,
         )
         return int(self.session.scalar(stmt) or 0)
@@ -261,10 +293,23 @@ SELECT s.series_id, array_send(w.ts), array_send(w.value)
 FROM series AS s
 CROSS JOIN LATERAL (
     SELECT array_agg(ts) AS ts, array_agg(value) AS value FROM readings
-    WHERE series_id = s.series_id AND ts >= s.last_ts - %s
+    WHERE series_key = s.key AND ts >= s.last_ts - %s
 ) AS w
 WHERE s.series_id = ANY(%s)
 """
+
+
+def _key(series: SeriesRow) -> int:
+    """A series row's key (given when the row is written)."""
+    assert series.key is not None, f"series {series.series_id} has no key"
+    return series.key
+
+
+def _key_of(series_id: str) -> ScalarSelect[int | None]:
+    """The key of `series_id`, as a subquery of the statement that needs it."""
+    return (
+        select(SeriesRow.key).where(SeriesRow.series_id == series_id).scalar_subquery()
+    )
 
 
 def _ordered(ts: FloatArray, values: FloatArray) -> Readings:
