@@ -7,15 +7,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.engine import make_engine
 from atalaia.adapters.db.migrate import upgrade_database
+from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.adapters.db.tables import AuditRow
 from atalaia.adapters.queue import WriteTurns
 from atalaia.adapters.queue.turns import MAX_DEFER_S
+from atalaia.core.series import Readings
 
 WAIT_S = 5.0
 SETTLE_S = 0.1
@@ -133,3 +136,36 @@ class TestWriteTurns:
             session.commit()
         with jobs() as session:
             assert len(session.scalars(select(AuditRow)).all()) == 1
+
+    def test_a_job_storing_readings_of_a_known_series_waits_for_its_turn(
+        self, turns: WriteTurns, engine: Engine
+    ) -> None:
+        # A job that took SQLite's write lock before its turn would hold it while
+        # a request holding the turn waits for the lock: both stuck.
+        jobs = turns.background_sessions(engine)
+        week = Readings.of(np.arange(20.0), np.arange(20.0))
+        with jobs() as session:
+            ReadingStore(session).append(
+                "s", Readings(week.timestamps[:10], week.values[:10])
+            )
+            session.commit()
+        stored = threading.Event()
+
+        def job() -> None:
+            with jobs() as session:
+                ReadingStore(session).append(
+                    "s", Readings(week.timestamps[10:], week.values[10:])
+                )
+                session.commit()
+            stored.set()
+
+        with turns.foreground():
+            job_thread = in_thread(job)
+            time.sleep(SETTLE_S)  # the job would take the lock now
+            with Session(engine) as session:
+                write(session, "request")
+                session.commit()
+        assert stored.wait(WAIT_S)
+        job_thread.join(WAIT_S)
+        with jobs() as session:
+            assert len(ReadingStore(session).window("s")) == 20

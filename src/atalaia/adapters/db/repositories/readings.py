@@ -92,14 +92,23 @@ class ReadingStore:
 
     def _series_for_update(self, series_ids: list[str]) -> dict[str, SeriesRow]:
         """The series rows, created if new, locked until commit (PostgreSQL)."""
-        known = set(
-            self.session.scalars(
-                select(SeriesRow.series_id).where(SeriesRow.series_id.in_(series_ids))
+        if self.dialect == "postgresql":
+            # Only the new ones: an insert that conflicts still draws a key from
+            # the sequence, and series are written again and again.
+            known = set(
+                self.session.scalars(
+                    select(SeriesRow.series_id).where(
+                        SeriesRow.series_id.in_(series_ids)
+                    )
+                )
             )
-        )
-        # Only the new ones: an insert that conflicts still draws a key from the
-        # sequence (PostgreSQL), and series are written again and again.
-        if missing := [sid for sid in series_ids if sid not in known]:
+            missing = [sid for sid in series_ids if sid not in known]
+        else:
+            # All of them: this insert is the transaction's first write, which
+            # takes a background job's write turn (WriteTurns) before the
+            # readings' own insert, a driver-level statement, writes.
+            missing = series_ids
+        if missing:
             self._create_series(missing)
         stmt = (
             select(SeriesRow)
