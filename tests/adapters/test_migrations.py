@@ -254,6 +254,21 @@ class TestReadingsSeriesKey:
         assert keys == {"a_x": 1, "b_x": 2, "c_x": 3}
         assert by_id == sorted([*self.READINGS, *(("c_x", t, t + 1) for t in range(3))])
 
+    def test_stops_before_any_change_at_a_reading_without_its_series(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url, "0004")
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO readings VALUES ('ghost', 1, 2)"))
+
+        with pytest.raises(RuntimeError, match="ghost"):
+            upgrade_database(blank_database_url)
+
+        assert current_revision(engine) == "0004"
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT * FROM readings")).one()
+        assert tuple(row) == ("ghost", 1.0, 2.0)
+
 
 def readings_by_id(engine: Engine, join: str) -> list[tuple[str, float, float]]:
     with engine.connect() as connection:

@@ -1,4 +1,4 @@
-"""readings keyed by a small integer per series instead of the series id
+"""readings keyed by a number per series instead of the series id
 
 Every series gets a `key` (a sequence's next value on PostgreSQL; numbered by
 the writer on SQLite) and the readings' primary key becomes (series_key, ts):
@@ -6,7 +6,9 @@ a number (bigint: with the float8 after it, no wider than an int4 with its
 padding) instead of the id in every row and index entry makes the table a third
 smaller and a binary COPY into it 1.3× faster (bench/RESULTS.md). On
 PostgreSQL the readings are changed in place, so a TimescaleDB hypertable stays
-one; on SQLite they are copied into a new table (WITHOUT ROWID, as before).
+one; on SQLite they are copied into a new table (WITHOUT ROWID, as before). A
+reading whose series has no row (the API never stores one) stops the migration
+before it changes anything: none is dropped.
 
 Revision ID: 0005
 Revises: 0004
@@ -30,6 +32,7 @@ SEQUENCE = "series_key_seq"
 
 def upgrade() -> None:
     bind = op.get_bind()
+    _refuse_orphans(bind)
     if bind.dialect.name == "postgresql":
         op.execute(f"CREATE SEQUENCE {SEQUENCE}")
         # A volatile default numbers the rows already there.
@@ -38,14 +41,12 @@ def upgrade() -> None:
         )
         op.execute(f"ALTER SEQUENCE {SEQUENCE} OWNED BY series.key")
         op.create_unique_constraint("uq_series_key", "series", ["key"])
+        _rekey_in_place(new="series_key", old="series_id", fill=_KEY_OF_ID)
     else:
         with op.batch_alter_table("series") as batch_op:
             batch_op.add_column(sa.Column("key", sa.BigInteger(), nullable=True))
             batch_op.create_unique_constraint("uq_series_key", ["key"])
         _number_series(bind)
-    if bind.dialect.name == "postgresql":
-        _rekey_in_place(new="series_key", old="series_id", fill=_KEY_OF_ID)
-    else:
         _copy_readings("series_key", sa.BigInteger(), _SELECT_BY_KEY)
 
 
@@ -64,12 +65,26 @@ _KEY_OF_ID = "(SELECT key FROM series WHERE series.series_id = readings.series_i
 _ID_OF_KEY = "(SELECT series_id FROM series WHERE series.key = readings.series_key)"
 _SELECT_BY_KEY = (
     "SELECT s.key, r.ts, r.value FROM readings_old AS r "
-    "JOIN series AS s ON s.series_id = r.series_id"
+    "LEFT JOIN series AS s ON s.series_id = r.series_id"
 )
 _SELECT_BY_ID = (
     "SELECT s.series_id, r.ts, r.value FROM readings_old AS r "
-    "JOIN series AS s ON s.key = r.series_key"
+    "LEFT JOIN series AS s ON s.key = r.series_key"
 )
+
+
+def _refuse_orphans(bind: Connection) -> None:
+    orphans = bind.scalars(
+        text(
+            "SELECT DISTINCT series_id FROM readings WHERE series_id NOT IN"
+            " (SELECT series_id FROM series) LIMIT 5"
+        )
+    ).all()
+    if orphans:
+        raise RuntimeError(
+            f"readings of series without a row in `series` (e.g. {orphans}): "
+            "create their series rows, then upgrade again"
+        )
 
 
 def _number_series(bind: Connection) -> None:
