@@ -71,8 +71,9 @@ class WriteTurns:
     def background_sessions(self, engine: Engine) -> sessionmaker[Session]:
         """Sessions whose write transactions wait for their turn behind requests.
 
-        A session takes the turn before its first write (an ORM insert, update or
-        delete, or a flush) and gives it back when its transaction ends.
+        A session takes the turn before its first write (an insert, update or
+        delete run by `Session.execute`, or a flush) and gives it back when its
+        transaction ends. Statements run on `Session.connection()` are not seen.
         """
         sessions = make_session_factory(engine)
         event.listen(sessions, "do_orm_execute", self._on_execute)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import cast
 
 import numpy as np
 import orjson
-from sqlalchemy import ScalarSelect, func, select, update
+from sqlalchemy import ScalarSelect, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -92,22 +93,14 @@ class ReadingStore:
 
     def _series_for_update(self, series_ids: list[str]) -> dict[str, SeriesRow]:
         """The series rows, created if new, locked until commit (PostgreSQL)."""
-        if self.dialect == "postgresql":
-            # Only the new ones: an insert that conflicts still draws a key from
-            # the sequence, and series are written again and again.
-            known = set(
-                self.session.scalars(
-                    select(SeriesRow.series_id).where(
-                        SeriesRow.series_id.in_(series_ids)
-                    )
-                )
+        # Only the new ones: an insert that conflicts still draws a key from the
+        # sequence (PostgreSQL), and series are written again and again.
+        known = set(
+            self.session.scalars(
+                select(SeriesRow.series_id).where(SeriesRow.series_id.in_(series_ids))
             )
-            missing = [sid for sid in series_ids if sid not in known]
-        else:
-            # All of them: this insert is the transaction's first write, which
-            # takes a background job's write turn (WriteTurns) before the
-            # readings' own insert, a driver-level statement, writes.
-            missing = series_ids
+        )
+        missing = [sid for sid in series_ids if sid not in known]
         if missing:
             self._create_series(missing)
         stmt = (
@@ -120,7 +113,7 @@ class ReadingStore:
 
     def _create_series(self, series_ids: list[str]) -> None:
         """Rows for these series, unless a concurrent writer just made them."""
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        upsert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         now = utcnow()
         new_rows: list[dict[str, object]] = [
             {"series_id": sid, "sensor_id": sensor, "axis": axis, "tags": {},
@@ -128,7 +121,7 @@ class ReadingStore:
             for sid in series_ids
             for sensor, axis in [sensor_of(sid)]
         ]  # fmt: skip
-        self.session.execute(insert(SeriesRow).on_conflict_do_nothing(), new_rows)
+        self.session.execute(upsert(SeriesRow).on_conflict_do_nothing(), new_rows)
         if self.dialect != "postgresql":
             self._number_new_series()
 
@@ -173,18 +166,13 @@ class ReadingStore:
             return
         # One statement per series that SQLite runs in C, without holding the GIL
         # (an executemany binds each row in Python): the readings go as a JSON
-        # array of [ts, value] pairs, in which floats round-trip exactly.
-        statement = (
-            "INSERT OR IGNORE INTO readings (series_key, ts, value) "
-            "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-            "FROM json_each(?)"
-        )
-        connection = self.session.connection()
+        # array of [ts, value] pairs, in which floats round-trip exactly. Run by
+        # the session, it is seen as a write (a background job's write turn).
         for key, ts, vs in fresh:
             pairs = orjson.dumps(
                 np.column_stack([ts, vs]), option=orjson.OPT_SERIALIZE_NUMPY
             )
-            connection.exec_driver_sql(statement, (key, pairs))
+            self.session.execute(_SQLITE_INSERT, {"key": key, "pairs": pairs})
 
     def _copy_insert(self, fresh: list[tuple[int, FloatArray, FloatArray]]) -> None:
         # Binary COPY: numpy writes the tuples, the server parses no text.
@@ -294,6 +282,20 @@ class ReadingStore:
         ids, mean, m2, n = fetch_columns(self.session, stmt, kinds)
         return ids, mean, np.sqrt(m2 / np.maximum(n, 1.0))
 
+
+_PAIRS = func.json_each(bindparam("pairs")).table_valued("value")
+_SQLITE_INSERT = (
+    insert(cast(Table, ReadingRow.__table__))  # a Core insert: its own parameters
+    .prefix_with("OR IGNORE")
+    .from_select(
+        ["series_key", "ts", "value"],
+        select(
+            bindparam("key"),
+            func.json_extract(_PAIRS.c.value, "$[0]"),
+            func.json_extract(_PAIRS.c.value, "$[1]"),
+        ),
+    )
+)
 
 # Each series' window, aggregated in the order the scan meets the readings: the
 # order they were stored in, which is nearly always the timestamps' (`_ordered`).
