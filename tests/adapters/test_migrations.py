@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
-from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.db.engine import make_session_factory
 from atalaia.adapters.db.migrate import alembic_config, upgrade_database
 from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.adapters.db.tables import Base, UtcDateTime, utcnow
@@ -39,15 +38,6 @@ postgresql_only = pytest.mark.parametrize(
     [pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)],
     indirect=True,
 )
-
-
-@pytest.fixture
-def engine(blank_database_url: str) -> Iterator[Engine]:
-    engine = make_engine(blank_database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def differences(

@@ -3,15 +3,12 @@ table otherwise: the decision, and migration 0004 on the real servers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 from typer.testing import CliRunner
 
-from atalaia.adapters.db.engine import make_engine
 from atalaia.adapters.db.migrate import alembic_config, upgrade_database
 from atalaia.adapters.db.timescale import (
     ReadingsLayout,
@@ -48,15 +45,6 @@ class TestChooseLayout:
             "sqlite", TimescaleOffer(True, True, True)
         )
         assert choose_layout("sqlite", None).layout is PLAIN
-
-
-@pytest.fixture
-def engine(blank_database_url: str) -> Iterator[Engine]:
-    engine = make_engine(blank_database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def expected_layout(engine: Engine) -> ReadingsLayout:
