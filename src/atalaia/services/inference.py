@@ -137,8 +137,7 @@ class Predictor:
             cached = self.cache is not None
             before = {s: self.table.model_of(s) for s in series_ids if cached}
             served = ModelStore(session).served_models(series_ids)
-            stats = [ReadingStore(session).get_series(s) for s in series_ids]
-            history = [s for s in stats if s is not None]
+            history = list(ReadingStore(session).summaries(series_ids).values())
             cleared = sorted(set(series_ids) - {m.series_id for m in served})
             for series_id in cleared:
                 self.table.clear_model(series_id)
