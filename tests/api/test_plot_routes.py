@@ -177,3 +177,53 @@ def test_bad_queries_are_refused(
     response = client.get(URL, params={"series_id": SERIES, **params})
     assert response.status_code == 422
     assert response.json()["rule"] == rule
+
+
+@pytest.mark.parametrize(
+    ("params", "rule"),
+    [
+        ({"version": 2**31}, "request_schema"),
+        ({"version": 2**63}, "request_schema"),
+        ({"start": "1999-12-31T23:59:59Z"}, "timestamp_range"),
+        ({"end": "2100-01-01T00:00:01Z"}, "timestamp_range"),
+        ({"start": "0001-01-01T00:00:00Z"}, "timestamp_range"),
+    ],
+)
+def test_out_of_range_queries_are_refused(
+    client: TestClient, params: dict[str, object], rule: str
+) -> None:
+    response = client.get(URL, params={"series_id": SERIES, **params})
+    assert response.status_code == 422
+    assert response.json()["rule"] == rule
+
+
+# Readings stored before timestamps were bounded (ingest refuses them now).
+LEGACY = {
+    "legacy_ms": T0 * 1000 + 60_000.0 * np.arange(50),
+    "legacy_far": np.array([T0, T0 + 60.0, 1e300]),
+    "legacy_past": np.array([-1e12, -1e12 + 60.0, T0]),
+    "legacy_lone": np.array([1e300]),
+}
+
+
+@pytest.fixture(scope="module")
+def legacy(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        store = ReadingStore(session)
+        for series_id, ts in LEGACY.items():
+            store.append(series_id, Readings.of(ts, np.linspace(0.0, 1.0, ts.size)))
+        session.commit()
+    engine.dispose()
+
+
+@pytest.mark.usefixtures("legacy")
+@pytest.mark.parametrize("series_id", sorted(LEGACY))
+@pytest.mark.parametrize("format_", ["png", "svg", "json"])
+def test_stored_readings_at_any_time_are_plotted(
+    client: TestClient, series_id: str, format_: str
+) -> None:
+    response = client.get(URL, params={"series_id": series_id, "format": format_})
+    assert response.status_code == 200, response.text
+    if format_ == "json":
+        assert response.json()["summary"]["points"] >= 1
