@@ -171,20 +171,47 @@ class TestValidation:
         assert response.json()["rule"] == "request_schema"
 
     @pytest.mark.parametrize(
-        "body",
+        ("body", "rule", "detail"),
         [
-            {"points": [{"series_id": "a b", "timestamp": T, "value": 1}]},
-            {"series_id": [SERIES, "a b"], "timestamp": [T, T], "value": [1, 2]},
+            (
+                {"points": [{"series_id": "a b", "timestamp": T, "value": 1}]},
+                "series_id_format",
+                "series id 'a b'",
+            ),
+            (
+                {"series_id": [SERIES, "a b"], "timestamp": [T, T], "value": [1, 2]},
+                "series_id_format",
+                "series id 'a b'",
+            ),
+            (
+                {
+                    "points": [
+                        {"series_id": SERIES, "timestamp": t, "value": 1}
+                        for t in (T, T * 1e3)
+                    ]
+                },
+                "timestamp_range",
+                "timestamp at index 1 is",
+            ),
+            (
+                {"series_id": [SERIES] * 2, "timestamp": [T, T * 1e3], "value": [1, 2]},
+                "timestamp_range",
+                "timestamp at index 1 is",
+            ),
         ],
-        ids=["rows", "columns"],
+        ids=["rows-id", "columns-id", "rows-milliseconds", "columns-milliseconds"],
     )
-    def test_bad_series_id_in_a_batch_is_422(
-        self, client: TestClient, viewer: Headers, body: dict[str, Any]
-    ) -> None:
+    def test_bad_batch_is_422_naming_the_rule(
+        self, client: TestClient, viewer: Headers, body: dict[str, Any], rule: str,
+        detail: str,
+    ) -> None:  # fmt: skip
         response = client.post("/api/v1/predict/batch", json=body, headers=viewer)
 
         assert response.status_code == 422
-        assert response.json()["rule"] == "series_id_format"
+        assert response.json()["rule"] == rule
+        assert response.json()["detail"].startswith(detail)
+        if rule == "timestamp_range":
+            assert "look like milliseconds; send seconds" in response.json()["detail"]
 
     def test_bad_series_id_is_422(self, client: TestClient, viewer: Headers) -> None:
         response = client.post(
@@ -235,29 +262,6 @@ class TestTimestampRange:
         assert response.status_code == 422
         assert response.json()["rule"] == "timestamp_range"
         assert hint in response.json()["detail"]
-
-    @pytest.mark.parametrize(
-        "body",
-        [
-            {
-                "points": [
-                    {"series_id": SERIES, "timestamp": t, "value": 1}
-                    for t in (T, T * 1e3)
-                ]
-            },
-            {"series_id": [SERIES, SERIES], "timestamp": [T, T * 1e3], "value": [1, 2]},
-        ],
-        ids=["rows", "columns"],
-    )
-    def test_batch_reading_in_milliseconds_is_422(
-        self, client: TestClient, viewer: Headers, body: dict[str, Any]
-    ) -> None:
-        response = client.post("/api/v1/predict/batch", json=body, headers=viewer)
-
-        assert response.status_code == 422
-        assert response.json()["rule"] == "timestamp_range"
-        assert response.json()["detail"].startswith("timestamp at index 1 is")
-        assert "look like milliseconds" in response.json()["detail"]
 
     def test_bounds_come_from_the_settings(
         self, make_settings: SettingsFactory, tmp_path: Path, viewer: Headers

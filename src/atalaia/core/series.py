@@ -100,7 +100,7 @@ class TimeRange:
     low: float = DEFAULT_TIMESTAMP_MIN
     high: float = DEFAULT_TIMESTAMP_MAX
 
-    def check(self, timestamps: FloatArray, *, name: str = "timestamp") -> None:
+    def check(self, timestamps: FloatArray) -> None:
         """Raise InvalidSeries (rule `timestamp_range`) unless every one is in range.
 
         One min and one max when all are (the prediction batch's path).
@@ -112,7 +112,7 @@ class TimeRange:
         inside = (timestamps >= self.low) & (timestamps <= self.high)
         at = int(np.argmin(inside))
         raise InvalidSeries(
-            self._explain(float(timestamps[at]), f"{name} at index {at}"),
+            self._explain(float(timestamps[at]), f"timestamp at index {at}"),
             rule="timestamp_range",
         )
 
