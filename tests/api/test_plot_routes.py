@@ -184,12 +184,15 @@ def test_bad_queries_are_refused(
     assert response.json()["rule"] == rule
 
 
-# Readings stored before timestamps were bounded (ingest refuses them now).
+# Readings stored before timestamps were bounded (ingest refuses them now), and
+# values near float64's limit (finite, so accepted).
+STEPS = T0 + STEP * np.arange(3)
 LEGACY = {
-    "legacy_ms": T0 * 1000 + 60_000.0 * np.arange(50),
-    "legacy_far": np.array([T0, T0 + 60.0, 1e300]),
-    "legacy_past": np.array([-1e12, -1e12 + 60.0, T0]),
-    "legacy_lone": np.array([1e300]),
+    "legacy_ms": (T0 * 1000 + 60_000.0 * np.arange(50), np.linspace(0, 1, 50)),
+    "legacy_far": (np.array([T0, T0 + 60.0, 1e300]), np.zeros(3)),
+    "legacy_past": (np.array([-1e12, -1e12 + 60.0, T0]), np.zeros(3)),
+    "legacy_lone": (np.array([1e300]), np.zeros(1)),
+    "huge_values": (STEPS, np.array([8e307, -8e307, 0.0])),
 }
 
 
@@ -198,8 +201,9 @@ def legacy(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     with make_session_factory(engine)() as session:
         store = ReadingStore(session)
-        for series_id, ts in LEGACY.items():
-            store.append(series_id, Readings.of(ts, np.linspace(0.0, 1.0, ts.size)))
+        with np.errstate(over="ignore"):  # the store's running spread of huge_values
+            for series_id, (ts, vs) in LEGACY.items():
+                store.append(series_id, Readings.of(ts, vs))
         session.commit()
     engine.dispose()
 

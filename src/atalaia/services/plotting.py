@@ -45,6 +45,8 @@ _DATABLE = (
     datetime(1, 1, 2, tzinfo=UTC).timestamp(),
     datetime(9999, 12, 30, tzinfo=UTC).timestamp(),
 )
+# Near float64's limit matplotlib's ticks overflow: larger values are drawn scaled.
+_MAX_DRAWN_VALUE = 1e300
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,14 @@ class PlotData:
     def dated(self) -> bool:
         """Whether the window fits matplotlib's calendar (else: epoch seconds)."""
         return _DATABLE[0] <= self.start and self.end <= _DATABLE[1]
+
+    @property
+    def value_scale(self) -> float:
+        """1, or what values are divided by to be drawn (beyond _MAX_DRAWN_VALUE)."""
+        peak = float(np.abs(self.readings.values).max(initial=0.0))
+        if self.band is not None:
+            peak = max(peak, *map(abs, self.band))
+        return peak if peak > _MAX_DRAWN_VALUE else 1.0
 
     @property
     def training_window(self) -> tuple[float, float] | None:
@@ -315,12 +325,20 @@ def _draw_band(ax: Axes, data: PlotData) -> None:
     if data.model is None:
         return
     p = data.model.params
-    lower, upper = p.band()
+    scale = data.value_scale
+    lower, upper = (edge / scale for edge in p.band())
     label = f"normal band (center ± {p.threshold:g}·scale)"
     ax.axhspan(lower, upper, color="tab:green", alpha=0.15, lw=0, zorder=1, label=label)
     for edge in (lower, upper):
         ax.axhline(edge, color="tab:green", lw=0.8, alpha=0.6, zorder=1)
-    ax.axhline(p.center, color="tab:green", lw=0.8, ls="--", zorder=1, label="center")
+    ax.axhline(
+        p.center / scale,
+        color="tab:green",
+        lw=0.8,
+        ls="--",
+        zorder=1,
+        label="center",
+    )
 
 
 def _draw_readings(ax: Axes, data: PlotData) -> None:
@@ -333,8 +351,8 @@ def _draw_readings(ax: Axes, data: PlotData) -> None:
     label = f"readings ({vs.size:,})"
     if drawn.size < vs.size:
         label += ", min/max envelope"
-    ax.plot(_x(data, ts[drawn]), vs[drawn], color="tab:blue", lw=0.8, zorder=2,
-            label=label)  # fmt: skip
+    ys = vs[drawn] / data.value_scale
+    ax.plot(_x(data, ts[drawn]), ys, color="tab:blue", lw=0.8, zorder=2, label=label)
 
 
 def _draw_anomalies(ax: Axes, data: PlotData) -> None:
@@ -342,8 +360,9 @@ def _draw_anomalies(ax: Axes, data: PlotData) -> None:
         return
     flagged = np.flatnonzero(data.anomaly)
     x = _x(data, data.readings.timestamps[flagged])
+    y = data.readings.values[flagged] / data.value_scale
     ax.scatter(
-        x, data.readings.values[flagged], s=28, color="red", edgecolors="darkred",
+        x, y, s=28, color="red", edgecolors="darkred",
         linewidths=0.6, zorder=3, label=f"anomalies ({flagged.size:,})",
         rasterized=bool(flagged.size > _RASTERIZE_ABOVE),
     )  # fmt: skip
@@ -358,7 +377,8 @@ def _style_axes(ax: Axes, data: PlotData) -> None:
         formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_formatter(formatter)
     ax.set_xlabel("time (UTC)" if data.dated else "time (seconds since the Unix epoch)")
-    ax.set_ylabel("value")
+    scale = data.value_scale
+    ax.set_ylabel("value" if scale == 1.0 else f"value ÷ {scale:.3g}")
     ax.grid(True, color="0.9", lw=0.6)
     ax.set_axisbelow(True)
     if ax.get_legend_handles_labels()[0]:
