@@ -40,7 +40,7 @@ from atalaia.adapters.db.tables import JobRow, VersionRow
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.core.jobs import JobStatus
-from atalaia.core.series import Readings
+from atalaia.core.series import Readings, TimeRange
 from atalaia.services.ingest import append_many_points
 from atalaia.settings import Settings
 from bench._fleet import series_ids
@@ -148,7 +148,7 @@ def _ingest_s(engine: Engine, ids: list[str], points: int) -> tuple[float, float
         for batch in _batches(ids, points):
             started = time.perf_counter()
             with sessions() as session:
-                append_many_points(session=session, batch=batch)
+                append_many_points(session=session, batch=batch, span=TimeRange())
                 session.commit()
             ingest_s += time.perf_counter() - started
             keys = _keys(twin, list(batch))  # given by the ingest just timed

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, TimeRange
+
 
 class Settings(BaseSettings):
     """Configuration; see the README's table for every variable."""
@@ -78,6 +80,10 @@ class Settings(BaseSettings):
     scheduler_drift_every_hours: Annotated[float, Field(gt=0)] = 6.0
     scheduler_drift_window_hours: Annotated[float, Field(gt=0)] = 24.0
 
+    # Reading times, epoch seconds, accepted wherever they enter (see the README).
+    timestamp_min: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MIN
+    timestamp_max: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MAX
+
     @field_validator("inference_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
@@ -98,6 +104,18 @@ class Settings(BaseSettings):
                     "ATALAIA_JWT_SECRET must be set (≥ 32 characters) in production"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _ordered_timestamp_range(self) -> Settings:
+        if not self.timestamp_min < self.timestamp_max:
+            raise ValueError(
+                "ATALAIA_TIMESTAMP_MIN must be below ATALAIA_TIMESTAMP_MAX"
+            )
+        return self
+
+    @property
+    def time_range(self) -> TimeRange:
+        return TimeRange(self.timestamp_min, self.timestamp_max)
 
     @property
     def artifacts_path(self) -> Path:

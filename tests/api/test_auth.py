@@ -15,7 +15,7 @@ from fixtures.api import Headers, SettingsFactory, bearer
 
 Route = tuple[str, str, dict[str, float] | None]
 
-PREDICT: Route = ("POST", "/api/v1/predict/s1", {"timestamp": 1.0, "value": 1.0})
+PREDICT: Route = ("POST", "/api/v1/predict/s1", {"timestamp": 1.7e9, "value": 1.0})
 TRAIN: Route = ("POST", "/api/v1/training/s1", {"window_hours": 24})
 PROMOTE: Route = ("POST", "/api/v1/models/s1/versions/1/promote", {})
 RELOAD: Route = ("POST", "/api/v1/admin/reload", None)

@@ -21,7 +21,7 @@ class TestProbes:
         self, client: TestClient, viewer: Headers
     ) -> None:
         client.post(
-            "/api/v1/predict/abc", json={"timestamp": 1, "value": 1}, headers=viewer
+            "/api/v1/predict/abc", json={"timestamp": 1.7e9, "value": 1}, headers=viewer
         )
 
         text = client.get("/metrics").text

@@ -6,13 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from atalaia.embedded import create_embedded_app
 from fixtures.api import Headers, SettingsFactory, inline_body, promote, train, wait_for
 
 SERIES = "sensor_003_radial"
+T = 1_733_700_000.0
 
 
 @pytest.fixture
@@ -121,9 +125,9 @@ class TestBatch:
         promote(client, SERIES, 1, admin)
         serving(client, admin, 1)
         points = [
-            {"series_id": SERIES, "timestamp": 1.0, "value": 0.3},
-            {"series_id": "other", "timestamp": 2.0, "value": 0.3},
-            {"series_id": SERIES, "timestamp": 3.0, "value": 99.0},
+            {"series_id": SERIES, "timestamp": T + 1.0, "value": 0.3},
+            {"series_id": "other", "timestamp": T + 2.0, "value": 0.3},
+            {"series_id": SERIES, "timestamp": T + 3.0, "value": 99.0},
         ]
 
         body = client.post(
@@ -132,7 +136,7 @@ class TestBatch:
 
         assert body["count"] == 3
         assert body["anomalies"] == 1
-        assert [r["timestamp"] for r in body["results"]] == [1.0, 2.0, 3.0]
+        assert [r["timestamp"] for r in body["results"]] == [T + 1, T + 2, T + 3]
         assert [r["confidence"] for r in body["results"]] == ["high", "low", "high"]
 
     def test_empty_batch_is_422(self, client: TestClient, viewer: Headers) -> None:
@@ -167,20 +171,47 @@ class TestValidation:
         assert response.json()["rule"] == "request_schema"
 
     @pytest.mark.parametrize(
-        "body",
+        ("body", "rule", "detail"),
         [
-            {"points": [{"series_id": "a b", "timestamp": 1, "value": 1}]},
-            {"series_id": [SERIES, "a b"], "timestamp": [1, 2], "value": [1, 2]},
+            (
+                {"points": [{"series_id": "a b", "timestamp": T, "value": 1}]},
+                "series_id_format",
+                "series id 'a b'",
+            ),
+            (
+                {"series_id": [SERIES, "a b"], "timestamp": [T, T], "value": [1, 2]},
+                "series_id_format",
+                "series id 'a b'",
+            ),
+            (
+                {
+                    "points": [
+                        {"series_id": SERIES, "timestamp": t, "value": 1}
+                        for t in (T, T * 1e3)
+                    ]
+                },
+                "timestamp_range",
+                "timestamp at index 1 is",
+            ),
+            (
+                {"series_id": [SERIES] * 2, "timestamp": [T, T * 1e3], "value": [1, 2]},
+                "timestamp_range",
+                "timestamp at index 1 is",
+            ),
         ],
-        ids=["rows", "columns"],
+        ids=["rows-id", "columns-id", "rows-milliseconds", "columns-milliseconds"],
     )
-    def test_bad_series_id_in_a_batch_is_422(
-        self, client: TestClient, viewer: Headers, body: dict[str, Any]
-    ) -> None:
+    def test_bad_batch_is_422_naming_the_rule(
+        self, client: TestClient, viewer: Headers, body: dict[str, Any], rule: str,
+        detail: str,
+    ) -> None:  # fmt: skip
         response = client.post("/api/v1/predict/batch", json=body, headers=viewer)
 
         assert response.status_code == 422
-        assert response.json()["rule"] == "series_id_format"
+        assert response.json()["rule"] == rule
+        assert response.json()["detail"].startswith(detail)
+        if rule == "timestamp_range":
+            assert "look like milliseconds; send seconds" in response.json()["detail"]
 
     def test_bad_series_id_is_422(self, client: TestClient, viewer: Headers) -> None:
         response = client.post(
@@ -189,3 +220,119 @@ class TestValidation:
 
         assert response.status_code == 422
         assert response.json()["rule"] == "series_id_format"
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"series_id":["a"],"timestamp":[1],"value":[NaN]}',
+            b'{"series_id":["a"],"timestamp":[1733700000],"val',
+            b'{"series_id":["a"],"timestamp":[1733700000],"value":[1]}}garbage',
+        ],
+        ids=["nan", "truncated", "trailing-garbage"],
+    )
+    def test_malformed_columnar_batch_is_422(
+        self, client: TestClient, viewer: Headers, body: bytes
+    ) -> None:
+        response = client.post("/api/v1/predict/batch", content=body, headers=viewer)
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "request_schema"
+        assert "invalid JSON" in response.json()["detail"]
+
+
+class TestTimestampRange:
+    @pytest.mark.parametrize(
+        ("timestamp", "hint"),
+        [
+            (T * 1e3, "timestamps look like milliseconds; send seconds"),
+            (T * 1e9, "timestamps look like nanoseconds; send seconds"),
+            (1e300, "outside 2000-01-01T00:00:00+00:00"),
+            (-1e12, "outside 2000-01-01T00:00:00+00:00"),
+        ],
+    )
+    def test_single_reading_out_of_range_is_422(
+        self, client: TestClient, viewer: Headers, timestamp: float, hint: str
+    ) -> None:
+        response = client.post(
+            f"/api/v1/predict/{SERIES}",
+            json={"timestamp": timestamp, "value": 1.0},
+            headers=viewer,
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "timestamp_range"
+        assert hint in response.json()["detail"]
+
+    def test_bounds_come_from_the_settings(
+        self, make_settings: SettingsFactory, tmp_path: Path, viewer: Headers
+    ) -> None:
+        settings = make_settings(f"sqlite:///{tmp_path}/b.db", timestamp_min=0.0)
+        reading = {"timestamp": 1.0, "value": 1.0}
+
+        with TestClient(create_embedded_app(settings)) as client:
+            response = client.post(
+                f"/api/v1/predict/{SERIES}", json=reading, headers=viewer
+            )
+
+        assert response.status_code == 200, response.text
+
+
+def _valid_bodies() -> st.SearchStrategy[bytes]:
+    integers = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # orjson's
+    number = st.one_of(st.floats(), integers, st.just(T))
+    sid = st.one_of(st.just(SERIES), st.text(max_size=6))
+    reading = st.fixed_dictionaries({"timestamp": number, "value": number})
+    point = st.fixed_dictionaries(
+        {"series_id": sid, "timestamp": number, "value": number}
+    )
+    columns = st.fixed_dictionaries(
+        {
+            "series_id": st.lists(sid, max_size=3),
+            "timestamp": st.lists(number, max_size=3),
+            "value": st.lists(number, max_size=3),
+        }
+    )
+    bodies = st.one_of(
+        reading, st.fixed_dictionaries({"points": st.lists(point, max_size=3)}), columns
+    )
+    return bodies.map(lambda b: orjson.dumps(b, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def _mutated(body: bytes, data: st.DataObject) -> bytes:
+    """`body` cut short, with bytes replaced or inserted, or garbage appended."""
+    at = data.draw(st.integers(0, len(body)))
+    junk = data.draw(
+        st.binary(max_size=4) | st.sampled_from([b"NaN", b"}", b'"', b"1e999"])
+    )
+    how = data.draw(st.sampled_from(["cut", "insert", "replace", "append", "keep"]))
+    return {
+        "cut": body[:at],
+        "insert": body[:at] + junk + body[at:],
+        "replace": body[:at] + junk + body[at + len(junk) :],
+        "append": body + junk,
+        "keep": body,
+    }[how]
+
+
+class TestNeverA5xx:
+    @settings(
+        max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        route=st.sampled_from([f"/api/v1/predict/{SERIES}", "/api/v1/predict/batch"]),
+        body=_valid_bodies() | st.binary(max_size=40),
+        data=st.data(),
+    )
+    def test_arbitrary_and_mutated_bodies_are_answered_below_500(
+        self,
+        client: TestClient,
+        viewer: Headers,
+        route: str,
+        body: bytes,
+        data: st.DataObject,
+    ) -> None:
+        response = client.post(route, content=_mutated(body, data), headers=viewer)
+
+        assert response.status_code < 500, response.text
+        if response.status_code == 422:
+            assert response.json()["rule"]

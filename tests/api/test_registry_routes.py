@@ -159,7 +159,7 @@ class TestMetrics:
             for value in (0.3, 0.31, 99.0):
                 client.post(
                     f"/api/v1/predict/{SERIES}",
-                    json={"timestamp": 1.0, "value": value},
+                    json={"timestamp": 1.7e9, "value": value},
                     headers=admin,
                 )
 

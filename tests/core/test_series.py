@@ -7,6 +7,7 @@ from atalaia.core.series import (
     MAX_TRAINING_POINTS,
     MIN_TRAINING_POINTS,
     Readings,
+    TimeRange,
     check_series_id,
     sensor_of,
     validate_training_data,
@@ -77,6 +78,18 @@ class TestValidateTrainingData:
         ts, _ = sensor_series(MIN_TRAINING_POINTS)
         values = 0.42 + np.where(np.arange(ts.size) % 2 == 0, 1e-7, -1e-7)
         assert rule_broken_by(Readings(ts, values)) == "non_constant"
+
+    def test_prints_a_duplicate_as_a_plain_number(self) -> None:
+        readings = sensor_readings(MIN_TRAINING_POINTS)
+        readings = broken(500, timestamp=float(readings.timestamps[499]))
+
+        with pytest.raises(InvalidSeries) as caught:
+            validate_training_data(readings)
+
+        assert "np." not in caught.value.detail
+        assert f"timestamp {float(readings.timestamps[500])!r} at" in (
+            caught.value.detail
+        )
 
     def test_names_the_offending_index(self) -> None:
         with pytest.raises(InvalidSeries, match="index 1234"):
@@ -159,3 +172,46 @@ class TestValueRange:
             validate_training_data(readings)
 
         assert caught.value.rule == "value_range"
+
+
+class TestTimeRange:
+    span = TimeRange()
+
+    def test_accepts_both_bounds_and_an_empty_column(self) -> None:
+        self.span.check(np.array([self.span.low, 1_733_011_200.0, self.span.high]))
+        self.span.check(np.array([], np.float64))
+        self.span.check_one(self.span.high)
+
+    @pytest.mark.parametrize(
+        ("bad", "unit"),
+        [
+            (1_733_011_200_000.0, "milliseconds"),
+            (1_733_011_200_000_000.0, "microseconds"),
+            (1.7330112e18, "nanoseconds"),
+        ],
+    )
+    def test_names_the_unit_that_finer_timestamps_look_like(
+        self, bad: float, unit: str
+    ) -> None:
+        with pytest.raises(InvalidSeries) as caught:
+            self.span.check(np.array([1_733_011_200.0, bad]))
+
+        assert caught.value.rule == "timestamp_range"
+        assert "timestamp at index 1" in caught.value.detail
+        assert f"timestamps look like {unit}; send seconds" in caught.value.detail
+
+    @pytest.mark.parametrize("bad", [1e300, -1e12, 1e18 * 1e9, np.nan, -np.inf, 0.0])
+    def test_refuses_implausible_times_without_a_unit_hint(self, bad: float) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            self.span.check_one(bad, name="start")
+
+        detail = caught.value.detail
+        assert caught.value.rule == "timestamp_range"
+        assert detail.startswith(f"start is {bad!r}, outside 2000-01-01T00:00:00")
+        assert "look like" not in detail
+
+    def test_bounds_come_from_the_caller(self) -> None:
+        TimeRange(0.0, 10.0).check(np.arange(11, dtype=np.float64))
+
+        with pytest.raises(InvalidSeries):
+            TimeRange(0.0, 10.0).check(np.arange(12, dtype=np.float64))

@@ -7,12 +7,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import ReadingStore
-from atalaia.core.series import Readings
+from atalaia.core.series import Readings, TimeRange
 from atalaia.errors import InvalidSeries, InvalidSeriesId
 from atalaia.services.ingest import append_many_points
 from fixtures.readings import sensor_readings
 
 Sessions = sessionmaker[Session]
+T = 1_733_011_200.0
 
 
 def reversed_readings(readings: Readings) -> Readings:
@@ -26,6 +27,7 @@ class TestAppendManyPoints:
             results = append_many_points(
                 session=session,
                 batch={"pump7": week, "pump8": reversed_readings(week)},
+                span=TimeRange(),
             )
             session.commit()
         assert {sid: r.inserted for sid, r in results.items()} == {
@@ -40,14 +42,17 @@ class TestAppendManyPoints:
         ("batch", "error"),
         [
             ({"bad id": sensor_readings(3)}, InvalidSeriesId),
-            ({"pump7": Readings.of([1.0, 1.0], [0.1, 0.2])}, InvalidSeries),
+            ({"pump7": Readings.of([T, T], [0.1, 0.2])}, InvalidSeries),
+            ({"pump7": Readings.of([T, T * 1e3], [0.1, 0.2])}, InvalidSeries),
         ],
-        ids=["series_id", "duplicate_timestamp"],
+        ids=["series_id", "duplicate_timestamp", "timestamp_range"],
     )
     def test_refuses_the_batch_when_a_series_breaks_a_rule(
         self, sessions: Sessions, batch: dict[str, Readings], error: type[Exception]
     ) -> None:
         with sessions() as session, pytest.raises(error):
             append_many_points(
-                session=session, batch={"ok": sensor_readings(3), **batch}
+                session=session,
+                batch={"ok": sensor_readings(3), **batch},
+                span=TimeRange(),
             )

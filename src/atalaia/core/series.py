@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.errors import InvalidSeries, InvalidSeriesId
+from atalaia.errors import InvalidInput, InvalidSeries, InvalidSeriesId
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -20,6 +21,11 @@ SERIES_ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_SERIES_ID_LENGTH}}}")
 MIN_TRAINING_POINTS = 10_000
 MAX_TRAINING_POINTS = 100_000
 MIN_STD = 1e-6
+# Plausible reading times (bounds included). Far from any millisecond, microsecond
+# or nanosecond encoding of a date after 1970-02, so units are told apart.
+DEFAULT_TIMESTAMP_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
+DEFAULT_TIMESTAMP_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+_FINER_UNITS = (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
 
 
 def check_series_id(series_id: str) -> str:
@@ -69,6 +75,64 @@ class Readings:
         return int(self.values.size)
 
 
+def number(x: float) -> str:
+    """`x` as a plain number for messages: numpy scalars print no `np.float64(…)`.
+
+    >>> number(np.float64(1733011200.0))
+    '1733011200.0'
+    """
+    return repr(float(x))
+
+
+def describe_time(ts: float) -> str:
+    """ISO 8601 (UTC) of epoch seconds, or the number beyond datetime's years."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return f"{number(ts)} s"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """The epoch seconds a reading may carry, bounds included (settings
+    `timestamp_min`, `timestamp_max`)."""
+
+    low: float = DEFAULT_TIMESTAMP_MIN
+    high: float = DEFAULT_TIMESTAMP_MAX
+
+    def check(self, timestamps: FloatArray) -> None:
+        """Raise InvalidSeries (rule `timestamp_range`) unless every one is in range.
+
+        One min and one max when all are (the prediction batch's path).
+        """
+        if not timestamps.size:
+            return
+        if self.low <= timestamps.min() and timestamps.max() <= self.high:
+            return
+        inside = (timestamps >= self.low) & (timestamps <= self.high)
+        at = int(np.argmin(inside))
+        raise InvalidSeries(
+            self._explain(float(timestamps[at]), f"timestamp at index {at}"),
+            rule="timestamp_range",
+        )
+
+    def check_one(self, timestamp: float, *, name: str = "timestamp") -> None:
+        """Raise InvalidInput (rule `timestamp_range`) unless it is in range."""
+        if not self.low <= timestamp <= self.high:
+            raise InvalidInput(self._explain(timestamp, name), rule="timestamp_range")
+
+    def _explain(self, ts: float, what: str) -> str:
+        detail = (
+            f"{what} is {number(ts)}, outside {describe_time(self.low)} … "
+            f"{describe_time(self.high)} ({number(self.low)} … {number(self.high)} "
+            "seconds since the Unix epoch)"
+        )
+        for unit, per_second in _FINER_UNITS:
+            if self.low <= ts / per_second <= self.high:
+                return f"{detail}; timestamps look like {unit}; send seconds"
+        return detail
+
+
 def check_readings(readings: Readings) -> None:
     """Raise InvalidSeries unless the readings are finite and strictly increasing."""
     ts, vs = readings.timestamps, readings.values
@@ -81,7 +145,8 @@ def check_readings(readings: Readings) -> None:
         if (steps == 0).any():
             at = int(np.argmax(steps == 0)) + 1
             raise InvalidSeries(
-                f"duplicate timestamp {ts[at]!r} at index {at}", rule="no_duplicates"
+                f"duplicate timestamp {number(ts[at])} at index {at}",
+                rule="no_duplicates",
             )
         if (steps < 0).any():
             at = int(np.argmax(steps < 0)) + 1
@@ -93,7 +158,7 @@ def check_readings(readings: Readings) -> None:
     if not finite.all():
         at = int(np.argmin(finite))
         raise InvalidSeries(
-            f"values must be finite (no NaN or Inf); index {at} is {vs[at]!r}",
+            f"values must be finite (no NaN or Inf); index {at} is {number(vs[at])}",
             rule="finite_values",
         )
 

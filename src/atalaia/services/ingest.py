@@ -8,31 +8,38 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import IngestResult, ReadingStore
-from atalaia.core.series import Readings, check_readings, check_series_id
+from atalaia.core.series import (
+    Readings,
+    TimeRange,
+    check_readings,
+    check_series_id,
+)
 from atalaia.errors import InvalidSeries
 
 MAX_POINTS_PER_REQUEST = 100_000
 
 
 def append_points(
-    *, session: Session, series_id: str, readings: Readings
+    *, session: Session, series_id: str, readings: Readings, span: TimeRange
 ) -> IngestResult:
     """Store readings of one series (caller commits); stored timestamps are ignored.
 
-    Readings may come in any order; a timestamp twice in one request is refused.
+    Readings may come in any order, their times within `span`; a timestamp twice
+    in one request is refused.
     """
-    return append_many_points(session=session, batch={series_id: readings})[series_id]
+    batch = {series_id: readings}
+    return append_many_points(session=session, batch=batch, span=span)[series_id]
 
 
 def append_many_points(
-    *, session: Session, batch: Mapping[str, Readings]
+    *, session: Session, batch: Mapping[str, Readings], span: TimeRange
 ) -> dict[str, IngestResult]:
     """`append_points` for many series in one bulk write (caller commits)."""
-    ordered = {sid: _checked(sid, readings) for sid, readings in batch.items()}
+    ordered = {sid: _checked(sid, readings, span) for sid, readings in batch.items()}
     return ReadingStore(session).append_many(ordered)
 
 
-def _checked(series_id: str, readings: Readings) -> Readings:
+def _checked(series_id: str, readings: Readings, span: TimeRange) -> Readings:
     check_series_id(series_id)
     if len(readings) > MAX_POINTS_PER_REQUEST:
         raise InvalidSeries(
@@ -40,6 +47,7 @@ def _checked(series_id: str, readings: Readings) -> Readings:
             rule="max_points",
         )
     ts = readings.timestamps
+    span.check(ts)  # before sorting: its index is the request's
     if not (ts[1:] >= ts[:-1]).all():
         order = np.argsort(ts, kind="stable")
         readings = Readings(ts[order], readings.values[order])

@@ -23,7 +23,12 @@ from sqlalchemy.orm import Session
 from atalaia.adapters.db.repositories import ModelStore, ReadingStore, SeriesSummary
 from atalaia.core.detectors import score_columns
 from atalaia.core.registry import ModelVersion
-from atalaia.core.series import FloatArray, Readings, check_series_id
+from atalaia.core.series import (
+    FloatArray,
+    Readings,
+    check_series_id,
+    describe_time,
+)
 from atalaia.errors import InvalidInput, SeriesNotFound
 
 BoolArray = npt.NDArray[np.bool_]
@@ -34,6 +39,14 @@ DEFAULT_WINDOW_S = 7 * 24 * 3600.0
 MAX_DRAWN_POINTS = 5_000
 _RASTERIZE_ABOVE = 5_000  # anomaly markers drawn as an image in SVGs past this count
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# matplotlib's dates span years 1–9999: a window beyond them (readings stored
+# before timestamps were bounded) is drawn on an axis of epoch seconds instead.
+_DATABLE = (
+    datetime(1, 1, 2, tzinfo=UTC).timestamp(),
+    datetime(9999, 12, 30, tzinfo=UTC).timestamp(),
+)
+# Near float64's limit matplotlib's ticks overflow: larger values are drawn scaled.
+_MAX_DRAWN_VALUE = 1e300
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,19 @@ class PlotData:
     @property
     def band(self) -> tuple[float, float] | None:
         return self.model.params.band() if self.model is not None else None
+
+    @property
+    def dated(self) -> bool:
+        """Whether the window fits matplotlib's calendar (else: epoch seconds)."""
+        return _DATABLE[0] <= self.start and self.end <= _DATABLE[1]
+
+    @property
+    def value_scale(self) -> float:
+        """1, or what values are divided by to be drawn (beyond _MAX_DRAWN_VALUE)."""
+        peak = float(np.abs(self.readings.values).max(initial=0.0))
+        if self.band is not None:
+            peak = max(peak, *map(abs, self.band))
+        return peak if peak > _MAX_DRAWN_VALUE else 1.0
 
     @property
     def training_window(self) -> tuple[float, float] | None:
@@ -100,17 +126,18 @@ def resolve_window(
     """The window [start, end) to plot.
 
     A missing end is just after the newest reading; a missing start is
-    DEFAULT_WINDOW_S before end, but not before the oldest reading.
+    DEFAULT_WINDOW_S before end, but not before the oldest reading, and not
+    after the newest one (far from the epoch, end - DEFAULT_WINDOW_S == end).
     """
     if end is None:
         end = float(np.nextafter(last_ts, np.inf))
     if start is None:
         start = end - DEFAULT_WINDOW_S
         if first_ts < end:
-            start = max(start, first_ts)
+            start = min(max(start, first_ts), last_ts)
     if not end > start:
         raise InvalidInput(
-            f"end ({_iso(end)}) must be after start ({_iso(start)}); "
+            f"end ({describe_time(end)}) must be after start ({describe_time(start)}); "
             "a missing end means the newest reading",
             rule="time_range",
         )
@@ -169,13 +196,6 @@ def _score(
         return score_columns(
             np.array([p.center]), np.array([p.scale]), np.array([p.threshold]), values
         )
-
-
-def _iso(ts: float) -> str:
-    try:
-        return datetime.fromtimestamp(ts, UTC).isoformat()
-    except (OverflowError, ValueError, OSError):  # beyond datetime's years 1–9999
-        return f"{ts:g} s"
 
 
 # --- JSON ------------------------------------------------------------------------
@@ -254,6 +274,11 @@ def draw_figure(data: PlotData) -> Figure:
     return figure
 
 
+def _x(data: PlotData, timestamps: FloatArray) -> FloatArray:
+    """Where `timestamps` fall on the figure's time axis."""
+    return date_numbers(timestamps) if data.dated else timestamps
+
+
 def date_numbers(timestamps: FloatArray) -> FloatArray:
     """Epoch seconds as matplotlib date numbers (whatever matplotlib's epoch)."""
     offset = float(mdates.date2num(_UNIX_EPOCH))  # type: ignore[no-untyped-call]
@@ -290,7 +315,7 @@ def _draw_training_window(ax: Axes, data: PlotData) -> None:
         return
     lo, hi = max(window[0], data.start), min(window[1], data.end)
     if lo < hi:
-        x0, x1 = date_numbers(np.array([lo, hi]))
+        x0, x1 = _x(data, np.array([lo, hi]))
         ax.axvspan(
             x0, x1, color="0.5", alpha=0.12, lw=0, zorder=0, label="training window"
         )
@@ -300,12 +325,20 @@ def _draw_band(ax: Axes, data: PlotData) -> None:
     if data.model is None:
         return
     p = data.model.params
-    lower, upper = p.band()
+    scale = data.value_scale
+    lower, upper = (edge / scale for edge in p.band())
     label = f"normal band (center ± {p.threshold:g}·scale)"
     ax.axhspan(lower, upper, color="tab:green", alpha=0.15, lw=0, zorder=1, label=label)
     for edge in (lower, upper):
         ax.axhline(edge, color="tab:green", lw=0.8, alpha=0.6, zorder=1)
-    ax.axhline(p.center, color="tab:green", lw=0.8, ls="--", zorder=1, label="center")
+    ax.axhline(
+        p.center / scale,
+        color="tab:green",
+        lw=0.8,
+        ls="--",
+        zorder=1,
+        label="center",
+    )
 
 
 def _draw_readings(ax: Axes, data: PlotData) -> None:
@@ -318,17 +351,18 @@ def _draw_readings(ax: Axes, data: PlotData) -> None:
     label = f"readings ({vs.size:,})"
     if drawn.size < vs.size:
         label += ", min/max envelope"
-    ax.plot(date_numbers(ts[drawn]), vs[drawn], color="tab:blue", lw=0.8, zorder=2,
-            label=label)  # fmt: skip
+    ys = vs[drawn] / data.value_scale
+    ax.plot(_x(data, ts[drawn]), ys, color="tab:blue", lw=0.8, zorder=2, label=label)
 
 
 def _draw_anomalies(ax: Axes, data: PlotData) -> None:
     if data.model is None:
         return
     flagged = np.flatnonzero(data.anomaly)
-    x = date_numbers(data.readings.timestamps[flagged])
+    x = _x(data, data.readings.timestamps[flagged])
+    y = data.readings.values[flagged] / data.value_scale
     ax.scatter(
-        x, data.readings.values[flagged], s=28, color="red", edgecolors="darkred",
+        x, y, s=28, color="red", edgecolors="darkred",
         linewidths=0.6, zorder=3, label=f"anomalies ({flagged.size:,})",
         rasterized=bool(flagged.size > _RASTERIZE_ABOVE),
     )  # fmt: skip
@@ -336,13 +370,15 @@ def _draw_anomalies(ax: Axes, data: PlotData) -> None:
 
 def _style_axes(ax: Axes, data: PlotData) -> None:
     ax.set_title(_title(data), loc="left")
-    ax.set_xlim(*date_numbers(np.array([data.start, data.end])))
-    locator = mdates.AutoDateLocator(tz=UTC, maxticks=10)  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(locator)
-    formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_formatter(formatter)
-    ax.set_xlabel("time (UTC)")
-    ax.set_ylabel("value")
+    ax.set_xlim(*_x(data, np.array([data.start, data.end])))
+    if data.dated:
+        locator = mdates.AutoDateLocator(tz=UTC, maxticks=10)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(formatter)
+    ax.set_xlabel("time (UTC)" if data.dated else "time (seconds since the Unix epoch)")
+    scale = data.value_scale
+    ax.set_ylabel("value" if scale == 1.0 else f"value ÷ {scale:.3g}")
     ax.grid(True, color="0.9", lw=0.6)
     ax.set_axisbelow(True)
     if ax.get_legend_handles_labels()[0]:

@@ -18,6 +18,7 @@ from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.auth import Authenticator
 from atalaia.api.common.ratelimit import RateLimiter
+from atalaia.core.series import TimeRange
 from atalaia.settings import Settings
 
 # name → () -> (ok, detail); /ready runs them all.
@@ -34,6 +35,11 @@ class Resources:
     rate_limiter: RateLimiter
     redis: RedisLink | None = None  # None: Redis is not configured
     ready_checks: dict[str, ReadyCheck] = field(default_factory=dict)
+    # Read on every prediction: settings' attributes cost microseconds each.
+    time_range: TimeRange = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.time_range = self.settings.time_range
 
     def check_database(self) -> tuple[bool, str]:
         try:

@@ -88,6 +88,8 @@ def parse_batch(body: bytes) -> Batch:
             batch = _columnar(_COLUMNS.decode(body))
         except msgspec.ValidationError as as_columns:
             raise _refused(as_columns if b'"points"' not in body else as_rows) from None
+        except msgspec.DecodeError as malformed:  # past the row form's first field
+            raise _refused(malformed) from None
     except msgspec.DecodeError as exc:
         raise _refused(exc) from None
     else:

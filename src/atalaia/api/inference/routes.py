@@ -50,6 +50,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     authorize(scope, Role.VIEWER)
     series_id = check_series_id(scope["path_params"]["series_id"])
     timestamp, value = parse_reading(body)
+    state["resources"].time_range.check_one(timestamp)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     row, record = table.record(series_id)
@@ -76,6 +77,7 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     state = scope["state"]
     authorize(scope, Role.VIEWER)
     batch = parse_batch(body)
+    state["resources"].time_range.check(batch.timestamps)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     rows = table.rows_of(batch.series_ids)

@@ -10,7 +10,9 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from atalaia.api.common.deps import SessionDep, Viewer
+from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.params import VersionNumber
+from atalaia.core.series import TimeRange
 from atalaia.services.plotting import (
     PlotQuery,
     build_plot_data,
@@ -46,6 +48,7 @@ router = APIRouter(tags=["plot"])
 @router.get("/plot", response_class=Response, responses=_RESPONSES)
 def plot(
     session: SessionDep,
+    resources: ResourcesDep,
     _viewer: Viewer,
     series_id: Annotated[str, Query(description="e.g. sensor_001_radial")],
     start: Annotated[
@@ -57,7 +60,8 @@ def plot(
     ] = None,
     format_: Annotated[PlotFormat, Query(alias="format")] = PlotFormat.PNG,
     version: Annotated[
-        int | None, Query(ge=1, description="default: Production, else the newest")
+        VersionNumber | None,
+        Query(description="default: Production, else the newest"),
     ] = None,
 ) -> Response:
     """Readings of a window, the model's normal band, anomalies and training window.
@@ -65,7 +69,12 @@ def plot(
     At most 2,000,000 readings per window; figures draw a min/max envelope of
     at most 5,000 points plus every anomaly.
     """
-    query = PlotQuery(series_id, _epoch(start), _epoch(end), version)
+    query = PlotQuery(
+        series_id,
+        _epoch(start, "start", resources.time_range),
+        _epoch(end, "end", resources.time_range),
+        version,
+    )
     data = build_plot_data(session, query)
     if format_ is PlotFormat.JSON:
         body = orjson.dumps(to_json(data))  # NaN and ±Inf become null
@@ -76,9 +85,11 @@ def plot(
     return Response(body, media_type=MEDIA_TYPES[format_])
 
 
-def _epoch(moment: datetime | None) -> float | None:
+def _epoch(moment: datetime | None, name: str, span: TimeRange) -> float | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    seconds = moment.timestamp()
+    span.check_one(seconds, name=name)
+    return seconds

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from atalaia.api.common.params import VersionNumber
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
 
@@ -235,7 +236,7 @@ class SeriesPage(BaseModel):
 class FeedbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: float
+    timestamp: float = Field(allow_inf_nan=False, description="Unix time in seconds")
     is_anomaly: bool
-    version: int | None = None
+    version: VersionNumber | None = None
     note: str = Field(default="", max_length=1000)

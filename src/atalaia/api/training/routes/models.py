@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
 from atalaia.api.common.deps import MlEngineer, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.params import VersionNumber
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.schemas import (
     PromoteBody,
@@ -49,7 +50,7 @@ def list_versions(series_id: str, session: SessionDep, _: Viewer) -> list[Versio
 
 @router.get("/{series_id}/versions/{version}", response_model=VersionView)
 def get_version(
-    series_id: str, version: int, session: SessionDep, _: Viewer
+    series_id: str, version: VersionNumber, session: SessionDep, _: Viewer
 ) -> VersionView:
     """One version with its parameters, metrics, reference statistics and lineage."""
     return VersionView.of(ModelStore(session).get(series_id, version))
@@ -70,7 +71,7 @@ def _changes_view(series_id: str, changes: list[StageChange]) -> dict[str, Any]:
 @router.post("/{series_id}/versions/{version}/promote")
 def promote(
     series_id: str,
-    version: int,
+    version: VersionNumber,
     body: PromoteBody,
     session: SessionDep,
     resources: ResourcesDep,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
-from atalaia.api.common.deps import SensorWriter, SessionDep, Viewer
+from atalaia.api.common.deps import ResourcesDep, SensorWriter, SessionDep, Viewer
 from atalaia.api.training.schemas import (
     IngestView,
     PointsBody,
@@ -26,13 +26,18 @@ MAX_PAGE = 100_000
 
 @router.post("/{series_id}/points", response_model=IngestView)
 def ingest(
-    series_id: str, body: PointsBody, session: SessionDep, _: SensorWriter
+    series_id: str,
+    body: PointsBody,
+    session: SessionDep,
+    resources: ResourcesDep,
+    _: SensorWriter,
 ) -> IngestView:
     """Store readings; timestamps already stored are ignored (idempotent)."""
     result = append_points(
         session=session,
         series_id=series_id,
         readings=Readings.of(body.timestamps, body.values),
+        span=resources.time_range,
     )
     session.commit()
     return IngestView(
@@ -47,6 +52,7 @@ def ingest(
 def query_points(
     series_id: str,
     session: SessionDep,
+    resources: ResourcesDep,
     _: Viewer,
     start: float | None = None,
     end: float | None = None,
@@ -54,6 +60,9 @@ def query_points(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10_000,
 ) -> PointsPage:
     """Readings with start ≤ timestamp < end, oldest first, a page at a time."""
+    for name, bound in (("start", start), ("end", end)):
+        if bound is not None:
+            resources.time_range.check_one(bound, name=name)
     store = ReadingStore(session)
     if store.get_series(series_id) is None:
         raise SeriesNotFound(series_id)

@@ -138,6 +138,7 @@ def train(
     readings = None
     if body.timestamps is not None and body.values is not None:
         readings = Readings.of(body.timestamps, body.values)
+        resources.time_range.check(readings.timestamps)
     request = training.TrainingRequest(
         series_id=series_id,
         algorithm=body.config.algorithm,

@@ -1,0 +1,155 @@
+"""Numbers past a column's range or a plausible time are 422s, on both databases.
+
+Each went to the driver before (OverflowError on SQLite, NumericValueOutOfRange
+on PostgreSQL: a 500), or was stored (an infinite timestamp read back as null).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from atalaia.embedded import create_embedded_app
+from fixtures.api import Headers, SettingsFactory, inline_body, train
+
+SERIES = "sensor_009_radial"
+T = 1_733_700_000.0
+TOO_BIG = ["2147483648", "9223372036854775808", "0"]
+
+
+@pytest.fixture
+def client(make_settings: SettingsFactory, database_url: str) -> Iterator[TestClient]:
+    settings = make_settings(database_url, training_min_interval_s=0)
+    with TestClient(create_embedded_app(settings)) as test_client:
+        yield test_client
+
+
+def refused(response: Any, rule: str) -> str:
+    assert response.status_code == 422, response.text
+    assert response.json()["rule"] == rule
+    detail: str = response.json()["detail"]
+    return detail
+
+
+class TestVersionNumbers:
+    @pytest.mark.parametrize("version", TOO_BIG)
+    def test_version_past_the_column_is_422_everywhere(
+        self, client: TestClient, admin: Headers, version: str
+    ) -> None:
+        models = f"/api/v1/models/{SERIES}/versions/{version}"
+        label = f'{{"timestamp": {T}, "is_anomaly": true, "version": {version}}}'
+        answers = [
+            client.get(models, headers=admin),
+            client.post(f"{models}/promote", json={}, headers=admin),
+            client.get(f"/api/v1/plot?series_id={SERIES}&version={version}",
+                       headers=admin),
+            client.post(
+                f"/api/v1/feedback/{SERIES}",
+                content=label,
+                headers=admin | {"content-type": "application/json"},
+            ),
+        ]  # fmt: skip
+
+        for response in answers:
+            assert "version" in refused(response, "request_schema")
+
+    def test_the_largest_version_is_a_404(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        response = client.get(
+            f"/api/v1/models/{SERIES}/versions/2147483647", headers=admin
+        )
+
+        assert response.status_code == 404
+
+
+class TestFeedback:
+    @pytest.mark.parametrize("timestamp", ["1e309", "-1e309", "NaN", "Infinity"])
+    def test_non_finite_timestamp_is_422(
+        self, client: TestClient, scientist: Headers, timestamp: str
+    ) -> None:
+        response = client.post(
+            f"/api/v1/feedback/{SERIES}",
+            content=f'{{"timestamp": {timestamp}, "is_anomaly": true}}',
+            headers=scientist | {"content-type": "application/json"},
+        )
+
+        assert "timestamp" in refused(response, "request_schema")
+        labels = client.get(f"/api/v1/feedback/{SERIES}", headers=scientist).json()
+        assert labels["feedback"] == []
+
+    def test_timestamp_in_milliseconds_is_422(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            f"/api/v1/feedback/{SERIES}",
+            json={"timestamp": T * 1000, "is_anomaly": True},
+            headers=scientist,
+        )
+
+        assert "look like milliseconds" in refused(response, "timestamp_range")
+
+    def test_version_that_does_not_exist_is_422(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        train(client, SERIES, admin)
+
+        def label(version: int) -> Any:
+            body = {"timestamp": T, "is_anomaly": False, "version": version}
+            return client.post(f"/api/v1/feedback/{SERIES}", json=body, headers=admin)
+
+        assert label(1).status_code == 201
+        assert "has no version 2" in refused(label(2), "version_exists")
+
+
+class TestTimestampsEnteringTheStore:
+    def test_ingest_in_milliseconds_is_422_and_stores_nothing(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [T * 1000, T * 1000 + 1], "values": [1.0, 2.0]},
+            headers=scientist,
+        )
+
+        assert "look like milliseconds" in refused(response, "timestamp_range")
+        assert client.get("/api/v1/series", headers=scientist).json()["series"] == []
+
+    @pytest.mark.parametrize("bad", [1e300, -1e12, 1e18])
+    def test_ingest_of_an_implausible_time_is_422(
+        self, client: TestClient, scientist: Headers, bad: float
+    ) -> None:
+        response = client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [T, bad], "values": [1.0, 2.0]},
+            headers=scientist,
+        )
+
+        assert refused(response, "timestamp_range").startswith(
+            "timestamp at index 1 is"
+        )
+
+    def test_training_data_in_milliseconds_is_422(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = inline_body()
+        body["timestamps"] = [t * 1000 for t in body["timestamps"]]
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json=body, headers=scientist
+        )
+
+        assert "look like milliseconds" in refused(response, "timestamp_range")
+
+    @pytest.mark.parametrize("bound", ["start", "end"])
+    def test_points_query_bounds_are_checked(
+        self, client: TestClient, scientist: Headers, bound: str
+    ) -> None:
+        response = client.get(
+            f"/api/v1/series/{SERIES}/points?{bound}={T * 1e6}", headers=scientist
+        )
+
+        assert "look like microseconds" in refused(response, "timestamp_range")
