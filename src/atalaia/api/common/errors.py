@@ -42,6 +42,8 @@ def error_response(exc: errors.AtalaiaError) -> JSONResponse:
         body["rule"] = exc.rule
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.BatchRefused | errors.BatchRateLimited):
+        body["rejected"] = exc.rejected
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
     log.info("http.error", status=status, error=body["error"], detail=exc.detail)
