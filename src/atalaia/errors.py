@@ -118,10 +118,12 @@ class JobNotCancellable(Conflict):
 
 
 class ConcurrentChange(Conflict):
-    """Concurrent changes of the same thing kept conflicting (a deadlock or a
+    """Concurrent changes of the same thing conflicted (a deadlock or a
     serialization failure in the database); retrying the request may succeed."""
 
-    rule = "concurrent_change"
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.rule = "concurrent_change"
 
 
 class RateLimited(AtalaiaError):
