@@ -71,11 +71,17 @@ class TestTrainingInterval:
         single = partial(
             limited.post, f"/api/v1/training/{SERIES}", json=body, headers=admin
         )
+        stored_window = partial(
+            limited.post,
+            f"/api/v1/training/{SERIES}",
+            json={"window_hours": 2000},
+            headers=admin,
+        )
         in_batch = partial(
             limited.post, "/api/v1/training/batch", json=batch, headers=admin
         )
 
-        answers = together([single, in_batch] * (THREADS // 2))
+        answers = together([single, stored_window, in_batch] * (THREADS // 3))
 
         assert sum(_accepted(a) for a in answers) == 1
         refused = [a for a in answers if a.status_code != 202]
