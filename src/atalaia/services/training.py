@@ -218,7 +218,7 @@ def submit_batch(
                 check_series_id(series_id)
                 _check_stored_summary(series_id, stored.get(series_id), window_hours)
             except AtalaiaError as exc:
-                rejected.append(refusal(series_id, exc))
+                rejected.append(_refusal(series_id, exc))
                 continue
             jobs.append(
                 TrainingJob(
@@ -234,7 +234,7 @@ def submit_batch(
                 )
             )
         refused = _claim_intervals(session, jobs, min_interval_s)
-        rejected.extend(refusal(exc.series_id, exc) for exc in refused)
+        rejected.extend(_refusal(exc.series_id, exc) for exc in refused)
         lost = {exc.series_id for exc in refused}
         accepted.extend(job for job in jobs if job.series_id not in lost)
     JobStore(session).add_many(accepted, batch_id=batch_id)
@@ -242,7 +242,7 @@ def submit_batch(
     return BatchSubmission(batch_id, accepted, rejected)
 
 
-def refusal(series_id: str, exc: AtalaiaError) -> dict[str, Any]:
+def _refusal(series_id: str, exc: AtalaiaError) -> dict[str, Any]:
     """Why a series of a batch was refused: the error body of a request of its own."""
     why: dict[str, Any] = {
         "series_id": series_id, "error": type(exc).__name__, "detail": exc.detail
