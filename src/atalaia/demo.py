@@ -220,17 +220,18 @@ def _train(
         "window_hours": days * 24,
         "config": {"algorithm": "robust"},
     }
-    batch = api.json("POST", "/training/batch", body)
+    # 422 or 429: no series could be trained; the body still lists each refusal.
+    batch = api.call("POST", "/training/batch", body, allow=(422, 429)).json()
+    accepted = batch.get("accepted", 0)
     out = _Training()
     limited = [r["series_id"] for r in batch["rejected"] if r["error"] == RATE_LIMITED]
     for r in batch["rejected"]:
         if r["error"] != RATE_LIMITED:
             out.failed[r["series_id"]] = f"{r['error']}: {r['detail']}"
-    echo(
-        f"train     batch {batch['batch_id']}: {batch['accepted']} jobs queued (robust)"
-    )
-    if batch["accepted"]:
-        _collect_jobs(out, _await_jobs(api, batch["batch_id"], deadline, echo))
+    batch_id = batch.get("batch_id", "refused")
+    echo(f"train     batch {batch_id}: {accepted} jobs queued (robust)")
+    if accepted:
+        _collect_jobs(out, _await_jobs(api, batch_id, deadline, echo))
     if limited:
         echo(
             f"          {len(limited)} series were trained less than 5 minutes ago "

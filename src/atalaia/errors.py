@@ -5,7 +5,8 @@ AtalaiaError
 │   ├── InvalidSeries            training / ingest data broke a validation rule
 │   ├── InvalidSeriesId          series id does not match the naming rule
 │   ├── UnknownAlgorithm         no detector of that name
-│   └── InvalidHyperparameters   a detector rejected its hyperparameters
+│   ├── InvalidHyperparameters   a detector rejected its hyperparameters
+│   └── BatchRefused             every series of a batch broke a rule
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
 │   ├── JobNotFound
@@ -13,9 +14,11 @@ AtalaiaError
 ├── Conflict                     state forbids the request (409)
 │   ├── VersionNotPromotable
 │   ├── NothingToRollBack
-│   └── JobNotCancellable
+│   ├── JobNotCancellable
+│   └── ConcurrentChange         a concurrent change kept conflicting
 ├── RateLimited                  too many requests under a rule (429)
-│   └── TrainingRateLimited      one training per series per window
+│   ├── TrainingRateLimited      one training per series per window
+│   └── BatchRateLimited         that rule refused every series of a batch
 ├── NotImplementedYet            a documented feature not served yet (501)
 ├── AuthenticationFailed         missing or bad credentials (401)
 ├── PermissionDenied             the principal's role is too low (403)
@@ -23,6 +26,8 @@ AtalaiaError
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class AtalaiaError(Exception):
@@ -65,6 +70,17 @@ class InvalidHyperparameters(InvalidInput):
     pass
 
 
+class BatchRefused(InvalidInput):
+    """No series of a batch can be trained; `rejected` says why for each."""
+
+    def __init__(self, rejected: list[dict[str, Any]]) -> None:
+        super().__init__(
+            f"none of the {len(rejected)} series of the batch can be trained",
+            rule="batch_trainable",
+        )
+        self.rejected = rejected
+
+
 class NotFound(AtalaiaError):
     pass
 
@@ -101,6 +117,15 @@ class JobNotCancellable(Conflict):
     pass
 
 
+class ConcurrentChange(Conflict):
+    """Concurrent changes of the same thing conflicted (a deadlock or a
+    serialization failure in the database); retrying the request may succeed."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.rule = "concurrent_change"
+
+
 class RateLimited(AtalaiaError):
     """Too many requests under a rule; `rule` names it, retry in `retry_after` s."""
 
@@ -111,13 +136,31 @@ class RateLimited(AtalaiaError):
 
 
 class TrainingRateLimited(RateLimited):
+    RULE = "series_training_interval"
+
     def __init__(self, series_id: str, *, retry_after: int, interval_s: int) -> None:
         super().__init__(
             f"series {series_id!r} accepts one training per {interval_s} s; "
             f"retry in {retry_after} s",
-            rule="series_training_interval",
+            rule=self.RULE,
             retry_after=retry_after,
         )
+        self.series_id = series_id
+
+
+class BatchRateLimited(RateLimited):
+    """Every series of a batch trained less than its interval ago; `rejected`
+    says when each may train again, `retry_after` when the first may."""
+
+    def __init__(self, rejected: list[dict[str, Any]]) -> None:
+        retry_after = min(int(r["retry_after"]) for r in rejected)
+        super().__init__(
+            f"every one of the {len(rejected)} series of the batch trained less "
+            f"than its interval ago; retry in {retry_after} s",
+            rule=TrainingRateLimited.RULE,
+            retry_after=retry_after,
+        )
+        self.rejected = rejected
 
 
 class NotImplementedYet(AtalaiaError):

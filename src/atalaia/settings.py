@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     db_pool_max_overflow: Annotated[int, Field(ge=0)] = 10
     db_pool_pre_ping: bool = True  # test a pooled connection before handing it out
     db_pool_recycle_s: int = 1800  # replace connections older than this; -1: never
+    # How long PostgreSQL may keep a request waiting (seconds; 0: no bound).
+    db_connect_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    db_statement_timeout_s: Annotated[float, Field(ge=0)] = 10.0  # server-side
+    db_socket_timeout_s: Annotated[float, Field(ge=0)] = 12.0  # an unanswered call
 
     # The scheduler: `atalaia scheduler`, or inside the embedded `atalaia serve`.
     scheduler_in_process: bool = True  # run its tasks inside `atalaia serve`

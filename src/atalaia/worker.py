@@ -18,9 +18,8 @@ import structlog
 from celery import Celery
 
 from atalaia.adapters.db.engine import (
-    make_engine,
+    engine_for,
     make_session_factory,
-    pool_options,
 )
 from atalaia.adapters.queue.celery_app import RUN_CHUNK, create_celery
 from atalaia.adapters.storage import LocalArtifactStore
@@ -54,9 +53,7 @@ class ProcessRunner:
         return run(job_ids)
 
     def _open(self) -> Run:
-        engine = make_engine(
-            self._settings.database_url, pool=pool_options(self._settings)
-        )
+        engine = engine_for(self._settings)
         return partial(
             run_training_chunk,
             sessions=make_session_factory(engine),

@@ -1,11 +1,14 @@
-"""Engines: the PostgreSQL connection pool follows the settings."""
+"""Engines: the PostgreSQL connection pool and timeouts follow the settings."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
-from atalaia.adapters.db.engine import PoolOptions, make_engine, pool_options
+from atalaia.adapters.db.engine import PoolOptions, Timeouts, make_engine, pool_options
 from atalaia.settings import Settings
 
 URL = "postgresql://atalaia@db.invalid/atalaia"  # engines connect lazily: never here
@@ -37,3 +40,31 @@ def test_settings_name_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATALAIA_DB_POOL_RECYCLE_S", "-1")
 
     assert pool_options(Settings()) == PoolOptions(4, 0, False, -1)
+
+
+@pytest.mark.postgres
+def test_the_server_cancels_a_statement_past_the_statement_timeout(
+    postgres_database: str,
+) -> None:
+    engine = make_engine(postgres_database, timeouts=Timeouts(statement_s=0.2))
+    try:
+        with engine.connect() as conn, pytest.raises(OperationalError) as raised:
+            conn.execute(text("SELECT pg_sleep(5)"))
+    finally:
+        engine.dispose()
+
+    assert isinstance(raised.value.orig, psycopg.errors.QueryCanceled)
+
+
+def test_settings_name_the_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATALAIA_DB_CONNECT_TIMEOUT_S", "2")
+    monkeypatch.setenv("ATALAIA_DB_STATEMENT_TIMEOUT_S", "0")
+    monkeypatch.setenv("ATALAIA_DB_SOCKET_TIMEOUT_S", "4.5")
+
+    settings = Settings()
+
+    assert (
+        settings.db_connect_timeout_s,
+        settings.db_statement_timeout_s,
+        settings.db_socket_timeout_s,
+    ) == (2, 0, 4.5)

@@ -266,31 +266,3 @@ class TestStale:
             )
         assert old_queued == [job_id(1), job_id(2)]
         assert stuck_running == [job_id(4)]
-
-
-class TestLastSubmission:
-    def test_is_the_newest_job_that_was_not_cancelled(self, sessions: Sessions) -> None:
-        add(sessions, training_job(1), training_job(2), training_job(3))
-        add(sessions, training_job(9, series_id="pump7"))
-        with sessions() as session:
-            JobStore(session).cancel(job_id(3))
-            session.commit()
-        with sessions() as session:
-            last = JobStore(session).last_submission(SERIES)
-        assert last == SUBMITTED_AT + timedelta(minutes=2)
-        assert last is not None
-        assert last.tzinfo is not None
-
-    def test_is_none_without_jobs(self, sessions: Sessions) -> None:
-        with sessions() as session:
-            assert JobStore(session).last_submission(SERIES) is None
-
-    def test_of_many_series_in_one_query(self, sessions: Sessions) -> None:
-        add(sessions, training_job(1), training_job(2))
-        add(sessions, training_job(9, series_id="pump7"))
-        with sessions() as session:
-            last = JobStore(session).last_submissions([SERIES, "pump7", "idle"])
-        assert last == {
-            SERIES: SUBMITTED_AT + timedelta(minutes=2),
-            "pump7": SUBMITTED_AT + timedelta(minutes=9),
-        }

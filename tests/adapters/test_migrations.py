@@ -294,3 +294,36 @@ def flatten(diffs: list[Any]) -> list[tuple[Any, ...]]:
     for diff in diffs:
         flat.extend(diff if isinstance(diff, list) else [diff])
     return flat
+
+
+class TestTrainingClaims:
+    """0006 gives each series the claim of its newest job that was not cancelled."""
+
+    def test_keeps_the_interval_of_every_series(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url, "0005")
+        jobs = [
+            ("j1", "s1", "succeeded"),
+            ("j2", "s1", "cancelled"),
+            ("j3", "s2", "queued"),
+        ]
+        with engine.begin() as connection:
+            for job_id, series_id, status in jobs:
+                connection.execute(
+                    text(
+                        "INSERT INTO training_jobs (job_id, series_id, status,"
+                        " algorithm, hyperparameters, submitted_by, created_at,"
+                        " attempts) VALUES (:j, :s, :status, 'zscore', '{}', 't',"
+                        " :at, 0)"
+                    ),
+                    {"j": job_id, "s": series_id, "status": status, "at": utcnow()},
+                )
+
+        upgrade_database(blank_database_url)
+        with engine.connect() as connection:
+            claims = connection.execute(
+                text("SELECT series_id, job_id FROM training_claims")
+            ).all()
+
+        assert sorted(map(tuple, claims)) == [("s1", "j1"), ("s2", "j3")]

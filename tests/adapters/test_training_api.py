@@ -105,3 +105,15 @@ def test_an_unreachable_training_service_is_a_dependency_failure(
             submitter.submit(
                 ["s"], algorithm="zscore", hyperparameters={}, window_hours=1
             )
+
+
+def test_a_batch_refused_whole_reports_each_series(
+    training: TestClient, settings: Settings
+) -> None:
+    submitter = TrainingApiSubmitter(training, token=lambda: token(settings))
+
+    batch = submitter.submit(
+        ["sensor_001_radial"], algorithm="zscore", hyperparameters={}, window_hours=1
+    )
+
+    assert (batch.accepted, [r["rule"] for r in batch.rejected]) == (0, ["min_points"])

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from atalaia.adapters.db.tables import JobRow
 from atalaia.api import inference, training
 from atalaia.api.common.auth import Role
 from atalaia.settings import Settings
-from fixtures.api import Headers, SettingsFactory, bearer, promote, train, wait_for
+from fixtures.api import (
+    Headers,
+    SettingsFactory,
+    bearer,
+    inline_body,
+    promote,
+    train,
+    wait_for,
+)
 from fixtures.db import truncate_tables
 from fixtures.tcp_proxy import TcpProxy
 
@@ -183,3 +196,83 @@ class TestTrainingWithoutDatabase:
         }
         assert ready.status_code == 503
         assert job["status"] == "succeeded"
+
+
+# Longer than any bound below: a request still blocked then hangs until restore.
+GIVE_UP_S = 60
+
+
+@pytest.fixture
+def bounded_settings(
+    proxy: TcpProxy, postgres_database: str, make_settings: SettingsFactory
+) -> Settings:
+    """Settings through the proxy, with short database timeouts."""
+    proxied = make_url(postgres_database).set(host="127.0.0.1", port=proxy.port)
+    return make_settings(
+        proxied.render_as_string(hide_password=False),
+        db_connect_timeout_s=1,
+        db_statement_timeout_s=1,
+        db_socket_timeout_s=1.5,
+    )
+
+
+def _train_in_the_dark(
+    trainer: TestClient, proxy: TcpProxy, headers: Headers
+) -> httpx.Response:
+    """POST a training while the database does not answer, then restore it."""
+    answers: list[httpx.Response] = []
+    post = threading.Thread(
+        target=lambda: answers.append(
+            trainer.post(
+                f"/api/v1/training/{SERIES}", json=inline_body(), headers=headers
+            )
+        )
+    )
+    post.start()
+    post.join(GIVE_UP_S)
+    proxy.restore()
+    post.join()
+    return answers[0]
+
+
+class TestDatabaseBlackHole:
+    """The database's proxy accepts and acknowledges, and forwards nothing."""
+
+    def test_a_training_answers_503_and_is_not_accepted_later(
+        self, proxy: TcpProxy, bounded_settings: Settings
+    ) -> None:
+        admin = bearer(bounded_settings, Role.ADMIN)
+        with TestClient(training.create_app(bounded_settings)) as trainer:
+            trainer.get("/api/v1/training/jobs", headers=admin)  # a pooled connection
+            proxy.black_hole()
+            refused = _train_in_the_dark(trainer, proxy, admin)
+            jobs = trainer.get("/api/v1/training/jobs", headers=admin).json()["jobs"]
+            job = train(trainer, SERIES, admin)
+
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "DependencyUnavailable"
+        assert jobs == []
+        assert job["status"] == "succeeded"
+
+    def test_a_commit_that_gets_no_answer_leaves_no_job_and_no_payload(
+        self, proxy: TcpProxy, bounded_settings: Settings
+    ) -> None:
+        admin = bearer(bounded_settings, Role.ADMIN)
+
+        def dark_at_commit(session: Session) -> None:
+            if any(isinstance(row, JobRow) for row in session.new):
+                proxy.black_hole()
+
+        with TestClient(training.create_app(bounded_settings)) as trainer:
+            event.listen(Session, "before_commit", dark_at_commit)
+            try:
+                refused = _train_in_the_dark(trainer, proxy, admin)
+            finally:
+                event.remove(Session, "before_commit", dark_at_commit)
+            jobs = trainer.get("/api/v1/training/jobs", headers=admin).json()["jobs"]
+
+        assert refused.status_code == 503, refused.text
+        assert jobs == []
+        assert [
+            p for p in bounded_settings.artifacts_path.rglob("*") if p.is_file()
+        ] == []

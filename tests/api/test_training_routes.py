@@ -288,14 +288,59 @@ class TestBatchTraining:
     def test_reports_series_it_cannot_train(
         self, client: TestClient, scientist: Headers
     ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points", json=inline_body(), headers=scientist
+        )
+
         response = client.post(
             "/api/v1/training/batch",
-            json={"series_ids": ["empty_series"]},
+            json={"series_ids": [SERIES, "empty_series"]},
             headers=scientist,
         )
 
-        assert response.json()["accepted"] == 0
-        assert response.json()["rejected"][0]["error"] == "InvalidSeries"
+        assert response.status_code == 202
+        assert response.json()["accepted"] == 1
+        assert response.json()["rejected"] == [
+            {"series_id": "empty_series", "error": "InvalidSeries",
+             "rule": "min_points", "detail": response.json()["rejected"][0]["detail"]}
+        ]  # fmt: skip
+
+    def test_refuses_a_batch_of_which_no_series_can_be_trained(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.post(
+            "/api/v1/training/batch",
+            json={"series_ids": ["empty_series", "bad id"]},
+            headers=scientist,
+        )
+
+        assert response.status_code == 422
+        body = response.json()
+        assert (body["error"], body["rule"]) == ("BatchRefused", "batch_trainable")
+        assert [(r["series_id"], r["rule"]) for r in body["rejected"]] == [
+            ("bad id", "series_id_format"), ("empty_series", "min_points"),
+        ]  # fmt: skip
+
+    def test_a_batch_refused_by_the_interval_alone_is_rate_limited(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        train(client, SERIES, scientist)
+
+        response = client.post(
+            "/api/v1/training/batch",
+            json={"series_ids": [SERIES]},
+            headers=scientist,
+        )
+
+        assert response.status_code == 429
+        body = response.json()
+        assert (body["error"], body["rule"]) == (
+            "BatchRateLimited", "series_training_interval",
+        )  # fmt: skip
+        assert 0 < int(response.headers["Retry-After"]) <= 300
+        assert body["rejected"][0]["retry_after"] == int(
+            response.headers["Retry-After"]
+        )
 
 
 class TestRecovery:

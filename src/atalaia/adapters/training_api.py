@@ -15,13 +15,15 @@ from atalaia.errors import DependencyUnavailable
 
 BATCH_PATH = "/api/v1/training/batch"
 SERVICE = "training service"
+# A batch whose every series was refused: 422, or 429 when by the interval alone.
+REFUSED_WHOLE = (422, 429)
 
 
 class TrainingApiSubmitter:
     """POSTs batches to the training service with a bearer token from `token()`.
 
     `client` carries the service's base URL and timeouts; a failure to reach it,
-    or any answer but 202, raises DependencyUnavailable.
+    or any answer but 202 or a batch refused whole, raises DependencyUnavailable.
     """
 
     def __init__(self, client: httpx.Client, *, token: Callable[[], str]) -> None:
@@ -47,6 +49,8 @@ class TrainingApiSubmitter:
             answer = self._client.post(BATCH_PATH, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DependencyUnavailable(SERVICE, type(exc).__name__) from exc
+        if answer.status_code in REFUSED_WHOLE:  # no series could be trained
+            return SubmittedBatch(batch_id="", accepted=0, rejected=_rejected(answer))
         if answer.status_code != 202:
             raise DependencyUnavailable(
                 SERVICE, f"HTTP {answer.status_code}: {answer.text[:300]}"
@@ -57,3 +61,8 @@ class TrainingApiSubmitter:
             accepted=accepted["accepted"],
             rejected=accepted["rejected"],
         )
+
+
+def _rejected(answer: httpx.Response) -> list[dict[str, object]]:
+    rejected: list[dict[str, object]] = answer.json()["rejected"]
+    return rejected

@@ -45,9 +45,8 @@ def scheduler(
     from prometheus_client import CollectorRegistry, start_http_server
 
     from atalaia.adapters.db.engine import (
-        make_engine,
+        engine_for,
         make_session_factory,
-        pool_options,
     )
     from atalaia.adapters.training_api import TrainingApiSubmitter
     from atalaia.api.common.resources import authenticator_for
@@ -57,7 +56,7 @@ def scheduler(
 
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    engine = make_engine(settings.database_url, pool=pool_options(settings))
+    engine = engine_for(settings)
     client = httpx.Client(base_url=settings.training_url, timeout=REQUEST_TIMEOUT_S)
     registry = CollectorRegistry()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -9,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.cache import ModelCache, RedisLink, RegistryNotice, publish_notice
+from atalaia.adapters.db.conflicts import conflicts_translated
 from atalaia.adapters.db.repositories import AuditLog, ModelStore
 from atalaia.core.registry import (
     Stage,
@@ -17,9 +19,12 @@ from atalaia.core.registry import (
     plan_direct_promotion,
     plan_rollback,
 )
-from atalaia.errors import NotImplementedYet
+from atalaia.errors import ConcurrentChange, NotImplementedYet
 
 log = structlog.get_logger()
+
+# Tries of a stage change that conflicts with concurrent transactions.
+ATTEMPTS = 3
 
 
 def promote_version(
@@ -32,29 +37,67 @@ def promote_version(
     actor: str,
     reason: str = "",
 ) -> list[StageChange]:
-    """Promote a Staging version (caller commits); returns the stage changes made."""
-    models = ModelStore(session)
-    candidate = models.get(series_id, version)
+    """Promote a Staging version and commit; returns the stage changes made."""
     if strategy is not Strategy.DIRECT:
         raise NotImplementedYet(
             f"the {strategy} strategy is not served yet; use strategy 'direct'"
         )
-    changes = plan_direct_promotion(
-        candidate, models.production(series_id), archive_existing=archive_existing
-    )
-    _apply(session, changes, actor=actor, action="model.promoted", reason=reason)
-    return changes
+
+    def attempt() -> list[StageChange]:
+        models = ModelStore(session)
+        models.lock_series(series_id)
+        changes = plan_direct_promotion(
+            models.get(series_id, version),
+            models.production(series_id),
+            archive_existing=archive_existing,
+        )
+        _apply(session, changes, actor=actor, action="model.promoted", reason=reason)
+        return changes
+
+    return _committed(session, attempt, what=f"promotion of {series_id} v{version}")
 
 
 def rollback(
     *, session: Session, series_id: str, actor: str, reason: str = ""
 ) -> list[StageChange]:
-    """Put the previous Production version back (caller commits)."""
-    models = ModelStore(session)
-    changes = plan_rollback(
-        models.production(series_id), models.past_production(series_id)
-    )
-    _apply(session, changes, actor=actor, action="model.rolled_back", reason=reason)
+    """Put the previous Production version back and commit."""
+
+    def attempt() -> list[StageChange]:
+        models = ModelStore(session)
+        models.lock_series(series_id)
+        changes = plan_rollback(
+            models.production(series_id), models.past_production(series_id)
+        )
+        _apply(session, changes, actor=actor, action="model.rolled_back", reason=reason)
+        return changes
+
+    return _committed(session, attempt, what=f"rollback of {series_id}")
+
+
+def _committed(
+    session: Session, attempt: Callable[[], list[StageChange]], *, what: str
+) -> list[StageChange]:
+    """Run `attempt` and commit, again after a conflict with a concurrent
+    transaction, up to ATTEMPTS times; the last conflict raises ConcurrentChange.
+
+    Stage changes lock the series first, so conflicts are rare: a retry covers
+    those the locks do not order (another writer of the same rows).
+    """
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return _commit(session, attempt, what)
+        except ConcurrentChange:
+            session.rollback()
+            log.warning("registry.conflict_retried", what=what)
+    return _commit(session, attempt, what)
+
+
+def _commit(
+    session: Session, attempt: Callable[[], list[StageChange]], what: str
+) -> list[StageChange]:
+    with conflicts_translated(what):
+        changes = attempt()
+        session.commit()
     return changes
 
 

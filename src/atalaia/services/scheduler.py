@@ -206,7 +206,8 @@ def _idle(sessions: SessionFactory, series_ids: list[str]) -> list[str]:
 def _count(report: RunReport, batch: SubmittedBatch) -> None:
     report.accepted += batch.accepted
     report.rejected += batch.rejected
-    report.batches.append(batch.batch_id)
+    if batch.accepted:  # a batch refused whole queued nothing
+        report.batches.append(batch.batch_id)
 
 
 def _pieces(items: Sequence[str], size: int) -> Iterator[list[str]]:

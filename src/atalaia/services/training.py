@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import structlog
@@ -18,6 +19,7 @@ from atalaia.adapters.db.repositories import (
     ModelStore,
     ReadingStore,
     SeriesSummary,
+    TrainingClaims,
 )
 from atalaia.core.detectors import resolve_hyperparameters
 from atalaia.core.jobs import JobStatus, TrainingJob, check_cancellable
@@ -31,8 +33,12 @@ from atalaia.core.series import (
 )
 from atalaia.errors import (
     AtalaiaError,
+    BatchRateLimited,
+    BatchRefused,
+    InvalidInput,
     InvalidSeries,
     JobNotCancellable,
+    RateLimited,
     TrainingRateLimited,
 )
 from atalaia.services._payload import encode_payload, payload_key
@@ -74,59 +80,80 @@ def submit_training(
     actor: str,
     min_interval_s: int,
 ) -> TrainingJob:
-    """Validate a training request and store it as a queued job (caller commits).
+    """Validate a training request and store it as a queued job (caller commits;
+    `discard_payloads` if the commit fails).
 
     Inline data is validated here, in full, so that bad data never becomes a job.
+    The series' interval is claimed last among the checks: the claim holds the
+    series (and on SQLite, the database) until the caller's transaction ends.
     """
     series_id = check_series_id(request.series_id)
     hyperparameters = resolve_hyperparameters(
         request.algorithm, request.hyperparameters
     )
-    check_training_interval(session, series_id, min_interval_s)
-    job_id = new_job_id()
-    key = None
     if request.readings is not None:
         validate_training_data(request.readings)
-        key = payload_key(job_id)
-        artifacts.put(key, encode_payload(request.readings))
     else:
         _check_stored_window(session, series_id, request.window_hours or 0.0)
     job = TrainingJob(
-        job_id=job_id,
+        job_id=new_job_id(),
         series_id=series_id,
         status=JobStatus.QUEUED,
         algorithm=request.algorithm,
         hyperparameters=hyperparameters,
-        payload_key=key,
+        payload_key=None,
         window_hours=request.window_hours,
         created_at=datetime.now(UTC),
         submitted_by=actor,
     )
+    refused = _claim_intervals(session, [job], min_interval_s)
+    if refused:
+        raise refused[0]
+    if request.readings is not None:
+        key = payload_key(job.job_id)
+        artifacts.put(key, encode_payload(request.readings))
+        job = replace(job, payload_key=key)
     JobStore(session).add(job)
-    log.info("training.job_accepted", job_id=job_id, series_id=series_id)
+    log.info("training.job_accepted", job_id=job.job_id, series_id=series_id)
     return job
 
 
-def check_training_interval(
-    session: Session, series_id: str, min_interval_s: int
-) -> None:
-    """Raise TrainingRateLimited if the series got a job less than the interval ago."""
-    last = JobStore(session).last_submission(series_id)
-    _check_interval(series_id, last, min_interval_s, datetime.now(UTC))
+def discard_payloads(artifacts: ArtifactStore, jobs: Iterable[TrainingJob]) -> None:
+    """Delete the inline data of jobs that ended, or that were never stored."""
+    for job in jobs:
+        if job.payload_key is not None:
+            artifacts.delete(job.payload_key)
 
 
-def _check_interval(
-    series_id: str, last: datetime | None, min_interval_s: int, now: datetime
-) -> None:
-    if last is None:
-        return
+def _claim_intervals(
+    session: Session, jobs: Sequence[TrainingJob], min_interval_s: int
+) -> list[TrainingRateLimited]:
+    """Claim each job's series for it (all jobs share one `created_at`); returns
+    the refusals of the series that had a job less than the interval ago."""
+    if not jobs:
+        return []
+    now = jobs[0].created_at
+    claims = TrainingClaims(session)
+    won = claims.claim(
+        {job.series_id: job.job_id for job in jobs}, at=now, interval_s=min_interval_s
+    )
+    lost = [job.series_id for job in jobs if job.series_id not in won]
+    last = claims.last(lost) if lost else {}
+    return [
+        _rate_limited(series_id, last.get(series_id, now), min_interval_s, now)
+        for series_id in lost
+    ]
+
+
+def _rate_limited(
+    series_id: str, last: datetime, min_interval_s: int, now: datetime
+) -> TrainingRateLimited:
     wait = last + timedelta(seconds=min_interval_s) - now
-    if wait.total_seconds() > 0:
-        raise TrainingRateLimited(
-            series_id,
-            retry_after=max(1, int(np.ceil(wait.total_seconds()))),
-            interval_s=min_interval_s,
-        )
+    return TrainingRateLimited(
+        series_id,
+        retry_after=max(1, int(np.ceil(wait.total_seconds()))),
+        interval_s=min_interval_s,
+    )
 
 
 def _check_stored_window(session: Session, series_id: str, hours: float) -> None:
@@ -160,7 +187,7 @@ def _too_few_points(series_id: str, stored: int, hours: float) -> InvalidSeries:
 class BatchSubmission:
     batch_id: str
     accepted: list[TrainingJob]
-    rejected: list[dict[str, object]]
+    rejected: list[dict[str, Any]]
 
 
 def submit_batch(
@@ -176,28 +203,24 @@ def submit_batch(
     """Queue one job per series from its stored window; report the series refused.
 
     The same checks as `submit_training`, made for the whole batch a few queries
-    at a time (caller commits).
+    at a time, in series order (caller commits).
     """
     resolved = resolve_hyperparameters(algorithm, hyperparameters)  # fail the batch
     batch_id = new_job_id()
     now = datetime.now(UTC)
     accepted: list[TrainingJob] = []
-    rejected: list[dict[str, object]] = []
-    for piece in _pieces(list(dict.fromkeys(series_ids)), _LOOKUP):
-        last = JobStore(session).last_submissions(piece)
+    rejected: list[dict[str, Any]] = []
+    for piece in _pieces(sorted(set(series_ids)), _LOOKUP):
         stored = ReadingStore(session).summaries(piece)
+        jobs: list[TrainingJob] = []
         for series_id in piece:
             try:
                 check_series_id(series_id)
-                _check_interval(series_id, last.get(series_id), min_interval_s, now)
                 _check_stored_summary(series_id, stored.get(series_id), window_hours)
             except AtalaiaError as exc:
-                rejected.append(
-                    {"series_id": series_id, "error": type(exc).__name__,
-                     "detail": exc.detail}
-                )  # fmt: skip
+                rejected.append(_refusal(series_id, exc))
                 continue
-            accepted.append(
+            jobs.append(
                 TrainingJob(
                     job_id=new_job_id(),
                     series_id=series_id,
@@ -210,9 +233,35 @@ def submit_batch(
                     submitted_by=actor,
                 )
             )
+        refused = _claim_intervals(session, jobs, min_interval_s)
+        rejected.extend(_refusal(exc.series_id, exc) for exc in refused)
+        lost = {exc.series_id for exc in refused}
+        accepted.extend(job for job in jobs if job.series_id not in lost)
     JobStore(session).add_many(accepted, batch_id=batch_id)
     log.info("training.batch_accepted", batch_id=batch_id, jobs=len(accepted))
     return BatchSubmission(batch_id, accepted, rejected)
+
+
+def _refusal(series_id: str, exc: AtalaiaError) -> dict[str, Any]:
+    """Why a series of a batch was refused: the error body of a request of its own."""
+    why: dict[str, Any] = {
+        "series_id": series_id, "error": type(exc).__name__, "detail": exc.detail
+    }  # fmt: skip
+    if isinstance(exc, InvalidInput | RateLimited):
+        why["rule"] = exc.rule
+    if isinstance(exc, RateLimited):
+        why["retry_after"] = exc.retry_after
+    return why
+
+
+def check_batch_accepted(submission: BatchSubmission) -> None:
+    """Refuse a batch of which every series was refused, saying why for each:
+    rate limited when the interval refused them all, invalid otherwise."""
+    if submission.accepted or not submission.rejected:
+        return
+    if all(r.get("rule") == TrainingRateLimited.RULE for r in submission.rejected):
+        raise BatchRateLimited(submission.rejected)
+    raise BatchRefused(submission.rejected)
 
 
 def _pieces(items: list[str], size: int) -> Iterator[list[str]]:
@@ -255,9 +304,7 @@ def run_training_chunk(
         error = {"error": type(exc).__name__, "detail": str(exc)}
         fail_jobs({job.job_id: error for job in jobs}, sessions)
     # Only once every job has ended: a run that died keeps them for its retry.
-    for job in jobs:
-        if job.payload_key is not None:
-            artifacts.delete(job.payload_key)
+    discard_payloads(artifacts, jobs)
     return outcome
 
 
@@ -282,5 +329,6 @@ def cancel_job(*, session: Session, job_id: str, actor: str) -> TrainingJob:
     check_cancellable(job)
     if not jobs.cancel(job_id):
         raise JobNotCancellable(f"job {job_id} ended while being cancelled")
+    TrainingClaims(session).release(job_id)  # the series may train again at once
     AuditLog(session).record(actor=actor, action="job.cancelled", target=job_id)
     return jobs.get(job_id)

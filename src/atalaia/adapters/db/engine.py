@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,24 @@ class PoolOptions:
     recycle_s: int = 1800
 
 
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a PostgreSQL engine waits (the `ATALAIA_DB_*_TIMEOUT_S` settings).
+
+    `connect_s` bounds opening a connection and waiting for a pooled one;
+    `statement_s` is the server's `statement_timeout`; `socket_s` bounds, on the
+    client, the wait for the server's answer to any one call, which a server
+    that never receives the call cannot bound: past it the connection is closed
+    and the call fails with OperationalError. 0: no bound.
+    """
+
+    connect_s: float = 3.0
+    statement_s: float = 0.0
+    socket_s: float = 0.0
+
+
 def make_engine(
-    url: str, *, connect_timeout_s: float = 3.0, pool: PoolOptions = PoolOptions()
+    url: str, *, timeouts: Timeouts = Timeouts(), pool: PoolOptions = PoolOptions()
 ) -> Engine:
     """An engine tuned per backend; creates the SQLite file's folder if needed."""
     url = normalize_url(url)
@@ -60,15 +77,35 @@ def make_engine(
         raise RuntimeError(
             "PostgreSQL needs its driver: pip install 'atalaia[postgres]'"
         ) from None
-    return create_engine(
+    connect_args: dict[str, Any] = {
+        "connect_timeout": max(1, round(timeouts.connect_s))
+    }
+    if timeouts.statement_s > 0:
+        statement_ms = round(timeouts.statement_s * 1000)
+        connect_args["options"] = f"-c statement_timeout={statement_ms}"
+    engine = create_engine(
         url,
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_pre_ping=pool.pre_ping,
         pool_recycle=pool.recycle_s,
-        pool_timeout=connect_timeout_s,
-        connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
+        pool_timeout=timeouts.connect_s,
+        connect_args=connect_args,
     )
+    if timeouts.socket_s > 0:
+        event.listen(engine, "do_connect", partial(_bounded, timeouts.socket_s))
+    return engine
+
+
+def _bounded(
+    socket_s: float, _dialect: Any, _record: Any, cargs: Any, cparams: Any
+) -> Any:
+    """Open a connection that gives up on a server silent for `socket_s`."""
+    from atalaia.adapters.db.bounded import BoundedConnection
+
+    connection = BoundedConnection.connect(*cargs, **cparams)
+    connection.answer_timeout_s = socket_s
+    return connection
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -82,6 +119,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine of a service process: `settings`' database, pool and timeouts."""
+    timeouts = Timeouts(
+        connect_s=settings.db_connect_timeout_s,
+        statement_s=settings.db_statement_timeout_s,
+        socket_s=settings.db_socket_timeout_s,
+    )
+    return make_engine(
+        settings.database_url, timeouts=timeouts, pool=pool_options(settings)
+    )
 
 
 def pool_options(settings: Settings) -> PoolOptions:

@@ -115,6 +115,17 @@ class JobRow(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
+class TrainingClaimRow(Base):
+    """Each series' last accepted training submission: the row concurrent
+    submissions of a series contend for (the per-series training interval)."""
+
+    __tablename__ = "training_claims"
+
+    series_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class VersionRow(Base):
     __tablename__ = "model_versions"
     __table_args__ = (

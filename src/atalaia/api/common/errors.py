@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from atalaia import errors
+from atalaia.adapters.db.conflicts import is_conflict
 
 log = structlog.get_logger()
 
@@ -42,6 +43,10 @@ def error_response(exc: errors.AtalaiaError) -> JSONResponse:
         body["rule"] = exc.rule
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.BatchRefused | errors.BatchRateLimited):
+        body["rejected"] = exc.rejected
+    if isinstance(exc, errors.ConcurrentChange):
+        body["rule"] = exc.rule
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
     log.info("http.error", status=status, error=body["error"], detail=exc.detail)
@@ -66,6 +71,9 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
 
 
 async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+    if is_conflict(exc):  # lost a race with another transaction: not an outage
+        detail = "a concurrent change conflicted with this request; retry it"
+        return error_response(errors.ConcurrentChange(detail))
     log.error(
         "database.unavailable", error=str(exc).splitlines()[0] if str(exc) else ""
     )

@@ -10,9 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.cache import RedisLink, SharedCounters
 from atalaia.adapters.db.engine import (
-    make_engine,
+    engine_for,
     make_session_factory,
-    pool_options,
 )
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.storage import LocalArtifactStore
@@ -81,7 +80,7 @@ def open_resources(settings: Settings, *, migrate: bool) -> Resources:
     and Redis (when configured); start the rate limiter."""
     if migrate:
         upgrade_database(settings.database_url)
-    engine = make_engine(settings.database_url, pool=pool_options(settings))
+    engine = engine_for(settings)
     redis = redis_link_for(settings)
     counters = SharedCounters(redis) if redis is not None else None
     resources = Resources(

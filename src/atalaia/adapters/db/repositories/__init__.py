@@ -1,6 +1,7 @@
 """Repositories over a Session; they return core entities, never ORM rows."""
 
 from atalaia.adapters.db.repositories.audit import AuditLog
+from atalaia.adapters.db.repositories.claims import TrainingClaims
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
 from atalaia.adapters.db.repositories.jobs import JobStore
 from atalaia.adapters.db.repositories.models import (
@@ -27,4 +28,5 @@ __all__ = [
     "SeriesSummary",
     "ServedColumns",
     "ServedModel",
+    "TrainingClaims",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import JobRow, utcnow
@@ -93,22 +93,6 @@ class JobStore:
         if before is not None:
             stmt = stmt.where(JobRow.job_id < before)
         return [_job(row) for row in self.session.scalars(stmt)]
-
-    def last_submission(self, series_id: str) -> datetime | None:
-        """When the newest job of the series that was not cancelled was submitted."""
-        return self.last_submissions([series_id]).get(series_id)
-
-    def last_submissions(self, series_ids: Sequence[str]) -> dict[str, datetime]:
-        """`last_submission` of each series that has one, in one query."""
-        stmt = (
-            select(JobRow.series_id, func.max(JobRow.created_at))
-            .where(
-                JobRow.series_id.in_(series_ids),
-                JobRow.status != JobStatus.CANCELLED.value,
-            )
-            .group_by(JobRow.series_id)
-        )
-        return dict(self.session.execute(stmt).all())
 
     def claim(self, job_ids: Sequence[str]) -> list[str]:
         """Mark queued jobs (and ones whose worker died running them) as running.

@@ -154,6 +154,23 @@ class ModelStore:
             reason = f"trained by job {model.lineage.job_id}"
             self._log(change, actor=actor, reason=reason)
 
+    def lock_series(self, series_id: str) -> None:
+        """Hold the series' versions until the transaction ends, so that stage
+        changes of one series run one after the other and plan from what the
+        previous one left: PostgreSQL locks the rows in version order (no
+        deadlock between two lockers), SQLite takes its one write lock."""
+        series = VersionRow.series_id == series_id
+        if self.session.get_bind().dialect.name == "postgresql":
+            by_version = (
+                select(VersionRow.id).where(series).order_by(VersionRow.version)
+            )
+            self.session.execute(by_version.with_for_update())
+        else:
+            self.session.execute(
+                update(VersionRow).where(series).values(stage=VersionRow.stage),
+                execution_options={"synchronize_session": False},
+            )
+
     def get(self, series_id: str, version: int) -> ModelVersion:
         row = self.session.scalars(
             select(VersionRow).where(

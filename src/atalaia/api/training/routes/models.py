@@ -87,7 +87,6 @@ def promote(
         actor=principal.subject,
         reason=body.reason,
     )
-    session.commit()
     _announce(resources, session, changes, "promoted")
     return {"strategy": body.strategy, **_changes_view(series_id, changes)}
 
@@ -107,7 +106,6 @@ def rollback(
         actor=principal.subject,
         reason=body.reason if body else "",
     )
-    session.commit()
     _announce(resources, session, changes, "rolled_back")
     return _changes_view(series_id, changes)
 

@@ -88,17 +88,23 @@ def train_batch(
     job_queue: JobQueueDep,
     principal: DataScientist,
 ) -> BatchAccepted:
-    """Queue one training job per selected series, from each one's stored window."""
-    submission = training.submit_batch(
-        session=session,
-        series_ids=_select_series(session, body),
-        algorithm=body.config.algorithm,
-        hyperparameters=body.config.hyperparameters,
-        window_hours=body.window_hours,
-        actor=principal.subject,
-        min_interval_s=resources.settings.training_min_interval_s,
-    )
-    with turn:
+    """Queue one training job per selected series, from each one's stored window.
+
+    Refused whole (422, or 429 when the interval refused every series) when no
+    series can be trained.
+    """
+    series_ids = _select_series(session, body)
+    with turn:  # the series' claims are writes
+        submission = training.submit_batch(
+            session=session,
+            series_ids=series_ids,
+            algorithm=body.config.algorithm,
+            hyperparameters=body.config.hyperparameters,
+            window_hours=body.window_hours,
+            actor=principal.subject,
+            min_interval_s=resources.settings.training_min_interval_s,
+        )
+        training.check_batch_accepted(submission)
         session.commit()
     job_queue.dispatch_many([job.job_id for job in submission.accepted])
     return BatchAccepted(
@@ -146,15 +152,19 @@ def train(
         readings=readings,
         window_hours=body.window_hours,
     )
-    job = training.submit_training(
-        session=session,
-        artifacts=resources.artifacts,
-        request=request,
-        actor=principal.subject,
-        min_interval_s=resources.settings.training_min_interval_s,
-    )
-    with turn:
-        session.commit()
+    with turn:  # the series' claim is a write
+        job = training.submit_training(
+            session=session,
+            artifacts=resources.artifacts,
+            request=request,
+            actor=principal.subject,
+            min_interval_s=resources.settings.training_min_interval_s,
+        )
+        try:
+            session.commit()
+        except BaseException:
+            training.discard_payloads(resources.artifacts, [job])
+            raise
     job_queue.dispatch(job.job_id)
     return JobView.of(job)
 
