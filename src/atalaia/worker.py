@@ -53,7 +53,7 @@ class ProcessRunner:
         return run(job_ids)
 
     def _open(self) -> Run:
-        engine = engine_for(self._settings)
+        engine = engine_for(self._settings, serving=False)
         return partial(
             run_training_chunk,
             sessions=make_session_factory(engine),

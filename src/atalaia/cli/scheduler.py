@@ -56,7 +56,7 @@ def scheduler(
 
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    engine = engine_for(settings)
+    engine = engine_for(settings, serving=False)
     client = httpx.Client(base_url=settings.training_url, timeout=REQUEST_TIMEOUT_S)
     registry = CollectorRegistry()
     try:

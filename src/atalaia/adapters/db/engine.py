@@ -121,13 +121,20 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def engine_for(settings: Settings) -> Engine:
-    """The engine of a service process: `settings`' database, pool and timeouts."""
-    timeouts = Timeouts(
-        connect_s=settings.db_connect_timeout_s,
-        statement_s=settings.db_statement_timeout_s,
-        socket_s=settings.db_socket_timeout_s,
-    )
+def engine_for(settings: Settings, *, serving: bool = True) -> Engine:
+    """The engine of a process: `settings`' database, pool and timeouts.
+
+    Processes that answer requests (`serving`) bound every statement, so that a
+    request fails fast; workers and the scheduler run fleet-wide queries that
+    may take minutes, and keep only the connect bound.
+    """
+    timeouts = Timeouts(connect_s=settings.db_connect_timeout_s)
+    if serving:
+        timeouts = Timeouts(
+            connect_s=settings.db_connect_timeout_s,
+            statement_s=settings.db_statement_timeout_s,
+            socket_s=settings.db_socket_timeout_s,
+        )
     return make_engine(
         settings.database_url, timeouts=timeouts, pool=pool_options(settings)
     )
