@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,7 +17,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     """Configuration; see the README's table for every variable."""
 
-    model_config = SettingsConfigDict(env_prefix="ATALAIA_", extra="ignore")
+    # hide_input_in_errors: a refused value (a secret, a password in a URL) is
+    # never echoed in the error.
+    model_config = SettingsConfigDict(
+        env_prefix="ATALAIA_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     home: Path = Path(".atalaia")
@@ -91,12 +97,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'atalaia.db'}"
         if self.artifacts_dir is None:
             self.artifacts_dir = self.home / "artifacts"
-        if self.environment == "production" and self.auth_enabled:
-            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret) < 32:
-                raise ValueError(
-                    "ATALAIA_JWT_SECRET must be set (≥ 32 characters) in production"
-                )
+        if self.environment == "production":
+            _refuse_unsafe_production(self)
         return self
 
     @property
@@ -130,6 +132,33 @@ class Settings(BaseSettings):
                 return secret
             time.sleep(0.01)
         raise RuntimeError(f"{path} is empty")
+
+
+MIN_SECRET_BITS = 128
+MAKE_SECRET = "make one with `openssl rand -hex 32`"
+
+
+def secret_entropy_bits(secret: str) -> float:
+    """An estimate of `secret`'s entropy: its length × the Shannon entropy of its
+    characters' frequencies (`a` × 32 has none; 64 random hex digits ~240 bits)."""
+    counts = Counter(secret).values()
+    n = len(secret)
+    return -n * sum(c / n * math.log2(c / n) for c in counts) if n else 0.0
+
+
+def _refuse_unsafe_production(settings: Settings) -> None:
+    """Production needs authentication, signed with a secret nobody can guess."""
+    if not settings.auth_enabled:
+        raise ValueError(
+            "ATALAIA_AUTH_ENABLED=false is refused in production (every caller "
+            "would be an anonymous admin): remove it"
+        )
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+    if len(secret) < 32 or secret_entropy_bits(secret) < MIN_SECRET_BITS:
+        raise ValueError(
+            "ATALAIA_JWT_SECRET must be set in production, ≥ 32 characters and "
+            f"≥ {MIN_SECRET_BITS} bits of entropy: {MAKE_SECRET}"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:
