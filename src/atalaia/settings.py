@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from atalaia.files import make_private_dir
+
 
 class Settings(BaseSettings):
     """Configuration; see the README's table for every variable."""
@@ -119,7 +121,7 @@ class Settings(BaseSettings):
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         path = self.home / "jwt-secret"
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.home)
         try:  # O_EXCL: of processes starting together, exactly one writes it
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

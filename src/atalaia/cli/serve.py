@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
+from atalaia.files import touch_private
 from atalaia.settings import Settings, load_settings
 
 
@@ -55,8 +56,7 @@ def ensure_admin_token(settings: Settings) -> tuple[str, bool]:
     token = authenticator_for(settings).issue(
         subject="admin", role=Role.ADMIN, ttl_s=settings.token_ttl_hours * 3600
     )
-    settings.home.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
+    touch_private(path)
     path.write_text(token + "\n")
     return str(path), True
 
