@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from atalaia.files import make_private_dir
 
@@ -93,6 +95,15 @@ class Settings(BaseSettings):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_or_postgresql(cls, url: str) -> str:
+        if url and _backend(url) not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "must be sqlite:///path/to/atalaia.db or postgresql://user@host/db"
+            )
+        return url
+
     @model_validator(mode="after")
     def _fill_paths_and_refuse_weak_secrets(self) -> Settings:
         if not self.database_url:
@@ -134,6 +145,14 @@ class Settings(BaseSettings):
                 return secret
             time.sleep(0.01)
         raise RuntimeError(f"{path} is empty")
+
+
+def _backend(url: str) -> str | None:
+    """The database kind of a SQLAlchemy URL (`postgresql`), None if unparsable."""
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        return None
 
 
 MIN_SECRET_BITS = 128
