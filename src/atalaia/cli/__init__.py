@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from atalaia.cli import cluster, db, demo, scheduler, serve, token, worker
-from atalaia.cli.failures import AtalaiaGroup
+from atalaia.cli import cluster, db, demo, failures, scheduler, serve, token, worker
 
 app = typer.Typer(
     name="atalaia",
-    cls=AtalaiaGroup,  # a failure the user can fix: one line, exit ≠ 0
+    cls=failures.AtalaiaGroup,  # a failure the user can fix: one line, exit ≠ 0
     help="Anomaly detection for industrial sensor fleets.",
     no_args_is_help=True,
     add_completion=False,
