@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,22 +35,27 @@ class TestProduction:
         assert "openssl rand -hex 32" in message
 
     @pytest.mark.parametrize(
-        "secret",
+        "make",
         [
-            secrets.token_hex(32),
-            secrets.token_urlsafe(32),
-            subprocess.run(
-                ["openssl", "rand", "-hex", "32"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip(),
+            lambda: secrets.token_hex(32),  # as `openssl rand -hex 32`
+            lambda: secrets.token_urlsafe(32),
         ],
+        ids=["hex-32", "urlsafe-32"],
     )
-    def test_accepts_a_generated_secret(self, tmp_path: Path, secret: str) -> None:
-        settings = _production(tmp_path, jwt_secret=secret)
+    def test_accepts_generated_secrets(
+        self, tmp_path: Path, make: Callable[[], str]
+    ) -> None:
+        for _ in range(200):
+            secret = make()
+            assert _production(tmp_path, jwt_secret=secret).jwt_secret is not None
 
-        assert settings.resolve_jwt_secret() == secret
+    def test_accepts_openssls_secret(self, tmp_path: Path) -> None:
+        argv = ["openssl", "rand", "-hex", "32"]
+        secret = subprocess.run(argv, capture_output=True, text=True, check=True)
+
+        settings = _production(tmp_path, jwt_secret=secret.stdout.strip())
+
+        assert settings.resolve_jwt_secret() == secret.stdout.strip()
 
     def test_hides_any_refused_input(self, tmp_path: Path) -> None:
         with pytest.raises(ValidationError) as caught:
