@@ -180,6 +180,18 @@ def test_no_help_shows_a_flag_as_taking_a_value() -> None:
         assert "BOOLEAN" not in result.output
 
 
+class TestWorker:
+    def test_a_missing_database_is_one_line(self, missing_database_url: str) -> None:
+        env = {
+            "ATALAIA_DATABASE_URL": missing_database_url,
+            "ATALAIA_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        }
+
+        result = runner.invoke(app, ["worker"], env=env)
+
+        _one_line_failure(result, "does not exist")
+
+
 class TestScheduler:
     def test_a_missing_database_is_one_line(self, missing_database_url: str) -> None:
         env = {"ATALAIA_DATABASE_URL": missing_database_url}
