@@ -9,14 +9,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from atalaia import synthetic
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
+from atalaia.cli import app
 from atalaia.cli.demo import embedded_server, free_port
-from atalaia.demo import DemoError, DemoSummary, run_demo
+from atalaia.demo import DEMO_ACTOR, DemoError, DemoSummary, run_demo
 from atalaia.settings import Settings
 from atalaia.synthetic import SyntheticSeries, make_fleet, stream
+from fixtures.api import inline_body, wait_for
 
 # -- synthetic -----------------------------------------------------------------------
 
@@ -99,14 +102,65 @@ def test_stream_continues_after_the_training_data(fleet: list[SyntheticSeries]) 
 
 
 @pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(base url, admin token) of the embedded app served by uvicorn on a thread."""
-    settings = Settings(home=tmp_path, log_json=False, log_level="WARNING")
-    token = authenticator_for(settings).issue(
-        subject="demo", role=Role.ADMIN, ttl_s=3600
+def platform_settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, log_json=False, log_level="WARNING")
+
+
+@pytest.fixture
+def platform(platform_settings: Settings) -> Iterator[tuple[str, str]]:
+    """(base url, the demo's token) of the embedded app served by uvicorn on a
+    thread."""
+    token = authenticator_for(platform_settings).issue(
+        subject=DEMO_ACTOR, role=Role.ML_ENGINEER, ttl_s=3600
     )
-    with embedded_server(settings) as base:
+    with embedded_server(platform_settings) as base:
         yield base, token
+
+
+@pytest.fixture
+def user(platform_settings: Settings) -> dict[str, str]:
+    """Headers of a user of the platform, who may train and promote."""
+    token = authenticator_for(platform_settings).issue(
+        subject="ana", role=Role.ML_ENGINEER, ttl_s=3600
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _user_trains_and_promotes(
+    base: str, user: dict[str, str], series_id: str
+) -> list[dict[str, object]]:
+    """`series_id` trained and promoted by the user; its versions."""
+    api = f"{base}/api/v1"
+    queued = httpx.post(
+        f"{api}/training/{series_id}", json=inline_body(), headers=user, timeout=60
+    )
+    assert queued.status_code == 202, queued.text
+    job_url = f"{api}/training/jobs/{queued.json()['job_id']}"
+
+    def finished() -> dict[str, object] | None:
+        job: dict[str, object] = httpx.get(job_url, headers=user).json()
+        return job if job["status"] not in ("queued", "running") else None
+
+    job = wait_for(finished)
+    assert job["status"] == "succeeded", job
+    promote = f"{api}/models/{series_id}/versions/{job['model_version']}/promote"
+    promoted = httpx.post(promote, json={"strategy": "direct"}, headers=user)
+    assert promoted.status_code == 200, promoted.text
+    return _versions(base, user, series_id)
+
+
+def _points(base: str, user: dict[str, str], series_id: str) -> object:
+    url = f"{base}/api/v1/series/{series_id}/points"
+    return httpx.get(url, params={"limit": 100_000}, headers=user).json()
+
+
+def _versions(
+    base: str, user: dict[str, str], series_id: str
+) -> list[dict[str, object]]:
+    response = httpx.get(f"{base}/api/v1/models/{series_id}/versions", headers=user)
+    assert response.status_code == 200, response.text
+    versions: list[dict[str, object]] = response.json()
+    return versions
 
 
 class _Output(list[str]):
@@ -132,7 +186,7 @@ def test_run_demo_end_to_end(platform: tuple[str, str]) -> None:
     assert (first.series_trained, first.series_reused, first.series_failed) == (6, 0, 0)
     assert first.versions_promoted == 6
     _assert_detects(first)
-    assert first.plot_url.startswith(f"{base}/api/v1/plot?series_id=sensor_00")
+    assert first.plot_url.startswith(f"{base}/api/v1/plot?series_id=demo_sensor_00")
     assert set(first.phase_seconds) == {"ingest", "train", "promote", "serve", "stream"}
     assert any("6/6 series answered by the promoted version" in line for line in out)
     assert any("$(cat .atalaia/admin-token)" in line for line in out)
@@ -163,7 +217,65 @@ def test_run_demo_reports_http_errors(platform: tuple[str, str]) -> None:
 
 def test_run_demo_names_an_unreachable_url() -> None:
     base = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(
-        DemoError, match=f"{base}/api/v1/series/sensor_001_radial/points"
-    ):
+    with pytest.raises(DemoError, match=f"{base}/api/v1/series"):
         run_demo(base, "token", sensors=1, echo=lambda _line: None)
+
+
+class TestForeignSeries:
+    def test_leaves_a_users_series_of_the_readmes_ids_alone(
+        self, tmp_path: Path, user: dict[str, str]
+    ) -> None:
+        # No training interval: the demo could retrain what it wrongly took as its own.
+        settings = Settings(
+            home=tmp_path, log_json=False, log_level="WARNING",
+            training_min_interval_s=0,
+        )  # fmt: skip
+        token = authenticator_for(settings).issue(
+            subject=DEMO_ACTOR, role=Role.ML_ENGINEER, ttl_s=3600
+        )
+        with embedded_server(settings) as base:
+            users = _user_trains_and_promotes(base, user, "sensor_001_radial")
+            before = _points(base, user, "sensor_001_radial")
+
+            summary = run_demo(base, token, sensors=1, echo=lambda _line: None)
+
+            assert (summary.series_trained, summary.versions_promoted) == (3, 3)
+            assert _versions(base, user, "sensor_001_radial") == users
+            assert _points(base, user, "sensor_001_radial") == before
+            assert _versions(base, user, "demo_sensor_001_radial")[0]["stage"] == (
+                "production"
+            )
+
+    def test_refuses_before_writing_when_a_series_is_someone_elses(
+        self, platform: tuple[str, str], user: dict[str, str]
+    ) -> None:
+        base, token = platform
+        users = _user_trains_and_promotes(base, user, "demo_sensor_001_axial")
+
+        with pytest.raises(DemoError, match="demo_sensor_001_axial .*--prefix"):
+            run_demo(base, token, sensors=1, echo=lambda _line: None)
+
+        assert _versions(base, user, "demo_sensor_001_axial") == users
+        listed = httpx.get(f"{base}/api/v1/series", headers=user).json()["series"]
+        # The demo ingested nothing: only the user's series holds readings.
+        assert [s["series_id"] for s in listed] == ["demo_sensor_001_axial"]
+
+    def test_the_cli_refuses_in_one_line(
+        self,
+        platform: tuple[str, str],
+        user: dict[str, str],
+        platform_settings: Settings,
+    ) -> None:
+        base, _ = platform
+        _user_trains_and_promotes(base, user, "sensor_001_radial")
+        env = {"ATALAIA_HOME": str(platform_settings.home)}
+
+        result = CliRunner().invoke(
+            app, ["demo", "--url", base, "--sensors", "1", "--prefix", ""], env=env
+        )
+
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert "sensor_001_radial" in lines[0]
+        assert "--prefix" in lines[0]

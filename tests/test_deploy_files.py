@@ -78,8 +78,7 @@ def served_role(argv: list[str]) -> ServiceRole:
     assert command == "serve"
     assert params["host"] == "0.0.0.0", argv
     assert params["port"] is None, "the deploy files use the default ports"
-    role: ServiceRole = params["role"]
-    return role
+    return ServiceRole(params["role"])  # typer < 0.29 leaves the string
 
 
 class Routes:

@@ -1,5 +1,10 @@
 """`atalaia demo`: a synthetic fleet driven through the public HTTP API, end to end.
 
+The fleet lives in its own namespace (series ids `demo_sensor_001_radial`, …; the
+prefix is a parameter), and the demo touches no series it did not make: before
+writing anything it checks that every existing series of its fleet has only
+versions trained by jobs its own token subject (DEMO_ACTOR) submitted.
+
 Ingest → train (one batch, robust median/MAD) → promote → wait until inference
 serves the new versions → stream fresh readings with injected anomalies through
 batch prediction → precision and recall against the ground truth. Only HTTP, as
@@ -8,6 +13,7 @@ a user would do it; nothing of the platform is imported but the synthetic data.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,13 +34,16 @@ Json = dict[str, Any]
 API = "/api/v1"
 MAX_INGEST = 100_000  # points per ingest request
 MAX_PREDICT = 10_000  # readings per batch prediction request
-JOB_PAGE = 1_000
+PAGE = 1_000  # items per listing request
 POLL_S = 0.5
 PROGRESS_S = 10.0
 SERVE_WAIT_S = 30.0
 ACTIVE = frozenset({"queued", "running"})
 RATE_LIMITED = "TrainingRateLimited"
 PLOT_PREFERENCE = ("level_shift", "spike", "drift")
+DEFAULT_PREFIX = "demo_"
+# The token subject of the demo: its jobs' `submitted_by`, how it knows its series.
+DEMO_ACTOR = "atalaia-demo"
 
 
 class DemoError(Exception):
@@ -75,21 +84,29 @@ def run_demo(
     timeout_s: float = 300,
     echo: Echo = _stdout,
     seed: int = 7,
+    prefix: str = DEFAULT_PREFIX,
 ) -> DemoSummary:
     """Run the demo against the platform at `base_url`; echo and return the figures.
 
-    `timeout_s` bounds the waits (training jobs, then serving); each request has its
-    own httpx timeout. Raises DemoError on an unexpected answer or no answer.
+    `token` must be DEMO_ACTOR's (role ml_engineer or above); series ids start
+    with `prefix`. `timeout_s` bounds the waits (training jobs, then serving);
+    each request has its own httpx timeout. Raises DemoError on an unexpected
+    answer or no answer, and before writing anything when a series of the
+    fleet exists with a version the demo did not train.
     """
     deadline = time.monotonic() + timeout_s
     phases: dict[str, float] = {}
-    fleet = make_fleet(sensors=sensors, days=days, seed=seed)
+    fleet = [
+        dataclasses.replace(s, series_id=prefix + s.series_id)
+        for s in make_fleet(sensors=sensors, days=days, seed=seed)
+    ]
     n_points = sum(s.values.size for s in fleet)
     size = (
         f"{len(fleet)} series ({sensors} sensors), {days:g} days, {n_points:,} points"
     )
     echo(f"fleet     {size}")
     with _Api(base_url, token) as api:
+        _refuse_foreign_series(api, [s.series_id for s in fleet], prefix)
         with _timed(phases, "ingest"):
             points, new = _ingest(api, fleet)
         took = _took(phases, "ingest")
@@ -169,6 +186,18 @@ class _Api:
         return answer
 
 
+def _pages(api: _Api, path: str, key: str, params: dict[str, Any]) -> list[Json]:
+    """Every item under `key` of a cursor-paginated listing."""
+    items: list[Json] = []
+    params = {**params, "limit": PAGE}
+    while True:
+        page = api.json("GET", path, params=params)
+        items += page[key]
+        if page["next_cursor"] is None:
+            return items
+        params["cursor"] = page["next_cursor"]
+
+
 @contextmanager
 def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
     started = time.perf_counter()
@@ -183,6 +212,30 @@ def _took(phases: dict[str, float], name: str) -> str:
 
 
 # -- phases ---------------------------------------------------------------------------
+
+
+def _refuse_foreign_series(api: _Api, series_ids: list[str], prefix: str) -> None:
+    """Raise DemoError if a series of the fleet exists and is not the demo's."""
+    existing = {
+        item["series_id"]
+        for path, key in (("/series", "series"), ("/models", "models"))
+        for item in _pages(api, path, key, {"prefix": prefix})
+    }
+    for series_id in sorted(existing.intersection(series_ids)):
+        if not _made_by_demo(api, series_id):
+            raise DemoError(
+                f"series {series_id} exists and was not made by the demo; nothing "
+                f"was changed: run it in another namespace with --prefix"
+            )
+
+
+def _made_by_demo(api: _Api, series_id: str) -> bool:
+    """The demo submitted a job for it, and trained every version it has."""
+    jobs = _pages(api, "/training/jobs", "jobs", {"series_id": series_id})
+    mine = {j["job_id"] for j in jobs if j["submitted_by"] == DEMO_ACTOR}
+    response = api.call("GET", f"/models/{series_id}/versions", allow=(404,))
+    versions: list[Json] = response.json() if response.is_success else []
+    return bool(mine) and all(v["lineage"]["job_id"] in mine for v in versions)
 
 
 def _ingest(api: _Api, fleet: Sequence[SyntheticSeries]) -> tuple[int, int]:
@@ -259,14 +312,7 @@ def _await_jobs(api: _Api, batch_id: str, deadline: float, echo: Echo) -> list[J
 
 
 def _batch_jobs(api: _Api, batch_id: str) -> list[Json]:
-    jobs: list[Json] = []
-    params: dict[str, Any] = {"batch_id": batch_id, "limit": JOB_PAGE}
-    while True:
-        page = api.json("GET", "/training/jobs", params=params)
-        jobs += page["jobs"]
-        if page["next_cursor"] is None:
-            return jobs
-        params["cursor"] = page["next_cursor"]
+    return _pages(api, "/training/jobs", "jobs", {"batch_id": batch_id})
 
 
 def _collect_jobs(out: _Training, jobs: list[Json]) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from atalaia.files import make_private_dir
 
 from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, TimeRange
 
@@ -17,7 +23,11 @@ from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, Ti
 class Settings(BaseSettings):
     """Configuration; see the README's table for every variable."""
 
-    model_config = SettingsConfigDict(env_prefix="ATALAIA_", extra="ignore")
+    # hide_input_in_errors: a refused value (a secret, a password in a URL) is
+    # never echoed in the error.
+    model_config = SettingsConfigDict(
+        env_prefix="ATALAIA_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     home: Path = Path(".atalaia")
@@ -95,18 +105,23 @@ class Settings(BaseSettings):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_or_postgresql(cls, url: str) -> str:
+        if url and _backend(url) not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "must be sqlite:///path/to/atalaia.db or postgresql://user@host/db"
+            )
+        return url
+
     @model_validator(mode="after")
     def _fill_paths_and_refuse_weak_secrets(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'atalaia.db'}"
         if self.artifacts_dir is None:
             self.artifacts_dir = self.home / "artifacts"
-        if self.environment == "production" and self.auth_enabled:
-            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret) < 32:
-                raise ValueError(
-                    "ATALAIA_JWT_SECRET must be set (≥ 32 characters) in production"
-                )
+        if self.environment == "production":
+            _refuse_unsafe_production(self)
         return self
 
     @model_validator(mode="after")
@@ -139,7 +154,7 @@ class Settings(BaseSettings):
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         path = self.home / "jwt-secret"
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.home)
         try:  # O_EXCL: of processes starting together, exactly one writes it
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -152,6 +167,41 @@ class Settings(BaseSettings):
                 return secret
             time.sleep(0.01)
         raise RuntimeError(f"{path} is empty")
+
+
+def _backend(url: str) -> str | None:
+    """The database kind of a SQLAlchemy URL (`postgresql`), None if unparsable."""
+    try:
+        return make_url(url).get_backend_name()
+    except ArgumentError:
+        return None
+
+
+MIN_SECRET_BITS = 128
+MAKE_SECRET = "make one with `openssl rand -hex 32`"
+
+
+def secret_entropy_bits(secret: str) -> float:
+    """An estimate of `secret`'s entropy: its length × the Shannon entropy of its
+    characters' frequencies (`a` × 32 has none; 64 random hex digits ~240 bits)."""
+    counts = Counter(secret).values()
+    n = len(secret)
+    return -n * sum(c / n * math.log2(c / n) for c in counts) if n else 0.0
+
+
+def _refuse_unsafe_production(settings: Settings) -> None:
+    """Production needs authentication, signed with a secret nobody can guess."""
+    if not settings.auth_enabled:
+        raise ValueError(
+            "ATALAIA_AUTH_ENABLED=false is refused in production (every caller "
+            "would be an anonymous admin): remove it"
+        )
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+    if len(secret) < 32 or secret_entropy_bits(secret) < MIN_SECRET_BITS:
+        raise ValueError(
+            "ATALAIA_JWT_SECRET must be set in production, ≥ 32 characters and "
+            f"≥ {MIN_SECRET_BITS} bits of entropy: {MAKE_SECRET}"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

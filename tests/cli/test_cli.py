@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +15,12 @@ from typer.testing import CliRunner
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.cli import app
+from atalaia.cli.demo import free_port
 from atalaia.cli.serve import ServiceRole, create_role_app, ensure_admin_token
 from atalaia.settings import Settings
 
 runner = CliRunner()
+ATALAIA = Path(sys.executable).with_name("atalaia")
 
 
 @pytest.fixture
@@ -87,3 +93,36 @@ class TestServe:
         token = Path(path).read_text().strip()
         assert authenticator_for(settings).authenticate(token).role is Role.ADMIN
         assert Path(path).stat().st_mode & 0o077 == 0
+
+    def test_says_where_the_token_is_then_serving_on_once_it_answers(
+        self, tmp_path: Path
+    ) -> None:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATALAIA_")}
+        argv = [str(ATALAIA), "serve", "--port", str(port)]
+        with subprocess.Popen(
+            argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            try:
+                lines = _lines_until(proc, "serving on")
+                with socket.create_connection(("127.0.0.1", port)):
+                    pass  # bound and accepting when it says so
+            finally:
+                proc.terminate()
+
+        assert lines == [
+            "atalaia: wrote the admin token to .atalaia/admin-token",
+            f"atalaia: embedded serving on http://127.0.0.1:{port} (docs: /docs)",
+        ]
+
+
+def _lines_until(proc: subprocess.Popen[str], needle: str) -> list[str]:
+    """The lines `proc` wrote on stderr up to the first holding `needle`."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    while line := proc.stderr.readline():
+        if line.startswith("atalaia:"):
+            lines.append(line.rstrip("\n"))
+        if needle in line:
+            return lines
+    pytest.fail(f"exited ({proc.wait()}) without {needle!r}: {lines}")

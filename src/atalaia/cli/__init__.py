@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from atalaia.cli import cluster, db, demo, scheduler, serve, token, worker
+from atalaia.cli import cluster, db, demo, failures, scheduler, serve, token, worker
 
 app = typer.Typer(
     name="atalaia",
+    cls=failures.AtalaiaGroup,  # a failure the user can fix: one line, exit ≠ 0
     help="Anomaly detection for industrial sensor fleets.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

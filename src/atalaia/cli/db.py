@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NamedTuple
 
 import typer
+from sqlalchemy.engine import make_url
 
 from atalaia.adapters.db.engine import make_engine
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.timescale import readings_layout
+from atalaia.cli.failures import FIX_URL, CommandFailed
 from atalaia.settings import load_settings
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -34,8 +37,45 @@ def info() -> None:
 
 def describe(url: str) -> list[str]:
     """Lines naming the database at `url`, its revision and its readings' layout."""
+    found = inspect_database(url)
+    return [
+        f"database: {found.shown_url}",
+        f"revision: {found.revision or '(none)'}",
+        f"readings: {found.layout}",
+    ]
+
+
+def require_schema(url: str) -> None:
+    """Fail unless the database at `url` exists and has a schema."""
+    found = inspect_database(url)
+    if found.revision is None:
+        raise CommandFailed(
+            f"the database {found.shown_url} has no schema: run `atalaia db upgrade`"
+        )
+
+
+class Found(NamedTuple):
+    shown_url: str  # without its password
+    revision: str | None
+    layout: str
+
+
+def inspect_database(url: str) -> Found:
+    """The database at `url`: its schema revision and readings' layout.
+
+    Creates nothing: a missing SQLite file is a failure, not a new database.
+    """
     from alembic.migration import MigrationContext  # slow to import: only here
 
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and not Path(parsed.database or "").is_file()
+    ):
+        raise CommandFailed(
+            f"the database {parsed.database} does not exist: `atalaia db upgrade` "
+            f"creates it; or {FIX_URL}"
+        )
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
@@ -43,8 +83,4 @@ def describe(url: str) -> list[str]:
             layout = readings_layout(connection) if revision else "(no schema yet)"
     finally:
         engine.dispose()
-    return [
-        f"database: {engine.url.render_as_string(hide_password=True)}",
-        f"revision: {revision or '(none)'}",
-        f"readings: {layout}",
-    ]
+    return Found(engine.url.render_as_string(hide_password=True), revision, layout)

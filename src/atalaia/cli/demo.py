@@ -12,11 +12,15 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from atalaia.api.common.auth import Role
+from atalaia.api.common.resources import authenticator_for
+from atalaia.cli.failures import CommandFailed
 from atalaia.cli.serve import ensure_admin_token
 from atalaia.settings import Settings, load_settings
 
 DEFAULT_PORT = 8000
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+TOKEN_TTL_S = 86_400.0
 
 
 def _answers(url: str) -> bool:
@@ -70,13 +74,22 @@ def demo(
     sensors: Annotated[int, typer.Option(min=1, max=2000)] = 20,
     days: Annotated[float, typer.Option(min=7, help="Days of history per series.")] = 7,
     stream_minutes: Annotated[int, typer.Option(min=1)] = 60,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Its series' ids start with this (default: demo_); it refuses "
+            "to touch a series it did not make."
+        ),
+    ] = None,
 ) -> None:
     """Generate a fleet, ingest, train, promote, stream readings, summarise."""
-    from atalaia.demo import DemoError, run_demo
+    from atalaia.demo import DEFAULT_PREFIX, DEMO_ACTOR, DemoError, run_demo
 
     settings = load_settings()
-    token_path, _ = ensure_admin_token(settings)
-    token = open(token_path).read().strip()
+    ensure_admin_token(settings)  # for the plot command the demo prints at its end
+    token = authenticator_for(settings).issue(
+        subject=DEMO_ACTOR, role=Role.ML_ENGINEER, ttl_s=TOKEN_TTL_S
+    )
     target = url or (DEFAULT_URL if _answers(DEFAULT_URL) else None)
 
     def go(base: str) -> None:
@@ -84,6 +97,7 @@ def demo(
         run_demo(
             base, token, sensors=sensors, days=days,
             stream_minutes=stream_minutes, echo=typer.echo,
+            prefix=DEFAULT_PREFIX if prefix is None else prefix,
         )  # fmt: skip
 
     try:
@@ -98,5 +112,4 @@ def demo(
                     "run `atalaia serve` to keep the platform up and see the plots"
                 )
     except DemoError as exc:
-        typer.echo(f"demo failed: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise CommandFailed(f"demo failed: {exc}") from None

@@ -19,6 +19,8 @@ import typer
 from atalaia.core.schedule import Task
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from atalaia.api.common.auth import Authenticator
     from atalaia.scheduler import Scheduler
 
@@ -42,7 +44,7 @@ def scheduler(
     """Run the scheduled tasks until SIGTERM or SIGINT, one instance at a time."""
     # Imported here: every `atalaia` command (`serve` too) loads this module.
     import httpx
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from atalaia.adapters.db.engine import (
         engine_for,
@@ -50,15 +52,20 @@ def scheduler(
     )
     from atalaia.adapters.training_api import TrainingApiSubmitter
     from atalaia.api.common.resources import authenticator_for
+    from atalaia.cli.db import require_schema
     from atalaia.logging import configure_logging
     from atalaia.scheduler import build_scheduler, utcnow
     from atalaia.settings import load_settings
 
     settings = load_settings()
+    # What the operator must fix fails in one line, before the first log line.
+    require_schema(settings.database_url)
+    registry = CollectorRegistry()
+    if once is None and metrics_port:
+        _serve_metrics(host, metrics_port, registry)
     configure_logging(level=settings.log_level, json=settings.log_json)
     engine = engine_for(settings, serving=False)
     client = httpx.Client(base_url=settings.training_url, timeout=REQUEST_TIMEOUT_S)
-    registry = CollectorRegistry()
     try:
         submitter = TrainingApiSubmitter(
             client, token=partial(_token, authenticator_for(settings))
@@ -73,8 +80,6 @@ def scheduler(
         if once is not None:
             _run_once(fleet, once)
             return
-        if metrics_port:
-            start_http_server(metrics_port, addr=host, registry=registry)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -84,6 +89,17 @@ def scheduler(
     finally:
         client.close()
         engine.dispose()
+
+
+def _serve_metrics(host: str, port: int, registry: CollectorRegistry) -> None:
+    from prometheus_client import start_http_server
+
+    from atalaia.cli.failures import port_failure
+
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise port_failure(exc, host=host, port=port, option="--metrics-port") from None
 
 
 def _run_once(fleet: Scheduler, task: Task) -> None:

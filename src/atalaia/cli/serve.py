@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 
+from atalaia.adapters.db.engine import make_engine
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
+from atalaia.cli.failures import DatabaseUnreachable, database_failure, port_failure
+from atalaia.files import touch_private
 from atalaia.settings import Settings, load_settings
 
 
@@ -55,10 +60,47 @@ def ensure_admin_token(settings: Settings) -> tuple[str, bool]:
     token = authenticator_for(settings).issue(
         subject="admin", role=Role.ADMIN, ttl_s=settings.token_ttl_hours * 3600
     )
-    settings.home.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
+    touch_private(path)
     path.write_text(token + "\n")
     return str(path), True
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port): taken before anything else starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise port_failure(exc, host=host, port=port, option="--port") from None
+
+
+def check_database(settings: Settings, role: ServiceRole) -> None:
+    """Refuse to start on a database the service cannot use. The inference
+    service starts without one: it answers from its snapshot meanwhile."""
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        failure = database_failure(str(exc.orig))
+        if role is not ServiceRole.INFERENCE or not isinstance(
+            failure, DatabaseUnreachable
+        ):
+            raise failure from None
+    finally:
+        engine.dispose()
+
+
+class _Server(uvicorn.Server):
+    """Says where it serves once it does: bound, and every part started."""
+
+    def __init__(self, config: uvicorn.Config, *, banner: str) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # exits (status 3) when the app cannot start
+        typer.echo(self.banner, err=True)
 
 
 def serve(
@@ -71,17 +113,14 @@ def serve(
     """Start the platform: every API in one process by default, or one service."""
     settings = load_settings()
     port = port or DEFAULT_PORTS[role]
-    if settings.auth_enabled and role is ServiceRole.EMBEDDED:
-        path, created = ensure_admin_token(settings)
-        verb = "wrote" if created else "is in"
-        typer.echo(f"atalaia: the admin token {verb} {path}", err=True)
-    typer.echo(
-        f"atalaia {role.value} on http://{host}:{port} (API docs: /docs)", err=True
-    )
-    uvicorn.run(
-        create_role_app(role, settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    with listen(host, port) as sock:
+        check_database(settings, role)
+        if settings.auth_enabled and role is ServiceRole.EMBEDDED:
+            path, created = ensure_admin_token(settings)
+            said = "wrote the admin token to" if created else "the admin token is in"
+            typer.echo(f"atalaia: {said} {path}", err=True)
+        config = uvicorn.Config(
+            create_role_app(role, settings), log_level="warning", access_log=False
+        )
+        banner = f"atalaia: {role.value} serving on http://{host}:{port} (docs: /docs)"
+        _Server(config, banner=banner).run(sockets=[sock])

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from atalaia.cli.db import require_schema
 from atalaia.settings import load_settings
 
 
@@ -28,6 +29,8 @@ def worker(
         )
         raise typer.Exit(2)
     from atalaia.worker import run_worker  # Celery loads only for a worker
+
+    require_schema(settings.database_url)  # fails in one line, before any log line
 
     typer.echo(
         f"atalaia worker on queue {settings.training_queue} "

@@ -24,6 +24,7 @@ from atalaia.cli.serve import DEFAULT_PORTS, ServiceRole
 from atalaia.cluster import supervisor
 from atalaia.cluster.gateway import gateway_spec, render_nginx_conf
 from atalaia.cluster.supervisor import LOOPBACK, ProcessSpec, Started
+from atalaia.files import make_private_dir
 from atalaia.settings import Settings
 
 REPLICA_PORT_STEP = 10
@@ -47,7 +48,7 @@ class ClusterState:
     gateway_conf: str | None = None
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump(asdict(self), out, indent=2)
@@ -164,7 +165,7 @@ def gateway(
     """Render nginx.conf for `specs` under the cluster folder; nginx's spec."""
     conf = gateway_conf_path(settings)
     for needed in (conf.parent, log_dir(settings)):
-        needed.mkdir(parents=True, exist_ok=True)
+        make_private_dir(needed)
     upstreams: dict[str, list[str]] = {}
     for spec in specs:
         if spec.port is not None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from atalaia.files import open_private_append
+
 LOOPBACK = "127.0.0.1"
 _PROC = Path("/proc")
 # Children of this process: polled (and so reaped) rather than probed by PID.
@@ -66,9 +68,8 @@ class StartFailed(RuntimeError):
 
 def spawn(spec: ProcessSpec, log_dir: Path) -> Started:
     """Start `spec` detached, its output appended to `log_dir/<name>.log`."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{spec.name}.log"
-    with log.open("ab") as out:
+    with os.fdopen(open_private_append(log), "ab") as out:
         proc = subprocess.Popen(
             spec.argv,
             stdin=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from atalaia.adapters.db.repositories import ServedModel
 from atalaia.core.detectors import DETECTORS
+from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
 
 ALGORITHMS: tuple[str, ...] = tuple(sorted(DETECTORS))
@@ -289,8 +290,8 @@ class ModelTable:
             if name != "serving"
         }
         ids = np.frombuffer("\n".join(self.ids[1:]).encode(), np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
+        make_private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")  # 0600
         with os.fdopen(fd, "wb") as out:
             np.savez(out, ids=ids, **arrays)
         os.replace(tmp, path)

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from atalaia.files import touch_private
+
 if TYPE_CHECKING:
     from atalaia.settings import Settings
 
@@ -65,7 +67,7 @@ def make_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            touch_private(Path(parsed.database))  # its -wal and -shm copy the mode
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}
         )

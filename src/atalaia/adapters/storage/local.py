@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from atalaia.errors import NotFound
+from atalaia.files import make_private_dir
 
 _SAFE_KEY_CHARS = set(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-/"
@@ -20,7 +21,7 @@ class ArtifactNotFound(NotFound):
 class LocalArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(root)
 
     def _path(self, key: str) -> Path:
         if not key or set(key) - _SAFE_KEY_CHARS or ".." in key or key.startswith("/"):
@@ -29,8 +30,8 @@ class LocalArtifactStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        make_private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # 0600
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, path)

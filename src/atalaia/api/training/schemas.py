@@ -98,6 +98,7 @@ class JobView(BaseModel):
     attempts: int
     model_version: int | None
     error: dict[str, Any] | None
+    submitted_by: str  # the token subject that asked for it
     links: dict[str, str]
 
     @classmethod
@@ -123,6 +124,7 @@ class JobView(BaseModel):
             attempts=job.attempts,
             model_version=job.version,
             error=job.error,
+            submitted_by=job.submitted_by,
             links=links,
         )
 
