@@ -15,9 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from atalaia.files import make_private_dir
-
 from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, TimeRange
+from atalaia.files import make_private_dir
 
 
 class Settings(BaseSettings):
