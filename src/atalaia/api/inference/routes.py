@@ -19,6 +19,7 @@ from starlette.types import Scope
 from atalaia.api.common.auth import Role
 from atalaia.api.common.deps import Admin, authorize
 from atalaia.api.common.fast_routes import FastRoute
+from atalaia.api.common.params import SeriesId
 from atalaia.api.inference import answers
 from atalaia.api.inference.bodies import parse_batch, parse_reading
 from atalaia.api.inference.metrics import ServingMetrics
@@ -116,7 +117,9 @@ FAST_ROUTES = [
 
 
 @router.post("/admin/reload/{series_id}")
-async def reload_series(series_id: str, request: Request, _: Admin) -> dict[str, Any]:
+async def reload_series(
+    series_id: SeriesId, request: Request, _: Admin
+) -> dict[str, Any]:
     """Re-read one series' production model from the registry now."""
     predictor: Predictor = request.state.predictor
     await run_in_threadpool(_or_unavailable, predictor.reload_series, [series_id])

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
-from atalaia.api.common.params import VersionNumber
+from atalaia.api.common.params import SeriesId, VersionNumber
 from atalaia.core.series import TimeRange
 from atalaia.services.plotting import (
     PlotQuery,
@@ -50,7 +50,7 @@ def plot(
     session: SessionDep,
     resources: ResourcesDep,
     _viewer: Viewer,
-    series_id: Annotated[str, Query(description="e.g. sensor_001_radial")],
+    series_id: Annotated[SeriesId, Query(description="e.g. sensor_001_radial")],
     start: Annotated[
         datetime | None, Query(description=f"{_TIME_HELP}; default: 7 days before end")
     ] = None,

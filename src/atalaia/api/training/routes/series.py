@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
 from atalaia.api.common.deps import ResourcesDep, SensorWriter, SessionDep, Viewer
+from atalaia.api.common.params import SeriesId, Text
 from atalaia.api.training.schemas import (
     IngestView,
     PointsBody,
@@ -26,7 +27,7 @@ MAX_PAGE = 100_000
 
 @router.post("/{series_id}/points", response_model=IngestView)
 def ingest(
-    series_id: str,
+    series_id: SeriesId,
     body: PointsBody,
     session: SessionDep,
     resources: ResourcesDep,
@@ -50,13 +51,13 @@ def ingest(
 
 @router.get("/{series_id}/points", response_model=PointsPage)
 def query_points(
-    series_id: str,
+    series_id: SeriesId,
     session: SessionDep,
     resources: ResourcesDep,
     _: Viewer,
     start: float | None = None,
     end: float | None = None,
-    cursor: str | None = None,
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10_000,
 ) -> PointsPage:
     """Readings with start ≤ timestamp < end, oldest first, a page at a time."""
@@ -108,8 +109,8 @@ def _series_view(s: SeriesSummary) -> SeriesView:
 def list_series(
     session: SessionDep,
     _: Viewer,
-    prefix: str | None = None,
-    cursor: str | None = None,
+    prefix: Text | None = None,
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SeriesPage:
     """Series with stored readings, by id; pass `next_cursor` back as `cursor`."""
