@@ -31,7 +31,7 @@ from atalaia.api.inference.schemas import (
     PredictionView,
     Reading,
 )
-from atalaia.core.series import check_series_id
+from atalaia.core.series import check_series_id, check_value, check_values
 from atalaia.errors import DependencyUnavailable
 from atalaia.services.inference import Predictor
 
@@ -52,6 +52,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     series_id = check_series_id(scope["path_params"]["series_id"])
     timestamp, value = parse_reading(body)
     state["resources"].time_range.check_one(timestamp)
+    check_value(value)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     row, record = table.record(series_id)
@@ -79,6 +80,7 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     authorize(scope, Role.VIEWER)
     batch = parse_batch(body)
     state["resources"].time_range.check(batch.timestamps)
+    check_values(batch.values)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     rows = table.rows_of(batch.series_ids)
