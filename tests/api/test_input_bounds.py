@@ -157,6 +157,46 @@ class TestTimestampsEnteringTheStore:
         assert "look like microseconds" in refused(response, "timestamp_range")
 
 
+class TestPlotWindow:
+    @pytest.mark.parametrize("bound", ["start", "end"])
+    def test_bound_in_milliseconds_is_422(
+        self, client: TestClient, scientist: Headers, bound: str
+    ) -> None:
+        response = client.get(
+            f"/api/v1/plot?series_id={SERIES}&{bound}={T * 1000:.0f}",
+            headers=scientist,
+        )
+
+        assert "look like milliseconds" in refused(response, "timestamp_range")
+
+    @pytest.mark.parametrize("start", [f"{T:.0f}", f"{T}", "2024-12-08T23:20:00Z"])
+    def test_bound_in_seconds_or_iso_8601_is_read(
+        self, client: TestClient, scientist: Headers, start: str
+    ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [T, T + 60], "values": [1.0, 2.0]},
+            headers=scientist,
+        )
+
+        response = client.get(
+            f"/api/v1/plot?series_id={SERIES}&format=json&start={start}&end={T + 61}",
+            headers=scientist,
+        )
+
+        assert response.status_code == 200, response.text
+        assert response.json()["summary"]["points"] == 2
+
+    def test_bound_that_is_neither_is_422(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.get(
+            f"/api/v1/plot?series_id={SERIES}&start=yesterday", headers=scientist
+        )
+
+        assert "start" in refused(response, "request_schema")
+
+
 class TestValueRange:
     @pytest.mark.parametrize("huge", [1.79e308, 8e307, -MAX_ABS_VALUE * 1.01])
     def test_ingest_of_a_huge_value_is_422_and_stores_nothing(

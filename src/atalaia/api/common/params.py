@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
@@ -21,6 +22,11 @@ MAX_VERSION = 2**31 - 1  # model versions are 32-bit integer columns (PostgreSQL
 
 # A model version, in a path, a query or a body.
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+
+# A moment: epoch seconds, else ISO 8601. A number is read as a number first:
+# pydantic's datetime would read one past 2e10 as milliseconds, unlike every
+# other timestamp, which `TimeRange` checks (and tells milliseconds from seconds).
+Moment = Annotated[float | datetime, Field(union_mode="left_to_right")]
 
 # Control characters (Unicode Cc) but tab, line feed and carriage return, which
 # a multi-line note may hold. PostgreSQL text cannot store U+0000 at all; the
