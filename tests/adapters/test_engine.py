@@ -74,13 +74,16 @@ def test_settings_name_the_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.postgres
-def test_text_postgresql_cannot_hold_is_invalid_input(postgres_database: str) -> None:
+@pytest.mark.parametrize(("value", "reason"), [("\0", "NUL"), ("\ud800", "surrogate")])
+def test_text_postgresql_cannot_hold_is_invalid_input(
+    postgres_database: str, value: str, reason: str
+) -> None:
     engine = make_engine(postgres_database)
     try:
         with Session(engine) as session, pytest.raises(InvalidInput) as refused:
-            ReadingStore(session).list_series(prefix="\0")
+            ReadingStore(session).list_series(prefix=value)
     finally:
         engine.dispose()
 
     assert refused.value.rule == "storable_value"
-    assert "NUL" in refused.value.detail
+    assert reason in refused.value.detail

@@ -93,6 +93,24 @@ class TestControlCharacters:
 
         assert "control character" in refused(response, "no_control_characters")
 
+    @pytest.mark.parametrize(
+        ("url", "body"),
+        [
+            ("/api/v1/training/batch", b'{"prefix": "\\ud800"}'),
+            ("/api/v1/training/batch", b'{"sensor_id": "a\\udfff"}'),
+            ("/api/v1/training/batch", b'{"series_ids": ["\\ud800"]}'),
+        ],
+    )
+    def test_lone_surrogate_in_a_body_is_422(
+        self, client: TestClient, admin: Headers, url: str, body: bytes
+    ) -> None:
+        # JSON may escape half a surrogate pair; no UTF-8 text can hold it.
+        response = client.post(
+            url, content=body, headers=admin | {"content-type": "application/json"}
+        )
+
+        assert "U+D" in refused(response, "unicode_text")
+
     def test_nothing_is_stored_from_a_refused_note(
         self, client: TestClient, admin: Headers
     ) -> None:

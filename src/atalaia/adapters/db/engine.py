@@ -119,9 +119,11 @@ def _refuse_unstorable(context: ExceptionContext) -> None:
 
     The edge refuses such values first (`api.common.params`); this keeps one that
     slips past from becoming a 500 (PostgreSQL text cannot hold U+0000, psycopg
-    refuses it before sending).
+    refuses it before sending; no driver encodes half a surrogate pair).
     """
-    if isinstance(context.sqlalchemy_exception, DataError):
+    if isinstance(context.sqlalchemy_exception, DataError) or isinstance(
+        context.original_exception, UnicodeEncodeError
+    ):
         reason = str(context.original_exception).splitlines()[0]
         raise InvalidInput(
             f"the database cannot store a value of this request: {reason}",

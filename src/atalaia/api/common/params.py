@@ -33,10 +33,21 @@ Moment = Annotated[float | datetime, Field(union_mode="left_to_right")]
 # others mean nothing in an id, a prefix or a name, and rewrite terminals and
 # log viewers that print them (ESC sequences).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Half a surrogate pair, which a JSON escape (\ud800) may carry: not a character,
+# no UTF-8 text (nor any database) can hold it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def check_text(text: str) -> str:
-    """Return `text` unchanged, or raise InvalidInput (`no_control_characters`)."""
+    """Return `text` unchanged, or raise InvalidInput (`no_control_characters`,
+    `unicode_text`)."""
+    half = _SURROGATE.search(text)
+    if half:
+        raise InvalidInput(
+            f"lone surrogate U+{ord(half[0]):04X} at index {half.start()} is not a "
+            "character; send UTF-8 text (a \\u escape pair for one above U+FFFF)",
+            rule="unicode_text",
+        )
     found = _CONTROL.search(text)
     if found:
         raise InvalidInput(
@@ -61,7 +72,7 @@ def _as_rule(check: Callable[[str], str]) -> AfterValidator:
 
 
 # The rules these types report as a 422's `rule` (instead of `request_schema`).
-NAMED_RULES = frozenset({"no_control_characters", "series_id_format"})
+NAMED_RULES = frozenset({"no_control_characters", "unicode_text", "series_id_format"})
 
 # Any free string a request carries: a cursor, a prefix, a note, a name, a key.
 Text = Annotated[str, _as_rule(check_text)]
