@@ -12,13 +12,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from atalaia.core.series import check_series_id
 from atalaia.errors import InvalidInput
 
 MAX_VERSION = 2**31 - 1  # model versions are 32-bit integer columns (PostgreSQL)
+# The longest free text a request carries (a feedback note). Far below what
+# SQLite takes as a LIKE pattern (50,000 bytes: a prefix past it was a 503).
+MAX_TEXT_LENGTH = 1000
 
 # A model version, in a path, a query or a body.
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
@@ -33,21 +36,10 @@ Moment = Annotated[float | datetime, Field(union_mode="left_to_right")]
 # others mean nothing in an id, a prefix or a name, and rewrite terminals and
 # log viewers that print them (ESC sequences).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Half a surrogate pair, which a JSON escape (\ud800) may carry: not a character,
-# no UTF-8 text (nor any database) can hold it.
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def check_text(text: str) -> str:
-    """Return `text` unchanged, or raise InvalidInput (`no_control_characters`,
-    `unicode_text`)."""
-    half = _SURROGATE.search(text)
-    if half:
-        raise InvalidInput(
-            f"lone surrogate U+{ord(half[0]):04X} at index {half.start()} is not a "
-            "character; send UTF-8 text (a \\u escape pair for one above U+FFFF)",
-            rule="unicode_text",
-        )
+    """Return `text` unchanged, or raise InvalidInput (`no_control_characters`)."""
     found = _CONTROL.search(text)
     if found:
         raise InvalidInput(
@@ -72,10 +64,14 @@ def _as_rule(check: Callable[[str], str]) -> AfterValidator:
 
 
 # The rules these types report as a 422's `rule` (instead of `request_schema`).
-NAMED_RULES = frozenset({"no_control_characters", "unicode_text", "series_id_format"})
+NAMED_RULES = frozenset({"no_control_characters", "series_id_format"})
 
 # Any free string a request carries: a cursor, a prefix, a note, a name, a key.
-Text = Annotated[str, _as_rule(check_text)]
+# Bounded, pydantic refuses half a surrogate pair (a lone JSON `\ud800`), which
+# no UTF-8 text can hold (request_schema).
+Text = Annotated[
+    str, StringConstraints(max_length=MAX_TEXT_LENGTH), _as_rule(check_text)
+]
 
 # A series id, in a path, a query or a body (`core.series.SERIES_ID_PATTERN`).
 SeriesId = Annotated[str, _as_rule(check_series_id)]
