@@ -146,6 +146,22 @@ class TestTimestampsEnteringTheStore:
 
         assert "look like milliseconds" in refused(response, "timestamp_range")
 
+    @pytest.mark.parametrize("cursor", ["nan", "inf", "-1e400"])
+    def test_points_query_cursor_that_is_no_time_is_422(
+        self, client: TestClient, scientist: Headers, cursor: str
+    ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [T], "values": [1.0]},
+            headers=scientist,
+        )
+
+        response = client.get(
+            f"/api/v1/series/{SERIES}/points?cursor={cursor}", headers=scientist
+        )
+
+        assert "not one this API gave" in refused(response, "cursor")
+
     @pytest.mark.parametrize("bound", ["start", "end"])
     def test_points_query_bounds_are_checked(
         self, client: TestClient, scientist: Headers, bound: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -82,14 +83,16 @@ def query_points(
 
 
 def _parse_cursor(cursor: str | None) -> float | None:
+    """The timestamp a `next_cursor` holds (always a finite number)."""
     if cursor is None:
         return None
     try:
-        return float(cursor)
+        after = float(cursor)
     except ValueError:
-        raise InvalidInput(
-            f"cursor {cursor!r} is not one this API gave", rule="cursor"
-        ) from None
+        after = math.nan
+    if not math.isfinite(after):
+        raise InvalidInput(f"cursor {cursor!r} is not one this API gave", rule="cursor")
+    return after
 
 
 def _series_view(s: SeriesSummary) -> SeriesView:
