@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from atalaia.core.series import MAX_ABS_VALUE
 from atalaia.embedded import create_embedded_app
-from fixtures.api import Headers, SettingsFactory, inline_body, promote, train
+from fixtures.api import Headers, SettingsFactory, inline_body, promote, refused, train
 
 SERIES = "sensor_009_radial"
 T = 1_733_700_000.0
@@ -27,13 +27,6 @@ def client(make_settings: SettingsFactory, database_url: str) -> Iterator[TestCl
     settings = make_settings(database_url, training_min_interval_s=0)
     with TestClient(create_embedded_app(settings)) as test_client:
         yield test_client
-
-
-def refused(response: Any, rule: str) -> str:
-    assert response.status_code == 422, response.text
-    assert response.json()["rule"] == rule
-    detail: str = response.json()["detail"]
-    return detail
 
 
 class TestVersionNumbers:

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from atalaia.embedded import create_embedded_app
-from fixtures.api import Headers, SettingsFactory, inline_body
+from fixtures.api import Headers, SettingsFactory, inline_body, refused
 
 SERIES = "sensor_009_radial"
 T = 1_733_700_000.0
@@ -57,16 +57,8 @@ TEXT_BODIES = [
 
 @pytest.fixture
 def client(make_settings: SettingsFactory, database_url: str) -> Iterator[TestClient]:
-    settings = make_settings(database_url, training_min_interval_s=0)
-    with TestClient(create_embedded_app(settings)) as test_client:
-        yield test_client
-
-
-def refused(response: Any, rule: str) -> str:
-    assert response.status_code == 422, response.text
-    assert response.json()["rule"] == rule, response.text
-    detail: str = response.json()["detail"]
-    return detail
+    with TestClient(create_embedded_app(make_settings(database_url))) as embedded:
+        yield embedded
 
 
 class TestControlCharacters:
