@@ -6,9 +6,12 @@ import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from atalaia.adapters.db.engine import PoolOptions, Timeouts, make_engine, pool_options
+from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.errors import InvalidInput
 from atalaia.settings import Settings
 
 URL = "postgresql://atalaia@db.invalid/atalaia"  # engines connect lazily: never here
@@ -68,3 +71,19 @@ def test_settings_name_the_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
         settings.db_statement_timeout_s,
         settings.db_socket_timeout_s,
     ) == (2, 0, 4.5)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("value", "reason"), [("\0", "NUL"), ("\ud800", "surrogate")])
+def test_text_postgresql_cannot_hold_is_invalid_input(
+    postgres_database: str, value: str, reason: str
+) -> None:
+    engine = make_engine(postgres_database)
+    try:
+        with Session(engine) as session, pytest.raises(InvalidInput) as refused:
+            ReadingStore(session).list_series(prefix=value)
+    finally:
+        engine.dispose()
+
+    assert refused.value.rule == "storable_value"
+    assert reason in refused.value.detail

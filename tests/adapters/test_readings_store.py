@@ -239,6 +239,19 @@ class TestSeriesStatistics:
             float(week.timestamps[-1]),
         )
 
+    @pytest.mark.parametrize("huge", [1.79e308, -8e307])
+    def test_stay_finite_over_a_first_batch_of_huge_values(
+        self, sessions: Sessions, huge: float
+    ) -> None:
+        # The merge's cross term is inf × 0 for a new series: it was NaN, which
+        # the NOT NULL column refused (a misleading conflict).
+        ingest(sessions, Readings.of([EPOCH], [huge]))
+
+        with sessions() as session:
+            summary = ReadingStore(session).get_series(SERIES)
+        assert summary is not None
+        assert (summary.n_points, summary.mean, summary.std) == (1, huge, 0.0)
+
     def test_are_listed_for_every_series(self, sessions: Sessions) -> None:
         a, b = sensor_readings(500, seed=1), sensor_readings(800, seed=2)
         ingest(sessions, a, "s_a")

@@ -1,4 +1,5 @@
-"""Numbers past a column's range or a plausible time are 422s, on both databases.
+"""Numbers past a column's range, a plausible time or the value range are 422s,
+on both databases.
 
 Each went to the driver before (OverflowError on SQLite, NumericValueOutOfRange
 on PostgreSQL: a 500), or was stored (an infinite timestamp read back as null).
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from atalaia.core.series import MAX_ABS_VALUE
 from atalaia.embedded import create_embedded_app
-from fixtures.api import Headers, SettingsFactory, inline_body, train
+from fixtures.api import Headers, SettingsFactory, inline_body, promote, refused, train
 
 SERIES = "sensor_009_radial"
 T = 1_733_700_000.0
@@ -25,13 +27,6 @@ def client(make_settings: SettingsFactory, database_url: str) -> Iterator[TestCl
     settings = make_settings(database_url, training_min_interval_s=0)
     with TestClient(create_embedded_app(settings)) as test_client:
         yield test_client
-
-
-def refused(response: Any, rule: str) -> str:
-    assert response.status_code == 422, response.text
-    assert response.json()["rule"] == rule
-    detail: str = response.json()["detail"]
-    return detail
 
 
 class TestVersionNumbers:
@@ -144,6 +139,22 @@ class TestTimestampsEnteringTheStore:
 
         assert "look like milliseconds" in refused(response, "timestamp_range")
 
+    @pytest.mark.parametrize("cursor", ["nan", "inf", "-1e400"])
+    def test_points_query_cursor_that_is_no_time_is_422(
+        self, client: TestClient, scientist: Headers, cursor: str
+    ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [T], "values": [1.0]},
+            headers=scientist,
+        )
+
+        response = client.get(
+            f"/api/v1/series/{SERIES}/points?cursor={cursor}", headers=scientist
+        )
+
+        assert "not one this API gave" in refused(response, "cursor")
+
     @pytest.mark.parametrize("bound", ["start", "end"])
     def test_points_query_bounds_are_checked(
         self, client: TestClient, scientist: Headers, bound: str
@@ -153,3 +164,115 @@ class TestTimestampsEnteringTheStore:
         )
 
         assert "look like microseconds" in refused(response, "timestamp_range")
+
+
+class TestPlotWindow:
+    @pytest.mark.parametrize("bound", ["start", "end"])
+    def test_bound_in_milliseconds_is_422(
+        self, client: TestClient, scientist: Headers, bound: str
+    ) -> None:
+        response = client.get(
+            f"/api/v1/plot?series_id={SERIES}&{bound}={T * 1000:.0f}",
+            headers=scientist,
+        )
+
+        assert "look like milliseconds" in refused(response, "timestamp_range")
+
+    @pytest.mark.parametrize("start", [f"{T:.0f}", f"{T}", "2024-12-08T23:20:00Z"])
+    def test_bound_in_seconds_or_iso_8601_is_read(
+        self, client: TestClient, scientist: Headers, start: str
+    ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [T, T + 60], "values": [1.0, 2.0]},
+            headers=scientist,
+        )
+
+        response = client.get(
+            f"/api/v1/plot?series_id={SERIES}&format=json&start={start}&end={T + 61}",
+            headers=scientist,
+        )
+
+        assert response.status_code == 200, response.text
+        assert response.json()["summary"]["points"] == 2
+
+    def test_bound_that_is_neither_is_422(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        response = client.get(
+            f"/api/v1/plot?series_id={SERIES}&start=yesterday", headers=scientist
+        )
+
+        assert "start" in refused(response, "request_schema")
+
+
+class TestValueRange:
+    @pytest.mark.parametrize("huge", [1.79e308, 8e307, -MAX_ABS_VALUE * 1.01])
+    def test_ingest_of_a_huge_value_is_422_and_stores_nothing(
+        self, client: TestClient, scientist: Headers, huge: float
+    ) -> None:
+        response = client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [T, T + 1], "values": [1.0, huge]},
+            headers=scientist,
+        )
+
+        assert refused(response, "value_range").startswith("value at index 1 is")
+        assert client.get("/api/v1/series", headers=scientist).json()["series"] == []
+
+    def test_ingest_at_the_bounds_keeps_finite_statistics(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = {"timestamps": [T, T + 1], "values": [MAX_ABS_VALUE, -MAX_ABS_VALUE]}
+
+        response = client.post(
+            f"/api/v1/series/{SERIES}/points", json=body, headers=scientist
+        )
+
+        assert response.status_code == 200, response.text
+        (series,) = client.get("/api/v1/series", headers=scientist).json()["series"]
+        assert (series["mean"], series["std"]) == (0.0, MAX_ABS_VALUE)
+
+    def test_training_data_with_a_huge_value_is_422(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = inline_body()
+        body["values"][7] = 1.79e308
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json=body, headers=scientist
+        )
+
+        assert refused(response, "value_range").startswith("value at index 7 is")
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"points": [{"series_id": SERIES, "timestamp": T, "value": 1e308}]},
+            {"series_id": [SERIES] * 2, "timestamp": [T, T], "value": [0.3, -1e308]},
+        ],
+        ids=["rows", "columns"],
+    )
+    def test_batch_prediction_of_a_huge_value_is_422(
+        self, client: TestClient, admin: Headers, body: dict[str, Any]
+    ) -> None:
+        train(client, SERIES, admin)
+        promote(client, SERIES, 1, admin)
+
+        response = client.post("/api/v1/predict/batch", json=body, headers=admin)
+
+        assert "value at index" in refused(response, "value_range")
+
+    def test_prediction_of_a_huge_value_is_422(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        train(client, SERIES, admin)
+        promote(client, SERIES, 1, admin)
+
+        response = client.post(
+            f"/api/v1/predict/{SERIES}",
+            json={"timestamp": T, "value": 1e308},
+            headers=admin,
+        )
+
+        assert refused(response, "value_range").startswith("value is 1e+308")

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 
 from atalaia.core.series import (
+    MAX_ABS_VALUE,
     MAX_TRAINING_POINTS,
     MIN_TRAINING_POINTS,
     Readings,
     TimeRange,
     check_series_id,
+    check_value,
+    check_values,
     sensor_of,
     validate_training_data,
 )
@@ -164,12 +167,32 @@ class TestSensorOf:
 
 
 class TestValueRange:
-    def test_values_whose_spread_overflows_are_refused(self) -> None:
+    def test_values_whose_spread_would_overflow_are_refused(self) -> None:
         values = np.where(np.arange(10_000) % 2 == 0, 1e308, -1e308)
         readings = Readings.of(np.arange(10_000, dtype=np.float64), values)
 
         with pytest.raises(InvalidSeries) as caught:
             validate_training_data(readings)
+
+        assert caught.value.rule == "value_range"
+
+    def test_accepts_both_bounds_and_an_empty_column(self) -> None:
+        check_values(np.array([MAX_ABS_VALUE, -MAX_ABS_VALUE, 0.0]))
+        check_values(np.array([], dtype=np.float64))
+        check_value(-MAX_ABS_VALUE)
+
+    @pytest.mark.parametrize("bad", [MAX_ABS_VALUE * 1.01, -np.inf, np.nan])
+    def test_names_the_first_value_outside(self, bad: float) -> None:
+        with pytest.raises(InvalidSeries) as caught:
+            check_values(np.array([1.0, bad, bad]))
+
+        assert caught.value.rule == "value_range"
+        assert caught.value.detail.startswith("value at index 1 is")
+
+    @pytest.mark.parametrize("bad", [1.79e308, np.nan])
+    def test_refuses_one_value_outside(self, bad: float) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            check_value(bad)
 
         assert caught.value.rule == "value_range"
 

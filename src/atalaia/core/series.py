@@ -21,6 +21,12 @@ SERIES_ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_SERIES_ID_LENGTH}}}")
 MIN_TRAINING_POINTS = 10_000
 MAX_TRAINING_POINTS = 100_000
 MIN_STD = 1e-6
+# Readings' values lie in ±MAX_ABS_VALUE (rule `value_range`). A square is then
+# at most 4e200 (a deviation spans 2e100), so a series' sum of squared
+# deviations stays finite below float64's 1.8e308 over any history (up to 4e107
+# readings), and a score |value − centre| / width stays finite for any width a
+# model holds. Real sensors stay dozens of orders of magnitude inside it.
+MAX_ABS_VALUE = 1e100
 # Plausible reading times (bounds included). Far from any millisecond, microsecond
 # or nanosecond encoding of a date after 1970-02, so units are told apart.
 DEFAULT_TIMESTAMP_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
@@ -133,8 +139,36 @@ class TimeRange:
         return detail
 
 
+def check_values(values: FloatArray) -> None:
+    """Raise InvalidSeries (rule `value_range`) unless every |value| ≤ MAX_ABS_VALUE.
+
+    One min and one max when all are (the prediction batch's path); NaN fails.
+    """
+    if not values.size:
+        return
+    if -MAX_ABS_VALUE <= values.min() and values.max() <= MAX_ABS_VALUE:
+        return
+    at = int(np.argmin(np.abs(values) <= MAX_ABS_VALUE))
+    raise InvalidSeries(
+        f"value at index {at} is {number(values[at])}; {_VALUE_RANGE}",
+        rule="value_range",
+    )
+
+
+def check_value(value: float) -> None:
+    """Raise InvalidInput (rule `value_range`) unless |value| ≤ MAX_ABS_VALUE."""
+    if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+        raise InvalidInput(
+            f"value is {number(value)}; {_VALUE_RANGE}", rule="value_range"
+        )
+
+
+_VALUE_RANGE = f"values lie within ±{MAX_ABS_VALUE:g}"
+
+
 def check_readings(readings: Readings) -> None:
-    """Raise InvalidSeries unless the readings are finite and strictly increasing."""
+    """Raise InvalidSeries unless the readings are finite, strictly increasing,
+    and their values in ±MAX_ABS_VALUE."""
     ts, vs = readings.timestamps, readings.values
     if not np.isfinite(ts).all():
         raise InvalidSeries(
@@ -161,14 +195,15 @@ def check_readings(readings: Readings) -> None:
             f"values must be finite (no NaN or Inf); index {at} is {number(vs[at])}",
             rule="finite_values",
         )
+    check_values(vs)
 
 
 def validate_training_data(readings: Readings) -> None:
     """Apply every training rule; raise InvalidSeries naming the first one broken.
 
     Rules: MIN_TRAINING_POINTS ≤ n ≤ MAX_TRAINING_POINTS, timestamps strictly
-    increasing without duplicates, finite values whose spread is finite too,
-    standard deviation > MIN_STD.
+    increasing without duplicates, finite values in ±MAX_ABS_VALUE, standard
+    deviation > MIN_STD.
     """
     n = len(readings)
     if n < MIN_TRAINING_POINTS:
@@ -182,13 +217,7 @@ def validate_training_data(readings: Readings) -> None:
             rule="max_points",
         )
     check_readings(readings)
-    with np.errstate(over="ignore", invalid="ignore"):
-        std = float(np.std(readings.values))
-    if not np.isfinite(std):
-        raise InvalidSeries(
-            "values are too large to fit a model (their spread overflows float64)",
-            rule="value_range",
-        )
+    std = float(np.std(readings.values))  # finite: values are in ±MAX_ABS_VALUE
     if not std > MIN_STD:
         raise InvalidSeries(
             f"values are constant (std {std:.3g} ≤ {MIN_STD:g}); nothing to learn",

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
+from atalaia.errors import InvalidInput
 from atalaia.files import touch_private
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ def make_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "handle_error", _refuse_unstorable)
         return engine
     try:
         import psycopg  # noqa: F401  (the driver of postgresql+psycopg URLs)
@@ -96,6 +99,7 @@ def make_engine(
     )
     if timeouts.socket_s > 0:
         event.listen(engine, "do_connect", partial(_bounded, timeouts.socket_s))
+    event.listen(engine, "handle_error", _refuse_unstorable)
     return engine
 
 
@@ -108,6 +112,23 @@ def _bounded(
     connection = BoundedConnection.connect(*cargs, **cparams)
     connection.answer_timeout_s = socket_s
     return connection
+
+
+def _refuse_unstorable(context: ExceptionContext) -> None:
+    """A value the database cannot hold is the request's fault: InvalidInput.
+
+    The edge refuses such values first (`api.common.params`); this keeps one that
+    slips past from becoming a 500 (PostgreSQL text cannot hold U+0000, psycopg
+    refuses it before sending; no driver encodes half a surrogate pair).
+    """
+    if isinstance(context.sqlalchemy_exception, DataError) or isinstance(
+        context.original_exception, UnicodeEncodeError
+    ):
+        reason = str(context.original_exception).splitlines()[0]
+        raise InvalidInput(
+            f"the database cannot store a value of this request: {reason}",
+            rule="storable_value",
+        ) from context.original_exception
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

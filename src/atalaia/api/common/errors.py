@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from atalaia import errors
 from atalaia.adapters.db.conflicts import is_conflict
+from atalaia.api.common.params import NAMED_RULES
 
 log = structlog.get_logger()
 
@@ -66,7 +67,9 @@ async def _on_atalaia_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [_describe(e) for e in exc.errors()]
-    wrapped = errors.InvalidInput("; ".join(problems[:5]), rule="request_schema")
+    rules = [e["type"] for e in exc.errors() if e["type"] in NAMED_RULES]
+    rule = rules[0] if rules else "request_schema"
+    wrapped = errors.InvalidInput("; ".join(problems[:5]), rule=rule)
     return error_response(wrapped)
 
 

@@ -1,16 +1,77 @@
-"""Types of the numbers requests carry, bounded to what the database stores.
+"""Types of the values requests carry, bounded to what the database stores.
 
 A number past its column's range would fail in the driver (500): refuse it at
-the edge with the rule in the 422 (`request_schema`) and in OpenAPI.
+the edge with the rule in the 422 (`request_schema`) and in OpenAPI. Strings
+are refused with a rule of their own (`NAMED_RULES`), which the 422 names.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from atalaia.core.series import check_series_id
+from atalaia.errors import InvalidInput
 
 MAX_VERSION = 2**31 - 1  # model versions are 32-bit integer columns (PostgreSQL)
+# The longest free text a request carries (a feedback note). Far below what
+# SQLite takes as a LIKE pattern (50,000 bytes: a prefix past it was a 503).
+MAX_TEXT_LENGTH = 1000
 
 # A model version, in a path, a query or a body.
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+
+# A moment: epoch seconds, else ISO 8601. A number is read as a number first:
+# pydantic's datetime would read one past 2e10 as milliseconds, unlike every
+# other timestamp, which `TimeRange` checks (and tells milliseconds from seconds).
+Moment = Annotated[float | datetime, Field(union_mode="left_to_right")]
+
+# Control characters (Unicode Cc) but tab, line feed and carriage return, which
+# a multi-line note may hold. PostgreSQL text cannot store U+0000 at all; the
+# others mean nothing in an id, a prefix or a name, and rewrite terminals and
+# log viewers that print them (ESC sequences).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_text(text: str) -> str:
+    """Return `text` unchanged, or raise InvalidInput (`no_control_characters`)."""
+    found = _CONTROL.search(text)
+    if found:
+        raise InvalidInput(
+            f"control character U+{ord(found[0]):04X} at index {found.start()}; "
+            "text may hold any character but U+0000–U+001F (tab, line feed and "
+            "carriage return allowed) and U+007F–U+009F",
+            rule="no_control_characters",
+        )
+    return text
+
+
+def _as_rule(check: Callable[[str], str]) -> AfterValidator:
+    """Run `check` as a pydantic validator whose error type is the rule it names."""
+
+    def validate(text: str) -> str:
+        try:
+            return check(text)
+        except InvalidInput as broken:
+            raise PydanticCustomError(broken.rule, broken.detail) from None
+
+    return AfterValidator(validate)
+
+
+# The rules these types report as a 422's `rule` (instead of `request_schema`).
+NAMED_RULES = frozenset({"no_control_characters", "series_id_format"})
+
+# Any free string a request carries: a cursor, a prefix, a note, a name, a key.
+# Bounded, pydantic refuses half a surrogate pair (a lone JSON `\ud800`), which
+# no UTF-8 text can hold (request_schema).
+Text = Annotated[
+    str, StringConstraints(max_length=MAX_TEXT_LENGTH), _as_rule(check_text)
+]
+
+# A series id, in a path, a query or a body (`core.series.SERIES_ID_PATTERN`).
+SeriesId = Annotated[str, _as_rule(check_series_id)]

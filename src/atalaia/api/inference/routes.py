@@ -19,6 +19,7 @@ from starlette.types import Scope
 from atalaia.api.common.auth import Role
 from atalaia.api.common.deps import Admin, authorize
 from atalaia.api.common.fast_routes import FastRoute
+from atalaia.api.common.params import SeriesId
 from atalaia.api.inference import answers
 from atalaia.api.inference.bodies import parse_batch, parse_reading
 from atalaia.api.inference.metrics import ServingMetrics
@@ -30,7 +31,7 @@ from atalaia.api.inference.schemas import (
     PredictionView,
     Reading,
 )
-from atalaia.core.series import check_series_id
+from atalaia.core.series import check_series_id, check_value, check_values
 from atalaia.errors import DependencyUnavailable
 from atalaia.services.inference import Predictor
 
@@ -51,6 +52,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     series_id = check_series_id(scope["path_params"]["series_id"])
     timestamp, value = parse_reading(body)
     state["resources"].time_range.check_one(timestamp)
+    check_value(value)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     row, record = table.record(series_id)
@@ -78,6 +80,7 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     authorize(scope, Role.VIEWER)
     batch = parse_batch(body)
     state["resources"].time_range.check(batch.timestamps)
+    check_values(batch.values)
     predictor: Predictor = state["predictor"]
     table = predictor.table
     rows = table.rows_of(batch.series_ids)
@@ -116,7 +119,9 @@ FAST_ROUTES = [
 
 
 @router.post("/admin/reload/{series_id}")
-async def reload_series(series_id: str, request: Request, _: Admin) -> dict[str, Any]:
+async def reload_series(
+    series_id: SeriesId, request: Request, _: Admin
+) -> dict[str, Any]:
     """Re-read one series' production model from the registry now."""
     predictor: Predictor = request.state.predictor
     await run_in_threadpool(_or_unavailable, predictor.reload_series, [series_id])

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
-from atalaia.api.common.params import VersionNumber
+from atalaia.api.common.params import Moment, SeriesId, VersionNumber
 from atalaia.core.series import TimeRange
 from atalaia.services.plotting import (
     PlotQuery,
@@ -50,12 +50,12 @@ def plot(
     session: SessionDep,
     resources: ResourcesDep,
     _viewer: Viewer,
-    series_id: Annotated[str, Query(description="e.g. sensor_001_radial")],
+    series_id: Annotated[SeriesId, Query(description="e.g. sensor_001_radial")],
     start: Annotated[
-        datetime | None, Query(description=f"{_TIME_HELP}; default: 7 days before end")
+        Moment | None, Query(description=f"{_TIME_HELP}; default: 7 days before end")
     ] = None,
     end: Annotated[
-        datetime | None,
+        Moment | None,
         Query(description=f"{_TIME_HELP}, exclusive; default: the newest reading"),
     ] = None,
     format_: Annotated[PlotFormat, Query(alias="format")] = PlotFormat.PNG,
@@ -85,11 +85,14 @@ def plot(
     return Response(body, media_type=MEDIA_TYPES[format_])
 
 
-def _epoch(moment: datetime | None, name: str, span: TimeRange) -> float | None:
+def _epoch(moment: float | datetime | None, name: str, span: TimeRange) -> float | None:
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    seconds = moment.timestamp()
+    if isinstance(moment, float):
+        seconds = moment
+    elif moment.tzinfo is None:
+        seconds = moment.replace(tzinfo=UTC).timestamp()
+    else:
+        seconds = moment.timestamp()
     span.check_one(seconds, name=name)
     return seconds

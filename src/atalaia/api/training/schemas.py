@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from atalaia.api.common.params import VersionNumber
+from atalaia.api.common.params import Text, VersionNumber
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
 
@@ -17,8 +17,8 @@ MAX_WINDOW_HOURS = 24 * 90
 class TrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    algorithm: str = "zscore"
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    algorithm: Text = "zscore"
+    hyperparameters: dict[Text, Any] = Field(default_factory=dict)
 
 
 class TrainingBody(BaseModel):
@@ -63,9 +63,9 @@ class BatchTrainingBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    series_ids: list[str] | None = Field(default=None, max_length=300_000)
-    sensor_id: str | None = None
-    prefix: str | None = None
+    series_ids: list[Text] | None = Field(default=None, max_length=300_000)
+    sensor_id: Text | None = None
+    prefix: Text | None = None
     all_series: bool = False
     window_hours: float = Field(default=168, gt=0, le=MAX_WINDOW_HOURS)
     config: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -181,13 +181,13 @@ class PromoteBody(BaseModel):
     strategy: Literal["direct", "canary", "shadow"] = "direct"
     archive_existing: bool = True
     canary_config: CanaryConfig | None = None
-    reason: str = Field(default="", max_length=500)
+    reason: Text = Field(default="", max_length=500)
 
 
 class RollbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=500)
+    reason: Text = Field(default="", max_length=500)
 
 
 class StageChangeView(BaseModel):
@@ -241,4 +241,4 @@ class FeedbackBody(BaseModel):
     timestamp: float = Field(allow_inf_nan=False, description="Unix time in seconds")
     is_anomaly: bool
     version: VersionNumber | None = None
-    note: str = Field(default="", max_length=1000)
+    note: Text = Field(default="", max_length=1000)

@@ -342,14 +342,22 @@ def _float_matrix(rows: Iterable[Sequence[float]], width: int) -> np.ndarray:
 
 
 def _merge_stats(series: SeriesRow, ts: np.ndarray, vs: np.ndarray) -> None:
-    """Chan's parallel update of (count, mean, M2) with a batch of new values."""
+    """Chan's parallel update of (count, mean, M2) with a batch of new values.
+
+    A new series takes the batch's own statistics: its cross term would be
+    0 × delta², NaN when delta² overflows. Values within the value rule keep
+    every term finite (`core.series.MAX_ABS_VALUE`).
+    """
     n_a, n_b = series.n_points, int(vs.size)
     mean_b = float(vs.mean())
     m2_b = float(((vs - mean_b) ** 2).sum())
     n = n_a + n_b
-    delta = mean_b - series.mean
-    series.mean = series.mean + delta * n_b / n
-    series.m2 = series.m2 + m2_b + delta * delta * n_a * n_b / n
+    if n_a == 0:
+        series.mean, series.m2 = mean_b, m2_b
+    else:
+        delta = mean_b - series.mean
+        series.mean = series.mean + delta * n_b / n
+        series.m2 = series.m2 + m2_b + delta * delta * (n_a * n_b / n)
     series.n_points = n
     lo, hi = float(ts.min()), float(ts.max())
     series.first_ts = lo if series.first_ts is None else min(series.first_ts, lo)

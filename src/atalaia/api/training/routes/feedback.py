@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AuditLog, FeedbackStore, ModelStore
 from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.params import SeriesId
 from atalaia.api.training.schemas import FeedbackBody
-from atalaia.core.series import check_series_id
 from atalaia.errors import InvalidInput, VersionNotFound
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
@@ -18,14 +18,13 @@ router = APIRouter(prefix="/feedback", tags=["feedback"])
 
 @router.post("/{series_id}", status_code=201)
 def add_feedback(
-    series_id: str,
+    series_id: SeriesId,
     body: FeedbackBody,
     session: SessionDep,
     resources: ResourcesDep,
     principal: DataScientist,
 ) -> dict[str, Any]:
     """Label a reading as a true or a false anomaly."""
-    check_series_id(series_id)
     resources.time_range.check_one(body.timestamp)
     if body.version is not None:
         _check_version(session, series_id, body.version)
@@ -59,7 +58,9 @@ def _check_version(session: Session, series_id: str, version: int) -> None:
 
 
 @router.get("/{series_id}")
-def list_feedback(series_id: str, session: SessionDep, _: Viewer) -> dict[str, Any]:
+def list_feedback(
+    series_id: SeriesId, session: SessionDep, _: Viewer
+) -> dict[str, Any]:
     """Labels given for a series, newest reading first."""
     return {
         "series_id": series_id,

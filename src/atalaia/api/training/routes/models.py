@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
 from atalaia.api.common.deps import MlEngineer, ResourcesDep, SessionDep, Viewer
-from atalaia.api.common.params import VersionNumber
+from atalaia.api.common.params import SeriesId, Text, VersionNumber
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.schemas import (
     PromoteBody,
@@ -29,8 +29,8 @@ router = APIRouter(prefix="/models", tags=["models"])
 def list_models(
     session: SessionDep,
     _: Viewer,
-    prefix: str | None = None,
-    cursor: str | None = None,
+    prefix: Text | None = None,
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Series with models: version count, latest and production version."""
@@ -40,7 +40,9 @@ def list_models(
 
 
 @router.get("/{series_id}/versions", response_model=list[VersionView])
-def list_versions(series_id: str, session: SessionDep, _: Viewer) -> list[VersionView]:
+def list_versions(
+    series_id: SeriesId, session: SessionDep, _: Viewer
+) -> list[VersionView]:
     """Every version of a series, newest first."""
     versions = ModelStore(session).versions(series_id)
     if not versions:
@@ -50,13 +52,13 @@ def list_versions(series_id: str, session: SessionDep, _: Viewer) -> list[Versio
 
 @router.get("/{series_id}/versions/{version}", response_model=VersionView)
 def get_version(
-    series_id: str, version: VersionNumber, session: SessionDep, _: Viewer
+    series_id: SeriesId, version: VersionNumber, session: SessionDep, _: Viewer
 ) -> VersionView:
     """One version with its parameters, metrics, reference statistics and lineage."""
     return VersionView.of(ModelStore(session).get(series_id, version))
 
 
-def _changes_view(series_id: str, changes: list[StageChange]) -> dict[str, Any]:
+def _changes_view(series_id: SeriesId, changes: list[StageChange]) -> dict[str, Any]:
     return {
         "series_id": series_id,
         "changes": [
@@ -70,7 +72,7 @@ def _changes_view(series_id: str, changes: list[StageChange]) -> dict[str, Any]:
 
 @router.post("/{series_id}/versions/{version}/promote")
 def promote(
-    series_id: str,
+    series_id: SeriesId,
     version: VersionNumber,
     body: PromoteBody,
     session: SessionDep,
@@ -93,7 +95,7 @@ def promote(
 
 @router.post("/{series_id}/rollback")
 def rollback(
-    series_id: str,
+    series_id: SeriesId,
     session: SessionDep,
     resources: ResourcesDep,
     principal: MlEngineer,
@@ -141,7 +143,7 @@ def parse_window(window: str) -> float:
 
 @router.get("/{series_id}/metrics")
 def series_metrics(
-    series_id: str, session: SessionDep, _: Viewer, window: str = "24h"
+    series_id: SeriesId, session: SessionDep, _: Viewer, window: str = "24h"
 ) -> dict[str, Any]:
     """Prediction count, anomaly rate, latency and drift of a series' model."""
     return monitoring.series_metrics(
@@ -150,6 +152,8 @@ def series_metrics(
 
 
 @router.get("/{series_id}/deployment-config")
-def deployment_config(series_id: str, session: SessionDep, _: Viewer) -> dict[str, Any]:
+def deployment_config(
+    series_id: SeriesId, session: SessionDep, _: Viewer
+) -> dict[str, Any]:
     """What serves the series now, and the latest stage changes."""
     return registry.deployment_config(session=session, series_id=series_id)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
 from atalaia.api.common.deps import ResourcesDep, SensorWriter, SessionDep, Viewer
+from atalaia.api.common.params import SeriesId, Text
 from atalaia.api.training.schemas import (
     IngestView,
     PointsBody,
@@ -26,7 +28,7 @@ MAX_PAGE = 100_000
 
 @router.post("/{series_id}/points", response_model=IngestView)
 def ingest(
-    series_id: str,
+    series_id: SeriesId,
     body: PointsBody,
     session: SessionDep,
     resources: ResourcesDep,
@@ -50,13 +52,13 @@ def ingest(
 
 @router.get("/{series_id}/points", response_model=PointsPage)
 def query_points(
-    series_id: str,
+    series_id: SeriesId,
     session: SessionDep,
     resources: ResourcesDep,
     _: Viewer,
     start: float | None = None,
     end: float | None = None,
-    cursor: str | None = None,
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10_000,
 ) -> PointsPage:
     """Readings with start ≤ timestamp < end, oldest first, a page at a time."""
@@ -81,14 +83,16 @@ def query_points(
 
 
 def _parse_cursor(cursor: str | None) -> float | None:
+    """The timestamp a `next_cursor` holds (always a finite number)."""
     if cursor is None:
         return None
     try:
-        return float(cursor)
+        after = float(cursor)
     except ValueError:
-        raise InvalidInput(
-            f"cursor {cursor!r} is not one this API gave", rule="cursor"
-        ) from None
+        after = math.nan
+    if not math.isfinite(after):
+        raise InvalidInput(f"cursor {cursor!r} is not one this API gave", rule="cursor")
+    return after
 
 
 def _series_view(s: SeriesSummary) -> SeriesView:
@@ -108,8 +112,8 @@ def _series_view(s: SeriesSummary) -> SeriesView:
 def list_series(
     session: SessionDep,
     _: Viewer,
-    prefix: str | None = None,
-    cursor: str | None = None,
+    prefix: Text | None = None,
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SeriesPage:
     """Series with stored readings, by id; pass `next_cursor` back as `cursor`."""

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from atalaia.adapters.db.repositories import JobStore, ReadingStore
 from atalaia.adapters.queue import WriteTurns
 from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.params import SeriesId, Text
 from atalaia.api.training.schemas import (
     BatchAccepted,
     BatchTrainingBody,
@@ -132,7 +133,7 @@ def _select_series(session: SessionDep, body: BatchTrainingBody) -> list[str]:
 )
 def train(
     turn: WriteTurnDep,  # first: jobs defer their writes from here on
-    series_id: str,
+    series_id: SeriesId,
     raw: Annotated[bytes, Depends(raw_body)],
     session: SessionDep,
     resources: ResourcesDep,
@@ -170,7 +171,7 @@ def train(
 
 
 @router.get("/jobs/{job_id}", response_model=JobView)
-def get_job(job_id: str, session: SessionDep, _: Viewer) -> JobView:
+def get_job(job_id: Text, session: SessionDep, _: Viewer) -> JobView:
     """One training job."""
     return JobView.of(JobStore(session).get(job_id))
 
@@ -179,10 +180,10 @@ def get_job(job_id: str, session: SessionDep, _: Viewer) -> JobView:
 def list_jobs(
     session: SessionDep,
     _: Viewer,
-    series_id: str | None = None,
+    series_id: SeriesId | None = None,
     status: JobStatus | None = None,
-    batch_id: str | None = None,
-    cursor: str | None = None,
+    batch_id: Text | None = None,
+    cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JobPage:
     """Training jobs, newest first; pass `next_cursor` back as `cursor` for more."""
@@ -198,7 +199,7 @@ def list_jobs(
 
 
 @router.delete("/jobs/{job_id}", response_model=JobView)
-def cancel_job(job_id: str, session: SessionDep, principal: DataScientist) -> JobView:
+def cancel_job(job_id: Text, session: SessionDep, principal: DataScientist) -> JobView:
     """Cancel a queued or running job."""
     job = training.cancel_job(session=session, job_id=job_id, actor=principal.subject)
     session.commit()
