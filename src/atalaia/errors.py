@@ -8,6 +8,7 @@ AtalaiaError
 │   └── InvalidHyperparameters   a detector rejected its hyperparameters
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
+│   ├── UnknownSeries            no model and no history (when refused)
 │   ├── JobNotFound
 │   └── VersionNotFound
 ├── Conflict                     state forbids the request (409)
@@ -23,6 +24,8 @@ AtalaiaError
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class AtalaiaError(Exception):
@@ -72,6 +75,23 @@ class NotFound(AtalaiaError):
 class SeriesNotFound(NotFound):
     def __init__(self, series_id: str) -> None:
         super().__init__(f"series {series_id!r} has no data")
+
+
+class UnknownSeries(NotFound):
+    """No model and no history for these series: a prediction for them refused
+    rather than answered with the default (the first `SHOWN` ids are named)."""
+
+    SHOWN = 50
+
+    def __init__(self, series_ids: Sequence[str]) -> None:
+        named = ", ".join(map(repr, series_ids[: self.SHOWN]))
+        more = len(series_ids) - self.SHOWN
+        super().__init__(
+            f"no model and no history for {len(series_ids)} series: {named}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+        self.series_ids = list(series_ids)
+        self.rule = "unknown_series"
 
 
 class JobNotFound(NotFound):

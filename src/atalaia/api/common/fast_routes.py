@@ -47,6 +47,7 @@ _ERROR = {
 _ERRORS = {
     "401": "Missing or invalid bearer token",
     "403": "The token's role may not do this",
+    "404": "A series with no model and no history, refused (`?unknown=reject`)",
     "422": "The body or a path parameter breaks a rule (`rule` names it)",
     "429": "The principal's sensor rate limit is spent (`rule` names it)",
 }
@@ -62,6 +63,7 @@ class FastRoute:
     bodies: tuple[type[BaseModel], ...]  # one of these
     answers: tuple[type[BaseModel], ...]  # one of these
     tag: str
+    parameters: tuple[dict[str, Any], ...] = ()  # OpenAPI's, besides the path's
 
 
 _JSON = (b"content-type", b"application/json")
@@ -239,8 +241,16 @@ def _operation(
         "description": (route.endpoint.__doc__ or "").strip(),
         "operationId": route.endpoint.__name__,
         "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"{(\w+)}", route.path)
+            *(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+                for name in re.findall(r"{(\w+)}", route.path)
+            ),
+            *route.parameters,
         ],
         "requestBody": {
             "required": True,
