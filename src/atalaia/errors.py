@@ -5,7 +5,8 @@ AtalaiaError
 │   ├── InvalidSeries            training / ingest data broke a validation rule
 │   ├── InvalidSeriesId          series id does not match the naming rule
 │   ├── UnknownAlgorithm         no detector of that name
-│   └── InvalidHyperparameters   a detector rejected its hyperparameters
+│   ├── InvalidHyperparameters   a detector rejected its hyperparameters
+│   └── PayloadTooLarge          the body is larger than its route takes (413)
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
 │   ├── UnknownSeries            no model and no history (when refused)
@@ -66,6 +67,14 @@ class UnknownAlgorithm(InvalidInput):
 
 class InvalidHyperparameters(InvalidInput):
     pass
+
+
+class PayloadTooLarge(InvalidInput):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the body is larger than this route's limit of {limit} bytes",
+            rule="body_size",
+        )
 
 
 class NotFound(AtalaiaError):
