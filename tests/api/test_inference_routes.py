@@ -275,6 +275,18 @@ class TestUnknownSeries:
         assert answered.status_code == 200
         assert "warning" in answered.json()
 
+    def test_the_policy_and_the_warning_are_documented(
+        self, client: TestClient
+    ) -> None:
+        spec = client.get("/openapi.json").json()
+
+        for path in ("/api/v1/predict/{series_id}", "/api/v1/predict/batch"):
+            operation = spec["paths"][path]["post"]
+            assert "unknown" in [p["name"] for p in operation["parameters"]]
+            assert {"404", "413"} <= set(operation["responses"])
+        for view in ("PredictionView", "ColumnsView"):
+            assert "warning" in spec["components"]["schemas"][view]["properties"]
+
     def test_an_unknown_policy_is_422(
         self, client: TestClient, viewer: Headers
     ) -> None:

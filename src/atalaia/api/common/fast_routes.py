@@ -50,7 +50,6 @@ _ERROR = {
 _ERRORS = {
     "401": "Missing or invalid bearer token",
     "403": "The token's role may not do this",
-    "404": "A series with no model and no history, refused (`?unknown=reject`)",
     "413": "The body is larger than the route takes (`rule`: body_size)",
     "422": "The body or a path parameter breaks a rule (`rule` names it)",
     "429": "The principal's sensor rate limit is spent (`rule` names it)",
@@ -68,6 +67,7 @@ class FastRoute:
     answers: tuple[type[BaseModel], ...]  # one of these
     tag: str
     parameters: tuple[dict[str, Any], ...] = ()  # OpenAPI's, besides the path's
+    errors: tuple[tuple[str, str], ...] = ()  # (status, description), besides _ERRORS
 
 
 _JSON = (b"content-type", b"application/json")
@@ -244,7 +244,7 @@ def _operation(
             "content": {"application/json": {"schema": one_of(route.answers)}},
         }
     }
-    for status, description in _ERRORS.items():
+    for status, description in sorted((*_ERRORS.items(), *route.errors)):
         responses[status] = {
             "description": description,
             "content": {"application/json": {"schema": _ERROR}},

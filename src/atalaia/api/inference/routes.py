@@ -13,7 +13,7 @@ request asks `?unknown=reject` or the service is set so (ATALAIA_UNKNOWN_SERIES)
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -130,6 +130,7 @@ _UNKNOWN_QUERY: dict[str, Any] = {
     "description": "A series with no model and no history: answered with the "
     "default and a warning, or refused with 404 (default: ATALAIA_UNKNOWN_SERIES)",
 }
+_UNKNOWN_REFUSED = ("404", "Series with no model and no history, refused (`reject`)")
 
 
 def _rejects_unknown(scope: Scope) -> bool:
@@ -148,7 +149,9 @@ def _rejects_unknown(scope: Scope) -> bool:
     return reject
 
 
-def _on_unknown(state: Any, readings: Sequence[str], *, reject: bool) -> None:
+def _on_unknown(
+    state: Mapping[str, Any], readings: Sequence[str], *, reject: bool
+) -> None:
     """Count the readings of unknown series; refuse them if asked to."""
     metrics: ServingMetrics = state["serving_metrics"]
     metrics.unknown_series(len(readings))
@@ -161,11 +164,12 @@ FAST_ROUTES = [
     FastRoute(
         "/predict/batch", predict_batch, "Predict a batch of readings",
         (BatchBody, ColumnsBody), (BatchView, ColumnsView), "inference",
-        (_UNKNOWN_QUERY,),
+        (_UNKNOWN_QUERY,), (_UNKNOWN_REFUSED,),
     ),
     FastRoute(
         "/predict/{series_id}", predict, "Predict one reading",
-        (Reading,), (PredictionView,), "inference", (_UNKNOWN_QUERY,),
+        (Reading,), (PredictionView,), "inference",
+        (_UNKNOWN_QUERY,), (_UNKNOWN_REFUSED,),
     ),
 ]  # fmt: skip
 
