@@ -73,7 +73,12 @@ class Result(msgspec.Struct, gc=False):
     anomaly_score: float
     model_info: msgspec.Raw  # the JSON of a `model_info`
     confidence: str
-    warning: str | msgspec.UnsetType = msgspec.UNSET  # UNSET: left out
+
+
+class WarnedResult(Result, gc=False):
+    """A `Result` with a warning: apart, so the usual answer costs nothing more."""
+
+    warning: str
 
 
 @functools.lru_cache(maxsize=4096)
@@ -188,7 +193,8 @@ def rows_answer(
         )
     )
     for at in _unknown_at(scores).tolist():
-        results[at].warning = UNKNOWN_SERIES_WARNING
+        fields = msgspec.structs.asdict(results[at])
+        results[at] = WarnedResult(**fields, warning=UNKNOWN_SERIES_WARNING)
     count = len(results)
     return {"count": count, "anomalies": int(scores.anomaly.sum()), "results": results}
 
