@@ -91,6 +91,7 @@ class UnknownSeries(NotFound):
     rather than answered with the default (the first `SHOWN` ids are named)."""
 
     SHOWN = 50
+    rule = "series_known"
 
     def __init__(self, series_ids: Sequence[str]) -> None:
         named = ", ".join(map(repr, series_ids[: self.SHOWN]))
@@ -99,8 +100,6 @@ class UnknownSeries(NotFound):
             f"no model and no history for {len(series_ids)} series: {named}"
             + (f" and {more} more" if more > 0 else "")
         )
-        self.series_ids = list(series_ids)
-        self.rule = "unknown_series"
 
 
 class JobNotFound(NotFound):
