@@ -6,9 +6,11 @@ AtalaiaError
 │   ├── InvalidSeriesId          series id does not match the naming rule
 │   ├── UnknownAlgorithm         no detector of that name
 │   ├── InvalidHyperparameters   a detector rejected its hyperparameters
-│   └── BatchRefused             every series of a batch broke a rule
+│   ├── BatchRefused             every series of a batch broke a rule
+│   └── PayloadTooLarge          the body is larger than its route takes (413)
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
+│   ├── UnknownSeries            no model and no history (when refused)
 │   ├── JobNotFound
 │   └── VersionNotFound
 ├── Conflict                     state forbids the request (409)
@@ -27,6 +29,7 @@ AtalaiaError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -81,6 +84,14 @@ class BatchRefused(InvalidInput):
         self.rejected = rejected
 
 
+class PayloadTooLarge(InvalidInput):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the body is larger than this route's limit of {limit} bytes",
+            rule="body_size",
+        )
+
+
 class NotFound(AtalaiaError):
     pass
 
@@ -88,6 +99,22 @@ class NotFound(AtalaiaError):
 class SeriesNotFound(NotFound):
     def __init__(self, series_id: str) -> None:
         super().__init__(f"series {series_id!r} has no data")
+
+
+class UnknownSeries(NotFound):
+    """No model and no history for these series: a prediction for them refused
+    rather than answered with the default (the first `SHOWN` ids are named)."""
+
+    SHOWN = 50
+    rule = "series_known"
+
+    def __init__(self, series_ids: Sequence[str]) -> None:
+        named = ", ".join(map(repr, series_ids[: self.SHOWN]))
+        more = len(series_ids) - self.SHOWN
+        super().__init__(
+            f"no model and no history for {len(series_ids)} series: {named}"
+            + (f" and {more} more" if more > 0 else "")
+        )
 
 
 class JobNotFound(NotFound):

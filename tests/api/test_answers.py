@@ -7,6 +7,8 @@ from typing import Any
 import msgspec
 import numpy as np
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from atalaia.adapters.db.repositories import ServedModel
 from atalaia.api.inference import answers
@@ -67,3 +69,40 @@ def test_the_kinds_of_model_info_fit_their_bits() -> None:
     assert max(Tier) < 4
     assert len(ALGORITHMS) <= 16
     assert max(Source) < 8
+
+
+def answered(ids: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(columnar answer, row answers) to readings of `ids`, as clients read them."""
+    table, _scores = scored()
+    scores = table.score(table.rows_of(ids), np.zeros(len(ids)))
+    timestamps = np.zeros(len(ids))
+    columns = encoded(answers.columns_answer(ids, timestamps, scores))
+    rows = answers.rows_answer(ids, timestamps, scores)
+    return columns, orjson.loads(msgspec.json.encode(rows["results"]))
+
+
+class TestUnknownSeriesWarning:
+    @given(st.lists(st.sampled_from(["a", "b", "h", "c", "typo", "never"]), min_size=1))
+    def test_only_readings_of_unknown_series_carry_it(self, ids: list[str]) -> None:
+        unknown = [i in ("typo", "never") for i in ids]
+        expected = [answers.UNKNOWN_SERIES_WARNING if u else None for u in unknown]
+
+        columns, rows = answered(ids)
+
+        assert [r.get("warning") for r in rows] == expected
+        assert [("warning" in r) for r in rows] == unknown
+        if any(unknown):
+            assert columns["warning"] == expected
+        else:
+            assert "warning" not in columns  # known series: the answer keeps its shape
+
+    def test_single_answer_carries_it_only_for_an_unknown_series(self) -> None:
+        table, _scores = scored()
+        known, unknown = (
+            answers.reading_answer(s, 0.0, 0.0, table.record(s)[1], 0, known=k)
+            for s, k in (("a", True), ("typo", False))
+        )
+
+        assert "warning" not in known
+        assert unknown["warning"].startswith("unknown_series: ")
+        assert unknown["model_info"]["loaded_from"] == "default"

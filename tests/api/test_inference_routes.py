@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -336,3 +338,153 @@ class TestNeverA5xx:
         assert response.status_code < 500, response.text
         if response.status_code == 422:
             assert response.json()["rule"]
+
+
+class TestUnknownSeries:
+    """A series with no model and no history (a mistyped id) is answered with the
+    default and a warning, counted, or refused when asked."""
+
+    def test_single_answer_warns_and_is_counted(
+        self, client: TestClient, admin: Headers
+    ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points", json=inline_body(), headers=admin
+        )
+
+        unknown = predict(client, admin, 1e9, series_id="sensor_003_radail")
+        known = predict(client, admin, 0.3)
+
+        assert unknown["warning"].startswith("unknown_series: ")
+        assert unknown["anomaly"] is False
+        assert "warning" not in known
+        assert unknown_counted(client) == 1
+
+    @pytest.mark.parametrize("columnar", [False, True], ids=["rows", "columns"])
+    def test_batch_warns_on_each_reading_of_an_unknown_series(
+        self, client: TestClient, admin: Headers, columnar: bool
+    ) -> None:
+        client.post(
+            f"/api/v1/series/{SERIES}/points", json=inline_body(), headers=admin
+        )
+        ids = [SERIES, "typo_1", SERIES, "typo_1", "typo_2"]
+
+        body = predict_batch(client, admin, ids, columnar=columnar)
+
+        warned = (
+            body["warning"] if columnar else [r.get("warning") for r in body["results"]]
+        )
+        assert [w is not None for w in warned] == [False, True, False, True, True]
+        assert unknown_counted(client) == 3
+        known = predict_batch(client, admin, [SERIES], columnar=columnar)
+        assert "warning" not in (known if columnar else known["results"][0])
+
+    @pytest.mark.parametrize("route", ["single", "rows", "columns"])
+    def test_reject_refuses_with_404_naming_the_series(
+        self, client: TestClient, viewer: Headers, route: str
+    ) -> None:
+        ids = ["typo_1", "typo_2", "typo_1"][: 1 if route == "single" else 3]
+
+        response = request_predictions(
+            client, viewer, ids, route, params={"unknown": "reject"}
+        )
+
+        assert response.status_code == 404
+        assert response.json()["error"] == "UnknownSeries"
+        assert all(repr(i) in response.json()["detail"] for i in ids)
+        assert unknown_counted(client) == len(ids)
+
+    def test_a_refused_batch_names_at_most_fifty_series(
+        self, client: TestClient, viewer: Headers
+    ) -> None:
+        ids = [f"typo_{i:03}" for i in range(60)]
+
+        response = request_predictions(
+            client, viewer, ids, "rows", params={"unknown": "reject"}
+        )
+
+        detail = response.json()["detail"]
+        assert "60 series" in detail
+        assert "'typo_049'" in detail
+        assert "'typo_050'" not in detail
+        assert detail.endswith("and 10 more")
+
+    def test_the_setting_rejects_and_the_query_overrides_it(
+        self, make_settings: SettingsFactory, tmp_path: Path, viewer: Headers
+    ) -> None:
+        settings = make_settings(f"sqlite:///{tmp_path}/r.db", unknown_series="reject")
+        with TestClient(create_embedded_app(settings)) as rejecting:
+            refused = request_predictions(rejecting, viewer, ["typo"], "single")
+            answered = request_predictions(
+                rejecting, viewer, ["typo"], "single", params={"unknown": "default"}
+            )
+
+        assert refused.status_code == 404
+        assert answered.status_code == 200
+        assert "warning" in answered.json()
+
+    def test_the_policy_and_the_warning_are_documented(
+        self, client: TestClient
+    ) -> None:
+        spec = client.get("/openapi.json").json()
+
+        for path in ("/api/v1/predict/{series_id}", "/api/v1/predict/batch"):
+            operation = spec["paths"][path]["post"]
+            assert "unknown" in [p["name"] for p in operation["parameters"]]
+            assert {"404", "413"} <= set(operation["responses"])
+        for view in ("PredictionView", "ColumnsView"):
+            assert "warning" in spec["components"]["schemas"][view]["properties"]
+
+    def test_an_unknown_policy_is_422(
+        self, client: TestClient, viewer: Headers
+    ) -> None:
+        response = request_predictions(
+            client, viewer, ["typo"], "single", params={"unknown": "rejct"}
+        )
+
+        assert response.status_code == 422
+        assert response.json()["rule"] == "unknown_series_policy"
+
+
+def request_predictions(
+    client: TestClient,
+    headers: Headers,
+    ids: list[str],
+    route: str,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST readings of `ids` to the single route (the first id), or as a batch."""
+    body: dict[str, Any]
+    if route == "single":
+        url, body = f"/api/v1/predict/{ids[0]}", {"timestamp": 1.0, "value": 0.3}
+    elif route == "rows":
+        url = "/api/v1/predict/batch"
+        body = {
+            "points": [{"series_id": i, "timestamp": 1.0, "value": 0.3} for i in ids]
+        }
+    else:
+        url = "/api/v1/predict/batch"
+        n = len(ids)
+        body = {"series_id": ids, "timestamp": [1.0] * n, "value": [0.3] * n}
+    response: httpx.Response = client.post(
+        url, json=body, headers=headers, params=params
+    )
+    return response
+
+
+def predict_batch(
+    client: TestClient, headers: Headers, ids: list[str], *, columnar: bool
+) -> dict[str, Any]:
+    response = request_predictions(
+        client, headers, ids, "columns" if columnar else "rows"
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def unknown_counted(client: TestClient) -> float:
+    """predictions_unknown_series_total, as /metrics says."""
+    text = client.get("/metrics").text
+    found = re.search(r"^predictions_unknown_series_total (\S+)$", text, re.M)
+    assert found is not None, "predictions_unknown_series_total is not exported"
+    return float(found.group(1))

@@ -1,18 +1,30 @@
-"""The hot path's body parsers accept exactly what the Pydantic schemas accept."""
+"""The hot path's body parsers accept exactly what the Pydantic schemas accept, and
+its answers are what the schemas document."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
+from atalaia.adapters.db.repositories import ServedModel
+from atalaia.api.inference import answers
 from atalaia.api.inference.bodies import parse_batch, parse_reading
-from atalaia.api.inference.schemas import BatchBody, ColumnsBody, Reading
+from atalaia.api.inference.schemas import (
+    BatchBody,
+    BatchView,
+    ColumnsBody,
+    ColumnsView,
+    PredictionView,
+    Reading,
+)
 from atalaia.errors import InvalidInput
+from atalaia.services.model_table import ModelTable, Source
 
 # JSON values a client may send where a number is due: numbers of every kind,
 # and the usual mistakes (strings, booleans, null, containers).
@@ -137,3 +149,55 @@ def test_refusals_name_the_field_and_the_rule(body: bytes, detail: str) -> None:
 
     assert refused.value.rule == "request_schema"
     assert detail in refused.value.detail
+
+
+def documented(view: type[BaseModel], data: dict[str, Any]) -> bool:
+    """Every field of an answer is one its schema documents (they allow extras)."""
+    return set(data) <= set(view.model_fields)
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "series_id": st.sampled_from(["served", "typo_of_served"]),
+                "timestamp": numbers,
+                "value": numbers,
+            }
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_answers_match_their_schemas(
+    points: list[dict[str, Any]], columnar: bool
+) -> None:
+    body: dict[str, Any] = {"points": points}
+    if columnar:
+        body = {key: [p[key] for p in points] for key in points[0]}
+    batch = parse_batch(orjson.dumps(body))
+    table = ModelTable()
+    table.set_models([ServedModel("served", 1, "zscore", 0.0, 1.0, 3.0)], Source.MEMORY)
+    rows = table.rows_of(batch.series_ids)
+    scores = table.score(rows, batch.values)
+    ids, timestamps = batch.series_ids, batch.timestamps
+
+    if columnar:
+        data = orjson.loads(
+            answers.encode_columns(answers.columns_answer(ids, timestamps, scores))
+        )
+        assert documented(ColumnsView, data)
+        ColumnsView.model_validate(data)
+    else:
+        data = msgspec.json.decode(
+            msgspec.json.encode(answers.rows_answer(ids, timestamps, scores))
+        )
+        assert all(documented(PredictionView, r) for r in data["results"])
+        BatchView.model_validate(data)
+    single = answers.reading_answer(
+        ids[0], 0.0, 0.0, table.record(ids[0])[1], 0, known=bool(rows[0])
+    )
+    assert documented(PredictionView, single)
+    assert PredictionView.model_validate(single).warning == single.get("warning")

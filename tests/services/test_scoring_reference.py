@@ -19,6 +19,7 @@ from atalaia.core.detectors import score_columns
 from atalaia.services.model_table import (
     ALGORITHMS,
     HISTORY_SIGMA,
+    UNKNOWN_ROW,
     ModelTable,
     Source,
     Tier,
@@ -119,10 +120,12 @@ def test_single_reading_path_equals_the_batch_path(
 
     singles = []
     for (series_id, value), timestamp in zip(batch, timestamps.tolist(), strict=True):
-        _row, record = table.record(series_id)
+        row, record = table.record(series_id)
         score = abs(value - record[0]) / record[1]
         singles.append(
-            answers.reading_answer(series_id, timestamp, score, record, False)
+            answers.reading_answer(
+                series_id, timestamp, score, record, False, known=row != UNKNOWN_ROW
+            )
         )
 
     assert msgspec.json.decode(msgspec.json.encode(rows["results"])) == singles
@@ -131,3 +134,5 @@ def test_single_reading_path_equals_the_batch_path(
     for field in ("version", "stage", "type", "loaded_from"):
         assert columns[field] == [a["model_info"][field] for a in singles]
     assert columns["confidence"] == [a["confidence"] for a in singles]
+    warnings = [a.get("warning") for a in singles]
+    assert columns.get("warning", [None] * len(singles)) == warnings

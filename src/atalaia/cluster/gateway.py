@@ -11,14 +11,10 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from atalaia.api.common.body_limits import ELSEWHERE, MANAGEMENT, MIB, PREDICTION
 from atalaia.cluster.supervisor import ProcessSpec
 
 SERVICES = ("training", "inference", "plot", "health")
-
-# Body limits: a 100,000-reading prediction batch is ~9 MB as rows; a training
-# body of 100,000 points ~3.5 MB.
-PREDICTION_BODY = "16m"
-MANAGEMENT_BODY = "8m"
 
 _TEMPLATE = """\
 # The atalaia gateway. Rendered by atalaia.cluster.gateway; edit the template there.
@@ -47,7 +43,7 @@ http {
     limit_req_zone $binary_remote_addr zone=prediction:10m rate=5000r/s;
     limit_req_status 429;
     limit_req_log_level warn;
-    client_max_body_size 1m;
+    client_max_body_size @ELSEWHERE_BODY@;
 
     upstream atalaia_training {
 @TRAINING@        keepalive 16;
@@ -88,7 +84,7 @@ http {
             proxy_pass http://atalaia_health;
         }
 
-        location ~ ^/api/v1/(training|models|series|feedback)(/|$) {
+        location ~ ^/api/v1/(@MANAGEMENT_ROUTES@)(/|$) {
             limit_req zone=management burst=20 nodelay;
             client_max_body_size @MANAGEMENT_BODY@;
             proxy_pass http://atalaia_training;
@@ -101,7 +97,7 @@ http {
         }
 
         # Scoring reads only, so a request a replica failed is retried on another.
-        location ~ ^/api/v1/predict(/|$) {
+        location ~ ^/api/v1/(@PREDICTION_ROUTES@)(/|$) {
             limit_req zone=prediction burst=5000 nodelay;
             client_max_body_size @PREDICTION_BODY@;
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
@@ -135,7 +131,7 @@ http {
         location @too_large {
             return 413 '{"error": "PayloadTooLarge", "rule": "gateway_body_size", \
 "detail": "the body is larger than the gateway allows: @PREDICTION_BODY@ for \
-predictions, @MANAGEMENT_BODY@ for training and series, 1m elsewhere"}';
+predictions, @MANAGEMENT_BODY@ for training and series, @ELSEWHERE_BODY@ elsewhere"}';
         }
         location @rate_limited {
             add_header Retry-After 1 always;
@@ -169,8 +165,12 @@ def render_nginx_conf(
         "RUNTIME": runtime_dir,
         "ACCESS_LOG": access_log,
         "ERROR_LOG": error_log,
-        "PREDICTION_BODY": PREDICTION_BODY,
-        "MANAGEMENT_BODY": MANAGEMENT_BODY,
+        # The services' own limits (one table), in nginx's units.
+        "PREDICTION_BODY": f"{PREDICTION.size // MIB}m",
+        "PREDICTION_ROUTES": "|".join(PREDICTION.routes),
+        "MANAGEMENT_BODY": f"{MANAGEMENT.size // MIB}m",
+        "MANAGEMENT_ROUTES": "|".join(MANAGEMENT.routes),
+        "ELSEWHERE_BODY": f"{ELSEWHERE // MIB}m",
     }
     for service in SERVICES:
         values[service.upper()] = "".join(

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from atalaia import __version__
+from atalaia.api.common.body_limits import BodyLimitMiddleware
 from atalaia.api.common.errors import install_error_handlers
 from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
 from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
@@ -61,6 +62,9 @@ def build_app(
         lifespan=lifespan,
     )
     http_metrics = HttpMetrics(registry)
+    # Added first, so it runs inside the observability middleware (counted, with
+    # a request id); the hot routes check their bodies themselves.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
     install_fast_routes(app, fast_routes, API_PREFIX, http_metrics)
     install_error_handlers(app)

@@ -19,6 +19,7 @@ log = structlog.get_logger()
 
 STATUS: dict[type[errors.AtalaiaError], int] = {
     errors.InvalidInput: 422,
+    errors.PayloadTooLarge: 413,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.RateLimited: 429,

@@ -4,9 +4,10 @@ FastAPI's dependency injection, Pydantic bodies and even Starlette's routing,
 request and response objects cost more than the work of a prediction. A
 `FastRoute`'s endpoint takes the ASGI scope and the raw body and returns the
 JSON answer; `ServiceApp` matches it before FastAPI sees the request and keeps
-what every request gets: RED metrics, a request id, and the app's error
-handlers (on the error path only). Its bodies, answers and security are merged
-into the app's OpenAPI document like any other route's.
+what every request gets: RED metrics, a request id, the body limits
+(`body_limits`) and the app's error handlers (on the error path only). Its
+bodies, answers and security are merged into the app's OpenAPI document like any
+other route's.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Message, Receive, Scope, Send
 
+from atalaia.api.common.body_limits import body_limit, check_declared
 from atalaia.api.common.deps import BEARER
 from atalaia.api.common.observability import HttpMetrics, header
+from atalaia.errors import PayloadTooLarge
 
 # (scope with "path_params", body) → the JSON answer
 Endpoint = Callable[[Scope, bytes], Awaitable[bytes]]
@@ -47,6 +50,7 @@ _ERROR = {
 _ERRORS = {
     "401": "Missing or invalid bearer token",
     "403": "The token's role may not do this",
+    "413": "The body is larger than the route takes (`rule`: body_size)",
     "422": "The body or a path parameter breaks a rule (`rule` names it)",
     "429": "The principal's sensor rate limit is spent (`rule` names it)",
 }
@@ -62,6 +66,8 @@ class FastRoute:
     bodies: tuple[type[BaseModel], ...]  # one of these
     answers: tuple[type[BaseModel], ...]  # one of these
     tag: str
+    parameters: tuple[dict[str, Any], ...] = ()  # OpenAPI's, besides the path's
+    errors: tuple[tuple[str, str], ...] = ()  # (status, description), besides _ERRORS
 
 
 _JSON = (b"content-type", b"application/json")
@@ -82,6 +88,7 @@ class _Hot:
             (compile_path(prefix + route.path)[0], prefix + route.path, route)
             for route in routes
         ]
+        self.limits = {template: body_limit(template) for _, template, _ in self.routes}
         self.prefixes = tuple({prefix + r.path.split("{")[0] for r in routes})
         self.metrics = metrics
         self.handlers = handlers
@@ -115,7 +122,10 @@ class _Hot:
             if scope["method"] != "POST":
                 status, headers, body = 405, [_JSON, (b"allow", b"POST")], _POST_ONLY
             else:
-                body = await route.endpoint(scope, await _read_body(receive))
+                limit = self.limits[template]
+                body = await route.endpoint(
+                    scope, await _read_body(scope, receive, limit)
+                )
         except ClientDisconnect:
             return
         except Exception as exc:
@@ -149,19 +159,25 @@ class _Hot:
         return response
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole body, refused (PayloadTooLarge) once it is over `limit` bytes:
+    before reading it if its Content-Length says so."""
+    check_declared(scope, limit)
     message: Message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientDisconnect()
     body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
+    if not message.get("more_body", False) and len(body) <= limit:
         return body
-    chunks = [body]
-    while message.get("more_body", False):
+    chunks, read = [body], len(body)
+    while message.get("more_body", False) and read <= limit:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunks.append(message.get("body", b""))
+        read += len(chunks[-1])
+    if read > limit:
+        raise PayloadTooLarge(limit)
     return b"".join(chunks)
 
 
@@ -228,7 +244,7 @@ def _operation(
             "content": {"application/json": {"schema": one_of(route.answers)}},
         }
     }
-    for status, description in _ERRORS.items():
+    for status, description in sorted((*_ERRORS.items(), *route.errors)):
         responses[status] = {
             "description": description,
             "content": {"application/json": {"schema": _ERROR}},
@@ -239,8 +255,16 @@ def _operation(
         "description": (route.endpoint.__doc__ or "").strip(),
         "operationId": route.endpoint.__name__,
         "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"{(\w+)}", route.path)
+            *(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+                for name in re.findall(r"{(\w+)}", route.path)
+            ),
+            *route.parameters,
         ],
         "requestBody": {
             "required": True,

@@ -4,6 +4,10 @@ Every reading's answer names the model that gave it (`model_info`) and how much
 to trust it (`confidence`). Batch answers are built column by column; the row
 form embeds one `model_info`, encoded once, in the readings of the same kind of
 model.
+
+A reading of a series with no model and no history (unknown to the table, e.g. a
+mistyped id) is answered with the default and carries a `warning`; answers
+without one keep their shape (no `warning` field, or column, at all).
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from atalaia.services.model_table import ALGORITHMS, Record, Scores, Source, Tier
+from atalaia.services.model_table import (
+    ALGORITHMS,
+    UNKNOWN_ROW,
+    Record,
+    Scores,
+    Source,
+    Tier,
+)
 
 # loaded_from of a model row, by its Source; a model just fetched on a miss says
 # where it was fetched from instead ("redis" or "database").
@@ -46,6 +57,9 @@ _ORIGINS = np.array(
 )
 _STAGES = np.array(["production", None, None], dtype=object)  # by Tier
 _HISTORY, _DEFAULT = 5, 6
+UNKNOWN_SERIES_WARNING = (
+    "unknown_series: no model and no history for this series; answered with the default"
+)
 # No model fetched on a miss (shared: nothing writes to it).
 NOTHING_FETCHED: Mapping[int, int] = MappingProxyType({})
 
@@ -59,6 +73,12 @@ class Result(msgspec.Struct, gc=False):
     anomaly_score: float
     model_info: msgspec.Raw  # the JSON of a `model_info`
     confidence: str
+
+
+class WarnedResult(Result, gc=False):
+    """A `Result` with a warning: apart, so the usual answer costs nothing more."""
+
+    warning: str
 
 
 @functools.lru_cache(maxsize=4096)
@@ -95,11 +115,14 @@ def reading_answer(
     score: float,
     record: Record,
     fetched: int,
+    *,
+    known: bool = True,
 ) -> dict[str, Any]:
     """The answer for one reading scored against a serving `record`; `fetched`
-    is the Source a miss fetched its model from (0: none)."""
+    is the Source a miss fetched its model from (0: none); `known`: the table
+    holds the series."""
     _center, _width, version, tier, source, algorithm = record
-    return {
+    answer: dict[str, Any] = {
         "series_id": series_id,
         "timestamp": timestamp,
         "anomaly": score > 1.0,
@@ -107,6 +130,9 @@ def reading_answer(
         "model_info": model_info(tier, version, algorithm, source, fetched),
         "confidence": "high" if tier == Tier.MODEL else "low",
     }
+    if not known:
+        answer["warning"] = UNKNOWN_SERIES_WARNING
+    return answer
 
 
 def _fetched_origin(scores: Scores, fetched: Mapping[int, int]) -> npt.NDArray[np.int8]:
@@ -166,6 +192,9 @@ def rows_answer(
             _named(_CONFIDENCE, scores.tier),
         )
     )
+    for at in _unknown_at(scores).tolist():
+        fields = msgspec.structs.asdict(results[at])
+        results[at] = WarnedResult(**fields, warning=UNKNOWN_SERIES_WARNING)
     count = len(results)
     return {"count": count, "anomalies": int(scores.anomaly.sum()), "results": results}
 
@@ -192,7 +221,7 @@ def columns_answer(
         version = np.full(scores.rows.size, None, dtype=object)
         version[model] = scores.version[model]
         version = version.tolist()
-    return {
+    answer: dict[str, Any] = {
         "count": len(series_ids),
         "anomalies": int(scores.anomaly.sum()),
         "series_id": series_ids,
@@ -207,6 +236,17 @@ def columns_answer(
         "loaded_from": _named(_ORIGINS, origin),
         "confidence": _named(_CONFIDENCE, scores.tier),
     }
+    unknown_at = _unknown_at(scores)
+    if unknown_at.size:
+        warning = np.full(scores.rows.size, None, dtype=object)
+        warning[unknown_at] = UNKNOWN_SERIES_WARNING
+        answer["warning"] = warning.tolist()
+    return answer
+
+
+def _unknown_at(scores: Scores) -> npt.NDArray[np.intp]:
+    """The positions of the readings of series unknown to the table."""
+    return np.flatnonzero(scores.rows == UNKNOWN_ROW)
 
 
 def _named(names: npt.NDArray[np.object_], codes: npt.NDArray[Any]) -> list[Any]:

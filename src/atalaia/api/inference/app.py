@@ -93,7 +93,12 @@ async def model_serving(
         f"{len(predictor.table)} models from {predictor.loaded_from}",
     )
     try:
-        yield {"predictor": predictor, "serving_metrics": metrics, "notices": listener}
+        yield {
+            "predictor": predictor,
+            "serving_metrics": metrics,
+            "notices": listener,
+            "reject_unknown": settings.unknown_series == "reject",
+        }
     finally:
         if listener is not None:
             await run_in_threadpool(listener.stop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -23,6 +23,12 @@ class ServingMetrics:
         self._counts = [[0, 0], [0, 0]]
         self._answered = [0, 0]  # production, fallback
         registry.register(_PredictionCounts(self._counts))
+        self._unknown = Counter(
+            "predictions_unknown_series",
+            "Readings of series with no model and no history (a mistyped id?), "
+            "answered with the default or refused",
+            registry=registry,
+        )
         load = Histogram(
             "model_load_duration_seconds",
             "Time to load the model table",
@@ -39,6 +45,11 @@ class ServingMetrics:
             "Share of readings answered by a production model held in memory",
             registry=registry,
         ).set_function(lambda: self._answered[0] / max(1, sum(self._answered)))
+
+    def unknown_series(self, readings: int) -> None:
+        """Count readings of series unknown to the table (not per series: any
+        string is a series id)."""
+        self._unknown.inc(readings)
 
     def one(
         self, ids: list[str], row: int, series_id: str, anomaly: bool, started: float

@@ -4,12 +4,18 @@ The prediction endpoints are bare ASGI endpoints (see `FastRoute`): they
 parse with msgspec, authorize from a cache of verified tokens, score in memory on
 the event loop, and leave it only to read a series unknown to the table from
 Redis or the database (at most once a minute per series).
+
+A series with no model and no history (unknown to the table, e.g. a mistyped
+id) is answered with the default and a warning, or refused with 404 when the
+request asks `?unknown=reject` or the service is set so (ATALAIA_UNKNOWN_SERIES).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -32,8 +38,9 @@ from atalaia.api.inference.schemas import (
     Reading,
 )
 from atalaia.core.series import check_series_id, check_value, check_values
-from atalaia.errors import DependencyUnavailable
+from atalaia.errors import DependencyUnavailable, InvalidInput, UnknownSeries
 from atalaia.services.inference import Predictor
+from atalaia.services.model_table import UNKNOWN_ROW
 
 router = APIRouter(tags=["inference"])
 
@@ -45,10 +52,12 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     """Is this reading an anomaly? Answered from memory, with a fallback chain:
     production model → model read from Redis → from the database → on-disk
     snapshot → the series' history (low confidence) → a default (no anomaly, low
-    confidence)."""
+    confidence, and a `warning` when the series is unknown; `?unknown=reject`:
+    404 instead)."""
     started = time.perf_counter()
     state = scope["state"]
     authorize(scope, Role.VIEWER)
+    reject_unknown = _rejects_unknown(scope)
     series_id = check_series_id(scope["path_params"]["series_id"])
     timestamp, value = parse_reading(body)
     state["resources"].time_range.check_one(timestamp)
@@ -62,11 +71,16 @@ async def predict(scope: Scope, body: bytes) -> bytes:
         fetched = found.get(series_id, 0)
         table = predictor.table
         row, record = table.record(series_id)
+    if row == UNKNOWN_ROW:
+        _on_unknown(state, [series_id], reject=reject_unknown)
     center, width, _version, tier, _source, _algorithm = record
     score = abs(value - center) / width
     metrics: ServingMetrics = state["serving_metrics"]
     metrics.one(table.ids, row, series_id, score > 1.0, started)
-    return _encode(answers.reading_answer(series_id, timestamp, score, record, fetched))
+    answer = answers.reading_answer(
+        series_id, timestamp, score, record, fetched, known=row != UNKNOWN_ROW
+    )
+    return _encode(answer)
 
 
 async def predict_batch(scope: Scope, body: bytes) -> bytes:
@@ -74,10 +88,12 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
 
     Send the row form (`points`, answered with one object per reading) or the
     columnar form (`series_id`, `timestamp`, `value` arrays, answered with one
-    array per field): the columnar form is several times cheaper."""
+    array per field): the columnar form is several times cheaper. Readings of
+    unknown series carry a `warning`; `?unknown=reject`: 404 naming them."""
     started = time.perf_counter()
     state = scope["state"]
     authorize(scope, Role.VIEWER)
+    reject_unknown = _rejects_unknown(scope)
     batch = parse_batch(body)
     state["resources"].time_range.check(batch.timestamps)
     check_values(batch.values)
@@ -97,6 +113,11 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
             table = predictor.table
             rows = table.rows_of(batch.series_ids)
             fetched_rows = {table.index[s]: source for s, source in fetched.items()}
+        if not rows.all():
+            still = [
+                s for s, r in zip(batch.series_ids, rows.tolist(), strict=True) if not r
+            ]
+            _on_unknown(state, still, reject=reject_unknown)
     scores = table.score(rows, batch.values)
     shape = answers.columns_answer if batch.columnar else answers.rows_answer
     answer = shape(batch.series_ids, batch.timestamps, scores, fetched_rows)
@@ -105,15 +126,55 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     return answers.encode_columns(answer) if batch.columnar else _encode(answer)
 
 
+_POLICIES = {"default": False, "reject": True}  # ?unknown= → refuse unknown series
+_UNKNOWN_QUERY: dict[str, Any] = {
+    "name": "unknown",
+    "in": "query",
+    "required": False,
+    "schema": {"enum": list(_POLICIES)},
+    "description": "A series with no model and no history: answered with the "
+    "default and a warning, or refused with 404 (default: ATALAIA_UNKNOWN_SERIES)",
+}
+_UNKNOWN_REFUSED = ("404", "Series with no model and no history, refused (`reject`)")
+
+
+def _rejects_unknown(scope: Scope) -> bool:
+    """Whether to refuse unknown series: `?unknown=`, else the service's setting."""
+    query: bytes = scope["query_string"]
+    for key, value in parse_qsl(query.decode("latin-1")) if query else ():
+        if key == "unknown":
+            if value not in _POLICIES:
+                raise InvalidInput(
+                    f"query: unknown must be one of {', '.join(_POLICIES)}, "
+                    f"not {value[:40]!r}",
+                    rule="unknown_series_policy",
+                )
+            return _POLICIES[value]
+    reject: bool = scope["state"]["reject_unknown"]
+    return reject
+
+
+def _on_unknown(
+    state: Mapping[str, Any], readings: Sequence[str], *, reject: bool
+) -> None:
+    """Count the readings of unknown series; refuse them if asked to."""
+    metrics: ServingMetrics = state["serving_metrics"]
+    metrics.unknown_series(len(readings))
+    if reject:
+        raise UnknownSeries(sorted(set(readings)))
+
+
 # /predict/batch first: it would match /predict/{series_id} too.
 FAST_ROUTES = [
     FastRoute(
         "/predict/batch", predict_batch, "Predict a batch of readings",
         (BatchBody, ColumnsBody), (BatchView, ColumnsView), "inference",
+        (_UNKNOWN_QUERY,), (_UNKNOWN_REFUSED,),
     ),
     FastRoute(
         "/predict/{series_id}", predict, "Predict one reading",
         (Reading,), (PredictionView,), "inference",
+        (_UNKNOWN_QUERY,), (_UNKNOWN_REFUSED,),
     ),
 ]  # fmt: skip
 

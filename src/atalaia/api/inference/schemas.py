@@ -85,6 +85,11 @@ class PredictionView(BaseModel):
     )
     model_info: ModelInfo
     confidence: str = Field(description="high: a production model; low: a fallback")
+    warning: str | None = Field(
+        default=None,
+        description="Only when the series has no model and no history (unknown, "
+        "e.g. a mistyped id): `unknown_series: …`, answered with the default",
+    )
 
 
 class BatchView(BaseModel):
@@ -107,3 +112,8 @@ class ColumnsView(BaseModel):
     type: list[str]
     loaded_from: list[str]
     confidence: list[str]
+    warning: list[str | None] | None = Field(
+        default=None,
+        description="Only when some series have no model and no history: per "
+        "reading, `unknown_series: …` for those, null for the others",
+    )

@@ -1,0 +1,107 @@
+"""Request body limits: one table for the gateway (nginx) and the services.
+
+A 100,000-reading prediction batch is ~9 MB as rows, a training body of 100,000
+points ~3.5 MB; nothing else takes more than a few KB. A body over its route's
+limit is refused with 413 before it is buffered: at once when its
+Content-Length says so, else (a chunked body) as soon as the bytes read pass
+the limit. The gateway's `client_max_body_size` is rendered from this table, so
+a body the gateway lets through is one the service takes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from atalaia.api.common.errors import error_response
+from atalaia.errors import PayloadTooLarge
+
+MIB = 1 << 20  # nginx's "m"
+
+
+class BodyLimit(NamedTuple):
+    """The largest body of the routes under /api/v1/<route>/, in bytes."""
+
+    routes: tuple[str, ...]
+    size: int
+
+
+PREDICTION = BodyLimit(("predict",), 16 * MIB)
+MANAGEMENT = BodyLimit(("training", "models", "series", "feedback"), 8 * MIB)
+ELSEWHERE = 1 * MIB
+_PREFIX = "/api/v1/"
+_BY_ROUTE = {
+    route: limit.size for limit in (PREDICTION, MANAGEMENT) for route in limit.routes
+}
+
+
+def body_limit(path: str) -> int:
+    """The largest body a request to `path` may carry, in bytes."""
+    if not path.startswith(_PREFIX):
+        return ELSEWHERE
+    return _BY_ROUTE.get(path[len(_PREFIX) :].split("/", 1)[0], ELSEWHERE)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, None if absent (chunked) or unreadable."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def check_declared(scope: Scope, limit: int) -> None:
+    """Refuse a body whose Content-Length is over `limit`, before reading it."""
+    declared = declared_length(scope)
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(limit)
+
+
+class BodyLimitMiddleware:
+    """Refuses a body over its route's limit with 413, reading no more of it.
+
+    The app never sees the refusal as an error of its own: a read past the limit
+    raises inside the app (FastAPI turns a failed body read into a 400), so what
+    the app answers then is dropped and the 413 sent instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope["path"])
+        try:
+            check_declared(scope, limit)
+        except PayloadTooLarge as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        read = 0
+        over: PayloadTooLarge | None = None
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal read, over
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > limit:
+                over = PayloadTooLarge(limit)
+                raise over
+            return message
+
+        async def send_unless_over(message: Message) -> None:
+            nonlocal started
+            if over is None:
+                started = True
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_unless_over)
+        except Exception:
+            if over is None or started:
+                raise
+        if over is not None and not started:
+            await error_response(over)(scope, receive, send)
