@@ -455,16 +455,14 @@ def request_predictions(
     """POST readings of `ids` to the single route (the first id), or as a batch."""
     body: dict[str, Any]
     if route == "single":
-        url, body = f"/api/v1/predict/{ids[0]}", {"timestamp": 1.0, "value": 0.3}
+        url, body = f"/api/v1/predict/{ids[0]}", {"timestamp": T, "value": 0.3}
     elif route == "rows":
         url = "/api/v1/predict/batch"
-        body = {
-            "points": [{"series_id": i, "timestamp": 1.0, "value": 0.3} for i in ids]
-        }
+        body = {"points": [{"series_id": i, "timestamp": T, "value": 0.3} for i in ids]}
     else:
         url = "/api/v1/predict/batch"
         n = len(ids)
-        body = {"series_id": ids, "timestamp": [1.0] * n, "value": [0.3] * n}
+        body = {"series_id": ids, "timestamp": [T] * n, "value": [0.3] * n}
     response: httpx.Response = client.post(
         url, json=body, headers=headers, params=params
     )
