@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -30,6 +31,7 @@ from starlette.routing import compile_path
 from starlette.types import Message, Receive, Scope, Send
 
 from atalaia.api.common.deps import BEARER
+from atalaia.api.common.errors import http_error_body
 from atalaia.api.common.observability import HttpMetrics, header
 
 # (scope with "path_params", body) → the JSON answer
@@ -65,7 +67,7 @@ class FastRoute:
 
 
 _JSON = (b"content-type", b"application/json")
-_POST_ONLY = b'{"error":"MethodNotAllowed","detail":"this route answers POST only"}'
+_POST_ONLY = orjson.dumps(http_error_body(405, "this route answers POST only"))
 
 
 class _Hot:
