@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from atalaia import __version__
+from atalaia.api.common.docs import install_docs
 from atalaia.api.common.errors import install_error_handlers
 from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
 from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
@@ -59,11 +60,14 @@ def build_app(
         title=f"atalaia {name}",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     http_metrics = HttpMetrics(registry)
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
     install_fast_routes(app, fast_routes, API_PREFIX, http_metrics)
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(probe_router(name, registry))
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
