@@ -29,8 +29,8 @@ STATUS: dict[type[errors.AtalaiaError], int] = {
 }
 
 
-def status_of(exc: errors.AtalaiaError) -> int:
-    for cls in type(exc).__mro__:
+def status_of(exc: errors.AtalaiaError | type[errors.AtalaiaError]) -> int:
+    for cls in (exc if isinstance(exc, type) else type(exc)).__mro__:
         if cls in STATUS:
             return STATUS[cls]
     return 500
@@ -112,6 +112,10 @@ def http_error_body(status: int, detail: str) -> dict[str, str]:
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI's "error parsing the body": bad JSON
+        return error_response(
+            errors.InvalidInput(f"body: {exc.detail}", rule="request_schema")
+        )
     detail = {
         404: f"no route at {request.url.path}",
         405: f"{request.method} is not allowed at {request.url.path}; "

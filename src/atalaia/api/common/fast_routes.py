@@ -30,28 +30,24 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Message, Receive, Scope, Send
 
-from atalaia.api.common.deps import BEARER
+from atalaia import errors
+from atalaia.api.common.deps import BEARER, SERIES_ID_SCHEMA
 from atalaia.api.common.errors import http_error_body
 from atalaia.api.common.observability import HttpMetrics, header
+from atalaia.api.common.openapi import (
+    AUTHORIZED,
+    ErrorView,
+    error_operation_responses,
+)
 
 # (scope with "path_params", body) → the JSON answer
 Endpoint = Callable[[Scope, bytes], Awaitable[bytes]]
 ErrorHandler = Callable[[Request, Exception], Any]
 _REF = "#/components/schemas/{model}"
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string"},
-        "detail": {"type": "string"},
-        "rule": {"type": "string"},
-    },
-}
-_ERRORS = {
-    "401": "Missing or invalid bearer token",
-    "403": "The token's role may not do this",
-    "422": "The body or a path parameter breaks a rule (`rule` names it)",
-    "429": "The principal's sensor rate limit is spent (`rule` names it)",
-}
+# What every hot route can answer besides its answer (prediction routes never
+# reach the database on the request's behalf: no 503).
+_RAISES: tuple[type[errors.AtalaiaError], ...] = (errors.InvalidInput, *AUTHORIZED)
+_PARAMETERS = {"series_id": SERIES_ID_SCHEMA}  # what a path parameter must match
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +192,9 @@ def install_fast_routes(
         if app.openapi_schema:
             return app.openapi_schema
         schema = generate()
-        models = sorted(
-            {m for r in routes for m in (*r.bodies, *r.answers)},
-            key=lambda m: m.__name__,
-        )
+        documented: set[type[BaseModel]] = {ErrorView}
+        documented.update(m for r in routes for m in (*r.bodies, *r.answers))
+        models = sorted(documented, key=lambda m: m.__name__)
         refs, defs = models_json_schema(
             [(m, "validation") for m in models], ref_template=_REF
         )
@@ -230,18 +225,19 @@ def _operation(
             "content": {"application/json": {"schema": one_of(route.answers)}},
         }
     }
-    for status, description in _ERRORS.items():
-        responses[status] = {
-            "description": description,
-            "content": {"application/json": {"schema": _ERROR}},
-        }
+    responses.update(error_operation_responses(*_RAISES))
     return {
         "tags": [route.tag],
         "summary": route.summary,
         "description": (route.endpoint.__doc__ or "").strip(),
         "operationId": route.endpoint.__name__,
         "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", **_PARAMETERS.get(name, {})},
+            }
             for name in re.findall(r"{(\w+)}", route.path)
         ],
         "requestBody": {

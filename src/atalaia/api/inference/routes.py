@@ -17,8 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from atalaia.api.common.auth import Role
-from atalaia.api.common.deps import Admin, authorize
+from atalaia.api.common.deps import Admin, SeriesIdPath, authorize
 from atalaia.api.common.fast_routes import FastRoute
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.inference import answers
 from atalaia.api.inference.bodies import parse_batch, parse_reading
 from atalaia.api.inference.metrics import ServingMetrics
@@ -115,8 +116,12 @@ FAST_ROUTES = [
 ]  # fmt: skip
 
 
-@router.post("/admin/reload/{series_id}")
-async def reload_series(series_id: str, request: Request, _: Admin) -> dict[str, Any]:
+@router.post(
+    "/admin/reload/{series_id}", responses=error_responses(DependencyUnavailable)
+)
+async def reload_series(
+    series_id: SeriesIdPath, request: Request, _: Admin
+) -> dict[str, Any]:
     """Re-read one series' production model from the registry now."""
     predictor: Predictor = request.state.predictor
     await run_in_threadpool(_or_unavailable, predictor.reload_series, [series_id])
@@ -124,7 +129,7 @@ async def reload_series(series_id: str, request: Request, _: Admin) -> dict[str,
     return {"series_id": series_id, "version": model.version if model else None}
 
 
-@router.post("/admin/reload")
+@router.post("/admin/reload", responses=error_responses(DependencyUnavailable))
 async def reload_all(request: Request, _: Admin) -> dict[str, Any]:
     """Re-load every production model from the registry now."""
     predictor: Predictor = request.state.predictor

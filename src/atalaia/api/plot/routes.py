@@ -10,9 +10,11 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import SERIES_ID_SCHEMA, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import VersionNumber
 from atalaia.core.series import TimeRange
+from atalaia.errors import SeriesNotFound, VersionNotFound
 from atalaia.services.plotting import (
     PlotQuery,
     build_plot_data,
@@ -45,12 +47,19 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["plot"])
 
 
-@router.get("/plot", response_class=Response, responses=_RESPONSES)
+@router.get(
+    "/plot",
+    response_class=Response,
+    responses={**_RESPONSES, **error_responses(SeriesNotFound, VersionNotFound)},
+)
 def plot(
     session: SessionDep,
     resources: ResourcesDep,
     _viewer: Viewer,
-    series_id: Annotated[str, Query(description="e.g. sensor_001_radial")],
+    series_id: Annotated[
+        str,
+        Query(description="e.g. sensor_001_radial", json_schema_extra=SERIES_ID_SCHEMA),
+    ],
     start: Annotated[
         datetime | None, Query(description=f"{_TIME_HELP}; default: 7 days before end")
     ] = None,

@@ -8,7 +8,13 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AuditLog, FeedbackStore, ModelStore
-from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    DataScientist,
+    ResourcesDep,
+    SeriesIdPath,
+    SessionDep,
+    Viewer,
+)
 from atalaia.api.training.schemas import FeedbackBody
 from atalaia.core.series import check_series_id
 from atalaia.errors import InvalidInput, VersionNotFound
@@ -18,7 +24,7 @@ router = APIRouter(prefix="/feedback", tags=["feedback"])
 
 @router.post("/{series_id}", status_code=201)
 def add_feedback(
-    series_id: str,
+    series_id: SeriesIdPath,
     body: FeedbackBody,
     session: SessionDep,
     resources: ResourcesDep,
@@ -59,7 +65,9 @@ def _check_version(session: Session, series_id: str, version: int) -> None:
 
 
 @router.get("/{series_id}")
-def list_feedback(series_id: str, session: SessionDep, _: Viewer) -> dict[str, Any]:
+def list_feedback(
+    series_id: SeriesIdPath, session: SessionDep, _: Viewer
+) -> dict[str, Any]:
     """Labels given for a series, newest reading first."""
     return {
         "series_id": series_id,

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
-from atalaia.api.common.deps import MlEngineer, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    MlEngineer,
+    ResourcesDep,
+    SeriesIdPath,
+    SessionDep,
+    Viewer,
+)
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import VersionNumber
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.schemas import (
@@ -19,7 +26,13 @@ from atalaia.api.training.schemas import (
     VersionView,
 )
 from atalaia.core.registry import StageChange, Strategy
-from atalaia.errors import InvalidInput, VersionNotFound
+from atalaia.errors import (
+    InvalidInput,
+    NothingToRollBack,
+    NotImplementedYet,
+    VersionNotFound,
+    VersionNotPromotable,
+)
 from atalaia.services import monitoring, registry
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -39,8 +52,14 @@ def list_models(
     return {"models": models, "next_cursor": next_cursor}
 
 
-@router.get("/{series_id}/versions", response_model=list[VersionView])
-def list_versions(series_id: str, session: SessionDep, _: Viewer) -> list[VersionView]:
+@router.get(
+    "/{series_id}/versions",
+    response_model=list[VersionView],
+    responses=error_responses(VersionNotFound),
+)
+def list_versions(
+    series_id: SeriesIdPath, session: SessionDep, _: Viewer
+) -> list[VersionView]:
     """Every version of a series, newest first."""
     versions = ModelStore(session).versions(series_id)
     if not versions:
@@ -48,9 +67,13 @@ def list_versions(series_id: str, session: SessionDep, _: Viewer) -> list[Versio
     return [VersionView.of(v) for v in versions]
 
 
-@router.get("/{series_id}/versions/{version}", response_model=VersionView)
+@router.get(
+    "/{series_id}/versions/{version}",
+    response_model=VersionView,
+    responses=error_responses(VersionNotFound),
+)
 def get_version(
-    series_id: str, version: VersionNumber, session: SessionDep, _: Viewer
+    series_id: SeriesIdPath, version: VersionNumber, session: SessionDep, _: Viewer
 ) -> VersionView:
     """One version with its parameters, metrics, reference statistics and lineage."""
     return VersionView.of(ModelStore(session).get(series_id, version))
@@ -68,9 +91,12 @@ def _changes_view(series_id: str, changes: list[StageChange]) -> dict[str, Any]:
     }
 
 
-@router.post("/{series_id}/versions/{version}/promote")
+@router.post(
+    "/{series_id}/versions/{version}/promote",
+    responses=error_responses(VersionNotFound, VersionNotPromotable, NotImplementedYet),
+)
 def promote(
-    series_id: str,
+    series_id: SeriesIdPath,
     version: VersionNumber,
     body: PromoteBody,
     session: SessionDep,
@@ -91,9 +117,9 @@ def promote(
     return {"strategy": body.strategy, **_changes_view(series_id, changes)}
 
 
-@router.post("/{series_id}/rollback")
+@router.post("/{series_id}/rollback", responses=error_responses(NothingToRollBack))
 def rollback(
-    series_id: str,
+    series_id: SeriesIdPath,
     session: SessionDep,
     resources: ResourcesDep,
     principal: MlEngineer,
@@ -127,6 +153,15 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW_S = 90 * 86400
 
 
+WindowQuery = Annotated[
+    str,
+    Query(
+        description="A duration such as 30m, 24h or 7d; at most 90d",
+        json_schema_extra={"pattern": r"^\s*[0-9]+(\.[0-9]+)?[smhd]\s*$"},
+    ),
+]
+
+
 def parse_window(window: str) -> float:
     """`30m`, `24h`, `7d` → seconds; at most 90 days."""
     match = _WINDOW.fullmatch(window.strip())
@@ -139,9 +174,9 @@ def parse_window(window: str) -> float:
     return seconds
 
 
-@router.get("/{series_id}/metrics")
+@router.get("/{series_id}/metrics", responses=error_responses(VersionNotFound))
 def series_metrics(
-    series_id: str, session: SessionDep, _: Viewer, window: str = "24h"
+    series_id: SeriesIdPath, session: SessionDep, _: Viewer, window: WindowQuery = "24h"
 ) -> dict[str, Any]:
     """Prediction count, anomaly rate, latency and drift of a series' model."""
     return monitoring.series_metrics(
@@ -150,6 +185,8 @@ def series_metrics(
 
 
 @router.get("/{series_id}/deployment-config")
-def deployment_config(series_id: str, session: SessionDep, _: Viewer) -> dict[str, Any]:
+def deployment_config(
+    series_id: SeriesIdPath, session: SessionDep, _: Viewer
+) -> dict[str, Any]:
     """What serves the series now, and the latest stage changes."""
     return registry.deployment_config(session=session, series_id=series_id)
