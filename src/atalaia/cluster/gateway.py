@@ -129,7 +129,8 @@ http {
         }
 
         location / {
-            return 404 '{"error": "NotFound", "detail": "no route at the gateway"}';
+            return 404 '{"error": "NotFound", "rule": "route_exists", \
+"detail": "no route at the gateway"}';
         }
 
         location @too_large {
@@ -143,8 +144,8 @@ predictions, @MANAGEMENT_BODY@ for training and series, 1m elsewhere"}';
 "detail": "too many requests from this address; retry later"}';
         }
         location @unavailable {
-            return 503 '{"error": "ServiceUnavailable", "detail": "no instance of \
-this service answered the gateway"}';
+            return 503 '{"error": "ServiceUnavailable", "rule": "service_available", \
+"detail": "no instance of this service answered the gateway"}';
         }
     }
 }
