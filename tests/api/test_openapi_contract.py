@@ -92,9 +92,12 @@ def meet_unsaid_rules(case: Case[Any]) -> None:
 
 def indistinguishable(case: Case[Any]) -> bool:
     """An invalid request a server cannot tell from a valid one: a one-item
-    array in a query string reads as the item itself."""
+    array or an object in a query string is sent as plain text, and a parameter
+    that is null or an empty array is not sent at all."""
     return any(
-        isinstance(value, list) and len(value) == 1
+        value is None
+        or isinstance(value, dict)
+        or (isinstance(value, list) and len(value) <= 1)
         for value in (case.query or {}).values()
     )
 
