@@ -34,15 +34,22 @@ from typing import Any
 
 
 class AtalaiaError(Exception):
-    """Root of every error atalaia raises on purpose."""
+    """Root of every error atalaia raises on purpose; `rule` names the condition
+    in snake_case (a class default, overridable per instance)."""
 
-    def __init__(self, detail: str) -> None:
+    rule = "internal_error"
+
+    def __init__(self, detail: str, *, rule: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        if rule is not None:
+            self.rule = rule
 
 
 class InvalidInput(AtalaiaError):
     """The request content breaks a rule; `rule` names it."""
+
+    rule = "input_valid"
 
     def __init__(self, detail: str, *, rule: str) -> None:
         super().__init__(detail)
@@ -93,10 +100,12 @@ class PayloadTooLarge(InvalidInput):
 
 
 class NotFound(AtalaiaError):
-    pass
+    rule = "resource_exists"
 
 
 class SeriesNotFound(NotFound):
+    rule = "series_exists"
+
     def __init__(self, series_id: str) -> None:
         super().__init__(f"series {series_id!r} has no data")
 
@@ -118,43 +127,47 @@ class UnknownSeries(NotFound):
 
 
 class JobNotFound(NotFound):
+    rule = "job_exists"
+
     def __init__(self, job_id: str) -> None:
         super().__init__(f"training job {job_id!r} does not exist")
 
 
 class VersionNotFound(NotFound):
+    rule = "version_exists"
+
     def __init__(self, series_id: str, version: int | None = None) -> None:
         what = f"version {version}" if version is not None else "any model version"
         super().__init__(f"series {series_id!r} has no {what}")
 
 
 class Conflict(AtalaiaError):
-    pass
+    rule = "state_allows"
 
 
 class VersionNotPromotable(Conflict):
-    pass
+    rule = "version_promotable"
 
 
 class NothingToRollBack(Conflict):
-    pass
+    rule = "rollback_target_exists"
 
 
 class JobNotCancellable(Conflict):
-    pass
+    rule = "job_cancellable"
 
 
 class ConcurrentChange(Conflict):
     """Concurrent changes of the same thing conflicted (a deadlock or a
     serialization failure in the database); retrying the request may succeed."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.rule = "concurrent_change"
+    rule = "concurrent_change"
 
 
 class RateLimited(AtalaiaError):
     """Too many requests under a rule; `rule` names it, retry in `retry_after` s."""
+
+    rule = "rate_limit"
 
     def __init__(self, detail: str, *, rule: str, retry_after: int) -> None:
         super().__init__(detail)
@@ -191,18 +204,20 @@ class BatchRateLimited(RateLimited):
 
 
 class NotImplementedYet(AtalaiaError):
-    pass
+    rule = "feature_served"
 
 
 class AuthenticationFailed(AtalaiaError):
-    pass
+    rule = "bearer_token_valid"
 
 
 class PermissionDenied(AtalaiaError):
-    pass
+    rule = "role_allows"
 
 
 class DependencyUnavailable(AtalaiaError):
+    rule = "dependency_available"
+
     def __init__(self, name: str, detail: str = "") -> None:
         super().__init__(f"{name} is unavailable" + (f": {detail}" if detail else ""))
         self.name = name

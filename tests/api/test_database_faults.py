@@ -192,6 +192,7 @@ class TestTrainingWithoutDatabase:
         assert refused.status_code == 503
         assert refused.json() == {
             "error": "DependencyUnavailable",
+            "rule": "dependency_available",
             "detail": "database is unavailable",
         }
         assert ready.status_code == 503

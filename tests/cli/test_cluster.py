@@ -209,11 +209,13 @@ class TestGatewayAlone:
 
         assert answer.status_code == 503
         assert answer.json()["error"] == "ServiceUnavailable"
+        assert answer.json()["rule"] == "service_available"
 
     def test_unknown_routes_are_a_json_404(self, lone_gateway: str) -> None:
         answer = httpx.get(f"{lone_gateway}/nowhere")
 
         assert (answer.status_code, answer.json()["error"]) == (404, "NotFound")
+        assert answer.json()["rule"] == "route_exists"
 
 
 # -- the whole platform as processes ------------------------------------------

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -47,17 +47,22 @@ def embedded_server(settings: Settings, port: int = 0) -> Iterator[str]:
     """Run the all-in-one platform on loopback for the block (`port` if free)."""
     from atalaia.embedded import create_embedded_app
 
+    with app_server(create_embedded_app(settings), port) as base:
+        yield base
+
+
+@contextmanager
+def app_server(app: Any, port: int = 0) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a thread for the block; yield its URL."""
     port = free_port(port)
-    config = uvicorn.Config(
-        create_embedded_app(settings), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the embedded server did not start")
+            raise RuntimeError("the server did not start")
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -125,7 +125,8 @@ http {
         }
 
         location / {
-            return 404 '{"error": "NotFound", "detail": "no route at the gateway"}';
+            return 404 '{"error": "NotFound", "rule": "route_exists", \
+"detail": "no route at the gateway"}';
         }
 
         location @too_large {
@@ -139,8 +140,8 @@ predictions, @MANAGEMENT_BODY@ for training and series, @ELSEWHERE_BODY@ elsewhe
 "detail": "too many requests from this address; retry later"}';
         }
         location @unavailable {
-            return 503 '{"error": "ServiceUnavailable", "detail": "no instance of \
-this service answered the gateway"}';
+            return 503 '{"error": "ServiceUnavailable", "rule": "service_available", \
+"detail": "no instance of this service answered the gateway"}';
         }
     }
 }

@@ -6,21 +6,27 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from atalaia import __version__
 from atalaia.api.common.body_limits import BodyLimitMiddleware
+from atalaia.api.common.deps import strict_query
+from atalaia.api.common.docs import install_docs
 from atalaia.api.common.errors import install_error_handlers
 from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
 from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
+from atalaia.api.common.openapi import install_openapi
 from atalaia.api.common.resources import Resources, open_resources
 from atalaia.logging import configure_logging
 from atalaia.settings import Settings
 
 API_PREFIX = "/api/v1"
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Not ready: a check failed (the same body)"}
+}
 
 # A service's own start-up and shutdown, given the shared resources and the
 # app's metrics registry; it yields what it adds to the request state.
@@ -60,6 +66,9 @@ def build_app(
         title=f"atalaia {name}",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(strict_query)],
     )
     http_metrics = HttpMetrics(registry)
     # Added first, so it runs inside the observability middleware (counted, with
@@ -67,7 +76,9 @@ def build_app(
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
     install_fast_routes(app, fast_routes, API_PREFIX, http_metrics)
+    install_openapi(app, settings.time_range)
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(probe_router(name, registry))
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
@@ -83,7 +94,7 @@ def probe_router(name: str, registry: CollectorRegistry) -> APIRouter:
         """Liveness: the process answers."""
         return {"status": "ok", "service": name, "version": __version__}
 
-    @router.get("/ready")
+    @router.get("/ready", responses=NOT_READY)
     async def ready(request: Request) -> JSONResponse:
         """Readiness with the result of each check."""
         resources: Resources = request.state.resources

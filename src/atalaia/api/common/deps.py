@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.types import Scope
 
 from atalaia.api.common.auth import Principal, Role
 from atalaia.api.common.resources import Resources
+from atalaia.errors import InvalidInput
 
 
 def get_resources(request: Request) -> Resources:
@@ -82,3 +85,29 @@ MlEngineer = Annotated[Principal, Depends(require(Role.ML_ENGINEER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 # Sensor traffic (readings ingested): the sensor rate limit, not the management one.
 SensorWriter = Annotated[Principal, Depends(require(Role.DATA_SCIENTIST, sensor=True))]
+
+
+def dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """`dependant` and every dependency below it."""
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from dependants(sub)
+
+
+def strict_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take, or one given twice: a
+    typo (`?limt=10`) would otherwise be ignored without a word."""
+    route = request.scope.get("route")
+    taken = {
+        param.alias
+        for dependant in dependants(getattr(route, "dependant", Dependant()))
+        for param in dependant.query_params
+    }
+    counts = Counter(key for key, _ in request.query_params.multi_items())
+    wrong = sorted(k for k, n in counts.items() if k not in taken or n > 1)
+    if wrong:
+        raise InvalidInput(
+            f"query parameters {', '.join(wrong)} are unknown here or given twice; "
+            f"this route takes {', '.join(sorted(taken)) or 'none'}, each once",
+            rule="query_parameters",
+        )

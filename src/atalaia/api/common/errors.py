@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atalaia import errors
 from atalaia.adapters.db.conflicts import is_conflict
@@ -30,8 +31,8 @@ STATUS: dict[type[errors.AtalaiaError], int] = {
 }
 
 
-def status_of(exc: errors.AtalaiaError) -> int:
-    for cls in type(exc).__mro__:
+def status_of(exc: errors.AtalaiaError | type[errors.AtalaiaError]) -> int:
+    for cls in (exc if isinstance(exc, type) else type(exc)).__mro__:
         if cls in STATUS:
             return STATUS[cls]
     return 500
@@ -39,16 +40,16 @@ def status_of(exc: errors.AtalaiaError) -> int:
 
 def error_response(exc: errors.AtalaiaError) -> JSONResponse:
     status = status_of(exc)
-    body: dict[str, Any] = {"error": type(exc).__name__, "detail": exc.detail}
+    body: dict[str, Any] = {
+        "error": type(exc).__name__,
+        "rule": exc.rule,
+        "detail": exc.detail,
+    }
     headers: dict[str, str] = {}
-    if isinstance(exc, errors.InvalidInput | errors.RateLimited):
-        body["rule"] = exc.rule
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.BatchRefused | errors.BatchRateLimited):
         body["rejected"] = exc.rejected
-    if isinstance(exc, errors.ConcurrentChange):
-        body["rule"] = exc.rule
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
     log.info("http.error", status=status, error=body["error"], detail=exc.detail)
@@ -86,22 +87,53 @@ async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     log.info("database.constraint", error=str(exc).splitlines()[0] if str(exc) else "")
-    return error_response(
-        errors.Conflict("a concurrent change conflicts with this request; retry it")
-    )
+    detail = "a concurrent change conflicts with this request; retry it"
+    return error_response(errors.ConcurrentChange(detail))
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("http.unhandled", error=type(exc).__name__, exc_info=exc)
-    return JSONResponse(
-        {"error": "InternalError", "detail": "unexpected error; see the server log"},
-        status_code=500,
-    )
+    body = {
+        "error": "InternalError",
+        "rule": errors.AtalaiaError.rule,
+        "detail": "unexpected error; see the server log",
+    }
+    return JSONResponse(body, status_code=500)
+
+
+# Starlette's own answers (no route, wrong method): named like atalaia's errors.
+_HTTP_ERRORS = {
+    404: ("NotFound", "route_exists"),
+    405: ("MethodNotAllowed", "method_allowed"),
+}
+
+
+def http_error_body(status: int, detail: str) -> dict[str, str]:
+    """The error body of a status the router answers by itself."""
+    error, rule = _HTTP_ERRORS.get(status, ("HTTPError", "http_protocol"))
+    return {"error": error, "rule": rule, "detail": detail}
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI's "error parsing the body": bad JSON
+        return error_response(
+            errors.InvalidInput(f"body: {exc.detail}", rule="request_schema")
+        )
+    detail = {
+        404: f"no route at {request.url.path}",
+        405: f"{request.method} is not allowed at {request.url.path}; "
+        f"allowed: {(exc.headers or {}).get('Allow', '')}",
+    }.get(exc.status_code, str(exc.detail))
+    log.info("http.error", status=exc.status_code, detail=detail)
+    body = http_error_body(exc.status_code, detail)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.AtalaiaError, _on_atalaia_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
     app.add_exception_handler(OperationalError, _on_database_error)
     app.add_exception_handler(InterfaceError, _on_database_error)

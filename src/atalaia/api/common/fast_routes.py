@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -30,30 +31,30 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Message, Receive, Scope, Send
 
+from atalaia import errors
 from atalaia.api.common.body_limits import body_limit, check_declared
 from atalaia.api.common.deps import BEARER
+from atalaia.api.common.errors import http_error_body
 from atalaia.api.common.observability import HttpMetrics, header
-from atalaia.errors import PayloadTooLarge
+from atalaia.api.common.openapi import (
+    AUTHORIZED,
+    ErrorView,
+    error_operation_responses,
+)
+from atalaia.api.common.params import SERIES_ID_SCHEMA
 
 # (scope with "path_params", body) → the JSON answer
 Endpoint = Callable[[Scope, bytes], Awaitable[bytes]]
 ErrorHandler = Callable[[Request, Exception], Any]
 _REF = "#/components/schemas/{model}"
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string"},
-        "detail": {"type": "string"},
-        "rule": {"type": "string"},
-    },
-}
-_ERRORS = {
-    "401": "Missing or invalid bearer token",
-    "403": "The token's role may not do this",
-    "413": "The body is larger than the route takes (`rule`: body_size)",
-    "422": "The body or a path parameter breaks a rule (`rule` names it)",
-    "429": "The principal's sensor rate limit is spent (`rule` names it)",
-}
+# What every hot route can answer besides its answer (prediction routes never
+# reach the database on the request's behalf: no 503).
+_RAISES: tuple[type[errors.AtalaiaError], ...] = (
+    errors.InvalidInput,
+    errors.PayloadTooLarge,
+    *AUTHORIZED,
+)
+_PARAMETERS = {"series_id": SERIES_ID_SCHEMA}  # what a path parameter must match
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +68,11 @@ class FastRoute:
     answers: tuple[type[BaseModel], ...]  # one of these
     tag: str
     parameters: tuple[dict[str, Any], ...] = ()  # OpenAPI's, besides the path's
-    errors: tuple[tuple[str, str], ...] = ()  # (status, description), besides _ERRORS
+    errors: tuple[type[errors.AtalaiaError], ...] = ()  # raised besides _RAISES
 
 
 _JSON = (b"content-type", b"application/json")
-_POST_ONLY = b'{"error":"MethodNotAllowed","detail":"this route answers POST only"}'
+_POST_ONLY = orjson.dumps(http_error_body(405, "this route answers POST only"))
 
 
 class _Hot:
@@ -177,7 +178,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(message.get("body", b""))
         read += len(chunks[-1])
     if read > limit:
-        raise PayloadTooLarge(limit)
+        raise errors.PayloadTooLarge(limit)
     return b"".join(chunks)
 
 
@@ -210,10 +211,9 @@ def install_fast_routes(
         if app.openapi_schema:
             return app.openapi_schema
         schema = generate()
-        models = sorted(
-            {m for r in routes for m in (*r.bodies, *r.answers)},
-            key=lambda m: m.__name__,
-        )
+        documented: set[type[BaseModel]] = {ErrorView}
+        documented.update(m for r in routes for m in (*r.bodies, *r.answers))
+        models = sorted(documented, key=lambda m: m.__name__)
         refs, defs = models_json_schema(
             [(m, "validation") for m in models], ref_template=_REF
         )
@@ -244,11 +244,7 @@ def _operation(
             "content": {"application/json": {"schema": one_of(route.answers)}},
         }
     }
-    for status, description in sorted((*_ERRORS.items(), *route.errors)):
-        responses[status] = {
-            "description": description,
-            "content": {"application/json": {"schema": _ERROR}},
-        }
+    responses.update(error_operation_responses(*_RAISES, *route.errors))
     return {
         "tags": [route.tag],
         "summary": route.summary,
@@ -260,7 +256,7 @@ def _operation(
                     "name": name,
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", **_PARAMETERS.get(name, {})},
                 }
                 for name in re.findall(r"{(\w+)}", route.path)
             ),

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic.config import JsonDict
+from pydantic.json_schema import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from atalaia.core.series import check_series_id
+from atalaia.core.series import MAX_ABS_VALUE, SERIES_ID_PATTERN, check_series_id
 from atalaia.errors import InvalidInput
 
 MAX_VERSION = 2**31 - 1  # model versions are 32-bit integer columns (PostgreSQL)
@@ -23,8 +25,28 @@ MAX_VERSION = 2**31 - 1  # model versions are 32-bit integer columns (PostgreSQL
 # SQLite takes as a LIKE pattern (50,000 bytes: a prefix past it was a 503).
 MAX_TEXT_LENGTH = 1000
 
+
+def _whole(value: object) -> object:
+    """75.0 is an integer to JSON Schema: let strict bodies take it as 75."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # A model version, in a path, a query or a body.
-VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(_whole)]
+
+# Epoch seconds of a reading: the app's OpenAPI document gives them the bounds
+# of its settings (`timestamp_min`, `timestamp_max`), which the routes check.
+EPOCH_SECONDS: JsonDict = {"x-epoch-seconds": True}
+EpochSeconds = Annotated[float, Field(json_schema_extra=EPOCH_SECONDS)]
+
+# A reading's value: its bounds documented; the routes check them and name the
+# rule (`value_range`), which a pydantic bound would not.
+ReadingValue = Annotated[
+    float,
+    Field(json_schema_extra={"minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE}),
+]
 
 # A moment: epoch seconds, else ISO 8601. A number is read as a number first:
 # pydantic's datetime would read one past 2e10 as milliseconds, unlike every
@@ -36,6 +58,8 @@ Moment = Annotated[float | datetime, Field(union_mode="left_to_right")]
 # others mean nothing in an id, a prefix or a name, and rewrite terminals and
 # log viewers that print them (ESC sequences).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The same, for OpenAPI (ECMA-262 regular expressions).
+_NO_CONTROL_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 
 
 def check_text(text: str) -> str:
@@ -70,8 +94,18 @@ NAMED_RULES = frozenset({"no_control_characters", "series_id_format"})
 # Bounded, pydantic refuses half a surrogate pair (a lone JSON `\ud800`), which
 # no UTF-8 text can hold (request_schema).
 Text = Annotated[
-    str, StringConstraints(max_length=MAX_TEXT_LENGTH), _as_rule(check_text)
+    str,
+    StringConstraints(max_length=MAX_TEXT_LENGTH),
+    _as_rule(check_text),
+    Field(json_schema_extra={"pattern": _NO_CONTROL_PATTERN}),
 ]
 
-# A series id, in a path, a query or a body (`core.series.SERIES_ID_PATTERN`).
-SeriesId = Annotated[str, _as_rule(check_series_id)]
+# A series id, in a path, a query or a body (`core.series.SERIES_ID_PATTERN`):
+# documented as OpenAPI's `pattern`, enforced by the core's check, which answers
+# 422 `series_id_format` like every other route.
+SERIES_ID_SCHEMA: JsonDict = {"pattern": f"^{SERIES_ID_PATTERN.pattern}$"}
+SeriesId = Annotated[
+    str,
+    _as_rule(check_series_id),
+    WithJsonSchema({"type": "string", **SERIES_ID_SCHEMA}),
+]

@@ -14,7 +14,10 @@ from atalaia.services.health import consolidate, probe_all
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={503: {"description": "Unhealthy: a service is down (the same body)"}},
+)
 async def platform_health(request: Request) -> JSONResponse:
     """Every service and dependency with its status; 503 when a service is down."""
     resources: Resources = request.state.resources

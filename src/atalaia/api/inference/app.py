@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from atalaia.adapters.cache import ModelCache, NoticeListener
-from atalaia.api.common.app import build_app
+from atalaia.api.common.app import NOT_READY, build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.inference.metrics import ServingMetrics
 from atalaia.api.inference.routes import FAST_ROUTES, router
@@ -29,7 +29,7 @@ async def liveness() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@probe_router.get("/readiness")
+@probe_router.get("/readiness", responses=NOT_READY)
 async def readiness(request: Request) -> JSONResponse:
     """Ready once a model table is loaded (from the registry or the snapshot)."""
     predictor: Predictor = request.state.predictor

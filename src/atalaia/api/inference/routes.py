@@ -25,6 +25,7 @@ from starlette.types import Scope
 from atalaia.api.common.auth import Role
 from atalaia.api.common.deps import Admin, authorize
 from atalaia.api.common.fast_routes import FastRoute
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId
 from atalaia.api.inference import answers
 from atalaia.api.inference.bodies import parse_batch, parse_reading
@@ -135,7 +136,6 @@ _UNKNOWN_QUERY: dict[str, Any] = {
     "description": "A series with no model and no history: answered with the "
     "default and a warning, or refused with 404 (default: ATALAIA_UNKNOWN_SERIES)",
 }
-_UNKNOWN_REFUSED = ("404", "Series with no model and no history, refused (`reject`)")
 
 
 def _rejects_unknown(scope: Scope) -> bool:
@@ -169,17 +169,19 @@ FAST_ROUTES = [
     FastRoute(
         "/predict/batch", predict_batch, "Predict a batch of readings",
         (BatchBody, ColumnsBody), (BatchView, ColumnsView), "inference",
-        (_UNKNOWN_QUERY,), (_UNKNOWN_REFUSED,),
+        (_UNKNOWN_QUERY,), (UnknownSeries,),
     ),
     FastRoute(
         "/predict/{series_id}", predict, "Predict one reading",
         (Reading,), (PredictionView,), "inference",
-        (_UNKNOWN_QUERY,), (_UNKNOWN_REFUSED,),
+        (_UNKNOWN_QUERY,), (UnknownSeries,),
     ),
 ]  # fmt: skip
 
 
-@router.post("/admin/reload/{series_id}")
+@router.post(
+    "/admin/reload/{series_id}", responses=error_responses(DependencyUnavailable)
+)
 async def reload_series(
     series_id: SeriesId, request: Request, _: Admin
 ) -> dict[str, Any]:
@@ -190,7 +192,7 @@ async def reload_series(
     return {"series_id": series_id, "version": model.version if model else None}
 
 
-@router.post("/admin/reload")
+@router.post("/admin/reload", responses=error_responses(DependencyUnavailable))
 async def reload_all(request: Request, _: Admin) -> dict[str, Any]:
     """Re-load every production model from the registry now."""
     predictor: Predictor = request.state.predictor

@@ -7,8 +7,16 @@ booleans), unknown fields are refused.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from atalaia.api.common.params import (
+    EPOCH_SECONDS,
+    SERIES_ID_SCHEMA,
+    EpochSeconds,
+    ReadingValue,
+)
 from atalaia.core.series import MAX_SERIES_ID_LENGTH
 
 MAX_BATCH = 100_000
@@ -20,14 +28,20 @@ class Reading(BaseModel):
         json_schema_extra={"examples": [{"timestamp": 1733587200, "value": 0.315}]}
     )
 
-    timestamp: float = Field(description="Unix time in seconds")
-    value: float
+    timestamp: float = Field(
+        description="Unix time in seconds", json_schema_extra=EPOCH_SECONDS
+    )
+    value: ReadingValue
 
 
 class SeriesReading(Reading):
     model_config = _STRICT
 
-    series_id: str = Field(min_length=1, max_length=MAX_SERIES_ID_LENGTH)
+    series_id: str = Field(
+        min_length=1,
+        max_length=MAX_SERIES_ID_LENGTH,
+        json_schema_extra=SERIES_ID_SCHEMA,  # checked by the route
+    )
 
 
 class BatchBody(BaseModel):
@@ -39,7 +53,10 @@ class BatchBody(BaseModel):
 
 
 class ColumnsBody(BaseModel):
-    """Columnar form: three aligned arrays, cheaper to send and to parse."""
+    """Columnar form: three aligned arrays, cheaper to send and to parse.
+
+    `series_id`, `timestamp` and `value` have the same length (1 to 100,000).
+    """
 
     model_config = _STRICT | ConfigDict(
         json_schema_extra={
@@ -53,9 +70,17 @@ class ColumnsBody(BaseModel):
         }
     )
 
-    series_id: list[str] = Field(min_length=1, max_length=MAX_BATCH)
-    timestamp: list[float]
-    value: list[float]
+    series_id: list[Annotated[str, Field(json_schema_extra=SERIES_ID_SCHEMA)]] = Field(
+        min_length=1, max_length=MAX_BATCH
+    )
+    timestamp: list[EpochSeconds] = Field(
+        description="Aligned with `series_id`",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH},
+    )
+    value: list[ReadingValue] = Field(
+        description="Aligned with `series_id`",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH},
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> ColumnsBody:

@@ -11,8 +11,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, VersionNumber
 from atalaia.core.series import TimeRange
+from atalaia.errors import SeriesNotFound, VersionNotFound
 from atalaia.services.plotting import (
     PlotQuery,
     build_plot_data,
@@ -45,7 +47,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["plot"])
 
 
-@router.get("/plot", response_class=Response, responses=_RESPONSES)
+@router.get(
+    "/plot",
+    response_class=Response,
+    responses={**_RESPONSES, **error_responses(SeriesNotFound, VersionNotFound)},
+)
 def plot(
     session: SessionDep,
     resources: ResourcesDep,

@@ -5,28 +5,96 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    model_validator,
+)
 
-from atalaia.api.common.params import Text, VersionNumber
+from atalaia.api.common.params import (
+    EPOCH_SECONDS,
+    EpochSeconds,
+    ReadingValue,
+    Text,
+    VersionNumber,
+)
+from atalaia.core.detectors.catalog import DETECTORS
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
+from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
+from atalaia.services.ingest import MAX_POINTS_PER_REQUEST
 
 MAX_WINDOW_HOURS = 24 * 90
+DEFAULT_ALGORITHM = "zscore"
+# Request bodies: no unknown field; numbers are JSON numbers (not strings or
+# booleans), like the inference service's.
+_REQUEST = ConfigDict(extra="forbid", strict=True)
+_POSITIVE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e308}
+
+
+def _one_algorithm(schema: dict[str, Any]) -> None:
+    """Each algorithm with its own hyperparameters (finite numbers > 0)."""
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "algorithm": {"const": name},
+                "hyperparameters": {
+                    "type": "object",
+                    "properties": dict.fromkeys(detector.defaults, _POSITIVE),
+                    "additionalProperties": False,
+                },
+            },
+            "required": [] if name == DEFAULT_ALGORITHM else ["algorithm"],
+        }
+        for name, detector in sorted(DETECTORS.items())
+    ]
 
 
 class TrainingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A detector family and its hyperparameters (defaults fill the rest)."""
 
-    algorithm: Text = "zscore"
+    model_config = _REQUEST | ConfigDict(json_schema_extra=_one_algorithm)
+
+    algorithm: Text = Field(
+        default=DEFAULT_ALGORITHM,
+        json_schema_extra={"enum": [*sorted(DETECTORS)]},
+    )
     hyperparameters: dict[Text, Any] = Field(default_factory=dict)
 
 
-class TrainingBody(BaseModel):
-    """Inline data (`timestamps` in epoch seconds + `values`) or `window_hours`."""
+def _points(what: str, low: int, high: int) -> Any:
+    """An optional array of `low` to `high` numbers (checked by the route, which
+    names the rule broken: `min_points`, `max_points`)."""
+    return Field(
+        default=None,
+        description=what,
+        json_schema_extra={"minItems": low, "maxItems": high},
+    )
 
-    model_config = ConfigDict(
-        extra="forbid",
+
+_INLINE_OR_WINDOW: list[JsonValue] = [
+    {
+        "required": ["timestamps", "values"],
+        "properties": {"timestamps": {"type": "array"}, "values": {"type": "array"}},
+    },
+    {"required": ["window_hours"], "properties": {"window_hours": {"type": "number"}}},
+]
+
+
+class TrainingBody(BaseModel):
+    """Inline data (`timestamps` in epoch seconds + `values`) or `window_hours`:
+    exactly one.
+
+    Inline data: `timestamps` and `values` of the same length, 10,000 to 100,000
+    points, timestamps strictly increasing, values finite and not constant.
+    `window_hours`: the series' stored readings of that window, at least 10,000.
+    """
+
+    model_config = _REQUEST | ConfigDict(
         json_schema_extra={
+            "oneOf": _INLINE_OR_WINDOW,
             "examples": [
                 {"window_hours": 168, "config": {"algorithm": "zscore"}},
                 {
@@ -37,12 +105,16 @@ class TrainingBody(BaseModel):
                         "hyperparameters": {"threshold_sigma": 4},
                     },
                 },
-            ]
+            ],
         },
     )
 
-    timestamps: list[float] | None = None
-    values: list[float] | None = None
+    timestamps: list[EpochSeconds] | None = _points(
+        "Epoch seconds, strictly increasing", MIN_TRAINING_POINTS, MAX_TRAINING_POINTS
+    )
+    values: list[ReadingValue] | None = _points(
+        "One finite value per timestamp", MIN_TRAINING_POINTS, MAX_TRAINING_POINTS
+    )
     window_hours: float | None = Field(default=None, gt=0, le=MAX_WINDOW_HOURS)
     config: TrainingConfig = Field(default_factory=TrainingConfig)
 
@@ -58,10 +130,19 @@ class TrainingBody(BaseModel):
         return self
 
 
-class BatchTrainingBody(BaseModel):
-    """Select series by explicit ids, sensor, prefix, or every series with data."""
+_ONE_SELECTOR: list[JsonValue] = [
+    {"required": ["series_ids"], "properties": {"series_ids": {"type": "array"}}},
+    {"required": ["sensor_id"], "properties": {"sensor_id": {"type": "string"}}},
+    {"required": ["prefix"], "properties": {"prefix": {"type": "string"}}},
+    {"required": ["all_series"], "properties": {"all_series": {"const": True}}},
+]
 
-    model_config = ConfigDict(extra="forbid")
+
+class BatchTrainingBody(BaseModel):
+    """Select series by explicit ids, sensor, prefix, or every series with data:
+    exactly one. An id that breaks a rule is listed in the answer's `rejected`."""
+
+    model_config = _REQUEST | ConfigDict(json_schema_extra={"oneOf": _ONE_SELECTOR})
 
     series_ids: list[Text] | None = Field(default=None, max_length=300_000)
     sensor_id: Text | None = None
@@ -168,7 +249,7 @@ class VersionView(BaseModel):
 
 
 class CanaryConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     initial_percentage: float = Field(default=5, gt=0, le=100)
     increment_percentage: float = Field(default=15, gt=0, le=100)
@@ -176,7 +257,7 @@ class CanaryConfig(BaseModel):
 
 
 class PromoteBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     strategy: Literal["direct", "canary", "shadow"] = "direct"
     archive_existing: bool = True
@@ -185,7 +266,7 @@ class PromoteBody(BaseModel):
 
 
 class RollbackBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
     reason: Text = Field(default="", max_length=500)
 
@@ -197,12 +278,19 @@ class StageChangeView(BaseModel):
 
 
 class PointsBody(BaseModel):
-    """Readings of one series: epoch-second `timestamps` and `values`, by index."""
+    """Readings of one series: epoch-second `timestamps` and `values`, by index:
+    the two of the same length, at most 100,000, no timestamp twice."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
-    timestamps: list[float]
-    values: list[float]
+    timestamps: list[EpochSeconds] = Field(
+        description="Epoch seconds, in any order, each once",
+        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST},
+    )
+    values: list[ReadingValue] = Field(
+        description="One value per timestamp",
+        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST},
+    )
 
 
 class IngestView(BaseModel):
@@ -224,8 +312,8 @@ class SeriesView(BaseModel):
     sensor_id: str
     axis: str | None
     points: int
-    mean: float
-    std: float
+    mean: float | None = Field(description="null when the values overflow float64")
+    std: float | None = Field(description="null when the values overflow float64")
     first_timestamp: float | None
     last_timestamp: float | None
 
@@ -236,9 +324,13 @@ class SeriesPage(BaseModel):
 
 
 class FeedbackBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _REQUEST
 
-    timestamp: float = Field(allow_inf_nan=False, description="Unix time in seconds")
+    timestamp: float = Field(
+        allow_inf_nan=False,
+        description="Unix time in seconds",
+        json_schema_extra=EPOCH_SECONDS,
+    )
     is_anomaly: bool
     version: VersionNumber | None = None
     note: Text = Field(default="", max_length=1000)

@@ -8,7 +8,12 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AuditLog, FeedbackStore, ModelStore
-from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    DataScientist,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+)
 from atalaia.api.common.params import SeriesId
 from atalaia.api.training.schemas import FeedbackBody
 from atalaia.errors import InvalidInput, VersionNotFound

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
-from atalaia.api.common.deps import MlEngineer, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    MlEngineer,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+)
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text, VersionNumber
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.schemas import (
@@ -19,7 +25,13 @@ from atalaia.api.training.schemas import (
     VersionView,
 )
 from atalaia.core.registry import StageChange, Strategy
-from atalaia.errors import InvalidInput, VersionNotFound
+from atalaia.errors import (
+    InvalidInput,
+    NothingToRollBack,
+    NotImplementedYet,
+    VersionNotFound,
+    VersionNotPromotable,
+)
 from atalaia.services import monitoring, registry
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -39,7 +51,11 @@ def list_models(
     return {"models": models, "next_cursor": next_cursor}
 
 
-@router.get("/{series_id}/versions", response_model=list[VersionView])
+@router.get(
+    "/{series_id}/versions",
+    response_model=list[VersionView],
+    responses=error_responses(VersionNotFound),
+)
 def list_versions(
     series_id: SeriesId, session: SessionDep, _: Viewer
 ) -> list[VersionView]:
@@ -50,7 +66,11 @@ def list_versions(
     return [VersionView.of(v) for v in versions]
 
 
-@router.get("/{series_id}/versions/{version}", response_model=VersionView)
+@router.get(
+    "/{series_id}/versions/{version}",
+    response_model=VersionView,
+    responses=error_responses(VersionNotFound),
+)
 def get_version(
     series_id: SeriesId, version: VersionNumber, session: SessionDep, _: Viewer
 ) -> VersionView:
@@ -70,7 +90,10 @@ def _changes_view(series_id: SeriesId, changes: list[StageChange]) -> dict[str, 
     }
 
 
-@router.post("/{series_id}/versions/{version}/promote")
+@router.post(
+    "/{series_id}/versions/{version}/promote",
+    responses=error_responses(VersionNotFound, VersionNotPromotable, NotImplementedYet),
+)
 def promote(
     series_id: SeriesId,
     version: VersionNumber,
@@ -93,7 +116,7 @@ def promote(
     return {"strategy": body.strategy, **_changes_view(series_id, changes)}
 
 
-@router.post("/{series_id}/rollback")
+@router.post("/{series_id}/rollback", responses=error_responses(NothingToRollBack))
 def rollback(
     series_id: SeriesId,
     session: SessionDep,
@@ -129,6 +152,15 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW_S = 90 * 86400
 
 
+WindowQuery = Annotated[
+    str,
+    Query(
+        description="A duration such as 30m, 24h or 7d; at most 90d",
+        json_schema_extra={"pattern": r"^\s*[0-9]+(\.[0-9]+)?[smhd]\s*$"},
+    ),
+]
+
+
 def parse_window(window: str) -> float:
     """`30m`, `24h`, `7d` → seconds; at most 90 days."""
     match = _WINDOW.fullmatch(window.strip())
@@ -141,9 +173,9 @@ def parse_window(window: str) -> float:
     return seconds
 
 
-@router.get("/{series_id}/metrics")
+@router.get("/{series_id}/metrics", responses=error_responses(VersionNotFound))
 def series_metrics(
-    series_id: SeriesId, session: SessionDep, _: Viewer, window: str = "24h"
+    series_id: SeriesId, session: SessionDep, _: Viewer, window: WindowQuery = "24h"
 ) -> dict[str, Any]:
     """Prediction count, anomaly rate, latency and drift of a series' model."""
     return monitoring.series_metrics(

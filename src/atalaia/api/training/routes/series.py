@@ -8,8 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
-from atalaia.api.common.deps import ResourcesDep, SensorWriter, SessionDep, Viewer
-from atalaia.api.common.params import SeriesId, Text
+from atalaia.api.common.deps import (
+    ResourcesDep,
+    SensorWriter,
+    SessionDep,
+    Viewer,
+)
+from atalaia.api.common.openapi import error_responses
+from atalaia.api.common.params import EPOCH_SECONDS, SeriesId, Text
 from atalaia.api.training.schemas import (
     IngestView,
     PointsBody,
@@ -18,15 +24,27 @@ from atalaia.api.training.schemas import (
     SeriesView,
 )
 from atalaia.core.series import Readings
-from atalaia.errors import InvalidInput, SeriesNotFound
+from atalaia.errors import InvalidInput, InvalidSeries, SeriesNotFound
 from atalaia.services.ingest import append_points
 
 router = APIRouter(prefix="/series", tags=["series"])
 
 MAX_PAGE = 100_000
+# The page's `next_cursor`: the last timestamp given, as a number.
+PointsCursor = Annotated[
+    Text | None,
+    Query(
+        description="`next_cursor` of the previous page",
+        json_schema_extra={"pattern": r"^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$"},
+    ),
+]
 
 
-@router.post("/{series_id}/points", response_model=IngestView)
+@router.post(
+    "/{series_id}/points",
+    response_model=IngestView,
+    responses=error_responses(InvalidSeries),
+)
 def ingest(
     series_id: SeriesId,
     body: PointsBody,
@@ -50,15 +68,19 @@ def ingest(
     )
 
 
-@router.get("/{series_id}/points", response_model=PointsPage)
+@router.get(
+    "/{series_id}/points",
+    response_model=PointsPage,
+    responses=error_responses(SeriesNotFound),
+)
 def query_points(
     series_id: SeriesId,
     session: SessionDep,
     resources: ResourcesDep,
     _: Viewer,
-    start: float | None = None,
-    end: float | None = None,
-    cursor: Text | None = None,
+    start: Annotated[float | None, Query(json_schema_extra=EPOCH_SECONDS)] = None,
+    end: Annotated[float | None, Query(json_schema_extra=EPOCH_SECONDS)] = None,
+    cursor: PointsCursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10_000,
 ) -> PointsPage:
     """Readings with start ≤ timestamp < end, oldest first, a page at a time."""

@@ -12,7 +12,13 @@ from pydantic import ValidationError
 
 from atalaia.adapters.db.repositories import JobStore, ReadingStore
 from atalaia.adapters.queue import WriteTurns
-from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    DataScientist,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+)
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text
 from atalaia.api.training.schemas import (
     BatchAccepted,
@@ -24,6 +30,14 @@ from atalaia.api.training.schemas import (
 from atalaia.core.jobs import JobStatus
 from atalaia.core.ports import JobQueue
 from atalaia.core.series import Readings
+from atalaia.errors import (
+    InvalidHyperparameters,
+    InvalidSeries,
+    JobNotCancellable,
+    JobNotFound,
+    TrainingRateLimited,
+    UnknownAlgorithm,
+)
 from atalaia.services import training
 
 router = APIRouter(prefix="/training", tags=["training"])
@@ -80,7 +94,12 @@ def _documented_body() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-@router.post("/batch", status_code=202, response_model=BatchAccepted)
+@router.post(
+    "/batch",
+    status_code=202,
+    response_model=BatchAccepted,
+    responses=error_responses(UnknownAlgorithm, InvalidHyperparameters),
+)
 def train_batch(
     turn: WriteTurnDep,  # first: jobs defer their writes from here on
     body: BatchTrainingBody,
@@ -130,6 +149,9 @@ def _select_series(session: SessionDep, body: BatchTrainingBody) -> list[str]:
     status_code=202,
     response_model=JobView,
     openapi_extra=_documented_body(),
+    responses=error_responses(
+        InvalidSeries, UnknownAlgorithm, InvalidHyperparameters, TrainingRateLimited
+    ),
 )
 def train(
     turn: WriteTurnDep,  # first: jobs defer their writes from here on
@@ -170,7 +192,9 @@ def train(
     return JobView.of(job)
 
 
-@router.get("/jobs/{job_id}", response_model=JobView)
+@router.get(
+    "/jobs/{job_id}", response_model=JobView, responses=error_responses(JobNotFound)
+)
 def get_job(job_id: Text, session: SessionDep, _: Viewer) -> JobView:
     """One training job."""
     return JobView.of(JobStore(session).get(job_id))
@@ -198,7 +222,11 @@ def list_jobs(
     return JobPage(jobs=[JobView.of(job) for job in jobs], next_cursor=next_cursor)
 
 
-@router.delete("/jobs/{job_id}", response_model=JobView)
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=JobView,
+    responses=error_responses(JobNotFound, JobNotCancellable),
+)
 def cancel_job(job_id: Text, session: SessionDep, principal: DataScientist) -> JobView:
     """Cancel a queued or running job."""
     job = training.cancel_job(session=session, job_id=job_id, actor=principal.subject)
