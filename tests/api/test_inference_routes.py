@@ -444,13 +444,29 @@ class TestUnknownSeries:
         assert response.status_code == 422
         assert response.json()["rule"] == "unknown_series_policy"
 
+    @pytest.mark.parametrize("route", ["single", "rows", "columns"])
+    @pytest.mark.parametrize(
+        "query",
+        [b"=false", b"limt=10", b"unknown=reject&unknown=default"],
+        ids=["blank-name", "typo", "repeated"],
+    )
+    def test_a_query_parameter_not_taken_or_repeated_is_422(
+        self, client: TestClient, viewer: Headers, route: str, query: bytes
+    ) -> None:
+        response = request_predictions(
+            client, viewer, [SERIES], route, params=httpx.QueryParams(query.decode())
+        )
+
+        assert response.status_code == 422, response.text
+        assert response.json()["rule"] == "query_parameters"
+
 
 def request_predictions(
     client: TestClient,
     headers: Headers,
     ids: list[str],
     route: str,
-    params: dict[str, str] | None = None,
+    params: dict[str, str] | httpx.QueryParams | None = None,
 ) -> httpx.Response:
     """POST readings of `ids` to the single route (the first id), or as a batch."""
     body: dict[str, Any]

@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from atalaia.core.detectors import (
     DETECTORS,
+    MAX_HYPERPARAMETER,
     Detector,
     ModelParams,
     fit,
@@ -204,6 +205,18 @@ class TestHyperparameters:
         with pytest.raises(InvalidHyperparameters) as caught:
             resolve_hyperparameters(algorithm, {THRESHOLD: value})
         assert caught.value.rule == "hyperparameters_positive"
+
+    @pytest.mark.parametrize("value", [MAX_HYPERPARAMETER * 1.001, 1e308])
+    def test_rejects_a_value_above_the_bound(
+        self, algorithm: str, value: float
+    ) -> None:
+        with pytest.raises(InvalidHyperparameters) as caught:
+            resolve_hyperparameters(algorithm, {THRESHOLD: value})
+        assert caught.value.rule == "hyperparameters_range"
+
+    def test_takes_the_bound_itself(self, algorithm: str) -> None:
+        resolved = resolve_hyperparameters(algorithm, {THRESHOLD: MAX_HYPERPARAMETER})
+        assert resolved[THRESHOLD] == MAX_HYPERPARAMETER
 
     @pytest.mark.parametrize("value", ["3", None, True, [3.0], {"v": 3}])
     def test_rejects_a_non_numeric_value(self, algorithm: str, value: object) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -103,7 +103,12 @@ def strict_query(request: Request) -> None:
         for dependant in dependants(getattr(route, "dependant", Dependant()))
         for param in dependant.query_params
     }
-    counts = Counter(key for key, _ in request.query_params.multi_items())
+    check_query_names((key for key, _ in request.query_params.multi_items()), taken)
+
+
+def check_query_names(names: Iterable[str], taken: Collection[str]) -> None:
+    """Raise InvalidInput (`query_parameters`) for a name not in `taken` or repeated."""
+    counts = Counter(names)
     wrong = sorted(k for k, n in counts.items() if k not in taken or n > 1)
     if wrong:
         raise InvalidInput(

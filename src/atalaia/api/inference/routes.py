@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from atalaia.api.common.auth import Role
-from atalaia.api.common.deps import Admin, authorize
+from atalaia.api.common.deps import Admin, authorize, check_query_names
 from atalaia.api.common.fast_routes import FastRoute
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId
@@ -141,7 +141,9 @@ _UNKNOWN_QUERY: dict[str, Any] = {
 def _rejects_unknown(scope: Scope) -> bool:
     """Whether to refuse unknown series: `?unknown=`, else the service's setting."""
     query: bytes = scope["query_string"]
-    for key, value in parse_qsl(query.decode("latin-1")) if query else ():
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
+    check_query_names((key for key, _ in pairs), ("unknown",))
+    for key, value in pairs:
         if key == "unknown":
             if value not in _POLICIES:
                 raise InvalidInput(

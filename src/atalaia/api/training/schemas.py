@@ -20,7 +20,7 @@ from atalaia.api.common.params import (
     Text,
     VersionNumber,
 )
-from atalaia.core.detectors.catalog import DETECTORS
+from atalaia.core.detectors import DETECTORS, MAX_HYPERPARAMETER
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
@@ -31,7 +31,7 @@ DEFAULT_ALGORITHM = "zscore"
 # Request bodies: no unknown field; numbers are JSON numbers (not strings or
 # booleans), like the inference service's.
 _REQUEST = ConfigDict(extra="forbid", strict=True)
-_POSITIVE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e308}
+_POSITIVE = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_HYPERPARAMETER}
 
 
 def _one_algorithm(schema: dict[str, Any]) -> None:

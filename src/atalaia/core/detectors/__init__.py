@@ -1,6 +1,7 @@
 """Anomaly detectors and their columnar scoring."""
 
 from atalaia.core.detectors.base import (
+    MAX_HYPERPARAMETER,
     Detector,
     ModelParams,
     ParamColumns,
@@ -18,6 +19,7 @@ from atalaia.core.detectors.catalog import (
 
 __all__ = [
     "DETECTORS",
+    "MAX_HYPERPARAMETER",
     "Detector",
     "ModelParams",
     "ParamColumns",

@@ -18,6 +18,10 @@ import numpy.typing as npt
 
 from atalaia.errors import InvalidHyperparameters
 
+# Every hyperparameter is a number in (0, MAX_HYPERPARAMETER]: a threshold of a
+# million standard deviations already flags nothing.
+MAX_HYPERPARAMETER = 1e6
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -126,7 +130,8 @@ def score_columns(
 def check_hyperparameters(
     algorithm: str, defaults: Mapping[str, float], given: Mapping[str, object]
 ) -> dict[str, float]:
-    """Merge `given` over `defaults`; reject unknown names and non-positive numbers."""
+    """Merge `given` over `defaults`; reject unknown names and numbers outside
+    (0, MAX_HYPERPARAMETER]."""
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise InvalidHyperparameters(
@@ -148,6 +153,12 @@ def check_hyperparameters(
             raise InvalidHyperparameters(
                 f"{algorithm}.{name} must be a finite number > 0, got {number!r}",
                 rule="hyperparameters_positive",
+            )
+        if number > MAX_HYPERPARAMETER:
+            raise InvalidHyperparameters(
+                f"{algorithm}.{name} must be at most {MAX_HYPERPARAMETER:g}, "
+                f"got {number:g}",
+                rule="hyperparameters_range",
             )
         merged[name] = number
     return merged
