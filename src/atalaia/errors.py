@@ -176,13 +176,13 @@ class RateLimited(AtalaiaError):
 
 
 class TrainingRateLimited(RateLimited):
-    RULE = "series_training_interval"
+    rule = "series_training_interval"
 
     def __init__(self, series_id: str, *, retry_after: int, interval_s: int) -> None:
         super().__init__(
             f"series {series_id!r} accepts one training per {interval_s} s; "
             f"retry in {retry_after} s",
-            rule=self.RULE,
+            rule=self.rule,
             retry_after=retry_after,
         )
         self.series_id = series_id
@@ -197,7 +197,7 @@ class BatchRateLimited(RateLimited):
         super().__init__(
             f"every one of the {len(rejected)} series of the batch trained less "
             f"than its interval ago; retry in {retry_after} s",
-            rule=TrainingRateLimited.RULE,
+            rule=TrainingRateLimited.rule,
             retry_after=retry_after,
         )
         self.rejected = rejected

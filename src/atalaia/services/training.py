@@ -259,7 +259,7 @@ def check_batch_accepted(submission: BatchSubmission) -> None:
     rate limited when the interval refused them all, invalid otherwise."""
     if submission.accepted or not submission.rejected:
         return
-    if all(r.get("rule") == TrainingRateLimited.RULE for r in submission.rejected):
+    if all(r.get("rule") == TrainingRateLimited.rule for r in submission.rejected):
         raise BatchRateLimited(submission.rejected)
     raise BatchRefused(submission.rejected)
 
