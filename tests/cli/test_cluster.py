@@ -24,7 +24,7 @@ from atalaia.cluster.gateway import nginx_binary
 from atalaia.cluster.supervisor import ProcessSpec, Started, StartFailed
 from atalaia.settings import Settings
 from fixtures import require_service
-from fixtures.api import inline_body
+from fixtures.api import inline_body, wait_for
 from fixtures.db import create_database, drop_database, worker_database_name
 
 runner = CliRunner()
@@ -319,14 +319,13 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
             f"/api/v1/models/{SERIES}/versions/1/promote", json={"strategy": "direct"}
         )
         assert promoted.status_code == 200, promoted.text
-        since = time.monotonic()
         replicas = [
             f"{procs[n].url}/api/v1/predict/{SERIES}"
             for n in ("inference-1", "inference-2")
         ]
-        while any(version_served(url, auth) != 1 for url in replicas):
-            assert time.monotonic() - since < 1.0, "a replica still serves no model"
-            time.sleep(0.05)
+        # Both replicas follow the promotion (how fast: `python -m bench
+        # promote-visible`; here only that it arrives).
+        wait_for(lambda: all(version_served(u, auth) == 1 for u in replicas) or None)
         assert version_served(f"{gateway}/predict/{SERIES}", auth) == 1
         assert version_served(f"{gateway}/api/v1/predict/{SERIES}", auth) == 1
 
