@@ -24,13 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.adapters.db.repositories import ServedModel
-from atalaia.core.detectors import DETECTORS
+from atalaia.core.detectors import DETECTORS, MIN_SCALE, band_width, score_readings
 from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
 
 ALGORITHMS: tuple[str, ...] = tuple(sorted(DETECTORS))
 HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
-_MIN_STD = 1e-12
 # From this many ids a batch is looked up in the hashed index, not id by id.
 HASHED_LOOKUP = 64
 
@@ -73,8 +72,6 @@ SERVING = np.dtype(
 UNKNOWN_ROW = 0
 Record = tuple[float, float, int, int, int, int]
 UNKNOWN_RECORD: Record = (0.0, np.inf, 0, int(Tier.DEFAULT), int(Source.NONE), 0)
-# A positive threshold times a scale of at least _MIN_STD can still underflow.
-_MIN_WIDTH = 1e-300
 
 
 @dataclass(slots=True)
@@ -132,17 +129,14 @@ class _Columns:
         """Recompute the serving records of `rows` from their model and history."""
         has_model = self.version[rows] > 0
         hist_std = self.hist_std[rows]
-        has_history = ~has_model & (hist_std > _MIN_STD)
+        has_history = ~has_model & (hist_std > MIN_SCALE)
         records = np.empty(rows.size, SERVING)
         records["center"] = np.where(
             has_model, self.center[rows], np.where(has_history, self.hist_mean[rows], 0)
         )
         records["width"] = np.where(
             has_model,
-            np.maximum(
-                np.maximum(self.scale[rows], _MIN_STD) * self.threshold[rows],
-                _MIN_WIDTH,
-            ),
+            band_width(self.scale[rows], self.threshold[rows]),
             np.where(has_history, hist_std * HISTORY_SIGMA, np.inf),
         )
         records["version"] = self.version[rows]
@@ -261,12 +255,12 @@ class ModelTable:
     ) -> Scores:
         """Score readings of `rows` through the fallback chain, in one pass."""
         records = self.cols.serving.take(rows)  # take: 20x faster than [rows] here
-        score = np.abs(values - records["center"]) / records["width"]
+        score, anomaly = score_readings(records["center"], records["width"], values)
         return Scores(
             ids=self.ids,
             rows=rows,
             score=score,
-            anomaly=score > 1.0,
+            anomaly=anomaly,
             tier=records["tier"],
             version=records["version"],
             algorithm=records["algorithm"],

@@ -192,10 +192,9 @@ def _score(
     if model is None:
         return None, np.zeros(values.size, dtype=np.bool_)
     p = model.params
-    with np.errstate(divide="ignore", invalid="ignore"):  # a zero scale scores inf
-        return score_columns(
-            np.array([p.center]), np.array([p.scale]), np.array([p.threshold]), values
-        )
+    return score_columns(
+        np.array([p.center]), np.array([p.scale]), np.array([p.threshold]), values
+    )
 
 
 # --- JSON ------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from atalaia.api.inference.schemas import (
     PredictionView,
     Reading,
 )
+from atalaia.core.detectors import score_reading
 from atalaia.core.series import check_series_id, check_value, check_values
 from atalaia.errors import DependencyUnavailable, InvalidInput, UnknownSeries
 from atalaia.services.inference import Predictor
@@ -75,7 +76,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     if row == UNKNOWN_ROW:
         _on_unknown(state, [series_id], reject=reject_unknown)
     center, width, _version, tier, _source, _algorithm = record
-    score = abs(value - center) / width
+    score = score_reading(center, width, value)
     metrics: ServingMetrics = state["serving_metrics"]
     metrics.one(table.ids, row, series_id, score > 1.0, started)
     answer = answers.reading_answer(

@@ -2,11 +2,15 @@
 
 from atalaia.core.detectors.base import (
     MAX_HYPERPARAMETER,
+    MIN_SCALE,
     Detector,
     ModelParams,
     ParamColumns,
     Stack,
+    band_width,
     score_columns,
+    score_reading,
+    score_readings,
     stack_by_length,
 )
 from atalaia.core.detectors.catalog import (
@@ -19,15 +23,19 @@ from atalaia.core.detectors.catalog import (
 
 __all__ = [
     "DETECTORS",
-    "MAX_HYPERPARAMETER",
     "Detector",
+    "MAX_HYPERPARAMETER",
+    "MIN_SCALE",
     "ModelParams",
     "ParamColumns",
     "Stack",
+    "band_width",
     "fit",
     "fit_rows",
     "get_detector",
     "resolve_hyperparameters",
     "score_columns",
+    "score_reading",
+    "score_readings",
     "stack_by_length",
 ]

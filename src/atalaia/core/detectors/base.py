@@ -110,21 +110,57 @@ def stack_by_length(series: Sequence[FloatArray]) -> list[Stack]:
     ]
 
 
+# The smallest spread a model scores with: a series that barely varies still
+# scores finite distances, and a flat one scores 0 at its centre, not NaN.
+MIN_SCALE = 1e-12
+# A positive threshold times MIN_SCALE can still underflow to 0.
+MIN_WIDTH = 1e-300
+
+
+def band_width(scale: FloatArray, threshold: FloatArray) -> FloatArray:
+    """Half-width of the normal band, scale × threshold, clamped to be positive.
+
+    >>> band_width(np.array([2.0, 0.0]), np.array([3.0, 3.0])).tolist()
+    [6.0, 3e-12]
+    """
+    return np.maximum(np.maximum(scale, MIN_SCALE) * threshold, MIN_WIDTH)
+
+
+def score_readings(
+    center: FloatArray, width: FloatArray, values: FloatArray
+) -> tuple[FloatArray, BoolArray]:
+    """The scoring rule: distance from the centre in band half-widths; a score
+    above 1 is an anomaly. An infinite width scores 0 (nothing is known).
+
+    >>> s, a = score_readings(np.array([0.0]), np.array([3.0]), np.array([6.0]))
+    >>> float(s[0]), bool(a[0])
+    (2.0, True)
+    """
+    score = np.abs(values - center) / width
+    return score, score > 1.0
+
+
+def score_reading(center: float, width: float, value: float) -> float:
+    """`score_readings` for one reading, in plain floats (the single-reading path,
+    where a numpy call per request would cost more than the arithmetic).
+
+    >>> score_reading(0.0, 3.0, -6.0)
+    2.0
+    """
+    return abs(value - center) / width
+
+
 def score_columns(
     center: FloatArray, scale: FloatArray, threshold: FloatArray, values: FloatArray
 ) -> tuple[FloatArray, BoolArray]:
     """Score readings against aligned parameter columns in one vectorized pass.
-
-    Returns (anomaly_score, anomaly): the score is the distance from the centre in
-    units of the threshold, so a score above 1 is an anomaly.
 
     >>> s, a = score_columns(np.array([0.0]), np.array([1.0]), np.array([3.0]),
     ...                      np.array([6.0]))
     >>> float(s[0]), bool(a[0])
     (2.0, True)
     """
-    score = np.abs(values - center) / (scale * threshold)
-    return score, score > 1.0
+    return score_readings(center, band_width(scale, threshold), values)
 
 
 def check_hyperparameters(
