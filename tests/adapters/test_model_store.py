@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import astuple, replace
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from atalaia.adapters.db.repositories import (
 from atalaia.core.detectors import ModelParams
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import (
-    Lineage,
     ModelVersion,
     Stage,
     StageChange,
@@ -27,35 +25,22 @@ from atalaia.core.registry import (
     plan_rollback,
 )
 from atalaia.errors import VersionNotFound
+from fixtures import factories
+from fixtures.factories import SERIES
 
-SERIES = "sensor_001_radial"
-TRAINED_AT = datetime(2024, 12, 1, 8, 30, 15, 123456, tzinfo=UTC)
 Sessions = sessionmaker[Session]
 
 
 def model_version(
     number: int, *, series_id: str = SERIES, stage: Stage = Stage.STAGING
 ) -> ModelVersion:
-    job_id = f"job-{series_id}-{number}"
-    return ModelVersion(
+    """Versions alternate between algorithms and centres, so that a mix-up shows."""
+    return factories.model_version(
+        number,
+        stage,
         series_id=series_id,
-        version=number,
-        stage=stage,
         algorithm="robust" if number % 2 else "zscore",
         params=ModelParams(center=0.3 + number, scale=0.07, threshold=3.5),
-        lineage=Lineage(
-            job_id=job_id,
-            algorithm="robust" if number % 2 else "zscore",
-            hyperparameters={"threshold_sigma": 3.5},
-            data_start=1_733_000_000.0,
-            data_end=1_733_604_740.0,
-            data_points=10_080,
-            data_hash=f"sha256:{number:064x}",
-            package_version="0.1.0",
-        ),
-        created_at=TRAINED_AT + timedelta(hours=number),
-        metrics={"fit_seconds": 0.01, "train_anomaly_rate": 0.002},
-        reference={"mean": 0.3, "decile_edges": [0.1, 0.2]},
     )
 
 

@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from atalaia.core.detectors import ModelParams
 from atalaia.core.registry import (
-    Lineage,
-    ModelVersion,
     Stage,
     StageChange,
     check_transition,
@@ -15,33 +10,7 @@ from atalaia.core.registry import (
     plan_rollback,
 )
 from atalaia.errors import Conflict, NothingToRollBack, VersionNotPromotable
-
-SERIES = "sensor_001_radial"
-TRAINED_AT = datetime(2024, 12, 1, tzinfo=UTC)
-
-
-def model_version(
-    number: int, stage: Stage, *, series_id: str = SERIES
-) -> ModelVersion:
-    lineage = Lineage(
-        job_id=f"job-{number}",
-        algorithm="zscore",
-        hyperparameters={"threshold_sigma": 3.0},
-        data_start=1_733_000_000.0,
-        data_end=1_733_604_740.0,
-        data_points=10_080,
-        data_hash="sha256:0",
-        package_version="0.1.0",
-    )
-    return ModelVersion(
-        series_id=series_id,
-        version=number,
-        stage=stage,
-        algorithm="zscore",
-        params=ModelParams(0.3, 0.07, 3.0),
-        lineage=lineage,
-        created_at=TRAINED_AT,
-    )
+from fixtures.factories import SERIES, model_version
 
 
 def assert_legal(changes: list[StageChange]) -> None:
@@ -177,7 +146,7 @@ class TestLineage:
     def test_serializes_the_data_window(self) -> None:
         data = model_version(1, Stage.STAGING).lineage.as_dict()
         assert data["data_window"] == {"start": 1_733_000_000.0, "end": 1_733_604_740.0}
-        assert data["job_id"] == "job-1"
+        assert data["job_id"] == f"job-{SERIES}-1"
         assert set(data) == {
             "job_id",
             "algorithm",

@@ -7,7 +7,6 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib.image
@@ -20,7 +19,7 @@ from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.repositories import JobStore, ModelStore, ReadingStore
 from atalaia.core.detectors import ModelParams
 from atalaia.core.jobs import JobStatus, TrainingJob
-from atalaia.core.registry import Lineage, ModelVersion, Stage
+from atalaia.core.registry import ModelVersion, Stage
 from atalaia.core.series import Readings
 from atalaia.errors import (
     InvalidInput,
@@ -39,6 +38,7 @@ from atalaia.services.plotting import (
     render_svg,
     to_json,
 )
+from fixtures.factories import model_version
 
 SERIES = "sensor_001_radial"
 T0 = 1_733_011_200.0  # 2024-12-01T00:00:00Z
@@ -56,14 +56,10 @@ def _series() -> Readings:
 
 
 def _version(version: int, stage: Stage, params: ModelParams = PARAMS) -> ModelVersion:
-    lineage = Lineage(
-        job_id=f"job-{version}", algorithm="zscore", hyperparameters={},
-        data_start=T0, data_end=T0 + 4 * 86_400.0, data_points=576,
-        data_hash="sha256:x", package_version="test",
-    )  # fmt: skip
-    return ModelVersion(
-        series_id=SERIES, version=version, stage=stage, algorithm="zscore",
-        params=params, lineage=lineage, created_at=datetime.now(UTC),
+    """A version trained on the four days from T0."""
+    return model_version(
+        version, stage, series_id=SERIES, params=params, data_start=T0,
+        data_end=T0 + 4 * 86_400.0, data_points=576,
     )  # fmt: skip
 
 
