@@ -24,9 +24,10 @@ from fixtures.api import (
     SettingsFactory,
     bearer,
     inline_body,
+    predict,
     promote,
     train,
-    wait_for,
+    wait_until_served,
 )
 from fixtures.db import truncate_tables
 from fixtures.tcp_proxy import TcpProxy
@@ -59,23 +60,11 @@ def settings_pair(
 
 
 def _predict(client: TestClient, settings: Settings, series_id: str) -> dict[str, Any]:
-    response = client.post(
-        f"/api/v1/predict/{series_id}",
-        json={"timestamp": 1_733_700_000, "value": 0.3},
-        headers=bearer(settings, Role.VIEWER),
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return predict(client, bearer(settings, Role.VIEWER), series_id=series_id)
 
 
 def _serves(client: TestClient, settings: Settings, version: int) -> None:
-    wait_for(
-        lambda: (
-            _predict(client, settings, SERIES)["model_info"]["version"] == version
-            or None
-        )
-    )
+    wait_until_served(client, bearer(settings, Role.VIEWER), version, SERIES)
 
 
 @contextmanager

@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atalaia.embedded import create_embedded_app
-from fixtures.api import Headers, SettingsFactory, inline_body, promote, train, wait_for
+from fixtures.api import (
+    Headers,
+    SettingsFactory,
+    inline_body,
+    promote,
+    train,
+    wait_until_served,
+)
+from fixtures.api import predict as predict_reading
 
 SERIES = "sensor_003_radial"
 T = 1_733_700_000.0
@@ -31,22 +39,11 @@ def client(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[TestClien
 def predict(
     client: TestClient, headers: Headers, value: float, series_id: str = SERIES
 ) -> dict[str, Any]:
-    response = client.post(
-        f"/api/v1/predict/{series_id}",
-        json={"timestamp": 1_733_700_000, "value": value},
-        headers=headers,
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return predict_reading(client, headers, value, series_id, timestamp=T)
 
 
 def serving(client: TestClient, headers: Headers, version: int) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        body = predict(client, headers, 0.3)
-        return body if body["model_info"]["version"] == version else None
-
-    return wait_for(probe)
+    return wait_until_served(client, headers, version, SERIES)
 
 
 class TestFallbackChain:
