@@ -13,6 +13,7 @@ from bench import (
     peers_bench,
     platform_bench,
     predict_bench,
+    quality_bench,
     store_bench,
 )
 from bench._report import report
@@ -122,6 +123,17 @@ def peers(
     )
     report("peers", figures, record=record)
     typer.echo(table)
+
+
+@app.command("quality")
+def quality(
+    data: Annotated[
+        Path, typer.Option(help="SKAB's folder (valve1/, valve2/, other/).")
+    ] = quality_bench.SKAB,
+    record: Record = True,
+) -> None:
+    """Detection quality on SKAB: F1, false and missed alarms, per detector and kind."""
+    report("quality", quality_bench.quality(data), record=record)
 
 
 if __name__ == "__main__":

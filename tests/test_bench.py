@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 from bench.__main__ import app
 from typer.testing import CliRunner
@@ -50,3 +52,27 @@ def test_fleet_retrain_runs_and_reports(fleet_database: str) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("fleet-retrain: ")
     assert "registered 20," in result.output
+
+
+def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
+    """One SKAB-shaped experiment: 400 normal rows, then a shift the labels mark."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 1, (600, 2))
+    labels = np.zeros(600)
+    values[500:, 1] += 50.0
+    labels[500:] = 1
+    (tmp_path / "valve1").mkdir()
+    lines = ["datetime;A;B;anomaly;changepoint"] + [
+        f"2020-03-09 10:{i // 60:02d}:{i % 60:02d};{a};{b};{y};0"
+        for i, ((a, b), y) in enumerate(zip(values, labels, strict=True))
+    ]
+    (tmp_path / "valve1" / "1.csv").write_text("\n".join(lines) + "\n")
+
+    result = CliRunner().invoke(
+        app, ["quality", "--data", str(tmp_path), "--no-record"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("quality: files 1, flag_all_f1 0.667, ")
+    assert "zscore_valve1_f1 1" in result.output.strip().split(", ")
+    assert "valve2" not in result.output  # no experiment of that kind

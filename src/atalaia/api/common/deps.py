@@ -97,6 +97,8 @@ def dependants(dependant: Dependant) -> Iterator[Dependant]:
 def strict_query(request: Request) -> None:
     """Refuse a query parameter the route does not take, or one given twice: a
     typo (`?limt=10`) would otherwise be ignored without a word."""
+    if not request.scope["query_string"]:
+        return  # most requests: nothing to check, no dependency tree to walk
     route = request.scope.get("route")
     taken = {
         param.alias
