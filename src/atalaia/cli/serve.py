@@ -66,12 +66,19 @@ def ensure_admin_token(settings: Settings) -> tuple[str, bool]:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to (host, port): taken before anything else starts."""
+    """A socket bound to (host, port): taken before anything else starts.
+
+    TCP_NODELAY is set here because connections accepted from a socket handed
+    to the server inherit it: without it small answers wait on Nagle's algorithm
+    and the client's delayed ACK (a p99 of 20–40 ms at 64 connections).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family)
+        sock = socket.create_server((host, port), family=family)
     except OSError as exc:
         raise port_failure(exc, host=host, port=port, option="--port") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def check_database(settings: Settings, role: ServiceRole) -> None:
