@@ -16,8 +16,7 @@ from atalaia.adapters.db.engine import make_engine
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.adapters.db.tables import AuditRow
-from atalaia.adapters.queue import WriteTurns
-from atalaia.adapters.queue.turns import MAX_DEFER_S
+from atalaia.adapters.db.write_turns import MAX_DEFER_S, WriteTurns
 from atalaia.core.series import Readings
 
 WAIT_S = 5.0

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from atalaia.adapters.db.repositories import JobStore, ReadingStore
-from atalaia.adapters.queue import WriteTurns
+from atalaia.adapters.db.write_turns import WriteTurns
 from atalaia.api.common.deps import (
     DataScientist,
     ResourcesDep,
