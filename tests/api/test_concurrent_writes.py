@@ -21,6 +21,7 @@ from fixtures.api import Headers, SettingsFactory, inline_body, promote, train
 
 SERIES = "sensor_005_radial"
 THREADS = 12
+BARRIER_WAIT_S = 30.0  # generous: reached only when a call never starts
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def unlimited(
 
 def together(calls: Sequence[Callable[[], httpx.Response]]) -> list[httpx.Response]:
     """Run every call at once: each thread waits at a barrier, then calls."""
-    barrier = threading.Barrier(len(calls))
+    barrier = threading.Barrier(len(calls), timeout=BARRIER_WAIT_S)
 
     def run(call: Callable[[], httpx.Response]) -> httpx.Response:
         barrier.wait()
