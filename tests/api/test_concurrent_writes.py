@@ -1,5 +1,6 @@
 """Writes that race: the training interval and stage changes hold under concurrency,
-on SQLite and PostgreSQL (threads released together by a barrier)."""
+on SQLite and PostgreSQL (threads released together by a barrier); embedded jobs
+defer their writes to training requests."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from atalaia.api.training.routes import training
 from atalaia.embedded import create_embedded_app
 from fixtures.api import Headers, SettingsFactory, inline_body, promote, train
 
 SERIES = "sensor_005_radial"
 THREADS = 12
+BARRIER_WAIT_S = 30.0  # generous: reached only when a call never starts
 
 
 @pytest.fixture
@@ -39,7 +43,7 @@ def unlimited(
 
 def together(calls: Sequence[Callable[[], httpx.Response]]) -> list[httpx.Response]:
     """Run every call at once: each thread waits at a barrier, then calls."""
-    barrier = threading.Barrier(len(calls))
+    barrier = threading.Barrier(len(calls), timeout=BARRIER_WAIT_S)
 
     def run(call: Callable[[], httpx.Response]) -> httpx.Response:
         barrier.wait()
@@ -89,6 +93,23 @@ class TestTrainingInterval:
         assert all(int(a.headers["Retry-After"]) > 0 for a in refused)
         jobs = limited.get(f"/api/v1/training/jobs?series_id={SERIES}", headers=admin)
         assert len(jobs.json()["jobs"]) == 1
+
+
+class TestJobsDeferToRequests:
+    def test_training_submissions_defer_jobs_from_their_first_dependency(
+        self,
+    ) -> None:
+        # FastAPI solves a route's dependencies in order: the first one runs
+        # before the others (body, authentication, session).
+        submissions = [
+            route
+            for route in training.router.routes
+            if isinstance(route, APIRoute) and route.methods == {"POST"}
+        ]
+
+        firsts = [route.dependant.dependencies[0].call for route in submissions]
+
+        assert firsts == [training.served_before_jobs] * 2
 
 
 class TestStageChanges:

@@ -13,7 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Gauge
 
 from atalaia.adapters.db.repositories import JobStore
-from atalaia.adapters.queue import InProcessExecutor, WriteTurns
+from atalaia.adapters.db.write_turns import WriteTurns
+from atalaia.adapters.queue import InProcessExecutor
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.broker import celery_dispatch

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from atalaia.adapters.db.repositories import JobStore, ReadingStore
-from atalaia.adapters.queue import WriteTurns
+from atalaia.adapters.db.write_turns import WriteTurns
 from atalaia.api.common.deps import (
     DataScientist,
     ResourcesDep,
@@ -53,15 +53,34 @@ def get_job_queue(request: Request) -> JobQueue:
 JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 
 
-def write_turn(request: Request) -> Iterator[AbstractContextManager[None]]:
-    """The request's turn to write, before background jobs (embedded, SQLite),
-    which start no write transaction while the request is served."""
+def _write_turns(request: Request) -> WriteTurns | None:
+    """The embedded platform's write turns (SQLite); None elsewhere."""
     turns: WriteTurns | None = getattr(request.state, "write_turns", None)
+    return turns
+
+
+def served_before_jobs(request: Request) -> Iterator[None]:
+    """Background jobs start no write transaction while this request is served
+    (embedded, SQLite)."""
+    turns = _write_turns(request)
     if turns is None:
-        yield nullcontext()
+        yield
         return
     with turns.serving():
-        yield turns.foreground()
+        yield
+
+
+# Declared on the route, not as a parameter: FastAPI solves a route's own
+# dependencies before its parameters', so jobs defer their writes from the
+# request's first dependency (body, authentication, session) to its answer.
+SERVED_BEFORE_JOBS = Depends(served_before_jobs)
+
+
+def write_turn(request: Request) -> AbstractContextManager[None]:
+    """The request's turn to write, before background jobs (embedded, SQLite):
+    hold it from the request's first write to its commit."""
+    turns = _write_turns(request)
+    return turns.foreground() if turns is not None else nullcontext()
 
 
 WriteTurnDep = Annotated[AbstractContextManager[None], Depends(write_turn)]
@@ -99,14 +118,15 @@ def _documented_body() -> dict[str, Any]:
     status_code=202,
     response_model=BatchAccepted,
     responses=error_responses(UnknownAlgorithm, InvalidHyperparameters),
+    dependencies=[SERVED_BEFORE_JOBS],
 )
 def train_batch(
-    turn: WriteTurnDep,  # first: jobs defer their writes from here on
     body: BatchTrainingBody,
     session: SessionDep,
     resources: ResourcesDep,
     job_queue: JobQueueDep,
     principal: DataScientist,
+    turn: WriteTurnDep,
 ) -> BatchAccepted:
     """Queue one training job per selected series, from each one's stored window.
 
@@ -114,7 +134,7 @@ def train_batch(
     series can be trained.
     """
     series_ids = _select_series(session, body)
-    with turn:  # the series' claims are writes
+    with turn:  # from the series' claims (writes) to the commit
         submission = training.submit_batch(
             session=session,
             series_ids=series_ids,
@@ -152,15 +172,16 @@ def _select_series(session: SessionDep, body: BatchTrainingBody) -> list[str]:
     responses=error_responses(
         InvalidSeries, UnknownAlgorithm, InvalidHyperparameters, TrainingRateLimited
     ),
+    dependencies=[SERVED_BEFORE_JOBS],
 )
 def train(
-    turn: WriteTurnDep,  # first: jobs defer their writes from here on
     series_id: SeriesId,
     raw: Annotated[bytes, Depends(raw_body)],
     session: SessionDep,
     resources: ResourcesDep,
     job_queue: JobQueueDep,
     principal: DataScientist,
+    turn: WriteTurnDep,
 ) -> JobView:
     """Validate a training request and queue it; the job runs in the background."""
     body = parse_training_body(raw)
@@ -175,7 +196,7 @@ def train(
         readings=readings,
         window_hours=body.window_hours,
     )
-    with turn:  # the series' claim is a write
+    with turn:  # from the series' claim (a write) to the commit
         job = training.submit_training(
             session=session,
             artifacts=resources.artifacts,
