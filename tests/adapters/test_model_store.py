@@ -9,12 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.repositories import (
-    JobStore,
-    ModelStore,
-    ServedModel,
-    _columns,
-)
+from atalaia.adapters.db.repositories import JobStore, ModelStore, _columns
 from atalaia.core.detectors import ModelParams
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import (
@@ -24,6 +19,7 @@ from atalaia.core.registry import (
     plan_direct_promotion,
     plan_rollback,
 )
+from atalaia.core.serving import ServedModel
 from atalaia.errors import VersionNotFound
 from fixtures import factories
 from fixtures.factories import SERIES

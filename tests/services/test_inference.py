@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.cache import ModelCache, RedisLink, RegistryNotice
-from atalaia.adapters.db.repositories import ReadingStore, ServedModel
+from atalaia.adapters.cache import ModelCache, RedisLink
+from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.inference import answers
-from atalaia.core.registry import Strategy
+from atalaia.core.registry import RegistryNotice, Strategy
 from atalaia.core.series import Readings
+from atalaia.core.serving import ServedModel
 from atalaia.services import registry, training
 from atalaia.services.inference import Predictor
 from atalaia.services.model_table import ModelTable, Source, Tier

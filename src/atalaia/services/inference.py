@@ -26,8 +26,10 @@ import numpy as np
 import structlog
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.cache import ModelCache, RegistryNotice
-from atalaia.adapters.db.repositories import ModelStore, ReadingStore, ServedModel
+from atalaia.adapters.cache import ModelCache
+from atalaia.adapters.db.repositories import ModelStore, ReadingStore
+from atalaia.core.registry import RegistryNotice
+from atalaia.core.serving import ServedModel
 from atalaia.services.model_table import ALGORITHMS, ModelTable, Source
 from atalaia.services.prediction_stats import PredictionTally
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.core.detectors import DETECTORS, MIN_SCALE, band_width, score_readings
+from atalaia.core.serving import ServedModel
 from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
 

@@ -22,7 +22,8 @@ import numpy.typing as npt
 import structlog
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import Rollups, RollupStore
+from atalaia.adapters.db.repositories import RollupStore
+from atalaia.core.serving import Rollups
 
 log = structlog.get_logger()
 

@@ -9,10 +9,11 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.cache import ModelCache, RedisLink, RegistryNotice, publish_notice
+from atalaia.adapters.cache import ModelCache, RedisLink, publish_notice
 from atalaia.adapters.db.conflicts import conflicts_translated
 from atalaia.adapters.db.repositories import AuditLog, ModelStore
 from atalaia.core.registry import (
+    RegistryNotice,
     Stage,
     StageChange,
     Strategy,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -11,22 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import PredictionRollupRow
-
-
-@dataclass(frozen=True, slots=True)
-class Rollups:
-    """Counts of one hour, one entry per series (aligned sequences)."""
-
-    bucket: datetime
-    series_ids: Sequence[str]
-    predictions: Sequence[int]
-    anomalies: Sequence[int]
-    requests: Sequence[int]
-    latency_ms_sum: Sequence[float]
-    latency_ms_max: Sequence[float]
-
-    def __len__(self) -> int:
-        return len(self.series_ids)
+from atalaia.core.serving import Rollups
 
 
 class RollupStore:
