@@ -6,7 +6,6 @@ from dataclasses import astuple, replace
 
 import numpy as np
 import pytest
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import JobStore, ModelStore, _columns
@@ -20,7 +19,7 @@ from atalaia.core.registry import (
     plan_rollback,
 )
 from atalaia.core.serving import ServedModel
-from atalaia.errors import VersionNotFound
+from atalaia.errors import ConcurrentChange, VersionNotFound
 from fixtures import factories
 from fixtures.factories import SERIES
 
@@ -129,7 +128,7 @@ class TestAddAndGet:
         first = model_version(1)
         register(sessions, first)
         again = replace(first, lineage=replace(first.lineage, job_id="another-job"))
-        with pytest.raises(IntegrityError):
+        with pytest.raises(ConcurrentChange):
             register(sessions, again)
 
     def test_refuses_a_second_version_of_one_job(self, sessions: Sessions) -> None:
@@ -137,7 +136,7 @@ class TestAddAndGet:
         register(sessions, first)
         with sessions() as session:
             ModelStore(session).add(replace(first, version=2), actor="trainer")
-            with pytest.raises(IntegrityError):
+            with pytest.raises(ConcurrentChange):
                 session.commit()
 
     def test_logs_the_arrival_in_the_ledger(self, sessions: Sessions) -> None:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import RollupStore
+from atalaia.errors import DependencyUnavailable
 from atalaia.services.prediction_stats import PredictionTally
 
 Sessions = sessionmaker[Session]
@@ -59,9 +60,9 @@ def test_counts_survive_a_failed_flush(sessions: Sessions) -> None:
     tally.add_one(IDS, 1, True, 1.0)
 
     def unreachable() -> Session:
-        raise ConnectionError("database down")
+        raise DependencyUnavailable("database")
 
-    with pytest.raises(ConnectionError):
+    with pytest.raises(DependencyUnavailable):
         tally.flush(unreachable)
     tally.flush(sessions)
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import RollupStore
 from atalaia.core.serving import Rollups
+from atalaia.errors import ConcurrentChange, DependencyUnavailable
 
 log = structlog.get_logger()
 
@@ -166,7 +167,8 @@ class PredictionTally:
         return [r for r in pending if len(r)]
 
     def flush(self, sessions: Callable[[], Session]) -> int:
-        """Write pending counts; on failure keep them for the next flush."""
+        """Write pending counts; when the database is unavailable or a concurrent
+        write conflicts, keep them for the next flush (and raise)."""
         pending = self.drain()
         written = 0
         try:
@@ -175,9 +177,13 @@ class PredictionTally:
                     RollupStore(session).add(rollups)
                     session.commit()
                 written += 1
-        except Exception as exc:
+        except (DependencyUnavailable, ConcurrentChange) as exc:
             self._put_back(pending[written:])
-            log.warning("inference.rollup_flush_failed", error=type(exc).__name__)
+            log.warning(
+                "inference.rollup_flush_failed",
+                error=type(exc).__name__,
+                origin=exc.origin,
+            )
             raise
         return sum(len(r) for r in pending)
 

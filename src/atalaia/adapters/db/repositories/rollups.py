@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import PredictionRollupRow
+from atalaia.adapters.db.translation import driver_errors_translated
 from atalaia.core.serving import Rollups
 
 
@@ -37,8 +38,12 @@ class RollupStore:
     def _add_by_copy(self, rollups: Rollups) -> None:
         # COPY into a temporary table, then one upsert: no per-row statement
         # parameters in Python (285,000 series' counts take a fraction of a second).
-        raw = self.session.connection().connection.driver_connection
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
+        connection = self.session.connection()
+        raw = connection.connection.driver_connection
+        with (
+            driver_errors_translated(connection),
+            raw.cursor() as cursor,  # type: ignore[union-attr]
+        ):
             cursor.execute(_PG_STAGING)
             with cursor.copy(_PG_COPY) as copy:
                 for values in _rows(rollups):
