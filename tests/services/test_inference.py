@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.cache import ModelCache, RedisLink
 from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.inference import answers
 from atalaia.core.registry import RegistryNotice, Strategy
@@ -55,7 +56,9 @@ def trained_and_promoted(sessions: Sessions, tmp_path: Path, seed: int = 0) -> N
 
 
 def predictor(sessions: Sessions, tmp_path: Path) -> Predictor:
-    return Predictor(sessions, snapshot_path=tmp_path / "snapshot.npz")
+    return Predictor(
+        DatabaseServingStore(sessions), snapshot_path=tmp_path / "snapshot.npz"
+    )
 
 
 def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, Any]:
@@ -199,7 +202,9 @@ def cache(redis_url: str, redis_prefix: str) -> Iterator[ModelCache]:
 
 
 def cached_predictor(sessions: Sessions, path: Path, cache: ModelCache) -> Predictor:
-    return Predictor(sessions, snapshot_path=path / "snapshot.npz", cache=cache)
+    return Predictor(
+        DatabaseServingStore(sessions), snapshot_path=path / "snapshot.npz", cache=cache
+    )
 
 
 class TestPredictorWithRedis:

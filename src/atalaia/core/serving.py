@@ -1,5 +1,5 @@
-"""What inference serves and records: production models and per-series
-prediction counts, as plain values (rows or aligned columns)."""
+"""What inference serves and records: production models, series histories and
+per-series prediction counts, as plain values (rows or aligned columns)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,34 @@ class ServedColumns:
     center: npt.NDArray[np.float64]
     scale: npt.NDArray[np.float64]
     threshold: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesHistory:
+    """The mean and standard deviation of each series' stored readings (aligned
+    columns): the fallback z-score of a series without a model."""
+
+    series_ids: list[str]
+    mean: npt.NDArray[np.float64]
+    std: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetModels:
+    """Every production model and every series' history, as of the registry
+    ledger's entry `cursor` (where its change feed goes on from)."""
+
+    cursor: int
+    models: ServedColumns
+    history: SeriesHistory
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesModels:
+    """The production models and histories of some series (those that have one)."""
+
+    models: list[ServedModel]
+    history: SeriesHistory
 
 
 @dataclass(frozen=True, slots=True)
