@@ -17,6 +17,7 @@ from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.auth import Authenticator
 from atalaia.api.common.ratelimit import RateLimiter
+from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
 from atalaia.errors import DependencyUnavailable
 from atalaia.settings import Settings
@@ -30,7 +31,7 @@ class Resources:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
     authenticator: Authenticator
     rate_limiter: RateLimiter
     redis: RedisLink | None = None  # None: Redis is not configured
