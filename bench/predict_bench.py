@@ -28,8 +28,8 @@ import numpy.typing as npt
 import orjson
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.api.common.auth import Authenticator, Role
+from atalaia.core.serving import ServedModel
 from atalaia.services.model_table import ModelTable, Source
 from bench._fleet import database, fill_registry, series_ids
 from bench._servers import Server, atalaia_serve, free_port, serve

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.adapters.db.tables import VersionRow
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.series import Readings
@@ -50,7 +51,9 @@ def warm_load(models: int, url: str | None) -> dict[str, float | int]:
         engine = make_engine(url)
         sessions = make_session_factory(engine)
         _fill_once(sessions, models)
-        predictor = Predictor(sessions, snapshot_path=home / "snapshot.npz")
+        predictor = Predictor(
+            DatabaseServingStore(sessions), snapshot_path=home / "snapshot.npz"
+        )
         started = time.perf_counter()
         predictor.reload_all()
         reload_s = time.perf_counter() - started

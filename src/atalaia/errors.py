@@ -45,6 +45,13 @@ class AtalaiaError(Exception):
         if rule is not None:
             self.rule = rule
 
+    @property
+    def origin(self) -> str:
+        """The first line of the error this one was raised from (a driver's, say),
+        or "": for the logs, never for an answer."""
+        lines = str(self.__cause__ or "").splitlines()
+        return lines[0] if lines else ""
+
 
 class InvalidInput(AtalaiaError):
     """The request content breaks a rule; `rule` names it."""

@@ -12,12 +12,12 @@ from atalaia.adapters.cache import (
     ModelCache,
     NoticeListener,
     RedisLink,
-    RegistryNotice,
     SharedCounters,
     publish_notice,
 )
 from atalaia.adapters.cache.models import decode_model, encode_model
-from atalaia.adapters.db.repositories import ServedModel
+from atalaia.core.registry import RegistryNotice
+from atalaia.core.serving import ServedModel
 from fixtures.api import wait_for
 from fixtures.redis_server import through
 from fixtures.tcp_proxy import TcpProxy

@@ -5,13 +5,12 @@ from __future__ import annotations
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from atalaia.adapters.db.engine import PoolOptions, Timeouts, make_engine, pool_options
 from atalaia.adapters.db.repositories import ReadingStore
-from atalaia.errors import InvalidInput
+from atalaia.errors import DependencyUnavailable, InvalidInput
 from atalaia.settings import Settings
 
 URL = "postgresql://atalaia@db.invalid/atalaia"  # engines connect lazily: never here
@@ -51,12 +50,12 @@ def test_the_server_cancels_a_statement_past_the_statement_timeout(
 ) -> None:
     engine = make_engine(postgres_database, timeouts=Timeouts(statement_s=0.2))
     try:
-        with engine.connect() as conn, pytest.raises(OperationalError) as raised:
+        with engine.connect() as conn, pytest.raises(DependencyUnavailable) as raised:
             conn.execute(text("SELECT pg_sleep(5)"))
     finally:
         engine.dispose()
 
-    assert isinstance(raised.value.orig, psycopg.errors.QueryCanceled)
+    assert isinstance(raised.value.__cause__, psycopg.errors.QueryCanceled)
 
 
 def test_settings_name_the_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:

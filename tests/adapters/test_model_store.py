@@ -6,15 +6,9 @@ from dataclasses import astuple, replace
 
 import numpy as np
 import pytest
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.repositories import (
-    JobStore,
-    ModelStore,
-    ServedModel,
-    _columns,
-)
+from atalaia.adapters.db.repositories import JobStore, ModelStore, _columns
 from atalaia.core.detectors import ModelParams
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import (
@@ -24,7 +18,8 @@ from atalaia.core.registry import (
     plan_direct_promotion,
     plan_rollback,
 )
-from atalaia.errors import VersionNotFound
+from atalaia.core.serving import ServedModel
+from atalaia.errors import ConcurrentChange, VersionNotFound
 from fixtures import factories
 from fixtures.factories import SERIES
 
@@ -133,7 +128,7 @@ class TestAddAndGet:
         first = model_version(1)
         register(sessions, first)
         again = replace(first, lineage=replace(first.lineage, job_id="another-job"))
-        with pytest.raises(IntegrityError):
+        with pytest.raises(ConcurrentChange):
             register(sessions, again)
 
     def test_refuses_a_second_version_of_one_job(self, sessions: Sessions) -> None:
@@ -141,7 +136,7 @@ class TestAddAndGet:
         register(sessions, first)
         with sessions() as session:
             ModelStore(session).add(replace(first, version=2), actor="trainer")
-            with pytest.raises(IntegrityError):
+            with pytest.raises(ConcurrentChange):
                 session.commit()
 
     def test_logs_the_arrival_in_the_ledger(self, sessions: Sessions) -> None:

@@ -10,8 +10,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.api.inference import answers
+from atalaia.core.serving import ServedModel
 from atalaia.services.model_table import ALGORITHMS, ModelTable, Scores, Source, Tier
 
 IDS = ["a", "b", "h", "a", "c"]

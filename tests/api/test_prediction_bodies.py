@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.api.inference import answers
 from atalaia.api.inference.bodies import parse_batch, parse_reading
 from atalaia.api.inference.schemas import (
@@ -23,6 +22,7 @@ from atalaia.api.inference.schemas import (
     PredictionView,
     Reading,
 )
+from atalaia.core.serving import ServedModel
 from atalaia.errors import InvalidInput
 from atalaia.services.model_table import ModelTable, Source
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.core.series import MAX_SERIES_ID_LENGTH
+from atalaia.core.serving import ServedModel
 from atalaia.services.id_index import IdIndex
 from atalaia.services.model_table import HASHED_LOOKUP, ModelTable, Source
 

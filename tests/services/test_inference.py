@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.cache import ModelCache, RedisLink, RegistryNotice
-from atalaia.adapters.db.repositories import ReadingStore, ServedModel
+from atalaia.adapters.cache import ModelCache, RedisLink
+from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.inference import answers
-from atalaia.core.registry import Strategy
+from atalaia.core.registry import RegistryNotice, Strategy
 from atalaia.core.series import Readings
+from atalaia.core.serving import ServedModel
 from atalaia.services import registry, training
 from atalaia.services.inference import Predictor
 from atalaia.services.model_table import ModelTable, Source, Tier
@@ -54,7 +56,9 @@ def trained_and_promoted(sessions: Sessions, tmp_path: Path, seed: int = 0) -> N
 
 
 def predictor(sessions: Sessions, tmp_path: Path) -> Predictor:
-    return Predictor(sessions, snapshot_path=tmp_path / "snapshot.npz")
+    return Predictor(
+        DatabaseServingStore(sessions), snapshot_path=tmp_path / "snapshot.npz"
+    )
 
 
 def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, Any]:
@@ -198,7 +202,9 @@ def cache(redis_url: str, redis_prefix: str) -> Iterator[ModelCache]:
 
 
 def cached_predictor(sessions: Sessions, path: Path, cache: ModelCache) -> Predictor:
-    return Predictor(sessions, snapshot_path=path / "snapshot.npz", cache=cache)
+    return Predictor(
+        DatabaseServingStore(sessions), snapshot_path=path / "snapshot.npz", cache=cache
+    )
 
 
 class TestPredictorWithRedis:

@@ -13,9 +13,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.api.inference import answers
 from atalaia.core.detectors import score_columns
+from atalaia.core.serving import ServedModel
 from atalaia.services.model_table import (
     ALGORITHMS,
     HISTORY_SIGMA,

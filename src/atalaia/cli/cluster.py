@@ -7,9 +7,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
-from atalaia.cli.failures import database_failure
 from atalaia.cli.serve import ensure_admin_token
 from atalaia.cluster import local
 from atalaia.cluster.gateway import nginx_binary
@@ -75,8 +73,6 @@ def up(
         state = local.start(settings, specs, timeout_s=timeout, gateway_conf=conf)
     except StartFailed as exc:
         _fail(f"{exc}\n{_tail(exc.process.log)}")
-    except OperationalError as exc:
-        raise database_failure(str(exc.orig)) from None
     for process in sorted(state.processes, key=_order):
         typer.echo(f"{process.name:<12} {process.url or '(no port)':<24} {process.pid}")
     typer.echo(f"logs: {local.log_dir(settings)}")

@@ -14,10 +14,9 @@ from typing import Any
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
-from atalaia.errors import AtalaiaError
+from atalaia.errors import AtalaiaError, DependencyUnavailable
 
 FIX_URL = "fix ATALAIA_DATABASE_URL"
 _MISSING_DATABASE = re.compile(r'database "(?P<name>[^"]+)" does not exist')
@@ -49,8 +48,8 @@ def explain(exc: Exception) -> CommandFailed | None:
     """The one-line failure for `exc`, or None when it is a bug."""
     if isinstance(exc, ValidationError):
         return CommandFailed(_settings_line(exc), exit_code=2)
-    if isinstance(exc, OperationalError):
-        return database_failure(str(exc.orig))
+    if isinstance(exc, DependencyUnavailable) and exc.name == "database":
+        return database_failure(exc)
     if isinstance(exc, AtalaiaError):
         return CommandFailed(exc.detail)
     if isinstance(exc, PermissionError):
@@ -87,9 +86,10 @@ class DatabaseUnreachable(CommandFailed):
     """No answer from the database (down, or a wrong host or port)."""
 
 
-def database_failure(detail: str) -> CommandFailed:
-    """Why the database refused or failed a connection, and what to do."""
-    detail = " ".join(detail.split())
+def database_failure(exc: DependencyUnavailable) -> CommandFailed:
+    """Why the database refused or failed a connection (the driver's error that
+    caused `exc`), and what to do."""
+    detail = " ".join(str(exc.__cause__ or exc.detail).split())
     if missing := _MISSING_DATABASE.search(detail):
         name = missing["name"]
         return CommandFailed(

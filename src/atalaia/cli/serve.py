@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy.exc import OperationalError
 
 from atalaia.adapters.db.engine import make_engine
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.cli.failures import DatabaseUnreachable, database_failure, port_failure
+from atalaia.errors import DependencyUnavailable
 from atalaia.files import touch_private
 from atalaia.settings import Settings, load_settings
 
@@ -88,8 +88,8 @@ def check_database(settings: Settings, role: ServiceRole) -> None:
     try:
         with engine.connect():
             pass
-    except OperationalError as exc:
-        failure = database_failure(str(exc.orig))
+    except DependencyUnavailable as exc:
+        failure = database_failure(exc)
         if role is not ServiceRole.INFERENCE or not isinstance(
             failure, DatabaseUnreachable
         ):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
+
+from atalaia.core.serving import FleetModels, Rollups, SeriesModels, ServedModel
 
 
 class ArtifactStore(Protocol):
@@ -53,3 +56,49 @@ class BatchSubmitter(Protocol):
         hyperparameters: Mapping[str, float],
         window_hours: float,
     ) -> SubmittedBatch: ...
+
+
+class RollupSink(Protocol):
+    """Where per-series prediction counts go (the database's hourly rollups)."""
+
+    def add_rollups(self, rollups: Rollups) -> None:
+        """Add `rollups` to the counts stored, committed; DependencyUnavailable
+        or ConcurrentChange when they could not be."""
+        ...
+
+
+class ServingStore(RollupSink, Protocol):
+    """What inference reads of the registry and the series' statistics, and the
+    counts it writes: the database. Each call is a transaction of its own and
+    raises DependencyUnavailable while the database is unavailable."""
+
+    def load_fleet(self) -> FleetModels:
+        """Every production model and every series' history."""
+        ...
+
+    def load_series(self, series_ids: Sequence[str]) -> SeriesModels:
+        """The production models and histories of these series (those with one)."""
+        ...
+
+    def changed_since(self, cursor: int, *, since: datetime) -> tuple[int, set[str]]:
+        """(the ledger's newest entry, the series of its entries after `cursor`
+        or written at or after `since`)."""
+        ...
+
+
+class SharedModelCache(Protocol):
+    """Served models shared by every inference replica (Redis). Best effort:
+    while it is down, reads find nothing and writes are dropped."""
+
+    @property
+    def ready(self) -> bool:
+        """Would a call try it now (it is not left alone after a failure)?"""
+        ...
+
+    def get_many(self, series_ids: Sequence[str]) -> dict[str, ServedModel]: ...
+
+    def put_many(self, models: Sequence[ServedModel], *, overwrite: bool) -> None:
+        """Write these models; with `overwrite` false, only where none is held."""
+        ...
+
+    def forget(self, series_ids: Sequence[str]) -> None: ...

@@ -85,6 +85,17 @@ class StageChange:
     to_stage: Stage
 
 
+@dataclass(frozen=True, slots=True)
+class RegistryNotice:
+    """A registry change as announced to inference replicas: `event` (promoted,
+    rolled_back, ...) left `version` in `stage` (the stage of its last move)."""
+
+    series_id: str
+    version: int
+    stage: str
+    event: str
+
+
 def check_transition(series_id: str, version: int, src: Stage, dst: Stage) -> None:
     if dst not in _LEGAL[src]:
         raise VersionNotPromotable(

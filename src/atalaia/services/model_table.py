@@ -17,14 +17,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from itertools import repeat
+from itertools import count, repeat
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.core.detectors import DETECTORS, MIN_SCALE, band_width, score_readings
+from atalaia.core.serving import ServedModel
 from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
 
@@ -32,6 +32,7 @@ ALGORITHMS: tuple[str, ...] = tuple(sorted(DETECTORS))
 HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
 # From this many ids a batch is looked up in the hashed index, not id by id.
 HASHED_LOOKUP = 64
+_GENERATIONS = count(1)
 
 
 class Source(IntEnum):
@@ -78,7 +79,7 @@ UNKNOWN_RECORD: Record = (0.0, np.inf, 0, int(Tier.DEFAULT), int(Source.NONE), 0
 class Scores:
     """Aligned per-reading results of a batch."""
 
-    ids: list[str]  # the scoring table's series ids, by row
+    table: ModelTable  # the table that scored them: `rows` are its rows
     rows: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
     anomaly: npt.NDArray[np.bool_]
@@ -154,6 +155,11 @@ class ModelTable:
     ids: list[str] = field(default_factory=lambda: [""])  # row 0: unknown series
     cols: _Columns = field(default_factory=lambda: _Columns.empty(1024))
     hashed: IdIndex = field(default_factory=IdIndex)  # `index`, for batches
+    # Which table this is, in the order they were made: each new table (a full
+    # load, the snapshot) numbers its rows afresh, while a table keeps every row
+    # it gave as it grows. Whatever keeps rows of a table (counts, a snapshot
+    # written) compares generations.
+    generation: int = field(default_factory=lambda: next(_GENERATIONS))
 
     def __len__(self) -> int:
         """Number of series with a served model."""
@@ -257,7 +263,7 @@ class ModelTable:
         records = self.cols.serving.take(rows)  # take: 20x faster than [rows] here
         score, anomaly = score_readings(records["center"], records["width"], values)
         return Scores(
-            ids=self.ids,
+            table=self,
             rows=rows,
             score=score,
             anomaly=anomaly,

@@ -5,24 +5,27 @@ database, where `/models/{series_id}/metrics` reads them.
 
 Counts of the current hour are numpy columns indexed by the model table's rows,
 so a batch is counted in a few vectorized updates whatever the number of series
-it touches; series unknown to the table are counted by name. A flush writes the
-series touched since the last one.
+it touches; series unknown to the table are counted by name. Rows added to a
+table keep the rows counted so far, so the hour only grows; a new table (its
+`generation` changes) numbers its rows afresh and closes the hour. A flush
+writes the series touched since the last one.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 import structlog
-from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import Rollups, RollupStore
+from atalaia.core.ports import RollupSink
+from atalaia.core.serving import Rollups
+from atalaia.errors import ConcurrentChange, DependencyUnavailable
+from atalaia.services.model_table import ModelTable
 
 log = structlog.get_logger()
 
@@ -40,9 +43,11 @@ def _hour_of(seconds: float) -> datetime:
 
 @dataclass
 class _Hour:
-    """Counts of one hour against one table's rows (`ids`), and by name."""
+    """Counts of one hour against the rows of one table (of `generation`, its
+    series `ids`), and by name."""
 
     start: float
+    generation: int
     ids: list[str]
     predictions: npt.NDArray[np.int64]
     anomalies: npt.NDArray[np.int64]
@@ -52,9 +57,10 @@ class _Hour:
     named: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, start: float, ids: list[str], size: int) -> _Hour:
+    def open(cls, start: float, table: ModelTable) -> _Hour:
+        size = len(table.ids)
         return cls(
-            start, ids,
+            start, table.generation, table.ids,
             np.zeros(size, np.int64), np.zeros(size, np.int64),
             np.zeros(size, np.int64), np.zeros(size), np.zeros(size),
         )  # fmt: skip
@@ -93,23 +99,28 @@ class PredictionTally:
         self._hour: _Hour | None = None
         self._pending: list[Rollups] = []  # closed hours, and failed flushes
 
-    def _current(self, ids: list[str]) -> _Hour:
-        """The open hour for this table, closing the previous one if it changed."""
+    def _current(self, table: ModelTable) -> _Hour:
+        """The open hour for this table, closing the previous one if it is of
+        another table or of a past hour."""
         now = time.time()
         hour = self._hour
-        if hour is None or hour.ids is not ids or now - hour.start >= 3600:
+        if (
+            hour is None
+            or hour.generation != table.generation
+            or now - hour.start >= 3600
+        ):
             if hour is not None:
                 self._pending.append(hour.rollups())
-            hour = self._hour = _Hour.open(now // 3600 * 3600, ids, len(ids))
-        hour.fit(len(ids))
+            hour = self._hour = _Hour.open(now // 3600 * 3600, table)
+        hour.fit(len(table.ids))
         return hour
 
     def add_one(
-        self, ids: list[str], row: int, anomaly: bool, latency_ms: float
+        self, table: ModelTable, row: int, anomaly: bool, latency_ms: float
     ) -> None:
-        """Count one reading of the table row `row` (its series is `ids[row]`)."""
+        """Count one reading of the table's row `row`."""
         with self._lock:
-            hour = self._current(ids)
+            hour = self._current(table)
             hour.predictions[row] += 1
             hour.anomalies[row] += anomaly
             hour.requests[row] += 1
@@ -119,16 +130,16 @@ class PredictionTally:
 
     def add_rows(
         self,
-        ids: list[str],
+        table: ModelTable,
         rows: Rows,
         anomaly: npt.NDArray[np.bool_],
         latency_ms: float,
     ) -> None:
-        """Count one request's readings: one per entry of `rows` (table rows,
-        repeated as often as the request holds readings of them), `anomaly`
-        their verdicts."""
+        """Count one request's readings: one per entry of `rows` (the table's
+        rows, repeated as often as the request holds readings of them),
+        `anomaly` their verdicts."""
         with self._lock:
-            hour = self._current(ids)
+            hour = self._current(table)
             np.add.at(hour.predictions, rows, 1)
             np.add.at(hour.anomalies, rows[anomaly], 1)
             # A fancy-indexed update writes each distinct row once: one request.
@@ -138,7 +149,7 @@ class PredictionTally:
 
     def add_named(
         self,
-        ids: list[str],
+        table: ModelTable,
         counts: dict[str, tuple[int, int]],
         latency_ms: float,
     ) -> None:
@@ -146,7 +157,7 @@ class PredictionTally:
 
         `counts` maps each series to its (readings, anomalies)."""
         with self._lock:
-            hour = self._current(ids)
+            hour = self._current(table)
             for series_id, (readings, anomalies) in counts.items():
                 cell = hour.named.setdefault(series_id, [0, 0, 0, 0.0, 0.0])
                 cell[0] += readings
@@ -164,19 +175,22 @@ class PredictionTally:
             pending, self._pending = self._pending, []
         return [r for r in pending if len(r)]
 
-    def flush(self, sessions: Callable[[], Session]) -> int:
-        """Write pending counts; on failure keep them for the next flush."""
+    def flush(self, sink: RollupSink) -> int:
+        """Write pending counts; when the database is unavailable or a concurrent
+        write conflicts, keep them for the next flush (and raise)."""
         pending = self.drain()
         written = 0
         try:
             for rollups in pending:
-                with sessions() as session:
-                    RollupStore(session).add(rollups)
-                    session.commit()
+                sink.add_rollups(rollups)
                 written += 1
-        except Exception as exc:
+        except (DependencyUnavailable, ConcurrentChange) as exc:
             self._put_back(pending[written:])
-            log.warning("inference.rollup_flush_failed", error=type(exc).__name__)
+            log.warning(
+                "inference.rollup_flush_failed",
+                error=type(exc).__name__,
+                origin=exc.origin,
+            )
             raise
         return sum(len(r) for r in pending)
 

@@ -6,20 +6,20 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.cache import ModelCache, RedisLink, RegistryNotice, publish_notice
-from atalaia.adapters.db.conflicts import conflicts_translated
+from atalaia.adapters.cache import ModelCache, RedisLink, publish_notice
+from atalaia.adapters.db.conflicts import conflicts_translated, lost_race
 from atalaia.adapters.db.repositories import AuditLog, ModelStore
 from atalaia.core.registry import (
+    RegistryNotice,
     Stage,
     StageChange,
     Strategy,
     plan_direct_promotion,
     plan_rollback,
 )
-from atalaia.errors import ConcurrentChange, NotImplementedYet
+from atalaia.errors import ConcurrentChange, DependencyUnavailable, NotImplementedYet
 
 log = structlog.get_logger()
 
@@ -77,8 +77,8 @@ def rollback(
 def _committed(
     session: Session, attempt: Callable[[], list[StageChange]], *, what: str
 ) -> list[StageChange]:
-    """Run `attempt` and commit, again after a conflict with a concurrent
-    transaction, up to ATTEMPTS times; the last conflict raises ConcurrentChange.
+    """Run `attempt` and commit, again after it lost a race with a concurrent
+    transaction, up to ATTEMPTS times; the last lost race raises ConcurrentChange.
 
     Stage changes lock the series first, so conflicts are rare: a retry covers
     those the locks do not order (another writer of the same rows).
@@ -86,7 +86,9 @@ def _committed(
     for _ in range(ATTEMPTS - 1):
         try:
             return _commit(session, attempt, what)
-        except ConcurrentChange:
+        except ConcurrentChange as exc:
+            if not lost_race(exc):
+                raise
             session.rollback()
             log.warning("registry.conflict_retried", what=what)
     return _commit(session, attempt, what)
@@ -143,8 +145,8 @@ def announce_change(
     cache = ModelCache(redis, ttl_s=ttl_s)
     try:
         served = ModelStore(session).served_models([last.series_id])
-    except SQLAlchemyError as exc:  # replicas will read the database themselves
-        log.warning("registry.cache_not_written", error=type(exc).__name__)
+    except DependencyUnavailable as exc:  # replicas will read the database themselves
+        log.warning("registry.cache_not_written", error=exc.origin)
         cache.forget([last.series_id])
     else:
         cache.put_many(served, overwrite=True)

@@ -35,6 +35,7 @@ from atalaia.errors import (
     AtalaiaError,
     BatchRateLimited,
     BatchRefused,
+    DependencyUnavailable,
     InvalidInput,
     InvalidSeries,
     JobNotCancellable,
@@ -299,7 +300,9 @@ def run_training_chunk(
         return outcome
     try:
         outcome.update(train_claimed(jobs, sessions, artifacts))
-    except Exception as exc:
+    except DependencyUnavailable:
+        raise  # no job failed: they stay claimed for a retry once it is back
+    except Exception as exc:  # a crash of the training itself fails its jobs
         log.error("training.chunk_crashed", jobs=len(jobs), exc_info=True)
         error = {"error": type(exc).__name__, "detail": str(exc)}
         fail_jobs({job.job_id: error for job in jobs}, sessions)

@@ -10,7 +10,6 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from atalaia import __version__
@@ -25,7 +24,7 @@ from atalaia.core.jobs import TrainingJob
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.registry import Lineage, ModelVersion, Stage
 from atalaia.core.series import Readings, validate_training_data
-from atalaia.errors import AtalaiaError, InvalidInput
+from atalaia.errors import AtalaiaError, ConcurrentChange, InvalidInput
 from atalaia.services._payload import decode_payload
 
 log = structlog.get_logger()
@@ -119,7 +118,7 @@ def _register(
             with sessions() as session:
                 outcome = _register_once(session, fitted, data)
                 session.commit()
-        except IntegrityError:  # a concurrent job of a series took its number
+        except ConcurrentChange:  # a concurrent job of a series took its number
             continue
         return outcome
     raise RuntimeError(f"could not number the versions of {len(fitted)} jobs")

@@ -8,18 +8,13 @@ replaced by the database's change feed and rate limits are counted per process.
 from atalaia.adapters.cache.counters import SharedCounters
 from atalaia.adapters.cache.link import Breaker, RedisLink
 from atalaia.adapters.cache.models import ModelCache
-from atalaia.adapters.cache.notices import (
-    NoticeListener,
-    RegistryNotice,
-    publish_notice,
-)
+from atalaia.adapters.cache.notices import NoticeListener, publish_notice
 
 __all__ = [
     "Breaker",
     "ModelCache",
     "NoticeListener",
     "RedisLink",
-    "RegistryNotice",
     "SharedCounters",
     "publish_notice",
 ]

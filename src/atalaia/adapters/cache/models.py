@@ -16,8 +16,8 @@ from typing import Any
 import redis
 
 from atalaia.adapters.cache.link import RedisLink
-from atalaia.adapters.db.repositories import ServedModel
 from atalaia.core.detectors import DETECTORS
+from atalaia.core.serving import ServedModel
 
 _PACKED = struct.Struct("<qddd")
 # MGET at most this many keys at once: Redis serves one command at a time.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import orjson
 import structlog
@@ -18,6 +18,7 @@ from redis.client import PubSub
 from redis.exceptions import RedisError
 
 from atalaia.adapters.cache.link import RedisLink
+from atalaia.core.registry import RegistryNotice
 
 log = structlog.get_logger()
 
@@ -28,38 +29,30 @@ _WAIT_S = 0.5  # how long one wait for a message lasts (the stop check's period)
 _CONFIRM_S = 1.0  # how long Redis may take to confirm a subscription
 
 
-@dataclass(frozen=True, slots=True)
-class RegistryNotice:
-    """A registry change: `event` (promoted, rolled_back, ...) left `version` in
-    `stage` (the stage of the change's last move)."""
+def encode_notice(notice: RegistryNotice) -> bytes:
+    return orjson.dumps(asdict(notice))
 
-    series_id: str
-    version: int
-    stage: str
-    event: str
 
-    def encode(self) -> bytes:
-        return orjson.dumps(asdict(self))
-
-    @classmethod
-    def decode(cls, data: bytes) -> RegistryNotice | None:
-        """The notice in `data`, or None for anything else."""
-        try:
-            fields = orjson.loads(data)
-            return cls(
-                str(fields["series_id"]),
-                int(fields["version"]),
-                str(fields["stage"]),
-                str(fields["event"]),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None
+def decode_notice(data: bytes) -> RegistryNotice | None:
+    """The notice in `data`, or None for anything else."""
+    try:
+        fields = orjson.loads(data)
+        return RegistryNotice(
+            str(fields["series_id"]),
+            int(fields["version"]),
+            str(fields["stage"]),
+            str(fields["event"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def publish_notice(link: RedisLink, notice: RegistryNotice) -> bool:
     """Tell every listening replica; False when Redis is down."""
     channel = link.key(CHANNEL)
-    return link.run(lambda client: client.publish(channel, notice.encode()) >= 0, False)
+    return link.run(
+        lambda client: client.publish(channel, encode_notice(notice)) >= 0, False
+    )
 
 
 class NoticeListener:
@@ -132,7 +125,7 @@ class NoticeListener:
                 self._deliver(message["data"])
 
     def _deliver(self, data: bytes) -> None:
-        notice = RegistryNotice.decode(data)
+        notice = decode_notice(data)
         if notice is None:
             log.warning("redis.notice_ignored", data=data[:200])
             return

@@ -1,11 +1,9 @@
-"""Conflicts between concurrent transactions, translated into domain words."""
+"""Transactions that lost a race with a concurrent one: a conflict, not an outage."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from sqlalchemy.exc import DBAPIError
 
 from atalaia.errors import ConcurrentChange
 
@@ -14,20 +12,21 @@ from atalaia.errors import ConcurrentChange
 _CONFLICTS = frozenset({"40001", "40P01"})
 
 
-def is_conflict(exc: BaseException) -> bool:
-    """Whether `exc` says a transaction lost a race, not that the database failed."""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return isinstance(exc, DBAPIError) and sqlstate in _CONFLICTS
+def lost_race(exc: BaseException) -> bool:
+    """Whether `exc` says a transaction lost a race and was rolled back: a
+    driver's error, or the ConcurrentChange the engine translated it into."""
+    driver_error = exc.__cause__ if isinstance(exc, ConcurrentChange) else exc
+    return getattr(driver_error, "sqlstate", None) in _CONFLICTS
 
 
 @contextmanager
 def conflicts_translated(what: str) -> Iterator[None]:
-    """Raise ConcurrentChange for a conflict with a concurrent transaction in
-    the block; other database errors pass through."""
+    """Name `what` in the ConcurrentChange of a transaction in the block that
+    lost a race; other errors pass through."""
     try:
         yield
-    except DBAPIError as exc:
-        if not is_conflict(exc):
+    except ConcurrentChange as exc:
+        if not lost_race(exc):
             raise
         detail = f"a concurrent change conflicted with the {what}; retry it"
-        raise ConcurrentChange(detail) from exc
+        raise ConcurrentChange(detail) from exc.__cause__

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import DataError
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.errors import InvalidInput
+from atalaia.adapters.db.translation import TranslatingQueuePool, translate_error
 from atalaia.files import touch_private
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ class Timeouts:
     `statement_s` is the server's `statement_timeout`; `socket_s` bounds, on the
     client, the wait for the server's answer to any one call, which a server
     that never receives the call cannot bound: past it the connection is closed
-    and the call fails with OperationalError. 0: no bound.
+    and the call fails (DependencyUnavailable). 0: no bound.
     """
 
     connect_s: float = 3.0
@@ -64,17 +63,20 @@ class Timeouts:
 def make_engine(
     url: str, *, timeouts: Timeouts = Timeouts(), pool: PoolOptions = PoolOptions()
 ) -> Engine:
-    """An engine tuned per backend; creates the SQLite file's folder if needed."""
+    """An engine tuned per backend, raising the domain's errors (see
+    `translation`); creates the SQLite file's folder if needed."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        options: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
             touch_private(Path(parsed.database))  # its -wal and -shm copy the mode
+            options["poolclass"] = TranslatingQueuePool  # SQLite's own choice, too
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **options
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "handle_error", _refuse_unstorable)
+        event.listen(engine, "handle_error", translate_error)
         return engine
     try:
         import psycopg  # noqa: F401  (the driver of postgresql+psycopg URLs)
@@ -90,6 +92,7 @@ def make_engine(
         connect_args["options"] = f"-c statement_timeout={statement_ms}"
     engine = create_engine(
         url,
+        poolclass=TranslatingQueuePool,
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
         pool_pre_ping=pool.pre_ping,
@@ -99,7 +102,7 @@ def make_engine(
     )
     if timeouts.socket_s > 0:
         event.listen(engine, "do_connect", partial(_bounded, timeouts.socket_s))
-    event.listen(engine, "handle_error", _refuse_unstorable)
+    event.listen(engine, "handle_error", translate_error)
     return engine
 
 
@@ -112,23 +115,6 @@ def _bounded(
     connection = BoundedConnection.connect(*cargs, **cparams)
     connection.answer_timeout_s = socket_s
     return connection
-
-
-def _refuse_unstorable(context: ExceptionContext) -> None:
-    """A value the database cannot hold is the request's fault: InvalidInput.
-
-    The edge refuses such values first (`api.common.params`); this keeps one that
-    slips past from becoming a 500 (PostgreSQL text cannot hold U+0000, psycopg
-    refuses it before sending; no driver encodes half a surrogate pair).
-    """
-    if isinstance(context.sqlalchemy_exception, DataError) or isinstance(
-        context.original_exception, UnicodeEncodeError
-    ):
-        reason = str(context.original_exception).splitlines()[0]
-        raise InvalidInput(
-            f"the database cannot store a value of this request: {reason}",
-            rule="storable_value",
-        ) from context.original_exception
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

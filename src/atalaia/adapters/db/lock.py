@@ -19,7 +19,12 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from atalaia.errors import DependencyUnavailable
+
 log = structlog.get_logger()
+
+# What a lock's query may raise when the database fails it (most arrive translated).
+_FAILED = (DependencyUnavailable, DBAPIError)
 
 
 class InstanceLock(Protocol):
@@ -64,11 +69,11 @@ class AdvisoryLock:
             connection = self._engine.connect().execution_options(
                 isolation_level="AUTOCOMMIT"  # no transaction left open for days
             )
-        except DBAPIError:
+        except _FAILED:
             return False  # the database is down: nobody can be sure to hold it
         try:
             taken = connection.scalar(select(func.pg_try_advisory_lock(self._key)))
-        except DBAPIError:
+        except _FAILED:
             connection.invalidate()
             taken = False
         if taken:
@@ -83,7 +88,7 @@ class AdvisoryLock:
             return
         try:  # unlock: the connection goes back to the pool
             connection.scalar(select(func.pg_advisory_unlock(self._key)))
-        except DBAPIError:
+        except _FAILED:
             connection.invalidate()  # the session, and its lock, are gone anyway
         connection.close()
 
@@ -91,7 +96,7 @@ class AdvisoryLock:
         """Whether the session holding the lock still lives; forget it if not."""
         try:
             connection.execute(text("SELECT 1"))
-        except DBAPIError:
+        except _FAILED:
             log.warning("lock.lost", key=self._key)
             connection.invalidate()
             connection.close()

@@ -7,12 +7,15 @@ from collections.abc import Callable
 
 import structlog
 
+from atalaia.errors import ConcurrentChange, DependencyUnavailable
+
 log = structlog.get_logger()
 
 
 class Sweeper:
-    """Calls `sweep` every `every_s` seconds until stopped; a failing sweep
-    (the database or the broker is down) is logged and tried again next time."""
+    """Calls `sweep` every `every_s` seconds until stopped; a sweep that finds
+    the database unavailable, or loses a race, is tried again next time; any
+    other failure is a bug: logged with its traceback, and tried again too."""
 
     def __init__(self, sweep: Callable[[], object], *, every_s: float) -> None:
         self._sweep = sweep
@@ -36,5 +39,7 @@ class Sweeper:
         while not self._stopping.wait(self._every_s):
             try:
                 self._sweep()
-            except Exception as exc:
+            except (DependencyUnavailable, ConcurrentChange) as exc:
                 log.warning("sweeper.sweep_failed", error=type(exc).__name__)
+            except Exception:
+                log.error("sweeper.sweep_crashed", exc_info=True)

@@ -8,12 +8,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from atalaia import errors
-from atalaia.adapters.db.conflicts import is_conflict
 from atalaia.api.common.params import NAMED_RULES
 
 log = structlog.get_logger()
@@ -52,8 +49,17 @@ def error_response(exc: errors.AtalaiaError) -> JSONResponse:
         body["rejected"] = exc.rejected
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
-    log.info("http.error", status=status, error=body["error"], detail=exc.detail)
+    _log_error(status, body["error"], exc)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _log_error(status: int, error: str, exc: errors.AtalaiaError) -> None:
+    """4xx at info, 5xx at error; with the first line of what caused it (a
+    driver's error, say), which the answer does not show."""
+    fields: dict[str, Any] = {"status": status, "error": error, "detail": exc.detail}
+    if exc.origin:
+        fields["origin"] = exc.origin
+    (log.error if status >= 500 else log.info)("http.error", **fields)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -73,22 +79,6 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     rule = rules[0] if rules else "request_schema"
     wrapped = errors.InvalidInput("; ".join(problems[:5]), rule=rule)
     return error_response(wrapped)
-
-
-async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:
-    if is_conflict(exc):  # lost a race with another transaction: not an outage
-        detail = "a concurrent change conflicted with this request; retry it"
-        return error_response(errors.ConcurrentChange(detail))
-    log.error(
-        "database.unavailable", error=str(exc).splitlines()[0] if str(exc) else ""
-    )
-    return error_response(errors.DependencyUnavailable("database"))
-
-
-async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
-    log.info("database.constraint", error=str(exc).splitlines()[0] if str(exc) else "")
-    detail = "a concurrent change conflicts with this request; retry it"
-    return error_response(errors.ConcurrentChange(detail))
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -134,8 +124,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.AtalaiaError, _on_atalaia_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(IntegrityError, _on_integrity_error)
-    app.add_exception_handler(OperationalError, _on_database_error)
-    app.add_exception_handler(InterfaceError, _on_database_error)
-    app.add_exception_handler(PoolTimeout, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -17,7 +17,9 @@ from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.auth import Authenticator
 from atalaia.api.common.ratelimit import RateLimiter
+from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
+from atalaia.errors import DependencyUnavailable
 from atalaia.settings import Settings
 
 # name → () -> (ok, detail); /ready runs them all.
@@ -29,7 +31,7 @@ class Resources:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
     authenticator: Authenticator
     rate_limiter: RateLimiter
     redis: RedisLink | None = None  # None: Redis is not configured
@@ -44,6 +46,8 @@ class Resources:
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
+        except DependencyUnavailable as exc:  # named by the driver's error
+            return False, f"unreachable: {type(exc.__cause__).__name__}"
         except Exception as exc:
             return False, f"unreachable: {type(exc).__name__}"
         return True, self.engine.dialect.name

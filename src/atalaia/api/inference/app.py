@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from atalaia.adapters.cache import ModelCache, NoticeListener
+from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.api.common.app import NOT_READY, build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.inference.metrics import ServingMetrics
@@ -65,7 +66,7 @@ async def model_serving(
     ttl_s = settings.redis_model_ttl_s
     cache = ModelCache(redis, ttl_s=ttl_s) if redis is not None else None
     predictor = Predictor(
-        resources.sessions,
+        DatabaseServingStore(resources.sessions),
         snapshot_path=settings.snapshot_path,
         poll_s=settings.inference_feed_poll_s,
         retry_s=settings.inference_db_retry_s,

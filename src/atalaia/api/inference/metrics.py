@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from atalaia.services.inference import Predictor
-from atalaia.services.model_table import UNKNOWN_ROW, Scores, Tier
+from atalaia.services.model_table import UNKNOWN_ROW, ModelTable, Scores, Tier
 
 
 class ServingMetrics:
@@ -52,18 +52,23 @@ class ServingMetrics:
         self._unknown.inc(readings)
 
     def one(
-        self, ids: list[str], row: int, series_id: str, anomaly: bool, started: float
+        self,
+        table: ModelTable,
+        row: int,
+        series_id: str,
+        anomaly: bool,
+        started: float,
     ) -> None:
-        """Count a single reading of table row `row`, scored since `started`."""
-        stage = 0 if row and self.predictor.table.cols.version[row] else 1
+        """Count a single reading of the table's row `row`, scored since `started`."""
+        stage = 0 if row and table.cols.version[row] else 1
         self._counts[stage][anomaly] += 1
         self._answered[stage] += 1
         latency_ms = (time.perf_counter() - started) * 1000
         tally = self.predictor.tally
         if row:
-            tally.add_one(ids, row, anomaly, latency_ms)
+            tally.add_one(table, row, anomaly, latency_ms)
         else:
-            tally.add_named(ids, {series_id: (1, int(anomaly))}, latency_ms)
+            tally.add_named(table, {series_id: (1, int(anomaly))}, latency_ms)
 
     def batch(self, series_ids: Sequence[str], scores: Scores, started: float) -> None:
         """Count a batch's readings per series, in numpy."""
@@ -88,9 +93,9 @@ class ServingMetrics:
                 if is_unknown:
                     n, anomalies = named.get(series_id, (0, 0))
                     named[series_id] = (n + 1, anomalies + flagged)
-            tally.add_named(scores.ids, named, latency_ms)
+            tally.add_named(scores.table, named, latency_ms)
             rows, anomaly = rows[~unknown], anomaly[~unknown]
-        tally.add_rows(scores.ids, rows, anomaly, latency_ms)
+        tally.add_rows(scores.table, rows, anomaly, latency_ms)
 
 
 class _PredictionCounts(Collector):

@@ -78,7 +78,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     center, width, _version, tier, _source, _algorithm = record
     score = score_reading(center, width, value)
     metrics: ServingMetrics = state["serving_metrics"]
-    metrics.one(table.ids, row, series_id, score > 1.0, started)
+    metrics.one(table, row, series_id, score > 1.0, started)
     answer = answers.reading_answer(
         series_id, timestamp, score, record, fetched, known=row != UNKNOWN_ROW
     )

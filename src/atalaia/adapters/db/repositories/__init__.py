@@ -4,17 +4,13 @@ from atalaia.adapters.db.repositories.audit import AuditLog
 from atalaia.adapters.db.repositories.claims import TrainingClaims
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
 from atalaia.adapters.db.repositories.jobs import JobStore
-from atalaia.adapters.db.repositories.models import (
-    ModelStore,
-    ServedColumns,
-    ServedModel,
-)
+from atalaia.adapters.db.repositories.models import ModelStore
 from atalaia.adapters.db.repositories.readings import (
     IngestResult,
     ReadingStore,
     SeriesSummary,
 )
-from atalaia.adapters.db.repositories.rollups import Rollups, RollupStore
+from atalaia.adapters.db.repositories.rollups import RollupStore
 
 __all__ = [
     "AuditLog",
@@ -23,10 +19,7 @@ __all__ = [
     "JobStore",
     "ModelStore",
     "ReadingStore",
-    "Rollups",
     "RollupStore",
     "SeriesSummary",
-    "ServedColumns",
-    "ServedModel",
     "TrainingClaims",
 ]

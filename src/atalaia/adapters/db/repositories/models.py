@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -21,31 +20,8 @@ from atalaia.adapters.db.tables import (
 )
 from atalaia.core.detectors import ModelParams
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
+from atalaia.core.serving import ServedColumns, ServedModel
 from atalaia.errors import VersionNotFound
-
-
-@dataclass(frozen=True, slots=True)
-class ServedModel:
-    """What the inference table needs of a production version."""
-
-    series_id: str
-    version: int
-    algorithm: str
-    center: float
-    scale: float
-    threshold: float
-
-
-@dataclass(frozen=True, slots=True)
-class ServedColumns:
-    """Every production version, as aligned columns (one row per series)."""
-
-    series_ids: list[str]
-    version: npt.NDArray[np.int64]
-    algorithm: list[str]
-    center: npt.NDArray[np.float64]
-    scale: npt.NDArray[np.float64]
-    threshold: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

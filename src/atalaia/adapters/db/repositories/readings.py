@@ -22,6 +22,7 @@ from atalaia.adapters.db.repositories._pg_binary import (
     float8_array,
 )
 from atalaia.adapters.db.tables import ReadingRow, SeriesRow, utcnow
+from atalaia.adapters.db.translation import driver_errors_translated
 from atalaia.core.series import FloatArray, Readings, sensor_of
 
 
@@ -176,9 +177,14 @@ class ReadingStore:
 
     def _copy_insert(self, fresh: list[tuple[int, FloatArray, FloatArray]]) -> None:
         # Binary COPY: numpy writes the tuples, the server parses no text.
-        raw = self.session.connection().connection.driver_connection
+        connection = self.session.connection()
+        raw = connection.connection.driver_connection
         statement = "COPY readings (series_key, ts, value) FROM STDIN (FORMAT BINARY)"
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        with (
+            driver_errors_translated(connection),
+            raw.cursor() as cursor,  # type: ignore[union-attr]
+            cursor.copy(statement) as copy,
+        ):
             copy.write(COPY_HEADER)
             for key, ts, vs in fresh:
                 copy.write(copy_tuples(key, ts, vs))
@@ -228,8 +234,12 @@ class ReadingStore:
         """
         if self.dialect != "postgresql":
             return {sid: self.last_hours(sid, hours) for sid in series_ids}
-        raw = self.session.connection().connection.driver_connection
-        with raw.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+        connection = self.session.connection()
+        raw = connection.connection.driver_connection
+        with (
+            driver_errors_translated(connection),
+            raw.cursor(binary=True) as cursor,  # type: ignore[union-attr]
+        ):
             rows = cursor.execute(_LAST_WINDOWS, (hours * 3600.0, list(series_ids)))
             windows = {
                 sid: _ordered(float8_array(ts), float8_array(vs))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -11,22 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import PredictionRollupRow
-
-
-@dataclass(frozen=True, slots=True)
-class Rollups:
-    """Counts of one hour, one entry per series (aligned sequences)."""
-
-    bucket: datetime
-    series_ids: Sequence[str]
-    predictions: Sequence[int]
-    anomalies: Sequence[int]
-    requests: Sequence[int]
-    latency_ms_sum: Sequence[float]
-    latency_ms_max: Sequence[float]
-
-    def __len__(self) -> int:
-        return len(self.series_ids)
+from atalaia.adapters.db.translation import driver_errors_translated
+from atalaia.core.serving import Rollups
 
 
 class RollupStore:
@@ -53,8 +38,12 @@ class RollupStore:
     def _add_by_copy(self, rollups: Rollups) -> None:
         # COPY into a temporary table, then one upsert: no per-row statement
         # parameters in Python (285,000 series' counts take a fraction of a second).
-        raw = self.session.connection().connection.driver_connection
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
+        connection = self.session.connection()
+        raw = connection.connection.driver_connection
+        with (
+            driver_errors_translated(connection),
+            raw.cursor() as cursor,  # type: ignore[union-attr]
+        ):
             cursor.execute(_PG_STAGING)
             with cursor.copy(_PG_COPY) as copy:
                 for values in _rows(rollups):

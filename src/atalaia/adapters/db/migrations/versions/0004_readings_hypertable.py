@@ -34,6 +34,7 @@ from atalaia.adapters.db.timescale import (
     readings_layout,
     timescale_offer,
 )
+from atalaia.errors import AtalaiaError
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -79,9 +80,9 @@ def _create_extension(bind: Connection) -> tuple[LayoutChoice, bool]:
     savepoint = bind.begin_nested()
     try:
         bind.execute(text(f"CREATE EXTENSION IF NOT EXISTS {EXTENSION}"))
-    except DBAPIError as exc:
+    except (DBAPIError, AtalaiaError) as exc:  # the engine translates most
         savepoint.rollback()
-        reason = f"cannot create the {EXTENSION} extension: {exc.orig}".strip()
+        reason = f"cannot create the {EXTENSION} extension: {exc.__cause__}".strip()
         return LayoutChoice(ReadingsLayout.PLAIN, reason), False
     savepoint.commit()
     return LayoutChoice(

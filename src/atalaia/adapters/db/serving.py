@@ -1,0 +1,50 @@
+"""What inference reads and writes in the database (`core.ports.ServingStore`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from atalaia.adapters.db.repositories import ModelStore, ReadingStore, RollupStore
+from atalaia.core.serving import FleetModels, Rollups, SeriesHistory, SeriesModels
+
+
+class DatabaseServingStore:
+    """The registry's production models, the series' statistics and the
+    prediction rollups, one session (transaction) per call."""
+
+    def __init__(self, sessions: Callable[[], AbstractContextManager[Session]]):
+        self._sessions = sessions
+
+    def load_fleet(self) -> FleetModels:
+        with self._sessions() as session:
+            cursor = ModelStore(session).latest_seq()
+            served = ModelStore(session).served_columns()
+            ids, means, stds = ReadingStore(session).all_statistics()
+        return FleetModels(cursor, served, SeriesHistory(ids, means, stds))
+
+    def load_series(self, series_ids: Sequence[str]) -> SeriesModels:
+        with self._sessions() as session:
+            served = ModelStore(session).served_models(series_ids)
+            history = list(ReadingStore(session).summaries(series_ids).values())
+        return SeriesModels(
+            served,
+            SeriesHistory(
+                [s.series_id for s in history],
+                np.array([s.mean for s in history], np.float64),
+                np.array([s.std for s in history], np.float64),
+            ),
+        )
+
+    def changed_since(self, cursor: int, *, since: datetime) -> tuple[int, set[str]]:
+        with self._sessions() as session:
+            return ModelStore(session).changed_since(cursor, since=since)
+
+    def add_rollups(self, rollups: Rollups) -> None:
+        with self._sessions() as session:
+            RollupStore(session).add(rollups)
+            session.commit()

@@ -1,0 +1,79 @@
+"""What inference serves and records: production models, series histories and
+per-series prediction counts, as plain values (rows or aligned columns)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """What the inference table needs of a production version."""
+
+    series_id: str
+    version: int
+    algorithm: str
+    center: float
+    scale: float
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServedColumns:
+    """Every production version, as aligned columns (one row per series)."""
+
+    series_ids: list[str]
+    version: npt.NDArray[np.int64]
+    algorithm: list[str]
+    center: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    threshold: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesHistory:
+    """The mean and standard deviation of each series' stored readings (aligned
+    columns): the fallback z-score of a series without a model."""
+
+    series_ids: list[str]
+    mean: npt.NDArray[np.float64]
+    std: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetModels:
+    """Every production model and every series' history, as of the registry
+    ledger's entry `cursor` (where its change feed goes on from)."""
+
+    cursor: int
+    models: ServedColumns
+    history: SeriesHistory
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesModels:
+    """The production models and histories of some series (those that have one)."""
+
+    models: list[ServedModel]
+    history: SeriesHistory
+
+
+@dataclass(frozen=True, slots=True)
+class Rollups:
+    """Prediction counts of one hour, one entry per series (aligned sequences)."""
+
+    bucket: datetime
+    series_ids: Sequence[str]
+    predictions: Sequence[int]
+    anomalies: Sequence[int]
+    requests: Sequence[int]
+    latency_ms_sum: Sequence[float]
+    latency_ms_max: Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.series_ids)

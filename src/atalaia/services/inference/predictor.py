@@ -1,0 +1,99 @@
+"""The predictor: the served table and the parts that keep it, behind one face."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from atalaia.core.ports import ServingStore, SharedModelCache
+from atalaia.errors import ConcurrentChange, DependencyUnavailable
+from atalaia.services.inference.background import BackgroundThreads
+from atalaia.services.inference.follower import OnLoad, TableFollower
+from atalaia.services.inference.health import DatabaseHealth
+from atalaia.services.inference.l2 import L2Models
+from atalaia.services.inference.lookup import MissLookup
+from atalaia.services.inference.served import LoadState, ServedTable
+from atalaia.services.inference.snapshot import Snapshot
+from atalaia.services.model_table import ModelTable
+from atalaia.services.prediction_stats import PredictionTally
+
+log = structlog.get_logger()
+
+
+class Predictor:
+    """Owns the model table and keeps it in step with the registry.
+
+    Who runs what: the event loop reads `table` and calls `due_lookups`;
+    request threads run `look_up` and the admin reloads; the notice listener's
+    thread runs `apply_notice`; the feed and counts threads are
+    `BackgroundThreads`. Writes to the table hold its lock (`ServedTable`);
+    `DatabaseHealth`, `MissLookup` and `PredictionTally` serialize their own.
+    """
+
+    def __init__(
+        self,
+        store: ServingStore,
+        *,
+        snapshot_path: Path,
+        poll_s: float = 0.25,
+        retry_s: float = 5.0,
+        flush_s: float = 30.0,
+        cache: SharedModelCache | None = None,
+    ) -> None:
+        self.store = store
+        self.snapshot_path = snapshot_path
+        self.served = served = ServedTable()
+        self.health = health = DatabaseHealth(retry_s)
+        self.snapshot = Snapshot(served, snapshot_path)
+        l2 = L2Models(served, cache)
+        self.follower = TableFollower(
+            store=store, served=served, health=health, l2=l2, snapshot=self.snapshot,
+            on_load=lambda source, seconds: self.on_load(source, seconds),
+        )  # fmt: skip
+        self.misses = MissLookup(
+            served=served, follower=self.follower, l2=l2, health=health
+        )
+        self.tally = PredictionTally()
+        self.threads = BackgroundThreads(
+            follower=self.follower, snapshot=self.snapshot, tally=self.tally,
+            sink=store, health=health, poll_s=poll_s, flush_s=flush_s,
+        )  # fmt: skip
+        # Called with (source, seconds) after each full load (the metrics set it).
+        self.on_load: OnLoad = lambda _source, _seconds: None
+        # The parts' operations, under the names the routes and lifespan use.
+        self.warm_load = self.follower.warm_load
+        self.reload_all = self.follower.reload_all
+        self.reload_series = self.follower.reload_series
+        self.apply_notice = self.follower.apply_notice
+        self.poll_changes = self.follower.poll_changes
+        self.save_snapshot = self.snapshot.save
+        self.due_lookups = self.misses.due
+        self.look_up = self.misses.look_up
+        self.start_following = self.threads.start
+
+    @property
+    def table(self) -> ModelTable:
+        """The table to score with: read it once per request (it is replaced
+        whole by a full load)."""
+        return self.served.table
+
+    @property
+    def loaded_from(self) -> LoadState:
+        return self.served.loaded_from
+
+    @property
+    def database_ok(self) -> bool:
+        return self.health.ok
+
+    def stop(self) -> None:
+        """Stop both threads, then write the counts still in memory."""
+        self.threads.stop()
+        if not self.health.ok:
+            return
+        try:
+            self.tally.flush(self.store)
+        except (DependencyUnavailable, ConcurrentChange) as exc:
+            log.warning("inference.final_flush_failed", error=exc.origin)
+        except Exception:  # a bug: said, and the shutdown goes on
+            log.error("inference.final_flush_crashed", exc_info=True)

@@ -1,0 +1,116 @@
+"""A predictor over an in-memory store that fails on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from atalaia.core.serving import (
+    FleetModels,
+    Rollups,
+    SeriesHistory,
+    SeriesModels,
+    ServedColumns,
+    ServedModel,
+)
+from atalaia.services.inference import Predictor, background, follower, health
+
+MODEL = ServedModel("sensor_001_radial", 1, "zscore", 0.0, 1.0, 3.0)
+
+
+class FakeStore:
+    """The registry holds `models`; `failure`, when set, is raised by every call."""
+
+    def __init__(self, models: Sequence[ServedModel] = (MODEL,)) -> None:
+        self.models = list(models)
+        self.changed: set[str] = set()  # what the change feed reports next
+        self.failure: Exception | None = None
+        self.rollups: list[Rollups] = []
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def load_fleet(self) -> FleetModels:
+        self._check()
+        m = self.models
+        columns = ServedColumns(
+            [x.series_id for x in m],
+            np.array([x.version for x in m], np.int64),
+            [x.algorithm for x in m],
+            np.array([x.center for x in m]),
+            np.array([x.scale for x in m]),
+            np.array([x.threshold for x in m]),
+        )
+        return FleetModels(len(m), columns, _no_history())
+
+    def load_series(self, series_ids: Sequence[str]) -> SeriesModels:
+        self._check()
+        wanted = set(series_ids)
+        return SeriesModels(
+            [m for m in self.models if m.series_id in wanted], _no_history()
+        )
+
+    def changed_since(
+        self,
+        cursor: int,
+        *,
+        since: datetime,  # noqa: ARG002
+    ) -> tuple[int, set[str]]:
+        self._check()
+        changed, self.changed = self.changed, set()
+        return cursor + len(changed), changed
+
+    def add_rollups(self, rollups: Rollups) -> None:
+        self._check()
+        self.rollups.append(rollups)
+
+
+def _no_history() -> SeriesHistory:
+    return SeriesHistory([], np.zeros(0), np.zeros(0))
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def predictor(store: FakeStore, tmp_path: Path) -> Predictor:
+    return Predictor(
+        store, snapshot_path=tmp_path / "snapshot.npz", poll_s=0.01, retry_s=0.05
+    )
+
+
+class LogRecorder:
+    """Stands for a module's structlog logger: keeps (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, object]]] = []
+
+    def events(self, level: str | None = None) -> list[str]:
+        return [e for lvl, e, _ in self.records if level in (None, lvl)]
+
+    def info(self, event: str, **fields: object) -> None:
+        self.records.append(("info", event, fields))
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.records.append(("warning", event, fields))
+
+    def error(self, event: str, **fields: object) -> None:
+        self.records.append(("error", event, fields))
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> LogRecorder:
+    """What the predictor's threads, health and lookups log."""
+    recorder = LogRecorder()
+    modules: list[ModuleType] = [background, follower, health]
+    for module in modules:
+        monkeypatch.setattr(module, "log", recorder)
+    return recorder

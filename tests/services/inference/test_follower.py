@@ -1,0 +1,96 @@
+"""Warm load and the change feed: an outage falls back on the snapshot, a bug
+surfaces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from atalaia.errors import DependencyUnavailable
+from atalaia.services.inference import LoadState, Predictor
+
+from .conftest import MODEL, FakeStore
+
+
+def started_from_snapshot(store: FakeStore, tmp_path: Path) -> Predictor:
+    """A predictor started while the database is unavailable, after another
+    wrote its snapshot."""
+    first = Predictor(store, snapshot_path=tmp_path / "snapshot.npz")
+    first.warm_load()
+    first.save_snapshot()
+    store.failure = DependencyUnavailable("database")
+    second = Predictor(store, snapshot_path=tmp_path / "snapshot.npz")
+    second.warm_load()
+    return second
+
+
+class TestWarmLoad:
+    def test_loads_from_the_database_and_says_so(self, predictor: Predictor) -> None:
+        loads: list[tuple[str, float]] = []
+        predictor.on_load = lambda source, seconds: loads.append((source, seconds))
+
+        predictor.warm_load()
+
+        assert predictor.loaded_from == "database"
+        assert predictor.database_ok
+        assert predictor.table.model_of(MODEL.series_id) == MODEL
+        assert [source for source, _ in loads] == ["database"]
+
+    def test_falls_back_on_the_snapshot_when_the_database_is_unavailable(
+        self, store: FakeStore, tmp_path: Path
+    ) -> None:
+        second = started_from_snapshot(store, tmp_path)
+
+        assert second.loaded_from is LoadState.SNAPSHOT
+        assert f"{second.loaded_from}" == "snapshot"
+        assert not second.database_ok
+        assert second.table.model_of(MODEL.series_id) == MODEL
+
+    def test_a_bug_surfaces_instead_of_passing_for_an_outage(
+        self, predictor: Predictor, store: FakeStore
+    ) -> None:
+        store.failure = KeyError("a bug")
+
+        with pytest.raises(KeyError):
+            predictor.warm_load()
+        assert predictor.loaded_from == "nothing"
+
+
+class TestChangeFeed:
+    def test_the_first_contact_after_a_snapshot_start_loads_everything(
+        self, store: FakeStore, tmp_path: Path
+    ) -> None:
+        second = started_from_snapshot(store, tmp_path)
+        store.failure = None
+
+        second.poll_changes()
+
+        assert second.loaded_from == "database"
+        assert second.database_ok
+
+    def test_a_full_load_during_a_poll_keeps_its_own_cursor(
+        self,
+        predictor: Predictor,
+        store: FakeStore,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        predictor.warm_load()  # the ledger's newest entry: 1
+        cursors: list[int] = []
+
+        def changed_since(
+            cursor: int,
+            *,
+            since: datetime,  # noqa: ARG001
+        ) -> tuple[int, set[str]]:
+            cursors.append(cursor)
+            if len(cursors) == 1:
+                predictor.reload_all()  # meanwhile, read at entry 1 again
+            return cursor + 100, set()
+
+        monkeypatch.setattr(store, "changed_since", changed_since)
+        predictor.poll_changes()
+        predictor.poll_changes()
+
+        assert cursors == [1, 1]  # the full load's cursor stands, not 101
