@@ -18,9 +18,10 @@ class Recorder:
         self.failing = failing
         self.gate = threading.Event()
         self.done = threading.Semaphore(0)
+        self.gate_stuck = False  # a run found the gate shut for 5 s
 
     def __call__(self, chunk: list[str]) -> None:
-        self.gate.wait(5)
+        self.gate_stuck |= not self.gate.wait(5)
         self.chunks.append(chunk)
         self.done.release()
         if self.failing in chunk:
@@ -32,7 +33,8 @@ class Recorder:
 
     def wait(self, chunks: int) -> None:
         for _ in range(chunks):
-            assert self.done.acquire(timeout=5)
+            assert self.done.acquire(timeout=10)
+        assert not self.gate_stuck, "a chunk ran before its gate was opened"
 
 
 @pytest.fixture
