@@ -28,6 +28,9 @@ from atalaia.services.model_table import (
 IDS = [f"s{i}" for i in range(8)]
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 positive = st.floats(min_value=1e-9, max_value=1e3)
+# A model: version, algorithm, center, scale, threshold, and where it came from
+# (any Source but NONE, which is no model's).
+Spec = tuple[int, str, float, float, float, Source]
 models = st.dictionaries(
     st.sampled_from(IDS),
     st.tuples(
@@ -36,6 +39,7 @@ models = st.dictionaries(
         finite,
         positive,
         st.floats(min_value=0.5, max_value=10),
+        st.sampled_from([s for s in Source if s != Source.NONE]),
     ),  # fmt: skip
 )
 histories = st.dictionaries(
@@ -64,8 +68,7 @@ def reference(
 
 
 def table_of(
-    served: dict[str, tuple[int, str, float, float, float]],
-    history: dict[str, tuple[float, float]],
+    served: dict[str, Spec], history: dict[str, tuple[float, float]]
 ) -> tuple[ModelTable, dict[str, ServedModel]]:
     table = ModelTable()
     table.set_history(
@@ -73,15 +76,19 @@ def table_of(
         np.array([m for m, _ in history.values()]),
         np.array([s for _, s in history.values()]),
     )
-    by_id = {s: ServedModel(s, *params) for s, params in served.items()}
-    table.set_models(list(by_id.values()), Source.MEMORY)
+    by_id = {}
+    for series_id, spec in served.items():
+        version, algorithm, center, scale, threshold, source = spec
+        model = ServedModel(series_id, version, algorithm, center, scale, threshold)
+        table.set_models([model], source)
+        by_id[series_id] = model
     return table, by_id
 
 
 @settings(max_examples=300)
 @given(models, histories, readings)
 def test_batch_scoring_equals_the_reference(
-    served: dict[str, tuple[int, str, float, float, float]],
+    served: dict[str, Spec],
     history: dict[str, tuple[float, float]],
     batch: list[tuple[str, float]],
 ) -> None:
@@ -101,7 +108,7 @@ def test_batch_scoring_equals_the_reference(
 @settings(max_examples=300)
 @given(models, histories, readings)
 def test_single_reading_path_equals_the_batch_path(
-    served: dict[str, tuple[int, str, float, float, float]],
+    served: dict[str, Spec],
     history: dict[str, tuple[float, float]],
     batch: list[tuple[str, float]],
 ) -> None:
@@ -121,7 +128,7 @@ def test_single_reading_path_equals_the_batch_path(
     singles = []
     for (series_id, value), timestamp in zip(batch, timestamps.tolist(), strict=True):
         row, record = table.record(series_id)
-        score = abs(value - record[0]) / record[1]
+        score = abs(value - record.center) / record.width
         singles.append(
             answers.reading_answer(
                 series_id, timestamp, score, record, False, known=row != UNKNOWN_ROW
