@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from atalaia.api.inference import answers
 from atalaia.core.serving import ServedModel
+from atalaia.services.inference import data_plane
 from atalaia.services.model_table import ALGORITHMS, ModelTable, Scores, Source
+from fixtures.serving import FakeServing
 
 IDS = ["a", "b", "h", "a", "c"]
 
@@ -172,10 +174,10 @@ class TestUnknownSeriesWarning:
             assert "warning" not in columns  # known series: the answer keeps its shape
 
     def test_single_answer_carries_it_only_for_an_unknown_series(self) -> None:
-        table, _scores = scored()
+        serving = FakeServing(scored()[0])
         known, unknown = (
-            answers.reading_answer(s, 0.0, 0.0, table.record(s)[1], 0, known=k)
-            for s, k in (("a", True), ("typo", False))
+            answers.reading_answer(s, 0.0, data_plane.score_one(serving, s, 0.0))
+            for s in ("a", "typo")
         )
 
         assert "warning" not in known

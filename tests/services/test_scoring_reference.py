@@ -16,14 +16,15 @@ from hypothesis import strategies as st
 from atalaia.api.inference import answers
 from atalaia.core.detectors import score_columns
 from atalaia.core.serving import ServedModel
+from atalaia.services.inference import data_plane
 from atalaia.services.model_table import (
     ALGORITHMS,
     HISTORY_SIGMA,
-    UNKNOWN_ROW,
     ModelTable,
     Source,
     Tier,
 )
+from fixtures.serving import FakeServing
 
 IDS = [f"s{i}" for i in range(8)]
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
@@ -112,28 +113,24 @@ def test_single_reading_path_equals_the_batch_path(
     history: dict[str, tuple[float, float]],
     batch: list[tuple[str, float]],
 ) -> None:
-    table, _ = table_of(served, history)
+    serving = FakeServing(table_of(served, history)[0])
     ids = [s for s, _ in batch]
     timestamps = np.arange(len(batch), dtype=np.float64)
     values = np.array([v for _, v in batch], np.float64)
-    rows = answers.rows_answer(ids, timestamps, table.score(table.rows_of(ids), values))
+    scores = data_plane.score_batch(serving, ids, values).scores
+    rows = answers.rows_answer(ids, timestamps, scores)
     columns = orjson.loads(
-        answers.encode_columns(
-            answers.columns_answer(
-                ids, timestamps, table.score(table.rows_of(ids), values)
-            )
-        )
+        answers.encode_columns(answers.columns_answer(ids, timestamps, scores))
     )
 
-    singles = []
-    for (series_id, value), timestamp in zip(batch, timestamps.tolist(), strict=True):
-        row, record = table.record(series_id)
-        score = abs(value - record.center) / record.width
-        singles.append(
-            answers.reading_answer(
-                series_id, timestamp, score, record, False, known=row != UNKNOWN_ROW
-            )
+    singles = [
+        answers.reading_answer(
+            series_id, timestamp, data_plane.score_one(serving, series_id, value)
         )
+        for (series_id, value), timestamp in zip(
+            batch, timestamps.tolist(), strict=True
+        )
+    ]
 
     assert msgspec.json.decode(msgspec.json.encode(rows["results"])) == singles
     assert columns["anomaly_score"] == [a["anomaly_score"] for a in singles]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from enum import IntEnum
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import msgspec
@@ -23,14 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from atalaia.services.model_table import (
-    ALGORITHMS,
-    UNKNOWN_ROW,
-    Record,
-    Scores,
-    Source,
-    Tier,
-)
+from atalaia.services.inference.data_plane import NOTHING_FETCHED, ScoredReading
+from atalaia.services.model_table import ALGORITHMS, UNKNOWN_ROW, Scores, Source, Tier
 
 Code = TypeVar("Code", bound=IntEnum)
 
@@ -104,8 +97,6 @@ assert _VERSION_AT <= 31, "versions below 2**32 fit above the codes"
 UNKNOWN_SERIES_WARNING = (
     "unknown_series: no model and no history for this series; answered with the default"
 )
-# No model fetched on a miss (shared: nothing writes to it).
-NOTHING_FETCHED: Mapping[int, int] = MappingProxyType({})
 
 
 class Result(msgspec.Struct, gc=False):
@@ -154,28 +145,22 @@ def model_info_json(
 
 
 def reading_answer(
-    series_id: str,
-    timestamp: float,
-    score: float,
-    record: Record,
-    fetched: int,
-    *,
-    known: bool = True,
+    series_id: str, timestamp: float, scored: ScoredReading
 ) -> dict[str, Any]:
-    """The answer for one reading scored against a serving `record`; `fetched`
-    is the Source a miss fetched its model from (0: none); `known`: the table
-    holds the series."""
+    """The answer for one reading."""
+    record = scored.record
     answer: dict[str, Any] = {
         "series_id": series_id,
         "timestamp": timestamp,
-        "anomaly": score > 1.0,
-        "anomaly_score": score,
+        "anomaly": scored.anomaly,
+        "anomaly_score": scored.score,
         "model_info": model_info(
-            record.tier, record.version, record.algorithm, record.source, fetched
+            record.tier, record.version, record.algorithm, record.source,
+            scored.fetched,
         ),
         "confidence": _CONFIDENCE[record.tier],
-    }
-    if not known:
+    }  # fmt: skip
+    if not scored.known:
         answer["warning"] = UNKNOWN_SERIES_WARNING
     return answer
 
