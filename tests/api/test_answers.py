@@ -7,12 +7,14 @@ from typing import Any
 import msgspec
 import numpy as np
 import orjson
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atalaia.api.inference import answers
 from atalaia.core.serving import ServedModel
-from atalaia.services.model_table import ALGORITHMS, ModelTable, Scores, Source, Tier
+from atalaia.services.inference import data_plane
+from atalaia.services.model_table import ALGORITHMS, ModelTable, Scores, Source
+from fixtures.serving import FakeServing
 
 IDS = ["a", "b", "h", "a", "c"]
 
@@ -64,11 +66,86 @@ class TestLoadedFrom:
         ]  # fmt: skip
 
 
-def test_the_kinds_of_model_info_fit_their_bits() -> None:
-    # answers._kinds packs these into 2, 4, 3 and 3 bits.
-    assert max(Tier) < 4
-    assert len(ALGORITHMS) <= 16
-    assert max(Source) < 8
+# The answers' words, written out: the reference their tables are built to match.
+LOADED_FROM = {
+    Source.MEMORY: "memory",
+    Source.SNAPSHOT: "snapshot",
+    Source.REDIS: "redis",
+    Source.DATABASE: "database",
+}
+# A series: a model (version, algorithm, and its Source: any but NONE, which is
+# no model's), history alone or nothing; then where a miss fetched it from
+# (NONE: nowhere). Few versions: models that differ in nothing else meet often.
+Kind = tuple[int, str, Source] | str
+kinds_of_series = st.tuples(
+    st.one_of(
+        st.tuples(
+            st.sampled_from([1, 2, 2**31 - 1]),
+            st.sampled_from(ALGORITHMS),
+            st.sampled_from([s for s in Source if s != Source.NONE]),
+        ),
+        st.sampled_from(["history", "unknown"]),
+    ),
+    st.sampled_from(Source),
+)
+
+
+def expected_info(kind: Kind, fetched: Source) -> dict[str, Any]:
+    if isinstance(kind, str):  # no model: the history's z-score, or the default
+        history = kind == "history"
+        return {
+            "version": None,
+            "stage": None,
+            "type": "zscore" if history else "default",
+            "loaded_from": "history" if history else "default",
+        }
+    version, algorithm, source = kind
+    return {
+        "version": version,
+        "stage": "production",
+        "type": algorithm,
+        "loaded_from": LOADED_FROM[fetched or source],
+    }
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(kinds_of_series, min_size=1, max_size=12).flatmap(
+        lambda kinds: st.tuples(
+            st.just(kinds), st.lists(st.integers(0, len(kinds) - 1), min_size=1)
+        )
+    )
+)
+def test_every_kind_of_model_answers_with_its_own_info(
+    drawn: tuple[list[tuple[Kind, Source]], list[int]],
+) -> None:
+    kinds, readings = drawn
+    table, fetched = ModelTable(), dict[int, Source]()
+    for i, (kind, fetched_from) in enumerate(kinds):
+        if kind == "history":
+            table.set_history([f"s{i}"], np.array([0.0]), np.array([1.0]))
+        elif isinstance(kind, tuple):
+            version, algorithm, source = kind
+            model = ServedModel(f"s{i}", version, algorithm, 0.0, 1.0, 3.0)
+            table.set_models([model], source)
+        if kind != "unknown":
+            fetched[table.index[f"s{i}"]] = fetched_from
+    ids = [f"s{i}" for i in readings]
+    scores = table.score(table.rows_of(ids), np.zeros(len(ids)))
+    timestamps = np.zeros(len(ids))
+
+    columns = encoded(answers.columns_answer(ids, timestamps, scores, fetched))
+    rows = orjson.loads(
+        msgspec.json.encode(answers.rows_answer(ids, timestamps, scores, fetched))
+    )
+
+    expected = [expected_info(*kinds[i]) for i in readings]
+    assert [r["model_info"] for r in rows["results"]] == expected
+    for field in ("version", "stage", "type", "loaded_from"):
+        assert columns[field] == [info[field] for info in expected]
+    confidence = ["low" if info["stage"] is None else "high" for info in expected]
+    assert [r["confidence"] for r in rows["results"]] == confidence
+    assert columns["confidence"] == confidence
 
 
 def answered(ids: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -97,10 +174,10 @@ class TestUnknownSeriesWarning:
             assert "warning" not in columns  # known series: the answer keeps its shape
 
     def test_single_answer_carries_it_only_for_an_unknown_series(self) -> None:
-        table, _scores = scored()
+        serving = FakeServing(scored()[0])
         known, unknown = (
-            answers.reading_answer(s, 0.0, 0.0, table.record(s)[1], 0, known=k)
-            for s, k in (("a", True), ("typo", False))
+            answers.reading_answer(s, 0.0, data_plane.score_one(serving, s, 0.0))
+            for s in ("a", "typo")
         )
 
         assert "warning" not in known

@@ -24,7 +24,9 @@ from atalaia.api.inference.schemas import (
 )
 from atalaia.core.serving import ServedModel
 from atalaia.errors import InvalidInput
+from atalaia.services.inference import data_plane
 from atalaia.services.model_table import ModelTable, Source
+from fixtures.serving import FakeServing
 
 # JSON values a client may send where a number is due: numbers of every kind,
 # and the usual mistakes (strings, booleans, null, containers).
@@ -196,8 +198,7 @@ def test_answers_match_their_schemas(
         )
         assert all(documented(PredictionView, r) for r in data["results"])
         BatchView.model_validate(data)
-    single = answers.reading_answer(
-        ids[0], 0.0, 0.0, table.record(ids[0])[1], 0, known=bool(rows[0])
-    )
+    scored = data_plane.score_one(FakeServing(table), ids[0], 0.0)
+    single = answers.reading_answer(ids[0], 0.0, scored)
     assert documented(PredictionView, single)
     assert PredictionView.model_validate(single).warning == single.get("warning")

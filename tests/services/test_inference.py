@@ -21,7 +21,7 @@ from atalaia.core.registry import RegistryNotice, Strategy
 from atalaia.core.series import Readings
 from atalaia.core.serving import ServedModel
 from atalaia.services import registry, training
-from atalaia.services.inference import Predictor
+from atalaia.services.inference import Predictor, data_plane
 from atalaia.services.model_table import ModelTable, Source, Tier
 from fixtures.readings import sensor_series
 
@@ -62,13 +62,12 @@ def predictor(sessions: Sessions, tmp_path: Path) -> Predictor:
 
 
 def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, Any]:
-    """Score one reading as the batch route does: look up a miss, score, shape."""
-    known = series_id in p.table.index
-    due = set() if known else p.due_lookups([series_id])
-    fetched = p.look_up(due) if due else {}
-    scores = p.table.score(p.table.rows_of([series_id]), np.array([value]))
-    fetched_rows = {p.table.index[s]: source for s, source in fetched.items()}
-    shaped = answers.rows_answer([series_id], np.array([1.0]), scores, fetched_rows)
+    """Score one reading as the batch route does (through the data plane: a miss
+    is looked up), and shape its answer."""
+    scored = data_plane.score_batch(p, [series_id], np.array([value]))
+    shaped = answers.rows_answer(
+        [series_id], np.array([1.0]), scored.scores, scored.fetched
+    )
     answer: dict[str, Any] = msgspec.json.decode(
         msgspec.json.encode(shaped["results"][0])
     )

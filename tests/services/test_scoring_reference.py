@@ -16,18 +16,22 @@ from hypothesis import strategies as st
 from atalaia.api.inference import answers
 from atalaia.core.detectors import score_columns
 from atalaia.core.serving import ServedModel
+from atalaia.services.inference import data_plane
 from atalaia.services.model_table import (
     ALGORITHMS,
     HISTORY_SIGMA,
-    UNKNOWN_ROW,
     ModelTable,
     Source,
     Tier,
 )
+from fixtures.serving import FakeServing
 
 IDS = [f"s{i}" for i in range(8)]
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 positive = st.floats(min_value=1e-9, max_value=1e3)
+# A model: version, algorithm, center, scale, threshold, and where it came from
+# (any Source but NONE, which is no model's).
+Spec = tuple[int, str, float, float, float, Source]
 models = st.dictionaries(
     st.sampled_from(IDS),
     st.tuples(
@@ -36,6 +40,7 @@ models = st.dictionaries(
         finite,
         positive,
         st.floats(min_value=0.5, max_value=10),
+        st.sampled_from([s for s in Source if s != Source.NONE]),
     ),  # fmt: skip
 )
 histories = st.dictionaries(
@@ -64,8 +69,7 @@ def reference(
 
 
 def table_of(
-    served: dict[str, tuple[int, str, float, float, float]],
-    history: dict[str, tuple[float, float]],
+    served: dict[str, Spec], history: dict[str, tuple[float, float]]
 ) -> tuple[ModelTable, dict[str, ServedModel]]:
     table = ModelTable()
     table.set_history(
@@ -73,15 +77,19 @@ def table_of(
         np.array([m for m, _ in history.values()]),
         np.array([s for _, s in history.values()]),
     )
-    by_id = {s: ServedModel(s, *params) for s, params in served.items()}
-    table.set_models(list(by_id.values()), Source.MEMORY)
+    by_id = {}
+    for series_id, spec in served.items():
+        version, algorithm, center, scale, threshold, source = spec
+        model = ServedModel(series_id, version, algorithm, center, scale, threshold)
+        table.set_models([model], source)
+        by_id[series_id] = model
     return table, by_id
 
 
 @settings(max_examples=300)
 @given(models, histories, readings)
 def test_batch_scoring_equals_the_reference(
-    served: dict[str, tuple[int, str, float, float, float]],
+    served: dict[str, Spec],
     history: dict[str, tuple[float, float]],
     batch: list[tuple[str, float]],
 ) -> None:
@@ -101,32 +109,28 @@ def test_batch_scoring_equals_the_reference(
 @settings(max_examples=300)
 @given(models, histories, readings)
 def test_single_reading_path_equals_the_batch_path(
-    served: dict[str, tuple[int, str, float, float, float]],
+    served: dict[str, Spec],
     history: dict[str, tuple[float, float]],
     batch: list[tuple[str, float]],
 ) -> None:
-    table, _ = table_of(served, history)
+    serving = FakeServing(table_of(served, history)[0])
     ids = [s for s, _ in batch]
     timestamps = np.arange(len(batch), dtype=np.float64)
     values = np.array([v for _, v in batch], np.float64)
-    rows = answers.rows_answer(ids, timestamps, table.score(table.rows_of(ids), values))
+    scores = data_plane.score_batch(serving, ids, values).scores
+    rows = answers.rows_answer(ids, timestamps, scores)
     columns = orjson.loads(
-        answers.encode_columns(
-            answers.columns_answer(
-                ids, timestamps, table.score(table.rows_of(ids), values)
-            )
-        )
+        answers.encode_columns(answers.columns_answer(ids, timestamps, scores))
     )
 
-    singles = []
-    for (series_id, value), timestamp in zip(batch, timestamps.tolist(), strict=True):
-        row, record = table.record(series_id)
-        score = abs(value - record[0]) / record[1]
-        singles.append(
-            answers.reading_answer(
-                series_id, timestamp, score, record, False, known=row != UNKNOWN_ROW
-            )
+    singles = [
+        answers.reading_answer(
+            series_id, timestamp, data_plane.score_one(serving, series_id, value)
         )
+        for (series_id, value), timestamp in zip(
+            batch, timestamps.tolist(), strict=True
+        )
+    ]
 
     assert msgspec.json.decode(msgspec.json.encode(rows["results"])) == singles
     assert columns["anomaly_score"] == [a["anomaly_score"] for a in singles]

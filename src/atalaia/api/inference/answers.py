@@ -14,32 +14,40 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import Any
+from enum import IntEnum
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-from atalaia.services.model_table import (
-    ALGORITHMS,
-    UNKNOWN_ROW,
-    Record,
-    Scores,
-    Source,
-    Tier,
-)
+from atalaia.services.inference.data_plane import NOTHING_FETCHED, ScoredReading
+from atalaia.services.model_table import ALGORITHMS, UNKNOWN_ROW, Scores, Source, Tier
+
+Code = TypeVar("Code", bound=IntEnum)
+
+
+def _by_code(codes: type[Code], names: Mapping[Code, Any]) -> npt.NDArray[np.object_]:
+    """`names`, one per member of `codes`, in an array indexed by the code."""
+    assert set(names) == set(codes), f"name every {codes.__name__}"
+    assert sorted(codes) == [*range(len(codes))], f"{codes.__name__}: 0, 1, 2…"
+    table = np.empty(len(codes), dtype=object)
+    for code, name in names.items():
+        table[code] = name
+    return table
+
 
 # loaded_from of a model row, by its Source; a model just fetched on a miss says
 # where it was fetched from instead ("redis" or "database").
-_LOADED_FROM: dict[int, str] = {
+_LOADED_FROM: dict[Source, str] = {
     Source.MEMORY: "memory",
     Source.SNAPSHOT: "snapshot",
     Source.REDIS: "redis",
     Source.DATABASE: "database",
 }
-_FALLBACK_INFO: dict[int, dict[str, Any]] = {
+# The model_info of a fallback, by its Tier: the answer of a series without a model.
+_FALLBACK_INFO: dict[Tier, dict[str, Any]] = {
     Tier.HISTORY: {
         "version": None, "stage": None, "type": "zscore", "loaded_from": "history"
     },
@@ -47,21 +55,48 @@ _FALLBACK_INFO: dict[int, dict[str, Any]] = {
         "version": None, "stage": None, "type": "default", "loaded_from": "default"
     },
 }  # fmt: skip
-_CONFIDENCE = np.array(["high", "low", "low"], dtype=object)  # by Tier
-# Column codes: the algorithms, then the two fallbacks' types.
-_TYPES = np.array([*ALGORITHMS, "zscore", "default"], dtype=object)
-# Origin codes: the Sources, then the two fallbacks.
-_ORIGINS = np.array(
-    ["", "memory", "snapshot", "redis", "database", "history", "default"],
-    dtype=object,
+
+
+def _of_fallbacks(field: str) -> dict[Tier, Any]:
+    """Each Tier's `field` of model_info: a fallback's; None for a model's own."""
+    return {Tier.MODEL: None} | {t: info[field] for t, info in _FALLBACK_INFO.items()}
+
+
+_CONFIDENCE = _by_code(
+    Tier, {Tier.MODEL: "high", Tier.HISTORY: "low", Tier.DEFAULT: "low"}
 )
-_STAGES = np.array(["production", None, None], dtype=object)  # by Tier
-_HISTORY, _DEFAULT = 5, 6
+_STAGES = _by_code(Tier, _of_fallbacks("stage") | {Tier.MODEL: "production"})
+# Codes of the columnar answer's `type` and `loaded_from`: a model's algorithm
+# (its Source), then, past them, a fallback's Tier.
+_TYPES = np.concatenate(
+    [np.array(ALGORITHMS, dtype=object), _by_code(Tier, _of_fallbacks("type"))]
+)
+_ORIGINS = np.concatenate(
+    [
+        _by_code(Source, {Source.NONE: "", **_LOADED_FROM}),  # NONE: no model
+        _by_code(Tier, _of_fallbacks("loaded_from")),
+    ]
+)
+
+
+def _shifts(*sizes: int) -> list[int]:
+    """Where fields of `sizes` codes each start when packed from the low bit up,
+    and the first bit past them."""
+    shifts = [0]
+    for size in sizes:
+        shifts.append(shifts[-1] + (size - 1).bit_length())
+    return shifts
+
+
+# `_kinds` packs a reading's model_info into one int64, from the low bit up: the
+# Source it was fetched from, its Source, its algorithm, its Tier, its version.
+_, _SOURCE_AT, _ALGORITHM_AT, _TIER_AT, _VERSION_AT = _shifts(
+    len(Source), len(Source), len(ALGORITHMS), len(Tier)
+)
+assert _VERSION_AT <= 31, "versions below 2**32 fit above the codes"
 UNKNOWN_SERIES_WARNING = (
     "unknown_series: no model and no history for this series; answered with the default"
 )
-# No model fetched on a miss (shared: nothing writes to it).
-NOTHING_FETCHED: Mapping[int, int] = MappingProxyType({})
 
 
 class Result(msgspec.Struct, gc=False):
@@ -90,12 +125,12 @@ def model_info(
     Cached: answers share these dicts (encoded, never changed), so a batch builds
     one per kind of model, not one per reading."""
     if tier != Tier.MODEL:
-        return _FALLBACK_INFO[tier]  # an IntEnum key matches its int
+        return _FALLBACK_INFO[Tier(tier)]
     return {
         "version": version,
         "stage": "production",
         "type": ALGORITHMS[algorithm],
-        "loaded_from": _LOADED_FROM[fetched or source],
+        "loaded_from": _LOADED_FROM[Source(fetched or source)],
     }
 
 
@@ -110,27 +145,22 @@ def model_info_json(
 
 
 def reading_answer(
-    series_id: str,
-    timestamp: float,
-    score: float,
-    record: Record,
-    fetched: int,
-    *,
-    known: bool = True,
+    series_id: str, timestamp: float, scored: ScoredReading
 ) -> dict[str, Any]:
-    """The answer for one reading scored against a serving `record`; `fetched`
-    is the Source a miss fetched its model from (0: none); `known`: the table
-    holds the series."""
-    _center, _width, version, tier, source, algorithm = record
+    """The answer for one reading."""
+    record = scored.record
     answer: dict[str, Any] = {
         "series_id": series_id,
         "timestamp": timestamp,
-        "anomaly": score > 1.0,
-        "anomaly_score": score,
-        "model_info": model_info(tier, version, algorithm, source, fetched),
-        "confidence": "high" if tier == Tier.MODEL else "low",
-    }
-    if not known:
+        "anomaly": scored.anomaly,
+        "anomaly_score": scored.score,
+        "model_info": model_info(
+            record.tier, record.version, record.algorithm, record.source,
+            scored.fetched,
+        ),
+        "confidence": _CONFIDENCE[record.tier],
+    }  # fmt: skip
+    if not scored.known:
         answer["warning"] = UNKNOWN_SERIES_WARNING
     return answer
 
@@ -146,10 +176,13 @@ def _fetched_origin(scores: Scores, fetched: Mapping[int, int]) -> npt.NDArray[n
 
 
 def _kinds(scores: Scores, origin: npt.NDArray[np.int8]) -> npt.NDArray[np.int64]:
-    """Each reading's model_info as one number: the version, then 3 bits of
-    fetched origin, 3 of source, 4 of algorithm and 2 of tier."""
-    kind = scores.version << 12
-    for field, shift in ((scores.tier, 10), (scores.algorithm, 6), (scores.source, 3)):
+    """Each reading's model_info as one number (packed as `_shifts` says)."""
+    kind = scores.version << _VERSION_AT
+    for field, shift in (
+        (scores.tier, _TIER_AT),
+        (scores.algorithm, _ALGORITHM_AT),
+        (scores.source, _SOURCE_AT),
+    ):
         kind |= field.astype(np.int64) << shift
     kind |= origin
     return kind
@@ -210,8 +243,7 @@ def columns_answer(
     Numeric fields stay numpy arrays: `encode_columns` writes them without
     turning each number into a Python object."""
     model = scores.tier == Tier.MODEL
-    fallback_code = np.where(scores.tier == Tier.HISTORY, 0, 1)
-    origin = np.where(model, scores.source, np.where(fallback_code, _DEFAULT, _HISTORY))
+    origin = np.where(model, scores.source, len(Source) + scores.tier)
     if fetched:
         fetched_origin = _fetched_origin(scores, fetched)
         origin = np.where(fetched_origin > 0, fetched_origin, origin)
@@ -231,7 +263,7 @@ def columns_answer(
         "version": version,
         "stage": _named(_STAGES, scores.tier),
         "type": _named(
-            _TYPES, np.where(model, scores.algorithm, len(ALGORITHMS) + fallback_code)
+            _TYPES, np.where(model, scores.algorithm, len(ALGORITHMS) + scores.tier)
         ),
         "loaded_from": _named(_ORIGINS, origin),
         "confidence": _named(_CONFIDENCE, scores.tier),

@@ -77,8 +77,8 @@ def parse_reading(body: bytes) -> tuple[float, float]:
 def parse_batch(body: bytes) -> Batch:
     """A batch body in the row form (`points`) or the columnar form.
 
-    Series ids are not checked against the id rule here: the route checks those
-    unknown to the model table (a known id passed the rule when it was trained)."""
+    Series ids are not checked against the id rule here: the data plane checks
+    those unknown to the model table (a known id passed it when it was trained)."""
     try:
         rows = _ROWS.decode(body)
     except msgspec.ValidationError as as_rows:

@@ -1,9 +1,10 @@
 """Prediction routes (the hot path) and the admin reloads.
 
-The prediction endpoints are bare ASGI endpoints (see `FastRoute`): they
-parse with msgspec, authorize from a cache of verified tokens, score in memory on
-the event loop, and leave it only to read a series unknown to the table from
-Redis or the database (at most once a minute per series).
+The prediction endpoints are bare ASGI endpoints (see `FastRoute`): they parse
+with msgspec, authorize from a cache of verified tokens, score through the data
+plane (`services.inference.data_plane`: in memory on the event loop; a series
+unknown to the table is read from Redis or the database in a worker thread, at
+most once a minute per series), count and shape the answer.
 
 A series with no model and no history (unknown to the table, e.g. a mistyped
 id) is answered with the default and a warning, or refused with 404 when the
@@ -38,11 +39,9 @@ from atalaia.api.inference.schemas import (
     PredictionView,
     Reading,
 )
-from atalaia.core.detectors import score_reading
 from atalaia.core.series import check_series_id, check_value, check_values
 from atalaia.errors import DependencyUnavailable, InvalidInput, UnknownSeries
-from atalaia.services.inference import Predictor
-from atalaia.services.model_table import UNKNOWN_ROW
+from atalaia.services.inference import Predictor, data_plane
 
 router = APIRouter(tags=["inference"])
 
@@ -64,25 +63,12 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     timestamp, value = parse_reading(body)
     state["resources"].time_range.check_one(timestamp)
     check_value(value)
-    predictor: Predictor = state["predictor"]
-    table = predictor.table
-    row, record = table.record(series_id)
-    fetched = 0
-    if not row and predictor.due_lookups([series_id]):
-        found = await run_in_threadpool(predictor.look_up, [series_id])
-        fetched = found.get(series_id, 0)
-        table = predictor.table
-        row, record = table.record(series_id)
-    if row == UNKNOWN_ROW:
+    scored = await data_plane.score_one_async(state["predictor"], series_id, value)
+    if not scored.known:
         _on_unknown(state, [series_id], reject=reject_unknown)
-    center, width, _version, tier, _source, _algorithm = record
-    score = score_reading(center, width, value)
     metrics: ServingMetrics = state["serving_metrics"]
-    metrics.one(table, row, series_id, score > 1.0, started)
-    answer = answers.reading_answer(
-        series_id, timestamp, score, record, fetched, known=row != UNKNOWN_ROW
-    )
-    return _encode(answer)
+    metrics.one(scored.table, scored.row, series_id, scored.anomaly, started)
+    return _encode(answers.reading_answer(series_id, timestamp, scored))
 
 
 async def predict_batch(scope: Scope, body: bytes) -> bytes:
@@ -99,32 +85,15 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     batch = parse_batch(body)
     state["resources"].time_range.check(batch.timestamps)
     check_values(batch.values)
-    predictor: Predictor = state["predictor"]
-    table = predictor.table
-    rows = table.rows_of(batch.series_ids)
-    fetched_rows = answers.NOTHING_FETCHED
-    if not rows.all():
-        unknown = {
-            s for s, r in zip(batch.series_ids, rows.tolist(), strict=True) if not r
-        }
-        for series_id in unknown:
-            check_series_id(series_id)
-        due = predictor.due_lookups(unknown)
-        if due:
-            fetched = await run_in_threadpool(predictor.look_up, due)
-            table = predictor.table
-            rows = table.rows_of(batch.series_ids)
-            fetched_rows = {table.index[s]: source for s, source in fetched.items()}
-        if not rows.all():
-            still = [
-                s for s, r in zip(batch.series_ids, rows.tolist(), strict=True) if not r
-            ]
-            _on_unknown(state, still, reject=reject_unknown)
-    scores = table.score(rows, batch.values)
+    scored = await data_plane.score_batch_async(
+        state["predictor"], batch.series_ids, batch.values
+    )
+    if scored.unknown:
+        _on_unknown(state, scored.unknown, reject=reject_unknown)
     shape = answers.columns_answer if batch.columnar else answers.rows_answer
-    answer = shape(batch.series_ids, batch.timestamps, scores, fetched_rows)
+    answer = shape(batch.series_ids, batch.timestamps, scored.scores, scored.fetched)
     metrics: ServingMetrics = state["serving_metrics"]
-    metrics.batch(batch.series_ids, scores, started)
+    metrics.batch(batch.series_ids, scored.scores, started)
     return answers.encode_columns(answer) if batch.columnar else _encode(answer)
 
 

@@ -12,6 +12,7 @@ and its lock, the load state), `follower` (warm load, reloads, change feed and
 notices), `lookup` (series a request misses), `l2` (the Redis cache),
 `snapshot`, `health` (is the database up) and `background` (the two threads).
 Its sources are the core's ports (`ServingStore`, `SharedModelCache`).
+Readings are scored through the chain by `data_plane`, for every caller.
 """
 
 from atalaia.services.inference.predictor import Predictor

@@ -1,0 +1,171 @@
+"""Inference's data plane: readings in, scored records out, for every caller.
+
+Each reading goes through the fallback chain: the model table in memory; for a
+series the table does not know, a lookup in Redis then the database (when one is
+due, see `Predictor.due_lookups`), after which the table is read again; then the
+series' history; then the default. The prediction routes, the tests and scoring
+on ingest all score here.
+
+The lookup blocks. Workers call `score_one` / `score_batch`, which look up in
+their thread. An event loop calls `score_one_async` / `score_batch_async`: they
+score from memory on the loop, and only when a lookup is due run the same chain
+in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
+
+import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
+
+from atalaia.core.detectors import score_reading
+from atalaia.core.series import check_series_id
+from atalaia.services.model_table import (
+    UNKNOWN_ROW,
+    ModelTable,
+    Record,
+    Scores,
+    Source,
+)
+
+# No model fetched on a miss (shared: nothing writes to it).
+NOTHING_FETCHED: Mapping[int, Source] = MappingProxyType({})
+_NOT_FETCHED = Source.NONE  # a global: cheaper to read than an Enum's member
+
+
+class Serving(Protocol):
+    """The model table, and how to fetch what it misses (the `Predictor`)."""
+
+    @property
+    def table(self) -> ModelTable: ...
+
+    def due_lookups(self, unknown: Iterable[str]) -> set[str]:
+        """Which of these series unknown to the table to look up now."""
+
+    def look_up(self, series_ids: Iterable[str]) -> Mapping[str, Source]:
+        """Fetch these series (blocking); where each one found with a model was."""
+
+
+class ScoredReading(NamedTuple):
+    """One reading scored, in plain values (the single route's fast case)."""
+
+    row: int  # its series' table row; UNKNOWN_ROW: a series the table lacks
+    known: bool  # the table holds its series (a model, or at least history)
+    record: Record
+    score: float
+    anomaly: bool
+    fetched: Source  # where a miss fetched its model from; NONE: none fetched
+    table: ModelTable  # the table that scored it: `row` is its row
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    """Readings scored, aligned with the request's."""
+
+    scores: Scores
+    fetched: Mapping[int, Source]  # table row → where a miss fetched its model from
+    unknown: Sequence[str]  # per reading of a series the table lacks, its id
+
+
+def score_one(serving: Serving, series_id: str, value: float) -> ScoredReading:
+    """Score one reading; blocks while a miss is looked up."""
+    return _one(serving, series_id, value, may_block=True)
+
+
+def score_batch(
+    serving: Serving, series_ids: Sequence[str], values: npt.NDArray[np.float64]
+) -> ScoredBatch:
+    """Score readings of many series in one pass; blocks while misses are looked
+    up."""
+    return _batch(serving, series_ids, values, may_block=True)
+
+
+class _LookupDue(Exception):
+    """A lookup is due and the caller may not block: run the chain in a thread."""
+
+
+async def score_one_async(
+    serving: Serving, series_id: str, value: float
+) -> ScoredReading:
+    """`score_one` without blocking the event loop."""
+    try:
+        return _one(serving, series_id, value, may_block=False)
+    except _LookupDue:
+        return await anyio.to_thread.run_sync(score_one, serving, series_id, value)
+
+
+async def score_batch_async(
+    serving: Serving, series_ids: Sequence[str], values: npt.NDArray[np.float64]
+) -> ScoredBatch:
+    """`score_batch` without blocking the event loop."""
+    try:
+        return _batch(serving, series_ids, values, may_block=False)
+    except _LookupDue:
+        return await anyio.to_thread.run_sync(score_batch, serving, series_ids, values)
+
+
+def _one(
+    serving: Serving, series_id: str, value: float, *, may_block: bool
+) -> ScoredReading:
+    table = serving.table
+    row, record = table.record(series_id)  # no numpy call: cheaper for one
+    fetched = _NOT_FETCHED
+    if row == UNKNOWN_ROW:
+        found = _look_up(serving, (series_id,), may_block=may_block)
+        if found is not None:
+            fetched = found.get(series_id, _NOT_FETCHED)
+            table = serving.table
+            row, record = table.record(series_id)
+    score = score_reading(record.center, record.width, value)
+    scored = (row, row != UNKNOWN_ROW, record, score, score > 1.0, fetched, table)
+    return tuple.__new__(ScoredReading, scored)  # past NamedTuple's slow __new__
+
+
+def _batch(
+    serving: Serving,
+    series_ids: Sequence[str],
+    values: npt.NDArray[np.float64],
+    *,
+    may_block: bool,
+) -> ScoredBatch:
+    table = serving.table
+    rows = table.rows_of(series_ids)
+    fetched = NOTHING_FETCHED
+    unknown: Sequence[str] = ()
+    if not rows.all():
+        found = _look_up(serving, _unknown(series_ids, rows), may_block=may_block)
+        if found is not None:
+            table = serving.table
+            rows = table.rows_of(series_ids)
+            fetched = {table.index[s]: source for s, source in found.items()}
+        if not rows.all():
+            unknown = _unknown(series_ids, rows)
+    return ScoredBatch(table.score(rows, values), fetched, unknown)
+
+
+def _unknown(series_ids: Sequence[str], rows: npt.NDArray[np.int64]) -> list[str]:
+    """Per reading of a series the table lacks, its id."""
+    pairs = zip(series_ids, rows.tolist(), strict=True)
+    return [s for s, row in pairs if row == UNKNOWN_ROW]
+
+
+def _look_up(
+    serving: Serving, unknown: Iterable[str], *, may_block: bool
+) -> Mapping[str, Source] | None:
+    """Fetch the series unknown to the table whose lookup is due; None when none
+    is (the table need not be read again). Their ids are checked first: they
+    come from the request, and only a known id is sure to be well formed."""
+    misses = set(unknown)
+    for series_id in misses:
+        check_series_id(series_id)
+    due = serving.due_lookups(misses)
+    if not due:
+        return None
+    if not may_block:
+        raise _LookupDue
+    return serving.look_up(due)
