@@ -143,6 +143,7 @@ class TestPredictor:
         finally:
             p.stop()
 
+        assert p.snapshot_path.exists(), "no snapshot written within 10 s"
         snapshot = ModelTable.load(p.snapshot_path)
         assert snapshot.model_of(SERIES) == p.table.model_of(SERIES) is not None
 
