@@ -65,3 +65,9 @@ def test_irregular_timestamps_with_gaps() -> None:
     kept = np.sort(RNG.choice(MINUTES, MINUTES.size // 3, replace=False))
     kept = kept[(kept < 5 * DAY) | (kept > 7 * DAY)]  # two days missing
     assert find_period(kept, _noisy(np.cos(2 * np.pi * kept / DAY))) == DAY
+
+
+def test_a_period_of_a_few_readings_is_found_and_the_search_ends() -> None:
+    """Its refinement cannot take a larger multiple: it stops there."""
+    seconds = np.arange(400.0)
+    assert find_period(seconds, np.sin(2 * np.pi * seconds / 3)) == 3.0

@@ -125,12 +125,15 @@ def _first_peak(acf: FloatArray) -> float | None:
 
 def _refined(acf: FloatArray, lag: float) -> float:
     """`lag` made precise on its multiples: the peak near k × lag, found within
-    the uncertainty that k multiplies, gives the lag k times more precisely."""
+    the uncertainty that k multiplies, gives the lag k times more precisely.
+    It ends when k no longer grows (a short lag may not let it)."""
     error = 0.5  # bins
+    previous = 1
     while True:
         k = min(int(0.4 * lag / error), int((acf.size - 2) / lag))
-        if k <= 1:
+        if k <= previous:
             return lag
+        previous = k
         lo = max(int(k * (lag - error)), 1)
         hi = min(int(k * (lag + error)) + 2, acf.size)
         lag = (lo + int(np.argmax(acf[lo:hi]))) / k
