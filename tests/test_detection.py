@@ -46,7 +46,9 @@ def test_fits_from_a_few_hundred_readings() -> None:
 
 
 def test_hyperparameters_are_validated() -> None:
-    with pytest.raises(InvalidHyperparameters, match="known: period_s, phases, threshold_sigma"):
+    with pytest.raises(
+        InvalidHyperparameters, match="known: period_s, phases, threshold_sigma"
+    ):
         detection.fit("seasonal", T, V, window=3)
     with pytest.raises(InvalidHyperparameters, match="> 0"):
         detection.fit("zscore", T, V, threshold_sigma=-1)
