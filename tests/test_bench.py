@@ -65,7 +65,7 @@ def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
     labels[500:] = 1
     (tmp_path / "valve1").mkdir()
     lines = ["datetime;A;B;anomaly;changepoint"] + [
-        f"2020-03-09 10:{i // 60:02d}:{i % 60:02d};{a};{b};{y};0"
+        f"2020-03-09 10:{i // 60:02d}:{i % 60:02d};{a};{b};{y};{int(i == 500)}"
         for i, ((a, b), y) in enumerate(zip(values, labels, strict=True))
     ]
     (tmp_path / "valve1" / "1.csv").write_text("\n".join(lines) + "\n")
@@ -76,8 +76,14 @@ def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("quality: files 1, flag_all_f1 0.667, ")
-    assert "zscore_valve1_f1 1" in result.output.strip().split(", ")
+    cells = result.output.strip().split(", ")
+    assert "zscore_valve1_f1 1" in cells
+    assert "zscore_nab 100" in cells  # its flags start at the changepoint
     assert "valve2" not in result.output  # no experiment of that kind
+    assert "corpus_cases 30" in cells
+    assert "demo_readings 3600" in cells
+    for kind in KINDS:
+        assert any(c.startswith(f"seasonal_{kind}_recall ") for c in cells)
 
 
 @pytest.fixture(scope="module")
