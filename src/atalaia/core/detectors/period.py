@@ -30,6 +30,10 @@ MIN_READINGS = 32
 MIN_LAG_BINS = 4  # a period spans at least this many bins of the grid
 CLIP = 5.0
 SNAP = 0.02  # a period found this close to a calendar one is the calendar one
+FOLD_SLOTS = 24  # phase slots of a folded profile
+FOLD_TRIES = 41  # lags tried around a refined one
+UNCERTAINTY = 0.1  # of a lag: how far the top of an autocorrelation hump may be
+MIN_EXPLAINED = 0.25  # of a later half's variance, by the earlier half's profile
 
 
 def find_period(timestamps: FloatArray, values: FloatArray) -> float | None:
@@ -65,7 +69,52 @@ def find_period(timestamps: FloatArray, values: FloatArray) -> float | None:
     if not good:
         return None
     best = max(r for _, r in good)
-    return min(p for p, r in good if r >= best - TOLERANCE)
+    period = min(p for p, r in good if r >= best - TOLERANCE)
+    if period not in CALENDAR:
+        period = _folded(grid, *_refined(acf, period / step)) * step
+    return period if _repeats(grid, period / step) else None
+
+
+def _fold(
+    grid: FloatArray, lag: float, part: slice = slice(None)
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Each grid bin's phase slot for a period of `lag` bins, and each slot's
+    mean over the bins of `part`. FOLD_SLOTS slots, or one a bin for a shorter
+    lag: more slots than bins would fit noise."""
+    slots = min(FOLD_SLOTS, int(lag))
+    at = np.arange(grid.size, dtype=np.float64)
+    slot = (np.mod(at, lag) * (slots / lag)).astype(np.int64)
+    counts = np.bincount(slot[part], minlength=slots)
+    sums = np.bincount(slot[part], grid[part], minlength=slots)
+    profile: FloatArray = sums / np.maximum(counts, 1)
+    return profile, slot
+
+
+def _folded(grid: FloatArray, lag: float, error: float) -> float:
+    """The lag within `error` of `lag` whose folded profile explains the most
+    of the grid: precise enough to stay in phase over every cycle."""
+    tries = np.linspace(lag - error, lag + error, FOLD_TRIES)
+    left = [_unexplained(grid, at) for at in tries]
+    return float(tries[int(np.argmin(left))])
+
+
+def _unexplained(grid: FloatArray, lag: float) -> float:
+    profile, slot = _fold(grid, lag)
+    return float(np.square(grid - profile[slot]).sum())
+
+
+def _repeats(grid: FloatArray, lag: float) -> bool:
+    """Whether the profile of the first half's cycles explains at least
+    MIN_EXPLAINED of the second half's variance: a season repeats, a wander
+    that happened to correlate does not."""
+    half = grid.size // 2
+    if half < lag:
+        return False
+    profile, slot = _fold(grid, lag, slice(None, half))
+    later = grid[half:]
+    left = np.square(later - profile[slot[half:]]).sum()
+    total = np.square(later - later.mean()).sum()
+    return bool(total > 0 and 1 - left / total >= MIN_EXPLAINED)
 
 
 def _regular(offsets: FloatArray, values: FloatArray, step: float) -> FloatArray:
@@ -109,8 +158,8 @@ def _peak_near(acf: FloatArray, lag: float) -> float:
 
 
 def _first_peak(acf: FloatArray) -> float | None:
-    """The lag, in bins, of the first hump of the autocorrelation above MIN_ACF
-    after it first turned negative, refined on its multiples."""
+    """The lag, in bins, of the top of the autocorrelation's first hump above
+    MIN_ACF after it first turned negative."""
     negative = np.flatnonzero(acf < 0)
     if not negative.size:
         return None
@@ -120,23 +169,22 @@ def _first_peak(acf: FloatArray) -> float | None:
     start = int(negative[0] + above[0])
     below = np.flatnonzero(acf[start:] < MIN_ACF)
     end = start + int(below[0]) if below.size else acf.size
-    return _refined(acf, float(start + int(np.argmax(acf[start:end]))))
+    return float(start + int(np.argmax(acf[start:end])))
 
 
-def _refined(acf: FloatArray, lag: float) -> float:
-    """`lag` made precise on its multiples: the peak near k × lag, found within
-    the uncertainty that k multiplies, gives the lag k times more precisely.
-    It ends when k no longer grows (a short lag may not let it)."""
-    error = 0.5  # bins
-    previous = 1
+def _refined(acf: FloatArray, lag: float) -> tuple[float, float]:
+    """`lag` made precise on its multiples, with how far off it may still be:
+    the peak near k × lag, looked for within k times the uncertainty (and less
+    than half a period away), is as uncertain as the first one, so it gives the
+    lag k times more precisely."""
+    reach = UNCERTAINTY * lag  # bins: how far a hump's top may be from the lag
+    error, k = reach, 1
     while True:
-        k = min(int(0.4 * lag / error), int((acf.size - 2) / lag))
-        if k <= previous:
-            return lag
-        previous = k
+        wider = min(int(0.4 * lag / error), int((acf.size - 2) / lag))
+        if wider <= k:
+            return lag, error
+        k = wider
         lo = max(int(k * (lag - error)), 1)
         hi = min(int(k * (lag + error)) + 2, acf.size)
         lag = (lo + int(np.argmax(acf[lo:hi]))) / k
-        error = 1.0 / k
-        if k == int((acf.size - 2) / lag):
-            return lag
+        error = reach / k
