@@ -14,6 +14,7 @@ from bench import (
     platform_bench,
     predict_bench,
     quality_bench,
+    skab,
     store_bench,
 )
 from bench._report import report
@@ -129,10 +130,10 @@ def peers(
 def quality(
     data: Annotated[
         Path, typer.Option(help="SKAB's folder (valve1/, valve2/, other/).")
-    ] = quality_bench.SKAB,
+    ] = skab.SKAB,
     record: Record = True,
 ) -> None:
-    """Detection quality on SKAB: F1, false and missed alarms, per detector and kind."""
+    """Detection quality per detector: SKAB, the synthetic corpus, the demo fleet."""
     report("quality", quality_bench.quality(data), record=record)
 
 

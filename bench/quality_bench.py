@@ -1,117 +1,142 @@
-"""Detection quality on labelled data: SKAB's outlier protocol, per detector and
-per kind of anomaly.
+"""Detection quality on labelled data, for every detector of the library
+(`atalaia.detection.ALGORITHMS`), each with its default hyperparameters:
 
-SKAB (`../shared/data/skab`, see its README) is a test bench sampled once a
-second: each labelled experiment is a CSV whose first 400 rows are normal
-operation (the training data) and whose other rows hold one collective anomaly.
-Every channel of an experiment is a series: each detector is fitted on each
-channel's training rows with its default hyperparameters, and a test row is
-flagged when any channel is (the axes of a sensor, seen one by one, as the
-per-series detectors serve them). Scores are F1, the false-alarm rate FP/(FP+TN)
-and the missed-alarm rate FN/(FN+TP) over every test row, overall and per folder
-(`valve1`, `valve2`, `other`), beside the F1 of flagging every test row.
+- SKAB's protocol (bench/skab.py): F1, FAR, MAR overall and per kind of
+  anomaly, and the changepoints' NAB score;
+- the synthetic corpus (bench/corpus.py), fitted on each case's training part
+  and scored on the rest: recall per kind of event and false alarms per 10,000
+  normal readings (a reading is a row: the three values of a three-axis case
+  at one time, flagged when any axis is). An event is detected when any
+  reading from its first to GRACE readings after its last is flagged (a spike
+  is one reading; a detector on differences or windows flags a little
+  later); the readings outside every such span are the normal ones;
+- the demo fleet of `atalaia demo`'s defaults (20 sensors × 3 axes, 7 days of
+  readings a minute apart, seed 7), two ways. The demo's: each series fitted
+  on its whole history (its injected anomalies included, as the demo trains),
+  then the hour of fresh readings the demo streams (`atalaia.synthetic.stream`:
+  spikes, one sensor's level shift) scored against their truth, precision and
+  recall per reading. The history's: each series fitted on its readings
+  outside every injected anomaly (spikes, level shifts, drifts; they lie
+  anywhere in the first 85 % of the week, so no stretch of it is both clean
+  and two days long), then its whole history scored (the normal readings are
+  those it was fitted on): precision per reading,
+  recall per injected anomaly (a drift ramps up from nothing, so its first
+  readings cannot be told from normal ones).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
-from atalaia.core.detectors import DETECTORS, fit_rows, score_columns
+from atalaia import detection
+from atalaia.synthetic import SyntheticSeries, make_fleet, stream
+from bench._verdicts import BoolArray, Tally, flag_rows
+from bench.corpus import KINDS, Case, make_corpus
+from bench.skab import SKAB, skab_figures
 
-SKAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "skab"
-TRAIN_ROWS = 400  # the benchmark's protocol
-KINDS = ("valve1", "valve2", "other")
-
-
-@dataclass(slots=True)
-class Tally:
-    """Confusion counts of flagged rows against labels."""
-
-    tp: int = 0
-    fp: int = 0
-    tn: int = 0
-    fn: int = 0
-
-    def add(self, flagged: npt.NDArray[np.bool_], truth: npt.NDArray[np.bool_]) -> None:
-        self.tp += int((flagged & truth).sum())
-        self.fp += int((flagged & ~truth).sum())
-        self.tn += int((~flagged & ~truth).sum())
-        self.fn += int((~flagged & truth).sum())
-
-    def f1(self) -> float:
-        return 2 * self.tp / max(2 * self.tp + self.fp + self.fn, 1)
-
-    def far(self) -> float:
-        return self.fp / max(self.fp + self.tn, 1)
-
-    def mar(self) -> float:
-        return self.fn / max(self.fn + self.tp, 1)
-
-
-def read_experiment(
-    path: Path,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """(readings: rows × channels, anomaly labels) of one SKAB CSV."""
-    with path.open() as lines:
-        header = next(lines).strip().split(";")
-        rows = [line.strip().split(";") for line in lines if line.strip()]
-    label = header.index("anomaly")
-    channels = [i for i, name in enumerate(header[1:], 1) if i < label]
-    table = np.array([[float(row[i]) for i in (*channels, label)] for row in rows])
-    return table[:, :-1], table[:, -1] > 0.5
-
-
-def experiments(root: Path) -> Iterator[tuple[str, Path]]:
-    """(kind, CSV) of every labelled experiment under `root`."""
-    for kind in KINDS:
-        for path in sorted((root / kind).glob("*.csv")):
-            yield kind, path
-
-
-def flag_rows(
-    algorithm: str, readings: npt.NDArray[np.float64]
-) -> npt.NDArray[np.bool_]:
-    """The test rows any channel's model flags, fitted on the training rows."""
-    models = fit_rows(algorithm, readings[:TRAIN_ROWS].T, {})
-    _, anomaly = score_columns(
-        models.center[:, None],
-        models.scale[:, None],
-        models.threshold[:, None],
-        readings[TRAIN_ROWS:].T,
-    )
-    flagged: npt.NDArray[np.bool_] = np.any(anomaly, axis=0)
-    return flagged
+GRACE = 5  # readings after an event that still count as detecting it
+CORPUS_SEED = 0
+# `atalaia demo`'s defaults.
+DEMO_SENSORS, DEMO_DAYS, DEMO_MINUTES, DEMO_SEED = 20, 7, 60, 7
 
 
 def quality(root: Path = SKAB) -> dict[str, float | int]:
-    """F1 / FAR / MAR of every detector, overall and per kind of anomaly."""
-    tallies = {(a, k): Tally() for a in sorted(DETECTORS) for k in ("all", *KINDS)}
-    every_row = Tally()  # the reference: flag every test row
-    files = 0
-    for kind, path in experiments(root):
-        readings, labels = read_experiment(path)
-        files += 1
-        every_row.add(np.ones(labels.size - TRAIN_ROWS, np.bool_), labels[TRAIN_ROWS:])
-        for algorithm in sorted(DETECTORS):
-            flagged = flag_rows(algorithm, readings)
-            for where in ("all", kind):
-                tallies[(algorithm, where)].add(flagged, labels[TRAIN_ROWS:])
-    if not files:
-        raise FileNotFoundError(f"no labelled experiment under {root}")
-    figures: dict[str, float | int] = {
-        "files": files,
-        "flag_all_f1": round(every_row.f1(), 3),
-    }
-    for (algorithm, where), tally in tallies.items():
-        if not tally.tp + tally.fp + tally.tn + tally.fn:
-            continue  # no experiment of that kind here
-        figures[f"{algorithm}_{where}_f1"] = round(tally.f1(), 3)
-        if where == "all":
-            figures[f"{algorithm}_far"] = round(tally.far(), 3)
-            figures[f"{algorithm}_mar"] = round(tally.mar(), 3)
+    """Every figure: SKAB's under `root`, the corpus', the demo fleet's."""
+    algorithms = detection.ALGORITHMS
+    figures = skab_figures(root, algorithms)
+    figures |= corpus_figures(make_corpus(CORPUS_SEED), algorithms)
+    figures |= demo_figures(algorithms)
     return figures
+
+
+def corpus_figures(
+    cases: Sequence[Case], algorithms: Sequence[str]
+) -> dict[str, float | int]:
+    """Recall per kind of event and false alarms per 10,000 normal readings."""
+    spans = [_spans(case) for case in cases]
+    figures: dict[str, float | int] = {
+        "corpus_cases": len(cases),
+        "corpus_events": sum(len(case.events) for case in cases),
+        "corpus_normal": int(sum((~s).sum() for s in spans)),
+    }
+    for algorithm in algorithms:
+        found: Counter[str] = Counter()
+        events: Counter[str] = Counter()
+        alarms = 0
+        for case, span in zip(cases, spans, strict=True):
+            flagged = flag_rows(algorithm, case.timestamps, case.values, case.train)
+            alarms += int((flagged & ~span).sum())
+            for e in case.events:
+                events[e.kind] += 1
+                found[e.kind] += bool(flagged[_detecting(case, e.start, e.stop)].any())
+        for kind in KINDS:
+            figures[f"{algorithm}_{kind}_recall"] = round(found[kind] / events[kind], 3)
+        normal = max(int(figures["corpus_normal"]), 1)
+        figures[f"{algorithm}_fa_per_10k"] = round(1e4 * alarms / normal, 2)
+    return figures
+
+
+def _detecting(case: Case, start: int, stop: int) -> slice:
+    """The test readings that detect an event over readings [start, stop)."""
+    end = min(stop + GRACE, case.timestamps.size)
+    return slice(start - case.train, end - case.train)
+
+
+def _spans(case: Case) -> BoolArray:
+    """The test readings within some event's detecting span."""
+    inside = np.zeros(case.timestamps.size - case.train, np.bool_)
+    for e in case.events:
+        inside[_detecting(case, e.start, e.stop)] = True
+    return inside
+
+
+def demo_figures(algorithms: Sequence[str]) -> dict[str, float | int]:
+    """Precision and recall on the demo's stream and on the fleet's history."""
+    fleet = make_fleet(sensors=DEMO_SENSORS, days=DEMO_DAYS, seed=DEMO_SEED)
+    ids, timestamps, values, truth = stream(fleet, DEMO_MINUTES, DEMO_SEED)
+    where = {s.series_id: i for i, s in enumerate(fleet)}
+    series = np.array([where[i] for i in ids])
+    events = sum(len(s.injected) for s in fleet)
+    figures: dict[str, float | int] = {
+        "demo_readings": int(truth.size),
+        "demo_anomalies": int(truth.sum()),
+        "demo_history_events": events,
+    }
+    for algorithm in algorithms:
+        flagged = np.zeros(truth.size, np.bool_)
+        for i, s in enumerate(fleet):
+            model = detection.fit(algorithm, s.timestamps, s.values)
+            mine = series == i
+            flagged[mine] = model.score(timestamps[mine], values[mine]).anomaly
+        now = Tally()
+        now.add(flagged, truth)
+        history, found = _score_history(algorithm, fleet)
+        figures[f"{algorithm}_demo_precision"] = round(now.precision(), 3)
+        figures[f"{algorithm}_demo_recall"] = round(now.recall(), 3)
+        figures[f"{algorithm}_demo_history_precision"] = round(history.precision(), 3)
+        figures[f"{algorithm}_demo_history_recall"] = round(found / max(events, 1), 3)
+    return figures
+
+
+def _score_history(
+    algorithm: str, fleet: Sequence[SyntheticSeries]
+) -> tuple[Tally, int]:
+    """Each series fitted on its readings outside its injected anomalies, then
+    its whole history scored: the readings' tally, the anomalies detected."""
+    tally, found = Tally(), 0
+    for s in fleet:
+        injected = np.zeros(s.values.size, np.bool_)
+        for e in s.injected:
+            injected[e.start_index : e.end_index] = True
+        clean = ~injected
+        model = detection.fit(algorithm, s.timestamps[clean], s.values[clean])
+        flagged = model.score(s.timestamps, s.values).anomaly
+        tally.add(flagged, injected)
+        found += sum(
+            bool(flagged[e.start_index : e.end_index].any()) for e in s.injected
+        )
+    return tally, found

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bench.__main__ import app
+from bench.corpus import KINDS, PERIODS, STEPS, Case, make_corpus
+from bench.nab import LOW_FN, STANDARD, NabTally, Profile, edges
 from typer.testing import CliRunner
 
 from fixtures.db import create_database, drop_database, worker_database_name
@@ -63,7 +65,7 @@ def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
     labels[500:] = 1
     (tmp_path / "valve1").mkdir()
     lines = ["datetime;A;B;anomaly;changepoint"] + [
-        f"2020-03-09 10:{i // 60:02d}:{i % 60:02d};{a};{b};{y};0"
+        f"2020-03-09 10:{i // 60:02d}:{i % 60:02d};{a};{b};{y};{int(i == 500)}"
         for i, ((a, b), y) in enumerate(zip(values, labels, strict=True))
     ]
     (tmp_path / "valve1" / "1.csv").write_text("\n".join(lines) + "\n")
@@ -74,5 +76,144 @@ def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("quality: files 1, flag_all_f1 0.667, ")
-    assert "zscore_valve1_f1 1" in result.output.strip().split(", ")
+    cells = result.output.strip().split(", ")
+    assert "zscore_valve1_f1 1" in cells
+    assert "zscore_nab 100" in cells  # its flags start at the changepoint
     assert "valve2" not in result.output  # no experiment of that kind
+    assert "corpus_cases 30" in cells
+    assert "demo_readings 3600" in cells
+    for kind in KINDS:
+        assert any(c.startswith(f"seasonal_{kind}_recall ") for c in cells)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[Case]:
+    return make_corpus(seed=0)
+
+
+class TestCorpus:
+    def test_is_the_same_for_a_seed_and_differs_between_seeds(
+        self, corpus: list[Case]
+    ) -> None:
+        again, other = make_corpus(seed=0), make_corpus(seed=1)
+
+        for a, b in zip(corpus, again, strict=True):
+            assert (a.name, a.train, a.events) == (b.name, b.train, b.events)
+            assert np.array_equal(a.timestamps, b.timestamps)
+            assert np.array_equal(a.values, b.values)
+        assert not np.array_equal(corpus[0].values[:100], other[0].values[:100])
+
+    def test_holds_every_kind_period_and_sampling_step(
+        self, corpus: list[Case]
+    ) -> None:
+        kinds = {e.kind for case in corpus for e in case.events}
+        names = {case.name for case in corpus}
+
+        assert kinds == set(KINDS)
+        for period in (*PERIODS, "axes"):
+            for step in STEPS:
+                assert {f"{period}-{step}-low", f"{period}-{step}-high"} <= names
+        for case in corpus:
+            assert case.values.shape == (
+                case.timestamps.size,
+                3 if "axes" in case.name else 1,
+            )
+            assert set(np.diff(case.timestamps)) == {STEPS[case.name.split("-")[1]]}
+
+    def test_changes_readings_only_where_its_labels_say(
+        self, corpus: list[Case]
+    ) -> None:
+        for case in corpus:
+            labelled = np.zeros(case.values.shape, np.bool_)
+            for e in case.events:
+                assert case.train < e.start < e.stop <= case.timestamps.size
+                changed = case.values[e.start : e.stop] != case.clean[e.start : e.stop]
+                assert changed[:, e.axis].any(), (case.name, e)
+                labelled[e.start : e.stop, e.axis] = True
+
+            assert not (case.values != case.clean)[~labelled].any(), case.name
+
+    def test_injects_the_stated_sizes(self, corpus: list[Case]) -> None:
+        for case in corpus:
+            for e in case.events:
+                sigma = case.sigma[e.axis]
+                added = (case.values - case.clean)[e.start : e.stop, e.axis] / sigma
+                if e.kind == "spike":
+                    assert e.stop - e.start == 1
+                    assert 6 <= abs(e.magnitude) <= 10
+                    assert added == pytest.approx([e.magnitude])
+                if e.kind == "level_shift":
+                    assert 4 <= abs(e.magnitude) <= 6
+                    assert added == pytest.approx(np.full(added.size, e.magnitude))
+                if e.kind == "drift":
+                    assert added[-1] == pytest.approx(e.magnitude)
+                if e.kind == "stuck":
+                    stuck = case.values[e.start - 1 : e.stop, e.axis]
+                    assert (stuck == stuck[0]).all()
+                if e.kind == "axis_break":
+                    train = case.clean[: case.train, e.axis]
+                    broken = case.values[e.start : e.stop, e.axis]
+                    assert train.min() <= broken.min() <= broken.max() <= train.max()
+
+    def test_normal_readings_separate_the_events(self, corpus: list[Case]) -> None:
+        for case in corpus:
+            step = case.timestamps[1] - case.timestamps[0]
+            bounds = [(case.train, case.train)]
+            bounds += [(e.start, e.stop) for e in case.events]
+            bounds += [(case.timestamps.size, case.timestamps.size)]
+            for (_, stop), (start, _) in zip(bounds, bounds[1:], strict=False):
+                assert (start - stop) * step >= 3 * 3600 - step
+
+
+class TestNabScore:
+    """SKAB's NAB scoring, a 60 s window to the right of each changepoint."""
+
+    @staticmethod
+    def score(
+        changepoints: list[float], detections: list[float], profile: Profile = STANDARD
+    ) -> float:
+        tally = NabTally(profile)
+        tally.add(np.array(changepoints), np.array(detections))
+        return tally.score()
+
+    def test_a_perfect_detector_scores_100_and_a_silent_one_0(self) -> None:
+        assert self.score([100.0, 500.0], [100.0, 500.0]) == pytest.approx(100.0)
+        assert self.score([100.0, 500.0], []) == pytest.approx(0.0)
+        assert self.score([100.0], [], profile=LOW_FN) == pytest.approx(0.0)
+
+    def test_a_detection_is_worth_less_the_later_it_comes(self) -> None:
+        # Half-way: A_fp + (A_tp − A_fp)/2 × (1 − tanh(x)/tanh(π/2)) at
+        # x = −π/2 + 500π/999 = 0.001572, tanh(x)/tanh(π/2) = 0.001714:
+        # −0.11 + 0.555 × 0.998286 = 0.444049; 100 × (0.444049 + 1) / 2.
+        assert self.score([100.0], [130.0]) == pytest.approx(72.2024, abs=1e-4)
+        # At the window's end a true positive is worth A_fp: 100 × 0.89 / 2.
+        assert self.score([100.0], [160.0]) == pytest.approx(44.5)
+        # After it, it is a false positive and the changepoint is missed.
+        assert self.score([100.0], [161.0]) == pytest.approx(100 * -0.11 / 2)
+
+    def test_only_the_first_detection_in_a_window_counts(self) -> None:
+        assert self.score([100.0], [100.0, 110.0, 150.0]) == pytest.approx(100.0)
+
+    def test_a_false_positive_costs_a_fp(self) -> None:
+        assert self.score([100.0], [100.0, 1000.0]) == pytest.approx(94.5)
+        assert self.score([100.0], [50.0, 100.0]) == pytest.approx(94.5)
+
+    def test_an_overlapping_window_starts_where_the_one_before_ends(self) -> None:
+        # Windows [100, 160] and [160, 190]: 135 is the first window's second.
+        assert self.score([100.0, 130.0], [100.0, 160.0]) == pytest.approx(100.0)
+        assert self.score([100.0, 130.0], [100.0, 135.0]) == pytest.approx(50.0)
+
+    def test_files_add_up(self) -> None:
+        tally = NabTally(STANDARD)
+        tally.add(np.array([100.0]), np.array([100.0]))
+        tally.add(np.array([100.0]), np.array([], dtype=np.float64))
+
+        assert tally.score() == pytest.approx(50.0)
+
+    def test_a_run_of_flags_changes_at_its_first_row_and_after_its_last(
+        self,
+    ) -> None:
+        flags = np.array([False, True, True, False, False, True])
+
+        assert np.flatnonzero(edges(flags)).tolist() == [1, 3, 5]
+        assert np.flatnonzero(edges(np.array([True, True, False]))).tolist() == [0, 2]

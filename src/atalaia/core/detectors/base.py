@@ -164,15 +164,18 @@ def score_columns(
 
 
 def check_hyperparameters(
-    algorithm: str, defaults: Mapping[str, float], given: Mapping[str, object]
+    algorithm: str,
+    defaults: Mapping[str, float],
+    given: Mapping[str, object],
+    optional: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
-    """Merge `given` over `defaults`; reject unknown names and numbers outside
-    (0, MAX_HYPERPARAMETER]."""
-    unknown = sorted(set(given) - set(defaults))
+    """Merge `given` over `defaults`; reject names neither there nor `optional`
+    (known, without a default) and numbers outside (0, MAX_HYPERPARAMETER]."""
+    unknown = sorted(set(given) - set(defaults) - optional)
     if unknown:
         raise InvalidHyperparameters(
             f"{algorithm} has no hyperparameter {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(defaults))}",
+            f"known: {', '.join(sorted({*defaults, *optional}))}",
             rule="hyperparameters_known",
         )
     merged = dict(defaults)

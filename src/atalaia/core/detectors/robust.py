@@ -33,9 +33,7 @@ class Robust:
     def fit(
         self, values: FloatArray, hyperparameters: Mapping[str, float]
     ) -> ModelParams:
-        median = float(np.median(values))
-        mad = float(np.median(np.abs(values - median)))
-        scale = MAD_TO_SIGMA * mad if mad > MIN_MAD else float(np.std(values))
+        median, scale = median_and_sigma(values)
         return ModelParams(
             center=median,
             scale=scale,
@@ -57,6 +55,18 @@ class Robust:
             scale=scale,
             threshold=np.full(len(rows), float(hyperparameters["threshold_sigma"])),
         )
+
+
+def median_and_sigma(values: FloatArray) -> tuple[float, float]:
+    """The median and the robust sigma (scaled MAD, or the std when the MAD is
+    zero) of `values`.
+
+    >>> median_and_sigma(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    (3.0, 1.4826)
+    """
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    return median, MAD_TO_SIGMA * mad if mad > MIN_MAD else float(np.std(values))
 
 
 def _middle(ordered: FloatArray) -> FloatArray:

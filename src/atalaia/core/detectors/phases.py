@@ -1,0 +1,127 @@
+"""Bands that vary with the phase of a period: the expected value and the band's
+half-width at each phase, linearly interpolated between phase centres.
+
+A flat band (z-score, robust) is the one-phase case. Many series' bands live in
+shared pools: each series keeps its period, its number of phases, the offset of
+its phases in the pools and a base value; each phase keeps its departure from
+the base and its half-width as float32 (the base keeps the precision of large
+values). Scoring a reading is then a few gathers by (series, phase), the same
+arithmetic for one series or the whole fleet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from atalaia.core.detectors.base import MIN_WIDTH
+
+FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseBand:
+    """One series' band: `phases` equal slices of `period` seconds (counted from
+    the epoch), each with the expected value's departure from `base` and the
+    band's half-width at its centre."""
+
+    period: float
+    base: float
+    departure: Float32Array
+    width: Float32Array
+
+    @property
+    def phases(self) -> int:
+        return int(self.departure.size)
+
+    @classmethod
+    def flat(cls, center: float, width: float) -> PhaseBand:
+        """The band of a location/scale model: one phase."""
+        return cls(1.0, center, np.zeros(1, np.float32), np.array([width], np.float32))
+
+
+@dataclass(frozen=True, slots=True)
+class BandPools:
+    """Many series' bands: per-series columns and the shared per-phase pools."""
+
+    period: FloatArray
+    phases: IntArray
+    offset: IntArray  # where each series' phases start in the pools
+    base: FloatArray
+    departure: Float32Array
+    width: Float32Array
+
+    @classmethod
+    def of(cls, bands: list[PhaseBand]) -> BandPools:
+        sizes = np.array([b.phases for b in bands], np.int64)
+        return cls(
+            period=np.array([b.period for b in bands]),
+            phases=sizes,
+            offset=np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64),
+            base=np.array([b.base for b in bands]),
+            departure=np.concatenate([b.departure for b in bands]),
+            width=np.concatenate([b.width for b in bands]),
+        )
+
+    def at(
+        self, rows: IntArray, timestamps: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """The expected value and the band's half-width of series `rows` at
+        `timestamps` (aligned arrays)."""
+        return band_at(
+            timestamps,
+            self.period[rows],
+            self.phases[rows],
+            self.offset[rows],
+            self.base[rows],
+            self.departure,
+            self.width,
+        )
+
+
+def phase_position(
+    timestamps: FloatArray, period: FloatArray | float, phases: IntArray | int
+) -> FloatArray:
+    """Where each timestamp falls in its period, in phases: [0, phases).
+
+    >>> phase_position(np.array([0.0, 45.0, 100.0]), 100.0, 4).tolist()
+    [0.0, 1.8, 0.0]
+    """
+    position: FloatArray = np.mod(timestamps, period) * (phases / np.asarray(period))
+    return position
+
+
+def band_at(
+    timestamps: FloatArray,
+    period: FloatArray,
+    phases: IntArray,
+    offset: IntArray,
+    base: FloatArray,
+    departure: Float32Array,
+    width: Float32Array,
+) -> tuple[FloatArray, FloatArray]:
+    """The expected value and half-width at each reading's time, interpolated
+    between the centres of the two phases around it.
+
+    >>> band_at(np.array([0.5, 1.0]), np.array([2.0, 2.0]), np.array([2, 2]),
+    ...         np.array([0, 0]), np.array([10.0, 10.0]),
+    ...         np.array([0.0, 2.0], np.float32), np.array([1.0, 3.0], np.float32))
+    (array([10., 11.]), array([1., 2.]))
+    """
+    below = phase_position(timestamps, period, phases) - 0.5
+    step = np.floor(below)
+    frac = below - step
+    first = np.mod(step.astype(np.int64), phases)
+    second = first + 1
+    second[second == phases] = 0
+    first += offset
+    second += offset
+    low, high = departure[first], departure[second]
+    expected = base + low + frac * (high - low)
+    low_w, high_w = width[first], width[second]
+    half = np.maximum(low_w + frac * (high_w - low_w), MIN_WIDTH)
+    return expected, half

@@ -1,0 +1,86 @@
+"""The detectors as a library: fit a model on a series, score readings with it.
+
+    >>> import numpy as np
+    >>> from atalaia import detection
+    >>> t = np.arange(0.0, 14 * 86400.0, 600.0)
+    >>> v = 0.3 + 0.1 * np.sin(2 * np.pi * t / 86400.0)
+    >>> v += np.random.default_rng(0).normal(0, 0.01, t.size)
+    >>> model = detection.fit("seasonal", t, v)
+    >>> result = model.score(np.array([t[-1] + 600.0]), np.array([0.5]))
+    >>> bool(result.anomaly[0]), round(float(result.expected[0]), 2)
+    (True, 0.3)
+
+`timestamps` are epoch seconds, `values` float64. Scoring is causal: a
+reading's score depends on the fitted model and that reading alone. A score
+above 1 is an anomaly at the model's threshold; larger is more anomalous. This
+is the code the training jobs and the inference table run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from atalaia.core.detectors.bands import ALGORITHMS, fit_band, reasons_of
+from atalaia.core.detectors.phases import BandPools, PhaseBand
+from atalaia.core.series import Readings, check_readings
+
+__all__ = ["ALGORITHMS", "Model", "Result", "fit"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Per reading: the score, the verdict and its explanation."""
+
+    anomaly_score: FloatArray
+    anomaly: npt.NDArray[np.bool_]
+    expected: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    direction: npt.NDArray[np.str_]  # "above" or "below" the band, "" within
+    reason: npt.NDArray[np.str_]  # why an anomaly is one; "" for the others
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A fitted model of one series."""
+
+    algorithm: str
+    hyperparameters: Mapping[str, float]
+    band: PhaseBand
+
+    def score(self, timestamps: object, values: object) -> Result:
+        """Score readings (timestamps in epoch seconds, any order)."""
+        readings = Readings.of(timestamps, values)
+        rows = np.zeros(len(readings), np.int64)
+        expected, width = BandPools.of([self.band]).at(rows, readings.timestamps)
+        deviation = readings.values - expected
+        score = np.abs(deviation) / width
+        anomaly = score > 1.0
+        direction = np.where(deviation > 0, "above", "below")
+        return Result(
+            anomaly_score=score,
+            anomaly=anomaly,
+            expected=expected,
+            lower=expected - width,
+            upper=expected + width,
+            direction=np.where(anomaly, direction, ""),
+            reason=np.where(anomaly, reasons_of(self.band), ""),
+        )
+
+
+def fit(
+    algorithm: str, timestamps: object, values: object, **hyperparameters: float
+) -> Model:
+    """Fit `algorithm` (one of ALGORITHMS) on a series' readings, timestamps
+    strictly increasing; unknown names or bad hyperparameters raise
+    InvalidHyperparameters, bad readings InvalidSeries."""
+    readings = Readings.of(timestamps, values)
+    check_readings(readings)
+    resolved, band = fit_band(algorithm, readings, hyperparameters)
+    return Model(algorithm, resolved, band)
