@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
 
 import structlog
 from fastapi.concurrency import run_in_threadpool
@@ -26,8 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Engine
 
 from atalaia.adapters.db.lock import InstanceLock, instance_lock
-from atalaia.api.common.app import Part
 from atalaia.api.common.resources import Resources
+from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.ports import BatchSubmitter
 from atalaia.core.schedule import ScheduledTask, Task, fleet_schedule
 from atalaia.services.scheduler import (
@@ -216,7 +215,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def with_scheduler(part: Part) -> Part:
+def with_scheduler(part: JobsPart) -> JobsPart:
     """`part`, which yields a `job_queue`, with the scheduler in a thread beside
     it, queueing its jobs there (the embedded platform; off unless
     `scheduler_in_process`)."""
@@ -224,12 +223,12 @@ def with_scheduler(part: Part) -> Part:
     @asynccontextmanager
     async def with_tasks(
         resources: Resources, registry: CollectorRegistry
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[JobsState]:
         async with part(resources, registry) as state:
             if not resources.settings.scheduler_in_process:
                 yield state
                 return
-            turns = state.get("write_turns")
+            turns = state["write_turns"]
             sessions = (
                 turns.background_sessions(resources.engine)
                 if turns

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_r
 from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
 from atalaia.api.common.openapi import install_openapi
 from atalaia.api.common.resources import Resources, open_resources
+from atalaia.api.common.state import CommonState, state_as
 from atalaia.logging import configure_logging
 from atalaia.settings import Settings
 
@@ -29,9 +30,10 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
 }
 
 # A service's own start-up and shutdown, given the shared resources and the
-# app's metrics registry; it yields what it adds to the request state.
+# app's metrics registry; it yields what it adds to the request state (a
+# TypedDict of its own, see `api.common.state`).
 Part = Callable[
-    [Resources, CollectorRegistry], AbstractAsyncContextManager[dict[str, Any]]
+    [Resources, CollectorRegistry], AbstractAsyncContextManager[Mapping[str, object]]
 ]
 
 
@@ -49,11 +51,12 @@ def build_app(
     registry = CollectorRegistry()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, object]]:
         resources = await run_in_threadpool(open_resources, settings, migrate=migrate)
         try:
             async with AsyncExitStack() as stack:
-                state: dict[str, Any] = {"resources": resources}
+                common: CommonState = {"resources": resources}
+                state: dict[str, object] = {**common}
                 for part in parts:
                     state.update(
                         await stack.enter_async_context(part(resources, registry))
@@ -97,7 +100,7 @@ def probe_router(name: str, registry: CollectorRegistry) -> APIRouter:
     @router.get("/ready", responses=NOT_READY)
     async def ready(request: Request) -> JSONResponse:
         """Readiness with the result of each check."""
-        resources: Resources = request.state.resources
+        resources = state_as(CommonState, request)["resources"]
         checks = {}
         for check_name, check in resources.ready_checks.items():
             ok, detail = await run_in_threadpool(check)

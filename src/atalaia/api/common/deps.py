@@ -14,12 +14,12 @@ from starlette.types import Scope
 
 from atalaia.api.common.auth import Principal, Role
 from atalaia.api.common.resources import Resources
+from atalaia.api.common.state import CommonState, state_as
 from atalaia.errors import InvalidInput
 
 
 def get_resources(request: Request) -> Resources:
-    resources: Resources = request.state.resources
-    return resources
+    return state_as(CommonState, request)["resources"]
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]

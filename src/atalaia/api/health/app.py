@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI
@@ -13,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.health.routes import router
+from atalaia.api.health.state import ProbeState
 from atalaia.services.health import ServiceProbe
 from atalaia.settings import Settings, load_settings
 
@@ -23,15 +23,13 @@ def routers() -> list[APIRouter]:
 
 def health_monitor(
     *, embedded: tuple[str, ...] = ()
-) -> Callable[
-    [Resources, CollectorRegistry], AbstractAsyncContextManager[dict[str, Any]]
-]:
+) -> Callable[[Resources, CollectorRegistry], AbstractAsyncContextManager[ProbeState]]:
     """Probe the services at their configured URLs, except those in this process."""
 
     @asynccontextmanager
     async def part(
         resources: Resources, _registry: CollectorRegistry
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[ProbeState]:
         s = resources.settings
         urls = {"training": s.training_url, "plot": s.plot_url}
         replicas = s.inference_urls or [s.inference_url]
@@ -45,13 +43,13 @@ def health_monitor(
             if n.partition("-")[0] not in embedded
         ]
         async with httpx.AsyncClient(timeout=s.health_probe_timeout_s) as client:
-            yield {
-                "http": client,
-                "service_probes": probes,
-                "embedded_services": {
+            yield ProbeState(
+                http=client,
+                service_probes=probes,
+                embedded_services={
                     n: {"status": "up", "url": "embedded"} for n in embedded
                 },
-            }
+            )
 
     return part
 

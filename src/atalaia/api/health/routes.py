@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from atalaia.api.common.resources import Resources
+from atalaia.api.common.state import CommonState, state_as
+from atalaia.api.health.state import ProbeState
 from atalaia.services.health import consolidate, probe_all
 
 router = APIRouter(tags=["health"])
@@ -20,9 +19,10 @@ router = APIRouter(tags=["health"])
 )
 async def platform_health(request: Request) -> JSONResponse:
     """Every service and dependency with its status; 503 when a service is down."""
-    resources: Resources = request.state.resources
-    services: dict[str, dict[str, Any]] = dict(request.state.embedded_services)
-    services.update(await probe_all(request.state.http, request.state.service_probes))
+    resources = state_as(CommonState, request)["resources"]
+    state = state_as(ProbeState, request)
+    services = dict(state["embedded_services"])
+    services.update(await probe_all(state["http"], state["service_probes"]))
     dependencies = {}
     for name, check in resources.ready_checks.items():
         ok, detail = await run_in_threadpool(check)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,8 +15,10 @@ from atalaia.adapters.cache import ModelCache, NoticeListener
 from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.api.common.app import NOT_READY, build_app
 from atalaia.api.common.resources import Resources
+from atalaia.api.common.state import state_as
 from atalaia.api.inference.metrics import ServingMetrics
 from atalaia.api.inference.routes import FAST_ROUTES, router
+from atalaia.api.inference.state import ServingState
 from atalaia.services.inference import Predictor
 from atalaia.settings import Settings, load_settings
 
@@ -33,14 +34,15 @@ async def liveness() -> dict[str, str]:
 @probe_router.get("/readiness", responses=NOT_READY)
 async def readiness(request: Request) -> JSONResponse:
     """Ready once a model table is loaded (from the registry or the snapshot)."""
-    predictor: Predictor = request.state.predictor
+    state = state_as(ServingState, request)
+    predictor = state["predictor"]
     ready = predictor.loaded_from != "nothing"
     body = {
         "status": "ready" if ready else "not_ready",
         "models": len(predictor.table),
         "loaded_from": predictor.loaded_from,
         "database": "up" if predictor.database_ok else "down",
-        "notices": _notices_state(request.state.notices),
+        "notices": _notices_state(state["notices"]),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -58,7 +60,7 @@ def routers() -> list[APIRouter]:
 @asynccontextmanager
 async def model_serving(
     resources: Resources, registry: CollectorRegistry
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[ServingState]:
     """Warm-load every production model, then follow the registry: its notices
     over Redis (when configured) and its change feed in the database."""
     settings = resources.settings
@@ -94,12 +96,12 @@ async def model_serving(
         f"{len(predictor.table)} models from {predictor.loaded_from}",
     )
     try:
-        yield {
-            "predictor": predictor,
-            "serving_metrics": metrics,
-            "notices": listener,
-            "reject_unknown": settings.unknown_series == "reject",
-        }
+        yield ServingState(
+            predictor=predictor,
+            serving_metrics=metrics,
+            notices=listener,
+            reject_unknown=settings.unknown_series == "reject",
+        )
     finally:
         if listener is not None:
             await run_in_threadpool(listener.stop)

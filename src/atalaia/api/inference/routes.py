@@ -14,7 +14,7 @@ request asks `?unknown=reject` or the service is set so (ATALAIA_UNKNOWN_SERIES)
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,9 +28,9 @@ from atalaia.api.common.deps import Admin, authorize, check_query_names
 from atalaia.api.common.fast_routes import FastRoute
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId
+from atalaia.api.common.state import state_as
 from atalaia.api.inference import answers
 from atalaia.api.inference.bodies import parse_batch, parse_reading
-from atalaia.api.inference.metrics import ServingMetrics
 from atalaia.api.inference.schemas import (
     BatchBody,
     BatchView,
@@ -39,9 +39,10 @@ from atalaia.api.inference.schemas import (
     PredictionView,
     Reading,
 )
+from atalaia.api.inference.state import InferenceState, ServingState
 from atalaia.core.series import check_series_id, check_value, check_values
 from atalaia.errors import DependencyUnavailable, InvalidInput, UnknownSeries
-from atalaia.services.inference import Predictor, data_plane
+from atalaia.services.inference import data_plane
 
 router = APIRouter(tags=["inference"])
 
@@ -56,9 +57,9 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     confidence, and a `warning` when the series is unknown; `?unknown=reject`:
     404 instead)."""
     started = time.perf_counter()
-    state = scope["state"]
+    state: InferenceState = scope["state"]
     authorize(scope, Role.VIEWER)
-    reject_unknown = _rejects_unknown(scope)
+    reject_unknown = _rejects_unknown(state, scope)
     series_id = check_series_id(scope["path_params"]["series_id"])
     timestamp, value = parse_reading(body)
     state["resources"].time_range.check_one(timestamp)
@@ -66,7 +67,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     scored = await data_plane.score_one_async(state["predictor"], series_id, value)
     if not scored.known:
         _on_unknown(state, [series_id], reject=reject_unknown)
-    metrics: ServingMetrics = state["serving_metrics"]
+    metrics = state["serving_metrics"]
     metrics.one(scored.table, scored.row, series_id, scored.anomaly, started)
     return _encode(answers.reading_answer(series_id, timestamp, scored))
 
@@ -79,9 +80,9 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     array per field): the columnar form is several times cheaper. Readings of
     unknown series carry a `warning`; `?unknown=reject`: 404 naming them."""
     started = time.perf_counter()
-    state = scope["state"]
+    state: InferenceState = scope["state"]
     authorize(scope, Role.VIEWER)
-    reject_unknown = _rejects_unknown(scope)
+    reject_unknown = _rejects_unknown(state, scope)
     batch = parse_batch(body)
     state["resources"].time_range.check(batch.timestamps)
     check_values(batch.values)
@@ -92,7 +93,7 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
         _on_unknown(state, scored.unknown, reject=reject_unknown)
     shape = answers.columns_answer if batch.columnar else answers.rows_answer
     answer = shape(batch.series_ids, batch.timestamps, scored.scores, scored.fetched)
-    metrics: ServingMetrics = state["serving_metrics"]
+    metrics = state["serving_metrics"]
     metrics.batch(batch.series_ids, scored.scores, started)
     return answers.encode_columns(answer) if batch.columnar else _encode(answer)
 
@@ -108,7 +109,7 @@ _UNKNOWN_QUERY: dict[str, Any] = {
 }
 
 
-def _rejects_unknown(scope: Scope) -> bool:
+def _rejects_unknown(state: ServingState, scope: Scope) -> bool:
     """Whether to refuse unknown series: `?unknown=`, else the service's setting."""
     query: bytes = scope["query_string"]
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
@@ -122,16 +123,12 @@ def _rejects_unknown(scope: Scope) -> bool:
                     rule="unknown_series_policy",
                 )
             return _POLICIES[value]
-    reject: bool = scope["state"]["reject_unknown"]
-    return reject
+    return state["reject_unknown"]
 
 
-def _on_unknown(
-    state: Mapping[str, Any], readings: Sequence[str], *, reject: bool
-) -> None:
+def _on_unknown(state: ServingState, readings: Sequence[str], *, reject: bool) -> None:
     """Count the readings of unknown series; refuse them if asked to."""
-    metrics: ServingMetrics = state["serving_metrics"]
-    metrics.unknown_series(len(readings))
+    state["serving_metrics"].unknown_series(len(readings))
     if reject:
         raise UnknownSeries(sorted(set(readings)))
 
@@ -158,7 +155,7 @@ async def reload_series(
     series_id: SeriesId, request: Request, _: Admin
 ) -> dict[str, Any]:
     """Re-read one series' production model from the registry now."""
-    predictor: Predictor = request.state.predictor
+    predictor = state_as(ServingState, request)["predictor"]
     await run_in_threadpool(_or_unavailable, predictor.reload_series, [series_id])
     model = predictor.table.model_of(series_id)
     return {"series_id": series_id, "version": model.version if model else None}
@@ -167,7 +164,7 @@ async def reload_series(
 @router.post("/admin/reload", responses=error_responses(DependencyUnavailable))
 async def reload_all(request: Request, _: Admin) -> dict[str, Any]:
     """Re-load every production model from the registry now."""
-    predictor: Predictor = request.state.predictor
+    predictor = state_as(ServingState, request)["predictor"]
     await run_in_threadpool(_or_unavailable, predictor.reload_all)
     return {"models": len(predictor.table), "loaded_from": predictor.loaded_from}
 

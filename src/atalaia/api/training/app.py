@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +18,7 @@ from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.broker import celery_dispatch
 from atalaia.api.training.routes import feedback, models, series, training
+from atalaia.api.training.state import JobsState
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
 
@@ -32,7 +32,7 @@ def routers() -> list[APIRouter]:
 @asynccontextmanager
 async def job_executor(
     resources: Resources, registry: CollectorRegistry
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[JobsState]:
     """Hand training jobs to the Celery broker when one is set, else run them here."""
     part = celery_dispatch if resources.settings.broker_url else in_process_executor
     async with part(resources, registry) as state:
@@ -42,7 +42,7 @@ async def job_executor(
 @asynccontextmanager
 async def in_process_executor(
     resources: Resources, registry: CollectorRegistry
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[JobsState]:
     """Run training jobs on threads of this process; resume the unfinished ones.
 
     A sweeper re-dispatches queued jobs this process does not hold and running
@@ -82,7 +82,7 @@ async def in_process_executor(
     executor.start(await run_in_threadpool(pending))
     resources.ready_checks["executor"] = lambda: (executor.alive(), "in-process")
     try:
-        yield {"job_queue": executor, "write_turns": turns}
+        yield JobsState(job_queue=executor, write_turns=turns)
     finally:
         await run_in_threadpool(executor.stop)
 

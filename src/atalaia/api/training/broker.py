@@ -15,7 +15,6 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -27,6 +26,7 @@ from atalaia.adapters.queue.celery_app import create_celery
 from atalaia.adapters.queue.celery_queue import CeleryJobQueue
 from atalaia.adapters.queue.sweeper import Sweeper
 from atalaia.api.common.resources import Resources
+from atalaia.api.training.state import JobsState
 
 log = structlog.get_logger()
 
@@ -64,7 +64,7 @@ def sweep_interval_s(resources: Resources) -> float:
 @asynccontextmanager
 async def celery_dispatch(
     resources: Resources, registry: CollectorRegistry
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[JobsState]:
     """Publish training jobs to the broker; sweep for the lost ones meanwhile."""
     settings = resources.settings
     assert settings.broker_url is not None  # chosen by the caller for that
@@ -96,7 +96,7 @@ async def celery_dispatch(
     resources.ready_checks["broker"] = check
     resources.ready_checks["sweeper"] = lambda: (sweeper.alive(), "lost jobs")
     try:
-        yield {"job_queue": job_queue, "write_turns": None}
+        yield JobsState(job_queue=job_queue, write_turns=None)
     finally:
         await run_in_threadpool(sweeper.stop)
         app.close()

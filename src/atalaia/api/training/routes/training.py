@@ -20,6 +20,7 @@ from atalaia.api.common.deps import (
 )
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text
+from atalaia.api.common.state import state_as
 from atalaia.api.training.schemas import (
     BatchAccepted,
     BatchTrainingBody,
@@ -27,6 +28,7 @@ from atalaia.api.training.schemas import (
     JobView,
     TrainingBody,
 )
+from atalaia.api.training.state import JobsState
 from atalaia.core.jobs import JobStatus
 from atalaia.core.ports import JobQueue
 from atalaia.core.series import Readings
@@ -46,8 +48,7 @@ SCHEMA_REF = "#/components/schemas/{model}"
 
 
 def get_job_queue(request: Request) -> JobQueue:
-    job_queue: JobQueue = request.state.job_queue
-    return job_queue
+    return state_as(JobsState, request)["job_queue"]
 
 
 JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
@@ -55,8 +56,7 @@ JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 
 def _write_turns(request: Request) -> WriteTurns | None:
     """The embedded platform's write turns (SQLite); None elsewhere."""
-    turns: WriteTurns | None = getattr(request.state, "write_turns", None)
-    return turns
+    return state_as(JobsState, request)["write_turns"]
 
 
 def served_before_jobs(request: Request) -> Iterator[None]:
