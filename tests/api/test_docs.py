@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from atalaia.api import health, inference, plot, training
-from atalaia.embedded import create_embedded_app
 from atalaia.settings import Settings
+from fixtures.api import SERVICES
 
-APPS: dict[str, Callable[[Settings], FastAPI]] = {
-    "training": training.create_app,
-    "inference": inference.create_app,
-    "plot": plot.create_app,
-    "health": health.create_app,
-    "embedded": create_embedded_app,
-}
 # src="…", href="…" and swagger-ui's `url: '…'` (the OpenAPI document)
 URL = re.compile(r"""(?:src|href)=["']([^"']+)["']|\burl:\s*["']([^"']+)["']""")
 CONTENT_TYPES = {
@@ -30,10 +20,10 @@ CONTENT_TYPES = {
 }
 
 
-@pytest.fixture(params=sorted(APPS))
+@pytest.fixture(params=sorted(SERVICES))
 def service(request: pytest.FixtureRequest, settings: Settings) -> TestClient:
     # No lifespan: the documentation pages need no database, queue or model.
-    return TestClient(APPS[request.param](settings))
+    return TestClient(SERVICES[request.param](settings))
 
 
 def test_docs_load_only_same_origin_assets(service: TestClient) -> None:

@@ -9,9 +9,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel
 from starlette.types import Scope
 
+from atalaia.api.common.body_limits import BodyLimits
+from atalaia.api.common.edge import Edge
 from atalaia.api.common.errors import install_error_handlers
 from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
-from atalaia.api.common.observability import HttpMetrics
+from atalaia.api.common.observability import HttpMetrics, RequestIds
 from atalaia.errors import InvalidInput
 
 
@@ -39,13 +41,15 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def client(registry: CollectorRegistry) -> TestClient:
-    app = ServiceApp(title="hot")
+    app = ServiceApp(
+        Edge(RequestIds(), HttpMetrics(registry), BodyLimits()), title="hot"
+    )
     routes = [
         FastRoute("/hot/refuse", refuse, "Refuse", (Echo,), (Echo,), "hot"),
         FastRoute("/hot/crash", crash, "Crash", (Echo,), (Echo,), "hot"),
         FastRoute("/hot/{name}", echo, "Echo", (Echo,), (Echo,), "hot"),
     ]
-    install_fast_routes(app, routes, "/api/v1", HttpMetrics(registry))
+    install_fast_routes(app, routes, "/api/v1")
     install_error_handlers(app)
     return TestClient(app, raise_server_exceptions=False)
 

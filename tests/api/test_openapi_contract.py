@@ -8,13 +8,12 @@ and invalid requests from an admin, checked with every schemathesis check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
 import pytest
 import schemathesis
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
@@ -25,20 +24,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.api import health, inference, plot, training
 from atalaia.api.common.auth import Role
 from atalaia.cli.demo import app_server
-from atalaia.embedded import create_embedded_app
 from atalaia.settings import Settings
-from fixtures.api import Headers, bearer
+from fixtures.api import SERVICES, Headers, bearer
 
-SERVICES: dict[str, Callable[[Settings], FastAPI]] = {
-    "training": training.create_app,
-    "inference": inference.create_app,
-    "plot": plot.create_app,
-    "health": health.create_app,
-    "embedded": create_embedded_app,
-}
 # Per operation and mode; bounded so that the five services take about a minute.
 EXAMPLES = 25
 

@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from atalaia import __version__
-from atalaia.api.common.body_limits import BodyLimitMiddleware
+from atalaia.api.common.body_limits import BodyLimits
 from atalaia.api.common.deps import strict_query
 from atalaia.api.common.docs import install_docs
+from atalaia.api.common.edge import Edge
 from atalaia.api.common.errors import install_error_handlers
 from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
-from atalaia.api.common.observability import HttpMetrics, ObservabilityMiddleware
+from atalaia.api.common.observability import HttpMetrics, RequestIds
 from atalaia.api.common.openapi import install_openapi
 from atalaia.api.common.resources import Resources, open_resources
 from atalaia.api.common.state import CommonState, state_as
@@ -65,7 +66,11 @@ def build_app(
         finally:
             resources.close()
 
+    # What every request goes through, on either path, in this order: a body
+    # refused for its length is still counted and named.
+    edge = Edge(RequestIds(), HttpMetrics(registry), BodyLimits())
     app = ServiceApp(
+        edge,
         title=f"atalaia {name}",
         version=__version__,
         lifespan=lifespan,
@@ -73,12 +78,7 @@ def build_app(
         redoc_url=None,
         dependencies=[Depends(strict_query)],
     )
-    http_metrics = HttpMetrics(registry)
-    # Added first, so it runs inside the observability middleware (counted, with
-    # a request id); the hot routes check their bodies themselves.
-    app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
-    install_fast_routes(app, fast_routes, API_PREFIX, http_metrics)
+    install_fast_routes(app, fast_routes, API_PREFIX)
     install_openapi(app, settings.time_range)
     install_error_handlers(app)
     install_docs(app)

@@ -10,8 +10,10 @@ a body the gateway lets through is one the service takes.
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atalaia.api.common.errors import error_response
@@ -30,6 +32,9 @@ class BodyLimit(NamedTuple):
 PREDICTION = BodyLimit(("predict",), 16 * MIB)
 MANAGEMENT = BodyLimit(("training", "models", "series", "feedback"), 8 * MIB)
 ELSEWHERE = 1 * MIB
+BODY_LIMIT = "atalaia.body_limit"  # the scope's key for the request's limit
+_UNLIMITED = sys.maxsize  # a request no step limited
+_SMALLEST = min(ELSEWHERE, PREDICTION.size, MANAGEMENT.size)
 _PREFIX = "/api/v1/"
 _BY_ROUTE = {
     route: limit.size for limit in (PREDICTION, MANAGEMENT) for route in limit.routes
@@ -51,57 +56,81 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
-def check_declared(scope: Scope, limit: int) -> None:
-    """Refuse a body whose Content-Length is over `limit`, before reading it."""
-    declared = declared_length(scope)
-    if declared is not None and declared > limit:
+class BodyLimits:
+    """Edge step: the request's body limit (`BODY_LIMIT`) is its route's; a body
+    announced longer is refused at once."""
+
+    def begin(self, scope: Scope, _headers: list[tuple[bytes, bytes]], /) -> None:
+        declared = declared_length(scope)
+        if declared is not None and declared <= _SMALLEST:
+            # Within any limit, and a server passes on no more than declared:
+            # nothing to set or count (most requests).
+            return
+        limit = scope[BODY_LIMIT] = body_limit(scope["path"])
+        if declared is not None and declared > limit:
+            raise PayloadTooLarge(limit)
+
+
+async def read_body(scope: Scope, receive: Receive) -> bytes:
+    """The whole body, refused (PayloadTooLarge) once it is over the request's
+    limit (the hot routes, which read their bodies themselves)."""
+    limit: int = scope.get(BODY_LIMIT, _UNLIMITED)
+    message: Message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False) and len(body) <= limit:
+        return body
+    chunks, read = [body], len(body)
+    while message.get("more_body", False) and read <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        read += len(chunks[-1])
+    if read > limit:
         raise PayloadTooLarge(limit)
+    return b"".join(chunks)
 
 
-class BodyLimitMiddleware:
-    """Refuses a body over its route's limit with 413, reading no more of it.
+async def serve_within_limit(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Serve the request with `app`, refusing its body with 413 as soon as the
+    bytes read pass the request's limit (FastAPI's routes, which read through
+    `receive`).
 
     The app never sees the refusal as an error of its own: a read past the limit
     raises inside the app (FastAPI turns a failed body read into a 400), so what
     the app answers then is dropped and the 413 sent instead.
     """
+    limit = scope.get(BODY_LIMIT)
+    if limit is None:
+        await app(scope, receive, send)
+        return
+    read = 0
+    over: PayloadTooLarge | None = None
+    started = False
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    async def limited_receive() -> Message:
+        nonlocal read, over
+        message = await receive()
+        read += len(message.get("body", b""))
+        if read > limit:
+            over = PayloadTooLarge(limit)
+            raise over
+        return message
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = body_limit(scope["path"])
-        try:
-            check_declared(scope, limit)
-        except PayloadTooLarge as exc:
-            await error_response(exc)(scope, receive, send)
-            return
-        read = 0
-        over: PayloadTooLarge | None = None
-        started = False
+    async def send_unless_over(message: Message) -> None:
+        nonlocal started
+        if over is None:
+            started = True
+            await send(message)
 
-        async def limited_receive() -> Message:
-            nonlocal read, over
-            message = await receive()
-            read += len(message.get("body", b""))
-            if read > limit:
-                over = PayloadTooLarge(limit)
-                raise over
-            return message
-
-        async def send_unless_over(message: Message) -> None:
-            nonlocal started
-            if over is None:
-                started = True
-                await send(message)
-
-        try:
-            await self.app(scope, limited_receive, send_unless_over)
-        except Exception:
-            if over is None or started:
-                raise
-        if over is not None and not started:
-            await error_response(over)(scope, receive, send)
+    try:
+        await app(scope, limited_receive, send_unless_over)
+    except Exception:
+        if over is None or started:
+            raise
+    if over is not None and not started:
+        await error_response(over)(scope, receive, send)

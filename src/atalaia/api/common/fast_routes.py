@@ -4,38 +4,35 @@ FastAPI's dependency injection, Pydantic bodies and even Starlette's routing,
 request and response objects cost more than the work of a prediction. A
 `FastRoute`'s endpoint takes the ASGI scope and the raw body and returns the
 JSON answer; `ServiceApp` matches it before FastAPI sees the request and keeps
-what every request gets: RED metrics, a request id, the body limits
-(`body_limits`) and the app's error handlers (on the error path only). Its
-bodies, answers and security are merged into the app's OpenAPI document like any
-other route's.
+what every request gets: the app's edge steps (request id, metrics, body limit:
+`edge`) and its error handlers (on the error path only). Its bodies, answers
+and security are merged into the app's OpenAPI document like any other
+route's.
 """
 
 from __future__ import annotations
 
 import inspect
-import itertools
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 import orjson
-import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import compile_path
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from atalaia import errors
-from atalaia.api.common.body_limits import body_limit, check_declared
+from atalaia.api.common.body_limits import read_body
 from atalaia.api.common.deps import BEARER
+from atalaia.api.common.edge import Edge, EdgeMiddleware
 from atalaia.api.common.errors import http_error_body
-from atalaia.api.common.observability import HttpMetrics, header
 from atalaia.api.common.openapi import (
     AUTHORIZED,
     ErrorView,
@@ -76,25 +73,22 @@ _POST_ONLY = orjson.dumps(http_error_body(405, "this route answers POST only"))
 
 
 class _Hot:
-    """The hot routes of one app: match a path, run the endpoint, answer."""
+    """The hot routes of one app: match a path, run the edge and the endpoint."""
 
     def __init__(
         self,
         routes: Sequence[FastRoute],
         prefix: str,
-        metrics: HttpMetrics,
+        edge: Edge,
         handlers: dict[Any, ErrorHandler],
     ) -> None:
         self.routes = [
             (compile_path(prefix + route.path)[0], prefix + route.path, route)
             for route in routes
         ]
-        self.limits = {template: body_limit(template) for _, template, _ in self.routes}
         self.prefixes = tuple({prefix + r.path.split("{")[0] for r in routes})
-        self.metrics = metrics
+        self.begins, self.ends = edge.begins, edge.ends
         self.handlers = handlers
-        # Unique ids without a system call per request (see ObservabilityMiddleware).
-        self._id_prefix, self._counter = uuid.uuid4().hex[:16], itertools.count()
 
     def match(self, path: str) -> tuple[str, FastRoute, dict[str, str]] | None:
         if not path.startswith(self.prefixes):
@@ -114,34 +108,31 @@ class _Hot:
     ) -> None:
         started = perf_counter()
         template, route, scope["path_params"] = matched
-        request_id = (
-            header(scope, b"x-request-id")
-            or f"{self._id_prefix}{next(self._counter):016x}"
-        )
         status, headers = 200, [_JSON]
         try:
+            for begin in self.begins:
+                begin(scope, headers)
             if scope["method"] != "POST":
-                status, headers, body = 405, [_JSON, (b"allow", b"POST")], _POST_ONLY
+                status, body = 405, _POST_ONLY
+                headers.append((b"allow", b"POST"))
             else:
-                limit = self.limits[template]
-                body = await route.endpoint(
-                    scope, await _read_body(scope, receive, limit)
-                )
+                body = await route.endpoint(scope, await read_body(scope, receive))
         except ClientDisconnect:
-            return
+            return  # nothing to answer, nor to count
         except Exception as exc:
-            response = await self._on_error(scope, receive, exc, request_id)
+            response = await self._on_error(scope, receive, exc)
             status, body = response.status_code, bytes(response.body)
-            headers = [h for h in response.raw_headers if h[0] != b"content-length"]
+            # the answer's headers, then the edge's (headers[0] is _JSON)
+            headers[:1] = [h for h in response.raw_headers if h[0] != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
-        headers.append((b"x-request-id", request_id.encode()))
         start = {"type": "http.response.start", "status": status, "headers": headers}
         await send(start)
         await send({"type": "http.response.body", "body": body})
-        self.metrics.observe("POST", template, status, perf_counter() - started)
+        for end in self.ends:
+            end(scope, template, status, started)
 
     async def _on_error(
-        self, scope: Scope, receive: Receive, exc: Exception, request_id: str
+        self, scope: Scope, receive: Receive, exc: Exception
     ) -> Response:
         """The app's handler for `exc` (the nearest class in its MRO); else re-raise."""
         handler = next(
@@ -149,43 +140,23 @@ class _Hot:
         )
         if handler is None:
             raise exc
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            response = handler(Request(scope, receive), exc)
-            if inspect.isawaitable(response):
-                response = await response
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
+        response = handler(Request(scope, receive), exc)
+        if inspect.isawaitable(response):
+            response = await response
         assert isinstance(response, Response)
         return response
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body, refused (PayloadTooLarge) once it is over `limit` bytes:
-    before reading it if its Content-Length says so."""
-    check_declared(scope, limit)
-    message: Message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnect()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False) and len(body) <= limit:
-        return body
-    chunks, read = [body], len(body)
-    while message.get("more_body", False) and read <= limit:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
-        read += len(chunks[-1])
-    if read > limit:
-        raise errors.PayloadTooLarge(limit)
-    return b"".join(chunks)
-
-
 class ServiceApp(FastAPI):
-    """A FastAPI app that serves its hot routes before FastAPI sees them."""
+    """A FastAPI app that runs `edge` around every request (`EdgeMiddleware`)
+    and serves its hot routes before FastAPI sees them."""
 
     _hot: _Hot | None = None
+
+    def __init__(self, edge: Edge, **options: Any) -> None:
+        super().__init__(**options)
+        self.edge = edge
+        self.add_middleware(EdgeMiddleware, edge=edge)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._hot is not None:
@@ -198,13 +169,13 @@ class ServiceApp(FastAPI):
 
 
 def install_fast_routes(
-    app: ServiceApp, routes: Sequence[FastRoute], prefix: str, metrics: HttpMetrics
+    app: ServiceApp, routes: Sequence[FastRoute], prefix: str
 ) -> None:
     """Serve `routes` under `prefix` and document them in the app's OpenAPI."""
     if not routes:
         return
     # The app's handlers as they are when the first request comes (all installed).
-    app._hot = _Hot(routes, prefix, metrics, app.exception_handlers)
+    app._hot = _Hot(routes, prefix, app.edge, app.exception_handlers)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -1,20 +1,21 @@
-"""RED metrics per route and request ids, as one pure ASGI middleware."""
+"""Edge steps: RED metrics per route template and request ids (see `edge`)."""
 
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from bisect import bisect_left
 from collections.abc import Iterator
+from time import perf_counter
 from typing import Any
 
-import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
+
+from atalaia.logging import REQUEST_ID
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -22,7 +23,7 @@ LATENCY_BUCKETS = (
 
 
 class HttpMetrics(Collector):
-    """RED metrics per route template: `http_requests_total` and
+    """Edge step: RED metrics per route template: `http_requests_total` and
     `http_request_duration_seconds`.
 
     Counted in plain integers by the event loop's thread (a prometheus_client
@@ -49,6 +50,9 @@ class HttpMetrics(Collector):
         timing[0][bisect_left(LATENCY_BUCKETS, seconds)] += 1
         timing[1][0] += seconds
 
+    def end(self, scope: Scope, route: str, status: int, started: float, /) -> None:
+        self.observe(scope["method"], route, status, perf_counter() - started)
+
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "http_requests",
@@ -72,45 +76,25 @@ class HttpMetrics(Collector):
         yield duration
 
 
-class ObservabilityMiddleware:
-    """Counts and times every request by route template; binds `request_id` to logs."""
+class RequestIds:
+    """Edge step: the request's id, its X-Request-ID or else a new one, is sent
+    back in that header and named in the logs while the request is served."""
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
+    def __init__(self) -> None:
         # Unique ids without a system call per request: a random process prefix
         # and a counter (uuid4 reads os.urandom, slow on some virtual machines).
-        self._id_prefix, self._counter = uuid.uuid4().hex[:16], itertools.count()
+        self._prefix, self._counter = uuid.uuid4().hex[:16], itertools.count()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def begin(self, scope: Scope, headers: list[tuple[bytes, bytes]], /) -> None:
         request_id = (
             header(scope, b"x-request-id")
-            or f"{self._id_prefix}{next(self._counter):016x}"
+            or f"{self._prefix}{next(self._counter):016x}"
         )
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        status = 500
-        started = time.perf_counter()
+        REQUEST_ID.set(request_id)
+        headers.append((b"x-request-id", request_id.encode()))
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = message.setdefault("headers", [])
-                headers.append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(
-                scope["method"], template, status, time.perf_counter() - started
-            )
-            structlog.contextvars.unbind_contextvars("request_id")
+    def end(self, _scope: Scope, _route: str, _status: int, _started: float, /) -> None:
+        REQUEST_ID.set(None)
 
 
 def header(scope: Scope, name: bytes) -> str | None:
