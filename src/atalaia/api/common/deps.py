@@ -72,7 +72,8 @@ def authorize(scope: Scope, role: Role) -> Principal:
             if scheme.lower() == "bearer":
                 token = credentials.strip()
             break
-    resources: Resources = scope["state"]["resources"]
+    state: CommonState = scope["state"]  # by annotation: no call per prediction
+    resources = state["resources"]
     principal = resources.authenticator.authenticate(token)
     principal.require(role)
     resources.rate_limiter.check_sensor(principal)
