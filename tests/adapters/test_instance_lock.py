@@ -84,10 +84,12 @@ def test_an_advisory_lock_is_freed_when_its_session_dies(
     holder, waiter = instance_lock(first, NAME), instance_lock(second, NAME)
     assert holder.acquire()
 
-    with second.connect() as connection:  # the server ends the holder's session
+    # The server ends the holder's session, and (its timeout, in ms) waits until
+    # the backend has exited and so released the lock: terminating only signals.
+    with second.connect() as connection:
         connection.execute(
             text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks"
                 " WHERE locktype = 'advisory' AND objid = :low AND classid = :high"
             ),
             {
