@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from fixtures.api import Headers
+from fixtures.api import Headers, post_ok
 
 SERIES = "sensor_005_axial"
 T = 1_733_011_200.0  # 2024-12-01T00:00:00Z
@@ -13,13 +13,8 @@ T = 1_733_011_200.0  # 2024-12-01T00:00:00Z
 def _ingest(
     client: TestClient, headers: Headers, ts: list[float], vs: list[float]
 ) -> dict[str, int]:
-    response = client.post(
-        f"/api/v1/series/{SERIES}/points",
-        json={"timestamps": ts, "values": vs},
-        headers=headers,
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+    points = {"timestamps": ts, "values": vs}
+    return post_ok(client, headers, f"/api/v1/series/{SERIES}/points", points)
 
 
 class TestIngest:
