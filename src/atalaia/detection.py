@@ -10,25 +10,28 @@
     >>> bool(result.anomaly[0]), round(float(result.expected[0]), 2)
     (True, 0.3)
 
-`timestamps` are epoch seconds, `values` float64. Scoring is causal: a
-reading's score depends on the fitted model and that reading alone. A score
-above 1 is an anomaly at the model's threshold; larger is more anomalous. This
-is the code the training jobs and the inference table run.
+`timestamps` are epoch seconds, `values` float64 (2-D, one column per axis,
+for the sensor families). Scoring is causal: a reading's score depends on the
+fitted model and on the readings up to it. A score above 1 is an anomaly at
+the model's threshold; larger is more anomalous. This is the code the training
+jobs and the inference table run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.core.detectors.bands import ALGORITHMS, fit_band, reasons_of
+from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_band, reasons_of
 from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.series import Readings, check_readings
+from atalaia.errors import UnknownAlgorithm
 
-__all__ = ["ALGORITHMS", "Model", "Result", "fit"]
+__all__ = ["ALGORITHMS", "BandModel", "Model", "Result", "fit"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -39,16 +42,31 @@ class Result:
 
     anomaly_score: FloatArray
     anomaly: npt.NDArray[np.bool_]
-    expected: FloatArray
+    expected: FloatArray  # 2-D (readings × axes) for the sensor families
     lower: FloatArray
     upper: FloatArray
     direction: npt.NDArray[np.str_]  # "above" or "below" the band, "" within
     reason: npt.NDArray[np.str_]  # why an anomaly is one; "" for the others
+    # Sensor families: each axis's share of the score (readings × axes, rows
+    # summing to 1); None for the series families.
+    contributions: FloatArray | None = None
+
+
+class Model(Protocol):
+    """A fitted model: what it is, and how it scores readings."""
+
+    @property
+    def algorithm(self) -> str: ...
+
+    @property
+    def hyperparameters(self) -> Mapping[str, float]: ...
+
+    def score(self, timestamps: object, values: object) -> Result: ...
 
 
 @dataclass(frozen=True, slots=True)
-class Model:
-    """A fitted model of one series."""
+class BandModel:
+    """A fitted model of one series whose verdict is a band (flat or seasonal)."""
 
     algorithm: str
     hyperparameters: Mapping[str, float]
@@ -74,13 +92,28 @@ class Model:
         )
 
 
+def _fit_band_model(
+    algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    readings = Readings.of(timestamps, values)
+    check_readings(readings)
+    resolved, band = fit_band(algorithm, readings, given)
+    return BandModel(algorithm, resolved, band)
+
+
+Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
+# Algorithm name → how its models are fitted.
+FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
+ALGORITHMS: tuple[str, ...] = tuple(sorted(FAMILIES))
+
+
 def fit(
     algorithm: str, timestamps: object, values: object, **hyperparameters: float
 ) -> Model:
-    """Fit `algorithm` (one of ALGORITHMS) on a series' readings, timestamps
-    strictly increasing; unknown names or bad hyperparameters raise
+    """Fit `algorithm` (one of ALGORITHMS) on readings, timestamps strictly
+    increasing; unknown names or bad hyperparameters raise
     InvalidHyperparameters, bad readings InvalidSeries."""
-    readings = Readings.of(timestamps, values)
-    check_readings(readings)
-    resolved, band = fit_band(algorithm, readings, hyperparameters)
-    return Model(algorithm, resolved, band)
+    fitter = FAMILIES.get(algorithm)
+    if fitter is None:
+        raise UnknownAlgorithm(algorithm, list(ALGORITHMS))
+    return fitter(algorithm, timestamps, values, hyperparameters)

@@ -15,7 +15,7 @@ from atalaia.core.series import Readings
 from atalaia.errors import UnknownAlgorithm
 
 SEASONAL = Seasonal()
-ALGORITHMS: tuple[str, ...] = tuple(sorted({*DETECTORS, SEASONAL.name}))
+BAND_ALGORITHMS: tuple[str, ...] = tuple(sorted({*DETECTORS, SEASONAL.name}))
 # Why an anomaly of each kind of band is one (the documented reasons).
 OUTSIDE_BAND, OUTSIDE_SEASONAL_BAND = "outside_band", "outside_seasonal_band"
 
@@ -32,7 +32,7 @@ def fit_band(
             readings.timestamps, readings.values, resolved
         )
     if algorithm not in DETECTORS:
-        raise UnknownAlgorithm(algorithm, list(ALGORITHMS))
+        raise UnknownAlgorithm(algorithm, list(BAND_ALGORITHMS))
     detector = get_detector(algorithm)
     resolved = check_hyperparameters(algorithm, detector.defaults, given)
     params = detector.fit(readings.values, resolved)
