@@ -404,7 +404,7 @@ def _in_process(
         ],
         Source.MEMORY,
     )
-    table_args = [(table.rows_of(ids), values) for ids, _, values in batches]
+    table_args = [(table.rows_of(ids), ts, values) for ids, ts, values in batches]
     numpy_args = [(models.rows_of(ids), values) for ids, _, values in batches]
     table_rates = [_rate(table.score, table_args, budget_s) for _ in range(runs)]
     numpy_rates = [_rate(models.score, numpy_args, budget_s) for _ in range(runs)]
@@ -412,16 +412,17 @@ def _in_process(
 
 
 def _rate(
-    score: Callable[[Rows, Values], object],
-    args: Sequence[tuple[Rows, Values]],
+    score: Callable[..., object],
+    args: Sequence[tuple[Any, ...]],
     budget_s: float,
 ) -> float:
-    """Readings scored per second by `score` over `args` in turn, for `budget_s`."""
-    per_pass = sum(values.size for _, values in args)
+    """Readings scored per second by `score` over `args` in turn (the values
+    last), for `budget_s`."""
+    per_pass = sum(a[-1].size for a in args)
     done, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < budget_s:
-        for rows, values in args:
-            score(rows, values)
+        for a in args:
+            score(*a)
         done += per_pass
     return done / elapsed
 

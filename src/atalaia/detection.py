@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_band, reasons_of
-from atalaia.core.detectors.phases import BandPools, PhaseBand
+from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.series import Readings, check_readings
 from atalaia.errors import UnknownAlgorithm
 
@@ -75,8 +75,7 @@ class BandModel:
     def score(self, timestamps: object, values: object) -> Result:
         """Score readings (timestamps in epoch seconds, any order)."""
         readings = Readings.of(timestamps, values)
-        rows = np.zeros(len(readings), np.int64)
-        expected, width = BandPools.of([self.band]).at(rows, readings.timestamps)
+        expected, width = self.band.at(readings.timestamps)
         deviation = readings.values - expected
         score = np.abs(deviation) / width
         anomaly = score > 1.0

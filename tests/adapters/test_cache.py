@@ -90,7 +90,7 @@ class TestModelCache:
         cache.forget([A.series_id])
 
         assert cache.get_many([A.series_id, B.series_id]) == {B.series_id: B}
-        assert 0 < link.client.ttl(f"{redis_prefix}model:{B.series_id}") <= 60
+        assert 0 < link.client.ttl(f"{redis_prefix}model2:{B.series_id}") <= 60
 
     def test_answers_nothing_at_once_while_redis_is_cut(
         self, cut_link: RedisLink, redis_proxy: TcpProxy

@@ -30,7 +30,9 @@ def scored() -> tuple[ModelTable, Scores]:
         Source.MEMORY,
     )
     table.set_history(["h"], np.array([0.0]), np.array([1.0]))
-    return table, table.score(table.rows_of(IDS), np.zeros(len(IDS)))
+    return table, table.score(
+        table.rows_of(IDS), np.zeros(len(IDS)), np.zeros(len(IDS))
+    )
 
 
 def encoded(columns: dict[str, Any]) -> Any:
@@ -49,8 +51,10 @@ class TestLoadedFrom:
         expected = ["redis", "database", "history", "redis", "memory"]
         timestamps = np.zeros(len(IDS))
 
-        columns = encoded(answers.columns_answer(IDS, timestamps, scores, fetched))
-        rows = answers.rows_answer(IDS, timestamps, scores, fetched)
+        columns = encoded(
+            answers.columns_answer(IDS, timestamps, timestamps, scores, fetched)
+        )
+        rows = answers.rows_answer(IDS, timestamps, timestamps, scores, fetched)
 
         assert columns["loaded_from"] == expected
         results = msgspec.json.decode(msgspec.json.encode(rows["results"]))
@@ -59,7 +63,9 @@ class TestLoadedFrom:
     def test_nothing_fetched_answers_from_memory(self) -> None:
         _table, scores = scored()
 
-        columns = encoded(answers.columns_answer(IDS, np.zeros(len(IDS)), scores))
+        columns = encoded(
+            answers.columns_answer(IDS, np.zeros(len(IDS)), np.zeros(len(IDS)), scores)
+        )
 
         assert columns["loaded_from"] == [
             "memory", "memory", "history", "memory", "memory"
@@ -131,12 +137,16 @@ def test_every_kind_of_model_answers_with_its_own_info(
         if kind != "unknown":
             fetched[table.index[f"s{i}"]] = fetched_from
     ids = [f"s{i}" for i in readings]
-    scores = table.score(table.rows_of(ids), np.zeros(len(ids)))
+    scores = table.score(table.rows_of(ids), np.zeros(len(ids)), np.zeros(len(ids)))
     timestamps = np.zeros(len(ids))
 
-    columns = encoded(answers.columns_answer(ids, timestamps, scores, fetched))
+    columns = encoded(
+        answers.columns_answer(ids, timestamps, timestamps, scores, fetched)
+    )
     rows = orjson.loads(
-        msgspec.json.encode(answers.rows_answer(ids, timestamps, scores, fetched))
+        msgspec.json.encode(
+            answers.rows_answer(ids, timestamps, timestamps, scores, fetched)
+        )
     )
 
     expected = [expected_info(*kinds[i]) for i in readings]
@@ -151,10 +161,10 @@ def test_every_kind_of_model_answers_with_its_own_info(
 def answered(ids: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(columnar answer, row answers) to readings of `ids`, as clients read them."""
     table, _scores = scored()
-    scores = table.score(table.rows_of(ids), np.zeros(len(ids)))
+    scores = table.score(table.rows_of(ids), np.zeros(len(ids)), np.zeros(len(ids)))
     timestamps = np.zeros(len(ids))
-    columns = encoded(answers.columns_answer(ids, timestamps, scores))
-    rows = answers.rows_answer(ids, timestamps, scores)
+    columns = encoded(answers.columns_answer(ids, timestamps, timestamps, scores))
+    rows = answers.rows_answer(ids, timestamps, timestamps, scores)
     return columns, orjson.loads(msgspec.json.encode(rows["results"]))
 
 
@@ -176,7 +186,9 @@ class TestUnknownSeriesWarning:
     def test_single_answer_carries_it_only_for_an_unknown_series(self) -> None:
         serving = FakeServing(scored()[0])
         known, unknown = (
-            answers.reading_answer(s, 0.0, data_plane.score_one(serving, s, 0.0))
+            answers.reading_answer(
+                s, 0.0, 0.0, data_plane.score_one(serving, s, 0.0, 0.0)
+            )
             for s in ("a", "typo")
         )
 

@@ -183,22 +183,24 @@ def test_answers_match_their_schemas(
     table = ModelTable()
     table.set_models([ServedModel("served", 1, "zscore", 0.0, 1.0, 3.0)], Source.MEMORY)
     rows = table.rows_of(batch.series_ids)
-    scores = table.score(rows, batch.values)
-    ids, timestamps = batch.series_ids, batch.timestamps
+    ids, timestamps, values = batch.series_ids, batch.timestamps, batch.values
+    scores = table.score(rows, timestamps, values)
 
     if columnar:
         data = orjson.loads(
-            answers.encode_columns(answers.columns_answer(ids, timestamps, scores))
+            answers.encode_columns(
+                answers.columns_answer(ids, timestamps, values, scores)
+            )
         )
         assert documented(ColumnsView, data)
         ColumnsView.model_validate(data)
     else:
         data = msgspec.json.decode(
-            msgspec.json.encode(answers.rows_answer(ids, timestamps, scores))
+            msgspec.json.encode(answers.rows_answer(ids, timestamps, values, scores))
         )
         assert all(documented(PredictionView, r) for r in data["results"])
         BatchView.model_validate(data)
-    scored = data_plane.score_one(FakeServing(table), ids[0], 0.0)
-    single = answers.reading_answer(ids[0], 0.0, scored)
+    scored = data_plane.score_one(FakeServing(table), ids[0], 0.0, 0.0)
+    single = answers.reading_answer(ids[0], 0.0, 0.0, scored)
     assert documented(PredictionView, single)
     assert PredictionView.model_validate(single).warning == single.get("warning")

@@ -10,6 +10,7 @@ or the database), and unknown.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,8 +147,10 @@ def prediction(
     value: float,
     fetched: Mapping[str, Source],
 ) -> PredictionView:
-    _row, record = serving.table.record(series_id)
-    score = abs(value - record.center) / record.width
+    _row, record, expected, width = serving.table.record(series_id, timestamp)
+    score = abs(value - expected) / width
+    anomaly = score > 1.0
+    known = math.isfinite(width)
     if record.tier == Tier.MODEL:
         source = fetched.get(series_id, Source(record.source))
         info = ModelInfo(
@@ -166,8 +169,15 @@ def prediction(
     return PredictionView(
         series_id=series_id,
         timestamp=timestamp,
-        anomaly=score > 1.0,
+        anomaly=anomaly,
         anomaly_score=score,
+        expected=expected if known else None,
+        lower=expected - width if known else None,
+        upper=expected + width if known else None,
+        direction=("above" if value > expected else "below") if anomaly else None,
+        reason=("outside_seasonal_band" if record.phases else "outside_band")
+        if anomaly
+        else None,
         model_info=info,
         confidence="high" if record.tier == Tier.MODEL else "low",
         **({"warning": UNKNOWN_SERIES_WARNING} if unknown else {}),
@@ -179,7 +189,10 @@ def columns_view(results: list[PredictionView]) -> ColumnsView:
         "count": len(results),
         "anomalies": sum(r.anomaly for r in results),
     }
-    for field in ("series_id", "timestamp", "anomaly", "anomaly_score", "confidence"):
+    for field in (
+        "series_id", "timestamp", "anomaly", "anomaly_score", "expected", "lower",
+        "upper", "direction", "reason", "confidence",
+    ):  # fmt: skip
         columns[field] = [getattr(r, field) for r in results]
     for field in ("version", "stage", "type", "loaded_from"):
         columns[field] = [getattr(r.model_info, field) for r in results]

@@ -16,6 +16,8 @@ from atalaia.services.inference import data_plane
 from atalaia.services.model_table import UNKNOWN_ROW, ModelTable, Source, Tier
 from fixtures.serving import FakeServing
 
+T = 1_733_011_200.0  # a reading's time
+
 
 class WatchedServing(FakeServing):
     """Notes the thread each lookup runs in."""
@@ -40,8 +42,8 @@ class TestSingleReading:
     def test_a_model_fetched_on_a_miss_says_where_from(self) -> None:
         serving = WatchedServing()
 
-        first = data_plane.score_one(serving, "far", 9.0)
-        again = data_plane.score_one(serving, "far", 9.0)
+        first = data_plane.score_one(serving, "far", T, 9.0)
+        again = data_plane.score_one(serving, "far", T, 9.0)
 
         assert (first.record.version, first.fetched, first.anomaly) == (
             2, Source.REDIS, True
@@ -50,7 +52,7 @@ class TestSingleReading:
         assert len(serving.threads) == 1  # looked up once
 
     def test_an_unknown_series_is_answered_by_the_default(self) -> None:
-        scored = data_plane.score_one(WatchedServing(), "typo", 1e9)
+        scored = data_plane.score_one(WatchedServing(), "typo", T, 1e9)
 
         assert (scored.row, scored.known, scored.score) == (UNKNOWN_ROW, False, 0.0)
         assert scored.record.tier == Tier.DEFAULT
@@ -59,7 +61,7 @@ class TestSingleReading:
         serving = WatchedServing()
 
         with pytest.raises(InvalidSeriesId):
-            data_plane.score_one(serving, "no spaces", 1.0)
+            data_plane.score_one(serving, "no spaces", T, 1.0)
         assert not serving.looked_up
 
 
@@ -68,7 +70,9 @@ class TestBatch:
         serving = WatchedServing()
         ids = ["known", "far", "typo", "far", "typo"]
 
-        scored = data_plane.score_batch(serving, ids, np.zeros(len(ids)))
+        scored = data_plane.score_batch(
+            serving, ids, np.full(len(ids), T), np.zeros(len(ids))
+        )
 
         assert scored.fetched == {serving.table.index["far"]: Source.REDIS}
         assert list(scored.unknown) == ["typo", "typo"]
@@ -78,7 +82,9 @@ class TestBatch:
     def test_series_all_in_memory_look_nothing_up(self) -> None:
         serving = WatchedServing()
 
-        scored = data_plane.score_batch(serving, ["known"] * 3, np.zeros(3))
+        scored = data_plane.score_batch(
+            serving, ["known"] * 3, np.full(3, T), np.zeros(3)
+        )
 
         assert not scored.fetched
         assert not scored.unknown
@@ -92,9 +98,9 @@ class TestOnTheEventLoop:
 
         async def score() -> tuple[data_plane.ScoredReading, data_plane.ScoredBatch]:
             loop.append(threading.current_thread())
-            one = await data_plane.score_one_async(serving, "far", 0.0)
+            one = await data_plane.score_one_async(serving, "far", T, 0.0)
             batch = await data_plane.score_batch_async(
-                serving, ["typo", "known"], np.zeros(2)
+                serving, ["typo", "known"], np.full(2, T), np.zeros(2)
             )
             return one, batch
 
@@ -108,7 +114,7 @@ class TestOnTheEventLoop:
     def test_a_reading_from_memory_stays_on_the_loop(self) -> None:
         serving = WatchedServing()
 
-        scored = anyio.run(data_plane.score_one_async, serving, "known", 0.0)
+        scored = anyio.run(data_plane.score_one_async, serving, "known", T, 0.0)
 
         assert scored.known
         assert not serving.threads

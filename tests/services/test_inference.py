@@ -64,9 +64,10 @@ def predictor(sessions: Sessions, tmp_path: Path) -> Predictor:
 def one(p: Predictor, value: float, series_id: str = SERIES) -> dict[str, Any]:
     """Score one reading as the batch route does (through the data plane: a miss
     is looked up), and shape its answer."""
-    scored = data_plane.score_batch(p, [series_id], np.array([value]))
+    timestamps, values = np.array([1.7e9]), np.array([value])
+    scored = data_plane.score_batch(p, [series_id], timestamps, values)
     shaped = answers.rows_answer(
-        [series_id], np.array([1.0]), scored.scores, scored.fetched
+        [series_id], timestamps, values, scored.scores, scored.fetched
     )
     answer: dict[str, Any] = msgspec.json.decode(
         msgspec.json.encode(shaped["results"][0])
@@ -80,7 +81,8 @@ class TestModelTable:
         table.set_models([ServedModel("m", 3, "zscore", 0.0, 1.0, 3.0)], Source.MEMORY)
         table.set_history(["h"], np.array([10.0]), np.array([2.0]))
 
-        scores = table.score(table.rows_of(["m", "h", "?"]), np.array([4.0, 17.0, 5.0]))
+        rows = table.rows_of(["m", "h", "?"])
+        scores = table.score(rows, np.full(3, 1.7e9), np.array([4.0, 17.0, 5.0]))
 
         assert scores.tier.tolist() == [Tier.MODEL, Tier.HISTORY, Tier.DEFAULT]
         assert scores.anomaly.tolist() == [True, True, False]

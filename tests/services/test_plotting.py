@@ -192,11 +192,16 @@ def test_json_lists_every_point_and_anomaly(with_model: Session) -> None:
     ts = _series().timestamps
     assert body["model"] == {
         "version": 1, "stage": "staging", "algorithm": "zscore",
-        "center": 10.0, "scale": 1.0, "threshold": 3.0,
+        "center": 10.0, "scale": 1.0, "threshold": 3.0, "period_s": None,
+        "phases": 1,
     }  # fmt: skip
     assert body["band"] == {"lower": 7.0, "upper": 13.0}
+    assert set(body["points"]["lower"]) == {7.0}
+    assert set(body["points"]["upper"]) == {13.0}
     assert [a["timestamp"] for a in body["anomalies"]] == [ts[i] for i in SPIKES]
     assert [a["value"] for a in body["anomalies"]] == [20.0, 0.0, 19.0]
+    assert [a["direction"] for a in body["anomalies"]] == ["above", "below", "above"]
+    assert {a["reason"] for a in body["anomalies"]} == {"outside_band"}
     assert body["summary"] == {"points": N, "anomalies": 3}
     points = body["points"]
     assert {len(column) for column in points.values()} == {N}

@@ -1,8 +1,9 @@
 """Fitting many series at once: what a training run keeps of each series.
 
-Series of one length are stacked into the rows of a 2-D array and fitted, scored
-and profiled in one vectorized pass; each series gets exactly what fitting it
-alone gives.
+For the location/scale families, series of one length are stacked into the rows
+of a 2-D array and fitted, scored and profiled in one vectorized pass; each
+series gets exactly what fitting it alone gives. A seasonal series is fitted on
+its own (its period and phases are its own), by the library's code.
 """
 
 from __future__ import annotations
@@ -13,19 +14,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from atalaia.core.detectors import ModelParams, fit_rows, score_columns, stack_by_length
+from atalaia.core.detectors.bands import fit_band
+from atalaia.core.detectors.catalog import DETECTORS
+from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.drift import reference_profiles
 from atalaia.core.series import Readings
 
 
 @dataclass(frozen=True, slots=True)
 class Fit:
-    """A fitted series: its model, training metrics, reference profile, data hash."""
+    """A fitted series: its model, training metrics, reference profile, data hash.
+
+    A seasonal model's `params` hold its base value, its typical spread and its
+    threshold, and `band` its phases; a flat model has no `band`."""
 
     params: ModelParams
     metrics: dict[str, float]
     reference: dict[str, Any]
     data_hash: str
+    band: PhaseBand | None = None
 
 
 def fit_series(
@@ -35,6 +45,8 @@ def fit_series(
 
     `fit_seconds` is each series' share of the pass that fitted it.
     """
+    if algorithm not in DETECTORS:
+        return [_fit_phased(algorithm, hyperparameters, r) for r in series]
     fits: list[Fit | None] = [None] * len(series)
     for stack in stack_by_length([readings.values for readings in series]):
         started = time.perf_counter()
@@ -57,6 +69,31 @@ def fit_series(
             }
             fits[i] = Fit(columns.params(k), metrics, profiles[k], data_hash(series[i]))
     return [fit for fit in fits if fit is not None]
+
+
+def _fit_phased(algorithm: str, given: Mapping[str, object], readings: Readings) -> Fit:
+    """A seasonal fit: its band, and its params summing the band up."""
+    started = time.perf_counter()
+    resolved, band = fit_band(algorithm, readings, given)
+    threshold = resolved["threshold_sigma"]
+    seconds = time.perf_counter() - started
+    expected, width = band.at(readings.timestamps)
+    flagged = np.abs(readings.values - expected) > width
+    typical = float(np.median(band.width)) / threshold
+    metrics = {
+        "training_points": float(len(readings)),
+        "training_anomaly_rate": float(flagged.mean()),
+        "fit_seconds": seconds,
+        "period_s": band.period if band.phases > 1 else 0.0,
+        "phases": float(band.phases),
+    }
+    return Fit(
+        ModelParams(band.base, typical, threshold),
+        metrics,
+        reference_profiles(readings.values[None, :])[0],
+        data_hash(readings),
+        band if band.phases > 1 else None,
+    )
 
 
 def data_hash(readings: Readings) -> str:

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from atalaia.core.detectors import ModelParams
+from atalaia.core.detectors.bands import flat_band
+from atalaia.core.detectors.phases import PhaseBand
 from atalaia.errors import NothingToRollBack, VersionNotPromotable
 
 
@@ -73,6 +75,13 @@ class ModelVersion:
     created_at: datetime
     metrics: dict[str, float] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
+    # A seasonal model's phases (its base is params.center); None: a flat band.
+    band: PhaseBand | None = None
+
+
+def served_band(model: ModelVersion) -> PhaseBand:
+    """The band `model` scores with: its phases, or its flat band."""
+    return model.band if model.band is not None else flat_band(model.params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ class ServedModel:
     center: float
     scale: float
     threshold: float
+    band: bytes | None = None  # a seasonal model's stored band (PhaseBand.to_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class ServedColumns:
     center: npt.NDArray[np.float64]
     scale: npt.NDArray[np.float64]
     threshold: npt.NDArray[np.float64]
+    band: list[bytes | None]  # seasonal models' stored bands; None: flat
 
 
 @dataclass(frozen=True, slots=True)

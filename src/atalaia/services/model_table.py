@@ -1,17 +1,21 @@
 """The in-memory table of every served model, held as numpy columns.
 
 One row per series: its production model (if any) and the statistics of its
-stored history (the low-confidence fallback). 285,000 rows take a few MB, and a
-batch of readings of many series is scored in one vectorized pass.
+stored history (the low-confidence fallback). 285,000 flat models take a few MB,
+and a batch of readings of many series is scored in one vectorized pass.
 
 Scoring reads one derived record per row (centre, width, version, tier...), so a
-reading costs a gather and two arithmetic passes. One thread writes (warm load,
-change feed, reloads); request threads read. A row's record is written in one
-assignment, and growth swaps in new arrays at once.
+reading of a flat model costs a gather and two arithmetic passes. A seasonal
+model's phases live in shared float32 pools (`BandPools`' layout): its record
+says where, and its readings gather the two phases around their time. One
+thread writes (warm load, change feed, reloads); request threads read. A row's
+record is written in one assignment; growth and compaction swap in new arrays
+at once, records and pools together.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -24,12 +28,15 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.core.detectors import DETECTORS, MIN_SCALE, band_width, score_readings
+from atalaia.core.detectors import MIN_SCALE, band_width, score_readings
+from atalaia.core.detectors.base import MIN_WIDTH
+from atalaia.core.detectors.catalog import SERIES_FAMILIES
+from atalaia.core.detectors.phases import band_at, stored_phases
 from atalaia.core.serving import ServedModel
 from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
 
-ALGORITHMS: tuple[str, ...] = tuple(sorted(DETECTORS))
+ALGORITHMS: tuple[str, ...] = tuple(sorted(SERIES_FAMILIES))
 HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
 # From this many ids a batch is looked up in the hashed index, not id by id.
 HASHED_LOOKUP = 64
@@ -66,6 +73,11 @@ SERVING = np.dtype(
         ("tier", np.int8),
         ("source", np.int8),
         ("algorithm", np.int8),
+        # A seasonal model's band: its period, its phases (0: a flat band) and
+        # where they start in the pools; `center` is then its base value.
+        ("phases", np.int32),
+        ("period", np.float64),
+        ("offset", np.int64),
     ],
     align=True,
 )
@@ -84,9 +96,12 @@ class Record(NamedTuple):
     tier: int  # a Tier
     source: int  # a Source
     algorithm: int  # an index into ALGORITHMS
+    phases: int
+    period: float
+    offset: int
 
 
-UNKNOWN_RECORD = Record(0.0, np.inf, 0, Tier.DEFAULT, Source.NONE, 0)
+UNKNOWN_RECORD = Record(0.0, np.inf, 0, Tier.DEFAULT, Source.NONE, 0, 0, 0.0, 0)
 assert Record._fields == SERVING.names
 
 
@@ -98,10 +113,46 @@ class Scores:
     rows: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
     anomaly: npt.NDArray[np.bool_]
+    expected: npt.NDArray[np.float64]  # the band's centre at each reading's time
+    width: npt.NDArray[np.float64]  # and its half-width (inf: nothing known)
+    seasonal: npt.NDArray[np.bool_]  # scored against a seasonal band
     tier: npt.NDArray[np.int8]
     version: npt.NDArray[np.int64]
     algorithm: npt.NDArray[np.int8]
     source: npt.NDArray[np.int8]
+
+
+@dataclass(slots=True)
+class _Pools:
+    """Seasonal models' phases: rows [offset, offset + phases) of each model.
+
+    Appended to; a replaced model's phases stay behind as `garbage` until the
+    table compacts them away."""
+
+    departure: npt.NDArray[np.float32]
+    width: npt.NDArray[np.float32]
+    used: int = 0
+    garbage: int = 0
+
+    @classmethod
+    def empty(cls, capacity: int) -> _Pools:
+        return cls(np.zeros(capacity, np.float32), np.zeros(capacity, np.float32))
+
+    def room_for(self, phases: int) -> _Pools:
+        """These pools, or bigger ones (by an eighth more) holding as much."""
+        end = self.used + phases
+        if end <= self.departure.size:
+            return self
+        bigger = _Pools.empty(end + end // 8)
+        bigger.departure[: self.used] = self.departure[: self.used]
+        bigger.width[: self.used] = self.width[: self.used]
+        bigger.used, bigger.garbage = self.used, self.garbage
+        return bigger
+
+
+# Compact the pools when replaced phases are more than half of them, and more
+# than this many (a few MB).
+COMPACT_GARBAGE = 1 << 20
 
 
 @dataclass(slots=True)
@@ -116,10 +167,14 @@ class _Columns:
     threshold: npt.NDArray[np.float64]
     hist_mean: npt.NDArray[np.float64]
     hist_std: npt.NDArray[np.float64]
+    phases: npt.NDArray[np.int32]  # 0: a flat band
+    period: npt.NDArray[np.float64]
+    offset: npt.NDArray[np.int64]
     serving: npt.NDArray[np.void]
+    pools: _Pools
 
     @classmethod
-    def empty(cls, capacity: int) -> _Columns:
+    def empty(cls, capacity: int, pools: _Pools | None = None) -> _Columns:
         serving = np.zeros(capacity, SERVING)
         serving[:] = UNKNOWN_RECORD
         return cls(
@@ -131,15 +186,77 @@ class _Columns:
             threshold=np.ones(capacity),
             hist_mean=np.zeros(capacity),
             hist_std=np.zeros(capacity),
+            phases=np.zeros(capacity, np.int32),
+            period=np.zeros(capacity),
+            offset=np.zeros(capacity, np.int64),
             serving=serving,
+            pools=pools or _Pools.empty(0),
         )
 
     def grown(self, capacity: int) -> _Columns:
-        bigger = _Columns.empty(capacity)
-        for name in self.__dataclass_fields__:
+        bigger = _Columns.empty(capacity, self.pools)
+        for name in (*ROW_FIELDS, "serving"):
             old = getattr(self, name)
             getattr(bigger, name)[: old.size] = old
         return bigger
+
+    def set_bands(
+        self, rows: npt.NDArray[np.int64], bands: Sequence[bytes | None]
+    ) -> _Columns:
+        """Give `rows` these stored bands (None: flat); the columns to read from
+        now (new ones when the pools had to grow or were compacted)."""
+        pools = self.pools
+        pools.garbage += int(self.phases[rows].sum())
+        self.phases[rows] = 0
+        banded = [
+            (row, band) for row, band in zip(rows.tolist(), bands, strict=True) if band
+        ]
+        if not banded:
+            return self
+        parsed = [stored_phases(band) for _, band in banded]
+        pairs = np.concatenate([p for _, p in parsed])
+        pools = pools.room_for(len(pairs))
+        at = [row for row, _ in banded]
+        sizes = np.array([len(p) for _, p in parsed], np.int64)
+        self.offset[at] = pools.used + np.cumsum(sizes) - sizes
+        self.period[at] = [period for period, _ in parsed]
+        pools.departure[pools.used : pools.used + len(pairs)] = pairs[:, 0]
+        pools.width[pools.used : pools.used + len(pairs)] = pairs[:, 1]
+        pools.used += len(pairs)
+        self.phases[at] = sizes
+        if pools is self.pools:
+            return self
+        return _Columns(**{n: getattr(self, n) for n in ROW_FIELDS},
+                        serving=self.serving, pools=pools)  # fmt: skip
+
+    def compacted(self) -> _Columns:
+        """These columns with the pools rebuilt from the live bands only (and
+        the records derived anew)."""
+        rows = np.flatnonzero(self.phases > 0)
+        sizes = self.phases[rows].astype(np.int64)
+        starts = np.cumsum(sizes) - sizes
+        gather = np.repeat(self.offset[rows] - starts, sizes) + np.arange(sizes.sum())
+        pools = _Pools.empty(int(sizes.sum()))
+        pools.departure[:] = self.pools.departure[gather]
+        pools.width[:] = self.pools.width[gather]
+        pools.used = pools.departure.size
+        cols = _Columns(**{n: getattr(self, n) for n in ROW_FIELDS},
+                        serving=self.serving.copy(), pools=pools)  # fmt: skip
+        cols.offset = self.offset.copy()
+        cols.offset[rows] = starts
+        cols.derive(rows)
+        return cols
+
+    def band_of(self, row: int) -> bytes | None:
+        """Row `row`'s band as stored (`PhaseBand.to_bytes`); None: flat."""
+        if not self.phases[row]:
+            return None
+        at = slice(self.offset[row], self.offset[row] + self.phases[row])
+        pairs = np.column_stack([self.pools.departure[at], self.pools.width[at]])
+        return (
+            np.array([self.period[row]], "<f8").tobytes()
+            + pairs.astype("<f4").tobytes()
+        )
 
     def derive(self, rows: npt.NDArray[np.int64]) -> None:
         """Recompute the serving records of `rows` from their model and history."""
@@ -161,7 +278,16 @@ class _Columns:
         )
         records["source"] = self.source[rows]
         records["algorithm"] = self.algorithm[rows]
+        records["phases"] = np.where(has_model, self.phases[rows], 0)
+        records["period"] = self.period[rows]
+        records["offset"] = self.offset[rows]
         self.serving[rows] = records
+
+
+# The per-row columns (all but the records derived and the pools).
+ROW_FIELDS = tuple(
+    name for name in _Columns.__dataclass_fields__ if name not in ("serving", "pools")
+)
 
 
 @dataclass
@@ -181,7 +307,9 @@ class ModelTable:
         return int(np.count_nonzero(self.cols.version[: len(self.ids)]))
 
     def nbytes(self) -> int:
-        columns = (getattr(self.cols, n) for n in self.cols.__dataclass_fields__)
+        cols = self.cols
+        columns = [getattr(cols, n) for n in (*ROW_FIELDS, "serving")]
+        columns += [cols.pools.departure, cols.pools.width]
         return int(sum(c.nbytes for c in columns)) + self.hashed.nbytes()
 
     def _rows(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -217,14 +345,28 @@ class ModelTable:
         scale: npt.NDArray[np.float64],
         threshold: npt.NDArray[np.float64],
         source: Source,
+        band: Sequence[bytes | None] | None = None,
     ) -> None:
-        """Serve these models (`algorithm` indexes ALGORITHMS), one per series."""
+        """Serve these models (`algorithm` indexes ALGORITHMS), one per series;
+        `band`: each one's stored band, None for a flat one (all flat if None)."""
         rows = self._rows(series_ids)
         cols = self.cols
         cols.version[rows], cols.algorithm[rows] = version, algorithm
         cols.center[rows], cols.scale[rows] = center, scale
         cols.threshold[rows], cols.source[rows] = threshold, source
-        cols.derive(rows)
+        self._set_bands(rows, band or [None] * rows.size)
+
+    def _set_bands(
+        self, rows: npt.NDArray[np.int64], bands: Sequence[bytes | None]
+    ) -> None:
+        """Give `rows` their bands, then derive their records. New pools are
+        swapped in before records point into them; compacted ones, with the
+        records that point into them."""
+        self.cols = self.cols.set_bands(rows, bands)
+        self.cols.derive(rows)
+        pools = self.cols.pools
+        if pools.garbage > max(COMPACT_GARBAGE, pools.used // 2):
+            self.cols = self.cols.compacted()
 
     def set_models(self, models: Sequence[ServedModel], source: Source) -> None:
         self.set_model_columns(
@@ -235,6 +377,7 @@ class ModelTable:
             np.array([m.scale for m in models], np.float64),
             np.array([m.threshold for m in models], np.float64),
             source,
+            [m.band for m in models],
         )
 
     def clear_model(self, series_id: str) -> None:
@@ -242,7 +385,7 @@ class ModelTable:
         if row is not None:
             self.cols.version[row] = 0
             self.cols.source[row] = Source.NONE
-            self.cols.derive(np.array([row]))
+            self._set_bands(np.array([row]), [None])
 
     def set_history(
         self, series_ids: Sequence[str], means: np.ndarray, stds: np.ndarray
@@ -260,6 +403,7 @@ class ModelTable:
         return ServedModel(
             series_id, int(c.version[row]), ALGORITHMS[c.algorithm[row]],
             float(c.center[row]), float(c.scale[row]), float(c.threshold[row]),
+            c.band_of(row),
         )  # fmt: skip
 
     def rows_of(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -272,43 +416,61 @@ class ModelTable:
         return np.fromiter(found, np.int64, len(series_ids))
 
     def score(
-        self, rows: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+        self,
+        rows: npt.NDArray[np.int64],
+        timestamps: npt.NDArray[np.float64],
+        values: npt.NDArray[np.float64],
     ) -> Scores:
         """Score readings of `rows` through the fallback chain, in one pass."""
-        records = self.cols.serving.take(rows)  # take: 20x faster than [rows] here
-        score, anomaly = score_readings(records["center"], records["width"], values)
+        cols = self.cols  # records and pools of one state
+        records = cols.serving.take(rows)  # take: 20x faster than [rows] here
+        expected, width = records["center"], records["width"]
+        seasonal = records["phases"] > 0
+        if seasonal.any():
+            expected, width = _seasonal_band(records, seasonal, timestamps, cols)
+        score, anomaly = score_readings(expected, width, values)
         return Scores(
             table=self,
             rows=rows,
             score=score,
             anomaly=anomaly,
+            expected=expected,
+            width=width,
+            seasonal=seasonal,
             tier=records["tier"],
             version=records["version"],
             algorithm=records["algorithm"],
             source=records["source"],
         )
 
-    def record(self, series_id: str) -> tuple[int, Record]:
-        """A series' row and serving record. A series the table does not hold has
-        UNKNOWN_ROW and UNKNOWN_RECORD."""
+    def record(self, series_id: str, timestamp: float) -> Lookup:
+        """A series' row, serving record, and its band at `timestamp`. A series
+        the table does not hold has UNKNOWN_ROW and UNKNOWN_RECORD."""
+        cols = self.cols  # records and pools of one state
         row = self.index.get(series_id, UNKNOWN_ROW)
         # item(row): the row's fields as a tuple without an np.void in between,
         # typed as a Record without the Python-level __new__ (twice as fast).
-        return row, tuple.__new__(Record, self.cols.serving.item(row))
+        record = tuple.__new__(Record, cols.serving.item(row))
+        if not record.phases:
+            return row, record, record.center, record.width
+        return (row, record, *_band_one(record, timestamp, cols.pools))
 
     def save(self, path: Path) -> None:
         """Write the table to `path` atomically: the fallback when the DB is down."""
         n = len(self.ids)
-        arrays = {
-            name: getattr(self.cols, name)[1:n]
-            for name in self.cols.__dataclass_fields__
-            if name != "serving"
-        }
+        cols = self.cols
+        arrays = {name: getattr(cols, name)[1:n] for name in ROW_FIELDS}
         ids = np.frombuffer("\n".join(self.ids[1:]).encode(), np.uint8)
         make_private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")  # 0600
         with os.fdopen(fd, "wb") as out:
-            np.savez(out, ids=ids, **arrays)
+            np.savez(
+                out,
+                ids=ids,
+                departure=cols.pools.departure[: cols.pools.used],
+                width=cols.pools.width[: cols.pools.used],
+                **arrays,
+            )
         os.replace(tmp, path)
 
     @classmethod
@@ -317,13 +479,57 @@ class ModelTable:
             text = data["ids"].tobytes().decode()
             ids = ["", *text.split("\n")] if text else [""]
             n = len(ids)
-            cols = _Columns.empty(max(1024, n))
-            for name in cols.__dataclass_fields__:
-                if name != "serving":
-                    getattr(cols, name)[1:n] = data[name]
+            pools = _Pools(data["departure"].copy(), data["width"].copy())
+            pools.used = pools.departure.size
+            cols = _Columns.empty(max(1024, n), pools)
+            for name in ROW_FIELDS:
+                getattr(cols, name)[1:n] = data[name]
         cols.source[cols.version > 0] = Source.SNAPSHOT
         cols.derive(np.arange(1, n))
         index = {s: i for i, s in enumerate(ids) if i != UNKNOWN_ROW}
         hashed = IdIndex()
         hashed.add(ids[1:], 1)
         return cls(index=index, ids=ids, cols=cols, hashed=hashed)
+
+
+# A series' row, its record, and its band's centre and half-width at a time.
+Lookup = tuple[int, Record, float, float]
+
+
+def _seasonal_band(
+    records: npt.NDArray[np.void],
+    seasonal: npt.NDArray[np.bool_],
+    timestamps: npt.NDArray[np.float64],
+    cols: _Columns,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The band's centre and half-width at each reading's time: the records'
+    own for flat bands, interpolated between phases for seasonal ones."""
+    pools = cols.pools
+    if seasonal.all():
+        return band_at(
+            timestamps, records["period"], records["phases"], records["offset"],
+            records["center"], pools.departure, pools.width,
+        )  # fmt: skip
+    at = np.flatnonzero(seasonal)
+    picked = records[at]
+    expected, width = records["center"].copy(), records["width"].copy()
+    expected[at], width[at] = band_at(
+        timestamps[at], picked["period"], picked["phases"], picked["offset"],
+        picked["center"], pools.departure, pools.width,
+    )  # fmt: skip
+    return expected, width
+
+
+def _band_one(record: Record, timestamp: float, pools: _Pools) -> tuple[float, float]:
+    """`band_at` for one reading, in plain floats (the same operations)."""
+    phases, period, offset = record.phases, record.period, record.offset
+    below = (timestamp % period) * (phases / period) - 0.5
+    step = math.floor(below)
+    frac = below - step
+    first = step % phases + offset
+    second = (step + 1) % phases + offset
+    rest = 1.0 - frac
+    departure, width = pools.departure.item, pools.width.item
+    expected = record.center + (rest * departure(first) + frac * departure(second))
+    half = rest * width(first) + frac * width(second)
+    return expected, max(half, MIN_WIDTH)

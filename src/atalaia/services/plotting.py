@@ -1,5 +1,8 @@
 """Plot a series with its model: readings, normal band, anomalies, training window.
 
+The band is the model's at each time: flat for a location/scale model, varying
+with the phase of its period for a seasonal one.
+
 `build_plot_data` reads what a plot needs; `render_png`, `render_svg` and
 `to_json` turn it into a response body. Figures use matplotlib's object-oriented
 API on an Agg canvas, never pyplot, so concurrent requests share no figure state.
@@ -8,7 +11,7 @@ API on an Agg canvas, never pyplot, so concurrent requests share no figure state
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +24,9 @@ from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore, ReadingStore, SeriesSummary
-from atalaia.core.detectors import score_columns
-from atalaia.core.registry import ModelVersion
+from atalaia.core.detectors.bands import reasons_of
+from atalaia.core.explanations import Direction
+from atalaia.core.registry import ModelVersion, served_band
 from atalaia.core.series import (
     FloatArray,
     Readings,
@@ -38,6 +42,7 @@ MAX_WINDOW_POINTS = 2_000_000
 DEFAULT_WINDOW_S = 7 * 24 * 3600.0
 MAX_DRAWN_POINTS = 5_000
 _RASTERIZE_ABOVE = 5_000  # anomaly markers drawn as an image in SVGs past this count
+BAND_SAMPLES = 2_000  # times the band is drawn at across the window
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # matplotlib's dates span years 1–9999: a window beyond them (readings stored
 # before timestamps were bounded) is drawn on an axis of epoch seconds instead.
@@ -73,7 +78,15 @@ class PlotData:
 
     @property
     def band(self) -> tuple[float, float] | None:
-        return self.model.params.band() if self.model is not None else None
+        """The flat band of a location/scale model; None otherwise."""
+        if self.model is None or self.model.band is not None:
+            return None
+        return self.model.params.band()
+
+    def band_at(self, timestamps: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The model's expected value and band half-width at `timestamps`."""
+        assert self.model is not None
+        return served_band(self.model).at(timestamps)
 
     @property
     def dated(self) -> bool:
@@ -84,8 +97,10 @@ class PlotData:
     def value_scale(self) -> float:
         """1, or what values are divided by to be drawn (beyond _MAX_DRAWN_VALUE)."""
         peak = float(np.abs(self.readings.values).max(initial=0.0))
-        if self.band is not None:
-            peak = max(peak, *map(abs, self.band))
+        if self.model is not None:
+            expected, width = self.band_at(self.readings.timestamps[:1])
+            edges = np.abs(np.concatenate([expected - width, expected + width]))
+            peak = max(peak, float(edges.max(initial=0.0)))
         return peak if peak > _MAX_DRAWN_VALUE else 1.0
 
     @property
@@ -116,8 +131,12 @@ def build_plot_data(
     )
     model = resolve_model(ModelStore(session), series_id, query.version)
     readings = _fetch(store, summary, start=start, end=end, max_points=max_points)
-    scores, anomaly = _score(model, readings.values)
-    return PlotData(series_id, start, end, readings, model, scores, anomaly)
+    data = PlotData(series_id, start, end, readings, model, None, np.zeros(0, bool))
+    if model is None:
+        return replace(data, anomaly=np.zeros(len(readings), np.bool_))
+    expected, width = data.band_at(readings.timestamps)
+    scores = np.abs(readings.values - expected) / width
+    return replace(data, scores=scores, anomaly=scores > 1.0)
 
 
 def resolve_window(
@@ -186,24 +205,24 @@ def _too_many(max_points: int) -> InvalidInput:
     )
 
 
-def _score(
-    model: ModelVersion | None, values: FloatArray
-) -> tuple[FloatArray | None, BoolArray]:
-    if model is None:
-        return None, np.zeros(values.size, dtype=np.bool_)
-    p = model.params
-    return score_columns(
-        np.array([p.center]), np.array([p.scale]), np.array([p.threshold]), values
-    )
-
-
 # --- JSON ------------------------------------------------------------------------
 
 
 def to_json(data: PlotData) -> dict[str, Any]:
-    """The plot as plain JSON-ready data; times in epoch seconds."""
+    """The plot as plain JSON-ready data; times in epoch seconds. Each point
+    carries the band at its time (`expected`, `lower`, `upper`: null without a
+    model), each anomaly its explanation; `band` is the flat band of a
+    location/scale model (null for a seasonal one)."""
     ts, vs = data.readings.timestamps, data.readings.values
-    scores = data.scores.tolist() if data.scores is not None else [None] * vs.size
+    nothing = [None] * vs.size
+    scores = data.scores.tolist() if data.scores is not None else nothing
+    expected, lower, upper = nothing, nothing, nothing
+    reason = None
+    if data.model is not None:
+        centre, width = data.band_at(ts)
+        expected = centre.tolist()
+        lower, upper = (centre - width).tolist(), (centre + width).tolist()
+        reason = reasons_of(served_band(data.model))
     flagged = np.flatnonzero(data.anomaly)
     band, window = data.band, data.training_window
     return {
@@ -217,14 +236,24 @@ def to_json(data: PlotData) -> dict[str, Any]:
             "values": vs.tolist(),
             "anomaly": data.anomaly.tolist(),
             "anomaly_score": scores,
+            "expected": expected,
+            "lower": lower,
+            "upper": upper,
         },
         "anomalies": [
             {
                 "timestamp": ts[i].item(),
                 "value": vs[i].item(),
                 "anomaly_score": scores[i],
+                "expected": expected[i],
+                "lower": lower[i],
+                "upper": upper[i],
+                "direction": Direction.ABOVE
+                if vs[i] > expected[i]
+                else Direction.BELOW,
+                "reason": reason,
             }
-            for i in flagged
+            for i in flagged.tolist()
         ],
         "summary": {"points": int(vs.size), "anomalies": int(flagged.size)},
     }
@@ -233,11 +262,14 @@ def to_json(data: PlotData) -> dict[str, Any]:
 def _model_json(model: ModelVersion | None) -> dict[str, Any] | None:
     if model is None:
         return None
+    band = model.band
     return {
         "version": model.version,
         "stage": model.stage.value,
         "algorithm": model.algorithm,
         **model.params.as_dict(),
+        "period_s": band.period if band is not None else None,
+        "phases": band.phases if band is not None else 1,
     }
 
 
@@ -321,23 +353,25 @@ def _draw_training_window(ax: Axes, data: PlotData) -> None:
 
 
 def _draw_band(ax: Axes, data: PlotData) -> None:
+    """The band and the expected value over the window, sampled evenly."""
     if data.model is None:
         return
-    p = data.model.params
+    times = np.linspace(data.start, data.end, BAND_SAMPLES)
+    expected, width = data.band_at(times)
     scale = data.value_scale
-    lower, upper = (edge / scale for edge in p.band())
-    label = f"normal band (center ± {p.threshold:g}·scale)"
-    ax.axhspan(lower, upper, color="tab:green", alpha=0.15, lw=0, zorder=1, label=label)
+    x = _x(data, times)
+    lower, upper = (expected - width) / scale, (expected + width) / scale
+    threshold = f"{data.model.params.threshold:g}"
+    if data.model.band is None:
+        label = f"normal band (center ± {threshold}·scale)"
+    else:
+        label = f"normal band (expected ± {threshold}·spread of its phase)"
+    ax.fill_between(x, lower, upper, color="tab:green", alpha=0.15, lw=0, zorder=1,
+                    label=label)  # fmt: skip
     for edge in (lower, upper):
-        ax.axhline(edge, color="tab:green", lw=0.8, alpha=0.6, zorder=1)
-    ax.axhline(
-        p.center / scale,
-        color="tab:green",
-        lw=0.8,
-        ls="--",
-        zorder=1,
-        label="center",
-    )
+        ax.plot(x, edge, color="tab:green", lw=0.8, alpha=0.6, zorder=1)
+    ax.plot(x, expected / scale, color="tab:green", lw=0.8, ls="--", zorder=1,
+            label="expected")  # fmt: skip
 
 
 def _draw_readings(ax: Axes, data: PlotData) -> None:

@@ -178,6 +178,7 @@ def _version(
         created_at=now,
         metrics=fit.metrics,
         reference=fit.reference,
+        band=fit.band,
     )
 
 

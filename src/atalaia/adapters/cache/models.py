@@ -1,7 +1,10 @@
 """The shared L2 cache of served models: one Redis string per series.
 
 A value packs the version, centre, scale and threshold (little-endian int64 and
-three float64) followed by the algorithm's name: about 40 bytes. The training
+three float64), the length of the algorithm's name (one byte), the name, then a
+seasonal model's stored band (`PhaseBand.to_bytes`): about 40 bytes for a flat
+model, 1.4 kB for an hour-of-week one. Keys carry the layout's number, so a
+value of another layout is never read as this one. The training
 service writes a series' entry after each registry change it commits; inference
 replicas write the models they read from the database. Entries expire after
 `ttl_s` (0: never), so series nobody serves any more leave Redis by themselves.
@@ -16,10 +19,11 @@ from typing import Any
 import redis
 
 from atalaia.adapters.cache.link import RedisLink
-from atalaia.core.detectors import DETECTORS
+from atalaia.core.detectors.catalog import SERIES_FAMILIES
 from atalaia.core.serving import ServedModel
 
-_PACKED = struct.Struct("<qddd")
+_PACKED = struct.Struct("<qdddB")
+_LAYOUT = "model2"  # the key's prefix: this layout of values
 # MGET at most this many keys at once: Redis serves one command at a time.
 _CHUNK = 10_000
 
@@ -29,19 +33,26 @@ def encode_model(model: ServedModel) -> bytes:
     >>> encode_model(ServedModel("s", 2, "zscore", 0.5, 0.1, 3.0))[_PACKED.size:]
     b'zscore'
     """
-    packed = _PACKED.pack(model.version, model.center, model.scale, model.threshold)
-    return packed + model.algorithm.encode()
+    name = model.algorithm.encode()
+    packed = _PACKED.pack(
+        model.version, model.center, model.scale, model.threshold, len(name)
+    )
+    return packed + name + (model.band or b"")
 
 
 def decode_model(series_id: str, data: bytes) -> ServedModel | None:
     """The model packed in `data`; None when it is not one this version can serve."""
     if len(data) <= _PACKED.size:
         return None
-    version, center, scale, threshold = _PACKED.unpack_from(data)
-    algorithm = data[_PACKED.size :].decode(errors="replace")
-    if algorithm not in DETECTORS or version < 1:
+    version, center, scale, threshold, length = _PACKED.unpack_from(data)
+    end = _PACKED.size + length
+    algorithm = data[_PACKED.size : end].decode(errors="replace")
+    if algorithm not in SERIES_FAMILIES or version < 1:
         return None
-    return ServedModel(series_id, version, algorithm, center, scale, threshold)
+    band = data[end:] or None
+    if band is not None and (len(band) < 16 or len(band) % 8):  # period + pairs
+        return None
+    return ServedModel(series_id, version, algorithm, center, scale, threshold, band)
 
 
 class ModelCache:
@@ -52,7 +63,7 @@ class ModelCache:
         self.ttl_s = ttl_s or None
 
     def _key(self, series_id: str) -> str:
-        return self.link.key("model", series_id)
+        return self.link.key(_LAYOUT, series_id)
 
     @property
     def ready(self) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -150,6 +151,8 @@ class VersionRow(Base):
     center: Mapped[float] = mapped_column(Double)
     scale: Mapped[float] = mapped_column(Double)
     threshold: Mapped[float] = mapped_column(Double)
+    # A seasonal model's period and phases (PhaseBand.to_bytes); NULL: flat.
+    band: Mapped[bytes | None] = mapped_column(LargeBinary)
     metrics: Mapped[dict[str, float]] = mapped_column(Json, default=dict)
     reference: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(Json)

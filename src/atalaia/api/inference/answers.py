@@ -1,9 +1,11 @@
 """Scores shaped into the answers of the prediction routes.
 
-Every reading's answer names the model that gave it (`model_info`) and how much
-to trust it (`confidence`). Batch answers are built column by column; the row
-form embeds one `model_info`, encoded once, in the readings of the same kind of
-model.
+Every reading's answer names the model that gave it (`model_info`), how much
+to trust it (`confidence`) and explains itself: the band at that reading's time
+(`expected`, `lower`, `upper`; null where nothing is known), and for an anomaly
+its `direction` (above or below the band) and `reason` (see `Reason`). Batch
+answers are built column by column; the row form embeds one `model_info`,
+encoded once, in the readings of the same kind of model.
 
 A reading of a series with no model and no history (unknown to the table, e.g. a
 mistyped id) is answered with the default and carries a `warning`; answers
@@ -13,7 +15,9 @@ without one keep their shape (no `warning` field, or column, at all).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -22,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from atalaia.core.explanations import Direction, Reason
 from atalaia.services.inference.data_plane import NOTHING_FETCHED, ScoredReading
 from atalaia.services.model_table import ALGORITHMS, UNKNOWN_ROW, Scores, Source, Tier
 
@@ -94,6 +99,11 @@ _, _SOURCE_AT, _ALGORITHM_AT, _TIER_AT, _VERSION_AT = _shifts(
     len(Source), len(Source), len(ALGORITHMS), len(Tier)
 )
 assert _VERSION_AT <= 31, "versions below 2**32 fit above the codes"
+# An anomaly's reason, by whether its band is seasonal.
+_REASONS = (Reason.OUTSIDE_BAND, Reason.OUTSIDE_SEASONAL_BAND)
+# A reading's direction and reason as codes: 0 for none (not an anomaly).
+_DIRECTIONS = np.array([None, Direction.ABOVE, Direction.BELOW], dtype=object)
+_REASON_CODES = np.array([None, *_REASONS], dtype=object)
 UNKNOWN_SERIES_WARNING = (
     "unknown_series: no model and no history for this series; answered with the default"
 )
@@ -106,6 +116,11 @@ class Result(msgspec.Struct, gc=False):
     timestamp: float
     anomaly: bool
     anomaly_score: float
+    expected: float | None  # inf and NaN are written as null
+    lower: float | None
+    upper: float | None
+    direction: str | None
+    reason: str | None
     model_info: msgspec.Raw  # the JSON of a `model_info`
     confidence: str
 
@@ -145,15 +160,27 @@ def model_info_json(
 
 
 def reading_answer(
-    series_id: str, timestamp: float, scored: ScoredReading
+    series_id: str, timestamp: float, value: float, scored: ScoredReading
 ) -> dict[str, Any]:
     """The answer for one reading."""
     record = scored.record
+    expected, width = scored.expected, scored.width
+    if width == math.inf:
+        expected = math.nan  # nothing known: written as null
+    direction = reason = None
+    if scored.anomaly:
+        direction = Direction.ABOVE if value > expected else Direction.BELOW
+        reason = _REASONS[record.phases > 0]
     answer: dict[str, Any] = {
         "series_id": series_id,
         "timestamp": timestamp,
         "anomaly": scored.anomaly,
         "anomaly_score": scored.score,
+        "expected": expected,
+        "lower": expected - width,
+        "upper": expected + width,
+        "direction": direction,
+        "reason": reason,
         "model_info": model_info(
             record.tier, record.version, record.algorithm, record.source,
             scored.fetched,
@@ -188,9 +215,37 @@ def _kinds(scores: Scores, origin: npt.NDArray[np.int8]) -> npt.NDArray[np.int64
     return kind
 
 
+@dataclass(frozen=True, slots=True)
+class _Explained:
+    """The explanation columns of a batch (see the module's docstring)."""
+
+    expected: npt.NDArray[np.float64]
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
+    direction: list[str | None]
+    reason: list[str | None]
+
+    @classmethod
+    def of(cls, values: npt.NDArray[np.float64], scores: Scores) -> _Explained:
+        expected, width = np.ascontiguousarray(scores.expected), scores.width
+        known = np.isfinite(width)
+        if not known.all():
+            expected = np.where(known, expected, np.nan)
+        anomaly = scores.anomaly.view(np.int8)
+        below = (values < expected).view(np.int8)
+        return cls(
+            expected,
+            expected - width,
+            expected + width,
+            _named(_DIRECTIONS, anomaly + anomaly * below),
+            _named(_REASON_CODES, anomaly + anomaly * scores.seasonal.view(np.int8)),
+        )
+
+
 def rows_answer(
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
     scores: Scores,
     fetched: Mapping[int, int] = NOTHING_FETCHED,
 ) -> dict[str, Any]:
@@ -214,6 +269,7 @@ def rows_answer(
         )
     )
     infos = list(map(per_kind.__getitem__, inverse.tolist()))
+    explained = _Explained.of(values, scores)
     results = list(
         map(
             Result,
@@ -221,6 +277,11 @@ def rows_answer(
             timestamps.tolist(),
             scores.anomaly.tolist(),
             scores.score.tolist(),
+            explained.expected.tolist(),
+            explained.lower.tolist(),
+            explained.upper.tolist(),
+            explained.direction,
+            explained.reason,
             infos,
             _named(_CONFIDENCE, scores.tier),
         )
@@ -235,6 +296,7 @@ def rows_answer(
 def columns_answer(
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
     scores: Scores,
     fetched: Mapping[int, int] = NOTHING_FETCHED,
 ) -> dict[str, Any]:
@@ -253,6 +315,7 @@ def columns_answer(
         version = np.full(scores.rows.size, None, dtype=object)
         version[model] = scores.version[model]
         version = version.tolist()
+    explained = _Explained.of(values, scores)
     answer: dict[str, Any] = {
         "count": len(series_ids),
         "anomalies": int(scores.anomaly.sum()),
@@ -260,6 +323,11 @@ def columns_answer(
         "timestamp": timestamps,
         "anomaly": scores.anomaly,
         "anomaly_score": scores.score,
+        "expected": explained.expected,
+        "lower": explained.lower,
+        "upper": explained.upper,
+        "direction": explained.direction,
+        "reason": explained.reason,
         "version": version,
         "stage": _named(_STAGES, scores.tier),
         "type": _named(

@@ -64,12 +64,14 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     timestamp, value = parse_reading(body)
     state["resources"].time_range.check_one(timestamp)
     check_value(value)
-    scored = await data_plane.score_one_async(state["predictor"], series_id, value)
+    scored = await data_plane.score_one_async(
+        state["predictor"], series_id, timestamp, value
+    )
     if not scored.known:
         _on_unknown(state, [series_id], reject=reject_unknown)
     metrics = state["serving_metrics"]
     metrics.one(scored.table, scored.row, series_id, scored.anomaly, started)
-    return _encode(answers.reading_answer(series_id, timestamp, scored))
+    return _encode(answers.reading_answer(series_id, timestamp, value, scored))
 
 
 async def predict_batch(scope: Scope, body: bytes) -> bytes:
@@ -87,12 +89,15 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     state["resources"].time_range.check(batch.timestamps)
     check_values(batch.values)
     scored = await data_plane.score_batch_async(
-        state["predictor"], batch.series_ids, batch.values
+        state["predictor"], batch.series_ids, batch.timestamps, batch.values
     )
     if scored.unknown:
         _on_unknown(state, scored.unknown, reject=reject_unknown)
     shape = answers.columns_answer if batch.columnar else answers.rows_answer
-    answer = shape(batch.series_ids, batch.timestamps, scored.scores, scored.fetched)
+    answer = shape(
+        batch.series_ids, batch.timestamps, batch.values, scored.scores,
+        scored.fetched,
+    )  # fmt: skip
     metrics = state["serving_metrics"]
     metrics.batch(batch.series_ids, scored.scores, started)
     return answers.encode_columns(answer) if batch.columnar else _encode(answer)

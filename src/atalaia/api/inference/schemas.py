@@ -7,7 +7,7 @@ booleans), unknown fields are refused.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -100,14 +100,34 @@ class ModelInfo(BaseModel):
     loaded_from: str
 
 
+_EXPECTED = (
+    "The value the model expects at this reading's time (a seasonal model's "
+    "varies with the phase of its period); null when nothing is known"
+)
+_BOUND = "{} edge of the normal band at this reading's time; null when unbounded"
+_DIRECTION = "For an anomaly: above or below the band; null otherwise"
+_REASON = (
+    "For an anomaly, why it is one: outside_band (a flat band: zscore, robust, "
+    "or the series' history), outside_seasonal_band (the band of its phase); "
+    "null otherwise"
+)
+Direction = Literal["above", "below"]
+Reason = Literal["outside_band", "outside_seasonal_band"]
+
+
 class PredictionView(BaseModel):
     series_id: str
     timestamp: float
     anomaly: bool
     anomaly_score: float = Field(
-        description="Distance from the model's centre in units of its threshold: "
+        description="Distance from the expected value in band half-widths: "
         "above 1 is an anomaly"
     )
+    expected: float | None = Field(description=_EXPECTED)
+    lower: float | None = Field(description=_BOUND.format("Lower"))
+    upper: float | None = Field(description=_BOUND.format("Upper"))
+    direction: Direction | None = Field(description=_DIRECTION)
+    reason: Reason | None = Field(description=_REASON)
     model_info: ModelInfo
     confidence: str = Field(description="high: a production model; low: a fallback")
     warning: str | None = Field(
@@ -132,6 +152,11 @@ class ColumnsView(BaseModel):
     timestamp: list[float]
     anomaly: list[bool]
     anomaly_score: list[float]
+    expected: list[float | None] = Field(description=_EXPECTED)
+    lower: list[float | None] = Field(description=_BOUND.format("Lower"))
+    upper: list[float | None] = Field(description=_BOUND.format("Upper"))
+    direction: list[Direction | None] = Field(description=_DIRECTION)
+    reason: list[Reason | None] = Field(description=_REASON)
     version: list[int | None]
     stage: list[str | None]
     type: list[str]

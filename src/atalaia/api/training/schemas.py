@@ -20,7 +20,8 @@ from atalaia.api.common.params import (
     Text,
     VersionNumber,
 )
-from atalaia.core.detectors import DETECTORS, MAX_HYPERPARAMETER
+from atalaia.core.detectors import MAX_HYPERPARAMETER
+from atalaia.core.detectors.catalog import SERIES_FAMILIES
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
@@ -42,13 +43,15 @@ def _one_algorithm(schema: dict[str, Any]) -> None:
                 "algorithm": {"const": name},
                 "hyperparameters": {
                     "type": "object",
-                    "properties": dict.fromkeys(detector.defaults, _POSITIVE),
+                    "properties": dict.fromkeys(
+                        sorted({*family.defaults, *family.optional}), _POSITIVE
+                    ),
                     "additionalProperties": False,
                 },
             },
             "required": [] if name == DEFAULT_ALGORITHM else ["algorithm"],
         }
-        for name, detector in sorted(DETECTORS.items())
+        for name, family in sorted(SERIES_FAMILIES.items())
     ]
 
 
@@ -59,7 +62,7 @@ class TrainingConfig(BaseModel):
 
     algorithm: Text = Field(
         default=DEFAULT_ALGORITHM,
-        json_schema_extra={"enum": [*sorted(DETECTORS)]},
+        json_schema_extra={"enum": [*sorted(SERIES_FAMILIES)]},
     )
     hyperparameters: dict[Text, Any] = Field(default_factory=dict)
 

@@ -7,39 +7,39 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from atalaia.core.detectors.base import band_width, check_hyperparameters
-from atalaia.core.detectors.catalog import DETECTORS, get_detector
+from atalaia.core.detectors.base import ModelParams, band_width
+from atalaia.core.detectors.catalog import (
+    SEASONAL,
+    SERIES_FAMILIES,
+    get_detector,
+    resolve_hyperparameters,
+)
 from atalaia.core.detectors.phases import PhaseBand
-from atalaia.core.detectors.seasonal import Seasonal
+from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings
-from atalaia.errors import UnknownAlgorithm
 
-SEASONAL = Seasonal()
-BAND_ALGORITHMS: tuple[str, ...] = tuple(sorted({*DETECTORS, SEASONAL.name}))
-# Why an anomaly of each kind of band is one (the documented reasons).
-OUTSIDE_BAND, OUTSIDE_SEASONAL_BAND = "outside_band", "outside_seasonal_band"
+BAND_ALGORITHMS: tuple[str, ...] = tuple(sorted(SERIES_FAMILIES))
 
 
 def fit_band(
     algorithm: str, readings: Readings, given: Mapping[str, object]
 ) -> tuple[dict[str, float], PhaseBand]:
     """The validated hyperparameters and the band `algorithm` fits."""
+    resolved = resolve_hyperparameters(algorithm, given)
     if algorithm == SEASONAL.name:
-        resolved = check_hyperparameters(
-            algorithm, SEASONAL.defaults, given, SEASONAL.optional
-        )
         return resolved, SEASONAL.fit_band(
             readings.timestamps, readings.values, resolved
         )
-    if algorithm not in DETECTORS:
-        raise UnknownAlgorithm(algorithm, list(BAND_ALGORITHMS))
-    detector = get_detector(algorithm)
-    resolved = check_hyperparameters(algorithm, detector.defaults, given)
-    params = detector.fit(readings.values, resolved)
+    params = get_detector(algorithm).fit(readings.values, resolved)
+    return resolved, flat_band(params)
+
+
+def flat_band(params: ModelParams) -> PhaseBand:
+    """The band of a location/scale model."""
     width = band_width(np.array([params.scale]), np.array([params.threshold]))
-    return resolved, PhaseBand.flat(params.center, float(width[0]))
+    return PhaseBand.flat(params.center, float(width[0]))
 
 
 def reasons_of(band: PhaseBand) -> str:
     """The reason an anomaly outside `band` is one."""
-    return OUTSIDE_SEASONAL_BAND if band.phases > 1 else OUTSIDE_BAND
+    return Reason.OUTSIDE_SEASONAL_BAND if band.phases > 1 else Reason.OUTSIDE_BAND

@@ -1,8 +1,9 @@
-"""Algorithm name → detector."""
+"""Algorithm name → detector, and the hyperparameters every series family takes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from atalaia.core.detectors.base import (
     Detector,
@@ -11,11 +12,32 @@ from atalaia.core.detectors.base import (
     check_hyperparameters,
 )
 from atalaia.core.detectors.robust import Robust
+from atalaia.core.detectors.seasonal import Seasonal
 from atalaia.core.detectors.zscore import ZScore
 from atalaia.core.series import FloatArray
 from atalaia.errors import UnknownAlgorithm
 
 DETECTORS: dict[str, Detector] = {d.name: d for d in (ZScore(), Robust())}
+SEASONAL = Seasonal()
+
+
+@dataclass(frozen=True, slots=True)
+class Hyperparameters:
+    """What a family takes: numbers with defaults, and optional ones without."""
+
+    defaults: Mapping[str, float]
+    optional: frozenset[str] = frozenset()
+    # Rules of the family beyond "a number in (0, MAX_HYPERPARAMETER]".
+    check: Callable[[Mapping[str, float]], None] | None = None
+
+
+# Every family a series is trained with, by name.
+SERIES_FAMILIES: dict[str, Hyperparameters] = {
+    **{name: Hyperparameters(d.defaults) for name, d in DETECTORS.items()},
+    SEASONAL.name: Hyperparameters(
+        SEASONAL.defaults, SEASONAL.optional, SEASONAL.check
+    ),
+}
 
 
 def get_detector(name: str) -> Detector:
@@ -28,15 +50,22 @@ def get_detector(name: str) -> Detector:
 def resolve_hyperparameters(
     algorithm: str, given: Mapping[str, object]
 ) -> dict[str, float]:
-    """Validate `given` for `algorithm` and fill in its defaults."""
-    detector = get_detector(algorithm)
-    return check_hyperparameters(algorithm, detector.defaults, given)
+    """Validate `given` for `algorithm` (a series family) and fill in its
+    defaults."""
+    family = SERIES_FAMILIES.get(algorithm)
+    if family is None:
+        raise UnknownAlgorithm(algorithm, sorted(SERIES_FAMILIES))
+    resolved = check_hyperparameters(algorithm, family.defaults, given, family.optional)
+    if family.check is not None:
+        family.check(resolved)
+    return resolved
 
 
 def fit(algorithm: str, values: FloatArray, given: Mapping[str, object]) -> ModelParams:
     """Fit `algorithm` on `values` with validated hyperparameters."""
-    return get_detector(algorithm).fit(
-        values, resolve_hyperparameters(algorithm, given)
+    detector = get_detector(algorithm)
+    return detector.fit(
+        values, check_hyperparameters(algorithm, detector.defaults, given)
     )
 
 
@@ -44,6 +73,7 @@ def fit_rows(
     algorithm: str, rows: FloatArray, given: Mapping[str, object]
 ) -> ParamColumns:
     """Fit `algorithm` on every row of `rows` (one series per row) in one pass."""
-    return get_detector(algorithm).fit_rows(
-        rows, resolve_hyperparameters(algorithm, given)
+    detector = get_detector(algorithm)
+    return detector.fit_rows(
+        rows, check_hyperparameters(algorithm, detector.defaults, given)
     )

@@ -20,6 +20,8 @@ from atalaia.core.detectors.base import MIN_WIDTH
 
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
+# Float32 for a seasonal band's phases; a flat band keeps its width in float64.
+Widths = npt.NDArray[np.float32] | npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
@@ -32,16 +34,49 @@ class PhaseBand:
     period: float
     base: float
     departure: Float32Array
-    width: Float32Array
+    width: Widths
 
     @property
     def phases(self) -> int:
         return int(self.departure.size)
 
+    def at(self, timestamps: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The expected value and the band's half-width at `timestamps`; a flat
+        band's exactly, the same at every time."""
+        if self.phases == 1:
+            ones = np.ones(timestamps.size)
+            return self.base * ones, float(self.width[0]) * ones
+        rows = np.zeros(timestamps.size, np.int64)
+        return BandPools.of([self]).at(rows, timestamps)
+
     @classmethod
     def flat(cls, center: float, width: float) -> PhaseBand:
-        """The band of a location/scale model: one phase."""
-        return cls(1.0, center, np.zeros(1, np.float32), np.array([width], np.float32))
+        """The band of a location/scale model: one phase, its width exact."""
+        return cls(1.0, center, np.zeros(1, np.float32), np.array([width]))
+
+    def to_bytes(self) -> bytes:
+        """The band as stored: its period (float64), then its phases as
+        (departure, width) float32 pairs, little-endian; the base is kept apart.
+
+        >>> band = PhaseBand(10.0, 1.0, np.array([0, 2], np.float32),
+        ...                  np.array([1, 3], np.float32))
+        >>> PhaseBand.from_bytes(1.0, band.to_bytes()).width.tolist()
+        [1.0, 3.0]
+        """
+        pairs = np.column_stack([self.departure, self.width]).astype("<f4")
+        return np.array([self.period], "<f8").tobytes() + pairs.tobytes()
+
+    @classmethod
+    def from_bytes(cls, base: float, data: bytes) -> PhaseBand:
+        period, pairs = stored_phases(data)
+        return cls(period, base, pairs[:, 0].copy(), pairs[:, 1].copy())
+
+
+def stored_phases(data: bytes) -> tuple[float, Float32Array]:
+    """A stored band's period, and its phases as rows of (departure, width)."""
+    period = float(np.frombuffer(data, "<f8", 1)[0])
+    pairs: Float32Array = np.frombuffer(data, "<f4", offset=8).reshape(-1, 2)
+    return period, pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +88,7 @@ class BandPools:
     offset: IntArray  # where each series' phases start in the pools
     base: FloatArray
     departure: Float32Array
-    width: Float32Array
+    width: Widths
 
     @classmethod
     def of(cls, bands: list[PhaseBand]) -> BandPools:
@@ -102,7 +137,7 @@ def band_at(
     offset: IntArray,
     base: FloatArray,
     departure: Float32Array,
-    width: Float32Array,
+    width: Widths,
 ) -> tuple[FloatArray, FloatArray]:
     """The expected value and half-width at each reading's time, interpolated
     between the centres of the two phases around it.
@@ -120,8 +155,8 @@ def band_at(
     second[second == phases] = 0
     first += offset
     second += offset
-    low, high = departure[first], departure[second]
-    expected = base + low + frac * (high - low)
-    low_w, high_w = width[first], width[second]
-    half = np.maximum(low_w + frac * (high_w - low_w), MIN_WIDTH)
+    # (1 − frac)·low + frac·high, every product in float64.
+    rest = 1.0 - frac
+    expected = base + (rest * departure[first] + frac * departure[second])
+    half = np.maximum(rest * width[first] + frac * width[second], MIN_WIDTH)
     return expected, half

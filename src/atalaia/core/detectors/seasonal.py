@@ -20,10 +20,12 @@ from atalaia.core.detectors.base import MIN_SCALE, FloatArray
 from atalaia.core.detectors.period import DAY, WEEK, find_period
 from atalaia.core.detectors.phases import PhaseBand, band_at
 from atalaia.core.detectors.robust import MAD_TO_SIGMA, MIN_MAD, median_and_sigma
+from atalaia.errors import InvalidHyperparameters
 
 # Phases of a period by default: hours of the day, or of the week.
 PHASES_OF = {DAY: 24, WEEK: 168}
 DEFAULT_PHASES = 24
+MAX_PHASES = 10_080  # the minutes of a week
 MIN_PER_PHASE = 8  # readings a phase needs, at the least
 # A phase's own spread weighs as much as the series' spread once it has this
 # many readings.
@@ -45,6 +47,17 @@ class Seasonal:
     name: ClassVar[str] = "seasonal"
     defaults: ClassVar[dict[str, float]] = {"threshold_sigma": 4.0}
     optional: ClassVar[frozenset[str]] = frozenset({"period_s", "phases"})
+
+    @staticmethod
+    def check(hyperparameters: Mapping[str, float]) -> None:
+        """Refuse `phases` that are not a whole number from 1 to MAX_PHASES."""
+        phases = hyperparameters.get("phases")
+        if phases is not None and (phases != int(phases) or phases > MAX_PHASES):
+            raise InvalidHyperparameters(
+                f"seasonal.phases must be a whole number from 1 to {MAX_PHASES:,}, "
+                f"got {phases:g}",
+                rule="hyperparameters_range",
+            )
 
     def fit_band(
         self,

@@ -1,5 +1,8 @@
 """Inference's data plane: readings in, scored records out, for every caller.
 
+A reading is a series id, a time (epoch seconds: a seasonal band depends on it)
+and a value.
+
 Each reading goes through the fallback chain: the model table in memory; for a
 series the table does not know, a lookup in Redis then the database (when one is
 due, see `Predictor.due_lookups`), after which the table is read again; then the
@@ -57,6 +60,8 @@ class ScoredReading(NamedTuple):
     row: int  # its series' table row; UNKNOWN_ROW: a series the table lacks
     known: bool  # the table holds its series (a model, or at least history)
     record: Record
+    expected: float  # the band's centre at the reading's time
+    width: float  # and its half-width (inf: nothing known)
     score: float
     anomaly: bool
     fetched: Source  # where a miss fetched its model from; NONE: none fetched
@@ -72,17 +77,22 @@ class ScoredBatch:
     unknown: Sequence[str]  # per reading of a series the table lacks, its id
 
 
-def score_one(serving: Serving, series_id: str, value: float) -> ScoredReading:
+def score_one(
+    serving: Serving, series_id: str, timestamp: float, value: float
+) -> ScoredReading:
     """Score one reading; blocks while a miss is looked up."""
-    return _one(serving, series_id, value, may_block=True)
+    return _one(serving, series_id, timestamp, value, may_block=True)
 
 
 def score_batch(
-    serving: Serving, series_ids: Sequence[str], values: npt.NDArray[np.float64]
+    serving: Serving,
+    series_ids: Sequence[str],
+    timestamps: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
 ) -> ScoredBatch:
     """Score readings of many series in one pass; blocks while misses are looked
     up."""
-    return _batch(serving, series_ids, values, may_block=True)
+    return _batch(serving, series_ids, timestamps, values, may_block=True)
 
 
 class _LookupDue(Exception):
@@ -90,45 +100,58 @@ class _LookupDue(Exception):
 
 
 async def score_one_async(
-    serving: Serving, series_id: str, value: float
+    serving: Serving, series_id: str, timestamp: float, value: float
 ) -> ScoredReading:
     """`score_one` without blocking the event loop."""
     try:
-        return _one(serving, series_id, value, may_block=False)
+        return _one(serving, series_id, timestamp, value, may_block=False)
     except _LookupDue:
-        return await anyio.to_thread.run_sync(score_one, serving, series_id, value)
+        return await anyio.to_thread.run_sync(
+            score_one, serving, series_id, timestamp, value
+        )
 
 
 async def score_batch_async(
-    serving: Serving, series_ids: Sequence[str], values: npt.NDArray[np.float64]
+    serving: Serving,
+    series_ids: Sequence[str],
+    timestamps: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
 ) -> ScoredBatch:
     """`score_batch` without blocking the event loop."""
     try:
-        return _batch(serving, series_ids, values, may_block=False)
+        return _batch(serving, series_ids, timestamps, values, may_block=False)
     except _LookupDue:
-        return await anyio.to_thread.run_sync(score_batch, serving, series_ids, values)
+        return await anyio.to_thread.run_sync(
+            score_batch, serving, series_ids, timestamps, values
+        )
 
 
 def _one(
-    serving: Serving, series_id: str, value: float, *, may_block: bool
-) -> ScoredReading:
+    serving: Serving, series_id: str, timestamp: float, value: float, *,
+    may_block: bool,
+) -> ScoredReading:  # fmt: skip
     table = serving.table
-    row, record = table.record(series_id)  # no numpy call: cheaper for one
+    # No numpy call: cheaper for one.
+    row, record, expected, width = table.record(series_id, timestamp)
     fetched = _NOT_FETCHED
     if row == UNKNOWN_ROW:
         found = _look_up(serving, (series_id,), may_block=may_block)
         if found is not None:
             fetched = found.get(series_id, _NOT_FETCHED)
             table = serving.table
-            row, record = table.record(series_id)
-    score = score_reading(record.center, record.width, value)
-    scored = (row, row != UNKNOWN_ROW, record, score, score > 1.0, fetched, table)
+            row, record, expected, width = table.record(series_id, timestamp)
+    score = score_reading(expected, width, value)
+    scored = (
+        row, row != UNKNOWN_ROW, record, expected, width, score, score > 1.0,
+        fetched, table,
+    )  # fmt: skip
     return tuple.__new__(ScoredReading, scored)  # past NamedTuple's slow __new__
 
 
 def _batch(
     serving: Serving,
     series_ids: Sequence[str],
+    timestamps: npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
     *,
     may_block: bool,
@@ -145,7 +168,7 @@ def _batch(
             fetched = {table.index[s]: source for s, source in found.items()}
         if not rows.all():
             unknown = _unknown(series_ids, rows)
-    return ScoredBatch(table.score(rows, values), fetched, unknown)
+    return ScoredBatch(table.score(rows, timestamps, values), fetched, unknown)
 
 
 def _unknown(series_ids: Sequence[str], rows: npt.NDArray[np.int64]) -> list[str]:

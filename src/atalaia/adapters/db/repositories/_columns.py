@@ -16,13 +16,14 @@ from sqlalchemy import Executable
 from sqlalchemy.orm import Session
 
 CHUNK_ROWS = 20_000
-Kind = type[str] | type[np.generic]
+Kind = type[str] | type[bytes] | type[np.generic]
 
 
 def fetch_columns(
     session: Session, stmt: Executable, kinds: Sequence[Kind]
 ) -> list[Any]:
-    """Each column of `stmt`'s rows: a list for `str`, else an array of that type.
+    """Each column of `stmt`'s rows: a list for `str` and `bytes` (None kept),
+    else an array of that type.
 
     No result processing is applied: only for columns the driver already gives
     as Python values (numbers, strings), not JSON or UtcDateTime columns.
@@ -33,7 +34,7 @@ def fetch_columns(
         while rows := result.cursor.fetchmany(CHUNK_ROWS):
             for i, (kind, column) in enumerate(zip(kinds, columns, strict=True)):
                 values = map(itemgetter(i), rows)
-                if issubclass(kind, str):
+                if issubclass(kind, str | bytes):
                     column.extend(values)
                 else:
                     column.append(np.fromiter(values, kind, len(rows)))
@@ -41,7 +42,7 @@ def fetch_columns(
         result.close()
     return [
         column
-        if issubclass(kind, str)
+        if issubclass(kind, str | bytes)
         else np.concatenate([np.empty(0, kind), *column])
         for kind, column in zip(kinds, columns, strict=True)
     ]

@@ -19,6 +19,7 @@ from atalaia.adapters.db.tables import (
     utcnow,
 )
 from atalaia.core.detectors import ModelParams
+from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
 from atalaia.core.serving import ServedColumns, ServedModel
 from atalaia.errors import VersionNotFound
@@ -61,6 +62,7 @@ def _version(row: VersionRow) -> ModelVersion:
         created_at=row.created_at,
         metrics=dict(row.metrics),
         reference=dict(row.reference),
+        band=PhaseBand.from_bytes(row.center, row.band) if row.band else None,
     )
 
 
@@ -73,6 +75,7 @@ def _version_row(model: ModelVersion) -> VersionRow:
         center=model.params.center,
         scale=model.params.scale,
         threshold=model.params.threshold,
+        band=model.band.to_bytes() if model.band else None,
         metrics=model.metrics,
         reference=model.reference,
         lineage=model.lineage.as_dict(),
@@ -97,6 +100,7 @@ _SERVED = select(
     VersionRow.center,
     VersionRow.scale,
     VersionRow.threshold,
+    VersionRow.band,
 ).where(VersionRow.stage == Stage.PRODUCTION.value)
 
 
@@ -239,7 +243,7 @@ class ModelStore:
 
     def served_columns(self) -> ServedColumns:
         """Every production version as columns, in one query: the warm load."""
-        kinds = (str, np.int64, str, np.float64, np.float64, np.float64)
+        kinds = (str, np.int64, str, np.float64, np.float64, np.float64, bytes)
         return ServedColumns(*fetch_columns(self.session, _SERVED, kinds))
 
     def past_production(self, series_id: str) -> list[ModelVersion]:

@@ -1,0 +1,21 @@
+"""How an answer explains an anomaly: which side of the band it fell on, and why
+it is one (the documented list of reasons)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    ABOVE = "above"
+    BELOW = "below"
+
+
+class Reason(StrEnum):
+    """Why a reading is an anomaly."""
+
+    # Outside a flat band: centre ± threshold × spread (zscore, robust, and the
+    # fallback on a series' history).
+    OUTSIDE_BAND = "outside_band"
+    # Outside the band expected at that phase of the series' period (seasonal).
+    OUTSIDE_SEASONAL_BAND = "outside_seasonal_band"
