@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import redis
 
@@ -16,6 +17,7 @@ from atalaia.adapters.cache import (
     publish_notice,
 )
 from atalaia.adapters.cache.models import decode_model, encode_model
+from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.registry import RegistryNotice
 from atalaia.core.serving import ServedModel
 from fixtures.api import wait_for
@@ -50,6 +52,16 @@ def cut_link(
 class TestModelEncoding:
     def test_round_trips_a_model(self) -> None:
         assert decode_model(A.series_id, encode_model(A)) == A
+
+    def test_round_trips_a_seasonal_model(self) -> None:
+        band = PhaseBand(
+            3600.0, 0.0, np.arange(4, dtype=np.float32), np.ones(4, np.float32)
+        )
+        seasonal = ServedModel("s", 2, "seasonal", 0.5, 0.1, 4.0, band.to_bytes())
+
+        assert decode_model("s", encode_model(seasonal)) == seasonal
+        cut = encode_model(seasonal)[:-3]  # a band whose pairs do not add up
+        assert decode_model("s", cut) is None
 
     def test_refuses_what_it_cannot_serve(self) -> None:
         unknown = ServedModel("s", 1, "prophet", 0.0, 1.0, 3.0)

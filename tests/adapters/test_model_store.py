@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import JobStore, ModelStore, _columns
 from atalaia.core.detectors import ModelParams
+from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import (
     ModelVersion,
@@ -36,6 +37,16 @@ def model_version(
         series_id=series_id,
         algorithm="robust" if number % 2 else "zscore",
         params=ModelParams(center=0.3 + number, scale=0.07, threshold=3.5),
+    )
+
+
+def seasonal_band(rng: np.random.Generator, phases: int = 24) -> PhaseBand:
+    """A band of `phases` drawn at random over a day."""
+    return PhaseBand(
+        86_400.0,
+        0.0,
+        rng.standard_normal(phases).astype(np.float32),
+        rng.uniform(0.1, 1.0, phases).astype(np.float32),
     )
 
 
@@ -97,6 +108,16 @@ class TestAddAndGet:
             back = ModelStore(session).get(SERIES, 1)
         assert back == model
         assert back.created_at.tzinfo is not None
+
+    def test_keeps_a_seasonal_band_exactly(self, sessions: Sessions) -> None:
+        band = seasonal_band(np.random.default_rng(3), phases=168)
+        register(sessions, replace(model_version(1), band=band))
+        with sessions() as session:
+            back = ModelStore(session).get(SERIES, 1).band
+        assert back is not None
+        assert back.period == band.period
+        assert back.departure.tolist() == band.departure.tolist()
+        assert back.width.tolist() == band.width.tolist()
 
     def test_finds_versions_by_their_jobs(self, sessions: Sessions) -> None:
         register(sessions, model_version(1), model_version(2))
@@ -275,6 +296,7 @@ class TestServedModels:
                 params=ModelParams(
                     *(rng.standard_normal(3) * 10.0 ** rng.integers(-9, 9, 3)).tolist()
                 ),
+                band=seasonal_band(rng) if i % 2 else None,
             )
             for i in range(60)
             for number in range(1, int(rng.integers(1, 4)) + 1)
@@ -299,14 +321,17 @@ class TestServedModels:
             zip(
                 columns.series_ids, columns.version.tolist(), columns.algorithm,
                 columns.center.tolist(), columns.scale.tolist(),
-                columns.threshold.tolist(),
+                columns.threshold.tolist(), columns.band,
                 strict=True,
             )
         )  # fmt: skip
         expected = {
-            ServedModel(m.series_id, m.version, m.algorithm, *astuple(m.params))
+            ServedModel(
+                m.series_id, m.version, m.algorithm, *astuple(m.params),
+                m.band.to_bytes() if m.band else None,
+            )
             for m in promoted
-        }
+        }  # fmt: skip
         assert 20 < len(as_rows) == len(objects) == len(expected) < 60
         assert {ServedModel(*row) for row in as_rows} == set(objects) == expected
 

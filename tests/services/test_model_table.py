@@ -1,10 +1,16 @@
-"""The table's generation: a new table numbers its rows afresh, a growing one not."""
+"""The table's generation (a new table numbers its rows afresh, a growing one
+not), and its pools of seasonal phases."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.serving import ServedModel
+from atalaia.services import model_table
 from atalaia.services.model_table import ModelTable, Source
 
 
@@ -23,3 +29,59 @@ class TestGeneration:
 
         assert table.generation == generation
         assert table.ids == ["", "a", "b"]
+
+
+def seasonal(series_id: str, version: int, phases: int, shift: float) -> ServedModel:
+    band = PhaseBand(
+        3600.0, 0.0, np.full(phases, shift, np.float32), np.ones(phases, np.float32)
+    )
+    return ServedModel(series_id, version, "seasonal", 10.0, 0.25, 4.0, band.to_bytes())
+
+
+def expected_at(table: ModelTable, series_id: str) -> float:
+    rows = table.rows_of([series_id])
+    return float(table.score(rows, np.array([1.7e9]), np.array([0.0])).expected[0])
+
+
+class TestSeasonalPools:
+    def test_a_replaced_band_is_served_and_its_old_phases_compacted(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(model_table, "COMPACT_GARBAGE", 100)
+        table = ModelTable()
+        table.set_models(
+            [seasonal(f"s{i}", 1, 24, float(i)) for i in range(10)], Source.MEMORY
+        )
+        for version in range(2, 14):  # 12 × 24 phases replaced
+            table.set_models([seasonal("s0", version, 24, -1.0)], Source.MEMORY)
+
+        pools = table.cols.pools
+        assert pools.garbage < 12 * 24  # compacted on the way
+        assert pools.used - pools.garbage == 10 * 24
+        assert expected_at(table, "s0") == 9.0
+        assert [expected_at(table, f"s{i}") for i in range(1, 10)] == [
+            10.0 + i for i in range(1, 10)
+        ]
+        assert table.model_of("s0") == seasonal("s0", 13, 24, -1.0)
+
+    def test_a_flat_model_replacing_a_seasonal_one_frees_its_phases(self) -> None:
+        table = ModelTable()
+        table.set_models([seasonal("s", 1, 24, 1.0)], Source.MEMORY)
+        table.set_models([ServedModel("s", 2, "zscore", 5.0, 1.0, 3.0)], Source.MEMORY)
+
+        assert table.cols.pools.garbage == 24
+        assert expected_at(table, "s") == 5.0
+        assert table.model_of("s") == ServedModel("s", 2, "zscore", 5.0, 1.0, 3.0)
+
+    def test_the_snapshot_keeps_the_bands(self, tmp_path: Path) -> None:
+        table = ModelTable()
+        table.set_models(
+            [seasonal("a", 1, 24, 2.0), ServedModel("b", 1, "zscore", 0, 1, 3)],
+            Source.MEMORY,
+        )
+        table.save(tmp_path / "snapshot.npz")
+
+        loaded = ModelTable.load(tmp_path / "snapshot.npz")
+
+        assert expected_at(loaded, "a") == 12.0
+        assert loaded.model_of("a") == seasonal("a", 1, 24, 2.0)
