@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -327,8 +327,8 @@ class TestServedModels:
         )  # fmt: skip
         expected = {
             ServedModel(
-                m.series_id, m.version, m.algorithm, *astuple(m.params),
-                m.band.to_bytes() if m.band else None,
+                m.series_id, m.version, m.algorithm, m.params.center, m.params.scale,
+                m.params.threshold, m.band.to_bytes() if m.band else None,
             )
             for m in promoted
         }  # fmt: skip
