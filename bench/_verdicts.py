@@ -19,11 +19,15 @@ def flag_rows(
     """The rows after the first `train` that `algorithm` flags, fitted with its
     defaults on those first rows (`values`: rows × columns).
 
-    Each column (an axis, a channel) is its own series, fitted and scored
-    through `atalaia.detection`; a row is flagged when any column is, as the
-    per-series detectors serve a sensor's axes. A family that models the
-    columns together fits `values` whole here.
+    A sensor family (`detection.SENSOR_ALGORITHMS`) models the columns (axes,
+    channels) together: one model fitted on the training rows scores each
+    test row whole. For the others each column is its own series, fitted and
+    scored through `atalaia.detection`, and a row is flagged when any column
+    is, as the per-series detectors serve a sensor's axes.
     """
+    if algorithm in detection.SENSOR_ALGORITHMS:
+        model = detection.fit(algorithm, timestamps[:train], values[:train])
+        return model.score(timestamps[train:], values[train:]).anomaly
     flagged = np.zeros(timestamps.size - train, np.bool_)
     for column in values.T:
         model = detection.fit(algorithm, timestamps[:train], column[:train])

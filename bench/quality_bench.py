@@ -6,22 +6,24 @@
 - the synthetic corpus (bench/corpus.py), fitted on each case's training part
   and scored on the rest: recall per kind of event and false alarms per 10,000
   normal readings (a reading is a row: the three values of a three-axis case
-  at one time, flagged when any axis is). An event is detected when any
-  reading from its first to GRACE readings after its last is flagged (a spike
-  is one reading; a detector on differences or windows flags a little
-  later); the readings outside every such span are the normal ones;
+  at one time, scored whole by a sensor family, else flagged when any axis
+  is). An event is detected when any reading from its first to GRACE readings
+  after its last is flagged (a spike is one reading; a detector on
+  differences or windows flags a little later); the readings outside every
+  such span are the normal ones;
 - the demo fleet of `atalaia demo`'s defaults (20 sensors × 3 axes, 7 days of
-  readings a minute apart, seed 7), two ways. The demo's: each series fitted
-  on its whole history (its injected anomalies included, as the demo trains),
-  then the hour of fresh readings the demo streams (`atalaia.synthetic.stream`:
-  spikes, one sensor's level shift) scored against their truth, precision and
-  recall per reading. The history's: each series fitted on its readings
-  outside every injected anomaly (spikes, level shifts, drifts; they lie
-  anywhere in the first 85 % of the week, so no stretch of it is both clean
-  and two days long), then its whole history scored (the normal readings are
-  those it was fitted on): precision per reading,
-  recall per injected anomaly (a drift ramps up from nothing, so its first
-  readings cannot be told from normal ones).
+  readings a minute apart, seed 7; its axes are independent series, so every
+  family, a sensor family too, fits each alone), two ways. The demo's: each
+  series fitted on its whole history (its injected anomalies included, as the
+  demo trains), then the hour of fresh readings the demo streams
+  (`atalaia.synthetic.stream`: spikes, one sensor's level shift) scored
+  against their truth, precision and recall per reading. The history's: each
+  series fitted on its readings outside every injected anomaly (spikes, level
+  shifts, drifts; they lie anywhere in the first 85 % of the week, so no
+  stretch of it is both clean and two days long), then its whole history
+  scored (the normal readings are those it was fitted on): precision per
+  reading, recall per injected anomaly (a drift ramps up from nothing, so its
+  first readings cannot be told from normal ones).
 """
 
 from __future__ import annotations

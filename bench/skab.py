@@ -4,10 +4,12 @@
 SKAB (`../shared/data/skab`, see its README) is a test bench sampled once a
 second: each labelled experiment is a CSV whose first 400 rows are normal
 operation (the training data) and whose other rows (the test rows) hold one
-collective anomaly. Every channel of an experiment is a series, its timestamps
-the `datetime` column as epoch seconds: each detector is fitted on each
-channel's training rows with its default hyperparameters, and a test row is
-flagged when any channel is (`flag_rows`).
+collective anomaly. The timestamps are the `datetime` column as epoch seconds.
+Each detector is fitted on the training rows with its default
+hyperparameters (`flag_rows`): a sensor family (`multivariate`) takes every
+channel of an experiment as one sensor's axes and scores each test row whole;
+for the others every channel is a series, and a test row is flagged when any
+channel is.
 
 Outliers: F1, the false-alarm rate FP/(FP+TN) and the missed-alarm rate
 FN/(FN+TP) over every test row, overall and per folder (`valve1`, `valve2`,

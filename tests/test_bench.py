@@ -79,6 +79,7 @@ def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
     cells = result.output.strip().split(", ")
     assert "zscore_valve1_f1 1" in cells
     assert "zscore_nab 100" in cells  # its flags start at the changepoint
+    assert "multivariate_valve1_f1 1" in cells  # both channels as one sensor
     assert "valve2" not in result.output  # no experiment of that kind
     assert "corpus_cases 30" in cells
     assert "demo_readings 3600" in cells

@@ -27,11 +27,24 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_band, reasons_of
+from atalaia.core.detectors.multivariate import (
+    Multivariate,
+    SensorParams,
+    SensorReadings,
+)
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.series import Readings, check_readings
 from atalaia.errors import UnknownAlgorithm
 
-__all__ = ["ALGORITHMS", "BandModel", "Model", "Result", "fit"]
+__all__ = [
+    "ALGORITHMS",
+    "SENSOR_ALGORITHMS",
+    "BandModel",
+    "Model",
+    "Result",
+    "SensorModel",
+    "fit",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -100,9 +113,41 @@ def _fit_band_model(
     return BandModel(algorithm, resolved, band)
 
 
+@dataclass(frozen=True, slots=True)
+class SensorModel:
+    """A fitted model of a sensor's axes together (values: readings × axes)."""
+
+    algorithm: str
+    hyperparameters: Mapping[str, float]
+    params: SensorParams
+
+    def score(self, timestamps: object, values: object) -> Result:
+        """Score readings in time order: the model's window runs over them."""
+        s = self.params.score(SensorReadings.of(timestamps, values).values)
+        return Result(
+            s.score, s.anomaly, s.expected, s.lower, s.upper, s.direction, s.reason,
+            s.contributions,
+        )  # fmt: skip
+
+
+_MULTIVARIATE = Multivariate()
+
+
+def _fit_sensor_model(
+    algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    readings = SensorReadings.of(timestamps, values)
+    resolved = _MULTIVARIATE.check(given)
+    params = _MULTIVARIATE.fit(readings.values, resolved)
+    return SensorModel(algorithm, resolved, params)
+
+
 Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
 # Algorithm name → how its models are fitted.
 FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
+FAMILIES[_MULTIVARIATE.name] = _fit_sensor_model
+# The families that model a sensor's axes together (values 2-D).
+SENSOR_ALGORITHMS = frozenset({_MULTIVARIATE.name})
 ALGORITHMS: tuple[str, ...] = tuple(sorted(FAMILIES))
 
 
