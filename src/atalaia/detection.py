@@ -20,13 +20,16 @@ jobs and the inference table run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_band, reasons_of
+from atalaia.core.detectors.auto import NAME as AUTO
+from atalaia.core.detectors.auto import Choice
+from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_auto, fit_band, reasons_of
+from atalaia.core.detectors.catalog import resolve_hyperparameters
 from atalaia.core.detectors.multivariate import (
     Multivariate,
     SensorParams,
@@ -104,6 +107,29 @@ class BandModel:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AutoModel:
+    """The family `auto` chose for a series, fitted, and why it chose it."""
+
+    chosen: BandModel
+    choice: Choice
+    algorithm: str = "auto"
+    hyperparameters: Mapping[str, float] = field(default_factory=dict)
+
+    def score(self, timestamps: object, values: object) -> Result:
+        return self.chosen.score(timestamps, values)
+
+
+def _fit_auto_model(
+    algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    resolve_hyperparameters(algorithm, given)  # it takes none
+    readings = Readings.of(timestamps, values)
+    check_readings(readings)
+    choice, resolved, band = fit_auto(readings)
+    return AutoModel(BandModel(choice.algorithm, resolved, band), choice)
+
+
 def _fit_band_model(
     algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
 ) -> Model:
@@ -146,6 +172,7 @@ Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
 # Algorithm name → how its models are fitted.
 FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
 FAMILIES[_MULTIVARIATE.name] = _fit_sensor_model
+FAMILIES[AUTO] = _fit_auto_model
 # The families that model a sensor's axes together (values 2-D).
 SENSOR_ALGORITHMS = frozenset({_MULTIVARIATE.name})
 ALGORITHMS: tuple[str, ...] = tuple(sorted(FAMILIES))

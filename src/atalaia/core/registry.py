@@ -73,7 +73,8 @@ class ModelVersion:
     params: ModelParams
     lineage: Lineage
     created_at: datetime
-    metrics: dict[str, float] = field(default_factory=dict)
+    # Training figures; `auto` adds its choice and why (auto_chosen, auto_reason).
+    metrics: dict[str, float | str] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     # A seasonal model's phases (its base is params.center); None: a flat band.
     band: PhaseBand | None = None

@@ -163,7 +163,7 @@ def _version(
         series_id=job.series_id,
         version=number,
         stage=Stage.STAGING,
-        algorithm=job.algorithm,
+        algorithm=fit.algorithm or job.algorithm,  # what `auto` chose, if it did
         params=fit.params,
         lineage=Lineage(
             job_id=job.job_id,

@@ -28,7 +28,7 @@ from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
 from atalaia.services.ingest import MAX_POINTS_PER_REQUEST
 
 MAX_WINDOW_HOURS = 24 * 90
-DEFAULT_ALGORITHM = "zscore"
+DEFAULT_ALGORITHM = "auto"
 # Request bodies: no unknown field; numbers are JSON numbers (not strings or
 # booleans), like the inference service's.
 _REQUEST = ConfigDict(extra="forbid", strict=True)
@@ -231,7 +231,7 @@ class VersionView(BaseModel):
     stage: str
     algorithm: str
     params: dict[str, float]
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]
     reference: dict[str, Any]
     lineage: dict[str, Any]
     created_at: datetime
