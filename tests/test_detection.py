@@ -86,6 +86,25 @@ def test_a_sensor_model_scores_its_axes_together() -> None:
         model.score(later, np.zeros((2, 3)))
 
 
+def test_auto_says_what_it_chose_and_why() -> None:
+    load = np.sin(2 * np.pi * T / DAY) + RNG.normal(0, 0.1, T.size)
+    axes = np.column_stack([load, -2 * load]) + RNG.normal(0, 0.02, (T.size, 2))
+
+    series = detection.fit("auto", T, V)
+    sensor = detection.fit("auto", T, axes)
+
+    assert isinstance(series, detection.AutoModel)
+    assert isinstance(sensor, detection.AutoModel)
+    assert series.choice.algorithm == series.chosen.algorithm == "seasonal"
+    assert "injected" in series.choice.reason
+    assert set(series.choice.trials) == {"seasonal", "robust", "zscore"}
+    assert sensor.chosen.algorithm == "multivariate"
+    later = np.array([T[-1] + 300.0])
+    assert sensor.score(later, np.array([[0.5, 1.0]])).anomaly.tolist() == [True]
+    with pytest.raises(InvalidHyperparameters):
+        detection.fit("auto", T, V, threshold_sigma=3.0)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.sampled_from(detection.ALGORITHMS), st.integers(1, 60))
 def test_scoring_is_causal(algorithm: str, prefix: int) -> None:

@@ -41,6 +41,7 @@ from atalaia.errors import UnknownAlgorithm
 
 __all__ = [
     "ALGORITHMS",
+    "MATRIX_ALGORITHMS",
     "SENSOR_ALGORITHMS",
     "BandModel",
     "Model",
@@ -109,22 +110,34 @@ class BandModel:
 
 @dataclass(frozen=True, slots=True)
 class AutoModel:
-    """The family `auto` chose for a series, fitted, and why it chose it."""
+    """The family `auto` chose, fitted, and why it chose it."""
 
-    chosen: BandModel
+    chosen: Model
     choice: Choice
     algorithm: str = "auto"
     hyperparameters: Mapping[str, float] = field(default_factory=dict)
 
     def score(self, timestamps: object, values: object) -> Result:
-        return self.chosen.score(timestamps, values)
+        matrix = np.asarray(values, dtype=np.float64)
+        if matrix.ndim == 2 and matrix.shape[1] == 1:  # one axis: a series
+            matrix = matrix[:, 0]
+        return self.chosen.score(timestamps, matrix)
 
 
 def _fit_auto_model(
     algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
 ) -> Model:
+    """Several axes (2-D values) are modelled together; one series gets the band
+    family its data favours (`core.detectors.auto`)."""
     resolve_hyperparameters(algorithm, given)  # it takes none
-    readings = Readings.of(timestamps, values)
+    matrix = np.asarray(values, dtype=np.float64)
+    if matrix.ndim == 2 and matrix.shape[1] > 1:
+        sensor = _fit_sensor_model(_MULTIVARIATE.name, timestamps, matrix, {})
+        why = "several axes: modelled together, so a break between them shows"
+        return AutoModel(sensor, Choice(_MULTIVARIATE.name, why, {}))
+    if matrix.ndim == 2 and matrix.shape[1] == 1:
+        matrix = matrix[:, 0]
+    readings = Readings.of(timestamps, matrix)
     check_readings(readings)
     choice, resolved, band = fit_auto(readings)
     return AutoModel(BandModel(choice.algorithm, resolved, band), choice)
@@ -175,6 +188,8 @@ FAMILIES[_MULTIVARIATE.name] = _fit_sensor_model
 FAMILIES[AUTO] = _fit_auto_model
 # The families that model a sensor's axes together (values 2-D).
 SENSOR_ALGORITHMS = frozenset({_MULTIVARIATE.name})
+# The families that take a sensor's axes whole: `auto` models several together.
+MATRIX_ALGORITHMS = SENSOR_ALGORITHMS | {AUTO}
 ALGORITHMS: tuple[str, ...] = tuple(sorted(FAMILIES))
 
 
