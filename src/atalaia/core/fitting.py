@@ -19,9 +19,10 @@ import numpy as np
 from atalaia.core.detectors import ModelParams, fit_rows, score_columns, stack_by_length
 from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.bands import fit_auto, fit_band
-from atalaia.core.detectors.catalog import DETECTORS
+from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.drift import reference_profiles
+from atalaia.core.sensors import SensorData, StoredSensor
 from atalaia.core.series import Readings
 
 
@@ -38,6 +39,7 @@ class Fit:
     data_hash: str
     band: PhaseBand | None = None
     algorithm: str | None = None  # the family fitted, when `auto` chose it
+    sensor: StoredSensor | None = None  # a sensor's model
 
 
 def fit_series(
@@ -113,6 +115,39 @@ def _fitted(
         data_hash(readings),
         band if band.phases > 1 else None,
     )
+
+
+def fit_sensors(
+    hyperparameters: Mapping[str, object], sensors: Sequence[SensorData]
+) -> list[Fit]:
+    """Fit `multivariate` on each sensor's axes, in order."""
+    resolved = MULTIVARIATE.check(hyperparameters)
+    fits = []
+    for data in sensors:
+        started = time.perf_counter()
+        params = MULTIVARIATE.fit(data.values, resolved)
+        seconds = time.perf_counter() - started
+        flagged = params.score(data.values).anomaly
+        modelled = [data.axes[i] for i in params.modelled.tolist()]
+        metrics: dict[str, float | str] = {
+            "training_points": float(len(data)),
+            "training_anomaly_rate": float(flagged.mean()),
+            "fit_seconds": seconds,
+            "axes": ",".join(data.axes),
+            "modelled_axes": ",".join(modelled),
+        }
+        digest = hashlib.sha256(data.timestamps.tobytes())
+        digest.update(data.values.tobytes())
+        fits.append(
+            Fit(
+                ModelParams(0.0, 1.0, resolved["threshold_sigma"]),
+                metrics,
+                {},
+                f"sha256:{digest.hexdigest()}",
+                sensor=StoredSensor(data.axes, params),
+            )
+        )
+    return fits
 
 
 def data_hash(readings: Readings) -> str:

@@ -21,7 +21,7 @@ from atalaia.api.common.params import (
     VersionNumber,
 )
 from atalaia.core.detectors import MAX_HYPERPARAMETER
-from atalaia.core.detectors.catalog import SERIES_FAMILIES
+from atalaia.core.detectors.catalog import TRAINED
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
@@ -51,7 +51,7 @@ def _one_algorithm(schema: dict[str, Any]) -> None:
             },
             "required": [] if name == DEFAULT_ALGORITHM else ["algorithm"],
         }
-        for name, family in sorted(SERIES_FAMILIES.items())
+        for name, family in sorted(TRAINED.items())
     ]
 
 
@@ -62,7 +62,10 @@ class TrainingConfig(BaseModel):
 
     algorithm: Text = Field(
         default=DEFAULT_ALGORITHM,
-        json_schema_extra={"enum": [*sorted(SERIES_FAMILIES)]},
+        json_schema_extra={"enum": [*sorted(TRAINED)]},
+        description="A series family, or `multivariate` for a sensor (the id "
+        "is then the sensor's, e.g. sensor_001: its axes' stored readings, "
+        "`window_hours`, are trained together); default `auto`",
     )
     hyperparameters: dict[Text, Any] = Field(default_factory=dict)
 

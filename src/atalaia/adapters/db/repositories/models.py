@@ -19,8 +19,10 @@ from atalaia.adapters.db.tables import (
     utcnow,
 )
 from atalaia.core.detectors import ModelParams
+from atalaia.core.detectors.bands import BAND_ALGORITHMS
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
+from atalaia.core.sensors import StoredSensor
 from atalaia.core.serving import ServedColumns, ServedModel
 from atalaia.errors import VersionNotFound
 
@@ -63,6 +65,7 @@ def _version(row: VersionRow) -> ModelVersion:
         metrics=dict(row.metrics),
         reference=dict(row.reference),
         band=PhaseBand.from_bytes(row.center, row.band) if row.band else None,
+        sensor=StoredSensor.from_bytes(row.sensor) if row.sensor else None,
     )
 
 
@@ -76,6 +79,7 @@ def _version_row(model: ModelVersion) -> VersionRow:
         scale=model.params.scale,
         threshold=model.params.threshold,
         band=model.band.to_bytes() if model.band else None,
+        sensor=model.sensor.to_bytes() if model.sensor else None,
         metrics=model.metrics,
         reference=model.reference,
         lineage=model.lineage.as_dict(),
@@ -101,7 +105,10 @@ _SERVED = select(
     VersionRow.scale,
     VersionRow.threshold,
     VersionRow.band,
-).where(VersionRow.stage == Stage.PRODUCTION.value)
+).where(
+    VersionRow.stage == Stage.PRODUCTION.value,
+    VersionRow.algorithm.in_(BAND_ALGORITHMS),  # the model table's; not sensors'
+)
 
 
 class ModelStore:
