@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from fixtures.api import Headers, finished_job, refused
 from fixtures.readings import sensor_series
@@ -25,7 +26,7 @@ def store_axes(client: TestClient, headers: Headers, n: int = 10_080) -> None:
         assert response.status_code == 200, response.text
 
 
-def train_sensor(client: TestClient, headers: Headers, **body: object) -> object:
+def train_sensor(client: TestClient, headers: Headers, **body: object) -> Response:
     return client.post(
         f"/api/v1/training/{SENSOR}",
         json={"config": {"algorithm": "multivariate"}, **body},
