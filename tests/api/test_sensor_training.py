@@ -27,11 +27,12 @@ def store_axes(client: TestClient, headers: Headers, n: int = 10_080) -> None:
 
 
 def train_sensor(client: TestClient, headers: Headers, **body: object) -> Response:
-    return client.post(
+    response: Response = client.post(
         f"/api/v1/training/{SENSOR}",
         json={"config": {"algorithm": "multivariate"}, **body},
         headers=headers,
     )
+    return response
 
 
 def test_a_sensor_trains_on_its_axes_shared_timestamps(
