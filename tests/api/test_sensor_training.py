@@ -1,12 +1,16 @@
-"""A sensor's axes trained together (multivariate) through the training API."""
+"""A sensor's axes trained together (multivariate) through the training API,
+promoted, and scored together by the inference service."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from fixtures.api import Headers, finished_job, refused
+from fixtures.api import Headers, finished_job, post_ok, promote, refused, wait_for
 from fixtures.readings import sensor_series
 
 SENSOR = "sensor_007"
@@ -81,3 +85,60 @@ def test_sensors_are_not_trained_in_batches(client: TestClient, admin: Headers) 
     )  # fmt: skip
 
     assert "one at a time" in refused(response, "sensor_batch")
+
+
+def test_a_promoted_sensor_is_scored_axes_together(
+    client: TestClient, admin: Headers
+) -> None:
+    store_axes(client, admin)
+    job = finished_job(
+        client, train_sensor(client, admin, window_hours=168).json()["job_id"], admin
+    )
+    promote(client, SENSOR, job["model_version"], admin)
+    later = 1_800_000_000.0
+
+    def predict(t: float, values: dict[str, float]) -> dict[str, Any]:
+        body = {"timestamp": t, "values": values}
+        return post_ok(client, admin, f"/api/v1/predict/sensors/{SENSOR}", body)
+
+    def served() -> bool | None:  # promotions reach inference through its feed
+        path = f"/api/v1/predict/sensors/{SENSOR}"
+        body = {"timestamp": later - 600, "values": dict.fromkeys(AXES, 0.0)}
+        return client.post(path, json=body, headers=admin).status_code == 200 or None
+
+    wait_for(served)
+    normal = predict(later, {"radial": 0.3, "axial": 0.6, "tangential": 0.9})
+    broken = predict(later + 60, {"radial": 0.3, "axial": 0.6, "tangential": 0.3})
+
+    assert not normal["anomaly"]
+    assert normal["model_info"]["type"] == "multivariate"
+    assert broken["anomaly"]
+    assert broken["reason"] == "axis_correlation_break"
+    assert broken["contributing_axes"][0] == "tangential"
+    assert sum(a["contribution"] for a in broken["axes"].values()) == pytest.approx(1)
+    assert broken["axes"]["tangential"]["expected"] == pytest.approx(0.9, abs=0.05)
+    wrong = client.post(
+        f"/api/v1/predict/sensors/{SENSOR}",
+        json={"timestamp": later, "values": {"radial": 0.3}},
+        headers=admin,
+    )
+    assert "radial" in refused(wrong, "sensor_axes")
+    too_early = client.post(
+        f"/api/v1/predict/sensors/{SENSOR}",
+        json={"timestamp": 1.0, "values": dict.fromkeys(AXES, 0.0)},
+        headers=admin,
+    )
+    refused(too_early, "timestamp_range")
+
+
+def test_a_sensor_without_a_model_is_not_found(
+    client: TestClient, admin: Headers
+) -> None:
+    response = client.post(
+        "/api/v1/predict/sensors/sensor_404",
+        json={"timestamp": 1_800_000_000.0, "values": {"radial": 1.0}},
+        headers=admin,
+    )
+
+    assert response.status_code == 404
+    assert response.json()["rule"] == "sensor_served"

@@ -23,7 +23,7 @@ from atalaia.core.detectors.bands import BAND_ALGORITHMS
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
 from atalaia.core.sensors import StoredSensor
-from atalaia.core.serving import ServedColumns, ServedModel
+from atalaia.core.serving import ServedColumns, ServedModel, ServedSensor
 from atalaia.errors import VersionNotFound
 
 
@@ -247,6 +247,23 @@ class ModelStore:
         if series_ids is not None:
             stmt = stmt.where(VersionRow.series_id.in_(list(series_ids)))
         return [ServedModel(*row) for row in self.session.execute(stmt)]
+
+    def served_sensors(
+        self, sensor_ids: Iterable[str] | None = None
+    ) -> list[ServedSensor]:
+        """Production sensor models (of every sensor, or of `sensor_ids`)."""
+        stmt = select(
+            VersionRow.series_id, VersionRow.version, VersionRow.sensor
+        ).where(
+            VersionRow.stage == Stage.PRODUCTION.value, VersionRow.sensor.is_not(None)
+        )
+        if sensor_ids is not None:
+            stmt = stmt.where(VersionRow.series_id.in_(list(sensor_ids)))
+        return [
+            ServedSensor(sensor_id, version, StoredSensor.from_bytes(data))
+            for sensor_id, version, data in self.session.execute(stmt)
+            if data is not None
+        ]
 
     def served_columns(self) -> ServedColumns:
         """Every production version as columns, in one query: the warm load."""
