@@ -157,6 +157,8 @@ def _by_recipe(versions: Iterable[ModelVersion]) -> dict[Recipe, list[str]]:
     with (`auto` stays `auto`: it chooses again)."""
     recipes: dict[Recipe, list[str]] = defaultdict(list)
     for version in versions:
+        if version.sensor is not None:  # sensors train one at a time, on request
+            continue
         lineage = version.lineage
         hyperparameters = tuple(sorted(lineage.hyperparameters.items()))
         recipes[lineage.algorithm, hyperparameters].append(version.series_id)
