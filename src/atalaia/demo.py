@@ -5,9 +5,10 @@ prefix is a parameter), and the demo touches no series it did not make: before
 writing anything it checks that every existing series of its fleet has only
 versions trained by jobs its own token subject (DEMO_ACTOR) submitted.
 
-Ingest → train (one batch, `auto`: each series its family) → promote → wait until inference
-serves the new versions → stream fresh readings with injected anomalies through
-batch prediction → precision and recall against the ground truth. Only HTTP, as
+Ingest → train (one batch, `auto`: each series its family) → promote → wait
+until inference serves the new versions → stream fresh readings with injected
+anomalies through batch prediction → precision and recall against the ground
+truth. Only HTTP, as
 a user would do it; nothing of the platform is imported but the synthetic data.
 """
 
