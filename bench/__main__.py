@@ -14,6 +14,7 @@ from bench import (
     platform_bench,
     predict_bench,
     quality_bench,
+    seasonal_bench,
     skab,
     store_bench,
 )
@@ -47,9 +48,16 @@ def promote_visible(series: int = 20, record: Record = True) -> None:
 
 
 @app.command("warm-load")
-def warm_load(models: int = 285_000, url: Url = None, record: Record = True) -> None:
+def warm_load(
+    models: int = 285_000,
+    url: Url = None,
+    algorithm: Annotated[
+        str, typer.Option(help="zscore, or seasonal (hour-of-week bands).")
+    ] = "zscore",
+    record: Record = True,
+) -> None:
     """Start the inference service until every production model is loaded."""
-    report("warm-load", store_bench.warm_load(models, url), record=record)
+    report("warm-load", store_bench.warm_load(models, url, algorithm), record=record)
 
 
 @app.command("train-jobs")
@@ -67,10 +75,11 @@ def fleet_retrain(
         typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
     ] = None,
     threads: Annotated[int, typer.Option(help="Training threads.")] = 2,
+    algorithm: Annotated[str, typer.Option(help="The family retrained.")] = "zscore",
     record: Record = True,
 ) -> None:
     """Ingest a week of every series into PostgreSQL, then retrain all in one batch."""
-    figures = fleet_bench.fleet_retrain(series, points, url, threads)
+    figures = fleet_bench.fleet_retrain(series, points, url, threads, algorithm)
     report("fleet-retrain", figures, record=record)
 
 
@@ -103,6 +112,23 @@ def predict_batch(
         models, readings, series_per_request, duration, runs, url
     )
     report("predict-batch", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("predict-seasonal")
+def predict_seasonal(
+    models: int = 285_000,
+    readings: int = 10_000,
+    series_per_request: int = 1_000,
+    duration: int = 5,
+    runs: int = 3,
+    record: Record = True,
+) -> None:
+    """Seasonal (hour-of-week) models beside z-score ones: single, columns, table."""
+    figures, table = seasonal_bench.predict_seasonal(
+        models, readings, series_per_request, duration, runs
+    )
+    report("predict-seasonal", figures, record=record)
     typer.echo(table)
 
 

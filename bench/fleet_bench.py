@@ -1,5 +1,6 @@
 """Weekly retraining of a fleet on PostgreSQL: ingest a week of every series, then
-retrain them all in one batch.
+retrain them all in one batch (with `algorithm`: zscore by default, or any
+family a series is fitted with alone, e.g. seasonal).
 
 The database is a fresh one on the local PostgreSQL, created and dropped here,
 unless `--url` names one (left in place). Readings go in through the ingest
@@ -57,16 +58,19 @@ COPY_REFERENCE = "COPY readings_copy (series_key, ts, value) FROM STDIN (FORMAT 
 
 
 def fleet_retrain(
-    series: int, points: int, url: str | None, threads: int
+    series: int, points: int, url: str | None, threads: int, algorithm: str
 ) -> dict[str, float | int]:
-    """Ingest `points` readings of `series` series, then retrain every series."""
+    """Ingest `points` readings of `series` series, then retrain every series
+    with `algorithm`."""
     ids = sorted(series_ids(series))
     with _database(url) as db_url, tempfile.TemporaryDirectory() as home:
         upgrade_database(db_url)
         engine = make_engine(db_url)
         try:
             ingest_s, copy_s = _ingest_s(engine, ids, points)
-            accept_s, retrain_s, cpu_s = _retrain(db_url, Path(home), threads)
+            accept_s, retrain_s, cpu_s = _retrain(
+                db_url, Path(home), threads, algorithm
+            )
             registered, succeeded = _outcome(make_session_factory(engine))
         finally:
             engine.dispose()
@@ -184,7 +188,9 @@ def _copy(
     connection.commit()
 
 
-def _retrain(url: str, home: Path, threads: int) -> tuple[float, float, float]:
+def _retrain(
+    url: str, home: Path, threads: int, algorithm: str
+) -> tuple[float, float, float]:
     """(seconds to the 202, to every job ended, the service's CPU seconds)."""
     secret = secrets.token_urlsafe(48)
     settings = Settings(home=home, database_url=url, jwt_secret=secret)
@@ -206,7 +212,11 @@ def _retrain(url: str, home: Path, threads: int) -> tuple[float, float, float]:
         cpu, started = server.cpu_seconds(), time.perf_counter()
         response = httpx.post(
             f"{server.base_url}/api/v1/training/batch",
-            json={"all_series": True, "window_hours": 168},
+            json={
+                "all_series": True,
+                "window_hours": 168,
+                "config": {"algorithm": algorithm},
+            },
             headers={"Authorization": f"Bearer {token}"},
             timeout=RETRAIN_TIMEOUT_S,
         )

@@ -52,7 +52,7 @@ from bench.predict_bench import (
     serving_atalaia,
     verdict_of,
 )
-from bench.reference_app import BATCH, MODELS_ENV, PREDICT, Models
+from bench.reference_app import BATCH, MODELS_ENV, PREDICT
 
 # What each peer's virtualenv installs: MLflow's serving needs only mlflow-skinny
 # (its scoring server is FastAPI on uvicorn) and pandas.
@@ -251,8 +251,8 @@ def peers(
         rng = np.random.default_rng(3)
         bench = _Bench(
             registry,
-            _sample(registry.models, rng, DISTINCT_REQUESTS),
-            [_sample(registry.models, rng, BATCH_READINGS) for _ in range(BATCHES)],
+            _sample(registry, rng, DISTINCT_REQUESTS),
+            [_sample(registry, rng, BATCH_READINGS) for _ in range(BATCHES)],
             connections,
             duration_s,
             runs,
@@ -330,10 +330,10 @@ class _Bench:
             )
 
 
-def _sample(models: Models, rng: np.random.Generator, n: int) -> list[Reading]:
+def _sample(registry: Registry, rng: np.random.Generator, n: int) -> list[Reading]:
     """`n` readings of random series (~15% anomalies)."""
     ids, timestamps, values = make_readings(
-        models, rng, rng.integers(0, len(models.ids), n)
+        registry, rng, rng.integers(0, len(registry.models.ids), n)
     )
     return list(zip(ids, timestamps.tolist(), values.tolist(), strict=True))
 

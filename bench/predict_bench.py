@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,12 @@ import orjson
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.api.common.auth import Authenticator, Role
+from atalaia.core.detectors.catalog import SEASONAL
+from atalaia.core.detectors.period import WEEK
+from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.serving import ServedModel
 from atalaia.services.model_table import ModelTable, Source
-from bench._fleet import database, fill_registry, series_ids
+from bench._fleet import database, fill_registry, series_ids, week_bands
 from bench._servers import Server, atalaia_serve, free_port, serve
 from bench._wrk import Request, WrkResult, median_run, run_wrk
 from bench.reference_app import BATCH, MODELS_ENV, PREDICT, Models
@@ -70,9 +74,39 @@ BATCH_TARGETS: list[Target] = [
 @dataclass(frozen=True)
 class Registry:
     folder: Path
+    # Each series' model as registered (a seasonal model's centre is its base).
     models: Models
     env: dict[str, str]  # of every server process
     headers: dict[str, str]  # of every request
+    algorithm: str = "zscore"
+    bands: list[PhaseBand] | None = None  # a seasonal registry's, by row
+
+    def band_at(self, rows: Rows, timestamps: Values) -> tuple[Values, Values]:
+        """The expected value and the band's half-width of series `rows` at
+        `timestamps`, by the library."""
+        if self.bands is None:
+            m = self.models
+            return m.center[rows], m.scale[rows] * m.threshold[rows]
+        chosen, at = np.unique(rows, return_inverse=True)
+        pools = BandPools.of([self.bands[row] for row in chosen.tolist()])
+        return pools.at(at, timestamps)
+
+    def served(self) -> list[ServedModel]:
+        """The models as the inference table serves them."""
+        m = self.models
+        bands = [b.to_bytes() for b in self.bands] if self.bands else repeat(None)
+        return list(
+            map(
+                ServedModel,
+                m.ids,
+                m.version.tolist(),
+                repeat(self.algorithm),
+                m.center.tolist(),
+                m.scale.tolist(),
+                m.threshold.tolist(),
+                bands,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -95,7 +129,7 @@ def predict_single(
     with filled_registry(models, url) as registry:
         rng = np.random.default_rng(1)
         ids, timestamps, values = make_readings(
-            registry.models, rng, rng.integers(0, models, DISTINCT_REQUESTS)
+            registry, rng, rng.integers(0, models, DISTINCT_REQUESTS)
         )
         readings = list(zip(ids, timestamps.tolist(), values.tolist(), strict=True))
         requests = [
@@ -134,31 +168,25 @@ def predict_batch(
 ) -> tuple[Figures, str]:
     """POST /predict/batch as rows and as columns, beside the reference; in-process."""
     with filled_registry(models, url) as registry:
-        rng = np.random.default_rng(2)
-        batches = []
-        for _ in range(BATCHES):
-            chosen = rng.choice(models, min(series_per_request, models), replace=False)
-            rows = chosen[rng.integers(0, chosen.size, readings)]
-            batches.append(make_readings(registry.models, rng, rows))
-        columns = [
-            {"series_id": ids, "timestamp": ts.tolist(), "value": vs.tolist()}
-            for ids, ts, vs in batches
-        ]
+        batches = make_batches(
+            registry, np.random.default_rng(2), readings, series_per_request
+        )
+        columns = [as_columns(batch) for batch in batches]
         forms = {
             "rows": [Request(BATCH, orjson.dumps(_as_rows(c))) for c in columns],
             "columns": [Request(BATCH, orjson.dumps(c)) for c in columns],
         }
         reference = registry.models.answer_batch(columns[0])
-        expected = _verdicts(
+        expected = batch_verdicts(
             orjson.loads(orjson.dumps(reference, option=orjson.OPT_SERIALIZE_NUMPY))
         )
-        in_process = _in_process(registry.models, batches, duration_s / 5, runs)
+        in_process = _in_process(registry, batches, duration_s / 5, runs)
         measured: dict[tuple[str, str], Measured] = {}
         for name, app in (("atalaia", ATALAIA), ("reference", ASGI)):
             with serving_atalaia(registry, name, app) as server:
                 for form, requests in forms.items():
                     [answer] = fetch_answers(server, registry.headers, requests[:1])
-                    check_answers(f"{name} {form}", expected, _verdicts(answer))
+                    check_answers(f"{name} {form}", expected, batch_verdicts(answer))
                     measured[name, form] = measure_load(
                         server,
                         requests,
@@ -187,8 +215,13 @@ def predict_batch(
 
 
 @contextmanager
-def filled_registry(n: int, url: str | None) -> Iterator[Registry]:
-    """`n` production z-score models in a fresh registry, and in a file for refs."""
+def filled_registry(
+    n: int, url: str | None, algorithm: str = "zscore"
+) -> Iterator[Registry]:
+    """`n` production models in a fresh registry, and in a file for refs.
+
+    Z-score models, or seasonal ones with hour-of-week bands around the same
+    centres and spreads (`week_bands`)."""
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         rng = np.random.default_rng(0)
@@ -199,6 +232,9 @@ def filled_registry(n: int, url: str | None) -> Iterator[Registry]:
             scale=rng.uniform(0.01, 0.1, n),
             threshold=rng.uniform(2.5, 4.0, n),
         )
+        bands = None
+        if algorithm == SEASONAL.name:
+            bands = week_bands(rng, models.center, models.scale * models.threshold)
         params = [
             {"center": c, "scale": s, "threshold": t}
             for c, s, t in zip(
@@ -210,7 +246,9 @@ def filled_registry(n: int, url: str | None) -> Iterator[Registry]:
         ]
         url = database(home, url)
         engine = make_engine(url)
-        fill_registry(make_session_factory(engine), models.ids, params)
+        fill_registry(
+            make_session_factory(engine), models.ids, params, algorithm, bands
+        )
         engine.dispose()
         models.save(home / "models.json")
         secret = secrets.token_urlsafe(48)
@@ -226,17 +264,53 @@ def filled_registry(n: int, url: str | None) -> Iterator[Registry]:
             MODELS_ENV: str(home / "models.json"),
             "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
         }
-        yield Registry(home, models, env, {"Authorization": f"Bearer {token}"})
+        headers = {"Authorization": f"Bearer {token}"}
+        yield Registry(home, models, env, headers, algorithm, bands)
+
+
+Readings = tuple[list[str], Values, Values]  # series ids, timestamps, values
 
 
 def make_readings(
-    models: Models, rng: np.random.Generator, rows: Rows
-) -> tuple[list[str], Values, Values]:
-    """One reading per row: (series ids, timestamps, values), ~15% anomalies."""
-    spread = models.scale[rows] * models.threshold[rows]
-    values = models.center[rows] + spread * rng.normal(0, 0.7, rows.size)
-    timestamps = START + 60.0 * np.arange(rows.size, dtype=np.float64)
-    return [models.ids[r] for r in rows.tolist()], timestamps, values
+    registry: Registry, rng: np.random.Generator, rows: Rows, *, over_week: bool = False
+) -> Readings:
+    """One reading per row, ~15% anomalies: a minute apart from START, or at
+    random times of the week after it (every hour of the week is hit)."""
+    if over_week:
+        timestamps = START + WEEK * rng.random(rows.size)
+    else:
+        timestamps = START + 60.0 * np.arange(rows.size, dtype=np.float64)
+    expected, spread = registry.band_at(rows, timestamps)
+    values = expected + spread * rng.normal(0, 0.7, rows.size)
+    return [registry.models.ids[r] for r in rows.tolist()], timestamps, values
+
+
+def make_batches(
+    registry: Registry,
+    rng: np.random.Generator,
+    readings: int,
+    series_per_request: int,
+    *,
+    over_week: bool = False,
+) -> list[Readings]:
+    """BATCHES batches of `readings` readings of `series_per_request` series each."""
+    n = len(registry.models.ids)
+    batches = []
+    for _ in range(BATCHES):
+        chosen = rng.choice(n, min(series_per_request, n), replace=False)
+        rows = chosen[rng.integers(0, chosen.size, readings)]
+        batches.append(make_readings(registry, rng, rows, over_week=over_week))
+    return batches
+
+
+def as_columns(readings: Readings) -> dict[str, list[Any]]:
+    """The body of a columnar batch."""
+    ids, timestamps, values = readings
+    return {
+        "series_id": ids,
+        "timestamp": timestamps.tolist(),
+        "value": values.tolist(),
+    }
 
 
 def _as_rows(columns: Mapping[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -317,7 +391,7 @@ def verdict_of(answer: Mapping[str, Any] | None) -> Verdict:
     return answer["anomaly"], answer["anomaly_score"], answer["model_info"]["version"]
 
 
-def _verdicts(answer: Mapping[str, Any]) -> list[Verdict]:
+def batch_verdicts(answer: Mapping[str, Any]) -> list[Verdict]:
     """Per reading of a batch answer, whether rows (`results`) or columns."""
     if "results" in answer:
         return [verdict_of(r) for r in answer["results"]]
@@ -367,51 +441,61 @@ def measure_load(
     headers: Mapping[str, str],
 ) -> Measured:
     """The run of median throughput of `runs`, with the server's CPU time in it."""
-    done = []
-    for _ in range(runs):
-        before = server.cpu_seconds()
-        run = run_wrk(
-            server.base_url,
-            requests,
-            connections=connections,
-            duration_s=duration_s,
-            headers=headers,
-        )
-        done.append(Measured(run, server.cpu_seconds() - before))
+    return median_measured(
+        [
+            measure_once(server, requests, connections, duration_s, headers)
+            for _ in range(runs)
+        ]
+    )
+
+
+def measure_once(
+    server: Server,
+    requests: Sequence[Request],
+    connections: int,
+    duration_s: int,
+    headers: Mapping[str, str],
+) -> Measured:
+    """One run of wrk, with the server's CPU time in it."""
+    before = server.cpu_seconds()
+    run = run_wrk(
+        server.base_url,
+        requests,
+        connections=connections,
+        duration_s=duration_s,
+        headers=headers,
+    )
+    return Measured(run, server.cpu_seconds() - before)
+
+
+def _in_process(
+    registry: Registry, batches: Sequence[Readings], budget_s: float, runs: int
+) -> tuple[float, float]:
+    """Readings/s of atalaia's `ModelTable.score` and of the numpy reference."""
+    models = registry.models
+    numpy_args = [(models.rows_of(ids), values) for ids, _, values in batches]
+    numpy_rates = [rate(models.score, numpy_args, budget_s) for _ in range(runs)]
+    return table_rate(registry, batches, budget_s, runs), statistics.median(numpy_rates)
+
+
+def table_rate(
+    registry: Registry, batches: Sequence[Readings], budget_s: float, runs: int
+) -> float:
+    """Readings/s of `ModelTable.score` serving `registry`'s models (the median
+    of `runs` runs of `budget_s`)."""
+    table = ModelTable()
+    table.set_models(registry.served(), Source.MEMORY)
+    args = [(table.rows_of(ids), ts, values) for ids, ts, values in batches]
+    return statistics.median(rate(table.score, args, budget_s) for _ in range(runs))
+
+
+def median_measured(done: Sequence[Measured]) -> Measured:
+    """The run of median throughput."""
     middle = median_run([m.run for m in done])
     return next(m for m in done if m.run is middle)
 
 
-def _in_process(
-    models: Models,
-    batches: Sequence[tuple[list[str], Values, Values]],
-    budget_s: float,
-    runs: int,
-) -> tuple[float, float]:
-    """Readings/s of atalaia's `ModelTable.score` and of the numpy reference."""
-    table = ModelTable()
-    table.set_models(
-        [
-            ServedModel(s, v, "zscore", c, sc, t)
-            for s, v, c, sc, t in zip(
-                models.ids,
-                models.version.tolist(),
-                models.center.tolist(),
-                models.scale.tolist(),
-                models.threshold.tolist(),
-                strict=True,
-            )
-        ],
-        Source.MEMORY,
-    )
-    table_args = [(table.rows_of(ids), ts, values) for ids, ts, values in batches]
-    numpy_args = [(models.rows_of(ids), values) for ids, _, values in batches]
-    table_rates = [_rate(table.score, table_args, budget_s) for _ in range(runs)]
-    numpy_rates = [_rate(models.score, numpy_args, budget_s) for _ in range(runs)]
-    return statistics.median(table_rates), statistics.median(numpy_rates)
-
-
-def _rate(
+def rate(
     score: Callable[..., object],
     args: Sequence[tuple[Any, ...]],
     budget_s: float,

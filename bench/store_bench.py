@@ -20,24 +20,26 @@ from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.adapters.db.tables import VersionRow
 from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.core.detectors.catalog import SEASONAL
 from atalaia.core.series import Readings
 from atalaia.services import training
 from atalaia.services.inference import Predictor
-from bench._fleet import database, fill_registry, series_ids
+from bench._fleet import DEFAULT_PARAMS, database, fill_registry, series_ids, week_bands
 from bench._servers import atalaia_serve, free_port, serve
 
 SPAWNS = 3  # inference processes started by warm-load
 IMPORTS = [sys.executable, "-c", "import atalaia.cli, atalaia.api.inference"]
 # What a warm load reads, as plain SQL for the driver.
 BARE_QUERIES = (
-    "SELECT series_id, version, algorithm, center, scale, threshold "
+    "SELECT series_id, version, algorithm, center, scale, threshold, band "
     "FROM model_versions WHERE stage = 'production'",
     "SELECT series_id, mean, m2, n_points FROM series",
 )
 
 
-def warm_load(models: int, url: str | None) -> dict[str, float | int]:
-    """Start the inference service on `models` production versions until ready.
+def warm_load(models: int, url: str | None, algorithm: str) -> dict[str, float | int]:
+    """Start the inference service on `models` production versions of
+    `algorithm` until ready (seasonal: hour-of-week bands, `week_bands`).
 
     Each of SPAWNS processes is timed from spawn to GET /ready answering 200
     with every model loaded (median and max), then to its snapshot written; its
@@ -50,7 +52,7 @@ def warm_load(models: int, url: str | None) -> dict[str, float | int]:
         url = database(home, url)
         engine = make_engine(url)
         sessions = make_session_factory(engine)
-        _fill_once(sessions, models)
+        _fill_once(sessions, models, algorithm)
         predictor = Predictor(
             DatabaseServingStore(sessions), snapshot_path=home / "snapshot.npz"
         )
@@ -75,15 +77,25 @@ def warm_load(models: int, url: str | None) -> dict[str, float | int]:
     }
 
 
-def _fill_once(sessions: sessionmaker[Session], models: int) -> None:
+def _fill_once(sessions: sessionmaker[Session], models: int, algorithm: str) -> None:
     with sessions() as session:
         present = session.scalar(select(func.count()).select_from(VersionRow))
+        others = session.scalar(
+            select(func.count()).where(VersionRow.algorithm != algorithm)
+        )
     if not present:
-        fill_registry(sessions, series_ids(models))
-    elif present != models:
+        bands = None
+        if algorithm == SEASONAL.name:
+            p = DEFAULT_PARAMS
+            base = np.full(models, p["center"])
+            width = np.full(models, p["scale"] * p["threshold"])
+            bands = week_bands(np.random.default_rng(0), base, width)
+        fill_registry(sessions, series_ids(models), None, algorithm, bands)
+    elif present != models or others:
         raise RuntimeError(
-            f"the database holds {present} model versions, not {models}: "
-            "give warm-load an empty database (or the --models it was filled with)"
+            f"the database holds {present} model versions ({others} not "
+            f"{algorithm}), not {models}: give warm-load an empty database (or "
+            "the --models and --algorithm it was filled with)"
         )
 
 

@@ -18,9 +18,12 @@ SMOKE = [
     ["train-accept", "--requests", "2", "--points", "10000"],
     ["promote-visible", "--series", "2"],
     ["warm-load", "--models", "300"],
+    ["warm-load", "--models", "300", "--algorithm", "seasonal"],
     ["train-jobs", "--series", "2"],
     ["predict-single", "--models", "300", "--duration", "1", "--runs", "1"],
     ["predict-batch", "--models", "300", "--readings", "1000"]
+    + ["--series-per-request", "100", "--duration", "1", "--runs", "1"],
+    ["predict-seasonal", "--models", "300", "--readings", "1000"]
     + ["--series-per-request", "100", "--duration", "1", "--runs", "1"],
     # no peer: their virtualenvs take minutes to make (see bench/peers_bench.py)
     ["peers", "--models", "300", "--peers", "none", "--runs", "1", "--duration", "1"],
@@ -47,13 +50,15 @@ def fleet_database(postgres_admin: str) -> Iterator[str]:
 
 
 @pytest.mark.postgres
-def test_fleet_retrain_runs_and_reports(fleet_database: str) -> None:
+@pytest.mark.parametrize("algorithm", ["zscore", "seasonal"])
+def test_fleet_retrain_runs_and_reports(fleet_database: str, algorithm: str) -> None:
     args = ["fleet-retrain", "--series", "20", "--points", "10000"]
-    result = CliRunner().invoke(app, [*args, "--url", fleet_database, "--no-record"])
+    args += ["--algorithm", algorithm, "--url", fleet_database, "--no-record"]
+    result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("fleet-retrain: ")
-    assert "registered 20," in result.output
+    assert "registered 20, jobs_succeeded 20," in result.output
 
 
 def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:

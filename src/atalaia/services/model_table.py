@@ -31,7 +31,7 @@ import numpy.typing as npt
 from atalaia.core.detectors import MIN_SCALE, band_width, score_readings
 from atalaia.core.detectors.bands import BAND_ALGORITHMS
 from atalaia.core.detectors.base import MIN_WIDTH
-from atalaia.core.detectors.phases import band_at, stored_phases
+from atalaia.core.detectors.phases import band_at
 from atalaia.core.serving import ServedModel
 from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
@@ -209,26 +209,31 @@ class _Columns:
         self, rows: npt.NDArray[np.int64], bands: Sequence[bytes | None]
     ) -> _Columns:
         """Give `rows` these stored bands (None: flat); the columns to read from
-        now (new ones when the pools had to grow or were compacted)."""
+        now (new ones when the pools had to grow or were compacted).
+
+        Bands of one size are read together, from their bytes joined, and laid
+        one after the other in the pools (a warm load: one pass for the fleet).
+        """
         pools = self.pools
         pools.garbage += int(self.phases[rows].sum())
         self.phases[rows] = 0
-        banded = [
-            (row, band) for row, band in zip(rows.tolist(), bands, strict=True) if band
-        ]
-        if not banded:
+        given = [i for i, band in enumerate(bands) if band]
+        if not given:
             return self
-        parsed = [stored_phases(band) for _, band in banded]
-        pairs = np.concatenate([p for _, p in parsed])
-        pools = pools.room_for(len(pairs))
-        at = [row for row, _ in banded]
-        sizes = np.array([len(p) for _, p in parsed], np.int64)
-        self.offset[at] = pools.used + np.cumsum(sizes) - sizes
-        self.period[at] = [period for period, _ in parsed]
-        pools.departure[pools.used : pools.used + len(pairs)] = pairs[:, 0]
-        pools.width[pools.used : pools.used + len(pairs)] = pairs[:, 1]
-        pools.used += len(pairs)
-        self.phases[at] = sizes
+        stored = [band for band in bands if band]
+        sizes = (np.fromiter(map(len, stored), np.int64, len(stored)) - 8) // 8
+        pools = pools.room_for(int(sizes.sum()))
+        at = rows[given]
+        for phases in np.unique(sizes).tolist():
+            same = np.flatnonzero(sizes == phases)
+            period, pairs = _stored_bands(b"".join(stored[i] for i in same), phases)
+            start, end = pools.used, pools.used + same.size * phases
+            pools.departure[start:end].reshape(-1, phases)[:] = pairs[:, :, 0]
+            pools.width[start:end].reshape(-1, phases)[:] = pairs[:, :, 1]
+            pools.used = end
+            self.offset[at[same]] = start + phases * np.arange(same.size)
+            self.period[at[same]] = period
+            self.phases[at[same]] = phases
         if pools is self.pools:
             return self
         return _Columns(**{n: getattr(self, n) for n in ROW_FIELDS},
@@ -287,6 +292,17 @@ class _Columns:
         records["period"] = self.period[rows]
         records["offset"] = self.offset[rows]
         self.serving[rows] = records
+
+
+def _stored_bands(
+    joined: bytes, phases: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
+    """Stored bands of `phases` phases each, their bytes joined (as
+    `stored_phases` reads one): their periods, and their phases as
+    (band, phase, departure/width)."""
+    layout = np.dtype([("period", "<f8"), ("pairs", "<f4", (phases, 2))])
+    read = np.frombuffer(joined, layout)
+    return read["period"], read["pairs"]
 
 
 # The per-row columns (all but the records derived and the pools).
