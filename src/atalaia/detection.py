@@ -27,11 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_band, reasons_of
+from atalaia.core.detectors.forest import ISOLATED, Forest, fit_forest
+from atalaia.core.detectors.forest import NAME as ISOLATION_FOREST
 from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.series import Readings, check_readings
 from atalaia.errors import UnknownAlgorithm
 
-__all__ = ["ALGORITHMS", "BandModel", "Model", "Result", "fit"]
+__all__ = ["ALGORITHMS", "BandModel", "ForestModel", "Model", "Result", "fit"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -77,19 +79,62 @@ class BandModel:
         readings = Readings.of(timestamps, values)
         rows = np.zeros(len(readings), np.int64)
         expected, width = BandPools.of([self.band]).at(rows, readings.timestamps)
-        deviation = readings.values - expected
-        score = np.abs(deviation) / width
-        anomaly = score > 1.0
-        direction = np.where(deviation > 0, "above", "below")
-        return Result(
-            anomaly_score=score,
-            anomaly=anomaly,
-            expected=expected,
-            lower=expected - width,
-            upper=expected + width,
-            direction=np.where(anomaly, direction, ""),
-            reason=np.where(anomaly, reasons_of(self.band), ""),
+        score = np.abs(readings.values - expected) / width
+        return _explained(
+            readings.values, score, expected, width, reasons_of(self.band)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ForestModel:
+    """A fitted isolation forest of one series (`isolation_forest`): stored
+    without pickle (`to_bytes`, `from_bytes`), `nbytes` in memory."""
+
+    forest: Forest
+    algorithm: str = ISOLATION_FOREST
+
+    @property
+    def hyperparameters(self) -> Mapping[str, float]:
+        return self.forest.hyperparameters
+
+    @property
+    def nbytes(self) -> int:
+        return self.forest.nbytes
+
+    def to_bytes(self) -> bytes:
+        return self.forest.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> ForestModel:
+        return cls(Forest.from_bytes(blob))
+
+    def score(self, timestamps: object, values: object) -> Result:
+        """Score consecutive readings (timestamps strictly increasing)."""
+        readings = Readings.of(timestamps, values)
+        check_readings(readings)
+        v = self.forest.score(readings.timestamps, readings.values)
+        return _explained(readings.values, v.score, v.expected, v.half_width, ISOLATED)
+
+
+def _explained(
+    values: FloatArray,
+    score: FloatArray,
+    expected: FloatArray,
+    half_width: FloatArray,
+    reason: str,
+) -> Result:
+    """The verdicts of scores (above 1: an anomaly) and their explanation."""
+    anomaly = score > 1.0
+    direction = np.where(values > expected, "above", "below")
+    return Result(
+        anomaly_score=score,
+        anomaly=anomaly,
+        expected=expected,
+        lower=expected - half_width,
+        upper=expected + half_width,
+        direction=np.where(anomaly, direction, ""),
+        reason=np.where(anomaly, reason, ""),
+    )
 
 
 def _fit_band_model(
@@ -101,9 +146,18 @@ def _fit_band_model(
     return BandModel(algorithm, resolved, band)
 
 
+def _fit_forest_model(
+    _algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    readings = Readings.of(timestamps, values)
+    check_readings(readings)
+    return ForestModel(fit_forest(readings.timestamps, readings.values, given))
+
+
 Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
 # Algorithm name → how its models are fitted.
 FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
+FAMILIES[ISOLATION_FOREST] = _fit_forest_model
 ALGORITHMS: tuple[str, ...] = tuple(sorted(FAMILIES))
 
 
