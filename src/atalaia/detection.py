@@ -30,6 +30,8 @@ from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.auto import Choice
 from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_auto, fit_band, reasons_of
 from atalaia.core.detectors.catalog import resolve_hyperparameters
+from atalaia.core.detectors.forest import ISOLATED, Forest, fit_forest
+from atalaia.core.detectors.forest import NAME as ISOLATION_FOREST
 from atalaia.core.detectors.multivariate import (
     Multivariate,
     SensorParams,
@@ -43,7 +45,9 @@ __all__ = [
     "ALGORITHMS",
     "MATRIX_ALGORITHMS",
     "SENSOR_ALGORITHMS",
+    "AutoModel",
     "BandModel",
+    "ForestModel",
     "Model",
     "Result",
     "SensorModel",
@@ -93,19 +97,62 @@ class BandModel:
         """Score readings (timestamps in epoch seconds, any order)."""
         readings = Readings.of(timestamps, values)
         expected, width = self.band.at(readings.timestamps)
-        deviation = readings.values - expected
-        score = np.abs(deviation) / width
-        anomaly = score > 1.0
-        direction = np.where(deviation > 0, "above", "below")
-        return Result(
-            anomaly_score=score,
-            anomaly=anomaly,
-            expected=expected,
-            lower=expected - width,
-            upper=expected + width,
-            direction=np.where(anomaly, direction, ""),
-            reason=np.where(anomaly, reasons_of(self.band), ""),
+        score = np.abs(readings.values - expected) / width
+        return _explained(
+            readings.values, score, expected, width, reasons_of(self.band)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ForestModel:
+    """A fitted isolation forest of one series (`isolation_forest`): stored
+    without pickle (`to_bytes`, `from_bytes`), `nbytes` in memory."""
+
+    forest: Forest
+    algorithm: str = ISOLATION_FOREST
+
+    @property
+    def hyperparameters(self) -> Mapping[str, float]:
+        return self.forest.hyperparameters
+
+    @property
+    def nbytes(self) -> int:
+        return self.forest.nbytes
+
+    def to_bytes(self) -> bytes:
+        return self.forest.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> ForestModel:
+        return cls(Forest.from_bytes(blob))
+
+    def score(self, timestamps: object, values: object) -> Result:
+        """Score consecutive readings (timestamps strictly increasing)."""
+        readings = Readings.of(timestamps, values)
+        check_readings(readings)
+        v = self.forest.score(readings.timestamps, readings.values)
+        return _explained(readings.values, v.score, v.expected, v.half_width, ISOLATED)
+
+
+def _explained(
+    values: FloatArray,
+    score: FloatArray,
+    expected: FloatArray,
+    half_width: FloatArray,
+    reason: str,
+) -> Result:
+    """The verdicts of scores (above 1: an anomaly) and their explanation."""
+    anomaly = score > 1.0
+    direction = np.where(values > expected, "above", "below")
+    return Result(
+        anomaly_score=score,
+        anomaly=anomaly,
+        expected=expected,
+        lower=expected - half_width,
+        upper=expected + half_width,
+        direction=np.where(anomaly, direction, ""),
+        reason=np.where(anomaly, reason, ""),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +188,14 @@ def _fit_auto_model(
     check_readings(readings)
     choice, resolved, band = fit_auto(readings)
     return AutoModel(BandModel(choice.algorithm, resolved, band), choice)
+
+
+def _fit_forest_model(
+    _algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    readings = Readings.of(timestamps, values)
+    check_readings(readings)
+    return ForestModel(fit_forest(readings.timestamps, readings.values, given))
 
 
 def _fit_band_model(
@@ -186,6 +241,7 @@ Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
 FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
 FAMILIES[_MULTIVARIATE.name] = _fit_sensor_model
 FAMILIES[AUTO] = _fit_auto_model
+FAMILIES[ISOLATION_FOREST] = _fit_forest_model
 # The families that model a sensor's axes together (values 2-D).
 SENSOR_ALGORITHMS = frozenset({_MULTIVARIATE.name})
 # The families that take a sensor's axes whole: `auto` models several together.

@@ -22,3 +22,6 @@ class Reason(StrEnum):
     # A sensor's axes no longer move as in training (multivariate): one left
     # the others, even within its own range.
     AXIS_CORRELATION_BREAK = "axis_correlation_break"
+    # The pattern of the recent readings was isolated faster than any seen in
+    # training (isolation_forest): a stuck sensor, a burst of noise...
+    ISOLATED_PATTERN = "isolated_pattern"
