@@ -109,13 +109,13 @@ def _flat(values: FloatArray, threshold: float) -> PhaseBand:
 def _group_median(slot: np.ndarray, values: FloatArray, groups: int) -> FloatArray:
     """The median of the values of each group (NaN for an empty group).
 
-    One sort of group + a fraction below 1 that grows with the value (half the
-    time of sorting by two keys): values 2⁻⁴⁰ of their range apart may tie,
-    which moves a median by no more than that.
+    Each group's values in order: the values sorted, then grouped by a stable
+    sort of their groups as the smallest integers that hold them (a radix
+    sort), three times faster than `np.lexsort((values, slot))`.
     """
-    least, span = float(values.min()), float(np.ptp(values))
-    fraction = (values - least) * (0.5 / span) if span > 0 else 0.0 * values
-    ordered = values[np.argsort(slot + fraction)]
+    by_value = np.argsort(values)
+    their_groups = slot[by_value].astype(np.min_scalar_type(groups))
+    ordered = values[by_value][np.argsort(their_groups, kind="stable")]
     counts = np.bincount(slot, minlength=groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     filled = counts > 0
