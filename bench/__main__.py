@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
     fleet_bench,
@@ -157,10 +158,19 @@ def quality(
     data: Annotated[
         Path, typer.Option(help="SKAB's folder (valve1/, valve2/, other/).")
     ] = skab.SKAB,
+    algorithms: Annotated[
+        str, typer.Option(help="Comma-separated families (default: every one).")
+    ] = ",".join(detection.ALGORITHMS),
     record: Record = True,
 ) -> None:
     """Detection quality per detector: SKAB, the synthetic corpus, the demo fleet."""
-    report("quality", quality_bench.quality(data), record=record)
+    chosen = [a.strip() for a in algorithms.split(",") if a.strip()]
+    unknown = sorted(set(chosen) - set(detection.ALGORITHMS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown {', '.join(unknown)}; known: {', '.join(detection.ALGORITHMS)}"
+        )
+    report("quality", quality_bench.quality(data, chosen), record=record)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,14 @@ def flag_rows(
     """The rows after the first `train` that `algorithm` flags, fitted with its
     defaults on those first rows (`values`: rows × columns).
 
-    A sensor family (`detection.SENSOR_ALGORITHMS`) models the columns (axes,
-    channels) together: one model fitted on the training rows scores each
+    A family that takes the columns (axes, channels) whole
+    (`detection.MATRIX_ALGORITHMS`: the sensor families, and `auto`, which
+    models several together) is fitted on the training rows and scores each
     test row whole. For the others each column is its own series, fitted and
     scored through `atalaia.detection`, and a row is flagged when any column
     is, as the per-series detectors serve a sensor's axes.
     """
-    if algorithm in detection.SENSOR_ALGORITHMS:
+    if algorithm in detection.MATRIX_ALGORITHMS:
         model = detection.fit(algorithm, timestamps[:train], values[:train])
         return model.score(timestamps[train:], values[train:]).anomaly
     flagged = np.zeros(timestamps.size - train, np.bool_)

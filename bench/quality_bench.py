@@ -46,9 +46,11 @@ CORPUS_SEED = 0
 DEMO_SENSORS, DEMO_DAYS, DEMO_MINUTES, DEMO_SEED = 20, 7, 60, 7
 
 
-def quality(root: Path = SKAB) -> dict[str, float | int]:
-    """Every figure: SKAB's under `root`, the corpus', the demo fleet's."""
-    algorithms = detection.ALGORITHMS
+def quality(
+    root: Path = SKAB, algorithms: Sequence[str] = detection.ALGORITHMS
+) -> dict[str, float | int]:
+    """Every figure of `algorithms`: SKAB's under `root`, the corpus', the demo
+    fleet's."""
     figures = skab_figures(root, algorithms)
     figures |= corpus_figures(make_corpus(CORPUS_SEED), algorithms)
     figures |= demo_figures(algorithms)

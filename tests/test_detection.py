@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atalaia import detection
+from atalaia.core.detectors.bands import BAND_ALGORITHMS
 from atalaia.errors import InvalidHyperparameters, InvalidSeries, UnknownAlgorithm
 
 DAY = 86400.0
@@ -16,17 +19,27 @@ T = 1.7e9 + np.arange(0.0, 10 * DAY, 300.0)
 V = 0.3 + 0.1 * np.sin(2 * np.pi * T / DAY) + RNG.normal(0, 0.01, T.size)
 
 
+@cache
+def fitted(algorithm: str) -> detection.Model:
+    """The model of T, V (fitted once per algorithm)."""
+    return detection.fit(algorithm, T, V)
+
+
 @pytest.mark.parametrize("algorithm", detection.ALGORITHMS)
 def test_every_family_fits_and_explains(algorithm: str) -> None:
     model = detection.fit(algorithm, T, V)
-    probe_t = np.array([T[-1] + 300.0, T[-1] + 600.0])
-    result = model.score(probe_t, np.array([50.0, -50.0]))
-    assert result.anomaly.tolist() == [True, True]
-    assert result.direction.tolist() == ["above", "below"]
-    assert (result.reason != "").all()
+    # The last training readings lead the probes in: a windowed family judges
+    # a reading with its recent past.
+    times = np.concatenate([T[-12:], [T[-1] + 300.0, T[-1] + 600.0]])
+    result = model.score(times, np.concatenate([V[-12:], [50.0, -50.0]]))
+    assert not result.anomaly[:-2].any()
+    probes = slice(-2, None)
+    assert result.anomaly[probes].tolist() == [True, True]
+    assert result.direction[probes].tolist() == ["above", "below"]
+    assert (result.reason[probes] != "").all()
     assert (result.lower < result.expected).all()
     assert (result.expected < result.upper).all()
-    assert (result.anomaly_score > 1).all()
+    assert (result.anomaly_score[probes] > 1).all()
 
 
 def test_seasonal_sees_the_hour() -> None:
@@ -40,8 +53,9 @@ def test_seasonal_sees_the_hour() -> None:
     assert not flat.anomaly[0]  # one flat band over the cycle misses it
 
 
-def test_fits_from_a_few_hundred_readings() -> None:
-    model = detection.fit("seasonal", T[:300], V[:300])
+@pytest.mark.parametrize("algorithm", ["seasonal", "isolation_forest"])
+def test_fits_from_a_few_hundred_readings(algorithm: str) -> None:
+    model = detection.fit(algorithm, T[:300], V[:300])
     assert model.score(T[:300], V[:300]).anomaly.mean() < 0.01
 
 
@@ -86,34 +100,32 @@ def test_a_sensor_model_scores_its_axes_together() -> None:
         model.score(later, np.zeros((2, 3)))
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.sampled_from(detection.ALGORITHMS), st.integers(1, 60))
-def test_scoring_is_causal(algorithm: str, prefix: int) -> None:
-    """A reading's answer depends on the model and the readings up to it: the
-    readings after it change nothing."""
-    model = detection.fit(algorithm, T, V)
-    times = T[-1] + 300.0 * np.arange(1, 61)
-    values = 0.3 + np.random.default_rng(prefix).normal(0, 0.05, 60)
+def test_auto_says_what_it_chose_and_why() -> None:
+    load = np.sin(2 * np.pi * T / DAY) + RNG.normal(0, 0.1, T.size)
+    axes = np.column_stack([load, -2 * load]) + RNG.normal(0, 0.02, (T.size, 2))
 
-    whole = model.score(times, values)
-    head = model.score(times[:prefix], values[:prefix])
+    series = detection.fit("auto", T, V)
+    sensor = detection.fit("auto", T, axes)
 
-    assert np.array_equal(head.anomaly_score, whole.anomaly_score[:prefix])
-    assert np.array_equal(head.expected, whole.expected[:prefix])
-
-
-READING_BY_READING = [
-    a for a in detection.ALGORITHMS if a not in detection.SENSOR_ALGORITHMS
-]
+    assert isinstance(series, detection.AutoModel)
+    assert isinstance(sensor, detection.AutoModel)
+    assert series.choice.algorithm == series.chosen.algorithm == "seasonal"
+    assert "injected" in series.choice.reason
+    assert set(series.choice.trials) == {"seasonal", "robust", "zscore"}
+    assert sensor.chosen.algorithm == "multivariate"
+    later = np.array([T[-1] + 300.0])
+    assert sensor.score(later, np.array([[0.5, 1.0]])).anomaly.tolist() == [True]
+    with pytest.raises(InvalidHyperparameters):
+        detection.fit("auto", T, V, threshold_sigma=3.0)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(READING_BY_READING), st.data())
-def test_series_scoring_is_reading_by_reading(
+@given(st.sampled_from([*BAND_ALGORITHMS, "auto"]), st.data())
+def test_band_scoring_is_reading_by_reading(
     algorithm: str, data: st.DataObject
 ) -> None:
-    """A reading's answer depends on the model and that reading alone: scoring
-    any subset, in any order, gives each reading the same answer."""
+    """A band's answer to a reading depends on the model and that reading
+    alone: scoring any subset, in any order, gives each reading the same answer."""
     model = detection.fit(algorithm, T, V)
     size = data.draw(st.integers(1, 40))
     picks = np.array(
@@ -129,3 +141,38 @@ def test_series_scoring_is_reading_by_reading(
         alone = model.score(T[picks[i] : picks[i] + 1], values[i : i + 1])
         assert alone.anomaly_score[0] == whole.anomaly_score[i]
         assert alone.expected[0] == whole.expected[i]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(detection.ALGORITHMS), st.data())
+def test_scoring_is_causal(algorithm: str, data: st.DataObject) -> None:
+    """Appending readings never changes the answers to the earlier ones."""
+    model = fitted(algorithm)
+    start = data.draw(st.integers(0, T.size - 60))
+    size, cut = data.draw(st.integers(2, 60)), data.draw(st.integers(1, 59))
+    times = T[start : start + size]
+    values = V[start : start + size] + np.array(
+        data.draw(st.lists(st.floats(-1, 1), min_size=times.size, max_size=times.size))
+    )
+    whole, head = model.score(times, values), model.score(times[:cut], values[:cut])
+    assert (whole.anomaly_score >= 0).all()
+    assert (whole.anomaly == (whole.anomaly_score > 1)).all()
+    assert head.anomaly_score.tolist() == whole.anomaly_score[:cut].tolist()
+    assert head.upper.tolist() == whole.upper[:cut].tolist()
+
+
+def test_forest_models_store_without_pickle() -> None:
+    model = fitted("isolation_forest")
+    assert isinstance(model, detection.ForestModel)
+    loaded = detection.ForestModel.from_bytes(model.to_bytes())
+    assert loaded.nbytes == model.nbytes > 0
+    assert loaded.hyperparameters == model.hyperparameters
+    times, values = T[-50:], V[-50:] + 0.05
+    again, first = loaded.score(times, values), model.score(times, values)
+    assert again.anomaly_score.tolist() == first.anomaly_score.tolist()
+    assert again.lower.tolist() == first.lower.tolist()
+
+
+def test_forest_scoring_refuses_readings_out_of_order() -> None:
+    with pytest.raises(InvalidSeries, match="strictly increasing"):
+        fitted("isolation_forest").score(T[3::-1], V[:4])

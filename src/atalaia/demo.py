@@ -5,9 +5,10 @@ prefix is a parameter), and the demo touches no series it did not make: before
 writing anything it checks that every existing series of its fleet has only
 versions trained by jobs its own token subject (DEMO_ACTOR) submitted.
 
-Ingest → train (one batch, robust median/MAD) → promote → wait until inference
-serves the new versions → stream fresh readings with injected anomalies through
-batch prediction → precision and recall against the ground truth. Only HTTP, as
+Ingest → train (one batch, `auto`: each series its family) → promote → wait
+until inference serves the new versions → stream fresh readings with injected
+anomalies through batch prediction → precision and recall against the ground
+truth. Only HTTP, as
 a user would do it; nothing of the platform is imported but the synthetic data.
 """
 
@@ -271,7 +272,7 @@ def _train(
     body = {
         "series_ids": [s.series_id for s in fleet],
         "window_hours": days * 24,
-        "config": {"algorithm": "robust"},
+        "config": {"algorithm": "auto"},
     }
     # 422 or 429: no series could be trained; the body still lists each refusal.
     batch = api.call("POST", "/training/batch", body, allow=(422, 429)).json()
@@ -282,7 +283,7 @@ def _train(
         if r["error"] != RATE_LIMITED:
             out.failed[r["series_id"]] = f"{r['error']}: {r['detail']}"
     batch_id = batch.get("batch_id", "refused")
-    echo(f"train     batch {batch_id}: {accepted} jobs queued (robust)")
+    echo(f"train     batch {batch_id}: {accepted} jobs queued (auto)")
     if accepted:
         _collect_jobs(out, _await_jobs(api, batch_id, deadline, echo))
     if limited:

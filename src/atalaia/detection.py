@@ -20,13 +20,18 @@ jobs and the inference table run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_band, reasons_of
+from atalaia.core.detectors.auto import NAME as AUTO
+from atalaia.core.detectors.auto import Choice
+from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_auto, fit_band, reasons_of
+from atalaia.core.detectors.catalog import resolve_hyperparameters
+from atalaia.core.detectors.forest import ISOLATED, Forest, fit_forest
+from atalaia.core.detectors.forest import NAME as ISOLATION_FOREST
 from atalaia.core.detectors.multivariate import (
     Multivariate,
     SensorParams,
@@ -38,8 +43,11 @@ from atalaia.errors import UnknownAlgorithm
 
 __all__ = [
     "ALGORITHMS",
+    "MATRIX_ALGORITHMS",
     "SENSOR_ALGORITHMS",
+    "AutoModel",
     "BandModel",
+    "ForestModel",
     "Model",
     "Result",
     "SensorModel",
@@ -89,19 +97,105 @@ class BandModel:
         """Score readings (timestamps in epoch seconds, any order)."""
         readings = Readings.of(timestamps, values)
         expected, width = self.band.at(readings.timestamps)
-        deviation = readings.values - expected
-        score = np.abs(deviation) / width
-        anomaly = score > 1.0
-        direction = np.where(deviation > 0, "above", "below")
-        return Result(
-            anomaly_score=score,
-            anomaly=anomaly,
-            expected=expected,
-            lower=expected - width,
-            upper=expected + width,
-            direction=np.where(anomaly, direction, ""),
-            reason=np.where(anomaly, reasons_of(self.band), ""),
+        score = np.abs(readings.values - expected) / width
+        return _explained(
+            readings.values, score, expected, width, reasons_of(self.band)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ForestModel:
+    """A fitted isolation forest of one series (`isolation_forest`): stored
+    without pickle (`to_bytes`, `from_bytes`), `nbytes` in memory."""
+
+    forest: Forest
+    algorithm: str = ISOLATION_FOREST
+
+    @property
+    def hyperparameters(self) -> Mapping[str, float]:
+        return self.forest.hyperparameters
+
+    @property
+    def nbytes(self) -> int:
+        return self.forest.nbytes
+
+    def to_bytes(self) -> bytes:
+        return self.forest.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> ForestModel:
+        return cls(Forest.from_bytes(blob))
+
+    def score(self, timestamps: object, values: object) -> Result:
+        """Score consecutive readings (timestamps strictly increasing)."""
+        readings = Readings.of(timestamps, values)
+        check_readings(readings)
+        v = self.forest.score(readings.timestamps, readings.values)
+        return _explained(readings.values, v.score, v.expected, v.half_width, ISOLATED)
+
+
+def _explained(
+    values: FloatArray,
+    score: FloatArray,
+    expected: FloatArray,
+    half_width: FloatArray,
+    reason: str,
+) -> Result:
+    """The verdicts of scores (above 1: an anomaly) and their explanation."""
+    anomaly = score > 1.0
+    direction = np.where(values > expected, "above", "below")
+    return Result(
+        anomaly_score=score,
+        anomaly=anomaly,
+        expected=expected,
+        lower=expected - half_width,
+        upper=expected + half_width,
+        direction=np.where(anomaly, direction, ""),
+        reason=np.where(anomaly, reason, ""),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AutoModel:
+    """The family `auto` chose, fitted, and why it chose it."""
+
+    chosen: Model
+    choice: Choice
+    algorithm: str = "auto"
+    hyperparameters: Mapping[str, float] = field(default_factory=dict)
+
+    def score(self, timestamps: object, values: object) -> Result:
+        matrix = np.asarray(values, dtype=np.float64)
+        if matrix.ndim == 2 and matrix.shape[1] == 1:  # one axis: a series
+            matrix = matrix[:, 0]
+        return self.chosen.score(timestamps, matrix)
+
+
+def _fit_auto_model(
+    algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    """Several axes (2-D values) are modelled together; one series gets the band
+    family its data favours (`core.detectors.auto`)."""
+    resolve_hyperparameters(algorithm, given)  # it takes none
+    matrix = np.asarray(values, dtype=np.float64)
+    if matrix.ndim == 2 and matrix.shape[1] > 1:
+        sensor = _fit_sensor_model(_MULTIVARIATE.name, timestamps, matrix, {})
+        why = "several axes: modelled together, so a break between them shows"
+        return AutoModel(sensor, Choice(_MULTIVARIATE.name, why, {}))
+    if matrix.ndim == 2 and matrix.shape[1] == 1:
+        matrix = matrix[:, 0]
+    readings = Readings.of(timestamps, matrix)
+    check_readings(readings)
+    choice, resolved, band = fit_auto(readings)
+    return AutoModel(BandModel(choice.algorithm, resolved, band), choice)
+
+
+def _fit_forest_model(
+    _algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    readings = Readings.of(timestamps, values)
+    check_readings(readings)
+    return ForestModel(fit_forest(readings.timestamps, readings.values, given))
 
 
 def _fit_band_model(
@@ -146,8 +240,12 @@ Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
 # Algorithm name → how its models are fitted.
 FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
 FAMILIES[_MULTIVARIATE.name] = _fit_sensor_model
+FAMILIES[AUTO] = _fit_auto_model
+FAMILIES[ISOLATION_FOREST] = _fit_forest_model
 # The families that model a sensor's axes together (values 2-D).
 SENSOR_ALGORITHMS = frozenset({_MULTIVARIATE.name})
+# The families that take a sensor's axes whole: `auto` models several together.
+MATRIX_ALGORITHMS = SENSOR_ALGORITHMS | {AUTO}
 ALGORITHMS: tuple[str, ...] = tuple(sorted(FAMILIES))
 
 

@@ -133,6 +133,16 @@ class UnknownSeries(NotFound):
         )
 
 
+class SensorNotServed(NotFound):
+    rule = "sensor_served"
+
+    def __init__(self, sensor_id: str) -> None:
+        super().__init__(
+            f"sensor {sensor_id!r} has no production sensor model in memory "
+            "(train it with algorithm multivariate, then promote it)"
+        )
+
+
 class JobNotFound(NotFound):
     rule = "job_exists"
 

@@ -147,7 +147,7 @@ class TestDatabaseCutWithRedis:
         )
         newcomer_settings = make_settings(url, home=tmp_path / "newcomer", **shared)
         with serving_version_one(pair) as (trainer, predictor, admin):
-            train(trainer, SERIES, admin, seed=2)
+            train(trainer, SERIES, admin, seed=2, algorithm="zscore")
             proxy.cut()
             answers = [_predict(predictor, pair[1], SERIES) for _ in range(50)]
             promote(trainer, SERIES, 2, admin)

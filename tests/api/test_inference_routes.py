@@ -72,7 +72,7 @@ class TestFallbackChain:
     def test_production_model_answers_with_high_confidence(
         self, client: TestClient, admin: Headers
     ) -> None:
-        train(client, SERIES, admin)
+        train(client, SERIES, admin, algorithm="zscore")
         promote(client, SERIES, 1, admin)
 
         serving(client, admin, 1)
@@ -120,7 +120,7 @@ class TestBatch:
     def test_scores_many_series_in_request_order(
         self, client: TestClient, admin: Headers
     ) -> None:
-        train(client, SERIES, admin)
+        train(client, SERIES, admin, algorithm="zscore")
         promote(client, SERIES, 1, admin)
         serving(client, admin, 1)
         points = [

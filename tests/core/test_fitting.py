@@ -7,11 +7,12 @@ import hashlib
 import numpy as np
 import pytest
 
+from atalaia import detection
 from atalaia.core.detectors import DETECTORS, fit, score_columns
 from atalaia.core.drift import reference_profile
 from atalaia.core.fitting import fit_series
 from atalaia.core.series import Readings
-from fixtures.readings import sensor_readings
+from fixtures.readings import sensor_readings, sensor_series
 
 # Two lengths, interleaved: two stacks whose results must land in input order.
 SERIES = [
@@ -45,7 +46,34 @@ class TestFitSeries:
             )
             assert fitted.metrics["training_points"] == len(readings)
             assert fitted.metrics["training_anomaly_rate"] == flagged.mean()
-            assert fitted.metrics["fit_seconds"] >= 0
+            assert float(fitted.metrics["fit_seconds"]) >= 0
+
+
+class TestPhasedFits:
+    def test_a_seasonal_fit_is_the_library_s(self) -> None:
+        fits = fit_series("seasonal", {"threshold_sigma": 4.5}, SERIES)
+        for readings, fitted in zip(SERIES, fits, strict=True):
+            model = detection.fit("seasonal", readings.timestamps, readings.values)
+            assert isinstance(model, detection.BandModel)
+            band = model.band
+            assert fitted.band is not None
+            assert fitted.band.period == band.period == 86_400.0
+            assert fitted.band.width.tolist() == band.width.tolist()
+            assert fitted.params.center == band.base
+            assert fitted.metrics["phases"] == 24.0
+
+    def test_auto_serves_what_it_chose_and_says_why(self) -> None:
+        daily = SERIES[0]
+        noise = Readings.of(*sensor_series(10_080, seed=4, amplitude=0.0))
+        fits = fit_series("auto", {}, [daily, noise])
+
+        assert fits[0].algorithm == fits[0].metrics["auto_chosen"] == "seasonal"
+        assert fits[0].band is not None
+        assert "found" in str(fits[0].metrics["auto_reason"])
+        assert float(fits[0].metrics["auto_seasonal_found"]) > float(
+            fits[0].metrics["auto_zscore_found"]
+        )
+        assert fits[1].band is None  # no period: a flat band, whichever family
 
 
 def test_hashes_the_timestamps_then_the_values() -> None:

@@ -85,3 +85,26 @@ class TestSeasonalPools:
 
         assert expected_at(loaded, "a") == 12.0
         assert loaded.model_of("a") == seasonal("a", 1, 24, 2.0)
+
+
+class TestSnapshotLayout:
+    def test_algorithms_are_read_back_by_name(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        table = ModelTable()
+        table.set_models([ServedModel("a", 1, "zscore", 0, 1, 3)], Source.MEMORY)
+        table.save(tmp_path / "snapshot.npz")
+        # A later release with another family sorted before zscore.
+        monkeypatch.setattr(model_table, "ALGORITHMS", ("aaa", *model_table.ALGORITHMS))
+
+        loaded = ModelTable.load(tmp_path / "snapshot.npz")
+
+        assert loaded.cols.algorithm[loaded.index["a"]] == model_table.ALGORITHMS.index(
+            "zscore"
+        )
+
+    def test_an_older_layout_is_refused(self, tmp_path: Path) -> None:
+        np.savez(tmp_path / "old.npz", ids=np.zeros(0, np.uint8))
+
+        with pytest.raises(model_table.SnapshotUnreadable):
+            ModelTable.load(tmp_path / "old.npz")

@@ -19,3 +19,9 @@ class Reason(StrEnum):
     OUTSIDE_BAND = "outside_band"
     # Outside the band expected at that phase of the series' period (seasonal).
     OUTSIDE_SEASONAL_BAND = "outside_seasonal_band"
+    # A sensor's axes no longer move as in training (multivariate): one left
+    # the others, even within its own range.
+    AXIS_CORRELATION_BREAK = "axis_correlation_break"
+    # The pattern of the recent readings was isolated faster than any seen in
+    # training (isolation_forest): a stuck sensor, a burst of noise...
+    ISOLATED_PATTERN = "isolated_pattern"

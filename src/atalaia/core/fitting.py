@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from atalaia.core.detectors import ModelParams, fit_rows, score_columns, stack_by_length
-from atalaia.core.detectors.bands import fit_band
-from atalaia.core.detectors.catalog import DETECTORS
+from atalaia.core.detectors.auto import NAME as AUTO
+from atalaia.core.detectors.bands import fit_auto, fit_band
+from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.drift import reference_profiles
+from atalaia.core.sensors import SensorData, StoredSensor
 from atalaia.core.series import Readings
 
 
@@ -32,10 +34,12 @@ class Fit:
     threshold, and `band` its phases; a flat model has no `band`."""
 
     params: ModelParams
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]
     reference: dict[str, Any]
     data_hash: str
     band: PhaseBand | None = None
+    algorithm: str | None = None  # the family fitted, when `auto` chose it
+    sensor: StoredSensor | None = None  # a sensor's model
 
 
 def fit_series(
@@ -45,6 +49,8 @@ def fit_series(
 
     `fit_seconds` is each series' share of the pass that fitted it.
     """
+    if algorithm == AUTO:
+        return [_fit_auto(r) for r in series]
     if algorithm not in DETECTORS:
         return [_fit_phased(algorithm, hyperparameters, r) for r in series]
     fits: list[Fit | None] = [None] * len(series)
@@ -71,16 +77,31 @@ def fit_series(
     return [fit for fit in fits if fit is not None]
 
 
+def _fit_auto(readings: Readings) -> Fit:
+    """The family `auto` chooses, fitted; its choice in the metrics."""
+    started = time.perf_counter()
+    choice, resolved, band = fit_auto(readings)
+    fit = _fitted(readings, resolved, band, time.perf_counter() - started)
+    fit.metrics.update(choice.metrics())
+    return replace(fit, algorithm=choice.algorithm)
+
+
 def _fit_phased(algorithm: str, given: Mapping[str, object], readings: Readings) -> Fit:
-    """A seasonal fit: its band, and its params summing the band up."""
+    """A band fit on its own (seasonal): its band, and params summing it up."""
     started = time.perf_counter()
     resolved, band = fit_band(algorithm, readings, given)
+    return _fitted(readings, resolved, band, time.perf_counter() - started)
+
+
+def _fitted(
+    readings: Readings, resolved: Mapping[str, float], band: PhaseBand, seconds: float
+) -> Fit:
+    """What a training run keeps of a band fitted in `seconds`."""
     threshold = resolved["threshold_sigma"]
-    seconds = time.perf_counter() - started
     expected, width = band.at(readings.timestamps)
     flagged = np.abs(readings.values - expected) > width
     typical = float(np.median(band.width)) / threshold
-    metrics = {
+    metrics: dict[str, float | str] = {
         "training_points": float(len(readings)),
         "training_anomaly_rate": float(flagged.mean()),
         "fit_seconds": seconds,
@@ -94,6 +115,39 @@ def _fit_phased(algorithm: str, given: Mapping[str, object], readings: Readings)
         data_hash(readings),
         band if band.phases > 1 else None,
     )
+
+
+def fit_sensors(
+    hyperparameters: Mapping[str, object], sensors: Sequence[SensorData]
+) -> list[Fit]:
+    """Fit `multivariate` on each sensor's axes, in order."""
+    resolved = MULTIVARIATE.check(hyperparameters)
+    fits = []
+    for data in sensors:
+        started = time.perf_counter()
+        params = MULTIVARIATE.fit(data.values, resolved)
+        seconds = time.perf_counter() - started
+        flagged = params.score(data.values).anomaly
+        modelled = [data.axes[i] for i in params.modelled.tolist()]
+        metrics: dict[str, float | str] = {
+            "training_points": float(len(data)),
+            "training_anomaly_rate": float(flagged.mean()),
+            "fit_seconds": seconds,
+            "axes": ",".join(data.axes),
+            "modelled_axes": ",".join(modelled),
+        }
+        digest = hashlib.sha256(data.timestamps.tobytes())
+        digest.update(data.values.tobytes())
+        fits.append(
+            Fit(
+                ModelParams(0.0, 1.0, resolved["threshold_sigma"]),
+                metrics,
+                {},
+                f"sha256:{digest.hexdigest()}",
+                sensor=StoredSensor(data.axes, params),
+            )
+        )
+    return fits
 
 
 def data_hash(readings: Readings) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from atalaia.core.detectors import ModelParams
 from atalaia.core.detectors.bands import flat_band
 from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.sensors import StoredSensor
 from atalaia.errors import NothingToRollBack, VersionNotPromotable
 
 
@@ -73,10 +74,13 @@ class ModelVersion:
     params: ModelParams
     lineage: Lineage
     created_at: datetime
-    metrics: dict[str, float] = field(default_factory=dict)
+    # Training figures; `auto` adds its choice and why (auto_chosen, auto_reason).
+    metrics: dict[str, float | str] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     # A seasonal model's phases (its base is params.center); None: a flat band.
     band: PhaseBand | None = None
+    # A sensor model (series_id is then the sensor's id); None: a series model.
+    sensor: StoredSensor | None = None
 
 
 def served_band(model: ModelVersion) -> PhaseBand:

@@ -4,11 +4,13 @@ per-series prediction counts, as plain values (rows or aligned columns)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
+
+from atalaia.core.sensors import StoredSensor
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,15 @@ class SeriesHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class ServedSensor:
+    """A sensor's production version: its axes' names and its model."""
+
+    sensor_id: str
+    version: int
+    model: StoredSensor
+
+
+@dataclass(frozen=True, slots=True)
 class FleetModels:
     """Every production model and every series' history, as of the registry
     ledger's entry `cursor` (where its change feed goes on from)."""
@@ -55,14 +66,17 @@ class FleetModels:
     cursor: int
     models: ServedColumns
     history: SeriesHistory
+    sensors: list[ServedSensor] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesModels:
-    """The production models and histories of some series (those that have one)."""
+    """The production models and histories of some series (those that have one),
+    and the production models of those ids that are sensors'."""
 
     models: list[ServedModel]
     history: SeriesHistory
+    sensors: list[ServedSensor] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

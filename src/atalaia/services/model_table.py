@@ -29,18 +29,23 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors import MIN_SCALE, band_width, score_readings
+from atalaia.core.detectors.bands import BAND_ALGORITHMS
 from atalaia.core.detectors.base import MIN_WIDTH
-from atalaia.core.detectors.catalog import SERIES_FAMILIES
 from atalaia.core.detectors.phases import band_at
 from atalaia.core.serving import ServedModel
 from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
 
-ALGORITHMS: tuple[str, ...] = tuple(sorted(SERIES_FAMILIES))
+ALGORITHMS = BAND_ALGORITHMS  # what a served model may be
 HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
 # From this many ids a batch is looked up in the hashed index, not id by id.
 HASHED_LOOKUP = 64
 _GENERATIONS = count(1)
+SNAPSHOT_LAYOUT = "atalaia.model-table.2"  # bands in pools, algorithms by name
+
+
+class SnapshotUnreadable(Exception):
+    """A snapshot this release cannot read (another layout)."""
 
 
 class Source(IntEnum):
@@ -482,6 +487,8 @@ class ModelTable:
         with os.fdopen(fd, "wb") as out:
             np.savez(
                 out,
+                layout=np.array(SNAPSHOT_LAYOUT),
+                algorithms=np.array(ALGORITHMS),
                 ids=ids,
                 departure=cols.pools.departure[: cols.pools.used],
                 width=cols.pools.width[: cols.pools.used],
@@ -491,7 +498,15 @@ class ModelTable:
 
     @classmethod
     def load(cls, path: Path) -> ModelTable:
+        """The table saved at `path`; SnapshotUnreadable if it is of another
+        layout (an older release's) or holds an algorithm this one lacks."""
         with np.load(path) as data:
+            if "layout" not in data or str(data["layout"]) != SNAPSHOT_LAYOUT:
+                raise SnapshotUnreadable(f"{path} is not a {SNAPSHOT_LAYOUT}")
+            saved = [str(name) for name in data["algorithms"]]
+            if not set(saved) <= set(ALGORITHMS):
+                raise SnapshotUnreadable(f"{path} holds algorithms {saved}")
+            codes = np.array([ALGORITHMS.index(name) for name in saved], np.int8)
             text = data["ids"].tobytes().decode()
             ids = ["", *text.split("\n")] if text else [""]
             n = len(ids)
@@ -500,6 +515,7 @@ class ModelTable:
             cols = _Columns.empty(max(1024, n), pools)
             for name in ROW_FIELDS:
                 getattr(cols, name)[1:n] = data[name]
+            cols.algorithm[1:n] = codes[data["algorithm"]]  # by name, not code
         cols.source[cols.version > 0] = Source.SNAPSHOT
         cols.derive(np.arange(1, n))
         index = {s: i for i, s in enumerate(ids) if i != UNKNOWN_ROW}

@@ -153,11 +153,15 @@ def _drifted(
 
 
 def _by_recipe(versions: Iterable[ModelVersion]) -> dict[Recipe, list[str]]:
-    """Series ids by their version's (algorithm, hyperparameters)."""
+    """Series ids by the (algorithm, hyperparameters) their version was trained
+    with (`auto` stays `auto`: it chooses again)."""
     recipes: dict[Recipe, list[str]] = defaultdict(list)
     for version in versions:
-        hyperparameters = tuple(sorted(version.lineage.hyperparameters.items()))
-        recipes[version.algorithm, hyperparameters].append(version.series_id)
+        if version.sensor is not None:  # sensors train one at a time, on request
+            continue
+        lineage = version.lineage
+        hyperparameters = tuple(sorted(lineage.hyperparameters.items()))
+        recipes[lineage.algorithm, hyperparameters].append(version.series_id)
     return recipes
 
 

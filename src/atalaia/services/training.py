@@ -22,6 +22,7 @@ from atalaia.adapters.db.repositories import (
     TrainingClaims,
 )
 from atalaia.core.detectors import resolve_hyperparameters
+from atalaia.core.detectors.catalog import SENSOR_FAMILIES
 from atalaia.core.jobs import JobStatus, TrainingJob, check_cancellable
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.registry import ModelVersion
@@ -92,7 +93,9 @@ def submit_training(
     hyperparameters = resolve_hyperparameters(
         request.algorithm, request.hyperparameters
     )
-    if request.readings is not None:
+    if request.algorithm in SENSOR_FAMILIES:
+        _check_sensor(session, series_id, request)
+    elif request.readings is not None:
         validate_training_data(request.readings)
     else:
         _check_stored_window(session, series_id, request.window_hours or 0.0)
@@ -157,6 +160,26 @@ def _rate_limited(
     )
 
 
+def _check_sensor(session: Session, sensor_id: str, request: TrainingRequest) -> None:
+    """A sensor trains on its axes' stored windows: each must hold enough
+    readings (the timestamps they share are counted when the job runs)."""
+    if request.readings is not None:
+        raise InvalidInput(
+            f"{request.algorithm} trains a sensor on its axes' stored readings: "
+            "send window_hours, not inline data",
+            rule="sensor_window",
+        )
+    axes = ReadingStore(session).axes_of(sensor_id)
+    if not axes:
+        raise InvalidSeries(
+            f"sensor {sensor_id!r} has no stored series (axes named "
+            f"{sensor_id}_<axis>, e.g. {sensor_id}_radial)",
+            rule="sensor_axes",
+        )
+    for series_id in sorted(axes.values()):
+        _check_stored_window(session, series_id, request.window_hours or 0.0)
+
+
 def _check_stored_window(session: Session, series_id: str, hours: float) -> None:
     stored = ReadingStore(session).count_last_hours(series_id, hours)
     if stored < MIN_TRAINING_POINTS:
@@ -207,6 +230,11 @@ def submit_batch(
     at a time, in series order (caller commits).
     """
     resolved = resolve_hyperparameters(algorithm, hyperparameters)  # fail the batch
+    if algorithm in SENSOR_FAMILIES:
+        raise InvalidInput(
+            f"{algorithm} trains sensors one at a time (POST /training/{{sensor_id}})",
+            rule="sensor_batch",
+        )
     batch_id = new_job_id()
     now = datetime.now(UTC)
     accepted: list[TrainingJob] = []

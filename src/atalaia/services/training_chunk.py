@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from typing import cast
 
 import structlog
 from sqlalchemy.orm import Session
@@ -19,10 +20,12 @@ from atalaia.adapters.db.repositories import (
     ModelStore,
     ReadingStore,
 )
-from atalaia.core.fitting import Fit, fit_series
+from atalaia.core.detectors.catalog import SENSOR_FAMILIES
+from atalaia.core.fitting import Fit, fit_sensors, fit_series
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.registry import Lineage, ModelVersion, Stage
+from atalaia.core.sensors import SensorData, align_axes
 from atalaia.core.series import Readings, validate_training_data
 from atalaia.errors import AtalaiaError, ConcurrentChange, InvalidInput
 from atalaia.services._payload import decode_payload
@@ -31,6 +34,7 @@ log = structlog.get_logger()
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 Outcome = dict[str, ModelVersion | None]
+TrainingData = Readings | SensorData  # a series', or a sensor's axes
 Errors = dict[str, dict[str, str]]
 
 # Inline data is stored as readings a slice per transaction, so that a job never
@@ -53,8 +57,12 @@ def train_claimed(
     fitted: list[tuple[TrainingJob, Fit]] = []
     for group in groups.values():
         first = group[0]
-        series = [data[job.job_id] for job in group]
-        fits = fit_series(first.algorithm, first.hyperparameters, series)
+        if first.algorithm in SENSOR_FAMILIES:
+            sensors = [cast(SensorData, data[job.job_id]) for job in group]
+            fits = fit_sensors(first.hyperparameters, sensors)
+        else:
+            series = [cast(Readings, data[job.job_id]) for job in group]
+            fits = fit_series(first.algorithm, first.hyperparameters, series)
         fitted += zip(group, fits, strict=True)
     outcome = _register(fitted, data, sessions)
     log.info(
@@ -68,21 +76,28 @@ def train_claimed(
 
 def _training_data(
     jobs: list[TrainingJob], sessions: SessionFactory, artifacts: ArtifactStore
-) -> tuple[dict[str, Readings], Errors]:
+) -> tuple[dict[str, TrainingData], Errors]:
     """Each job's validated training data, and why the others cannot train."""
-    data: dict[str, Readings] = {}
+    data: dict[str, TrainingData] = {}
     errors: Errors = {}
     by_window: dict[float, list[TrainingJob]] = defaultdict(list)
     for job in jobs:
+        if job.algorithm in SENSOR_FAMILIES:
+            try:
+                data[job.job_id] = _sensor_data(job, sessions)
+            except AtalaiaError as exc:
+                errors[job.job_id] = _error(exc)
+            continue
         if job.payload_key is None:
             by_window[job.window_hours or 0.0].append(job)
             continue
         try:
-            data[job.job_id] = decode_payload(artifacts.get(job.payload_key))
+            inline = decode_payload(artifacts.get(job.payload_key))
         except AtalaiaError as exc:
             errors[job.job_id] = _error(exc)
         else:  # inline training data becomes the series' stored data
-            _store(job.series_id, data[job.job_id], sessions)
+            data[job.job_id] = inline
+            _store(job.series_id, inline, sessions)
     for hours, group in by_window.items():
         with sessions() as session:
             store = ReadingStore(session)
@@ -90,11 +105,21 @@ def _training_data(
         data |= {job.job_id: windows[job.series_id] for job in group}
     for job_id, readings in list(data.items()):
         try:
-            validate_training_data(readings)
+            if isinstance(readings, Readings):
+                validate_training_data(readings)
         except InvalidInput as exc:
             errors[job_id] = _error(exc)
             del data[job_id]
     return data, errors
+
+
+def _sensor_data(job: TrainingJob, sessions: SessionFactory) -> SensorData:
+    """The sensor's axes over their stored windows, at the timestamps shared."""
+    with sessions() as session:
+        store = ReadingStore(session)
+        axes = store.axes_of(job.series_id)
+        windows = store.last_windows(sorted(axes.values()), job.window_hours or 0.0)
+    return align_axes(job.series_id, {a: windows[s] for a, s in axes.items()})
 
 
 def _store(series_id: str, readings: Readings, sessions: SessionFactory) -> None:
@@ -108,7 +133,7 @@ def _store(series_id: str, readings: Readings, sessions: SessionFactory) -> None
 
 def _register(
     fitted: list[tuple[TrainingJob, Fit]],
-    data: dict[str, Readings],
+    data: dict[str, TrainingData],
     sessions: SessionFactory,
 ) -> Outcome:
     if not fitted:
@@ -127,7 +152,7 @@ def _register(
 def _register_once(
     session: Session,
     fitted: list[tuple[TrainingJob, Fit]],
-    data: dict[str, Readings],
+    data: dict[str, TrainingData],
 ) -> Outcome:
     """Register a version per job still running; others are skipped (cancelled)."""
     models, jobs = ModelStore(session), JobStore(session)
@@ -157,13 +182,13 @@ def _register_once(
 
 
 def _version(
-    job: TrainingJob, fit: Fit, readings: Readings, number: int, now: datetime
+    job: TrainingJob, fit: Fit, readings: TrainingData, number: int, now: datetime
 ) -> ModelVersion:
     return ModelVersion(
         series_id=job.series_id,
         version=number,
         stage=Stage.STAGING,
-        algorithm=job.algorithm,
+        algorithm=fit.algorithm or job.algorithm,  # what `auto` chose, if it did
         params=fit.params,
         lineage=Lineage(
             job_id=job.job_id,
@@ -179,6 +204,7 @@ def _version(
         metrics=fit.metrics,
         reference=fit.reference,
         band=fit.band,
+        sensor=fit.sensor,
     )
 
 

@@ -70,4 +70,5 @@ def test_irregular_timestamps_with_gaps() -> None:
 def test_a_period_of_a_few_readings_is_found_and_the_search_ends() -> None:
     """Its refinement cannot take a larger multiple: it stops there."""
     seconds = np.arange(400.0)
-    assert find_period(seconds, np.sin(2 * np.pi * seconds / 3)) == 3.0
+    period = find_period(seconds, np.sin(2 * np.pi * seconds / 3))
+    assert period == pytest.approx(3.0, rel=1e-6)

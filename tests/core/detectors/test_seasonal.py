@@ -56,7 +56,7 @@ def test_a_series_without_a_period_gets_one_robust_phase() -> None:
     band = Seasonal().fit_band(MINUTES, RNG.normal(5, 2, MINUTES.size), DEFAULTS)
     assert band.phases == 1
     assert band.base == pytest.approx(5, abs=0.1)
-    assert band.width[0] == pytest.approx(4 * 2, rel=0.05)
+    assert band.width[0] == pytest.approx(4.5 * 2, rel=0.05)
 
 
 def test_given_period_and_phases_are_used() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from atalaia.adapters.cache.link import RedisLink
-from atalaia.core.detectors.catalog import SERIES_FAMILIES
+from atalaia.core.detectors.bands import BAND_ALGORITHMS
 from atalaia.core.serving import ServedModel
 
 _PACKED = struct.Struct("<qdddB")
@@ -47,7 +47,7 @@ def decode_model(series_id: str, data: bytes) -> ServedModel | None:
     version, center, scale, threshold, length = _PACKED.unpack_from(data)
     end = _PACKED.size + length
     algorithm = data[_PACKED.size : end].decode(errors="replace")
-    if algorithm not in SERIES_FAMILIES or version < 1:
+    if algorithm not in BAND_ALGORITHMS or version < 1:
         return None
     band = data[end:] or None
     if band is not None and (len(band) < 16 or len(band) % 8):  # period + pairs

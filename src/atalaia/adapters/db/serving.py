@@ -24,12 +24,14 @@ class DatabaseServingStore:
         with self._sessions() as session:
             cursor = ModelStore(session).latest_seq()
             served = ModelStore(session).served_columns()
+            sensors = ModelStore(session).served_sensors()
             ids, means, stds = ReadingStore(session).all_statistics()
-        return FleetModels(cursor, served, SeriesHistory(ids, means, stds))
+        return FleetModels(cursor, served, SeriesHistory(ids, means, stds), sensors)
 
     def load_series(self, series_ids: Sequence[str]) -> SeriesModels:
         with self._sessions() as session:
             served = ModelStore(session).served_models(series_ids)
+            sensors = ModelStore(session).served_sensors(series_ids)
             history = list(ReadingStore(session).summaries(series_ids).values())
         return SeriesModels(
             served,
@@ -38,6 +40,7 @@ class DatabaseServingStore:
                 np.array([s.mean for s in history], np.float64),
                 np.array([s.std for s in history], np.float64),
             ),
+            sensors,
         )
 
     def changed_since(self, cursor: int, *, since: datetime) -> tuple[int, set[str]]:

@@ -153,7 +153,9 @@ class VersionRow(Base):
     threshold: Mapped[float] = mapped_column(Double)
     # A seasonal model's period and phases (PhaseBand.to_bytes); NULL: flat.
     band: Mapped[bytes | None] = mapped_column(LargeBinary)
-    metrics: Mapped[dict[str, float]] = mapped_column(Json, default=dict)
+    # A sensor model's axes and matrices (StoredSensor.to_bytes); NULL: a series'.
+    sensor: Mapped[bytes | None] = mapped_column(LargeBinary)
+    metrics: Mapped[dict[str, float | str]] = mapped_column(Json, default=dict)
     reference: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(Json)
     job_id: Mapped[str] = mapped_column(

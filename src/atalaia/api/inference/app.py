@@ -18,6 +18,7 @@ from atalaia.api.common.resources import Resources
 from atalaia.api.common.state import state_as
 from atalaia.api.inference.metrics import ServingMetrics
 from atalaia.api.inference.routes import FAST_ROUTES, router
+from atalaia.api.inference.sensor_routes import router as sensor_router
 from atalaia.api.inference.state import ServingState
 from atalaia.services.inference import Predictor
 from atalaia.settings import Settings, load_settings
@@ -54,7 +55,7 @@ def _notices_state(listener: NoticeListener | None) -> str:
 
 
 def routers() -> list[APIRouter]:
-    return [router, probe_router]
+    return [router, sensor_router, probe_router]
 
 
 @asynccontextmanager

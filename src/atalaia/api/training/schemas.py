@@ -21,14 +21,14 @@ from atalaia.api.common.params import (
     VersionNumber,
 )
 from atalaia.core.detectors import MAX_HYPERPARAMETER
-from atalaia.core.detectors.catalog import SERIES_FAMILIES
+from atalaia.core.detectors.catalog import TRAINED
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
 from atalaia.services.ingest import MAX_POINTS_PER_REQUEST
 
 MAX_WINDOW_HOURS = 24 * 90
-DEFAULT_ALGORITHM = "zscore"
+DEFAULT_ALGORITHM = "auto"
 # Request bodies: no unknown field; numbers are JSON numbers (not strings or
 # booleans), like the inference service's.
 _REQUEST = ConfigDict(extra="forbid", strict=True)
@@ -51,7 +51,7 @@ def _one_algorithm(schema: dict[str, Any]) -> None:
             },
             "required": [] if name == DEFAULT_ALGORITHM else ["algorithm"],
         }
-        for name, family in sorted(SERIES_FAMILIES.items())
+        for name, family in sorted(TRAINED.items())
     ]
 
 
@@ -62,7 +62,10 @@ class TrainingConfig(BaseModel):
 
     algorithm: Text = Field(
         default=DEFAULT_ALGORITHM,
-        json_schema_extra={"enum": [*sorted(SERIES_FAMILIES)]},
+        json_schema_extra={"enum": [*sorted(TRAINED)]},
+        description="A series family, or `multivariate` for a sensor (the id "
+        "is then the sensor's, e.g. sensor_001: its axes' stored readings, "
+        "`window_hours`, are trained together); default `auto`",
     )
     hyperparameters: dict[Text, Any] = Field(default_factory=dict)
 
@@ -231,7 +234,7 @@ class VersionView(BaseModel):
     stage: str
     algorithm: str
     params: dict[str, float]
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]
     reference: dict[str, Any]
     lineage: dict[str, Any]
     created_at: datetime

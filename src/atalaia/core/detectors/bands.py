@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from atalaia.core.detectors import auto
+from atalaia.core.detectors.auto import Choice
 from atalaia.core.detectors.base import ModelParams, band_width
 from atalaia.core.detectors.catalog import (
     SEASONAL,
@@ -18,7 +20,7 @@ from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings
 
-BAND_ALGORITHMS: tuple[str, ...] = tuple(sorted(SERIES_FAMILIES))
+BAND_ALGORITHMS: tuple[str, ...] = tuple(sorted(set(SERIES_FAMILIES) - {auto.NAME}))
 
 
 def fit_band(
@@ -43,3 +45,13 @@ def flat_band(params: ModelParams) -> PhaseBand:
 def reasons_of(band: PhaseBand) -> str:
     """The reason an anomaly outside `band` is one."""
     return Reason.OUTSIDE_SEASONAL_BAND if band.phases > 1 else Reason.OUTSIDE_BAND
+
+
+def fit_auto(readings: Readings) -> tuple[Choice, dict[str, float], PhaseBand]:
+    """The family `auto` chooses for `readings`, its hyperparameters (its
+    defaults) and its fit on all of them."""
+    choice, band = auto.choose(
+        readings, lambda name, part, given: fit_band(name, part, given)[1],
+        auto.CANDIDATES,
+    )  # fmt: skip
+    return choice, resolve_hyperparameters(choice.algorithm, {}), band

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.base import (
     Detector,
     ModelParams,
     ParamColumns,
     check_hyperparameters,
 )
+from atalaia.core.detectors.multivariate import Multivariate
 from atalaia.core.detectors.robust import Robust
 from atalaia.core.detectors.seasonal import Seasonal
 from atalaia.core.detectors.zscore import ZScore
@@ -28,7 +30,7 @@ class Hyperparameters:
     defaults: Mapping[str, float]
     optional: frozenset[str] = frozenset()
     # Rules of the family beyond "a number in (0, MAX_HYPERPARAMETER]".
-    check: Callable[[Mapping[str, float]], None] | None = None
+    check: Callable[[Mapping[str, float]], object] | None = None
 
 
 # Every family a series is trained with, by name.
@@ -37,7 +39,14 @@ SERIES_FAMILIES: dict[str, Hyperparameters] = {
     SEASONAL.name: Hyperparameters(
         SEASONAL.defaults, SEASONAL.optional, SEASONAL.check
     ),
+    AUTO: Hyperparameters({}),  # each candidate with its defaults
 }
+MULTIVARIATE = Multivariate()
+# Every family a sensor (its axes together) is trained with, by name.
+SENSOR_FAMILIES: dict[str, Hyperparameters] = {
+    MULTIVARIATE.name: Hyperparameters(MULTIVARIATE.defaults, check=MULTIVARIATE.check)
+}
+TRAINED = SERIES_FAMILIES | SENSOR_FAMILIES  # what the training API takes
 
 
 def get_detector(name: str) -> Detector:
@@ -50,11 +59,11 @@ def get_detector(name: str) -> Detector:
 def resolve_hyperparameters(
     algorithm: str, given: Mapping[str, object]
 ) -> dict[str, float]:
-    """Validate `given` for `algorithm` (a series family) and fill in its
-    defaults."""
-    family = SERIES_FAMILIES.get(algorithm)
+    """Validate `given` for `algorithm` (a family the training API takes) and
+    fill in its defaults."""
+    family = TRAINED.get(algorithm)
     if family is None:
-        raise UnknownAlgorithm(algorithm, sorted(SERIES_FAMILIES))
+        raise UnknownAlgorithm(algorithm, sorted(TRAINED))
     resolved = check_hyperparameters(algorithm, family.defaults, given, family.optional)
     if family.check is not None:
         family.check(resolved)

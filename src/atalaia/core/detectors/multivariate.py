@@ -76,6 +76,7 @@ from atalaia.core.detectors.ellipsoid import (
     robust_moments,
     trailing_means,
 )
+from atalaia.core.explanations import Reason
 from atalaia.core.series import MIN_STD, Readings, check_readings
 from atalaia.errors import InvalidHyperparameters, InvalidSeries
 
@@ -85,7 +86,6 @@ BLOCKS = 10  # consecutive stretches of training, for the slow share
 SLOW_SHARE = 0.5  # an axis whose departures are slower than this wanders
 MIN_READINGS = 100  # full windows of training, at the least
 READINGS_PER_AXIS = 10
-AXIS_BREAK, OUTSIDE_BAND = "axis_correlation_break", "outside_band"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,11 @@ class SensorParams:
         top = np.argmax(parts, axis=1)
         rising = pulled[np.arange(scores.size), top] > 0
         anomaly = scores > 1.0
-        reason = AXIS_BREAK if self.modelled.size > 1 else OUTSIDE_BAND
+        reason = (
+            Reason.AXIS_CORRELATION_BREAK
+            if self.modelled.size > 1
+            else Reason.OUTSIDE_BAND
+        )
         own = np.diag(self.reading.precision)
         expected = rows - own_pulled / own
         half = math.sqrt(self.reading.limit) / np.sqrt(own)

@@ -31,7 +31,10 @@ MIN_LAG_BINS = 4  # a period spans at least this many bins of the grid
 CLIP = 5.0
 SNAP = 0.02  # a period found this close to a calendar one is the calendar one
 FOLD_SLOTS = 24  # phase slots of a folded profile
-FOLD_TRIES = 41  # lags tried around a refined one
+FOLD_TRIES = 41  # lags tried around a refined one, in each round
+MIN_STEP = 1e-6  # of the lag: the search for a folded period stops below it
+HARMONICS = 6  # of the smooth cycle a period is refined with
+REFINE_BINS = 2048
 UNCERTAINTY = 0.1  # of a lag: how far the top of an autocorrelation hump may be
 MIN_EXPLAINED = 0.25  # of a later half's variance, by the earlier half's profile
 
@@ -92,15 +95,34 @@ def _fold(
 
 def _folded(grid: FloatArray, lag: float, error: float) -> float:
     """The lag within `error` of `lag` whose folded profile explains the most
-    of the grid: precise enough to stay in phase over every cycle."""
-    tries = np.linspace(lag - error, lag + error, FOLD_TRIES)
-    left = [_unexplained(grid, at) for at in tries]
-    return float(tries[int(np.argmin(left))])
+    of the grid: precise enough to stay in phase over every cycle. Each round
+    searches around the previous one's best, FOLD_TRIES / 2 times closer, until
+    a step is below MIN_STEP of the lag; on a grid of at most REFINE_BINS bins
+    (bin means), as the smooth cycle needs no finer one."""
+    merge = -(-grid.size // REFINE_BINS)
+    if merge > 1:
+        grid = grid[: grid.size // merge * merge].reshape(-1, merge).mean(axis=1)
+        return _folded(grid, lag / merge, error / merge) * merge
+    while True:
+        tries = np.linspace(lag - error, lag + error, FOLD_TRIES)
+        left = [_unexplained(grid, at) for at in tries]
+        lag = float(tries[int(np.argmin(left))])
+        error = 2 * error / (FOLD_TRIES - 1)
+        if error < MIN_STEP * lag:
+            return lag
 
 
 def _unexplained(grid: FloatArray, lag: float) -> float:
-    profile, slot = _fold(grid, lag)
-    return float(np.square(grid - profile[slot]).sum())
+    """What a smooth cycle of `lag` bins (HARMONICS sines and cosines) leaves
+    of the grid: unlike a binned profile's, it varies smoothly with the lag."""
+    at = np.arange(grid.size, dtype=np.float64) * (2 * np.pi / lag)
+    harmonics = min(HARMONICS, max(int(lag) // 4, 1))
+    k = np.arange(1, harmonics + 1)
+    basis = np.column_stack(
+        [np.ones(grid.size), np.cos(np.outer(at, k)), np.sin(np.outer(at, k))]
+    )
+    _, residual, *_ = np.linalg.lstsq(basis, grid, rcond=None)
+    return float(residual[0]) if residual.size else 0.0
 
 
 def _repeats(grid: FloatArray, lag: float) -> bool:

@@ -21,6 +21,7 @@ from atalaia.core.registry import RegistryNotice
 from atalaia.errors import DependencyUnavailable
 from atalaia.services.inference.health import DatabaseHealth
 from atalaia.services.inference.l2 import L2Models
+from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
 from atalaia.services.inference.snapshot import Snapshot
 from atalaia.services.model_table import ALGORITHMS, ModelTable, Source
@@ -48,6 +49,7 @@ class TableFollower:
 
     store: ServingStore
     served: ServedTable
+    sensors: SensorModels
     health: DatabaseHealth
     l2: L2Models
     snapshot: Snapshot
@@ -95,6 +97,7 @@ class TableFollower:
         )  # fmt: skip
         with self.served.lock:
             self.served.replace(table, LoadState.DATABASE)
+            self.sensors.replace_all(fleet.sensors)
             self._cursor = fleet.cursor
         self.health.up()
         seconds = time.perf_counter() - started
@@ -122,6 +125,7 @@ class TableFollower:
             table.set_models(found.models, Source.MEMORY)
             history = found.history
             table.set_history(history.series_ids, history.mean, history.std)
+            self.sensors.update(series_ids, found.sensors)
         if self.l2.enabled:
             self.l2.record(
                 [m for m in found.models if before.get(m.series_id) != m],

@@ -13,6 +13,7 @@ from atalaia.services.inference.follower import OnLoad, TableFollower
 from atalaia.services.inference.health import DatabaseHealth
 from atalaia.services.inference.l2 import L2Models
 from atalaia.services.inference.lookup import MissLookup
+from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
 from atalaia.services.inference.snapshot import Snapshot
 from atalaia.services.model_table import ModelTable
@@ -46,9 +47,11 @@ class Predictor:
         self.served = served = ServedTable()
         self.health = health = DatabaseHealth(retry_s)
         self.snapshot = Snapshot(served, snapshot_path)
+        self.sensors = SensorModels()
         l2 = L2Models(served, cache)
         self.follower = TableFollower(
-            store=store, served=served, health=health, l2=l2, snapshot=self.snapshot,
+            store=store, served=served, sensors=self.sensors, health=health, l2=l2,
+            snapshot=self.snapshot,
             on_load=lambda source, seconds: self.on_load(source, seconds),
         )  # fmt: skip
         self.misses = MissLookup(

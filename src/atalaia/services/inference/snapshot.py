@@ -8,7 +8,7 @@ from pathlib import Path
 import structlog
 
 from atalaia.services.inference.served import LoadState, ServedTable
-from atalaia.services.model_table import ModelTable
+from atalaia.services.model_table import ModelTable, SnapshotUnreadable
 
 log = structlog.get_logger()
 
@@ -27,8 +27,15 @@ class Snapshot:
         self._written = served.table.generation
 
     def read(self) -> ModelTable | None:
-        """The table last written, or None when there is none."""
-        return ModelTable.load(self.path) if self.path.exists() else None
+        """The table last written, or None when there is none (or it is one
+        this release cannot read: an older release's)."""
+        if not self.path.exists():
+            return None
+        try:
+            return ModelTable.load(self.path)
+        except SnapshotUnreadable as exc:
+            log.warning("inference.snapshot_unreadable", error=str(exc))
+            return None
 
     def save_if_due(self) -> None:
         """Write the table if it was loaded from the registry since the last write."""

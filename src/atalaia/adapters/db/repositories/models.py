@@ -19,9 +19,11 @@ from atalaia.adapters.db.tables import (
     utcnow,
 )
 from atalaia.core.detectors import ModelParams
+from atalaia.core.detectors.bands import BAND_ALGORITHMS
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
-from atalaia.core.serving import ServedColumns, ServedModel
+from atalaia.core.sensors import StoredSensor
+from atalaia.core.serving import ServedColumns, ServedModel, ServedSensor
 from atalaia.errors import VersionNotFound
 
 
@@ -63,6 +65,7 @@ def _version(row: VersionRow) -> ModelVersion:
         metrics=dict(row.metrics),
         reference=dict(row.reference),
         band=PhaseBand.from_bytes(row.center, row.band) if row.band else None,
+        sensor=StoredSensor.from_bytes(row.sensor) if row.sensor else None,
     )
 
 
@@ -76,6 +79,7 @@ def _version_row(model: ModelVersion) -> VersionRow:
         scale=model.params.scale,
         threshold=model.params.threshold,
         band=model.band.to_bytes() if model.band else None,
+        sensor=model.sensor.to_bytes() if model.sensor else None,
         metrics=model.metrics,
         reference=model.reference,
         lineage=model.lineage.as_dict(),
@@ -101,7 +105,10 @@ _SERVED = select(
     VersionRow.scale,
     VersionRow.threshold,
     VersionRow.band,
-).where(VersionRow.stage == Stage.PRODUCTION.value)
+).where(
+    VersionRow.stage == Stage.PRODUCTION.value,
+    VersionRow.algorithm.in_(BAND_ALGORITHMS),  # the model table's; not sensors'
+)
 
 
 class ModelStore:
@@ -240,6 +247,23 @@ class ModelStore:
         if series_ids is not None:
             stmt = stmt.where(VersionRow.series_id.in_(list(series_ids)))
         return [ServedModel(*row) for row in self.session.execute(stmt)]
+
+    def served_sensors(
+        self, sensor_ids: Iterable[str] | None = None
+    ) -> list[ServedSensor]:
+        """Production sensor models (of every sensor, or of `sensor_ids`)."""
+        stmt = select(
+            VersionRow.series_id, VersionRow.version, VersionRow.sensor
+        ).where(
+            VersionRow.stage == Stage.PRODUCTION.value, VersionRow.sensor.is_not(None)
+        )
+        if sensor_ids is not None:
+            stmt = stmt.where(VersionRow.series_id.in_(list(sensor_ids)))
+        return [
+            ServedSensor(sensor_id, version, StoredSensor.from_bytes(data))
+            for sensor_id, version, data in self.session.execute(stmt)
+            if data is not None
+        ]
 
     def served_columns(self) -> ServedColumns:
         """Every production version as columns, in one query: the warm load."""

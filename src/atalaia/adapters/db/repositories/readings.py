@@ -277,6 +277,13 @@ class ReadingStore:
             stmt = stmt.where(SeriesRow.series_id > after)
         return [_summary(row) for row in self.session.scalars(stmt)]
 
+    def axes_of(self, sensor_id: str) -> dict[str, str]:
+        """A sensor's stored series by axis name (series with an axis only)."""
+        stmt = select(SeriesRow.axis, SeriesRow.series_id).where(
+            SeriesRow.sensor_id == sensor_id, SeriesRow.axis.is_not(None)
+        )
+        return {str(axis): series_id for axis, series_id in self.session.execute(stmt)}
+
     def series_ids(self, *, prefix: str | None = None) -> list[str]:
         stmt = select(SeriesRow.series_id).order_by(SeriesRow.series_id)
         if prefix:

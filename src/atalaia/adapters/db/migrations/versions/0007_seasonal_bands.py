@@ -1,7 +1,9 @@
-"""seasonal bands: a model version's period and phases
+"""seasonal bands and sensor models: what a version holds beyond three numbers
 
 A seasonal model keeps an expected value and a band per phase of its period:
 stored as one binary value (period, then float32 pairs), NULL for flat models.
+A sensor model keeps its axes' names and its matrices (an .npz), NULL for
+series models.
 
 Revision ID: 0007
 Revises: 0006
@@ -22,8 +24,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("model_versions") as batch_op:
         batch_op.add_column(sa.Column("band", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("sensor", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("model_versions") as batch_op:
+        batch_op.drop_column("sensor")
         batch_op.drop_column("band")

@@ -1,0 +1,144 @@
+"""A sensor's axes trained together (multivariate) through the training API,
+promoted, and scored together by the inference service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from fixtures.api import Headers, finished_job, post_ok, promote, refused, wait_for
+from fixtures.readings import sensor_series
+
+SENSOR = "sensor_007"
+AXES = ("radial", "axial", "tangential")
+
+
+def store_axes(client: TestClient, headers: Headers, n: int = 10_080) -> None:
+    """Three axes following one load (a shared daily cycle) at shared times."""
+    timestamps, load = sensor_series(n, seed=1)
+    noise = np.random.default_rng(2).normal(0, 0.005, (n, len(AXES)))
+    for k, axis in enumerate(AXES):
+        values = (k + 1) * load + noise[:, k]
+        body = {"timestamps": timestamps.tolist(), "values": values.tolist()}
+        response = client.post(
+            f"/api/v1/series/{SENSOR}_{axis}/points", json=body, headers=headers
+        )
+        assert response.status_code == 200, response.text
+
+
+def train_sensor(client: TestClient, headers: Headers, **body: object) -> Response:
+    response: Response = client.post(
+        f"/api/v1/training/{SENSOR}",
+        json={"config": {"algorithm": "multivariate"}, **body},
+        headers=headers,
+    )
+    return response
+
+
+def test_a_sensor_trains_on_its_axes_shared_timestamps(
+    client: TestClient, admin: Headers
+) -> None:
+    store_axes(client, admin)
+
+    response = train_sensor(client, admin, window_hours=168)
+    assert response.status_code == 202, response.text
+    job = finished_job(client, response.json()["job_id"], admin)
+
+    assert job["status"] == "succeeded", job
+    version = client.get(
+        f"/api/v1/models/{SENSOR}/versions/{job['model_version']}", headers=admin
+    ).json()
+    assert version["algorithm"] == "multivariate"
+    assert version["metrics"]["axes"] == "axial,radial,tangential"
+    assert version["metrics"]["training_points"] == 10_080
+
+
+def test_a_sensor_trains_on_stored_readings_only(
+    client: TestClient, admin: Headers
+) -> None:
+    store_axes(client, admin)
+    timestamps, values = sensor_series(10_080)
+    inline = {"timestamps": timestamps.tolist(), "values": values.tolist()}
+
+    assert "window_hours" in refused(
+        train_sensor(client, admin, **inline), "sensor_window"
+    )
+
+
+def test_a_sensor_without_axes_is_refused(client: TestClient, admin: Headers) -> None:
+    response = train_sensor(client, admin, window_hours=168)
+
+    assert "no stored series" in refused(response, "sensor_axes")
+
+
+def test_sensors_are_not_trained_in_batches(client: TestClient, admin: Headers) -> None:
+    store_axes(client, admin)
+    response = client.post(
+        "/api/v1/training/batch",
+        json={"sensor_id": SENSOR, "window_hours": 168,
+              "config": {"algorithm": "multivariate"}},
+        headers=admin,
+    )  # fmt: skip
+
+    assert "one at a time" in refused(response, "sensor_batch")
+
+
+def test_a_promoted_sensor_is_scored_axes_together(
+    client: TestClient, admin: Headers
+) -> None:
+    store_axes(client, admin)
+    job = finished_job(
+        client, train_sensor(client, admin, window_hours=168).json()["job_id"], admin
+    )
+    promote(client, SENSOR, job["model_version"], admin)
+    later = 1_800_000_000.0
+
+    def predict(t: float, values: dict[str, float]) -> dict[str, Any]:
+        body = {"timestamp": t, "values": values}
+        return post_ok(client, admin, f"/api/v1/predict/sensors/{SENSOR}", body)
+
+    def served() -> bool | None:  # promotions reach inference through its feed
+        path = f"/api/v1/predict/sensors/{SENSOR}"
+        body = {"timestamp": later - 600, "values": dict.fromkeys(AXES, 0.0)}
+        return client.post(path, json=body, headers=admin).status_code == 200 or None
+
+    wait_for(served)
+    normal = predict(later, {"radial": 0.3, "axial": 0.6, "tangential": 0.9})
+    broken = predict(later + 60, {"radial": 0.3, "axial": 0.6, "tangential": 0.3})
+
+    assert not normal["anomaly"]
+    assert normal["model_info"]["type"] == "multivariate"
+    assert broken["anomaly"]
+    assert broken["reason"] == "axis_correlation_break"
+    assert broken["contributing_axes"][0] == "tangential"
+    assert sum(a["contribution"] for a in broken["axes"].values()) == pytest.approx(1)
+    assert broken["axes"]["tangential"]["expected"] == pytest.approx(0.9, abs=0.05)
+    wrong = client.post(
+        f"/api/v1/predict/sensors/{SENSOR}",
+        json={"timestamp": later, "values": {"radial": 0.3}},
+        headers=admin,
+    )
+    assert "radial" in refused(wrong, "sensor_axes")
+    too_early = client.post(
+        f"/api/v1/predict/sensors/{SENSOR}",
+        json={"timestamp": 1.0, "values": dict.fromkeys(AXES, 0.0)},
+        headers=admin,
+    )
+    refused(too_early, "timestamp_range")
+
+
+def test_a_sensor_without_a_model_is_not_found(
+    client: TestClient, admin: Headers
+) -> None:
+    response = client.post(
+        "/api/v1/predict/sensors/sensor_404",
+        json={"timestamp": 1_800_000_000.0, "values": {"radial": 1.0}},
+        headers=admin,
+    )
+
+    assert response.status_code == 404
+    assert response.json()["rule"] == "sensor_served"
