@@ -131,7 +131,9 @@ class ForestModel:
         readings = Readings.of(timestamps, values)
         check_readings(readings)
         v = self.forest.score(readings.timestamps, readings.values)
-        return _explained(readings.values, v.score, v.expected, v.half_width, ISOLATED)
+        outside = reasons_of(self.forest.band)
+        reason = np.where(v.isolated, ISOLATED, outside)
+        return _explained(readings.values, v.score, v.expected, v.half_width, reason)
 
 
 def _explained(
@@ -139,7 +141,7 @@ def _explained(
     score: FloatArray,
     expected: FloatArray,
     half_width: FloatArray,
-    reason: str,
+    reason: str | npt.NDArray[np.str_],
 ) -> Result:
     """The verdicts of scores (above 1: an anomaly) and their explanation."""
     anomaly = score > 1.0

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     inference_feed_poll_s: float = 0.25
     inference_db_retry_s: float = 5.0
     inference_stats_flush_s: float = 30.0
+    # Memory for heavy models (isolation forests, about 1 MB each), least recently
+    # used evicted first; evicted ones are read again from the artifact store.
+    inference_model_memory_mb: Annotated[float, Field(ge=0)] = 512.0
     # A prediction for a series with no model and no history: answered with the
     # default and a warning, or refused with 404 (`?unknown=` overrides per request).
     unknown_series: Literal["default", "reject"] = "default"

@@ -63,6 +63,19 @@ class TestModelEncoding:
         cut = encode_model(seasonal)[:-3]  # a band whose pairs do not add up
         assert decode_model("s", cut) is None
 
+    def test_round_trips_a_heavy_model_with_its_artifact_key(self) -> None:
+        band = PhaseBand(
+            3600.0, 0.0, np.arange(4, dtype=np.float32), np.ones(4, np.float32)
+        )
+        forest = ServedModel(
+            "s", 3, "isolation_forest", 0.5, 0.1, 3.9, band.to_bytes(),
+            "models/s/0123abcd.npz",
+        )  # fmt: skip
+        flat = ServedModel("s", 3, "isolation_forest", 0.5, 0.1, 3.9, None, "k.npz")
+
+        assert decode_model("s", encode_model(forest)) == forest
+        assert decode_model("s", encode_model(flat)) == flat
+
     def test_refuses_what_it_cannot_serve(self) -> None:
         unknown = ServedModel("s", 1, "prophet", 0.0, 1.0, 3.0)
 
@@ -102,7 +115,7 @@ class TestModelCache:
         cache.forget([A.series_id])
 
         assert cache.get_many([A.series_id, B.series_id]) == {B.series_id: B}
-        assert 0 < link.client.ttl(f"{redis_prefix}model2:{B.series_id}") <= 60
+        assert 0 < link.client.ttl(f"{redis_prefix}model3:{B.series_id}") <= 60
 
     def test_answers_nothing_at_once_while_redis_is_cut(
         self, cut_link: RedisLink, redis_proxy: TcpProxy

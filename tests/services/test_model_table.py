@@ -87,6 +87,27 @@ class TestSeasonalPools:
         assert loaded.model_of("a") == seasonal("a", 1, 24, 2.0)
 
 
+class TestHeavyModels:
+    def test_artifact_keys_follow_their_rows_and_the_snapshot(
+        self, tmp_path: Path
+    ) -> None:
+        forest = ServedModel(
+            "f", 1, "isolation_forest", 0.3, 0.01, 3.9, None, "models/f/ab.npz"
+        )
+        table = ModelTable()
+        table.set_models(
+            [forest, ServedModel("z", 1, "zscore", 0, 1, 3)], Source.MEMORY
+        )
+        table.save(tmp_path / "snapshot.npz")
+        loaded = ModelTable.load(tmp_path / "snapshot.npz")
+        table.set_models([ServedModel("f", 2, "zscore", 0, 1, 3)], Source.MEMORY)
+
+        assert loaded.model_of("f") == forest
+        assert loaded.artifact_of(loaded.index["z"]) is None
+        assert table.artifact_of(table.index["f"]) is None  # replaced: no key
+        assert table.artifacts == {}
+
+
 class TestSnapshotLayout:
     def test_algorithms_are_read_back_by_name(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -20,6 +20,8 @@ from atalaia.core.detectors import ModelParams, fit_rows, score_columns, stack_b
 from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.bands import fit_auto, fit_band
 from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
+from atalaia.core.detectors.forest import NAME as FOREST
+from atalaia.core.detectors.forest import band_sigmas, fit_forest
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.drift import reference_profiles
 from atalaia.core.sensors import SensorData, StoredSensor
@@ -40,6 +42,7 @@ class Fit:
     band: PhaseBand | None = None
     algorithm: str | None = None  # the family fitted, when `auto` chose it
     sensor: StoredSensor | None = None  # a sensor's model
+    artifact: bytes | None = None  # a heavy model, kept in the artifact store
 
 
 def fit_series(
@@ -51,6 +54,8 @@ def fit_series(
     """
     if algorithm == AUTO:
         return [_fit_auto(r) for r in series]
+    if algorithm == FOREST:
+        return [_fit_forest(hyperparameters, r) for r in series]
     if algorithm not in DETECTORS:
         return [_fit_phased(algorithm, hyperparameters, r) for r in series]
     fits: list[Fit | None] = [None] * len(series)
@@ -114,6 +119,34 @@ def _fitted(
         reference_profiles(readings.values[None, :])[0],
         data_hash(readings),
         band if band.phases > 1 else None,
+    )
+
+
+def _fit_forest(given: Mapping[str, object], readings: Readings) -> Fit:
+    """An isolation forest: its trees go to the artifact store, its band (the
+    explanation's, and the answer when the trees cannot be read) to the
+    registry."""
+    started = time.perf_counter()
+    fitted = fit_forest(readings.timestamps, readings.values, given)
+    seconds = time.perf_counter() - started
+    band = fitted.band
+    flagged = fitted.score(readings.timestamps, readings.values).score > 1.0
+    z = band_sigmas(fitted.hyperparameters["false_alarm_rate"])
+    metrics: dict[str, float | str] = {
+        "training_points": float(len(readings)),
+        "training_anomaly_rate": float(flagged.mean()),
+        "fit_seconds": seconds,
+        "period_s": band.period if band.phases > 1 else 0.0,
+        "phases": float(band.phases),
+        "model_bytes": float(fitted.nbytes),
+    }
+    return Fit(
+        ModelParams(band.base, float(np.median(band.width)) / z, z),
+        metrics,
+        reference_profiles(readings.values[None, :])[0],
+        data_hash(readings),
+        band if band.phases > 1 else None,
+        artifact=fitted.to_bytes(),
     )
 
 

@@ -81,6 +81,8 @@ class ModelVersion:
     band: PhaseBand | None = None
     # A sensor model (series_id is then the sensor's id); None: a series model.
     sensor: StoredSensor | None = None
+    # A heavy model's key in the artifact store (an isolation forest's trees).
+    artifact: str | None = None
 
 
 def served_band(model: ModelVersion) -> PhaseBand:

@@ -24,6 +24,7 @@ class ServedModel:
     scale: float
     threshold: float
     band: bytes | None = None  # a seasonal model's stored band (PhaseBand.to_bytes)
+    artifact: str | None = None  # a heavy model's key in the artifact store
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class ServedColumns:
     scale: npt.NDArray[np.float64]
     threshold: npt.NDArray[np.float64]
     band: list[bytes | None]  # seasonal models' stored bands; None: flat
+    artifact: list[str | None]  # heavy models' keys in the artifact store
 
 
 @dataclass(frozen=True, slots=True)

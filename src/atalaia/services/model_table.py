@@ -29,19 +29,20 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors import MIN_SCALE, band_width, score_readings
-from atalaia.core.detectors.bands import BAND_ALGORITHMS
+from atalaia.core.detectors.bands import SERVED_ALGORITHMS
 from atalaia.core.detectors.base import MIN_WIDTH
 from atalaia.core.detectors.phases import band_at
+from atalaia.core.explanations import Reason
 from atalaia.core.serving import ServedModel
 from atalaia.files import make_private_dir
 from atalaia.services.id_index import IdIndex
 
-ALGORITHMS = BAND_ALGORITHMS  # what a served model may be
+ALGORITHMS = SERVED_ALGORITHMS  # what a served model may be
 HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
 # From this many ids a batch is looked up in the hashed index, not id by id.
 HASHED_LOOKUP = 64
 _GENERATIONS = count(1)
-SNAPSHOT_LAYOUT = "atalaia.model-table.2"  # bands in pools, algorithms by name
+SNAPSHOT_LAYOUT = "atalaia.model-table.3"  # bands in pools, algorithms by name, keys
 
 
 class SnapshotUnreadable(Exception):
@@ -57,6 +58,12 @@ class Source(IntEnum):
     SNAPSHOT = 2  # loaded from the on-disk snapshot (registry unreachable)
     REDIS = 3  # fetched on a miss from the shared Redis cache
     DATABASE = 4  # fetched on a miss from the registry
+
+
+# Why an anomaly is one, by code (`Scores.reason`): the table's bands give the
+# first two; a heavy model's verdict, the last.
+REASONS = (Reason.OUTSIDE_BAND, Reason.OUTSIDE_SEASONAL_BAND, Reason.ISOLATED_PATTERN)
+ISOLATED = REASONS.index(Reason.ISOLATED_PATTERN)
 
 
 class Tier(IntEnum):
@@ -120,7 +127,7 @@ class Scores:
     anomaly: npt.NDArray[np.bool_]
     expected: npt.NDArray[np.float64]  # the band's centre at each reading's time
     width: npt.NDArray[np.float64]  # and its half-width (inf: nothing known)
-    seasonal: npt.NDArray[np.bool_]  # scored against a seasonal band
+    reason: npt.NDArray[np.int8]  # an anomaly's, as an index into REASONS
     tier: npt.NDArray[np.int8]
     version: npt.NDArray[np.int64]
     algorithm: npt.NDArray[np.int8]
@@ -317,6 +324,8 @@ class ModelTable:
     ids: list[str] = field(default_factory=lambda: [""])  # row 0: unknown series
     cols: _Columns = field(default_factory=lambda: _Columns.empty(1024))
     hashed: IdIndex = field(default_factory=IdIndex)  # `index`, for batches
+    # Row → a heavy model's key in the artifact store (few rows have one).
+    artifacts: dict[int, str] = field(default_factory=dict)
     # Which table this is, in the order they were made: each new table (a full
     # load, the snapshot) numbers its rows afresh, while a table keeps every row
     # it gave as it grows. Whatever keeps rows of a table (counts, a snapshot
@@ -367,15 +376,32 @@ class ModelTable:
         threshold: npt.NDArray[np.float64],
         source: Source,
         band: Sequence[bytes | None] | None = None,
+        artifact: Sequence[str | None] | None = None,
     ) -> None:
         """Serve these models (`algorithm` indexes ALGORITHMS), one per series;
-        `band`: each one's stored band, None for a flat one (all flat if None)."""
+        `band`: each one's stored band, None for a flat one (all flat if None);
+        `artifact`: each one's key in the artifact store, None for none."""
         rows = self._rows(series_ids)
         cols = self.cols
         cols.version[rows], cols.algorithm[rows] = version, algorithm
         cols.center[rows], cols.scale[rows] = center, scale
         cols.threshold[rows], cols.source[rows] = threshold, source
+        self._set_artifacts(rows, artifact or ())
         self._set_bands(rows, band or [None] * rows.size)
+
+    def _set_artifacts(
+        self, rows: npt.NDArray[np.int64], keys: Sequence[str | None]
+    ) -> None:
+        if self.artifacts:
+            for row in rows.tolist():
+                self.artifacts.pop(row, None)
+        for row, key in zip(rows.tolist(), keys, strict=False):
+            if key:
+                self.artifacts[row] = key
+
+    def artifact_of(self, row: int) -> str | None:
+        """Row `row`'s heavy model's key in the artifact store, if it has one."""
+        return self.artifacts.get(row)
 
     def _set_bands(
         self, rows: npt.NDArray[np.int64], bands: Sequence[bytes | None]
@@ -399,6 +425,7 @@ class ModelTable:
             np.array([m.threshold for m in models], np.float64),
             source,
             [m.band for m in models],
+            [m.artifact for m in models],
         )
 
     def clear_model(self, series_id: str) -> None:
@@ -406,6 +433,7 @@ class ModelTable:
         if row is not None:
             self.cols.version[row] = 0
             self.cols.source[row] = Source.NONE
+            self.artifacts.pop(row, None)
             self._set_bands(np.array([row]), [None])
 
     def set_history(
@@ -424,7 +452,7 @@ class ModelTable:
         return ServedModel(
             series_id, int(c.version[row]), ALGORITHMS[c.algorithm[row]],
             float(c.center[row]), float(c.scale[row]), float(c.threshold[row]),
-            c.band_of(row),
+            c.band_of(row), self.artifacts.get(row),
         )  # fmt: skip
 
     def rows_of(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -457,7 +485,7 @@ class ModelTable:
             anomaly=anomaly,
             expected=expected,
             width=width,
-            seasonal=seasonal,
+            reason=seasonal.view(np.int8),
             tier=records["tier"],
             version=records["version"],
             algorithm=records["algorithm"],
@@ -482,6 +510,7 @@ class ModelTable:
         cols = self.cols
         arrays = {name: getattr(cols, name)[1:n] for name in ROW_FIELDS}
         ids = np.frombuffer("\n".join(self.ids[1:]).encode(), np.uint8)
+        keys = np.frombuffer("\n".join(self.artifacts.values()).encode(), np.uint8)
         make_private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")  # 0600
         with os.fdopen(fd, "wb") as out:
@@ -492,6 +521,8 @@ class ModelTable:
                 ids=ids,
                 departure=cols.pools.departure[: cols.pools.used],
                 width=cols.pools.width[: cols.pools.used],
+                artifact_rows=np.fromiter(self.artifacts, np.int64),
+                artifact_keys=keys,
                 **arrays,
             )
         os.replace(tmp, path)
@@ -516,12 +547,16 @@ class ModelTable:
             for name in ROW_FIELDS:
                 getattr(cols, name)[1:n] = data[name]
             cols.algorithm[1:n] = codes[data["algorithm"]]  # by name, not code
+            keys = data["artifact_keys"].tobytes().decode()
+            artifacts = dict(
+                zip(data["artifact_rows"].tolist(), keys.split("\n"), strict=False)
+            )
         cols.source[cols.version > 0] = Source.SNAPSHOT
         cols.derive(np.arange(1, n))
         index = {s: i for i, s in enumerate(ids) if i != UNKNOWN_ROW}
         hashed = IdIndex()
         hashed.add(ids[1:], 1)
-        return cls(index=index, ids=ids, cols=cols, hashed=hashed)
+        return cls(index=index, ids=ids, cols=cols, hashed=hashed, artifacts=artifacts)
 
 
 # A series' row, its record, and its band's centre and half-width at a time.

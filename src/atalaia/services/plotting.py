@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore, ReadingStore, SeriesSummary
 from atalaia.core.detectors.bands import reasons_of
-from atalaia.core.explanations import Direction
+from atalaia.core.detectors.forest import Forest
+from atalaia.core.explanations import Direction, Reason
+from atalaia.core.ports import ArtifactStore
 from atalaia.core.registry import ModelVersion, served_band
 from atalaia.core.series import (
     FloatArray,
@@ -33,7 +35,12 @@ from atalaia.core.series import (
     check_series_id,
     describe_time,
 )
-from atalaia.errors import InvalidInput, SeriesNotFound
+from atalaia.errors import (
+    DependencyUnavailable,
+    InvalidInput,
+    NotFound,
+    SeriesNotFound,
+)
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]
@@ -89,6 +96,14 @@ class PlotData:
         return served_band(self.model).at(timestamps)
 
     @property
+    def reason(self) -> str:
+        """Why the model's anomalies are anomalies."""
+        assert self.model is not None
+        if self.model.artifact is not None:
+            return Reason.ISOLATED_PATTERN
+        return reasons_of(served_band(self.model))
+
+    @property
     def dated(self) -> bool:
         """Whether the window fits matplotlib's calendar (else: epoch seconds)."""
         return _DATABLE[0] <= self.start and self.end <= _DATABLE[1]
@@ -111,12 +126,17 @@ class PlotData:
 
 
 def build_plot_data(
-    session: Session, query: PlotQuery, *, max_points: int = MAX_WINDOW_POINTS
+    session: Session,
+    query: PlotQuery,
+    *,
+    artifacts: ArtifactStore | None = None,
+    max_points: int = MAX_WINDOW_POINTS,
 ) -> PlotData:
-    """Read and score the readings of a plot.
+    """Read and score the readings of a plot (a heavy model's read from
+    `artifacts`).
 
-    Raises SeriesNotFound, VersionNotFound, or InvalidInput (rules `time_range`
-    and `max_window_points`).
+    Raises SeriesNotFound, VersionNotFound, InvalidInput (rules `time_range`
+    and `max_window_points`), or DependencyUnavailable (a heavy model unread).
     """
     series_id = check_series_id(query.series_id)
     store = ReadingStore(session)
@@ -134,9 +154,23 @@ def build_plot_data(
     data = PlotData(series_id, start, end, readings, model, None, np.zeros(0, bool))
     if model is None:
         return replace(data, anomaly=np.zeros(len(readings), np.bool_))
-    expected, width = data.band_at(readings.timestamps)
-    scores = np.abs(readings.values - expected) / width
+    if model.artifact is not None:  # a heavy model: its own verdicts
+        forest = _heavy_model(artifacts, model.artifact)
+        scores = forest.score(readings.timestamps, readings.values).score
+    else:
+        expected, width = data.band_at(readings.timestamps)
+        scores = np.abs(readings.values - expected) / width
     return replace(data, scores=scores, anomaly=scores > 1.0)
+
+
+def _heavy_model(artifacts: ArtifactStore | None, key: str) -> Forest:
+    """The forest stored at `key`; DependencyUnavailable when it cannot be read."""
+    if artifacts is None:
+        raise DependencyUnavailable("artifact store", "none configured")
+    try:
+        return Forest.from_bytes(artifacts.get(key))
+    except (OSError, ValueError, NotFound) as exc:
+        raise DependencyUnavailable("artifact store", str(exc)) from exc
 
 
 def resolve_window(
@@ -222,7 +256,7 @@ def to_json(data: PlotData) -> dict[str, Any]:
         centre, width = data.band_at(ts)
         expected = centre.tolist()
         lower, upper = (centre - width).tolist(), (centre + width).tolist()
-        reason = reasons_of(served_band(data.model))
+        reason = data.reason
     flagged = np.flatnonzero(data.anomaly)
     band, window = data.band, data.training_window
     return {

@@ -4,6 +4,7 @@ registration transaction, each job keeping every guarantee it has alone.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -64,7 +65,8 @@ def train_claimed(
             series = [cast(Readings, data[job.job_id]) for job in group]
             fits = fit_series(first.algorithm, first.hyperparameters, series)
         fitted += zip(group, fits, strict=True)
-    outcome = _register(fitted, data, sessions)
+    keys = _store_artifacts(fitted, artifacts)
+    outcome = _register(fitted, data, keys, sessions)
     log.info(
         "training.chunk_finished",
         jobs=len(jobs),
@@ -131,9 +133,26 @@ def _store(series_id: str, readings: Readings, sessions: SessionFactory) -> None
             session.commit()
 
 
+def _store_artifacts(
+    fitted: list[tuple[TrainingJob, Fit]], artifacts: ArtifactStore
+) -> dict[str, str]:
+    """Put each heavy model in the artifact store before its version is
+    registered (a version never names an artifact that is not there); by job
+    id, its key. A key names the series and the model's digest, so a retried
+    job writes the same key and two models never share one."""
+    keys = {}
+    for job, fit in fitted:
+        if fit.artifact is not None:
+            digest = hashlib.sha256(fit.artifact).hexdigest()[:32]
+            key = keys[job.job_id] = f"models/{job.series_id}/{digest}.npz"
+            artifacts.put(key, fit.artifact)
+    return keys
+
+
 def _register(
     fitted: list[tuple[TrainingJob, Fit]],
     data: dict[str, TrainingData],
+    keys: dict[str, str],
     sessions: SessionFactory,
 ) -> Outcome:
     if not fitted:
@@ -141,7 +160,7 @@ def _register(
     for _attempt in range(REGISTER_ATTEMPTS):
         try:
             with sessions() as session:
-                outcome = _register_once(session, fitted, data)
+                outcome = _register_once(session, fitted, data, keys)
                 session.commit()
         except ConcurrentChange:  # a concurrent job of a series took its number
             continue
@@ -153,6 +172,7 @@ def _register_once(
     session: Session,
     fitted: list[tuple[TrainingJob, Fit]],
     data: dict[str, TrainingData],
+    keys: dict[str, str],
 ) -> Outcome:
     """Register a version per job still running; others are skipped (cancelled)."""
     models, jobs = ModelStore(session), JobStore(session)
@@ -167,7 +187,8 @@ def _register_once(
     registered = []
     for job, fit in pending:
         number = latest[job.series_id] = latest.get(job.series_id, 0) + 1
-        model = _version(job, fit, data[job.job_id], number, now)
+        artifact = keys.get(job.job_id)
+        model = _version(job, fit, data[job.job_id], number, now, artifact)
         registered.append((model, job.submitted_by))
         outcome[job.job_id] = model
     jobs.record_versions({m.lineage.job_id: m.version for m, _ in registered})
@@ -182,7 +203,12 @@ def _register_once(
 
 
 def _version(
-    job: TrainingJob, fit: Fit, readings: TrainingData, number: int, now: datetime
+    job: TrainingJob,
+    fit: Fit,
+    readings: TrainingData,
+    number: int,
+    now: datetime,
+    artifact: str | None,
 ) -> ModelVersion:
     return ModelVersion(
         series_id=job.series_id,
@@ -205,6 +231,7 @@ def _version(
         reference=fit.reference,
         band=fit.band,
         sensor=fit.sensor,
+        artifact=artifact,
     )
 
 

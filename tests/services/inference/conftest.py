@@ -47,6 +47,7 @@ class FakeStore:
             np.array([x.scale for x in m]),
             np.array([x.threshold for x in m]),
             [x.band for x in m],
+            [x.artifact for x in m],
         )
         return FleetModels(len(m), columns, _no_history())
 

@@ -1,9 +1,10 @@
 """The shared L2 cache of served models: one Redis string per series.
 
 A value packs the version, centre, scale and threshold (little-endian int64 and
-three float64), the length of the algorithm's name (one byte), the name, then a
-seasonal model's stored band (`PhaseBand.to_bytes`): about 40 bytes for a flat
-model, 1.4 kB for an hour-of-week one. Keys carry the layout's number, so a
+three float64), the lengths of the algorithm's name (one byte) and of a heavy
+model's artifact key (two bytes), the name, the key, then a seasonal model's
+stored band (`PhaseBand.to_bytes`): about 40 bytes for a flat model, 1.4 kB for
+an hour-of-week one. Keys carry the layout's number, so a
 value of another layout is never read as this one. The training
 service writes a series' entry after each registry change it commits; inference
 replicas write the models they read from the database. Entries expire after
@@ -19,11 +20,11 @@ from typing import Any
 import redis
 
 from atalaia.adapters.cache.link import RedisLink
-from atalaia.core.detectors.bands import BAND_ALGORITHMS
+from atalaia.core.detectors.bands import SERVED_ALGORITHMS
 from atalaia.core.serving import ServedModel
 
-_PACKED = struct.Struct("<qdddB")
-_LAYOUT = "model2"  # the key's prefix: this layout of values
+_PACKED = struct.Struct("<qdddBH")
+_LAYOUT = "model3"  # the key's prefix: this layout of values
 # MGET at most this many keys at once: Redis serves one command at a time.
 _CHUNK = 10_000
 
@@ -34,25 +35,30 @@ def encode_model(model: ServedModel) -> bytes:
     b'zscore'
     """
     name = model.algorithm.encode()
+    artifact = (model.artifact or "").encode()
     packed = _PACKED.pack(
-        model.version, model.center, model.scale, model.threshold, len(name)
-    )
-    return packed + name + (model.band or b"")
+        model.version, model.center, model.scale, model.threshold, len(name),
+        len(artifact),
+    )  # fmt: skip
+    return packed + name + artifact + (model.band or b"")
 
 
 def decode_model(series_id: str, data: bytes) -> ServedModel | None:
     """The model packed in `data`; None when it is not one this version can serve."""
     if len(data) <= _PACKED.size:
         return None
-    version, center, scale, threshold, length = _PACKED.unpack_from(data)
+    version, center, scale, threshold, length, key_length = _PACKED.unpack_from(data)
     end = _PACKED.size + length
     algorithm = data[_PACKED.size : end].decode(errors="replace")
-    if algorithm not in BAND_ALGORITHMS or version < 1:
+    artifact = data[end : end + key_length].decode(errors="replace") or None
+    if algorithm not in SERVED_ALGORITHMS or version < 1:
         return None
-    band = data[end:] or None
+    band = data[end + key_length :] or None
     if band is not None and (len(band) < 16 or len(band) % 8):  # period + pairs
         return None
-    return ServedModel(series_id, version, algorithm, center, scale, threshold, band)
+    return ServedModel(
+        series_id, version, algorithm, center, scale, threshold, band, artifact
+    )
 
 
 class ModelCache:

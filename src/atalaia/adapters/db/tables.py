@@ -155,6 +155,8 @@ class VersionRow(Base):
     band: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A sensor model's axes and matrices (StoredSensor.to_bytes); NULL: a series'.
     sensor: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A heavy model's key in the artifact store; NULL: the row holds it all.
+    artifact: Mapped[str | None] = mapped_column(String(256))
     metrics: Mapped[dict[str, float | str]] = mapped_column(Json, default=dict)
     reference: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(Json)

@@ -26,9 +26,16 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from atalaia.core.explanations import Direction, Reason
+from atalaia.core.explanations import Direction
 from atalaia.services.inference.data_plane import NOTHING_FETCHED, ScoredReading
-from atalaia.services.model_table import ALGORITHMS, UNKNOWN_ROW, Scores, Source, Tier
+from atalaia.services.model_table import (
+    ALGORITHMS,
+    REASONS,
+    UNKNOWN_ROW,
+    Scores,
+    Source,
+    Tier,
+)
 
 Code = TypeVar("Code", bound=IntEnum)
 
@@ -99,11 +106,9 @@ _, _SOURCE_AT, _ALGORITHM_AT, _TIER_AT, _VERSION_AT = _shifts(
     len(Source), len(Source), len(ALGORITHMS), len(Tier)
 )
 assert _VERSION_AT <= 31, "versions below 2**32 fit above the codes"
-# An anomaly's reason, by whether its band is seasonal.
-_REASONS = (Reason.OUTSIDE_BAND, Reason.OUTSIDE_SEASONAL_BAND)
 # A reading's direction and reason as codes: 0 for none (not an anomaly).
 _DIRECTIONS = np.array([None, Direction.ABOVE, Direction.BELOW], dtype=object)
-_REASON_CODES = np.array([None, *_REASONS], dtype=object)
+_REASON_CODES = np.array([None, *REASONS], dtype=object)
 UNKNOWN_SERIES_WARNING = (
     "unknown_series: no model and no history for this series; answered with the default"
 )
@@ -170,7 +175,7 @@ def reading_answer(
     direction = reason = None
     if scored.anomaly:
         direction = Direction.ABOVE if value > expected else Direction.BELOW
-        reason = _REASONS[record.phases > 0]
+        reason = REASONS[scored.reason]
     answer: dict[str, Any] = {
         "series_id": series_id,
         "timestamp": timestamp,
@@ -238,7 +243,7 @@ class _Explained:
             expected - width,
             expected + width,
             _named(_DIRECTIONS, anomaly + anomaly * below),
-            _named(_REASON_CODES, anomaly + anomaly * scores.seasonal.view(np.int8)),
+            _named(_REASON_CODES, anomaly * (scores.reason + 1)),
         )
 
 

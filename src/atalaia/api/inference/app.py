@@ -21,6 +21,7 @@ from atalaia.api.inference.routes import FAST_ROUTES, router
 from atalaia.api.inference.sensor_routes import router as sensor_router
 from atalaia.api.inference.state import ServingState
 from atalaia.services.inference import Predictor
+from atalaia.services.inference.heavy import HeavyModels
 from atalaia.settings import Settings, load_settings
 
 probe_router = APIRouter(tags=["probes"])
@@ -75,6 +76,10 @@ async def model_serving(
         retry_s=settings.inference_db_retry_s,
         flush_s=settings.inference_stats_flush_s,
         cache=cache,
+        heavy=HeavyModels(
+            load=resources.artifacts.get,
+            budget_bytes=int(settings.inference_model_memory_mb * 2**20),
+        ),
     )
     metrics = ServingMetrics(registry, predictor)
     await run_in_threadpool(predictor.warm_load)

@@ -6,10 +6,11 @@ import time
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from atalaia.services.inference import Predictor
+from atalaia.services.inference.heavy import HeavyModels
 from atalaia.services.model_table import UNKNOWN_ROW, ModelTable, Scores, Tier
 
 
@@ -45,6 +46,7 @@ class ServingMetrics:
             "Share of readings answered by a production model held in memory",
             registry=registry,
         ).set_function(lambda: self._answered[0] / max(1, sum(self._answered)))
+        registry.register(_HeavyModelCounts(predictor.heavy))
 
     def unknown_series(self, readings: int) -> None:
         """Count readings of series unknown to the table (not per series: any
@@ -96,6 +98,36 @@ class ServingMetrics:
             tally.add_named(scores.table, named, latency_ms)
             rows, anomaly = rows[~unknown], anomaly[~unknown]
         tally.add_rows(scores.table, rows, anomaly, latency_ms)
+
+
+class _HeavyModelCounts(Collector):
+    """`heavy_model_cache_*`: what the heavy models' cache did and holds."""
+
+    def __init__(self, heavy: HeavyModels) -> None:
+        self._heavy = heavy
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._heavy.counts
+        for name, value, help_text in (
+            ("hits", c.hits, "Heavy models found in memory"),
+            ("misses", c.misses, "Heavy models read from the artifact store"),
+            ("evictions", c.evictions, "Heavy models evicted to stay in budget"),
+            ("load_failures", c.failures, "Heavy models unreadable: band answered"),
+        ):
+            yield CounterMetricFamily(
+                f"heavy_model_cache_{name}", help_text, value=value
+            )
+        yield GaugeMetricFamily(
+            "heavy_model_cache_bytes", "Bytes of heavy models in memory", value=c.bytes
+        )
+        yield GaugeMetricFamily(
+            "heavy_model_cache_models", "Heavy models in memory", value=c.models
+        )
+        yield GaugeMetricFamily(
+            "heavy_model_cache_budget_bytes",
+            "Bytes heavy models may take (ATALAIA_INFERENCE_MODEL_MEMORY_MB)",
+            value=self._heavy.budget_bytes,
+        )
 
 
 class _PredictionCounts(Collector):

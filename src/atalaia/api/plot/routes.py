@@ -14,7 +14,7 @@ from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, VersionNumber
 from atalaia.core.series import TimeRange
-from atalaia.errors import SeriesNotFound, VersionNotFound
+from atalaia.errors import DependencyUnavailable, SeriesNotFound, VersionNotFound
 from atalaia.services.plotting import (
     PlotQuery,
     build_plot_data,
@@ -50,7 +50,10 @@ router = APIRouter(tags=["plot"])
 @router.get(
     "/plot",
     response_class=Response,
-    responses={**_RESPONSES, **error_responses(SeriesNotFound, VersionNotFound)},
+    responses={
+        **_RESPONSES,
+        **error_responses(SeriesNotFound, VersionNotFound, DependencyUnavailable),
+    },
 )
 def plot(
     session: SessionDep,
@@ -81,7 +84,7 @@ def plot(
         _epoch(end, "end", resources.time_range),
         version,
     )
-    data = build_plot_data(session, query)
+    data = build_plot_data(session, query, artifacts=resources.artifacts)
     if format_ is PlotFormat.JSON:
         body = orjson.dumps(to_json(data))  # NaN and ±Inf become null
     elif format_ is PlotFormat.PNG:

@@ -238,6 +238,11 @@ class VersionView(BaseModel):
     reference: dict[str, Any]
     lineage: dict[str, Any]
     created_at: datetime
+    artifact: str | None = Field(
+        default=None,
+        description="A heavy model's key in the artifact store (an isolation "
+        "forest's trees); null: the registry holds the whole model",
+    )
 
     @classmethod
     def of(cls, model: ModelVersion) -> VersionView:
@@ -251,6 +256,7 @@ class VersionView(BaseModel):
             reference=model.reference,
             lineage=model.lineage.as_dict(),
             created_at=model.created_at,
+            artifact=model.artifact,
         )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from atalaia.core.detectors import auto
+from atalaia.core.detectors import auto, forest
 from atalaia.core.detectors.auto import Choice
 from atalaia.core.detectors.base import ModelParams, band_width
 from atalaia.core.detectors.catalog import (
@@ -20,7 +20,10 @@ from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings
 
-BAND_ALGORITHMS: tuple[str, ...] = tuple(sorted(set(SERIES_FAMILIES) - {auto.NAME}))
+# The families fitted into a band, and what a series' version may be (those,
+# and the heavy isolation forest, served with its band beside its trees).
+BAND_ALGORITHMS = tuple(sorted(set(SERIES_FAMILIES) - {auto.NAME, forest.NAME}))
+SERVED_ALGORITHMS = tuple(sorted(set(SERIES_FAMILIES) - {auto.NAME}))
 
 
 def fit_band(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from atalaia.core.detectors import forest
 from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.base import (
     Detector,
@@ -39,6 +40,7 @@ SERIES_FAMILIES: dict[str, Hyperparameters] = {
     SEASONAL.name: Hyperparameters(
         SEASONAL.defaults, SEASONAL.optional, SEASONAL.check
     ),
+    forest.NAME: Hyperparameters(forest.DEFAULTS, forest.OPTIONAL, forest.check),
     AUTO: Hyperparameters({}),  # each candidate with its defaults
 }
 MULTIVARIATE = Multivariate()

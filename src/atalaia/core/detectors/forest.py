@@ -14,14 +14,18 @@ trees take for normal, and hide the next ones.
 The threshold is the training scores' (1 − `false_alarm_rate`) quantile,
 extrapolated along an exponential tail fitted to the excesses over their top
 TAIL (peaks over threshold): a model trained on fewer readings than
-1 / `false_alarm_rate` still gets a threshold for that rate. The anomaly score
-is the trees' score over the threshold: above 1 is an anomaly.
+1 / `false_alarm_rate` still gets a threshold for that rate.
 
-The explanation: `expected` is the seasonal centre; the band is expected ±
-z sigmas of the spread at that time, z the two-sided normal quantile of
-`false_alarm_rate` (3.9 for 1e-4): where a lone reading's residual alone
-becomes unusual. An anomaly's pattern may lie inside it (a stuck sensor, a
-burst of noise): the verdict is the forest's.
+The band is expected ± z sigmas of the spread at that time, z the two-sided
+normal quantile of `false_alarm_rate` (3.9 for 1e-4): where a lone reading's
+residual alone becomes unusual. The anomaly score is the larger of the trees'
+score over their threshold and the reading's distance from the expected value
+in band half-widths: above 1 is an anomaly. The trees' score saturates (a
+reading 50 sigmas out isolates hardly faster than one 10 sigmas out, and a
+reading without readings before it shows only its residual), so a reading far
+outside the band is an anomaly, and a larger one, whatever its window; a
+pattern inside the band (a stuck sensor, a burst of noise) is the trees' call
+(`isolated`).
 
 Hyperparameters: `window` (readings), `trees`, `samples` (readings per tree),
 `false_alarm_rate`, and `period_s`, `phases` as `seasonal` takes them.
@@ -46,7 +50,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaia.core.detectors.base import FloatArray, check_hyperparameters
-from atalaia.core.detectors.phases import BandPools, PhaseBand
+from atalaia.core.detectors.phases import BandPools, PhaseBand, Widths
 from atalaia.core.detectors.seasonal import Seasonal
 from atalaia.core.detectors.trees import MAX_SAMPLES, Float32Array, Trees
 from atalaia.core.detectors.windows import FEATURES, window_features
@@ -71,12 +75,14 @@ FORMAT = "atalaia.isolation_forest.1"
 
 @dataclass(frozen=True, slots=True)
 class Verdicts:
-    """Per reading: the anomaly score (1 at the threshold), the expected value
-    and the band's half-width."""
+    """Per reading: the anomaly score (1 at the threshold), the expected value,
+    the band's half-width, and whether the trees gave the score (an isolated
+    pattern) rather than the band."""
 
     score: FloatArray
     expected: FloatArray
     half_width: FloatArray
+    isolated: npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +98,27 @@ class Forest:
     def score(self, timestamps: FloatArray, values: FloatArray) -> Verdicts:
         """Score consecutive readings (timestamps increasing)."""
         expected, sigma = _spread_at(self.spread, timestamps)
-        window = int(self.hyperparameters["window"])
-        features = window_features(values, expected, sigma, window, self.typical)
-        score = self.trees.scores(_float32(features)) / self.threshold
+        features = window_features(values, expected, sigma, self.window, self.typical)
+        pattern = self.trees.scores(_float32(features)) / self.threshold
+        half_width = sigma * band_sigmas(self.hyperparameters["false_alarm_rate"])
+        outside = np.abs(values - expected) / half_width
+        isolated = pattern >= outside
+        return Verdicts(
+            np.where(isolated, pattern, outside), expected, half_width, isolated
+        )
+
+    @property
+    def band(self) -> PhaseBand:
+        """The explanation's band: expected ± z sigmas at each phase (`score`'s
+        `expected` and `half_width`)."""
         z = band_sigmas(self.hyperparameters["false_alarm_rate"])
-        return Verdicts(score, expected, sigma * z)
+        spread = self.spread
+        return PhaseBand(spread.period, spread.base, spread.departure, spread.width * z)
+
+    @property
+    def window(self) -> int:
+        """How many readings a reading's features look at, its own included."""
+        return int(self.hyperparameters["window"])
 
     @property
     def nbytes(self) -> int:
@@ -144,7 +166,7 @@ class Forest:
             float(arrays["spread.period"]),
             float(arrays["spread.base"]),
             arrays["spread.departure"].astype(np.float32),
-            arrays["spread.width"].astype(np.float32),
+            _widths(arrays["spread.width"]),
         )
         trees = {k[6:]: v for k, v in arrays.items() if k.startswith("trees.")}
         return cls(
@@ -154,6 +176,14 @@ class Forest:
             trees=Trees.from_arrays(trees),
             threshold=float(arrays["threshold"]),
         )
+
+
+def _widths(stored: AnyArray) -> Widths:
+    """Widths as stored: float32 phases, or a flat band's exact float64."""
+    if stored.dtype not in (np.float32, np.float64):
+        raise ValueError(f"widths of type {stored.dtype}")
+    widths: Widths = stored
+    return widths
 
 
 def fit_forest(
@@ -212,6 +242,14 @@ def _training_features(
 def resolve_hyperparameters(given: Mapping[str, object]) -> dict[str, float]:
     """Validate `given` and fill in the defaults (InvalidHyperparameters)."""
     resolved = check_hyperparameters(NAME, DEFAULTS, given, OPTIONAL)
+    check(resolved)
+    return resolved
+
+
+def check(resolved: Mapping[str, float]) -> None:
+    """The family's rules beyond "a number > 0": whole counts within bounds,
+    a false-alarm rate below 1, `phases` as `seasonal` takes them."""
+    Seasonal.check(resolved)
     for name, (low, high) in COUNTS.items():
         count = resolved[name]
         if count != int(count) or not low <= count <= high:
@@ -224,7 +262,6 @@ def resolve_hyperparameters(given: Mapping[str, object]) -> dict[str, float]:
         raise InvalidHyperparameters(
             f"{NAME}.false_alarm_rate must be below 1", rule="hyperparameters_range"
         )
-    return resolved
 
 
 def band_sigmas(rate: float) -> float:

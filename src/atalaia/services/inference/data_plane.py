@@ -9,10 +9,15 @@ due, see `Predictor.due_lookups`), after which the table is read again; then the
 series' history; then the default. The prediction routes, the tests and scoring
 on ingest all score here.
 
-The lookup blocks. Workers call `score_one` / `score_batch`, which look up in
-their thread. An event loop calls `score_one_async` / `score_batch_async`: they
-score from memory on the loop, and only when a lookup is due run the same chain
-in a worker thread.
+A heavy model's series (an isolation forest) has a row like any other: its
+band explains each reading, and answers while its forest cannot be read. Its
+readings are then scored by the forest itself (`HeavyModels`), with the series'
+recent readings.
+
+The lookup, and reading a forest missing from memory, block. Workers call
+`score_one` / `score_batch`, which do both in their thread. An event loop calls
+`score_one_async` / `score_batch_async`: they score from memory on the loop,
+and only when a lookup or a read is due run the same chain in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,19 +31,25 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
-from atalaia.core.detectors import score_reading
+from atalaia.core.detectors import forest, score_reading
 from atalaia.core.series import check_series_id
+from atalaia.services.inference.heavy import HeavyModels
 from atalaia.services.model_table import (
+    ALGORITHMS,
+    ISOLATED,
     UNKNOWN_ROW,
     ModelTable,
     Record,
     Scores,
     Source,
+    Tier,
 )
 
 # No model fetched on a miss (shared: nothing writes to it).
 NOTHING_FETCHED: Mapping[int, Source] = MappingProxyType({})
 _NOT_FETCHED = Source.NONE  # a global: cheaper to read than an Enum's member
+_HEAVY = ALGORITHMS.index(forest.NAME)  # the algorithm code of heavy models
+_MODEL = int(Tier.MODEL)
 
 
 class Serving(Protocol):
@@ -46,6 +57,9 @@ class Serving(Protocol):
 
     @property
     def table(self) -> ModelTable: ...
+
+    @property
+    def heavy(self) -> HeavyModels: ...
 
     def due_lookups(self, unknown: Iterable[str]) -> set[str]:
         """Which of these series unknown to the table to look up now."""
@@ -64,6 +78,7 @@ class ScoredReading(NamedTuple):
     width: float  # and its half-width (inf: nothing known)
     score: float
     anomaly: bool
+    reason: int  # an anomaly's, as an index into REASONS
     fetched: Source  # where a miss fetched its model from; NONE: none fetched
     table: ModelTable  # the table that scored it: `row` is its row
 
@@ -140,10 +155,24 @@ def _one(
             fetched = found.get(series_id, _NOT_FETCHED)
             table = serving.table
             row, record, expected, width = table.record(series_id, timestamp)
-    score = score_reading(expected, width, value)
+    reason = int(record.phases > 0)
+    if record.algorithm == _HEAVY and record.tier == _MODEL:
+        key = table.artifact_of(row) or ""
+        if not may_block and not serving.heavy.resident(key):
+            raise _LookupDue
+        verdicts = serving.heavy.score(
+            series_id, record.version, key, np.array([timestamp]), np.array([value])
+        )
+        if verdicts is not None:
+            score = float(verdicts.score[0])
+            reason = ISOLATED if verdicts.isolated[0] else reason
+        else:
+            score = score_reading(expected, width, value)
+    else:
+        score = score_reading(expected, width, value)
     scored = (
         row, row != UNKNOWN_ROW, record, expected, width, score, score > 1.0,
-        fetched, table,
+        reason, fetched, table,
     )  # fmt: skip
     return tuple.__new__(ScoredReading, scored)  # past NamedTuple's slow __new__
 
@@ -168,7 +197,41 @@ def _batch(
             fetched = {table.index[s]: source for s, source in found.items()}
         if not rows.all():
             unknown = _unknown(series_ids, rows)
-    return ScoredBatch(table.score(rows, timestamps, values), fetched, unknown)
+    scores = table.score(rows, timestamps, values)
+    heavy = (scores.algorithm == _HEAVY) & (scores.tier == _MODEL)
+    if heavy.any():
+        _score_heavy(serving, scores, np.flatnonzero(heavy), timestamps, values,
+                     may_block=may_block)  # fmt: skip
+    return ScoredBatch(scores, fetched, unknown)
+
+
+def _score_heavy(
+    serving: Serving,
+    scores: Scores,
+    at: npt.NDArray[np.intp],
+    timestamps: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    *,
+    may_block: bool,
+) -> None:
+    """Score the readings `at` (of heavy models) by their series' forests, in
+    place (the band's reason stays where the band gave the score); a series
+    whose forest cannot be read keeps its band's verdicts."""
+    table, heavy = scores.table, serving.heavy
+    rows = scores.rows[at]
+    keys = {row: table.artifact_of(row) or "" for row in np.unique(rows).tolist()}
+    if not may_block and not all(map(heavy.resident, keys.values())):
+        raise _LookupDue
+    for row, key in keys.items():
+        mine = at[rows == row]
+        verdicts = heavy.score(
+            table.ids[row], int(scores.version[mine[0]]), key,
+            timestamps[mine], values[mine],
+        )  # fmt: skip
+        if verdicts is not None:
+            scores.score[mine] = verdicts.score
+            scores.anomaly[mine] = verdicts.score > 1.0
+            scores.reason[mine[verdicts.isolated]] = ISOLATED
 
 
 def _unknown(series_ids: Sequence[str], rows: npt.NDArray[np.int64]) -> list[str]:

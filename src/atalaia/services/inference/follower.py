@@ -93,7 +93,7 @@ class TableFollower:
         table.set_model_columns(
             models.series_ids, models.version, algorithm,
             models.center, models.scale, models.threshold, Source.MEMORY,
-            models.band,
+            models.band, models.artifact,
         )  # fmt: skip
         with self.served.lock:
             self.served.replace(table, LoadState.DATABASE)

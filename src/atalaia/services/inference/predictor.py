@@ -11,6 +11,7 @@ from atalaia.errors import ConcurrentChange, DependencyUnavailable
 from atalaia.services.inference.background import BackgroundThreads
 from atalaia.services.inference.follower import OnLoad, TableFollower
 from atalaia.services.inference.health import DatabaseHealth
+from atalaia.services.inference.heavy import HeavyModels
 from atalaia.services.inference.l2 import L2Models
 from atalaia.services.inference.lookup import MissLookup
 from atalaia.services.inference.sensors import SensorModels
@@ -41,8 +42,11 @@ class Predictor:
         retry_s: float = 5.0,
         flush_s: float = 30.0,
         cache: SharedModelCache | None = None,
+        heavy: HeavyModels | None = None,
     ) -> None:
         self.store = store
+        # Heavy models (forests): none without an artifact store to read them.
+        self.heavy = heavy or HeavyModels(load=None, budget_bytes=0)
         self.snapshot_path = snapshot_path
         self.served = served = ServedTable()
         self.health = health = DatabaseHealth(retry_s)

@@ -19,7 +19,7 @@ from atalaia.adapters.db.tables import (
     utcnow,
 )
 from atalaia.core.detectors import ModelParams
-from atalaia.core.detectors.bands import BAND_ALGORITHMS
+from atalaia.core.detectors.bands import SERVED_ALGORITHMS
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.registry import Lineage, ModelVersion, Stage, StageChange
 from atalaia.core.sensors import StoredSensor
@@ -66,6 +66,7 @@ def _version(row: VersionRow) -> ModelVersion:
         reference=dict(row.reference),
         band=PhaseBand.from_bytes(row.center, row.band) if row.band else None,
         sensor=StoredSensor.from_bytes(row.sensor) if row.sensor else None,
+        artifact=row.artifact,
     )
 
 
@@ -80,6 +81,7 @@ def _version_row(model: ModelVersion) -> VersionRow:
         threshold=model.params.threshold,
         band=model.band.to_bytes() if model.band else None,
         sensor=model.sensor.to_bytes() if model.sensor else None,
+        artifact=model.artifact,
         metrics=model.metrics,
         reference=model.reference,
         lineage=model.lineage.as_dict(),
@@ -105,9 +107,10 @@ _SERVED = select(
     VersionRow.scale,
     VersionRow.threshold,
     VersionRow.band,
+    VersionRow.artifact,
 ).where(
     VersionRow.stage == Stage.PRODUCTION.value,
-    VersionRow.algorithm.in_(BAND_ALGORITHMS),  # the model table's; not sensors'
+    VersionRow.algorithm.in_(SERVED_ALGORITHMS),  # the model table's; not sensors'
 )
 
 
@@ -267,7 +270,7 @@ class ModelStore:
 
     def served_columns(self) -> ServedColumns:
         """Every production version as columns, in one query: the warm load."""
-        kinds = (str, np.int64, str, np.float64, np.float64, np.float64, bytes)
+        kinds = (str, np.int64, str, np.float64, np.float64, np.float64, bytes, str)
         return ServedColumns(*fetch_columns(self.session, _SERVED, kinds))
 
     def past_production(self, series_id: str) -> list[ModelVersion]:
