@@ -11,6 +11,8 @@ AtalaiaError
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
 │   ├── UnknownSeries            no model and no history (when refused)
+│   ├── SensorNotServed          no production sensor model in memory
+│   ├── SensorModelNotFound      no sensor model in the registry
 │   ├── JobNotFound
 │   └── VersionNotFound
 ├── Conflict                     state forbids the request (409)
@@ -141,6 +143,17 @@ class SensorNotServed(NotFound):
             f"sensor {sensor_id!r} has no production sensor model in memory "
             "(train it with algorithm multivariate, then promote it)"
         )
+
+
+class SensorModelNotFound(NotFound):
+    rule = "sensor_model_exists"
+
+    def __init__(self, sensor_id: str, version: int | None = None) -> None:
+        if version is None:
+            detail = f"sensor {sensor_id!r} has no model"
+        else:
+            detail = f"version {version} of {sensor_id!r} is not a sensor model"
+        super().__init__(f"{detail} (train one with algorithm multivariate)")
 
 
 class JobNotFound(NotFound):

@@ -171,8 +171,10 @@ def test_the_plot_shows_the_forests_verdicts(
     np.testing.assert_allclose(
         plot["points"]["anomaly_score"], library.anomaly_score, rtol=1e-9
     )
-    assert plot["anomalies"]
-    assert {a["reason"] for a in plot["anomalies"]} == {"isolated_pattern"}
+    flagged = np.flatnonzero(library.anomaly)
+    assert flagged.size
+    assert [a["reason"] for a in plot["anomalies"]] == library.reason[flagged].tolist()
+    assert "isolated_pattern" in library.reason[flagged]
     png = client.get(
         "/api/v1/plot", params={"series_id": SERIES}, headers=admin
     )  # fmt: skip

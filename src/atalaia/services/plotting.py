@@ -6,6 +6,8 @@ with the phase of its period for a seasonal one.
 `build_plot_data` reads what a plot needs; `render_png`, `render_svg` and
 `to_json` turn it into a response body. Figures use matplotlib's object-oriented
 API on an Agg canvas, never pyplot, so concurrent requests share no figure state.
+The window, time axis and panel helpers serve a sensor's plot too
+(`services.sensor_plotting`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ IntArray = npt.NDArray[np.intp]
 MAX_WINDOW_POINTS = 2_000_000
 DEFAULT_WINDOW_S = 7 * 24 * 3600.0
 MAX_DRAWN_POINTS = 5_000
-_RASTERIZE_ABOVE = 5_000  # anomaly markers drawn as an image in SVGs past this count
+RASTERIZE_ABOVE = 5_000  # anomaly markers drawn as an image in SVGs past this count
 BAND_SAMPLES = 2_000  # times the band is drawn at across the window
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # matplotlib's dates span years 1–9999: a window beyond them (readings stored
@@ -82,6 +84,8 @@ class PlotData:
     model: ModelVersion | None
     scores: FloatArray | None
     anomaly: BoolArray
+    # A heavy model's: where its trees gave the score (an isolated pattern).
+    isolated: BoolArray | None = None
 
     @property
     def band(self) -> tuple[float, float] | None:
@@ -96,17 +100,20 @@ class PlotData:
         return served_band(self.model).at(timestamps)
 
     @property
-    def reason(self) -> str:
-        """Why the model's anomalies are anomalies."""
+    def reasons(self) -> list[str]:
+        """Why each reading would be an anomaly."""
         assert self.model is not None
-        if self.model.artifact is not None:
-            return Reason.ISOLATED_PATTERN
-        return reasons_of(served_band(self.model))
+        outside = reasons_of(served_band(self.model))
+        if self.isolated is None:
+            return [outside] * self.anomaly.size
+        reasons: list[str] = np.where(
+            self.isolated, Reason.ISOLATED_PATTERN, outside
+        ).tolist()
+        return reasons
 
     @property
-    def dated(self) -> bool:
-        """Whether the window fits matplotlib's calendar (else: epoch seconds)."""
-        return _DATABLE[0] <= self.start and self.end <= _DATABLE[1]
+    def time(self) -> TimeAxis:
+        return TimeAxis(self.start, self.end)
 
     @property
     def value_scale(self) -> float:
@@ -150,16 +157,21 @@ def build_plot_data(
         end=query.end,
     )
     model = resolve_model(ModelStore(session), series_id, query.version)
-    readings = _fetch(store, summary, start=start, end=end, max_points=max_points)
+    readings = fetch_window(store, summary, start=start, end=end, max_points=max_points)
     data = PlotData(series_id, start, end, readings, model, None, np.zeros(0, bool))
     if model is None:
         return replace(data, anomaly=np.zeros(len(readings), np.bool_))
     if model.artifact is not None:  # a heavy model: its own verdicts
         forest = _heavy_model(artifacts, model.artifact)
-        scores = forest.score(readings.timestamps, readings.values).score
-    else:
-        expected, width = data.band_at(readings.timestamps)
-        scores = np.abs(readings.values - expected) / width
+        verdicts = forest.score(readings.timestamps, readings.values)
+        return replace(
+            data,
+            scores=verdicts.score,
+            anomaly=verdicts.score > 1.0,
+            isolated=verdicts.isolated,
+        )
+    expected, width = data.band_at(readings.timestamps)
+    scores = np.abs(readings.values - expected) / width
     return replace(data, scores=scores, anomaly=scores > 1.0)
 
 
@@ -210,7 +222,7 @@ def resolve_model(
     return versions[0] if versions else None
 
 
-def _fetch(
+def fetch_window(
     store: ReadingStore,
     summary: SeriesSummary,
     *,
@@ -218,6 +230,8 @@ def _fetch(
     end: float,
     max_points: int,
 ) -> Readings:
+    """The series' readings of [start, end); InvalidInput (`max_window_points`)
+    past `max_points`."""
     first, last = summary.first_ts, summary.last_ts
     covers_all = (
         first is not None and last is not None and start <= first and end > last
@@ -248,15 +262,14 @@ def to_json(data: PlotData) -> dict[str, Any]:
     model), each anomaly its explanation; `band` is the flat band of a
     location/scale model (null for a seasonal one)."""
     ts, vs = data.readings.timestamps, data.readings.values
-    nothing = [None] * vs.size
+    nothing: list[Any] = [None] * vs.size
     scores = data.scores.tolist() if data.scores is not None else nothing
-    expected, lower, upper = nothing, nothing, nothing
-    reason = None
+    expected, lower, upper, reasons = nothing, nothing, nothing, nothing
     if data.model is not None:
         centre, width = data.band_at(ts)
         expected = centre.tolist()
         lower, upper = (centre - width).tolist(), (centre + width).tolist()
-        reason = data.reason
+        reasons = data.reasons
     flagged = np.flatnonzero(data.anomaly)
     band, window = data.band, data.training_window
     return {
@@ -285,7 +298,7 @@ def to_json(data: PlotData) -> dict[str, Any]:
                 "direction": Direction.ABOVE
                 if vs[i] > expected[i]
                 else Direction.BELOW,
-                "reason": reason,
+                "reason": reasons[i],
             }
             for i in flagged.tolist()
         ],
@@ -311,14 +324,15 @@ def _model_json(model: ModelVersion | None) -> dict[str, Any] | None:
 
 
 def render_png(data: PlotData) -> bytes:
-    return _save(draw_figure(data), "png")
+    return save_figure(draw_figure(data), "png")
 
 
 def render_svg(data: PlotData) -> bytes:
-    return _save(draw_figure(data), "svg")
+    return save_figure(draw_figure(data), "svg")
 
 
-def _save(figure: Figure, fmt: str) -> bytes:
+def save_figure(figure: Figure, fmt: str) -> bytes:
+    """The figure as a PNG or an SVG (without a date: the same plot, the same bytes)."""
     buffer = io.BytesIO()
     figure.savefig(
         buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None
@@ -331,7 +345,7 @@ def draw_figure(data: PlotData) -> Figure:
     figure = Figure(figsize=(12, 5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
-    _draw_training_window(ax, data)
+    data.time.shade_training(ax, data.training_window)
     _draw_band(ax, data)
     _draw_readings(ax, data)
     _draw_anomalies(ax, data)
@@ -339,15 +353,64 @@ def draw_figure(data: PlotData) -> Figure:
     return figure
 
 
-def _x(data: PlotData, timestamps: FloatArray) -> FloatArray:
-    """Where `timestamps` fall on the figure's time axis."""
-    return date_numbers(timestamps) if data.dated else timestamps
+@dataclass(frozen=True, slots=True)
+class TimeAxis:
+    """The window [start, end) on a figure's horizontal axis: dates (UTC), or
+    epoch seconds for a window beyond matplotlib's calendar."""
+
+    start: float
+    end: float
+
+    @property
+    def dated(self) -> bool:
+        return _DATABLE[0] <= self.start and self.end <= _DATABLE[1]
+
+    def x(self, timestamps: FloatArray) -> FloatArray:
+        """Where `timestamps` fall on the axis."""
+        return date_numbers(timestamps) if self.dated else timestamps
+
+    def shade_training(self, ax: Axes, window: tuple[float, float] | None) -> None:
+        """Shade the part of the training window inside this one."""
+        if window is None:
+            return
+        lo, hi = max(window[0], self.start), min(window[1], self.end)
+        if lo < hi:
+            x0, x1 = self.x(np.array([lo, hi]))
+            ax.axvspan(
+                x0, x1, color="0.5", alpha=0.12, lw=0, zorder=0, label="training window"
+            )
+
+    def style(self, ax: Axes) -> None:
+        """Limits, ticks and name of the axis."""
+        ax.set_xlim(*self.x(np.array([self.start, self.end])))
+        if self.dated:
+            locator = mdates.AutoDateLocator(tz=UTC, maxticks=10)  # type: ignore[no-untyped-call]
+            ax.xaxis.set_major_locator(locator)
+            formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+            ax.xaxis.set_major_formatter(formatter)
+        ax.set_xlabel(
+            "time (UTC)" if self.dated else "time (seconds since the Unix epoch)"
+        )
 
 
 def date_numbers(timestamps: FloatArray) -> FloatArray:
     """Epoch seconds as matplotlib date numbers (whatever matplotlib's epoch)."""
     offset = float(mdates.date2num(_UNIX_EPOCH))  # type: ignore[no-untyped-call]
     return timestamps / 86_400.0 + offset
+
+
+def note_no_readings(ax: Axes) -> None:
+    ax.text(0.5, 0.5, "no readings in this window", transform=ax.transAxes,
+            ha="center", va="center", color="0.4")  # fmt: skip
+
+
+def finish_panel(ax: Axes) -> None:
+    """A light grid, and the legend (if any) to the right of the panel."""
+    ax.grid(True, color="0.9", lw=0.6)
+    ax.set_axisbelow(True)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+                  frameon=False, fontsize="small")  # fmt: skip
 
 
 def downsample_indices(
@@ -374,18 +437,6 @@ def downsample_indices(
     return np.unique(np.concatenate([lows, highs, ends, np.flatnonzero(keep)]))
 
 
-def _draw_training_window(ax: Axes, data: PlotData) -> None:
-    window = data.training_window
-    if window is None:
-        return
-    lo, hi = max(window[0], data.start), min(window[1], data.end)
-    if lo < hi:
-        x0, x1 = _x(data, np.array([lo, hi]))
-        ax.axvspan(
-            x0, x1, color="0.5", alpha=0.12, lw=0, zorder=0, label="training window"
-        )
-
-
 def _draw_band(ax: Axes, data: PlotData) -> None:
     """The band and the expected value over the window, sampled evenly."""
     if data.model is None:
@@ -393,7 +444,7 @@ def _draw_band(ax: Axes, data: PlotData) -> None:
     times = np.linspace(data.start, data.end, BAND_SAMPLES)
     expected, width = data.band_at(times)
     scale = data.value_scale
-    x = _x(data, times)
+    x = data.time.x(times)
     lower, upper = (expected - width) / scale, (expected + width) / scale
     threshold = f"{data.model.params.threshold:g}"
     if data.model.band is None:
@@ -411,46 +462,35 @@ def _draw_band(ax: Axes, data: PlotData) -> None:
 def _draw_readings(ax: Axes, data: PlotData) -> None:
     ts, vs = data.readings.timestamps, data.readings.values
     if vs.size == 0:
-        ax.text(0.5, 0.5, "no readings in this window", transform=ax.transAxes,
-                ha="center", va="center", color="0.4")  # fmt: skip
+        note_no_readings(ax)
         return
     drawn = downsample_indices(vs, data.anomaly)
     label = f"readings ({vs.size:,})"
     if drawn.size < vs.size:
         label += ", min/max envelope"
     ys = vs[drawn] / data.value_scale
-    ax.plot(_x(data, ts[drawn]), ys, color="tab:blue", lw=0.8, zorder=2, label=label)
+    ax.plot(data.time.x(ts[drawn]), ys, color="tab:blue", lw=0.8, zorder=2, label=label)
 
 
 def _draw_anomalies(ax: Axes, data: PlotData) -> None:
     if data.model is None:
         return
     flagged = np.flatnonzero(data.anomaly)
-    x = _x(data, data.readings.timestamps[flagged])
+    x = data.time.x(data.readings.timestamps[flagged])
     y = data.readings.values[flagged] / data.value_scale
     ax.scatter(
         x, y, s=28, color="red", edgecolors="darkred",
         linewidths=0.6, zorder=3, label=f"anomalies ({flagged.size:,})",
-        rasterized=bool(flagged.size > _RASTERIZE_ABOVE),
+        rasterized=bool(flagged.size > RASTERIZE_ABOVE),
     )  # fmt: skip
 
 
 def _style_axes(ax: Axes, data: PlotData) -> None:
     ax.set_title(_title(data), loc="left")
-    ax.set_xlim(*_x(data, np.array([data.start, data.end])))
-    if data.dated:
-        locator = mdates.AutoDateLocator(tz=UTC, maxticks=10)  # type: ignore[no-untyped-call]
-        ax.xaxis.set_major_locator(locator)
-        formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
-        ax.xaxis.set_major_formatter(formatter)
-    ax.set_xlabel("time (UTC)" if data.dated else "time (seconds since the Unix epoch)")
+    data.time.style(ax)
     scale = data.value_scale
     ax.set_ylabel("value" if scale == 1.0 else f"value ÷ {scale:.3g}")
-    ax.grid(True, color="0.9", lw=0.6)
-    ax.set_axisbelow(True)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
-                  frameon=False, fontsize="small")  # fmt: skip
+    finish_panel(ax)
 
 
 def _title(data: PlotData) -> str:

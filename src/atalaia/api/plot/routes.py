@@ -1,7 +1,9 @@
-"""GET /plot: a series with its model's band and anomalies, as PNG, SVG or JSON."""
+"""GET /plot: a series with its model's band and anomalies; GET /plot/sensors/{id}:
+a sensor's axes with its multivariate model; as PNG, SVG or JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -14,13 +16,27 @@ from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, VersionNumber
 from atalaia.core.series import TimeRange
-from atalaia.errors import DependencyUnavailable, SeriesNotFound, VersionNotFound
+from atalaia.errors import (
+    DependencyUnavailable,
+    SensorModelNotFound,
+    SeriesNotFound,
+    VersionNotFound,
+)
 from atalaia.services.plotting import (
+    PlotData,
     PlotQuery,
     build_plot_data,
     render_png,
     render_svg,
     to_json,
+)
+from atalaia.services.sensor_plotting import (
+    SensorPlotData,
+    SensorPlotQuery,
+    build_sensor_plot_data,
+    render_sensor_png,
+    render_sensor_svg,
+    sensor_to_json,
 )
 
 
@@ -36,6 +52,19 @@ MEDIA_TYPES = {
     PlotFormat.JSON: "application/json",
 }
 
+# Each format's body; orjson writes NaN and ±Inf (an axis a sensor model
+# leaves out has NaN bands) as null.
+_SERIES_BODIES: dict[PlotFormat, Callable[[PlotData], bytes]] = {
+    PlotFormat.PNG: render_png,
+    PlotFormat.SVG: render_svg,
+    PlotFormat.JSON: lambda data: orjson.dumps(to_json(data)),
+}
+_SENSOR_BODIES: dict[PlotFormat, Callable[[SensorPlotData], bytes]] = {
+    PlotFormat.PNG: render_sensor_png,
+    PlotFormat.SVG: render_sensor_svg,
+    PlotFormat.JSON: lambda data: orjson.dumps(sensor_to_json(data)),
+}
+
 _TIME_HELP = "ISO 8601 (UTC when no offset) or epoch seconds"
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -43,6 +72,19 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {media: {} for media in MEDIA_TYPES.values()},
     }
 }
+
+Start = Annotated[
+    Moment | None, Query(description=f"{_TIME_HELP}; default: 7 days before end")
+]
+End = Annotated[
+    Moment | None,
+    Query(description=f"{_TIME_HELP}, exclusive; default: the newest reading"),
+]
+Format = Annotated[PlotFormat, Query(alias="format")]
+Version = Annotated[
+    VersionNumber | None, Query(description="default: Production, else the newest")
+]
+SensorId = SeriesId  # the same rule: e.g. sensor_001
 
 router = APIRouter(tags=["plot"])
 
@@ -60,18 +102,10 @@ def plot(
     resources: ResourcesDep,
     _viewer: Viewer,
     series_id: Annotated[SeriesId, Query(description="e.g. sensor_001_radial")],
-    start: Annotated[
-        Moment | None, Query(description=f"{_TIME_HELP}; default: 7 days before end")
-    ] = None,
-    end: Annotated[
-        Moment | None,
-        Query(description=f"{_TIME_HELP}, exclusive; default: the newest reading"),
-    ] = None,
-    format_: Annotated[PlotFormat, Query(alias="format")] = PlotFormat.PNG,
-    version: Annotated[
-        VersionNumber | None,
-        Query(description="default: Production, else the newest"),
-    ] = None,
+    start: Start = None,
+    end: End = None,
+    format_: Format = PlotFormat.PNG,
+    version: Version = None,
 ) -> Response:
     """Readings of a window, the model's normal band, anomalies and training window.
 
@@ -85,12 +119,42 @@ def plot(
         version,
     )
     data = build_plot_data(session, query, artifacts=resources.artifacts)
-    if format_ is PlotFormat.JSON:
-        body = orjson.dumps(to_json(data))  # NaN and ±Inf become null
-    elif format_ is PlotFormat.PNG:
-        body = render_png(data)
-    else:
-        body = render_svg(data)
+    body = _SERIES_BODIES[format_](data)
+    return Response(body, media_type=MEDIA_TYPES[format_])
+
+
+@router.get(
+    "/plot/sensors/{sensor_id}",
+    response_class=Response,
+    responses={
+        **_RESPONSES,
+        **error_responses(SensorModelNotFound, SeriesNotFound, VersionNotFound),
+    },
+)
+def plot_sensor(
+    session: SessionDep,
+    resources: ResourcesDep,
+    _viewer: Viewer,
+    sensor_id: SensorId,
+    start: Start = None,
+    end: End = None,
+    format_: Format = PlotFormat.PNG,
+    version: Version = None,
+) -> Response:
+    """A sensor's axes scored together by its multivariate model: per axis its
+    readings, expected value, band and the sensor's anomalies; then the score.
+
+    Readings at the timestamps every axis has; at most 2,000,000 of them per
+    window (over all axes); figures draw a min/max envelope of at most 5,000
+    points per axis plus every anomaly.
+    """
+    query = SensorPlotQuery(
+        sensor_id,
+        _epoch(start, "start", resources.time_range),
+        _epoch(end, "end", resources.time_range),
+        version,
+    )
+    body = _SENSOR_BODIES[format_](build_sensor_plot_data(session, query))
     return Response(body, media_type=MEDIA_TYPES[format_])
 
 
