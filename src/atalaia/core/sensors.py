@@ -9,7 +9,7 @@ name, whatever order they come in.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +39,9 @@ class SensorData:
 
 def align_axes(sensor_id: str, windows: Mapping[str, Readings]) -> SensorData:
     """The readings of every axis at the timestamps all of them have (axes by
-    name, sorted). Raise InvalidSeries (`sensor_axes`) without any axis, and
-    (`min_points`, `max_points`) when the shared timestamps are too few or too
-    many to train on."""
+    name, sorted), to train on. Raise InvalidSeries (`sensor_axes`) without
+    any axis, and (`min_points`, `max_points`) when the shared timestamps are
+    too few or too many to train on."""
     if not windows:
         raise InvalidSeries(
             f"sensor {sensor_id!r} has no stored series (axes named "
@@ -49,15 +49,7 @@ def align_axes(sensor_id: str, windows: Mapping[str, Readings]) -> SensorData:
             rule="sensor_axes",
         )
     axes = tuple(sorted(windows))
-    shared = windows[axes[0]].timestamps
-    for axis in axes[1:]:
-        shared = np.intersect1d(shared, windows[axis].timestamps, assume_unique=True)
-    columns = []
-    for axis in axes:
-        readings = windows[axis]
-        at = np.searchsorted(readings.timestamps, shared)
-        columns.append(readings.values[at])
-    data = SensorData(axes, shared, np.column_stack(columns) if columns else shared)
+    data = shared_readings(axes, [windows[axis] for axis in axes])
     if not MIN_TRAINING_POINTS <= len(data) <= MAX_TRAINING_POINTS:
         raise InvalidSeries(
             f"training a sensor needs {MIN_TRAINING_POINTS:,} to "
@@ -66,6 +58,16 @@ def align_axes(sensor_id: str, windows: Mapping[str, Readings]) -> SensorData:
             rule="min_points" if len(data) < MIN_TRAINING_POINTS else "max_points",
         )
     return data
+
+
+def shared_readings(axes: tuple[str, ...], windows: Sequence[Readings]) -> SensorData:
+    """The readings of each axis (`windows`, in the order of `axes`, at least
+    one) at the timestamps all of them have."""
+    shared = windows[0].timestamps
+    for readings in windows[1:]:
+        shared = np.intersect1d(shared, readings.timestamps, assume_unique=True)
+    columns = [w.values[np.searchsorted(w.timestamps, shared)] for w in windows]
+    return SensorData(axes, shared, np.column_stack(columns))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any
 
 import matplotlib.ticker as mticker
@@ -31,8 +30,8 @@ from sqlalchemy.orm import Session
 from atalaia.adapters.db.repositories import ModelStore, ReadingStore, SeriesSummary
 from atalaia.core.detectors.multivariate import SensorScores
 from atalaia.core.registry import ModelVersion
-from atalaia.core.sensors import SensorData, StoredSensor
-from atalaia.core.series import Readings, check_series_id
+from atalaia.core.sensors import SensorData, StoredSensor, shared_readings
+from atalaia.core.series import check_series_id
 from atalaia.errors import SensorModelNotFound, SeriesNotFound
 from atalaia.services.plotting import (
     MAX_WINDOW_POINTS,
@@ -156,18 +155,6 @@ def _span(summary: SeriesSummary | None, series_id: str) -> tuple[float, float]:
     if summary is None or summary.first_ts is None or summary.last_ts is None:
         raise SeriesNotFound(series_id)
     return summary.first_ts, summary.last_ts
-
-
-def shared_readings(axes: tuple[str, ...], windows: list[Readings]) -> SensorData:
-    """The readings of each axis (`windows`, in the order of `axes`) at the
-    timestamps all of them have, as `core.sensors.align_axes` pairs them for
-    training, whatever their number."""
-    shared = reduce(
-        lambda a, b: np.intersect1d(a, b, assume_unique=True),
-        (w.timestamps for w in windows),
-    )
-    columns = [w.values[np.searchsorted(w.timestamps, shared)] for w in windows]
-    return SensorData(axes, shared, np.column_stack(columns))
 
 
 # --- JSON ------------------------------------------------------------------------
