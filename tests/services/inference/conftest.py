@@ -17,6 +17,7 @@ from atalaia.core.serving import (
     SeriesModels,
     ServedColumns,
     ServedModel,
+    ServedSensor,
 )
 from atalaia.services.inference import Predictor, background, follower, health
 
@@ -28,6 +29,7 @@ class FakeStore:
 
     def __init__(self, models: Sequence[ServedModel] = (MODEL,)) -> None:
         self.models = list(models)
+        self.sensors: list[ServedSensor] = []
         self.changed: set[str] = set()  # what the change feed reports next
         self.failure: Exception | None = None
         self.rollups: list[Rollups] = []
@@ -49,7 +51,7 @@ class FakeStore:
             [x.band for x in m],
             [x.artifact for x in m],
         )
-        return FleetModels(len(m), columns, _no_history())
+        return FleetModels(len(m), columns, _no_history(), list(self.sensors))
 
     def load_series(self, series_ids: Sequence[str]) -> SeriesModels:
         self._check()

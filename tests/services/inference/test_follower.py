@@ -6,8 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from atalaia.core.detectors.multivariate import Multivariate
+from atalaia.core.sensors import StoredSensor
+from atalaia.core.serving import ServedSensor
 from atalaia.errors import DependencyUnavailable
 from atalaia.services.inference import LoadState, Predictor
 
@@ -56,6 +60,23 @@ class TestWarmLoad:
         with pytest.raises(KeyError):
             predictor.warm_load()
         assert predictor.loaded_from == "nothing"
+
+    def test_the_snapshot_keeps_the_sensor_models(
+        self, store: FakeStore, tmp_path: Path
+    ) -> None:
+        axes = np.random.default_rng(0).normal(size=(2_000, 3))
+        axes[:, 1] = axes[:, 0] + 0.1 * axes[:, 1]  # b follows a
+        params = Multivariate().fit(axes, Multivariate.defaults)
+        sensor = ServedSensor("sensor_001", 2, StoredSensor(("a", "b", "c"), params))
+        store.sensors = [sensor]
+
+        second = started_from_snapshot(store, tmp_path)
+
+        [restored] = second.sensors.served()
+        assert (restored.sensor_id, restored.version) == ("sensor_001", 2)
+        assert restored.model.axes == ("a", "b", "c")
+        reading = {"a": 1.0, "b": -1.0, "c": 0.0}  # b leaves a
+        assert second.sensors.score("sensor_001", 1.7e9, reading).anomaly
 
 
 class TestChangeFeed:

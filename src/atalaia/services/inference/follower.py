@@ -69,10 +69,14 @@ class TableFollower:
         table = self.snapshot.read()
         if table is None:
             return
+        sensors = self.snapshot.read_sensors()
         with self.served.lock:
             self.served.replace(table, LoadState.SNAPSHOT)
+            self.sensors.replace_all(sensors)
         self.on_load(LoadState.SNAPSHOT, time.perf_counter() - started)
-        log.warning("inference.loaded_snapshot", models=len(table))
+        log.warning(
+            "inference.loaded_snapshot", models=len(table), sensors=len(sensors)
+        )
 
     def reload_all(self) -> None:
         """Read every production model and series history into a new table.

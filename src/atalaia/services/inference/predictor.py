@@ -50,8 +50,8 @@ class Predictor:
         self.snapshot_path = snapshot_path
         self.served = served = ServedTable()
         self.health = health = DatabaseHealth(retry_s)
-        self.snapshot = Snapshot(served, snapshot_path)
         self.sensors = SensorModels()
+        self.snapshot = Snapshot(served, self.sensors, snapshot_path)
         l2 = L2Models(served, cache)
         self.follower = TableFollower(
             store=store, served=served, sensors=self.sensors, health=health, l2=l2,

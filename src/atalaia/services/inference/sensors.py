@@ -5,9 +5,7 @@ scored as the library scores its readings in a row.
 A reading of a sensor is the value of each of its axes at one timestamp; it is
 scored against the readings of the previous requests (up to `window` − 1 of
 them, in time order: a reading older than the last one kept is scored but not
-kept). A new version starts with no readings kept. Sensor models are not in
-the on-disk snapshot: while the database is unreachable at start, sensors are
-not served.
+kept). A new version starts with no readings kept (and a restart with none).
 """
 
 from __future__ import annotations
@@ -65,6 +63,11 @@ class SensorModels:
 
     def __len__(self) -> int:
         return len(self._kept)
+
+    def served(self) -> list[ServedSensor]:
+        """Every sensor model served (for the snapshot)."""
+        with self._lock:
+            return [kept.served for kept in self._kept.values()]
 
     def replace_all(self, sensors: Iterable[ServedSensor]) -> None:
         """Serve exactly these sensors (a full load)."""

@@ -1,14 +1,25 @@
-"""The on-disk snapshot of the table: written after each full load from the
-registry, read at start when the registry is unreachable."""
+"""The on-disk snapshot of the table and of the sensor models: written after
+each full load from the registry, read at start when the registry is
+unreachable. The sensors' file lies beside the table's (`-sensors.npz`)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import structlog
 
+from atalaia.core.sensors import StoredSensor
+from atalaia.core.serving import ServedSensor
+from atalaia.files import make_private_dir
+from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
 from atalaia.services.model_table import ModelTable, SnapshotUnreadable
+
+SENSORS_LAYOUT = "atalaia.sensors.1"
 
 log = structlog.get_logger()
 
@@ -21,9 +32,11 @@ class Snapshot:
     written last) is only touched under the table's lock.
     """
 
-    def __init__(self, served: ServedTable, path: Path) -> None:
+    def __init__(self, served: ServedTable, sensors: SensorModels, path: Path) -> None:
         self.served = served
+        self.sensors = sensors
         self.path = path
+        self.sensors_path = path.with_name(f"{path.stem}-sensors.npz")
         self._written = served.table.generation
 
     def read(self) -> ModelTable | None:
@@ -36,6 +49,17 @@ class Snapshot:
         except SnapshotUnreadable as exc:
             log.warning("inference.snapshot_unreadable", error=str(exc))
             return None
+
+    def read_sensors(self) -> list[ServedSensor]:
+        """The sensor models last written; none when there are none (or they
+        are unreadable)."""
+        if not self.sensors_path.exists():
+            return []
+        try:
+            return _load_sensors(self.sensors_path)
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("inference.snapshot_unreadable", error=str(exc))
+            return []
 
     def save_if_due(self) -> None:
         """Write the table if it was loaded from the registry since the last write."""
@@ -51,7 +75,40 @@ class Snapshot:
         with self.served.lock:  # no reload writes rows while they are copied
             table = self.served.table
             self._written = table.generation
+            sensors = self.sensors.served()
             try:
                 table.save(self.path)
+                _save_sensors(sensors, self.sensors_path)
             except OSError as exc:
                 log.warning("inference.snapshot_failed", error=str(exc))
+
+
+def _save_sensors(sensors: Sequence[ServedSensor], path: Path) -> None:
+    """Write sensor models to `path` atomically: ids, versions, and each
+    model's stored bytes one after the other."""
+    blobs = [s.model.to_bytes() for s in sensors]
+    make_private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")  # 0600
+    with os.fdopen(fd, "wb") as out:
+        np.savez(
+            out,
+            layout=np.array(SENSORS_LAYOUT),
+            ids=np.array([s.sensor_id for s in sensors], dtype=np.str_),
+            versions=np.array([s.version for s in sensors], np.int64),
+            ends=np.cumsum([len(b) for b in blobs], dtype=np.int64),
+            models=np.frombuffer(b"".join(blobs), np.uint8),
+        )
+    os.replace(tmp, path)
+
+
+def _load_sensors(path: Path) -> list[ServedSensor]:
+    with np.load(path, allow_pickle=False) as data:
+        if str(data["layout"]) != SENSORS_LAYOUT:
+            raise ValueError(f"{path} is not a {SENSORS_LAYOUT}")
+        ids, versions = data["ids"].tolist(), data["versions"].tolist()
+        ends, models = data["ends"].tolist(), data["models"].tobytes()
+    starts = [0, *ends[:-1]]
+    return [
+        ServedSensor(sensor_id, version, StoredSensor.from_bytes(models[a:b]))
+        for sensor_id, version, a, b in zip(ids, versions, starts, ends, strict=True)
+    ]
