@@ -120,10 +120,15 @@ class PlotData:
         """1, or what values are divided by to be drawn (beyond _MAX_DRAWN_VALUE)."""
         peak = float(np.abs(self.readings.values).max(initial=0.0))
         if self.model is not None:
-            expected, width = self.band_at(self.readings.timestamps[:1])
+            expected, width = self.band_at(self.band_times)
             edges = np.abs(np.concatenate([expected - width, expected + width]))
             peak = max(peak, float(edges.max(initial=0.0)))
         return peak if peak > _MAX_DRAWN_VALUE else 1.0
+
+    @property
+    def band_times(self) -> FloatArray:
+        """The times the band is drawn at: evenly across the window."""
+        return np.linspace(self.start, self.end, BAND_SAMPLES)
 
     @property
     def training_window(self) -> tuple[float, float] | None:
@@ -441,7 +446,7 @@ def _draw_band(ax: Axes, data: PlotData) -> None:
     """The band and the expected value over the window, sampled evenly."""
     if data.model is None:
         return
-    times = np.linspace(data.start, data.end, BAND_SAMPLES)
+    times = data.band_times
     expected, width = data.band_at(times)
     scale = data.value_scale
     x = data.time.x(times)

@@ -22,16 +22,18 @@ class DatabaseServingStore:
 
     def load_fleet(self) -> FleetModels:
         with self._sessions() as session:
-            cursor = ModelStore(session).latest_seq()
-            served = ModelStore(session).served_columns()
-            sensors = ModelStore(session).served_sensors()
+            models = ModelStore(session)
+            cursor = models.latest_seq()
+            served = models.served_columns()
+            sensors = models.served_sensors()
             ids, means, stds = ReadingStore(session).all_statistics()
         return FleetModels(cursor, served, SeriesHistory(ids, means, stds), sensors)
 
     def load_series(self, series_ids: Sequence[str]) -> SeriesModels:
         with self._sessions() as session:
-            served = ModelStore(session).served_models(series_ids)
-            sensors = ModelStore(session).served_sensors(series_ids)
+            models = ModelStore(session)
+            served = models.served_models(series_ids)
+            sensors = models.served_sensors(series_ids)
             history = list(ReadingStore(session).summaries(series_ids).values())
         return SeriesModels(
             served,
