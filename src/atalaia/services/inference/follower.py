@@ -18,7 +18,9 @@ import structlog
 
 from atalaia.core.ports import ServingStore
 from atalaia.core.registry import RegistryNotice
+from atalaia.core.serving import ServedSensor
 from atalaia.errors import DependencyUnavailable
+from atalaia.memory import return_free_memory
 from atalaia.services.inference.health import DatabaseHealth
 from atalaia.services.inference.l2 import L2Models
 from atalaia.services.inference.sensors import SensorModels
@@ -85,6 +87,20 @@ class TableFollower:
         serving does not wait for the disk.
         """
         started = time.perf_counter()
+        table, sensors, cursor = self._read_fleet()
+        return_free_memory()  # the rows read are gone: give their pages back
+        with self.served.lock:
+            self.served.replace(table, LoadState.DATABASE)
+            self.sensors.replace_all(sensors)
+            self._cursor = cursor
+        self.health.up()
+        seconds = time.perf_counter() - started
+        self.on_load(LoadState.DATABASE, seconds)
+        log.info("inference.warm_loaded", models=len(table), seconds=round(seconds, 3))
+
+    def _read_fleet(self) -> tuple[ModelTable, list[ServedSensor], int]:
+        """A new table of every production model and series history, the
+        sensor models, and the ledger's cursor they are as of."""
         fleet = self.store.load_fleet()
         models, history = fleet.models, fleet.history
         algorithm = np.fromiter(
@@ -99,14 +115,7 @@ class TableFollower:
             models.center, models.scale, models.threshold, Source.MEMORY,
             models.band, models.artifact,
         )  # fmt: skip
-        with self.served.lock:
-            self.served.replace(table, LoadState.DATABASE)
-            self.sensors.replace_all(fleet.sensors)
-            self._cursor = fleet.cursor
-        self.health.up()
-        seconds = time.perf_counter() - started
-        self.on_load(LoadState.DATABASE, seconds)
-        log.info("inference.warm_loaded", models=len(table), seconds=round(seconds, 3))
+        return table, fleet.sensors, fleet.cursor
 
     def reload_series(
         self, series_ids: Sequence[str], *, overwrite_cache: bool = True
