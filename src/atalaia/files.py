@@ -9,7 +9,11 @@ first covers all three.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -36,3 +40,13 @@ def open_private_append(path: Path) -> int:
     """A descriptor appending to `path`, created 0600 (and its folder 0700)."""
     make_private_dir(path.parent)
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE)
+
+
+def write_private_npz(path: Path, **arrays: Any) -> None:
+    """Write `arrays` to the .npz file `path`, 0600, atomically: a reader sees
+    the whole old file or the whole new one."""
+    make_private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".npz-")  # 0600
+    with os.fdopen(fd, "wb") as out:
+        np.savez(out, **arrays)
+    os.replace(tmp, path)

@@ -16,8 +16,6 @@ at once, records and pools together.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -34,7 +32,7 @@ from atalaia.core.detectors.base import MIN_WIDTH
 from atalaia.core.detectors.phases import band_at
 from atalaia.core.explanations import Reason
 from atalaia.core.serving import ServedModel
-from atalaia.files import make_private_dir
+from atalaia.files import write_private_npz
 from atalaia.services.id_index import IdIndex
 
 ALGORITHMS = SERVED_ALGORITHMS  # what a served model may be
@@ -511,21 +509,17 @@ class ModelTable:
         arrays = {name: getattr(cols, name)[1:n] for name in ROW_FIELDS}
         ids = np.frombuffer("\n".join(self.ids[1:]).encode(), np.uint8)
         keys = np.frombuffer("\n".join(self.artifacts.values()).encode(), np.uint8)
-        make_private_dir(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")  # 0600
-        with os.fdopen(fd, "wb") as out:
-            np.savez(
-                out,
-                layout=np.array(SNAPSHOT_LAYOUT),
-                algorithms=np.array(ALGORITHMS),
-                ids=ids,
-                departure=cols.pools.departure[: cols.pools.used],
-                width=cols.pools.width[: cols.pools.used],
-                artifact_rows=np.fromiter(self.artifacts, np.int64),
-                artifact_keys=keys,
-                **arrays,
-            )
-        os.replace(tmp, path)
+        write_private_npz(
+            path,
+            layout=np.array(SNAPSHOT_LAYOUT),
+            algorithms=np.array(ALGORITHMS),
+            ids=ids,
+            departure=cols.pools.departure[: cols.pools.used],
+            width=cols.pools.width[: cols.pools.used],
+            artifact_rows=np.fromiter(self.artifacts, np.int64),
+            artifact_keys=keys,
+            **arrays,
+        )
 
     @classmethod
     def load(cls, path: Path) -> ModelTable:

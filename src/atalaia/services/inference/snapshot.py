@@ -4,8 +4,6 @@ unreachable. The sensors' file lies beside the table's (`-sensors.npz`)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import structlog
 
 from atalaia.core.sensors import StoredSensor
 from atalaia.core.serving import ServedSensor
-from atalaia.files import make_private_dir
+from atalaia.files import write_private_npz
 from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
 from atalaia.services.model_table import ModelTable, SnapshotUnreadable
@@ -87,18 +85,14 @@ def _save_sensors(sensors: Sequence[ServedSensor], path: Path) -> None:
     """Write sensor models to `path` atomically: ids, versions, and each
     model's stored bytes one after the other."""
     blobs = [s.model.to_bytes() for s in sensors]
-    make_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")  # 0600
-    with os.fdopen(fd, "wb") as out:
-        np.savez(
-            out,
-            layout=np.array(SENSORS_LAYOUT),
-            ids=np.array([s.sensor_id for s in sensors], dtype=np.str_),
-            versions=np.array([s.version for s in sensors], np.int64),
-            ends=np.cumsum([len(b) for b in blobs], dtype=np.int64),
-            models=np.frombuffer(b"".join(blobs), np.uint8),
-        )
-    os.replace(tmp, path)
+    write_private_npz(
+        path,
+        layout=np.array(SENSORS_LAYOUT),
+        ids=np.array([s.sensor_id for s in sensors], dtype=np.str_),
+        versions=np.array([s.version for s in sensors], np.int64),
+        ends=np.cumsum([len(b) for b in blobs], dtype=np.int64),
+        models=np.frombuffer(b"".join(blobs), np.uint8),
+    )
 
 
 def _load_sensors(path: Path) -> list[ServedSensor]:
