@@ -22,31 +22,17 @@ from fixtures.api import (
     bearer,
     post_ok,
     predict,
-    promote,
     refused,
-    train,
-    wait_until_served,
+    serve,
 )
 from fixtures.db import truncate_tables
 from fixtures.readings import DAY_S, EPOCH, sensor_series
 
 SERIES = "sensor_001_radial"
-CONFIG = {"algorithm": "isolation_forest", "hyperparameters": {"trees": 40}}
-
-
-def serve(
-    client: TestClient, headers: Headers, series_id: str = SERIES, seed: int = 0
-) -> dict[str, Any]:
-    """Train a forest on a week of minutes, promote it, wait until served; its
-    version."""
-    job = train(client, series_id, headers, seed=seed, **CONFIG)
-    assert job["status"] == "succeeded", job
-    promote(client, series_id, job["model_version"], headers)
-    wait_until_served(client, headers, job["model_version"], series_id)
-    version: dict[str, Any] = client.get(
-        f"/api/v1/models/{series_id}/versions/{job['model_version']}", headers=headers
-    ).json()
-    return version
+CONFIG: dict[str, Any] = {
+    "algorithm": "isolation_forest",
+    "hyperparameters": {"trees": 40},
+}
 
 
 # `wait_until_served` probes with a reading (0.3 at PROBE_T): the forest keeps it
@@ -94,7 +80,7 @@ def library_scores(
 def test_readings_one_at_a_time_are_scored_as_the_library_scores_them(
     client: TestClient, admin: Headers, settings: Settings
 ) -> None:
-    version = serve(client, admin)
+    version = serve(client, SERIES, admin, **CONFIG)
     timestamps, values = after_probe(40, stuck_from=20)
 
     answers = [
@@ -125,7 +111,7 @@ def test_readings_one_at_a_time_are_scored_as_the_library_scores_them(
 def test_batches_go_on_from_the_readings_before_them(
     client: TestClient, admin: Headers, settings: Settings
 ) -> None:
-    version = serve(client, admin)
+    version = serve(client, SERIES, admin, **CONFIG)
     timestamps, values = after_probe(30)
     values[20] += 0.3  # 30 sigmas: in the second batch
     first, second = slice(0, 12), slice(12, 30)
@@ -152,7 +138,7 @@ def test_batches_go_on_from_the_readings_before_them(
 def test_the_plot_shows_the_forests_verdicts(
     client: TestClient, admin: Headers, settings: Settings
 ) -> None:
-    version = serve(client, admin)
+    version = serve(client, SERIES, admin, **CONFIG)
     timestamps, values = after_probe(60, stuck_from=30)
     stored = client.post(
         f"/api/v1/series/{SERIES}/points",
@@ -198,7 +184,7 @@ def test_forests_beyond_the_budget_are_evicted_and_read_again(
     admin = bearer(small, Role.ADMIN)
     with TestClient(create_embedded_app(small)) as client:
         for i in (1, 2):
-            serve(client, admin, f"sensor_00{i}_radial", seed=i)
+            serve(client, f"sensor_00{i}_radial", admin, seed=i, **CONFIG)
         before = heavy_counts(client)
         timestamps, values = after_probe(4)
         for t, v in zip(timestamps.tolist(), values.tolist(), strict=True):
@@ -222,7 +208,7 @@ def test_a_forest_that_cannot_be_read_is_answered_by_its_band(
     nothing_kept = settings.model_copy(update={"inference_model_memory_mb": 0})
     admin = bearer(nothing_kept, Role.ADMIN)
     with TestClient(create_embedded_app(nothing_kept)) as client:
-        version = serve(client, admin)
+        version = serve(client, SERIES, admin, **CONFIG)
         (settings.artifacts_path / version["artifact"]).unlink()
         timestamps, values = after_probe(2)
         normal = predict(client, admin, float(values[0]), SERIES, float(timestamps[0]))
@@ -255,7 +241,7 @@ def test_a_restarted_service_serves_forests_from_postgresql_and_redis(
     )
     admin = bearer(on_services, Role.ADMIN)
     with TestClient(create_embedded_app(on_services)) as client:
-        serve(client, admin)
+        serve(client, SERIES, admin, **CONFIG)
         through_redis = predict(client, admin, 0.9, SERIES, START)
     with TestClient(create_embedded_app(on_services)) as client:  # a warm load
         warm = predict(client, admin, 0.9, SERIES, START)

@@ -3,8 +3,6 @@ where a flat band cannot tell (a value normal at noon, not at the daily low)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 from fixtures.api import (
@@ -12,10 +10,8 @@ from fixtures.api import (
     inline_body,
     post_ok,
     predict,
-    promote,
     refused,
-    train,
-    wait_until_served,
+    serve,
 )
 from fixtures.readings import DAY_S, EPOCH
 
@@ -26,22 +22,10 @@ LOW = EPOCH + 8 * DAY_S + 0.75 * DAY_S
 HIGH = EPOCH + 8 * DAY_S + 0.25 * DAY_S
 
 
-def serve(client: TestClient, headers: Headers, **config: Any) -> dict[str, Any]:
-    """Train the series with `config`, promote it, wait until it is served."""
-    job = train(client, SERIES, headers, **config)
-    assert job["status"] == "succeeded", job
-    promote(client, SERIES, job["model_version"], headers)
-    wait_until_served(client, headers, job["model_version"], SERIES)
-    return job
-
-
 def test_a_seasonal_model_flags_a_value_normal_at_another_hour(
     client: TestClient, admin: Headers
 ) -> None:
-    job = serve(client, admin, algorithm="seasonal")
-    model = client.get(
-        f"/api/v1/models/{SERIES}/versions/{job['model_version']}", headers=admin
-    ).json()
+    model = serve(client, SERIES, admin, algorithm="seasonal")
     assert model["metrics"]["period_s"] == DAY_S
     assert model["metrics"]["phases"] == 24
 
@@ -61,7 +45,7 @@ def test_a_seasonal_model_flags_a_value_normal_at_another_hour(
 
 
 def test_a_flat_model_cannot_tell_the_hour(client: TestClient, admin: Headers) -> None:
-    serve(client, admin, algorithm="zscore")
+    serve(client, SERIES, admin, algorithm="zscore")
 
     at_low = predict(client, admin, 0.35, SERIES, LOW)
 
@@ -72,7 +56,7 @@ def test_a_flat_model_cannot_tell_the_hour(client: TestClient, admin: Headers) -
 def test_batches_explain_each_reading_as_the_single_route(
     client: TestClient, admin: Headers
 ) -> None:
-    serve(client, admin, algorithm="seasonal")
+    serve(client, SERIES, admin, algorithm="seasonal")
     readings = [(LOW, 0.35), (HIGH, 0.39), (LOW + 600, 0.05), (HIGH, 0.4)]
     singles = [predict(client, admin, v, SERIES, t) for t, v in readings]
 
@@ -98,7 +82,7 @@ def test_the_plot_draws_the_band_of_each_hour(
         f"/api/v1/series/{SERIES}/points", json=inline_body(), headers=admin
     )
     assert stored.status_code == 200, stored.text
-    serve(client, admin, algorithm="seasonal")
+    serve(client, SERIES, admin, algorithm="seasonal")
 
     plot = client.get(
         "/api/v1/plot", params={"series_id": SERIES, "format": "json"},
