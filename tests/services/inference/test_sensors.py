@@ -37,6 +37,35 @@ def test_readings_one_by_one_score_as_a_row_does() -> None:
     assert one_by_one == PARAMS.score(rows).score.tolist()
 
 
+def test_a_batch_scores_as_its_readings_one_by_one_in_time_order() -> None:
+    rows = np.column_stack([LOAD[:20], 2 * LOAD[:20]])
+    rows[12:16, 1] += 0.4
+    values = [dict(zip(AXES, row, strict=True)) for row in rows.tolist()]
+    shuffled = np.random.default_rng(0).permutation(20).tolist()
+    sensors = SensorModels()
+    sensors.replace_all([served()])
+    sensors.score("s", -1.0, values[0])  # kept before the batches
+
+    first = sensors.score_many("s", [float(t) for t in shuffled[:10]],
+                               [values[t] for t in shuffled[:10]])  # fmt: skip
+    # The second batch holds t=3 again: stale, scored one reading at a time.
+    later = [*shuffled[10:], 3]
+    second = sensors.score_many(
+        "s", [float(t) for t in later], [values[t] for t in later]
+    )
+
+    one_by_one = SensorModels()
+    one_by_one.replace_all([served()])
+    one_by_one.score("s", -1.0, values[0])
+    expected = {}
+    for t in sorted(shuffled[:10]):  # all newer: one pass
+        expected[t, 1] = one_by_one.score("s", float(t), values[t]).score
+    for t in sorted(later):  # 3 is stale (seen, or older than the newest)
+        expected[t, 2] = one_by_one.score("s", float(t), values[t]).score
+    assert [v.score for v in first] == [expected[t, 1] for t in shuffled[:10]]
+    assert [v.score for v in second] == [expected[t, 2] for t in later]
+
+
 def test_a_new_version_starts_afresh_and_dropped_sensors_go() -> None:
     sensors = SensorModels()
     sensors.replace_all([served()])

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
+from atalaia.core.detectors.multivariate import SensorScores
 from atalaia.core.series import FloatArray
 from atalaia.core.serving import ServedSensor
 from atalaia.errors import InvalidInput, SensorNotServed
@@ -33,6 +35,12 @@ class _Kept:
     @classmethod
     def of(cls, served: ServedSensor) -> _Kept:
         return cls(served, deque(maxlen=served.model.params.window - 1))
+
+    def keep(self, timestamp: float, row: FloatArray) -> None:
+        """Keep a reading newer than the last kept (an older one is not)."""
+        if timestamp > self.last:
+            self.recent.append(row)
+            self.last = timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,38 +100,76 @@ class SensorModels:
     def score(
         self, sensor_id: str, timestamp: float, values: Mapping[str, float]
     ) -> SensorVerdict:
-        """Score one reading of every axis of a sensor. SensorNotServed without
-        a model; InvalidInput (`sensor_axes`) unless `values` names exactly the
-        model's axes."""
+        """Score one reading of every axis of a sensor (see `score_many`)."""
+        return self.score_many(sensor_id, [timestamp], [values])[0]
+
+    def score_many(
+        self,
+        sensor_id: str,
+        timestamps: Sequence[float],
+        values: Sequence[Mapping[str, float]],
+    ) -> list[SensorVerdict]:
+        """Score readings of one sensor (each the value of every axis at one
+        time) in time order, each against the readings kept before it, as one
+        request at a time would; the verdicts in the given order.
+        SensorNotServed without a model; InvalidInput (`sensor_axes`) unless
+        each reading names exactly the model's axes."""
+        order = sorted(range(len(timestamps)), key=timestamps.__getitem__)
         with self._lock:
             kept = self._kept.get(sensor_id)
             if kept is None:
                 raise SensorNotServed(sensor_id)
-            axes = kept.served.model.axes
-            if set(values) != set(axes):
-                raise InvalidInput(
-                    f"sensor {sensor_id!r} is modelled on axes {', '.join(axes)}; "
-                    f"got {', '.join(sorted(values)) or 'none'}",
-                    rule="sensor_axes",
-                )
-            row = np.array([values[axis] for axis in axes], np.float64)
-            rows = np.vstack([*kept.recent, row])
-            if timestamp > kept.last:
-                kept.recent.append(row)
-                kept.last = timestamp
-        scored = kept.served.model.params.score(rows)
-        direction, reason = str(scored.direction[-1]), str(scored.reason[-1])
-        return SensorVerdict(
-            sensor_id=sensor_id,
-            version=kept.served.version,
-            axes=axes,
-            anomaly=bool(scored.anomaly[-1]),
-            score=float(scored.score[-1]),
-            values=row,
-            expected=scored.expected[-1],
-            lower=scored.lower[-1],
-            upper=scored.upper[-1],
-            contributions=scored.contributions[-1],
-            direction=direction or None,
-            reason=reason or None,
+            served = kept.served
+            rows = [_row(sensor_id, served.model.axes, v) for v in values]
+            times = [kept.last, *(timestamps[i] for i in order)]
+            if all(a < b for a, b in pairwise(times)):  # all newer: one pass
+                newer = [rows[i] for i in order]
+                passes = [(order, np.vstack([*kept.recent, *newer]))]
+                for i in order:
+                    kept.keep(timestamps[i], rows[i])
+            else:  # each on its own, after the readings kept before it
+                passes = []
+                for i in order:
+                    passes.append(([i], np.vstack([*kept.recent, rows[i]])))
+                    kept.keep(timestamps[i], rows[i])
+        verdicts: dict[int, SensorVerdict] = {}
+        for positions, window in passes:
+            scored = served.model.params.score(window)
+            first = window.shape[0] - len(positions)
+            for k, i in enumerate(positions):
+                verdicts[i] = _verdict(served, rows[i], scored, first + k)
+        return [verdicts[i] for i in range(len(timestamps))]
+
+
+def _row(
+    sensor_id: str, axes: tuple[str, ...], values: Mapping[str, float]
+) -> FloatArray:
+    """One reading's values in the model's axis order; InvalidInput
+    (`sensor_axes`) unless they name exactly its axes."""
+    if set(values) != set(axes):
+        raise InvalidInput(
+            f"sensor {sensor_id!r} is modelled on axes {', '.join(axes)}; "
+            f"got {', '.join(sorted(values)) or 'none'}",
+            rule="sensor_axes",
         )
+    return np.array([values[axis] for axis in axes], np.float64)
+
+
+def _verdict(
+    served: ServedSensor, values: FloatArray, scored: SensorScores, at: int
+) -> SensorVerdict:
+    direction, reason = str(scored.direction[at]), str(scored.reason[at])
+    return SensorVerdict(
+        sensor_id=served.sensor_id,
+        version=served.version,
+        axes=served.model.axes,
+        anomaly=bool(scored.anomaly[at]),
+        score=float(scored.score[at]),
+        values=values,
+        expected=scored.expected[at],
+        lower=scored.lower[at],
+        upper=scored.upper[at],
+        contributions=scored.contributions[at],
+        direction=direction or None,
+        reason=reason or None,
+    )
