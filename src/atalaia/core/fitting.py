@@ -21,7 +21,7 @@ from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.bands import fit_auto, fit_band
 from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
 from atalaia.core.detectors.forest import NAME as FOREST
-from atalaia.core.detectors.forest import band_sigmas, fit_forest
+from atalaia.core.detectors.forest import fit_forest
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.drift import reference_profiles
 from atalaia.core.sensors import SensorData, StoredSensor
@@ -131,7 +131,7 @@ def _fit_forest(given: Mapping[str, object], readings: Readings) -> Fit:
     seconds = time.perf_counter() - started
     band = fitted.band
     flagged = fitted.score(readings.timestamps, readings.values).score > 1.0
-    z = band_sigmas(fitted.hyperparameters["false_alarm_rate"])
+    z = fitted.hyperparameters["threshold_sigma"]
     metrics: dict[str, float | str] = {
         "training_points": float(len(readings)),
         "training_anomaly_rate": float(flagged.mean()),

@@ -16,9 +16,9 @@ extrapolated along an exponential tail fitted to the excesses over their top
 TAIL (peaks over threshold): a model trained on fewer readings than
 1 / `false_alarm_rate` still gets a threshold for that rate.
 
-The band is expected ± z sigmas of the spread at that time, z the two-sided
-normal quantile of `false_alarm_rate` (3.9 for 1e-4): where a lone reading's
-residual alone becomes unusual. The anomaly score is the larger of the trees'
+The band is expected ± `threshold_sigma` sigmas of the spread at that time
+(4.5, as `seasonal`'s): where a lone reading's residual alone is unusual. The
+anomaly score is the larger of the trees'
 score over their threshold and the reading's distance from the expected value
 in band half-widths: above 1 is an anomaly. The trees' score saturates (a
 reading 50 sigmas out isolates hardly faster than one 10 sigmas out, and a
@@ -28,7 +28,8 @@ pattern inside the band (a stuck sensor, a burst of noise) is the trees' call
 (`isolated`).
 
 Hyperparameters: `window` (readings), `trees`, `samples` (readings per tree),
-`false_alarm_rate`, and `period_s`, `phases` as `seasonal` takes them.
+`false_alarm_rate` (of the trees), `threshold_sigma` (of the band), and
+`period_s`, `phases` as `seasonal` takes them.
 
 Two things follow from the windows. A lasting offset is flagged as it begins:
 once its window is full, only the residual and the mean are unusual, and a
@@ -42,7 +43,6 @@ import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,13 @@ AnyArray = npt.NDArray[Any]
 
 NAME = "isolation_forest"
 ISOLATED = Reason.ISOLATED_PATTERN
-DEFAULTS = {"window": 5.0, "trees": 300.0, "samples": 256.0, "false_alarm_rate": 1e-4}
+DEFAULTS = {
+    "window": 5.0,
+    "trees": 300.0,
+    "samples": 256.0,
+    "false_alarm_rate": 1e-4,
+    "threshold_sigma": Seasonal.defaults["threshold_sigma"],
+}
 OPTIONAL = frozenset({"period_s", "phases"})  # as `seasonal` takes them
 # Whole-number hyperparameters and their bounds.
 COUNTS = {"window": (2, 1000), "trees": (1, 1000), "samples": (2, MAX_SAMPLES)}
@@ -70,7 +76,7 @@ TAIL, MIN_EXCESSES = 0.01, 10  # the training scores the tail is fitted to
 MIN_WINDOWS = 64  # training readings with a full window, at the least
 # Features beyond it are clipped to it, so that float32 keeps them finite.
 MAX_FEATURE = 1e30
-FORMAT = "atalaia.isolation_forest.1"
+FORMAT = "atalaia.isolation_forest.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +106,7 @@ class Forest:
         expected, sigma = _spread_at(self.spread, timestamps)
         features = window_features(values, expected, sigma, self.window, self.typical)
         pattern = self.trees.scores(_float32(features)) / self.threshold
-        half_width = sigma * band_sigmas(self.hyperparameters["false_alarm_rate"])
+        half_width = sigma * self.hyperparameters["threshold_sigma"]
         outside = np.abs(values - expected) / half_width
         isolated = pattern >= outside
         return Verdicts(
@@ -111,7 +117,7 @@ class Forest:
     def band(self) -> PhaseBand:
         """The explanation's band: expected ± z sigmas at each phase (`score`'s
         `expected` and `half_width`)."""
-        z = band_sigmas(self.hyperparameters["false_alarm_rate"])
+        z = self.hyperparameters["threshold_sigma"]
         spread = self.spread
         return PhaseBand(spread.period, spread.base, spread.departure, spread.width * z)
 
@@ -197,7 +203,8 @@ def fit_forest(
         k: v for k, v in resolved.items() if k in OPTIONAL
     }
     spread = Seasonal().fit_band(timestamps, values, seasonal)
-    features = _training_features(timestamps, values, spread, window, rate)
+    band_sigma = resolved["threshold_sigma"]
+    features = _training_features(timestamps, values, spread, window, band_sigma)
     training = _float32(features)
     trees = Trees.grow(
         training,
@@ -226,14 +233,15 @@ def _training_features(
     values: FloatArray,
     spread: PhaseBand,
     window: int,
-    rate: float,
+    band_sigma: float,
 ) -> FloatArray:
     """The features of the readings with a full window, but those whose window
-    holds a reading outside the band (unless too few others remain)."""
+    holds a reading outside the band (`band_sigma` sigmas; unless too few
+    others remain)."""
     expected, sigma = _spread_at(spread, timestamps)
     unknown = np.full(len(FEATURES), np.nan)
     features = window_features(values, expected, sigma, window, unknown)
-    outside = np.abs(features[:, 0]) > band_sigmas(rate)
+    outside = np.abs(features[:, 0]) > band_sigma
     kept = ~sliding_window_view(outside, window).any(axis=1)
     full = features[window - 1 :]
     return full[kept] if kept.sum() >= MIN_WINDOWS else full
@@ -262,15 +270,6 @@ def check(resolved: Mapping[str, float]) -> None:
         raise InvalidHyperparameters(
             f"{NAME}.false_alarm_rate must be below 1", rule="hyperparameters_range"
         )
-
-
-def band_sigmas(rate: float) -> float:
-    """The band's half-width in sigmas: the two-sided normal quantile of `rate`.
-
-    >>> round(band_sigmas(1e-4), 2)
-    3.89
-    """
-    return NormalDist().inv_cdf(1.0 - rate / 2)
 
 
 def tail_quantile(scores: FloatArray, rate: float) -> float:
