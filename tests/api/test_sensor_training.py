@@ -142,3 +142,45 @@ def test_a_sensor_without_a_model_is_not_found(
 
     assert response.status_code == 404
     assert response.json()["rule"] == "sensor_served"
+
+
+def test_a_batch_of_sensor_readings_is_scored_as_one_request_each(
+    client: TestClient, admin: Headers
+) -> None:
+    store_axes(client, admin)
+    job = finished_job(
+        client, train_sensor(client, admin, window_hours=168).json()["job_id"], admin
+    )
+    promote(client, SENSOR, job["model_version"], admin)
+    later = 1_800_000_000.0
+    normal = {"radial": 0.3, "axial": 0.6, "tangential": 0.9}
+    broken = {"radial": 0.3, "axial": 0.6, "tangential": 0.3}
+    readings = [  # out of time order: scored in time order
+        {"sensor_id": SENSOR, "timestamp": later + 60 * k, "values": v}
+        for k, v in ((2, broken), (0, normal), (1, normal))
+    ]
+
+    def batch(body: dict[str, Any]) -> Response:
+        response: Response = client.post(
+            "/api/v1/predict/sensors/batch", json=body, headers=admin
+        )
+        return response
+
+    wait_for(lambda: batch({"readings": readings[1:2]}).status_code == 200 or None)
+    answer = post_ok(client, admin, "/api/v1/predict/sensors/batch",
+                     {"readings": readings})  # fmt: skip
+
+    assert (answer["count"], answer["anomalies"]) == (3, 1)
+    assert [r["timestamp"] for r in answer["results"]] == [
+        later + 120,
+        later,
+        later + 60,
+    ]
+    assert answer["results"][0]["reason"] == "axis_correlation_break"
+    assert not answer["results"][1]["anomaly"]
+    one_axis_missing = {**readings[0], "values": {"radial": 0.3}}
+    unknown = {**readings[0], "sensor_id": "sensor_404"}
+    assert "radial" in refused(batch({"readings": [one_axis_missing]}), "sensor_axes")
+    not_served = batch({"readings": [readings[0], unknown]})
+    assert not_served.status_code == 404
+    assert not_served.json()["rule"] == "sensor_served"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from atalaia.api.common.deps import ResourcesDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import EPOCH_SECONDS, ReadingValue, SeriesId
+from atalaia.api.common.resources import Resources
 from atalaia.api.common.state import state_as
 from atalaia.api.inference.schemas import ModelInfo
 from atalaia.api.inference.state import ServingState
@@ -80,6 +81,79 @@ class SensorPredictionView(BaseModel):
     confidence: str
 
 
+MAX_SENSOR_BATCH = 10_000
+
+
+class SensorBatchReading(SensorReading):
+    """One reading of a sensor: the value of each of its axes at one time."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "sensor_id": "sensor_001",
+                    "timestamp": 1733587200,
+                    "values": {"radial": 0.31, "axial": 0.62, "tangential": 0.93},
+                }
+            ]
+        },
+    )
+
+    sensor_id: SensorId
+
+
+class SensorBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    readings: list[SensorBatchReading] = Field(
+        min_length=1, max_length=MAX_SENSOR_BATCH
+    )
+
+
+class SensorBatchView(BaseModel):
+    count: int
+    anomalies: int
+    results: list[SensorPredictionView] = Field(
+        description="One answer per reading, in the request's order"
+    )
+
+
+@router.post(
+    "/predict/sensors/batch",  # before /predict/sensors/{sensor_id}
+    responses=error_responses(SensorNotServed),
+    summary="Predict readings of many sensors",
+)
+async def predict_sensors(
+    body: SensorBatch, request: Request, resources: ResourcesDep, _: Viewer
+) -> SensorBatchView:
+    """Score readings of many sensors (up to 10,000), each reading every axis
+    of its sensor at one time: each sensor's readings in time order, after
+    those of earlier requests, as one request per reading would. Nothing is
+    scored unless every reading is valid: 404 when a sensor has no
+    production sensor model; 422 (`sensor_axes`) when a reading does not name
+    exactly its sensor's axes."""
+    sensors = state_as(ServingState, request)["predictor"].sensors
+    by_sensor: dict[str, list[int]] = {}
+    for i, reading in enumerate(body.readings):
+        _check_reading(reading, resources)
+        sensors.check(check_series_id(reading.sensor_id), reading.values)
+        by_sensor.setdefault(reading.sensor_id, []).append(i)
+    views: dict[int, SensorPredictionView] = {}
+    for sensor_id, at in by_sensor.items():
+        readings = [body.readings[i] for i in at]
+        verdicts = sensors.score_many(
+            sensor_id, [r.timestamp for r in readings], [r.values for r in readings]
+        )
+        for i, reading, verdict in zip(at, readings, verdicts, strict=True):
+            views[i] = _view(verdict, reading.timestamp)
+    results = [views[i] for i in range(len(body.readings))]
+    anomalies = sum(v.anomaly for v in results)
+    return SensorBatchView(count=len(results), anomalies=anomalies, results=results)
+
+
 @router.post(
     "/predict/sensors/{sensor_id}",
     responses=error_responses(SensorNotServed),
@@ -96,14 +170,18 @@ async def predict_sensor(
     production `multivariate` model; readings of earlier requests fill its
     window. 404 when the sensor has no production sensor model; 422
     (`sensor_axes`) unless `values` names exactly its axes."""
-    resources.time_range.check_one(body.timestamp)
-    for value in body.values.values():
-        check_value(value)
+    _check_reading(body, resources)
     predictor = state_as(ServingState, request)["predictor"]
     verdict = predictor.sensors.score(
         check_series_id(sensor_id), body.timestamp, body.values
     )
     return _view(verdict, body.timestamp)
+
+
+def _check_reading(reading: SensorReading, resources: Resources) -> None:
+    resources.time_range.check_one(reading.timestamp)
+    for value in reading.values.values():
+        check_value(value)
 
 
 def _view(verdict: SensorVerdict, timestamp: float) -> SensorPredictionView:

@@ -97,6 +97,15 @@ class SensorModels:
                 if kept is None or kept.served.version != served.version:
                     self._kept[sensor_id] = _Kept.of(served)
 
+    def check(self, sensor_id: str, values: Mapping[str, float]) -> None:
+        """SensorNotServed unless the sensor has a model; InvalidInput
+        (`sensor_axes`) unless `values` names exactly its axes."""
+        with self._lock:
+            kept = self._kept.get(sensor_id)
+        if kept is None:
+            raise SensorNotServed(sensor_id)
+        _row(sensor_id, kept.served.model.axes, values)
+
     def score(
         self, sensor_id: str, timestamp: float, values: Mapping[str, float]
     ) -> SensorVerdict:
