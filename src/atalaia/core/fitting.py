@@ -18,9 +18,9 @@ import numpy as np
 
 from atalaia.core.detectors import ModelParams, fit_rows, score_columns, stack_by_length
 from atalaia.core.detectors.auto import NAME as AUTO
-from atalaia.core.detectors.bands import fit_auto, fit_band
+from atalaia.core.detectors.bands import auto_band_fit, band_fit
 from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
-from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.phases import BandFit, PhaseBand
 from atalaia.core.drift import reference_profiles
 from atalaia.core.sensors import SensorData, StoredSensor
 from atalaia.core.series import Readings
@@ -80,8 +80,8 @@ def fit_series(
 def _fit_auto(readings: Readings) -> Fit:
     """The family `auto` chooses, fitted; its choice in the metrics."""
     started = time.perf_counter()
-    choice, resolved, band = fit_auto(readings)
-    fit = _fitted(readings, resolved, band, time.perf_counter() - started)
+    choice, resolved, fitted = auto_band_fit(readings)
+    fit = _fitted(readings, resolved, fitted, time.perf_counter() - started)
     fit.metrics.update(choice.metrics())
     return replace(fit, algorithm=choice.algorithm)
 
@@ -89,16 +89,17 @@ def _fit_auto(readings: Readings) -> Fit:
 def _fit_phased(algorithm: str, given: Mapping[str, object], readings: Readings) -> Fit:
     """A band fit on its own (seasonal): its band, and params summing it up."""
     started = time.perf_counter()
-    resolved, band = fit_band(algorithm, readings, given)
-    return _fitted(readings, resolved, band, time.perf_counter() - started)
+    resolved, fitted = band_fit(algorithm, readings, given)
+    return _fitted(readings, resolved, fitted, time.perf_counter() - started)
 
 
 def _fitted(
-    readings: Readings, resolved: Mapping[str, float], band: PhaseBand, seconds: float
+    readings: Readings, resolved: Mapping[str, float], fitted: BandFit, seconds: float
 ) -> Fit:
     """What a training run keeps of a band fitted in `seconds`."""
+    band = fitted.band
     threshold = resolved["threshold_sigma"]
-    expected, width = band.at(readings.timestamps)
+    expected, width = band.at(readings.timestamps, fitted.phasing)
     flagged = np.abs(readings.values - expected) > width
     typical = float(np.median(band.width)) / threshold
     metrics: dict[str, float | str] = {
