@@ -62,6 +62,15 @@ class TestPhasedFits:
             assert fitted.params.center == band.base
             assert fitted.metrics["phases"] == 24.0
 
+    def test_the_training_anomaly_rate_is_the_band_s(self) -> None:
+        for algorithm in ("seasonal", "auto"):
+            fits = fit_series(algorithm, {}, SERIES)
+            for readings, fitted in zip(SERIES, fits, strict=True):
+                assert fitted.band is not None
+                expected, width = fitted.band.at(readings.timestamps)
+                flagged = np.abs(readings.values - expected) > width
+                assert fitted.metrics["training_anomaly_rate"] == flagged.mean()
+
     def test_auto_serves_what_it_chose_and_says_why(self) -> None:
         daily = SERIES[0]
         noise = Readings.of(*sensor_series(10_080, seed=4, amplitude=0.0))

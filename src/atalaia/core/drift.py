@@ -16,6 +16,7 @@ from atalaia.core.series import FloatArray
 PROFILE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _QUANTILE_NAMES = [f"p{round(q * 100)}" for q in PROFILE_QUANTILES]
 _DECILES = np.linspace(0.1, 0.9, 9)
+_EVERY_QUANTILE = np.concatenate([PROFILE_QUANTILES, _DECILES])  # in one pass
 PSI_DRIFT = 0.2  # the customary "significant shift" level
 MIN_RECENT_POINTS = 100
 _EPS = 1e-4
@@ -29,15 +30,14 @@ def reference_profile(values: FloatArray) -> dict[str, Any]:
 def reference_profiles(rows: FloatArray) -> list[dict[str, Any]]:
     """`reference_profile` of every row of `rows` (one series per row), at once."""
     ordered = np.sort(rows, axis=1)  # the quantiles of sorted rows come cheap
-    quantiles = np.quantile(ordered, PROFILE_QUANTILES, axis=1).T.tolist()
-    deciles = np.quantile(ordered, _DECILES, axis=1).T.tolist()
+    every = np.quantile(ordered, _EVERY_QUANTILE, axis=1).T
     columns = zip(
         np.mean(rows, axis=1).tolist(),
         np.std(rows, axis=1).tolist(),
         ordered[:, 0].tolist(),
         ordered[:, -1].tolist(),
-        quantiles,
-        deciles,
+        every[:, : len(PROFILE_QUANTILES)].tolist(),
+        every[:, len(PROFILE_QUANTILES) :].tolist(),
         strict=True,
     )
     return [

@@ -15,14 +15,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from atalaia.core.detectors import ModelParams, fit_rows, score_columns, stack_by_length
 from atalaia.core.detectors.auto import NAME as AUTO
-from atalaia.core.detectors.bands import fit_auto, fit_band
+from atalaia.core.detectors.bands import auto_band_fit, band_fit
 from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
 from atalaia.core.detectors.forest import NAME as FOREST
 from atalaia.core.detectors.forest import fit_forest
-from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.phases import BandFit, PhaseBand
 from atalaia.core.drift import reference_profiles
 from atalaia.core.sensors import SensorData, StoredSensor
 from atalaia.core.series import Readings
@@ -85,8 +86,8 @@ def fit_series(
 def _fit_auto(readings: Readings) -> Fit:
     """The family `auto` chooses, fitted; its choice in the metrics."""
     started = time.perf_counter()
-    choice, resolved, band = fit_auto(readings)
-    fit = _fitted(readings, resolved, band, time.perf_counter() - started)
+    choice, resolved, fitted = auto_band_fit(readings)
+    fit = _fitted(readings, resolved, fitted, time.perf_counter() - started)
     fit.metrics.update(choice.metrics())
     return replace(fit, algorithm=choice.algorithm)
 
@@ -94,32 +95,18 @@ def _fit_auto(readings: Readings) -> Fit:
 def _fit_phased(algorithm: str, given: Mapping[str, object], readings: Readings) -> Fit:
     """A band fit on its own (seasonal): its band, and params summing it up."""
     started = time.perf_counter()
-    resolved, band = fit_band(algorithm, readings, given)
-    return _fitted(readings, resolved, band, time.perf_counter() - started)
+    resolved, fitted = band_fit(algorithm, readings, given)
+    return _fitted(readings, resolved, fitted, time.perf_counter() - started)
 
 
 def _fitted(
-    readings: Readings, resolved: Mapping[str, float], band: PhaseBand, seconds: float
+    readings: Readings, resolved: Mapping[str, float], fitted: BandFit, seconds: float
 ) -> Fit:
     """What a training run keeps of a band fitted in `seconds`."""
-    threshold = resolved["threshold_sigma"]
-    expected, width = band.at(readings.timestamps)
+    band = fitted.band
+    expected, width = band.at(readings.timestamps, fitted.phasing)
     flagged = np.abs(readings.values - expected) > width
-    typical = float(np.median(band.width)) / threshold
-    metrics: dict[str, float | str] = {
-        "training_points": float(len(readings)),
-        "training_anomaly_rate": float(flagged.mean()),
-        "fit_seconds": seconds,
-        "period_s": band.period if band.phases > 1 else 0.0,
-        "phases": float(band.phases),
-    }
-    return Fit(
-        ModelParams(band.base, typical, threshold),
-        metrics,
-        reference_profiles(readings.values[None, :])[0],
-        data_hash(readings),
-        band if band.phases > 1 else None,
-    )
+    return _as_fit(readings, band, resolved["threshold_sigma"], flagged, seconds)
 
 
 def _fit_forest(given: Mapping[str, object], readings: Readings) -> Fit:
@@ -129,24 +116,36 @@ def _fit_forest(given: Mapping[str, object], readings: Readings) -> Fit:
     started = time.perf_counter()
     fitted = fit_forest(readings.timestamps, readings.values, given)
     seconds = time.perf_counter() - started
-    band = fitted.band
     flagged = fitted.score(readings.timestamps, readings.values).score > 1.0
-    z = fitted.hyperparameters["threshold_sigma"]
+    threshold = fitted.hyperparameters["threshold_sigma"]
+    fit = _as_fit(readings, fitted.band, threshold, flagged, seconds)
+    fit.metrics["model_bytes"] = float(fitted.nbytes)
+    return replace(fit, artifact=fitted.to_bytes())
+
+
+def _as_fit(
+    readings: Readings,
+    band: PhaseBand,
+    threshold: float,
+    flagged: npt.NDArray[np.bool_],
+    seconds: float,
+) -> Fit:
+    """What a training run keeps of a band `threshold` sigmas wide fitted in
+    `seconds` (its `flagged` training readings): params summing it up, and
+    its phases unless it has one."""
     metrics: dict[str, float | str] = {
         "training_points": float(len(readings)),
         "training_anomaly_rate": float(flagged.mean()),
         "fit_seconds": seconds,
         "period_s": band.period if band.phases > 1 else 0.0,
         "phases": float(band.phases),
-        "model_bytes": float(fitted.nbytes),
     }
     return Fit(
-        ModelParams(band.base, float(np.median(band.width)) / z, z),
+        ModelParams(band.base, float(np.median(band.width)) / threshold, threshold),
         metrics,
         reference_profiles(readings.values[None, :])[0],
         data_hash(readings),
         band if band.phases > 1 else None,
-        artifact=fitted.to_bytes(),
     )
 
 

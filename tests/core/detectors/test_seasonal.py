@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from atalaia.core.detectors.period import DAY, WEEK
-from atalaia.core.detectors.phases import BandPools, PhaseBand
-from atalaia.core.detectors.seasonal import Seasonal
+from atalaia.core.detectors.phases import BandPools, PhaseBand, Phasing
+from atalaia.core.detectors.seasonal import Seasonal, _Groups
 
 RNG = np.random.default_rng(3)
 START = 1.7e9 - 1.7e9 % WEEK  # a week boundary
@@ -80,6 +80,41 @@ def test_spikes_in_training_do_not_widen_the_band() -> None:
     assert spiky.width.max() < 1.2 * clean.width.max()
 
 
+def test_a_fit_on_the_first_readings_can_keep_the_phasing_of_all() -> None:
+    values = _daily(MINUTES)
+    full = Seasonal().fit(MINUTES, values, DEFAULTS)
+    assert full.phasing is not None
+    cut = MINUTES.size * 3 // 4
+    shape = {"period_s": full.band.period, "phases": full.band.phases}
+    alone = Seasonal().fit_band(MINUTES[:cut], values[:cut], DEFAULTS | shape)
+    kept = Seasonal().fit_phased(full.phasing[:cut], values[:cut], DEFAULTS).band
+    assert (kept.period, kept.base) == (alone.period, alone.base)
+    assert kept.departure.tobytes() == alone.departure.tobytes()
+    assert kept.width.tobytes() == alone.width.tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.booleans(), st.data())
+def test_phase_medians_are_each_phase_s_median(
+    phases: int, even: bool, data: st.DataObject
+) -> None:
+    size = data.draw(st.integers(1, 400))
+    if even:  # a long series' phases (a table, a row a phase)
+        slot = np.arange(size) % phases
+    else:  # as uneven as a few readings' (the whole series sorted)
+        slot = data.draw(
+            hnp.arrays(np.int64, size, elements=st.integers(0, phases - 1))
+        )
+    values = data.draw(hnp.arrays(np.float64, size, elements=st.floats(-1e6, 1e6)))
+    medians = _Groups.of(slot, phases).median(values)
+    for phase in range(phases):
+        mine = values[slot == phase]
+        if mine.size:
+            assert medians[phase] == np.median(mine)
+        else:
+            assert np.isnan(medians[phase])
+
+
 bands = st.builds(
     lambda period, base, parts: PhaseBand(
         period,
@@ -128,3 +163,22 @@ def test_pools_score_each_series_as_its_own_band(
             <= band.base + band.departure.max() + 1e-6 * abs(band.base) + 1e-3
         )
         assert width[i] > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bands.filter(lambda band: band.phases > 1),
+    hnp.arrays(np.float64, 50, elements=st.floats(9e8, 4e9)),
+    st.integers(0, 50),
+)
+def test_a_band_at_known_phases_is_the_band_the_pools_score(
+    band: PhaseBand, timestamps: np.ndarray, start: int
+) -> None:
+    rows = np.zeros(timestamps.size, np.int64)
+    pooled = BandPools.of([band]).at(rows, timestamps)
+    phasing = Phasing.of(timestamps, band.period, band.phases)
+    for at in (band.at(timestamps), band.at(timestamps, phasing)):
+        assert at[0].tobytes() == pooled[0].tobytes()
+        assert at[1].tobytes() == pooled[1].tobytes()
+    later = band.at(timestamps[start:], phasing[start:])
+    assert later[0].tobytes() == pooled[0][start:].tobytes()

@@ -17,13 +17,14 @@ it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from atalaia.core.detectors.base import FloatArray
-from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.phases import BandFit, IntArray
 from atalaia.core.detectors.robust import median_and_sigma
 from atalaia.core.series import Readings
 
@@ -67,15 +68,17 @@ class Choice:
         return figures | {"auto_chosen": self.algorithm, "auto_reason": self.reason}
 
 
-FitBand = Callable[[str, Readings, Mapping[str, float]], PhaseBand]
+# Fits a family with its defaults on readings; given the family's fit on more
+# readings that begin with these, a band of the same shape (see `choose`).
+FitBand = Callable[[str, Readings, BandFit | None], BandFit]
 
 
 def choose(
     readings: Readings, fit: FitBand, candidates: Sequence[str]
-) -> tuple[Choice, PhaseBand]:
+) -> tuple[Choice, BandFit]:
     """The candidate family for `readings` (see the module's docstring) and its
-    band fitted on all of them; `fit` fits a family with hyperparameters."""
-    full = {name: fit(name, readings, {}) for name in candidates}
+    band fitted on all of them."""
+    full = {name: fit(name, readings, None) for name in candidates}
     n = len(readings)
     cut = n - max(int(n * HOLDOUT), MIN_HOLDOUT)
     if cut < MIN_HOLDOUT:
@@ -84,10 +87,14 @@ def choose(
     train = Readings(readings.timestamps[:cut], readings.values[:cut])
     held = Readings(readings.timestamps[cut:], readings.values[cut:])
     events = _events(held.values)
-    trials = {
-        name: _trial(fit(name, train, _pinned(full[name])), held, events)
-        for name in candidates
-    }
+    trials = {}
+    for name in candidates:
+        band = fit(name, train, full[name]).band
+        # A band of the same shape as the full fit's places the held readings
+        # where that fit did.
+        phasing = full[name].phasing
+        at = band.at(held.timestamps, None if phasing is None else phasing[cut:])
+        trials[name] = _trial(held.values, *at, events)
     fewest = min(t.false_alarm_rate for t in trials.values())
     # One chance alarm is within any budget: a short holdout cannot tell it from
     # a rate of a few in ten thousand.
@@ -113,40 +120,46 @@ def choose(
     return Choice(best, reason, trials), full[best]
 
 
-def _pinned(band: PhaseBand) -> dict[str, float]:
-    """A seasonal band's period and phases, to fit the same shape again."""
-    if band.phases < 2:
-        return {}
-    return {"period_s": band.period, "phases": float(band.phases)}
-
-
 @dataclass(frozen=True, slots=True)
-class Event:
-    """An injected anomaly: `offset` added to the readings `at`."""
+class Events:
+    """Injected anomalies: each one's `offset`, added to the readings `at` (a
+    row of indexes each: a level shift's readings, a spike's one repeated)."""
 
-    at: slice
-    offset: float
+    at: IntArray
+    offset: FloatArray
 
 
-def _trial(band: PhaseBand, held: Readings, events: list[Event]) -> Trial:
-    expected, width = band.at(held.timestamps)
-    residual = held.values - expected
+def _trial(
+    values: FloatArray, expected: FloatArray, width: FloatArray, events: Events
+) -> Trial:
+    residual = values - expected
     clean = np.abs(residual) > width
-    found = sum(
-        bool((np.abs(residual[e.at] + e.offset) > width[e.at]).any()) for e in events
-    )
-    return Trial(float(clean.mean()), found / max(len(events), 1))
+    hit = np.abs(residual[events.at] + events.offset[:, None]) > width[events.at]
+    found = int(hit.any(axis=1).sum())
+    return Trial(float(clean.mean()), found / max(len(events.offset), 1))
 
 
-def _events(values: FloatArray) -> list[Event]:
+def _events(values: FloatArray) -> Events:
     """Spikes and level shifts of each size, each in its own random place."""
     noise = median_and_sigma(np.diff(values))[1] / np.sqrt(2.0)
+    at, sigmas = _placements(values.size)
+    return Events(at, sigmas * noise)
+
+
+@lru_cache(maxsize=256)
+def _placements(size: int) -> tuple[IntArray, FloatArray]:
+    """The readings each injected anomaly touches in a holdout of `size` (see
+    `Events.at`), and its offset in noise sigmas; the same for every holdout of
+    that size."""
     rng = np.random.default_rng(SEED)
-    events = []
-    for size in SIZES:
+    rows, sigmas = [], []
+    for sigma in SIZES:
         for length in (1, SHIFT_READINGS):
             for _ in range(EVENTS):
-                start = int(rng.integers(0, max(values.size - length, 1)))
+                start = int(rng.integers(0, max(size - length, 1)))
                 sign = float(rng.choice((-1.0, 1.0)))
-                events.append(Event(slice(start, start + length), sign * size * noise))
-    return events
+                rows.append(start + np.minimum(np.arange(SHIFT_READINGS), length - 1))
+                sigmas.append(sign * sigma)
+    at, offsets = np.array(rows), np.array(sigmas)
+    at.flags.writeable = offsets.flags.writeable = False
+    return at, offsets

@@ -16,7 +16,7 @@ from atalaia.core.detectors.catalog import (
     get_detector,
     resolve_hyperparameters,
 )
-from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.phases import BandFit, PhaseBand
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings
 
@@ -30,13 +30,19 @@ def fit_band(
     algorithm: str, readings: Readings, given: Mapping[str, object]
 ) -> tuple[dict[str, float], PhaseBand]:
     """The validated hyperparameters and the band `algorithm` fits."""
+    resolved, fitted = band_fit(algorithm, readings, given)
+    return resolved, fitted.band
+
+
+def band_fit(
+    algorithm: str, readings: Readings, given: Mapping[str, object]
+) -> tuple[dict[str, float], BandFit]:
+    """`fit_band`, with where the readings fall among the band's phases."""
     resolved = resolve_hyperparameters(algorithm, given)
     if algorithm == SEASONAL.name:
-        return resolved, SEASONAL.fit_band(
-            readings.timestamps, readings.values, resolved
-        )
+        return resolved, SEASONAL.fit(readings.timestamps, readings.values, resolved)
     params = get_detector(algorithm).fit(readings.values, resolved)
-    return resolved, flat_band(params)
+    return resolved, BandFit(flat_band(params))
 
 
 def flat_band(params: ModelParams) -> PhaseBand:
@@ -53,8 +59,22 @@ def reasons_of(band: PhaseBand) -> str:
 def fit_auto(readings: Readings) -> tuple[Choice, dict[str, float], PhaseBand]:
     """The family `auto` chooses for `readings`, its hyperparameters (its
     defaults) and its fit on all of them."""
-    choice, band = auto.choose(
-        readings, lambda name, part, given: fit_band(name, part, given)[1],
-        auto.CANDIDATES,
-    )  # fmt: skip
-    return choice, resolve_hyperparameters(choice.algorithm, {}), band
+    choice, resolved, fitted = auto_band_fit(readings)
+    return choice, resolved, fitted.band
+
+
+def auto_band_fit(readings: Readings) -> tuple[Choice, dict[str, float], BandFit]:
+    """`fit_auto`, with where the readings fall among the band's phases."""
+    choice, fitted = auto.choose(readings, _fit_candidate, auto.CANDIDATES)
+    return choice, resolve_hyperparameters(choice.algorithm, {}), fitted
+
+
+def _fit_candidate(name: str, readings: Readings, like: BandFit | None) -> BandFit:
+    """`name` fitted with its defaults on `readings`; a seasonal band with the
+    period and phases of `like` (its fit on more readings that begin with
+    these) when `like` has phases."""
+    if name == SEASONAL.name and like is not None and like.phasing is not None:
+        phasing = like.phasing[: len(readings)]
+        defaults = resolve_hyperparameters(name, {})
+        return SEASONAL.fit_phased(phasing, readings.values, defaults)
+    return band_fit(name, readings, {})[1]

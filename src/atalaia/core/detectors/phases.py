@@ -6,7 +6,8 @@ shared pools: each series keeps its period, its number of phases, the offset of
 its phases in the pools and a base value; each phase keeps its departure from
 the base and its half-width as float32 (the base keeps the precision of large
 values). Scoring a reading is then a few gathers by (series, phase), the same
-arithmetic for one series or the whole fleet.
+arithmetic for one series or the whole fleet. A fit keeps where its training
+readings fall among the phases (`Phasing`), to evaluate bands there again.
 """
 
 from __future__ import annotations
@@ -40,14 +41,19 @@ class PhaseBand:
     def phases(self) -> int:
         return int(self.departure.size)
 
-    def at(self, timestamps: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """The expected value and the band's half-width at `timestamps`; a flat
+    def at(
+        self, timestamps: FloatArray, phasing: Phasing | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """The expected value and the band's half-width at `timestamps` (where
+        `phasing` places them among its phases, when it is known); a flat
         band's exactly, the same at every time."""
         if self.phases == 1:
             ones = np.ones(timestamps.size)
             return self.base * ones, float(self.width[0]) * ones
-        rows = np.zeros(timestamps.size, np.int64)
-        return BandPools.of([self]).at(rows, timestamps)
+        if phasing is None:
+            phasing = Phasing.of(timestamps, self.period, self.phases)
+        half = np.maximum(phasing.interpolate(self.width), MIN_WIDTH)
+        return self.base + phasing.interpolate(self.departure), half
 
     @classmethod
     def flat(cls, center: float, width: float) -> PhaseBand:
@@ -70,6 +76,46 @@ class PhaseBand:
     def from_bytes(cls, base: float, data: bytes) -> PhaseBand:
         period, pairs = stored_phases(data)
         return cls(period, base, pairs[:, 0].copy(), pairs[:, 1].copy())
+
+
+@dataclass(frozen=True, slots=True)
+class Phasing:
+    """Where readings fall among `phases` equal slices of `period` seconds: the
+    slice each is in, and the centres of the slices before and after it, with
+    its weight on the latter (a band is interpolated between phase centres)."""
+
+    period: float
+    phases: int
+    slot: IntArray
+    first: IntArray
+    second: IntArray
+    frac: FloatArray
+
+    @classmethod
+    def of(cls, timestamps: FloatArray, period: float, phases: int) -> Phasing:
+        position = phase_position(timestamps, period, phases)
+        first, second, frac = _around(position, phases)
+        return cls(period, phases, position.astype(np.int64), first, second, frac)
+
+    def __getitem__(self, part: slice) -> Phasing:
+        """The phasing of readings `part`."""
+        return Phasing(
+            self.period, self.phases, self.slot[part], self.first[part],
+            self.second[part], self.frac[part],
+        )  # fmt: skip
+
+    def interpolate(self, per_phase: Widths) -> FloatArray:
+        """Values at the phases' centres, interpolated at each reading."""
+        return _between(per_phase, self.first, self.second, self.frac)
+
+
+@dataclass(frozen=True, slots=True)
+class BandFit:
+    """A band, and where the readings it was fitted on fall among its phases
+    (None for a flat band: the same at every time)."""
+
+    band: PhaseBand
+    phasing: Phasing | None = None
 
 
 def stored_phases(data: bytes) -> tuple[float, Float32Array]:
@@ -147,16 +193,32 @@ def band_at(
     ...         np.array([0.0, 2.0], np.float32), np.array([1.0, 3.0], np.float32))
     (array([10., 11.]), array([1., 2.]))
     """
-    below = phase_position(timestamps, period, phases) - 0.5
+    first, second, frac = _around(phase_position(timestamps, period, phases), phases)
+    first += offset
+    second += offset
+    expected = base + _between(departure, first, second, frac)
+    half = np.maximum(_between(width, first, second, frac), MIN_WIDTH)
+    return expected, half
+
+
+def _around(
+    position: FloatArray, phases: IntArray | int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """The phases whose centres are at or before and after each `position`
+    (around the circle), and how far it is from the first to the second."""
+    below = position - 0.5
     step = np.floor(below)
     frac = below - step
     first = np.mod(step.astype(np.int64), phases)
     second = first + 1
     second[second == phases] = 0
-    first += offset
-    second += offset
-    # (1 − frac)·low + frac·high, every product in float64.
-    rest = 1.0 - frac
-    expected = base + (rest * departure[first] + frac * departure[second])
-    half = np.maximum(rest * width[first] + frac * width[second], MIN_WIDTH)
-    return expected, half
+    return first, second, frac
+
+
+def _between(
+    per_phase: Widths, first: IntArray, second: IntArray, frac: FloatArray
+) -> FloatArray:
+    """(1 − frac)·per_phase[first] + frac·per_phase[second], every product in
+    float64."""
+    values: FloatArray = (1.0 - frac) * per_phase[first] + frac * per_phase[second]
+    return values

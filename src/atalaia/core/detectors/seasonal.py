@@ -12,13 +12,14 @@ phase with few readings does not get a band too tight or too loose.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from atalaia.core.detectors.base import MIN_SCALE, FloatArray
 from atalaia.core.detectors.period import DAY, WEEK, find_period
-from atalaia.core.detectors.phases import PhaseBand, band_at
+from atalaia.core.detectors.phases import BandFit, IntArray, PhaseBand, Phasing
 from atalaia.core.detectors.robust import MAD_TO_SIGMA, MIN_MAD, median_and_sigma
 from atalaia.errors import InvalidHyperparameters
 
@@ -30,6 +31,7 @@ MIN_PER_PHASE = 8  # readings a phase needs, at the least
 # A phase's own spread weighs as much as the series' spread once it has this
 # many readings.
 SHRINK_READINGS = 30.0
+TABLE_PADDING = 4  # see `_Groups`
 
 
 class Seasonal:
@@ -67,26 +69,39 @@ class Seasonal:
         values: FloatArray,
         hyperparameters: Mapping[str, float],
     ) -> PhaseBand:
-        threshold = float(hyperparameters["threshold_sigma"])
+        return self.fit(timestamps, values, hyperparameters).band
+
+    def fit(
+        self,
+        timestamps: FloatArray,
+        values: FloatArray,
+        hyperparameters: Mapping[str, float],
+    ) -> BandFit:
+        """The band, and where the readings fall among its phases."""
         period = hyperparameters.get("period_s") or find_period(timestamps, values)
         phases = _phases(timestamps, period, hyperparameters.get("phases"))
         if period is None or phases < 2:
-            return _flat(values, threshold)
-        slot = (np.mod(timestamps, period) * (phases / period)).astype(np.int64)
-        center = _fill_circular(_group_median(slot, values, phases))
+            threshold = float(hyperparameters["threshold_sigma"])
+            return BandFit(_flat(values, threshold))
+        phasing = Phasing.of(timestamps, period, phases)
+        return self.fit_phased(phasing, values, hyperparameters)
+
+    def fit_phased(
+        self,
+        phasing: Phasing,
+        values: FloatArray,
+        hyperparameters: Mapping[str, float],
+    ) -> BandFit:
+        """The band of `values` on the phases `phasing` places them in."""
+        threshold = float(hyperparameters["threshold_sigma"])
+        groups = _Groups.of(phasing.slot, phasing.phases)
+        center = _fill_circular(groups.median(values))
         base = float(np.median(center))
         departure = (center - base).astype(np.float32)
-        ones = np.ones(phases, np.float32)
-        at = np.zeros(timestamps.size, np.int64)
-        expected, _ = band_at(
-            timestamps, np.full(timestamps.size, period),
-            np.full(timestamps.size, phases), at,
-            np.full(timestamps.size, base), departure, ones,
-        )  # fmt: skip
-        scale = _phase_scales(slot, values - expected, phases)
-        return PhaseBand(
-            period, base, departure, (scale * threshold).astype(np.float32)
-        )
+        expected = base + phasing.interpolate(departure)
+        scale = _phase_scales(groups, values - expected)
+        width = (scale * threshold).astype(np.float32)
+        return BandFit(PhaseBand(phasing.period, base, departure, width), phasing)
 
 
 def _phases(timestamps: FloatArray, period: float | None, given: float | None) -> int:
@@ -106,22 +121,61 @@ def _flat(values: FloatArray, threshold: float) -> PhaseBand:
     return PhaseBand.flat(median, max(scale, MIN_SCALE) * threshold)
 
 
-def _group_median(slot: np.ndarray, values: FloatArray, groups: int) -> FloatArray:
-    """The median of the values of each group (NaN for an empty group).
+@dataclass(frozen=True, slots=True)
+class _Groups:
+    """Readings grouped by phase, for the median of each phase's values.
 
-    Each group's values in order: the values sorted, then grouped by a stable
-    sort of their groups as the smallest integers that hold them (a radix
-    sort), three times faster than `np.lexsort((values, slot))`.
+    The values go into a table, a row a phase (a short row padded with +inf),
+    whose rows are sorted: much faster than sorting (and arg-sorting) the
+    whole series. Phases so uneven that the table would be mostly padding
+    (more than TABLE_PADDING times the readings) sort the whole series
+    instead.
+    """
+
+    slot: IntArray  # each reading's phase
+    counts: IntArray  # each phase's readings
+    order: IntArray  # the readings phase by phase
+    cell: tuple[IntArray, IntArray]  # where each of them goes in the table
+
+    @classmethod
+    def of(cls, slot: IntArray, phases: int) -> _Groups:
+        counts = np.bincount(slot, minlength=phases)
+        order = np.argsort(slot, kind="stable")
+        column = np.arange(slot.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        return cls(slot, counts, order, (slot[order], column))
+
+    def median(self, values: FloatArray) -> FloatArray:
+        """The median of each phase's values (NaN for an empty phase)."""
+        counts = self.counts
+        longest = int(counts.max())
+        if counts.size * longest > TABLE_PADDING * values.size:
+            return _sorted_group_median(self.slot, values, counts)
+        table = np.full((counts.size, longest), np.inf)
+        table[self.cell] = values[self.order]
+        table.sort(axis=1)
+        rows = np.arange(counts.size)
+        median: FloatArray = (
+            table[rows, (counts - 1) // 2] + table[rows, counts // 2]
+        ) / 2
+        median[counts == 0] = np.nan
+        return median
+
+
+def _sorted_group_median(
+    slot: IntArray, values: FloatArray, counts: IntArray
+) -> FloatArray:
+    """`_Groups.median` by sorting the whole series: the values sorted, then
+    grouped by a stable sort of their groups as the smallest integers that hold
+    them (a radix sort), three times faster than `np.lexsort((values, slot))`.
     """
     by_value = np.argsort(values)
-    their_groups = slot[by_value].astype(np.min_scalar_type(groups))
+    their_groups = slot[by_value].astype(np.min_scalar_type(counts.size))
     ordered = values[by_value][np.argsort(their_groups, kind="stable")]
-    counts = np.bincount(slot, minlength=groups)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    starts = np.cumsum(counts) - counts
     filled = counts > 0
     low = starts + (counts - 1) // 2
     high = starts + counts // 2
-    median = np.full(groups, np.nan)
+    median = np.full(counts.size, np.nan)
     median[filled] = (ordered[low[filled]] + ordered[high[filled]]) / 2
     return median
 
@@ -137,14 +191,14 @@ def _fill_circular(per_phase: FloatArray) -> FloatArray:
     return filled
 
 
-def _phase_scales(slot: np.ndarray, residuals: FloatArray, phases: int) -> FloatArray:
+def _phase_scales(groups: _Groups, residuals: FloatArray) -> FloatArray:
     """Each phase's robust sigma of the residuals, shrunk towards the series'."""
     _, whole = median_and_sigma(residuals)
-    center = _fill_circular(_group_median(slot, residuals, phases))
-    deviation = np.abs(residuals - center[slot])
-    mad = _fill_circular(_group_median(slot, deviation, phases))
+    center = _fill_circular(groups.median(residuals))
+    deviation = np.abs(residuals - center[groups.slot])
+    mad = _fill_circular(groups.median(deviation))
     own = np.where(mad > MIN_MAD, MAD_TO_SIGMA * mad, whole)
-    counts = np.bincount(slot, minlength=phases)
+    counts = groups.counts
     shrunk = np.sqrt(
         (counts * own**2 + SHRINK_READINGS * whole**2) / (counts + SHRINK_READINGS)
     )
