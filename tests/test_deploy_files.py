@@ -246,6 +246,31 @@ class TestKubernetes:
             component = service["spec"]["selector"]["app.kubernetes.io/component"]
             assert service["spec"]["ports"][0]["targetPort"] == listening[component]
 
+    def test_whoever_reads_or_writes_artifacts_mounts_the_shared_home(
+        self,
+    ) -> None:
+        # Training and workers write models and payloads; inference and plot
+        # read isolation forests.
+        config = next(d for _, d in k8s_objects() if d["kind"] == "ConfigMap")
+        home = config["data"]["ATALAIA_HOME"]
+        deployments = {
+            d["metadata"]["name"]: d["spec"]["template"]["spec"]
+            for _, d in k8s_objects()
+            if d["kind"] == "Deployment"
+        }
+        for name in ("training", "worker", "inference", "plot"):
+            pod = deployments[name]
+            claims = {
+                v["name"]: v["persistentVolumeClaim"]["claimName"]
+                for v in pod.get("volumes", [])
+                if "persistentVolumeClaim" in v
+            }
+            mounts = {
+                m["mountPath"]: m["name"]
+                for m in pod["containers"][0].get("volumeMounts", [])
+            }
+            assert claims.get(mounts.get(home, "")) == "atalaia-home", name
+
     def test_one_scheduler_runs_even_during_a_rollout(self) -> None:
         [scheduler] = [
             d for _, d in k8s_objects()
