@@ -253,13 +253,17 @@ class TestKubernetes:
         # read isolation forests.
         config = next(d for _, d in k8s_objects() if d["kind"] == "ConfigMap")
         home = config["data"]["ATALAIA_HOME"]
-        deployments = {
+        pods = {
             d["metadata"]["name"]: d["spec"]["template"]["spec"]
             for _, d in k8s_objects()
             if d["kind"] == "Deployment"
+        } | {
+            d["metadata"]["name"]: d["spec"]["predictor"]
+            for _, d in k8s_objects()
+            if d["kind"] == "InferenceService"
         }
-        for name in ("training", "worker", "inference", "plot"):
-            pod = deployments[name]
+        for name in ("training", "worker", "inference", "plot", "atalaia-predictor"):
+            pod = pods[name]
             claims = {
                 v["name"]: v["persistentVolumeClaim"]["claimName"]
                 for v in pod.get("volumes", [])
