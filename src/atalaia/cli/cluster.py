@@ -67,7 +67,7 @@ def up(
         conf = local.gateway_conf_path(settings)
     if busy := local.busy_ports(specs):
         _fail(f"ports in use: {', '.join(map(str, busy))} (see --port-offset)")
-    token, _ = ensure_admin_token(settings)
+    token_path, _ = ensure_admin_token(settings)
     typer.echo(f"starting {len(specs)} processes", err=True)
     try:
         state = local.start(settings, specs, timeout_s=timeout, gateway_conf=conf)
@@ -76,7 +76,7 @@ def up(
     for process in sorted(state.processes, key=_order):
         typer.echo(f"{process.name:<12} {process.url or '(no port)':<24} {process.pid}")
     typer.echo(f"logs: {local.log_dir(settings)}")
-    typer.echo(f"admin token: {token}")
+    typer.echo(f"admin token in {token_path}")
 
 
 def status(
