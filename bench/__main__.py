@@ -11,6 +11,7 @@ from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
     fleet_bench,
+    forest_bench,
     peers_bench,
     platform_bench,
     predict_bench,
@@ -130,6 +131,30 @@ def predict_seasonal(
         models, readings, series_per_request, duration, runs
     )
     report("predict-seasonal", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("predict-forest")
+def predict_forest(
+    models: int = 200,
+    forests: Annotated[
+        int, typer.Option(help="Forests fitted (series share them).")
+    ] = 5,
+    points: Annotated[
+        int, typer.Option(help="Readings each forest is fitted on.")
+    ] = 10_080,
+    readings: int = 1_000,
+    series_per_request: int = 100,
+    duration: int = 5,
+    runs: int = 3,
+    record: Record = True,
+) -> None:
+    """isolation_forest models beside z-score ones: single (every forest in
+    memory, a tenth), columns."""
+    figures, table = forest_bench.predict_forest(
+        models, forests, points, readings, series_per_request, duration, runs
+    )
+    report("predict-forest", figures, record=record)
     typer.echo(table)
 
 

@@ -92,13 +92,16 @@ def fill_registry(
     params: Sequence[Mapping[str, float]] | None = None,
     algorithm: str = "zscore",
     bands: Sequence[PhaseBand] | None = None,
+    artifacts: Sequence[str | None] | None = None,
 ) -> None:
     """Version 1 of each series in production: `algorithm` with `params` (default:
-    the same for all) and, for a seasonal model, its band (`params`' centre being
-    its base, as training registers it)."""
+    the same for all) and, for a seasonal model or a forest, its band (`params`'
+    centre being its base, as training registers it); a forest's `artifacts`:
+    its key in the artifact store."""
     now = datetime.now(UTC)
     every = params or [DEFAULT_PARAMS] * len(ids)
     stored = [b.to_bytes() for b in bands] if bands else [None] * len(ids)
+    keys = artifacts or [None] * len(ids)
     with sessions() as session:
         session.execute(insert(JobRow), [
             {"job_id": f"job-{i}", "series_id": s, "status": "succeeded",
@@ -110,8 +113,10 @@ def fill_registry(
             {"series_id": s, "version": 1, "stage": "production",
              "algorithm": algorithm, **p, "band": band, "metrics": {},
              "reference": {}, "lineage": {}, "job_id": f"job-{i}",
-             "created_at": now}
-            for i, (s, p, band) in enumerate(zip(ids, every, stored, strict=True))
+             "created_at": now, "artifact": key}
+            for i, (s, p, band, key) in enumerate(
+                zip(ids, every, stored, keys, strict=True)
+            )
         ])  # fmt: skip
         session.execute(insert(SeriesRow), [
             {"series_id": s, "sensor_id": s.rsplit("_", 1)[0], "tags": {},

@@ -29,6 +29,7 @@ import numpy.typing as npt
 import orjson
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.storage.local import LocalArtifactStore
 from atalaia.api.common.auth import Authenticator, Role
 from atalaia.core.detectors.catalog import SEASONAL
 from atalaia.core.detectors.period import WEEK
@@ -222,19 +223,38 @@ def filled_registry(
 
     Z-score models, or seasonal ones with hour-of-week bands around the same
     centres and spreads (`week_bands`)."""
+    rng = np.random.default_rng(0)
+    models = Models(
+        series_ids(n),
+        np.ones(n, np.int64),
+        center=rng.uniform(0.1, 1.0, n),
+        scale=rng.uniform(0.01, 0.1, n),
+        threshold=rng.uniform(2.5, 4.0, n),
+    )
+    bands = None
+    if algorithm == SEASONAL.name:
+        bands = week_bands(rng, models.center, models.scale * models.threshold)
+    with registry_of(models, url, algorithm, bands) as registry:
+        yield registry
+
+
+@contextmanager
+def registry_of(
+    models: Models,
+    url: str | None,
+    algorithm: str = "zscore",
+    bands: list[PhaseBand] | None = None,
+    artifacts: Sequence[tuple[str, bytes]] | None = None,
+) -> Iterator[Registry]:
+    """`models` in production in a fresh registry (a seasonal model or a forest
+    with its band), and in a file for refs; a forest's artifact (its key and
+    bytes) in the served home's artifact store."""
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
-        rng = np.random.default_rng(0)
-        models = Models(
-            series_ids(n),
-            np.ones(n, np.int64),
-            center=rng.uniform(0.1, 1.0, n),
-            scale=rng.uniform(0.01, 0.1, n),
-            threshold=rng.uniform(2.5, 4.0, n),
-        )
-        bands = None
-        if algorithm == SEASONAL.name:
-            bands = week_bands(rng, models.center, models.scale * models.threshold)
+        if artifacts:
+            store = LocalArtifactStore(home / "artifacts")
+            for key, blob in artifacts:
+                store.put(key, blob)
         params = [
             {"center": c, "scale": s, "threshold": t}
             for c, s, t in zip(
@@ -247,7 +267,12 @@ def filled_registry(
         url = database(home, url)
         engine = make_engine(url)
         fill_registry(
-            make_session_factory(engine), models.ids, params, algorithm, bands
+            make_session_factory(engine),
+            models.ids,
+            params,
+            algorithm,
+            bands,
+            [key for key, _ in artifacts] if artifacts else None,
         )
         engine.dispose()
         models.save(home / "models.json")
@@ -272,16 +297,23 @@ Readings = tuple[list[str], Values, Values]  # series ids, timestamps, values
 
 
 def make_readings(
-    registry: Registry, rng: np.random.Generator, rows: Rows, *, over_week: bool = False
+    registry: Registry,
+    rng: np.random.Generator,
+    rows: Rows,
+    *,
+    over_week: bool = False,
+    start: float = START,
+    sd: float = 0.7,
 ) -> Readings:
-    """One reading per row, ~15% anomalies: a minute apart from START, or at
+    """One reading per row, each its band's expected value plus N(0, `sd`)
+    half-widths (0.7: ~15% anomalies): a minute apart from `start`, or at
     random times of the week after it (every hour of the week is hit)."""
     if over_week:
-        timestamps = START + WEEK * rng.random(rows.size)
+        timestamps = start + WEEK * rng.random(rows.size)
     else:
-        timestamps = START + 60.0 * np.arange(rows.size, dtype=np.float64)
+        timestamps = start + 60.0 * np.arange(rows.size, dtype=np.float64)
     expected, spread = registry.band_at(rows, timestamps)
-    values = expected + spread * rng.normal(0, 0.7, rows.size)
+    values = expected + spread * rng.normal(0, sd, rows.size)
     return [registry.models.ids[r] for r in rows.tolist()], timestamps, values
 
 
@@ -292,14 +324,19 @@ def make_batches(
     series_per_request: int,
     *,
     over_week: bool = False,
+    start: float = START,
+    sd: float = 0.7,
 ) -> list[Readings]:
-    """BATCHES batches of `readings` readings of `series_per_request` series each."""
+    """BATCHES batches of `readings` readings of `series_per_request` series each
+    (`make_readings`' options, each batch from `start`)."""
     n = len(registry.models.ids)
     batches = []
     for _ in range(BATCHES):
         chosen = rng.choice(n, min(series_per_request, n), replace=False)
         rows = chosen[rng.integers(0, chosen.size, readings)]
-        batches.append(make_readings(registry, rng, rows, over_week=over_week))
+        batches.append(
+            make_readings(registry, rng, rows, over_week=over_week, start=start, sd=sd)
+        )
     return batches
 
 

@@ -25,6 +25,9 @@ SMOKE = [
     + ["--series-per-request", "100", "--duration", "1", "--runs", "1"],
     ["predict-seasonal", "--models", "300", "--readings", "1000"]
     + ["--series-per-request", "100", "--duration", "1", "--runs", "1"],
+    ["predict-forest", "--models", "20", "--forests", "1", "--points", "3000"]
+    + ["--readings", "100", "--series-per-request", "10", "--duration", "1"]
+    + ["--runs", "1"],
     # no peer: their virtualenvs take minutes to make (see bench/peers_bench.py)
     ["peers", "--models", "300", "--peers", "none", "--runs", "1", "--duration", "1"],
 ]
