@@ -241,7 +241,7 @@ def _requests(
 ) -> _Fleet:
     """Singles from START, then batches, each value within one training sigma."""
     registry = registries[forest.NAME]
-    sd = 1 / forest.band_sigmas(forests[0].hyperparameters["false_alarm_rate"])
+    sd = 1 / forests[0].hyperparameters["threshold_sigma"]  # half-widths
     rng = np.random.default_rng(4)
     rows = rng.integers(0, len(registry.models.ids), DISTINCT_REQUESTS)
     singles = make_readings(registry, rng, rows, sd=sd)

@@ -4,6 +4,8 @@ readings, so that one reading at a time scores as the library scores them all.""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +97,30 @@ def test_the_least_recently_used_forest_is_evicted_to_stay_in_budget(
     counts = models.counts
     assert (counts.hits, counts.misses, counts.evictions) == (2, 4, 2)
     assert counts.models == 2
-    assert models.resident("models/s0.npz")
-    assert models.resident("models/s1.npz")
-    assert not models.resident("models/s2.npz")
     assert counts.bytes <= models.budget_bytes
+    for i in (0, 1):  # held: s2 was evicted, they were not
+        models.score(f"s{i}", 1, f"models/s{i}.npz", t, v)
+    assert (counts.hits, counts.misses) == (4, 4)
+
+
+def test_concurrent_misses_of_one_forest_read_it_once(
+    store: LocalArtifactStore,
+) -> None:
+    reads: list[str] = []
+
+    def slow_get(key: str) -> bytes:
+        reads.append(key)
+        time.sleep(0.05)
+        return store.get(key)
+
+    models = HeavyModels(load=slow_get, budget_bytes=10**9)
+    t, v = LATER_T[:1], LATER_V[:1]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: models.score(f"s{i}", 1, "models/s0.npz", t, v),
+                      range(8)))  # fmt: skip
+
+    assert reads == ["models/s0.npz"]
+    assert (models.counts.misses, models.counts.hits) == (1, 7)
 
 
 def test_a_forest_bigger_than_the_budget_is_used_not_kept(

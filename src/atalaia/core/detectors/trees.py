@@ -177,10 +177,9 @@ class Trees:
         leaf = self.root[:, None] + self.children.ravel()[turn]
         length += remaining * self.path_length[leaf]
         # Summed tree after tree, as scikit-learn does: numpy's sum may pair
-        # them up (it does for one reading), which rounds differently.
-        lengths = np.zeros(readings.size)
-        for tree in length:
-            lengths += tree
+        # them up (it does for one reading), which rounds differently; a
+        # cumulative sum adds in order.
+        lengths: FloatArray = np.cumsum(length, axis=0)[-1]
         return lengths
 
     def _walk(

@@ -14,10 +14,11 @@ band explains each reading, and answers while its forest cannot be read. Its
 readings are then scored by the forest itself (`HeavyModels`), with the series'
 recent readings.
 
-The lookup, and reading a forest missing from memory, block. Workers call
-`score_one` / `score_batch`, which do both in their thread. An event loop calls
-`score_one_async` / `score_batch_async`: they score from memory on the loop,
-and only when a lookup or a read is due run the same chain in a worker thread.
+The lookup blocks, and a forest costs a millisecond or more of CPU (reading
+one missing from memory, more). Workers call `score_one` / `score_batch`,
+which do both in their thread. An event loop calls `score_one_async` /
+`score_batch_async`: they score from memory on the loop, and only when a lookup
+is due or a forest scores run the same chain in a worker thread.
 """
 
 from __future__ import annotations
@@ -157,9 +158,9 @@ def _one(
             row, record, expected, width = table.record(series_id, timestamp)
     reason = int(record.phases > 0)
     if record.algorithm == _HEAVY and record.tier == _MODEL:
-        key = table.artifact_of(row) or ""
-        if not may_block and not serving.heavy.resident(key):
+        if not may_block:  # a forest costs a millisecond or more: not on a loop
             raise _LookupDue
+        key = table.artifact_of(row) or ""
         verdicts = serving.heavy.score(
             series_id, record.version, key, np.array([timestamp]), np.array([value])
         )
@@ -217,11 +218,11 @@ def _score_heavy(
     """Score the readings `at` (of heavy models) by their series' forests, in
     place (the band's reason stays where the band gave the score); a series
     whose forest cannot be read keeps its band's verdicts."""
+    if not may_block:  # a forest costs a millisecond or more: not on a loop
+        raise _LookupDue
     table, heavy = scores.table, serving.heavy
     rows = scores.rows[at]
     keys = {row: table.artifact_of(row) or "" for row in np.unique(rows).tolist()}
-    if not may_block and not all(map(heavy.resident, keys.values())):
-        raise _LookupDue
     for row, key in keys.items():
         mine = at[rows == row]
         verdicts = heavy.score(

@@ -69,10 +69,8 @@ class HeavyModels:
     _forests: OrderedDict[str, Forest] = field(default_factory=OrderedDict)
     _recent: dict[str, _Recent] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def resident(self, key: str) -> bool:
-        """Is this forest in memory (scoring it reads nothing)?"""
-        return key in self._forests
+    # A lock per forest being read: concurrent misses of one forest read it once.
+    _reading: dict[str, threading.Lock] = field(default_factory=dict)
 
     def score(
         self,
@@ -128,17 +126,31 @@ class HeavyModels:
         return before
 
     def _forest(self, key: str) -> Forest | None:
+        forest = self._resident(key)
+        if forest is not None:
+            return forest
+        with self._lock:
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:  # outside the cache's lock: the store may be slow
+            forest = self._resident(key)  # read meanwhile by another request
+            if forest is None:
+                with self._lock:
+                    self.counts.misses += 1
+                forest = self._read(key)
+                if forest is not None:
+                    self._keep(key, forest)
+        with self._lock:
+            self._reading.pop(key, None)
+        return forest
+
+    def _resident(self, key: str) -> Forest | None:
+        """The forest if in memory (a hit: now the most recently used)."""
         with self._lock:
             forest = self._forests.get(key)
             if forest is not None:
                 self._forests.move_to_end(key)
                 self.counts.hits += 1
-                return forest
-            self.counts.misses += 1
-        forest = self._read(key)  # outside the lock: the store may be slow
-        if forest is not None:
-            self._keep(key, forest)
-        return forest
+            return forest
 
     def _read(self, key: str) -> Forest | None:
         if self.load is None:
@@ -156,8 +168,6 @@ class HeavyModels:
         if size > self.budget_bytes:
             return
         with self._lock:
-            if key in self._forests:  # read meanwhile by another request
-                return
             counts = self.counts
             while self._forests and counts.bytes + size > self.budget_bytes:
                 _, evicted = self._forests.popitem(last=False)
