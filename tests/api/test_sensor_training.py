@@ -87,14 +87,21 @@ def test_sensors_are_not_trained_in_batches(client: TestClient, admin: Headers) 
     assert "one at a time" in refused(response, "sensor_batch")
 
 
+def serve_sensor(client: TestClient, headers: Headers) -> None:
+    """Store the axes, train the sensor on them and promote its version."""
+    store_axes(client, headers)
+    job = finished_job(
+        client,
+        train_sensor(client, headers, window_hours=168).json()["job_id"],
+        headers,
+    )
+    promote(client, SENSOR, job["model_version"], headers)
+
+
 def test_a_promoted_sensor_is_scored_axes_together(
     client: TestClient, admin: Headers
 ) -> None:
-    store_axes(client, admin)
-    job = finished_job(
-        client, train_sensor(client, admin, window_hours=168).json()["job_id"], admin
-    )
-    promote(client, SENSOR, job["model_version"], admin)
+    serve_sensor(client, admin)
     later = 1_800_000_000.0
 
     def predict(t: float, values: dict[str, float]) -> dict[str, Any]:
@@ -147,11 +154,7 @@ def test_a_sensor_without_a_model_is_not_found(
 def test_a_batch_of_sensor_readings_is_scored_as_one_request_each(
     client: TestClient, admin: Headers
 ) -> None:
-    store_axes(client, admin)
-    job = finished_job(
-        client, train_sensor(client, admin, window_hours=168).json()["job_id"], admin
-    )
-    promote(client, SENSOR, job["model_version"], admin)
+    serve_sensor(client, admin)
     later = 1_800_000_000.0
     normal = {"radial": 0.3, "axial": 0.6, "tangential": 0.9}
     broken = {"radial": 0.3, "axial": 0.6, "tangential": 0.3}

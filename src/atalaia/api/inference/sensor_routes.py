@@ -4,7 +4,7 @@ own range)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,22 +24,25 @@ router = APIRouter(tags=["inference"])
 SensorId = SeriesId  # the same rule: e.g. sensor_001
 
 
-class SensorReading(BaseModel):
-    """The value of each of the sensor's axes at one time."""
+_EXAMPLE = {
+    "timestamp": 1733587200,
+    "values": {"radial": 0.31, "axial": 0.62, "tangential": 0.93},
+}
 
-    model_config = ConfigDict(
+
+def _reading_config(example: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(
         extra="forbid",
         strict=True,
         allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "timestamp": 1733587200,
-                    "values": {"radial": 0.31, "axial": 0.62, "tangential": 0.93},
-                }
-            ]
-        },
+        json_schema_extra={"examples": [example]},
     )
+
+
+class SensorReading(BaseModel):
+    """The value of each of the sensor's axes at one time."""
+
+    model_config = _reading_config(_EXAMPLE)
 
     timestamp: float = Field(
         description="Unix time in seconds", json_schema_extra=EPOCH_SECONDS
@@ -87,20 +90,7 @@ MAX_SENSOR_BATCH = 10_000
 class SensorBatchReading(SensorReading):
     """One reading of a sensor: the value of each of its axes at one time."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "sensor_id": "sensor_001",
-                    "timestamp": 1733587200,
-                    "values": {"radial": 0.31, "axial": 0.62, "tangential": 0.93},
-                }
-            ]
-        },
-    )
+    model_config = _reading_config({"sensor_id": "sensor_001", **_EXAMPLE})
 
     sensor_id: SensorId
 
