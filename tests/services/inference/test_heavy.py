@@ -98,6 +98,8 @@ def test_the_least_recently_used_forest_is_evicted_to_stay_in_budget(
     assert (counts.hits, counts.misses, counts.evictions) == (2, 4, 2)
     assert counts.models == 2
     assert counts.bytes <= models.budget_bytes
+    assert not models.resident("models/s2.npz")
+    assert models.resident("models/s0.npz")
     for i in (0, 1):  # held: s2 was evicted, they were not
         models.score(f"s{i}", 1, f"models/s{i}.npz", t, v)
     assert (counts.hits, counts.misses) == (4, 4)

@@ -14,11 +14,13 @@ band explains each reading, and answers while its forest cannot be read. Its
 readings are then scored by the forest itself (`HeavyModels`), with the series'
 recent readings.
 
-The lookup blocks, and a forest costs a millisecond or more of CPU (reading
-one missing from memory, more). Workers call `score_one` / `score_batch`,
-which do both in their thread. An event loop calls `score_one_async` /
-`score_batch_async`: they score from memory on the loop, and only when a lookup
-is due or a forest scores run the same chain in a worker thread.
+The lookup blocks, and so does reading a forest missing from memory; a forest
+costs about a millisecond of CPU a series. Workers call `score_one` /
+`score_batch`, which do it all in their thread. An event loop calls
+`score_one_async` / `score_batch_async`: they score from memory on the loop
+(one reading of a forest in memory too: a thread would cost more), and run
+the same chain in a worker thread when a lookup or a read is due, or a batch
+holds readings of forests.
 """
 
 from __future__ import annotations
@@ -158,9 +160,9 @@ def _one(
             row, record, expected, width = table.record(series_id, timestamp)
     reason = int(record.phases > 0)
     if record.algorithm == _HEAVY and record.tier == _MODEL:
-        if not may_block:  # a forest costs a millisecond or more: not on a loop
-            raise _LookupDue
         key = table.artifact_of(row) or ""
+        if not may_block and not serving.heavy.resident(key):
+            raise _LookupDue  # reading a forest blocks
         verdicts = serving.heavy.score(
             series_id, record.version, key, np.array([timestamp]), np.array([value])
         )
@@ -218,7 +220,7 @@ def _score_heavy(
     """Score the readings `at` (of heavy models) by their series' forests, in
     place (the band's reason stays where the band gave the score); a series
     whose forest cannot be read keeps its band's verdicts."""
-    if not may_block:  # a forest costs a millisecond or more: not on a loop
+    if not may_block:  # a millisecond or more a series: not on the event loop
         raise _LookupDue
     table, heavy = scores.table, serving.heavy
     rows = scores.rows[at]

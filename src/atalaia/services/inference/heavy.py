@@ -72,6 +72,10 @@ class HeavyModels:
     # A lock per forest being read: concurrent misses of one forest read it once.
     _reading: dict[str, threading.Lock] = field(default_factory=dict)
 
+    def resident(self, key: str) -> bool:
+        """Is this forest in memory (scoring it reads nothing)?"""
+        return key in self._forests
+
     def score(
         self,
         series_id: str,
