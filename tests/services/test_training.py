@@ -223,11 +223,17 @@ def store_weeks(sessions: Sessions, ids: list[str]) -> dict[str, Readings]:
     return weeks
 
 
-def submit_weeks(sessions: Sessions, ids: list[str]) -> list[str]:
+def submit_weeks(
+    sessions: Sessions,
+    ids: list[str],
+    algorithm: str = "robust",
+    hyperparameters: dict[str, object] | None = None,
+) -> list[str]:
     with sessions() as session:
         submission = training.submit_batch(
-            session=session, series_ids=ids, algorithm="robust", hyperparameters={},
-            window_hours=168, actor="test", min_interval_s=0,
+            session=session, series_ids=ids, algorithm=algorithm,
+            hyperparameters=hyperparameters or {}, window_hours=168, actor="test",
+            min_interval_s=0,
         )  # fmt: skip
         session.commit()
     return [job.job_id for job in submission.accepted]
@@ -282,6 +288,34 @@ class TestRunTrainingChunk:
         assert again == first
         with sessions() as session:
             assert ModelStore(session).latest_versions(FLEET) == dict.fromkeys(FLEET, 1)
+
+    def test_heavy_jobs_train_a_piece_at_a_time_the_others_kept_fresh(
+        self,
+        sessions: Sessions,
+        artifacts: LocalArtifactStore,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(training, "HEAVY_PIECE", 1)
+        store_weeks(sessions, FLEET[:3])
+        forests = submit_weeks(sessions, FLEET[:2], "isolation_forest", {"trees": 10.0})
+        light = submit_weeks(sessions, FLEET[2:3])
+        job_ids = [forests[0], light[0], forests[1]]
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        with sessions() as session:
+            jobs = {j.job_id: j for j in JobStore(session).get_many(job_ids)}
+        assert all(model is not None for model in outcome.values())
+        assert {j.status for j in jobs.values()} == {JobStatus.SUCCEEDED}
+        # The light job first, then a forest a piece: the clock of the jobs
+        # left was restarted after each piece.
+        started = [jobs[job_id].started_at for job_id in (*light, *forests)]
+        assert None not in started
+        assert sorted(started) == started  # type: ignore[type-var]
+        assert len(set(started)) == 3
+        forest = outcome[forests[0]]
+        assert forest is not None
+        assert forest.artifact is not None
 
     def test_numbers_jobs_of_one_series_in_turn(
         self, sessions: Sessions, artifacts: LocalArtifactStore

@@ -23,6 +23,7 @@ from atalaia.adapters.db.repositories import (
 )
 from atalaia.core.detectors import resolve_hyperparameters
 from atalaia.core.detectors.catalog import SENSOR_FAMILIES
+from atalaia.core.detectors.forest import NAME as FOREST
 from atalaia.core.jobs import JobStatus, TrainingJob, check_cancellable
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.registry import ModelVersion
@@ -55,6 +56,11 @@ log = structlog.get_logger()
 
 # Series looked up per query when a batch is checked (bound parameters per query).
 _LOOKUP = 5_000
+# Families that take a second or more a series (isolation_forest), trained
+# this many jobs at a time, the clock of the chunk's other jobs restarted after
+# each: a chunk of them outlasts `stuck_job_after_s`.
+HEAVY_FAMILIES = frozenset({FOREST})
+HEAVY_PIECE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +333,9 @@ def run_training_chunk(
     if not jobs:
         return outcome
     try:
-        outcome.update(train_claimed(jobs, sessions, artifacts))
+        for piece, rest in _by_cost(jobs):
+            outcome.update(train_claimed(piece, sessions, artifacts))
+            _touch([job.job_id for job in rest], sessions)
     except DependencyUnavailable:
         raise  # no job failed: they stay claimed for a retry once it is back
     except Exception as exc:  # a crash of the training itself fails its jobs
@@ -337,6 +345,30 @@ def run_training_chunk(
     # Only once every job has ended: a run that died keeps them for its retry.
     discard_payloads(artifacts, jobs)
     return outcome
+
+
+def _by_cost(
+    jobs: list[TrainingJob],
+) -> Iterator[tuple[list[TrainingJob], list[TrainingJob]]]:
+    """The jobs to train together, and those left after them: the light ones
+    at once, then heavy ones (a second or more each) HEAVY_PIECE at a time."""
+    light = [job for job in jobs if job.algorithm not in HEAVY_FAMILIES]
+    heavy = [job for job in jobs if job.algorithm in HEAVY_FAMILIES]
+    pieces = ([light] if light else []) + [
+        heavy[start : start + HEAVY_PIECE]
+        for start in range(0, len(heavy), HEAVY_PIECE)
+    ]
+    for i, piece in enumerate(pieces):
+        yield piece, [job for later in pieces[i + 1 :] for job in later]
+
+
+def _touch(job_ids: list[str], sessions: SessionFactory) -> None:
+    """Keep the jobs still to train from looking stuck (a chunk of forests
+    takes longer than `stuck_job_after_s`, and would be dispatched again)."""
+    if job_ids:
+        with sessions() as session:
+            JobStore(session).touch(job_ids)
+            session.commit()
 
 
 def _claim(

@@ -112,6 +112,15 @@ class JobStore:
         )
         return list(self.session.scalars(stmt))
 
+    def touch(self, job_ids: Sequence[str]) -> None:
+        """Restart the clock of running jobs (a long chunk still at work on
+        them): they are not taken for stuck."""
+        self.session.execute(
+            update(JobRow)
+            .where(JobRow.job_id.in_(job_ids), JobRow.status == JobStatus.RUNNING.value)
+            .values(started_at=utcnow())
+        )
+
     def finish(self, job_ids: Sequence[str]) -> list[str]:
         """Mark running jobs succeeded; returns the ids marked.
 
