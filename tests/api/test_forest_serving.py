@@ -223,7 +223,7 @@ def test_a_forest_that_cannot_be_read_is_answered_by_its_band(
     assert far_out["anomaly"]
     assert far_out["reason"] in ("outside_band", "outside_seasonal_band")
     assert far_out["model_info"]["type"] == "isolation_forest"
-    assert failures == 2
+    assert failures == 1  # then left alone for a while: no read, no warning
     assert plot.status_code == 503
     assert plot.json()["rule"] == "dependency_available"
     assert "does not exist" in plot.json()["detail"]

@@ -13,7 +13,7 @@ import pytest
 
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.detectors.forest import Forest, fit_forest
-from atalaia.services.inference.heavy import HeavyModels
+from atalaia.services.inference.heavy import RETRY_S, HeavyModels
 from fixtures.readings import sensor_series
 
 T, V = sensor_series(2_000, seed=3)
@@ -153,3 +153,25 @@ def test_an_unreadable_forest_answers_none_and_is_counted(
     assert damaged is None
     assert storeless is None
     assert models.counts.failures == 2
+
+
+def test_a_forest_that_failed_is_left_alone_for_a_while(
+    store: LocalArtifactStore, forests: list[Forest]
+) -> None:
+    now = [0.0]
+    models = heavy(store, 2)
+    models.clock = lambda: now[0]
+    t, v = LATER_T[:1], LATER_V[:1]
+    store.delete("models/s0.npz")
+
+    gone = models.score("s0", 1, "models/s0.npz", t, v)
+    store.put("models/s0.npz", forests[0].to_bytes())  # the store has it again
+    now[0] = RETRY_S / 2
+    left_alone = models.score("s0", 1, "models/s0.npz", t, v)
+    now[0] = RETRY_S + 1
+    read_again = models.score("s0", 1, "models/s0.npz", t, v)
+
+    assert gone is None
+    assert left_alone is None
+    assert read_again is not None
+    assert (models.counts.failures, models.counts.misses) == (1, 2)

@@ -16,11 +16,14 @@ the budget, and live as long as the process (they are not in the snapshot).
 
 When a forest cannot be read (the artifact store is down, the artifact missing
 or damaged), `score` answers None: the caller answers with the version's band.
+Its key is then left alone for RETRY_S: readings of its series do not wait on
+a store that just failed, nor log a warning each.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from atalaia.core.series import FloatArray
 log = structlog.get_logger()
 
 Load = Callable[[str], bytes]  # an artifact's bytes by key (ArtifactStore.get)
+RETRY_S = 30.0  # after a failed read, how long a forest is not read again
 
 
 @dataclass(slots=True)
@@ -71,6 +75,8 @@ class HeavyModels:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # A lock per forest being read: concurrent misses of one forest read it once.
     _reading: dict[str, threading.Lock] = field(default_factory=dict)
+    _failed: dict[str, float] = field(default_factory=dict)  # key → when (monotonic)
+    clock: Callable[[], float] = time.monotonic
 
     def resident(self, key: str) -> bool:
         """Is this forest in memory (scoring it reads nothing)?"""
@@ -138,8 +144,6 @@ class HeavyModels:
         with reading:  # outside the cache's lock: the store may be slow
             forest = self._resident(key)  # read meanwhile by another request
             if forest is None:
-                with self._lock:
-                    self.counts.misses += 1
                 forest = self._read(key)
                 if forest is not None:
                     self._keep(key, forest)
@@ -159,13 +163,21 @@ class HeavyModels:
     def _read(self, key: str) -> Forest | None:
         if self.load is None:
             return None
+        failed = self._failed.get(key)
+        if failed is not None and self.clock() - failed < RETRY_S:
+            return None
+        with self._lock:
+            self.counts.misses += 1
         try:
-            return Forest.from_bytes(self.load(key))
+            forest = Forest.from_bytes(self.load(key))
         except Exception as exc:  # any failure of the store: answer with the band
             with self._lock:
                 self.counts.failures += 1
+                self._failed[key] = self.clock()
             log.warning("inference.heavy_model_unreadable", key=key, error=str(exc))
             return None
+        self._failed.pop(key, None)
+        return forest
 
     def _keep(self, key: str, forest: Forest) -> None:
         size = forest.nbytes
