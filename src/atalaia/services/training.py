@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import structlog
@@ -61,6 +61,7 @@ _LOOKUP = 5_000
 # each: a chunk of them outlasts `stuck_job_after_s`.
 HEAVY_FAMILIES = frozenset({FOREST})
 HEAVY_PIECE = 16
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +300,7 @@ def check_batch_accepted(submission: BatchSubmission) -> None:
     raise BatchRefused(submission.rejected)
 
 
-def _pieces(items: list[str], size: int) -> Iterator[list[str]]:
+def _pieces(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -354,10 +355,7 @@ def _by_cost(
     at once, then heavy ones (a second or more each) HEAVY_PIECE at a time."""
     light = [job for job in jobs if job.algorithm not in HEAVY_FAMILIES]
     heavy = [job for job in jobs if job.algorithm in HEAVY_FAMILIES]
-    pieces = ([light] if light else []) + [
-        heavy[start : start + HEAVY_PIECE]
-        for start in range(0, len(heavy), HEAVY_PIECE)
-    ]
+    pieces = ([light] if light else []) + list(_pieces(heavy, HEAVY_PIECE))
     for i, piece in enumerate(pieces):
         yield piece, [job for later in pieces[i + 1 :] for job in later]
 

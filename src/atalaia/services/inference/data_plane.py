@@ -158,6 +158,7 @@ def _one(
             fetched = found.get(series_id, _NOT_FETCHED)
             table = serving.table
             row, record, expected, width = table.record(series_id, timestamp)
+    score = score_reading(expected, width, value)
     reason = int(record.phases > 0)
     if record.algorithm == _HEAVY and record.tier == _MODEL:
         key = table.artifact_of(row) or ""
@@ -166,13 +167,9 @@ def _one(
         verdicts = serving.heavy.score(
             series_id, record.version, key, np.array([timestamp]), np.array([value])
         )
-        if verdicts is not None:
+        if verdicts is not None:  # else the band's verdict stands
             score = float(verdicts.score[0])
             reason = ISOLATED if verdicts.isolated[0] else reason
-        else:
-            score = score_reading(expected, width, value)
-    else:
-        score = score_reading(expected, width, value)
     scored = (
         row, row != UNKNOWN_ROW, record, expected, width, score, score > 1.0,
         reason, fetched, table,
