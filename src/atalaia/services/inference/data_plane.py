@@ -159,7 +159,7 @@ def _one(
             table = serving.table
             row, record, expected, width = table.record(series_id, timestamp)
     score = score_reading(expected, width, value)
-    reason = int(record.phases > 0)
+    reason = 1 if record.phases else 0  # REASONS: outside_(seasonal_)band
     if record.algorithm == _HEAVY and record.tier == _MODEL:
         key = table.artifact_of(row) or ""
         if not may_block and not serving.heavy.resident(key):
