@@ -25,3 +25,6 @@ class Reason(StrEnum):
     # The pattern of the recent readings was isolated faster than any seen in
     # training (isolation_forest): a stuck sensor, a burst of noise...
     ISOLATED_PATTERN = "isolated_pattern"
+    # The reading repeats one value for longer than the series' training ever
+    # did (auto's stuck guard): a flatlined sensor, a frozen transmitter.
+    STUCK = "stuck"

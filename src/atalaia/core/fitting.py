@@ -24,6 +24,7 @@ from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
 from atalaia.core.detectors.forest import NAME as FOREST
 from atalaia.core.detectors.forest import fit_forest
 from atalaia.core.detectors.phases import BandFit, PhaseBand
+from atalaia.core.detectors.stuck import stuck_after
 from atalaia.core.drift import reference_profiles
 from atalaia.core.sensors import SensorData, StoredSensor
 from atalaia.core.series import Readings
@@ -44,6 +45,8 @@ class Fit:
     algorithm: str | None = None  # the family fitted, when `auto` chose it
     sensor: StoredSensor | None = None  # a sensor's model
     artifact: bytes | None = None  # a heavy model, kept in the artifact store
+    # The longest run of one value allowed (`core.detectors.stuck`); 0: no guard.
+    stuck_after: int = 0
 
 
 def fit_series(
@@ -84,12 +87,15 @@ def fit_series(
 
 
 def _fit_auto(readings: Readings) -> Fit:
-    """The family `auto` chooses, fitted; its choice in the metrics."""
+    """The family `auto` chooses, fitted, with its stuck guard; its choice and
+    the guard's limit in the metrics."""
     started = time.perf_counter()
     choice, resolved, fitted = auto_band_fit(readings)
+    limit = stuck_after(readings.values)
     fit = _fitted(readings, resolved, fitted, time.perf_counter() - started)
     fit.metrics.update(choice.metrics())
-    return replace(fit, algorithm=choice.algorithm)
+    fit.metrics["stuck_after"] = float(limit)
+    return replace(fit, algorithm=choice.algorithm, stuck_after=limit)
 
 
 def _fit_phased(algorithm: str, given: Mapping[str, object], readings: Readings) -> Fit:

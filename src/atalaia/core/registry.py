@@ -83,6 +83,9 @@ class ModelVersion:
     sensor: StoredSensor | None = None
     # A heavy model's key in the artifact store (an isolation forest's trees).
     artifact: str | None = None
+    # The longest run of one value served readings may have (`auto`'s stuck
+    # guard, `core.detectors.stuck`); 0: none.
+    stuck_after: int = 0
 
 
 def served_band(model: ModelVersion) -> PhaseBand:

@@ -25,6 +25,7 @@ class ServedModel:
     threshold: float
     band: bytes | None = None  # a seasonal model's stored band (PhaseBand.to_bytes)
     artifact: str | None = None  # a heavy model's key in the artifact store
+    stuck_after: int = 0  # the stuck guard's limit (0: no guard)
 
 
 @dataclass(frozen=True, slots=True)
