@@ -20,7 +20,7 @@ jobs and the inference table run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -38,6 +38,8 @@ from atalaia.core.detectors.multivariate import (
     SensorReadings,
 )
 from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.stuck import guard, stuck_after
+from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings, check_readings
 from atalaia.errors import UnknownAlgorithm
 
@@ -159,18 +161,38 @@ def _explained(
 
 @dataclass(frozen=True, slots=True)
 class AutoModel:
-    """The family `auto` chose, fitted, and why it chose it."""
+    """The family `auto` chose, fitted, and why it chose it; for one series,
+    with a stuck guard (`stuck_after`: the longest run of one value allowed,
+    `core.detectors.stuck`; 0: none)."""
 
     chosen: Model
     choice: Choice
     algorithm: str = "auto"
     hyperparameters: Mapping[str, float] = field(default_factory=dict)
+    stuck_after: int = 0
 
     def score(self, timestamps: object, values: object) -> Result:
+        """Score readings (the guard counts runs in time order among them)."""
         matrix = np.asarray(values, dtype=np.float64)
         if matrix.ndim == 2 and matrix.shape[1] == 1:  # one axis: a series
             matrix = matrix[:, 0]
-        return self.chosen.score(timestamps, matrix)
+        result = self.chosen.score(timestamps, matrix)
+        if not self.stuck_after:
+            return result
+        readings = Readings.of(timestamps, matrix)
+        score, stuck = guard(
+            readings.timestamps, readings.values, result.anomaly_score,
+            self.stuck_after,
+        )  # fmt: skip
+        anomaly = score > 1.0
+        side = np.where(readings.values > result.expected, "above", "below")
+        return replace(
+            result,
+            anomaly_score=score,
+            anomaly=anomaly,
+            direction=np.where(anomaly, side, ""),
+            reason=np.where(stuck, Reason.STUCK.value, result.reason),
+        )
 
 
 def _fit_auto_model(
@@ -189,7 +211,10 @@ def _fit_auto_model(
     readings = Readings.of(timestamps, matrix)
     check_readings(readings)
     choice, resolved, band = fit_auto(readings)
-    return AutoModel(BandModel(choice.algorithm, resolved, band), choice)
+    guard = stuck_after(readings.values)
+    return AutoModel(
+        BandModel(choice.algorithm, resolved, band), choice, stuck_after=guard
+    )
 
 
 def _fit_forest_model(

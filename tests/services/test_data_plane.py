@@ -10,10 +10,11 @@ import anyio
 import numpy as np
 import pytest
 
+from atalaia.core.explanations import Reason
 from atalaia.core.serving import ServedModel
 from atalaia.errors import InvalidSeriesId
 from atalaia.services.inference import data_plane
-from atalaia.services.model_table import UNKNOWN_ROW, ModelTable, Source, Tier
+from atalaia.services.model_table import REASONS, UNKNOWN_ROW, ModelTable, Source, Tier
 from fixtures.serving import FakeServing
 
 T = 1_733_011_200.0  # a reading's time
@@ -118,3 +119,67 @@ class TestOnTheEventLoop:
 
         assert scored.known
         assert not serving.threads
+
+
+class TestStreams:
+    """Each series' stream: stale readings, and the stuck guard of `auto`'s
+    models, the same whether read one at a time or in batches."""
+
+    @staticmethod
+    def guarded() -> FakeServing:
+        table = ModelTable()
+        table.set_models(
+            [
+                ServedModel("held", 1, "zscore", 0.0, 1.0, 3.0, stuck_after=2),
+                ServedModel("free", 1, "zscore", 0.0, 1.0, 3.0),
+            ],
+            Source.MEMORY,
+        )
+        return FakeServing(table)
+
+    def test_a_value_held_past_the_limit_is_stuck(self) -> None:
+        serving = self.guarded()
+        times = T + 60.0 * np.arange(5)
+
+        one = [data_plane.score_one(serving, "held", t, 0.5) for t in times]
+        free = [data_plane.score_one(serving, "free", t, 0.5) for t in times]
+
+        assert [s.anomaly for s in one] == [False, False, True, True, True]
+        assert {REASONS[s.reason] for s in one[2:]} == {Reason.STUCK}
+        assert one[-1].score == 5 / 2
+        assert not any(s.anomaly for s in free)  # no guard: a band alone
+
+    def test_batches_count_runs_as_single_readings_do(self) -> None:
+        one_by_one, batched = self.guarded(), self.guarded()
+        ids = ["held", "free"] * 4
+        times = np.repeat(T + 60.0 * np.arange(4), 2)
+        values = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.7, 0.5, 0.7])
+
+        singles = [
+            data_plane.score_one(one_by_one, s, t, v)
+            for s, t, v in zip(ids, times, values, strict=True)
+        ]
+        first = data_plane.score_batch(batched, ids[:4], times[:4], values[:4])
+        rest = data_plane.score_batch(batched, ids[4:][::-1], times[4:][::-1],
+                                      values[4:][::-1])  # fmt: skip
+
+        scores = [*first.scores.score.tolist(), *rest.scores.score[::-1].tolist()]
+        assert scores == [s.score for s in singles]
+        assert rest.scores.reason[::-1][0] == REASONS.index(Reason.STUCK)
+
+    def test_a_reading_not_newer_than_the_newest_is_stale(self) -> None:
+        serving = self.guarded()
+        for t in (T, T + 60.0, T + 120.0):
+            data_plane.score_one(serving, "held", t, 0.5)
+
+        retried = data_plane.score_one(serving, "held", T + 120.0, 0.5)
+        late = data_plane.score_one(serving, "held", T, 0.9)
+        batch = data_plane.score_batch(
+            serving, ["held", "held", "typo"], np.array([T + 60, T + 180, T]),
+            np.array([0.5, 0.1, 0.0]),
+        )  # fmt: skip
+
+        assert (retried.stale, retried.anomaly) == (True, True)  # as first answered
+        assert (late.stale, late.anomaly) == (True, False)
+        assert batch.scores.stale is not None
+        assert batch.scores.stale.tolist() == [True, False, False]

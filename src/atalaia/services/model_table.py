@@ -59,9 +59,15 @@ class Source(IntEnum):
 
 
 # Why an anomaly is one, by code (`Scores.reason`): the table's bands give the
-# first two; a heavy model's verdict, the last.
-REASONS = (Reason.OUTSIDE_BAND, Reason.OUTSIDE_SEASONAL_BAND, Reason.ISOLATED_PATTERN)
+# first two; a heavy model's verdict and the stuck guard, the others.
+REASONS = (
+    Reason.OUTSIDE_BAND,
+    Reason.OUTSIDE_SEASONAL_BAND,
+    Reason.ISOLATED_PATTERN,
+    Reason.STUCK,
+)
 ISOLATED = REASONS.index(Reason.ISOLATED_PATTERN)
+STUCK = REASONS.index(Reason.STUCK)
 
 
 class Tier(IntEnum):
@@ -130,6 +136,9 @@ class Scores:
     version: npt.NDArray[np.int64]
     algorithm: npt.NDArray[np.int8]
     source: npt.NDArray[np.int8]
+    # Per reading, not after its series' newest: set by the data plane, which
+    # keeps the series' streams (None: not known, none stale).
+    stale: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from atalaia.adapters.db.repositories import ModelStore, ReadingStore, SeriesSummary
 from atalaia.core.detectors.bands import reasons_of
 from atalaia.core.detectors.forest import Forest
+from atalaia.core.detectors.stuck import guard
 from atalaia.core.explanations import Direction, Reason
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.registry import ModelVersion, served_band
@@ -84,8 +85,9 @@ class PlotData:
     model: ModelVersion | None
     scores: FloatArray | None
     anomaly: BoolArray
-    # A heavy model's: where its trees gave the score (an isolated pattern).
-    isolated: BoolArray | None = None
+    # Per reading, the reason where the model's own verdict gave the score,
+    # not its band's: a forest's isolated pattern, a stuck value ("" elsewhere).
+    verdicts: npt.NDArray[np.str_] | None = None
 
     @property
     def band(self) -> tuple[float, float] | None:
@@ -104,10 +106,10 @@ class PlotData:
         """Why each reading would be an anomaly."""
         assert self.model is not None
         outside = reasons_of(served_band(self.model))
-        if self.isolated is None:
+        if self.verdicts is None:
             return [outside] * self.anomaly.size
         reasons: list[str] = np.where(
-            self.isolated, Reason.ISOLATED_PATTERN, outside
+            self.verdicts != "", self.verdicts, outside
         ).tolist()
         return reasons
 
@@ -173,10 +175,15 @@ def build_plot_data(
             data,
             scores=verdicts.score,
             anomaly=verdicts.score > 1.0,
-            isolated=verdicts.isolated,
+            verdicts=np.where(verdicts.isolated, Reason.ISOLATED_PATTERN.value, ""),
         )
     expected, width = data.band_at(readings.timestamps)
     scores = np.abs(readings.values - expected) / width
+    if model.stuck_after:  # auto's stuck guard over the window's readings
+        scores, stuck = guard(
+            readings.timestamps, readings.values, scores, model.stuck_after
+        )
+        data = replace(data, verdicts=np.where(stuck, Reason.STUCK.value, ""))
     return replace(data, scores=scores, anomaly=scores > 1.0)
 
 

@@ -3,7 +3,8 @@
 Every reading's answer names the model that gave it (`model_info`), how much
 to trust it (`confidence`) and explains itself: the band at that reading's time
 (`expected`, `lower`, `upper`; null where nothing is known), and for an anomaly
-its `direction` (above or below the band) and `reason` (see `Reason`). Batch
+its `direction` (above or below the band) and `reason` (see `Reason`); and
+whether it was `stale` (not after its series' newest reading seen). Batch
 answers are built column by column; the row form embeds one `model_info`,
 encoded once, in the readings of the same kind of model.
 
@@ -128,6 +129,7 @@ class Result(msgspec.Struct, gc=False):
     reason: str | None
     model_info: msgspec.Raw  # the JSON of a `model_info`
     confidence: str
+    stale: bool
 
 
 class WarnedResult(Result, gc=False):
@@ -191,6 +193,7 @@ def reading_answer(
             scored.fetched,
         ),
         "confidence": _CONFIDENCE[record.tier],
+        "stale": scored.stale,
     }  # fmt: skip
     if not scored.known:
         answer["warning"] = UNKNOWN_SERIES_WARNING
@@ -289,6 +292,7 @@ def rows_answer(
             explained.reason,
             infos,
             _named(_CONFIDENCE, scores.tier),
+            _stale(scores).tolist(),
         )
     )
     for at in _unknown_at(scores).tolist():
@@ -340,6 +344,7 @@ def columns_answer(
         ),
         "loaded_from": _named(_ORIGINS, origin),
         "confidence": _named(_CONFIDENCE, scores.tier),
+        "stale": _stale(scores),
     }
     unknown_at = _unknown_at(scores)
     if unknown_at.size:
@@ -347,6 +352,13 @@ def columns_answer(
         warning[unknown_at] = UNKNOWN_SERIES_WARNING
         answer["warning"] = warning.tolist()
     return answer
+
+
+def _stale(scores: Scores) -> npt.NDArray[np.bool_]:
+    """Per reading, whether it was stale (none when no stream state was kept)."""
+    if scores.stale is None:
+        return np.zeros(scores.rows.size, bool)
+    return scores.stale
 
 
 def _unknown_at(scores: Scores) -> npt.NDArray[np.intp]:

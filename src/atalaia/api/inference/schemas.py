@@ -108,11 +108,17 @@ _BOUND = "{} edge of the normal band at this reading's time; null when unbounded
 _DIRECTION = "For an anomaly: above or below the band; null otherwise"
 _REASON = (
     "For an anomaly, why it is one: outside_band (a flat band: zscore, robust, "
-    "or the series' history), outside_seasonal_band (the band of its phase); "
+    "or the series' history), outside_seasonal_band (the band of its phase), "
+    "isolated_pattern (an isolation_forest found its recent readings unusual), "
+    "stuck (its value repeated for longer than the series' training ever did); "
     "null otherwise"
 )
+_STALE = (
+    "Its timestamp is not after the newest reading of the series seen: scored "
+    "against the series' state without advancing it (a retry, a late reading)"
+)
 Direction = Literal["above", "below"]
-Reason = Literal["outside_band", "outside_seasonal_band"]
+Reason = Literal["outside_band", "outside_seasonal_band", "isolated_pattern", "stuck"]
 
 
 class PredictionView(BaseModel):
@@ -130,6 +136,7 @@ class PredictionView(BaseModel):
     reason: Reason | None = Field(description=_REASON)
     model_info: ModelInfo
     confidence: str = Field(description="high: a production model; low: a fallback")
+    stale: bool = Field(description=_STALE)
     warning: str | None = Field(
         default=None,
         description="Only when the series has no model and no history (unknown, "
@@ -162,6 +169,7 @@ class ColumnsView(BaseModel):
     type: list[str]
     loaded_from: list[str]
     confidence: list[str]
+    stale: list[bool] = Field(description=_STALE)
     warning: list[str | None] | None = Field(
         default=None,
         description="Only when some series have no model and no history: per "

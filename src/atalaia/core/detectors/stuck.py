@@ -67,6 +67,21 @@ def stuck_score(run: npt.ArrayLike, limit: int) -> FloatArray:
     return np.asarray(run, np.float64) / limit
 
 
+def guard(
+    timestamps: FloatArray, values: FloatArray, scores: FloatArray, limit: int
+) -> tuple[FloatArray, BoolArray]:
+    """A series' readings (any order; runs count in time order among them)
+    scored with the guard of `limit` over their band's `scores`: the scores,
+    and where the guard gave them (stuck)."""
+    runs = advance(
+        RunState.empty(1), np.zeros(values.size, np.int64), timestamps, values
+    )
+    stuck = runs.run > limit
+    return np.where(
+        stuck, np.maximum(scores, stuck_score(runs.run, limit)), scores
+    ), stuck
+
+
 @dataclass(slots=True)
 class RunState:
     """Per series (an index into each column): its newest timestamp seen, that
@@ -102,6 +117,8 @@ def advance(
     `state`, readings in any order), advancing `state` in place by the fresh
     ones, each series' in time order."""
     n = series.size
+    if _distinct(series, state.run.size):
+        return _advance_distinct(state, series, timestamps, values)
     order = np.lexsort((timestamps, series))  # by series, then time; stable
     g, t, v = series[order], timestamps[order], values[order]
     index = np.arange(n)
@@ -133,6 +150,29 @@ def advance(
     back = np.empty(n, np.int64)
     back[order] = index
     return Runs(run[back], ~fresh[back])
+
+
+def _distinct(series: IntArray, size: int) -> bool:
+    """Is each of `series` (indexes below `size`) given once?"""
+    index = np.arange(series.size)
+    seen = np.empty(size, np.int64)
+    seen[series] = index
+    return bool((seen[series] == index).all())
+
+
+def _advance_distinct(
+    state: RunState, series: IntArray, timestamps: FloatArray, values: FloatArray
+) -> Runs:
+    """`advance` for one reading per series (the usual batch): no sort."""
+    run = state.run[series]
+    fresh = timestamps > state.timestamp[series]
+    same = values == state.value[series]
+    run = np.where(same, run + fresh, 1)
+    f = series[fresh]
+    state.timestamp[f], state.value[f], state.run[f] = (
+        timestamps[fresh], values[fresh], run[fresh]
+    )  # fmt: skip
+    return Runs(run, ~fresh)
 
 
 def _firsts(group: IntArray) -> BoolArray:

@@ -9,6 +9,11 @@ due, see `Predictor.due_lookups`), after which the table is read again; then the
 series' history; then the default. The prediction routes, the tests and scoring
 on ingest all score here.
 
+Every reading of a series the table knows advances the series' stream state
+(`SeriesStreams`) once per timestamp; a reading not newer than the newest seen
+is `stale`. A model with a stuck guard (`auto`'s) flags the readings that
+repeat one value for longer than its training did (reason `stuck`).
+
 A heavy model's series (an isolation forest) has a row like any other: its
 band explains each reading, and answers while its forest cannot be read. Its
 readings are then scored by the forest itself (`HeavyModels`), with the series'
@@ -35,11 +40,14 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors import forest, score_reading
+from atalaia.core.detectors.stuck import Runs
 from atalaia.core.series import check_series_id
 from atalaia.services.inference.heavy import HeavyModels
+from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import (
     ALGORITHMS,
     ISOLATED,
+    STUCK,
     UNKNOWN_ROW,
     ModelTable,
     Record,
@@ -64,6 +72,9 @@ class Serving(Protocol):
     @property
     def heavy(self) -> HeavyModels: ...
 
+    @property
+    def streams(self) -> SeriesStreams: ...
+
     def due_lookups(self, unknown: Iterable[str]) -> set[str]:
         """Which of these series unknown to the table to look up now."""
 
@@ -84,11 +95,12 @@ class ScoredReading(NamedTuple):
     reason: int  # an anomaly's, as an index into REASONS
     fetched: Source  # where a miss fetched its model from; NONE: none fetched
     table: ModelTable  # the table that scored it: `row` is its row
+    stale: bool  # not after its series' newest reading: advanced nothing
 
 
 @dataclass(frozen=True, slots=True)
 class ScoredBatch:
-    """Readings scored, aligned with the request's."""
+    """Readings scored, aligned with the request's (`scores.stale` set)."""
 
     scores: Scores
     fetched: Mapping[int, Source]  # table row → where a miss fetched its model from
@@ -158,6 +170,7 @@ def _one(
             fetched = found.get(series_id, _NOT_FETCHED)
             table = serving.table
             row, record, expected, width = table.record(series_id, timestamp)
+    run, stale = serving.streams.one(table, row, timestamp, value)
     score = score_reading(expected, width, value)
     reason = 1 if record.phases else 0  # REASONS: outside_(seasonal_)band
     if record.algorithm == _HEAVY and record.tier == _MODEL:
@@ -170,9 +183,12 @@ def _one(
         if verdicts is not None:  # else the band's verdict stands
             score = float(verdicts.score[0])
             reason = ISOLATED if verdicts.isolated[0] else reason
+    limit = record.stuck_after
+    if limit and run > limit:
+        score, reason = max(score, run / limit), STUCK
     scored = (
         row, row != UNKNOWN_ROW, record, expected, width, score, score > 1.0,
-        reason, fetched, table,
+        reason, fetched, table, stale,
     )  # fmt: skip
     return tuple.__new__(ScoredReading, scored)  # past NamedTuple's slow __new__
 
@@ -202,7 +218,22 @@ def _batch(
     if heavy.any():
         _score_heavy(serving, scores, np.flatnonzero(heavy), timestamps, values,
                      may_block=may_block)  # fmt: skip
+    runs = serving.streams.many(table, rows, timestamps, values)
+    _guard_stuck(scores, runs)
+    scores.stale = runs.stale
     return ScoredBatch(scores, fetched, unknown)
+
+
+def _guard_stuck(scores: Scores, runs: Runs) -> None:
+    """Flag, in place, the readings of guarded models whose run is over their
+    limit (`core.detectors.stuck`)."""
+    limit = scores.stuck_after
+    stuck = np.flatnonzero((limit > 0) & (runs.run > limit))
+    if stuck.size:
+        own = runs.run[stuck] / limit[stuck]
+        scores.score[stuck] = np.maximum(scores.score[stuck], own)
+        scores.anomaly[stuck] = True
+        scores.reason[stuck] = STUCK
 
 
 def _score_heavy(

@@ -17,6 +17,7 @@ from atalaia.services.inference.lookup import MissLookup
 from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
 from atalaia.services.inference.snapshot import Snapshot
+from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import ModelTable
 from atalaia.services.prediction_stats import PredictionTally
 
@@ -47,6 +48,7 @@ class Predictor:
         self.store = store
         # Heavy models (forests): none without an artifact store to read them.
         self.heavy = heavy or HeavyModels(load=None, budget_bytes=0)
+        self.streams = SeriesStreams()
         self.snapshot_path = snapshot_path
         self.served = served = ServedTable()
         self.health = health = DatabaseHealth(retry_s)
