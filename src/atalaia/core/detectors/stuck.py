@@ -77,9 +77,8 @@ def guard(
         RunState.empty(1), np.zeros(values.size, np.int64), timestamps, values
     )
     stuck = runs.run > limit
-    return np.where(
-        stuck, np.maximum(scores, stuck_score(runs.run, limit)), scores
-    ), stuck
+    guarded = np.where(stuck, np.maximum(scores, stuck_score(runs.run, limit)), scores)
+    return guarded, stuck
 
 
 @dataclass(slots=True)
