@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 import numpy as np
@@ -76,6 +77,11 @@ class TestModelEncoding:
         assert decode_model("s", encode_model(forest)) == forest
         assert decode_model("s", encode_model(flat)) == flat
 
+    def test_round_trips_a_stuck_guard(self) -> None:
+        guarded = ServedModel("s", 2, "robust", 0.5, 0.1, 3.5, stuck_after=12)
+
+        assert decode_model("s", encode_model(guarded)) == guarded
+
     def test_refuses_what_it_cannot_serve(self) -> None:
         unknown = ServedModel("s", 1, "prophet", 0.0, 1.0, 3.0)
 
@@ -115,7 +121,16 @@ class TestModelCache:
         cache.forget([A.series_id])
 
         assert cache.get_many([A.series_id, B.series_id]) == {B.series_id: B}
-        assert 0 < link.client.ttl(f"{redis_prefix}model3:{B.series_id}") <= 60
+        assert 0 < link.client.ttl(f"{redis_prefix}model4:{B.series_id}") <= 60
+
+    def test_never_reads_a_value_of_an_older_layout(
+        self, link: RedisLink, redis_prefix: str
+    ) -> None:
+        # Layout 3 packed no stuck guard; its keys are not this layout's.
+        old = struct.pack("<qdddBH", 3, 0.5, 0.1, 3.0, 6, 0) + b"zscore"
+        link.client.set(f"{redis_prefix}model3:{A.series_id}", old, ex=60)
+
+        assert ModelCache(link, ttl_s=60).get_many([A.series_id]) == {}
 
     def test_answers_nothing_at_once_while_redis_is_cut(
         self, cut_link: RedisLink, redis_proxy: TcpProxy

@@ -260,6 +260,46 @@ class TestReadingsSeriesKey:
         assert tuple(row) == ("ghost", 1.0, 2.0)
 
 
+class TestStuckGuard:
+    """0009 gives every version a stuck guard's limit, 0 (none) for those before."""
+
+    def test_versions_before_it_have_no_guard(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url, "0008")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO training_jobs (job_id, series_id, status, algorithm,"
+                    " hyperparameters, submitted_by, created_at, attempts)"
+                    " VALUES ('j1', 's', 'succeeded', 'auto', '{}', 't', :at, 1)"
+                ),
+                {"at": utcnow()},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO model_versions (series_id, version, stage, algorithm,"
+                    " center, scale, threshold, metrics, reference, lineage, job_id,"
+                    " created_at) VALUES ('s', 1, 'production', 'zscore', 0, 1, 3,"
+                    " '{}', '{}', '{}', 'j1', :at)"
+                ),
+                {"at": utcnow()},
+            )
+
+        upgrade_database(blank_database_url)
+        with engine.connect() as connection:
+            limit = connection.scalar(text("SELECT stuck_after FROM model_versions"))
+        command.downgrade(alembic_config(blank_database_url), "0008")
+        with engine.connect() as connection:
+            kept = connection.scalar(text("SELECT version FROM model_versions"))
+
+        assert limit == 0
+        assert kept == 1
+        assert "stuck_after" not in {
+            column["name"] for column in inspect(engine).get_columns("model_versions")
+        }
+
+
 def readings_by_id(engine: Engine, join: str) -> list[tuple[str, float, float]]:
     with engine.connect() as connection:
         rows = connection.execute(

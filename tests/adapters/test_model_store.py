@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import JobStore, ModelStore, _columns
+from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.core.detectors import ModelParams
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.jobs import JobStatus, TrainingJob
@@ -118,6 +119,12 @@ class TestAddAndGet:
         assert back.period == band.period
         assert back.departure.tolist() == band.departure.tolist()
         assert back.width.tolist() == band.width.tolist()
+
+    def test_keeps_the_stuck_guard(self, sessions: Sessions) -> None:
+        register(sessions, replace(model_version(1), stuck_after=6), model_version(2))
+        with sessions() as session:
+            guarded, unguarded = (ModelStore(session).get(SERIES, n) for n in (1, 2))
+        assert (guarded.stuck_after, unguarded.stuck_after) == (6, 0)
 
     def test_finds_versions_by_their_jobs(self, sessions: Sessions) -> None:
         register(sessions, model_version(1), model_version(2))
@@ -297,6 +304,8 @@ class TestServedModels:
                     *(rng.standard_normal(3) * 10.0 ** rng.integers(-9, 9, 3)).tolist()
                 ),
                 band=seasonal_band(rng) if i % 2 else None,
+                artifact=f"models/s{i}/{number}.npz" if i % 3 == 0 else None,
+                stuck_after=i % 5 * 3,
             )
             for i in range(60)
             for number in range(1, int(rng.integers(1, 4)) + 1)
@@ -321,7 +330,8 @@ class TestServedModels:
             zip(
                 columns.series_ids, columns.version.tolist(), columns.algorithm,
                 columns.center.tolist(), columns.scale.tolist(),
-                columns.threshold.tolist(), columns.band,
+                columns.threshold.tolist(), columns.band, columns.artifact,
+                columns.stuck_after.tolist(),
                 strict=True,
             )
         )  # fmt: skip
@@ -329,17 +339,44 @@ class TestServedModels:
             ServedModel(
                 m.series_id, m.version, m.algorithm, m.params.center, m.params.scale,
                 m.params.threshold, m.band.to_bytes() if m.band else None,
+                m.artifact, m.stuck_after,
             )
             for m in promoted
         }  # fmt: skip
         assert 20 < len(as_rows) == len(objects) == len(expected) < 60
         assert {ServedModel(*row) for row in as_rows} == set(objects) == expected
 
+    def test_serving_reads_carry_the_stuck_guard(self, sessions: Sessions) -> None:
+        register(
+            sessions,
+            replace(model_version(1), stuck_after=8),
+            model_version(1, series_id="pump7"),
+        )
+        with sessions() as session:
+            ModelStore(session).apply(
+                [
+                    StageChange(s, 1, Stage.STAGING, Stage.PRODUCTION)
+                    for s in (SERIES, "pump7")
+                ],
+                actor="x",
+                reason="",
+            )
+            session.commit()
+        store = DatabaseServingStore(sessions)
+
+        fleet = store.load_fleet().models
+        found = store.load_series([SERIES, "pump7"]).models
+
+        limits = zip(fleet.series_ids, fleet.stuck_after.tolist(), strict=True)
+        assert dict(limits) == {SERIES: 8, "pump7": 0}
+        assert {m.series_id: m.stuck_after for m in found} == {SERIES: 8, "pump7": 0}
+
     def test_columns_of_an_empty_registry(self, sessions: Sessions) -> None:
         with sessions() as session:
             columns = ModelStore(session).served_columns()
         assert (columns.series_ids, columns.algorithm) == ([], [])
         assert columns.version.dtype == np.int64
+        assert columns.stuck_after.dtype == np.int32
         assert columns.center.size == columns.scale.size == 0
 
     @pytest.mark.usefixtures("fleet")

@@ -108,6 +108,70 @@ class TestHeavyModels:
         assert table.artifacts == {}
 
 
+class TestStuckGuard:
+    GUARDED = ServedModel("g", 1, "robust", 0.0, 1.0, 4.0, None, None, 6)
+
+    def table(self) -> ModelTable:
+        table = ModelTable()
+        table.set_models(
+            [self.GUARDED, ServedModel("z", 1, "zscore", 0, 1, 3)], Source.MEMORY
+        )
+        table.set_history(["h", "g"], np.array([1.0, 2.0]), np.array([0.5, 0.5]))
+        return table
+
+    def test_records_carry_the_limit_of_model_rows_only(self) -> None:
+        table = self.table()
+
+        rows = table.rows_of(["g", "z", "h", "?"])
+        scores = table.score(rows, np.full(4, 1.7e9), np.zeros(4))
+
+        assert table.model_of("g") == self.GUARDED
+        assert scores.stuck_after.tolist() == [6, 0, 0, 0]
+        assert scores.stuck_after.dtype == np.int32
+        limits = [table.record(s, 1.7e9)[1].stuck_after for s in ("g", "z", "h", "?")]
+        assert limits == [6, 0, 0, 0]
+        assert model_table.UNKNOWN_RECORD.stuck_after == 0
+
+    def test_a_cleared_or_replaced_model_drops_its_limit(self) -> None:
+        table, cleared = self.table(), self.table()
+
+        table.set_models([ServedModel("g", 2, "zscore", 0, 1, 3)], Source.MEMORY)
+        cleared.clear_model("g")
+
+        for emptied in (table, cleared):
+            assert emptied.record("g", 1.7e9)[1].stuck_after == 0
+        assert table.model_of("g") == ServedModel("g", 2, "zscore", 0, 1, 3)
+        assert cleared.cols.stuck_after[cleared.index["g"]] == 0
+
+    def test_columns_given_no_limits_have_none(self) -> None:
+        table = self.table()
+
+        table.set_model_columns(
+            ["g"], np.array([2]), np.zeros(1, np.int8), np.zeros(1), np.ones(1),
+            np.ones(1), Source.MEMORY,
+        )  # fmt: skip
+
+        model = table.model_of("g")
+        assert model is not None
+        assert model.stuck_after == 0
+
+    def test_growth_and_the_snapshot_keep_the_limits(self, tmp_path: Path) -> None:
+        models = [
+            ServedModel(f"s{i}", 1, "zscore", 0, 1, 3, stuck_after=i % 7 * 2)
+            for i in range(3000)  # past the first capacity
+        ]
+        table = ModelTable()
+        table.set_models(models, Source.MEMORY)
+        table.save(tmp_path / "snapshot.npz")
+
+        loaded = ModelTable.load(tmp_path / "snapshot.npz")
+
+        assert [loaded.model_of(m.series_id) for m in models] == models
+        rows = loaded.rows_of([m.series_id for m in models])
+        limits = loaded.score(rows, np.full(rows.size, 1.7e9), np.zeros(rows.size))
+        assert limits.stuck_after.tolist() == [m.stuck_after for m in models]
+
+
 class TestSnapshotLayout:
     def test_algorithms_are_read_back_by_name(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -126,6 +190,18 @@ class TestSnapshotLayout:
 
     def test_an_older_layout_is_refused(self, tmp_path: Path) -> None:
         np.savez(tmp_path / "old.npz", ids=np.zeros(0, np.uint8))
+
+        with pytest.raises(model_table.SnapshotUnreadable):
+            ModelTable.load(tmp_path / "old.npz")
+
+    def test_the_layout_before_stuck_guards_is_refused(self, tmp_path: Path) -> None:
+        table = ModelTable()
+        table.set_models([ServedModel("a", 1, "zscore", 0, 1, 3)], Source.MEMORY)
+        table.save(tmp_path / "snapshot.npz")
+        with np.load(tmp_path / "snapshot.npz") as data:
+            arrays = {name: data[name] for name in data.files if name != "stuck_after"}
+        arrays["layout"] = np.array("atalaia.model-table.3")
+        np.savez(tmp_path / "old.npz", **arrays)
 
         with pytest.raises(model_table.SnapshotUnreadable):
             ModelTable.load(tmp_path / "old.npz")

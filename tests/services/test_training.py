@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +15,7 @@ from atalaia.adapters.db.repositories import JobStore, ModelStore, ReadingStore
 from atalaia.adapters.db.tables import JobRow
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.detectors import fit
+from atalaia.core.detectors.stuck import MIN_STUCK_AFTER, stuck_after
 from atalaia.core.drift import reference_profile
 from atalaia.core.fitting import Fit, fit_series
 from atalaia.core.jobs import JobStatus, TrainingJob
@@ -79,6 +81,40 @@ class TestRunTrainingJob:
         )
         with sessions() as session:
             assert JobStore(session).get(job.job_id).status is JobStatus.SUCCEEDED
+
+    def test_an_auto_version_keeps_its_stuck_guard(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        timestamps, values = sensor_series()
+        quantised = np.round(values, 2)  # repeats by chance: a limit above 2
+        request = training.TrainingRequest(
+            SERIES, "auto", {}, readings=Readings(timestamps, quantised)
+        )
+        with sessions() as session:
+            job = training.submit_training(
+                session=session, artifacts=artifacts, request=request,
+                actor="test", min_interval_s=0,
+            )  # fmt: skip
+            session.commit()
+
+        model = run(sessions, artifacts, job.job_id)
+
+        assert model is not None
+        limit = stuck_after(quantised)
+        assert limit > MIN_STUCK_AFTER
+        assert model.stuck_after == limit
+        assert model.metrics["stuck_after"] == float(limit)
+        with sessions() as session:
+            assert ModelStore(session).get(SERIES, 1).stuck_after == limit
+
+    def test_a_version_of_another_family_has_no_stuck_guard(
+        self, sessions: Sessions, artifacts: LocalArtifactStore
+    ) -> None:
+        model = run(sessions, artifacts, submit(sessions, artifacts).job_id)
+
+        assert model is not None
+        assert model.stuck_after == 0
+        assert "stuck_after" not in model.metrics
 
     def test_running_a_job_twice_yields_one_version(
         self, sessions: Sessions, artifacts: LocalArtifactStore

@@ -40,6 +40,7 @@ class ServedColumns:
     threshold: npt.NDArray[np.float64]
     band: list[bytes | None]  # seasonal models' stored bands; None: flat
     artifact: list[str | None]  # heavy models' keys in the artifact store
+    stuck_after: npt.NDArray[np.int32]  # the stuck guards' limits (0: no guard)
 
 
 @dataclass(frozen=True, slots=True)

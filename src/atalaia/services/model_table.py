@@ -40,7 +40,8 @@ HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
 # From this many ids a batch is looked up in the hashed index, not id by id.
 HASHED_LOOKUP = 64
 _GENERATIONS = count(1)
-SNAPSHOT_LAYOUT = "atalaia.model-table.3"  # bands in pools, algorithms by name, keys
+# Bands in pools, algorithms by name, heavy models' keys, stuck guards.
+SNAPSHOT_LAYOUT = "atalaia.model-table.4"
 
 
 class SnapshotUnreadable(Exception):
@@ -94,6 +95,7 @@ SERVING = np.dtype(
         ("phases", np.int32),
         ("period", np.float64),
         ("offset", np.int64),
+        ("stuck_after", np.int32),  # the stuck guard's limit (0: no guard)
     ],
     align=True,
 )
@@ -115,9 +117,10 @@ class Record(NamedTuple):
     phases: int
     period: float
     offset: int
+    stuck_after: int
 
 
-UNKNOWN_RECORD = Record(0.0, np.inf, 0, Tier.DEFAULT, Source.NONE, 0, 0, 0.0, 0)
+UNKNOWN_RECORD = Record(0.0, np.inf, 0, Tier.DEFAULT, Source.NONE, 0, 0, 0.0, 0, 0)
 assert Record._fields == SERVING.names
 
 
@@ -136,6 +139,7 @@ class Scores:
     version: npt.NDArray[np.int64]
     algorithm: npt.NDArray[np.int8]
     source: npt.NDArray[np.int8]
+    stuck_after: npt.NDArray[np.int32]  # the stuck guard's limit (0: no guard)
     # Per reading, not after its series' newest: set by the data plane, which
     # keeps the series' streams (None: not known, none stale).
     stale: npt.NDArray[np.bool_] | None = None
@@ -184,6 +188,7 @@ class _Columns:
     center: npt.NDArray[np.float64]
     scale: npt.NDArray[np.float64]
     threshold: npt.NDArray[np.float64]
+    stuck_after: npt.NDArray[np.int32]  # 0: no stuck guard
     hist_mean: npt.NDArray[np.float64]
     hist_std: npt.NDArray[np.float64]
     phases: npt.NDArray[np.int32]  # 0: a flat band
@@ -203,6 +208,7 @@ class _Columns:
             center=np.zeros(capacity),
             scale=np.ones(capacity),
             threshold=np.ones(capacity),
+            stuck_after=np.zeros(capacity, np.int32),
             hist_mean=np.zeros(capacity),
             hist_std=np.zeros(capacity),
             phases=np.zeros(capacity, np.int32),
@@ -305,6 +311,7 @@ class _Columns:
         records["phases"] = np.where(has_model, self.phases[rows], 0)
         records["period"] = self.period[rows]
         records["offset"] = self.offset[rows]
+        records["stuck_after"] = np.where(has_model, self.stuck_after[rows], 0)
         self.serving[rows] = records
 
 
@@ -384,15 +391,18 @@ class ModelTable:
         source: Source,
         band: Sequence[bytes | None] | None = None,
         artifact: Sequence[str | None] | None = None,
+        stuck_after: npt.NDArray[np.int32] | None = None,
     ) -> None:
         """Serve these models (`algorithm` indexes ALGORITHMS), one per series;
         `band`: each one's stored band, None for a flat one (all flat if None);
-        `artifact`: each one's key in the artifact store, None for none."""
+        `artifact`: each one's key in the artifact store, None for none;
+        `stuck_after`: each one's stuck guard's limit (no guards if None)."""
         rows = self._rows(series_ids)
         cols = self.cols
         cols.version[rows], cols.algorithm[rows] = version, algorithm
         cols.center[rows], cols.scale[rows] = center, scale
         cols.threshold[rows], cols.source[rows] = threshold, source
+        cols.stuck_after[rows] = 0 if stuck_after is None else stuck_after
         self._set_artifacts(rows, artifact or ())
         self._set_bands(rows, band or [None] * rows.size)
 
@@ -433,6 +443,7 @@ class ModelTable:
             source,
             [m.band for m in models],
             [m.artifact for m in models],
+            np.array([m.stuck_after for m in models], np.int32),
         )
 
     def clear_model(self, series_id: str) -> None:
@@ -440,6 +451,7 @@ class ModelTable:
         if row is not None:
             self.cols.version[row] = 0
             self.cols.source[row] = Source.NONE
+            self.cols.stuck_after[row] = 0
             self.artifacts.pop(row, None)
             self._set_bands(np.array([row]), [None])
 
@@ -459,7 +471,7 @@ class ModelTable:
         return ServedModel(
             series_id, int(c.version[row]), ALGORITHMS[c.algorithm[row]],
             float(c.center[row]), float(c.scale[row]), float(c.threshold[row]),
-            c.band_of(row), self.artifacts.get(row),
+            c.band_of(row), self.artifacts.get(row), int(c.stuck_after[row]),
         )  # fmt: skip
 
     def rows_of(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -497,6 +509,7 @@ class ModelTable:
             version=records["version"],
             algorithm=records["algorithm"],
             source=records["source"],
+            stuck_after=records["stuck_after"],
         )
 
     def record(self, series_id: str, timestamp: float) -> Lookup:

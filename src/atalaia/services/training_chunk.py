@@ -232,6 +232,7 @@ def _version(
         band=fit.band,
         sensor=fit.sensor,
         artifact=artifact,
+        stuck_after=fit.stuck_after,
     )
 
 

@@ -50,6 +50,7 @@ class FakeStore:
             np.array([x.threshold for x in m]),
             [x.band for x in m],
             [x.artifact for x in m],
+            np.array([x.stuck_after for x in m], np.int32),
         )
         return FleetModels(len(m), columns, _no_history(), list(self.sensors))
 

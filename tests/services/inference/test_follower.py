@@ -3,6 +3,7 @@ surfaces."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -77,6 +78,24 @@ class TestWarmLoad:
         assert restored.model.axes == ("a", "b", "c")
         reading = {"a": 1.0, "b": -1.0, "c": 0.0}  # b leaves a
         assert second.sensors.score("sensor_001", 1.7e9, reading).anomaly
+
+    def test_every_load_keeps_the_stuck_guards(self, tmp_path: Path) -> None:
+        guarded = replace(MODEL, stuck_after=6)
+        plain = replace(MODEL, series_id="plain")
+        store = FakeStore([guarded, plain])
+        predictor = Predictor(store, snapshot_path=tmp_path / "live.npz")
+        predictor.warm_load()
+        warm = predictor.table.model_of(guarded.series_id)
+        retrained = replace(guarded, version=2, stuck_after=9)
+        store.models[0] = retrained
+
+        predictor.reload_series([guarded.series_id])
+        from_snapshot = started_from_snapshot(store, tmp_path).table
+
+        assert warm == guarded
+        assert predictor.table.model_of(guarded.series_id) == retrained
+        assert from_snapshot.model_of(guarded.series_id) == retrained
+        assert from_snapshot.model_of("plain") == plain
 
 
 class TestChangeFeed:

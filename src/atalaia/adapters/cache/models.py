@@ -2,10 +2,10 @@
 
 A value packs the version, centre, scale and threshold (little-endian int64 and
 three float64), the lengths of the algorithm's name (one byte) and of a heavy
-model's artifact key (two bytes), the name, the key, then a seasonal model's
-stored band (`PhaseBand.to_bytes`): about 40 bytes for a flat model, 1.4 kB for
-an hour-of-week one. Keys carry the layout's number, so a
-value of another layout is never read as this one. The training
+model's artifact key (two bytes), the stuck guard's limit (uint32, 0: none),
+the name, the key, then a seasonal model's stored band (`PhaseBand.to_bytes`):
+about 45 bytes for a flat model, 1.4 kB for an hour-of-week one. Keys carry the
+layout's number, so a value of another layout is never read as this one. The training
 service writes a series' entry after each registry change it commits; inference
 replicas write the models they read from the database. Entries expire after
 `ttl_s` (0: never), so series nobody serves any more leave Redis by themselves.
@@ -23,8 +23,8 @@ from atalaia.adapters.cache.link import RedisLink
 from atalaia.core.detectors.bands import SERVED_ALGORITHMS
 from atalaia.core.serving import ServedModel
 
-_PACKED = struct.Struct("<qdddBH")
-_LAYOUT = "model3"  # the key's prefix: this layout of values
+_PACKED = struct.Struct("<qdddBHI")
+_LAYOUT = "model4"  # the key's prefix: this layout of values
 # MGET at most this many keys at once: Redis serves one command at a time.
 _CHUNK = 10_000
 
@@ -38,7 +38,7 @@ def encode_model(model: ServedModel) -> bytes:
     artifact = (model.artifact or "").encode()
     packed = _PACKED.pack(
         model.version, model.center, model.scale, model.threshold, len(name),
-        len(artifact),
+        len(artifact), model.stuck_after,
     )  # fmt: skip
     return packed + name + artifact + (model.band or b"")
 
@@ -47,7 +47,9 @@ def decode_model(series_id: str, data: bytes) -> ServedModel | None:
     """The model packed in `data`; None when it is not one this version can serve."""
     if len(data) <= _PACKED.size:
         return None
-    version, center, scale, threshold, length, key_length = _PACKED.unpack_from(data)
+    version, center, scale, threshold, length, key_length, stuck = (
+        _PACKED.unpack_from(data)
+    )  # fmt: skip
     end = _PACKED.size + length
     algorithm = data[_PACKED.size : end].decode(errors="replace")
     artifact = data[end : end + key_length].decode(errors="replace") or None
@@ -57,8 +59,9 @@ def decode_model(series_id: str, data: bytes) -> ServedModel | None:
     if band is not None and (len(band) < 16 or len(band) % 8):  # period + pairs
         return None
     return ServedModel(
-        series_id, version, algorithm, center, scale, threshold, band, artifact
-    )
+        series_id, version, algorithm, center, scale, threshold, band, artifact,
+        stuck,
+    )  # fmt: skip
 
 
 class ModelCache:

@@ -157,6 +157,8 @@ class VersionRow(Base):
     sensor: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A heavy model's key in the artifact store; NULL: the row holds it all.
     artifact: Mapped[str | None] = mapped_column(String(256))
+    # The stuck guard's limit (`core.detectors.stuck`); 0: no guard.
+    stuck_after: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     metrics: Mapped[dict[str, float | str]] = mapped_column(Json, default=dict)
     reference: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(Json)

@@ -67,6 +67,7 @@ def _version(row: VersionRow) -> ModelVersion:
         band=PhaseBand.from_bytes(row.center, row.band) if row.band else None,
         sensor=StoredSensor.from_bytes(row.sensor) if row.sensor else None,
         artifact=row.artifact,
+        stuck_after=row.stuck_after,
     )
 
 
@@ -82,6 +83,7 @@ def _version_row(model: ModelVersion) -> VersionRow:
         band=model.band.to_bytes() if model.band else None,
         sensor=model.sensor.to_bytes() if model.sensor else None,
         artifact=model.artifact,
+        stuck_after=model.stuck_after,
         metrics=model.metrics,
         reference=model.reference,
         lineage=model.lineage.as_dict(),
@@ -108,6 +110,7 @@ _SERVED = select(
     VersionRow.threshold,
     VersionRow.band,
     VersionRow.artifact,
+    VersionRow.stuck_after,
 ).where(
     VersionRow.stage == Stage.PRODUCTION.value,
     VersionRow.algorithm.in_(SERVED_ALGORITHMS),  # the model table's; not sensors'
@@ -270,7 +273,10 @@ class ModelStore:
 
     def served_columns(self) -> ServedColumns:
         """Every production version as columns, in one query: the warm load."""
-        kinds = (str, np.int64, str, np.float64, np.float64, np.float64, bytes, str)
+        kinds = (
+            str, np.int64, str, np.float64, np.float64, np.float64, bytes, str,
+            np.int32,
+        )  # fmt: skip
         return ServedColumns(*fetch_columns(self.session, _SERVED, kinds))
 
     def past_production(self, series_id: str) -> list[ModelVersion]:
