@@ -114,7 +114,11 @@ def reference_app() -> FastAPI:
         else:
             readings = [(p.series_id, p.timestamp, p.value) for p in body.points]
         fetched = fetch_misses(serving, [series_id for series_id, _, _ in readings])
-        results = [prediction(serving, *reading, fetched) for reading in readings]
+        stale = stale_in_batch(request.app.state.newest, serving, readings)
+        results = [
+            prediction(serving, *reading, fetched, stale=s)
+            for reading, s in zip(readings, stale, strict=True)
+        ]
         if isinstance(body, ColumnsBody):
             return columns_view(results)
         anomalies = sum(r.anomaly for r in results)
@@ -128,7 +132,12 @@ def reference_app() -> FastAPI:
     def predict(series_id: str, body: Reading, request: Request) -> PredictionView:
         serving: FakeServing = request.app.state.serving
         fetched = fetch_misses(serving, [series_id])
-        return prediction(serving, series_id, body.timestamp, body.value, fetched)
+        (stale,) = stale_in_batch(
+            request.app.state.newest, serving, [(series_id, body.timestamp, body.value)]
+        )
+        return prediction(
+            serving, series_id, body.timestamp, body.value, fetched, stale=stale
+        )
 
     return app
 
@@ -140,12 +149,34 @@ def fetch_misses(serving: FakeServing, series_ids: list[str]) -> dict[str, Sourc
     return serving.look_up(due) if due else {}
 
 
+def stale_in_batch(
+    newest: dict[str, float],
+    serving: FakeServing,
+    readings: list[tuple[str, float, float]],
+) -> list[bool]:
+    """Per reading of a series the table knows: not after the newest reading of
+    its series before the request, or a second one at a time the request
+    already gave; `newest` then moves on to the request's newest."""
+    stale, seen = [], set()
+    for series_id, timestamp, _ in readings:
+        known = series_id in serving.table.index
+        before = newest.get(series_id, -math.inf)
+        stale.append(known and (timestamp <= before or (series_id, timestamp) in seen))
+        seen.add((series_id, timestamp))
+    for series_id, timestamp, _ in readings:
+        if series_id in serving.table.index:
+            newest[series_id] = max(newest.get(series_id, -math.inf), timestamp)
+    return stale
+
+
 def prediction(
     serving: FakeServing,
     series_id: str,
     timestamp: float,
     value: float,
     fetched: Mapping[str, Source],
+    *,
+    stale: bool,
 ) -> PredictionView:
     _row, record, expected, width = serving.table.record(series_id, timestamp)
     score = abs(value - expected) / width
@@ -180,6 +211,7 @@ def prediction(
         else None,
         model_info=info,
         confidence="high" if record.tier == Tier.MODEL else "low",
+        stale=stale,
         **({"warning": UNKNOWN_SERIES_WARNING} if unknown else {}),
     )
 
@@ -191,7 +223,7 @@ def columns_view(results: list[PredictionView]) -> ColumnsView:
     }
     for field in (
         "series_id", "timestamp", "anomaly", "anomaly_score", "expected", "lower",
-        "upper", "direction", "reason", "confidence",
+        "upper", "direction", "reason", "confidence", "stale",
     ):  # fmt: skip
         columns[field] = [getattr(r, field) for r in results]
     for field in ("version", "stage", "type", "loaded_from"):
@@ -214,6 +246,7 @@ class Apps:
         ids = [f"s{i}" for i in range(len(fleet))]
         self.fast.app_state["predictor"] = serving_of(fleet, ids)
         self.reference.state.serving = serving_of(fleet, ids)
+        self.reference.state.newest = {}
         return ids
 
     def answers(self, path: str, body: dict[str, Any]) -> tuple[Any, Any]:

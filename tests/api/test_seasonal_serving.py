@@ -3,6 +3,8 @@ where a flat band cannot tell (a value normal at noon, not at the daily low)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from fixtures.api import (
@@ -69,7 +71,13 @@ def test_batches_explain_each_reading_as_the_single_route(
         "value": [v for _, v in readings],
     })  # fmt: skip
 
-    assert rows["results"] == singles
+    def fresh(answer: dict[str, Any]) -> dict[str, Any]:
+        return answer | {"stale": False}
+
+    # The same answers, but for `stale`: the batches come after the singles.
+    assert [fresh(r) for r in rows["results"]] == [fresh(s) for s in singles]
+    assert [s["stale"] for s in singles] == [False, True, False, True]
+    assert columns["stale"] == [r["stale"] for r in rows["results"]] == [True] * 4
     for field in ("expected", "lower", "upper", "direction", "reason"):
         assert columns[field] == [s[field] for s in singles]
     assert columns["direction"] == ["above", None, "below", None]

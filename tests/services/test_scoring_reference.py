@@ -53,8 +53,8 @@ bands = st.builds(
     ),
 )  # fmt: skip
 # A model: version, algorithm, center, scale, threshold, where it came from (any
-# Source but NONE, which is no model's), and its band if seasonal.
-Spec = tuple[int, str, float, float, float, Source, bytes | None]
+# Source but NONE, which is no model's), its band if seasonal, its stuck guard.
+Spec = tuple[int, str, float, float, float, Source, bytes | None, int]
 models = st.dictionaries(
     st.sampled_from(IDS),
     st.tuples(
@@ -65,6 +65,7 @@ models = st.dictionaries(
         st.floats(min_value=0.5, max_value=10),
         st.sampled_from([s for s in Source if s != Source.NONE]),
         st.one_of(st.none(), bands),
+        st.sampled_from([0, 2, 3]),
     ),  # fmt: skip
 )
 histories = st.dictionaries(
@@ -74,7 +75,7 @@ readings = st.lists(
     st.tuples(
         st.sampled_from([*IDS, "unknown"]),
         st.floats(min_value=946_684_800.0, max_value=4_102_444_800.0),
-        finite,
+        st.one_of(finite, st.sampled_from([0.0, 1.0])),  # repeats: runs
     ),
     max_size=30,
 )
@@ -118,10 +119,11 @@ def table_of(
     )
     by_id = {}
     for series_id, spec in served.items():
-        version, algorithm, center, scale, threshold, source, band = spec
+        version, algorithm, center, scale, threshold, source, band, guard = spec
         model = ServedModel(
-            series_id, version, algorithm, center, scale, threshold, band
-        )
+            series_id, version, algorithm, center, scale, threshold, band,
+            stuck_after=guard,
+        )  # fmt: skip
         table.set_models([model], source)
         by_id[series_id] = model
     return table, by_id
@@ -164,6 +166,8 @@ def test_single_reading_path_equals_the_batch_path(
     history: dict[str, tuple[float, float]],
     batch: list[Reading],
 ) -> None:
+    """Each reading of a batch is answered as it is alone, read in the order a
+    batch advances its series' streams (by series, then time)."""
     serving = FakeServing(table_of(served, history)[0])
     ids, timestamps, values = columns_of(batch)
     scores = data_plane.score_batch(serving, ids, timestamps, values).scores
@@ -172,17 +176,13 @@ def test_single_reading_path_equals_the_batch_path(
         answers.encode_columns(answers.columns_answer(ids, timestamps, values, scores))
     )
 
-    singles = msgspec.json.decode(
-        msgspec.json.encode(
-            [
-                answers.reading_answer(
-                    series_id, timestamp, value,
-                    data_plane.score_one(serving, series_id, timestamp, value),
-                )
-                for series_id, timestamp, value in batch
-            ]
-        )
-    )  # fmt: skip
+    alone = FakeServing(table_of(served, history)[0])
+    one_by_one: list[dict[str, object]] = [{}] * len(batch)
+    for i in sorted(range(len(batch)), key=lambda i: batch[i][:2]):
+        series_id, timestamp, value = batch[i]
+        scored = data_plane.score_one(alone, series_id, timestamp, value)
+        one_by_one[i] = answers.reading_answer(series_id, timestamp, value, scored)
+    singles = msgspec.json.decode(msgspec.json.encode(one_by_one))
 
     assert msgspec.json.decode(msgspec.json.encode(rows["results"])) == singles
     for field in (
@@ -198,5 +198,6 @@ def test_single_reading_path_equals_the_batch_path(
     for field in ("version", "stage", "type", "loaded_from"):
         assert columns[field] == [a["model_info"][field] for a in singles]
     assert columns["confidence"] == [a["confidence"] for a in singles]
+    assert columns["stale"] == [a["stale"] for a in singles]
     warnings = [a.get("warning") for a in singles]
     assert columns.get("warning", [None] * len(singles)) == warnings

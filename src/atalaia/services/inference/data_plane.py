@@ -170,7 +170,6 @@ def _one(
             fetched = found.get(series_id, _NOT_FETCHED)
             table = serving.table
             row, record, expected, width = table.record(series_id, timestamp)
-    run, stale = serving.streams.one(table, row, timestamp, value)
     score = score_reading(expected, width, value)
     reason = 1 if record.phases else 0  # REASONS: outside_(seasonal_)band
     if record.algorithm == _HEAVY and record.tier == _MODEL:
@@ -183,6 +182,8 @@ def _one(
         if verdicts is not None:  # else the band's verdict stands
             score = float(verdicts.score[0])
             reason = ISOLATED if verdicts.isolated[0] else reason
+    # Advanced only now: every step before may hand the reading to a thread.
+    run, stale = serving.streams.one(table, row, timestamp, value)
     limit = record.stuck_after
     if limit and run > limit:
         score, reason = max(score, run / limit), STUCK
@@ -218,7 +219,7 @@ def _batch(
     if heavy.any():
         _score_heavy(serving, scores, np.flatnonzero(heavy), timestamps, values,
                      may_block=may_block)  # fmt: skip
-    runs = serving.streams.many(table, rows, timestamps, values)
+    runs = serving.streams.many(table, rows, timestamps, values)  # as for one
     _guard_stuck(scores, runs)
     scores.stale = runs.stale
     return ScoredBatch(scores, fetched, unknown)
