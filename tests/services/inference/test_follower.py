@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from atalaia.core.detectors.multivariate import Multivariate
+from atalaia.core.explanations import Reason
 from atalaia.core.sensors import StoredSensor
 from atalaia.core.serving import ServedSensor
 from atalaia.errors import DependencyUnavailable
-from atalaia.services.inference import LoadState, Predictor
+from atalaia.services.inference import LoadState, Predictor, data_plane
+from atalaia.services.model_table import REASONS
 
 from .conftest import MODEL, FakeStore
 
@@ -134,3 +136,33 @@ class TestChangeFeed:
         predictor.poll_changes()
 
         assert cursors == [1, 1]  # the full load's cursor stands, not 101
+
+
+class TestStreamState:
+    def test_a_restart_goes_on_with_the_runs_under_way(self, tmp_path: Path) -> None:
+        guarded = replace(MODEL, stuck_after=2)
+        path = tmp_path / "snapshot.npz"
+        before = Predictor(FakeStore([guarded]), snapshot_path=path)
+        before.warm_load()
+        for t in (60.0, 120.0):
+            data_plane.score_one(before, guarded.series_id, t, 0.5)
+        before.save_snapshot()  # as at shutdown
+
+        after = Predictor(FakeStore([guarded]), snapshot_path=path)
+        after.warm_load()
+        third = data_plane.score_one(after, guarded.series_id, 180.0, 0.5)
+        retried = data_plane.score_one(after, guarded.series_id, 120.0, 0.5)
+
+        assert (third.anomaly, REASONS[third.reason]) == (True, Reason.STUCK)
+        assert retried.stale
+
+    def test_a_damaged_file_of_state_starts_afresh(
+        self, predictor: Predictor, tmp_path: Path
+    ) -> None:
+        (tmp_path / "snapshot-streams.npz").write_bytes(b"not a snapshot")
+
+        predictor.warm_load()
+        scored = data_plane.score_one(predictor, MODEL.series_id, 60.0, 0.5)
+
+        assert predictor.loaded_from == "database"
+        assert not scored.stale

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from atalaia.core.serving import ServedModel
-from atalaia.services.inference.streams import SeriesStreams
+from atalaia.services.inference.streams import SeriesStreams, StreamsUnreadable
 from atalaia.services.model_table import UNKNOWN_ROW, ModelTable, Source
 
 
@@ -53,3 +56,30 @@ def test_rows_added_to_the_table_start_empty_and_the_unknown_row_keeps_none() ->
     assert unknown == [(1, False)] * 2
     assert mixed.run.tolist() == [1, 3]
     assert mixed.stale.tolist() == [False, False]
+
+
+def test_the_state_written_is_taken_back_by_series(tmp_path: Path) -> None:
+    streams, path = SeriesStreams(), tmp_path / "streams.npz"
+    first = table_of("a", "b")
+    streams.many(first, first.rows_of(["a", "b"]), np.array([60.0, 60.0]), np.ones(2))
+    streams.one(first, first.index["a"], 120.0, 1.0)
+
+    written = streams.save(path)
+    restored = SeriesStreams()
+    taken = restored.restore(path)
+    later = table_of("b", "a")  # other rows
+    runs = restored.many(
+        later, later.rows_of(["a", "b"]), np.full(2, 120.0), np.ones(2)
+    )
+
+    assert (written, taken) == (2, 2)
+    assert runs.run.tolist() == [2, 2]
+    assert runs.stale.tolist() == [True, False]
+
+
+def test_a_file_of_another_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "streams.npz"
+    np.savez(path, layout=np.array("atalaia.streams.0"))
+
+    with pytest.raises(StreamsUnreadable):
+        SeriesStreams().restore(path)

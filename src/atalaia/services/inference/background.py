@@ -24,7 +24,8 @@ class BackgroundThreads:
     feed every `poll_s` (every `health.retry_s` while the database is down);
     "atalaia-counts" flushes the prediction counts every `flush_s`, apart from
     the feed, so that a slow write of many series' counts never delays a
-    promotion (while the database is down the counts wait in memory).
+    promotion (while the database is down the counts wait in memory), and
+    writes the series' stream state to disk.
 
     A step that finds the database unavailable reports it to `health`; any
     other failure is a bug: logged with its traceback, the thread goes on.
@@ -63,6 +64,7 @@ class BackgroundThreads:
 
     def _flush_counts(self) -> None:
         while not self._stop.wait(self.flush_s):
+            self._run("inference.snapshot_crashed", self.snapshot.save_streams)
             if self.health.ok:
                 self._run(
                     "inference.counts_crashed", lambda: self.tally.flush(self.sink)

@@ -53,7 +53,7 @@ class Predictor:
         self.served = served = ServedTable()
         self.health = health = DatabaseHealth(retry_s)
         self.sensors = SensorModels()
-        self.snapshot = Snapshot(served, self.sensors, snapshot_path)
+        self.snapshot = Snapshot(served, self.sensors, self.streams, snapshot_path)
         l2 = L2Models(served, cache)
         self.follower = TableFollower(
             store=store, served=served, sensors=self.sensors, health=health, l2=l2,
@@ -71,7 +71,6 @@ class Predictor:
         # Called with (source, seconds) after each full load (the metrics set it).
         self.on_load: OnLoad = lambda _source, _seconds: None
         # The parts' operations, under the names the routes and lifespan use.
-        self.warm_load = self.follower.warm_load
         self.reload_all = self.follower.reload_all
         self.reload_series = self.follower.reload_series
         self.apply_notice = self.follower.apply_notice
@@ -80,6 +79,12 @@ class Predictor:
         self.due_lookups = self.misses.due
         self.look_up = self.misses.look_up
         self.start_following = self.threads.start
+
+    def warm_load(self) -> None:
+        """Load every production model (`TableFollower.warm_load`) and the
+        stream state written last."""
+        self.follower.warm_load()
+        self.snapshot.restore_streams()
 
     @property
     def table(self) -> ModelTable:

@@ -1,6 +1,8 @@
 """The on-disk snapshot of the table and of the sensor models: written after
 each full load from the registry, read at start when the registry is
-unreachable. The sensors' file lies beside the table's (`-sensors.npz`)."""
+unreachable. The sensors' file lies beside the table's (`-sensors.npz`), and
+so does the series' stream state (`-streams.npz`), written now and then and
+at shutdown, read back at every start."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from atalaia.core.serving import ServedSensor
 from atalaia.files import write_private_npz
 from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
+from atalaia.services.inference.streams import SeriesStreams, StreamsUnreadable
 from atalaia.services.model_table import ModelTable, SnapshotUnreadable
 
 SENSORS_LAYOUT = "atalaia.sensors.1"
@@ -30,12 +33,38 @@ class Snapshot:
     written last) is only touched under the table's lock.
     """
 
-    def __init__(self, served: ServedTable, sensors: SensorModels, path: Path) -> None:
+    def __init__(
+        self,
+        served: ServedTable,
+        sensors: SensorModels,
+        streams: SeriesStreams,
+        path: Path,
+    ) -> None:
         self.served = served
         self.sensors = sensors
+        self.streams = streams
         self.path = path
         self.sensors_path = path.with_name(f"{path.stem}-sensors.npz")
+        self.streams_path = path.with_name(f"{path.stem}-streams.npz")
         self._written = served.table.generation
+
+    def restore_streams(self) -> None:
+        """Take the stream state last written, if any can be read."""
+        if not self.streams_path.exists():
+            return
+        try:
+            series = self.streams.restore(self.streams_path)
+        except StreamsUnreadable as exc:
+            log.warning("inference.snapshot_unreadable", error=str(exc))
+            return
+        log.info("inference.streams_restored", series=series)
+
+    def save_streams(self) -> None:
+        """Write the stream state now."""
+        try:
+            self.streams.save(self.streams_path)
+        except OSError as exc:
+            log.warning("inference.snapshot_failed", error=str(exc))
 
     def read(self) -> ModelTable | None:
         """The table last written, or None when there is none (or it is one
@@ -79,6 +108,7 @@ class Snapshot:
                 _save_sensors(sensors, self.sensors_path)
             except OSError as exc:
                 log.warning("inference.snapshot_failed", error=str(exc))
+        self.save_streams()
 
 
 def _save_sensors(sensors: Sequence[ServedSensor], path: Path) -> None:

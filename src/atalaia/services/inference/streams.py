@@ -10,22 +10,30 @@ added to a table keep their state; a new table (its `generation` changes)
 numbers its rows afresh, and each series' state moves to its new row. Series
 the table does not know (`UNKNOWN_ROW`) keep none.
 
-The state is the process's own: it starts empty (a restart forgets the runs
-under way, which then count again from their next reading).
+The state is the process's own. It is written to disk now and then and at
+shutdown (`save`), and read back at start (`restore`): a restart forgets only
+what was read since the last write.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors.stuck import Runs, RunState, advance, advance_one
 from atalaia.core.series import FloatArray
+from atalaia.files import write_private_npz
 from atalaia.services.model_table import UNKNOWN_ROW, ModelTable
 
 IntArray = npt.NDArray[np.int64]
+LAYOUT = "atalaia.streams.1"
+
+
+class StreamsUnreadable(Exception):
+    """A file of stream state this release cannot read."""
 
 
 class SeriesStreams:
@@ -67,6 +75,42 @@ class SeriesStreams:
             runs = advance(self._state_of(table), rows[at], timestamps[at], values[at])
         run[at], stale[at] = runs.run, runs.stale
         return Runs(run, stale)
+
+    def save(self, path: Path) -> int:
+        """Write the state of every series seen to `path`, atomically; how many."""
+        with self._lock:
+            n = min(len(self._ids), self._state.run.size)
+            seen = np.flatnonzero(self._state.run[:n] > 0)
+            ids = [self._ids[i] for i in seen.tolist()]
+            columns = {
+                name: getattr(self._state, name)[seen]
+                for name in ("timestamp", "value", "run")
+            }
+        text = "\n".join(ids).encode()
+        write_private_npz(
+            path, layout=np.array(LAYOUT), ids=np.frombuffer(text, np.uint8), **columns
+        )
+        return len(ids)
+
+    def restore(self, path: Path) -> int:
+        """Take the state written at `path` (it moves to the rows of the next
+        table scored with); how many series. StreamsUnreadable if it is not a
+        file of this layout."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["layout"]) != LAYOUT:
+                    raise StreamsUnreadable(f"{path} is not a {LAYOUT}")
+                text = data["ids"].tobytes().decode()
+                read = [data[name] for name in ("timestamp", "value", "run")]
+        except (OSError, KeyError, ValueError) as exc:
+            raise StreamsUnreadable(str(exc)) from exc
+        ids = text.split("\n") if text else []
+        state = RunState.empty(len(ids) + 1)
+        state.timestamp[1:], state.value[1:], state.run[1:] = read
+        with self._lock:
+            # A generation no table has: the next one scored takes it by id.
+            self._state, self._ids, self._generation = state, ["", *ids], -1
+        return len(ids)
 
     def _state_of(self, table: ModelTable) -> RunState:
         """The state by `table`'s rows (the caller holds the lock): moved to a
