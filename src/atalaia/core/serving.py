@@ -84,6 +84,24 @@ class SeriesModels:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoredAnomaly:
+    """An anomaly scored on ingest, as the anomaly log keeps it for consumers."""
+
+    series_id: str
+    timestamp: float
+    value: float
+    anomaly_score: float
+    expected: float | None  # None: nothing known
+    lower: float | None
+    upper: float | None
+    direction: str
+    reason: str
+    version: int
+    algorithm: str
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Rollups:
     """Prediction counts of one hour, one entry per series (aligned sequences)."""
 

@@ -208,6 +208,38 @@ class FeedbackRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class ScoredAnomalyRow(Base):
+    """An anomaly scored on ingest, in the order consumers read them (see
+    `AnomalyLog`); one per (series, timestamp), as the readings."""
+
+    __tablename__ = "scored_anomalies"
+    __table_args__ = (
+        UniqueConstraint("series_id", "ts"),
+        Index("ix_scored_anomalies_txid_id", "txid", "id"),  # the readers' order
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+        autoincrement=True,
+    )  # fmt: skip
+    # PostgreSQL: the writing transaction's id (`pg_current_xact_id()`); None
+    # on SQLite, whose writers take turns.
+    txid: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
+    series_id: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[float] = mapped_column(Double)
+    value: Mapped[float] = mapped_column(Double)
+    score: Mapped[float] = mapped_column(Double)
+    expected: Mapped[float | None] = mapped_column(Double)
+    lower: Mapped[float | None] = mapped_column(Double)
+    upper: Mapped[float | None] = mapped_column(Double)
+    direction: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    algorithm: Mapped[str] = mapped_column(String(64))
+    stale: Mapped[bool] = mapped_column(Boolean)
+    scored_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class PredictionRollupRow(Base):
     """Per series and hour: what inference answered (kept out of Prometheus)."""
 

@@ -1,5 +1,6 @@
 """Repositories over a Session; they return core entities, never ORM rows."""
 
+from atalaia.adapters.db.repositories.anomalies import AnomalyLog
 from atalaia.adapters.db.repositories.audit import AuditLog
 from atalaia.adapters.db.repositories.claims import TrainingClaims
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
@@ -13,6 +14,7 @@ from atalaia.adapters.db.repositories.readings import (
 from atalaia.adapters.db.repositories.rollups import RollupStore
 
 __all__ = [
+    "AnomalyLog",
     "AuditLog",
     "FeedbackStore",
     "IngestResult",
