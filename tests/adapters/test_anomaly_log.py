@@ -59,7 +59,7 @@ def test_read_in_order_once_each(sessions: Sessions) -> None:
 def test_a_cursor_the_log_never_gave_is_refused(sessions: Sessions) -> None:
     with sessions() as session, pytest.raises(InvalidInput) as refused:
         AnomalyLog(session).after("yesterday", limit=10)
-    assert refused.value.rule == "cursor_format"
+    assert refused.value.rule == "cursor"
 
 
 def test_a_writer_still_running_holds_back_the_rows_after_it(

@@ -19,22 +19,15 @@ from atalaia.errors import InvalidSeries
 MAX_POINTS_PER_REQUEST = 100_000
 
 
-def append_points(
-    *, session: Session, series_id: str, readings: Readings, span: TimeRange
-) -> IngestResult:
-    """Store readings of one series (caller commits); stored timestamps are ignored.
-
-    Readings may come in any order, their times within `span`; a timestamp twice
-    in one request is refused.
-    """
-    batch = {series_id: readings}
-    return append_many_points(session=session, batch=batch, span=span)[series_id]
-
-
 def append_many_points(
     *, session: Session, batch: Mapping[str, Readings], span: TimeRange
 ) -> dict[str, IngestResult]:
-    """`append_points` for many series in one bulk write (caller commits)."""
+    """Store readings of many series in one bulk write (caller commits);
+    stored timestamps are ignored.
+
+    Each series' readings may come in any order, their times within `span`; a
+    timestamp twice in one series' readings is refused.
+    """
     ordered = {sid: _checked(sid, readings, span) for sid, readings in batch.items()}
     return ReadingStore(session).append_many(ordered)
 

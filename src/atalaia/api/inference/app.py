@@ -16,6 +16,7 @@ from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.api.common.app import NOT_READY, build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.common.state import state_as
+from atalaia.api.inference.ingest_routes import router as ingest_router
 from atalaia.api.inference.metrics import ServingMetrics
 from atalaia.api.inference.routes import FAST_ROUTES, router
 from atalaia.api.inference.sensor_routes import router as sensor_router
@@ -56,7 +57,7 @@ def _notices_state(listener: NoticeListener | None) -> str:
 
 
 def routers() -> list[APIRouter]:
-    return [router, sensor_router, probe_router]
+    return [router, sensor_router, ingest_router, probe_router]
 
 
 @asynccontextmanager

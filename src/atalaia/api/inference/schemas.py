@@ -18,6 +18,7 @@ from atalaia.api.common.params import (
     ReadingValue,
 )
 from atalaia.core.series import MAX_SERIES_ID_LENGTH
+from atalaia.services.ingest import MAX_POINTS_PER_REQUEST
 
 MAX_BATCH = 100_000
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
@@ -174,4 +175,91 @@ class ColumnsView(BaseModel):
         default=None,
         description="Only when some series have no model and no history: per "
         "reading, `unknown_series: …` for those, null for the others",
+    )
+
+
+class PointsBody(BaseModel):
+    """Readings of one series: epoch-second `timestamps` and `values`, by index:
+    the two of the same length, at most 100,000, no timestamp twice."""
+
+    model_config = _STRICT
+
+    timestamps: list[EpochSeconds] = Field(
+        description="Epoch seconds, in any order, each once",
+        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST},
+    )
+    values: list[ReadingValue] = Field(
+        description="One value per timestamp",
+        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST},
+    )
+
+
+class AnomalyView(BaseModel):
+    """An anomaly among the readings stored, explained as a prediction is."""
+
+    series_id: str
+    timestamp: float
+    value: float
+    anomaly_score: float
+    expected: float | None = Field(description=_EXPECTED)
+    lower: float | None = Field(description=_BOUND.format("Lower"))
+    upper: float | None = Field(description=_BOUND.format("Upper"))
+    direction: Direction = Field(description=_DIRECTION)
+    reason: Reason = Field(description=_REASON)
+    version: int
+    type: str = Field(description="The production model's family")
+    stale: bool = Field(description=_STALE)
+
+
+class IngestView(BaseModel):
+    series_id: str
+    received: int
+    inserted: int
+    ignored: int
+    scored: int = Field(
+        description="Readings scored: all of them when the series has a "
+        "production model, none otherwise"
+    )
+    anomalies: list[AnomalyView] = Field(
+        description="The anomalies among them, in time order (also in the anomaly "
+        "log, once per reading)"
+    )
+
+
+class BulkPointsBody(BaseModel):
+    """Readings of many series in one request, columnar: three aligned arrays
+    of 1 to 100,000 readings, no (series, timestamp) twice."""
+
+    model_config = _STRICT
+
+    series_id: list[str] = Field(
+        json_schema_extra={
+            "maxItems": MAX_POINTS_PER_REQUEST,
+            "items": SERIES_ID_SCHEMA,
+        }
+    )
+    timestamp: list[EpochSeconds] = Field(
+        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST}
+    )
+    value: list[ReadingValue] = Field(
+        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST}
+    )
+
+    @model_validator(mode="after")
+    def _aligned(self) -> BulkPointsBody:
+        if not 0 < len(self.series_id) <= MAX_POINTS_PER_REQUEST:
+            raise ValueError(f"1 to {MAX_POINTS_PER_REQUEST} readings a request")
+        if not len(self.series_id) == len(self.timestamp) == len(self.value):
+            raise ValueError("series_id, timestamp and value have the same length")
+        return self
+
+
+class BulkIngestView(BaseModel):
+    series: int = Field(description="Series with readings in the request")
+    received: int
+    inserted: int
+    ignored: int
+    scored: int
+    anomalies: list[AnomalyView] = Field(
+        description="The anomalies among the readings, by series then time"
     )

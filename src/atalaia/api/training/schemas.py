@@ -25,7 +25,6 @@ from atalaia.core.detectors.catalog import TRAINED
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.registry import ModelVersion
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
-from atalaia.services.ingest import MAX_POINTS_PER_REQUEST
 
 MAX_WINDOW_HOURS = 24 * 90
 DEFAULT_ALGORITHM = "auto"
@@ -287,29 +286,6 @@ class StageChangeView(BaseModel):
     version: int
     from_stage: str | None
     to_stage: str
-
-
-class PointsBody(BaseModel):
-    """Readings of one series: epoch-second `timestamps` and `values`, by index:
-    the two of the same length, at most 100,000, no timestamp twice."""
-
-    model_config = _REQUEST
-
-    timestamps: list[EpochSeconds] = Field(
-        description="Epoch seconds, in any order, each once",
-        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST},
-    )
-    values: list[ReadingValue] = Field(
-        description="One value per timestamp",
-        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST},
-    )
-
-
-class IngestView(BaseModel):
-    series_id: str
-    received: int
-    inserted: int
-    ignored: int
 
 
 class PointsPage(BaseModel):

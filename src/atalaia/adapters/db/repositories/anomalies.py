@@ -75,7 +75,7 @@ def _parse(cursor: str | None) -> tuple[int, int]:
         txid, last = (int(part) for part in cursor.split(":"))
     except ValueError:
         raise InvalidInput(
-            f"cursor {cursor!r} is not one this log gave", rule="cursor_format"
+            f"cursor {cursor!r} is not one this log gave", rule="cursor"
         ) from None
     return txid, last
 

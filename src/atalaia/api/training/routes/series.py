@@ -1,4 +1,5 @@
-"""Series data: ingest readings, query them, list series."""
+"""Series data: query readings, list series (readings are sent to the
+inference service, which stores and scores them)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,17 @@ from fastapi import APIRouter, Query
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
 from atalaia.api.common.deps import (
     ResourcesDep,
-    SensorWriter,
     SessionDep,
     Viewer,
 )
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import EPOCH_SECONDS, SeriesId, Text
 from atalaia.api.training.schemas import (
-    IngestView,
-    PointsBody,
     PointsPage,
     SeriesPage,
     SeriesView,
 )
-from atalaia.core.series import Readings
-from atalaia.errors import InvalidInput, InvalidSeries, SeriesNotFound
-from atalaia.services.ingest import append_points
+from atalaia.errors import InvalidInput, SeriesNotFound
 
 router = APIRouter(prefix="/series", tags=["series"])
 
@@ -38,34 +34,6 @@ PointsCursor = Annotated[
         json_schema_extra={"pattern": r"^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$"},
     ),
 ]
-
-
-@router.post(
-    "/{series_id}/points",
-    response_model=IngestView,
-    responses=error_responses(InvalidSeries),
-)
-def ingest(
-    series_id: SeriesId,
-    body: PointsBody,
-    session: SessionDep,
-    resources: ResourcesDep,
-    _: SensorWriter,
-) -> IngestView:
-    """Store readings; timestamps already stored are ignored (idempotent)."""
-    result = append_points(
-        session=session,
-        series_id=series_id,
-        readings=Readings.of(body.timestamps, body.values),
-        span=resources.time_range,
-    )
-    session.commit()
-    return IngestView(
-        series_id=series_id,
-        received=result.received,
-        inserted=result.inserted,
-        ignored=result.ignored,
-    )
 
 
 @router.get(

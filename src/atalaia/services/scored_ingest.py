@@ -1,0 +1,85 @@
+"""Scoring on ingest: readings stored, and those of series with a production
+model scored on the way in, their anomalies logged for consumers.
+
+One transaction (the caller commits) stores the readings (idempotent per
+series and timestamp, `services.ingest`) and logs the anomalies among them
+(`AnomalyLog`): an anomaly is in the log exactly when its reading is stored.
+The readings are scored by the inference data plane, so they advance their
+series' stream state as predictions do; a reading sent again is `stale`, and
+logged once. Should the commit fail after scoring, the readings advanced the
+state without being stored: sent again, they are scored as stale readings
+and logged then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from atalaia.adapters.db.repositories import AnomalyLog, IngestResult
+from atalaia.core.series import Readings, TimeRange
+from atalaia.core.serving import ScoredAnomaly
+from atalaia.services.inference.data_plane import Serving, score_batch
+from atalaia.services.ingest import append_many_points
+from atalaia.services.model_table import ALGORITHMS, REASONS, Scores, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredIngest:
+    """What was stored, per series; how many readings were scored (those of
+    series with a production model) and the anomalies among them."""
+
+    stored: dict[str, IngestResult]
+    scored: int
+    anomalies: list[ScoredAnomaly]
+
+
+def ingest_scored(
+    *,
+    session: Session,
+    serving: Serving,
+    batch: Mapping[str, Readings],
+    span: TimeRange,
+) -> ScoredIngest:
+    """Store readings of many series and score them (see the module's
+    docstring); the caller commits. Readings that break a rule are refused
+    before anything is stored or scored."""
+    stored = append_many_points(session=session, batch=batch, span=span)
+    series_ids = [s for s, readings in batch.items() for _ in range(len(readings))]
+    if not series_ids:
+        return ScoredIngest(stored, 0, [])
+    timestamps = np.concatenate([r.timestamps for r in batch.values()])
+    values = np.concatenate([r.values for r in batch.values()])
+    scores = score_batch(serving, series_ids, timestamps, values).scores
+    modelled = scores.tier == Tier.MODEL
+    anomalies = _anomalies(series_ids, timestamps, values, scores, modelled)
+    AnomalyLog(session).append(anomalies)
+    return ScoredIngest(stored, int(modelled.sum()), anomalies)
+
+
+def _anomalies(
+    series_ids: list[str],
+    timestamps: np.ndarray,
+    values: np.ndarray,
+    scores: Scores,
+    modelled: np.ndarray,
+) -> list[ScoredAnomaly]:
+    """The anomalies among readings scored by a production model, explained."""
+    stale = scores.stale if scores.stale is not None else np.zeros(values.size, bool)
+    found = []
+    for i in np.flatnonzero(modelled & scores.anomaly).tolist():
+        expected, width = float(scores.expected[i]), float(scores.width[i])
+        value = float(values[i])
+        found.append(
+            ScoredAnomaly(
+                series_ids[i], float(timestamps[i]), value, float(scores.score[i]),
+                expected, expected - width, expected + width,
+                "above" if value > expected else "below",
+                REASONS[scores.reason[i]], int(scores.version[i]),
+                ALGORITHMS[scores.algorithm[i]], bool(stale[i]),
+            )
+        )  # fmt: skip
+    return found
