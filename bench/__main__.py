@@ -12,6 +12,7 @@ from atalaia.logging import configure_logging
 from bench import (
     fleet_bench,
     forest_bench,
+    ingest_bench,
     peers_bench,
     platform_bench,
     predict_bench,
@@ -175,6 +176,24 @@ def peers(
         models, peers, venvs, connections, duration, runs
     )
     report("peers", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("ingest")
+def ingest(
+    models: int = 285_000,
+    series_per_request: int = 1_000,
+    duration: int = 5,
+    runs: int = 3,
+    url: Url = None,
+    record: Record = True,
+) -> None:
+    """POST /series/points: readings of modelled series (stored and scored)
+    against readings of series without a model (stored only)."""
+    figures, table = ingest_bench.ingest(
+        models, series_per_request, duration, runs, url
+    )
+    report("ingest", figures, record=record)
     typer.echo(table)
 
 

@@ -43,6 +43,11 @@ EXCLUDED: dict[str, tuple[list[CheckFunction], str]] = {
         [positive_data_acceptance],
         "a batch of series none of which has 10,000 stored readings is refused",
     ),
+    "POST /api/v1/series/points": (
+        [positive_data_acceptance],
+        "a series' timestamp twice in one request is refused (no_duplicates), "
+        "which a schema of three separate arrays cannot say",
+    ),
     "POST /api/v1/models/{series_id}/versions/{version}/promote": (
         [not_a_server_error],
         "canary and shadow answer 501 until they are served (documented)",

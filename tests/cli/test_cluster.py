@@ -328,6 +328,16 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
         wait_for(lambda: all(version_served(u, auth) == 1 for u in replicas) or None)
         assert version_served(f"{gateway}/predict/{SERIES}", auth) == 1
         assert version_served(f"{gateway}/api/v1/predict/{SERIES}", auth) == 1
+        # Readings sent in are scored by a replica; read back from training.
+        later = readings["timestamps"][-1] + 3600.0
+        sent = client.post(
+            f"/api/v1/series/{SERIES}/points",
+            json={"timestamps": [later], "values": [9.0]},
+        )
+        assert sent.status_code == 200, sent.text
+        assert (sent.json()["scored"], len(sent.json()["anomalies"])) == (1, 1)
+        back = client.get(f"/api/v1/series/{SERIES}/points", params={"start": later})
+        assert back.json()["values"] == [9.0]
 
         plot = client.get("/plot", params={"series_id": SERIES, "format": "json"})
         assert plot.status_code == 200, plot.text

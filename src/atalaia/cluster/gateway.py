@@ -58,6 +58,12 @@ http {
 @HEALTH@        keepalive 4;
     }
 
+    # Who answers /api/v1/series/.../points: inference stores and scores.
+    map $request_method $points_service {
+        POST atalaia_inference;
+        default atalaia_training;
+    }
+
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host $host;
@@ -84,6 +90,15 @@ http {
             proxy_pass http://atalaia_health;
         }
 
+        # Readings sent in are stored and scored by inference (POST, idempotent
+        # per series and timestamp: a replica's failure is retried on another);
+        # reading them back is the training API's (GET).
+        location ~ ^/api/v1/series(/[^/]+)?/points$ {
+            limit_req zone=prediction burst=5000 nodelay;
+            client_max_body_size @PREDICTION_BODY@;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_pass http://$points_service;
+        }
         location ~ ^/api/v1/(@MANAGEMENT_ROUTES@)(/|$) {
             limit_req zone=management burst=20 nodelay;
             client_max_body_size @MANAGEMENT_BODY@;

@@ -53,7 +53,10 @@ def ingest_scored(
         return ScoredIngest(stored, 0, [])
     timestamps = np.concatenate([r.timestamps for r in batch.values()])
     values = np.concatenate([r.values for r in batch.values()])
-    scores = score_batch(serving, series_ids, timestamps, values).scores
+    # No lookup of the series the table lacks: the table follows the registry,
+    # so they have no production model, and a lookup now (their readings not
+    # yet committed) would leave them unknown to predictions for a while.
+    scores = score_batch(serving, series_ids, timestamps, values, fetch=False).scores
     modelled = scores.tier == Tier.MODEL
     anomalies = _anomalies(series_ids, timestamps, values, scores, modelled)
     AnomalyLog(session).append(anomalies)

@@ -22,7 +22,7 @@ from atalaia.api.common.state import state_as
 from atalaia.api.inference.schemas import (
     AnomalyView,
     BulkIngestView,
-    BulkPointsBody,
+    ColumnsBody,
     IngestView,
     PointsBody,
 )
@@ -75,14 +75,14 @@ def ingest(
     responses=error_responses(InvalidSeries),
 )
 def ingest_many(
-    body: BulkPointsBody,
+    body: ColumnsBody,
     request: Request,
     session: SessionDep,
     resources: ResourcesDep,
     _: SensorWriter,
 ) -> BulkIngestView:
     """`POST /series/{series_id}/points` for readings of many series at once,
-    as three aligned arrays."""
+    as three aligned arrays (as `POST /predict/batch` takes them)."""
     by_series: defaultdict[str, tuple[list[float], list[float]]] = defaultdict(
         lambda: ([], [])
     )

@@ -226,34 +226,6 @@ class IngestView(BaseModel):
     )
 
 
-class BulkPointsBody(BaseModel):
-    """Readings of many series in one request, columnar: three aligned arrays
-    of 1 to 100,000 readings, no (series, timestamp) twice."""
-
-    model_config = _STRICT
-
-    series_id: list[str] = Field(
-        json_schema_extra={
-            "maxItems": MAX_POINTS_PER_REQUEST,
-            "items": SERIES_ID_SCHEMA,
-        }
-    )
-    timestamp: list[EpochSeconds] = Field(
-        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST}
-    )
-    value: list[ReadingValue] = Field(
-        json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST}
-    )
-
-    @model_validator(mode="after")
-    def _aligned(self) -> BulkPointsBody:
-        if not 0 < len(self.series_id) <= MAX_POINTS_PER_REQUEST:
-            raise ValueError(f"1 to {MAX_POINTS_PER_REQUEST} readings a request")
-        if not len(self.series_id) == len(self.timestamp) == len(self.value):
-            raise ValueError("series_id, timestamp and value have the same length")
-        return self
-
-
 class BulkIngestView(BaseModel):
     series: int = Field(description="Series with readings in the request")
     received: int

@@ -119,10 +119,13 @@ def score_batch(
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
+    *,
+    fetch: bool = True,
 ) -> ScoredBatch:
     """Score readings of many series in one pass; blocks while misses are looked
-    up."""
-    return _batch(serving, series_ids, timestamps, values, may_block=True)
+    up (`fetch`; else a series the table lacks is answered as unknown)."""
+    return _batch(serving, series_ids, timestamps, values, may_block=True,
+                  fetch=fetch)  # fmt: skip
 
 
 class _LookupDue(Exception):
@@ -201,19 +204,20 @@ def _batch(
     values: npt.NDArray[np.float64],
     *,
     may_block: bool,
+    fetch: bool = True,
 ) -> ScoredBatch:
     table = serving.table
     rows = table.rows_of(series_ids)
     fetched = NOTHING_FETCHED
     unknown: Sequence[str] = ()
-    if not rows.all():
+    if fetch and not rows.all():
         found = _look_up(serving, _unknown(series_ids, rows), may_block=may_block)
         if found is not None:
             table = serving.table
             rows = table.rows_of(series_ids)
             fetched = {table.index[s]: source for s, source in found.items()}
-        if not rows.all():
-            unknown = _unknown(series_ids, rows)
+    if not rows.all():
+        unknown = _unknown(series_ids, rows)
     scores = table.score(rows, timestamps, values)
     heavy = (scores.algorithm == _HEAVY) & (scores.tier == _MODEL)
     if heavy.any():
