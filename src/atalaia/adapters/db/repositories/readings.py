@@ -9,7 +9,16 @@ from typing import cast
 
 import numpy as np
 import orjson
-from sqlalchemy import ScalarSelect, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ScalarSelect,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -81,9 +90,15 @@ class ReadingStore:
         if not present:  # no row for a series without data: its stats would be 0/0
             return results
         rows = self._series_for_update(present)
+        candidates = {sid: _first_of_each(batch[sid]) for sid in present}
+        # The stats below change the rows: no flush of them before each query.
+        with self.session.no_autoflush:
+            stored = self._stored(rows, candidates)
         fresh = []
         for sid in present:
-            ts, vs = self._unknown(rows[sid], batch[sid])
+            ts, vs = candidates[sid]
+            new = ~np.isin(ts, stored.get(_key(rows[sid]), ()))
+            ts, vs = ts[new], vs[new]
             results[sid] = IngestResult(len(batch[sid]), int(ts.size))
             if ts.size:
                 fresh.append((_key(rows[sid]), ts, vs))
@@ -142,24 +157,41 @@ class ReadingStore:
             [{"series_id": sid, "key": key} for key, sid in enumerate(new, last + 1)],
         )
 
-    def _unknown(
-        self, series: SeriesRow, readings: Readings
-    ) -> tuple[FloatArray, FloatArray]:
-        """The readings whose timestamps the series does not hold yet, each once."""
-        ts, vs = readings.timestamps, readings.values
-        if not (ts[1:] > ts[:-1]).all():  # keep the first of a repeated timestamp
-            first = np.sort(np.unique(ts, return_index=True)[1])
-            ts, vs = ts[first], vs[first]
-        if series.n_points == 0:
-            return ts, vs
+    def _stored(
+        self,
+        rows: Mapping[str, SeriesRow],
+        candidates: Mapping[str, tuple[FloatArray, FloatArray]],
+    ) -> dict[int, FloatArray]:
+        """Of the candidates' timestamps, those each series (by key) already
+        holds. PostgreSQL: one query for every series (the index probed at each
+        (key, timestamp)); SQLite: one range query a series."""
+        asked = [
+            (_key(rows[sid]), ts)
+            for sid, (ts, _) in candidates.items()
+            if rows[sid].n_points  # a new series holds nothing yet
+        ]
+        if not asked:
+            return {}
+        if self.dialect != "postgresql":
+            return {key: self._stored_between(key, ts) for key, ts in asked}
+        keys = np.concatenate([np.full(ts.size, key) for key, ts in asked])
+        times = np.concatenate([ts for _, ts in asked])
+        found = self.session.execute(
+            _STORED_AT, {"keys": keys.tolist(), "ts": times.tolist()}
+        ).all()
+        stored: dict[int, list[float]] = {}
+        for key, ts in found:
+            stored.setdefault(key, []).append(ts)
+        return {key: np.array(ts) for key, ts in stored.items()}
+
+    def _stored_between(self, key: int, ts: FloatArray) -> FloatArray:
         known = self.session.scalars(
             select(ReadingRow.ts).where(
-                ReadingRow.series_key == _key(series),
+                ReadingRow.series_key == key,
                 ReadingRow.ts.between(float(ts.min()), float(ts.max())),
             )
         ).all()
-        fresh = ~np.isin(ts, np.fromiter(known, np.float64, len(known)))
-        return ts[fresh], vs[fresh]
+        return np.fromiter(known, np.float64, len(known))
 
     def _bulk_insert(self, fresh: list[tuple[int, FloatArray, FloatArray]]) -> None:
         if self.dialect == "postgresql":
@@ -316,6 +348,13 @@ _SQLITE_INSERT = (
 
 # Each series' window, aggregated in the order the scan meets the readings: the
 # order they were stored in, which is nearly always the timestamps' (`_ordered`).
+# Which of these (series key, timestamp) pairs are stored.
+_STORED_AT = text("""
+SELECT r.series_key, r.ts
+FROM unnest(CAST(:keys AS bigint[]), CAST(:ts AS float8[])) AS asked(key, ts)
+JOIN readings AS r ON r.series_key = asked.key AND r.ts = asked.ts
+""")
+
 _LAST_WINDOWS = """
 SELECT s.series_id, array_send(w.ts), array_send(w.value)
 FROM series AS s
@@ -325,6 +364,15 @@ CROSS JOIN LATERAL (
 ) AS w
 WHERE s.series_id = ANY(%s)
 """
+
+
+def _first_of_each(readings: Readings) -> tuple[FloatArray, FloatArray]:
+    """The readings, the first of each timestamp given twice dropped after it."""
+    ts, vs = readings.timestamps, readings.values
+    if not (ts[1:] > ts[:-1]).all():
+        first = np.sort(np.unique(ts, return_index=True)[1])
+        ts, vs = ts[first], vs[first]
+    return ts, vs
 
 
 def _key(series: SeriesRow) -> int:
