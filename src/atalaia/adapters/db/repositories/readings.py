@@ -91,24 +91,24 @@ class ReadingStore:
             return results
         rows = self._series_for_update(present)
         candidates = {sid: _first_of_each(batch[sid]) for sid in present}
-        # The stats below change the rows: no flush of them before each query.
-        with self.session.no_autoflush:
-            stored = self._stored(rows, candidates)
-        fresh = []
+        stored = self._stored(rows, candidates)
+        fresh, merged = [], []
         for sid in present:
             ts, vs = candidates[sid]
-            new = ~np.isin(ts, stored.get(_key(rows[sid]), ()))
+            new = ~np.isin(ts, stored.get(rows[sid].key, ()))
             ts, vs = ts[new], vs[new]
             results[sid] = IngestResult(len(batch[sid]), int(ts.size))
             if ts.size:
-                fresh.append((_key(rows[sid]), ts, vs))
-                _merge_stats(rows[sid], ts, vs)
+                fresh.append((rows[sid].key, ts, vs))
+                merged.append(_merged(rows[sid], ts, vs))
         if fresh:
             self._bulk_insert(fresh)
+            self._write_stats(merged)
         return results
 
-    def _series_for_update(self, series_ids: list[str]) -> dict[str, SeriesRow]:
-        """The series rows, created if new, locked until commit (PostgreSQL)."""
+    def _series_for_update(self, series_ids: list[str]) -> dict[str, _Stats]:
+        """The series' keys and statistics, their rows created if new and
+        locked until commit (PostgreSQL)."""
         # Only the new ones: an insert that conflicts still draws a key from the
         # sequence (PostgreSQL), and series are written again and again.
         known = set(
@@ -119,13 +119,30 @@ class ReadingStore:
         missing = [sid for sid in series_ids if sid not in known]
         if missing:
             self._create_series(missing)
+        row = SeriesRow
         stmt = (
-            select(SeriesRow)
-            .where(SeriesRow.series_id.in_(series_ids))
-            .order_by(SeriesRow.series_id)
+            select(row.series_id, row.key, row.n_points, row.mean, row.m2,
+                   row.first_ts, row.last_ts)
+            .where(row.series_id.in_(series_ids))
+            .order_by(row.series_id)
             .with_for_update()
-        )
-        return {row.series_id: row for row in self.session.scalars(stmt)}
+        )  # fmt: skip
+        return {
+            sid: _Stats(sid, _keyed(sid, key), n, mean, m2, first, last)
+            for sid, key, n, mean, m2, first, last in self.session.execute(stmt)
+        }
+
+    def _write_stats(self, merged: list[_Stats]) -> None:
+        """The series' statistics after the readings stored: one statement."""
+        if self.dialect == "postgresql":
+            names = ("series_id", *_STAT_FIELDS)
+            columns = {n: [getattr(s, n) for s in merged] for n in names}
+            self.session.execute(_WRITE_STATS, columns)
+            return
+        by_id = [
+            {n: getattr(s, n) for n in ("series_id", *_STAT_FIELDS)} for s in merged
+        ]
+        self.session.execute(update(SeriesRow), by_id)  # by primary key
 
     def _create_series(self, series_ids: list[str]) -> None:
         """Rows for these series, unless a concurrent writer just made them."""
@@ -159,14 +176,14 @@ class ReadingStore:
 
     def _stored(
         self,
-        rows: Mapping[str, SeriesRow],
+        rows: Mapping[str, _Stats],
         candidates: Mapping[str, tuple[FloatArray, FloatArray]],
     ) -> dict[int, FloatArray]:
         """Of the candidates' timestamps, those each series (by key) already
         holds. PostgreSQL: one query for every series (the index probed at each
         (key, timestamp)); SQLite: one range query a series."""
         asked = [
-            (_key(rows[sid]), ts)
+            (rows[sid].key, ts)
             for sid, (ts, _) in candidates.items()
             if rows[sid].n_points  # a new series holds nothing yet
         ]
@@ -375,10 +392,15 @@ def _first_of_each(readings: Readings) -> tuple[FloatArray, FloatArray]:
     return ts, vs
 
 
+def _keyed(series_id: str, key: int | None) -> int:
+    """A series' key (given when its row is written)."""
+    assert key is not None, f"series {series_id} has no key"
+    return key
+
+
 def _key(series: SeriesRow) -> int:
-    """A series row's key (given when the row is written)."""
-    assert series.key is not None, f"series {series.series_id} has no key"
-    return series.key
+    """A series row's key."""
+    return _keyed(series.series_id, series.key)
 
 
 def _key_of(series_id: str) -> ScalarSelect[int | None]:
@@ -406,24 +428,51 @@ def _float_matrix(rows: Iterable[Sequence[float]], width: int) -> np.ndarray:
     return flat.reshape(-1, width)
 
 
-def _merge_stats(series: SeriesRow, ts: np.ndarray, vs: np.ndarray) -> None:
+@dataclass(slots=True)
+class _Stats:
+    """A series' key and running statistics, as its row holds them."""
+
+    series_id: str
+    key: int
+    n_points: int
+    mean: float
+    m2: float
+    first_ts: float | None
+    last_ts: float | None
+
+
+_STAT_FIELDS = ("n_points", "mean", "m2", "first_ts", "last_ts")
+# Every series' statistics in one statement, from aligned arrays.
+_WRITE_STATS = text("""
+UPDATE series AS s
+SET n_points = u.n_points, mean = u.mean, m2 = u.m2, first_ts = u.first_ts,
+    last_ts = u.last_ts
+FROM unnest(CAST(:series_id AS text[]), CAST(:n_points AS bigint[]),
+            CAST(:mean AS float8[]), CAST(:m2 AS float8[]),
+            CAST(:first_ts AS float8[]), CAST(:last_ts AS float8[]))
+     AS u(series_id, n_points, mean, m2, first_ts, last_ts)
+WHERE s.series_id = u.series_id
+""")
+
+
+def _merged(stats: _Stats, ts: np.ndarray, vs: np.ndarray) -> _Stats:
     """Chan's parallel update of (count, mean, M2) with a batch of new values.
 
     A new series takes the batch's own statistics: its cross term would be
     0 × delta², NaN when delta² overflows. Values within the value rule keep
     every term finite (`core.series.MAX_ABS_VALUE`).
     """
-    n_a, n_b = series.n_points, int(vs.size)
+    n_a, n_b = stats.n_points, int(vs.size)
     mean_b = float(vs.mean())
     m2_b = float(((vs - mean_b) ** 2).sum())
     n = n_a + n_b
     if n_a == 0:
-        series.mean, series.m2 = mean_b, m2_b
+        mean, m2 = mean_b, m2_b
     else:
-        delta = mean_b - series.mean
-        series.mean = series.mean + delta * n_b / n
-        series.m2 = series.m2 + m2_b + delta * delta * (n_a * n_b / n)
-    series.n_points = n
+        delta = mean_b - stats.mean
+        mean = stats.mean + delta * n_b / n
+        m2 = stats.m2 + m2_b + delta * delta * (n_a * n_b / n)
     lo, hi = float(ts.min()), float(ts.max())
-    series.first_ts = lo if series.first_ts is None else min(series.first_ts, lo)
-    series.last_ts = hi if series.last_ts is None else max(series.last_ts, hi)
+    first = lo if stats.first_ts is None else min(stats.first_ts, lo)
+    last = hi if stats.last_ts is None else max(stats.last_ts, hi)
+    return _Stats(stats.series_id, stats.key, n, mean, m2, first, last)
