@@ -3,7 +3,9 @@
 The inference service (as deployed) over a registry of `models` production
 z-score models. Requests are bulk ingests (`POST /series/points`, columns) of
 one reading for each of `series_per_request` series, a minute after the
-previous request's, from two client threads. Two loads take turns, `runs`
+previous request's, from two client threads; each value is its model's centre
+plus a model sigma of noise (about one reading in a hundred an anomaly, at
+thresholds of 2.5 to 4 sigmas). Two loads take turns, `runs`
 times each: readings of series with a production model (stored and scored,
 their anomalies logged) and readings of as many series without one (stored
 only: the same route and the same writes, without the scoring). Each run's
@@ -45,6 +47,7 @@ class Load:
     readings_per_s: float
     latencies_s: list[float]
     cpu_s: float  # the server's, over the run
+    anomaly_rate: float  # of the readings sent
 
 
 def ingest(
@@ -57,6 +60,7 @@ def ingest(
         )
         headers = {"Authorization": f"Bearer {token}"}
         chosen = np.random.default_rng(3).choice(models, series_per_request, False)
+        centre, sigma = registry.models.center[chosen], registry.models.scale[chosen]
         kinds = {
             "scored": [registry.models.ids[i] for i in chosen.tolist()],
             "stored": [f"plain_{s}" for s in series_ids(series_per_request)],
@@ -66,13 +70,16 @@ def ingest(
         with serving_atalaia(registry, "atalaia", ATALAIA) as server:
             for _ in range(runs):
                 for kind, ids in kinds.items():
-                    loads[kind].append(_run(server, headers, ids, clock, duration_s))
+                    loads[kind].append(
+                        _run(server, headers, ids, (centre, sigma), clock, duration_s)
+                    )
     medians = {k: _median(v) for k, v in loads.items()}
     figures: Figures = {"models": models, "series_per_request": series_per_request}
     for kind, load in medians.items():
         figures[f"{kind}_readings_per_s"] = round(load.readings_per_s)
         latency = percentiles(load.latencies_s)
         figures |= {f"{kind}_{k}": round(v, 1) for k, v in latency.items()}
+        figures[f"{kind}_anomaly_rate"] = round(load.anomaly_rate, 4)
         figures[f"{kind}_cpu_us_per_reading"] = round(
             1e6 * load.cpu_s / (load.readings_per_s * duration_s), 1
         )
@@ -89,15 +96,15 @@ def ingest(
 
 
 def _run(
-    server: Server, headers: dict[str, str], ids: list[str], clock: count[int],
-    duration_s: float,
+    server: Server, headers: dict[str, str], ids: list[str],
+    normal: tuple[np.ndarray, np.ndarray], clock: count[int], duration_s: float,
 ) -> Load:  # fmt: skip
     """Bulk ingests from CLIENTS threads for `duration_s`."""
     base_url = server.base_url
     rng = np.random.default_rng(4)
     lock = threading.Lock()
     latencies: list[float] = []
-    sent = [0]
+    sent, found = [0], [0]
     deadline = time.monotonic() + duration_s
 
     def client() -> None:
@@ -108,7 +115,7 @@ def _run(
                 body = {
                     "series_id": ids,
                     "timestamp": [at] * len(ids),
-                    "value": rng.normal(0.5, 0.05, len(ids)).tolist(),
+                    "value": rng.normal(*normal).tolist(),
                 }
                 started = time.perf_counter()
                 answer = http.post(BULK, json=body)
@@ -119,6 +126,7 @@ def _run(
                 with lock:
                     latencies.append(took)
                     sent[0] += len(ids)
+                    found[0] += len(answer.json()["anomalies"])
 
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
@@ -129,7 +137,8 @@ def _run(
         thread.join()
     elapsed = time.perf_counter() - started
     cpu = server.cpu_seconds() - cpu_before
-    return Load(sent[0] / elapsed, latencies, cpu * duration_s / elapsed)
+    rate = found[0] / max(sent[0], 1)
+    return Load(sent[0] / elapsed, latencies, cpu * duration_s / elapsed, rate)
 
 
 def _median(loads: list[Load]) -> Load:
