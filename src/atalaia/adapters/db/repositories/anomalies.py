@@ -9,7 +9,9 @@ read gave, and misses nothing. On PostgreSQL rows sort by the id of the
 transaction that wrote them, then by their own id, and a read returns only
 the rows of transactions older than every transaction still running
 (`pg_snapshot_xmin`): a row committed after a read always sorts after the
-cursor it gave. On SQLite writers take turns, so ids follow commits.
+cursor it gave. The price: rows wait for every older transaction running on
+the server to end, so a long one anywhere delays the consumer (never makes it
+miss a row). On SQLite writers take turns, so ids follow commits.
 """
 
 from __future__ import annotations
