@@ -3,13 +3,15 @@ scored on the way in; their anomalies answered and logged once per reading."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AnomalyLog
+from atalaia.api.common.explained import Reason
+from atalaia.services.model_table import REASONS
 from atalaia.settings import Settings
 from fixtures.api import Headers, post_ok, predict, serve
 
@@ -126,3 +128,33 @@ def test_bad_readings_are_refused_and_nothing_is_stored(
     assert later["inserted"] == 1
     assert not later["anomalies"][0]["stale"]  # the refused ones advanced nothing
     assert logged(settings) == [f"{MODELLED}@{AFTER:g}"]
+
+
+def test_the_log_is_read_in_pages_from_a_cursor(
+    client: TestClient, admin: Headers, viewer: Headers
+) -> None:
+    serve(client, MODELLED, admin, algorithm="zscore")
+    points(client, admin, MODELLED, [(AFTER + 60 * i, 9.0) for i in range(3)])
+
+    def page(after: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": 2} | ({"after": after} if after else {})
+        answer = client.get("/api/v1/anomalies", params=params, headers=viewer)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    first = page(None)
+    second = page(first["next_cursor"])
+    third = page(second["next_cursor"])
+    refused = client.get("/api/v1/anomalies", params={"after": "x"}, headers=viewer)
+
+    times = [a["timestamp"] for p in (first, second) for a in p["anomalies"]]
+    assert times == [AFTER, AFTER + 60, AFTER + 120]
+    assert first["anomalies"][0]["reason"] == "outside_band"
+    assert (third["anomalies"], third["next_cursor"]) == ([], second["next_cursor"])
+    assert refused.status_code == 422
+    assert refused.json()["rule"] == "cursor"
+
+
+def test_every_reason_served_is_documented() -> None:
+    assert set(get_args(Reason)) == set(REASONS)

@@ -95,7 +95,7 @@ http {
         # reading them back is the training API's (GET).
         location ~ ^/api/v1/series(/[^/]+)?/points$ {
             limit_req zone=prediction burst=5000 nodelay;
-            client_max_body_size @PREDICTION_BODY@;
+            client_max_body_size @MANAGEMENT_BODY@;
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
             proxy_pass http://$points_service;
         }

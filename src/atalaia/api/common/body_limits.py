@@ -30,7 +30,9 @@ class BodyLimit(NamedTuple):
 
 
 PREDICTION = BodyLimit(("predict",), 16 * MIB)
-MANAGEMENT = BodyLimit(("training", "models", "series", "feedback"), 8 * MIB)
+MANAGEMENT = BodyLimit(
+    ("training", "models", "series", "feedback", "anomalies"), 8 * MIB
+)
 ELSEWHERE = 1 * MIB
 BODY_LIMIT = "atalaia.body_limit"  # the scope's key for the request's limit
 _UNLIMITED = sys.maxsize  # a request no step limited

@@ -16,11 +16,11 @@ from collections import defaultdict
 from fastapi import APIRouter, Request
 
 from atalaia.api.common.deps import ResourcesDep, SensorWriter, SessionDep
+from atalaia.api.common.explained import AnomalyView
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId
 from atalaia.api.common.state import state_as
 from atalaia.api.inference.schemas import (
-    AnomalyView,
     BulkIngestView,
     ColumnsBody,
     IngestView,
@@ -111,12 +111,5 @@ def ingest_many(
 
 
 def _views(anomalies: list[ScoredAnomaly]) -> list[AnomalyView]:
-    return [
-        AnomalyView(
-            series_id=a.series_id, timestamp=a.timestamp, value=a.value,
-            anomaly_score=a.anomaly_score, expected=a.expected, lower=a.lower,
-            upper=a.upper, direction=a.direction, reason=a.reason,
-            version=a.version, type=a.algorithm, stale=a.stale,
-        )
-        for a in sorted(anomalies, key=lambda a: (a.series_id, a.timestamp))
-    ]  # fmt: skip
+    in_order = sorted(anomalies, key=lambda a: (a.series_id, a.timestamp))
+    return [AnomalyView.of(a) for a in in_order]

@@ -7,10 +7,20 @@ booleans), unknown fields are refused.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from atalaia.api.common.explained import (
+    BOUND,
+    DIRECTION,
+    EXPECTED,
+    REASON,
+    STALE,
+    AnomalyView,
+    Direction,
+    Reason,
+)
 from atalaia.api.common.params import (
     EPOCH_SECONDS,
     SERIES_ID_SCHEMA,
@@ -101,27 +111,6 @@ class ModelInfo(BaseModel):
     loaded_from: str
 
 
-_EXPECTED = (
-    "The value the model expects at this reading's time (a seasonal model's "
-    "varies with the phase of its period); null when nothing is known"
-)
-_BOUND = "{} edge of the normal band at this reading's time; null when unbounded"
-_DIRECTION = "For an anomaly: above or below the band; null otherwise"
-_REASON = (
-    "For an anomaly, why it is one: outside_band (a flat band: zscore, robust, "
-    "or the series' history), outside_seasonal_band (the band of its phase), "
-    "isolated_pattern (an isolation_forest found its recent readings unusual), "
-    "stuck (its value repeated for longer than the series' training ever did); "
-    "null otherwise"
-)
-_STALE = (
-    "Its timestamp is not after the newest reading of the series seen: scored "
-    "against the series' state without advancing it (a retry, a late reading)"
-)
-Direction = Literal["above", "below"]
-Reason = Literal["outside_band", "outside_seasonal_band", "isolated_pattern", "stuck"]
-
-
 class PredictionView(BaseModel):
     series_id: str
     timestamp: float
@@ -130,14 +119,14 @@ class PredictionView(BaseModel):
         description="Distance from the expected value in band half-widths: "
         "above 1 is an anomaly"
     )
-    expected: float | None = Field(description=_EXPECTED)
-    lower: float | None = Field(description=_BOUND.format("Lower"))
-    upper: float | None = Field(description=_BOUND.format("Upper"))
-    direction: Direction | None = Field(description=_DIRECTION)
-    reason: Reason | None = Field(description=_REASON)
+    expected: float | None = Field(description=EXPECTED)
+    lower: float | None = Field(description=BOUND.format("Lower"))
+    upper: float | None = Field(description=BOUND.format("Upper"))
+    direction: Direction | None = Field(description=DIRECTION)
+    reason: Reason | None = Field(description=REASON)
     model_info: ModelInfo
     confidence: str = Field(description="high: a production model; low: a fallback")
-    stale: bool = Field(description=_STALE)
+    stale: bool = Field(description=STALE)
     warning: str | None = Field(
         default=None,
         description="Only when the series has no model and no history (unknown, "
@@ -160,17 +149,17 @@ class ColumnsView(BaseModel):
     timestamp: list[float]
     anomaly: list[bool]
     anomaly_score: list[float]
-    expected: list[float | None] = Field(description=_EXPECTED)
-    lower: list[float | None] = Field(description=_BOUND.format("Lower"))
-    upper: list[float | None] = Field(description=_BOUND.format("Upper"))
-    direction: list[Direction | None] = Field(description=_DIRECTION)
-    reason: list[Reason | None] = Field(description=_REASON)
+    expected: list[float | None] = Field(description=EXPECTED)
+    lower: list[float | None] = Field(description=BOUND.format("Lower"))
+    upper: list[float | None] = Field(description=BOUND.format("Upper"))
+    direction: list[Direction | None] = Field(description=DIRECTION)
+    reason: list[Reason | None] = Field(description=REASON)
     version: list[int | None]
     stage: list[str | None]
     type: list[str]
     loaded_from: list[str]
     confidence: list[str]
-    stale: list[bool] = Field(description=_STALE)
+    stale: list[bool] = Field(description=STALE)
     warning: list[str | None] | None = Field(
         default=None,
         description="Only when some series have no model and no history: per "
@@ -192,23 +181,6 @@ class PointsBody(BaseModel):
         description="One value per timestamp",
         json_schema_extra={"maxItems": MAX_POINTS_PER_REQUEST},
     )
-
-
-class AnomalyView(BaseModel):
-    """An anomaly among the readings stored, explained as a prediction is."""
-
-    series_id: str
-    timestamp: float
-    value: float
-    anomaly_score: float
-    expected: float | None = Field(description=_EXPECTED)
-    lower: float | None = Field(description=_BOUND.format("Lower"))
-    upper: float | None = Field(description=_BOUND.format("Upper"))
-    direction: Direction = Field(description=_DIRECTION)
-    reason: Reason = Field(description=_REASON)
-    version: int
-    type: str = Field(description="The production model's family")
-    stale: bool = Field(description=_STALE)
 
 
 class IngestView(BaseModel):

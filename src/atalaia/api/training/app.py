@@ -17,7 +17,7 @@ from atalaia.adapters.queue import InProcessExecutor
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.broker import celery_dispatch
-from atalaia.api.training.routes import feedback, models, series, training
+from atalaia.api.training.routes import anomalies, feedback, models, series, training
 from atalaia.api.training.state import JobsState
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
@@ -26,7 +26,13 @@ BACKGROUND_NICENESS = 10
 
 
 def routers() -> list[APIRouter]:
-    return [training.router, models.router, series.router, feedback.router]
+    return [
+        training.router,
+        models.router,
+        series.router,
+        feedback.router,
+        anomalies.router,
+    ]
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from atalaia.api.common.explained import AnomalyView
 from atalaia.api.common.params import (
     EPOCH_SECONDS,
     EpochSeconds,
@@ -322,3 +323,11 @@ class FeedbackBody(BaseModel):
     is_anomaly: bool
     version: VersionNumber | None = None
     note: Text = Field(default="", max_length=1000)
+
+
+class AnomalyPage(BaseModel):
+    anomalies: list[AnomalyView]
+    next_cursor: str | None = Field(
+        description="Where to read on from (`after`); null only when nothing was "
+        "ever read"
+    )
