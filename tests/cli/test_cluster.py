@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from atalaia.cli import app
@@ -265,6 +266,18 @@ def cluster(
         drop_database(postgres_admin, name)
 
 
+def predictions_of(base_url: str) -> float:
+    """How many readings an inference replica has scored (its /metrics)."""
+    text = httpx.get(f"{base_url}/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "anomaly_predictions"
+        for sample in family.samples
+        if sample.name == "anomaly_predictions_total"
+    )
+
+
 def version_served(url: str, headers: dict[str, str]) -> Any:
     answer = httpx.post(url, json=READING, headers=headers, timeout=5)
     assert answer.status_code == 200, answer.text
@@ -328,6 +341,19 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
         wait_for(lambda: all(version_served(u, auth) == 1 for u in replicas) or None)
         assert version_served(f"{gateway}/predict/{SERIES}", auth) == 1
         assert version_served(f"{gateway}/api/v1/predict/{SERIES}", auth) == 1
+        # One series' readings all go to one replica (its stream state).
+        counts = [predictions_of(procs[n].url) for n in ("inference-1", "inference-2")]
+        for minute in range(10):
+            body = {"timestamp": 1_734_000_000.0 + 60 * minute, "value": 0.3}
+            assert client.post(f"/predict/{SERIES}", json=body).status_code == 200
+            assert (
+                client.post(f"/api/v1/predict/{SERIES}", json=body).status_code == 200
+            )
+        grown = [
+            predictions_of(procs[n].url) - before
+            for n, before in zip(("inference-1", "inference-2"), counts, strict=True)
+        ]
+        assert sorted(grown) == [0, 20]
         # Readings sent in are scored by a replica; read back from training.
         later = readings["timestamps"][-1] + 3600.0
         sent = client.post(

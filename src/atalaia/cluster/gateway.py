@@ -51,6 +51,13 @@ http {
     upstream atalaia_inference {
 @INFERENCE@        keepalive 64;
     }
+    # The same replicas, one series always to the same one (the stream state it
+    # keeps), by a consistent hash of its id: when a replica fails, only its
+    # series move.
+    upstream atalaia_inference_by_series {
+        hash $series consistent;
+@INFERENCE@        keepalive 64;
+    }
     upstream atalaia_plot {
 @PLOT@        keepalive 8;
     }
@@ -58,9 +65,9 @@ http {
 @HEALTH@        keepalive 4;
     }
 
-    # Who answers /api/v1/series/.../points: inference stores and scores.
+    # Who answers /api/v1/series/{id}/points: inference stores and scores.
     map $request_method $points_service {
-        POST atalaia_inference;
+        POST atalaia_inference_by_series;
         default atalaia_training;
     }
 
@@ -93,11 +100,17 @@ http {
         # Readings sent in are stored and scored by inference (POST, idempotent
         # per series and timestamp: a replica's failure is retried on another);
         # reading them back is the training API's (GET).
-        location ~ ^/api/v1/series(/[^/]+)?/points$ {
+        location ~ ^/api/v1/series/(?<series>[^/]+)/points$ {
             limit_req zone=prediction burst=5000 nodelay;
             client_max_body_size @MANAGEMENT_BODY@;
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
             proxy_pass http://$points_service;
+        }
+        location = /api/v1/series/points {
+            limit_req zone=prediction burst=5000 nodelay;
+            client_max_body_size @MANAGEMENT_BODY@;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_pass http://atalaia_inference;
         }
         location ~ ^/api/v1/(@MANAGEMENT_ROUTES@)(/|$) {
             limit_req zone=management burst=20 nodelay;
@@ -112,13 +125,26 @@ http {
         }
 
         # Scoring reads only, so a request a replica failed is retried on another.
+        # One series' readings go to its replica; batches to any.
+        location ~ ^/api/v1/predict/(?!batch$)(?<series>[^/]+)$ {
+            limit_req zone=prediction burst=5000 nodelay;
+            client_max_body_size @PREDICTION_BODY@;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_pass http://atalaia_inference_by_series;
+        }
+        location ~ ^/predict/(?!batch$)(?<series>[^/]+)$ {
+            limit_req zone=prediction burst=5000 nodelay;
+            client_max_body_size @PREDICTION_BODY@;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_pass http://atalaia_inference_by_series/api/v1/predict/$series$is_args$args;
+        }
         location ~ ^/api/v1/(@PREDICTION_ROUTES@)(/|$) {
             limit_req zone=prediction burst=5000 nodelay;
             client_max_body_size @PREDICTION_BODY@;
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
             proxy_pass http://atalaia_inference;
         }
-        location ^~ /predict/ {
+        location /predict/ {
             limit_req zone=prediction burst=5000 nodelay;
             client_max_body_size @PREDICTION_BODY@;
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
