@@ -14,9 +14,10 @@ residual on the last TAIL training readings, unless given.
 The anomaly likelihood judges the mean m of the last WINDOW clipped
 residuals against the long-run distribution of that mean: an exponentially
 weighted mean μ and variance σ² over about `memory` readings, started from the
-training residuals' median and robust spread and updated with m held within
-μ ± `threshold_sigma` σ (so an event does not teach the model that events are
-normal). Its score is |m − μ| / (σ × `threshold_sigma`): above 1, the recent
+training residuals' median and robust spread, and updated, as is the
+residuals' mean square, with deviations held within HELD sigmas and only
+while m stays within the threshold (an excursion does not teach the model
+that excursions are normal). Its score is |m − μ| / (σ × `threshold_sigma`): above 1, the recent
 mean is less likely than a `threshold_sigma`-sigma Gaussian deviation
 (4.5: a two-sided tail of 7e-6). One noisy reading moves m by a WINDOW-th of
 its size and does not fire; a sustained change does. An alarm is the one
@@ -61,12 +62,16 @@ NAME = "forecast"
 DEFAULTS = {
     "threshold_sigma": 4.5,
     "outlier_sigma": 6.0,
-    "memory": 2000.0,  # readings
-    "suppress": 60.0,  # readings
+    "memory": 10_000.0,  # readings
+    "suppress": 30.0,  # readings
 }
 OPTIONAL = frozenset({"alpha"})
 WINDOW = 5  # residuals in the short mean
 ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+# The long-run figures learn from deviations held within HELD sigmas: a long
+# event just below the threshold would otherwise widen them reading by
+# reading until it fits (Gaussian noise loses 2 % of its variance so).
+HELD = 2.5
 TAIL = 20_000  # the last training readings α is chosen on and the state from
 
 
@@ -213,11 +218,13 @@ def step(
     s.countdown[rows] = np.where(beyond, p.suppress[rows], np.maximum(countdown - 1, 0))
     s.level[rows] = level + p.alpha[rows] * clipped
     s.slot[rows] = (slot + 1) % WINDOW
-    rate, bound = p.rate[rows], threshold * spread
-    gap = np.minimum(np.maximum(mean, center - bound), center + bound) - center
+    rate = np.where(beyond, 0.0, p.rate[rows])  # an excursion teaches nothing
+    bound, near = HELD * spread, HELD * sd
+    gap = np.minimum(np.maximum(mean - center, -bound), bound)
+    held = np.minimum(np.maximum(r, -near), near)
     s.center[rows] = center + rate * gap
     s.variance[rows] = (1.0 - rate) * (s.variance[rows] + rate * gap * gap)
-    s.square[rows] = s.square[rows] + rate * (clipped * clipped - s.square[rows])
+    s.square[rows] = s.square[rows] + rate * (held * held - s.square[rows])
     # Within an ongoing excursion, a far reading is part of it too.
     outlier = np.where(countdown == 0, outlier, np.minimum(outlier, 1.0))
     score = np.maximum(likely, outlier)
@@ -261,12 +268,14 @@ def step_one(
     s.countdown[row] = p.suppress.item(row) if beyond else max(countdown - 1, 0)
     s.level[row] = level + p.alpha.item(row) * clipped
     s.slot[row] = (slot + 1) % WINDOW
-    rate, bound = p.rate.item(row), threshold * spread
-    gap = min(max(mean, center - bound), center + bound) - center
+    rate = 0.0 if beyond else p.rate.item(row)
+    bound, near = HELD * spread, HELD * sd
+    gap = min(max(mean - center, -bound), bound)
+    held = min(max(r, -near), near)
     s.center[row] = center + rate * gap
     s.variance[row] = (1.0 - rate) * (variance + rate * gap * gap)
     square = s.square.item(row)
-    s.square[row] = square + rate * (clipped * clipped - square)
+    s.square[row] = square + rate * (held * held - square)
     if countdown:
         outlier = min(outlier, 1.0)
     above = deviation > 0 if likely >= outlier else r > 0
