@@ -71,6 +71,8 @@ VARIANCE_REFERENCE = 1.2  # mean |d| between sigma ×1 (0.8) and ×2 (1.6)
 # The variance CUSUM's threshold, in h: successive differences share a reading,
 # which doubles the variance of their sums.
 VARIANCE_H = 2.0
+MARGIN = 1.25  # over the highest CUSUM of training
+MAX_RAISE = 4.0  # the most training raises a threshold by
 # Held below this share over its threshold, the variance CUSUM falls back
 # under it a few readings after the noise calms down.
 VARIANCE_CAP = 1.1
@@ -90,6 +92,7 @@ class ChangeParams(Columns):
     outlier: FloatArray
     absorb_after: FloatArray  # seconds
     jitter: FloatArray  # the scale of successive z's differences (`_jitter`)
+    variance_threshold: FloatArray
 
     def to_arrays(self) -> dict[str, Column]:
         columns = {k: v for k, v in Columns.to_arrays(self).items() if k != "bands"}
@@ -108,6 +111,7 @@ class ChangeParams(Columns):
             outlier=column("outlier"),
             absorb_after=column("absorb_after"),
             jitter=column("jitter"),
+            variance_threshold=column("variance_threshold"),
         )
 
 
@@ -163,19 +167,47 @@ def fit_changepoint(
     bands = BandPools.of([band])
     rows = np.zeros(len(readings), np.int64)
     _, _, z = standardized(bands, rows, readings.timestamps, readings.values)
-    h = hyperparameters["threshold"]
+    f, k = (
+        _inflation(z, hyperparameters["outlier_sigma"]),
+        hyperparameters["shift_sigma"] / 2,
+    )
+    jitter = _jitter(z)
+    h, hv = _thresholds(z, f, k, jitter, hyperparameters["threshold"])
     params = ChangeParams(
         bands,
-        np.array([_inflation(z, hyperparameters["outlier_sigma"])]),
+        np.array([f]),
         np.array([h]),
-        np.array([hyperparameters["shift_sigma"] / 2]),
+        np.array([k]),
         np.array([hyperparameters["outlier_sigma"]]),
         np.array([hyperparameters["absorb_after_s"]]),
-        np.array([_jitter(z)]),
+        np.array([jitter]),
+        np.array([hv]),
     )
     state = ChangeState.empty(1)
     state.previous[0] = z[-1]
     return params, state
+
+
+def _thresholds(
+    z: FloatArray, f: float, k: float, jitter: float, h: float
+) -> tuple[float, float]:
+    """The level and variance CUSUMs' thresholds: `h` and VARIANCE_H h, or
+    MARGIN times the highest each reached over the training residuals `z`
+    (from 0, never re-centred) when that is more, up to MAX_RAISE times as
+    much: a series whose normal readings wander or flicker beyond a
+    Gaussian's is judged against its own."""
+    cap = k + h / 2
+    up = down = spread = top = top_spread = 0.0
+    values = z.tolist()
+    for before, x in zip(values[:-1], values[1:], strict=True):
+        u = min(max(x / f, -cap), cap)
+        up, down = max(up + u - k, 0.0), max(down - u - k, 0.0)
+        jump = min(abs(x - before) / jitter, cap)
+        spread = max(spread + jump - VARIANCE_REFERENCE, 0.0)
+        top, top_spread = max(top, up, down), max(top_spread, spread)
+    level = min(max(h, MARGIN * top), MAX_RAISE * h)
+    variance = min(max(VARIANCE_H * h, MARGIN * top_spread), MAX_RAISE * VARIANCE_H * h)
+    return level, variance
 
 
 def _jitter(z: FloatArray) -> float:
@@ -214,11 +246,12 @@ def step(
     expected, scale, z = standardized(p.bands, rows, timestamps, values)
     level, f = s.level[rows], p.inflation[rows]
     k, h, outlier_sigma = p.allowance[rows], p.threshold[rows], p.outlier[rows]
+    hv = p.variance_threshold[rows]
     d = z - level
     cap = k + h / 2
     jump = np.abs(z - s.previous[rows]) / p.jitter[rows]
     spread = s.spread[rows] + np.minimum(jump, cap) - VARIANCE_REFERENCE
-    s.spread[rows] = np.minimum(np.maximum(spread, 0.0), VARIANCE_CAP * VARIANCE_H * h)
+    s.spread[rows] = np.minimum(np.maximum(spread, 0.0), VARIANCE_CAP * hv)
     s.previous[rows] = z
     settling = s.settle_count[rows] < SETTLE
     u = np.minimum(np.maximum(d / f, -cap), cap)
@@ -253,7 +286,7 @@ def step(
     s.start[rows[regime <= 1.0]] = np.nan
     size = np.where(regime > 1.0, away * scale, np.nan)
     level_score = np.where(fired | (regime > 1.0), regime, np.maximum(up, down) / h)
-    variance = s.spread[rows] / (VARIANCE_H * h)
+    variance = s.spread[rows] / hv
     scores = np.stack([np.abs(d) / outlier_sigma, level_score, variance])
     cause = np.argmax(scores, axis=0)
     above = np.where(cause == LEVEL, away > 0, d > 0)
@@ -295,12 +328,13 @@ def step_one(
     expected, scale, z = baseline_one(p.bands, row, timestamp, value)
     level, f = s.level.item(row), p.inflation.item(row)
     k, h = p.allowance.item(row), p.threshold.item(row)
+    hv = p.variance_threshold.item(row)
     outlier_sigma, normal = p.outlier.item(row), s.normal.item(row)
     d = z - level
     cap = k + h / 2
     jump = abs(z - s.previous.item(row)) / p.jitter.item(row)
     spread = s.spread.item(row) + min(jump, cap) - VARIANCE_REFERENCE
-    spread = min(max(spread, 0.0), VARIANCE_CAP * VARIANCE_H * h)
+    spread = min(max(spread, 0.0), VARIANCE_CAP * hv)
     s.spread[row], s.previous[row] = spread, z
     settling = s.settle_count.item(row) < SETTLE
     u = min(max(d / f, -cap), cap)
@@ -334,7 +368,7 @@ def step_one(
         s.start[row] = np.nan
     size = away * scale if regime > 1.0 else np.nan
     level_score = regime if fired or regime > 1.0 else max(up, down) / h
-    scores = [abs(d) / outlier_sigma, level_score, spread / (VARIANCE_H * h)]
+    scores = [abs(d) / outlier_sigma, level_score, spread / hv]
     cause = max(range(3), key=scores.__getitem__)
     above = away > 0 if cause == LEVEL else d > 0
     half = outlier_sigma * scale

@@ -17,19 +17,19 @@ weighted mean μ and variance σ² over about `memory` readings, started from th
 training residuals' median and robust spread, and updated, as is the
 residuals' mean square, with deviations held within HELD sigmas and only
 while m stays within the threshold (an excursion does not teach the model
-that excursions are normal). Its score is |m − μ| / (σ × `threshold_sigma`): above 1, the recent
-mean is less likely than a `threshold_sigma`-sigma Gaussian deviation
-(4.5: a two-sided tail of 7e-6). One noisy reading moves m by a WINDOW-th of
-its size and does not fire; a sustained change does. An alarm is the one
-reading where the likelihood crosses its threshold: no other is raised until
-it has stayed below it for `suppress` readings (the score is held at 1 in
-between), so an ongoing event is one alarm, not hundreds.
+that excursions are normal). Its score is |m − μ| / (σ × `threshold_sigma`):
+above 1, the recent mean is less likely than a `threshold_sigma`-sigma
+Gaussian deviation (4.5: a two-sided tail of 7e-6). One noisy reading moves
+m by a WINDOW-th of its size and does not fire; a sustained change does. An
+alarm is the one reading where the likelihood crosses its threshold: no other
+is raised until it has stayed below it for `suppress` readings (the score is
+held at 1 in between), so an ongoing event is one alarm, not hundreds.
 
 A reading more than `outlier_sigma` residual sigmas (an exponentially
 weighted RMS of r̃) from its forecast is an anomaly by itself, whatever the
 likelihood, unless it comes during an ongoing excursion's suppression: its
-score is |r| over that band. `expected`
-is the forecast, lower/upper that band. Both scores carry the reason
+score is |r| over that band. `expected` is the forecast, lower/upper that
+band. Both scores carry the reason
 `forecast_deviation`.
 """
 
