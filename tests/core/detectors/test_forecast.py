@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atalaia import detection
 from atalaia.core.detectors import forecast
@@ -107,3 +108,14 @@ def test_params_and_state_store_as_arrays() -> None:
         == MODEL.score(LATER, values).anomaly_score.tolist()
     )
     assert all(v.dtype != object for v in MODEL.state.to_arrays().values())
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 299), st.integers(0, 99))
+def test_appending_readings_never_changes_earlier_answers(cut: int, at: int) -> None:
+    values = later_values()
+    values[at : at + 50] += 3.0
+    whole = MODEL.score(LATER, values)
+    head = MODEL.score(LATER[:cut], values[:cut])
+    assert head.anomaly_score.tolist() == whole.anomaly_score[:cut].tolist()
+    assert head.expected.tolist() == whole.expected[:cut].tolist()
