@@ -160,7 +160,10 @@ def _smoothed(z: FloatArray, alpha: float) -> tuple[float, FloatArray]:
 
 
 def _best_alpha(z: FloatArray) -> float:
-    """The α whose one-step residuals are smallest (mean absolute value)."""
+    """The α whose one-step residuals are smallest (mean absolute value); the
+    smallest for too few readings to tell."""
+    if z.size <= WINDOW:
+        return ALPHAS[0]
     errors = [float(np.abs(_smoothed(z, a)[1]).mean()) for a in ALPHAS]
     return ALPHAS[int(np.argmin(errors))]
 
@@ -168,6 +171,8 @@ def _best_alpha(z: FloatArray) -> float:
 def _state(level: float, residuals: FloatArray, outlier: float) -> ForecastState:
     """The state at the end of training, from its residuals: robust figures,
     as training may hold a few anomalies."""
+    if residuals.size == 0:  # one training reading: nothing known yet
+        residuals = np.zeros(1)
     _, spread = median_and_sigma(residuals)
     spread = max(spread, MIN_SPREAD)
     clipped = np.clip(residuals, -outlier * spread, outlier * spread)
