@@ -40,6 +40,7 @@ from atalaia.core.detectors.multivariate import (
     SensorReadings,
 )
 from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.streaming import standardized
 from atalaia.core.detectors.stuck import guard, stuck_after
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings, check_readings
@@ -276,23 +277,23 @@ def _fit_sensor_model(
 @dataclass(frozen=True, slots=True)
 class Stream:
     """A streaming family: its hyperparameters, how it is fitted, how one
-    reading advances it (`step_one`), and its reasons by cause."""
+    reading advances it (`advance_one`), and its reasons by cause."""
 
     defaults: Mapping[str, float]
     optional: frozenset[str]
     fit: Callable[[Readings, Mapping[str, float]], tuple[object, object]]
-    step_one: Callable[..., Any]
+    advance_one: Callable[..., Any]
     reasons: tuple[str, ...]
 
 
 _STREAMS = {
     forecast.NAME: Stream(
         forecast.DEFAULTS, forecast.OPTIONAL, forecast.fit_forecast,
-        forecast.step_one, (Reason.FORECAST_DEVIATION,),
+        forecast.advance_one, (Reason.FORECAST_DEVIATION,),
     ),
     changepoint.NAME: Stream(
         changepoint.DEFAULTS, frozenset(), changepoint.fit_changepoint,
-        changepoint.step_one,
+        changepoint.advance_one,
         ("", Reason.LEVEL_SHIFT, Reason.VARIANCE_CHANGE),  # "": the band's
     ),
 }  # fmt: skip
@@ -303,8 +304,8 @@ class StreamModel:
     """A streaming model of one series (`forecast`, `changepoint`): its params
     and the state its training readings left (both columns of one entry,
     `to_arrays` for storage); scoring advances a copy of that state through
-    the readings in time order, one `step_one` each (the vectorized `step`
-    gives the same numbers for a fleet)."""
+    the readings in time order, one `advance_one` each, their baseline found
+    at once (`step_one` and the vectorized `step` give the same numbers)."""
 
     algorithm: str
     hyperparameters: Mapping[str, float]
@@ -317,16 +318,19 @@ class StreamModel:
         readings = Readings.of(timestamps, values)
         check_readings(readings)
         state = self.state.copy()
-        step_one = _STREAMS[self.algorithm].step_one
+        advance_one = _STREAMS[self.algorithm].advance_one
         tracked = isinstance(state, changepoint.ChangeState)
         answers = np.empty((len(readings), 5))
         change = np.full((len(readings), 3), np.nan)
-        pairs = zip(readings.timestamps.tolist(), readings.values.tolist(), strict=True)
-        for i, (t, x) in enumerate(pairs):
+        rows = np.zeros(len(readings), np.int64)
+        ts = readings.timestamps
+        columns = standardized(self.params.bands, rows, ts, readings.values)
+        at = zip(ts.tolist(), *(c.tolist() for c in columns), strict=True)
+        for i, (t, e, s, z) in enumerate(at):
             if tracked:
-                answers[i], change[i] = step_one(self.params, state, 0, t, x)
+                answers[i], change[i] = advance_one(self.params, state, 0, t, (e, s, z))
             else:
-                answers[i] = step_one(self.params, state, 0, t, x)
+                answers[i] = advance_one(self.params, state, 0, t, (e, s, z))
         score, expected, half = answers[:, 0], answers[:, 1], answers[:, 2]
         anomaly = score > 1.0
         reason = np.array(self.reasons)[answers[:, 4].astype(np.int64)]

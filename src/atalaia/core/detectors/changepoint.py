@@ -45,6 +45,7 @@ from atalaia.core.detectors.phases import BandPools
 from atalaia.core.detectors.robust import median_and_sigma
 from atalaia.core.detectors.streaming import (
     MIN_SPREAD,
+    Baseline,
     Column,
     Columns,
     IntArray,
@@ -325,7 +326,17 @@ def step_one(
     """`step` for one reading of series `row`, in plain floats: its score,
     expected value, band half-width, side and cause; its change's start, size
     and whether it was absorbed."""
-    expected, scale, z = baseline_one(p.bands, row, timestamp, value)
+    return advance_one(
+        p, s, row, timestamp, baseline_one(p.bands, row, timestamp, value)
+    )
+
+
+def advance_one(
+    p: ChangeParams, s: ChangeState, row: int, timestamp: float, baseline: Baseline
+) -> tuple[tuple[float, float, float, bool, int], tuple[float, float, bool]]:
+    """`step_one` given the reading's baseline (`streaming.standardized`, which
+    a series' readings can get all at once)."""
+    expected, scale, z = baseline
     level, f = s.level.item(row), p.inflation.item(row)
     k, h = p.allowance.item(row), p.threshold.item(row)
     hv = p.variance_threshold.item(row)

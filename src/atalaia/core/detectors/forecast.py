@@ -46,6 +46,7 @@ from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.detectors.robust import median_and_sigma
 from atalaia.core.detectors.streaming import (
     MIN_SPREAD,
+    Baseline,
     Column,
     Columns,
     IntArray,
@@ -248,7 +249,17 @@ def step_one(
 ) -> tuple[float, float, float, bool, int]:
     """`step` for one reading of series `row`, in plain floats: its score,
     expected value, band half-width, side and cause."""
-    expected, scale, z = baseline_one(p.bands, row, timestamp, value)
+    return advance_one(
+        p, s, row, timestamp, baseline_one(p.bands, row, timestamp, value)
+    )
+
+
+def advance_one(
+    p: ForecastParams, s: ForecastState, row: int, _timestamp: float, baseline: Baseline
+) -> tuple[float, float, float, bool, int]:
+    """`step_one` given the reading's baseline (`streaming.standardized`, which
+    a series' readings can get all at once)."""
+    expected, scale, z = baseline
     level = s.level.item(row)
     sd = math.sqrt(max(s.square.item(row), MIN_SPREAD**2))
     r = z - level

@@ -66,9 +66,13 @@ def standardized(
     return expected, scale, (values - expected) / scale
 
 
+# One reading's baseline: its expected value, the scale, its residual in it.
+Baseline = tuple[float, float, float]
+
+
 def baseline_one(
     bands: BandPools, row: int, timestamp: float, value: float
-) -> tuple[float, float, float]:
+) -> Baseline:
     """`standardized` for one reading, as plain floats."""
     e, s, z = standardized(
         bands, np.array([row]), np.array([timestamp]), np.array([value])
