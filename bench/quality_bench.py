@@ -10,7 +10,12 @@
   is). An event is detected when any reading from its first to GRACE readings
   after its last is flagged (a spike is one reading; a detector on
   differences or windows flags a little later); the readings outside every
-  such span are the normal ones;
+  such span are the normal ones. For level shifts and drifts, the delay
+  (readings from an event's start to its first flag, over the events
+  detected): median and the share within PROMPT readings; and per event
+  detected, its alarms: the alarm onsets (a flagged reading whose previous
+  reading was not) within its detecting span, the mean per kind and over
+  every kind;
 - the demo fleet of `atalaia demo`'s defaults (20 sensors × 3 axes, 7 days of
   readings a minute apart, seed 7; its axes are independent series, so every
   family, a sensor family too, fits each alone), two ways. The demo's: each
@@ -41,6 +46,8 @@ from bench.corpus import KINDS, Case, make_corpus
 from bench.skab import SKAB, skab_figures
 
 GRACE = 5  # readings after an event that still count as detecting it
+PROMPT = 30  # readings: a level shift or drift flagged within them is prompt
+TIMED: tuple[str, ...] = ("level_shift", "drift")  # kinds whose delay counts
 CORPUS_SEED = 0
 # `atalaia demo`'s defaults.
 DEMO_SENSORS, DEMO_DAYS, DEMO_MINUTES, DEMO_SEED = 20, 7, 60, 7
@@ -70,18 +77,52 @@ def corpus_figures(
     for algorithm in algorithms:
         found: Counter[str] = Counter()
         events: Counter[str] = Counter()
+        delays: dict[str, list[int]] = {kind: [] for kind in KINDS}
+        onsets: dict[str, list[int]] = {kind: [] for kind in KINDS}
         alarms = 0
         for case, span in zip(cases, spans, strict=True):
             flagged = flag_rows(algorithm, case.timestamps, case.values, case.train)
             alarms += int((flagged & ~span).sum())
+            onset = flagged & ~np.concatenate(([False], flagged[:-1]))
             for e in case.events:
                 events[e.kind] += 1
-                found[e.kind] += bool(flagged[_detecting(case, e.start, e.stop)].any())
+                hits = np.flatnonzero(flagged[_detecting(case, e.start, e.stop)])
+                if hits.size:
+                    found[e.kind] += 1
+                    delays[e.kind].append(int(hits[0]))
+                    onsets[e.kind].append(
+                        int(onset[_detecting(case, e.start, e.stop)].sum())
+                    )
         for kind in KINDS:
             figures[f"{algorithm}_{kind}_recall"] = round(found[kind] / events[kind], 3)
         normal = max(int(figures["corpus_normal"]), 1)
         figures[f"{algorithm}_fa_per_10k"] = round(1e4 * alarms / normal, 2)
+        figures |= _promptness(algorithm, delays, onsets)
     return figures
+
+
+def _promptness(
+    algorithm: str, delays: dict[str, list[int]], onsets: dict[str, list[int]]
+) -> dict[str, float | int]:
+    """The delays and alarms per event of the detected events (NaN: none)."""
+    figures: dict[str, float | int] = {}
+    for kind in TIMED:
+        delay = np.array(delays[kind], np.float64)
+        figures[f"{algorithm}_{kind}_delay_median"] = (
+            float(np.median(delay)) if delay.size else float("nan")
+        )
+        figures[f"{algorithm}_{kind}_within_{PROMPT}"] = round(
+            float((delay <= PROMPT).mean()) if delay.size else 0.0, 3
+        )
+        figures[f"{algorithm}_{kind}_alarms"] = _mean(onsets[kind])
+    figures[f"{algorithm}_alarms_per_event"] = _mean(
+        [n for kind in KINDS for n in onsets[kind]]
+    )
+    return figures
+
+
+def _mean(counts: list[int]) -> float:
+    return round(float(np.mean(counts)), 2) if counts else float("nan")
 
 
 def _detecting(case: Case, start: int, stop: int) -> slice:

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from atalaia.core.detectors import changepoint, forecast
 from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.auto import Choice
 from atalaia.core.detectors.bands import BAND_ALGORITHMS, fit_auto, fit_band, reasons_of
+from atalaia.core.detectors.base import check_hyperparameters
 from atalaia.core.detectors.catalog import resolve_hyperparameters
 from atalaia.core.detectors.forest import ISOLATED, Forest, fit_forest
 from atalaia.core.detectors.forest import NAME as ISOLATION_FOREST
@@ -38,6 +40,7 @@ from atalaia.core.detectors.multivariate import (
     SensorReadings,
 )
 from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.streaming import standardized
 from atalaia.core.detectors.stuck import guard, stuck_after
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings, check_readings
@@ -53,6 +56,7 @@ __all__ = [
     "Model",
     "Result",
     "SensorModel",
+    "StreamModel",
     "fit",
 ]
 
@@ -73,6 +77,13 @@ class Result:
     # Sensor families: each axis's share of the score (readings × axes, rows
     # summing to 1); None for the series families.
     contributions: FloatArray | None = None
+    # `changepoint`: the latest change detected at or before each reading, its
+    # start (epoch seconds) and size (the series' units), NaN before any, and
+    # whether it was absorbed (its level is the normal one now); None for the
+    # other families.
+    change_start: FloatArray | None = None
+    change_size: FloatArray | None = None
+    change_absorbed: npt.NDArray[np.bool_] | None = None
 
 
 class Model(Protocol):
@@ -263,12 +274,97 @@ def _fit_sensor_model(
     return SensorModel(algorithm, resolved, params)
 
 
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A streaming family: its hyperparameters, how it is fitted, how one
+    reading advances it (`advance_one`), and its reasons by cause."""
+
+    defaults: Mapping[str, float]
+    optional: frozenset[str]
+    fit: Callable[[Readings, Mapping[str, float]], tuple[object, object]]
+    advance_one: Callable[..., Any]
+    reasons: tuple[str, ...]
+
+
+_STREAMS = {
+    forecast.NAME: Stream(
+        forecast.DEFAULTS, forecast.OPTIONAL, forecast.fit_forecast,
+        forecast.advance_one, (Reason.FORECAST_DEVIATION,),
+    ),
+    changepoint.NAME: Stream(
+        changepoint.DEFAULTS, frozenset(), changepoint.fit_changepoint,
+        changepoint.advance_one,
+        ("", Reason.LEVEL_SHIFT, Reason.VARIANCE_CHANGE),  # "": the band's
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StreamModel:
+    """A streaming model of one series (`forecast`, `changepoint`): its params
+    and the state its training readings left (both columns of one entry,
+    `to_arrays` for storage); scoring advances a copy of that state through
+    the readings in time order, one `advance_one` each, their baseline found
+    at once (`step_one` and the vectorized `step` give the same numbers)."""
+
+    algorithm: str
+    hyperparameters: Mapping[str, float]
+    params: forecast.ForecastParams | changepoint.ChangeParams
+    state: forecast.ForecastState | changepoint.ChangeState
+    reasons: tuple[str, ...]
+
+    def score(self, timestamps: object, values: object) -> Result:
+        """Score consecutive readings (timestamps strictly increasing)."""
+        readings = Readings.of(timestamps, values)
+        check_readings(readings)
+        state = self.state.copy()
+        advance_one = _STREAMS[self.algorithm].advance_one
+        tracked = isinstance(state, changepoint.ChangeState)
+        answers = np.empty((len(readings), 5))
+        change = np.full((len(readings), 3), np.nan)
+        rows = np.zeros(len(readings), np.int64)
+        ts = readings.timestamps
+        columns = standardized(self.params.bands, rows, ts, readings.values)
+        at = zip(ts.tolist(), *(c.tolist() for c in columns), strict=True)
+        for i, (t, e, s, z) in enumerate(at):
+            if tracked:
+                answers[i], change[i] = advance_one(self.params, state, 0, t, (e, s, z))
+            else:
+                answers[i] = advance_one(self.params, state, 0, t, (e, s, z))
+        score, expected, half = answers[:, 0], answers[:, 1], answers[:, 2]
+        anomaly = score > 1.0
+        reason = np.array(self.reasons)[answers[:, 4].astype(np.int64)]
+        return Result(
+            score, anomaly, expected, expected - half, expected + half,
+            np.where(anomaly, np.where(answers[:, 3] > 0, "above", "below"), ""),
+            np.where(anomaly, reason, ""),
+            change_start=change[:, 0] if tracked else None,
+            change_size=change[:, 1] if tracked else None,
+            change_absorbed=change[:, 2] > 0 if tracked else None,
+        )  # fmt: skip
+
+
+def _fit_stream_model(
+    algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
+) -> Model:
+    stream = _STREAMS[algorithm]
+    resolved = check_hyperparameters(algorithm, stream.defaults, given, stream.optional)
+    readings = Readings.of(timestamps, values)
+    check_readings(readings)
+    params, state = stream.fit(readings, resolved)
+    seasonal = params.bands.phases[0] > 1  # type: ignore[attr-defined]
+    band = Reason.OUTSIDE_SEASONAL_BAND if seasonal else Reason.OUTSIDE_BAND
+    reasons = tuple(r or band for r in stream.reasons)
+    return StreamModel(algorithm, resolved, params, state, reasons)  # type: ignore[arg-type]
+
+
 Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
 # Algorithm name → how its models are fitted.
 FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
 FAMILIES[_MULTIVARIATE.name] = _fit_sensor_model
 FAMILIES[AUTO] = _fit_auto_model
 FAMILIES[ISOLATION_FOREST] = _fit_forest_model
+FAMILIES |= dict.fromkeys(_STREAMS, _fit_stream_model)
 # The families that model a sensor's axes together (values 2-D).
 SENSOR_ALGORITHMS = frozenset({_MULTIVARIATE.name})
 # The families that take a sensor's axes whole: `auto` models several together.

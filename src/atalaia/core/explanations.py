@@ -28,3 +28,13 @@ class Reason(StrEnum):
     # The reading repeats one value for longer than the series' training ever
     # did (auto's stuck guard): a flatlined sensor, a frozen transmitter.
     STUCK = "stuck"
+    # The recent readings departed from the one-step forecast more than the
+    # series' residuals ever do (forecast's anomaly likelihood), or one
+    # reading departed from it by far.
+    FORECAST_DEVIATION = "forecast_deviation"
+    # The series' level moved and stays moved (changepoint: a CUSUM crossed its
+    # threshold; a drift moves it again and again) until it returns or the
+    # change is absorbed.
+    LEVEL_SHIFT = "level_shift"
+    # The readings' spread around their level grew (changepoint).
+    VARIANCE_CHANGE = "variance_change"

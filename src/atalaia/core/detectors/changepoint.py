@@ -1,0 +1,411 @@
+"""`changepoint`: level shifts, drifts and variance changes, by CUSUM on the
+residuals of the seasonal baseline (Page 1954; Montgomery, "Introduction to
+Statistical Quality Control", ch. 9).
+
+A reading's residual is d = (x − e(t)) / s(t) − μ: from the seasonal baseline
+(`streaming.fit_baseline`: the value expected at its phase and the robust
+scale there) and the series' current level μ (0 after training). Residuals
+that follow one another are rarely independent: the sums below are divided by
+f = √((1 + ρ) / (1 − ρ)), ρ the training residuals' lag-1 autocorrelation
+(within [0, 0.99]), so that a sum of n of them keeps the spread of n
+independent ones.
+
+Two one-sided CUSUMs look for a shift of at least `shift_sigma` residual
+sigmas: S⁺ ← max(0, S⁺ + u − k), S⁻ ← max(0, S⁻ − u − k), with u = d / f
+clipped to ±(k + h/2), k = `shift_sigma` / 2 and h = `threshold`: one reading,
+however far, moves a sum by at most half the threshold. Gaussian white noise
+crosses h = 6 once in ~400,000 readings (Siegmund's approximation, both
+sides). When a sum crosses h, a change is detected: it began where the sum
+last left 0, its size is the mean residual since then, and the level μ
+re-centres by that size (the sums restart from 0). While μ stands more than
+k f away from the series' normal level, each reading is an anomaly
+(`level_shift`, score |μ − normal| / (k f)): a shift is one alarm from its
+detection to its end, a drift a few re-centrings in a row. A change that
+persists `absorb_after_s` seconds is absorbed: its level becomes the normal
+one, and the result says so (`change_absorbed`).
+
+A variance change is a third CUSUM, V ← min(max(0, V + (|d| ∧ cap − 1.2) / f),
+2h): the mean |d| of Gaussian noise is 0.8, 1.6 when its sigma doubles; it
+flags (`variance_change`, score V / h) while V > h. A reading more than
+`outlier_sigma` from its expected value e(t) + s(t) μ is an anomaly by itself
+(score |d| / `outlier_sigma`, the baseline's reason); `expected` is that
+value, lower/upper ± `outlier_sigma` s(t).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+
+from atalaia.core.detectors.base import FloatArray
+from atalaia.core.detectors.phases import BandPools
+from atalaia.core.detectors.robust import median_and_sigma
+from atalaia.core.detectors.streaming import (
+    MIN_SPREAD,
+    Baseline,
+    Column,
+    Columns,
+    IntArray,
+    Step,
+    baseline_one,
+    fit_baseline,
+    pools_from_arrays,
+    pools_to_arrays,
+    standardized,
+)
+from atalaia.core.series import Readings
+
+NAME = "changepoint"
+DEFAULTS = {
+    "threshold": 6.0,
+    "shift_sigma": 2.0,
+    "outlier_sigma": 6.0,
+    "absorb_after_s": 86_400.0,
+}
+SETTLE = 20  # readings after a change whose mean is its new level
+GAUSSIAN_MEAN_ABS = float(np.sqrt(2 / np.pi))  # E|z| of a standard normal
+OUTLIER_JUMPS = 6.0
+VARIANCE_REFERENCE = 1.2  # mean |d| between sigma ×1 (0.8) and ×2 (1.6)
+# The variance CUSUM's threshold, in h: successive differences share a reading,
+# which doubles the variance of their sums.
+VARIANCE_H = 2.0
+MARGIN = 1.25  # over the highest CUSUM of training
+MAX_RAISE = 4.0  # the most training raises a threshold by
+# Held below this share over its threshold, the variance CUSUM falls back
+# under it a few readings after the noise calms down.
+VARIANCE_CAP = 1.1
+MAX_RHO = 0.99
+OUTLIER, LEVEL, VARIANCE = 0, 1, 2  # a score's cause
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeParams(Columns):
+    """Fitted models of series, a column entry each (see the module)."""
+
+    bands: BandPools
+    inflation: FloatArray  # f
+    threshold: FloatArray  # h
+    allowance: FloatArray  # k
+    outlier: FloatArray
+    absorb_after: FloatArray  # seconds
+    jitter: FloatArray  # the scale of successive z's differences (`_jitter`)
+    variance_threshold: FloatArray
+
+    def to_arrays(self) -> dict[str, Column]:
+        columns = {k: v for k, v in Columns.to_arrays(self).items() if k != "bands"}
+        return columns | pools_to_arrays(self.bands)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Column]) -> ChangeParams:
+        def column(name: str) -> FloatArray:
+            return np.array(arrays[name], np.float64)
+
+        return cls(
+            bands=pools_from_arrays(arrays),
+            inflation=column("inflation"),
+            threshold=column("threshold"),
+            allowance=column("allowance"),
+            outlier=column("outlier"),
+            absorb_after=column("absorb_after"),
+            jitter=column("jitter"),
+            variance_threshold=column("variance_threshold"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeState(Columns):
+    """Each series' state: its level and normal level (in baseline sigmas), the
+    two CUSUMs with the sum, count and start of the residuals since each left
+    0, the variance CUSUM, and when its level left the normal one (NaN at
+    it)."""
+
+    level: FloatArray
+    normal: FloatArray
+    up: FloatArray
+    up_sum: FloatArray
+    up_count: FloatArray
+    up_start: FloatArray
+    down: FloatArray
+    down_sum: FloatArray
+    down_count: FloatArray
+    down_start: FloatArray
+    spread: FloatArray
+    start: FloatArray
+    settle_sum: FloatArray
+    settle_count: FloatArray
+    previous: FloatArray  # the last reading's z
+
+    @classmethod
+    def empty(cls, size: int) -> ChangeState:
+        """The state of series never seen: at their normal level, settled."""
+        columns: dict[str, Column] = {f.name: np.zeros(size) for f in fields(cls)}
+        columns["start"] = np.full(size, np.nan)
+        columns["settle_count"] = np.full(size, float(SETTLE))
+        return cls.from_arrays(columns)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Per reading, the departure from the normal level it belongs to: its
+    start (epoch seconds) and size (the series' units), NaN at the normal
+    level; and whether it was absorbed at that reading."""
+
+    start: FloatArray
+    size: FloatArray
+    absorbed: BoolArray
+
+
+def fit_changepoint(
+    readings: Readings, hyperparameters: Mapping[str, float]
+) -> tuple[ChangeParams, ChangeState]:
+    """The params of one series fitted on `readings` (time order) with
+    validated `hyperparameters`, and its state after them."""
+    band = fit_baseline(readings)
+    bands = BandPools.of([band])
+    rows = np.zeros(len(readings), np.int64)
+    _, _, z = standardized(bands, rows, readings.timestamps, readings.values)
+    f, k = (
+        _inflation(z, hyperparameters["outlier_sigma"]),
+        hyperparameters["shift_sigma"] / 2,
+    )
+    jitter = _jitter(z)
+    h, hv = _thresholds(z, f, k, jitter, hyperparameters["threshold"])
+    params = ChangeParams(
+        bands,
+        np.array([f]),
+        np.array([h]),
+        np.array([k]),
+        np.array([hyperparameters["outlier_sigma"]]),
+        np.array([hyperparameters["absorb_after_s"]]),
+        np.array([jitter]),
+        np.array([hv]),
+    )
+    state = ChangeState.empty(1)
+    state.previous[0] = z[-1]
+    return params, state
+
+
+def _thresholds(
+    z: FloatArray, f: float, k: float, jitter: float, h: float
+) -> tuple[float, float]:
+    """The level and variance CUSUMs' thresholds: `h` and VARIANCE_H h, or
+    MARGIN times the highest each reached over the training residuals `z`
+    (from 0, never re-centred) when that is more, up to MAX_RAISE times as
+    much: a series whose normal readings wander or flicker beyond a
+    Gaussian's is judged against its own."""
+    cap = k + h / 2
+    up = down = spread = top = top_spread = 0.0
+    values = z.tolist()
+    for before, x in zip(values[:-1], values[1:], strict=True):
+        u = min(max(x / f, -cap), cap)
+        up, down = max(up + u - k, 0.0), max(down - u - k, 0.0)
+        jump = min(abs(x - before) / jitter, cap)
+        spread = max(spread + jump - VARIANCE_REFERENCE, 0.0)
+        top, top_spread = max(top, up, down), max(top_spread, spread)
+    level = min(max(h, MARGIN * top), MAX_RAISE * h)
+    variance = min(max(VARIANCE_H * h, MARGIN * top_spread), MAX_RAISE * VARIANCE_H * h)
+    return level, variance
+
+
+def _jitter(z: FloatArray) -> float:
+    """The scale of successive differences of `z` at which their mean absolute
+    value (clipped at OUTLIER_JUMPS robust sigmas) is a Gaussian's, 0.8: the
+    variance CUSUM then measures spread against training's own, tails and
+    all."""
+    jumps = np.abs(np.diff(z))
+    _, sigma = median_and_sigma(np.diff(z))
+    sigma = max(sigma, MIN_SPREAD)
+    mean = (
+        float(np.minimum(jumps, OUTLIER_JUMPS * sigma).mean()) if jumps.size else sigma
+    )
+    return max(mean / GAUSSIAN_MEAN_ABS, MIN_SPREAD)
+
+
+def _inflation(z: FloatArray, outlier: float) -> float:
+    """f of residuals `z` (clipped at the outlier band: a spike is no trend)."""
+    clipped = np.clip(z, -outlier, outlier)
+    a, b = clipped[:-1] - clipped.mean(), clipped[1:] - clipped.mean()
+    energy = float(np.sqrt((a @ a) * (b @ b)))
+    rho = float(a @ b) / energy if energy > 0 else 0.0
+    rho = min(max(rho, 0.0), MAX_RHO)
+    return float(np.sqrt((1 + rho) / (1 - rho)))
+
+
+def step(
+    p: ChangeParams,
+    s: ChangeState,
+    rows: IntArray,
+    timestamps: FloatArray,
+    values: FloatArray,
+) -> tuple[Step, Change]:
+    """Advance series `rows` (distinct) by one reading each, in place; what
+    each reading scored, and the change it belongs to."""
+    expected, scale, z = standardized(p.bands, rows, timestamps, values)
+    level, f = s.level[rows], p.inflation[rows]
+    k, h, outlier_sigma = p.allowance[rows], p.threshold[rows], p.outlier[rows]
+    hv = p.variance_threshold[rows]
+    d = z - level
+    cap = k + h / 2
+    jump = np.abs(z - s.previous[rows]) / p.jitter[rows]
+    spread = s.spread[rows] + np.minimum(jump, cap) - VARIANCE_REFERENCE
+    s.spread[rows] = np.minimum(np.maximum(spread, 0.0), VARIANCE_CAP * hv)
+    s.previous[rows] = z
+    settling = s.settle_count[rows] < SETTLE
+    u = np.minimum(np.maximum(d / f, -cap), cap)
+    up = _advance(s.up, s.up_sum, s.up_count, s.up_start, rows, timestamps, d, u - k)
+    down = _advance(
+        s.down, s.down_sum, s.down_count, s.down_start, rows, timestamps, d, -u - k
+    )
+    fired = (up > h) | (down > h)
+    rising = up >= down
+    shift = np.where(
+        rising, s.up_sum[rows] / np.maximum(s.up_count[rows], 1.0),
+        s.down_sum[rows] / np.maximum(s.down_count[rows], 1.0),
+    )  # fmt: skip
+    began = np.where(rising, s.up_start[rows], s.down_start[rows])
+    new = fired & ~(np.abs(level - s.normal[rows]) > 2 * k * f)
+    s.start[rows[new]] = began[new]
+    total = np.where(fired, z, s.settle_sum[rows] + z)
+    count = np.where(fired, 1.0, s.settle_count[rows] + 1.0)
+    s.level[rows] = np.where(
+        fired, level + shift, np.where(settling, total / count, level)
+    )
+    moved = settling | fired
+    s.settle_sum[rows[moved]] = total[moved]
+    s.settle_count[rows[moved]] = count[moved]
+    for column in (s.up, s.up_sum, s.up_count, s.down, s.down_sum, s.down_count):
+        column[rows[fired]] = 0.0
+    away = s.level[rows] - s.normal[rows]
+    regime = np.abs(away) / (2 * k * f)
+    absorb = (regime > 1.0) & (timestamps - s.start[rows] >= p.absorb_after[rows])
+    s.normal[rows[absorb]] = s.level[rows[absorb]]
+    regime = np.where(absorb, 0.0, regime)
+    s.start[rows[regime <= 1.0]] = np.nan
+    size = np.where(regime > 1.0, away * scale, np.nan)
+    level_score = np.where(fired | (regime > 1.0), regime, np.maximum(up, down) / h)
+    variance = s.spread[rows] / hv
+    scores = np.stack([np.abs(d) / outlier_sigma, level_score, variance])
+    cause = np.argmax(scores, axis=0)
+    above = np.where(cause == LEVEL, away > 0, d > 0)
+    step = Step(
+        scores.max(axis=0), expected + scale * level, outlier_sigma * scale, above,
+        cause,
+    )  # fmt: skip
+    return step, Change(s.start[rows].copy(), size, absorb)
+
+
+def _advance(
+    cusum: FloatArray,
+    total: FloatArray,
+    count: FloatArray,
+    start: FloatArray,
+    rows: IntArray,
+    timestamps: FloatArray,
+    d: FloatArray,
+    increment: FloatArray,
+) -> FloatArray:
+    """One side's CUSUM advanced by `increment`, with the sum, count and start
+    of the residuals since it left 0; returns its new value."""
+    before = cusum[rows]
+    after = np.maximum(before + increment, 0.0)
+    on = after > 0.0
+    start[rows] = np.where(on & (before == 0.0), timestamps, start[rows])
+    total[rows] = np.where(on, total[rows] + d, 0.0)
+    count[rows] = np.where(on, count[rows] + 1.0, 0.0)
+    cusum[rows] = after
+    return after
+
+
+def step_one(
+    p: ChangeParams, s: ChangeState, row: int, timestamp: float, value: float
+) -> tuple[tuple[float, float, float, bool, int], tuple[float, float, bool]]:
+    """`step` for one reading of series `row`, in plain floats: its score,
+    expected value, band half-width, side and cause; its change's start, size
+    and whether it was absorbed."""
+    return advance_one(
+        p, s, row, timestamp, baseline_one(p.bands, row, timestamp, value)
+    )
+
+
+def advance_one(
+    p: ChangeParams, s: ChangeState, row: int, timestamp: float, baseline: Baseline
+) -> tuple[tuple[float, float, float, bool, int], tuple[float, float, bool]]:
+    """`step_one` given the reading's baseline (`streaming.standardized`, which
+    a series' readings can get all at once)."""
+    expected, scale, z = baseline
+    level, f = s.level.item(row), p.inflation.item(row)
+    k, h = p.allowance.item(row), p.threshold.item(row)
+    hv = p.variance_threshold.item(row)
+    outlier_sigma, normal = p.outlier.item(row), s.normal.item(row)
+    d = z - level
+    cap = k + h / 2
+    jump = abs(z - s.previous.item(row)) / p.jitter.item(row)
+    spread = s.spread.item(row) + min(jump, cap) - VARIANCE_REFERENCE
+    spread = min(max(spread, 0.0), VARIANCE_CAP * hv)
+    s.spread[row], s.previous[row] = spread, z
+    settling = s.settle_count.item(row) < SETTLE
+    u = min(max(d / f, -cap), cap)
+    up = _advance_one(s.up, s.up_sum, s.up_count, s.up_start, row, timestamp, d, u - k)
+    down = _advance_one(
+        s.down, s.down_sum, s.down_count, s.down_start, row, timestamp, d, -u - k
+    )
+    fired = up > h or down > h
+    rising = up >= down
+    if fired:
+        side = (s.up_sum, s.up_count, s.up_start) if rising else (
+            s.down_sum, s.down_count, s.down_start
+        )  # fmt: skip
+        if not abs(level - normal) > 2 * k * f:
+            s.start[row] = side[2].item(row)
+        s.level[row] = level + side[0].item(row) / max(side[1].item(row), 1.0)
+        s.settle_sum[row], s.settle_count[row] = z, 1.0
+        for column in (s.up, s.up_sum, s.up_count, s.down, s.down_sum, s.down_count):
+            column[row] = 0.0
+    elif settling:
+        total, count = s.settle_sum.item(row) + z, s.settle_count.item(row) + 1.0
+        s.settle_sum[row], s.settle_count[row] = total, count
+        s.level[row] = total / count
+    away = s.level.item(row) - normal
+    regime = abs(away) / (2 * k * f)
+    absorb = regime > 1.0 and timestamp - s.start.item(row) >= p.absorb_after.item(row)
+    if absorb:
+        s.normal[row] = s.level.item(row)
+        regime = 0.0
+    if regime <= 1.0:
+        s.start[row] = np.nan
+    size = away * scale if regime > 1.0 else np.nan
+    level_score = regime if fired or regime > 1.0 else max(up, down) / h
+    scores = [abs(d) / outlier_sigma, level_score, spread / hv]
+    cause = max(range(3), key=scores.__getitem__)
+    above = away > 0 if cause == LEVEL else d > 0
+    half = outlier_sigma * scale
+    answer = (max(scores), expected + scale * level, half, above, cause)
+    return answer, (s.start.item(row), size, absorb)
+
+
+def _advance_one(
+    cusum: FloatArray,
+    total: FloatArray,
+    count: FloatArray,
+    start: FloatArray,
+    row: int,
+    timestamp: float,
+    d: float,
+    increment: float,
+) -> float:
+    """`_advance` for one series, in plain floats."""
+    before = cusum.item(row)
+    after = max(before + increment, 0.0)
+    if after > 0.0:
+        if before == 0.0:
+            start[row] = timestamp
+        total[row] = total.item(row) + d
+        count[row] = count.item(row) + 1.0
+    else:
+        total[row] = count[row] = 0.0
+    cusum[row] = after
+    return after
