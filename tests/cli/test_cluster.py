@@ -342,7 +342,8 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
         assert version_served(f"{gateway}/predict/{SERIES}", auth) == 1
         assert version_served(f"{gateway}/api/v1/predict/{SERIES}", auth) == 1
         # One series' readings all go to one replica (its stream state).
-        counts = [predictions_of(procs[n].url) for n in ("inference-1", "inference-2")]
+        bases = [f"{procs[n].url}" for n in ("inference-1", "inference-2")]
+        counts = [predictions_of(base) for base in bases]
         for minute in range(10):
             body = {"timestamp": 1_734_000_000.0 + 60 * minute, "value": 0.3}
             assert client.post(f"/predict/{SERIES}", json=body).status_code == 200
@@ -350,8 +351,8 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
                 client.post(f"/api/v1/predict/{SERIES}", json=body).status_code == 200
             )
         grown = [
-            predictions_of(procs[n].url) - before
-            for n, before in zip(("inference-1", "inference-2"), counts, strict=True)
+            predictions_of(base) - before
+            for base, before in zip(bases, counts, strict=True)
         ]
         assert sorted(grown) == [0, 20]
         # Readings sent in are scored by a replica; read back from training.
