@@ -3,6 +3,8 @@ order, nothing skipped by a reader while a writer is still running."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -10,7 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from atalaia.adapters.db.repositories import AnomalyLog
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.errors import InvalidInput
-from fixtures.api import wait_for
 from fixtures.db import truncate_tables
 
 Sessions = sessionmaker[Session]
@@ -60,27 +61,31 @@ def test_read_in_order_once_each(sessions: Sessions) -> None:
 def test_a_cursor_the_log_never_gave_is_refused(sessions: Sessions) -> None:
     with sessions() as session, pytest.raises(InvalidInput) as refused:
         AnomalyLog(session).after("yesterday", limit=10)
+    with sessions() as session, pytest.raises(InvalidInput):
+        AnomalyLog(session).after("9" * 30, limit=10)
     assert refused.value.rule == "cursor"
 
 
-def test_a_writer_still_running_holds_back_the_rows_after_it(
-    postgres_database: str,
-) -> None:
-    """PostgreSQL only: SQLite's writers take turns, never two open at once."""
+def test_writers_commit_in_the_order_of_their_ids(postgres_database: str) -> None:
+    """PostgreSQL: a second writer waits for the first to end, so a reader
+    never sees a later id before an earlier one commits (SQLite's writers take
+    turns anyway)."""
     truncate_tables(postgres_database)
     engine = create_engine(postgres_database)
     sessions = sessionmaker(engine)
-    slow = sessions()
-    AnomalyLog(slow).append([anomaly("slow", 1)])  # its transaction began first
-    logged(sessions, anomaly("fast", 1))  # ... and this one committed first
+    first = sessions()
+    AnomalyLog(first).append([anomaly("first", 1)])  # not committed yet
+    second = threading.Thread(target=logged, args=(sessions, anomaly("second", 1)))
+    second.start()
+    second.join(timeout=1.0)
 
     while_open, cursor = read_all(sessions)
-    slow.commit()
-    slow.close()
-    # Any transaction running on the server holds the rows back (other tests'
-    # too): they come once those end.
-    after_commit = wait_for(lambda: read_all(sessions, cursor)[0] or None, attempts=600)
+    waited = second.is_alive()
+    first.commit()
+    first.close()
+    second.join(timeout=10.0)
+    after_commit, _ = read_all(sessions, cursor)
     engine.dispose()
 
-    assert while_open == []  # "fast" waits behind the transaction still open
-    assert after_commit == ["slow@1", "fast@1"]
+    assert (while_open, waited) == ([], True)
+    assert after_commit == ["first@1", "second@1"]

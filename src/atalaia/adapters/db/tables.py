@@ -209,22 +209,16 @@ class FeedbackRow(Base):
 
 
 class ScoredAnomalyRow(Base):
-    """An anomaly scored on ingest, in the order consumers read them (see
-    `AnomalyLog`); one per (series, timestamp), as the readings."""
+    """An anomaly scored on ingest; ids in commit order, which consumers read
+    them in (see `AnomalyLog`); one per (series, timestamp), as the readings."""
 
     __tablename__ = "scored_anomalies"
-    __table_args__ = (
-        UniqueConstraint("series_id", "ts"),
-        Index("ix_scored_anomalies_txid_id", "txid", "id"),  # the readers' order
-    )
+    __table_args__ = (UniqueConstraint("series_id", "ts"),)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
         autoincrement=True,
     )  # fmt: skip
-    # PostgreSQL: the writing transaction's id (`pg_current_xact_id()`); None
-    # on SQLite, whose writers take turns.
-    txid: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
     series_id: Mapped[str] = mapped_column(String(128))
     ts: Mapped[float] = mapped_column(Double)
     value: Mapped[float] = mapped_column(Double)

@@ -5,13 +5,12 @@ anomaly is logged exactly when its reading is stored (one per series and
 timestamp: a reading sent again is not logged twice).
 
 A consumer reads `after(cursor)` again and again, from the cursor the last
-read gave, and misses nothing. On PostgreSQL rows sort by the id of the
-transaction that wrote them, then by their own id, and a read returns only
-the rows of transactions older than every transaction still running
-(`pg_snapshot_xmin`): a row committed after a read always sorts after the
-cursor it gave. The price: rows wait for every older transaction running on
-the server to end, so a long one anywhere delays the consumer (never makes it
-miss a row). On SQLite writers take turns, so ids follow commits.
+read gave, and misses nothing: ids are given in the order their rows commit.
+On PostgreSQL a writer takes a transaction-scoped advisory lock before it
+appends, so writers append and commit one after the other (the append is the
+last step of an ingest: the lock is held for the insert and the commit only);
+a row committed after a read always has a larger id than the read saw. On
+SQLite writers take turns anyway.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,8 +27,9 @@ from atalaia.adapters.db.tables import ScoredAnomalyRow, utcnow
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.errors import InvalidInput
 
-# The oldest transaction id still running: the rows of older ones are final.
-_SETTLED = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+# Held by the transaction appending to the log until it ends (a constant key:
+# "atalaia_anomalies" as a number).
+_APPEND_TURN = text("SELECT pg_advisory_xact_lock(7306228153918)")
 
 
 class AnomalyLog:
@@ -44,6 +44,8 @@ class AnomalyLog:
             return
         now = utcnow()
         rows = [_row(a) | {"scored_at": now} for a in anomalies]
+        if self.postgres:
+            self.session.execute(_APPEND_TURN)
         insert = pg_insert if self.postgres else sqlite_insert
         self.session.execute(insert(ScoredAnomalyRow).on_conflict_do_nothing(), rows)
 
@@ -52,34 +54,24 @@ class AnomalyLog:
     ) -> tuple[list[ScoredAnomaly], str | None]:
         """Up to `limit` anomalies logged after `cursor` (None: from the first),
         in order, and the cursor to read on from (the same when none)."""
-        txid, last = _parse(cursor)
-        row = ScoredAnomalyRow
-        if self.postgres:
-            stmt = (
-                select(row)
-                .where(tuple_(row.txid, row.id) > tuple_(txid, last))
-                .where(row.txid < _SETTLED)
-                .order_by(row.txid, row.id)
-            )
-        else:
-            stmt = select(row).where(row.id > last).order_by(row.id)
-        found = list(self.session.scalars(stmt.limit(limit)))
+        stmt = (
+            select(ScoredAnomalyRow)
+            .where(ScoredAnomalyRow.id > _parse(cursor))
+            .order_by(ScoredAnomalyRow.id)
+            .limit(limit)
+        )
+        found = list(self.session.scalars(stmt))
         if not found:
             return [], cursor
-        end = found[-1]
-        return [_anomaly(r) for r in found], f"{end.txid or 0}:{end.id}"
+        return [_anomaly(r) for r in found], str(found[-1].id)
 
 
-def _parse(cursor: str | None) -> tuple[int, int]:
+def _parse(cursor: str | None) -> int:
     if cursor is None:
-        return -1, 0
-    try:
-        txid, last = (int(part) for part in cursor.split(":"))
-    except ValueError:
-        raise InvalidInput(
-            f"cursor {cursor!r} is not one this log gave", rule="cursor"
-        ) from None
-    return txid, last
+        return 0
+    if not (cursor.isdigit() and int(cursor) < 2**63):
+        raise InvalidInput(f"cursor {cursor!r} is not one this log gave", rule="cursor")
+    return int(cursor)
 
 
 def _row(anomaly: ScoredAnomaly) -> dict[str, object]:

@@ -1,8 +1,7 @@
 """scored anomalies: the log of the anomalies scored on ingest
 
 Written in the transaction that stores the readings, read by consumers in
-order (`AnomalyLog`). On PostgreSQL each row carries its transaction's id, so
-a reader can hold back the rows of transactions still running.
+order of id, which is the order rows commit in (`AnomalyLog`).
 
 Revision ID: 0010
 Revises: 0009
@@ -21,8 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
-    txid_default = sa.text("(pg_current_xact_id()::text::bigint)") if postgres else None
     op.create_table(
         "scored_anomalies",
         sa.Column(
@@ -31,7 +28,6 @@ def upgrade() -> None:
             nullable=False,
             autoincrement=True,
         ),
-        sa.Column("txid", sa.BigInteger(), server_default=txid_default),
         sa.Column("series_id", sa.String(128), nullable=False),
         sa.Column("ts", sa.Double(), nullable=False),
         sa.Column("value", sa.Double(), nullable=False),
@@ -50,7 +46,6 @@ def upgrade() -> None:
             "series_id", "ts", name=op.f("uq_scored_anomalies_series_id")
         ),
     )
-    op.create_index("ix_scored_anomalies_txid_id", "scored_anomalies", ["txid", "id"])
 
 
 def downgrade() -> None:
