@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 from atalaia import detection
 from atalaia.core.detectors import changepoint
 from fixtures.streams import (
-    DAY,
     LAST,
     STEP,
+    continued,
     departures,
     fleet,
     history,
+    onsets,
     run_fleet,
 )
 
@@ -24,15 +25,7 @@ LATER = T[-1] + STEP * np.arange(1, 401)
 
 
 def later_values(seed: int = 5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    values: np.ndarray = (
-        10.0 + 2.0 * np.sin(2 * np.pi * LATER / DAY) + rng.normal(0, 0.5, LATER.size)
-    )
-    return values
-
-
-def onsets(flags: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(flags & ~np.concatenate(([False], flags[:-1])))
+    return continued(LATER, seed)
 
 
 def test_a_level_shift_is_one_alarm_with_its_start_and_size() -> None:

@@ -12,9 +12,11 @@ from fixtures.streams import (
     DAY,
     LAST,
     STEP,
+    continued,
     departures,
     fleet,
     history,
+    onsets,
     run_fleet,
 )
 
@@ -24,15 +26,7 @@ LATER = T[-1] + STEP * np.arange(1, 301)
 
 
 def later_values(seed: int = 5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    values: np.ndarray = (
-        10.0 + 2.0 * np.sin(2 * np.pi * LATER / DAY) + rng.normal(0, 0.5, LATER.size)
-    )
-    return values
-
-
-def onsets(flags: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(flags & ~np.concatenate(([False], flags[:-1])))
+    return continued(LATER, seed)
 
 
 def test_a_level_shift_fires_once_and_is_absorbed() -> None:
