@@ -25,7 +25,10 @@ def read_log(
     _: Viewer,
     after: Annotated[
         Text | None,
-        Query(description="`next_cursor` of the previous page; none: from the first"),
+        Query(
+            description="`next_cursor` of the previous page; none: from the first",
+            json_schema_extra={"pattern": r"^[0-9]{1,18}$"},
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1_000,
 ) -> AnomalyPage:
