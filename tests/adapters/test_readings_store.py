@@ -396,3 +396,29 @@ class TestListSeries:
         assert summary.n_points == 5
         assert summary.first_ts == EPOCH
         assert summary.last_ts == EPOCH + 4 * STEP_S
+
+
+class TestNewestAfter:
+    def test_each_series_newest_readings_after_its_time(
+        self, sessions: Sessions
+    ) -> None:
+        week = sensor_readings(100)
+        ingest(sessions, week, "pump7")
+        ingest(sessions, part(week, 0, 10), "pump8")
+        t = week.timestamps
+
+        with sessions() as session:
+            found = ReadingStore(session).newest_after(
+                ["pump7", "pump8", "pump9"],
+                np.array([t[90], t[9], -np.inf]),
+                np.array([3, 5, 5]),
+            )
+
+            never_seen = ReadingStore(session).newest_after(
+                ["pump7"], np.array([-np.inf]), np.array([2])
+            )
+
+        assert set(found) == {"pump7"}  # pump8 has none after; pump9 none at all
+        np.testing.assert_array_equal(never_seen["pump7"].timestamps, t[98:])
+        np.testing.assert_array_equal(found["pump7"].timestamps, t[97:])
+        np.testing.assert_array_equal(found["pump7"].values, week.values[97:])

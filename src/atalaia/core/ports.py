@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from atalaia.core.series import FloatArray, Readings
 from atalaia.core.serving import FleetModels, Rollups, SeriesModels, ServedModel
+
+IntArray = npt.NDArray[np.int64]
 
 
 class ArtifactStore(Protocol):
@@ -83,6 +89,13 @@ class ServingStore(RollupSink, Protocol):
     def changed_since(self, cursor: int, *, since: datetime) -> tuple[int, set[str]]:
         """(the ledger's newest entry, the series of its entries after `cursor`
         or written at or after `since`)."""
+        ...
+
+    def newest_readings(
+        self, series_ids: Sequence[str], after: FloatArray, depth: IntArray
+    ) -> dict[str, Readings]:
+        """Each series' newest `depth` stored readings after its `after`,
+        oldest first (the series with some)."""
         ...
 
 

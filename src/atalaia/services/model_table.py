@@ -416,6 +416,13 @@ class ModelTable:
             if key:
                 self.artifacts[row] = key
 
+    def guarded(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The rows whose model has a stuck guard, and each one's limit."""
+        n = len(self.ids)
+        limit = self.cols.stuck_after[:n]
+        rows = np.flatnonzero((self.cols.version[:n] > 0) & (limit > 0))
+        return rows, limit[rows].astype(np.int64)
+
     def artifact_of(self, row: int) -> str | None:
         """Row `row`'s heavy model's key in the artifact store, if it has one."""
         return self.artifacts.get(row)

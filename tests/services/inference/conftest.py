@@ -10,6 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from atalaia.core.series import Readings
 from atalaia.core.serving import (
     FleetModels,
     Rollups,
@@ -33,6 +34,7 @@ class FakeStore:
         self.changed: set[str] = set()  # what the change feed reports next
         self.failure: Exception | None = None
         self.rollups: list[Rollups] = []
+        self.readings: dict[str, Readings] = {}  # stored, by series
 
     def _check(self) -> None:
         if self.failure is not None:
@@ -74,6 +76,19 @@ class FakeStore:
     def add_rollups(self, rollups: Rollups) -> None:
         self._check()
         self.rollups.append(rollups)
+
+    def newest_readings(
+        self, series_ids: Sequence[str], after: np.ndarray, depth: np.ndarray
+    ) -> dict[str, Readings]:
+        self._check()
+        found = {}
+        for series_id, t, n in zip(series_ids, after, depth, strict=True):
+            stored = self.readings.get(series_id, Readings.of([], []))
+            later = stored.timestamps > t
+            ts, vs = stored.timestamps[later][-n:], stored.values[later][-n:]
+            if ts.size:
+                found[series_id] = Readings(ts, vs)
+        return found
 
 
 def _no_history() -> SeriesHistory:

@@ -13,6 +13,7 @@ import pytest
 from atalaia.core.detectors.multivariate import Multivariate
 from atalaia.core.explanations import Reason
 from atalaia.core.sensors import StoredSensor
+from atalaia.core.series import Readings
 from atalaia.core.serving import ServedSensor
 from atalaia.errors import DependencyUnavailable
 from atalaia.services.inference import LoadState, Predictor, data_plane
@@ -155,6 +156,27 @@ class TestStreamState:
 
         assert (third.anomaly, REASONS[third.reason]) == (True, Reason.STUCK)
         assert retried.stale
+
+    def test_readings_stored_while_down_go_on_with_the_runs(
+        self, tmp_path: Path
+    ) -> None:
+        guarded = replace(MODEL, stuck_after=3)
+        path, store = tmp_path / "snapshot.npz", FakeStore([guarded])
+        before = Predictor(store, snapshot_path=path)
+        before.warm_load()
+        data_plane.score_one(before, guarded.series_id, 60.0, 0.5)
+        before.save_snapshot()
+        # Sent in meanwhile (to another replica, or while this one was down).
+        store.readings[guarded.series_id] = Readings.of(
+            [0.0, 60.0, 120.0, 180.0], [0.5, 0.5, 0.5, 0.5]
+        )
+
+        after = Predictor(store, snapshot_path=path)
+        after.warm_load()
+        next_one = data_plane.score_one(after, guarded.series_id, 240.0, 0.5)
+
+        assert (next_one.anomaly, REASONS[next_one.reason]) == (True, Reason.STUCK)
+        assert next_one.score == 4 / 3  # the run: 60, 120, 180, 240 (0 is older)
 
     def test_a_damaged_file_of_state_starts_afresh(
         self, predictor: Predictor, tmp_path: Path

@@ -7,10 +7,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore, ReadingStore, RollupStore
+from atalaia.core.series import FloatArray, Readings
 from atalaia.core.serving import FleetModels, Rollups, SeriesHistory, SeriesModels
+
+IntArray = npt.NDArray[np.int64]
 
 
 class DatabaseServingStore:
@@ -48,6 +52,12 @@ class DatabaseServingStore:
     def changed_since(self, cursor: int, *, since: datetime) -> tuple[int, set[str]]:
         with self._sessions() as session:
             return ModelStore(session).changed_since(cursor, since=since)
+
+    def newest_readings(
+        self, series_ids: Sequence[str], after: FloatArray, depth: IntArray
+    ) -> dict[str, Readings]:
+        with self._sessions() as session:
+            return ReadingStore(session).newest_after(series_ids, after, depth)
 
     def add_rollups(self, rollups: Rollups) -> None:
         with self._sessions() as session:

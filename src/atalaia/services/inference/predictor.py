@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import structlog
 
 from atalaia.core.ports import ServingStore, SharedModelCache
@@ -82,9 +83,35 @@ class Predictor:
 
     def warm_load(self) -> None:
         """Load every production model (`TableFollower.warm_load`) and the
-        stream state written last."""
+        stream state written last, caught up with the readings stored since."""
         self.follower.warm_load()
         self.snapshot.restore_streams()
+        if self.loaded_from is LoadState.DATABASE:
+            self._catch_up_streams()
+
+    def _catch_up_streams(self) -> None:
+        """Advance the state of every guarded series (`auto`'s stuck guard) by
+        its readings stored after its newest one seen: those sent in since the
+        state was written (this process down, or another replica's). At most
+        its limit + 1 of them, the newest: enough to tell a run over it."""
+        table = self.table
+        rows, limits = table.guarded()
+        if not rows.size:
+            return
+        ids = [table.ids[row] for row in rows.tolist()]
+        after = self.streams.newest(table, rows)
+        try:
+            found = self.store.newest_readings(ids, after, limits + 1)
+        except DependencyUnavailable as exc:
+            self.health.down(exc)
+            return
+        if not found:
+            return
+        series = [s for s, readings in found.items() for _ in range(len(readings))]
+        timestamps = np.concatenate([r.timestamps for r in found.values()])
+        values = np.concatenate([r.values for r in found.values()])
+        self.streams.many(table, table.rows_of(series), timestamps, values)
+        log.info("inference.streams_caught_up", series=len(found), readings=len(series))
 
     @property
     def table(self) -> ModelTable:

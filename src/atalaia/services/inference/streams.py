@@ -76,6 +76,11 @@ class SeriesStreams:
         run[at], stale[at] = runs.run, runs.stale
         return Runs(run, stale)
 
+    def newest(self, table: ModelTable, rows: IntArray) -> FloatArray:
+        """Each row's newest timestamp seen (-inf: none)."""
+        with self._lock:
+            return self._state_of(table).timestamp[rows]
+
     def save(self, path: Path) -> int:
         """Write the state of every series seen to `path`, atomically; how many."""
         with self._lock:  # copies only: scoring waits a few ms at most

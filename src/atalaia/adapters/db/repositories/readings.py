@@ -8,6 +8,7 @@ from itertools import chain
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from sqlalchemy import (
     ScalarSelect,
@@ -33,6 +34,8 @@ from atalaia.adapters.db.repositories._pg_binary import (
 from atalaia.adapters.db.tables import ReadingRow, SeriesRow, utcnow
 from atalaia.adapters.db.translation import driver_errors_translated
 from atalaia.core.series import FloatArray, Readings, sensor_of
+
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +276,44 @@ class ReadingStore:
             return Readings.of([], [])
         return self.window(series_id, start=newest - hours * 3600.0, end=newest + 1e-6)
 
+    def newest_after(
+        self, series_ids: Sequence[str], after: FloatArray, depth: IntArray
+    ) -> dict[str, Readings]:
+        """Of each series, its newest `depth` readings with timestamps after
+        its `after`, oldest first (by series id, those with some); one query on
+        PostgreSQL."""
+        if self.dialect != "postgresql":
+            return {
+                sid: readings
+                for sid, t, n in zip(
+                    series_ids, after.tolist(), depth.tolist(), strict=True
+                )  # fmt: skip
+                if len(readings := self._newest_after(sid, t, n))
+            }
+        connection = self.session.connection()
+        raw = connection.connection.driver_connection
+        with (
+            driver_errors_translated(connection),
+            raw.cursor(binary=True) as cursor,  # type: ignore[union-attr]
+        ):
+            rows = cursor.execute(
+                _NEWEST_AFTER, (list(series_ids), after.tolist(), depth.tolist())
+            )
+            return {
+                sid: _ordered(float8_array(ts), float8_array(vs))
+                for sid, ts, vs in rows
+            }
+
+    def _newest_after(self, series_id: str, after: float, depth: int) -> Readings:
+        stmt = (
+            select(ReadingRow.ts, ReadingRow.value)
+            .where(ReadingRow.series_key == _key_of(series_id), ReadingRow.ts > after)
+            .order_by(ReadingRow.ts.desc())
+            .limit(depth)
+        )
+        data = _float_matrix(self.session.execute(stmt), 2)
+        return _ordered(data[:, 0].copy(), data[:, 1].copy())
+
     def last_windows(
         self, series_ids: Sequence[str], hours: float
     ) -> dict[str, Readings]:
@@ -371,6 +412,20 @@ SELECT r.series_key, r.ts
 FROM unnest(CAST(:keys AS bigint[]), CAST(:ts AS float8[])) AS asked(key, ts)
 JOIN readings AS r ON r.series_key = asked.key AND r.ts = asked.ts
 """)
+
+_NEWEST_AFTER = """
+SELECT a.series_id, array_send(w.ts), array_send(w.value)
+FROM unnest(%s::text[], %s::float8[], %s::bigint[]) AS a(series_id, after, depth)
+JOIN series AS s ON s.series_id = a.series_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(ts) AS ts, array_agg(value) AS value FROM (
+        SELECT ts, value FROM readings
+        WHERE series_key = s.key AND ts > a.after
+        ORDER BY ts DESC LIMIT a.depth
+    ) AS newest
+) AS w
+WHERE w.ts IS NOT NULL
+"""
 
 _LAST_WINDOWS = """
 SELECT s.series_id, array_send(w.ts), array_send(w.value)
