@@ -188,3 +188,19 @@ class TestStreamState:
 
         assert predictor.loaded_from == "database"
         assert not scored.stale
+
+    def test_the_state_is_written_only_when_readings_came(
+        self, predictor: Predictor
+    ) -> None:
+        predictor.warm_load()
+        path = predictor.snapshot.streams_path
+
+        predictor.snapshot.save_streams()  # nothing read yet
+        nothing = path.exists()
+        data_plane.score_one(predictor, MODEL.series_id, 60.0, 0.5)
+        predictor.snapshot.save_streams()
+        written = path.stat().st_mtime_ns
+        predictor.snapshot.save_streams()  # nothing read since
+
+        assert not nothing
+        assert path.stat().st_mtime_ns == written

@@ -47,6 +47,7 @@ class Snapshot:
         self.sensors_path = path.with_name(f"{path.stem}-sensors.npz")
         self.streams_path = path.with_name(f"{path.stem}-streams.npz")
         self._written = served.table.generation
+        self._streams_written = 0  # `streams.calls` when last written (or read)
 
     def restore_streams(self) -> None:
         """Take the stream state last written, if any can be read."""
@@ -60,11 +61,17 @@ class Snapshot:
         log.info("inference.streams_restored", series=series)
 
     def save_streams(self) -> None:
-        """Write the stream state now."""
+        """Write the stream state, unless it read no reading since the last
+        write (an idle service does not rewrite the same file)."""
+        calls = self.streams.calls
+        if calls == self._streams_written:
+            return
         try:
             self.streams.save(self.streams_path)
         except OSError as exc:
             log.warning("inference.snapshot_failed", error=str(exc))
+            return
+        self._streams_written = calls
 
     def read(self) -> ModelTable | None:
         """The table last written, or None when there is none (or it is one

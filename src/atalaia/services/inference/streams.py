@@ -44,6 +44,9 @@ class SeriesStreams:
         self._generation = 0
         self._ids: list[str] = [""]  # the rows' series (the table's own list)
         self._state = RunState.empty(0)
+        # Calls that read readings since the start: a writer skips a state
+        # that did not change since it last wrote it.
+        self.calls = 0
 
     def one(
         self, table: ModelTable, row: int, timestamp: float, value: float
@@ -53,6 +56,7 @@ class SeriesStreams:
         if row == UNKNOWN_ROW:
             return 1, False
         with self._lock:
+            self.calls += 1
             return advance_one(self._state_of(table), row, timestamp, value)
 
     def many(
@@ -67,11 +71,13 @@ class SeriesStreams:
         known = rows != UNKNOWN_ROW
         if known.all():
             with self._lock:
+                self.calls += 1
                 return advance(self._state_of(table), rows, timestamps, values)
         run = np.ones(rows.size, np.int64)
         stale = np.zeros(rows.size, bool)
         at = np.flatnonzero(known)
         with self._lock:
+            self.calls += 1
             runs = advance(self._state_of(table), rows[at], timestamps[at], values[at])
         run[at], stale[at] = runs.run, runs.stale
         return Runs(run, stale)
