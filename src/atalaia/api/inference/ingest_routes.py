@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 
 from atalaia.api.common.deps import ResourcesDep, SensorWriter, SessionDep
 from atalaia.api.common.explained import AnomalyView
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId
+from atalaia.api.common.resources import Resources
 from atalaia.api.common.state import state_as
 from atalaia.api.inference.schemas import (
     BulkIngestView,
@@ -30,7 +32,7 @@ from atalaia.api.inference.state import ServingState
 from atalaia.core.series import Readings
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.errors import InvalidSeries
-from atalaia.services.scored_ingest import ingest_scored
+from atalaia.services.scored_ingest import ScoredIngest, ingest_scored
 
 router = APIRouter(prefix="/series", tags=["series"])
 
@@ -51,13 +53,7 @@ def ingest(
     """Store readings (timestamps already stored are ignored) and, when the
     series has a production model, score them: the anomalies among them."""
     readings = Readings.of(body.timestamps, body.values)
-    outcome = ingest_scored(
-        session=session,
-        serving=state_as(ServingState, request)["predictor"],
-        batch={series_id: readings},
-        span=resources.time_range,
-    )
-    session.commit()
+    outcome = _stored_and_scored(request, session, resources, {series_id: readings})
     stored = outcome.stored[series_id]
     return IngestView(
         series_id=series_id,
@@ -92,13 +88,8 @@ def ingest_many(
         times, values = by_series[series_id]
         times.append(timestamp)
         values.append(value)
-    outcome = ingest_scored(
-        session=session,
-        serving=state_as(ServingState, request)["predictor"],
-        batch={s: Readings.of(t, v) for s, (t, v) in by_series.items()},
-        span=resources.time_range,
-    )
-    session.commit()
+    batch = {s: Readings.of(t, v) for s, (t, v) in by_series.items()}
+    outcome = _stored_and_scored(request, session, resources, batch)
     stored = outcome.stored.values()
     return BulkIngestView(
         series=len(by_series),
@@ -108,6 +99,23 @@ def ingest_many(
         scored=outcome.scored,
         anomalies=_views(outcome.anomalies),
     )
+
+
+def _stored_and_scored(
+    request: Request,
+    session: Session,
+    resources: Resources,
+    batch: dict[str, Readings],
+) -> ScoredIngest:
+    """`ingest_scored` by this service's predictor, committed."""
+    outcome = ingest_scored(
+        session=session,
+        serving=state_as(ServingState, request)["predictor"],
+        batch=batch,
+        span=resources.time_range,
+    )
+    session.commit()
+    return outcome
 
 
 def _views(anomalies: list[ScoredAnomaly]) -> list[AnomalyView]:
