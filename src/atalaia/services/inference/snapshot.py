@@ -47,7 +47,7 @@ class Snapshot:
         self.sensors_path = path.with_name(f"{path.stem}-sensors.npz")
         self.streams_path = path.with_name(f"{path.stem}-streams.npz")
         self._written = served.table.generation
-        self._streams_written = 0  # `streams.calls` when last written (or read)
+        self._streams_written = 0  # `streams.calls` at the last write
 
     def restore_streams(self) -> None:
         """Take the stream state last written, if any can be read."""
