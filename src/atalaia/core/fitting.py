@@ -47,6 +47,9 @@ class Fit:
     artifact: bytes | None = None  # a heavy model, kept in the artifact store
     # The longest run of one value allowed (`core.detectors.stuck`); 0: no guard.
     stuck_after: int = 0
+    # A streaming model's params and its state after training, packed
+    # (`core.detectors.streams.pack`); None: not a streaming model.
+    stream: bytes | None = None
 
 
 def fit_series(

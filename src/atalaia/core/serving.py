@@ -26,6 +26,7 @@ class ServedModel:
     band: bytes | None = None  # a seasonal model's stored band (PhaseBand.to_bytes)
     artifact: str | None = None  # a heavy model's key in the artifact store
     stuck_after: int = 0  # the stuck guard's limit (0: no guard)
+    stream: bytes | None = None  # a streaming model's packed params and state
 
 
 @dataclass(frozen=True, slots=True)
