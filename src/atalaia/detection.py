@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +39,9 @@ from atalaia.core.detectors.multivariate import (
     SensorParams,
     SensorReadings,
 )
-from atalaia.core.detectors.phases import PhaseBand
-from atalaia.core.detectors.streaming import standardized
+from atalaia.core.detectors.phases import BandPools, PhaseBand
+from atalaia.core.detectors.stream_families import STREAM_FAMILIES
+from atalaia.core.detectors.streaming import baselines
 from atalaia.core.detectors.stuck import guard, stuck_after
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings, check_readings
@@ -275,40 +276,17 @@ def _fit_sensor_model(
 
 
 @dataclass(frozen=True, slots=True)
-class Stream:
-    """A streaming family: its hyperparameters, how it is fitted, how one
-    reading advances it (`advance_one`), and its reasons by cause."""
-
-    defaults: Mapping[str, float]
-    optional: frozenset[str]
-    fit: Callable[[Readings, Mapping[str, float]], tuple[object, object]]
-    advance_one: Callable[..., Any]
-    reasons: tuple[str, ...]
-
-
-_STREAMS = {
-    forecast.NAME: Stream(
-        forecast.DEFAULTS, forecast.OPTIONAL, forecast.fit_forecast,
-        forecast.advance_one, (Reason.FORECAST_DEVIATION,),
-    ),
-    changepoint.NAME: Stream(
-        changepoint.DEFAULTS, frozenset(), changepoint.fit_changepoint,
-        changepoint.advance_one,
-        ("", Reason.LEVEL_SHIFT, Reason.VARIANCE_CHANGE),  # "": the band's
-    ),
-}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
 class StreamModel:
-    """A streaming model of one series (`forecast`, `changepoint`): its params
-    and the state its training readings left (both columns of one entry,
-    `to_arrays` for storage); scoring advances a copy of that state through
-    the readings in time order, one `advance_one` each, their baseline found
-    at once (`step_one` and the vectorized `step` give the same numbers)."""
+    """A streaming model of one series (`forecast`, `changepoint`): its
+    baseline band, its params and the state its training readings left (both
+    columns of one entry, `to_arrays` for storage); scoring advances a copy of
+    that state through the readings in time order, one `advance_one` each,
+    their baseline found at once (`step_one` and the vectorized `step` give
+    the same numbers)."""
 
     algorithm: str
     hyperparameters: Mapping[str, float]
+    band: PhaseBand
     params: forecast.ForecastParams | changepoint.ChangeParams
     state: forecast.ForecastState | changepoint.ChangeState
     reasons: tuple[str, ...]
@@ -318,13 +296,15 @@ class StreamModel:
         readings = Readings.of(timestamps, values)
         check_readings(readings)
         state = self.state.copy()
-        advance_one = _STREAMS[self.algorithm].advance_one
-        tracked = isinstance(state, changepoint.ChangeState)
+        family = STREAM_FAMILIES[self.algorithm]
+        advance_one, tracked = family.advance_one, family.tracks_changes
         answers = np.empty((len(readings), 5))
         change = np.full((len(readings), 3), np.nan)
         rows = np.zeros(len(readings), np.int64)
         ts = readings.timestamps
-        columns = standardized(self.params.bands, rows, ts, readings.values)
+        outlier = np.full(rows.size, self.params.outlier[0])
+        bands = BandPools.of([self.band])
+        columns = baselines(bands, outlier, rows, ts, readings.values)
         at = zip(ts.tolist(), *(c.tolist() for c in columns), strict=True)
         for i, (t, e, s, z) in enumerate(at):
             if tracked:
@@ -347,15 +327,13 @@ class StreamModel:
 def _fit_stream_model(
     algorithm: str, timestamps: object, values: object, given: Mapping[str, float]
 ) -> Model:
-    stream = _STREAMS[algorithm]
-    resolved = check_hyperparameters(algorithm, stream.defaults, given, stream.optional)
+    family = STREAM_FAMILIES[algorithm]
+    resolved = check_hyperparameters(algorithm, family.defaults, given, family.optional)
     readings = Readings.of(timestamps, values)
     check_readings(readings)
-    params, state = stream.fit(readings, resolved)
-    seasonal = params.bands.phases[0] > 1  # type: ignore[attr-defined]
-    band = Reason.OUTSIDE_SEASONAL_BAND if seasonal else Reason.OUTSIDE_BAND
-    reasons = tuple(r or band for r in stream.reasons)
-    return StreamModel(algorithm, resolved, params, state, reasons)  # type: ignore[arg-type]
+    band, params, state = family.fit(readings, resolved)
+    reasons = tuple(r or reasons_of(band) for r in family.reasons)
+    return StreamModel(algorithm, resolved, band, params, state, reasons)
 
 
 Fitter = Callable[[str, object, object, Mapping[str, float]], Model]
@@ -364,7 +342,7 @@ FAMILIES: dict[str, Fitter] = dict.fromkeys(BAND_ALGORITHMS, _fit_band_model)
 FAMILIES[_MULTIVARIATE.name] = _fit_sensor_model
 FAMILIES[AUTO] = _fit_auto_model
 FAMILIES[ISOLATION_FOREST] = _fit_forest_model
-FAMILIES |= dict.fromkeys(_STREAMS, _fit_stream_model)
+FAMILIES |= dict.fromkeys(STREAM_FAMILIES, _fit_stream_model)
 # The families that model a sensor's axes together (values 2-D).
 SENSOR_ALGORITHMS = frozenset({_MULTIVARIATE.name})
 # The families that take a sensor's axes whole: `auto` models several together.

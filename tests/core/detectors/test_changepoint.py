@@ -124,7 +124,12 @@ def test_params_and_state_store_as_arrays() -> None:
     params = changepoint.ChangeParams.from_arrays(MODEL.params.to_arrays())
     state = changepoint.ChangeState.from_arrays(MODEL.state.to_arrays())
     again = detection.StreamModel(
-        MODEL.algorithm, MODEL.hyperparameters, params, state, MODEL.reasons
+        MODEL.algorithm,
+        MODEL.hyperparameters,
+        MODEL.band,
+        params,
+        state,
+        MODEL.reasons,
     )
     values = later_values()
     values[100:] += 3.0

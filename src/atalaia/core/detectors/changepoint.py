@@ -41,20 +41,19 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors.base import FloatArray
-from atalaia.core.detectors.phases import BandPools
+from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.detectors.robust import median_and_sigma
 from atalaia.core.detectors.streaming import (
     MIN_SPREAD,
     Baseline,
+    Baselines,
     Column,
     Columns,
     IntArray,
     Step,
     baseline_one,
+    baselines,
     fit_baseline,
-    pools_from_arrays,
-    pools_to_arrays,
-    standardized,
 )
 from atalaia.core.series import Readings
 
@@ -84,9 +83,9 @@ BoolArray = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True, slots=True)
 class ChangeParams(Columns):
-    """Fitted models of series, a column entry each (see the module)."""
+    """Fitted models of series, a column entry each (see the module); their
+    baseline bands are apart."""
 
-    bands: BandPools
     inflation: FloatArray  # f
     threshold: FloatArray  # h
     allowance: FloatArray  # k
@@ -94,26 +93,6 @@ class ChangeParams(Columns):
     absorb_after: FloatArray  # seconds
     jitter: FloatArray  # the scale of successive z's differences (`_jitter`)
     variance_threshold: FloatArray
-
-    def to_arrays(self) -> dict[str, Column]:
-        columns = {k: v for k, v in Columns.to_arrays(self).items() if k != "bands"}
-        return columns | pools_to_arrays(self.bands)
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, Column]) -> ChangeParams:
-        def column(name: str) -> FloatArray:
-            return np.array(arrays[name], np.float64)
-
-        return cls(
-            bands=pools_from_arrays(arrays),
-            inflation=column("inflation"),
-            threshold=column("threshold"),
-            allowance=column("allowance"),
-            outlier=column("outlier"),
-            absorb_after=column("absorb_after"),
-            jitter=column("jitter"),
-            variance_threshold=column("variance_threshold"),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,21 +140,20 @@ class Change:
 
 def fit_changepoint(
     readings: Readings, hyperparameters: Mapping[str, float]
-) -> tuple[ChangeParams, ChangeState]:
-    """The params of one series fitted on `readings` (time order) with
-    validated `hyperparameters`, and its state after them."""
-    band = fit_baseline(readings)
-    bands = BandPools.of([band])
+) -> tuple[PhaseBand, ChangeParams, ChangeState]:
+    """The baseline band and params of one series fitted on `readings` (time
+    order) with validated `hyperparameters`, and its state after them."""
+    outlier = hyperparameters["outlier_sigma"]
+    band = fit_baseline(readings, outlier)
     rows = np.zeros(len(readings), np.int64)
-    _, _, z = standardized(bands, rows, readings.timestamps, readings.values)
-    f, k = (
-        _inflation(z, hyperparameters["outlier_sigma"]),
-        hyperparameters["shift_sigma"] / 2,
-    )
+    _, _, z = baselines(
+        BandPools.of([band]), np.array([outlier]), rows, readings.timestamps,
+        readings.values,
+    )  # fmt: skip
+    f, k = _inflation(z, outlier), hyperparameters["shift_sigma"] / 2
     jitter = _jitter(z)
     h, hv = _thresholds(z, f, k, jitter, hyperparameters["threshold"])
     params = ChangeParams(
-        bands,
         np.array([f]),
         np.array([h]),
         np.array([k]),
@@ -186,7 +164,7 @@ def fit_changepoint(
     )
     state = ChangeState.empty(1)
     state.previous[0] = z[-1]
-    return params, state
+    return band, params, state
 
 
 def _thresholds(
@@ -236,6 +214,7 @@ def _inflation(z: FloatArray, outlier: float) -> float:
 
 
 def step(
+    bands: BandPools,
     p: ChangeParams,
     s: ChangeState,
     rows: IntArray,
@@ -244,7 +223,19 @@ def step(
 ) -> tuple[Step, Change]:
     """Advance series `rows` (distinct) by one reading each, in place; what
     each reading scored, and the change it belongs to."""
-    expected, scale, z = standardized(p.bands, rows, timestamps, values)
+    baseline = baselines(bands, p.outlier[rows], rows, timestamps, values)
+    return advance(p, s, rows, timestamps, baseline)
+
+
+def advance(
+    p: ChangeParams,
+    s: ChangeState,
+    rows: IntArray,
+    timestamps: FloatArray,
+    baseline: Baselines,
+) -> tuple[Step, Change]:
+    """`step` given the readings' baselines (`streaming.standardized`)."""
+    expected, scale, z = baseline
     level, f = s.level[rows], p.inflation[rows]
     k, h, outlier_sigma = p.allowance[rows], p.threshold[rows], p.outlier[rows]
     hv = p.variance_threshold[rows]
@@ -321,14 +312,18 @@ def _advance(
 
 
 def step_one(
-    p: ChangeParams, s: ChangeState, row: int, timestamp: float, value: float
+    bands: BandPools,
+    p: ChangeParams,
+    s: ChangeState,
+    row: int,
+    timestamp: float,
+    value: float,
 ) -> tuple[tuple[float, float, float, bool, int], tuple[float, float, bool]]:
     """`step` for one reading of series `row`, in plain floats: its score,
     expected value, band half-width, side and cause; its change's start, size
     and whether it was absorbed."""
-    return advance_one(
-        p, s, row, timestamp, baseline_one(p.bands, row, timestamp, value)
-    )
+    baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
+    return advance_one(p, s, row, timestamp, baseline)
 
 
 def advance_one(

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,17 +45,16 @@ from atalaia.core.detectors.base import FloatArray
 from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.detectors.robust import median_and_sigma
 from atalaia.core.detectors.streaming import (
+    INTEGERS,
     MIN_SPREAD,
     Baseline,
-    Column,
+    Baselines,
     Columns,
     IntArray,
     Step,
     baseline_one,
+    baselines,
     fit_baseline,
-    pools_from_arrays,
-    pools_to_arrays,
-    standardized,
 )
 from atalaia.core.series import Readings
 
@@ -78,29 +77,14 @@ TAIL = 20_000  # the last training readings α is chosen on and the state from
 
 @dataclass(frozen=True, slots=True)
 class ForecastParams(Columns):
-    """Fitted models of series, a column entry each (see the module)."""
+    """Fitted models of series, a column entry each (see the module); their
+    baseline bands are apart."""
 
-    bands: BandPools
     alpha: FloatArray
     threshold: FloatArray
     outlier: FloatArray
     rate: FloatArray  # 1 / memory
-    suppress: IntArray
-
-    def to_arrays(self) -> dict[str, Column]:
-        columns = {k: v for k, v in Columns.to_arrays(self).items() if k != "bands"}
-        return columns | pools_to_arrays(self.bands)
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, Column]) -> ForecastParams:
-        return cls(
-            bands=pools_from_arrays(arrays),
-            alpha=np.array(arrays["alpha"], np.float64),
-            threshold=np.array(arrays["threshold"], np.float64),
-            outlier=np.array(arrays["outlier"], np.float64),
-            rate=np.array(arrays["rate"], np.float64),
-            suppress=np.array(arrays["suppress"], np.int64),
-        )
+    suppress: IntArray = field(metadata=INTEGERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,37 +94,35 @@ class ForecastState(Columns):
     mean, the residuals' mean square and the suppression countdown."""
 
     level: FloatArray
-    ring: FloatArray  # series × WINDOW
-    slot: IntArray
+    ring: FloatArray = field(metadata={"width": WINDOW})  # series × WINDOW
+    slot: IntArray = field(metadata=INTEGERS)
     center: FloatArray
     variance: FloatArray
     square: FloatArray
-    countdown: IntArray
+    countdown: IntArray = field(metadata=INTEGERS)
 
 
 def fit_forecast(
     readings: Readings, hyperparameters: Mapping[str, float]
-) -> tuple[ForecastParams, ForecastState]:
-    """The params and the state after `readings` (in time order) of one
-    series, fitted with validated `hyperparameters`."""
-    band = fit_baseline(readings)
-    _, _, z = standardized(
-        BandPools.of([band]), np.zeros(len(readings), np.int64),
+) -> tuple[PhaseBand, ForecastParams, ForecastState]:
+    """The baseline band, the params and the state after `readings` (in time
+    order) of one series, fitted with validated `hyperparameters`."""
+    outlier = hyperparameters["outlier_sigma"]
+    band = fit_baseline(readings, outlier)
+    _, _, z = baselines(
+        BandPools.of([band]), np.array([outlier]), np.zeros(len(readings), np.int64),
         readings.timestamps, readings.values,
     )  # fmt: skip
     z = z[-TAIL:]  # enough to forget where smoothing began (α ≥ 0.01)
     given = hyperparameters.get("alpha")
     alpha = min(given, 1.0) if given else _best_alpha(z)
     level, residuals = _smoothed(z, alpha)
-    params = _params(band, alpha, hyperparameters)
-    return params, _state(level, residuals, float(params.outlier[0]))
+    params = _params(alpha, hyperparameters)
+    return band, params, _state(level, residuals, outlier)
 
 
-def _params(
-    band: PhaseBand, alpha: float, hyperparameters: Mapping[str, float]
-) -> ForecastParams:
+def _params(alpha: float, hyperparameters: Mapping[str, float]) -> ForecastParams:
     return ForecastParams(
-        BandPools.of([band]),
         np.array([alpha]),
         np.array([hyperparameters["threshold_sigma"]]),
         np.array([hyperparameters["outlier_sigma"]]),
@@ -194,6 +176,7 @@ def _state(level: float, residuals: FloatArray, outlier: float) -> ForecastState
 
 
 def step(
+    bands: BandPools,
     p: ForecastParams,
     s: ForecastState,
     rows: IntArray,
@@ -202,7 +185,19 @@ def step(
 ) -> Step:
     """Advance series `rows` (distinct) by one reading each, in place; what
     each reading scored."""
-    expected, scale, z = standardized(p.bands, rows, timestamps, values)
+    baseline = baselines(bands, p.outlier[rows], rows, timestamps, values)
+    return advance(p, s, rows, timestamps, baseline)
+
+
+def advance(
+    p: ForecastParams,
+    s: ForecastState,
+    rows: IntArray,
+    _timestamps: FloatArray,
+    baseline: Baselines,
+) -> Step:
+    """`step` given the readings' baselines (`streaming.standardized`)."""
+    expected, scale, z = baseline
     level = s.level[rows]
     sd = np.sqrt(np.maximum(s.square[rows], MIN_SPREAD**2))
     r = z - level
@@ -245,13 +240,17 @@ def step(
 
 
 def step_one(
-    p: ForecastParams, s: ForecastState, row: int, timestamp: float, value: float
+    bands: BandPools,
+    p: ForecastParams,
+    s: ForecastState,
+    row: int,
+    timestamp: float,
+    value: float,
 ) -> tuple[float, float, float, bool, int]:
     """`step` for one reading of series `row`, in plain floats: its score,
     expected value, band half-width, side and cause."""
-    return advance_one(
-        p, s, row, timestamp, baseline_one(p.bands, row, timestamp, value)
-    )
+    baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
+    return advance_one(p, s, row, timestamp, baseline)
 
 
 def advance_one(

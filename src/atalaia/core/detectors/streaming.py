@@ -1,25 +1,30 @@
 """What the streaming families (`forecast`, `changepoint`) share: the seasonal
 baseline their residuals are measured from, and columns of per-series state.
 
-A streaming model is fitted once (its params: the baseline band and a few
-numbers per series) and keeps adapting a small state as readings arrive. Both
-are columns, one entry (or row) per series, so a fleet advances in one
+A streaming model is fitted once (its baseline band and params: a few numbers
+per series) and keeps adapting a small state as readings arrive. Params and
+state are columns, one entry (or row) per series, so a fleet advances in one
 vectorized pass per timestamp; one series is the one-row case. The state
 holds no window of raw readings: a few floats and a short ring a series.
+
+The baseline band is the model's stateless one: `outlier_sigma` robust sigmas
+wide around the value expected at each phase. A reading's scale is its
+half-width over `outlier_sigma`, so the band as served (the inference table's)
+gives the same residuals as the band as fitted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors.base import FloatArray
 from atalaia.core.detectors.period import find_period
-from atalaia.core.detectors.phases import BandPools, PhaseBand, Widths
+from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.detectors.seasonal import (
     DEFAULT_PHASES,
     MAX_PHASES,
@@ -37,9 +42,10 @@ MIN_SPREAD = 0.1
 PER_PHASE = 32  # readings a fine phase needs
 
 
-def fit_baseline(readings: Readings) -> PhaseBand:
-    """The seasonal band of `readings` at one robust sigma: its centre is the
-    value expected at each phase, its half-width the residuals' scale there.
+def fit_baseline(readings: Readings, sigmas: float) -> PhaseBand:
+    """The seasonal band of `readings` `sigmas` robust sigmas wide: its centre
+    is the value expected at each phase, its half-width `sigmas` times the
+    residuals' scale there.
 
     `seasonal`'s period, on finer phases when the readings allow (PER_PHASE
     readings a phase): a band tolerates the error of interpolating a steep
@@ -47,7 +53,7 @@ def fit_baseline(readings: Readings) -> PhaseBand:
     up into a change."""
     t = readings.timestamps
     period = find_period(t, readings.values)
-    hyperparameters = {"threshold_sigma": 1.0}
+    hyperparameters = {"threshold_sigma": sigmas}
     if period is not None and t.size > 1:
         spacing = float(np.median(np.diff(t)))
         usual = min(PHASES_OF.get(period, DEFAULT_PHASES), t.size // MIN_PER_PHASE)
@@ -57,13 +63,29 @@ def fit_baseline(readings: Readings) -> PhaseBand:
     return _SEASONAL.fit_band(t, readings.values, hyperparameters)
 
 
+# Each reading's baseline: the value expected, the scale, its residual in it.
+Baselines = tuple[FloatArray, FloatArray, FloatArray]
+
+
 def standardized(
-    bands: BandPools, rows: IntArray, timestamps: FloatArray, values: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The baseline's expected value and scale at each reading, and the
-    reading's residual in that scale."""
-    expected, scale = bands.at(rows, timestamps)
+    expected: FloatArray, half_width: FloatArray, sigmas: FloatArray, values: FloatArray
+) -> Baselines:
+    """The baseline of readings whose band (`sigmas` wide) has this centre and
+    half-width at their times."""
+    scale = half_width / sigmas
     return expected, scale, (values - expected) / scale
+
+
+def baselines(
+    bands: BandPools,
+    sigmas: FloatArray,
+    rows: IntArray,
+    timestamps: FloatArray,
+    values: FloatArray,
+) -> Baselines:
+    """The baseline of readings of series `rows`, from their bands."""
+    expected, half_width = bands.at(rows, timestamps)
+    return standardized(expected, half_width, sigmas, values)
 
 
 # One reading's baseline: its expected value, the scale, its residual in it.
@@ -71,41 +93,25 @@ Baseline = tuple[float, float, float]
 
 
 def baseline_one(
-    bands: BandPools, row: int, timestamp: float, value: float
+    bands: BandPools, sigmas: float, row: int, timestamp: float, value: float
 ) -> Baseline:
-    """`standardized` for one reading, as plain floats."""
-    e, s, z = standardized(
-        bands, np.array([row]), np.array([timestamp]), np.array([value])
-    )
+    """`baselines` for one reading, as plain floats."""
+    e, s, z = baselines(
+        bands, np.array([sigmas]), np.array([row]), np.array([timestamp]),
+        np.array([value]),
+    )  # fmt: skip
     return e.item(), s.item(), z.item()
 
 
-def pools_to_arrays(bands: BandPools) -> dict[str, Column]:
-    """The bands' columns and pools as named arrays."""
-    return {f"band_{f.name}": getattr(bands, f.name) for f in fields(bands)}
-
-
-def pools_from_arrays(arrays: dict[str, Column]) -> BandPools:
-    stored = np.asarray(arrays["band_width"])
-    # A flat band keeps its width in float64, a seasonal one in float32.
-    width: Widths = (
-        stored.astype(np.float32)
-        if stored.dtype == np.float32
-        else stored.astype(np.float64)
-    )
-    return BandPools(
-        period=np.array(arrays["band_period"], np.float64),
-        phases=np.array(arrays["band_phases"], np.int64),
-        offset=np.array(arrays["band_offset"], np.int64),
-        base=np.array(arrays["band_base"], np.float64),
-        departure=np.array(arrays["band_departure"], np.float32),
-        width=width,
-    )
+# Field metadata of a column: entries a series (a ring's size), integers.
+INTEGERS = {"integers": True}
 
 
 class Columns:
-    """Per-series columns (dataclass fields, all arrays) stored as named
-    arrays: no pickle. Mixed into the params' and states' dataclasses."""
+    """Per-series columns (dataclass fields, all arrays), stored as named
+    arrays or packed (`pack`), never pickled. Mixed into the params' and
+    states' dataclasses; a field's metadata says how many entries a series
+    has (`width`, default 1) and whether they are integers (`INTEGERS`)."""
 
     __slots__ = ()
 
@@ -123,31 +129,38 @@ class Columns:
     def join(cls, parts: Sequence[Self]) -> Self:
         """The columns of `parts` one after the other: a fleet of series."""
         joined = {
-            f.name: _join([getattr(p, f.name) for p in parts])
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
             for f in fields(cls)  # type: ignore[arg-type]
         }
         return cls(**joined)
 
+    @classmethod
+    def width(cls) -> int:
+        """Numbers a series has in all the columns."""
+        return sum(f.metadata.get("width", 1) for f in fields(cls))  # type: ignore[arg-type]
 
-def _join(columns: list[Any]) -> Any:
-    if isinstance(columns[0], BandPools):
-        return join_pools(columns)
-    return np.concatenate(columns)
+    def packed(self) -> FloatArray:
+        """Each series' numbers in one row (series × `width()`), float64."""
+        columns = [
+            np.asarray(getattr(self, f.name), np.float64).reshape(
+                -1, f.metadata.get("width", 1)
+            )
+            for f in fields(self)  # type: ignore[arg-type]
+        ]
+        return np.hstack(columns)
 
-
-def join_pools(parts: list[BandPools]) -> BandPools:
-    """Several series' band pools as one (their phases' offsets moved on)."""
-    sizes = np.cumsum([0] + [p.departure.size for p in parts[:-1]])
-    return BandPools(
-        period=np.concatenate([p.period for p in parts]),
-        phases=np.concatenate([p.phases for p in parts]),
-        offset=np.concatenate(
-            [p.offset + at for p, at in zip(parts, sizes, strict=True)]
-        ),
-        base=np.concatenate([p.base for p in parts]),
-        departure=np.concatenate([p.departure for p in parts]),
-        width=np.concatenate([p.width for p in parts]),
-    )
+    @classmethod
+    def unpacked(cls, rows: FloatArray) -> Self:
+        """The columns of series packed in `rows` (`packed`)."""
+        columns, at = {}, 0
+        for f in fields(cls):  # type: ignore[arg-type]
+            width = f.metadata.get("width", 1)
+            part = rows[:, at : at + width]
+            at += width
+            column = part if width > 1 else part[:, 0]
+            kind = np.int64 if f.metadata.get("integers") else np.float64
+            columns[f.name] = np.ascontiguousarray(column, kind)
+        return cls(**columns)
 
 
 @dataclass(frozen=True, slots=True)

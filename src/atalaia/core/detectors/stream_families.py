@@ -1,0 +1,95 @@
+"""The streaming families by name: their hyperparameters, how each is fitted,
+how readings advance it (vectorized, and one at a time in plain floats), how
+a version keeps its params and state (`pack`, a row of float64) and how many
+versions' are read back as columns (`unpack`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from atalaia.core.detectors import changepoint, forecast
+from atalaia.core.detectors.base import FloatArray
+from atalaia.core.detectors.phases import PhaseBand
+from atalaia.core.detectors.streaming import Baselines, Columns, IntArray, Step
+from atalaia.core.explanations import Reason
+from atalaia.core.series import Readings
+
+Advanced = tuple[Step, changepoint.Change | None]
+
+
+class Unpacked(NamedTuple):
+    """Versions' packed params and states as columns, one entry each, and the
+    time of each one's last training reading (its state is as of then)."""
+
+    until: FloatArray
+    params: Any
+    state: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFamily:
+    """A streaming family; `reasons` name each cause of a score ("": the
+    baseline band's own reason)."""
+
+    name: str
+    defaults: Mapping[str, float]
+    optional: frozenset[str]
+    params: type[Columns]
+    state: type[Columns]
+    fit: Callable[[Readings, Mapping[str, float]], tuple[PhaseBand, Any, Any]]
+    advance: Callable[[Any, Any, IntArray, FloatArray, Baselines], Advanced]
+    advance_one: Callable[..., Any]
+    reasons: tuple[str, ...]
+
+    @property
+    def tracks_changes(self) -> bool:
+        """Does it report the change each reading belongs to?"""
+        return self.state is changepoint.ChangeState
+
+    def pack(self, params: Columns, state: Columns, until: float) -> bytes:
+        """One series' params and state, as of its reading at `until`."""
+        row = np.concatenate(([until], params.packed()[0], state.packed()[0]))
+        return row.astype("<f8").tobytes()
+
+    def unpack(self, packed: Sequence[bytes]) -> Unpacked:
+        """Series packed by `pack`, one entry each in `packed`'s order;
+        ValueError if one is not of this family's size."""
+        size = 8 * (1 + self.params.width() + self.state.width())
+        if any(len(p) != size for p in packed):
+            raise ValueError(f"a packed {self.name} model is {size} bytes")
+        rows = np.frombuffer(b"".join(packed), "<f8").reshape(len(packed), -1)
+        split = 1 + self.params.width()
+        return Unpacked(
+            rows[:, 0].copy(),
+            self.params.unpacked(rows[:, 1:split]),
+            self.state.unpacked(rows[:, split:]),
+        )
+
+
+def _advance_forecast(
+    p: forecast.ForecastParams,
+    s: forecast.ForecastState,
+    rows: IntArray,
+    timestamps: FloatArray,
+    baseline: Baselines,
+) -> Advanced:
+    return forecast.advance(p, s, rows, timestamps, baseline), None
+
+
+STREAM_FAMILIES: dict[str, StreamFamily] = {
+    forecast.NAME: StreamFamily(
+        forecast.NAME, forecast.DEFAULTS, forecast.OPTIONAL,
+        forecast.ForecastParams, forecast.ForecastState, forecast.fit_forecast,
+        _advance_forecast, forecast.advance_one, (Reason.FORECAST_DEVIATION,),
+    ),
+    changepoint.NAME: StreamFamily(
+        changepoint.NAME, changepoint.DEFAULTS, frozenset(),
+        changepoint.ChangeParams, changepoint.ChangeState,
+        changepoint.fit_changepoint, changepoint.advance, changepoint.advance_one,
+        ("", Reason.LEVEL_SHIFT, Reason.VARIANCE_CHANGE),
+    ),
+}  # fmt: skip
