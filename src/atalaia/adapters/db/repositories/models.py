@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import starmap
 from typing import Any
 
 import numpy as np
@@ -255,7 +256,7 @@ class ModelStore:
         stmt = _SERVED
         if series_ids is not None:
             stmt = stmt.where(VersionRow.series_id.in_(list(series_ids)))
-        return [ServedModel(*row) for row in self.session.execute(stmt)]
+        return list(starmap(ServedModel, self.session.execute(stmt)))
 
     def served_sensors(
         self, sensor_ids: Iterable[str] | None = None
