@@ -87,7 +87,7 @@ class ModelVersion:
     # guard, `core.detectors.stuck`); 0: none.
     stuck_after: int = 0
     # A streaming model's params and state after training, packed
-    # (`core.detectors.streams.pack`); None: not a streaming model.
+    # (`core.detectors.stream_families`); None: not a streaming model.
     stream: bytes | None = None
 
 

@@ -1,7 +1,7 @@
 """stream state: a streaming model's packed params and state
 
 A streaming version (`forecast`, `changepoint`) keeps its params and the state
-its training readings leave (`core.detectors.streams.pack`, a few hundred
+its training readings leave (`core.detectors.stream_families`, a few hundred
 bytes) beside its band. NULL: not a streaming model.
 
 Revision ID: 0011
