@@ -82,6 +82,21 @@ class TestModelEncoding:
 
         assert decode_model("s", encode_model(guarded)) == guarded
 
+    def test_round_trips_a_streaming_models_packed_state(self) -> None:
+        band = PhaseBand(
+            3600.0, 0.0, np.arange(4, dtype=np.float32), np.ones(4, np.float32)
+        )
+        packed = bytes(range(256)) * 2  # every byte value, a few hundred bytes
+        streaming = ServedModel(
+            "s", 4, "seasonal", 0.5, 0.1, 4.0, band.to_bytes(), None, 0, packed
+        )
+        alone = ServedModel("s", 4, "robust", 0.5, 0.1, 3.5, stream=b"\x00")
+
+        assert decode_model("s", encode_model(streaming)) == streaming
+        assert decode_model("s", encode_model(alone)) == alone
+        cut = encode_model(alone)[:-1]  # its stream's length runs past the value
+        assert decode_model("s", cut) is None
+
     def test_refuses_what_it_cannot_serve(self) -> None:
         unknown = ServedModel("s", 1, "prophet", 0.0, 1.0, 3.0)
 
@@ -121,14 +136,14 @@ class TestModelCache:
         cache.forget([A.series_id])
 
         assert cache.get_many([A.series_id, B.series_id]) == {B.series_id: B}
-        assert 0 < link.client.ttl(f"{redis_prefix}model4:{B.series_id}") <= 60
+        assert 0 < link.client.ttl(f"{redis_prefix}model5:{B.series_id}") <= 60
 
     def test_never_reads_a_value_of_an_older_layout(
         self, link: RedisLink, redis_prefix: str
     ) -> None:
-        # Layout 3 packed no stuck guard; its keys are not this layout's.
-        old = struct.pack("<qdddBH", 3, 0.5, 0.1, 3.0, 6, 0) + b"zscore"
-        link.client.set(f"{redis_prefix}model3:{A.series_id}", old, ex=60)
+        # Layout 4 packed no stream; its keys are not this layout's.
+        old = struct.pack("<qdddBHI", 3, 0.5, 0.1, 3.0, 6, 0, 0) + b"zscore"
+        link.client.set(f"{redis_prefix}model4:{A.series_id}", old, ex=60)
 
         assert ModelCache(link, ttl_s=60).get_many([A.series_id]) == {}
 

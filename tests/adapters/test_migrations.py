@@ -267,24 +267,7 @@ class TestStuckGuard:
         self, blank_database_url: str, engine: Engine
     ) -> None:
         upgrade_database(blank_database_url, "0008")
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO training_jobs (job_id, series_id, status, algorithm,"
-                    " hyperparameters, submitted_by, created_at, attempts)"
-                    " VALUES ('j1', 's', 'succeeded', 'auto', '{}', 't', :at, 1)"
-                ),
-                {"at": utcnow()},
-            )
-            connection.execute(
-                text(
-                    "INSERT INTO model_versions (series_id, version, stage, algorithm,"
-                    " center, scale, threshold, metrics, reference, lineage, job_id,"
-                    " created_at) VALUES ('s', 1, 'production', 'zscore', 0, 1, 3,"
-                    " '{}', '{}', '{}', 'j1', :at)"
-                ),
-                {"at": utcnow()},
-            )
+        add_one_version(engine)
 
         upgrade_database(blank_database_url)
         with engine.connect() as connection:
@@ -295,9 +278,61 @@ class TestStuckGuard:
 
         assert limit == 0
         assert kept == 1
-        assert "stuck_after" not in {
-            column["name"] for column in inspect(engine).get_columns("model_versions")
-        }
+        assert "stuck_after" not in version_columns(engine)
+
+
+class TestStreamState:
+    """0011 gives every version a place for a streaming model's packed params and
+    state, NULL (not a streaming model) for those before."""
+
+    def test_versions_before_it_have_none_and_bytes_round_trip(
+        self, blank_database_url: str, engine: Engine
+    ) -> None:
+        upgrade_database(blank_database_url, "0010")
+        add_one_version(engine)
+        packed = bytes(range(256)) * 2  # every byte value, a few hundred bytes
+
+        upgrade_database(blank_database_url)
+        with engine.begin() as connection:
+            before = connection.scalar(text("SELECT stream FROM model_versions"))
+            connection.execute(
+                text("UPDATE model_versions SET stream = :packed"), {"packed": packed}
+            )
+            stored = connection.scalar(text("SELECT stream FROM model_versions"))
+        command.downgrade(alembic_config(blank_database_url), "0010")
+        with engine.connect() as connection:
+            kept = connection.scalar(text("SELECT version FROM model_versions"))
+
+        assert before is None
+        assert bytes(stored) == packed
+        assert kept == 1
+        assert "stream" not in version_columns(engine)
+
+
+def add_one_version(engine: Engine) -> None:
+    """A production version of series 's', trained by job 'j1'."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO training_jobs (job_id, series_id, status, algorithm,"
+                " hyperparameters, submitted_by, created_at, attempts)"
+                " VALUES ('j1', 's', 'succeeded', 'auto', '{}', 't', :at, 1)"
+            ),
+            {"at": utcnow()},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO model_versions (series_id, version, stage, algorithm,"
+                " center, scale, threshold, metrics, reference, lineage, job_id,"
+                " created_at) VALUES ('s', 1, 'production', 'zscore', 0, 1, 3,"
+                " '{}', '{}', '{}', 'j1', :at)"
+            ),
+            {"at": utcnow()},
+        )
+
+
+def version_columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns("model_versions")}
 
 
 def readings_by_id(engine: Engine, join: str) -> list[tuple[str, float, float]]:

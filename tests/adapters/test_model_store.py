@@ -26,6 +26,7 @@ from fixtures import factories
 from fixtures.factories import SERIES
 
 Sessions = sessionmaker[Session]
+STREAM = bytes(range(256)) + b"\x00" * 64  # a streaming model's packed state
 
 
 def model_version(
@@ -125,6 +126,12 @@ class TestAddAndGet:
         with sessions() as session:
             guarded, unguarded = (ModelStore(session).get(SERIES, n) for n in (1, 2))
         assert (guarded.stuck_after, unguarded.stuck_after) == (6, 0)
+
+    def test_keeps_a_streaming_models_packed_state(self, sessions: Sessions) -> None:
+        register(sessions, replace(model_version(1), stream=STREAM), model_version(2))
+        with sessions() as session:
+            streaming, other = (ModelStore(session).get(SERIES, n) for n in (1, 2))
+        assert (streaming.stream, other.stream) == (STREAM, None)
 
     def test_finds_versions_by_their_jobs(self, sessions: Sessions) -> None:
         register(sessions, model_version(1), model_version(2))
@@ -306,6 +313,7 @@ class TestServedModels:
                 band=seasonal_band(rng) if i % 2 else None,
                 artifact=f"models/s{i}/{number}.npz" if i % 3 == 0 else None,
                 stuck_after=i % 5 * 3,
+                stream=bytes([i]) * (100 + i) if i % 4 == 1 else None,
             )
             for i in range(60)
             for number in range(1, int(rng.integers(1, 4)) + 1)
@@ -331,7 +339,7 @@ class TestServedModels:
                 columns.series_ids, columns.version.tolist(), columns.algorithm,
                 columns.center.tolist(), columns.scale.tolist(),
                 columns.threshold.tolist(), columns.band, columns.artifact,
-                columns.stuck_after.tolist(),
+                columns.stuck_after.tolist(), columns.stream,
                 strict=True,
             )
         )  # fmt: skip
@@ -339,17 +347,19 @@ class TestServedModels:
             ServedModel(
                 m.series_id, m.version, m.algorithm, m.params.center, m.params.scale,
                 m.params.threshold, m.band.to_bytes() if m.band else None,
-                m.artifact, m.stuck_after,
+                m.artifact, m.stuck_after, m.stream,
             )
             for m in promoted
         }  # fmt: skip
         assert 20 < len(as_rows) == len(objects) == len(expected) < 60
         assert {ServedModel(*row) for row in as_rows} == set(objects) == expected
 
-    def test_serving_reads_carry_the_stuck_guard(self, sessions: Sessions) -> None:
+    def test_serving_reads_carry_the_guard_and_the_stream(
+        self, sessions: Sessions
+    ) -> None:
         register(
             sessions,
-            replace(model_version(1), stuck_after=8),
+            replace(model_version(1), stuck_after=8, stream=STREAM),
             model_version(1, series_id="pump7"),
         )
         with sessions() as session:
@@ -370,6 +380,9 @@ class TestServedModels:
         limits = zip(fleet.series_ids, fleet.stuck_after.tolist(), strict=True)
         assert dict(limits) == {SERIES: 8, "pump7": 0}
         assert {m.series_id: m.stuck_after for m in found} == {SERIES: 8, "pump7": 0}
+        streams = dict(zip(fleet.series_ids, fleet.stream, strict=True))
+        assert streams == {SERIES: STREAM, "pump7": None}
+        assert {m.series_id: m.stream for m in found} == streams
 
     def test_columns_of_an_empty_registry(self, sessions: Sessions) -> None:
         with sessions() as session:
@@ -377,6 +390,7 @@ class TestServedModels:
         assert (columns.series_ids, columns.algorithm) == ([], [])
         assert columns.version.dtype == np.int64
         assert columns.stuck_after.dtype == np.int32
+        assert columns.stream == []
         assert columns.center.size == columns.scale.size == 0
 
     @pytest.mark.usefixtures("fleet")

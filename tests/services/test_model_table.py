@@ -3,6 +3,7 @@ not), and its pools of seasonal phases."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,74 @@ class TestStuckGuard:
         assert limits.stuck_after.tolist() == [m.stuck_after for m in models]
 
 
+def streaming(series_id: str, version: int, packed: bytes) -> ServedModel:
+    return ServedModel(series_id, version, "robust", 0.0, 1.0, 4.0, stream=packed)
+
+
+class TestStreams:
+    PACKED = bytes(range(256)) + b"\n\x00" * 40  # any byte, a few hundred of them
+
+    def table(self) -> ModelTable:
+        table = ModelTable()
+        table.set_models(
+            [streaming("s", 1, self.PACKED), ServedModel("z", 1, "zscore", 0, 1, 3)],
+            Source.MEMORY,
+        )
+        return table
+
+    def test_a_row_keeps_its_models_packed_state(self) -> None:
+        table, plain = self.table(), ModelTable()
+        plain.set_models([ServedModel("z", 1, "zscore", 0, 1, 3)], Source.MEMORY)
+        plain.set_history(["s"], np.array([1.0]), np.array([0.5]))
+
+        assert table.model_of("s") == streaming("s", 1, self.PACKED)
+        assert table.stream_of(table.index["s"]) == self.PACKED
+        assert table.stream_of(table.index["z"]) is None
+        assert table.nbytes() == plain.nbytes() + len(self.PACKED)
+
+    def test_a_replaced_or_cleared_model_keeps_only_what_replaced_it(self) -> None:
+        replaced, retrained, cleared, columns = (self.table() for _ in range(4))
+
+        replaced.set_models([ServedModel("s", 2, "zscore", 0, 1, 3)], Source.MEMORY)
+        retrained.set_models([streaming("s", 2, b"\x01\x02")], Source.MEMORY)
+        cleared.clear_model("s")
+        columns.set_model_columns(
+            ["s"], np.array([2]), np.zeros(1, np.int8), np.zeros(1), np.ones(1),
+            np.ones(1), Source.MEMORY,
+        )  # fmt: skip
+
+        assert retrained.model_of("s") == streaming("s", 2, b"\x01\x02")
+        assert cleared.model_of("s") is None
+        for emptied in (replaced, cleared, columns):
+            assert emptied.streams == {}
+            assert emptied.stream_of(emptied.index["s"]) is None
+
+    def test_the_snapshot_keeps_the_streams(self, tmp_path: Path) -> None:
+        models = [
+            streaming(f"s{i}", 1, bytes([i % 256]) * (i % 300))  # some empty: none
+            if i % 3
+            else ServedModel(f"s{i}", 1, "zscore", 0, 1, 3)
+            for i in range(3000)  # past the first capacity
+        ]
+        table, empty = ModelTable(), ModelTable()
+        table.set_models(models, Source.MEMORY)
+        empty.set_models(models[::3], Source.MEMORY)  # none with a stream
+        table.save(tmp_path / "snapshot.npz")
+        empty.save(tmp_path / "empty.npz")
+
+        loaded = ModelTable.load(tmp_path / "snapshot.npz")
+
+        expected = [m if m.stream else replace(m, stream=None) for m in models]
+        assert [loaded.model_of(m.series_id) for m in models] == expected
+        assert loaded.streams == table.streams
+        assert len(loaded.streams) == sum(bool(m.stream) for m in models)
+        assert ModelTable.load(tmp_path / "empty.npz").streams == {}
+
+
+# What the snapshot keeps of the streams, since atalaia.model-table.5.
+STREAM_ARRAYS = {"stream_rows", "stream_bytes", "stream_lengths"}
+
+
 class TestSnapshotLayout:
     def test_algorithms_are_read_back_by_name(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -194,13 +263,22 @@ class TestSnapshotLayout:
         with pytest.raises(model_table.SnapshotUnreadable):
             ModelTable.load(tmp_path / "old.npz")
 
-    def test_the_layout_before_stuck_guards_is_refused(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(
+        ("layout", "lacking"),
+        [
+            ("atalaia.model-table.3", {"stuck_after", *STREAM_ARRAYS}),
+            ("atalaia.model-table.4", STREAM_ARRAYS),
+        ],
+    )
+    def test_a_layout_before_stuck_guards_or_streams_is_refused(
+        self, tmp_path: Path, layout: str, lacking: set[str]
+    ) -> None:
         table = ModelTable()
         table.set_models([ServedModel("a", 1, "zscore", 0, 1, 3)], Source.MEMORY)
         table.save(tmp_path / "snapshot.npz")
         with np.load(tmp_path / "snapshot.npz") as data:
-            arrays = {name: data[name] for name in data.files if name != "stuck_after"}
-        arrays["layout"] = np.array("atalaia.model-table.3")
+            arrays = {name: data[name] for name in data.files if name not in lacking}
+        arrays["layout"] = np.array(layout)
         np.savez(tmp_path / "old.npz", **arrays)
 
         with pytest.raises(model_table.SnapshotUnreadable):

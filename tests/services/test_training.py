@@ -4,6 +4,7 @@ series, failures kept per job."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from atalaia.core.detectors.stuck import MIN_STUCK_AFTER, stuck_after
 from atalaia.core.drift import reference_profile
 from atalaia.core.fitting import Fit, fit_series
 from atalaia.core.jobs import JobStatus, TrainingJob
-from atalaia.core.registry import ModelVersion, Stage
+from atalaia.core.registry import ModelVersion, Stage, StageChange
 from atalaia.core.series import Readings
 from atalaia.errors import JobNotCancellable, TrainingRateLimited
 from atalaia.services import training
@@ -434,6 +435,42 @@ class TestRunTrainingChunk:
         assert errors == [{"error": "RuntimeError", "detail": "out of memory"}] * 5
         assert job.payload_key is not None
         assert not artifacts.exists(job.payload_key)
+
+    def test_a_streaming_fits_packed_state_is_registered_and_served(
+        self,
+        sessions: Sessions,
+        artifacts: LocalArtifactStore,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        store_weeks(sessions, FLEET[:2])
+        job_ids = submit_weeks(sessions, FLEET[:2])
+        packed = [bytes([i, 255 - i]) * 150 for i in range(2)]
+
+        def fit_streaming(*args: object) -> list[Fit]:
+            fits = fit_series(*args)  # type: ignore[arg-type]
+            return [replace(f, stream=s) for f, s in zip(fits, packed, strict=True)]
+
+        monkeypatch.setattr(FIT_SERIES, fit_streaming)
+
+        outcome = run_chunk(sessions, artifacts, job_ids)
+
+        models = [m for m in outcome.values() if m is not None]
+        with sessions() as session:
+            store = ModelStore(session)
+            store.apply(
+                [
+                    StageChange(m.series_id, m.version, Stage.STAGING, Stage.PRODUCTION)
+                    for m in models
+                ],
+                actor="test",
+                reason="",
+            )
+            session.commit()
+            served = store.served_models(FLEET[:2])
+        assert sorted(m.stream or b"" for m in models) == packed
+        assert {m.series_id: m.stream for m in served} == {
+            m.series_id: m.stream for m in models
+        }
 
     def test_stores_inline_data_of_a_chunk_as_readings(
         self, sessions: Sessions, artifacts: LocalArtifactStore

@@ -86,6 +86,9 @@ class ModelVersion:
     # The longest run of one value served readings may have (`auto`'s stuck
     # guard, `core.detectors.stuck`); 0: none.
     stuck_after: int = 0
+    # A streaming model's params and state after training, packed
+    # (`core.detectors.stream_families`); None: not a streaming model.
+    stream: bytes | None = None
 
 
 def served_band(model: ModelVersion) -> PhaseBand:

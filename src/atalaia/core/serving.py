@@ -42,6 +42,7 @@ class ServedColumns:
     band: list[bytes | None]  # seasonal models' stored bands; None: flat
     artifact: list[str | None]  # heavy models' keys in the artifact store
     stuck_after: npt.NDArray[np.int32]  # the stuck guards' limits (0: no guard)
+    stream: list[bytes | None]  # streaming models' packed params and state
 
 
 @dataclass(frozen=True, slots=True)

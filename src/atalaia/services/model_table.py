@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import count, repeat
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -40,8 +40,8 @@ HISTORY_SIGMA = 3.0  # threshold of the fallback z-score on a series' history
 # From this many ids a batch is looked up in the hashed index, not id by id.
 HASHED_LOOKUP = 64
 _GENERATIONS = count(1)
-# Bands in pools, algorithms by name, heavy models' keys, stuck guards.
-SNAPSHOT_LAYOUT = "atalaia.model-table.4"
+# Bands in pools, algorithms by name, heavy models' keys, stuck guards, streams.
+SNAPSHOT_LAYOUT = "atalaia.model-table.5"
 
 
 class SnapshotUnreadable(Exception):
@@ -340,6 +340,8 @@ class ModelTable:
     hashed: IdIndex = field(default_factory=IdIndex)  # `index`, for batches
     # Row → a heavy model's key in the artifact store (few rows have one).
     artifacts: dict[int, str] = field(default_factory=dict)
+    # Row → a streaming model's packed params and state (a few hundred bytes).
+    streams: dict[int, bytes] = field(default_factory=dict)
     # Which table this is, in the order they were made: each new table (a full
     # load, the snapshot) numbers its rows afresh, while a table keeps every row
     # it gave as it grows. Whatever keeps rows of a table (counts, a snapshot
@@ -354,7 +356,8 @@ class ModelTable:
         cols = self.cols
         columns = [getattr(cols, n) for n in (*ROW_FIELDS, "serving")]
         columns += [cols.pools.departure, cols.pools.width]
-        return int(sum(c.nbytes for c in columns)) + self.hashed.nbytes()
+        streams = sum(map(len, self.streams.values()))
+        return int(sum(c.nbytes for c in columns)) + self.hashed.nbytes() + streams
 
     def _rows(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each series' row, adding rows for series new to the table."""
@@ -392,29 +395,22 @@ class ModelTable:
         band: Sequence[bytes | None] | None = None,
         artifact: Sequence[str | None] | None = None,
         stuck_after: npt.NDArray[np.int32] | None = None,
+        stream: Sequence[bytes | None] | None = None,
     ) -> None:
         """Serve these models (`algorithm` indexes ALGORITHMS), one per series;
         `band`: each one's stored band, None for a flat one (all flat if None);
         `artifact`: each one's key in the artifact store, None for none;
-        `stuck_after`: each one's stuck guard's limit (no guards if None)."""
+        `stuck_after`: each one's stuck guard's limit (no guards if None);
+        `stream`: each one's packed params and state, None for none."""
         rows = self._rows(series_ids)
         cols = self.cols
         cols.version[rows], cols.algorithm[rows] = version, algorithm
         cols.center[rows], cols.scale[rows] = center, scale
         cols.threshold[rows], cols.source[rows] = threshold, source
         cols.stuck_after[rows] = 0 if stuck_after is None else stuck_after
-        self._set_artifacts(rows, artifact or ())
+        _keep(self.artifacts, rows, artifact)
+        _keep(self.streams, rows, stream)
         self._set_bands(rows, band or [None] * rows.size)
-
-    def _set_artifacts(
-        self, rows: npt.NDArray[np.int64], keys: Sequence[str | None]
-    ) -> None:
-        if self.artifacts:
-            for row in rows.tolist():
-                self.artifacts.pop(row, None)
-        for row, key in zip(rows.tolist(), keys, strict=False):
-            if key:
-                self.artifacts[row] = key
 
     def guarded(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """The rows whose model has a stuck guard, and each one's limit."""
@@ -426,6 +422,10 @@ class ModelTable:
     def artifact_of(self, row: int) -> str | None:
         """Row `row`'s heavy model's key in the artifact store, if it has one."""
         return self.artifacts.get(row)
+
+    def stream_of(self, row: int) -> bytes | None:
+        """Row `row`'s streaming model's packed params and state, if it has one."""
+        return self.streams.get(row)
 
     def _set_bands(
         self, rows: npt.NDArray[np.int64], bands: Sequence[bytes | None]
@@ -451,6 +451,7 @@ class ModelTable:
             [m.band for m in models],
             [m.artifact for m in models],
             np.array([m.stuck_after for m in models], np.int32),
+            [m.stream for m in models],
         )
 
     def clear_model(self, series_id: str) -> None:
@@ -460,6 +461,7 @@ class ModelTable:
             self.cols.source[row] = Source.NONE
             self.cols.stuck_after[row] = 0
             self.artifacts.pop(row, None)
+            self.streams.pop(row, None)
             self._set_bands(np.array([row]), [None])
 
     def set_history(
@@ -479,6 +481,7 @@ class ModelTable:
             series_id, int(c.version[row]), ALGORITHMS[c.algorithm[row]],
             float(c.center[row]), float(c.scale[row]), float(c.threshold[row]),
             c.band_of(row), self.artifacts.get(row), int(c.stuck_after[row]),
+            self.streams.get(row),
         )  # fmt: skip
 
     def rows_of(self, series_ids: Sequence[str]) -> npt.NDArray[np.int64]:
@@ -538,6 +541,7 @@ class ModelTable:
         arrays = {name: getattr(cols, name)[1:n] for name in ROW_FIELDS}
         ids = np.frombuffer("\n".join(self.ids[1:]).encode(), np.uint8)
         keys = np.frombuffer("\n".join(self.artifacts.values()).encode(), np.uint8)
+        streams = list(self.streams.values())
         write_private_npz(
             path,
             layout=np.array(SNAPSHOT_LAYOUT),
@@ -547,6 +551,9 @@ class ModelTable:
             width=cols.pools.width[: cols.pools.used],
             artifact_rows=np.fromiter(self.artifacts, np.int64),
             artifact_keys=keys,
+            stream_rows=np.fromiter(self.streams, np.int64, len(streams)),
+            stream_bytes=np.frombuffer(b"".join(streams), np.uint8),
+            stream_lengths=np.fromiter(map(len, streams), np.int64, len(streams)),
             **arrays,
         )
 
@@ -574,12 +581,53 @@ class ModelTable:
             artifacts = dict(
                 zip(data["artifact_rows"].tolist(), keys.split("\n"), strict=False)
             )
+            streams = _split(
+                data["stream_rows"], data["stream_bytes"], data["stream_lengths"]
+            )
         cols.source[cols.version > 0] = Source.SNAPSHOT
         cols.derive(np.arange(1, n))
         index = {s: i for i, s in enumerate(ids) if i != UNKNOWN_ROW}
         hashed = IdIndex()
         hashed.add(ids[1:], 1)
-        return cls(index=index, ids=ids, cols=cols, hashed=hashed, artifacts=artifacts)
+        return cls(
+            index=index, ids=ids, cols=cols, hashed=hashed, artifacts=artifacts,
+            streams=streams,
+        )  # fmt: skip
+
+
+_Kept = TypeVar("_Kept", str, bytes)
+
+
+def _keep(
+    kept: dict[int, _Kept],
+    rows: npt.NDArray[np.int64],
+    values: Sequence[_Kept | None] | None,
+) -> None:
+    """Give `rows` these values in `kept` (all none if None; None or empty: none).
+
+    A row given a value is never without one in between: readers do not lock.
+    """
+    if not kept and (values is None or not any(values)):
+        return  # nothing kept, nothing to keep: a fleet without any
+    for row, value in zip(rows.tolist(), values or repeat(None), strict=False):
+        if value:
+            kept[row] = value
+        else:
+            kept.pop(row, None)
+
+
+def _split(
+    rows: npt.NDArray[np.int64],
+    joined: npt.NDArray[np.uint8],
+    lengths: npt.NDArray[np.int64],
+) -> dict[int, bytes]:
+    """Row → bytes, from the rows, their bytes joined and each one's length."""
+    data, ends = joined.tobytes(), np.cumsum(lengths)
+    starts = (ends - lengths).tolist()
+    return {
+        row: data[start:end]
+        for row, start, end in zip(rows.tolist(), starts, ends.tolist(), strict=True)
+    }
 
 
 # A series' row, its record, and its band's centre and half-width at a time.

@@ -233,6 +233,7 @@ def _version(
         sensor=fit.sensor,
         artifact=artifact,
         stuck_after=fit.stuck_after,
+        stream=fit.stream,
     )
 
 

@@ -53,6 +53,7 @@ class FakeStore:
             [x.band for x in m],
             [x.artifact for x in m],
             np.array([x.stuck_after for x in m], np.int32),
+            [x.stream for x in m],
         )
         return FleetModels(len(m), columns, _no_history(), list(self.sensors))
 

@@ -100,6 +100,30 @@ class TestWarmLoad:
         assert from_snapshot.model_of(guarded.series_id) == retrained
         assert from_snapshot.model_of("plain") == plain
 
+    def test_every_load_keeps_the_streams(self, tmp_path: Path) -> None:
+        packed = bytes(range(256)) * 2
+        streaming = replace(MODEL, stream=packed)
+        dropped = replace(MODEL, series_id="dropped", stream=b"\x00\n")
+        store = FakeStore([streaming, dropped, replace(MODEL, series_id="plain")])
+        predictor = Predictor(store, snapshot_path=tmp_path / "live.npz")
+        predictor.warm_load()
+        warm = [predictor.table.model_of(m.series_id) for m in store.models]
+        retrained = [
+            replace(streaming, version=2, stream=packed[::-1]),
+            replace(dropped, version=2, stream=None),  # retrained without one
+        ]
+        store.models[:2] = retrained
+
+        predictor.reload_series([m.series_id for m in retrained])
+        from_snapshot = started_from_snapshot(store, tmp_path).table
+
+        assert warm == [streaming, dropped, replace(MODEL, series_id="plain")]
+        for table in (predictor.table, from_snapshot):
+            assert [table.model_of(m.series_id) for m in store.models] == store.models
+        assert from_snapshot.streams == {
+            from_snapshot.index[MODEL.series_id]: packed[::-1]
+        }
+
 
 class TestChangeFeed:
     def test_the_first_contact_after_a_snapshot_start_loads_everything(

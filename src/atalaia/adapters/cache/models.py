@@ -2,10 +2,12 @@
 
 A value packs the version, centre, scale and threshold (little-endian int64 and
 three float64), the lengths of the algorithm's name (one byte) and of a heavy
-model's artifact key (two bytes), the stuck guard's limit (uint32, 0: none),
-the name, the key, then a seasonal model's stored band (`PhaseBand.to_bytes`):
-about 45 bytes for a flat model, 1.4 kB for an hour-of-week one. Keys carry the
-layout's number, so a value of another layout is never read as this one. The training
+model's artifact key (two bytes), the stuck guard's limit (uint32, 0: none), the
+length of a streaming model's packed params and state (uint32, 0: none), the
+name, the key, the stream's bytes, then a seasonal model's stored band
+(`PhaseBand.to_bytes`): about 50 bytes for a flat model, a few hundred for a
+streaming one, 1.4 kB for an hour-of-week one. Keys carry the layout's number,
+so a value of another layout is never read as this one. The training
 service writes a series' entry after each registry change it commits; inference
 replicas write the models they read from the database. Entries expire after
 `ttl_s` (0: never), so series nobody serves any more leave Redis by themselves.
@@ -23,8 +25,8 @@ from atalaia.adapters.cache.link import RedisLink
 from atalaia.core.detectors.bands import SERVED_ALGORITHMS
 from atalaia.core.serving import ServedModel
 
-_PACKED = struct.Struct("<qdddBHI")
-_LAYOUT = "model4"  # the key's prefix: this layout of values
+_PACKED = struct.Struct("<qdddBHII")
+_LAYOUT = "model5"  # the key's prefix: this layout of values
 # MGET at most this many keys at once: Redis serves one command at a time.
 _CHUNK = 10_000
 
@@ -36,31 +38,35 @@ def encode_model(model: ServedModel) -> bytes:
     """
     name = model.algorithm.encode()
     artifact = (model.artifact or "").encode()
+    stream = model.stream or b""
     packed = _PACKED.pack(
         model.version, model.center, model.scale, model.threshold, len(name),
-        len(artifact), model.stuck_after,
+        len(artifact), model.stuck_after, len(stream),
     )  # fmt: skip
-    return packed + name + artifact + (model.band or b"")
+    return packed + name + artifact + stream + (model.band or b"")
 
 
 def decode_model(series_id: str, data: bytes) -> ServedModel | None:
     """The model packed in `data`; None when it is not one this version can serve."""
     if len(data) <= _PACKED.size:
         return None
-    version, center, scale, threshold, length, key_length, stuck = (
+    version, center, scale, threshold, length, key_length, stuck, stream_length = (
         _PACKED.unpack_from(data)
     )  # fmt: skip
     end = _PACKED.size + length
     algorithm = data[_PACKED.size : end].decode(errors="replace")
-    artifact = data[end : end + key_length].decode(errors="replace") or None
-    if algorithm not in SERVED_ALGORITHMS or version < 1:
+    key_end = end + key_length
+    artifact = data[end:key_end].decode(errors="replace") or None
+    stream_end = key_end + stream_length
+    if algorithm not in SERVED_ALGORITHMS or version < 1 or stream_end > len(data):
         return None
-    band = data[end + key_length :] or None
+    stream = data[key_end:stream_end] or None
+    band = data[stream_end:] or None
     if band is not None and (len(band) < 16 or len(band) % 8):  # period + pairs
         return None
     return ServedModel(
         series_id, version, algorithm, center, scale, threshold, band, artifact,
-        stuck,
+        stuck, stream,
     )  # fmt: skip
 
 

@@ -159,6 +159,8 @@ class VersionRow(Base):
     artifact: Mapped[str | None] = mapped_column(String(256))
     # The stuck guard's limit (`core.detectors.stuck`); 0: no guard.
     stuck_after: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A streaming model's packed params and state; NULL: not a streaming model.
+    stream: Mapped[bytes | None] = mapped_column(LargeBinary)
     metrics: Mapped[dict[str, float | str]] = mapped_column(Json, default=dict)
     reference: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(Json)

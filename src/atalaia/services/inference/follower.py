@@ -113,7 +113,7 @@ class TableFollower:
         table.set_model_columns(
             models.series_ids, models.version, algorithm,
             models.center, models.scale, models.threshold, Source.MEMORY,
-            models.band, models.artifact, models.stuck_after,
+            models.band, models.artifact, models.stuck_after, models.stream,
         )  # fmt: skip
         return table, fleet.sensors, fleet.cursor
 

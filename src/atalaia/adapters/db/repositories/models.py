@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import starmap
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,7 @@ def _version(row: VersionRow) -> ModelVersion:
         sensor=StoredSensor.from_bytes(row.sensor) if row.sensor else None,
         artifact=row.artifact,
         stuck_after=row.stuck_after,
+        stream=row.stream,
     )
 
 
@@ -84,6 +86,7 @@ def _version_row(model: ModelVersion) -> VersionRow:
         sensor=model.sensor.to_bytes() if model.sensor else None,
         artifact=model.artifact,
         stuck_after=model.stuck_after,
+        stream=model.stream,
         metrics=model.metrics,
         reference=model.reference,
         lineage=model.lineage.as_dict(),
@@ -111,6 +114,7 @@ _SERVED = select(
     VersionRow.band,
     VersionRow.artifact,
     VersionRow.stuck_after,
+    VersionRow.stream,
 ).where(
     VersionRow.stage == Stage.PRODUCTION.value,
     VersionRow.algorithm.in_(SERVED_ALGORITHMS),  # the model table's; not sensors'
@@ -252,7 +256,7 @@ class ModelStore:
         stmt = _SERVED
         if series_ids is not None:
             stmt = stmt.where(VersionRow.series_id.in_(list(series_ids)))
-        return [ServedModel(*row) for row in self.session.execute(stmt)]
+        return list(starmap(ServedModel, self.session.execute(stmt)))
 
     def served_sensors(
         self, sensor_ids: Iterable[str] | None = None
@@ -275,7 +279,7 @@ class ModelStore:
         """Every production version as columns, in one query: the warm load."""
         kinds = (
             str, np.int64, str, np.float64, np.float64, np.float64, bytes, str,
-            np.int32,
+            np.int32, bytes,
         )  # fmt: skip
         return ServedColumns(*fetch_columns(self.session, _SERVED, kinds))
 
