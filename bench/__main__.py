@@ -20,6 +20,7 @@ from bench import (
     seasonal_bench,
     skab,
     store_bench,
+    stream_bench,
 )
 from bench._report import report
 
@@ -195,6 +196,25 @@ def ingest(
     )
     report("ingest", figures, record=record)
     typer.echo(table)
+
+
+@app.command("streaming")
+def streaming(
+    models: int = 285_000,
+    batch: int = 1_000,
+    single: int = 20_000,
+    depth: int = 10,
+    runs: int = 3,
+    record: Record = True,
+) -> None:
+    """Streaming models in process: a forecast fleet against a zscore one
+    (single readings, columnar batches), a minute of the fleet's stream as a
+    share of one core, the state's memory and its rebuild."""
+    report(
+        "streaming",
+        stream_bench.streaming(models, batch, single, depth, runs),
+        record=record,
+    )
 
 
 @app.command("quality")

@@ -36,6 +36,7 @@ from atalaia.api.inference.schemas import (
     PredictionView,
     Reading,
 )
+from atalaia.core.detectors.stream_families import STREAM_FAMILIES
 from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN
 from atalaia.core.serving import ServedModel
 from atalaia.services.model_table import ALGORITHMS, ModelTable, Source, Tier
@@ -197,6 +198,9 @@ def prediction(
             version=None, stage=None, type="default", loaded_from="default"
         )
     unknown = series_id not in serving.table.index
+    streaming = (
+        record.tier == Tier.MODEL and ALGORITHMS[record.algorithm] in STREAM_FAMILIES
+    )
     return PredictionView(
         series_id=series_id,
         timestamp=timestamp,
@@ -212,6 +216,8 @@ def prediction(
         model_info=info,
         confidence="high" if record.tier == Tier.MODEL else "low",
         stale=stale,
+        # A streaming model without a packed state stays cold: its band answers.
+        state="cold" if streaming else None,
         **({"warning": UNKNOWN_SERIES_WARNING} if unknown else {}),
     )
 
@@ -223,7 +229,7 @@ def columns_view(results: list[PredictionView]) -> ColumnsView:
     }
     for field in (
         "series_id", "timestamp", "anomaly", "anomaly_score", "expected", "lower",
-        "upper", "direction", "reason", "confidence", "stale",
+        "upper", "direction", "reason", "confidence", "stale", "state",
     ):  # fmt: skip
         columns[field] = [getattr(r, field) for r in results]
     for field in ("version", "stage", "type", "loaded_from"):

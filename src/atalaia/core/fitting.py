@@ -20,10 +20,15 @@ import numpy.typing as npt
 from atalaia.core.detectors import ModelParams, fit_rows, score_columns, stack_by_length
 from atalaia.core.detectors.auto import NAME as AUTO
 from atalaia.core.detectors.bands import auto_band_fit, band_fit
-from atalaia.core.detectors.catalog import DETECTORS, MULTIVARIATE
+from atalaia.core.detectors.catalog import (
+    DETECTORS,
+    MULTIVARIATE,
+    resolve_hyperparameters,
+)
 from atalaia.core.detectors.forest import NAME as FOREST
 from atalaia.core.detectors.forest import fit_forest
 from atalaia.core.detectors.phases import BandFit, PhaseBand
+from atalaia.core.detectors.stream_families import STREAM_FAMILIES
 from atalaia.core.detectors.stuck import stuck_after
 from atalaia.core.drift import reference_profiles
 from atalaia.core.sensors import SensorData, StoredSensor
@@ -48,7 +53,7 @@ class Fit:
     # The longest run of one value allowed (`core.detectors.stuck`); 0: no guard.
     stuck_after: int = 0
     # A streaming model's params and its state after training, packed
-    # (`core.detectors.streams.pack`); None: not a streaming model.
+    # (`core.detectors.stream_families`); None: not a streaming model.
     stream: bytes | None = None
 
 
@@ -63,6 +68,8 @@ def fit_series(
         return [_fit_auto(r) for r in series]
     if algorithm == FOREST:
         return [_fit_forest(hyperparameters, r) for r in series]
+    if algorithm in STREAM_FAMILIES:
+        return [_fit_stream(algorithm, hyperparameters, r) for r in series]
     if algorithm not in DETECTORS:
         return [_fit_phased(algorithm, hyperparameters, r) for r in series]
     fits: list[Fit | None] = [None] * len(series)
@@ -130,6 +137,22 @@ def _fit_forest(given: Mapping[str, object], readings: Readings) -> Fit:
     fit = _as_fit(readings, fitted.band, threshold, flagged, seconds)
     fit.metrics["model_bytes"] = float(fitted.nbytes)
     return replace(fit, artifact=fitted.to_bytes())
+
+
+def _fit_stream(algorithm: str, given: Mapping[str, object], readings: Readings) -> Fit:
+    """A streaming model: its baseline band (the stateless band, answering
+    while its state is cold) and, packed, its params and its state after the
+    training readings."""
+    family = STREAM_FAMILIES[algorithm]
+    started = time.perf_counter()
+    resolved = resolve_hyperparameters(algorithm, given)
+    band, params, state = family.fit(readings, resolved)
+    seconds = time.perf_counter() - started
+    expected, width = band.at(readings.timestamps)
+    flagged = np.abs(readings.values - expected) > width
+    fit = _as_fit(readings, band, resolved["outlier_sigma"], flagged, seconds)
+    until = float(readings.timestamps[-1])
+    return replace(fit, stream=family.pack(params, state, until))
 
 
 def _as_fit(

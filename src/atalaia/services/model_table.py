@@ -30,6 +30,7 @@ from atalaia.core.detectors import MIN_SCALE, band_width, score_readings
 from atalaia.core.detectors.bands import SERVED_ALGORITHMS
 from atalaia.core.detectors.base import MIN_WIDTH
 from atalaia.core.detectors.phases import band_at
+from atalaia.core.detectors.stream_families import STREAM_FAMILIES
 from atalaia.core.explanations import Reason
 from atalaia.core.serving import ServedModel
 from atalaia.files import write_private_npz
@@ -60,12 +61,16 @@ class Source(IntEnum):
 
 
 # Why an anomaly is one, by code (`Scores.reason`): the table's bands give the
-# first two; a heavy model's verdict and the stuck guard, the others.
+# first two; a heavy model's verdict, the stuck guard and the streaming
+# models' state, the others.
 REASONS = (
     Reason.OUTSIDE_BAND,
     Reason.OUTSIDE_SEASONAL_BAND,
     Reason.ISOLATED_PATTERN,
     Reason.STUCK,
+    Reason.FORECAST_DEVIATION,
+    Reason.LEVEL_SHIFT,
+    Reason.VARIANCE_CHANGE,
 )
 ISOLATED = REASONS.index(Reason.ISOLATED_PATTERN)
 STUCK = REASONS.index(Reason.STUCK)
@@ -143,6 +148,9 @@ class Scores:
     # Per reading, not after its series' newest: set by the data plane, which
     # keeps the series' streams (None: not known, none stale).
     stale: npt.NDArray[np.bool_] | None = None
+    # Per reading, its streaming model's state (`stream_models`: 0 none, 1 warm,
+    # 2 cold: its band answered); None: no streaming model among them.
+    state: npt.NDArray[np.int8] | None = None
 
 
 @dataclass(slots=True)
@@ -418,6 +426,13 @@ class ModelTable:
         limit = self.cols.stuck_after[:n]
         rows = np.flatnonzero((self.cols.version[:n] > 0) & (limit > 0))
         return rows, limit[rows].astype(np.int64)
+
+    def streaming(self) -> npt.NDArray[np.int64]:
+        """The rows whose model is a streaming one (`forecast`, `changepoint`)."""
+        n = len(self.ids)
+        codes = [ALGORITHMS.index(name) for name in STREAM_FAMILIES]
+        of = np.isin(self.cols.algorithm[:n], codes) & (self.cols.version[:n] > 0)
+        return np.flatnonzero(of)
 
     def artifact_of(self, row: int) -> str | None:
         """Row `row`'s heavy model's key in the artifact store, if it has one."""

@@ -20,15 +20,32 @@ REASON = (
     "For an anomaly, why it is one: outside_band (a flat band: zscore, robust, "
     "or the series' history), outside_seasonal_band (the band of its phase), "
     "isolated_pattern (an isolation_forest found its recent readings unusual), "
-    "stuck (its value repeated for longer than the series' training ever did); "
+    "stuck (its value repeated for longer than the series' training ever did), "
+    "forecast_deviation (the recent readings depart from a forecast model's "
+    "forecasts more than its history of residuals makes likely), level_shift and "
+    "variance_change (a changepoint model found the level or the spread changed); "
     "null otherwise"
 )
 STALE = (
     "Its timestamp is not after the newest reading of the series seen: scored "
     "against the series' state without advancing it (a retry, a late reading)"
 )
+STATE = (
+    "A streaming model's (forecast, changepoint) state: warm, or cold while it "
+    "is rebuilt from the series' stored readings (its baseline band answered); "
+    "null for the other models"
+)
 Direction = Literal["above", "below"]
-Reason = Literal["outside_band", "outside_seasonal_band", "isolated_pattern", "stuck"]
+Reason = Literal[
+    "outside_band",
+    "outside_seasonal_band",
+    "isolated_pattern",
+    "stuck",
+    "forecast_deviation",
+    "level_shift",
+    "variance_change",
+]
+State = Literal["warm", "cold"]
 
 
 class AnomalyView(BaseModel):

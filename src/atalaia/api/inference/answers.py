@@ -4,7 +4,9 @@ Every reading's answer names the model that gave it (`model_info`), how much
 to trust it (`confidence`) and explains itself: the band at that reading's time
 (`expected`, `lower`, `upper`; null where nothing is known), and for an anomaly
 its `direction` (above or below the band) and `reason` (see `Reason`); and
-whether it was `stale` (not after its series' newest reading seen). Batch
+whether it was `stale` (not after its series' newest reading seen); a
+streaming model's answers say its `state` (`warm`; `cold`: rebuilding, its band
+answered), null for the others. Batch
 answers are built column by column; the row form embeds one `model_info`,
 encoded once, in the readings of the same kind of model.
 
@@ -29,6 +31,7 @@ import orjson
 
 from atalaia.core.explanations import Direction
 from atalaia.services.inference.data_plane import NOTHING_FETCHED, ScoredReading
+from atalaia.services.inference.stream_models import STATES
 from atalaia.services.model_table import (
     ALGORITHMS,
     REASONS,
@@ -130,6 +133,7 @@ class Result(msgspec.Struct, gc=False):
     model_info: msgspec.Raw  # the JSON of a `model_info`
     confidence: str
     stale: bool
+    state: str | None
 
 
 class WarnedResult(Result, gc=False):
@@ -194,6 +198,7 @@ def reading_answer(
         ),
         "confidence": _CONFIDENCE[record.tier],
         "stale": scored.stale,
+        "state": STATES[scored.state],
     }  # fmt: skip
     if not scored.known:
         answer["warning"] = UNKNOWN_SERIES_WARNING
@@ -293,6 +298,7 @@ def rows_answer(
             infos,
             _named(_CONFIDENCE, scores.tier),
             _stale(scores).tolist(),
+            _states(scores),
         )
     )
     for at in _unknown_at(scores).tolist():
@@ -345,6 +351,7 @@ def columns_answer(
         "loaded_from": _named(_ORIGINS, origin),
         "confidence": _named(_CONFIDENCE, scores.tier),
         "stale": _stale(scores),
+        "state": _states(scores),
     }
     unknown_at = _unknown_at(scores)
     if unknown_at.size:
@@ -359,6 +366,16 @@ def _stale(scores: Scores) -> npt.NDArray[np.bool_]:
     if scores.stale is None:
         return np.zeros(scores.rows.size, bool)
     return scores.stale
+
+
+_STATE_NAMES = np.array(STATES, dtype=object)
+
+
+def _states(scores: Scores) -> list[str | None]:
+    """Per reading, its streaming model's state (None: a stateless model)."""
+    if scores.state is None:
+        return [None] * scores.rows.size
+    return _named(_STATE_NAMES, scores.state)
 
 
 def _unknown_at(scores: Scores) -> npt.NDArray[np.intp]:

@@ -17,9 +17,11 @@ from atalaia.api.common.explained import (
     EXPECTED,
     REASON,
     STALE,
+    STATE,
     AnomalyView,
     Direction,
     Reason,
+    State,
 )
 from atalaia.api.common.params import (
     EPOCH_SECONDS,
@@ -127,6 +129,7 @@ class PredictionView(BaseModel):
     model_info: ModelInfo
     confidence: str = Field(description="high: a production model; low: a fallback")
     stale: bool = Field(description=STALE)
+    state: State | None = Field(description=STATE)
     warning: str | None = Field(
         default=None,
         description="Only when the series has no model and no history (unknown, "
@@ -160,6 +163,7 @@ class ColumnsView(BaseModel):
     loaded_from: list[str]
     confidence: list[str]
     stale: list[bool] = Field(description=STALE)
+    state: list[State | None] = Field(description=STATE)
     warning: list[str | None] | None = Field(
         default=None,
         description="Only when some series have no model and no history: per "

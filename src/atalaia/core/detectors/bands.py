@@ -17,12 +17,16 @@ from atalaia.core.detectors.catalog import (
     resolve_hyperparameters,
 )
 from atalaia.core.detectors.phases import BandFit, PhaseBand
+from atalaia.core.detectors.stream_families import STREAM_FAMILIES
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings
 
 # The families fitted into a band, and what a series' version may be (those,
-# and the heavy isolation forest, served with its band beside its trees).
-BAND_ALGORITHMS = tuple(sorted(set(SERIES_FAMILIES) - {auto.NAME, forest.NAME}))
+# the heavy isolation forest, served with its band beside its trees, and the
+# streaming families, with their baseline band beside their state).
+BAND_ALGORITHMS = tuple(
+    sorted(set(SERIES_FAMILIES) - {auto.NAME, forest.NAME} - set(STREAM_FAMILIES))
+)
 SERVED_ALGORITHMS = tuple(sorted(set(SERIES_FAMILIES) - {auto.NAME}))
 
 

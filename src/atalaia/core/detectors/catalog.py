@@ -16,6 +16,7 @@ from atalaia.core.detectors.base import (
 from atalaia.core.detectors.multivariate import Multivariate
 from atalaia.core.detectors.robust import Robust
 from atalaia.core.detectors.seasonal import Seasonal
+from atalaia.core.detectors.stream_families import STREAM_FAMILIES
 from atalaia.core.detectors.zscore import ZScore
 from atalaia.core.series import FloatArray
 from atalaia.errors import UnknownAlgorithm
@@ -41,6 +42,10 @@ SERIES_FAMILIES: dict[str, Hyperparameters] = {
         SEASONAL.defaults, SEASONAL.optional, SEASONAL.check
     ),
     forest.NAME: Hyperparameters(forest.DEFAULTS, forest.OPTIONAL, forest.check),
+    **{
+        name: Hyperparameters(f.defaults, f.optional, f.check)
+        for name, f in STREAM_FAMILIES.items()
+    },
     AUTO: Hyperparameters({}),  # each candidate with its defaults
 }
 MULTIVARIATE = Multivariate()

@@ -17,6 +17,7 @@ from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.detectors.streaming import Baselines, Columns, IntArray, Step
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings
+from atalaia.errors import InvalidHyperparameters
 
 Advanced = tuple[Step, changepoint.Change | None]
 
@@ -44,6 +45,8 @@ class StreamFamily:
     advance: Callable[[Any, Any, IntArray, FloatArray, Baselines], Advanced]
     advance_one: Callable[..., Any]
     reasons: tuple[str, ...]
+    # Rules of the family beyond "a number in (0, MAX_HYPERPARAMETER]".
+    check: Callable[[Mapping[str, float]], None] | None = None
 
     @property
     def tracks_changes(self) -> bool:
@@ -61,12 +64,22 @@ class StreamFamily:
         size = 8 * (1 + self.params.width() + self.state.width())
         if any(len(p) != size for p in packed):
             raise ValueError(f"a packed {self.name} model is {size} bytes")
-        rows = np.frombuffer(b"".join(packed), "<f8").reshape(len(packed), -1)
+        rows = np.frombuffer(b"".join(packed), "<f8").reshape(len(packed), size // 8)
         split = 1 + self.params.width()
         return Unpacked(
             rows[:, 0].copy(),
             self.params.unpacked(rows[:, 1:split]),
             self.state.unpacked(rows[:, split:]),
+        )
+
+
+def _check_forecast(resolved: Mapping[str, float]) -> None:
+    """`alpha`, a smoothing factor, is at most 1."""
+    alpha = resolved.get("alpha")
+    if alpha is not None and alpha > 1:
+        raise InvalidHyperparameters(
+            f"forecast.alpha must be in (0, 1], got {alpha:g}",
+            rule="hyperparameters_range",
         )
 
 
@@ -85,6 +98,7 @@ STREAM_FAMILIES: dict[str, StreamFamily] = {
         forecast.NAME, forecast.DEFAULTS, forecast.OPTIONAL,
         forecast.ForecastParams, forecast.ForecastState, forecast.fit_forecast,
         _advance_forecast, forecast.advance_one, (Reason.FORECAST_DEVIATION,),
+        _check_forecast,
     ),
     changepoint.NAME: StreamFamily(
         changepoint.NAME, changepoint.DEFAULTS, frozenset(),

@@ -1,4 +1,5 @@
-"""The predictor's two threads: the change feed (and the snapshot), the counts."""
+"""The predictor's threads: the change feed (and the snapshot), the counts,
+the rebuild of streaming models' state."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ class BackgroundThreads:
     "atalaia-counts" flushes the prediction counts every `flush_s`, apart from
     the feed, so that a slow write of many series' counts never delays a
     promotion (while the database is down the counts wait in memory), and
-    writes the series' stream state to disk.
+    writes the series' stream state to disk; "atalaia-streams" rebuilds the
+    cold streaming models' state (`rebuild`) every `poll_s` while the database
+    is up, apart from the feed too (a fleet's rebuild takes seconds).
 
     A step that finds the database unavailable reports it to `health`; any
     other failure is a bug: logged with its traceback, the thread goes on.
@@ -36,6 +39,7 @@ class BackgroundThreads:
     tally: PredictionTally
     sink: RollupSink
     health: DatabaseHealth
+    rebuild: Callable[[], object]
     poll_s: float
     flush_s: float
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -47,6 +51,7 @@ class BackgroundThreads:
             threading.Thread(
                 target=self._flush_counts, name="atalaia-counts", daemon=True
             ),
+            threading.Thread(target=self._rebuild, name="atalaia-streams", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -69,6 +74,11 @@ class BackgroundThreads:
                 self._run(
                     "inference.counts_crashed", lambda: self.tally.flush(self.sink)
                 )
+
+    def _rebuild(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            if self.health.ok:
+                self._run("inference.rebuild_crashed", self.rebuild)
 
     def _run(self, event: str, step: Callable[[], object]) -> None:
         try:

@@ -12,7 +12,9 @@ on ingest all score here.
 Every reading of a series the table knows advances the series' stream state
 (`SeriesStreams`) once per timestamp; a reading not newer than the newest seen
 is `stale`. A model with a stuck guard (`auto`'s) flags the readings that
-repeat one value for longer than its training did (reason `stuck`).
+repeat one value for longer than its training did (reason `stuck`). A
+streaming model (`forecast`, `changepoint`) scores a reading by its state,
+which the reading advances; while the state is cold, its band answers.
 
 A heavy model's series (an isolation forest) has a row like any other: its
 band explains each reading, and answers while its forest cannot be read. Its
@@ -43,6 +45,7 @@ from atalaia.core.detectors import forest, score_reading
 from atalaia.core.detectors.stuck import Runs
 from atalaia.core.series import check_series_id
 from atalaia.services.inference.heavy import HeavyModels
+from atalaia.services.inference.stream_models import STATELESS, STREAM_CODES
 from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import (
     ALGORITHMS,
@@ -61,6 +64,7 @@ NOTHING_FETCHED: Mapping[int, Source] = MappingProxyType({})
 _NOT_FETCHED = Source.NONE  # a global: cheaper to read than an Enum's member
 _HEAVY = ALGORITHMS.index(forest.NAME)  # the algorithm code of heavy models
 _MODEL = int(Tier.MODEL)
+_STREAMING = frozenset(STREAM_CODES.tolist())  # streaming models' algorithm codes
 
 
 class Serving(Protocol):
@@ -96,6 +100,7 @@ class ScoredReading(NamedTuple):
     fetched: Source  # where a miss fetched its model from; NONE: none fetched
     table: ModelTable  # the table that scored it: `row` is its row
     stale: bool  # not after its series' newest reading: advanced nothing
+    state: int  # its streaming model's state (`stream_models`: 0 for none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +192,19 @@ def _one(
             reason = ISOLATED if verdicts.isolated[0] else reason
     # Advanced only now: every step before may hand the reading to a thread.
     run, stale = serving.streams.one(table, row, timestamp, value)
+    state = STATELESS
+    if record.algorithm in _STREAMING and record.tier == _MODEL:
+        reading = (timestamp, expected, width, value)
+        state, answer = serving.streams.model_one(table, row, record, reading, stale)
+        if answer is not None:
+            score, expected, width, cause = answer
+            reason = reason if cause < 0 else cause
     limit = record.stuck_after
     if limit and run > limit:
         score, reason = max(score, run / limit), STUCK
     scored = (
         row, row != UNKNOWN_ROW, record, expected, width, score, score > 1.0,
-        reason, fetched, table, stale,
+        reason, fetched, table, stale, state,
     )  # fmt: skip
     return tuple.__new__(ScoredReading, scored)  # past NamedTuple's slow __new__
 
@@ -224,6 +236,7 @@ def _batch(
         _score_heavy(serving, scores, np.flatnonzero(heavy), timestamps, values,
                      may_block=may_block)  # fmt: skip
     runs = serving.streams.many(table, rows, timestamps, values)  # as for one
+    serving.streams.models_many(scores, timestamps, values, runs.stale)
     _guard_stuck(scores, runs)
     scores.stale = runs.stale
     return ScoredBatch(scores, fetched, unknown)

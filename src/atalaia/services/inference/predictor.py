@@ -10,6 +10,7 @@ import structlog
 from atalaia.core.ports import ServingStore, SharedModelCache
 from atalaia.errors import ConcurrentChange, DependencyUnavailable
 from atalaia.services.inference.background import BackgroundThreads
+from atalaia.services.inference.data_plane import score_batch
 from atalaia.services.inference.follower import OnLoad, TableFollower
 from atalaia.services.inference.health import DatabaseHealth
 from atalaia.services.inference.heavy import HeavyModels
@@ -23,6 +24,11 @@ from atalaia.services.model_table import ModelTable
 from atalaia.services.prediction_stats import PredictionTally
 
 log = structlog.get_logger()
+REBUILD_CHUNK = 10_000  # cold series rebuilt a query
+# A streaming model's state is rebuilt from at most this many readings, the
+# newest stored after its state's start: its level and window adapt within
+# far fewer, its long-run figures start from its training's.
+REBUILD_DEPTH = 1_000
 
 
 class Predictor:
@@ -67,7 +73,8 @@ class Predictor:
         self.tally = PredictionTally()
         self.threads = BackgroundThreads(
             follower=self.follower, snapshot=self.snapshot, tally=self.tally,
-            sink=store, health=health, poll_s=poll_s, flush_s=flush_s,
+            sink=store, health=health, rebuild=lambda: self.rebuild_streams(),
+            poll_s=poll_s, flush_s=flush_s,
         )  # fmt: skip
         # Called with (source, seconds) after each full load (the metrics set it).
         self.on_load: OnLoad = lambda _source, _seconds: None
@@ -83,25 +90,32 @@ class Predictor:
 
     def warm_load(self) -> None:
         """Load every production model (`TableFollower.warm_load`) and the
-        stream state written last, caught up with the readings stored since."""
+        stream state written last, caught up with the readings stored since;
+        the streaming models without state start cold (`rebuild_streams`)."""
         self.follower.warm_load()
         self.snapshot.restore_streams()
         if self.loaded_from is LoadState.DATABASE:
             self._catch_up_streams()
+        self.streams.start_all(self.table)
 
     def _catch_up_streams(self) -> None:
-        """Advance the state of every guarded series (`auto`'s stuck guard) by
-        its readings stored after its newest one seen: those sent in since the
-        state was written (this process down, or another replica's). At most
-        its limit + 1 of them, the newest: enough to tell a run over it."""
+        """Advance the state of every guarded series (`auto`'s stuck guard) and
+        streaming model by its readings stored after its newest one seen: those
+        sent in since the state was written (this process down, or another
+        replica's). At most the newest limit + 1 of a guarded series (enough
+        to tell a run over it), REBUILD_DEPTH of a streaming model's."""
         table = self.table
-        rows, limits = table.guarded()
+        rows, depth = table.guarded()
+        streaming = table.streaming()
+        rows = np.concatenate([rows, streaming])
+        depth = np.concatenate([depth + 1, np.full(streaming.size, REBUILD_DEPTH)])
+        rows, first = np.unique(rows, return_index=True)
         if not rows.size:
             return
         ids = [table.ids[row] for row in rows.tolist()]
         after = self.streams.newest(table, rows)
         try:
-            found = self.store.newest_readings(ids, after, limits + 1)
+            found = self.store.newest_readings(ids, after, depth[first])
         except DependencyUnavailable as exc:
             self.health.down(exc)
             return
@@ -110,8 +124,26 @@ class Predictor:
         series = [s for s, readings in found.items() for _ in range(len(readings))]
         timestamps = np.concatenate([r.timestamps for r in found.values()])
         values = np.concatenate([r.values for r in found.values()])
-        self.streams.many(table, table.rows_of(series), timestamps, values)
+        score_batch(self, series, timestamps, values, fetch=False)  # advances them
         log.info("inference.streams_caught_up", series=len(found), readings=len(series))
+
+    def rebuild_streams(self) -> int:
+        """Rebuild the cold streaming models, REBUILD_CHUNK series a query, from
+        the newest REBUILD_DEPTH readings each stored since its state's start
+        (its version's last training reading); how many series."""
+        rebuilt = 0
+        while True:
+            table = self.table
+            cold = self.streams.cold(table, REBUILD_CHUNK)
+            if not cold.ids:
+                return rebuilt
+            depth = np.full(len(cold.ids), REBUILD_DEPTH)
+            found = self.store.newest_readings(cold.ids, np.array(cold.until), depth)
+            readings = self.streams.rebuild(table, cold, found)
+            rebuilt += len(cold.ids)
+            log.info(
+                "inference.streams_rebuilt", series=len(cold.ids), readings=readings
+            )
 
     @property
     def table(self) -> ModelTable:
