@@ -98,6 +98,21 @@ def test_a_variance_change_is_flagged() -> None:
     assert not result.anomaly[:100].any()
 
 
+def test_discrete_readings_are_judged_on_their_own_spread() -> None:
+    # A flow meter reading whole units: its MAD collapses to nothing.
+    t = 1_700_000_000.0 + np.arange(800.0)
+    rng = np.random.default_rng(3)
+    v = 32.0 + rng.choice([-1.0, 0.0, 1.0], t.size, p=[0.05, 0.85, 0.1])
+    v += rng.normal(0, 0.003, t.size)
+    model = detection.fit("changepoint", t[:400], v[:400])
+    v[600:] -= 6.0  # the flow drops
+
+    result = model.score(t[400:], v[400:])
+
+    assert not result.anomaly[:200].any()
+    assert result.anomaly[205:].all()
+
+
 @settings(max_examples=40, deadline=None)
 @given(departures)
 def test_the_vectorized_step_is_the_plain_one_and_the_library(

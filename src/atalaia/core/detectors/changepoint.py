@@ -2,13 +2,15 @@
 residuals of the seasonal baseline (Page 1954; Montgomery, "Introduction to
 Statistical Quality Control", ch. 9).
 
-A reading's residual is d = (x − e(t)) / s(t) − μ: from the seasonal baseline
-(`streaming.fit_baseline`: the value expected at its phase and the robust
-scale there) and the series' current level μ (0 after training). Residuals
-that follow one another are rarely independent: the sums below are divided by
-f = √((1 + ρ) / (1 − ρ)), ρ the training residuals' lag-1 autocorrelation
-(within [0, 0.99]), so that a sum of n of them keeps the spread of n
-independent ones.
+A reading's residual is d = (x − e(t)) / (s(t) σ) − μ: from the seasonal
+baseline (`streaming.fit_baseline`: the value expected at its phase and the
+robust scale there), the residuals' own sigma σ in that scale (1, or more
+when the readings are discrete: a MAD that collapses on a few repeated
+values leaves the baseline far too narrow, `_unit`) and the series' current
+level μ (0 after training). Residuals that follow one another are rarely
+independent: the sums below are divided by f = √((1 + ρ) / (1 − ρ)), ρ the
+training residuals' lag-1 autocorrelation (within [0, 0.99]), so that a sum
+of n of them keeps the spread of n independent ones.
 
 Two one-sided CUSUMs look for a shift of at least `shift_sigma` residual
 sigmas: S⁺ ← max(0, S⁺ + u − k), S⁻ ← max(0, S⁻ − u − k), with u = d / f
@@ -18,8 +20,8 @@ crosses h = 6 once in ~400,000 readings (Siegmund's approximation, both
 sides). When a sum crosses h, a change is detected: it began where the sum
 last left 0, its size is the mean residual since then, and the level μ
 re-centres by that size (the sums restart from 0). While μ stands more than
-k f away from the series' normal level, each reading is an anomaly
-(`level_shift`, score |μ − normal| / (k f)): a shift is one alarm from its
+2 k f away from the series' normal level, each reading is an anomaly
+(`level_shift`, score |μ − normal| / (2 k f)): a shift is one alarm from its
 detection to its end, a drift a few re-centrings in a row. A change that
 persists `absorb_after_s` seconds is absorbed: its level becomes the normal
 one, and the result says so (`change_absorbed`).
@@ -27,9 +29,9 @@ one, and the result says so (`change_absorbed`).
 A variance change is a third CUSUM, V ← min(max(0, V + (|d| ∧ cap − 1.2) / f),
 2h): the mean |d| of Gaussian noise is 0.8, 1.6 when its sigma doubles; it
 flags (`variance_change`, score V / h) while V > h. A reading more than
-`outlier_sigma` from its expected value e(t) + s(t) μ is an anomaly by itself
-(score |d| / `outlier_sigma`, the baseline's reason); `expected` is that
-value, lower/upper ± `outlier_sigma` s(t).
+`outlier_sigma` from its expected value e(t) + s(t) σ μ is an anomaly by
+itself (score |d| / `outlier_sigma`, the baseline's reason); `expected` is
+that value, lower/upper ± `outlier_sigma` s(t) σ.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class ChangeParams(Columns):
     """Fitted models of series, a column entry each (see the module); their
     baseline bands are apart."""
 
+    unit: FloatArray  # the residuals' sigma, in baseline scales (`_unit`)
     inflation: FloatArray  # f
     threshold: FloatArray  # h
     allowance: FloatArray  # k
@@ -150,10 +153,13 @@ def fit_changepoint(
         BandPools.of([band]), np.array([outlier]), rows, readings.timestamps,
         readings.values,
     )  # fmt: skip
+    unit = _unit(z)
+    z = z / unit
     f, k = _inflation(z, outlier), hyperparameters["shift_sigma"] / 2
     jitter = _jitter(z)
     h, hv = _thresholds(z, f, k, jitter, hyperparameters["threshold"])
     params = ChangeParams(
+        np.array([unit]),
         np.array([f]),
         np.array([h]),
         np.array([k]),
@@ -203,6 +209,19 @@ def _jitter(z: FloatArray) -> float:
     return max(mean / GAUSSIAN_MEAN_ABS, MIN_SPREAD)
 
 
+def _unit(z: FloatArray) -> float:
+    """The residuals' sigma in baseline scales: 1, or the spread of their
+    successive differences (winsorized at their 1st and 99th percentiles,
+    over √2) when it is wider: discrete readings collapse the MAD and leave
+    the baseline far too narrow, while a level shift among the training
+    readings moves few differences."""
+    jumps = np.diff(z)
+    if jumps.size < 2:
+        return 1.0
+    low, high = np.quantile(jumps, [0.01, 0.99])
+    return max(float(np.std(np.clip(jumps, low, high)) / np.sqrt(2)), 1.0)
+
+
 def _inflation(z: FloatArray, outlier: float) -> float:
     """f of residuals `z` (clipped at the outlier band: a spike is no trend)."""
     clipped = np.clip(z, -outlier, outlier)
@@ -236,6 +255,8 @@ def advance(
 ) -> tuple[Step, Change]:
     """`step` given the readings' baselines (`streaming.standardized`)."""
     expected, scale, z = baseline
+    unit = p.unit[rows]
+    scale, z = scale * unit, z / unit
     level, f = s.level[rows], p.inflation[rows]
     k, h, outlier_sigma = p.allowance[rows], p.threshold[rows], p.outlier[rows]
     hv = p.variance_threshold[rows]
@@ -332,6 +353,8 @@ def advance_one(
     """`step_one` given the reading's baseline (`streaming.standardized`, which
     a series' readings can get all at once)."""
     expected, scale, z = baseline
+    unit = p.unit.item(row)
+    scale, z = scale * unit, z / unit
     level, f = s.level.item(row), p.inflation.item(row)
     k, h = p.allowance.item(row), p.threshold.item(row)
     hv = p.variance_threshold.item(row)
