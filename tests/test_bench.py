@@ -28,6 +28,8 @@ SMOKE = [
     ["predict-forest", "--models", "20", "--forests", "1", "--points", "3000"]
     + ["--readings", "100", "--series-per-request", "10", "--duration", "1"]
     + ["--runs", "1"],
+    ["streaming", "--models", "300", "--batch", "50", "--single", "200"]
+    + ["--runs", "1"],
     # no peer: their virtualenvs take minutes to make (see bench/peers_bench.py)
     ["peers", "--models", "300", "--peers", "none", "--runs", "1", "--duration", "1"],
 ]

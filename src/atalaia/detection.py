@@ -295,8 +295,9 @@ class StreamModel:
         """Score consecutive readings (timestamps strictly increasing)."""
         readings = Readings.of(timestamps, values)
         check_readings(readings)
-        state = self.state.copy()
         family = STREAM_FAMILIES[self.algorithm]
+        params = family.params.row(self.params.entry(0))
+        state = family.state.row(self.state.entry(0))  # a copy: scoring is pure
         advance_one, tracked = family.advance_one, family.tracks_changes
         answers = np.empty((len(readings), 5))
         change = np.full((len(readings), 3), np.nan)
@@ -308,9 +309,9 @@ class StreamModel:
         at = zip(ts.tolist(), *(c.tolist() for c in columns), strict=True)
         for i, (t, e, s, z) in enumerate(at):
             if tracked:
-                answers[i], change[i] = advance_one(self.params, state, 0, t, (e, s, z))
+                answers[i], change[i] = advance_one(params, state, t, (e, s, z))
             else:
-                answers[i] = advance_one(self.params, state, 0, t, (e, s, z))
+                answers[i] = advance_one(params, state, t, (e, s, z))
         score, expected, half = answers[:, 0], answers[:, 1], answers[:, 2]
         anomaly = score > 1.0
         reason = np.array(self.reasons)[answers[:, 4].astype(np.int64)]

@@ -36,8 +36,10 @@ that value, lower/upper ± `outlier_sigma` s(t) σ.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -344,86 +346,86 @@ def step_one(
     expected value, band half-width, side and cause; its change's start, size
     and whether it was absorbed."""
     baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
-    return advance_one(p, s, row, timestamp, baseline)
+    state = ChangeState.row(s.entry(row))
+    answer = advance_one(ChangeParams.row(p.entry(row)), state, timestamp, baseline)
+    s.set_entry(row, ChangeState.values(state))
+    return answer
 
 
 def advance_one(
-    p: ChangeParams, s: ChangeState, row: int, timestamp: float, baseline: Baseline
+    p: Any, s: Any, timestamp: float, baseline: Baseline
 ) -> tuple[tuple[float, float, float, bool, int], tuple[float, float, bool]]:
-    """`step_one` given the reading's baseline (`streaming.standardized`, which
-    a series' readings can get all at once)."""
+    """`step_one` on a series' params and state as rows (`Columns.row`), the
+    state advanced in place, given the reading's baseline
+    (`streaming.standardized`, which a series' readings can get all at
+    once)."""
     expected, scale, z = baseline
-    unit = p.unit.item(row)
+    unit = p.unit
     scale, z = scale * unit, z / unit
-    level, f = s.level.item(row), p.inflation.item(row)
-    k, h = p.allowance.item(row), p.threshold.item(row)
-    hv = p.variance_threshold.item(row)
-    outlier_sigma, normal = p.outlier.item(row), s.normal.item(row)
+    level, f = s.level, p.inflation
+    k, h = p.allowance, p.threshold
+    hv = p.variance_threshold
+    outlier_sigma, normal = p.outlier, s.normal
     d = z - level
     cap = k + h / 2
-    jump = abs(z - s.previous.item(row)) / p.jitter.item(row)
-    spread = s.spread.item(row) + min(jump, cap) - VARIANCE_REFERENCE
+    jump = abs(z - s.previous) / p.jitter
+    spread = s.spread + min(jump, cap) - VARIANCE_REFERENCE
     spread = min(max(spread, 0.0), VARIANCE_CAP * hv)
-    s.spread[row], s.previous[row] = spread, z
-    settling = s.settle_count.item(row) < SETTLE
+    s.spread, s.previous = spread, z
+    settling = s.settle_count < SETTLE
     u = min(max(d / f, -cap), cap)
-    up = _advance_one(s.up, s.up_sum, s.up_count, s.up_start, row, timestamp, d, u - k)
-    down = _advance_one(
-        s.down, s.down_sum, s.down_count, s.down_start, row, timestamp, d, -u - k
+    s.up, s.up_sum, s.up_count, s.up_start = up_side = _advance_one(
+        s.up, s.up_sum, s.up_count, s.up_start, timestamp, d, u - k
     )
+    s.down, s.down_sum, s.down_count, s.down_start = down_side = _advance_one(
+        s.down, s.down_sum, s.down_count, s.down_start, timestamp, d, -u - k
+    )
+    up, down = up_side[0], down_side[0]
     fired = up > h or down > h
     rising = up >= down
     if fired:
-        side = (s.up_sum, s.up_count, s.up_start) if rising else (
-            s.down_sum, s.down_count, s.down_start
-        )  # fmt: skip
+        _, total, count, began = up_side if rising else down_side
         if not abs(level - normal) > 2 * k * f:
-            s.start[row] = side[2].item(row)
-        s.level[row] = level + side[0].item(row) / max(side[1].item(row), 1.0)
-        s.settle_sum[row], s.settle_count[row] = z, 1.0
-        for column in (s.up, s.up_sum, s.up_count, s.down, s.down_sum, s.down_count):
-            column[row] = 0.0
+            s.start = began
+        s.level = level + total / max(count, 1.0)
+        s.settle_sum, s.settle_count = z, 1.0
+        s.up = s.up_sum = s.up_count = s.down = s.down_sum = s.down_count = 0.0
     elif settling:
-        total, count = s.settle_sum.item(row) + z, s.settle_count.item(row) + 1.0
-        s.settle_sum[row], s.settle_count[row] = total, count
-        s.level[row] = total / count
-    away = s.level.item(row) - normal
+        total, count = s.settle_sum + z, s.settle_count + 1.0
+        s.settle_sum, s.settle_count = total, count
+        s.level = total / count
+    away = s.level - normal
     regime = abs(away) / (2 * k * f)
-    absorb = regime > 1.0 and timestamp - s.start.item(row) >= p.absorb_after.item(row)
+    absorb = regime > 1.0 and timestamp - s.start >= p.absorb_after
     if absorb:
-        s.normal[row] = s.level.item(row)
+        s.normal = s.level
         regime = 0.0
     if regime <= 1.0:
-        s.start[row] = np.nan
-    size = away * scale if regime > 1.0 else np.nan
+        s.start = math.nan
+    size = away * scale if regime > 1.0 else math.nan
     level_score = regime if fired or regime > 1.0 else max(up, down) / h
     scores = [abs(d) / outlier_sigma, level_score, spread / hv]
     cause = max(range(3), key=scores.__getitem__)
     above = away > 0 if cause == LEVEL else d > 0
     half = outlier_sigma * scale
     answer = (max(scores), expected + scale * level, half, above, cause)
-    return answer, (s.start.item(row), size, absorb)
+    return answer, (s.start, size, absorb)
 
 
 def _advance_one(
-    cusum: FloatArray,
-    total: FloatArray,
-    count: FloatArray,
-    start: FloatArray,
-    row: int,
+    cusum: float,
+    total: float,
+    count: float,
+    start: float,
     timestamp: float,
     d: float,
     increment: float,
-) -> float:
-    """`_advance` for one series, in plain floats."""
-    before = cusum.item(row)
-    after = max(before + increment, 0.0)
+) -> tuple[float, float, float, float]:
+    """`_advance` for one series, in plain floats: the CUSUM, sum, count and
+    start after it."""
+    after = max(cusum + increment, 0.0)
     if after > 0.0:
-        if before == 0.0:
-            start[row] = timestamp
-        total[row] = total.item(row) + d
-        count[row] = count.item(row) + 1.0
-    else:
-        total[row] = count[row] = 0.0
-    cusum[row] = after
-    return after
+        if cusum == 0.0:
+            start = timestamp
+        return after, total + d, count + 1.0, start
+    return after, 0.0, 0.0, start

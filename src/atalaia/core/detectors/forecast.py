@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,6 @@ from atalaia.core.detectors.base import FloatArray
 from atalaia.core.detectors.phases import BandPools, PhaseBand
 from atalaia.core.detectors.robust import median_and_sigma
 from atalaia.core.detectors.streaming import (
-    INTEGERS,
     MIN_SPREAD,
     Baseline,
     Baselines,
@@ -84,7 +84,7 @@ class ForecastParams(Columns):
     threshold: FloatArray
     outlier: FloatArray
     rate: FloatArray  # 1 / memory
-    suppress: IntArray = field(metadata=INTEGERS)
+    suppress: FloatArray  # readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +95,11 @@ class ForecastState(Columns):
 
     level: FloatArray
     ring: FloatArray = field(metadata={"width": WINDOW})  # series × WINDOW
-    slot: IntArray = field(metadata=INTEGERS)
+    slot: FloatArray  # a whole number
     center: FloatArray
     variance: FloatArray
     square: FloatArray
-    countdown: IntArray = field(metadata=INTEGERS)
+    countdown: FloatArray  # readings
 
 
 def fit_forecast(
@@ -127,7 +127,7 @@ def _params(alpha: float, hyperparameters: Mapping[str, float]) -> ForecastParam
         np.array([hyperparameters["threshold_sigma"]]),
         np.array([hyperparameters["outlier_sigma"]]),
         np.array([1.0 / max(hyperparameters["memory"], 1.0)]),
-        np.array([round(hyperparameters["suppress"])], np.int64),
+        np.array([float(round(hyperparameters["suppress"]))]),
     )
 
 
@@ -167,11 +167,11 @@ def _state(level: float, residuals: FloatArray, outlier: float) -> ForecastState
     return ForecastState(
         level=np.array([level]),
         ring=ring,
-        slot=np.array([last.size % WINDOW], np.int64),
+        slot=np.array([float(last.size % WINDOW)]),
         center=np.array([center]),
         variance=np.array([max(means_spread, MIN_SPREAD / WINDOW) ** 2]),
         square=np.array([spread**2]),
-        countdown=np.zeros(1, np.int64),
+        countdown=np.zeros(1),
     )
 
 
@@ -204,7 +204,7 @@ def advance(
     limit = p.outlier[rows] * sd
     outlier = np.abs(r) / limit
     clipped = np.minimum(np.maximum(r, -limit), limit)
-    slot = s.slot[rows]
+    slot = s.slot[rows].astype(np.int64)
     s.ring[rows, slot] = clipped
     total = s.ring[rows, 0]
     for j in range(1, WINDOW):  # in slot order, as the plain path adds
@@ -250,47 +250,51 @@ def step_one(
     """`step` for one reading of series `row`, in plain floats: its score,
     expected value, band half-width, side and cause."""
     baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
-    return advance_one(p, s, row, timestamp, baseline)
+    state = ForecastState.row(s.entry(row))
+    answer = advance_one(ForecastParams.row(p.entry(row)), state, timestamp, baseline)
+    s.set_entry(row, ForecastState.values(state))
+    return answer
 
 
 def advance_one(
-    p: ForecastParams, s: ForecastState, row: int, _timestamp: float, baseline: Baseline
+    p: Any, s: Any, _timestamp: float, baseline: Baseline
 ) -> tuple[float, float, float, bool, int]:
-    """`step_one` given the reading's baseline (`streaming.standardized`, which
-    a series' readings can get all at once)."""
+    """`step_one` on a series' params and state as rows (`Columns.row`), the
+    state advanced in place, given the reading's baseline
+    (`streaming.standardized`, which a series' readings can get all at
+    once)."""
     expected, scale, z = baseline
-    level = s.level.item(row)
-    sd = math.sqrt(max(s.square.item(row), MIN_SPREAD**2))
+    level = s.level
+    sd = math.sqrt(max(s.square, MIN_SPREAD**2))
     r = z - level
-    limit = p.outlier.item(row) * sd
+    limit = p.outlier * sd
     outlier = abs(r) / limit
     clipped = min(max(r, -limit), limit)
-    slot = s.slot.item(row)
-    s.ring[row, slot] = clipped
-    ring = s.ring[row].tolist()
+    slot = int(s.slot)
+    ring = s.ring
+    ring[slot] = clipped
     total = ring[0]
     for j in range(1, WINDOW):
         total = total + ring[j]
     mean = total / WINDOW
-    center, variance = s.center.item(row), s.variance.item(row)
+    center, variance = s.center, s.variance
     spread = math.sqrt(variance)
     deviation = (mean - center) / spread
-    threshold = p.threshold.item(row)
-    likely = abs(deviation) / threshold
-    beyond, countdown = likely > 1.0, s.countdown.item(row)
+    likely = abs(deviation) / p.threshold
+    beyond, countdown = likely > 1.0, s.countdown
     if not (beyond and countdown == 0):
         likely = min(likely, 1.0)
-    s.countdown[row] = p.suppress.item(row) if beyond else max(countdown - 1, 0)
-    s.level[row] = level + p.alpha.item(row) * clipped
-    s.slot[row] = (slot + 1) % WINDOW
-    rate = 0.0 if beyond else p.rate.item(row)
+    s.countdown = p.suppress if beyond else max(countdown - 1, 0.0)
+    s.level = level + p.alpha * clipped
+    s.slot = float((slot + 1) % WINDOW)
+    rate = 0.0 if beyond else p.rate
     bound, near = HELD * spread, HELD * sd
     gap = min(max(mean - center, -bound), bound)
     held = min(max(r, -near), near)
-    s.center[row] = center + rate * gap
-    s.variance[row] = (1.0 - rate) * (variance + rate * gap * gap)
-    square = s.square.item(row)
-    s.square[row] = square + rate * (held * held - square)
+    s.center = center + rate * gap
+    s.variance = (1.0 - rate) * (variance + rate * gap * gap)
+    square = s.square
+    s.square = square + rate * (held * held - square)
     if countdown:
         outlier = min(outlier, 1.0)
     above = deviation > 0 if likely >= outlier else r > 0

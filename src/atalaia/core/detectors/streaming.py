@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -103,15 +103,31 @@ def baseline_one(
     return e.item(), s.item(), z.item()
 
 
-# Field metadata of a column: entries a series (a ring's size), integers.
-INTEGERS = {"integers": True}
+class Row:
+    """One series' entry of columns as plain floats, an attribute a field (a
+    list for a field several wide): what the plain-float path reads and
+    writes, a few times faster than reading and writing numpy scalars."""
+
+
+_LAYOUTS: dict[str, tuple[tuple[str, int], ...]] = {}
+
+
+def _layout(cls: type) -> tuple[tuple[str, int], ...]:
+    """Each field of a `Columns` class and how many numbers a series has."""
+    key = cls.__qualname__ + cls.__module__
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _LAYOUTS[key] = tuple(
+            (f.name, f.metadata.get("width", 1)) for f in fields(cls)
+        )
+    return layout
 
 
 class Columns:
-    """Per-series columns (dataclass fields, all arrays), stored as named
-    arrays or packed (`pack`), never pickled. Mixed into the params' and
-    states' dataclasses; a field's metadata says how many entries a series
-    has (`width`, default 1) and whether they are integers (`INTEGERS`)."""
+    """Per-series columns (dataclass fields, all float64 arrays), stored as
+    named arrays or packed (`packed`), never pickled. Mixed into the params'
+    and states' dataclasses; a field's metadata says how many numbers a
+    series has (`width`, default 1: a 1-D column; else series × width)."""
 
     __slots__ = ()
 
@@ -137,29 +153,64 @@ class Columns:
     @classmethod
     def width(cls) -> int:
         """Numbers a series has in all the columns."""
-        return sum(f.metadata.get("width", 1) for f in fields(cls))  # type: ignore[arg-type]
+        return sum(width for _, width in _layout(cls))
+
+    @classmethod
+    def row(cls, values: list[float]) -> Any:
+        """A series' numbers (as `packed` lays them) as a `Row`."""
+        row, at = Row(), 0
+        entries = row.__dict__
+        for name, width in _layout(cls):
+            entries[name] = values[at] if width == 1 else values[at : at + width]
+            at += width
+        return row
+
+    @classmethod
+    def values(cls, row: Any) -> list[float]:
+        """A `Row`'s numbers, as `packed` lays them."""
+        values: list[float] = []
+        entries = row.__dict__
+        for name, width in _layout(cls):
+            if width == 1:
+                values.append(entries[name])
+            else:
+                values.extend(entries[name])
+        return values
+
+    def entry(self, i: int) -> list[float]:
+        """Series `i`'s numbers, as `packed` lays them."""
+        return self.packed_rows(np.array([i]))[0].tolist()  # type: ignore[no-any-return]
+
+    def set_entry(self, i: int, values: list[float]) -> None:
+        """Give series `i` these numbers (laid as `packed` lays them)."""
+        at = 0
+        for name, width in _layout(type(self)):
+            getattr(self, name)[i] = (
+                values[at] if width == 1 else values[at : at + width]
+            )
+            at += width
+
+    def packed_rows(self, rows: IntArray | slice) -> FloatArray:
+        """Series `rows`' numbers, a row each (rows × `width()`)."""
+        return np.hstack(
+            [
+                np.asarray(getattr(self, name)[rows], np.float64).reshape(-1, width)
+                for name, width in _layout(type(self))
+            ]
+        )
 
     def packed(self) -> FloatArray:
-        """Each series' numbers in one row (series × `width()`), float64."""
-        columns = [
-            np.asarray(getattr(self, f.name), np.float64).reshape(
-                -1, f.metadata.get("width", 1)
-            )
-            for f in fields(self)  # type: ignore[arg-type]
-        ]
-        return np.hstack(columns)
+        """Each series' numbers in one row (series × `width()`)."""
+        return self.packed_rows(slice(None))
 
     @classmethod
     def unpacked(cls, rows: FloatArray) -> Self:
-        """The columns of series packed in `rows` (`packed`)."""
+        """Columns over series packed in `rows` (`packed`): views of it, so
+        that writing the columns writes `rows`."""
         columns, at = {}, 0
-        for f in fields(cls):  # type: ignore[arg-type]
-            width = f.metadata.get("width", 1)
-            part = rows[:, at : at + width]
+        for name, width in _layout(cls):
+            columns[name] = rows[:, at] if width == 1 else rows[:, at : at + width]
             at += width
-            column = part if width > 1 else part[:, 0]
-            kind = np.int64 if f.metadata.get("integers") else np.float64
-            columns[f.name] = np.ascontiguousarray(column, kind)
         return cls(**columns)
 
 

@@ -17,14 +17,14 @@ The caller (`SeriesStreams`) serializes every call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from atalaia.core.detectors.stream_families import STREAM_FAMILIES, StreamFamily
-from atalaia.core.detectors.streaming import Columns, Step, standardized
+from atalaia.core.detectors.streaming import Step, standardized
 from atalaia.core.series import FloatArray
 from atalaia.services.model_table import ALGORITHMS, REASONS
 
@@ -42,16 +42,23 @@ def reason_codes(family: StreamFamily) -> IntArray:
 
 @dataclass(slots=True)
 class FamilyRows:
-    """One family's params and state by table row, with each row's version
-    (0: none), the time its state started from (its last training reading)
-    and whether its state is warm."""
+    """One family's params and state by table row: each a matrix (rows ×
+    numbers, as `Columns.packed` lays them) with columns over it (views), and
+    each row's version (0: none), the time its state starts from (its last
+    training reading) and whether it is warm."""
 
     family: StreamFamily
     version: IntArray
     until: FloatArray
     warm: BoolArray
-    params: Any  # the family's params columns
-    state: Any  # and its state columns
+    packed_params: FloatArray
+    packed_state: FloatArray
+    params: Any = None  # the family's params columns, over `packed_params`
+    state: Any = None  # and its state columns, over `packed_state`
+
+    def __post_init__(self) -> None:
+        self.params = self.family.params.unpacked(self.packed_params)
+        self.state = self.family.state.unpacked(self.packed_state)
 
     @classmethod
     def empty(cls, family: StreamFamily, size: int) -> FamilyRows:
@@ -60,8 +67,8 @@ class FamilyRows:
             np.zeros(size, np.int64),
             np.zeros(size),
             np.zeros(size, bool),
-            family.params.unpacked(np.zeros((size, family.params.width()))),
-            family.state.unpacked(np.zeros((size, family.state.width()))),
+            np.zeros((size, family.params.width())),
+            np.zeros((size, family.state.width())),
         )
 
     @property
@@ -73,19 +80,18 @@ class FamilyRows:
         moved = FamilyRows.empty(self.family, size)
         moved.version[to], moved.warm[to] = self.version[at], self.warm[at]
         moved.until[to] = self.until[at]
-        _copy_rows(moved.params, to, self.params, at)
-        _copy_rows(moved.state, to, self.state, at)
+        moved.packed_params[to] = self.packed_params[at]
+        moved.packed_state[to] = self.packed_state[at]
         return moved
 
     def start(
         self, rows: IntArray, versions: IntArray, packed: Sequence[bytes]
     ) -> None:
         """Give `rows` these versions' params and state (cold)."""
-        unpacked = self.family.unpack(packed)
-        _copy_rows(self.params, rows, unpacked.params, np.arange(rows.size))
-        _copy_rows(self.state, rows, unpacked.state, np.arange(rows.size))
-        self.version[rows], self.warm[rows] = versions, False
-        self.until[rows] = unpacked.until
+        until, params, state = self.family.unpack(packed)
+        self.packed_params[rows] = params.packed()
+        self.packed_state[rows] = state.packed()
+        self.version[rows], self.warm[rows], self.until[rows] = versions, False, until
 
     def advance(
         self,
@@ -118,25 +124,20 @@ class FamilyRows:
         self, row: int, timestamp: float, expected: float, half_width: float,
         value: float, *, stale: bool,
     ) -> tuple[float, float, float, int]:  # fmt: skip
-        """One reading of `row` (a stale one: on a copy of its state): its
-        score, expected value, band half-width and cause."""
-        rows = self
-        if stale:
-            rows, row = self.moved(1, np.zeros(1, np.int64), np.array([row])), 0
-        outlier = rows.params.outlier.item(row)
-        scale = half_width / outlier
+        """One reading of `row` (stale: its state left as it was): its score,
+        expected value, band half-width and cause."""
+        family = self.family
+        params = family.params.row(self.packed_params[row].tolist())
+        state = family.state.row(self.packed_state[row].tolist())
+        scale = half_width / params.outlier
         baseline = (expected, scale, (value - expected) / scale)
-        answer = self.family.advance_one(rows.params, rows.state, row, timestamp,
-                                         baseline)  # fmt: skip
+        answer = family.advance_one(params, state, timestamp, baseline)
+        if not stale:
+            self.packed_state[row] = family.state.values(state)
         score, expected, half, _above, cause = (
-            answer[0] if self.family.tracks_changes else answer
+            answer[0] if family.tracks_changes else answer
         )
         return score, expected, half, cause
-
-
-def _copy_rows(into: Columns, to: IntArray, source: Columns, at: IntArray) -> None:
-    for f in fields(into):  # type: ignore[arg-type]
-        getattr(into, f.name)[to] = getattr(source, f.name)[at]
 
 
 # Family by the table's algorithm code; None: not a streaming family.
@@ -149,14 +150,14 @@ STREAM_CODES = np.array(
 
 
 def saved(rows: FamilyRows) -> dict[str, npt.NDArray[Any]]:
-    """The rows as named arrays (their params and state packed)."""
+    """The rows as named arrays."""
     name = rows.family.name
     return {
         f"{name}_version": rows.version,
         f"{name}_until": rows.until,
         f"{name}_warm": rows.warm,
-        f"{name}_params": rows.params.packed(),
-        f"{name}_state": rows.state.packed(),
+        f"{name}_params": rows.packed_params,
+        f"{name}_state": rows.packed_state,
     }
 
 
@@ -173,7 +174,6 @@ def from_saved(
     rows.version[to] = arrays[f"{name}_version"]
     rows.until[to] = arrays[f"{name}_until"]
     rows.warm[to] = arrays[f"{name}_warm"]
-    at = np.arange(to.size)
-    _copy_rows(rows.params, to, family.params.unpacked(arrays[f"{name}_params"]), at)
-    _copy_rows(rows.state, to, family.state.unpacked(arrays[f"{name}_state"]), at)
+    rows.packed_params[to] = arrays[f"{name}_params"]
+    rows.packed_state[to] = arrays[f"{name}_state"]
     return rows

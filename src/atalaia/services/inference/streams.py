@@ -280,8 +280,7 @@ class SeriesStreams:
             columns = [getattr(self._state, f) for f in ("timestamp", "value", "run")]
             for rows in self._families.values():
                 columns += [rows.version, rows.until, rows.warm]
-                columns += [*rows.params.to_arrays().values()]
-                columns += [*rows.state.to_arrays().values()]
+                columns += [rows.packed_params, rows.packed_state]
             return sum(c.nbytes for c in columns)
 
     def save(self, path: Path) -> int:
