@@ -109,17 +109,13 @@ class Row:
     writes, a few times faster than reading and writing numpy scalars."""
 
 
-_LAYOUTS: dict[str, tuple[tuple[str, int], ...]] = {}
-
-
 def _layout(cls: type) -> tuple[tuple[str, int], ...]:
-    """Each field of a `Columns` class and how many numbers a series has."""
-    key = cls.__qualname__ + cls.__module__
-    layout = _LAYOUTS.get(key)
+    """Each field of a `Columns` class and how many numbers a series has
+    (kept on the class: the plain-float path reads it every reading)."""
+    layout: tuple[tuple[str, int], ...] | None = cls.__dict__.get("_layout")
     if layout is None:
-        layout = _LAYOUTS[key] = tuple(
-            (f.name, f.metadata.get("width", 1)) for f in fields(cls)
-        )
+        layout = tuple((f.name, f.metadata.get("width", 1)) for f in fields(cls))
+        type.__setattr__(cls, "_layout", layout)
     return layout
 
 
@@ -161,8 +157,12 @@ class Columns:
         row, at = Row(), 0
         entries = row.__dict__
         for name, width in _layout(cls):
-            entries[name] = values[at] if width == 1 else values[at : at + width]
-            at += width
+            if width == 1:
+                entries[name] = values[at]
+                at += 1
+            else:
+                entries[name] = values[at : at + width]
+                at += width
         return row
 
     @classmethod

@@ -191,14 +191,17 @@ def _one(
             score = float(verdicts.score[0])
             reason = ISOLATED if verdicts.isolated[0] else reason
     # Advanced only now: every step before may hand the reading to a thread.
-    run, stale = serving.streams.one(table, row, timestamp, value)
-    state = STATELESS
     if record.algorithm in _STREAMING and record.tier == _MODEL:
         reading = (timestamp, expected, width, value)
-        state, answer = serving.streams.model_one(table, row, record, reading, stale)
+        run, stale, (state, answer) = serving.streams.model_one(
+            table, row, record, reading
+        )
         if answer is not None:
             score, expected, width, cause = answer
             reason = reason if cause < 0 else cause
+    else:
+        run, stale = serving.streams.one(table, row, timestamp, value)
+        state = STATELESS
     limit = record.stuck_after
     if limit and run > limit:
         score, reason = max(score, run / limit), STUCK

@@ -57,6 +57,7 @@ from atalaia.services.model_table import (
 IntArray = npt.NDArray[np.int64]
 LAYOUT = "atalaia.streams.2"
 _REASONS = {name: reason_codes(f) for name, f in STREAM_FAMILIES.items()}
+_REASON_OF = {name: tuple(codes.tolist()) for name, codes in _REASONS.items()}
 
 
 class StreamsUnreadable(Exception):
@@ -134,22 +135,26 @@ class SeriesStreams:
         row: int,
         record: Record,
         reading: tuple[float, float, float, float],
-        stale: bool,
-    ) -> ModelAnswer:
-        """Score one `reading` (timestamp, band centre, band half-width, value)
-        of row `row`, a streaming model's (`record`), advancing its state
-        unless `stale`."""
+    ) -> tuple[int, bool, ModelAnswer]:
+        """`one` for row `row`, a streaming model's (`record`), and its score
+        of the `reading` (timestamp, band centre, band half-width, value),
+        advancing its state unless the reading is stale."""
+        timestamp, expected, width, value = reading
         with self._lock:
-            rows = self._family_of(table, record.algorithm)
+            self.calls += 1
+            run, stale = advance_one(self._state_of(table), row, timestamp, value)
+            rows = self._families.get(record.algorithm)
+            if rows is None:
+                rows = self._family_of(table, record.algorithm)
             if rows.version[row] != record.version:
                 self._start(table, rows, np.array([row]))
             if not rows.warm[row]:
-                return COLD, None
-            timestamp, expected, width, value = reading
+                return run, stale, (COLD, None)
             score, expected, half, cause = rows.advance_one(
                 row, timestamp, expected, width, value, stale=stale
             )
-        return WARM, (score, expected, half, int(_REASONS[rows.family.name][cause]))
+        reason = _REASON_OF[rows.family.name][cause]
+        return run, stale, (WARM, (score, expected, half, reason))
 
     def models_many(
         self,
