@@ -205,6 +205,10 @@ def streaming(
     single: int = 20_000,
     depth: int = 10,
     runs: int = 3,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A fresh PostgreSQL database to rebuild the state from."),
+    ] = None,
     record: Record = True,
 ) -> None:
     """Streaming models in process: a forecast fleet against a zscore one
@@ -212,7 +216,7 @@ def streaming(
     share of one core, the state's memory and its rebuild."""
     report(
         "streaming",
-        stream_bench.streaming(models, batch, single, depth, runs),
+        stream_bench.streaming(models, batch, single, depth, runs, url),
         record=record,
     )
 

@@ -7,7 +7,10 @@ a `forecast` fleet costs against a `zscore` one in the same run.
   series a minute) in batches, its CPU time as a share of one core's minute;
 - state: the bytes of the fleet's streaming state in memory;
 - rebuild: the fleet's state rebuilt from `depth` readings a series given in
-  memory (the query to PostgreSQL apart), seconds.
+  memory (the query to PostgreSQL apart), seconds; with `url` (a fresh
+  PostgreSQL database), `depth` readings of every series stored there first,
+  and the fleet rebuilt from them as a replica does at start
+  (`rebuild_cold`), seconds.
 
 The fleet's models are copies of a few fitted ones under other series ids:
 scoring costs the same whatever the numbers are.
@@ -18,13 +21,17 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
 
+from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.core.fitting import fit_series
 from atalaia.core.series import Readings
 from atalaia.core.serving import ServedModel
 from atalaia.services.inference import data_plane
 from atalaia.services.inference.heavy import HeavyModels
-from atalaia.services.inference.streams import Cold, SeriesStreams
+from atalaia.services.inference.streams import Cold, SeriesStreams, rebuild_cold
 from atalaia.services.model_table import ModelTable, Source
 from bench._fleet import series_ids
 
@@ -89,7 +96,7 @@ def _fleet(algorithm: str, ids: list[str], rng: np.random.Generator) -> _Serving
 
 
 def streaming(
-    models: int, batch: int, single: int, depth: int, runs: int
+    models: int, batch: int, single: int, depth: int, runs: int, url: str | None
 ) -> dict[str, float]:
     rng = np.random.default_rng(0)
     ids = series_ids(models)
@@ -134,6 +141,10 @@ def streaming(
     )
     figures["state_mb"] = _state_bytes(fleets["forecast"]) / 1e6
     figures["rebuild_s"] = _rebuild(fleets["forecast"].table, ids, depth, rng)
+    if url is not None:
+        figures["rebuild_from_database_s"] = _rebuild_from_database(
+            fleets["forecast"].table, ids, depth, url, rng
+        )
     return figures
 
 
@@ -168,3 +179,28 @@ def _rebuild(
     started = time.perf_counter()
     serving.streams.rebuild(table, Cold(cold.ids, cold.versions, cold.until), found)
     return time.perf_counter() - started
+
+
+def _rebuild_from_database(
+    table: ModelTable, ids: list[str], depth: int, url: str, rng: np.random.Generator
+) -> float:
+    """Seconds to rebuild the whole fleet from `depth` readings a series
+    stored in the database at `url` (stored first, not timed)."""
+    engine = create_engine(url)
+    sessions = sessionmaker(engine)
+    t = 5e9 + STEP * np.arange(depth)
+    for start in range(0, len(ids), 10_000):
+        with sessions() as session:
+            batch = {
+                sid: Readings.of(t, rng.normal(10, 0.3, depth))
+                for sid in ids[start : start + 10_000]
+            }
+            ReadingStore(session).append_many(batch)
+            session.commit()
+    streams = SeriesStreams()
+    streams.start_all(table)
+    started = time.perf_counter()
+    rebuild_cold(streams, lambda: table, DatabaseServingStore(sessions))
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return seconds

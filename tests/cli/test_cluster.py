@@ -10,14 +10,17 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from atalaia import detection
 from atalaia.cli import app
 from atalaia.cli.demo import free_port
 from atalaia.cluster import local, supervisor
@@ -27,6 +30,7 @@ from atalaia.settings import Settings
 from fixtures import require_service
 from fixtures.api import inline_body, wait_for
 from fixtures.db import create_database, drop_database, worker_database_name
+from fixtures.readings import STEP_S, sensor_series
 
 runner = CliRunner()
 ATALAIA = Path(sys.executable).with_name("atalaia")
@@ -278,6 +282,21 @@ def predictions_of(base_url: str) -> float:
     )
 
 
+def ended(client: httpx.Client, job_url: str) -> dict[str, Any] | None:
+    """A training job once it has ended; None while it waits or runs."""
+    job: dict[str, Any] = client.get(job_url).json()
+    return None if job["status"] in ("queued", "running") else job
+
+
+def serves_first_version(url: str, headers: dict[str, str]) -> bool | None:
+    """Version 1 answers a reading older than any sent after (else those would
+    be stale: not after the newest reading of their series seen)."""
+    early = {"timestamp": 1_700_000_000.0, "value": 0.31}
+    answer = httpx.post(url, json=early, headers=headers, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return True if answer.json()["model_info"]["version"] == 1 else None
+
+
 def version_served(url: str, headers: dict[str, str]) -> Any:
     answer = httpx.post(url, json=READING, headers=headers, timeout=5)
     assert answer.status_code == 200, answer.text
@@ -389,3 +408,84 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
     assert code == 0, out
     assert not [p.name for p in state.processes if supervisor.alive(p)]
     assert not local.state_path(settings).exists()
+
+
+@pytest.mark.postgres
+def test_a_streaming_series_answers_alike_when_its_replica_is_killed(
+    cluster: dict[str, str],
+) -> None:
+    """`forecast` series sent in to two replicas: one series' first readings to
+    the replica then killed, the rest through the gateway (to the other,
+    which never saw it); another's all through the gateway. Every answer is
+    the library's, as one process scoring them all would give."""
+    home = Path(cluster["ATALAIA_HOME"])
+    settings = Settings(home=home, database_url=cluster["ATALAIA_DATABASE_URL"])
+    gateway_port = free_port()
+    code, out = cli(
+        "up", "--inference-replicas", "2", "--workers", "1",
+        "--gateway-port", str(gateway_port),
+        "--port-offset", str(free_offset()), "--timeout", "60",
+        env=cluster,
+    )  # fmt: skip
+    assert code == 0, out
+    state = local.ClusterState.load(local.state_path(settings))
+    assert state is not None
+    procs = {p.name: p for p in state.processes}
+    auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
+    moved, routed = "sensor_010_axial", "sensor_011_axial"
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    with httpx.Client(base_url=gateway, headers=auth, timeout=10) as client:
+        for seed, series_id in enumerate((moved, routed)):
+            trained = client.post(
+                f"/api/v1/training/{series_id}",
+                json=inline_body(seed=seed, algorithm="forecast"),
+            )
+            assert trained.status_code == 202, trained.text
+            job_url = f"/api/v1/training/jobs/{trained.json()['job_id']}"
+            job = wait_for(partial(ended, client, job_url), attempts=600)
+            assert job["status"] == "succeeded", job
+            promoted = client.post(
+                f"/api/v1/models/{series_id}/versions/1/promote",
+                json={"strategy": "direct"},
+            )
+            assert promoted.status_code == 200, promoted.text
+        for name in ("inference-1", "inference-2"):  # both serve them (a cold
+            for series_id in (moved, routed):  # reading: it advances nothing)
+                url = f"{procs[name].url}/api/v1/predict/{series_id}"
+                wait_for(partial(serves_first_version, url, auth))
+
+        answers: dict[str, list[tuple[float, str]]] = {moved: [], routed: []}
+        expected = {}
+        for seed, series_id in enumerate((moved, routed)):
+            trained_t, trained_v = sensor_series(seed=seed)
+            t = trained_t[-1] + STEP_S * np.arange(1, 61)
+            v = sensor_series(60, seed=9, start=float(t[0]))[1]
+            v[30:] += 0.1  # a sustained shift, ten noise sigmas
+            score = detection.fit("forecast", trained_t, trained_v).score(t, v)
+            expected[series_id] = [
+                (float(ti), str(r))
+                for ti, r in zip(
+                    t[score.anomaly], score.reason[score.anomaly], strict=True
+                )
+            ]
+            for i in range(t.size):
+                if series_id == moved and i == 40:
+                    os.kill(procs["inference-2"].pid, signal.SIGKILL)
+                base = (
+                    procs["inference-2"].url
+                    if series_id == moved and i < 40
+                    else gateway
+                )
+                sent = httpx.post(
+                    f"{base}/api/v1/series/{series_id}/points",
+                    json={"timestamps": [t[i]], "values": [v[i]]},
+                    headers=auth,
+                    timeout=10,
+                )
+                assert sent.status_code == 200, sent.text
+                assert not any(a["stale"] for a in sent.json()["anomalies"])
+                answers[series_id] += [
+                    (a["timestamp"], a["reason"]) for a in sent.json()["anomalies"]
+                ]
+    assert answers == expected
+    assert all(answers.values())  # the shift was found in each

@@ -9,6 +9,11 @@ series' stream state as predictions do; a reading sent again is `stale`, and
 logged once. Should the commit fail after scoring, the readings advanced the
 state without being stored: sent again, they are scored as stale readings
 and logged then.
+
+A streaming model's state is first caught up with its series' stored readings
+it has not seen (`catch_up`): those sent to another replica before this one
+took the series over, or while its state was cold (then rebuilt here, at
+once). So readings sent in get the same answers whichever replica scores them.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import AnomalyLog, IngestResult
+from atalaia.adapters.db.repositories import AnomalyLog, IngestResult, ReadingStore
 from atalaia.core.series import Readings, TimeRange
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.services.inference.data_plane import Serving, score_batch
+from atalaia.services.inference.streams import REBUILD_DEPTH
 from atalaia.services.ingest import append_many_points
 from atalaia.services.model_table import ALGORITHMS, REASONS, Scores, Tier
 
@@ -48,6 +54,7 @@ def ingest_scored(
     docstring); the caller commits. Readings that break a rule are refused
     before anything is stored or scored."""
     stored = append_many_points(session=session, batch=batch, span=span)
+    catch_up(session, serving, batch)
     series_ids = [s for s, readings in batch.items() for _ in range(len(readings))]
     if not series_ids:
         return ScoredIngest(stored, 0, [])
@@ -61,6 +68,39 @@ def ingest_scored(
     anomalies = _anomalies(series_ids, timestamps, values, scores, modelled)
     AnomalyLog(session).append(anomalies)
     return ScoredIngest(stored, int(modelled.sum()), anomalies)
+
+
+def catch_up(session: Session, serving: Serving, batch: Mapping[str, Readings]) -> None:
+    """Advance the streaming models of `batch`'s series by their readings
+    stored in the database (as `session` sees them) and new to their state,
+    but not in `batch`; a cold one is rebuilt from them."""
+    table = serving.table
+    cold, warm = serving.streams.behind(table, list(batch))
+    for group in (cold, warm):
+        if not group.ids:
+            continue
+        depth = np.full(len(group.ids), REBUILD_DEPTH)
+        stored = ReadingStore(session).newest_after(
+            group.ids, np.array(group.until), depth
+        )
+        missed = {
+            sid: _without(readings, batch[sid].timestamps)
+            for sid, readings in stored.items()
+        }
+        if group is cold:
+            serving.streams.rebuild(table, cold, missed)
+            continue
+        series = [s for s, r in missed.items() for _ in range(len(r))]
+        if series:
+            timestamps = np.concatenate([r.timestamps for r in missed.values()])
+            values = np.concatenate([r.values for r in missed.values()])
+            score_batch(serving, series, timestamps, values, fetch=False)
+
+
+def _without(readings: Readings, timestamps: np.ndarray) -> Readings:
+    """`readings` but those at `timestamps`."""
+    keep = ~np.isin(readings.timestamps, timestamps)
+    return Readings(readings.timestamps[keep], readings.values[keep])
 
 
 def _anomalies(

@@ -19,16 +19,15 @@ from atalaia.services.inference.lookup import MissLookup
 from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
 from atalaia.services.inference.snapshot import Snapshot
-from atalaia.services.inference.streams import SeriesStreams
+from atalaia.services.inference.streams import (
+    REBUILD_DEPTH,
+    SeriesStreams,
+    rebuild_cold,
+)
 from atalaia.services.model_table import ModelTable
 from atalaia.services.prediction_stats import PredictionTally
 
 log = structlog.get_logger()
-REBUILD_CHUNK = 10_000  # cold series rebuilt a query
-# A streaming model's state is rebuilt from at most this many readings, the
-# newest stored after its state's start: its level and window adapt within
-# far fewer, its long-run figures start from its training's.
-REBUILD_DEPTH = 1_000
 
 
 class Predictor:
@@ -128,22 +127,8 @@ class Predictor:
         log.info("inference.streams_caught_up", series=len(found), readings=len(series))
 
     def rebuild_streams(self) -> int:
-        """Rebuild the cold streaming models, REBUILD_CHUNK series a query, from
-        the newest REBUILD_DEPTH readings each stored since its state's start
-        (its version's last training reading); how many series."""
-        rebuilt = 0
-        while True:
-            table = self.table
-            cold = self.streams.cold(table, REBUILD_CHUNK)
-            if not cold.ids:
-                return rebuilt
-            depth = np.full(len(cold.ids), REBUILD_DEPTH)
-            found = self.store.newest_readings(cold.ids, np.array(cold.until), depth)
-            readings = self.streams.rebuild(table, cold, found)
-            rebuilt += len(cold.ids)
-            log.info(
-                "inference.streams_rebuilt", series=len(cold.ids), readings=readings
-            )
+        """Rebuild the cold streaming models (`rebuild_cold`); how many series."""
+        return rebuild_cold(self.streams, lambda: self.table, self.store)
 
     @property
     def table(self) -> ModelTable:

@@ -22,17 +22,19 @@ what was read since the last write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from atalaia.core.detectors.stream_families import STREAM_FAMILIES
 from atalaia.core.detectors.streaming import Step
 from atalaia.core.detectors.stuck import Runs, RunState, advance, advance_one
+from atalaia.core.ports import ServingStore
 from atalaia.core.series import FloatArray, Readings
 from atalaia.files import write_private_npz
 from atalaia.services.inference.stream_models import (
@@ -54,8 +56,14 @@ from atalaia.services.model_table import (
     Tier,
 )
 
+log = structlog.get_logger()
 IntArray = npt.NDArray[np.int64]
 LAYOUT = "atalaia.streams.2"
+# A streaming model's state is rebuilt from at most this many readings, the
+# newest stored after its state's start: its level and window adapt within
+# far fewer, its long-run figures start from its training's.
+REBUILD_DEPTH = 1_000
+REBUILD_CHUNK = 10_000  # cold series rebuilt a query
 _REASONS = {name: reason_codes(f) for name, f in STREAM_FAMILIES.items()}
 _REASON_OF = {name: tuple(codes.tolist()) for name, codes in _REASONS.items()}
 
@@ -221,6 +229,35 @@ class SeriesStreams:
                 if len(cold.ids) == limit:
                     break
         return cold
+
+    def behind(self, table: ModelTable, series_ids: list[str]) -> tuple[Cold, Cold]:
+        """Of these series, the streaming models whose state is cold (started
+        if they had none of their version) and those warm, with the time after
+        which stored readings are new to their state: its start for a cold
+        one, its newest reading for a warm one."""
+        rows = table.rows_of(series_ids)
+        codes = table.cols.algorithm[rows]
+        streaming = np.isin(codes, STREAM_CODES) & (table.cols.version[rows] > 0)
+        cold, warm = Cold([], [], []), Cold([], [], [])
+        if not streaming.any():
+            return cold, warm
+        with self._lock:
+            state = self._state_of(table)
+            for i in np.flatnonzero(streaming).tolist():
+                row, version = int(rows[i]), table.cols.version.item(rows[i])
+                family = self._family_of(table, int(codes[i]))
+                if family.version[row] != version:
+                    self._start(table, family, np.array([row]))
+                if not family.version[row]:
+                    continue  # no packed model: its band answers
+                into = warm if family.warm[row] else cold
+                into.ids.append(series_ids[i])
+                into.versions.append(version)
+                newest = state.timestamp.item(row)
+                into.until.append(
+                    newest if family.warm[row] else family.until.item(row)
+                )
+        return cold, warm
 
     def rebuild(
         self, table: ModelTable, cold: Cold, found: Mapping[str, Readings]
@@ -396,6 +433,25 @@ class SeriesStreams:
             code: rows.moved(size, to, at) for code, rows in self._families.items()
         }
         return moved
+
+
+def rebuild_cold(
+    streams: SeriesStreams, table: Callable[[], ModelTable], store: ServingStore
+) -> int:
+    """Rebuild every cold streaming model of the `table` served, REBUILD_CHUNK
+    series a query, from the newest REBUILD_DEPTH readings each stored since
+    its state's start (its version's last training reading); how many series."""
+    rebuilt = 0
+    while True:
+        served = table()
+        cold = streams.cold(served, REBUILD_CHUNK)
+        if not cold.ids:
+            return rebuilt
+        depth = np.full(len(cold.ids), REBUILD_DEPTH)
+        found = store.newest_readings(cold.ids, np.array(cold.until), depth)
+        readings = streams.rebuild(served, cold, found)
+        rebuilt += len(cold.ids)
+        log.info("inference.streams_rebuilt", series=len(cold.ids), readings=readings)
 
 
 def _rounds(rows: IntArray, timestamps: FloatArray) -> list[npt.NDArray[np.intp]]:
