@@ -18,7 +18,9 @@ scoring costs the same whatever the numbers are.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine
@@ -33,7 +35,7 @@ from atalaia.services.inference import data_plane
 from atalaia.services.inference.heavy import HeavyModels
 from atalaia.services.inference.streams import Cold, SeriesStreams, rebuild_cold
 from atalaia.services.model_table import ModelTable, Source
-from bench._fleet import series_ids
+from bench._fleet import database, series_ids
 
 STEP = 60.0
 FITTED = 20  # distinct models copied across the fleet
@@ -186,7 +188,8 @@ def _rebuild_from_database(
 ) -> float:
     """Seconds to rebuild the whole fleet from `depth` readings a series
     stored in the database at `url` (stored first, not timed)."""
-    engine = create_engine(url)
+    with tempfile.TemporaryDirectory() as home:
+        engine = create_engine(database(Path(home), url))
     sessions = sessionmaker(engine)
     t = 5e9 + STEP * np.arange(depth)
     for start in range(0, len(ids), 10_000):
