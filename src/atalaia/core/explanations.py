@@ -38,3 +38,6 @@ class Reason(StrEnum):
     LEVEL_SHIFT = "level_shift"
     # The readings' spread around their level grew (changepoint).
     VARIANCE_CHANGE = "variance_change"
+    # The reading came after a gap of more expected intervals than allowed
+    # (the stuck family): the sensor or its link dropped out meanwhile.
+    DROPOUT = "dropout"

@@ -71,6 +71,7 @@ REASONS = (
     Reason.FORECAST_DEVIATION,
     Reason.LEVEL_SHIFT,
     Reason.VARIANCE_CHANGE,
+    Reason.DROPOUT,
 )
 ISOLATED = REASONS.index(Reason.ISOLATED_PATTERN)
 STUCK = REASONS.index(Reason.STUCK)

@@ -215,3 +215,24 @@ def test_the_state_survives_a_restart(algorithm: str, tmp_path: Path) -> None:
         data_plane.score_one(uninterrupted, "s", ti, vi).score
         for ti, vi in zip(t[25:], v[25:], strict=True)
     ]
+
+
+def test_a_served_stuck_model_flags_a_flatline_once() -> None:
+    one, batch = (
+        serving_of(served("stuck", "s", 1)),
+        serving_of(served("stuck", "s", 1)),
+    )
+    warmed(one)
+    warmed(batch)
+    t, v = later(60)
+    v[10:50] = 10.25  # flatlined for 40 readings
+
+    singles = [
+        data_plane.score_one(one, "s", ti, vi) for ti, vi in zip(t, v, strict=True)
+    ]
+    scored = data_plane.score_batch(batch, ["s"] * t.size, t, v).scores
+
+    flagged = [i for i, a in enumerate(singles) if a.anomaly]
+    assert flagged == np.flatnonzero(scored.anomaly).tolist()
+    assert len(flagged) == 1
+    assert REASONS[singles[flagged[0]].reason] == "stuck"

@@ -23,8 +23,9 @@ REASON = (
     "stuck (its value repeated for longer than the series' training ever did), "
     "forecast_deviation (the recent readings depart from a forecast model's "
     "forecasts more than its history of residuals makes likely), level_shift and "
-    "variance_change (a changepoint model found the level or the spread changed); "
-    "null otherwise"
+    "variance_change (a changepoint model found the level or the spread changed), "
+    "dropout (a stuck model: the reading came after a gap of more of the series' "
+    "usual intervals than allowed); null otherwise"
 )
 STALE = (
     "Its timestamp is not after the newest reading of the series seen: scored "
@@ -44,6 +45,7 @@ Reason = Literal[
     "forecast_deviation",
     "level_shift",
     "variance_change",
+    "dropout",
 ]
 State = Literal["warm", "cold"]
 

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from atalaia.core.detectors import changepoint, forecast
+from atalaia.core.detectors import changepoint, flatline, forecast
 from atalaia.core.detectors.base import FloatArray
 from atalaia.core.detectors.phases import PhaseBand
 from atalaia.core.detectors.streaming import Baselines, Columns, IntArray, Step
@@ -83,6 +83,16 @@ def _check_forecast(resolved: Mapping[str, float]) -> None:
         )
 
 
+def _advance_flatline(
+    p: flatline.FlatlineParams,
+    s: flatline.FlatlineState,
+    rows: IntArray,
+    timestamps: FloatArray,
+    baseline: Baselines,
+) -> Advanced:
+    return flatline.advance(p, s, rows, timestamps, baseline), None
+
+
 def _advance_forecast(
     p: forecast.ForecastParams,
     s: forecast.ForecastState,
@@ -105,5 +115,10 @@ STREAM_FAMILIES: dict[str, StreamFamily] = {
         changepoint.ChangeParams, changepoint.ChangeState,
         changepoint.fit_changepoint, changepoint.advance, changepoint.advance_one,
         ("", Reason.LEVEL_SHIFT, Reason.VARIANCE_CHANGE),
+    ),
+    flatline.NAME: StreamFamily(
+        flatline.NAME, flatline.DEFAULTS, frozenset(), flatline.FlatlineParams,
+        flatline.FlatlineState, flatline.fit_flatline, _advance_flatline,
+        flatline.advance_one, ("", Reason.STUCK, Reason.DROPOUT),
     ),
 }  # fmt: skip
