@@ -86,7 +86,7 @@ def test_a_far_reading_is_an_outlier_not_a_change() -> None:
     assert np.isnan(result.change_start).all()
 
 
-def test_a_variance_change_is_flagged() -> None:
+def test_a_variance_change_is_flagged_until_the_spread_is_back() -> None:
     values = later_values()
     rng = np.random.default_rng(9)
     values[100:200] += rng.normal(0, 2.0, 100)  # the noise ×4
@@ -96,6 +96,20 @@ def test_a_variance_change_is_flagged() -> None:
     assert result.anomaly[100:200].mean() > 0.5
     assert "variance_change" in set(result.reason[100:200])
     assert not result.anomaly[:100].any()
+    assert not result.anomaly[207:].any()  # released a few readings after
+
+
+def test_the_variance_regime_survives_a_quiet_reading() -> None:
+    values = later_values()
+    rng = np.random.default_rng(11)
+    values[100:200] += rng.normal(0, 2.5, 100)  # the noise ×5
+    values[160] = values[159]  # a jump of nothing
+
+    result = MODEL.score(LATER, values)
+
+    first = int(np.flatnonzero(result.reason == "variance_change")[0])
+    assert first < 130
+    assert result.anomaly[first:200].all()
 
 
 def test_discrete_readings_are_judged_on_their_own_spread() -> None:

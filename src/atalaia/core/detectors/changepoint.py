@@ -26,9 +26,16 @@ detection to its end, a drift a few re-centrings in a row. A change that
 persists `absorb_after_s` seconds is absorbed: its level becomes the normal
 one, and the result says so (`change_absorbed`).
 
-A variance change is a third CUSUM, V ← min(max(0, V + (|d| ∧ cap − 1.2) / f),
-2h): the mean |d| of Gaussian noise is 0.8, 1.6 when its sigma doubles; it
-flags (`variance_change`, score V / h) while V > h. A reading more than
+A variance change is a third CUSUM, on the jumps j between successive
+residuals (in their training scale, clipped at the cap): V ← max(0, V + j −
+1.2), the mean j of Gaussian noise being 0.8, 1.6 when its sigma doubles. When
+V crosses its threshold a variance regime begins, its mean jump w the mean j
+since V left 0; it flags (`variance_change`, score w / 1.2) until a release
+CUSUM, R ← max(0, R + max((0.8 + w) / 2, 1.2) − j), crosses h / 2: the
+spread is back, judged against the regime's own rather than by V drifting
+down from its threshold, so the regime ends a few readings after the noise
+calms down and does not flicker while it lasts (V then starts again from 0).
+A reading more than
 `outlier_sigma` from its expected value e(t) + s(t) σ μ is an anomaly by
 itself (score |d| / `outlier_sigma`, the baseline's reason); `expected` is
 that value, lower/upper ± `outlier_sigma` s(t) σ.
@@ -77,9 +84,7 @@ VARIANCE_REFERENCE = 1.2  # mean |d| between sigma ×1 (0.8) and ×2 (1.6)
 VARIANCE_H = 2.0
 MARGIN = 1.25  # over the highest CUSUM of training
 MAX_RAISE = 4.0  # the most training raises a threshold by
-# Held below this share over its threshold, the variance CUSUM falls back
-# under it a few readings after the noise calms down.
-VARIANCE_CAP = 1.1
+RELEASE = 0.5  # the release CUSUM's threshold, in h
 MAX_RHO = 0.99
 OUTLIER, LEVEL, VARIANCE = 0, 1, 2  # a score's cause
 BoolArray = npt.NDArray[np.bool_]
@@ -104,8 +109,9 @@ class ChangeParams(Columns):
 class ChangeState(Columns):
     """Each series' state: its level and normal level (in baseline sigmas), the
     two CUSUMs with the sum, count and start of the residuals since each left
-    0, the variance CUSUM, and when its level left the normal one (NaN at
-    it)."""
+    0, the variance CUSUM with the sum and count of its jumps since it left 0,
+    the variance regime's mean jump (0 outside one) and release CUSUM, and
+    when its level left the normal one (NaN at it)."""
 
     level: FloatArray
     normal: FloatArray
@@ -122,6 +128,10 @@ class ChangeState(Columns):
     settle_sum: FloatArray
     settle_count: FloatArray
     previous: FloatArray  # the last reading's z
+    spread_sum: FloatArray
+    spread_count: FloatArray
+    widened: FloatArray
+    release: FloatArray
 
     @classmethod
     def empty(cls, size: int) -> ChangeState:
@@ -264,10 +274,9 @@ def advance(
     hv = p.variance_threshold[rows]
     d = z - level
     cap = k + h / 2
-    jump = np.abs(z - s.previous[rows]) / p.jitter[rows]
-    spread = s.spread[rows] + np.minimum(jump, cap) - VARIANCE_REFERENCE
-    s.spread[rows] = np.minimum(np.maximum(spread, 0.0), VARIANCE_CAP * hv)
+    jump = np.minimum(np.abs(z - s.previous[rows]) / p.jitter[rows], cap)
     s.previous[rows] = z
+    variance = _variance(s, rows, jump, h, hv)
     settling = s.settle_count[rows] < SETTLE
     u = np.minimum(np.maximum(d / f, -cap), cap)
     up = _advance(s.up, s.up_sum, s.up_count, s.up_start, rows, timestamps, d, u - k)
@@ -301,7 +310,6 @@ def advance(
     s.start[rows[regime <= 1.0]] = np.nan
     size = np.where(regime > 1.0, away * scale, np.nan)
     level_score = np.where(fired | (regime > 1.0), regime, np.maximum(up, down) / h)
-    variance = s.spread[rows] / hv
     scores = np.stack([np.abs(d) / outlier_sigma, level_score, variance])
     cause = np.argmax(scores, axis=0)
     above = np.where(cause == LEVEL, away > 0, d > 0)
@@ -310,6 +318,37 @@ def advance(
         cause,
     )  # fmt: skip
     return step, Change(s.start[rows].copy(), size, absorb)
+
+
+def _variance(
+    s: ChangeState, rows: IntArray, jump: FloatArray, h: FloatArray, hv: FloatArray
+) -> FloatArray:
+    """The variance CUSUM, regime and release of series `rows` advanced by the
+    readings' clipped `jump`s; returns the variance scores."""
+    widened = s.widened[rows]
+    wide = widened > 0.0
+    middle = np.maximum((widened + GAUSSIAN_MEAN_ABS) / 2, VARIANCE_REFERENCE)
+    release = np.maximum(s.release[rows] + middle - jump, 0.0)
+    released = wide & (release > RELEASE * h)
+    spread = np.maximum(s.spread[rows] + jump - VARIANCE_REFERENCE, 0.0)
+    on = ~wide & (spread > 0.0)
+    total = np.where(on, s.spread_sum[rows] + jump, 0.0)
+    count = np.where(on, s.spread_count[rows] + 1.0, 0.0)
+    fires = on & (spread > hv)
+    widened = np.where(
+        fires, total / np.maximum(count, 1.0), np.where(released, 0.0, widened)
+    )
+    kept = on & ~fires
+    spread = np.where(kept, spread, 0.0)
+    s.spread[rows] = spread
+    s.spread_sum[rows] = np.where(kept, total, 0.0)
+    s.spread_count[rows] = np.where(kept, count, 0.0)
+    s.release[rows] = np.where(wide & ~released, release, 0.0)
+    s.widened[rows] = widened
+    scores: FloatArray = np.where(
+        widened > 0.0, widened / VARIANCE_REFERENCE, spread / hv
+    )
+    return scores
 
 
 def _advance(
@@ -368,10 +407,9 @@ def advance_one(
     outlier_sigma, normal = p.outlier, s.normal
     d = z - level
     cap = k + h / 2
-    jump = abs(z - s.previous) / p.jitter
-    spread = s.spread + min(jump, cap) - VARIANCE_REFERENCE
-    spread = min(max(spread, 0.0), VARIANCE_CAP * hv)
-    s.spread, s.previous = spread, z
+    jump = min(abs(z - s.previous) / p.jitter, cap)
+    s.previous = z
+    variance = _variance_one(s, jump, h, hv)
     settling = s.settle_count < SETTLE
     u = min(max(d / f, -cap), cap)
     s.up, s.up_sum, s.up_count, s.up_start = up_side = _advance_one(
@@ -404,12 +442,35 @@ def advance_one(
         s.start = math.nan
     size = away * scale if regime > 1.0 else math.nan
     level_score = regime if fired or regime > 1.0 else max(up, down) / h
-    scores = [abs(d) / outlier_sigma, level_score, spread / hv]
+    scores = [abs(d) / outlier_sigma, level_score, variance]
     cause = max(range(3), key=scores.__getitem__)
     above = away > 0 if cause == LEVEL else d > 0
     half = outlier_sigma * scale
     answer = (max(scores), expected + scale * level, half, above, cause)
     return answer, (s.start, size, absorb)
+
+
+def _variance_one(s: Any, jump: float, h: float, hv: float) -> float:
+    """`_variance` for one series' state row, in plain floats."""
+    if s.widened > 0.0:
+        middle = max((s.widened + GAUSSIAN_MEAN_ABS) / 2, VARIANCE_REFERENCE)
+        release = max(s.release + middle - jump, 0.0)
+        if release > RELEASE * h:
+            s.widened = release = 0.0
+        s.release = release
+    else:
+        spread = max(s.spread + jump - VARIANCE_REFERENCE, 0.0)
+        if spread > 0.0:
+            total, count = s.spread_sum + jump, s.spread_count + 1.0
+        else:
+            total = count = 0.0
+        if spread > hv:
+            s.widened = total / max(count, 1.0)
+            spread = total = count = 0.0
+        s.spread, s.spread_sum, s.spread_count = spread, total, count
+    if s.widened > 0.0:
+        return float(s.widened / VARIANCE_REFERENCE)
+    return float(s.spread / hv)
 
 
 def _advance_one(
