@@ -6,7 +6,6 @@ import numpy as np
 from hypothesis import given, settings
 
 from atalaia import detection
-from atalaia.core.detectors import flatline
 from fixtures.streams import LAST, STEP, departures, fleet, history, run_fleet
 
 T, V = history(3, days=4.0)
@@ -59,7 +58,7 @@ def test_the_vectorized_step_is_the_plain_one_and_the_library(
     table: list[list[float | None]],
 ) -> None:
     models = fleet("stuck", [1, 2, 3])
-    vectorized, plain = run_fleet(models, flatline.step, flatline.step_one, table)
+    vectorized, plain = run_fleet(models, table)
     for j, model in enumerate(models):
         np.testing.assert_array_equal(np.array(vectorized[j]), np.array(plain[j]))
         if not plain[j]:

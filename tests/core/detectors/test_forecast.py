@@ -74,7 +74,7 @@ def test_the_vectorized_step_is_the_plain_one_and_the_library(
     table: list[list[float | None]],
 ) -> None:
     models = fleet("forecast", [1, 2, 3])
-    vectorized, plain = run_fleet(models, forecast.step, forecast.step_one, table)
+    vectorized, plain = run_fleet(models, table)
     for j, model in enumerate(models):
         np.testing.assert_array_equal(np.array(vectorized[j]), np.array(plain[j]))
         if not plain[j]:

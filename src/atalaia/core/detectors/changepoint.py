@@ -62,7 +62,6 @@ from atalaia.core.detectors.streaming import (
     Columns,
     IntArray,
     Step,
-    baseline_one,
     baselines,
     fit_baseline,
 )
@@ -244,20 +243,6 @@ def _inflation(z: FloatArray, outlier: float) -> float:
     return float(np.sqrt((1 + rho) / (1 - rho)))
 
 
-def step(
-    bands: BandPools,
-    p: ChangeParams,
-    s: ChangeState,
-    rows: IntArray,
-    timestamps: FloatArray,
-    values: FloatArray,
-) -> tuple[Step, Change]:
-    """Advance series `rows` (distinct) by one reading each, in place; what
-    each reading scored, and the change it belongs to."""
-    baseline = baselines(bands, p.outlier[rows], rows, timestamps, values)
-    return advance(p, s, rows, timestamps, baseline)
-
-
 def advance(
     p: ChangeParams,
     s: ChangeState,
@@ -265,7 +250,8 @@ def advance(
     timestamps: FloatArray,
     baseline: Baselines,
 ) -> tuple[Step, Change]:
-    """`step` given the readings' baselines (`streaming.standardized`)."""
+    """Advance series `rows` (distinct) by one reading each, in place, given
+    their baselines (`streaming.standardized`); what each one scored."""
     expected, scale, z = baseline
     unit = p.unit[rows]
     scale, z = scale * unit, z / unit
@@ -373,28 +359,10 @@ def _advance(
     return after
 
 
-def step_one(
-    bands: BandPools,
-    p: ChangeParams,
-    s: ChangeState,
-    row: int,
-    timestamp: float,
-    value: float,
-) -> tuple[tuple[float, float, float, bool, int], tuple[float, float, bool]]:
-    """`step` for one reading of series `row`, in plain floats: its score,
-    expected value, band half-width, side and cause; its change's start, size
-    and whether it was absorbed."""
-    baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
-    state = ChangeState.row(s.entry(row))
-    answer = advance_one(ChangeParams.row(p.entry(row)), state, timestamp, baseline)
-    s.set_entry(row, ChangeState.values(state))
-    return answer
-
-
 def advance_one(
     p: Any, s: Any, timestamp: float, baseline: Baseline
 ) -> tuple[tuple[float, float, float, bool, int], tuple[float, float, bool]]:
-    """`step_one` on a series' params and state as rows (`Columns.row`), the
+    """One reading of a series, its params and state as rows (`Columns.row`), the
     state advanced in place, given the reading's baseline
     (`streaming.standardized`, which a series' readings can get all at
     once)."""

@@ -36,7 +36,6 @@ from atalaia.core.detectors.streaming import (
     Columns,
     IntArray,
     Step,
-    baseline_one,
     baselines,
 )
 from atalaia.core.detectors.stuck import stuck_after
@@ -95,19 +94,6 @@ def _trailing_run(values: FloatArray) -> int:
     return int(values.size - (differ[-1] + 1 if differ.size else 0))
 
 
-def step(
-    bands: BandPools,
-    p: FlatlineParams,
-    s: FlatlineState,
-    rows: IntArray,
-    timestamps: FloatArray,
-    values: FloatArray,
-) -> Step:
-    """Advance series `rows` (distinct) by one reading each, in place."""
-    baseline = baselines(bands, p.outlier[rows], rows, timestamps, values)
-    return advance(p, s, rows, timestamps, baseline)
-
-
 def advance(
     p: FlatlineParams,
     s: FlatlineState,
@@ -115,7 +101,8 @@ def advance(
     timestamps: FloatArray,
     baseline: Baselines,
 ) -> Step:
-    """`step` given the readings' baselines (`streaming.standardized`)."""
+    """Advance series `rows` (distinct) by one reading each, in place, given
+    their baselines (`streaming.standardized`); what each one scored."""
     expected, scale, z = baseline
     run = np.where(z == s.previous[rows], s.run[rows] + 1.0, 1.0)
     gap = timestamps - s.last[rows]
@@ -130,27 +117,10 @@ def advance(
     )
 
 
-def step_one(
-    bands: BandPools,
-    p: FlatlineParams,
-    s: FlatlineState,
-    row: int,
-    timestamp: float,
-    value: float,
-) -> tuple[float, float, float, bool, int]:
-    """`step` for one reading of series `row`, in plain floats: its score,
-    expected value, band half-width, side and cause."""
-    baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
-    state = FlatlineState.row(s.entry(row))
-    answer = advance_one(FlatlineParams.row(p.entry(row)), state, timestamp, baseline)
-    s.set_entry(row, FlatlineState.values(state))
-    return answer
-
-
 def advance_one(
     p: Any, s: Any, timestamp: float, baseline: Baseline
 ) -> tuple[float, float, float, bool, int]:
-    """`step_one` on a series' params and state as rows (`Columns.row`), the
+    """One reading of a series, its params and state as rows (`Columns.row`), the
     state advanced in place."""
     expected, scale, z = baseline
     run = s.run + 1.0 if z == s.previous else 1.0

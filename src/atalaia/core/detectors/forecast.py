@@ -52,7 +52,6 @@ from atalaia.core.detectors.streaming import (
     Columns,
     IntArray,
     Step,
-    baseline_one,
     baselines,
     fit_baseline,
 )
@@ -175,20 +174,6 @@ def _state(level: float, residuals: FloatArray, outlier: float) -> ForecastState
     )
 
 
-def step(
-    bands: BandPools,
-    p: ForecastParams,
-    s: ForecastState,
-    rows: IntArray,
-    timestamps: FloatArray,
-    values: FloatArray,
-) -> Step:
-    """Advance series `rows` (distinct) by one reading each, in place; what
-    each reading scored."""
-    baseline = baselines(bands, p.outlier[rows], rows, timestamps, values)
-    return advance(p, s, rows, timestamps, baseline)
-
-
 def advance(
     p: ForecastParams,
     s: ForecastState,
@@ -196,7 +181,8 @@ def advance(
     _timestamps: FloatArray,
     baseline: Baselines,
 ) -> Step:
-    """`step` given the readings' baselines (`streaming.standardized`)."""
+    """Advance series `rows` (distinct) by one reading each, in place, given
+    their baselines (`streaming.standardized`); what each one scored."""
     expected, scale, z = baseline
     level = s.level[rows]
     sd = np.sqrt(np.maximum(s.square[rows], MIN_SPREAD**2))
@@ -239,27 +225,10 @@ def advance(
     )
 
 
-def step_one(
-    bands: BandPools,
-    p: ForecastParams,
-    s: ForecastState,
-    row: int,
-    timestamp: float,
-    value: float,
-) -> tuple[float, float, float, bool, int]:
-    """`step` for one reading of series `row`, in plain floats: its score,
-    expected value, band half-width, side and cause."""
-    baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
-    state = ForecastState.row(s.entry(row))
-    answer = advance_one(ForecastParams.row(p.entry(row)), state, timestamp, baseline)
-    s.set_entry(row, ForecastState.values(state))
-    return answer
-
-
 def advance_one(
     p: Any, s: Any, _timestamp: float, baseline: Baseline
 ) -> tuple[float, float, float, bool, int]:
-    """`step_one` on a series' params and state as rows (`Columns.row`), the
+    """One reading of a series, its params and state as rows (`Columns.row`), the
     state advanced in place, given the reading's baseline
     (`streaming.standardized`, which a series' readings can get all at
     once)."""

@@ -13,8 +13,15 @@ import numpy as np
 
 from atalaia.core.detectors import changepoint, flatline, forecast
 from atalaia.core.detectors.base import FloatArray
-from atalaia.core.detectors.phases import PhaseBand
-from atalaia.core.detectors.streaming import Baselines, Columns, IntArray, Step
+from atalaia.core.detectors.phases import BandPools, PhaseBand
+from atalaia.core.detectors.streaming import (
+    Baselines,
+    Columns,
+    IntArray,
+    Step,
+    baseline_one,
+    baselines,
+)
 from atalaia.core.explanations import Reason
 from atalaia.core.series import Readings
 from atalaia.errors import InvalidHyperparameters
@@ -47,6 +54,35 @@ class StreamFamily:
     reasons: tuple[str, ...]
     # Rules of the family beyond "a number in (0, MAX_HYPERPARAMETER]".
     check: Callable[[Mapping[str, float]], None] | None = None
+
+    def step(
+        self,
+        bands: BandPools,
+        p: Any,
+        s: Any,
+        rows: IntArray,
+        timestamps: FloatArray,
+        values: FloatArray,
+    ) -> Advanced:
+        """Advance series `rows` (distinct) of params `p` and state `s` by one
+        reading each, in place, their baseline from `bands`; what each
+        reading scored (and for `changepoint`, the change it belongs to)."""
+        baseline = baselines(bands, p.outlier[rows], rows, timestamps, values)
+        return self.advance(p, s, rows, timestamps, baseline)
+
+    def step_one(
+        self, bands: BandPools, p: Any, s: Any, row: int, timestamp: float,
+        value: float,
+    ) -> Any:  # fmt: skip
+        """`step` for one reading of series `row`, in plain floats (through
+        `advance_one`): its score, expected value, band half-width, side and
+        cause (for `changepoint`, with its change's start, size and whether
+        it was absorbed)."""
+        baseline = baseline_one(bands, p.outlier.item(row), row, timestamp, value)
+        params, state = self.params.row(p.entry(row)), self.state.row(s.entry(row))
+        answer = self.advance_one(params, state, timestamp, baseline)
+        s.set_entry(row, self.state.values(state))
+        return answer
 
     @property
     def tracks_changes(self) -> bool:
