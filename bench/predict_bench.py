@@ -245,10 +245,12 @@ def registry_of(
     algorithm: str = "zscore",
     bands: list[PhaseBand] | None = None,
     artifacts: Sequence[tuple[str, bytes]] | None = None,
+    streams: Sequence[bytes] | None = None,
 ) -> Iterator[Registry]:
-    """`models` in production in a fresh registry (a seasonal model or a forest
-    with its band), and in a file for refs; a forest's artifact (its key and
-    bytes) in the served home's artifact store."""
+    """`models` in production in a fresh registry (a seasonal model, a forest
+    or a streaming model with its band), and in a file for refs; a forest's
+    artifact (its key and bytes) in the served home's artifact store; a
+    streaming model's packed params and state (`streams`)."""
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         if artifacts:
@@ -273,6 +275,7 @@ def registry_of(
             algorithm,
             bands,
             [key for key, _ in artifacts] if artifacts else None,
+            streams,
         )
         engine.dispose()
         models.save(home / "models.json")
@@ -494,14 +497,22 @@ def measure_once(
     headers: Mapping[str, str],
 ) -> Measured:
     """One run of wrk, with the server's CPU time in it."""
-    before = server.cpu_seconds()
-    run = run_wrk(
-        server.base_url,
-        requests,
-        connections=connections,
-        duration_s=duration_s,
-        headers=headers,
+    return measured(
+        server,
+        lambda: run_wrk(
+            server.base_url,
+            requests,
+            connections=connections,
+            duration_s=duration_s,
+            headers=headers,
+        ),
     )
+
+
+def measured(server: Server, load: Callable[[], WrkResult]) -> Measured:
+    """The run of `load` (wrk on `server`), with the server's CPU time in it."""
+    before = server.cpu_seconds()
+    run = load()
     return Measured(run, server.cpu_seconds() - before)
 
 
