@@ -369,9 +369,10 @@ def _as_rows(columns: Mapping[str, list[Any]]) -> dict[str, list[dict[str, Any]]
 
 @contextmanager
 def serving_atalaia(
-    registry: Registry, name: str, app: str, workers: int = 1
+    registry: Registry, name: str, app: str, workers: int = 1, ready_s: float = 180.0
 ) -> Iterator[Server]:
-    """`app` served on a free port until the block ends, all its workers started."""
+    """`app` served on a free port until the block ends, all its workers started
+    (ready within `ready_s`)."""
     port = free_port()
     if app == ATALAIA and workers == 1:  # the service as deployed
         argv = atalaia_serve(port, "inference")
@@ -385,7 +386,12 @@ def serving_atalaia(
         ]  # fmt: skip
     log = registry.folder / f"{name}.log"
     with serve(
-        argv, port=port, ready_path="/ready", env=registry.env, log_path=log
+        argv,
+        port=port,
+        ready_path="/ready",
+        env=registry.env,
+        log_path=log,
+        timeout_s=ready_s,
     ) as server:
         if workers > 1:
             _wait_started(log, workers)
