@@ -21,6 +21,7 @@ from bench import (
     skab,
     store_bench,
     stream_bench,
+    streaming_http_bench,
 )
 from bench._report import report
 
@@ -133,6 +134,25 @@ def predict_seasonal(
         models, readings, series_per_request, duration, runs
     )
     report("predict-seasonal", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("predict-streaming")
+def predict_streaming(
+    models: int = 285_000,
+    readings: Annotated[
+        int, typer.Option(help="Readings of distinct series a batch.")
+    ] = 1_000,
+    duration: int = 5,
+    runs: int = 3,
+    record: Record = True,
+) -> None:
+    """forecast (streaming) models beside z-score ones over HTTP, every reading
+    fresh: single at 64 connections, columns at 2."""
+    figures, table = streaming_http_bench.predict_streaming(
+        models, readings, duration, runs
+    )
+    report("predict-streaming", figures, record=record)
     typer.echo(table)
 
 

@@ -93,15 +93,18 @@ def fill_registry(
     algorithm: str = "zscore",
     bands: Sequence[PhaseBand] | None = None,
     artifacts: Sequence[str | None] | None = None,
+    streams: Sequence[bytes | None] | None = None,
 ) -> None:
     """Version 1 of each series in production: `algorithm` with `params` (default:
-    the same for all) and, for a seasonal model or a forest, its band (`params`'
-    centre being its base, as training registers it); a forest's `artifacts`:
-    its key in the artifact store."""
+    the same for all) and, for a seasonal model, a forest or a streaming model,
+    its band (`params`' centre being its base, as training registers it); a
+    forest's `artifacts`: its key in the artifact store; a streaming model's
+    `streams`: its packed params and state (`StreamFamily.pack`)."""
     now = datetime.now(UTC)
     every = params or [DEFAULT_PARAMS] * len(ids)
     stored = [b.to_bytes() for b in bands] if bands else [None] * len(ids)
     keys = artifacts or [None] * len(ids)
+    packed = streams or [None] * len(ids)
     with sessions() as session:
         session.execute(insert(JobRow), [
             {"job_id": f"job-{i}", "series_id": s, "status": "succeeded",
@@ -113,9 +116,9 @@ def fill_registry(
             {"series_id": s, "version": 1, "stage": "production",
              "algorithm": algorithm, **p, "band": band, "metrics": {},
              "reference": {}, "lineage": {}, "job_id": f"job-{i}",
-             "created_at": now, "artifact": key}
-            for i, (s, p, band, key) in enumerate(
-                zip(ids, every, stored, keys, strict=True)
+             "created_at": now, "artifact": key, "stream": stream}
+            for i, (s, p, band, key, stream) in enumerate(
+                zip(ids, every, stored, keys, packed, strict=True)
             )
         ])  # fmt: skip
         session.execute(insert(SeriesRow), [

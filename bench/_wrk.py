@@ -1,9 +1,10 @@
 """HTTP load with wrk (Debian's package): requests/s, latency percentiles, CPU used.
 
 `run_wrk` cycles through a list of prepared requests (so a benchmark can spread
-its load over many series), and reads wrk's figures back as JSON from a Lua
-`done` hook. The CPU time wrk itself used is reported beside the server's, since
-both share the machine.
+its load over many series); `run_lua` takes a Lua `request` function instead
+(bodies made as they are sent: fresh timestamps). Both read wrk's figures back
+as JSON from a Lua `done` hook. The CPU time wrk itself used is reported
+beside the server's, since both share the machine.
 
 Each run starts `SETTLE_S` after the previous one: when wrk opens its connections
 right after the previous wrk closed its own, the first request of about one new
@@ -84,7 +85,8 @@ def ensure_wrk() -> str:
     return found
 
 
-def _lua_string(data: bytes) -> str:
+def lua_string(data: bytes) -> str:
+    """`data` as a Lua long string literal."""
     text = data.decode()
     level = "=" * 4
     while f"]{level}]" in text:
@@ -92,21 +94,17 @@ def _lua_string(data: bytes) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def _script(requests: Sequence[Request], headers: Mapping[str, str]) -> str:
-    head = ", ".join(
-        f"[ {_lua_string(k.encode())} ] = {_lua_string(v.encode())}"
-        for k, v in headers.items()
-    )
+def _cycling(requests: Sequence[Request]) -> str:
+    """Lua sending `requests` in turn (`headers` is defined before it)."""
     specs = ",\n".join(
-        f"{{{_lua_string(r.path.encode())}, "
-        f"{_lua_string(r.body) if r.body is not None else 'nil'}}}"
+        f"{{{lua_string(r.path.encode())}, "
+        f"{lua_string(r.body) if r.body is not None else 'nil'}}}"
         for r in requests
     )
     return f"""
 local specs = {{
 {specs}
 }}
-local headers = {{ {head} }}
 local prepared = {{}}
 local n = 0
 init = function(args)
@@ -119,7 +117,6 @@ request = function()
   n = n % #prepared + 1
   return prepared[n]
 end
-{_DONE}
 """
 
 
@@ -133,11 +130,37 @@ def run_wrk(
     threads: int = 1,
 ) -> WrkResult:
     """Load `base_url` with `requests` in turn for `duration_s`; wrk's figures."""
+    return run_lua(
+        base_url,
+        _cycling(requests),
+        connections=connections,
+        duration_s=duration_s,
+        headers=headers,
+        threads=threads,
+    )
+
+
+def run_lua(
+    base_url: str,
+    lua: str,
+    *,
+    connections: int,
+    duration_s: float,
+    headers: Mapping[str, str] | None = None,
+    threads: int = 1,
+) -> WrkResult:
+    """Load `base_url` for `duration_s` with the requests of `lua`'s `request`
+    function (a global `headers` table is defined before it: pass it to
+    `wrk.format`); wrk's figures."""
     wrk = ensure_wrk()
     all_headers = {"Content-Type": "application/json", **(headers or {})}
+    head = ", ".join(
+        f"[ {lua_string(k.encode())} ] = {lua_string(v.encode())}"
+        for k, v in all_headers.items()
+    )
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "load.lua"
-        script.write_text(_script(requests, all_headers))
+        script.write_text(f"headers = {{ {head} }}\n{lua}\n{_DONE}")
         time.sleep(SETTLE_S)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(

@@ -245,10 +245,12 @@ def registry_of(
     algorithm: str = "zscore",
     bands: list[PhaseBand] | None = None,
     artifacts: Sequence[tuple[str, bytes]] | None = None,
+    streams: Sequence[bytes] | None = None,
 ) -> Iterator[Registry]:
-    """`models` in production in a fresh registry (a seasonal model or a forest
-    with its band), and in a file for refs; a forest's artifact (its key and
-    bytes) in the served home's artifact store."""
+    """`models` in production in a fresh registry (a seasonal model, a forest
+    or a streaming model with its band), and in a file for refs; a forest's
+    artifact (its key and bytes) in the served home's artifact store; a
+    streaming model's packed params and state (`streams`)."""
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
         if artifacts:
@@ -273,6 +275,7 @@ def registry_of(
             algorithm,
             bands,
             [key for key, _ in artifacts] if artifacts else None,
+            streams,
         )
         engine.dispose()
         models.save(home / "models.json")
@@ -366,9 +369,10 @@ def _as_rows(columns: Mapping[str, list[Any]]) -> dict[str, list[dict[str, Any]]
 
 @contextmanager
 def serving_atalaia(
-    registry: Registry, name: str, app: str, workers: int = 1
+    registry: Registry, name: str, app: str, workers: int = 1, ready_s: float = 180.0
 ) -> Iterator[Server]:
-    """`app` served on a free port until the block ends, all its workers started."""
+    """`app` served on a free port until the block ends, all its workers started
+    (ready within `ready_s`)."""
     port = free_port()
     if app == ATALAIA and workers == 1:  # the service as deployed
         argv = atalaia_serve(port, "inference")
@@ -382,7 +386,12 @@ def serving_atalaia(
         ]  # fmt: skip
     log = registry.folder / f"{name}.log"
     with serve(
-        argv, port=port, ready_path="/ready", env=registry.env, log_path=log
+        argv,
+        port=port,
+        ready_path="/ready",
+        env=registry.env,
+        log_path=log,
+        timeout_s=ready_s,
     ) as server:
         if workers > 1:
             _wait_started(log, workers)
@@ -494,14 +503,22 @@ def measure_once(
     headers: Mapping[str, str],
 ) -> Measured:
     """One run of wrk, with the server's CPU time in it."""
-    before = server.cpu_seconds()
-    run = run_wrk(
-        server.base_url,
-        requests,
-        connections=connections,
-        duration_s=duration_s,
-        headers=headers,
+    return measured(
+        server,
+        lambda: run_wrk(
+            server.base_url,
+            requests,
+            connections=connections,
+            duration_s=duration_s,
+            headers=headers,
+        ),
     )
+
+
+def measured(server: Server, load: Callable[[], WrkResult]) -> Measured:
+    """The run of `load` (wrk on `server`), with the server's CPU time in it."""
+    before = server.cpu_seconds()
+    run = load()
     return Measured(run, server.cpu_seconds() - before)
 
 

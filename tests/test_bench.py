@@ -25,6 +25,8 @@ SMOKE = [
     + ["--series-per-request", "100", "--duration", "1", "--runs", "1"],
     ["predict-seasonal", "--models", "300", "--readings", "1000"]
     + ["--series-per-request", "100", "--duration", "1", "--runs", "1"],
+    ["predict-streaming", "--models", "300", "--readings", "50", "--duration", "1"]
+    + ["--runs", "1"],
     ["predict-forest", "--models", "20", "--forests", "1", "--points", "3000"]
     + ["--readings", "100", "--series-per-request", "10", "--duration", "1"]
     + ["--runs", "1"],
