@@ -13,12 +13,14 @@ from atalaia import detection
 from atalaia.core.fitting import fit_series
 from atalaia.core.series import Readings
 from atalaia.core.serving import ServedModel
-from atalaia.services.inference import data_plane
+from atalaia.services.inference import Predictor, data_plane
 from atalaia.services.inference.stream_models import COLD, STATELESS, WARM
 from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import REASONS, ModelTable, Source
 from fixtures.serving import FakeServing
 from fixtures.streams import STEP, continued, history
+
+from .conftest import FakeStore
 
 FAMILIES = ("forecast", "changepoint")
 
@@ -236,3 +238,34 @@ def test_a_served_stuck_model_flags_a_flatline_once() -> None:
     assert flagged == np.flatnonzero(scored.anomaly).tolist()
     assert len(flagged) == 1
     assert REASONS[singles[flagged[0]].reason] == "stuck"
+
+
+def test_a_restart_catches_up_with_readings_stored_while_down(tmp_path: Path) -> None:
+    model = served("forecast", "s", 1)
+    uninterrupted = serving_of(model)
+    warmed(uninterrupted)
+    t, v = later(40, shift_at=25)
+    path, store = tmp_path / "snapshot.npz", FakeStore([model])
+    before = Predictor(store, snapshot_path=path)
+    before.warm_load()
+    assert before.rebuild_streams() == 1
+    for ti, vi in zip(t[:20], v[:20], strict=True):
+        data_plane.score_one(before, "s", ti, vi)
+        data_plane.score_one(uninterrupted, "s", ti, vi)
+    before.save_snapshot()  # as at shutdown
+    store.readings["s"] = Readings.of(t[:30], v[:30])  # 20-29 sent in meanwhile
+    for ti, vi in zip(t[20:30], v[20:30], strict=True):
+        data_plane.score_one(uninterrupted, "s", ti, vi)
+
+    after = Predictor(store, snapshot_path=path)
+    after.warm_load()
+
+    assert after.rebuild_streams() == 0  # warm: read back, then caught up
+    answers = [
+        data_plane.score_one(after, "s", ti, vi)
+        for ti, vi in zip(t[30:], v[30:], strict=True)
+    ]
+    assert [a.score for a in answers] == [
+        data_plane.score_one(uninterrupted, "s", ti, vi).score
+        for ti, vi in zip(t[30:], v[30:], strict=True)
+    ]

@@ -99,13 +99,15 @@ class Predictor:
 
     def _catch_up_streams(self) -> None:
         """Advance the state of every guarded series (`auto`'s stuck guard) and
-        streaming model by its readings stored after its newest one seen: those
-        sent in since the state was written (this process down, or another
-        replica's). At most the newest limit + 1 of a guarded series (enough
-        to tell a run over it), REBUILD_DEPTH of a streaming model's."""
+        streaming model whose state was read back by its readings stored after
+        its newest one seen: those sent in since the state was written (this
+        process down, or another replica's). At most the newest limit + 1 of
+        a guarded series (enough to tell a run over it), REBUILD_DEPTH of a
+        streaming model's."""
         table = self.table
         rows, depth = table.guarded()
-        streaming = table.streaming()
+        # The others start cold: the rebuild reads their readings.
+        streaming = self.streams.warm(table, table.streaming())
         rows = np.concatenate([rows, streaming])
         depth = np.concatenate([depth + 1, np.full(streaming.size, REBUILD_DEPTH)])
         rows, first = np.unique(rows, return_index=True)

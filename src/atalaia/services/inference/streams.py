@@ -311,6 +311,20 @@ class SeriesStreams:
                     started += new.size
         return started
 
+    def warm(self, table: ModelTable, rows: IntArray) -> IntArray:
+        """Those of `rows` (streaming models') whose state is warm, for the
+        version `table` serves."""
+        codes = table.cols.algorithm[rows]
+        with self._lock:
+            self._state_of(table)
+            warm = np.zeros(rows.size, bool)
+            for code, family in self._families.items():
+                mine = codes == code
+                at = rows[mine]
+                version = table.cols.version[at]
+                warm[mine] = family.warm[at] & (family.version[at] == version)
+        return rows[warm]
+
     def newest(self, table: ModelTable, rows: IntArray) -> FloatArray:
         """Each row's newest timestamp seen (-inf: none)."""
         with self._lock:
