@@ -48,9 +48,9 @@ from bench._servers import Server
 from bench._wrk import Request
 from bench.predict_bench import (
     ATALAIA,
-    BATCH_CONNECTIONS,
     DISTINCT_REQUESTS,
     SAMPLES,
+    SIDE_BY_SIDE_LOADS,
     START,
     Figures,
     Measured,
@@ -62,11 +62,12 @@ from bench.predict_bench import (
     batch_verdicts,
     check_answers,
     fetch_answers,
+    load_cells,
+    load_label,
     make_batches,
     make_readings,
     markdown_table,
     measure_once,
-    measured_cells,
     median_measured,
     registry_of,
     serving_atalaia,
@@ -82,7 +83,7 @@ SERVERS = (
     ("forest_10pct", forest.NAME, 0.1),
 )
 # Each load: its form, and the connections wrk keeps busy.
-LOADS = (("single", 64), ("columns", BATCH_CONNECTIONS))
+LOADS = SIDE_BY_SIDE_LOADS
 BUDGET = "ATALAIA_INFERENCE_MODEL_MEMORY_MB"
 CACHE = "heavy_model_cache_"
 COUNTED = ("hits", "misses", "evictions")
@@ -346,17 +347,12 @@ def _refuse_failures(servers: Mapping[str, tuple[Server, Registry]]) -> None:
             raise RuntimeError(f"{name}: {failures:g} forests could not be read")
 
 
-def _label(form: str) -> str:
-    """A load's name in the figures: `c64` for single readings."""
-    return f"c{dict(LOADS)['single']}" if form == "single" else form
-
-
 def _figures(
     measured: Mapping[tuple[str, str], tuple[Measured, Counts]], readings: int
 ) -> Figures:
     figures: Figures = {}
     for (name, form), (m, counts) in measured.items():
-        prefix = f"{name}_{_label(form)}_"
+        prefix = f"{name}_{load_label(form)}_"
         if form == "columns":
             figures[f"{prefix}readings_per_s"] = round(m.run.requests_per_s * readings)
         figures.update(m.figures(prefix))
@@ -379,10 +375,7 @@ def _table(
     header += ["cpu s", "wrk cpu s", *COUNTED]
     rows = [
         [
-            name,
-            _label(form),
-            round(m.run.requests_per_s * (1 if form == "single" else readings)),
-            *measured_cells(m),
+            *load_cells(name, form, m, readings),
             *(int(counts[k]) if name != "zscore" else "" for k in COUNTED),
         ]
         for (name, form), (m, counts) in measured.items()

@@ -628,6 +628,27 @@ def judge(figures: Figures, targets: Sequence[Target]) -> list[str]:
     return lines
 
 
+# The loads of the benchmarks that serve two kinds of models side by side.
+SIDE_BY_SIDE_LOADS = (("single", 64), ("columns", BATCH_CONNECTIONS))
+
+
+def load_label(form: str) -> str:
+    """A load's name in the figures: `c64` for single readings."""
+    return f"c{dict(SIDE_BY_SIDE_LOADS)['single']}" if form == "single" else form
+
+
+def load_cells(name: str, form: str, m: Measured, readings: int) -> list[object]:
+    """A side-by-side table's row: the server, the load, readings/s and
+    `measured_cells` (a batch holds `readings`)."""
+    per_request = 1 if form == "single" else readings
+    return [
+        name,
+        load_label(form),
+        round(m.run.requests_per_s * per_request),
+        *measured_cells(m),
+    ]
+
+
 def measured_cells(m: Measured) -> list[object]:
     r = m.run
     return [

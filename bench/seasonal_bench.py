@@ -31,8 +31,8 @@ from bench._servers import Server
 from bench._wrk import Request
 from bench.predict_bench import (
     ATALAIA,
-    BATCH_CONNECTIONS,
     DISTINCT_REQUESTS,
+    SIDE_BY_SIDE_LOADS,
     Figures,
     Measured,
     Readings,
@@ -45,11 +45,12 @@ from bench.predict_bench import (
     fetch_answers,
     filled_registry,
     judge,
+    load_cells,
+    load_label,
     make_batches,
     make_readings,
     markdown_table,
     measure_once,
-    measured_cells,
     median_measured,
     serving_atalaia,
     table_rate,
@@ -59,7 +60,7 @@ from bench.reference_app import BATCH, PREDICT
 
 ALGORITHMS = ("zscore", SEASONAL.name)
 # Each load: its form, and the connections wrk keeps busy.
-LOADS = (("single", 64), ("columns", BATCH_CONNECTIONS))
+LOADS = SIDE_BY_SIDE_LOADS
 TARGETS: list[Target] = [
     ("ratio_single_c64", "≥", 0.8),  # seasonal / z-score requests/s
     ("ratio_columns", "≥", 0.6),  # seasonal / z-score readings/s
@@ -200,11 +201,6 @@ def library_verdicts(registry: Registry, readings: Readings) -> list[Verdict]:
     return list(zip(anomaly.tolist(), score.tolist(), version, strict=True))
 
 
-def _label(form: str) -> str:
-    """A load's name in the figures: `c64` for single readings."""
-    return f"c{dict(LOADS)['single']}" if form == "single" else form
-
-
 def _figures(
     models: int,
     readings: int,
@@ -218,7 +214,7 @@ def _figures(
         "series_per_request": series_per_request,
     }
     for (name, form), m in measured.items():
-        prefix = f"{name}_{_label(form)}_"
+        prefix = f"{name}_{load_label(form)}_"
         if form == "columns":
             figures[f"{prefix}readings_per_s"] = round(m.run.requests_per_s * readings)
         figures.update(m.figures(prefix))
@@ -241,10 +237,7 @@ def _table(
     header = ["models", "load", "readings/s", "rps", "p50 ms", "p99 ms", "errors"]
     rows = [
         [
-            name,
-            _label(form),
-            round(m.run.requests_per_s * (1 if form == "single" else readings)),
-            *measured_cells(m),
+            *load_cells(name, form, m, readings),
         ]
         for (name, form), m in measured.items()
     ]

@@ -40,8 +40,8 @@ from bench._servers import Server
 from bench._wrk import Request, lua_string, run_lua
 from bench.predict_bench import (
     ATALAIA,
-    BATCH_CONNECTIONS,
     BATCHES,
+    SIDE_BY_SIDE_LOADS,
     START,
     Figures,
     Measured,
@@ -49,9 +49,10 @@ from bench.predict_bench import (
     Target,
     fetch_answers,
     judge,
+    load_cells,
+    load_label,
     markdown_table,
     measured,
-    measured_cells,
     median_measured,
     registry_of,
     serving_atalaia,
@@ -72,7 +73,7 @@ SAMPLED = 50  # series polled until warm
 # start (catching up) and again in the rebuild: minutes for a fleet.
 WAIT_S = 1_800.0
 # Each load: its form, and the connections wrk keeps busy.
-LOADS = (("single", 64), ("columns", BATCH_CONNECTIONS))
+LOADS = SIDE_BY_SIDE_LOADS
 TARGETS: list[Target] = [
     ("ratio_single_c64", "≥", 0.5),  # forecast / z-score requests/s
     ("ratio_columns", "≥", 0.4),  # forecast / z-score readings/s
@@ -330,15 +331,10 @@ def _measure_once(
     )
 
 
-def _label(form: str) -> str:
-    """A load's name in the figures: `c64` for single readings."""
-    return f"c{dict(LOADS)['single']}" if form == "single" else form
-
-
 def _figures(readings: int, measured: Mapping[tuple[str, str], Measured]) -> Figures:
     figures: Figures = {}
     for (name, form), m in measured.items():
-        prefix = f"{name}_{_label(form)}_"
+        prefix = f"{name}_{load_label(form)}_"
         if form == "columns":
             figures[f"{prefix}readings_per_s"] = round(m.run.requests_per_s * readings)
         figures.update(m.figures(prefix))
@@ -355,10 +351,7 @@ def _table(
     header = ["models", "load", "readings/s", "rps", "p50 ms", "p99 ms", "errors"]
     rows = [
         [
-            name,
-            _label(form),
-            round(m.run.requests_per_s * (1 if form == "single" else readings)),
-            *measured_cells(m),
+            *load_cells(name, form, m, readings),
         ]
         for (name, form), m in measured.items()
     ]
