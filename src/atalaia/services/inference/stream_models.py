@@ -147,6 +147,9 @@ FAMILY_OF: tuple[StreamFamily | None, ...] = tuple(
 STREAM_CODES = np.array(
     [code for code, family in enumerate(FAMILY_OF) if family is not None], np.int8
 )
+# By algorithm code: is it a streaming family's (a gather, cheaper than isin
+# on every batch)?
+IS_STREAMING = np.array([family is not None for family in FAMILY_OF])
 
 
 def saved(rows: FamilyRows) -> dict[str, npt.NDArray[Any]]:

@@ -40,6 +40,7 @@ from atalaia.files import write_private_npz
 from atalaia.services.inference.stream_models import (
     COLD,
     FAMILY_OF,
+    IS_STREAMING,
     STREAM_CODES,
     WARM,
     FamilyRows,
@@ -175,7 +176,7 @@ class SeriesStreams:
         (their `state` set), advancing each series' state by its fresh ones in
         time order."""
         at = np.flatnonzero(
-            np.isin(scores.algorithm, STREAM_CODES) & (scores.tier == Tier.MODEL)
+            IS_STREAMING[scores.algorithm] & (scores.tier == Tier.MODEL)
         )
         if not at.size:
             return
@@ -237,7 +238,7 @@ class SeriesStreams:
         one, its newest reading for a warm one."""
         rows = table.rows_of(series_ids)
         codes = table.cols.algorithm[rows]
-        streaming = np.isin(codes, STREAM_CODES) & (table.cols.version[rows] > 0)
+        streaming = IS_STREAMING[codes] & (table.cols.version[rows] > 0)
         cold, warm = Cold([], [], []), Cold([], [], [])
         if not streaming.any():
             return cold, warm
