@@ -170,15 +170,26 @@ def _one_axis(period: Period, step: str, noise: str, rng: np.random.Generator) -
     )  # fmt: skip
 
 
+def offset(event: Event) -> FloatArray:
+    """What a spike, level shift or drift adds to each of its readings, in σ."""
+    if event.kind not in SIGNED:
+        raise ValueError(f"a {event.kind} is no offset")
+    return _shift(event.kind, event.magnitude, event.stop - event.start)
+
+
+def _shift(kind: Kind, magnitude: float, size: int) -> FloatArray:
+    if kind == "drift":
+        return magnitude * np.linspace(0.0, 1.0, size)
+    return np.full(size, magnitude)
+
+
 def _offset(
     slot: _Slot, t: FloatArray, pattern: Pattern, z: FloatArray, amplitude: float
 ) -> FloatArray:
     """What the event adds to the readings at `t`, in σ (z: their noise)."""
     m = slot.magnitude
-    if slot.kind in ("spike", "level_shift"):
-        return np.full(t.size, m)
-    if slot.kind == "drift":
-        return m * np.linspace(0.0, 1.0, t.size)
+    if slot.kind in SIGNED:
+        return _shift(slot.kind, m, t.size)
     if slot.kind == "variance":
         return (m - 1.0) * z
     if slot.kind == "pattern_break":

@@ -15,7 +15,12 @@
   detected): median and the share within PROMPT readings; and per event
   detected, its alarms: the alarm onsets (a flagged reading whose previous
   reading was not) within its detecting span, the mean per kind and over
-  every kind;
+  every kind. Beside them, detector-free, the share of drifts a detector
+  could flag within PROMPT readings at all (`corpus_drift_detectable_30`):
+  those whose first PROMPT readings hold enough of the ramp for a matched
+  filter that knows its start and slope, the best test there is, to reach
+  DETECTABLE_SNR noise sigmas (a slow ramp sampled every 10 s is still a
+  fraction of a sigma after 30 readings);
 - the demo fleet of `atalaia demo`'s defaults (20 sensors × 3 axes, 7 days of
   readings a minute apart, seed 7; its axes are independent series, so every
   family, a sensor family too, fits each alone), two ways. The demo's: each
@@ -42,12 +47,13 @@ import numpy as np
 from atalaia import detection
 from atalaia.synthetic import SyntheticSeries, make_fleet, stream
 from bench._verdicts import BoolArray, Tally, flag_rows
-from bench.corpus import KINDS, Case, make_corpus
+from bench.corpus import KINDS, Case, make_corpus, offset
 from bench.skab import SKAB, skab_figures
 
 GRACE = 5  # readings after an event that still count as detecting it
 PROMPT = 30  # readings: a level shift or drift flagged within them is prompt
 TIMED: tuple[str, ...] = ("level_shift", "drift")  # kinds whose delay counts
+DETECTABLE_SNR = 4.0  # a matched filter's reach at a ~1 in 30,000 false alarm
 CORPUS_SEED = 0
 # `atalaia demo`'s defaults.
 DEMO_SENSORS, DEMO_DAYS, DEMO_MINUTES, DEMO_SEED = 20, 7, 60, 7
@@ -73,6 +79,7 @@ def corpus_figures(
         "corpus_cases": len(cases),
         "corpus_events": sum(len(case.events) for case in cases),
         "corpus_normal": int(sum((~s).sum() for s in spans)),
+        f"corpus_drift_detectable_{PROMPT}": _detectable(cases, "drift"),
     }
     for algorithm in algorithms:
         found: Counter[str] = Counter()
@@ -119,6 +126,19 @@ def _promptness(
         [n for kind in KINDS for n in onsets[kind]]
     )
     return figures
+
+
+def _detectable(cases: Sequence[Case], kind: str) -> float:
+    """The share of `kind` events whose offset over their first PROMPT readings
+    (in noise sigmas; `corpus.offset`) a matched filter tells from the noise
+    at DETECTABLE_SNR."""
+    reach = [
+        float(np.linalg.norm(offset(e)[:PROMPT])) >= DETECTABLE_SNR
+        for case in cases
+        for e in case.events
+        if e.kind == kind
+    ]
+    return round(float(np.mean(reach)), 3) if reach else float("nan")
 
 
 def _mean(counts: list[int]) -> float:

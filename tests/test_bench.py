@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bench.__main__ import app
-from bench.corpus import KINDS, PERIODS, STEPS, Case, make_corpus
+from bench.corpus import KINDS, PERIODS, STEPS, Case, make_corpus, offset
 from bench.nab import LOW_FN, STANDARD, NabTally, Profile, edges
 from typer.testing import CliRunner
 
@@ -96,6 +96,7 @@ def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
     assert "multivariate_valve1_f1 1" in cells  # both channels as one sensor
     assert "valve2" not in result.output  # no experiment of that kind
     assert "corpus_cases 30" in cells
+    assert "corpus_drift_detectable_30 0.417" in cells  # 10 s ramps are slow
     assert "demo_readings 3600" in cells
     for kind in KINDS:
         assert any(c.startswith(f"seasonal_{kind}_recall ") for c in cells)
@@ -163,6 +164,8 @@ class TestCorpus:
                     assert added == pytest.approx(np.full(added.size, e.magnitude))
                 if e.kind == "drift":
                     assert added[-1] == pytest.approx(e.magnitude)
+                if e.kind in ("spike", "level_shift", "drift"):
+                    assert added == pytest.approx(offset(e))
                 if e.kind == "stuck":
                     stuck = case.values[e.start - 1 : e.stop, e.axis]
                     assert (stuck == stuck[0]).all()
