@@ -10,8 +10,15 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from atalaia.core.incidents import Recovery
 from atalaia.core.series import FloatArray, Readings
-from atalaia.core.serving import FleetModels, Rollups, SeriesModels, ServedModel
+from atalaia.core.serving import (
+    FleetModels,
+    Rollups,
+    ScoredAnomaly,
+    SeriesModels,
+    ServedModel,
+)
 
 IntArray = npt.NDArray[np.int64]
 
@@ -73,7 +80,23 @@ class RollupSink(Protocol):
         ...
 
 
-class ServingStore(RollupSink, Protocol):
+class SignalSink(Protocol):
+    """Where the incidents' signals go (the anomaly log and the recoveries)."""
+
+    def add_signals(
+        self, anomalies: Sequence[ScoredAnomaly], recoveries: Sequence[Recovery]
+    ) -> None:
+        """Append them, committed; a logged anomaly of the same series and
+        timestamp is kept. DependencyUnavailable or ConcurrentChange when they
+        could not be."""
+        ...
+
+    def live_series(self) -> list[str]:
+        """The series anomalous in some live incident."""
+        ...
+
+
+class ServingStore(RollupSink, SignalSink, Protocol):
     """What inference reads of the registry and the series' statistics, and the
     counts it writes: the database. Each call is a transaction of its own and
     raises DependencyUnavailable while the database is unavailable."""

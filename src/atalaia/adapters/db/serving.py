@@ -10,9 +10,23 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import ModelStore, ReadingStore, RollupStore
+from atalaia.adapters.db.repositories import (
+    AnomalyLog,
+    IncidentStore,
+    ModelStore,
+    ReadingStore,
+    RollupStore,
+    SignalLogs,
+)
+from atalaia.core.incidents import Recovery
 from atalaia.core.series import FloatArray, Readings
-from atalaia.core.serving import FleetModels, Rollups, SeriesHistory, SeriesModels
+from atalaia.core.serving import (
+    FleetModels,
+    Rollups,
+    ScoredAnomaly,
+    SeriesHistory,
+    SeriesModels,
+)
 
 IntArray = npt.NDArray[np.int64]
 
@@ -63,3 +77,15 @@ class DatabaseServingStore:
         with self._sessions() as session:
             RollupStore(session).add(rollups)
             session.commit()
+
+    def add_signals(
+        self, anomalies: Sequence[ScoredAnomaly], recoveries: Sequence[Recovery]
+    ) -> None:
+        with self._sessions() as session:
+            AnomalyLog(session).append(anomalies)
+            SignalLogs(session).add_recoveries(recoveries)
+            session.commit()
+
+    def live_series(self) -> list[str]:
+        with self._sessions() as session:
+            return IncidentStore(session).live_series()

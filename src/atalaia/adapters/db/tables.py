@@ -248,3 +248,159 @@ class PredictionRollupRow(Base):
     requests: Mapped[int] = mapped_column(BigInteger)
     latency_ms_sum: Mapped[float] = mapped_column(Double)
     latency_ms_max: Mapped[float] = mapped_column(Double)
+
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class IncidentRow(Base):
+    """An incident (`core.incidents`). `live_key` is "sensor/kind" while it is
+    open or acknowledged and NULL once resolved: one live incident per sensor
+    and kind."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_state_severity", "state", "severity"),
+        Index("ix_incidents_sensor_id", "sensor_id"),
+        Index("ix_incidents_sensor_group", "sensor_group"),
+        Index("ix_incidents_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    live_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    sensor_id: Mapped[str] = mapped_column(String(128))
+    sensor_group: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[float] = mapped_column(Double)
+    last_at: Mapped[float] = mapped_column(Double)
+    peak_score: Mapped[float] = mapped_column(Double)
+    peak: Mapped[dict[str, Any]] = mapped_column(Json)
+    count: Mapped[int] = mapped_column(BigInteger)
+    series: Mapped[list[str]] = mapped_column(Json)
+    active: Mapped[list[str]] = mapped_column(Json)
+    recent: Mapped[list[float]] = mapped_column(Json)
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[float | None] = mapped_column(Double)
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class IncidentHistoryRow(Base):
+    """A line of an incident's history: a change or a comment."""
+
+    __tablename__ = "incident_history"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        _ID, ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(String(4000))
+    at: Mapped[float] = mapped_column(Double)
+
+
+class SeriesRecoveryRow(Base):
+    """A series read enough normal readings in a row to recover (`Recovery`);
+    ids in commit order, as the anomaly log's."""
+
+    __tablename__ = "series_recoveries"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    series_id: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[float] = mapped_column(Double)
+
+
+class PlatformEventRow(Base):
+    """A lifecycle event to route (drift, failed training, promotion, rollback,
+    a platform alert), once per `key`."""
+
+    __tablename__ = "platform_events"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    series_id: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(400))
+    text: Mapped[str] = mapped_column(String(4000))
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    at: Mapped[float] = mapped_column(Double)
+
+
+class AlertChannelRow(Base):
+    """A notification channel; `source` is "api" or "file" (the rules file)."""
+
+    __tablename__ = "alert_channels"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(2000))
+    rate_per_min: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AlertRuleRow(Base):
+    """An alert rule (`core.alerting.AlertRule`, its fields in `spec`)."""
+
+    __tablename__ = "alert_rules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+    source: Mapped[str] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SilenceRow(Base):
+    """A silence (`core.alerting.Silence`, its matchers in `matchers`)."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_ends_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    starts_at: Mapped[float] = mapped_column(Double)
+    ends_at: Mapped[float] = mapped_column(Double)
+    author: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(1000))
+    matchers: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class NotificationRow(Base):
+    """The outbox: a notification stored before it is sent, then its delivery
+    (`state` pending, sent or failed)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_state_channel", "state", "channel", "id"),
+        Index("ix_notifications_incident_id", "incident_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(400))
+    text: Mapped[str] = mapped_column(String(4000))
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    incident_id: Mapped[int | None] = mapped_column(_ID)
+    state: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Double)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[float] = mapped_column(Double)
+    sent_at: Mapped[float | None] = mapped_column(Double)
+
+
+class AlerterCursorRow(Base):
+    """How far the alerter has read a log (the anomalies, the recoveries, the
+    platform events)."""
+
+    __tablename__ = "alerter_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)

@@ -1,9 +1,11 @@
 """Repositories over a Session; they return core entities, never ORM rows."""
 
+from atalaia.adapters.db.repositories.alerts import AlertConfig, Outbox, SignalLogs
 from atalaia.adapters.db.repositories.anomalies import AnomalyLog
 from atalaia.adapters.db.repositories.audit import AuditLog
 from atalaia.adapters.db.repositories.claims import TrainingClaims
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
+from atalaia.adapters.db.repositories.incidents import IncidentFilter, IncidentStore
 from atalaia.adapters.db.repositories.jobs import JobStore
 from atalaia.adapters.db.repositories.models import ModelStore
 from atalaia.adapters.db.repositories.readings import (
@@ -14,14 +16,19 @@ from atalaia.adapters.db.repositories.readings import (
 from atalaia.adapters.db.repositories.rollups import RollupStore
 
 __all__ = [
+    "AlertConfig",
     "AnomalyLog",
     "AuditLog",
     "FeedbackStore",
+    "IncidentFilter",
+    "IncidentStore",
     "IngestResult",
     "JobStore",
     "ModelStore",
+    "Outbox",
     "ReadingStore",
     "RollupStore",
     "SeriesSummary",
+    "SignalLogs",
     "TrainingClaims",
 ]
