@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     scheduler_drift_every_hours: Annotated[float, Field(gt=0)] = 6.0
     scheduler_drift_window_hours: Annotated[float, Field(gt=0)] = 24.0
 
+    # Incidents (`core.incidents`): anomalies of a sensor this close are one
+    # incident; a series recovers after this many normal readings in a row.
+    incident_gap_s: Annotated[float, Field(gt=0)] = 600.0
+    incident_resolve_after: Annotated[int, Field(ge=1)] = 10
+    incident_major_score: Annotated[float, Field(gt=1)] = 2.0
+    incident_critical_score: Annotated[float, Field(gt=1)] = 4.0
+    # How often inference writes the anomalies of predictions it queued (a
+    # killed process loses at most this much).
+    incident_flush_s: Annotated[float, Field(gt=0)] = 0.25
+    # The alerter: in `atalaia serve` and `atalaia scheduler`, one instance.
+    alert_rules_file: Path | None = None
+    alerter_poll_s: Annotated[float, Field(gt=0)] = 0.2
+    alerter_sweep_s: Annotated[float, Field(gt=0)] = 10.0
+
     # Reading times, epoch seconds, accepted wherever they enter (see the README).
     timestamp_min: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MIN
     timestamp_max: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MAX
@@ -134,6 +148,15 @@ class Settings(BaseSettings):
         if not self.timestamp_min < self.timestamp_max:
             raise ValueError(
                 "ATALAIA_TIMESTAMP_MIN must be below ATALAIA_TIMESTAMP_MAX"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ordered_severities(self) -> Settings:
+        if not self.incident_major_score < self.incident_critical_score:
+            raise ValueError(
+                "ATALAIA_INCIDENT_MAJOR_SCORE must be below "
+                "ATALAIA_INCIDENT_CRITICAL_SCORE"
             )
         return self
 

@@ -5,7 +5,8 @@ One transaction (the caller commits) stores the readings (idempotent per
 series and timestamp, `services.ingest`) and logs the anomalies among them
 (`AnomalyLog`): an anomaly is in the log exactly when its reading is stored.
 The readings are scored by the inference data plane, so they advance their
-series' stream state as predictions do; a reading sent again is `stale`, and
+series' stream state as predictions do, and count towards their series'
+recovery from an incident (`IncidentSignals`); a reading sent again is `stale`, and
 logged once. Should the commit fail after scoring, the readings advanced the
 state without being stored: sent again, they are scored as stale readings
 and logged then.
@@ -67,6 +68,7 @@ def ingest_scored(
     modelled = scores.tier == Tier.MODEL
     anomalies = _anomalies(series_ids, timestamps, values, scores, modelled)
     AnomalyLog(session).append(anomalies)
+    serving.signals.many(series_ids, timestamps, values, scores, logged=True)
     return ScoredIngest(stored, int(modelled.sum()), anomalies)
 
 

@@ -76,6 +76,8 @@ async def model_serving(
         poll_s=settings.inference_feed_poll_s,
         retry_s=settings.inference_db_retry_s,
         flush_s=settings.inference_stats_flush_s,
+        signals_s=settings.incident_flush_s,
+        resolve_after=settings.incident_resolve_after,
         cache=cache,
         heavy=HeavyModels(
             load=resources.artifacts.get,

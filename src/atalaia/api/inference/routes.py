@@ -71,6 +71,12 @@ async def predict(scope: Scope, body: bytes) -> bytes:
         _on_unknown(state, [series_id], reject=reject_unknown)
     metrics = state["serving_metrics"]
     metrics.one(scored.table, scored.row, series_id, scored.anomaly, started)
+    record = scored.record
+    state["predictor"].signals.one(
+        series_id, timestamp, value, record.tier, scored.anomaly,
+        (scored.score, scored.expected, scored.width, scored.reason, record.version,
+         record.algorithm, scored.stale),
+    )  # fmt: skip
     return _encode(answers.reading_answer(series_id, timestamp, value, scored))
 
 
@@ -100,6 +106,9 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     )  # fmt: skip
     metrics = state["serving_metrics"]
     metrics.batch(batch.series_ids, scored.scores, started)
+    state["predictor"].signals.many(
+        batch.series_ids, batch.timestamps, batch.values, scored.scores
+    )
     return answers.encode_columns(answer) if batch.columnar else _encode(answer)
 
 

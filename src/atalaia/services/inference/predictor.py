@@ -18,6 +18,7 @@ from atalaia.services.inference.l2 import L2Models
 from atalaia.services.inference.lookup import MissLookup
 from atalaia.services.inference.sensors import SensorModels
 from atalaia.services.inference.served import LoadState, ServedTable
+from atalaia.services.inference.signals import IncidentSignals
 from atalaia.services.inference.snapshot import Snapshot
 from atalaia.services.inference.streams import (
     REBUILD_DEPTH,
@@ -48,6 +49,8 @@ class Predictor:
         poll_s: float = 0.25,
         retry_s: float = 5.0,
         flush_s: float = 30.0,
+        signals_s: float = 0.25,
+        resolve_after: int = 10,
         cache: SharedModelCache | None = None,
         heavy: HeavyModels | None = None,
     ) -> None:
@@ -70,10 +73,12 @@ class Predictor:
             served=served, follower=self.follower, l2=l2, health=health
         )
         self.tally = PredictionTally()
+        self.signals = IncidentSignals(resolve_after)
         self.threads = BackgroundThreads(
             follower=self.follower, snapshot=self.snapshot, tally=self.tally,
             sink=store, health=health, rebuild=lambda: self.rebuild_streams(),
-            poll_s=poll_s, flush_s=flush_s,
+            signals=self.signals, signal_sink=store, poll_s=poll_s,
+            flush_s=flush_s, signals_s=signals_s,
         )  # fmt: skip
         # Called with (source, seconds) after each full load (the metrics set it).
         self.on_load: OnLoad = lambda _source, _seconds: None
@@ -147,11 +152,12 @@ class Predictor:
         return self.health.ok
 
     def stop(self) -> None:
-        """Stop both threads, then write the counts still in memory."""
+        """Stop the threads, then write the signals and counts still in memory."""
         self.threads.stop()
         if not self.health.ok:
             return
         try:
+            self.signals.flush(self.store)
             self.tally.flush(self.store)
         except (DependencyUnavailable, ConcurrentChange) as exc:
             log.warning("inference.final_flush_failed", error=exc.origin)
