@@ -79,6 +79,19 @@ class Settings(BaseSettings):
     plot_url: str = "http://127.0.0.1:8002"
     health_probe_timeout_s: float = 2.0
 
+    # Notifications. `email` channels go through this SMTP server (unset: refused);
+    # `smtp_ssl` is TLS from the first byte (port 465), `smtp_starttls` upgrades a
+    # plain connection. `notify_timeout_s` bounds webhook, slack and apprise sends.
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_from: str = "atalaia@localhost"
+    smtp_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    notify_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+
     # PostgreSQL connections of each process (SQLite opens one per thread).
     db_pool_size: Annotated[int, Field(ge=1)] = 10
     db_pool_max_overflow: Annotated[int, Field(ge=0)] = 10

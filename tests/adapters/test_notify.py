@@ -1,0 +1,429 @@
+"""Notification channels against real receivers: an HTTP server in a thread, an
+SMTP server (aiosmtpd), and Apprise posting to that HTTP server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+import atalaia
+from atalaia.adapters.notify import ChannelSender
+from atalaia.cli.demo import free_port
+from atalaia.core.notifications import (
+    CHANNEL_TYPES,
+    Channel,
+    ChannelType,
+    DeliveryFailed,
+    Notification,
+)
+from atalaia.settings import Settings
+
+TIMEOUT_S = 0.3  # of the HTTP channels: the slow receiver answers later
+NOTIFICATION = Notification(
+    key="incident:42:opened",
+    event="incident.opened",
+    severity="critical",
+    title="Bearing 7 vibrates",
+    text="sensor_007_radial scored 9.1 at 12:00 UTC",
+    created_at=1_767_225_600.0,  # 2026-01-01T00:00:00Z
+    document={"incident_id": 42, "series_id": "sensor_007_radial"},
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class Receiver(ThreadingHTTPServer):
+    """Records every POST; answers by path: `/status/<code>` with that code,
+    `/slow` well after `TIMEOUT_S`, any other with 204."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Record)
+        self.requests: list[Request] = []
+        self.closing = threading.Event()
+        threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True).start()
+
+    def url(self, path: str, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.closing.set()  # wakes a slow answer
+        self.shutdown()
+        self.server_close()
+
+
+class _Record(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.requests.append(
+            Request(self.path, dict(self.headers.items()), json.loads(body))
+        )
+        path = urlsplit(self.path).path
+        if path == "/slow":
+            self.server.closing.wait(5 * TIMEOUT_S)
+        status = int(path.removeprefix("/status/")) if "/status/" in path else 204
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except OSError:  # the sender gave up waiting
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class Mailbox:
+    """An aiosmtpd handler: keeps each message; refuses recipients at
+    `refused.example` for good (550), at `busy.example` for now (451)."""
+
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,  # noqa: ARG002
+        session: Session,  # noqa: ARG002
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],  # noqa: ARG002
+    ) -> str:
+        if address.endswith("@refused.example"):
+            return "550 5.1.1 no such mailbox"
+        if address.endswith("@busy.example"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(
+        self,
+        server: SMTP,  # noqa: ARG002
+        session: Session,  # noqa: ARG002
+        envelope: Envelope,
+    ) -> str:
+        assert isinstance(envelope.content, bytes)
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def mailbox() -> Mailbox:
+    return Mailbox()
+
+
+@pytest.fixture
+def smtp_port(mailbox: Mailbox) -> Iterator[int]:
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port bound but not listening: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+class _Keep(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def root_records() -> Iterator[list[logging.LogRecord]]:
+    """Every record that reaches the root logger (stderr, in a process)."""
+    records: list[logging.LogRecord] = []
+    root, handler = logging.getLogger(), _Keep(records)
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+SenderFactory = Callable[..., ChannelSender]
+
+
+@pytest.fixture
+def make_sender(settings: Settings) -> Iterator[SenderFactory]:
+    """`make_sender(**settings_overrides)`: a ChannelSender, closed afterwards."""
+    senders: list[ChannelSender] = []
+
+    def make(**overrides: Any) -> ChannelSender:
+        update = {"notify_timeout_s": TIMEOUT_S, "smtp_timeout_s": 2.0} | overrides
+        senders.append(ChannelSender.from_settings(settings.model_copy(update=update)))
+        return senders[-1]
+
+    yield make
+    for sender in senders:
+        sender.close()
+
+
+@pytest.fixture
+def sender(make_sender: SenderFactory, smtp_port: int) -> ChannelSender:
+    return make_sender(smtp_host="127.0.0.1", smtp_port=smtp_port)
+
+
+def failure(sender: ChannelSender, type_: ChannelType, target: str) -> DeliveryFailed:
+    with pytest.raises(DeliveryFailed) as caught:
+        sender.send(Channel("ops", type_, target), NOTIFICATION)
+    return caught.value
+
+
+class TestWebhook:
+    def test_posts_the_notification_with_its_key(
+        self, sender: ChannelSender, receiver: Receiver
+    ) -> None:
+        sender.send(Channel("ops", "webhook", receiver.url("/hook")), NOTIFICATION)
+
+        [request] = receiver.requests
+        assert request.path == "/hook"
+        assert request.body == {
+            "key": "incident:42:opened",
+            "event": "incident.opened",
+            "severity": "critical",
+            "title": "Bearing 7 vibrates",
+            "text": "sensor_007_radial scored 9.1 at 12:00 UTC",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "data": {"incident_id": 42, "series_id": "sensor_007_radial"},
+        }
+        assert request.headers["Idempotency-Key"] == "incident:42:opened"
+        assert request.headers["User-Agent"] == f"atalaia/{atalaia.__version__}"
+        assert request.headers["Content-Type"] == "application/json"
+
+    @pytest.mark.parametrize(
+        ("status", "retryable"),
+        [(500, True), (503, True), (429, True), (408, True), (400, False),
+         (404, False), (301, False)],
+    )  # fmt: skip
+    def test_an_answer_other_than_2xx_fails(
+        self, sender: ChannelSender, receiver: Receiver, status: int, retryable: bool
+    ) -> None:
+        failed = failure(sender, "webhook", receiver.url(f"/status/{status}"))
+
+        assert (str(failed), failed.retryable) == (
+            f"POST {receiver.url('')}: HTTP {status}",
+            retryable,
+        )
+
+    def test_an_unreachable_receiver_is_retryable(
+        self, sender: ChannelSender, closed_port: int
+    ) -> None:
+        failed = failure(sender, "webhook", f"http://127.0.0.1:{closed_port}/hook")
+
+        assert failed.retryable
+        assert "ConnectError" in str(failed)
+
+    def test_a_receiver_slower_than_the_timeout_is_retryable(
+        self, sender: ChannelSender, receiver: Receiver
+    ) -> None:
+        failed = failure(sender, "webhook", receiver.url("/slow"))
+
+        assert failed.retryable
+        assert "ReadTimeout" in str(failed)
+
+    def test_the_failure_shows_no_credentials_of_the_url(
+        self, sender: ChannelSender, receiver: Receiver
+    ) -> None:
+        port = receiver.server_address[1]
+        target = f"http://user:pw-secret@127.0.0.1:{port}/status/400?token=q-secret"
+
+        failed = failure(sender, "webhook", target)
+
+        assert str(failed) == f"POST http://127.0.0.1:{port}: HTTP 400"
+        assert receiver.requests[0].headers["Authorization"].startswith("Basic ")
+
+    @pytest.mark.parametrize("target", ["ftp://127.0.0.1/hook", "hooks.example.com"])
+    def test_a_target_that_is_no_http_url_is_not_retryable(
+        self, sender: ChannelSender, target: str
+    ) -> None:
+        assert not failure(sender, "webhook", target).retryable
+
+
+class TestSlack:
+    def test_posts_the_slack_form_with_the_key(
+        self, sender: ChannelSender, receiver: Receiver
+    ) -> None:
+        sender.send(
+            Channel("chat", "slack", receiver.url("/services/T/B/X")), NOTIFICATION
+        )
+
+        [request] = receiver.requests
+        assert request.body == {
+            "text": "*Bearing 7 vibrates*\nsensor_007_radial scored 9.1 at 12:00 UTC"
+        }
+        assert request.headers["Idempotency-Key"] == "incident:42:opened"
+
+    def test_a_server_error_is_retryable(
+        self, sender: ChannelSender, receiver: Receiver
+    ) -> None:
+        assert failure(sender, "slack", receiver.url("/status/503")).retryable
+
+
+class TestEmail:
+    def test_delivers_the_message_to_every_address(
+        self, sender: ChannelSender, mailbox: Mailbox
+    ) -> None:
+        channel = Channel("ops", "email", "ops@plant.example, oncall@plant.example")
+
+        sender.send(channel, NOTIFICATION)
+
+        [(recipients, message)] = mailbox.messages
+        assert recipients == ["ops@plant.example", "oncall@plant.example"]
+        assert message["Subject"] == "[atalaia] critical: Bearing 7 vibrates"
+        assert message["From"] == "atalaia@localhost"
+        assert message["To"] == "ops@plant.example, oncall@plant.example"
+        assert message["Message-ID"] == "<incident=3A42=3Aopened@atalaia>"
+        assert message["X-Atalaia-Key"] == "incident:42:opened"
+        assert message["Date"].datetime == datetime(2026, 1, 1, tzinfo=UTC)
+        assert message.get_content().rstrip() == NOTIFICATION.text
+
+    def test_a_recipient_refused_for_good_is_not_retryable(
+        self, sender: ChannelSender, mailbox: Mailbox
+    ) -> None:
+        failed = failure(sender, "email", "nobody@refused.example")
+
+        assert not failed.retryable
+        assert "550 5.1.1 no such mailbox" in str(failed)
+        assert mailbox.messages == []
+
+    def test_a_recipient_refused_for_now_is_retryable(
+        self, sender: ChannelSender
+    ) -> None:
+        failed = failure(sender, "email", "ops@busy.example")
+
+        assert failed.retryable
+        assert "451 4.3.0 try again later" in str(failed)
+
+    def test_a_partial_refusal_is_not_retryable_as_the_others_took_it(
+        self, sender: ChannelSender, mailbox: Mailbox
+    ) -> None:
+        failed = failure(sender, "email", "ops@plant.example, ops@busy.example")
+
+        assert not failed.retryable
+        assert "ops@busy.example: 451" in str(failed)
+        assert [recipients for recipients, _ in mailbox.messages] == [
+            ["ops@plant.example"]
+        ]
+
+    def test_a_server_down_is_retryable(
+        self, make_sender: SenderFactory, closed_port: int
+    ) -> None:
+        sender = make_sender(smtp_host="127.0.0.1", smtp_port=closed_port)
+
+        failed = failure(sender, "email", "ops@plant.example")
+
+        assert failed.retryable
+        assert "ConnectionRefusedError" in str(failed)
+
+    @pytest.mark.parametrize(
+        "target",
+        ["ops", "ops@", "ops@plant.example,ops@@x", "Ops <ops@x.example>", " , "],
+    )
+    def test_a_malformed_address_is_not_retryable(
+        self, sender: ChannelSender, mailbox: Mailbox, target: str
+    ) -> None:
+        assert not failure(sender, "email", target).retryable
+        assert mailbox.messages == []
+
+    def test_without_an_smtp_server_it_is_not_retryable(
+        self, make_sender: SenderFactory
+    ) -> None:
+        failed = failure(make_sender(), "email", "ops@plant.example")
+
+        assert not failed.retryable
+        assert "ATALAIA_SMTP_HOST" in str(failed)
+
+
+class TestApprise:
+    def test_delivers_through_an_apprise_url(
+        self, sender: ChannelSender, receiver: Receiver
+    ) -> None:
+        sender.send(
+            Channel("ntfy", "apprise", receiver.url("/apprise", "json")), NOTIFICATION
+        )
+
+        [request] = receiver.requests
+        assert request.path == "/apprise"
+        assert (request.body["title"], request.body["message"]) == (
+            NOTIFICATION.title,
+            NOTIFICATION.text,
+        )
+        assert request.body["type"] == "failure"  # a critical notification
+
+    def test_an_unreachable_receiver_is_retryable_and_apprise_stays_quiet(
+        self,
+        sender: ChannelSender,
+        closed_port: int,
+        root_records: list[logging.LogRecord],
+    ) -> None:
+        failed = failure(sender, "apprise", f"json://127.0.0.1:{closed_port}/a")
+
+        assert failed.retryable
+        assert f"json://127.0.0.1:{closed_port}/a" in str(failed)
+        assert [r for r in root_records if r.name.startswith("apprise")] == []
+
+    def test_a_url_apprise_does_not_know_is_not_retryable(
+        self, sender: ChannelSender
+    ) -> None:
+        assert not failure(sender, "apprise", "nosuchservice://x").retryable
+
+
+def test_sends_by_every_channel_type(
+    sender: ChannelSender, receiver: Receiver, mailbox: Mailbox
+) -> None:
+    targets: dict[ChannelType, str] = {
+        "webhook": receiver.url("/webhook"),
+        "slack": receiver.url("/slack"),
+        "email": "ops@plant.example",
+        "apprise": receiver.url("/apprise", "json"),
+    }
+    assert set(targets) == set(CHANNEL_TYPES)
+    for type_, target in targets.items():
+        sender.send(Channel(type_, type_, target), NOTIFICATION)
+
+    assert [r.path for r in receiver.requests] == ["/webhook", "/slack", "/apprise"]
+    assert len(mailbox.messages) == 1
