@@ -1,5 +1,6 @@
 """The scheduler: run each task of the fleet schedule when it is due, as the one
-instance holding the scheduler lock.
+instance holding the scheduler lock; and beside it the alerter
+(`services.alerter`: incidents and notifications), one instance too.
 
 `atalaia scheduler` runs it in its own process, queueing jobs through the
 training service's API; the embedded `atalaia serve` runs it in a thread,
@@ -25,10 +26,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Engine
 
 from atalaia.adapters.db.lock import InstanceLock, instance_lock
+from atalaia.adapters.notify import ChannelSender
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
+from atalaia.core.incidents import IncidentPolicy
 from atalaia.core.ports import BatchSubmitter
 from atalaia.core.schedule import ScheduledTask, Task, fleet_schedule
+from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
 from atalaia.services.scheduler import (
     InProcessSubmitter,
     RunReport,
@@ -42,6 +46,7 @@ from atalaia.settings import Settings
 log = structlog.get_logger()
 
 LOCK_NAME = "atalaia.scheduler"
+ALERTER_LOCK = "atalaia.alerter"
 MAX_SLEEP_S = 60.0  # the leader makes sure of its lock at least this often
 STANDBY_POLL_S = 30.0  # an idle instance tries the lock this often
 RETRY_AFTER_S = 300.0
@@ -211,6 +216,25 @@ def build_scheduler(
     return scheduler
 
 
+def build_alerter(
+    settings: Settings, *, engine: Engine, sessions: SessionFactory
+) -> AlerterThreads:
+    """The alerter of `settings` against `engine`'s database, its rules file
+    read (not started)."""
+    if settings.alert_rules_file is not None:
+        load_rules_file(sessions, settings.alert_rules_file)
+    policy = IncidentPolicy(
+        settings.incident_gap_s, settings.incident_resolve_after,
+        settings.incident_major_score, settings.incident_critical_score,
+    )  # fmt: skip
+    alerter = Alerter(sessions, ChannelSender.from_settings(settings), policy)
+    lock = instance_lock(engine, ALERTER_LOCK)
+    return AlerterThreads(
+        alerter=alerter, poll_s=settings.alerter_poll_s,
+        sweep_s=settings.alerter_sweep_s, leads=lock.acquire, release=lock.release,
+    )  # fmt: skip
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -246,6 +270,9 @@ def with_scheduler(part: JobsPart) -> JobsPart:
                 submitter=submitter,
                 registry=registry,
             )
+            alerter = build_alerter(
+                resources.settings, engine=resources.engine, sessions=sessions
+            )
             stop = threading.Event()
             thread = threading.Thread(
                 target=scheduler.run,
@@ -254,6 +281,7 @@ def with_scheduler(part: JobsPart) -> JobsPart:
                 daemon=True,
             )
             thread.start()
+            alerter.start()
             resources.ready_checks["scheduler"] = lambda: (
                 thread.is_alive(),
                 "leading" if scheduler.leading else "standby",
@@ -262,6 +290,7 @@ def with_scheduler(part: JobsPart) -> JobsPart:
                 yield state
             finally:
                 stop.set()
+                await run_in_threadpool(alerter.stop)
                 await run_in_threadpool(thread.join, STOP_TIMEOUT_S)
 
     return with_tasks

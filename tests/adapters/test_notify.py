@@ -3,22 +3,14 @@ SMTP server (aiosmtpd), and Apprise posting to that HTTP server."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 import atalaia
 from atalaia.adapters.notify import ChannelSender
@@ -31,6 +23,7 @@ from atalaia.core.notifications import (
     Notification,
 )
 from atalaia.settings import Settings
+from fixtures.receivers import Mailbox, Receiver
 
 TIMEOUT_S = 0.3  # of the HTTP channels: the slow receiver answers later
 NOTIFICATION = Notification(
@@ -44,93 +37,9 @@ NOTIFICATION = Notification(
 )
 
 
-@dataclass(frozen=True)
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records every POST; answers by path: `/status/<code>` with that code,
-    `/slow` well after `TIMEOUT_S`, any other with 204."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Record)
-        self.requests: list[Request] = []
-        self.closing = threading.Event()
-        threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True).start()
-
-    def url(self, path: str, scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.closing.set()  # wakes a slow answer
-        self.shutdown()
-        self.server_close()
-
-
-class _Record(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.requests.append(
-            Request(self.path, dict(self.headers.items()), json.loads(body))
-        )
-        path = urlsplit(self.path).path
-        if path == "/slow":
-            self.server.closing.wait(5 * TIMEOUT_S)
-        status = int(path.removeprefix("/status/")) if "/status/" in path else 204
-        try:
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        except OSError:  # the sender gave up waiting
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler: keeps each message; refuses recipients at
-    `refused.example` for good (550), at `busy.example` for now (451)."""
-
-    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self,
-        server: SMTP,  # noqa: ARG002
-        session: Session,  # noqa: ARG002
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],  # noqa: ARG002
-    ) -> str:
-        if address.endswith("@refused.example"):
-            return "550 5.1.1 no such mailbox"
-        if address.endswith("@busy.example"):
-            return "451 4.3.0 try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(
-        self,
-        server: SMTP,  # noqa: ARG002
-        session: Session,  # noqa: ARG002
-        envelope: Envelope,
-    ) -> str:
-        assert isinstance(envelope.content, bytes)
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append((list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+    server = Receiver(slow_s=5 * TIMEOUT_S)
     try:
         yield server
     finally:

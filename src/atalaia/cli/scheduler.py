@@ -1,4 +1,5 @@
-"""`atalaia scheduler`: weekly fleet retraining and drift checks, one instance.
+"""`atalaia scheduler`: weekly fleet retraining and drift checks, and the
+alerter (incidents and notifications), one instance of each.
 
 Jobs go through the training service's API at ATALAIA_TRAINING_URL (which
 dispatches them through its own job queue), with short-lived tokens of the
@@ -54,7 +55,7 @@ def scheduler(
     from atalaia.api.common.resources import authenticator_for
     from atalaia.cli.db import require_schema
     from atalaia.logging import configure_logging
-    from atalaia.scheduler import build_scheduler, utcnow
+    from atalaia.scheduler import build_alerter, build_scheduler, utcnow
     from atalaia.settings import load_settings
 
     settings = load_settings()
@@ -80,11 +81,18 @@ def scheduler(
         if once is not None:
             _run_once(fleet, once)
             return
+        alerter = build_alerter(
+            settings, engine=engine, sessions=make_session_factory(engine)
+        )
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         log.info("scheduler.started", training_url=settings.training_url)
-        fleet.run(stop, utcnow)
+        alerter.start()
+        try:
+            fleet.run(stop, utcnow)
+        finally:
+            alerter.stop()
         log.info("scheduler.stopped")
     finally:
         client.close()

@@ -111,7 +111,8 @@ Signal = Anomaly | Recovery
 @dataclass(slots=True)
 class Incident:
     """One incident; `id` is None until stored. `active` holds the series
-    still anomalous (not yet recovered), `recent` the latest anomaly times."""
+    still anomalous (not yet recovered), each with its last anomaly's time;
+    `recent` the latest anomaly times."""
 
     id: int | None
     sensor_id: str
@@ -124,7 +125,7 @@ class Incident:
     peak: dict[str, object]
     count: int
     series: list[str]
-    active: list[str]
+    active: dict[str, float]
     recent: list[float]
     assignee: str | None = None
     resolved_at: float | None = None
@@ -206,7 +207,7 @@ class Grouper:
             incident = Incident(
                 None, sensor, a.kind, "open", self.policy.severity(a.score),
                 a.timestamp, a.timestamp, a.score, a.explanation(), 1,
-                [a.series_id], [a.series_id], [a.timestamp],
+                [a.series_id], {a.series_id: a.timestamp}, [a.timestamp],
             )  # fmt: skip
             self.live[key] = incident
             self._record(incident, "opened", SYSTEM, _describe(a), a.timestamp)
@@ -216,8 +217,8 @@ class Grouper:
         incident.recent = (incident.recent + [a.timestamp])[-RECENT:]
         if a.series_id not in incident.series:
             incident.series.append(a.series_id)
-        if a.series_id not in incident.active:
-            incident.active.append(a.series_id)
+        last = incident.active.get(a.series_id, a.timestamp)
+        incident.active[a.series_id] = max(last, a.timestamp)
         if a.score > incident.peak_score:
             incident.peak_score, incident.peak = a.score, a.explanation()
         severity = self.policy.severity(incident.peak_score)
@@ -237,11 +238,10 @@ class Grouper:
         sensor, _ = sensor_of(r.series_id)
         for kind in KINDS:
             incident = self.live.get((sensor, kind))
-            if incident is None or r.series_id not in incident.active:
-                continue
-            if r.timestamp <= incident.last_at:
-                continue  # an anomaly of its came after: not recovered
-            incident.active.remove(r.series_id)
+            last = None if incident is None else incident.active.get(r.series_id)
+            if incident is None or last is None or r.timestamp <= last:
+                continue  # not anomalous, or anomalous again since
+            del incident.active[r.series_id]
             if not incident.active:
                 self._resolve(
                     incident, r.timestamp,
@@ -284,7 +284,7 @@ def acknowledge(
 def close(incident: Incident, at: float, actor: str) -> None:
     """Mark `incident` resolved by `actor` at `at`."""
     incident.state, incident.resolved_at, incident.resolved_by = "resolved", at, actor
-    incident.active = []
+    incident.active = {}
 
 
 def resolve(incident: Incident, actor: str, at: float, note: str) -> list[Change]:

@@ -4,8 +4,9 @@ way whether they come through the API or the rules file (YAML).
 The rules file (`ATALAIA_ALERT_RULES_FILE`) holds `channels:` and `rules:`
 lists; the alerter reads it at start and makes the file's channels and rules
 exactly those (the ones made through the API stay, and a name is owned by
-where it was made). A `${NAME}` in a channel's target is replaced by the
-environment variable NAME, so a webhook's secret URL need not be in the file.
+where it was made). A `${NAME}` in a channel's target in the file is
+replaced by the environment variable NAME, so a webhook's secret URL need not
+be in the file (a target sent through the API is taken as it is).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class ChannelSpec(_Spec):
         return self
 
     def channel(self) -> Channel:
-        return Channel(self.name, self.type, _expand(self.target))
+        return Channel(self.name, self.type, self.target)
 
 
 class RuleSpec(_Spec):
@@ -160,6 +161,10 @@ def read_rules_file(path: Path) -> RulesFile:
     is wrong with it."""
     try:
         document = yaml.safe_load(path.read_text()) or {}
+        if isinstance(document, dict):
+            for channel in document.get("channels") or ():
+                if isinstance(channel, dict) and isinstance(channel.get("target"), str):
+                    channel["target"] = _expand(channel["target"])
         return RulesFile.model_validate(document)
     except (OSError, yaml.YAMLError) as exc:
         raise InvalidInput(f"{path}: {exc}", rule="alert_rules_file") from exc

@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import structlog
 
@@ -61,13 +63,14 @@ from atalaia.core.incidents import (
 from atalaia.core.notifications import DeliveryFailed, Notification, Sender
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.errors import ConcurrentChange, DependencyUnavailable
-from atalaia.services.alert_config import RuleSpec, silence_of
+from atalaia.services.alert_config import RuleSpec, read_rules_file, silence_of
 from atalaia.services.training_chunk import SessionFactory
 
 log = structlog.get_logger()
 
 LOCK_NAME = "atalaia.alerter"
 BATCH = 5_000  # signals read per step from each log
+DELIVERY_BATCH = 1_000  # the oldest pending notifications looked at per round
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,30 +192,29 @@ class Alerter:
         return new
 
     def deliver(self, pool: ThreadPoolExecutor | None = None) -> int:
-        """Send the due notifications, one per channel at a time; how many
-        went out."""
+        """Send the due notifications: the channels side by side (in `pool`),
+        each channel's in order until one fails; how many went out."""
         config = self.config()
         now = self.clock()
         with self.sessions() as session:
             outbox = Outbox(session)
-            due = [
-                o for o in outbox.due(now, 1_000)
-                if o.channel not in config.channels
-                or outbox.sent_since(o.channel, now - 60.0)
-                < config.channels[o.channel].rate_per_min
-            ]  # fmt: skip
-        if not due:
+            queues = []
+            for channel, queue in outbox.due(now, DELIVERY_BATCH).items():
+                stored = config.channels.get(channel)
+                if stored is not None:
+                    room = stored.rate_per_min - outbox.sent_since(channel, now - 60.0)
+                    queue = queue[: max(room, 0)]
+                if queue:
+                    queues.append(queue)
+        if not queues:
             return 0
-        attempts = (
-            list(pool.map(lambda o: self._attempt(o, config), due))
-            if pool is not None
-            else [self._attempt(o, config) for o in due]
-        )
+        send = partial(self._send_in_order, config=config)
+        results = list(pool.map(send, queues) if pool else map(send, queues))
         sent = 0
         with self.sessions() as session:
             outbox = Outbox(session)
             done = self.clock()
-            for outgoing, error in zip(due, attempts, strict=True):
+            for outgoing, error in (pair for result in results for pair in result):
                 if error is None:
                     outbox.sent(outgoing.id, done)
                     sent += 1
@@ -228,6 +230,18 @@ class Alerter:
                 )  # fmt: skip
             session.commit()
         return sent
+
+    def _send_in_order(
+        self, queue: list[Outgoing], config: Config
+    ) -> list[tuple[Outgoing, DeliveryFailed | None]]:
+        """A channel's notifications sent in order, up to the first failure."""
+        results: list[tuple[Outgoing, DeliveryFailed | None]] = []
+        for outgoing in queue:
+            error = self._attempt(outgoing, config)
+            results.append((outgoing, error))
+            if error is not None:
+                break
+        return results
 
     def _attempt(self, outgoing: Outgoing, config: Config) -> DeliveryFailed | None:
         stored = config.channels.get(outgoing.channel)
@@ -278,6 +292,7 @@ class AlerterThreads:
     sweep_s: float = 10.0
     retry_s: float = 5.0
     leads: Callable[[], bool] = lambda: True
+    release: Callable[[], None] = lambda: None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -296,6 +311,10 @@ class AlerterThreads:
         self.alerter.wake.set()
         for thread in self._threads:
             thread.join(10.0)
+        self.release()
+        close = getattr(self.alerter.sender, "close", None)
+        if close is not None:
+            close()
 
     def _steps(self) -> None:
         swept = 0.0
@@ -321,14 +340,13 @@ class AlerterThreads:
                 self.alerter.wake.clear()
                 if self._stop.is_set() or not self.leads():
                     continue
-                if (
-                    self._run(
-                        "alerter.delivery_step_failed",
-                        lambda: self.alerter.deliver(pool),
-                    )
-                    is None
-                ):
+                sent = self._run(
+                    "alerter.delivery_step_failed", partial(self.alerter.deliver, pool)
+                )
+                if sent is None:
                     self._stop.wait(self.retry_s)
+                elif sent:
+                    self.alerter.wake.set()  # more may be waiting
 
     def _run(self, event: str, step: Callable[[], int]) -> int | None:
         try:
@@ -340,3 +358,19 @@ class AlerterThreads:
         except Exception:
             log.error(event, exc_info=True)
         return None
+
+
+def load_rules_file(sessions: SessionFactory, path: Path) -> None:
+    """Make the rules file's channels and rules the stored ones from the file
+    (`services.alert_config`); InvalidInput naming what is wrong with it."""
+    spec = read_rules_file(path)
+    with sessions() as session:
+        AlertConfig(session).replace_file_config(
+            [(c.channel(), c.rate_per_min) for c in spec.channels],
+            [(r.name, r.model_dump(mode="json")) for r in spec.rules],
+        )
+        session.commit()
+    log.info(
+        "alerter.rules_file", path=str(path), channels=len(spec.channels),
+        rules=len(spec.rules),
+    )  # fmt: skip

@@ -279,7 +279,7 @@ class IncidentRow(Base):
     peak: Mapped[dict[str, Any]] = mapped_column(Json)
     count: Mapped[int] = mapped_column(BigInteger)
     series: Mapped[list[str]] = mapped_column(Json)
-    active: Mapped[list[str]] = mapped_column(Json)
+    active: Mapped[dict[str, float]] = mapped_column(Json)
     recent: Mapped[list[float]] = mapped_column(Json)
     assignee: Mapped[str | None] = mapped_column(String(128))
     resolved_at: Mapped[float | None] = mapped_column(Double)

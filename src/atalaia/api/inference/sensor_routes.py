@@ -127,7 +127,8 @@ def predict_sensors(
     scored unless every reading is valid: 404 when a sensor has no
     production sensor model; 422 (`sensor_axes`) when a reading does not name
     exactly its sensor's axes."""
-    sensors = state_as(ServingState, request)["predictor"].sensors
+    predictor = state_as(ServingState, request)["predictor"]
+    sensors, signals = predictor.sensors, predictor.signals
     by_sensor: dict[str, list[int]] = {}
     for i, reading in enumerate(body.readings):
         _check_reading(reading, resources)
@@ -141,6 +142,7 @@ def predict_sensors(
         )
         for i, reading, verdict in zip(at, readings, verdicts, strict=True):
             views[i] = _view(verdict, reading.timestamp)
+            signals.sensor(verdict, reading.timestamp)
     results = [views[i] for i in range(len(body.readings))]
     anomalies = sum(v.anomaly for v in results)
     return SensorBatchView(count=len(results), anomalies=anomalies, results=results)
@@ -167,6 +169,7 @@ async def predict_sensor(
     verdict = predictor.sensors.score(
         check_series_id(sensor_id), body.timestamp, body.values
     )
+    predictor.signals.sensor(verdict, body.timestamp)
     return _view(verdict, body.timestamp)
 
 

@@ -30,6 +30,7 @@ import structlog
 from atalaia.core.incidents import Recovery
 from atalaia.core.ports import SignalSink
 from atalaia.core.serving import ScoredAnomaly
+from atalaia.services.inference.sensors import SensorVerdict
 from atalaia.services.model_table import ALGORITHMS, REASONS, Scores, Tier
 
 log = structlog.get_logger()
@@ -115,6 +116,29 @@ class IncidentSignals:
                 sid = series_ids[i]
                 if sid in watched and sid not in anomalous:
                     self._normal(sid, float(timestamps[i]))
+
+    def sensor(self, verdict: SensorVerdict, timestamp: float) -> None:
+        """A sensor's reading scored by its sensor model: an anomaly is its top
+        contributing axis' (the incident gathers the sensor's axes)."""
+        axes = [f"{verdict.sensor_id}_{axis}" for axis in verdict.axes]
+        if not verdict.anomaly:
+            for sid in axes:
+                if sid in self.watch:
+                    self._normal(sid, timestamp)
+            return
+        top = int(np.argmax(verdict.contributions))
+        value, expected = float(verdict.values[top]), float(verdict.expected[top])
+        known = expected == expected  # NaN: an axis the model leaves out
+        self._anomaly(
+            ScoredAnomaly(
+                axes[top], timestamp, value, verdict.score,
+                expected if known else None,
+                float(verdict.lower[top]) if known else None,
+                float(verdict.upper[top]) if known else None,
+                verdict.direction or "", verdict.reason or "", verdict.version,
+                "multivariate", False,
+            )
+        )  # fmt: skip
 
     def _anomaly(self, anomaly: ScoredAnomaly) -> None:
         self.watch[anomaly.series_id] = 0

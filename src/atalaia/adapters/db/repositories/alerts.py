@@ -245,21 +245,20 @@ class Outbox:
         result = self.session.execute(stmt.returning(NotificationRow.id), rows)
         return len(result.all())
 
-    def due(self, at: float, limit: int) -> list[Outgoing]:
-        """The oldest pending notification of each channel, when due at `at`
-        (a channel's notifications go out one after the other, in order)."""
-        first = (
-            select(func.min(NotificationRow.id))
-            .where(NotificationRow.state == "pending")
-            .group_by(NotificationRow.channel)
-        )
+    def due(self, at: float, limit: int) -> dict[str, list[Outgoing]]:
+        """Per channel whose oldest pending notification is due at `at`, its
+        pending notifications oldest first (of the `limit` oldest of all): a
+        channel's go out one after the other, in order."""
         stmt = (
             select(NotificationRow)
-            .where(NotificationRow.id.in_(first), NotificationRow.next_attempt_at <= at)
+            .where(NotificationRow.state == "pending")
             .order_by(NotificationRow.id)
             .limit(limit)
         )
-        return [_outgoing(r) for r in self.session.scalars(stmt)]
+        queues: dict[str, list[Outgoing]] = {}
+        for row in self.session.scalars(stmt):
+            queues.setdefault(row.channel, []).append(_outgoing(row))
+        return {c: q for c, q in queues.items() if q[0].next_attempt_at <= at}
 
     def sent(self, notification_id: int, at: float) -> None:
         self.session.execute(

@@ -265,7 +265,7 @@ def _columns(incident: Incident) -> dict[str, object]:
         "peak": incident.peak,
         "count": incident.count,
         "series": list(incident.series),
-        "active": list(incident.active),
+        "active": dict(incident.active),
         "recent": list(incident.recent),
         "assignee": incident.assignee,
         "resolved_at": incident.resolved_at,
@@ -288,6 +288,6 @@ def _incident(row: IncidentRow) -> Incident:
     return Incident(
         row.id, row.sensor_id, row.kind, row.state, row.severity,  # type: ignore[arg-type]
         row.started_at, row.last_at, row.peak_score, dict(row.peak), row.count,
-        list(row.series), list(row.active), list(row.recent), row.assignee,
+        list(row.series), dict(row.active), list(row.recent), row.assignee,
         row.resolved_at, row.resolved_by,
     )  # fmt: skip
