@@ -24,6 +24,7 @@ from atalaia.adapters.notify import ChannelSender
 from atalaia.core.incidents import IncidentPolicy, acknowledge
 from atalaia.core.notifications import Channel
 from atalaia.errors import InvalidInput
+from atalaia.services import platform_events
 from atalaia.services.alert_config import RuleSpec
 from atalaia.services.alerter import Alerter, load_rules_file
 from atalaia.services.inference.signals import IncidentSignals
@@ -316,3 +317,29 @@ def test_a_broken_rules_file_is_refused_with_its_reason(
     with pytest.raises(InvalidInput, match=problem) as caught:
         load_rules_file(sessions, path)
     assert caught.value.rule == "alert_rules_file"
+
+
+def test_lifecycle_events_are_told_once_by_the_rules_naming_them(
+    sessions: Sessions, alerter: Alerter, receiver: Receiver
+) -> None:
+    configure(sessions, receiver, kinds=[], events=["training.failed", "model.drift"])
+    with sessions() as session:
+        platform_events.training_failed(
+            session,
+            {
+                "job-1": ("pump_01_x", "constant series"),
+                "job-2": ("pump_02_x", "too few points"),
+            },
+        )
+        platform_events.drift_detected(session, ["press_1_x"], "2026-12-02T00:00:00")
+        platform_events.drift_detected(session, ["press_1_x"], "2026-12-02T00:00:00")
+        session.commit()
+    steps(alerter)
+    alerter.deliver()
+
+    told = [(r.body["event"], r.body["title"]) for r in receiver.requests]
+    assert told == [
+        ("training.failed", "training failed for 2 series"),
+        ("model.drift", "drift detected on press_1_x"),
+    ]
+    assert receiver.requests[0].body["data"]["count"] == 2

@@ -20,6 +20,7 @@ from atalaia.core.registry import (
     plan_rollback,
 )
 from atalaia.errors import ConcurrentChange, DependencyUnavailable, NotImplementedYet
+from atalaia.services import platform_events
 
 log = structlog.get_logger()
 
@@ -112,6 +113,7 @@ def _apply(
     reason: str,
 ) -> None:
     ModelStore(session).apply(changes, actor=actor, reason=reason or action)
+    platform_events.stage_changed(session, action, changes, actor, reason)
     target = changes[-1]
     AuditLog(session).record(
         actor=actor,

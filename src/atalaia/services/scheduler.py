@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
@@ -29,7 +29,7 @@ from atalaia.core.ports import BatchSubmitter, JobQueue, SubmittedBatch
 from atalaia.core.registry import ModelVersion
 from atalaia.core.schedule import Task
 from atalaia.errors import AtalaiaError
-from atalaia.services import training
+from atalaia.services import platform_events, training
 from atalaia.services.training_chunk import SessionFactory
 
 log = structlog.get_logger()
@@ -189,6 +189,9 @@ def _queue_and_audit(
         AuditLog(session).record(
             actor=ACTOR, action=action, target="fleet", **report.detail()
         )
+        if report.task == Task.DRIFT.value:
+            run = datetime.now(UTC).isoformat()
+            platform_events.drift_detected(session, report.selected, run)
         session.commit()
     log.info(
         action,

@@ -29,6 +29,7 @@ from atalaia.core.registry import Lineage, ModelVersion, Stage
 from atalaia.core.sensors import SensorData, align_axes
 from atalaia.core.series import Readings, validate_training_data
 from atalaia.errors import AtalaiaError, ConcurrentChange, InvalidInput
+from atalaia.services import platform_events
 from atalaia.services._payload import decode_payload
 
 log = structlog.get_logger()
@@ -241,8 +242,20 @@ def fail_jobs(errors: Errors, sessions: SessionFactory) -> None:
     """Record why jobs failed; jobs that ended meanwhile keep their status."""
     with sessions() as session:
         store = JobStore(session)
-        for job_id, error in errors.items():
-            store.fail(job_id, error=error)
+        failed = [
+            job_id
+            for job_id, error in errors.items()
+            if store.fail(job_id, error=error)
+        ]
+        series = {j.job_id: j.series_id for j in store.get_many(failed)}
+        platform_events.training_failed(
+            session,
+            {
+                job_id: (series[job_id], errors[job_id].get("detail", ""))
+                for job_id in failed
+                if job_id in series
+            },
+        )
         session.commit()
     for job_id, error in errors.items():
         log.info("training.job_failed", job_id=job_id, **error)
