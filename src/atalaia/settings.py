@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     scheduler_drift_every_hours: Annotated[float, Field(gt=0)] = 6.0
     scheduler_drift_window_hours: Annotated[float, Field(gt=0)] = 24.0
 
+    # Off: inference records no anomaly for incidents (ingest still logs its own).
+    incidents_enabled: bool = True
     # Incidents (`core.incidents`): anomalies of a sensor this close are one
     # incident; a series recovers after this many normal readings in a row.
     incident_gap_s: Annotated[float, Field(gt=0)] = 600.0

@@ -78,6 +78,7 @@ async def model_serving(
         flush_s=settings.inference_stats_flush_s,
         signals_s=settings.incident_flush_s,
         resolve_after=settings.incident_resolve_after,
+        incidents=settings.incidents_enabled,
         cache=cache,
         heavy=HeavyModels(
             load=resources.artifacts.get,

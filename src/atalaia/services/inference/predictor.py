@@ -51,6 +51,7 @@ class Predictor:
         flush_s: float = 30.0,
         signals_s: float = 0.25,
         resolve_after: int = 10,
+        incidents: bool = True,
         cache: SharedModelCache | None = None,
         heavy: HeavyModels | None = None,
     ) -> None:
@@ -73,7 +74,7 @@ class Predictor:
             served=served, follower=self.follower, l2=l2, health=health
         )
         self.tally = PredictionTally()
-        self.signals = IncidentSignals(resolve_after)
+        self.signals = IncidentSignals(resolve_after, enabled=incidents)
         self.threads = BackgroundThreads(
             follower=self.follower, snapshot=self.snapshot, tally=self.tally,
             sink=store, health=health, rebuild=lambda: self.rebuild_streams(),

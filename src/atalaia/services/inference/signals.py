@@ -42,8 +42,15 @@ class IncidentSignals:
     """The queue of anomalies and recoveries (see the module). The hot path
     calls `one`, `many` and `counted`; a background thread `flush`es."""
 
-    def __init__(self, resolve_after: int = 10, max_pending: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        resolve_after: int = 10,
+        max_pending: int = 1_000_000,
+        *,
+        enabled: bool = True,
+    ) -> None:
         self.resolve_after = resolve_after
+        self.enabled = enabled
         self.max_pending = max_pending
         # Series → normal readings in a row since its last anomaly.
         self.watch: dict[str, int] = {}
@@ -58,7 +65,7 @@ class IncidentSignals:
     ) -> None:  # fmt: skip
         """A single reading scored; `explained` is (score, expected, width,
         reason, version, algorithm code, stale), read only for an anomaly."""
-        if tier != _MODEL:
+        if tier != _MODEL or not self.enabled:
             return
         if anomaly:
             score, expected, width, reason, version, algorithm, stale = explained
@@ -83,6 +90,8 @@ class IncidentSignals:
     ) -> None:
         """Readings scored together; `logged`: their anomalies are in the log
         already (scoring on ingest), count them for recovery only."""
+        if not self.enabled:
+            return
         modelled = scores.tier == _MODEL
         found = modelled & scores.anomaly
         at = np.flatnonzero(found).tolist()
@@ -120,6 +129,8 @@ class IncidentSignals:
     def sensor(self, verdict: SensorVerdict, timestamp: float) -> None:
         """A sensor's reading scored by its sensor model: an anomaly is its top
         contributing axis' (the incident gathers the sensor's axes)."""
+        if not self.enabled:
+            return
         axes = [f"{verdict.sensor_id}_{axis}" for axis in verdict.axes]
         if not verdict.anomaly:
             for sid in axes:
