@@ -12,6 +12,7 @@ from atalaia.logging import configure_logging
 from bench import (
     fleet_bench,
     forest_bench,
+    incident_bench,
     ingest_bench,
     peers_bench,
     platform_bench,
@@ -50,6 +51,33 @@ def train_accept(
 def promote_visible(series: int = 20, record: Record = True) -> None:
     """Promotion answered → first prediction by the new version (embedded, SQLite)."""
     report("promote-visible", platform_bench.promote_visible(series), record=record)
+
+
+@app.command("incident-cost")
+def incident_cost(
+    models: int = 100_000,
+    duration_s: int = 5,
+    runs: int = 3,
+    url: Url = None,
+    record: Record = True,
+) -> None:
+    """Single predictions at 1 % anomalies with incidents recorded and without."""
+    figures, table = incident_bench.incident_cost(models, duration_s, runs, url)
+    report("incident-cost", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("incident-latency")
+def incident_latency(
+    models: int = 3_000,
+    incidents: int = 200,
+    interval_s: float = 0.05,
+    record: Record = True,
+) -> None:
+    """An anomalous reading → its incident's webhook notification (embedded)."""
+    figures, verdict = incident_bench.incident_latency(models, incidents, interval_s)
+    report("incident-latency", figures, record=record)
+    typer.echo(verdict)
 
 
 @app.command("warm-load")
