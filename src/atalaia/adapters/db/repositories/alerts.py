@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -373,6 +373,9 @@ def _outgoing(row: NotificationRow) -> Outgoing:
     )  # fmt: skip
 
 
+_Logged = TypeVar("_Logged", SeriesRecoveryRow, PlatformEventRow)
+
+
 class SignalLogs:
     """The recoveries and platform events, appended by their producers and
     read in order by the alerter; and its cursors."""
@@ -392,16 +395,10 @@ class SignalLogs:
         )
 
     def recoveries_after(self, position: int, limit: int) -> tuple[list[Recovery], int]:
-        stmt = (
-            select(SeriesRecoveryRow)
-            .where(SeriesRecoveryRow.id > position)
-            .order_by(SeriesRecoveryRow.id)
-            .limit(limit)
-        )
-        rows = list(self.session.scalars(stmt))
-        if not rows:
-            return [], position
-        return [Recovery(r.series_id, r.ts) for r in rows], rows[-1].id
+        """Up to `limit` recoveries logged after `position`, and the position
+        after them."""
+        rows, at = self._after(SeriesRecoveryRow, position, limit)
+        return [Recovery(r.series_id, r.ts) for r in rows], at
 
     def add_event(
         self, key: str, event: str, series_id: str | None, title: str, text: str,
@@ -423,15 +420,9 @@ class SignalLogs:
     def events_after(
         self, position: int, limit: int
     ) -> tuple[list[PlatformEvent], int]:
-        stmt = (
-            select(PlatformEventRow)
-            .where(PlatformEventRow.id > position)
-            .order_by(PlatformEventRow.id)
-            .limit(limit)
-        )
-        rows = list(self.session.scalars(stmt))
-        if not rows:
-            return [], position
+        """Up to `limit` platform events logged after `position`, and the
+        position after them."""
+        rows, at = self._after(PlatformEventRow, position, limit)
         events = [
             PlatformEvent(
                 r.id,
@@ -442,10 +433,17 @@ class SignalLogs:
                 r.text,
                 dict(r.document),
                 r.at,
-            )
+            )  # fmt: skip
             for r in rows
         ]
-        return events, rows[-1].id
+        return events, at
+
+    def _after(
+        self, table: type[_Logged], position: int, limit: int
+    ) -> tuple[list[_Logged], int]:
+        stmt = select(table).where(table.id > position).order_by(table.id).limit(limit)
+        rows = list(self.session.scalars(stmt))
+        return rows, rows[-1].id if rows else position
 
     def cursor(self, name: str) -> int:
         row = self.session.get(AlerterCursorRow, name)
