@@ -1,4 +1,5 @@
-"""The files under deploy/ agree with the code: commands, ports, probe paths, nginx.
+"""The files under deploy/ agree with the code: commands, ports, probe paths, nginx,
+and the monitoring around them (Prometheus's targets, Alertmanager's receiver).
 
 Nothing here is built or run by Docker or Kubernetes: commands are parsed by the
 `atalaia` CLI (not run), probe paths are looked up in the routes of the service's
@@ -12,8 +13,10 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import typer
@@ -23,6 +26,7 @@ from starlette.routing import Match
 from typer.core import TyperGroup
 
 from atalaia.cli import app
+from atalaia.cli.scheduler import DEFAULT_METRICS_PORT
 from atalaia.cli.serve import DEFAULT_PORTS, ServiceRole, create_role_app
 from atalaia.cluster.gateway import SERVICES, nginx_binary, render_nginx_conf
 from atalaia.settings import Settings
@@ -30,6 +34,8 @@ from fixtures import require_service
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S = DEPLOY / "k8s"
+RULES = DEPLOY / "prometheus" / "alerts.yml"
+KINDS = ("configMap", "secret")  # what a volume mounts files of
 # How deploy/nginx/nginx.conf and deploy/k8s/nginx.conf are rendered (nginx image).
 IMAGE_GATEWAY = {
     "listen": "80",
@@ -138,7 +144,7 @@ class TestCompose:
         assert {
             "postgres", "redis", "rabbitmq", "minio", "nginx", "training",
             "inference-1", "inference-2", "plot", "health", "worker", "scheduler",
-            "prometheus", "grafana",
+            "prometheus", "alertmanager", "grafana",
         } <= set(compose())  # fmt: skip
 
     def test_one_scheduler_runs(self) -> None:
@@ -184,16 +190,59 @@ class TestCompose:
             == f"http://{compose_upstreams()['training'][0]}"
         )
 
-    def test_prometheus_scrapes_every_service(self, routes: Routes) -> None:
-        config = documents(DEPLOY / "prometheus.yml")[0]
+    def test_prometheus_scrapes_every_service_and_the_scheduler(
+        self, routes: Routes
+    ) -> None:
+        config = documents(DEPLOY / "prometheus" / "prometheus.yml")[0]
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
         scraped = {
-            job["job_name"]: job["static_configs"][0]["targets"]
-            for job in config["scrape_configs"]
+            name: job["static_configs"][0]["targets"] for name, job in jobs.items()
         }
+        command, scheduler = parse_cli(compose()["scheduler"]["command"])
 
-        assert scraped == compose_upstreams()
-        for job in config["scrape_configs"]:
-            assert routes.serves(ServiceRole(job["job_name"]), job["metrics_path"])
+        assert command == "scheduler"
+        assert scheduler["host"] == "0.0.0.0"
+        assert scraped == compose_upstreams() | {
+            "scheduler": [f"scheduler:{scheduler['metrics_port']}"]
+        }
+        for name in compose_upstreams():
+            assert routes.serves(ServiceRole(name), jobs[name]["metrics_path"])
+
+    def test_prometheus_loads_the_mounted_rules_and_alerts_alertmanager(
+        self,
+    ) -> None:
+        prometheus = compose()["prometheus"]
+        config = documents(DEPLOY / "prometheus" / "prometheus.yml")[0]
+        mounts = dict(v.removesuffix(":ro").split(":") for v in prometheus["volumes"])
+
+        assert mounts["./prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+        [rules] = config["rule_files"]
+        assert fnmatch(mounts[f"./{RULES.relative_to(DEPLOY)}"], rules)
+        [alertmanager] = config["alerting"]["alertmanagers"]
+        assert alertmanager["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+    def test_alertmanager_posts_to_the_training_service_with_its_token(
+        self,
+    ) -> None:
+        service = compose()["alertmanager"]
+        config = documents(DEPLOY / "alertmanager.yml")[0]
+        flags = dict(arg.removeprefix("--").split("=", 1) for arg in service["command"])
+        [receiver] = config["receivers"]
+        [webhook] = receiver["webhook_configs"]
+        [secret] = service["secrets"]
+
+        assert f"./alertmanager.yml:{flags['config.file']}:ro" in service["volumes"]
+        assert flags["cluster.listen-address"] == ""  # one instance, no gossip
+        assert config["route"]["receiver"] == receiver["name"]
+        url = urlsplit(webhook["url"])
+        assert url.netloc == compose_upstreams()["training"][0]
+        assert url.path == "/api/v1/alerts/alertmanager"
+        assert webhook["send_resolved"] is True
+        credentials = webhook["http_config"]["authorization"]["credentials_file"]
+        assert secret["target"] == credentials
+        assert (
+            secret["source"] in documents(DEPLOY / "docker-compose.yml")[0]["secrets"]
+        )
 
 
 def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -218,6 +267,17 @@ class TestKubernetes:
             for key, request in container["resources"]["requests"].items():
                 assert quantity(request) <= quantity(limits[key]), (name, key)
             assert set(limits) == {"cpu", "memory"}
+            if container["image"].startswith("prom/"):  # Prometheus, Alertmanager
+                port = container["ports"][0]["containerPort"]
+                for kind, path in (
+                    ("liveness", "/-/healthy"),
+                    ("readiness", "/-/ready"),
+                ):
+                    assert container[f"{kind}Probe"]["httpGet"] == {
+                        "path": path,
+                        "port": port,
+                    }
+                continue
             if "command" not in container:  # the gateway: nginx's own probe
                 assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
                 assert "location = /ready" in (K8S / "nginx.conf").read_text()
@@ -312,17 +372,151 @@ class TestKubernetes:
         opened = {p["port"] for p in policies["apis"]["ingress"][0]["ports"]}
         assert opened == set(SERVICE_PORTS.values())
 
-    def test_kustomize_applies_every_manifest_and_the_gateway_conf(self) -> None:
+    def test_prometheus_reaches_every_metrics_port_alertmanager_the_receiver(
+        self,
+    ) -> None:
+        policies = [d["spec"] for _, d in k8s_objects() if d["kind"] == "NetworkPolicy"]
+        templates = {
+            d["metadata"]["name"]: d["spec"]["template"]
+            for _, d in k8s_objects()
+            if d["kind"] == "Deployment"
+        }
+        labels = {name: t["metadata"]["labels"] for name, t in templates.items()}
+        scraped = {
+            name: int(t["metadata"]["annotations"]["prometheus.io/port"])
+            for name, t in templates.items()
+            if t["metadata"].get("annotations", {}).get("prometheus.io/scrape")
+        }
+        prometheus, alertmanager = labels["prometheus"], labels["alertmanager"]
+
+        assert set(scraped) == {*SERVICE_PORTS, "scheduler"}
+        assert scraped["scheduler"] == DEFAULT_METRICS_PORT
+        for name, port in scraped.items():
+            assert (
+                port
+                == templates[name]["spec"]["containers"][0]["ports"][0]["containerPort"]
+            )
+            assert admits(policies, prometheus, labels[name], port), name
+        assert admits(policies, alertmanager, labels["training"], 8000)
+        assert admits(policies, prometheus, alertmanager, 9093)
+        assert not admits(policies, alertmanager, labels["inference"], 8001)
+        assert not admits(policies, labels["worker"], alertmanager, 9093)
+
+    def test_prometheus_and_alertmanager_read_their_mounted_config(self) -> None:
+        pods = {
+            d["metadata"]["name"]: d["spec"]["template"]["spec"]
+            for _, d in k8s_objects()
+            if d["kind"] == "Deployment"
+        }
+        prometheus, alertmanager = pods["prometheus"], pods["alertmanager"]
+        config = documents(K8S / "prometheus.yml")[0]
+        [rules] = config["rule_files"]
+        [alerting] = config["alerting"]["alertmanagers"]
+        [receiver] = documents(K8S / "alertmanager.yml")[0]["receivers"]
+        [webhook] = receiver["webhook_configs"]
+        credentials = webhook["http_config"]["authorization"]["credentials_file"]
+
+        assert mounted_file(prometheus, flag(prometheus, "config.file")) == (
+            "configMap prometheus/prometheus.yml"
+        )
+        assert mounted_file(prometheus, rules.replace("*.yml", RULES.name)) == (
+            f"configMap prometheus-rules/{RULES.name}"
+        )
+        assert alerting["static_configs"][0]["targets"] == ["alertmanager:9093"]
+        assert mounted_file(alertmanager, flag(alertmanager, "config.file")) == (
+            "configMap alertmanager/alertmanager.yml"
+        )
+        assert mounted_file(alertmanager, credentials) == (
+            "secret alertmanager-token/token"
+        )
+        assert (
+            urlsplit(webhook["url"]).netloc == f"training:{SERVICE_PORTS['training']}"
+        )
+        # Kubernetes' copy of the one Alertmanager config (kustomize reads only
+        # files below deploy/k8s).
+        assert (K8S / "alertmanager.yml").read_text() == (
+            DEPLOY / "alertmanager.yml"
+        ).read_text()
+
+    def test_kustomize_applies_every_manifest_and_the_generated_configs(
+        self,
+    ) -> None:
         kustomization = documents(K8S / "kustomization.yaml")[0]
         manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+        rules = documents(RULES.parent / "kustomization.yaml")[0]
 
-        assert set(kustomization["resources"]) == manifests
+        # The rules stay in deploy/prometheus, where promtool tests them.
+        assert set(kustomization["resources"]) == manifests | {"../prometheus"}
         assert kustomization["configMapGenerator"] == [
-            {"name": "gateway", "files": ["nginx.conf"]}
+            {"name": "gateway", "files": ["nginx.conf"]},
+            {"name": "prometheus", "files": ["prometheus.yml"]},
+            {"name": "alertmanager", "files": ["alertmanager.yml"]},
+        ]
+        assert rules["configMapGenerator"] == [
+            {"name": "prometheus-rules", "files": [RULES.name]}
         ]
         upstreams = {s: [f"{s}:{port}"] for s, port in SERVICE_PORTS.items()}
         expected = render_nginx_conf(upstreams, **IMAGE_GATEWAY)
         assert (K8S / "nginx.conf").read_text() == expected
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions of `In`) selects
+    a pod labelled `labels`."""
+    expressions = selector.get("matchExpressions", [])
+    assert all(e["operator"] == "In" for e in expressions)
+    return all(
+        labels.get(key) == value
+        for key, value in selector.get("matchLabels", {}).items()
+    ) and all(labels.get(e["key"]) in e["values"] for e in expressions)
+
+
+def admits(
+    policies: list[dict[str, Any]],
+    source: dict[str, str],
+    target: dict[str, str],
+    port: int,
+) -> bool:
+    """Whether `policies` let a pod of the namespace labelled `source` open
+    `port` on a pod labelled `target` (ingress rules only: egress is open)."""
+    for policy in policies:
+        if not selects(policy["podSelector"], target):
+            continue
+        for rule in policy.get("ingress", []):
+            if port not in {p["port"] for p in rule.get("ports", [{"port": port}])}:
+                continue
+            if any(
+                "namespaceSelector" not in peer and selects(peer["podSelector"], source)
+                for peer in rule.get("from", [{"podSelector": {}}])
+            ):
+                return True
+    return False
+
+
+def flag(pod: dict[str, Any], name: str) -> str:
+    """The value of `--name=value` among the args of a pod's one container."""
+    [container] = pod["containers"]
+    flags: dict[str, str] = dict(
+        a.removeprefix("--").split("=", 1) for a in container["args"]
+    )
+    return flags[name]
+
+
+def mounted_file(pod: dict[str, Any], path: str) -> str:
+    """Where the file at `path` in a pod's one container comes from:
+    "configMap NAME/KEY" or "secret NAME/KEY"."""
+    [container] = pod["containers"]
+    folder, file = path.rsplit("/", 1)
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    sources = volume.get("projected", {}).get("sources", [volume])
+    specs = [(k, v) for source in sources for k, v in source.items() if k in KINDS]
+    # A source naming its items holds those alone; one that does not, every key.
+    for kind, spec in sorted(specs, key=lambda found: "items" not in found[1]):
+        items = {i["path"]: i["key"] for i in spec.get("items", [])}
+        if not items or file in items:
+            return f"{kind} {spec['name']}/{items.get(file, file)}"
+    raise AssertionError(f"nothing mounted at {path}")
 
 
 def test_nginx_accepts_the_gateway_conf(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.storage import LocalArtifactStore
@@ -222,6 +223,22 @@ class TestTrainingJobs:
         assert job["status"] == "succeeded", job
         assert job["source"] == {"kind": "stored", "window_hours": 168.0}
 
+    def test_a_failed_job_is_counted_in_the_metrics(
+        self, client: TestClient, scientist: Headers
+    ) -> None:
+        body = inline_body()
+        body["values"] = [0.5] * len(body["values"])  # stored, then refused to train
+        client.post(f"/api/v1/series/{SERIES}/points", json=body, headers=scientist)
+        before = _failed_jobs_counted(client)
+
+        response = client.post(
+            f"/api/v1/training/{SERIES}", json={"window_hours": 168}, headers=scientist
+        )
+
+        job = finished_job(client, response.json()["job_id"], scientist)
+        assert job["status"] == "failed", job
+        assert _failed_jobs_counted(client) == before + 1
+
     def test_unknown_job_is_404(self, client: TestClient, viewer: Headers) -> None:
         response = client.get("/api/v1/training/jobs/nope", headers=viewer)
 
@@ -258,6 +275,15 @@ class TestTrainingJobs:
             "sensor_002_axial",
         ]
         assert rest["next_cursor"] is None
+
+
+def _failed_jobs_counted(client: TestClient) -> float:
+    [family] = [
+        f
+        for f in text_string_to_metric_families(client.get("/metrics").text)
+        if f.name == "training_jobs_failed"
+    ]
+    return float(family.samples[0].value)
 
 
 class TestBatchTraining:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ from atalaia.core.registry import ModelVersion, Stage, StageChange
 from atalaia.core.series import Readings
 from atalaia.errors import JobNotCancellable, TrainingRateLimited
 from atalaia.services import training
+from atalaia.services.training_chunk import fail_jobs
 from fixtures.readings import sensor_readings, sensor_series
 
 Sessions = sessionmaker[Session]
@@ -282,6 +284,10 @@ def run_chunk(
     return training.run_training_chunk(job_ids, sessions=sessions, artifacts=artifacts)
 
 
+def failed_jobs_counted() -> float:
+    return REGISTRY.get_sample_value("training_jobs_failed_total") or 0.0
+
+
 def jobs_by_status(sessions: Sessions, job_ids: list[str]) -> dict[str, JobStatus]:
     with sessions() as session:
         return {j.job_id: j.status for j in JobStore(session).get_many(job_ids)}
@@ -435,6 +441,27 @@ class TestRunTrainingChunk:
         assert errors == [{"error": "RuntimeError", "detail": "out of memory"}] * 5
         assert job.payload_key is not None
         assert not artifacts.exists(job.payload_key)
+
+    def test_counts_each_failed_job_once_in_the_default_registry(
+        self,
+        sessions: Sessions,
+        artifacts: LocalArtifactStore,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        store_weeks(sessions, FLEET)
+        job_ids = submit_weeks(sessions, FLEET)
+
+        def crash(*_: object) -> list[Fit]:
+            raise RuntimeError("out of memory")
+
+        monkeypatch.setattr(FIT_SERIES, crash)
+        before = failed_jobs_counted()
+
+        run_chunk(sessions, artifacts, job_ids)
+        error = {"error": "RuntimeError", "detail": "again"}
+        fail_jobs(dict.fromkeys(job_ids, error), sessions)  # ended: not again
+
+        assert failed_jobs_counted() - before == len(FLEET)
 
     def test_a_streaming_fits_packed_state_is_registered_and_served(
         self,

@@ -20,6 +20,7 @@ from atalaia.api.training.broker import celery_dispatch
 from atalaia.api.training.routes import anomalies, feedback, models, series, training
 from atalaia.api.training.state import JobsState
 from atalaia.services.training import run_training_chunk
+from atalaia.services.training_chunk import JOBS_FAILED
 from atalaia.settings import Settings, load_settings
 
 BACKGROUND_NICENESS = 10
@@ -80,6 +81,7 @@ async def in_process_executor(
         "Training jobs waiting for an executor",
         registry=registry,
     ).set_function(executor.depth)
+    registry.register(JOBS_FAILED)  # the jobs of this process's executor
 
     def pending() -> list[str]:
         with resources.sessions() as session:
