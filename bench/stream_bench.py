@@ -33,7 +33,6 @@ from atalaia.core.series import Readings
 from atalaia.core.serving import ServedModel
 from atalaia.services.inference import data_plane
 from atalaia.services.inference.heavy import HeavyModels
-from atalaia.services.inference.signals import IncidentSignals
 from atalaia.services.inference.streams import Cold, SeriesStreams, rebuild_cold
 from atalaia.services.model_table import ModelTable, Source
 from bench._fleet import database, series_ids
@@ -49,7 +48,6 @@ class _Serving:
         self.table = table
         self.heavy = HeavyModels(load=None, budget_bytes=0)
         self.streams = SeriesStreams()
-        self.signals = IncidentSignals()
 
     def due_lookups(self, _unknown: object) -> set[str]:
         return set()  # every series is in the table

@@ -29,6 +29,7 @@ from atalaia.adapters.db.repositories import AnomalyLog, IngestResult, ReadingSt
 from atalaia.core.series import Readings, TimeRange
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.services.inference.data_plane import Serving, score_batch
+from atalaia.services.inference.signals import IncidentSignals
 from atalaia.services.inference.streams import REBUILD_DEPTH
 from atalaia.services.ingest import append_many_points
 from atalaia.services.model_table import ALGORITHMS, REASONS, Scores, Tier
@@ -50,9 +51,11 @@ def ingest_scored(
     serving: Serving,
     batch: Mapping[str, Readings],
     span: TimeRange,
+    signals: IncidentSignals | None = None,
 ) -> ScoredIngest:
     """Store readings of many series and score them (see the module's
-    docstring); the caller commits. Readings that break a rule are refused
+    docstring), counting them towards their series' recovery in `signals`;
+    the caller commits. Readings that break a rule are refused
     before anything is stored or scored."""
     stored = append_many_points(session=session, batch=batch, span=span)
     catch_up(session, serving, batch)
@@ -68,7 +71,8 @@ def ingest_scored(
     modelled = scores.tier == Tier.MODEL
     anomalies = _anomalies(series_ids, timestamps, values, scores, modelled)
     AnomalyLog(session).append(anomalies)
-    serving.signals.many(series_ids, timestamps, values, scores, logged=True)
+    if signals is not None:
+        signals.many(series_ids, timestamps, values, scores, logged=True)
     return ScoredIngest(stored, int(modelled.sum()), anomalies)
 
 

@@ -10,10 +10,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from atalaia.core.incidents import Recovery
 from atalaia.core.series import Readings
 from atalaia.core.serving import (
     FleetModels,
     Rollups,
+    ScoredAnomaly,
     SeriesHistory,
     SeriesModels,
     ServedColumns,
@@ -35,6 +37,8 @@ class FakeStore:
         self.failure: Exception | None = None
         self.rollups: list[Rollups] = []
         self.readings: dict[str, Readings] = {}  # stored, by series
+        self.anomalies: list[ScoredAnomaly] = []
+        self.recoveries: list[Recovery] = []
 
     def _check(self) -> None:
         if self.failure is not None:
@@ -77,6 +81,17 @@ class FakeStore:
     def add_rollups(self, rollups: Rollups) -> None:
         self._check()
         self.rollups.append(rollups)
+
+    def add_signals(
+        self, anomalies: Sequence[ScoredAnomaly], recoveries: Sequence[Recovery]
+    ) -> None:
+        self._check()
+        self.anomalies += anomalies
+        self.recoveries += recoveries
+
+    def live_series(self) -> list[str]:
+        self._check()
+        return []
 
     def newest_readings(
         self, series_ids: Sequence[str], after: np.ndarray, depth: np.ndarray

@@ -108,11 +108,13 @@ def _stored_and_scored(
     batch: dict[str, Readings],
 ) -> ScoredIngest:
     """`ingest_scored` by this service's predictor, committed."""
+    predictor = state_as(ServingState, request)["predictor"]
     outcome = ingest_scored(
         session=session,
-        serving=state_as(ServingState, request)["predictor"],
+        serving=predictor,
         batch=batch,
         span=resources.time_range,
+        signals=predictor.signals,
     )
     session.commit()
     return outcome

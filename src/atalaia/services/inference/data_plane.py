@@ -45,7 +45,6 @@ from atalaia.core.detectors import forest, score_reading
 from atalaia.core.detectors.stuck import Runs
 from atalaia.core.series import check_series_id
 from atalaia.services.inference.heavy import HeavyModels
-from atalaia.services.inference.signals import IncidentSignals
 from atalaia.services.inference.stream_models import STATELESS, STREAM_CODES
 from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import (
@@ -79,9 +78,6 @@ class Serving(Protocol):
 
     @property
     def streams(self) -> SeriesStreams: ...
-
-    @property
-    def signals(self) -> IncidentSignals: ...
 
     def due_lookups(self, unknown: Iterable[str]) -> set[str]:
         """Which of these series unknown to the table to look up now."""
