@@ -17,7 +17,12 @@ import pytest
 
 from atalaia.settings import Settings
 
-pytest_plugins = ["fixtures.db", "fixtures.broker", "fixtures.redis_server"]
+pytest_plugins = [
+    "fixtures.db",
+    "fixtures.broker",
+    "fixtures.redis_server",
+    "fixtures.receivers",
+]
 
 # No test asserts on time: a loaded CI machine must not fail property tests
 # for generating or running slowly.

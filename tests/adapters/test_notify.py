@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 import atalaia
 from atalaia.adapters.notify import ChannelSender
-from atalaia.cli.demo import free_port
 from atalaia.core.notifications import (
     CHANNEL_TYPES,
     Channel,
@@ -35,30 +33,6 @@ NOTIFICATION = Notification(
     created_at=1_767_225_600.0,  # 2026-01-01T00:00:00Z
     document={"incident_id": 42, "series_id": "sensor_007_radial"},
 )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(slow_s=5 * TIMEOUT_S)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def mailbox() -> Mailbox:
-    return Mailbox()
-
-
-@pytest.fixture
-def smtp_port(mailbox: Mailbox) -> Iterator[int]:
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

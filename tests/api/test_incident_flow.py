@@ -4,7 +4,6 @@ webhook receiver, and resolved by the normal readings that follow."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,6 @@ from fixtures.receivers import Receiver
 
 START = EPOCH + 7 * DAY_S  # after the training week, at its daily phase 0
 LEVEL, ABOVE = 0.3, 50.0  # `sensor_series`' level, and far above its band
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

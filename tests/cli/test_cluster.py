@@ -489,3 +489,56 @@ def test_a_streaming_series_answers_alike_when_its_replica_is_killed(
                 ]
     assert answers == expected
     assert all(answers.values())  # the shift was found in each
+
+
+@pytest.mark.postgres
+def test_anomalies_predicted_on_a_replica_killed_later_reach_an_incident(
+    cluster: dict[str, str],
+) -> None:
+    """Anomalous predictions answered by a replica SIGKILLed more than a flush
+    interval later are in the anomaly log, and the scheduler's alerter made
+    one incident of them."""
+    home = Path(cluster["ATALAIA_HOME"])
+    settings = Settings(home=home, database_url=cluster["ATALAIA_DATABASE_URL"])
+    gateway_port = free_port()
+    code, out = cli(
+        "up", "--inference-replicas", "1", "--workers", "1",
+        "--gateway-port", str(gateway_port),
+        "--port-offset", str(free_offset()), "--timeout", "60",
+        env=cluster,
+    )  # fmt: skip
+    assert code == 0, out
+    state = local.ClusterState.load(local.state_path(settings))
+    assert state is not None
+    replica = next(p for p in state.processes if p.name == "inference-1")
+    auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    with httpx.Client(base_url=gateway, headers=auth, timeout=10) as client:
+        trained = client.post(
+            f"/api/v1/training/{SERIES}", json=inline_body(algorithm="zscore")
+        )
+        assert trained.status_code == 202, trained.text
+        job_url = f"/api/v1/training/jobs/{trained.json()['job_id']}"
+        job = wait_for(partial(ended, client, job_url), attempts=600)
+        assert job["status"] == "succeeded", job
+        promoted = client.post(
+            f"/api/v1/models/{SERIES}/versions/1/promote", json={"strategy": "direct"}
+        )
+        assert promoted.status_code == 200, promoted.text
+        predict = f"{replica.url}/api/v1/predict/{SERIES}"
+        wait_for(partial(serves_first_version, predict, auth))
+        sent = [READING["timestamp"] + 60.0 * i for i in range(5)]
+        for t in sent:
+            answer = httpx.post(
+                predict, json={"timestamp": t, "value": 50.0}, headers=auth
+            )
+            assert answer.json()["anomaly"], answer.text
+        time.sleep(4 * Settings().incident_flush_s)
+        os.kill(replica.pid, signal.SIGKILL)
+
+        def logged() -> list[float] | None:
+            page = client.get("/api/v1/anomalies?limit=100").json()
+            found = [a["timestamp"] for a in page["anomalies"]]
+            return found if len(found) >= len(sent) else None
+
+        assert wait_for(logged) == sent

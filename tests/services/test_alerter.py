@@ -30,7 +30,7 @@ from atalaia.services.alerter import Alerter, load_rules_file
 from atalaia.services.inference.signals import IncidentSignals
 from atalaia.services.model_table import ALGORITHMS, REASONS, Tier
 from atalaia.settings import Settings
-from fixtures.receivers import Receiver
+from fixtures.receivers import Mailbox, Receiver
 
 Sessions = sessionmaker[Session]
 T0 = 1_733_587_200.0
@@ -45,15 +45,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
@@ -343,3 +334,32 @@ def test_lifecycle_events_are_told_once_by_the_rules_naming_them(
         ("model.drift", "drift detected on press_1_x"),
     ]
     assert receiver.requests[0].body["data"]["count"] == 2
+
+
+def test_an_incident_goes_by_webhook_and_email_each_once(
+    sessions: Sessions, settings: Settings, receiver: Receiver, mailbox: Mailbox,
+    smtp_port: int, clock: Clock,
+) -> None:  # fmt: skip
+    smtp = {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "notify_timeout_s": 1.0}
+    sender = ChannelSender.from_settings(settings.model_copy(update=smtp))
+    alerter = Alerter(sessions, sender, IncidentPolicy(resolve_after=5), clock)
+    with sessions() as session:
+        config = AlertConfig(session)
+        config.put_channel(Channel("hook", "webhook", receiver.url("/hook")), 60, "api")
+        config.put_channel(Channel("mail", "email", "oncall@plant.example"), 60, "api")
+        rule = {"name": "both", "channels": ["hook", "mail"], "notify_resolved": False}
+        config.put_rule("both", rule, "api")
+        session.commit()
+    try:
+        stream(sessions, {"pump_07_x": (2, 12)}, 14)
+        steps(alerter)
+        alerter.deliver()
+        alerter.deliver()  # nothing more to send
+    finally:
+        sender.close()
+
+    assert [r.body["event"] for r in receiver.requests] == ["incident.opened"]
+    ((recipients, message),) = mailbox.messages
+    assert recipients == ["oncall@plant.example"]
+    assert str(message["Subject"]) == "[atalaia] major: major anomaly on pump_07 opened"
+    assert "pump_07_x" in message.get_content()

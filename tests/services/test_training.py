@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -284,8 +283,9 @@ def run_chunk(
     return training.run_training_chunk(job_ids, sessions=sessions, artifacts=artifacts)
 
 
-def failed_jobs_counted() -> float:
-    return REGISTRY.get_sample_value("training_jobs_failed_total") or 0.0
+def failed_jobs_counted(sessions: Sessions) -> int:
+    with sessions() as session:
+        return JobStore(session).failed_count()
 
 
 def jobs_by_status(sessions: Sessions, job_ids: list[str]) -> dict[str, JobStatus]:
@@ -455,13 +455,13 @@ class TestRunTrainingChunk:
             raise RuntimeError("out of memory")
 
         monkeypatch.setattr(FIT_SERIES, crash)
-        before = failed_jobs_counted()
+        before = failed_jobs_counted(sessions)
 
         run_chunk(sessions, artifacts, job_ids)
         error = {"error": "RuntimeError", "detail": "again"}
         fail_jobs(dict.fromkeys(job_ids, error), sessions)  # ended: not again
 
-        assert failed_jobs_counted() - before == len(FLEET)
+        assert failed_jobs_counted(sessions) - before == len(FLEET)
 
     def test_a_streaming_fits_packed_state_is_registered_and_served(
         self,

@@ -13,7 +13,8 @@ person, or by itself when every series that was anomalous in it has read
 comes after more than `gap_s` of quiet (the old incident is resolved and a new
 one opens). Its severity follows its peak score (how many band half-widths
 the worst reading was off), so it can rise while the incident lasts (an
-escalation) but never falls. Every change is a `Change` in its history.
+escalation) but never falls. Every change is a `Change`; all but an anomaly
+that only grew the incident (it is in its count) are lines of its history.
 
 The grouping is pure: `Grouper.apply` takes the live incidents of the sensors
 concerned (loaded by the caller) and the signals, in the order they were

@@ -128,16 +128,20 @@ class Alerter:
             changes = grouper.apply(signals)
             incidents.save(changes)
             outbox = Outbox(session)
-            told = outbox.told(c.incident.id for c in changes if c.incident.id)
+            told = {
+                incident: set(rules)
+                for incident, rules in outbox.told(
+                    c.incident.id for c in changes if c.incident.id
+                ).items()
+            }
             planned: list[Planned] = []
             for change in changes:
                 incident = change.incident
                 assert incident.id is not None  # saved above
-                names = set(told.get(incident.id, {}))
+                names = told.setdefault(incident.id, set())
                 planned += plan_incident(
                     incident, change.action, config.rules, names, config.silences, now
                 )
-                told.setdefault(incident.id, {}).update(dict.fromkeys(names, now))
             for e in events:
                 planned += plan_event(
                     e.event, e.key, e.title, e.text, e.document, e.series_id,  # type: ignore[arg-type]

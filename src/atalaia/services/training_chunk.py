@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import cast
 
 import structlog
-from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from atalaia import __version__
@@ -44,13 +43,6 @@ Errors = dict[str, dict[str, str]]
 # holds the database's one write turn for long (SQLite: the API waits for it).
 STORE_SLICE = 2_000
 REGISTER_ATTEMPTS = 3
-
-# In the process's default registry: jobs fail wherever they run (a service's
-# executor thread, a worker's process), and whoever serves /metrics there adds it.
-JOBS_FAILED = Counter(
-    "training_jobs_failed",
-    "Training jobs that ended failed (invalid data, or a crash of the training)",
-)
 
 
 def train_claimed(
@@ -265,7 +257,6 @@ def fail_jobs(errors: Errors, sessions: SessionFactory) -> None:
             },
         )
         session.commit()
-    JOBS_FAILED.inc(len(failed))
     for job_id, error in errors.items():
         log.info("training.job_failed", job_id=job_id, **error)
 

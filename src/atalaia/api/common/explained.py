@@ -25,7 +25,9 @@ REASON = (
     "forecasts more than its history of residuals makes likely), level_shift and "
     "variance_change (a changepoint model found the level or the spread changed), "
     "dropout (a stuck model: the reading came after a gap of more of the series' "
-    "usual intervals than allowed); null otherwise"
+    "usual intervals than allowed), axis_correlation_break (in the anomaly log: a "
+    "sensor model found its axes no longer move together; the series is the axis "
+    "contributing most); null otherwise"
 )
 STALE = (
     "Its timestamp is not after the newest reading of the series seen: scored "
@@ -46,6 +48,7 @@ Reason = Literal[
     "level_shift",
     "variance_change",
     "dropout",
+    "axis_correlation_break",
 ]
 State = Literal["warm", "cold"]
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import JobStore
 from atalaia.adapters.db.write_turns import WriteTurns
@@ -19,8 +22,8 @@ from atalaia.api.common.resources import Resources
 from atalaia.api.training.broker import celery_dispatch
 from atalaia.api.training.routes import anomalies, feedback, models, series, training
 from atalaia.api.training.state import JobsState
+from atalaia.errors import DependencyUnavailable
 from atalaia.services.training import run_training_chunk
-from atalaia.services.training_chunk import JOBS_FAILED
 from atalaia.settings import Settings, load_settings
 
 BACKGROUND_NICENESS = 10
@@ -42,8 +45,31 @@ async def job_executor(
 ) -> AsyncIterator[JobsState]:
     """Hand training jobs to the Celery broker when one is set, else run them here."""
     part = celery_dispatch if resources.settings.broker_url else in_process_executor
+    # Counted from the jobs table: jobs fail wherever they run (this process's
+    # executor, a worker's), and the count survives restarts.
+    registry.register(FailedJobs(resources.sessions))
     async with part(resources, registry) as state:
         yield state
+
+
+class FailedJobs(Collector):
+    """`training_jobs_failed_total`: the jobs that ended failed, read from the
+    jobs table when scraped (nothing while the database is down)."""
+
+    def __init__(self, sessions: Callable[[], AbstractContextManager[Session]]) -> None:
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with self._sessions() as session:
+                failed = JobStore(session).failed_count()
+        except DependencyUnavailable:
+            return
+        yield CounterMetricFamily(
+            "training_jobs_failed",
+            "Training jobs that ended failed (invalid data, or the training crashed)",
+            value=failed,
+        )
 
 
 @asynccontextmanager
@@ -81,7 +107,6 @@ async def in_process_executor(
         "Training jobs waiting for an executor",
         registry=registry,
     ).set_function(executor.depth)
-    registry.register(JOBS_FAILED)  # the jobs of this process's executor
 
     def pending() -> list[str]:
         with resources.sessions() as session:

@@ -146,7 +146,8 @@ class IncidentSignals:
                 expected if known else None,
                 float(verdict.lower[top]) if known else None,
                 float(verdict.upper[top]) if known else None,
-                verdict.direction or "", verdict.reason or "", verdict.version,
+                verdict.direction or ("above" if value > expected else "below"),
+                verdict.reason or "axis_correlation_break", verdict.version,
                 "multivariate", False,
             )
         )  # fmt: skip

@@ -63,7 +63,8 @@ class IncidentStore:
         return found
 
     def save(self, changes: Sequence[Change]) -> None:
-        """Write the incidents `changes` touched and their history lines."""
+        """Write the incidents `changes` touched and their history lines (an
+        anomaly that only grew an incident is in its count, not its history)."""
         incidents: dict[int, Incident] = {}
         for change in changes:
             incidents.setdefault(id(change.incident), change.incident)
@@ -75,11 +76,9 @@ class IncidentStore:
                 incident.id = row.id
             else:
                 self._update(incident)
-        if changes:
-            self.session.execute(
-                insert(IncidentHistoryRow),
-                [_line(c) for c in changes],
-            )
+        lines = [_line(c) for c in changes if c.action != "grew"]
+        if lines:
+            self.session.execute(insert(IncidentHistoryRow), lines)
 
     def _update(self, incident: Incident) -> None:
         columns = _columns(incident)

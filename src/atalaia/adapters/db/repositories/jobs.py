@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import JobRow, utcnow
@@ -143,6 +143,11 @@ class JobStore:
                 update(JobRow),
                 [{"job_id": job_id, "version": v} for job_id, v in versions.items()],
             )
+
+    def failed_count(self) -> int:
+        """How many jobs ended failed."""
+        stmt = select(func.count()).where(JobRow.status == JobStatus.FAILED.value)
+        return int(self.session.scalar(stmt) or 0)
 
     def fail(self, job_id: str, *, error: dict[str, Any]) -> bool:
         return self._end(job_id, status=JobStatus.FAILED, error=error)
