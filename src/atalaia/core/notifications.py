@@ -19,7 +19,6 @@ Channels:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
@@ -37,8 +36,6 @@ Event = Literal[
     "training.failed",
     "platform.alert",
 ]
-EVENTS: tuple[Event, ...] = get_args(Event)
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
