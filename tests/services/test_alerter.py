@@ -28,15 +28,13 @@ from atalaia.services import platform_events
 from atalaia.services.alert_config import RuleSpec
 from atalaia.services.alerter import Alerter, load_rules_file
 from atalaia.services.inference.signals import IncidentSignals
-from atalaia.services.model_table import ALGORITHMS, REASONS, Tier
 from atalaia.settings import Settings
 from fixtures.receivers import Mailbox, Receiver
+from fixtures.serving import scored_reading
 
 Sessions = sessionmaker[Session]
 T0 = 1_733_587_200.0
 STEP_S = 60.0
-ZSCORE = ALGORITHMS.index("zscore")
-OUTSIDE = REASONS.index("outside_band")
 
 
 class Clock:
@@ -87,10 +85,11 @@ def stream(
         t = T0 + STEP_S * i
         for series, (start, stop) in events.items():
             anomalous = start <= i < stop
-            signals.one(
-                series, t, 9.0 if anomalous else 1.0, int(Tier.MODEL), anomalous,
-                (3.0 if anomalous else 0.2, 1.0, 2.0, OUTSIDE, 4, ZSCORE, False),
+            scored = scored_reading(
+                anomaly=anomalous, score=3.0 if anomalous else 0.2, width=2.0,
+                version=4,
             )  # fmt: skip
+            signals.one(series, t, 9.0 if anomalous else 1.0, scored)
     signals.flush(DatabaseServingStore(sessions))
     return signals
 
@@ -245,10 +244,8 @@ def test_recovery_counts_normal_readings_of_watched_series_only() -> None:
     signals = IncidentSignals(resolve_after=3)
     signals.follow(["sensor_009_x"])
     for i in range(3):
-        signals.one("sensor_009_x", T0 + i, 1.0, int(Tier.MODEL), False,
-                    (0.1, 1.0, 2.0, OUTSIDE, 1, ZSCORE, False))  # fmt: skip
-        signals.one("sensor_010_x", T0 + i, 1.0, int(Tier.MODEL), False,
-                    (0.1, 1.0, 2.0, OUTSIDE, 1, ZSCORE, False))  # fmt: skip
+        signals.one("sensor_009_x", T0 + i, 1.0, scored_reading(anomaly=False))
+        signals.one("sensor_010_x", T0 + i, 1.0, scored_reading(anomaly=False))
     assert signals.pending == 1
     assert "sensor_009_x" not in signals.watch
 

@@ -14,19 +14,12 @@ from atalaia.core.serving import ScoredAnomaly
 from atalaia.errors import DependencyUnavailable
 from atalaia.services.inference.sensors import SensorVerdict
 from atalaia.services.inference.signals import IncidentSignals
-from atalaia.services.model_table import ALGORITHMS, REASONS, ModelTable, Scores, Tier
+from atalaia.services.model_table import ModelTable, Scores, Tier
+from fixtures.serving import scored_reading
 
 T0 = 1_733_587_200.0
 MODEL = int(Tier.MODEL)
-EXPLAINED = (
-    3.0,
-    1.0,
-    0.5,
-    REASONS.index("outside_band"),
-    2,
-    ALGORITHMS.index("zscore"),
-    False,
-)
+ANOMALY, NORMAL = scored_reading(anomaly=True), scored_reading(anomaly=False, score=0.2)
 
 
 class Sink:
@@ -49,10 +42,11 @@ class Sink:
 
 def test_a_single_anomaly_is_queued_explained_and_its_series_watched() -> None:
     signals, sink = IncidentSignals(resolve_after=2), Sink()
-    signals.one("pump_1_x", T0, 9.0, MODEL, True, EXPLAINED)
-    signals.one("pump_1_x", T0 + 1, 1.0, MODEL, False, EXPLAINED)
-    signals.one("pump_1_x", T0 + 2, 1.0, MODEL, False, EXPLAINED)
-    signals.one("pump_2_x", T0, 9.0, int(Tier.HISTORY), True, EXPLAINED)  # no model
+    signals.one("pump_1_x", T0, 9.0, ANOMALY)
+    signals.one("pump_1_x", T0 + 1, 1.0, NORMAL)
+    signals.one("pump_1_x", T0 + 2, 1.0, NORMAL)
+    history = scored_reading(anomaly=True, tier=Tier.HISTORY)  # no model: ignored
+    signals.one("pump_2_x", T0, 9.0, history)
 
     assert signals.flush(sink) == 2
     (a,) = sink.anomalies
@@ -118,12 +112,12 @@ def test_a_sensors_anomaly_is_its_top_axis_and_reads_back_as_a_view() -> None:
 def test_a_failed_write_keeps_the_signals_in_order_and_the_queue_is_bounded() -> None:
     signals, sink = IncidentSignals(max_pending=3), Sink()
     for i in range(2):
-        signals.one(f"s{i}_x", T0 + i, 9.0, MODEL, True, EXPLAINED)
+        signals.one(f"s{i}_x", T0 + i, 9.0, ANOMALY)
     sink.down = True
     with pytest.raises(DependencyUnavailable):
         signals.flush(sink)
     for i in range(2, 5):
-        signals.one(f"s{i}_x", T0 + i, 9.0, MODEL, True, EXPLAINED)
+        signals.one(f"s{i}_x", T0 + i, 9.0, ANOMALY)
     sink.down = False
     signals.flush(sink)
 
@@ -132,6 +126,7 @@ def test_a_failed_write_keeps_the_signals_in_order_and_the_queue_is_bounded() ->
 
 def test_nothing_is_queued_when_incidents_are_off() -> None:
     signals = IncidentSignals(enabled=False)
-    signals.one("a_x", T0, 9.0, MODEL, True, EXPLAINED)
+    signals.one("a_x", T0, 9.0, ANOMALY)
+    signals.follow(["b_x"])
     assert signals.pending == 0
     assert signals.watch == {}

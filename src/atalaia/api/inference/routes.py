@@ -71,12 +71,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
         _on_unknown(state, [series_id], reject=reject_unknown)
     metrics = state["serving_metrics"]
     metrics.one(scored.table, scored.row, series_id, scored.anomaly, started)
-    record = scored.record
-    state["predictor"].signals.one(
-        series_id, timestamp, value, record.tier, scored.anomaly,
-        (scored.score, scored.expected, scored.width, scored.reason, record.version,
-         record.algorithm, scored.stale),
-    )  # fmt: skip
+    state["predictor"].signals.one(series_id, timestamp, value, scored)
     return _encode(answers.reading_answer(series_id, timestamp, value, scored))
 
 

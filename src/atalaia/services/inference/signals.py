@@ -30,6 +30,7 @@ import structlog
 from atalaia.core.incidents import Recovery
 from atalaia.core.ports import SignalSink
 from atalaia.core.serving import ScoredAnomaly
+from atalaia.services.inference.data_plane import ScoredReading
 from atalaia.services.inference.sensors import SensorVerdict
 from atalaia.services.model_table import ALGORITHMS, REASONS, Scores, Tier
 
@@ -60,20 +61,20 @@ class IncidentSignals:
         self.dropped = 0
 
     def one(
-        self, series_id: str, timestamp: float, value: float, tier: int,
-        anomaly: bool, explained: tuple[float, float, float, int, int, int, bool],
-    ) -> None:  # fmt: skip
-        """A single reading scored; `explained` is (score, expected, width,
-        reason, version, algorithm code, stale), read only for an anomaly."""
-        if tier != _MODEL or not self.enabled:
-            return
-        if anomaly:
-            score, expected, width, reason, version, algorithm, stale = explained
+        self, series_id: str, timestamp: float, value: float, scored: ScoredReading
+    ) -> None:
+        """A single reading scored (by a production model, else ignored)."""
+        if scored.anomaly:
+            record = scored.record
+            if record.tier != _MODEL or not self.enabled:
+                return
+            expected, width = scored.expected, scored.width
             self._anomaly(
                 ScoredAnomaly(
-                    series_id, timestamp, value, score, expected, expected - width,
-                    expected + width, "above" if value > expected else "below",
-                    REASONS[reason], version, ALGORITHMS[algorithm], stale,
+                    series_id, timestamp, value, scored.score, expected,
+                    expected - width, expected + width,
+                    "above" if value > expected else "below", REASONS[scored.reason],
+                    record.version, ALGORITHMS[record.algorithm], scored.stale,
                 )
             )  # fmt: skip
         elif self.watch and series_id in self.watch:
@@ -177,6 +178,8 @@ class IncidentSignals:
 
     def follow(self, series_ids: Iterable[str]) -> None:
         """Watch these series too (anomalous in a live incident)."""
+        if not self.enabled:
+            return
         for sid in series_ids:
             self.watch.setdefault(sid, 0)
 
