@@ -360,3 +360,25 @@ def test_an_incident_goes_by_webhook_and_email_each_once(
     assert recipients == ["oncall@plant.example"]
     assert str(message["Subject"]) == "[atalaia] major: major anomaly on pump_07 opened"
     assert "pump_07_x" in message.get_content()
+
+
+def test_a_channel_over_its_rate_waits_and_loses_nothing(
+    sessions: Sessions, alerter: Alerter, receiver: Receiver, clock: Clock
+) -> None:
+    with sessions() as session:
+        config = AlertConfig(session)
+        config.put_channel(Channel("hook", "webhook", receiver.url("/hook")), 2, "api")
+        rule = {"name": "ops", "channels": ["hook"], "notify_resolved": False}
+        config.put_rule("ops", rule, "api")
+        session.commit()
+    stream(sessions, {f"sensor_{n:03d}_x": (1, 3) for n in range(5)}, 4)
+    steps(alerter)
+
+    sent = [alerter.deliver(), alerter.deliver()]
+    clock.now += 61.0
+    sent += [alerter.deliver(), alerter.deliver()]
+    clock.now += 61.0
+    sent.append(alerter.deliver())
+
+    assert sent == [2, 0, 2, 0, 1]
+    assert len({r.headers["Idempotency-Key"] for r in receiver.requests}) == 5

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class Alerter:
     batch: int = BATCH
     wake: threading.Event = field(default_factory=threading.Event)
     _silenced: set[int] = field(default_factory=set)
+    _sent: dict[str, deque[float]] = field(default_factory=dict)  # send times
 
     def config(self) -> Config:
         now = self.clock()
@@ -206,8 +208,7 @@ class Alerter:
             for channel, queue in outbox.due(now, DELIVERY_BATCH).items():
                 stored = config.channels.get(channel)
                 if stored is not None:
-                    room = stored.rate_per_min - outbox.sent_since(channel, now - 60.0)
-                    queue = queue[: max(room, 0)]
+                    queue = queue[: self._room(channel, stored.rate_per_min, now)]
                 if queue:
                     queues.append(queue)
         if not queues:
@@ -221,6 +222,7 @@ class Alerter:
             for outgoing, error in (pair for result in results for pair in result):
                 if error is None:
                     outbox.sent(outgoing.id, done)
+                    self._sent.setdefault(outgoing.channel, deque()).append(done)
                     sent += 1
                     continue
                 retry = (
@@ -234,6 +236,14 @@ class Alerter:
                 )  # fmt: skip
             session.commit()
         return sent
+
+    def _room(self, channel: str, rate_per_min: int, now: float) -> int:
+        """How many more `channel` may send now: its rate less what it sent in
+        the last minute (as this instance saw: a new leader starts afresh)."""
+        times = self._sent.setdefault(channel, deque())
+        while times and times[0] <= now - 60.0:
+            times.popleft()
+        return max(rate_per_min - len(times), 0)
 
     def _send_in_order(
         self, queue: list[Outgoing], config: Config

@@ -285,14 +285,6 @@ class Outbox:
             .values(**values)
         )
 
-    def sent_since(self, channel: str, since: float) -> int:
-        stmt = select(func.count()).where(
-            NotificationRow.channel == channel,
-            NotificationRow.state == "sent",
-            NotificationRow.sent_at >= since,
-        )
-        return int(self.session.scalar(stmt) or 0)
-
     def told(self, incident_ids: Iterable[int]) -> dict[int, dict[str, float]]:
         """Per incident, the rules it was told by and when first."""
         ids = list(set(incident_ids))
