@@ -227,7 +227,10 @@ def build_alerter(
         settings.incident_gap_s, settings.incident_resolve_after,
         settings.incident_major_score, settings.incident_critical_score,
     )  # fmt: skip
-    alerter = Alerter(sessions, ChannelSender.from_settings(settings), policy)
+    alerter = Alerter(
+        sessions, ChannelSender.from_settings(settings), policy,
+        retention_s=settings.anomaly_log_retention_days * 86_400.0,
+    )  # fmt: skip
     lock = instance_lock(engine, ALERTER_LOCK)
     return AlerterThreads(
         alerter=alerter, poll_s=settings.alerter_poll_s,

@@ -5,6 +5,7 @@ escalation."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.repositories import (
     AlertConfig,
+    AnomalyLog,
     IncidentFilter,
     IncidentStore,
     Outbox,
@@ -382,3 +384,19 @@ def test_a_channel_over_its_rate_waits_and_loses_nothing(
 
     assert sent == [2, 0, 2, 0, 1]
     assert len({r.headers["Idempotency-Key"] for r in receiver.requests}) == 5
+
+
+def test_what_was_read_goes_once_past_its_retention_and_nothing_else(
+    sessions: Sessions, alerter: Alerter, clock: Clock
+) -> None:
+    stream(sessions, {"sensor_001_x": (1, 3)}, 10)
+    steps(alerter)
+    stream(sessions, {"sensor_002_x": (1, 3)}, 10)  # not read yet
+
+    clock.now = time.time() + 29 * 86_400
+    assert alerter.prune() == 1  # the recovery read, of a reading of 2024
+    clock.now = time.time() + 31 * 86_400
+    assert alerter.prune() == 2  # the anomalies read, logged a month ago
+    with sessions() as session:
+        left, _ = AnomalyLog(session).after(None, 100)
+    assert [a.series_id for a in left] == ["sensor_002_x", "sensor_002_x"]

@@ -90,6 +90,7 @@ class Alerter:
     policy: IncidentPolicy = field(default_factory=IncidentPolicy)
     clock: Callable[[], float] = time.time
     batch: int = BATCH
+    retention_s: float = 30 * 86_400.0  # of the logs it reads; 0: forever
     wake: threading.Event = field(default_factory=threading.Event)
     _silenced: set[int] = field(default_factory=set)
     _sent: dict[str, deque[float]] = field(default_factory=dict)  # send times
@@ -196,6 +197,16 @@ class Alerter:
         if new:
             self.wake.set()
         return new
+
+    def prune(self) -> int:
+        """Delete what the logs hold beyond their retention, read already (a
+        chunk of each at a time); how many rows went."""
+        if not self.retention_s:
+            return 0
+        with self.sessions() as session:
+            gone = SignalLogs(session).prune(self.clock() - self.retention_s)
+            session.commit()
+        return gone
 
     def deliver(self, pool: ThreadPoolExecutor | None = None) -> int:
         """Send the due notifications: the channels side by side (in `pool`),
@@ -342,6 +353,7 @@ class AlerterThreads:
                     wait = 0.0
                 if time.monotonic() - swept >= self.sweep_s:
                     self._run("alerter.sweep_failed", self.alerter.sweep)
+                    self._run("alerter.prune_failed", self.alerter.prune)
                     swept = time.monotonic()
             else:
                 wait = self.sweep_s

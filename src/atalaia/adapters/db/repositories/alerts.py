@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -20,6 +21,7 @@ from atalaia.adapters.db.tables import (
     IncidentRow,
     NotificationRow,
     PlatformEventRow,
+    ScoredAnomalyRow,
     SeriesRecoveryRow,
     SilenceRow,
     utcnow,
@@ -447,3 +449,22 @@ class SignalLogs:
             self.session.add(AlerterCursorRow(name=name, position=position))
         else:
             row.position = position
+
+    def prune(self, before: float, chunk: int = 10_000) -> int:
+        """Delete up to `chunk` rows of each log read by the alerter already
+        and older than `before` (epoch seconds: when an anomaly was logged, a
+        recovery's reading, an event); how many went."""
+        gone = 0
+        logs: list[tuple[str, Any, Any]] = [
+            ("anomalies", ScoredAnomalyRow,
+             ScoredAnomalyRow.scored_at < datetime.fromtimestamp(before, UTC)),
+            ("recoveries", SeriesRecoveryRow, SeriesRecoveryRow.ts < before),
+            ("events", PlatformEventRow, PlatformEventRow.at < before),
+        ]  # fmt: skip
+        for name, table, old in logs:
+            read = select(table.id).where(table.id <= self.cursor(name), old)
+            ids = list(self.session.scalars(read.order_by(table.id).limit(chunk)))
+            if ids:
+                self.session.execute(delete(table).where(table.id.in_(ids)))
+                gone += len(ids)
+        return gone
