@@ -28,6 +28,7 @@ def create_embedded_app(settings: Settings | None = None) -> FastAPI:
         fast_routes=inference.FAST_ROUTES,
         parts=[
             with_scheduler(training.job_executor),
+            training.fleet_figures,
             inference.model_serving,
             health.health_monitor(embedded=EMBEDDED),
         ],

@@ -56,6 +56,20 @@ EXCLUDED: dict[str, tuple[list[CheckFunction], str]] = {
         [positive_data_acceptance],
         "window is at most 90 days, which its pattern cannot say",
     ),
+    "PUT /api/v1/alerts/channels/{name}": (
+        [positive_data_acceptance],
+        "a name in the body must be the path's (name_matches_path)",
+    ),
+    "PUT /api/v1/alerts/rules/{name}": (
+        [positive_data_acceptance],
+        "the channels a rule names must exist (alert_channel_unknown), and a "
+        "name in the body must be the path's",
+    ),
+    "POST /api/v1/alerts/silences": (
+        [positive_data_acceptance],
+        "one of ends_at and duration_s, ending after its start and now, at most "
+        "30 days after its start",
+    ),
     # A probe's 503 is its documented answer when a check fails (the health
     # service alone finds the other services down).
     "GET /ready": ([not_a_server_error], "probe"),

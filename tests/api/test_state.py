@@ -7,12 +7,12 @@ from fastapi.testclient import TestClient
 from atalaia.api.common.state import CommonState
 from atalaia.api.health.state import ProbeState
 from atalaia.api.inference.state import ServingState
-from atalaia.api.training.state import JobsState
+from atalaia.api.training.state import FleetState, JobsState
 from atalaia.embedded import create_embedded_app
 from atalaia.settings import Settings
 
 # What the embedded platform's lifespan merges: every part there is.
-PARTS = (CommonState, JobsState, ServingState, ProbeState)
+PARTS = (CommonState, JobsState, FleetState, ServingState, ProbeState)
 
 
 def test_no_two_parts_yield_the_same_key() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Union, get_args, get_origin
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -96,26 +97,49 @@ def dependants(dependant: Dependant) -> Iterator[Dependant]:
 
 
 def strict_query(request: Request) -> None:
-    """Refuse a query parameter the route does not take, or one given twice: a
-    typo (`?limt=10`) would otherwise be ignored without a word."""
+    """Refuse a query parameter the route does not take, or one given twice
+    (unless it takes a list: `?state=open&state=acknowledged`): a typo
+    (`?limt=10`) would otherwise be ignored without a word."""
     if not request.scope["query_string"]:
         return  # most requests: nothing to check, no dependency tree to walk
     route = request.scope.get("route")
-    taken = {
-        param.alias
+    params = [
+        param
         for dependant in dependants(getattr(route, "dependant", Dependant()))
         for param in dependant.query_params
-    }
-    check_query_names((key for key, _ in request.query_params.multi_items()), taken)
+    ]
+    check_query_names(
+        (key for key, _ in request.query_params.multi_items()),
+        {param.alias for param in params},
+        repeatable={p.alias for p in params if _is_list(p.field_info.annotation)},
+    )
 
 
-def check_query_names(names: Iterable[str], taken: Collection[str]) -> None:
-    """Raise InvalidInput (`query_parameters`) for a name not in `taken` or repeated."""
+def _is_list(annotation: object) -> bool:
+    """Whether a parameter of this type takes a list (`list[X] | None` does)."""
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation))
+    return get_origin(annotation) in (list, set, frozenset, tuple)
+
+
+def check_query_names(
+    names: Iterable[str],
+    taken: Collection[str],
+    *,
+    repeatable: Collection[str] = (),
+) -> None:
+    """Raise InvalidInput (`query_parameters`) for a name not in `taken`, or
+    repeated and not in `repeatable`."""
     counts = Counter(names)
-    wrong = sorted(k for k, n in counts.items() if k not in taken or n > 1)
+    wrong = sorted(
+        k
+        for k, n in counts.items()
+        if k not in taken or (n > 1 and k not in repeatable)
+    )
     if wrong:
+        but = f" but {', '.join(sorted(repeatable))}" if repeatable else ""
         raise InvalidInput(
             f"query parameters {', '.join(wrong)} are unknown here or given twice; "
-            f"this route takes {', '.join(sorted(taken)) or 'none'}, each once",
+            f"this route takes {', '.join(sorted(taken)) or 'none'}, each once{but}",
             rule="query_parameters",
         )

@@ -59,7 +59,15 @@ Moment = Annotated[float | datetime, Field(union_mode="left_to_right")]
 # log viewers that print them (ESC sequences).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # The same, for OpenAPI (ECMA-262 regular expressions).
-_NO_CONTROL_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+_CONTROL_CLASS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+_NO_CONTROL_PATTERN = f"^[^{_CONTROL_CLASS}]*$"
+# The characters `str.strip` removes that text may hold, as the body of an
+# OpenAPI character class (ECMA's `\s` differs from Python's by U+FEFF).
+SPACE_CLASS = r"\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Text with something but spaces in it (`str.strip` leaves some), for OpenAPI.
+NOT_BLANK_PATTERN = (
+    f"^[^{_CONTROL_CLASS}]*[^{_CONTROL_CLASS}{SPACE_CLASS}][^{_CONTROL_CLASS}]*$"
+)
 
 
 def check_text(text: str) -> str:

@@ -20,13 +20,24 @@ from atalaia.adapters.queue import InProcessExecutor
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.broker import celery_dispatch
-from atalaia.api.training.routes import anomalies, feedback, models, series, training
-from atalaia.api.training.state import JobsState
+from atalaia.api.training.routes import (
+    alerts,
+    anomalies,
+    feedback,
+    fleet,
+    incidents,
+    models,
+    series,
+    training,
+)
+from atalaia.api.training.state import FleetState, JobsState
 from atalaia.errors import DependencyUnavailable
+from atalaia.services.fleet import GroupRates
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
 
 BACKGROUND_NICENESS = 10
+GROUP_RATES_TTL_S = 15.0
 
 
 def routers() -> list[APIRouter]:
@@ -36,6 +47,9 @@ def routers() -> list[APIRouter]:
         series.router,
         feedback.router,
         anomalies.router,
+        incidents.router,
+        fleet.router,
+        alerts.router,
     ]
 
 
@@ -120,12 +134,22 @@ async def in_process_executor(
         await run_in_threadpool(executor.stop)
 
 
+@asynccontextmanager
+async def fleet_figures(
+    resources: Resources, _registry: CollectorRegistry
+) -> AsyncIterator[FleetState]:
+    """The sensor groups' anomaly rates, read at most every GROUP_RATES_TTL_S."""
+    yield FleetState(
+        group_rates=GroupRates(resources.sessions, ttl_s=GROUP_RATES_TTL_S)
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     return build_app(
         name="training",
         settings=settings,
         routers=routers(),
-        parts=[job_executor],
+        parts=[job_executor, fleet_figures],
         migrate=True,
     )

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from atalaia.adapters.db.write_turns import WriteTurns
 from atalaia.api.common.resources import Resources
 from atalaia.core.ports import JobQueue
+from atalaia.services.fleet import GroupRates
 
 
 class JobsState(TypedDict):
@@ -25,3 +26,9 @@ class JobsState(TypedDict):
 JobsPart = Callable[
     [Resources, CollectorRegistry], AbstractAsyncContextManager[JobsState]
 ]
+
+
+class FleetState(TypedDict):
+    """The sensor groups' anomaly rates, kept a few seconds (`/fleet/status`)."""
+
+    group_rates: GroupRates

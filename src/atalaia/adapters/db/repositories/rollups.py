@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.db.repositories._columns import fetch_columns
 from atalaia.adapters.db.tables import PredictionRollupRow
 from atalaia.adapters.db.translation import driver_errors_translated
 from atalaia.core.serving import Rollups
@@ -26,9 +29,12 @@ class RollupStore:
             self._add_by_copy(rollups)
             return
         # The driver's executemany over plain tuples: no per-row work in
-        # SQLAlchemy. The bucket is bound once, as its column type stores it.
-        bucket = PredictionRollupRow.__table__.c.bucket
-        bind = bucket.type.bind_processor(self.session.get_bind().dialect)
+        # SQLAlchemy. The bucket is bound once, as its column type stores it
+        # on this dialect (the queries compare it as that text).
+        dialect = self.session.get_bind().dialect
+        bind = PredictionRollupRow.__table__.c.bucket.type.dialect_impl(
+            dialect
+        ).bind_processor(dialect)
         stored = bind(rollups.bucket) if bind else rollups.bucket
         self.session.connection().exec_driver_sql(
             _SQLITE_UPSERT,
@@ -74,6 +80,27 @@ class RollupStore:
             "latency_ms_mean": latency_sum / requests if requests else 0.0,
             "latency_ms_max": latency_max,
         }
+
+    def totals_since(
+        self, bucket: datetime
+    ) -> tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Per series with rows from hour `bucket` on, by series id: its
+        predictions and anomalies since, as columns."""
+        row = PredictionRollupRow
+        stmt = (
+            select(
+                row.series_id,
+                cast(func.sum(row.predictions), BigInteger),
+                cast(func.sum(row.anomalies), BigInteger),
+            )
+            .where(row.bucket >= bucket)
+            .group_by(row.series_id)
+            .order_by(row.series_id)
+        )
+        series, predictions, anomalies = fetch_columns(
+            self.session, stmt, (str, np.int64, np.int64)
+        )
+        return series, predictions, anomalies
 
 
 def _rows(rollups: Rollups) -> Iterator[tuple[Any, ...]]:

@@ -1,0 +1,155 @@
+"""The fleet at a glance: live incidents by severity and kind, the sensors
+anomalous now, each sensor group's incidents and anomaly rate, the worst
+incidents.
+
+The anomaly rate of a group is its series' anomalies over their predictions in
+the current and the previous hour (`prediction_rollups`). Reading it means
+reading every series' rollups, so `GroupRates` keeps it for `ttl_s` seconds:
+the incidents' figures are read on every call, the rates at most that often.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from atalaia.adapters.db.repositories import IncidentStore, RollupStore
+from atalaia.core.incidents import Incident, sensor_group
+from atalaia.core.series import sensor_of
+from atalaia.services.training_chunk import SessionFactory
+
+HOUR_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Per sensor group, (predictions, anomalies) from `since` on, as read at
+    `as_of` (epoch seconds both)."""
+
+    since: float
+    as_of: float
+    by_group: dict[str, tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFigures:
+    group: str
+    live_incidents: int
+    sensors_affected: int
+    predictions: int
+    anomalies: int
+
+    @property
+    def anomaly_rate(self) -> float | None:
+        return self.anomalies / self.predictions if self.predictions else None
+
+    def rank(self) -> tuple[int, float, str]:
+        """Most live incidents first, then the highest anomaly rate."""
+        return (-self.live_incidents, -(self.anomaly_rate or 0.0), self.group)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetStatus:
+    at: float
+    live_counts: dict[tuple[str, str], int]  # (kind, severity) → live incidents
+    sensors_anomalous: int
+    anomalous_within_s: float
+    groups: list[GroupFigures]
+    groups_total: int
+    rates: Rates
+    top: list[Incident]
+
+
+def fleet_status(
+    session: Session,
+    *,
+    rates: Rates,
+    at: float,
+    anomalous_within_s: float,
+    groups: int,
+    top: int,
+) -> FleetStatus:
+    """The fleet's figures at `at`: the `groups` first groups (`GroupFigures.rank`)
+    and the `top` live incidents of highest peak score."""
+    store = IncidentStore(session)
+    live = store.live_by_group()
+    figures = sorted(
+        (
+            GroupFigures(g, *live.get(g, (0, 0)), *rates.by_group.get(g, (0, 0)))
+            for g in live.keys() | rates.by_group.keys()
+        ),
+        key=GroupFigures.rank,
+    )
+    return FleetStatus(
+        at=at,
+        live_counts=store.live_counts(),
+        sensors_anomalous=store.anomalous_sensors(at - anomalous_within_s),
+        anomalous_within_s=anomalous_within_s,
+        groups=figures[:groups],
+        groups_total=len(figures),
+        rates=rates,
+        top=store.top_live(top),
+    )
+
+
+def read_rates(session: Session, at: float) -> Rates:
+    """Predictions and anomalies per sensor group in the hour holding `at` and
+    the one before."""
+    since = (at // HOUR_S - 1) * HOUR_S
+    series, predictions, anomalies = RollupStore(session).totals_since(
+        datetime.fromtimestamp(since, UTC)
+    )
+    by_group: dict[str, tuple[int, int]] = {}
+    sensor, group = "", ""
+    for sid, p, a in zip(series, predictions.tolist(), anomalies.tolist(), strict=True):
+        # The rows come by series id: a sensor's axes one after the other.
+        this_sensor, _ = sensor_of(sid)
+        if this_sensor != sensor:
+            sensor, group = this_sensor, sensor_group(this_sensor)
+        p0, a0 = by_group.get(group, (0, 0))
+        by_group[group] = (p0 + p, a0 + a)
+    return Rates(since, at, by_group)
+
+
+class GroupRates:
+    """`read_rates`, kept `ttl_s` seconds (`clock`: epoch seconds)."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._rates: Rates | None = None
+        self._reading = threading.Lock()
+
+    def current(self) -> tuple[Rates, bool]:
+        """The rates kept (read first if there are none yet), and whether they
+        are older than `ttl_s`: `refresh` then, after answering."""
+        rates = self._rates
+        if rates is None:
+            with self._reading:
+                rates = self._rates or self._read()
+        return rates, self.clock() - rates.as_of > self.ttl_s
+
+    def refresh(self) -> None:
+        """Read the rates again, unless another call is reading them."""
+        if self._reading.acquire(blocking=False):
+            try:
+                self._read()
+            finally:
+                self._reading.release()
+
+    def _read(self) -> Rates:
+        with self.sessions() as session:
+            self._rates = read_rates(session, self.clock())
+        return self._rates
