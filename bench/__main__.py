@@ -12,6 +12,7 @@ from atalaia.logging import configure_logging
 from bench import (
     fleet_bench,
     forest_bench,
+    incident_api_bench,
     incident_bench,
     ingest_bench,
     peers_bench,
@@ -78,6 +79,21 @@ def incident_latency(
     figures, verdict = incident_bench.incident_latency(models, incidents, interval_s)
     report("incident-latency", figures, record=record)
     typer.echo(verdict)
+
+
+@app.command("incidents")
+def incidents(
+    incidents: Annotated[int, typer.Option(help="Live incidents.")] = 100_000,
+    sensors: int = 95_000,
+    requests: Annotated[int, typer.Option(help="Timed requests a route.")] = 200,
+    url: Url = None,
+    record: Record = True,
+) -> None:
+    """GET /fleet/status and /incidents pages (first, filtered, deep) on
+    `atalaia serve --role training` over a fleet of live incidents."""
+    figures, table = incident_api_bench.incidents_api(incidents, sensors, requests, url)
+    report("incidents", figures, record=record)
+    typer.echo(table)
 
 
 @app.command("warm-load")

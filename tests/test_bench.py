@@ -32,6 +32,7 @@ SMOKE = [
     + ["--runs", "1"],
     ["streaming", "--models", "300", "--batch", "50", "--single", "200"]
     + ["--runs", "1"],
+    ["incidents", "--incidents", "400", "--sensors", "500", "--requests", "5"],
     # no peer: their virtualenvs take minutes to make (see bench/peers_bench.py)
     ["peers", "--models", "300", "--peers", "none", "--runs", "1", "--duration", "1"],
 ]

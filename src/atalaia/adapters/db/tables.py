@@ -240,6 +240,7 @@ class PredictionRollupRow(Base):
     """Per series and hour: what inference answered (kept out of Prometheus)."""
 
     __tablename__ = "prediction_rollups"
+    __table_args__ = (Index("ix_prediction_rollups_bucket", "bucket", "series_id"),)
 
     series_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     bucket: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
@@ -251,6 +252,12 @@ class PredictionRollupRow(Base):
 
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
+_LIVE = text("live_key IS NOT NULL")
+
+
+def _live_index(name: str, *columns: str) -> Index:
+    """An index of the live incidents only (what the fleet's status counts)."""
+    return Index(name, *columns, postgresql_where=_LIVE, sqlite_where=_LIVE)
 
 
 class IncidentRow(Base):
@@ -264,6 +271,10 @@ class IncidentRow(Base):
         Index("ix_incidents_sensor_id", "sensor_id"),
         Index("ix_incidents_sensor_group", "sensor_group"),
         Index("ix_incidents_started_at", "started_at"),
+        _live_index("ix_incidents_live_kind_severity", "kind", "severity"),
+        _live_index("ix_incidents_live_last_at", "last_at", "sensor_id"),
+        _live_index("ix_incidents_live_group_sensor", "sensor_group", "sensor_id"),
+        _live_index("ix_incidents_live_peak_score", "peak_score", "id"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)

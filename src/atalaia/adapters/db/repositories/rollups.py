@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import BigInteger, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories._columns import fetch_columns
@@ -81,20 +81,15 @@ class RollupStore:
             "latency_ms_max": latency_max,
         }
 
-    def totals_since(
+    def hour(
         self, bucket: datetime
     ) -> tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Per series with rows from hour `bucket` on, by series id: its
-        predictions and anomalies since, as columns."""
+        """The predictions and anomalies of every series in hour `bucket`, as
+        columns by series id."""
         row = PredictionRollupRow
         stmt = (
-            select(
-                row.series_id,
-                cast(func.sum(row.predictions), BigInteger),
-                cast(func.sum(row.anomalies), BigInteger),
-            )
-            .where(row.bucket >= bucket)
-            .group_by(row.series_id)
+            select(row.series_id, row.predictions, row.anomalies)
+            .where(row.bucket == bucket)
             .order_by(row.series_id)
         )
         series, predictions, anomalies = fetch_columns(
