@@ -34,8 +34,6 @@ from atalaia.errors import Conflict, InvalidInput
 Kind = Literal["anomaly", "data_quality"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 State = Literal["open", "acknowledged", "resolved"]
-STATES: tuple[State, ...] = get_args(State)
-LIVE: tuple[State, ...] = ("open", "acknowledged")
 Severity = Literal["minor", "major", "critical"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # lowest first
 DATA_QUALITY_REASONS = frozenset({"stuck", "dropout"})

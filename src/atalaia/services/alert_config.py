@@ -26,7 +26,8 @@ from atalaia.core.notifications import Channel, ChannelType, Event
 from atalaia.errors import InvalidInput
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-Prefix = Annotated[str, Field(min_length=1, max_length=128)]
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"  # no control character
+Prefix = Annotated[str, Field(min_length=1, max_length=128, pattern=_PRINTABLE)]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -40,7 +41,7 @@ class ChannelSpec(_Spec):
 
     name: Name
     type: ChannelType
-    target: Annotated[str, Field(min_length=1, max_length=2000)]
+    target: Annotated[str, Field(min_length=1, max_length=2000, pattern=_PRINTABLE)]
     rate_per_min: Annotated[int, Field(ge=1, le=10_000)] = Field(
         60, description="At most this many notifications a minute; more wait"
     )

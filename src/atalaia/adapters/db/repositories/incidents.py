@@ -68,13 +68,17 @@ class IncidentStore:
         incidents: dict[int, Incident] = {}
         for change in changes:
             incidents.setdefault(id(change.incident), change.incident)
-        for incident in incidents.values():
-            if incident.id is None:
-                row = IncidentRow(**_columns(incident))
-                self.session.add(row)
-                self.session.flush()
-                incident.id = row.id
-            else:
+        fresh = {key for key, i in incidents.items() if i.id is None}
+        new = [i for key, i in incidents.items() if key in fresh]
+        if new:
+            stmt = insert(IncidentRow).returning(
+                IncidentRow.id, sort_by_parameter_order=True
+            )
+            ids = self.session.scalars(stmt, [_columns(i) for i in new]).all()
+            for incident, incident_id in zip(new, ids, strict=True):
+                incident.id = incident_id
+        for key, incident in incidents.items():
+            if key not in fresh:
                 self._update(incident)
         lines = [_line(c) for c in changes if c.action != "grew"]
         if lines:
@@ -134,16 +138,14 @@ class IncidentStore:
         before = incident.state
         changes = action(incident)
         columns = _columns(incident)
+        people = ["state", "live_key", "assignee", "resolved_at", "resolved_by"]
+        if not incident.live:  # else the alerter's, which may have moved since
+            people.append("active")
         stmt = (
             update(IncidentRow)
             .where(IncidentRow.id == incident_id, IncidentRow.state == before)
-            .values(
-                state=columns["state"], live_key=columns["live_key"],
-                assignee=columns["assignee"], active=columns["active"],
-                resolved_at=columns["resolved_at"],
-                resolved_by=columns["resolved_by"], updated_at=utcnow(),
-            )
-        )  # fmt: skip
+            .values(**{name: columns[name] for name in people}, updated_at=utcnow())
+        )
         if self.session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentChange(
                 f"incident {incident_id} changed meanwhile; read it and retry"
