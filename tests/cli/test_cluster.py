@@ -43,9 +43,13 @@ def python(code: str) -> tuple[str, ...]:
 
 
 def free_offset() -> int:
-    """A port offset at which every service of a 2-replica cluster has a free port."""
+    """A port offset at which every service of a 2-replica cluster has a free port,
+    from a range of this test worker's own (clusters of two workers started at
+    once would otherwise find the same one)."""
     settings = Settings(database_url="postgresql://unused@127.0.0.1/unused")
-    for offset in range(21_000, 40_000, 137):
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    start = 21_000 + 4_000 * (worker % 5)
+    for offset in range(start, start + 4_000, 137):
         options = local.ClusterOptions(port_offset=offset)
         if not local.busy_ports(local.plan(settings, options)):
             return offset
@@ -282,6 +286,29 @@ def predictions_of(base_url: str) -> float:
     )
 
 
+def up(
+    cluster: dict[str, str], *, replicas: int
+) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """`atalaia up` with `replicas` inference replicas and one worker in
+    `cluster`'s environment: its processes by name, the gateway's URL and an
+    admin's authorization header."""
+    home = Path(cluster["ATALAIA_HOME"])
+    settings = Settings(home=home, database_url=cluster["ATALAIA_DATABASE_URL"])
+    gateway_port = free_port()
+    code, out = cli(
+        "up", "--inference-replicas", str(replicas), "--workers", "1",
+        "--gateway-port", str(gateway_port),
+        "--port-offset", str(free_offset()), "--timeout", "60",
+        env=cluster,
+    )  # fmt: skip
+    assert code == 0, out
+    state = local.ClusterState.load(local.state_path(settings))
+    assert state is not None
+    auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
+    procs = {p.name: p for p in state.processes}
+    return procs, f"http://127.0.0.1:{gateway_port}", auth
+
+
 def ended(client: httpx.Client, job_url: str) -> dict[str, Any] | None:
     """A training job once it has ended; None while it waits or runs."""
     job: dict[str, Any] = client.get(job_url).json()
@@ -418,22 +445,8 @@ def test_a_streaming_series_answers_alike_when_its_replica_is_killed(
     the replica then killed, the rest through the gateway (to the other,
     which never saw it); another's all through the gateway. Every answer is
     the library's, as one process scoring them all would give."""
-    home = Path(cluster["ATALAIA_HOME"])
-    settings = Settings(home=home, database_url=cluster["ATALAIA_DATABASE_URL"])
-    gateway_port = free_port()
-    code, out = cli(
-        "up", "--inference-replicas", "2", "--workers", "1",
-        "--gateway-port", str(gateway_port),
-        "--port-offset", str(free_offset()), "--timeout", "60",
-        env=cluster,
-    )  # fmt: skip
-    assert code == 0, out
-    state = local.ClusterState.load(local.state_path(settings))
-    assert state is not None
-    procs = {p.name: p for p in state.processes}
-    auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
+    procs, gateway, auth = up(cluster, replicas=2)
     moved, routed = "sensor_010_axial", "sensor_011_axial"
-    gateway = f"http://127.0.0.1:{gateway_port}"
     with httpx.Client(base_url=gateway, headers=auth, timeout=10) as client:
         for seed, series_id in enumerate((moved, routed)):
             trained = client.post(
@@ -498,21 +511,8 @@ def test_anomalies_predicted_on_a_replica_killed_later_reach_an_incident(
     """Anomalous predictions answered by a replica SIGKILLed more than a flush
     interval later are in the anomaly log, and the scheduler's alerter made
     one incident of them."""
-    home = Path(cluster["ATALAIA_HOME"])
-    settings = Settings(home=home, database_url=cluster["ATALAIA_DATABASE_URL"])
-    gateway_port = free_port()
-    code, out = cli(
-        "up", "--inference-replicas", "1", "--workers", "1",
-        "--gateway-port", str(gateway_port),
-        "--port-offset", str(free_offset()), "--timeout", "60",
-        env=cluster,
-    )  # fmt: skip
-    assert code == 0, out
-    state = local.ClusterState.load(local.state_path(settings))
-    assert state is not None
-    replica = next(p for p in state.processes if p.name == "inference-1")
-    auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
-    gateway = f"http://127.0.0.1:{gateway_port}"
+    procs, gateway, auth = up(cluster, replicas=1)
+    replica = procs["inference-1"]
     with httpx.Client(base_url=gateway, headers=auth, timeout=10) as client:
         trained = client.post(
             f"/api/v1/training/{SERIES}", json=inline_body(algorithm="zscore")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from pydantic.config import JsonDict
 from pydantic.json_schema import WithJsonSchema
@@ -117,3 +118,12 @@ SeriesId = Annotated[
     _as_rule(check_series_id),
     WithJsonSchema({"type": "string", **SERIES_ID_SCHEMA}),
 ]
+
+
+def id_cursor(first: str) -> Any:
+    """The `after` query of a list paged by id: the `next_cursor` of the page
+    before; without it, `first`."""
+    return Query(
+        description=f"`next_cursor` of the previous page; none: {first}",
+        json_schema_extra={"pattern": r"^[0-9]{1,18}$"},
+    )

@@ -18,7 +18,7 @@ from atalaia.api.common.deps import (
     Viewer,
 )
 from atalaia.api.common.openapi import error_responses
-from atalaia.api.common.params import Text
+from atalaia.api.common.params import Text, id_cursor
 from atalaia.api.training.alert_schemas import (
     NAME_PATTERN,
     Accepted,
@@ -180,13 +180,7 @@ def list_notifications(
     state: Literal["pending", "sent", "failed"] | None = None,
     channel: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     incident_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    after: Annotated[
-        Text | None,
-        Query(
-            description="`next_cursor` of the previous page; none: the newest",
-            json_schema_extra={"pattern": r"^[0-9]{1,18}$"},
-        ),
-    ] = None,
+    after: Annotated[Text | None, id_cursor("the newest")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> NotificationPage:
     """Notifications, newest first, with how their delivery went."""

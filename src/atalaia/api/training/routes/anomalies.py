@@ -10,7 +10,7 @@ from atalaia.adapters.db.repositories import AnomalyLog
 from atalaia.api.common.deps import SessionDep, Viewer
 from atalaia.api.common.explained import AnomalyView
 from atalaia.api.common.openapi import error_responses
-from atalaia.api.common.params import Text
+from atalaia.api.common.params import Text, id_cursor
 from atalaia.api.training.schemas import AnomalyPage
 from atalaia.errors import InvalidInput
 
@@ -23,13 +23,7 @@ MAX_PAGE = 10_000
 def read_log(
     session: SessionDep,
     _: Viewer,
-    after: Annotated[
-        Text | None,
-        Query(
-            description="`next_cursor` of the previous page; none: from the first",
-            json_schema_extra={"pattern": r"^[0-9]{1,18}$"},
-        ),
-    ] = None,
+    after: Annotated[Text | None, id_cursor("from the first")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1_000,
 ) -> AnomalyPage:
     """The anomalies logged after `after`, oldest first. Read again from

@@ -12,7 +12,7 @@ from atalaia.adapters.db.repositories import IncidentFilter, IncidentStore
 from atalaia.adapters.db.repositories.incidents import IncidentNotFound
 from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
-from atalaia.api.common.params import EPOCH_SECONDS, Text
+from atalaia.api.common.params import EPOCH_SECONDS, Text, id_cursor
 from atalaia.api.training.incident_schemas import (
     AcknowledgeBody,
     CommentBody,
@@ -53,13 +53,7 @@ def list_incidents(
     sensor_group: Text | None = None,
     start: Annotated[float | None, _epoch("Still going at or after")] = None,
     end: Annotated[float | None, _epoch("Started before")] = None,
-    after: Annotated[
-        Text | None,
-        Query(
-            description="`next_cursor` of the previous page; none: the newest",
-            json_schema_extra={"pattern": r"^[0-9]{1,18}$"},
-        ),
-    ] = None,
+    after: Annotated[Text | None, id_cursor("the newest")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> IncidentPage:
     """Incidents matching every filter given, newest first, a page at a time."""
