@@ -186,3 +186,11 @@ def test_a_sensor_group_is_its_id_up_to_the_last_separator(
     sensor: str, group: str
 ) -> None:
     assert sensor_group(sensor) == group
+
+
+def test_a_late_anomaly_within_the_gap_moves_the_start_back() -> None:
+    g = grouper()
+    g.apply([anomaly(t=T0 + 300), anomaly(t=T0)])
+
+    (incident,) = g.live.values()
+    assert (incident.started_at, incident.last_at, incident.count) == (T0, T0 + 300, 2)

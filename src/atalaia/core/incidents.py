@@ -212,6 +212,7 @@ class Grouper:
             self._record(incident, "opened", SYSTEM, _describe(a), a.timestamp)
             return
         incident.count += 1
+        incident.started_at = min(incident.started_at, a.timestamp)  # a late one
         incident.last_at = max(incident.last_at, a.timestamp)
         incident.recent = (incident.recent + [a.timestamp])[-RECENT:]
         if a.series_id not in incident.series:
