@@ -119,12 +119,13 @@ class IncidentSignals:
                     ALGORITHMS[scores.algorithm[i]], bool(stale[i]),
                 )
             )  # fmt: skip
-        if self.watch:
-            watched = self.watch
+        # Most batches hold no watched series: found in C, not reading by reading.
+        watched = self.watch.keys() - anomalous if self.watch else set()
+        if watched and not watched.isdisjoint(series_ids):
             normal = modelled & ~scores.anomaly
             for i in np.flatnonzero(normal).tolist():
                 sid = series_ids[i]
-                if sid in watched and sid not in anomalous:
+                if sid in watched:
                     self._normal(sid, float(timestamps[i]))
 
     def sensor(self, verdict: SensorVerdict, timestamp: float) -> None:
