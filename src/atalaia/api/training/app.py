@@ -28,6 +28,7 @@ from atalaia.api.training.routes import (
     incidents,
     models,
     series,
+    session,
     training,
 )
 from atalaia.api.training.state import FleetState, JobsState
@@ -50,6 +51,7 @@ def routers() -> list[APIRouter]:
         incidents.router,
         fleet.router,
         alerts.router,
+        session.router,
     ]
 
 

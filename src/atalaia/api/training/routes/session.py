@@ -1,0 +1,29 @@
+"""Who the caller is: the console shows the role and offers only what it may do."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from atalaia.api.common.auth import Role
+from atalaia.api.common.deps import ResourcesDep, Viewer
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class WhoAmI(BaseModel):
+    subject: str
+    role: str
+    roles: list[str]  # the role and every one below it
+    auth_enabled: bool
+
+
+@router.get("/whoami", response_model=WhoAmI)
+def whoami(principal: Viewer, resources: ResourcesDep) -> WhoAmI:
+    """The token's subject and role (with auth off: an anonymous admin)."""
+    return WhoAmI(
+        subject=principal.subject,
+        role=principal.role.label,
+        roles=[role.label for role in Role if role <= principal.role],
+        auth_enabled=resources.settings.auth_enabled,
+    )

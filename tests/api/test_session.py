@@ -1,0 +1,21 @@
+"""GET /auth/whoami: the console learns the caller's role from the server."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from fixtures.api import Headers
+
+
+def test_whoami_names_the_role_and_those_below(
+    client: TestClient, engineer: Headers
+) -> None:
+    body = client.get("/api/v1/auth/whoami", headers=engineer).json()
+
+    assert body["role"] == "ml_engineer"
+    assert body["roles"] == ["viewer", "data_scientist", "ml_engineer"]
+    assert body["auth_enabled"] is True
+
+
+def test_whoami_without_a_token_is_401(client: TestClient) -> None:
+    assert client.get("/api/v1/auth/whoami").status_code == 401
