@@ -22,6 +22,7 @@ pytest_plugins = [
     "fixtures.broker",
     "fixtures.redis_server",
     "fixtures.receivers",
+    "fixtures.browser",
 ]
 
 # No test asserts on time: a loaded CI machine must not fail property tests

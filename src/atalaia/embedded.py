@@ -33,4 +33,5 @@ def create_embedded_app(settings: Settings | None = None) -> FastAPI:
             health.health_monitor(embedded=EMBEDDED),
         ],
         migrate=True,
+        console=True,
     )

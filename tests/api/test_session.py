@@ -19,3 +19,9 @@ def test_whoami_names_the_role_and_those_below(
 
 def test_whoami_without_a_token_is_401(client: TestClient) -> None:
     assert client.get("/api/v1/auth/whoami").status_code == 401
+
+
+def test_the_sign_in_config_needs_no_token(client: TestClient) -> None:
+    body = client.get("/api/v1/auth/config").json()
+
+    assert body == {"auth_enabled": True, "methods": ["token"]}

@@ -412,6 +412,19 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
         back = client.get(f"/api/v1/series/{SERIES}/points", params={"start": later})
         assert back.json()["values"] == [9.0]
 
+        # The console and the training service's small routes, through the gateway.
+        assert client.get("/").headers["location"] == "/console/"
+        console = client.get("/console/")
+        assert console.status_code == 200
+        assert 'src="js/app.js"' in console.text
+        assert client.get("/console/js/app.js").status_code == 200
+        for path in (
+            "/api/v1/incidents",
+            "/api/v1/fleet/status",
+            "/api/v1/auth/whoami",
+        ):
+            assert client.get(path).status_code == 200, path
+
         plot = client.get("/plot", params={"series_id": SERIES, "format": "json"})
         assert plot.status_code == 200, plot.text
         health = client.get("/health")

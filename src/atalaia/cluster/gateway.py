@@ -15,6 +15,9 @@ from atalaia.api.common.body_limits import ELSEWHERE, MANAGEMENT, MIB, PREDICTIO
 from atalaia.cluster.supervisor import ProcessSpec
 
 SERVICES = ("training", "inference", "plot", "health")
+# The training service's routes of small bodies (the elsewhere limit): incidents,
+# the fleet's figures, alerting and the console's sign-in.
+TRAINING_ROUTES = ("incidents", "fleet", "alerts", "auth")
 
 _TEMPLATE = """\
 # The atalaia gateway. Rendered by atalaia.cluster.gateway; edit the template there.
@@ -41,6 +44,7 @@ http {
     # fleet's readings (sensor gateways send from few addresses).
     limit_req_zone $binary_remote_addr zone=management:10m rate=10r/s;
     limit_req_zone $binary_remote_addr zone=prediction:10m rate=5000r/s;
+    limit_req_zone $binary_remote_addr zone=console:10m rate=50r/s;
     limit_req_status 429;
     limit_req_log_level warn;
     client_max_body_size @ELSEWHERE_BODY@;
@@ -116,6 +120,19 @@ http {
             limit_req zone=management burst=20 nodelay;
             client_max_body_size @MANAGEMENT_BODY@;
             proxy_pass http://atalaia_training;
+        }
+        location ~ ^/api/v1/(@TRAINING_ROUTES@)(/|$) {
+            limit_req zone=management burst=20 nodelay;
+            proxy_pass http://atalaia_training;
+        }
+        # The console's files (the training service serves them) and / to it.
+        location /console/ {
+            limit_req zone=console burst=100 nodelay;
+            proxy_pass http://atalaia_training;
+        }
+        location = / {
+            absolute_redirect off;  # behind TLS or another proxy, still right
+            return 302 /console/;
         }
         location ~ ^/fit/(?<series>[^/]+)$ {
             limit_req zone=management burst=20 nodelay;
@@ -213,6 +230,7 @@ def render_nginx_conf(
         "MANAGEMENT_BODY": f"{MANAGEMENT.size // MIB}m",
         "MANAGEMENT_ROUTES": "|".join(MANAGEMENT.routes),
         "ELSEWHERE_BODY": f"{ELSEWHERE // MIB}m",
+        "TRAINING_ROUTES": "|".join(TRAINING_ROUTES),
     }
     for service in SERVICES:
         values[service.upper()] = "".join(

@@ -22,6 +22,7 @@ from atalaia.api.common.observability import HttpMetrics, RequestIds
 from atalaia.api.common.openapi import install_openapi
 from atalaia.api.common.resources import Resources, open_resources
 from atalaia.api.common.state import CommonState, state_as
+from atalaia.api.console import install_console
 from atalaia.logging import configure_logging
 from atalaia.settings import Settings
 
@@ -46,8 +47,10 @@ def build_app(
     fast_routes: Sequence[FastRoute] = (),
     parts: Sequence[Part] = (),
     migrate: bool = False,
+    console: bool = False,
 ) -> FastAPI:
-    """A FastAPI app with every route of `routers` under /api/v1 and the probes at /."""
+    """A FastAPI app with every route of `routers` under /api/v1 and the probes at
+    /; with `console`, the web console at /console/."""
     configure_logging(level=settings.log_level, json=settings.log_json)
     registry = CollectorRegistry()
 
@@ -85,6 +88,8 @@ def build_app(
     app.include_router(probe_router(name, registry))
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
+    if console:
+        install_console(app)
     return app
 
 

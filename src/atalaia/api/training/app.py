@@ -154,4 +154,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=routers(),
         parts=[job_executor, fleet_figures],
         migrate=True,
+        console=True,
     )

@@ -18,6 +18,18 @@ class WhoAmI(BaseModel):
     auth_enabled: bool
 
 
+class AuthConfig(BaseModel):
+    auth_enabled: bool
+    methods: list[str]  # how to sign in: "token" (a bearer token)
+
+
+@router.get("/config", response_model=AuthConfig)
+def auth_config(resources: ResourcesDep) -> AuthConfig:
+    """How to sign in; needs no token (the console asks before signing in)."""
+    enabled = resources.settings.auth_enabled
+    return AuthConfig(auth_enabled=enabled, methods=["token"] if enabled else [])
+
+
 @router.get("/whoami", response_model=WhoAmI)
 def whoami(principal: Viewer, resources: ResourcesDep) -> WhoAmI:
     """The token's subject and role (with auth off: an anonymous admin)."""

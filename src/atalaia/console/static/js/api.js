@@ -1,0 +1,72 @@
+// The platform's JSON API, with the signed-in token.
+
+const TOKEN_KEY = "atalaia.token";
+const BASE = "/api/v1";
+
+export const session = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  who: null, // {subject, role, roles, auth_enabled} once known
+};
+
+export function signIn(token) {
+  session.token = token;
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+export function signOut() {
+  session.token = null;
+  session.who = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** Whether the signed-in role is `role` or above. */
+export function may(role) {
+  return Boolean(session.who && session.who.roles.includes(role));
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const detail = body && typeof body === "object" ? body.detail : body;
+    const text = Array.isArray(detail)
+      ? detail.map((d) => d.msg || JSON.stringify(d)).join("; ")
+      : detail || `HTTP ${status}`;
+    super(body && body.rule ? `${text} (rule ${body.rule})` : String(text));
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** A URL of the API with `query`'s non-empty values (arrays repeat the key). */
+export function apiUrl(path, query = {}) {
+  const url = new URL(BASE + path, location.origin);
+  for (const [key, value] of Object.entries(query)) {
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (item !== undefined && item !== null && item !== "") {
+        url.searchParams.append(key, item);
+      }
+    }
+  }
+  return url;
+}
+
+/** Call the API; resolves to the JSON answer, rejects with an ApiError. */
+export async function api(path, { method = "GET", query, body, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(apiUrl(path, query), {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+  });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = text;
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}

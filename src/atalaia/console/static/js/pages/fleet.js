@@ -1,0 +1,185 @@
+// Fleet: every sensor as a cell coloured by its state, grouped by sensor group;
+// counts at the top; the sensors needing attention as a table; auto-refresh.
+
+import { api } from "../api.js";
+import { ago, clear, csvButton, field, h, heading, num, table } from "../ui.js";
+
+const REFRESH_MS = 15_000;
+const CELL = 10; // px per sensor, gap included
+const LISTED = 200; // sensors needing attention listed in the table
+const COLORS = {
+  ok: "#2e7d4f", no_model: "#b8bec7", stale: "#6d5cae", drift: "#2f8fbf",
+  anomalous: "#e0a100", minor: "#f0c419", major: "#e86a10", critical: "#c62828",
+};
+const LABELS = {
+  ok: "OK", no_model: "No model", stale: "Stale data", drift: "Drift",
+  anomalous: "Anomalous now", minor: "Minor incident", major: "Major incident",
+  critical: "Critical incident",
+};
+
+export async function render(main, _params, query) {
+  const filters = { prefix: query.get("prefix") || "", group: query.get("group") || "",
+    state: query.get("state") || "" };
+  const counts = h("div", { class: "counts" });
+  const grid = h("div", { class: "grid-groups" });
+  const attention = h("section", { "aria-labelledby": "attention-title" });
+  const stamp = h("span", { class: "muted" });
+  const tip = h("div", { class: "grid-tip", role: "tooltip", hidden: true });
+  const prefix = h("input", { type: "search", name: "prefix", value: filters.prefix,
+    placeholder: "e.g. sensor_0001" });
+  const group = h("select", { name: "group" }, h("option", { value: "" }, "All groups"));
+  const state = h("select", { name: "state" }, h("option", { value: "" }, "Any state"),
+    Object.entries(LABELS).map(([value, label]) =>
+      h("option", { value, selected: value === filters.state }, label)));
+  const auto = h("input", { type: "checkbox", name: "auto", checked: true });
+  const form = h("form", { class: "filters", role: "search" },
+    field("Sensor or prefix", prefix), field("Group", group), field("State", state),
+    h("label", { class: "check" }, auto, " Refresh every 15 s"),
+    h("button", { type: "submit" }, "Apply"));
+  let answer = null;
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [key, value] of [["prefix", prefix.value.trim()], ["group", group.value],
+      ["state", state.value]]) if (value) next.set(key, value);
+    const hash = `#/fleet${next.size ? `?${next}` : ""}`;
+    if (location.hash === hash) load();
+    else location.hash = hash;
+  });
+
+  main.append(heading("Fleet", stamp), counts, form, tip, grid, attention);
+
+  async function load() {
+    answer = await api("/fleet/sensors", {
+      query: { prefix: filters.prefix, group: filters.group },
+    });
+    stamp.textContent = `Figures of ${ago(answer.at)}`;
+    showCounts(answer);
+    showGroups(answer);
+    showAttention(answer);
+    performance.mark("atalaia:fleet");
+  }
+
+  function showCounts(a) {
+    clear(counts, h("div", { class: "count total" }, h("strong", {}, num(a.total)), " sensors"),
+      a.legend.map((name) => h("a", {
+        class: `count count-${name}`, href: `#/fleet?state=${name}`,
+        "aria-label": `${a.counts[name]} ${LABELS[name]}`,
+      }, h("span", { class: "swatch", style: { background: COLORS[name] } }),
+      h("strong", {}, num(a.counts[name])), " ", LABELS[name])));
+    const known = new Set([...group.options].map((o) => o.value));
+    for (const g of a.groups) {
+      if (!known.has(g.name)) {
+        group.append(h("option", { value: g.name, selected: g.name === filters.group }, g.name));
+      }
+    }
+  }
+
+  function showGroups(a) {
+    const wanted = filters.state ? a.legend.indexOf(filters.state) : -1;
+    const canvases = a.groups.map((g) => {
+      const canvas = h("canvas", { class: "grid", tabindex: 0, role: "img",
+        "aria-label": `${g.count} sensors of group ${g.name}, coloured by state; `
+          + "the table below lists those needing attention" });
+      canvas.addEventListener("mousemove", (event) => hover(event, canvas, a, g));
+      canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+      canvas.addEventListener("click", (event) => {
+        const i = cellAt(event, canvas, g);
+        if (i !== null) location.hash = `#/sensors/${encodeURIComponent(a.sensors[i])}`;
+      });
+      return canvas;
+    });
+    clear(grid, a.groups.map((g, k) => h("section", { class: "grid-group" },
+      h("h2", {}, h("a", { href: `#/fleet?group=${encodeURIComponent(g.name)}` }, g.name),
+        h("span", { class: "muted" }, ` ${num(g.count)} sensors`)), canvases[k])));
+    a.groups.forEach((g, k) => paint(canvases[k], a, g, wanted)); // laid out: in the page
+  }
+
+  function showAttention(a) {
+    const rows = [];
+    for (let i = 0; i < a.sensors.length; i++) {
+      const code = a.states.charCodeAt(i) - 48;
+      if (code > 0) rows.push({ sensor: a.sensors[i], code, state: a.legend[code] });
+    }
+    rows.sort((x, y) => y.code - x.code || (x.sensor < y.sensor ? -1 : 1));
+    const shown = (filters.state ? rows.filter((r) => r.state === filters.state) : rows)
+      .slice(0, LISTED);
+    clear(attention,
+      h("div", { class: "section-head" },
+        h("h2", { id: "attention-title" }, "Sensors needing attention"),
+        csvButton("All sensors CSV", "fleet-sensors.csv", ["sensor", "state"],
+          () => a.sensors.map((s, i) => [s, a.legend[a.states.charCodeAt(i) - 48]]))),
+      table([
+        { label: "Sensor", value: (r) => h("a", { href: `#/sensors/${encodeURIComponent(r.sensor)}` }, r.sensor),
+          sort: (r) => r.sensor },
+        { label: "State", value: (r) => h("span", { class: "state" },
+          h("span", { class: "swatch", style: { background: COLORS[r.state] } }), LABELS[r.state]),
+        sort: (r) => -r.code },
+      ], shown, {
+        caption: rows.length > shown.length
+          ? `The ${shown.length} worst of ${num(rows.length)}` : undefined,
+        empty: "Every sensor is OK.",
+      }));
+  }
+
+  function layout(canvas, g) {
+    const columns = Math.max(1, Math.floor(canvas.parentElement.clientWidth / CELL));
+    return { columns, rows: Math.ceil(g.count / columns) };
+  }
+
+  function paint(canvas, a, g, wanted) {
+    const { columns, rows } = layout(canvas, g);
+    const ratio = devicePixelRatio || 1;
+    canvas.width = columns * CELL * ratio;
+    canvas.height = rows * CELL * ratio;
+    canvas.style.width = `${columns * CELL}px`;
+    canvas.style.height = `${rows * CELL}px`;
+    const ctx = canvas.getContext("2d");
+    ctx.scale(ratio, ratio);
+    const fills = a.legend.map((name) => COLORS[name]);
+    for (let k = 0; k < g.count; k++) {
+      const code = a.states.charCodeAt(g.start + k) - 48;
+      ctx.globalAlpha = wanted < 0 || code === wanted ? 1 : 0.15;
+      ctx.fillStyle = fills[code];
+      ctx.fillRect((k % columns) * CELL, Math.floor(k / columns) * CELL, CELL - 1, CELL - 1);
+    }
+  }
+
+  function cellAt(event, canvas, g) {
+    const { columns } = layout(canvas, g);
+    const box = canvas.getBoundingClientRect();
+    const k = Math.floor((event.clientY - box.top) / CELL) * columns
+      + Math.floor((event.clientX - box.left) / CELL);
+    return k >= 0 && k < g.count ? g.start + k : null;
+  }
+
+  function hover(event, canvas, a, g) {
+    const i = cellAt(event, canvas, g);
+    if (i === null) {
+      tip.hidden = true;
+      return;
+    }
+    tip.textContent = `${a.sensors[i]}: ${LABELS[a.legend[a.states.charCodeAt(i) - 48]]}`;
+    tip.style.left = `${event.pageX + 12}px`;
+    tip.style.top = `${event.pageY + 12}px`;
+    tip.hidden = false;
+  }
+
+  await load();
+  const timer = setInterval(() => {
+    if (auto.checked && !document.hidden) load().catch(() => {});
+  }, REFRESH_MS);
+  let width = grid.clientWidth;
+  const resized = new ResizeObserver(() => { // a new width: as many cells a row as fit
+    if (answer && grid.clientWidth !== width) {
+      width = grid.clientWidth;
+      showGroups(answer);
+    }
+  });
+  resized.observe(grid);
+  return () => {
+    clearInterval(timer);
+    resized.disconnect();
+  };
+}

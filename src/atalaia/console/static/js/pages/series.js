@@ -1,0 +1,138 @@
+// A series: its chart, what serves it, its drift, and its versions with the
+// promote and roll back actions for the roles that may use them.
+
+import { api, may } from "../api.js";
+import { SeriesChart } from "../chart.js";
+import { badge, clear, field, h, heading, num, pct, table, toast, when } from "../ui.js";
+
+// What `promote` takes; the lifecycle's canary and shadow answer 501 until they land.
+const STRATEGIES = [["direct", "Direct"], ["canary", "Canary"], ["shadow", "Shadow"]];
+
+/** The sensor of `sensor_001_radial` is `sensor_001`; a series without an axis
+ * (its id's last `_` part is not letters) is a sensor of its own. */
+export function sensorOf(seriesId) {
+  const cut = seriesId.lastIndexOf("_");
+  return cut > 0 && /^[A-Za-z]+$/.test(seriesId.slice(cut + 1)) ? seriesId.slice(0, cut) : seriesId;
+}
+
+export async function render(main, [seriesId]) {
+  const sensor = sensorOf(seriesId);
+  const chartBox = h("section", { "aria-label": "Chart" });
+  const serving = h("section", { "aria-labelledby": "serving-title" });
+  const versions = h("section", { "aria-labelledby": "versions-title" });
+  main.append(heading(seriesId, sensor === seriesId ? null
+    : h("a", { href: `#/sensors/${encodeURIComponent(sensor)}` }, `Sensor ${sensor}`)),
+  chartBox, serving, versions);
+  const chart = new SeriesChart(chartBox, seriesId, { height: 360 });
+
+  async function refresh() {
+    const config = await api(`/models/${encodeURIComponent(seriesId)}/deployment-config`);
+    const hasVersions = config.production_version !== null
+      || config.staging_versions.length > 0 || config.history.length > 0;
+    const [list, metrics] = hasVersions ? await Promise.all([
+      api(`/models/${encodeURIComponent(seriesId)}/versions`),
+      api(`/models/${encodeURIComponent(seriesId)}/metrics`, { query: { window: "24h" } }),
+    ]) : [[], null];
+    showServing(config, metrics);
+    showVersions(list, config);
+  }
+
+  function showServing(config, metrics) {
+    const drift = metrics ? metrics.drift_detection : null;
+    const predictions = metrics ? metrics.predictions : null;
+    clear(serving, h("h2", { id: "serving-title" }, "Serving"),
+      h("dl", { class: "facts" },
+        fact("Production", config.production_version === null ? "none"
+          : `version ${config.production_version} (${config.production_algorithm})`),
+        fact("Strategy", config.strategy),
+        fact("Staging", config.staging_versions.length ? config.staging_versions.join(", ") : "none"),
+        predictions ? fact("Predictions, 24 h", num(predictions.predictions ?? predictions.count)) : null,
+        predictions ? fact("Anomaly rate, 24 h", pct(predictions.anomaly_rate)) : null,
+        drift ? fact("Data drift", drift.data_drift_detected
+          ? badge(`detected (PSI ${num(drift.psi)})`, "critical") : `none (PSI ${num(drift.psi)})`) : null,
+        drift ? fact("Concept drift", drift.concept_drift_detected
+          ? badge(`detected (${drift.false_alarms} false alarms of ${drift.feedback_labels} labels)`, "critical")
+          : `none (${drift.feedback_labels} labels)`) : null));
+  }
+
+  function showVersions(list, config) {
+    const engineer = may("ml_engineer");
+    clear(versions, h("h2", { id: "versions-title" }, "Versions"),
+      table([
+        { label: "Version", value: (v) => String(v.version), sort: (v) => -v.version, num: true },
+        { label: "Stage", value: (v) => badge(v.stage, `stage-${v.stage}`), sort: (v) => v.stage },
+        { label: "Algorithm", value: (v) => v.algorithm },
+        { label: "Created", value: (v) => when(Date.parse(v.created_at) / 1000),
+          sort: (v) => v.created_at },
+        { label: "Metrics", value: (v) => metricList(v.metrics) },
+        { label: "Lineage", value: (v) => lineage(v.lineage) },
+        ...(engineer ? [{ label: "Actions", value: (v) => actions(v) }] : []),
+      ], list, { empty: "No model has been trained for this series yet." }),
+      engineer && config.production_version !== null ? rollback() : null);
+  }
+
+  function actions(version) {
+    if (version.stage !== "staging") return "—";
+    const strategy = h("select", { name: "strategy", "aria-label": `Strategy for version ${version.version}` },
+      STRATEGIES.map(([value, label]) => h("option", { value }, label)));
+    const archive = h("input", { type: "checkbox", name: "archive_existing", checked: true });
+    const promoteForm = h("form", { class: "inline" }, strategy,
+      h("label", { class: "check" }, archive, " archive the current"),
+      h("button", { type: "submit" }, `Promote v${version.version}`));
+    promoteForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await api(`/models/${encodeURIComponent(seriesId)}/versions/${version.version}/promote`,
+          { method: "POST", body: { strategy: strategy.value, archive_existing: archive.checked,
+            reason: "from the console" } });
+        toast(`Version ${version.version} promoted`);
+        await refresh();
+      } catch (error) {
+        toast(error.message, "error");
+      }
+    });
+    return promoteForm;
+  }
+
+  function rollback() {
+    const reason = h("input", { name: "reason", autocomplete: "off" });
+    const form = h("form", { class: "card action" }, h("h3", {}, "Roll back"),
+      h("p", { class: "muted" }, "Put back the version that served before the current one."),
+      field("Why", reason, "optional"), h("button", { type: "submit", class: "danger" }, "Roll back"));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await api(`/models/${encodeURIComponent(seriesId)}/rollback`,
+          { method: "POST", body: { reason: reason.value } });
+        toast("Rolled back");
+        await refresh();
+      } catch (error) {
+        toast(error.message, "error");
+      }
+    });
+    return form;
+  }
+
+  await Promise.all([chart.load(), refresh()]);
+  return () => chart.destroy();
+}
+
+function fact(label, value) {
+  return [h("dt", {}, label), h("dd", {}, value)];
+}
+
+function metricList(metrics) {
+  const entries = Object.entries(metrics || {}).slice(0, 6);
+  if (!entries.length) return "—";
+  return h("ul", { class: "plain" }, entries.map(([k, v]) =>
+    h("li", {}, `${k.replaceAll("_", " ")}: ${num(v)}`)));
+}
+
+function lineage(data) {
+  if (!data) return "—";
+  const parts = [];
+  if (data.job_id) parts.push(`job ${data.job_id}`);
+  if (data.data_start) parts.push(`${when(data.data_start)} – ${when(data.data_end)}`);
+  if (data.n_points) parts.push(`${num(data.n_points)} points`);
+  return parts.join("; ") || "—";
+}

@@ -1,0 +1,191 @@
+// Small DOM helpers shared by the pages: elements, tables, CSV, toasts, formats.
+
+/** An element: h("a", {href: "#/x", class: "y"}, "text", child…). */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "class") {
+      el.className = value;
+    } else if (key === "style") {
+      Object.assign(el.style, value); // CSSOM: the page's policy forbids style=""
+    } else if (key === "dataset") {
+      Object.assign(el.dataset, value);
+    } else {
+      el.setAttribute(key, value === true ? "" : value);
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export function clear(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  return el;
+}
+
+const DATE = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+});
+
+/** Epoch seconds as a local date and time. */
+export function when(epoch) {
+  if (epoch === null || epoch === undefined) return "—";
+  return DATE.format(new Date(epoch * 1000));
+}
+
+/** A duration in seconds as "3 h 5 min". */
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+/** How long ago an epoch was. */
+export function ago(epoch) {
+  return epoch ? `${duration(Date.now() / 1000 - epoch)} ago` : "—";
+}
+
+export function num(value, digits = 3) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value !== "number") return String(value);
+  if (Number.isInteger(value)) return value.toLocaleString();
+  return Number(value.toPrecision(digits)).toLocaleString();
+}
+
+export function pct(value) {
+  return value === null || value === undefined ? "—" : `${(value * 100).toFixed(2)} %`;
+}
+
+/** A severity or state as a coloured badge (the word is always written). */
+export function badge(text, kind = text) {
+  return h("span", { class: `badge badge-${kind}` }, text);
+}
+
+/** A progress bar with its label. */
+export function progress(parts, total, label) {
+  const bar = h("div", {
+    class: "progress", role: "progressbar", "aria-label": label,
+    "aria-valuemin": 0, "aria-valuemax": total,
+    "aria-valuenow": parts.reduce((sum, p) => sum + (p.done ? p.value : 0), 0),
+  });
+  for (const part of parts) {
+    if (part.value > 0 && total > 0) {
+      bar.append(h("span", {
+        class: `progress-${part.kind}`,
+        style: { width: `${(100 * part.value) / total}%` },
+        title: `${part.kind}: ${part.value.toLocaleString()}`,
+      }));
+    }
+  }
+  return bar;
+}
+
+/**
+ * A table: columns are {label, value: row → text|Node, sort?: row → key, num?}.
+ * Headers of sortable columns are buttons that sort the rows in the page.
+ */
+export function table(columns, rows, { caption, empty = "Nothing here." } = {}) {
+  const body = h("tbody");
+  let order = { index: -1, dir: 1 };
+  const fill = () => {
+    let shown = rows;
+    if (order.index >= 0) {
+      const key = columns[order.index].sort;
+      shown = [...rows].sort((a, b) => {
+        const x = key(a), y = key(b);
+        return (x < y ? -1 : x > y ? 1 : 0) * order.dir;
+      });
+    }
+    clear(body, shown.length ? shown.map((row) => h("tr", {},
+      columns.map((c) => h("td", { class: c.num ? "num" : null }, c.value(row))))) :
+      h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, empty)));
+  };
+  const head = h("tr", {}, columns.map((c, index) => {
+    if (!c.sort) return h("th", { scope: "col", class: c.num ? "num" : null }, c.label);
+    const th = h("th", { scope: "col", "aria-sort": "none", class: c.num ? "num" : null });
+    th.append(h("button", {
+      type: "button", class: "sort",
+      onclick: () => {
+        order = { index, dir: order.index === index ? -order.dir : 1 };
+        for (const other of head.children) other.setAttribute("aria-sort", "none");
+        th.setAttribute("aria-sort", order.dir > 0 ? "ascending" : "descending");
+        fill();
+      },
+    }, c.label));
+    return th;
+  }));
+  fill();
+  return h("div", { class: "table-wrap" },
+    h("table", {}, caption ? h("caption", {}, caption) : null, h("thead", {}, head), body));
+}
+
+function csvCell(value) {
+  const text = value === null || value === undefined ? "" : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** Save rows as a CSV file named `filename`. */
+export function saveCsv(filename, header, rows) {
+  const lines = [header, ...rows].map((row) => row.map(csvCell).join(","));
+  const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
+  const link = h("a", { href: URL.createObjectURL(blob), download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+/** A button that saves what `rows()` gives as CSV. */
+export function csvButton(label, filename, header, rows) {
+  return h("button", {
+    type: "button", class: "secondary",
+    onclick: () => saveCsv(filename, header, rows()),
+  }, label);
+}
+
+/** A short message in the corner; errors stay until dismissed. */
+export function toast(message, kind = "info") {
+  const box = document.getElementById("toasts");
+  const item = h("div", { class: `toast toast-${kind}` }, h("span", {}, message),
+    h("button", { type: "button", class: "link", "aria-label": "Dismiss",
+      onclick: () => item.remove() }, "×"));
+  box.append(item);
+  if (kind !== "error") setTimeout(() => item.remove(), 5000);
+}
+
+/** An error where a page's content would be. */
+export function failure(error) {
+  return h("div", { class: "failure", role: "alert" },
+    h("strong", {}, error.status ? `Error ${error.status}` : "Error"), ": ",
+    error.message || String(error));
+}
+
+/** A labelled form field. */
+export function field(label, control, hint) {
+  const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  control.id = id;
+  return h("div", { class: "field" }, h("label", { for: id }, label), control,
+    hint ? h("small", { class: "muted" }, hint) : null);
+}
+
+/** A <select> of options [value, label]. */
+export function select(name, options, current) {
+  return h("select", { name }, options.map(([value, label]) =>
+    h("option", { value, selected: String(value) === String(current ?? "") }, label)));
+}
+
+/** A page's title and the line under it. */
+export function heading(title, ...aside) {
+  return h("div", { class: "page-head" }, h("h1", {}, title),
+    aside.length ? h("div", { class: "page-tools" }, aside) : null);
+}
