@@ -10,14 +10,15 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import product
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import FeedbackStore, ModelStore
-from atalaia.core.registry import Stage
-from atalaia.errors import DependencyUnavailable
+from atalaia.core.registry import Stage, check_transition
+from atalaia.errors import DependencyUnavailable, VersionNotPromotable
 
 Sessions = Callable[[], AbstractContextManager[Session]]
 
@@ -91,7 +92,7 @@ class RegistryFigures(Collector):
 
 class StageMoves(Collector):
     """`model_stage_moves_total{from_stage, to_stage}`: the registry ledger's
-    entries written since this process started (from_stage "none": a newly
+    entries written since this collector was made (from_stage "none": a newly
     trained version), read on from the previous scrape."""
 
     def __init__(
@@ -102,9 +103,10 @@ class StageMoves(Collector):
         now: Callable[[], datetime] = partial(datetime.now, UTC),
     ) -> None:
         self._sessions, self._overlap, self._now = sessions, overlap, now
-        self._counts = {(NEW, Stage.STAGING.value): 0}
+        # Every series from the start: a counter born at 1 loses that increase.
+        self._counts = dict.fromkeys(legal_moves(), 0)
         self._seen: dict[int, datetime] = {}  # seq → at, within the overlap
-        self._read_to: datetime | None = None  # None: not read yet
+        self._started = self._read_to = now()
         self._lock = threading.Lock()  # scrapes at once count a move once
 
     def collect(self) -> Iterator[Metric]:
@@ -125,15 +127,13 @@ class StageMoves(Collector):
 
     def _read(self) -> None:
         now = self._now()
-        first = self._read_to is None
-        since = (self._read_to or now) - self._overlap
         with self._sessions() as session:
-            moves = ModelStore(session).moves_since(since)
+            moves = ModelStore(session).moves_since(self._read_to - self._overlap)
         for move in moves:
             if move.seq in self._seen:
                 continue
             self._seen[move.seq] = move.at
-            if not first:  # what was written before this process is not counted
+            if move.at >= self._started:  # not what was written before
                 before = move.from_stage.value if move.from_stage else NEW
                 key = (before, move.to_stage.value)
                 self._counts[key] = self._counts.get(key, 0) + 1
@@ -141,3 +141,16 @@ class StageMoves(Collector):
         # Entries older than the next read's start will not be read again.
         horizon = now - self._overlap
         self._seen = {seq: at for seq, at in self._seen.items() if at >= horizon}
+
+
+def legal_moves() -> list[tuple[str, str]]:
+    """(from_stage, to_stage) of every move the registry allows, a new
+    version's arrival in Staging first."""
+    moves = [(NEW, Stage.STAGING.value)]
+    for before, after in product(Stage, Stage):
+        try:
+            check_transition("", 0, before, after)
+        except VersionNotPromotable:
+            continue
+        moves.append((before.value, after.value))
+    return moves
