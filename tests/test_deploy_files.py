@@ -278,6 +278,12 @@ class TestKubernetes:
                         "port": port,
                     }
                 continue
+            if container["image"].startswith("grafana/"):  # Grafana's own probe
+                port = container["ports"][0]["containerPort"]
+                for kind in ("liveness", "readiness"):
+                    probe = container[f"{kind}Probe"]["httpGet"]
+                    assert probe == {"path": "/api/health", "port": port}
+                continue
             if "command" not in container:  # the gateway: nginx's own probe
                 assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
                 assert "location = /ready" in (K8S / "nginx.conf").read_text()
@@ -445,8 +451,12 @@ class TestKubernetes:
         manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
         rules = documents(RULES.parent / "kustomization.yaml")[0]
 
-        # The rules stay in deploy/prometheus, where promtool tests them.
-        assert set(kustomization["resources"]) == manifests | {"../prometheus"}
+        # The rules stay in deploy/prometheus, where promtool tests them, and
+        # the dashboards in deploy/grafana (tests/deploy/test_grafana_dashboards).
+        assert set(kustomization["resources"]) == manifests | {
+            "../prometheus",
+            "../grafana",
+        }
         assert kustomization["configMapGenerator"] == [
             {"name": "gateway", "files": ["nginx.conf"]},
             {"name": "prometheus", "files": ["prometheus.yml"]},

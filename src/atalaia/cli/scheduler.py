@@ -45,7 +45,7 @@ def scheduler(
     """Run the scheduled tasks until SIGTERM or SIGINT, one instance at a time."""
     # Imported here: every `atalaia` command (`serve` too) loads this module.
     import httpx
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from atalaia.adapters.db.engine import (
         engine_for,
@@ -62,6 +62,7 @@ def scheduler(
     # What the operator must fix fails in one line, before the first log line.
     require_schema(settings.database_url)
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # CPU, memory, open files
     if once is None and metrics_port:
         _serve_metrics(host, metrics_port, registry)
     configure_logging(level=settings.log_level, json=settings.log_json)

@@ -9,10 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
 
 from atalaia import __version__
 from atalaia.api.common.body_limits import BodyLimits
+from atalaia.api.common.dependency_metrics import DependencyMetrics
 from atalaia.api.common.deps import strict_query
 from atalaia.api.common.docs import install_docs
 from atalaia.api.common.edge import Edge
@@ -53,10 +59,13 @@ def build_app(
     /; with `console`, the web console at /console/."""
     configure_logging(level=settings.log_level, json=settings.log_json)
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # CPU, memory, open files: saturation
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, object]]:
         resources = await run_in_threadpool(open_resources, settings, migrate=migrate)
+        dependencies = DependencyMetrics(resources)
+        registry.register(dependencies)
         try:
             async with AsyncExitStack() as stack:
                 common: CommonState = {"resources": resources}
@@ -67,6 +76,7 @@ def build_app(
                     )
                 yield state
         finally:
+            registry.unregister(dependencies)
             resources.close()
 
     # What every request goes through, on either path, in this order: a body
@@ -124,6 +134,9 @@ def probe_router(name: str, registry: CollectorRegistry) -> APIRouter:
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # On a thread: collectors read the database and Redis when scraped,
+        # which must not hold up the requests on the event loop.
+        text = await run_in_threadpool(generate_latest, registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return router

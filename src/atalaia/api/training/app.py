@@ -20,6 +20,7 @@ from atalaia.adapters.queue import InProcessExecutor
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.broker import celery_dispatch
+from atalaia.api.training.metrics import RegistryFigures, StageMoves
 from atalaia.api.training.routes import (
     alerts,
     anomalies,
@@ -61,9 +62,11 @@ async def job_executor(
 ) -> AsyncIterator[JobsState]:
     """Hand training jobs to the Celery broker when one is set, else run them here."""
     part = celery_dispatch if resources.settings.broker_url else in_process_executor
-    # Counted from the jobs table: jobs fail wherever they run (this process's
-    # executor, a worker's), and the count survives restarts.
+    # Counted from the database: jobs fail and versions are registered wherever
+    # training runs (this process's executor, a worker's).
     registry.register(FailedJobs(resources.sessions))
+    registry.register(RegistryFigures(resources.sessions))
+    registry.register(StageMoves(resources.sessions))
     async with part(resources, registry) as state:
         yield state
 

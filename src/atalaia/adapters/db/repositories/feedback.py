@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.tables import FeedbackRow
+from atalaia.adapters.db.tables import FeedbackRow, ScoredAnomalyRow
 
 
 class FeedbackStore:
@@ -45,6 +45,27 @@ class FeedbackStore:
             ).where(row.series_id == series_id, row.created_at >= since)
         ).one()
         return int(labels), int(false_alarms)
+
+    def verdicts(self, *, since: datetime) -> dict[tuple[bool, bool], int]:
+        """Labels given since `since` by (labelled an anomaly, flagged by the
+        models): flagged when the anomaly log holds that reading (it keeps
+        `anomaly_log_retention_days`). A scan of the labels, a lookup each."""
+        label, logged = FeedbackRow, ScoredAnomalyRow
+        flagged = exists().where(
+            logged.series_id == label.series_id, logged.ts == label.ts
+        )
+        labels = (
+            select(label.is_anomaly, flagged.label("flagged"))
+            .where(label.created_at >= since)
+            .subquery()
+        )
+        stmt = select(labels.c.is_anomaly, labels.c.flagged, func.count()).group_by(
+            labels.c.is_anomaly, labels.c.flagged
+        )
+        return {
+            (bool(is_anomaly), bool(was_flagged)): int(n)
+            for is_anomaly, was_flagged, n in self.session.execute(stmt)
+        }
 
     def for_series(self, series_id: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         stmt = (

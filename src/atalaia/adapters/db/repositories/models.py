@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import starmap
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -93,6 +93,15 @@ def _version_row(model: ModelVersion) -> VersionRow:
         job_id=model.lineage.job_id,
         created_at=model.created_at,
     )
+
+
+class StageMove(NamedTuple):
+    """A ledger entry, as much of it as counting the moves needs."""
+
+    seq: int
+    from_stage: Stage | None  # None: a new version
+    to_stage: Stage
+    at: datetime
 
 
 def _entry(row: RegistryEventRow) -> LedgerEntry:
@@ -337,6 +346,24 @@ class ModelStore:
             .order_by(RegistryEventRow.seq)
         )
         return [_entry(row) for row in self.session.scalars(stmt)]
+
+    def stage_counts(self) -> dict[Stage, int]:
+        """How many versions each stage holds (a scan of the stage index)."""
+        stmt = select(VersionRow.stage, func.count()).group_by(VersionRow.stage)
+        return {Stage(stage): int(n) for stage, n in self.session.execute(stmt)}
+
+    def moves_since(self, at: datetime) -> list[StageMove]:
+        """The ledger's entries written at or after `at`, in ledger order."""
+        e = RegistryEventRow
+        stmt = (
+            select(e.seq, e.from_stage, e.to_stage, e.at)
+            .where(e.at >= at)
+            .order_by(e.seq)
+        )
+        return [
+            StageMove(seq, Stage(before) if before else None, Stage(after), when)
+            for seq, before, after, when in self.session.execute(stmt)
+        ]
 
     def latest_seq(self) -> int:
         return int(self.session.scalar(select(func.max(RegistryEventRow.seq))) or 0)
