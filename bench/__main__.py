@@ -11,6 +11,7 @@ from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
     fleet_bench,
+    fleet_grid_bench,
     forest_bench,
     incident_api_bench,
     incident_bench,
@@ -93,6 +94,24 @@ def incidents(
     `atalaia serve --role training` over a fleet of live incidents."""
     figures, table = incident_api_bench.incidents_api(incidents, sensors, requests, url)
     report("incidents", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("fleet-grid")
+def fleet_grid(
+    sensors: int = 95_000,
+    incidents: Annotated[int, typer.Option(help="Live incidents.")] = 400,
+    requests: Annotated[int, typer.Option(help="Timed requests a route.")] = 200,
+    url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
+    ] = None,
+    record: Record = True,
+) -> None:
+    """GET /fleet/sensors over a fleet on PostgreSQL: the grid read, the
+    answer kept, its bytes gzipped."""
+    figures, table = fleet_grid_bench.fleet_grid(sensors, incidents, requests, url)
+    report("fleet-grid", figures, record=record)
     typer.echo(table)
 
 

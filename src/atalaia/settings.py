@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     alerter_poll_s: Annotated[float, Field(gt=0)] = 0.2
     alerter_sweep_s: Annotated[float, Field(gt=0)] = 10.0
 
+    # The fleet's grid (`GET /fleet/sensors`): a sensor with readings but none
+    # (stored or predicted) for this long is stale.
+    fleet_stale_after_s: Annotated[float, Field(gt=0)] = 3600.0
+
     # Reading times, epoch seconds, accepted wherever they enter (see the README).
     timestamp_min: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MIN
     timestamp_max: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MAX

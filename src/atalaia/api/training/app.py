@@ -34,6 +34,7 @@ from atalaia.api.training.routes import (
 )
 from atalaia.api.training.state import FleetState, JobsState
 from atalaia.errors import DependencyUnavailable
+from atalaia.services import fleet_grid
 from atalaia.services.fleet import GroupRates
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
@@ -143,9 +144,18 @@ async def in_process_executor(
 async def fleet_figures(
     resources: Resources, _registry: CollectorRegistry
 ) -> AsyncIterator[FleetState]:
-    """The sensor groups' anomaly rates, read at most every GROUP_RATES_TTL_S."""
+    """The sensor groups' anomaly rates, read at most every GROUP_RATES_TTL_S,
+    and the fleet's grid, at most every `fleet_grid.TTL_S`."""
+    settings = resources.settings
     yield FleetState(
-        group_rates=GroupRates(resources.sessions, ttl_s=GROUP_RATES_TTL_S)
+        group_rates=GroupRates(resources.sessions, ttl_s=GROUP_RATES_TTL_S),
+        fleet_grids=fleet_grid.FleetGrids(
+            resources.sessions,
+            ttl_s=fleet_grid.TTL_S,
+            max_age_s=fleet_grid.MAX_AGE_S,
+            anomaly_window_s=settings.incident_gap_s,
+            stale_after_s=settings.fleet_stale_after_s,
+        ),
     )
 
 

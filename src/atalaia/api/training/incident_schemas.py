@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from atalaia.adapters.db.repositories.incidents import HistoryLine
 from atalaia.api.common.params import NOT_BLANK_PATTERN, Text
+from atalaia.core.fleet_states import LEGEND
 from atalaia.core.incidents import KINDS, SEVERITIES, Incident, Kind, Severity, State
 from atalaia.services.fleet import FleetStatus, GroupFigures
+from atalaia.services.fleet_grid import FleetGrid
 
 _REQUEST = ConfigDict(extra="forbid", strict=True)
 
@@ -170,3 +172,43 @@ class FleetStatusView(BaseModel):
             rates_as_of=status.rates.as_of,
             top=[IncidentView.of(i) for i in status.top],
         )
+
+
+class GroupRunView(BaseModel):
+    name: str = Field(description="A sensor group")
+    start: int = Field(description="Index of its first sensor in `sensors`")
+    count: int = Field(description="Its sensors, one after the other")
+
+
+class FleetGridView(BaseModel):
+    """The fleet's grid, as `payload` makes it (for the OpenAPI document)."""
+
+    at: float = Field(description="Epoch seconds of the figures (kept ~10 s)")
+    legend: list[str] = Field(
+        description="The states, best to worst: " + ", ".join(LEGEND)
+    )
+    counts: dict[str, int] = Field(description="Sensors in each state of `legend`")
+    total: int = Field(description="Sensors listed")
+    groups: list[GroupRunView] = Field(description="The runs of `sensors`, by group")
+    sensors: list[str] = Field(description="Sensor ids, by group, then id")
+    states: str = Field(
+        description="One digit a sensor, in the order of `sensors`: its "
+        "state's index in `legend`"
+    )
+
+    @staticmethod
+    def payload(grid: FleetGrid) -> dict[str, Any]:
+        """The answer's body: plain values (95,000 sensors are too many to
+        validate one by one)."""
+        return {
+            "at": grid.at,
+            "legend": list(LEGEND),
+            "counts": grid.counts(),
+            "total": len(grid.sensors),
+            "groups": [
+                {"name": r.name, "start": r.start, "count": r.count}
+                for r in grid.groups
+            ],
+            "sensors": grid.sensors,
+            "states": grid.states_text(),
+        }

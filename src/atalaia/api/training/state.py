@@ -12,6 +12,7 @@ from atalaia.adapters.db.write_turns import WriteTurns
 from atalaia.api.common.resources import Resources
 from atalaia.core.ports import JobQueue
 from atalaia.services.fleet import GroupRates
+from atalaia.services.fleet_grid import FleetGrids
 
 
 class JobsState(TypedDict):
@@ -29,6 +30,8 @@ JobsPart = Callable[
 
 
 class FleetState(TypedDict):
-    """The sensor groups' anomaly rates, kept a few seconds (`/fleet/status`)."""
+    """The sensor groups' anomaly rates (`/fleet/status`) and every sensor's
+    state (`/fleet/sensors`), each kept a few seconds."""
 
     group_rates: GroupRates
+    fleet_grids: FleetGrids

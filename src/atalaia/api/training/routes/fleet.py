@@ -1,18 +1,22 @@
-"""The fleet at a glance: what is wrong in the plant right now."""
+"""The fleet at a glance: what is wrong in the plant right now, and every
+sensor's state."""
 
 from __future__ import annotations
 
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
+from atalaia.api.common.compression import json_response
 from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.params import Text
 from atalaia.api.common.state import state_as
-from atalaia.api.training.incident_schemas import FleetStatusView
+from atalaia.api.training.incident_schemas import FleetGridView, FleetStatusView
 from atalaia.api.training.state import FleetState
 from atalaia.services import fleet
 from atalaia.services.fleet import GroupRates
+from atalaia.services.fleet_grid import FleetGrids
 
 router = APIRouter(prefix="/fleet", tags=["incidents"])
 
@@ -21,6 +25,10 @@ TOP = 10  # live incidents shown, highest peak score first
 
 def get_group_rates(request: Request) -> GroupRates:
     return state_as(FleetState, request)["group_rates"]
+
+
+def get_fleet_grids(request: Request) -> FleetGrids:
+    return state_as(FleetState, request)["fleet_grids"]
 
 
 @router.get("/status", response_model=FleetStatusView)
@@ -48,3 +56,27 @@ def fleet_status(
         top=TOP,
     )
     return FleetStatusView.of(status)
+
+
+@router.get("/sensors", response_model=FleetGridView)
+def fleet_sensors(
+    request: Request,
+    grids: Annotated[FleetGrids, Depends(get_fleet_grids)],
+    background: BackgroundTasks,
+    _: Viewer,
+    prefix: Annotated[
+        Text | None, Query(description="Sensors of a series with this prefix")
+    ] = None,
+    group: Annotated[Text | None, Query(description="One sensor group")] = None,
+) -> Response:
+    """Every sensor's state (the worst of its live incidents, a recent anomaly,
+    drift, no recent reading, no production model), by group; gzipped when
+    asked."""
+    grid, stale = grids.current()
+    if stale:
+        background.add_task(grids.refresh)  # after this answer: it waits for none
+    if group:
+        grid = grid.of_group(group)
+    if prefix:
+        grid = grid.of_prefix(prefix)
+    return json_response(request, FleetGridView.payload(grid))
