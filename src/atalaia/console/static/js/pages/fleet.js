@@ -5,7 +5,8 @@ import { api } from "../api.js";
 import { ago, clear, csvButton, field, h, heading, num, table } from "../ui.js";
 
 const REFRESH_MS = 15_000;
-const CELL = 10; // px per sensor, gap included
+// px per sensor, gap included: large for a plant, dense for a fleet
+const cellSize = (total) => (total <= 500 ? 22 : total <= 10_000 ? 14 : 10);
 const LISTED = 200; // sensors needing attention listed in the table
 const COLORS = {
   ok: "#2e7d4f", no_model: "#b8bec7", stale: "#6d5cae", drift: "#2f8fbf",
@@ -124,17 +125,20 @@ export async function render(main, _params, query) {
   }
 
   function layout(canvas, g) {
-    const columns = Math.max(1, Math.floor(canvas.parentElement.clientWidth / CELL));
-    return { columns, rows: Math.ceil(g.count / columns) };
+    const cell = cellSize(answer.total);
+    const box = canvas.parentElement, style = getComputedStyle(box);
+    const width = box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const columns = Math.max(1, Math.floor(width / cell));
+    return { cell, columns, rows: Math.ceil(g.count / columns) };
   }
 
   function paint(canvas, a, g, wanted) {
-    const { columns, rows } = layout(canvas, g);
+    const { cell, columns, rows } = layout(canvas, g);
     const ratio = devicePixelRatio || 1;
-    canvas.width = columns * CELL * ratio;
-    canvas.height = rows * CELL * ratio;
-    canvas.style.width = `${columns * CELL}px`;
-    canvas.style.height = `${rows * CELL}px`;
+    canvas.width = columns * cell * ratio;
+    canvas.height = rows * cell * ratio;
+    canvas.style.width = `${columns * cell}px`;
+    canvas.style.height = `${rows * cell}px`;
     const ctx = canvas.getContext("2d");
     ctx.scale(ratio, ratio);
     const fills = a.legend.map((name) => COLORS[name]);
@@ -142,16 +146,16 @@ export async function render(main, _params, query) {
       const code = a.states.charCodeAt(g.start + k) - 48;
       ctx.globalAlpha = wanted < 0 || code === wanted ? 1 : 0.15;
       ctx.fillStyle = fills[code];
-      ctx.fillRect((k % columns) * CELL, Math.floor(k / columns) * CELL, CELL - 1, CELL - 1);
+      ctx.fillRect((k % columns) * cell, Math.floor(k / columns) * cell, cell - 1, cell - 1);
     }
   }
 
   function cellAt(event, canvas, g) {
-    const { columns } = layout(canvas, g);
+    const { cell, columns } = layout(canvas, g);
     const box = canvas.getBoundingClientRect();
-    const k = Math.floor((event.clientY - box.top) / CELL) * columns
-      + Math.floor((event.clientX - box.left) / CELL);
-    return k >= 0 && k < g.count ? g.start + k : null;
+    const column = Math.floor((event.clientX - box.left) / cell);
+    const k = Math.floor((event.clientY - box.top) / cell) * columns + column;
+    return column < columns && k >= 0 && k < g.count ? g.start + k : null;
   }
 
   function hover(event, canvas, a, g) {
