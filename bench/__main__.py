@@ -10,6 +10,7 @@ import typer
 from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
+    chart_bench,
     fleet_bench,
     forest_bench,
     incident_api_bench,
@@ -93,6 +94,24 @@ def incidents(
     `atalaia serve --role training` over a fleet of live incidents."""
     figures, table = incident_api_bench.incidents_api(incidents, sensors, requests, url)
     report("incidents", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("chart")
+def chart(
+    readings: Annotated[
+        str, typer.Option(help="Comma-separated sizes of the series charted.")
+    ] = "100000,2000000",
+    requests: Annotated[int, typer.Option(help="Timed requests a route.")] = 30,
+    points: Annotated[int, typer.Option(help="The chart's time buckets.")] = 1_000,
+    url: Url = None,
+    record: Record = True,
+) -> None:
+    """GET /series/{id}/chart of a week of 100,000 and 2,000,000 readings, beside
+    GET /plot?format=json of the same window: latency and body bytes."""
+    sizes = [int(size) for size in readings.split(",") if size.strip()]
+    figures, table = chart_bench.chart(sizes, requests, points, url)
+    report("chart", figures, record=record)
     typer.echo(table)
 
 
