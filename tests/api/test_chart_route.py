@@ -171,6 +171,14 @@ class TestPoints:
         assert zoomed["decimated"] is False
         assert zoomed["points"]["t"][0] == T0 + STEP * 10_900
 
+    def test_a_window_without_readings_is_empty(self, client: TestClient) -> None:
+        body = chart(client, FLAT, start=T0 - 3_600, end=T0)
+
+        assert (body["readings"], body["decimated"]) == (0, False)
+        assert body["points"] == {"t": [], "value": []}
+        assert body["band"] == {"t": [], "expected": [], "lower": [], "upper": []}
+        assert body["anomalies_total"] == 0
+
     def test_model_and_training_window(self, client: TestClient) -> None:
         body = chart(client, FLAT)
 
