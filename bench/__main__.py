@@ -10,6 +10,7 @@ import typer
 from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
+    chart_bench,
     fleet_bench,
     fleet_grid_bench,
     forest_bench,
@@ -112,6 +113,23 @@ def fleet_grid(
     answer kept, its bytes gzipped."""
     figures, table = fleet_grid_bench.fleet_grid(sensors, incidents, requests, url)
     report("fleet-grid", figures, record=record)
+
+
+@app.command("chart")
+def chart(
+    readings: Annotated[
+        str, typer.Option(help="Comma-separated sizes of the series charted.")
+    ] = "100000,2000000",
+    requests: Annotated[int, typer.Option(help="Timed requests a route.")] = 30,
+    points: Annotated[int, typer.Option(help="The chart's time buckets.")] = 1_000,
+    url: Url = None,
+    record: Record = True,
+) -> None:
+    """GET /series/{id}/chart of a week of 100,000 and 2,000,000 readings, beside
+    GET /plot?format=json of the same window: latency and body bytes."""
+    sizes = [int(size) for size in readings.split(",") if size.strip()]
+    figures, table = chart_bench.chart(sizes, requests, points, url)
+    report("chart", figures, record=record)
     typer.echo(table)
 
 

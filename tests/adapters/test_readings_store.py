@@ -312,6 +312,20 @@ class TestWindow:
             window = ReadingStore(session).window(SERIES, limit=7)
         np.testing.assert_array_equal(window.timestamps, readings.timestamps[:7])
 
+    def test_reads_on_after_a_cursor_within_the_bounds(
+        self, sessions: Sessions
+    ) -> None:
+        readings = sensor_readings(100)
+        ingest(sessions, readings)
+        cursor = float(readings.timestamps[40])
+        with sessions() as session:
+            window = ReadingStore(session).window(
+                SERIES, start=EPOCH + 10 * STEP_S, end=EPOCH + 60 * STEP_S,
+                after=cursor, limit=12,
+            )  # fmt: skip
+        np.testing.assert_array_equal(window.timestamps, readings.timestamps[41:53])
+        np.testing.assert_array_equal(window.values, readings.values[41:53])
+
     def test_is_empty_for_an_unknown_series(self, sessions: Sessions) -> None:
         with sessions() as session:
             window = ReadingStore(session).window("nobody", start=0.0, end=EPOCH * 2)

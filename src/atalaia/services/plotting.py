@@ -35,6 +35,7 @@ from atalaia.core.registry import ModelVersion, served_band
 from atalaia.core.series import (
     FloatArray,
     Readings,
+    TimeRange,
     check_series_id,
     describe_time,
 )
@@ -74,6 +75,23 @@ class PlotQuery:
     version: int | None = None
 
 
+def epoch_seconds(
+    moment: float | datetime | None, *, name: str, span: TimeRange
+) -> float | None:
+    """A query's time (epoch seconds, or a datetime: UTC without an offset) as
+    epoch seconds; InvalidInput (`timestamp_range`) outside `span`."""
+    if moment is None:
+        return None
+    if isinstance(moment, float):
+        seconds = moment
+    elif moment.tzinfo is None:
+        seconds = moment.replace(tzinfo=UTC).timestamp()
+    else:
+        seconds = moment.timestamp()
+    span.check_one(seconds, name=name)
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class PlotData:
     """Readings of the window [start, end) scored by `model` (None: no model)."""
@@ -104,13 +122,16 @@ class PlotData:
     @property
     def reasons(self) -> list[str]:
         """Why each reading would be an anomaly."""
+        return self.reasons_at(np.arange(self.anomaly.size))
+
+    def reasons_at(self, indices: IntArray) -> list[str]:
+        """Why the readings at `indices` would be anomalies."""
         assert self.model is not None
         outside = reasons_of(served_band(self.model))
         if self.verdicts is None:
-            return [outside] * self.anomaly.size
-        reasons: list[str] = np.where(
-            self.verdicts != "", self.verdicts, outside
-        ).tolist()
+            return [outside] * indices.size
+        verdicts = self.verdicts[indices]
+        reasons: list[str] = np.where(verdicts != "", verdicts, outside).tolist()
         return reasons
 
     @property
@@ -287,7 +308,7 @@ def to_json(data: PlotData) -> dict[str, Any]:
     return {
         "series_id": data.series_id,
         "window": {"start": data.start, "end": data.end},
-        "model": _model_json(data.model),
+        "model": model_json(data.model),
         "band": {"lower": band[0], "upper": band[1]} if band else None,
         "training_window": {"start": window[0], "end": window[1]} if window else None,
         "points": {
@@ -318,7 +339,8 @@ def to_json(data: PlotData) -> dict[str, Any]:
     }
 
 
-def _model_json(model: ModelVersion | None) -> dict[str, Any] | None:
+def model_json(model: ModelVersion | None) -> dict[str, Any] | None:
+    """A model as plots describe it: version, stage, family, parameters, period."""
     if model is None:
         return None
     band = model.band

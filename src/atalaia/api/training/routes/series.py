@@ -1,27 +1,49 @@
-"""Series data: query readings, list series (readings are sent to the
-inference service, which stores and scores them)."""
+"""Series data: query readings, list series, a window's chart for the console
+(readings are sent to the inference service, which stores and scores them)."""
 
 from __future__ import annotations
 
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
+from atalaia.api.common.compression import json_response
 from atalaia.api.common.deps import (
     ResourcesDep,
     SessionDep,
     Viewer,
 )
 from atalaia.api.common.openapi import error_responses
-from atalaia.api.common.params import EPOCH_SECONDS, SeriesId, Text
+from atalaia.api.common.params import (
+    EPOCH_SECONDS,
+    Moment,
+    SeriesId,
+    Text,
+    VersionNumber,
+)
+from atalaia.api.training.chart_schemas import ChartView
 from atalaia.api.training.schemas import (
     PointsPage,
     SeriesPage,
     SeriesView,
 )
-from atalaia.errors import InvalidInput, SeriesNotFound
+from atalaia.errors import (
+    DependencyUnavailable,
+    InvalidInput,
+    SeriesNotFound,
+    VersionNotFound,
+)
+from atalaia.services.chart import (
+    DEFAULT_BUCKETS,
+    MAX_BUCKETS,
+    MIN_BUCKETS,
+    ChartQuery,
+    build_chart,
+)
+from atalaia.services.plotting import epoch_seconds
 
 router = APIRouter(prefix="/series", tags=["series"])
 
@@ -70,6 +92,61 @@ def query_points(
         values=vs.tolist(),
         next_cursor=next_cursor,
     )
+
+
+_TIME_HELP = "ISO 8601 (UTC when no offset) or epoch seconds"
+
+
+@router.get(
+    "/{series_id}/chart",
+    response_class=Response,
+    responses={
+        200: {"model": ChartView, "description": "The chart's data"},
+        **error_responses(SeriesNotFound, VersionNotFound, DependencyUnavailable),
+    },
+)
+def chart(
+    series_id: SeriesId,
+    request: Request,
+    session: SessionDep,
+    resources: ResourcesDep,
+    _: Viewer,
+    start: Annotated[
+        Moment | None, Query(description=f"{_TIME_HELP}; default: 7 days before end")
+    ] = None,
+    end: Annotated[
+        Moment | None,
+        Query(description=f"{_TIME_HELP}, exclusive; default: the newest reading"),
+    ] = None,
+    points: Annotated[
+        int,
+        Query(
+            ge=MIN_BUCKETS,
+            le=MAX_BUCKETS,
+            description="Time buckets across the window (the chart's width in "
+            "pixels): at most 4 readings each are sent",
+        ),
+    ] = DEFAULT_BUCKETS,
+    version: Annotated[
+        VersionNumber | None, Query(description="default: Production, else the newest")
+    ] = None,
+) -> Response:
+    """A window of the series for an interactive chart: readings decimated per
+    time bucket (M4), the model's band at their times, anomalies, change points,
+    incidents and the training window; gzipped when the client takes it.
+
+    At most 2,000,000 readings per window.
+    """
+    span = resources.time_range
+    query = ChartQuery(
+        series_id,
+        epoch_seconds(start, name="start", span=span),
+        epoch_seconds(end, name="end", span=span),
+        points,
+        version,
+    )
+    body = build_chart(session, query, artifacts=resources.artifacts)
+    return json_response(request, body)
 
 
 def _parse_cursor(cursor: str | None) -> float | None:
