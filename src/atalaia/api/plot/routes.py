@@ -4,7 +4,6 @@ a sensor's axes with its multivariate model; as PNG, SVG or JSON."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -15,7 +14,6 @@ from fastapi.responses import Response
 from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, VersionNumber
-from atalaia.core.series import TimeRange
 from atalaia.errors import (
     DependencyUnavailable,
     SensorModelNotFound,
@@ -26,6 +24,7 @@ from atalaia.services.plotting import (
     PlotData,
     PlotQuery,
     build_plot_data,
+    epoch_seconds,
     render_png,
     render_svg,
     to_json,
@@ -114,8 +113,8 @@ def plot(
     """
     query = PlotQuery(
         series_id,
-        _epoch(start, "start", resources.time_range),
-        _epoch(end, "end", resources.time_range),
+        epoch_seconds(start, name="start", span=resources.time_range),
+        epoch_seconds(end, name="end", span=resources.time_range),
         version,
     )
     data = build_plot_data(session, query, artifacts=resources.artifacts)
@@ -150,22 +149,9 @@ def plot_sensor(
     """
     query = SensorPlotQuery(
         sensor_id,
-        _epoch(start, "start", resources.time_range),
-        _epoch(end, "end", resources.time_range),
+        epoch_seconds(start, name="start", span=resources.time_range),
+        epoch_seconds(end, name="end", span=resources.time_range),
         version,
     )
     body = _SENSOR_BODIES[format_](build_sensor_plot_data(session, query))
     return Response(body, media_type=MEDIA_TYPES[format_])
-
-
-def _epoch(moment: float | datetime | None, name: str, span: TimeRange) -> float | None:
-    if moment is None:
-        return None
-    if isinstance(moment, float):
-        seconds = moment
-    elif moment.tzinfo is None:
-        seconds = moment.replace(tzinfo=UTC).timestamp()
-    else:
-        seconds = moment.timestamp()
-    span.check_one(seconds, name=name)
-    return seconds

@@ -23,8 +23,10 @@ export class SeriesChart {
   /**
    * @param container where the chart goes
    * @param seriesId the series to draw
-   * @param options {height, title, syncKey, onZoom(start, end)} — with onZoom the
-   *   owner decides what a zoom loads (a sensor's axes zoom together)
+   * @param options {height, title, syncKey, onZoom(start, end), marks} — with
+   *   onZoom the owner decides what a zoom loads (a sensor's axes zoom together);
+   *   marks [{t, value}] are readings ringed (an incident's peak, which the
+   *   anomaly log holds even when the reading itself was never stored)
    */
   constructor(container, seriesId, options = {}) {
     this.seriesId = seriesId;
@@ -141,7 +143,10 @@ export class SeriesChart {
     }
     const options = {
       width: this.width(), height: this.height(),
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true, range: () => [this.data.window.start, this.data.window.end] },
+        y: { range: (_u, lo, hi) => this.yRange(lo, hi) },
+      },
       series,
       bands: band ? [{ series: [4, 3], fill: COLORS.band }] : [],
       cursor: {
@@ -162,6 +167,16 @@ export class SeriesChart {
     if (this.plot) this.plot.destroy();
     clear(this.box);
     this.plot = new uPlot(options, columns, this.box);
+  }
+
+  /** The lines' value range, widened to the marks, with a margin. */
+  yRange(lo, hi) {
+    for (const mark of this.options.marks || []) {
+      lo = Math.min(lo, mark.value);
+      hi = Math.max(hi, mark.value);
+    }
+    const margin = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
+    return [lo - margin, hi + margin];
   }
 
   /** Training window, incidents, change points and anomalies over the lines. */
@@ -195,6 +210,15 @@ export class SeriesChart {
       ctx.stroke();
     }
     ctx.setLineDash([]);
+    ctx.strokeStyle = COLORS.anomaly;
+    ctx.lineWidth = 2 * devicePixelRatio;
+    for (const mark of this.options.marks || []) {
+      const px = x(mark.t), py = u.valToPos(mark.value, "y", true);
+      if (px < left || px > left + width) continue;
+      ctx.beginPath();
+      ctx.arc(px, py, 7 * devicePixelRatio, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
     ctx.fillStyle = COLORS.anomaly;
     const radius = 3 * devicePixelRatio;
     const { t, value } = this.data.anomalies;

@@ -17,7 +17,7 @@ export function h(tag, attrs = {}, ...children) {
       el.setAttribute(key, value === true ? "" : value);
     }
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -25,7 +25,7 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export function clear(el, ...children) {
-  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
   return el;
 }
 

@@ -82,8 +82,10 @@ export async function render(main, [id]) {
   const key = `incident-${incident.id}`;
   const zoomAll = (a, b) => drawn.forEach((c) => c.load(a, b));
   for (const seriesId of incident.series) {
+    const peak = incident.peak || {};
+    const marks = peak.series_id === seriesId ? [{ t: peak.timestamp, value: peak.value }] : [];
     const chart = new SeriesChart(charts, seriesId, {
-      title: seriesId, height: 240, syncKey: key, onZoom: zoomAll });
+      title: seriesId, height: 240, syncKey: key, onZoom: zoomAll, marks });
     drawn.push(chart);
   }
   await Promise.all(drawn.map((c) => c.load(start, end)));

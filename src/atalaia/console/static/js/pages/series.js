@@ -68,7 +68,7 @@ export async function render(main, [seriesId]) {
         { label: "Lineage", value: (v) => lineage(v.lineage) },
         ...(engineer ? [{ label: "Actions", value: (v) => actions(v) }] : []),
       ], list, { empty: "No model has been trained for this series yet." }),
-      engineer && config.production_version !== null ? rollback() : null);
+      engineer && list.some((v) => v.stage === "archived") ? rollback() : null);
   }
 
   function actions(version) {
