@@ -11,6 +11,7 @@ from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
     chart_bench,
+    console_bench,
     fleet_bench,
     fleet_grid_bench,
     forest_bench,
@@ -96,6 +97,24 @@ def incidents(
     figures, table = incident_api_bench.incidents_api(incidents, sensors, requests, url)
     report("incidents", figures, record=record)
     typer.echo(table)
+
+
+@app.command("console")
+def console(
+    sensors: int = 95_000,
+    incidents: Annotated[int, typer.Option(help="Live incidents.")] = 400,
+    readings: Annotated[int, typer.Option(help="Readings charted.")] = 100_000,
+    runs: Annotated[int, typer.Option(help="Timed visits a page.")] = 5,
+    url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
+    ] = None,
+    record: Record = True,
+) -> None:
+    """The fleet page and a series page in Chromium: painted, bytes, chart ready."""
+    figures, verdict = console_bench.console(sensors, incidents, readings, runs, url)
+    report("console", figures, record=record)
+    typer.echo(verdict)
 
 
 @app.command("fleet-grid")

@@ -68,7 +68,7 @@ def chart(
         engine = make_engine(url)
         figures: Figures = {"points": points, "requests": requests}
         for size in sizes:
-            figures[f"fill_{size}_s"] = _fill(engine, home, size)
+            figures[f"fill_{size}_s"] = fill_series(engine, home, size)
         engine.dispose()
         figures |= _time_routes(home, url, sizes, requests, points)
     verdicts = judge(figures, [t for t in TARGETS if t[0] in figures])
@@ -84,7 +84,7 @@ def chart(
     return figures, "\n".join([*lines, *verdicts])
 
 
-def _fill(engine: Engine, home: Path, size: int) -> float:
+def fill_series(engine: Engine, home: Path, size: int) -> float:
     """Store the series of `size` readings, its log, incidents and model;
     seconds taken (0 when it was there already)."""
     sessions = make_session_factory(engine)

@@ -79,13 +79,13 @@ def fleet_grid(
     sensors: int, incidents: int, requests: int, url: str | None
 ) -> tuple[Figures, str]:
     """Fill a database, then time the grid in process and over HTTP."""
-    with _database(url) as db_url, tempfile.TemporaryDirectory() as folder:
+    with fresh_database(url) as db_url, tempfile.TemporaryDirectory() as folder:
         upgrade_database(db_url)
         engine = make_engine(db_url)
         try:
             sessions = make_session_factory(engine)
-            figures = _fill(sessions, sensors, incidents, time.time())
-            _vacuum(engine)
+            figures = fill_fleet(sessions, sensors, incidents, time.time())
+            vacuum(engine)
             figures |= _in_process(sessions)
         finally:
             engine.dispose()
@@ -100,20 +100,20 @@ def fleet_grid(
 
 
 @contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    """`url`, or a fresh database on the local PostgreSQL, dropped afterwards."""
+def fresh_database(url: str | None, name: str = DATABASE) -> Iterator[str]:
+    """`url`, or a fresh database `name` on the local PostgreSQL, dropped after."""
     if url is not None:
         if make_url(url).get_backend_name() != "postgresql":
-            raise ValueError("the fleet-grid benchmark runs on PostgreSQL")
+            raise ValueError("this benchmark runs on PostgreSQL")
         yield url
         return
-    _drop(DATABASE)
+    _drop(name)
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield make_url(ADMIN_URL).set(database=DATABASE).render_as_string(False)
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(False)
     finally:
-        _drop(DATABASE)
+        _drop(name)
 
 
 def _drop(name: str) -> None:
@@ -126,7 +126,7 @@ def _drop(name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def _fill(
+def fill_fleet(
     sessions: sessionmaker[Session], sensors: int, incidents: int, now: float
 ) -> Figures:
     started = time.perf_counter()
@@ -253,7 +253,7 @@ def _record_drift(sessions: sessionmaker[Session], drifted: list[str]) -> None:
         session.commit()
 
 
-def _vacuum(engine: Engine) -> None:
+def vacuum(engine: Engine) -> None:
     tables = (
         "series", "model_versions", "training_jobs", "prediction_rollups",
         "scored_anomalies", "incidents", "registry_events", "audit_log",

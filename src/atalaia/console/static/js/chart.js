@@ -83,7 +83,7 @@ export class SeriesChart {
     if (!this.initial) this.initial = [data.window.start, data.window.end];
     this.draw();
     this.describe();
-    performance.mark(`atalaia:chart:${this.seriesId}`);
+    requestAnimationFrame(() => performance.mark(`atalaia:chart:${this.seriesId}`)); // on screen
   }
 
   /** A zoom or pan to [start, end): the owner's, or this chart's own. */

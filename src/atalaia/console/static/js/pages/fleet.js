@@ -59,7 +59,7 @@ export async function render(main, _params, query) {
     showCounts(answer);
     showGroups(answer);
     showAttention(answer);
-    performance.mark("atalaia:fleet");
+    requestAnimationFrame(() => performance.mark("atalaia:fleet")); // on screen
   }
 
   function showCounts(a) {
