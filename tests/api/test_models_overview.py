@@ -158,33 +158,34 @@ class TestFigures:
         assert len(changes) == 19  # 8 registrations and 11 moves
 
     @pytest.mark.parametrize(
-        ("kind", "expected"),
+        ("query", "expected"),
         [
             (
-                "promotion",
-                [
-                    ("c_radial", 2),
-                    ("c_radial", 1),
-                    ("b_radial", 2),
-                    ("b_radial", 1),
-                    ("a_radial", 2),
-                    ("a_radial", 1),
-                ],
-            ),  # fmt: skip
-            ("rollback", [("c_radial", 1)]),
+                "kind=promotion",
+                [("c_radial", 2), ("c_radial", 1), ("b_radial", 2), ("b_radial", 1),
+                 ("a_radial", 2), ("a_radial", 1)],
+            ),
+            ("kind=rollback", [("c_radial", 1)]),
+            (
+                "kind=promotion&kind=rollback",
+                [("c_radial", 1), ("c_radial", 2), ("c_radial", 1), ("b_radial", 2),
+                 ("b_radial", 1), ("a_radial", 2), ("a_radial", 1)],
+            ),
         ],
-    )
+    )  # fmt: skip
     def test_filters_the_ledger_by_kind(
         self,
         client: TestClient,
         viewer: Headers,
-        kind: str,
+        query: str,
         expected: list[tuple[str, int]],
     ) -> None:
-        changes = overview(client, viewer, f"?kind={kind}")["recent_changes"]
+        changes = overview(client, viewer, f"?{query}")["recent_changes"]
 
         assert [(c["series_id"], c["version"]) for c in changes] == expected
-        assert {c["kind"] for c in changes} == {kind}
+        assert {c["kind"] for c in changes} == set(
+            query.replace("kind=", "").split("&")
+        )
 
     def test_refuses_another_kind(self, client: TestClient, viewer: Headers) -> None:
         answer = client.get(f"{OVERVIEW}?kind=registration", headers=viewer)
@@ -199,14 +200,21 @@ def test_shows_at_most_its_share_of_each_list(
     for i in range(WAITING + 5):
         register(sessions, f"s{i:03d}_radial", 2, "zscore")
         promote_version(sessions, f"s{i:03d}_radial", 1)
+    for i in range(CHANGES):  # the newest entries: registrations
+        register(sessions, f"t{i:03d}_radial", 1, "zscore")
 
     body = overview(client, viewer)
+    promotions = overview(client, viewer, "?kind=promotion&kind=rollback")
 
     assert len(body["staging_waiting"]) == WAITING
-    assert body["staging_waiting"][0]["series_id"] == f"s{WAITING + 4:03d}_radial"
+    assert body["staging_waiting"][0]["series_id"] == f"t{CHANGES - 1:03d}_radial"
+    assert {c["kind"] for c in body["recent_changes"]} == {"registration"}
     assert len(body["recent_changes"]) == CHANGES
+    assert [c["series_id"] for c in promotions["recent_changes"]] == [
+        f"s{i:03d}_radial" for i in reversed(range(WAITING + 5))
+    ]
     assert body["stages"] == {
-        "staging": WAITING + 5, "production": WAITING + 5, "archived": 0
+        "staging": WAITING + 5 + CHANGES, "production": WAITING + 5, "archived": 0
     }  # fmt: skip
 
 

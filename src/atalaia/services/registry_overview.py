@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -52,10 +53,10 @@ class Overview:
     recent_changes: list[LedgerEntry]
 
 
-def overview(*, session: Session, kind: ChangeKind | None = None) -> Overview:
+def overview(*, session: Session, kinds: Sequence[ChangeKind] = ()) -> Overview:
     """Production versions by algorithm, versions by stage, the WAITING newest
     Staging versions newer than their series' Production one, the CHANGES newest
-    ledger entries (of `kind` only, a promotion or a rollback, when given):
+    ledger entries (of `kinds` only, MOVES' promotions or rollbacks, when given):
     three queries, each answered from an index."""
     models = ModelStore(session)
     counts = models.stage_algorithm_counts()
@@ -65,10 +66,10 @@ def overview(*, session: Session, kind: ChangeKind | None = None) -> Overview:
         stages[stage] += n
         if stage is Stage.PRODUCTION:
             production[algorithm] = n
-    move = MOVES.get(kind) if kind is not None else None
+    moves = [MOVES[kind] for kind in dict.fromkeys(kinds)]
     return Overview(
         production_by_algorithm=production,
         stages=stages,
         staging_waiting=models.staging_candidates(limit=WAITING),
-        recent_changes=models.recent_changes(limit=CHANGES, move=move),
+        recent_changes=models.recent_changes(limit=CHANGES, moves=moves),
     )

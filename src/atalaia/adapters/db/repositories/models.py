@@ -9,7 +9,7 @@ from itertools import starmap
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
 from atalaia.adapters.db.repositories._columns import fetch_columns
@@ -419,19 +419,17 @@ class ModelStore:
         ]
 
     def recent_changes(
-        self, *, limit: int, move: tuple[Stage, Stage] | None = None
+        self, *, limit: int, moves: Sequence[tuple[Stage, Stage]] = ()
     ) -> list[LedgerEntry]:
         """The `limit` newest ledger entries of every series, newest first; only
-        those of one (from, to) stage `move` when given."""
+        those of the (from, to) stage `moves` when given: the newest of each
+        move from the move index, then the newest of those."""
         stmt = (
             select(RegistryEventRow).order_by(RegistryEventRow.seq.desc()).limit(limit)
         )
-        if move is not None:
-            src, dst = move
-            stmt = stmt.where(
-                RegistryEventRow.from_stage == src.value,
-                RegistryEventRow.to_stage == dst.value,
-            )
+        if moves:
+            newest = union_all(*(_newest_of(move, limit) for move in moves))
+            stmt = stmt.where(RegistryEventRow.seq.in_(newest))
         return [_entry(row) for row in self.session.scalars(stmt)]
 
     def latest_seq(self) -> int:
@@ -450,3 +448,19 @@ class ModelStore:
         if not rows:
             return seq, set()
         return max(seq, max(r[0] for r in rows)), {sid for _, sid in rows}
+
+
+def _newest_of(move: tuple[Stage, Stage], limit: int) -> Select[tuple[int]]:
+    """The seqs of the `limit` newest ledger entries of one (from, to) move."""
+    src, dst = move
+    newest = (
+        select(RegistryEventRow.seq)
+        .where(
+            RegistryEventRow.from_stage == src.value,
+            RegistryEventRow.to_stage == dst.value,
+        )
+        .order_by(RegistryEventRow.seq.desc())
+        .limit(limit)
+        .subquery()
+    )
+    return select(newest.c.seq)

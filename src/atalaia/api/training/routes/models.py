@@ -58,13 +58,17 @@ def models_overview(
     session: SessionDep,
     _: Viewer,
     kind: Annotated[
-        Literal[ChangeKind.PROMOTION, ChangeKind.ROLLBACK] | None,
-        Query(description="Only the ledger's promotions, or its rollbacks"),
+        list[Literal[ChangeKind.PROMOTION, ChangeKind.ROLLBACK]] | None,
+        Query(
+            description="Only the ledger's promotions, or its rollbacks, or both "
+            "(`?kind=promotion&kind=rollback`): no registration"
+        ),
     ] = None,
 ) -> ModelsOverview:
     """The registry at a glance: production versions by algorithm, versions by
     stage, staging versions waiting, the latest stage changes."""
-    return ModelsOverview.of(registry_overview.overview(session=session, kind=kind))
+    found = registry_overview.overview(session=session, kinds=kind or ())
+    return ModelsOverview.of(found)
 
 
 @router.get(
