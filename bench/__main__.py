@@ -18,6 +18,7 @@ from bench import (
     incident_api_bench,
     incident_bench,
     ingest_bench,
+    ops_views_bench,
     peers_bench,
     platform_bench,
     predict_bench,
@@ -149,6 +150,25 @@ def chart(
     sizes = [int(size) for size in readings.split(",") if size.strip()]
     figures, table = chart_bench.chart(sizes, requests, points, url)
     report("chart", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("ops-views")
+def ops_views(
+    jobs: Annotated[int, typer.Option(help="Jobs of the retraining batch.")] = 285_000,
+    older: Annotated[int, typer.Option(help="Finished batches as large.")] = 0,
+    versions: int = 285_000,
+    requests: Annotated[int, typer.Option(help="Timed requests a route.")] = 200,
+    url: Annotated[
+        str | None,
+        typer.Option(help="An empty PostgreSQL database (default: a fresh one)."),
+    ] = None,
+    record: Record = True,
+) -> None:
+    """GET /training/batches (a page, one batch) and /models/overview on
+    `atalaia serve --role training` over a fleet's batch and registry."""
+    figures, table = ops_views_bench.ops_views(jobs, older, versions, requests, url)
+    report("ops-views", figures, record=record)
     typer.echo(table)
 
 

@@ -97,6 +97,15 @@ class JobRow(Base):
     __table_args__ = (
         Index("ix_training_jobs_series_created", "series_id", "created_at"),
         Index("ix_training_jobs_status", "status"),
+        # A batch's progress from the index alone (`JobStore.batches`).
+        Index(
+            "ix_training_jobs_batch_status",
+            "batch_id",
+            "status",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ),  # fmt: skip
     )
 
     job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -107,7 +116,7 @@ class JobRow(Base):
     payload_key: Mapped[str | None] = mapped_column(String(256))
     window_hours: Mapped[float | None] = mapped_column(Float)
     submitted_by: Mapped[str] = mapped_column(String(128))
-    batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -132,6 +141,8 @@ class VersionRow(Base):
     __table_args__ = (
         UniqueConstraint("series_id", "version"),
         Index("ix_model_versions_stage_series", "stage", "series_id"),
+        Index("ix_model_versions_stage_algorithm", "stage", "algorithm"),
+        Index("ix_model_versions_stage_id", "stage", "id"),
         # At most one Production version per series, whatever races the writers run.
         Index(
             "uq_model_versions_one_production",
@@ -174,6 +185,10 @@ class RegistryEventRow(Base):
     """The promotion ledger, which is also the change feed of the inference service."""
 
     __tablename__ = "registry_events"
+    __table_args__ = (
+        # The newest moves of one kind (promotions, rollbacks) for the overview.
+        Index("ix_registry_events_move", "from_stage", "to_stage", "seq"),
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     series_id: Mapped[str] = mapped_column(String(128), index=True)

@@ -23,9 +23,17 @@ from atalaia.api.common.params import (
 )
 from atalaia.core.detectors import MAX_HYPERPARAMETER
 from atalaia.core.detectors.catalog import TRAINED
-from atalaia.core.jobs import TrainingJob
+from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import ModelVersion
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
+from atalaia.services.registry_overview import (
+    CHANGES,
+    WAITING,
+    ChangeKind,
+    Overview,
+    kind_of,
+)
+from atalaia.services.training_batches import BatchProgress
 
 MAX_WINDOW_HOURS = 24 * 90
 DEFAULT_ALGORITHM = "auto"
@@ -228,6 +236,71 @@ class BatchAccepted(BaseModel):
     jobs: list[JobView]
 
 
+class RetriedJobView(JobView):
+    retry_of: str = Field(description="The id of the job retried")
+
+    @classmethod
+    def retrying(cls, job: TrainingJob, original: str) -> RetriedJobView:
+        return cls(**JobView.of(job).model_dump(), retry_of=original)
+
+
+class BatchView(BaseModel):
+    """A training batch's jobs by status, and its pace."""
+
+    batch_id: str
+    created_at: datetime
+    actor: str | None = Field(description="The token subject that submitted it")
+    algorithm: str | None
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    done: int = Field(description="Jobs ended: succeeded, failed or cancelled")
+    started_at: datetime | None = Field(description="When its first job started")
+    updated_at: datetime = Field(description="When a job of it last changed")
+    rate_per_s: float | None = Field(
+        description="Jobs ended per second since the first started (up to the "
+        "last end once all have); null before any started"
+    )
+    eta_s: float | None = Field(
+        description="Seconds left at that rate; null when unknown or finished"
+    )
+    links: dict[str, str]
+
+    @classmethod
+    def of(cls, batch: BatchProgress) -> BatchView:
+        counts, n = batch.counts, batch.counts.by_status
+        path = f"/api/v1/training/batches/{counts.batch_id}"
+        return cls(
+            batch_id=counts.batch_id,
+            created_at=counts.created_at,
+            actor=counts.actor,
+            algorithm=counts.algorithm,
+            total=batch.total,
+            queued=n[JobStatus.QUEUED],
+            running=n[JobStatus.RUNNING],
+            succeeded=n[JobStatus.SUCCEEDED],
+            failed=n[JobStatus.FAILED],
+            cancelled=n[JobStatus.CANCELLED],
+            done=batch.done,
+            started_at=counts.started_at,
+            updated_at=counts.updated_at,
+            rate_per_s=batch.rate_per_s,
+            eta_s=batch.eta_s,
+            links={
+                "self": path,
+                "jobs": f"/api/v1/training/jobs?batch_id={counts.batch_id}",
+            },
+        )
+
+
+class BatchPage(BaseModel):
+    batches: list[BatchView]
+    next_cursor: str | None
+
+
 class VersionView(BaseModel):
     series_id: str
     version: int
@@ -287,6 +360,67 @@ class StageChangeView(BaseModel):
     version: int
     from_stage: str | None
     to_stage: str
+
+
+class WaitingVersionView(BaseModel):
+    series_id: str
+    version: int
+    algorithm: str
+    created_at: datetime
+    metrics: dict[str, float | str]
+
+
+class LedgerEntryView(BaseModel):
+    series_id: str
+    version: int
+    kind: ChangeKind
+    from_stage: str | None
+    to_stage: str
+    actor: str
+    reason: str
+    at: datetime
+
+
+class ModelsOverview(BaseModel):
+    production_by_algorithm: dict[str, int]
+    stages: dict[str, int] = Field(description="Versions by stage")
+    staging_waiting: list[WaitingVersionView] = Field(
+        description=f"The {WAITING} newest staging versions newer than their "
+        "series' production version (or of a series without one)"
+    )
+    recent_changes: list[LedgerEntryView] = Field(
+        description=f"The {CHANGES} newest entries of the promotion ledger"
+    )
+
+    @classmethod
+    def of(cls, overview: Overview) -> ModelsOverview:
+        return cls(
+            production_by_algorithm=overview.production_by_algorithm,
+            stages={stage.value: n for stage, n in overview.stages.items()},
+            staging_waiting=[
+                WaitingVersionView(
+                    series_id=v.series_id,
+                    version=v.version,
+                    algorithm=v.algorithm,
+                    created_at=v.created_at,
+                    metrics=v.metrics,
+                )
+                for v in overview.staging_waiting
+            ],
+            recent_changes=[
+                LedgerEntryView(
+                    series_id=e.series_id,
+                    version=e.version,
+                    kind=kind_of(e),
+                    from_stage=e.from_stage,
+                    to_stage=e.to_stage,
+                    actor=e.actor,
+                    reason=e.reason,
+                    at=e.at,
+                )
+                for e in overview.recent_changes
+            ],
+        )
 
 
 class PointsPage(BaseModel):

@@ -2,18 +2,88 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, func, literal, select, update
+from sqlalchemy.orm import Session, aliased
 
 from atalaia.adapters.db.tables import JobRow, utcnow
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.errors import JobNotFound
 
 _UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """A batch's jobs counted by status; who submitted it and which algorithm
+    it trains (one each per batch); when it was made, first started, last
+    changed and last finished a job."""
+
+    batch_id: str
+    created_at: datetime
+    actor: str | None
+    algorithm: str | None
+    by_status: dict[JobStatus, int]
+    started_at: datetime | None
+    updated_at: datetime
+    last_finished_at: datetime | None
+
+
+def _of_batch(name: str) -> Any:
+    """Column `name` of a job of the batch grouped on: the first found walking
+    down the batch index from it (a bound and that order keep it a probe of
+    the index, whatever the planner guesses of the batch's size)."""
+    one = aliased(JobRow)
+    return (
+        select(getattr(one, name))
+        .where(one.batch_id <= JobRow.batch_id)
+        .order_by(one.batch_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# A row per batch and status, read from the batch index alone
+# (`ix_training_jobs_batch_status` holds every column counted).
+_BY_STATUS = (
+    JobRow.batch_id,
+    JobRow.status,
+    func.count(),
+    func.min(JobRow.created_at),
+    func.min(JobRow.started_at),
+    func.max(JobRow.started_at),
+    func.max(JobRow.finished_at),
+    _of_batch("submitted_by"),
+    _of_batch("algorithm"),
+)
+
+
+def _batches(rows: Iterable[Any]) -> list[BatchCounts]:
+    """Fold the rows by (batch, status) of `_BY_STATUS` into one per batch."""
+    found: dict[str, list[Any]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row)
+    return [_batch(batch_id, group) for batch_id, group in found.items()]
+
+
+def _batch(batch_id: str, rows: list[Any]) -> BatchCounts:
+    by_status = dict.fromkeys(JobStatus, 0)
+    for row in rows:
+        by_status[JobStatus(row[1])] = int(row[2])
+    created = min(row[3] for row in rows)
+    started = [row[4] for row in rows if row[4] is not None]
+    finished = [row[6] for row in rows if row[6] is not None]
+    # created ≤ started ≤ finished for every job: the last change is the
+    # latest of any of them
+    changes = [created, *(row[5] for row in rows if row[5] is not None), *finished]
+    return BatchCounts(
+        batch_id, created, rows[0][7], rows[0][8], by_status,
+        min(started, default=None), max(changes), max(finished, default=None),
+    )  # fmt: skip
 
 
 def _job(row: JobRow) -> TrainingJob:
@@ -93,6 +163,38 @@ class JobStore:
         if before is not None:
             stmt = stmt.where(JobRow.job_id < before)
         return [_job(row) for row in self.session.scalars(stmt)]
+
+    def batches(
+        self, *, before: str | None = None, limit: int = 20
+    ) -> list[BatchCounts]:
+        """Batches, newest first (ids sort by submission); `before` is the last
+        batch id of the previous page.
+
+        The page's ids first, walking down the batch index one probe a batch (a
+        recursive query: no job outside the page is read), then the page's jobs
+        counted in one grouped query, from the batch index alone.
+        """
+        first = _next_batch(JobRow.batch_id < before if before else None)
+        walk = select(first.label("batch_id"), literal(1).label("n")).cte(
+            "page", recursive=True
+        )
+        prev = walk.alias("prev")
+        walk = walk.union_all(
+            select(_next_batch(JobRow.batch_id < prev.c.batch_id), prev.c.n + 1).where(
+                prev.c.batch_id.is_not(None), prev.c.n < limit
+            )
+        )
+        ids = self.session.scalars(
+            select(walk.c.batch_id).where(walk.c.batch_id.is_not(None))
+        ).all()
+        if not ids:
+            return []
+        return _batches(self.session.execute(_grouped(JobRow.batch_id.in_(ids))))
+
+    def batch(self, batch_id: str) -> BatchCounts | None:
+        """One batch, counted; None when no job belongs to it."""
+        found = _batches(self.session.execute(_grouped(JobRow.batch_id == batch_id)))
+        return found[0] if found else None
 
     def claim(self, job_ids: Sequence[str]) -> list[str]:
         """Mark queued jobs (and ones whose worker died running them) as running.
@@ -199,3 +301,20 @@ class JobStore:
             )
         stmt = select(JobRow.job_id).where(stale).order_by(JobRow.job_id)
         return list(self.session.scalars(stmt))
+
+
+def _next_batch(below: ColumnElement[bool] | None) -> Any:
+    """The highest batch id (`below` a bound), as a scalar subquery."""
+    stmt = select(JobRow.batch_id).where(JobRow.batch_id.is_not(None))
+    if below is not None:
+        stmt = stmt.where(below)
+    return stmt.order_by(JobRow.batch_id.desc()).limit(1).scalar_subquery()
+
+
+def _grouped(where: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(*_BY_STATUS)
+        .where(where)
+        .group_by(JobRow.batch_id, JobRow.status)
+        .order_by(JobRow.batch_id.desc())
+    )

@@ -9,8 +9,8 @@ from itertools import starmap
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select, union_all, update
+from sqlalchemy.orm import Session, aliased
 
 from atalaia.adapters.db.repositories._columns import fetch_columns
 from atalaia.adapters.db.tables import (
@@ -38,6 +38,18 @@ class LedgerEntry:
     actor: str
     reason: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StagingCandidate:
+    """A Staging version newer than its series' Production one (or of a series
+    with none): waiting for a promotion."""
+
+    series_id: str
+    version: int
+    algorithm: str
+    created_at: datetime
+    metrics: dict[str, float | str]
 
 
 def _lineage(data: dict[str, Any]) -> Lineage:
@@ -365,6 +377,61 @@ class ModelStore:
             for seq, before, after, when in self.session.execute(stmt)
         ]
 
+    def stage_algorithm_counts(self) -> dict[tuple[Stage, str], int]:
+        """How many versions each (stage, algorithm) holds, in one pass (a scan
+        of the (stage, algorithm) index)."""
+        stmt = select(VersionRow.stage, VersionRow.algorithm, func.count()).group_by(
+            VersionRow.stage, VersionRow.algorithm
+        )
+        return {
+            (Stage(stage), algorithm): int(n)
+            for stage, algorithm, n in self.session.execute(stmt)
+        }
+
+    def staging_candidates(self, *, limit: int) -> list[StagingCandidate]:
+        """The `limit` newest Staging versions newer than their series'
+        Production version (or of a series without one), newest first."""
+        production = aliased(VersionRow)
+        stmt = (
+            select(
+                VersionRow.series_id,
+                VersionRow.version,
+                VersionRow.algorithm,
+                VersionRow.created_at,
+                VersionRow.metrics,
+            )
+            .outerjoin(
+                production,
+                (production.series_id == VersionRow.series_id)
+                & (production.stage == Stage.PRODUCTION.value),
+            )
+            .where(
+                VersionRow.stage == Stage.STAGING.value,
+                production.version.is_(None)
+                | (VersionRow.version > production.version),
+            )
+            .order_by(VersionRow.id.desc())  # ids follow registration
+            .limit(limit)
+        )
+        return [
+            StagingCandidate(sid, version, algorithm, created, dict(metrics))
+            for sid, version, algorithm, created, metrics in self.session.execute(stmt)
+        ]
+
+    def recent_changes(
+        self, *, limit: int, moves: Sequence[tuple[Stage, Stage]] = ()
+    ) -> list[LedgerEntry]:
+        """The `limit` newest ledger entries of every series, newest first; only
+        those of the (from, to) stage `moves` when given: the newest of each
+        move from the move index, then the newest of those."""
+        stmt = (
+            select(RegistryEventRow).order_by(RegistryEventRow.seq.desc()).limit(limit)
+        )
+        if moves:
+            newest = union_all(*(_newest_of(move, limit) for move in moves))
+            stmt = stmt.where(RegistryEventRow.seq.in_(newest))
+        return [_entry(row) for row in self.session.scalars(stmt)]
+
     def latest_seq(self) -> int:
         return int(self.session.scalar(select(func.max(RegistryEventRow.seq))) or 0)
 
@@ -381,3 +448,19 @@ class ModelStore:
         if not rows:
             return seq, set()
         return max(seq, max(r[0] for r in rows)), {sid for _, sid in rows}
+
+
+def _newest_of(move: tuple[Stage, Stage], limit: int) -> Select[tuple[int]]:
+    """The seqs of the `limit` newest ledger entries of one (from, to) move."""
+    src, dst = move
+    newest = (
+        select(RegistryEventRow.seq)
+        .where(
+            RegistryEventRow.from_stage == src.value,
+            RegistryEventRow.to_stage == dst.value,
+        )
+        .order_by(RegistryEventRow.seq.desc())
+        .limit(limit)
+        .subquery()
+    )
+    return select(newest.c.seq)

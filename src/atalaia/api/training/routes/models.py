@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text, VersionNumber
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.schemas import (
+    ModelsOverview,
     PromoteBody,
     RollbackBody,
     StageChangeView,
@@ -32,7 +33,8 @@ from atalaia.errors import (
     VersionNotFound,
     VersionNotPromotable,
 )
-from atalaia.services import monitoring, registry
+from atalaia.services import monitoring, registry, registry_overview
+from atalaia.services.registry_overview import ChangeKind
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -49,6 +51,24 @@ def list_models(
     models = ModelStore(session).summaries(prefix=prefix, after=cursor, limit=limit)
     next_cursor = models[-1]["series_id"] if len(models) == limit else None
     return {"models": models, "next_cursor": next_cursor}
+
+
+@router.get("/overview", response_model=ModelsOverview)
+def models_overview(
+    session: SessionDep,
+    _: Viewer,
+    kind: Annotated[
+        list[Literal[ChangeKind.PROMOTION, ChangeKind.ROLLBACK]] | None,
+        Query(
+            description="Only the ledger's promotions, or its rollbacks, or both "
+            "(`?kind=promotion&kind=rollback`): no registration"
+        ),
+    ] = None,
+) -> ModelsOverview:
+    """The registry at a glance: production versions by algorithm, versions by
+    stage, staging versions waiting, the latest stage changes."""
+    found = registry_overview.overview(session=session, kinds=kind or ())
+    return ModelsOverview.of(found)
 
 
 @router.get(

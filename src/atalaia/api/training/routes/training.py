@@ -23,9 +23,12 @@ from atalaia.api.common.params import SeriesId, Text
 from atalaia.api.common.state import state_as
 from atalaia.api.training.schemas import (
     BatchAccepted,
+    BatchPage,
     BatchTrainingBody,
+    BatchView,
     JobPage,
     JobView,
+    RetriedJobView,
     TrainingBody,
 )
 from atalaia.api.training.state import JobsState
@@ -33,14 +36,16 @@ from atalaia.core.jobs import JobStatus
 from atalaia.core.ports import JobQueue
 from atalaia.core.series import Readings
 from atalaia.errors import (
+    Conflict,
     InvalidHyperparameters,
     InvalidSeries,
     JobNotCancellable,
     JobNotFound,
+    NotFound,
     TrainingRateLimited,
     UnknownAlgorithm,
 )
-from atalaia.services import training
+from atalaia.services import training, training_batches, training_retry
 
 router = APIRouter(prefix="/training", tags=["training"])
 
@@ -253,3 +258,66 @@ def cancel_job(job_id: Text, session: SessionDep, principal: DataScientist) -> J
     job = training.cancel_job(session=session, job_id=job_id, actor=principal.subject)
     session.commit()
     return JobView.of(job)
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    status_code=202,
+    response_model=RetriedJobView,
+    responses=error_responses(
+        JobNotFound, Conflict, InvalidSeries, UnknownAlgorithm, TrainingRateLimited
+    ),
+    dependencies=[SERVED_BEFORE_JOBS],
+)
+def retry_job(
+    job_id: Text,
+    session: SessionDep,
+    resources: ResourcesDep,
+    job_queue: JobQueueDep,
+    principal: DataScientist,
+    turn: WriteTurnDep,
+) -> RetriedJobView:
+    """Submit a failed or cancelled job again (same series, algorithm,
+    hyperparameters and data); 409 `job_retryable` for another job,
+    `job_payload_kept` when its inline data is gone."""
+    with turn:  # from the series' claim (a write) to the commit
+        job = training_retry.retry_job(
+            session=session,
+            artifacts=resources.artifacts,
+            job_id=job_id,
+            actor=principal.subject,
+            min_interval_s=resources.settings.training_min_interval_s,
+        )
+        try:
+            session.commit()
+        except BaseException:
+            training.discard_payloads(resources.artifacts, [job])
+            raise
+    job_queue.dispatch(job.job_id)
+    return RetriedJobView.retrying(job, job_id)
+
+
+@router.get("/batches", response_model=BatchPage)
+def list_batches(
+    session: SessionDep,
+    _: Viewer,
+    cursor: Text | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> BatchPage:
+    """Training batches, newest first, with their jobs by status, rate and ETA;
+    pass `next_cursor` back as `cursor` for more."""
+    batches = training_batches.list_batches(session=session, before=cursor, limit=limit)
+    next_cursor = batches[-1].counts.batch_id if len(batches) == limit else None
+    return BatchPage(
+        batches=[BatchView.of(batch) for batch in batches], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/batches/{batch_id}", response_model=BatchView, responses=error_responses(NotFound)
+)
+def get_batch(batch_id: Text, session: SessionDep, _: Viewer) -> BatchView:
+    """One training batch: its jobs by status, rate and ETA."""
+    return BatchView.of(
+        training_batches.batch_progress(session=session, batch_id=batch_id)
+    )
