@@ -85,6 +85,8 @@ async function route() {
   if (leave) leave();
   leave = null;
   const main = document.getElementById("main");
+  main.setAttribute("aria-busy", "true");
+  delete main.dataset.ready;
   try {
     const who = found.page === "signin" ? null : await whoAmI();
     if (mine !== turn) return;
@@ -108,6 +110,9 @@ async function route() {
     }
     clear(main, failure(error));
   }
+  if (mine !== turn) return;
+  main.setAttribute("aria-busy", "false");
+  main.dataset.ready = hash; // what the page shows is loaded (tests wait on it)
 }
 
 document.getElementById("skip").addEventListener("click", (event) => {

@@ -34,10 +34,15 @@ const DATE = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
 });
 
-/** Epoch seconds as a local date and time. */
-export function when(epoch) {
-  if (epoch === null || epoch === undefined) return "—";
-  return DATE.format(new Date(epoch * 1000));
+/** Epoch seconds of a number of them or of an ISO 8601 date. */
+export function epoch(at) {
+  return typeof at === "number" ? at : Date.parse(at) / 1000;
+}
+
+/** A time (epoch seconds or ISO 8601) as a local date and time. */
+export function when(at) {
+  if (at === null || at === undefined) return "—";
+  return DATE.format(new Date(epoch(at) * 1000));
 }
 
 /** A duration in seconds as "3 h 5 min". */
@@ -50,9 +55,9 @@ export function duration(seconds) {
   return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
 }
 
-/** How long ago an epoch was. */
-export function ago(epoch) {
-  return epoch ? `${duration(Date.now() / 1000 - epoch)} ago` : "—";
+/** How long ago a time (epoch seconds or ISO 8601) was. */
+export function ago(at) {
+  return at ? `${duration(Date.now() / 1000 - epoch(at))} ago` : "—";
 }
 
 export function num(value, digits = 3) {
@@ -94,7 +99,7 @@ export function progress(parts, total, label) {
  * A table: columns are {label, value: row → text|Node, sort?: row → key, num?}.
  * Headers of sortable columns are buttons that sort the rows in the page.
  */
-export function table(columns, rows, { caption, empty = "Nothing here." } = {}) {
+export function table(columns, rows, { caption, label = "Table", empty = "Nothing here." } = {}) {
   const body = h("tbody");
   let order = { index: -1, dir: 1 };
   const fill = () => {
@@ -125,7 +130,8 @@ export function table(columns, rows, { caption, empty = "Nothing here." } = {}) 
     return th;
   }));
   fill();
-  return h("div", { class: "table-wrap" },
+  // A region that scrolls sideways on a narrow screen: reachable by keyboard.
+  return h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": caption || label },
     h("table", {}, caption ? h("caption", {}, caption) : null, h("thead", {}, head), body));
 }
 

@@ -97,18 +97,21 @@ export async function render(main, _params, query) {
     a.groups.forEach((g, k) => paint(canvases[k], a, g, wanted)); // laid out: in the page
   }
 
+  /** The sensors as a table, worst first: every one when they are few (a small
+   * fleet, a filter), else the LISTED worst of those needing attention. */
   function showAttention(a) {
+    const every = a.total <= LISTED;
     const rows = [];
     for (let i = 0; i < a.sensors.length; i++) {
       const code = a.states.charCodeAt(i) - 48;
-      if (code > 0) rows.push({ sensor: a.sensors[i], code, state: a.legend[code] });
+      if (every || code > 0) rows.push({ sensor: a.sensors[i], code, state: a.legend[code] });
     }
     rows.sort((x, y) => y.code - x.code || (x.sensor < y.sensor ? -1 : 1));
     const shown = (filters.state ? rows.filter((r) => r.state === filters.state) : rows)
       .slice(0, LISTED);
     clear(attention,
       h("div", { class: "section-head" },
-        h("h2", { id: "attention-title" }, "Sensors needing attention"),
+        h("h2", { id: "attention-title" }, every ? "Sensors" : "Sensors needing attention"),
         csvButton("All sensors CSV", "fleet-sensors.csv", ["sensor", "state"],
           () => a.sensors.map((s, i) => [s, a.legend[a.states.charCodeAt(i) - 48]]))),
       table([
@@ -120,7 +123,8 @@ export async function render(main, _params, query) {
       ], shown, {
         caption: rows.length > shown.length
           ? `The ${shown.length} worst of ${num(rows.length)}` : undefined,
-        empty: "Every sensor is OK.",
+        label: "Sensors",
+        empty: every ? "No sensor matches." : "Every sensor is OK.",
       }));
   }
 

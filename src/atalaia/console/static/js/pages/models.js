@@ -4,7 +4,7 @@ import { api } from "../api.js";
 import { badge, h, heading, num, table, when } from "../ui.js";
 
 export async function render(main) {
-  const overview = await api("/models/overview");
+  const overview = await api("/models/overview", { query: { kind: ["promotion", "rollback"] } });
   const byAlgorithm = Object.entries(overview.production_by_algorithm)
     .sort((a, b) => b[1] - a[1]);
   const most = Math.max(1, ...byAlgorithm.map(([, n]) => n));
@@ -26,12 +26,12 @@ export async function render(main) {
         { label: "Series", value: (v) => link(v.series_id), sort: (v) => v.series_id },
         { label: "Version", value: (v) => String(v.version), num: true },
         { label: "Algorithm", value: (v) => v.algorithm, sort: (v) => v.algorithm },
-        { label: "Trained", value: (v) => when(toEpoch(v.created_at)), sort: (v) => v.created_at },
+        { label: "Trained", value: (v) => when(v.created_at), sort: (v) => v.created_at },
       ], overview.staging_waiting, { empty: "No candidate waits." })),
     h("section", { "aria-labelledby": "changes-title" },
       h("h2", { id: "changes-title" }, "Recent promotions and rollbacks"),
       table([
-        { label: "When", value: (c) => when(toEpoch(c.at)), sort: (c) => c.at },
+        { label: "When", value: (c) => when(c.at), sort: (c) => c.at },
         { label: "Series", value: (c) => link(c.series_id), sort: (c) => c.series_id },
         { label: "Version", value: (c) => String(c.version), num: true },
         { label: "Change", value: (c) => [badge(c.from_stage || "new", `stage-${c.from_stage}`), " → ",
@@ -39,9 +39,4 @@ export async function render(main) {
         { label: "By", value: (c) => c.actor },
         { label: "Why", value: (c) => c.reason || "—" },
       ], overview.recent_changes, { empty: "No stage change yet." })));
-}
-
-/** Epoch seconds of an ISO date or a number. */
-function toEpoch(at) {
-  return typeof at === "number" ? at : Date.parse(at) / 1000;
 }

@@ -62,7 +62,7 @@ export async function render(main, [seriesId]) {
         { label: "Version", value: (v) => String(v.version), sort: (v) => -v.version, num: true },
         { label: "Stage", value: (v) => badge(v.stage, `stage-${v.stage}`), sort: (v) => v.stage },
         { label: "Algorithm", value: (v) => v.algorithm },
-        { label: "Created", value: (v) => when(Date.parse(v.created_at) / 1000),
+        { label: "Created", value: (v) => when(v.created_at),
           sort: (v) => v.created_at },
         { label: "Metrics", value: (v) => metricList(v.metrics) },
         { label: "Lineage", value: (v) => lineage(v.lineage) },

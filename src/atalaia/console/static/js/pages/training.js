@@ -56,7 +56,7 @@ export async function render(main, _params, query) {
         sort: (j) => j.series_id },
       { label: "Status", value: (j) => badge(j.status, `job-${j.status}`), sort: (j) => j.status },
       { label: "Algorithm", value: (j) => j.algorithm },
-      { label: "Submitted", value: (j) => ago(Date.parse(j.created_at) / 1000), sort: (j) => j.created_at },
+      { label: "Submitted", value: (j) => ago(j.created_at), sort: (j) => j.created_at },
       { label: "Version", value: (j) => (j.model_version === null ? "—" : String(j.model_version)), num: true },
       { label: "Failure", value: (j) => failure(j) },
       ...(retry ? [{ label: "Retry", value: (j) => retryButton(j) }] : []),

@@ -1,0 +1,205 @@
+"""The console in a real browser: every page clean and accessible, the
+operator's flows, and roles enforced on both sides."""
+
+from __future__ import annotations
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect
+
+from atalaia.api.common.auth import Role
+from console.conftest import CANDIDATE, WAITING, Platform, ready, signed_in
+from fixtures.browser import open_page, screenshot
+
+# Accessibility failures that block a user (axe-core's impact levels).
+BLOCKING = {"serious", "critical"}
+NARROW = {"width": 375, "height": 800}
+
+
+def _pages(platform: Platform) -> dict[str, str]:
+    incident = platform.api("GET", "/incidents").json()["incidents"][0]["id"]
+    return {
+        "fleet": "#/fleet",
+        "incidents": "#/incidents",
+        "incident": f"#/incidents/{incident}",
+        "series": f"#/series/{CANDIDATE}",
+        "sensor": "#/sensors/demo_sensor_001",
+        "training": "#/training",
+        "models": "#/models",
+        "alerts": "#/alerts",
+    }
+
+
+def _visit(page: Page, platform: Platform, route: str) -> None:
+    """Open `route` and wait until its page says it is loaded."""
+    page.goto(f"{platform.base}/console/{route}")
+    ready(page, route)
+    expect(page.locator("main h1")).to_be_visible()
+    expect(page.locator("main .failure")).to_have_count(0)
+
+
+def _blocking_violations(page: Page) -> list[str]:
+    report = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(str(n["target"]) for n in v["nodes"][:3])
+        for v in report.response["violations"]
+        if v["impact"] in BLOCKING
+    ]
+
+
+@pytest.mark.parametrize("width", ["wide", "narrow"])
+def test_every_page_loads_clean_and_accessible(
+    chromium: Browser, platform: Platform, width: str
+) -> None:
+    size = NARROW if width == "narrow" else {}
+    page, problems = signed_in(chromium, platform, Role.ADMIN, **size)
+    for name, route in _pages(platform).items():
+        _visit(page, platform, route)
+        screenshot(page, f"{name}-{width}")
+
+        assert problems.take() == [], name
+        assert _blocking_violations(page) == [], name
+        root = "document.documentElement"
+        overflow = page.evaluate(f"{root}.scrollWidth - {root}.clientWidth")
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px"
+
+
+def test_the_sign_in_page_is_clean_and_accessible(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = open_page(chromium)
+    page.goto(f"{platform.base}/")  # / sends to the console, which asks for a token
+
+    page.wait_for_url("**/console/#/signin")
+    ready(page, "#/signin")
+    screenshot(page, "signin")
+    assert problems.take() == []
+    assert _blocking_violations(page) == []
+
+
+def test_a_refused_token_is_named_and_nothing_is_kept(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = open_page(chromium)
+    page.goto(f"{platform.base}/console/#/signin")
+    page.get_by_label("Token").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("This token is refused")
+    assert page.evaluate("sessionStorage.getItem('atalaia.token')") is None
+    assert [p for p in problems.take() if "401" not in p] == []
+
+
+def test_sign_in_fleet_sensor_then_promote(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.ML_ENGINEER)
+    ready(page, "#/fleet")
+    page.get_by_label("Sensor or prefix").fill("demo_sensor_001")
+    page.get_by_role("button", name="Apply").click()
+    ready(page, "#/fleet?prefix=demo_sensor_001")
+    page.get_by_role("link", name="demo_sensor_001", exact=True).click()
+    ready(page, "#/sensors/demo_sensor_001")
+    page.get_by_role("link", name=CANDIDATE, exact=True).click()
+    ready(page, f"#/series/{CANDIDATE}")
+
+    page.get_by_role("button", name="Promote v2").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Version 2 promoted")
+    expect(page.get_by_role("button", name="Promote v2")).to_have_count(0)
+    served = platform.api("GET", f"/models/{CANDIDATE}/deployment-config").json()
+    assert served["production_version"] == 2
+    expect(page.get_by_role("button", name="Roll back")).to_be_visible()
+    screenshot(page, "series-after-promotion")
+    assert problems.take() == []
+
+
+def test_a_cell_of_the_fleet_grid_opens_its_sensor(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.VIEWER)
+    ready(page, "#/fleet")
+
+    page.locator("canvas.grid").first.click(position={"x": 3, "y": 3})
+
+    ready(page, "#/sensors/demo_sensor_001")  # the first sensor of the first group
+    assert problems.take() == []
+
+
+def test_a_zoom_asks_the_server_for_the_narrower_window(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.VIEWER)
+    page.goto(f"{platform.base}/console/#/series/{CANDIDATE}")
+    ready(page, f"#/series/{CANDIDATE}")
+    status = page.locator(".chart-status")
+    before = status.inner_text()
+
+    with page.expect_response(lambda r: "/chart?" in r.url) as answer:
+        page.get_by_role("button", name="Zoom in").click()
+
+    window = answer.value.json()["window"]
+    expect(status).not_to_have_text(before)
+    assert "10,080 readings" in before
+    assert 0 < window["end"] - window["start"] <= 3.6 * 86_400
+    assert problems.take() == []
+
+
+def test_open_an_incident_and_acknowledge_it(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.DATA_SCIENTIST)
+    page.get_by_role("link", name="Incidents").click()
+    ready(page, "#/incidents")
+    row = page.locator("tbody tr").filter(has_text="open").first
+    number = row.get_by_role("link").first.inner_text()
+    row.get_by_role("link", name=number).click()
+    ready(page, f"#/incidents/{number.lstrip('#')}")
+    actions = page.get_by_role("region", name="Actions")
+
+    actions.get_by_label("Assignee").fill("maria")
+    actions.get_by_role("button", name="Acknowledge").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Acknowledged")
+    expect(page.locator("dl.facts")).to_contain_text("acknowledged")
+    stored = platform.api("GET", f"/incidents/{number.lstrip('#')}").json()
+    assert (stored["state"], stored["assignee"]) == ("acknowledged", "maria")
+    screenshot(page, "incident-acknowledged")
+    assert problems.take() == []
+
+
+def test_a_viewer_sees_no_promote_button_and_a_forged_promotion_is_403(
+    chromium: Browser, platform: Platform
+) -> None:
+    served = platform.api("GET", f"/models/{WAITING}/deployment-config").json()
+    assert served["staging_versions"] == [2]  # an engineer would be offered it
+    page, problems = signed_in(chromium, platform, Role.VIEWER)
+    page.goto(f"{platform.base}/console/#/series/{WAITING}")
+    ready(page, f"#/series/{WAITING}")
+    expect(page.get_by_role("heading", name="Versions")).to_be_visible()
+
+    expect(page.get_by_role("button", name="Promote v2")).to_have_count(0)
+    expect(page.get_by_role("button", name="Roll back")).to_have_count(0)
+    status = page.evaluate(
+        """async (path) => (await fetch(path, {method: "POST", headers: {
+             "Content-Type": "application/json",
+             Authorization: `Bearer ${sessionStorage.getItem("atalaia.token")}`},
+           body: JSON.stringify({strategy: "direct"})})).status""",
+        f"/api/v1/models/{WAITING}/versions/2/promote",
+    )
+    assert status == 403
+    assert [p for p in problems.take() if "403" not in p] == []
+    still = platform.api("GET", f"/models/{WAITING}/deployment-config").json()
+    assert still["staging_versions"] == [2]
+
+
+def test_sign_out_forgets_the_token(chromium: Browser, platform: Platform) -> None:
+    page, _ = signed_in(chromium, platform, Role.VIEWER)
+
+    page.get_by_role("button", name="Sign out").click()
+
+    page.wait_for_url("**/#/signin")
+    assert page.evaluate("sessionStorage.getItem('atalaia.token')") is None
+    page.goto(f"{platform.base}/console/#/incidents")
+    page.wait_for_url("**/#/signin")
