@@ -9,8 +9,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from atalaia.api.common.auth import Role
 from console.conftest import CANDIDATE, WAITING, Platform, ready, signed_in
+from fixtures.api import wait_for
 from fixtures.browser import open_page, screenshot
 
+FLAT = "demo_flat_001_radial"  # a series the demo does not make
 # Accessibility failures that block a user (axe-core's impact levels).
 BLOCKING = {"serious", "critical"}
 NARROW = {"width": 375, "height": 800}
@@ -203,3 +205,30 @@ def test_sign_out_forgets_the_token(chromium: Browser, platform: Platform) -> No
     assert page.evaluate("sessionStorage.getItem('atalaia.token')") is None
     page.goto(f"{platform.base}/console/#/incidents")
     page.wait_for_url("**/#/signin")
+
+
+def test_a_failed_job_shows_why_and_is_retried(
+    chromium: Browser, platform: Platform
+) -> None:
+    # A week of one value: accepted (enough points), refused when it runs.
+    week = {"timestamps": [1.7e9 + 60.0 * i for i in range(10_080)],
+            "values": [1.0] * 10_080}  # fmt: skip
+    sent = platform.api("POST", f"/series/{FLAT}/points", json=week)
+    assert sent.status_code == 200, sent.text
+    job = platform.api("POST", f"/training/{FLAT}", json={"window_hours": 168})
+    assert job.status_code == 202, job.text
+    url = f"/training/jobs/{job.json()['job_id']}"
+    wait_for(lambda: platform.api("GET", url).json()["status"] == "failed" or None)
+    page, problems = signed_in(chromium, platform, Role.DATA_SCIENTIST)
+    page.goto(f"{platform.base}/console/#/training?status=failed")
+    ready(page, "#/training?status=failed")
+    row = page.locator("tbody tr").filter(has_text=FLAT)
+    expect(row).to_contain_text("non_constant")
+
+    row.get_by_role("button", name="Retry").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Queued again as")
+    jobs = platform.api("GET", "/training/jobs", params={"series_id": FLAT}).json()
+    assert len(jobs["jobs"]) == 2
+    screenshot(page, "training-retried")
+    assert problems.take() == []

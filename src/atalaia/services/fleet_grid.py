@@ -52,9 +52,10 @@ DRIFT_RUNS = (Task.DRIFT.audit_action, f"{Task.DRIFT.audit_action}_failed")
 DRIFT_EVENT = "model.drift"
 SAME_RUN_S = 60.0  # a run's event and audit entry are written together
 # The grid is read again after an answer once older than TTL_S (the console
-# asks every ~15 s), and before answering once older than MAX_AGE_S.
+# asks every ~15 s, and again soon when an answer is older), and before
+# answering once older than MAX_AGE_S (nobody looked for that long).
 TTL_S = 10.0
-MAX_AGE_S = 60.0
+MAX_AGE_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)

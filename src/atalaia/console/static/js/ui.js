@@ -60,6 +60,11 @@ export function ago(at) {
   return at ? `${duration(Date.now() / 1000 - epoch(at))} ago` : "—";
 }
 
+/** A job's id in a table: its random tail (the head is its creation time). */
+export function shortId(id) {
+  return `…${id.slice(-8)}`;
+}
+
 export function num(value, digits = 3) {
   if (value === null || value === undefined) return "—";
   if (typeof value !== "number") return String(value);

@@ -5,6 +5,8 @@ import { api } from "../api.js";
 import { ago, clear, csvButton, field, h, heading, num, table } from "../ui.js";
 
 const REFRESH_MS = 15_000;
+const STALE_ANSWER_S = 30;
+const AGAIN_MS = 2_000;
 // px per sensor, gap included: large for a plant, dense for a fleet
 const cellSize = (total) => (total <= 500 ? 22 : total <= 10_000 ? 14 : 10);
 const LISTED = 200; // sensors needing attention listed in the table
@@ -38,6 +40,7 @@ export async function render(main, _params, query) {
     h("label", { class: "check" }, auto, " Refresh every 15 s"),
     h("button", { type: "submit" }, "Apply"));
   let answer = null;
+  let soon = null; // a reload soon after an answer the server had kept long
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -56,6 +59,10 @@ export async function render(main, _params, query) {
       query: { prefix: filters.prefix, group: filters.group },
     });
     stamp.textContent = `Figures of ${ago(answer.at)}`;
+    clearTimeout(soon);
+    if (Date.now() / 1000 - answer.at > STALE_ANSWER_S) { // kept while nobody looked
+      soon = setTimeout(() => load().catch(() => {}), AGAIN_MS); // read since: ask again
+    }
     showCounts(answer);
     showGroups(answer);
     showAttention(answer);
@@ -188,6 +195,7 @@ export async function render(main, _params, query) {
   resized.observe(grid);
   return () => {
     clearInterval(timer);
+    clearTimeout(soon);
     resized.disconnect();
   };
 }

@@ -3,7 +3,7 @@
 
 import { api, may } from "../api.js";
 import { SeriesChart } from "../chart.js";
-import { badge, clear, field, h, heading, num, pct, table, toast, when } from "../ui.js";
+import { badge, clear, field, h, heading, num, pct, shortId, table, toast, when } from "../ui.js";
 
 // What `promote` takes; the lifecycle's canary and shadow answer 501 until they land.
 const STRATEGIES = [["direct", "Direct"], ["canary", "Canary"], ["shadow", "Shadow"]];
@@ -130,9 +130,10 @@ function metricList(metrics) {
 
 function lineage(data) {
   if (!data) return "—";
-  const parts = [];
-  if (data.job_id) parts.push(`job ${data.job_id}`);
-  if (data.data_start) parts.push(`${when(data.data_start)} – ${when(data.data_end)}`);
-  if (data.n_points) parts.push(`${num(data.n_points)} points`);
-  return parts.join("; ") || "—";
+  const span = data.data_window;
+  return h("ul", { class: "plain" },
+    h("li", {}, "job ", h("code", { title: data.job_id }, shortId(data.job_id))),
+    span ? h("li", {}, `data ${when(span.start)} – ${when(span.end)}`) : null,
+    data.data_points ? h("li", {}, `${num(data.data_points)} points, hash ${String(data.data_hash).slice(0, 12)}`) : null,
+    data.package_version ? h("li", {}, `atalaia ${data.package_version}`) : null);
 }

@@ -1,7 +1,7 @@
 // Training: batches with their progress and ETA, recent jobs, failures and retry.
 
 import { api, may } from "../api.js";
-import { ago, badge, clear, duration, h, heading, num, progress, select, table, toast, when } from "../ui.js";
+import { ago, badge, clear, duration, h, heading, num, progress, select, shortId, table, toast, when } from "../ui.js";
 
 const REFRESH_MS = 10_000;
 const STATUSES = [["", "Any status"], ["queued", "Queued"], ["running", "Running"],
@@ -33,13 +33,15 @@ export async function render(main, _params, query) {
   function batchCard(b) {
     const left = b.total - b.done;
     return h("article", { class: "card batch" },
-      h("h3", {}, `Batch ${b.batch_id}`, " ", h("span", { class: "muted" }, `${when(b.created_at)}`)),
+      h("h3", { title: b.batch_id }, `Batch ${shortId(b.batch_id)}`, " ",
+        h("span", { class: "muted" }, `${when(b.created_at)}${b.actor ? ` by ${b.actor}` : ""}`
+          + (b.algorithm ? `, ${b.algorithm}` : ""))),
       progress([
         { kind: "succeeded", value: b.succeeded, done: true },
         { kind: "failed", value: b.failed, done: true },
         { kind: "cancelled", value: b.cancelled, done: true },
         { kind: "running", value: b.running },
-      ], b.total, `Batch ${b.batch_id}: ${b.done} of ${b.total} done`),
+      ], b.total, `Batch ${shortId(b.batch_id)}: ${b.done} of ${b.total} done`),
       h("p", { class: "batch-figures" },
         `${num(b.done)} of ${num(b.total)} done — ${num(b.succeeded)} succeeded, `,
         h("a", { href: "#/training?status=failed" }, `${num(b.failed)} failed`),
@@ -51,7 +53,7 @@ export async function render(main, _params, query) {
   function jobTable(list) {
     const retry = may("data_scientist");
     return table([
-      { label: "Job", value: (j) => h("code", {}, j.job_id.slice(0, 8)), sort: (j) => j.job_id },
+      { label: "Job", value: (j) => h("code", { title: j.job_id }, shortId(j.job_id)), sort: (j) => j.job_id },
       { label: "Series", value: (j) => h("a", { href: `#/series/${encodeURIComponent(j.series_id)}` }, j.series_id),
         sort: (j) => j.series_id },
       { label: "Status", value: (j) => badge(j.status, `job-${j.status}`), sort: (j) => j.status },
@@ -66,11 +68,11 @@ export async function render(main, _params, query) {
   function retryButton(job) {
     if (!["failed", "cancelled"].includes(job.status)) return "—";
     return h("button", { type: "button", class: "secondary",
-      "aria-label": `Retry job ${job.job_id.slice(0, 8)} of ${job.series_id}`,
+      "aria-label": `Retry job ${shortId(job.job_id)} of ${job.series_id}`,
       onclick: async () => {
         try {
           const again = await api(`/training/jobs/${job.job_id}/retry`, { method: "POST" });
-          toast(`Queued again as ${again.job_id.slice(0, 8)}`);
+          toast(`Queued again as ${shortId(again.job_id)}`);
           await load();
         } catch (error) {
           toast(error.message, "error");
