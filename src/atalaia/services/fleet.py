@@ -11,7 +11,6 @@ most that often.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 from atalaia.adapters.db.repositories import IncidentStore, RollupStore
 from atalaia.core.incidents import Incident, sensor_group
 from atalaia.core.series import sensor_of
+from atalaia.services.kept import Kept
 from atalaia.services.training_chunk import SessionFactory
 
 HOUR_S = 3600.0
@@ -153,7 +153,7 @@ def _groups_of(series: list[str]) -> tuple[list[str], npt.NDArray[np.intp]]:
     return list(names), np.asarray(codes, np.intp)
 
 
-class GroupRates:
+class GroupRates(Kept[Rates]):
     """`read_rates`, kept `ttl_s` seconds (`clock`: epoch seconds)."""
 
     def __init__(
@@ -163,31 +163,13 @@ class GroupRates:
         ttl_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(ttl_s=ttl_s, clock=clock)
         self.sessions = sessions
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._rates: Rates | None = None
         self._groups = SeriesGroups()
-        self._reading = threading.Lock()
 
-    def current(self) -> tuple[Rates, bool]:
-        """The rates kept (read first if there are none yet), and whether they
-        are older than `ttl_s`: `refresh` then, after answering."""
-        rates = self._rates
-        if rates is None:
-            with self._reading:
-                rates = self._rates or self._read()
-        return rates, self.clock() - rates.as_of > self.ttl_s
-
-    def refresh(self) -> None:
-        """Read the rates again, unless another call is reading them."""
-        if self._reading.acquire(blocking=False):
-            try:
-                self._read()
-            finally:
-                self._reading.release()
-
-    def _read(self) -> Rates:
+    def read(self) -> Rates:
         with self.sessions() as session:
-            self._rates = read_rates(session, self.clock(), self._groups)
-        return self._rates
+            return read_rates(session, self.clock(), self._groups)
+
+    def read_at(self, figure: Rates) -> float:
+        return figure.as_of

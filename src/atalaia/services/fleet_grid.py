@@ -19,7 +19,6 @@ the grid `ttl_s` seconds, as `services.fleet.GroupRates` keeps the rates.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from atalaia.core.fleet_states import (
 )
 from atalaia.core.schedule import Task
 from atalaia.core.series import sensor_of
+from atalaia.services.kept import Kept
 from atalaia.services.training_chunk import SessionFactory
 
 # A drift check's audit entry: `scheduler.drift`, or `…_failed` when it found
@@ -221,7 +221,7 @@ class GridMemo:
         return self._modelled[1]
 
 
-class FleetGrids:
+class FleetGrids(Kept[FleetGrid]):
     """`read_grid`, kept `ttl_s` seconds (`clock`: epoch seconds). A grid
     older than `max_age_s` (nobody looked for a while) is read again before
     it is answered."""
@@ -236,45 +236,21 @@ class FleetGrids:
         stale_after_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(ttl_s=ttl_s, max_age_s=max_age_s, clock=clock)
         self.sessions = sessions
-        self.ttl_s = ttl_s
-        self.max_age_s = max_age_s
         self.anomaly_window_s = anomaly_window_s
         self.stale_after_s = stale_after_s
-        self.clock = clock
-        self._grid: FleetGrid | None = None
         self._memo = GridMemo()
-        self._reading = threading.Lock()
 
-    def current(self) -> tuple[FleetGrid, bool]:
-        """The grid kept (read first if there is none, or too old), and whether
-        it is older than `ttl_s`: `refresh` then, after answering."""
-        grid = self._grid
-        if grid is None or self._age(grid) > self.max_age_s:
-            with self._reading:
-                grid = self._grid
-                if grid is None or self._age(grid) > self.max_age_s:
-                    grid = self._read()
-        return grid, self._age(grid) > self.ttl_s
-
-    def refresh(self) -> None:
-        """Read the grid again, unless another call is reading it."""
-        if self._reading.acquire(blocking=False):
-            try:
-                self._read()
-            finally:
-                self._reading.release()
-
-    def _age(self, grid: FleetGrid) -> float:
-        return self.clock() - grid.at
-
-    def _read(self) -> FleetGrid:
+    def read(self) -> FleetGrid:
         with self.sessions() as session:
-            self._grid = read_grid(
+            return read_grid(
                 session,
                 at=self.clock(),
                 anomaly_window_s=self.anomaly_window_s,
                 stale_after_s=self.stale_after_s,
                 memo=self._memo,
             )
-        return self._grid
+
+    def read_at(self, figure: FleetGrid) -> float:
+        return figure.at

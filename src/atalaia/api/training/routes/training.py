@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import JobStore, ReadingStore
 from atalaia.adapters.db.write_turns import WriteTurns
@@ -20,6 +21,7 @@ from atalaia.api.common.deps import (
 )
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text
+from atalaia.api.common.resources import Resources
 from atalaia.api.common.state import state_as
 from atalaia.api.training.schemas import (
     BatchAccepted,
@@ -32,7 +34,7 @@ from atalaia.api.training.schemas import (
     TrainingBody,
 )
 from atalaia.api.training.state import JobsState
-from atalaia.core.jobs import JobStatus
+from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.ports import JobQueue
 from atalaia.core.series import Readings
 from atalaia.errors import (
@@ -209,13 +211,18 @@ def train(
             actor=principal.subject,
             min_interval_s=resources.settings.training_min_interval_s,
         )
-        try:
-            session.commit()
-        except BaseException:
-            training.discard_payloads(resources.artifacts, [job])
-            raise
+        _commit_submitted(session, resources, job)
     job_queue.dispatch(job.job_id)
     return JobView.of(job)
+
+
+def _commit_submitted(session: Session, resources: Resources, job: TrainingJob) -> None:
+    """Commit a submitted job; its stored training data is dropped if that fails."""
+    try:
+        session.commit()
+    except BaseException:
+        training.discard_payloads(resources.artifacts, [job])
+        raise
 
 
 @router.get(
@@ -288,11 +295,7 @@ def retry_job(
             actor=principal.subject,
             min_interval_s=resources.settings.training_min_interval_s,
         )
-        try:
-            session.commit()
-        except BaseException:
-            training.discard_payloads(resources.artifacts, [job])
-            raise
+        _commit_submitted(session, resources, job)
     job_queue.dispatch(job.job_id)
     return RetriedJobView.retrying(job, job_id)
 
