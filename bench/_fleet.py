@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,3 +128,34 @@ def fill_registry(
             for s in ids
         ])  # fmt: skip
         session.commit()
+
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def fresh_database(url: str | None, name: str) -> Iterator[str]:
+    """`url` (PostgreSQL), or a fresh database `name` on the local PostgreSQL,
+    dropped afterwards."""
+    if url is not None:
+        if make_url(url).get_backend_name() != "postgresql":
+            raise ValueError("this benchmark runs on PostgreSQL")
+        yield url
+        return
+    _drop(name)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(False)
+    finally:
+        _drop(name)
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))

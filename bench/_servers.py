@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from atalaia.api.common.auth import Authenticator, Role
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -147,3 +150,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
     except ProcessLookupError:
         pass
+
+
+def service_env(
+    home: Path, url: str, *, rate_per_min: int
+) -> tuple[dict[str, str], str]:
+    """The environment of a service on database `url` with a fresh secret, and a
+    viewer's token signed with it."""
+    secret = secrets.token_urlsafe(48)
+    token = Authenticator(secret).issue(subject="bench", role=Role.VIEWER, ttl_s=3600)
+    env = {
+        "ATALAIA_HOME": str(home),
+        "ATALAIA_DATABASE_URL": url,
+        "ATALAIA_JWT_SECRET": secret,
+        "ATALAIA_LOG_LEVEL": "WARNING",
+        "ATALAIA_RATE_LIMIT_PER_MIN": str(rate_per_min),
+    }
+    return env, token

@@ -20,7 +20,6 @@ plain and gzipped at the same level, and the chart / plot ratios.
 from __future__ import annotations
 
 import gzip
-import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.repositories import AnomalyLog, IncidentStore, ReadingStore
 from atalaia.adapters.storage import LocalArtifactStore
-from atalaia.api.common.auth import Authenticator, Role
 from atalaia.api.common.compression import LEVEL
 from atalaia.core.incidents import Anomaly, Grouper, IncidentPolicy
 from atalaia.core.series import Readings
@@ -41,7 +39,7 @@ from atalaia.core.serving import ScoredAnomaly
 from atalaia.services.training import TrainingRequest, run_training_job, submit_training
 from bench._fleet import database
 from bench._report import percentiles
-from bench._servers import Server, atalaia_serve, free_port, serve
+from bench._servers import Server, atalaia_serve, free_port, serve, service_env
 from bench.predict_bench import Figures, Target, judge
 
 WEEK = 7 * 86_400.0
@@ -194,15 +192,7 @@ def _analyze(engine: Engine) -> None:
 def _time_routes(
     home: Path, url: str, sizes: list[int], requests: int, points: int
 ) -> Figures:
-    secret = secrets.token_urlsafe(48)
-    token = Authenticator(secret).issue(subject="bench", role=Role.VIEWER, ttl_s=3600)
-    env = {
-        "ATALAIA_HOME": str(home),
-        "ATALAIA_DATABASE_URL": url,
-        "ATALAIA_JWT_SECRET": secret,
-        "ATALAIA_LOG_LEVEL": "WARNING",
-        "ATALAIA_RATE_LIMIT_PER_MIN": str(100 * requests),
-    }
+    env, token = service_env(home, url, rate_per_min=100 * requests)
     headers = {"Authorization": f"Bearer {token}"}
     ports = {role: free_port() for role in ("training", "plot")}
     servers = {

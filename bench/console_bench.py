@@ -23,7 +23,6 @@ Targets: the fleet's first render ≤ 1 s and ≤ 1 MB; the chart ≤ 500 ms aft
 
 from __future__ import annotations
 
-import secrets
 import statistics
 import tempfile
 import time
@@ -35,10 +34,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.api.common.auth import Authenticator, Role
-from bench._servers import atalaia_serve, free_port, serve
+from bench._fleet import fresh_database
+from bench._servers import atalaia_serve, free_port, serve, service_env
 from bench.chart_bench import fill_series, series_id
-from bench.fleet_grid_bench import fill_fleet, fresh_database, vacuum
+from bench.fleet_grid_bench import fill_fleet, vacuum
 from bench.predict_bench import Figures, Target, judge
 
 DATABASE = "atalaia_bench_console"
@@ -94,15 +93,7 @@ def console(
 def _time_pages(
     home: Path, url: str, chart_series: str, runs: int, browser: Browser | None
 ) -> Figures:
-    secret = secrets.token_urlsafe(48)
-    token = Authenticator(secret).issue(subject="bench", role=Role.VIEWER, ttl_s=3600)
-    env = {
-        "ATALAIA_HOME": str(home),
-        "ATALAIA_DATABASE_URL": url,
-        "ATALAIA_JWT_SECRET": secret,
-        "ATALAIA_LOG_LEVEL": "WARNING",
-        "ATALAIA_RATE_LIMIT_PER_MIN": "100000",
-    }
+    env, token = service_env(home, url, rate_per_min=100_000)
     port = free_port()
     with (
         serve(atalaia_serve(port, "training"), port=port, ready_path="/ready",

@@ -18,16 +18,13 @@ import secrets
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import psycopg
-from psycopg import sql
 from sqlalchemy import Engine, func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
@@ -44,10 +41,9 @@ from atalaia.core.jobs import JobStatus
 from atalaia.core.series import Readings, TimeRange
 from atalaia.services.ingest import append_many_points
 from atalaia.settings import Settings
-from bench._fleet import series_ids
+from bench._fleet import fresh_database, series_ids
 from bench._servers import atalaia_serve, free_port, serve
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE = "atalaia_bench_fleet"
 START = 1_733_011_200.0
 STEP_S = 60.0
@@ -63,7 +59,7 @@ def fleet_retrain(
     """Ingest `points` readings of `series` series, then retrain every series
     with `algorithm`."""
     ids = sorted(series_ids(series))
-    with _database(url) as db_url, tempfile.TemporaryDirectory() as home:
+    with fresh_database(url, DATABASE) as db_url, tempfile.TemporaryDirectory() as home:
         upgrade_database(db_url)
         engine = make_engine(db_url)
         try:
@@ -93,31 +89,6 @@ def fleet_retrain(
         "fleet_285k_min_per_core_extrapolated": cpu_s / series * FLEET / 60,
         "fleet_285k_min_wall_extrapolated": retrain_s / series * FLEET / 60,
     }
-
-
-@contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    """`url`, or a fresh database on the local PostgreSQL, dropped afterwards."""
-    if url is not None:
-        yield url
-        return
-    _drop(DATABASE)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    try:
-        yield make_url(ADMIN_URL).set(database=DATABASE).render_as_string(False)
-    finally:
-        _drop(DATABASE)
-
-
-def _drop(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def _week(ids: list[str], points: int, seed: int) -> dict[str, Readings]:

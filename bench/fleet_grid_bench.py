@@ -23,20 +23,14 @@ gzipped body ≤ 600 KB.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
-from psycopg import sql
 from sqlalchemy import Engine, insert, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
@@ -44,7 +38,6 @@ from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.repositories import AuditLog, IncidentStore, RollupStore
 from atalaia.adapters.db.repositories.fleet_grid import FleetGridReads
 from atalaia.adapters.db.tables import SeriesRow
-from atalaia.api.common.auth import Authenticator, Role
 from atalaia.core.incidents import Anomaly, Grouper, IncidentPolicy
 from atalaia.core.schedule import Task
 from atalaia.core.series import sensor_of
@@ -52,12 +45,11 @@ from atalaia.core.serving import Rollups
 from atalaia.services import platform_events
 from atalaia.services.fleet_grid import GridMemo, drifted_series, read_grid
 from atalaia.services.scheduler import ACTOR, RunReport
-from bench._fleet import AXES, fill_registry, series_ids
+from bench._fleet import AXES, fill_registry, fresh_database, series_ids
 from bench._report import percentiles
-from bench._servers import atalaia_serve, free_port, serve
+from bench._servers import atalaia_serve, free_port, serve, service_env
 from bench.predict_bench import Figures, Target, judge
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE = "atalaia_bench_grid"
 NO_MODEL_EVERY = 20  # sensors: one in this many has no production version
 STALE_EVERY = 50  # one in this many last read two hours ago
@@ -79,7 +71,10 @@ def fleet_grid(
     sensors: int, incidents: int, requests: int, url: str | None
 ) -> tuple[Figures, str]:
     """Fill a database, then time the grid in process and over HTTP."""
-    with fresh_database(url) as db_url, tempfile.TemporaryDirectory() as folder:
+    with (
+        fresh_database(url, DATABASE) as db_url,
+        tempfile.TemporaryDirectory() as folder,
+    ):
         upgrade_database(db_url)
         engine = make_engine(db_url)
         try:
@@ -97,33 +92,6 @@ def fleet_grid(
         f"{figures['body_gzip_kb']} KB gzipped"
     )
     return figures, "\n".join([line, *verdicts])
-
-
-@contextmanager
-def fresh_database(url: str | None, name: str = DATABASE) -> Iterator[str]:
-    """`url`, or a fresh database `name` on the local PostgreSQL, dropped after."""
-    if url is not None:
-        if make_url(url).get_backend_name() != "postgresql":
-            raise ValueError("this benchmark runs on PostgreSQL")
-        yield url
-        return
-    _drop(name)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(False)
-    finally:
-        _drop(name)
-
-
-def _drop(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def fill_fleet(
@@ -302,15 +270,7 @@ def _in_process(sessions: sessionmaker[Session]) -> Figures:
 
 
 def _over_http(home: Path, url: str, requests: int) -> Figures:
-    secret = secrets.token_urlsafe(48)
-    token = Authenticator(secret).issue(subject="bench", role=Role.VIEWER, ttl_s=3600)
-    env = {
-        "ATALAIA_HOME": str(home),
-        "ATALAIA_DATABASE_URL": url,
-        "ATALAIA_JWT_SECRET": secret,
-        "ATALAIA_LOG_LEVEL": "WARNING",
-        "ATALAIA_RATE_LIMIT_PER_MIN": str(100 * requests),
-    }
+    env, token = service_env(home, url, rate_per_min=100 * requests)
     port = free_port()
     headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
     figures: Figures = {}

@@ -19,7 +19,6 @@ list page p99 ≤ 50 ms.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,13 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.repositories import IncidentStore, RollupStore
 from atalaia.adapters.db.tables import IncidentRow
-from atalaia.api.common.auth import Authenticator, Role
 from atalaia.core.incidents import Anomaly, Grouper, IncidentPolicy
 from atalaia.core.serving import Rollups
 from atalaia.services.fleet import SeriesGroups, read_rates
 from bench._fleet import AXES, database
 from bench._report import percentiles
-from bench._servers import atalaia_serve, free_port, serve
+from bench._servers import atalaia_serve, free_port, serve, service_env
 from bench.predict_bench import Figures, Target, judge
 
 SITES, LINES = 4, 25  # 100 sensor groups
@@ -224,15 +222,7 @@ def _fill_rollups(
 
 
 def _time_routes(home: Path, url: str, requests: int, depth: int) -> Figures:
-    secret = secrets.token_urlsafe(48)
-    token = Authenticator(secret).issue(subject="bench", role=Role.VIEWER, ttl_s=3600)
-    env = {
-        "ATALAIA_HOME": str(home),
-        "ATALAIA_DATABASE_URL": url,
-        "ATALAIA_JWT_SECRET": secret,
-        "ATALAIA_LOG_LEVEL": "WARNING",
-        "ATALAIA_RATE_LIMIT_PER_MIN": str(100 * requests),
-    }
+    env, token = service_env(home, url, rate_per_min=100 * requests)
     port = free_port()
     argv = atalaia_serve(port, "training")
     headers = {"Authorization": f"Bearer {token}"}

@@ -27,11 +27,9 @@ batches, the batch and the overview.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,15 +42,13 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
 from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.api.common.auth import Authenticator, Role
 from atalaia.core.jobs import JobStatus
 from atalaia.services.training import new_job_id
-from bench._fleet import series_ids
+from bench._fleet import fresh_database, series_ids
 from bench._report import percentiles
-from bench._servers import atalaia_serve, free_port, serve
+from bench._servers import atalaia_serve, free_port, serve, service_env
 from bench.predict_bench import Figures, Target, judge
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE = "atalaia_bench_ops"
 WARMUP = 10
 BATCH_AGE_S = 3_600.0
@@ -132,7 +128,10 @@ def ops_views(
     jobs: int, older: int, versions: int, requests: int, url: str | None
 ) -> tuple[Figures, str]:
     """Fill a database, then time the routes over HTTP (see the module)."""
-    with _database(url) as db_url, tempfile.TemporaryDirectory() as folder:
+    with (
+        fresh_database(url, DATABASE) as db_url,
+        tempfile.TemporaryDirectory() as folder,
+    ):
         upgrade_database(db_url)
         started = time.perf_counter()
         now = time.time()
@@ -163,33 +162,6 @@ def ops_views(
         for n in names
     ]
     return figures, "\n".join([*lines, *verdicts])
-
-
-@contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    """`url`, or a fresh database on the local PostgreSQL, dropped afterwards."""
-    if url is not None:
-        if make_url(url).get_backend_name() != "postgresql":
-            raise ValueError("the ops-views benchmark runs on PostgreSQL")
-        yield url
-        return
-    _drop(DATABASE)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    try:
-        yield make_url(ADMIN_URL).set(database=DATABASE).render_as_string(False)
-    finally:
-        _drop(DATABASE)
-
-
-def _drop(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def _libpq(url: str) -> str:
@@ -311,17 +283,9 @@ def _move_on(url: str, batch_id: str, n: int) -> None:
 
 
 def _time_routes(home: Path, url: str, requests: int, batch_id: str) -> Figures:
-    secret = secrets.token_urlsafe(48)
-    token = Authenticator(secret).issue(subject="bench", role=Role.VIEWER, ttl_s=3600)
-    env = {
-        "ATALAIA_HOME": str(home),
-        "ATALAIA_DATABASE_URL": url,
-        "ATALAIA_JWT_SECRET": secret,
-        "ATALAIA_LOG_LEVEL": "WARNING",
-        "ATALAIA_RATE_LIMIT_PER_MIN": str(100 * requests),
-        # No executor in the service, no broker to reach: the jobs stay put.
-        "ATALAIA_BROKER_URL": "amqp://guest@127.0.0.1:1//",
-    }
+    env, token = service_env(home, url, rate_per_min=100 * requests)
+    # No executor in the service, no broker to reach: the jobs stay put.
+    env["ATALAIA_BROKER_URL"] = "amqp://guest@127.0.0.1:1//"
     port = free_port()
     batches = "/api/v1/training/batches"
     at_rest = {

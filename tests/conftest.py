@@ -23,6 +23,7 @@ pytest_plugins = [
     "fixtures.redis_server",
     "fixtures.receivers",
     "fixtures.browser",
+    "fixtures.scheduling",
 ]
 
 # No test asserts on time: a loaded CI machine must not fail property tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,6 @@ from bench.__main__ import app
 from bench.corpus import KINDS, PERIODS, STEPS, Case, make_corpus, offset
 from bench.nab import LOW_FN, STANDARD, NabTally, Profile, edges
 from typer.testing import CliRunner
-
-from fixtures.db import create_database, drop_database, worker_database_name
 
 SMOKE = [
     ["train-accept", "--requests", "2", "--points", "10000"],
@@ -46,22 +43,11 @@ def test_benchmark_runs_and_reports(args: list[str]) -> None:
     assert result.output.startswith(f"{args[0]}: ")
 
 
-@pytest.fixture
-def fleet_database(postgres_admin: str) -> Iterator[str]:
-    """A database of its own: the benchmark's default one may be in use."""
-    name = worker_database_name("_fleet")
-    url = create_database(postgres_admin, name)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_admin, name)
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("algorithm", ["zscore", "seasonal"])
-def test_fleet_retrain_runs_and_reports(fleet_database: str, algorithm: str) -> None:
+def test_fleet_retrain_runs_and_reports(own_postgres: str, algorithm: str) -> None:
     args = ["fleet-retrain", "--series", "20", "--points", "10000"]
-    args += ["--algorithm", algorithm, "--url", fleet_database, "--no-record"]
+    args += ["--algorithm", algorithm, "--url", own_postgres, "--no-record"]
     result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 0, result.output

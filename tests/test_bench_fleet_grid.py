@@ -3,30 +3,15 @@ rot (no timing asserted)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from bench.__main__ import app
 from typer.testing import CliRunner
 
-from fixtures.db import create_database, drop_database, worker_database_name
-
-
-@pytest.fixture
-def grid_database(postgres_admin: str) -> Iterator[str]:
-    """A database of its own: the benchmark's default one may be in use."""
-    name = worker_database_name("_grid")
-    url = create_database(postgres_admin, name)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_admin, name)
-
 
 @pytest.mark.postgres
-def test_fleet_grid_runs_and_reports(grid_database: str) -> None:
+def test_fleet_grid_runs_and_reports(own_postgres: str) -> None:
     args = ["fleet-grid", "--sensors", "300", "--incidents", "20", "--requests", "3"]
-    result = CliRunner().invoke(app, [*args, "--url", grid_database, "--no-record"])
+    result = CliRunner().invoke(app, [*args, "--url", own_postgres, "--no-record"])
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("fleet-grid: sensors 300, series 900,")

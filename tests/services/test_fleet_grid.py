@@ -4,9 +4,7 @@ staleness with predictions, the anomaly log's recent rows, the grid kept."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, insert
@@ -16,14 +14,14 @@ from atalaia.adapters.db.repositories.fleet_grid import FleetGridReads
 from atalaia.adapters.db.tables import ScoredAnomalyRow
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.fleet_states import LEGEND
-from atalaia.core.ports import BatchSubmitter, SubmittedBatch
+from atalaia.core.ports import BatchSubmitter
 from atalaia.core.registry import Strategy
-from atalaia.errors import DependencyUnavailable
 from atalaia.services import registry, training
 from atalaia.services.fleet_grid import FleetGrids, GridMemo, read_grid
 from atalaia.services.scheduler import InProcessSubmitter, check_drift
 from fixtures.fleet import add_day, serve_series
 from fixtures.readings import DAY_S
+from fixtures.scheduling import DownSubmitter, RecordingQueue
 from fixtures.sensor_states import (
     add_predictions,
     put_in_production,
@@ -43,43 +41,6 @@ def states(sessions: Sessions, at: float | None = None) -> dict[str, str]:
             stale_after_s=HOUR_S, memo=GridMemo(),
         )  # fmt: skip
     return {s: LEGEND[code] for s, code in zip(grid.sensors, grid.states, strict=True)}
-
-
-class RecordingQueue:
-    """A JobQueue that only remembers the jobs it was handed."""
-
-    def __init__(self) -> None:
-        self.dispatched: list[str] = []
-
-    def dispatch(self, job_id: str) -> None:
-        self.dispatched.append(job_id)
-
-    def dispatch_many(self, job_ids: Sequence[str]) -> None:
-        self.dispatched += job_ids
-
-
-class DownSubmitter:
-    """A BatchSubmitter whose training service cannot be reached."""
-
-    def submit(
-        self,
-        series_ids: Sequence[str],  # noqa: ARG002
-        *,
-        algorithm: str,  # noqa: ARG002
-        hyperparameters: Mapping[str, float],  # noqa: ARG002
-        window_hours: float,  # noqa: ARG002
-    ) -> SubmittedBatch:
-        raise DependencyUnavailable("training service", "ConnectError")
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> LocalArtifactStore:
-    return LocalArtifactStore(tmp_path / "artifacts")
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ queued for them, and the audit entry of every run."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,9 +13,8 @@ from atalaia.adapters.db.repositories import AuditLog, JobStore
 from atalaia.adapters.db.tables import AuditRow, JobRow
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.jobs import JobStatus
-from atalaia.core.ports import BatchSubmitter, SubmittedBatch
+from atalaia.core.ports import BatchSubmitter
 from atalaia.core.schedule import Task
-from atalaia.errors import DependencyUnavailable
 from atalaia.services.scheduler import (
     ACTOR,
     InProcessSubmitter,
@@ -28,47 +25,12 @@ from atalaia.services.scheduler import (
 )
 from fixtures.fleet import WEEK_S, add_day, serve_series
 from fixtures.readings import DAY_S
+from fixtures.scheduling import DownSubmitter, RecordingQueue
 
 Sessions = sessionmaker[Session]
+
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TRAINED_UNTIL = NOW.timestamp() - DAY_S  # the week of training data ends here
-
-
-class RecordingQueue:
-    """A JobQueue that only remembers what it was handed."""
-
-    def __init__(self) -> None:
-        self.dispatched: list[str] = []
-
-    def dispatch(self, job_id: str) -> None:
-        self.dispatched.append(job_id)
-
-    def dispatch_many(self, job_ids: Sequence[str]) -> None:
-        self.dispatched += job_ids
-
-
-class DownSubmitter:
-    """A BatchSubmitter whose training service cannot be reached."""
-
-    def submit(
-        self,
-        series_ids: Sequence[str],  # noqa: ARG002
-        *,
-        algorithm: str,  # noqa: ARG002
-        hyperparameters: Mapping[str, float],  # noqa: ARG002
-        window_hours: float,  # noqa: ARG002
-    ) -> SubmittedBatch:
-        raise DependencyUnavailable("training service", "ConnectError")
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> LocalArtifactStore:
-    return LocalArtifactStore(tmp_path / "artifacts")
-
-
-@pytest.fixture
-def queue() -> RecordingQueue:
-    return RecordingQueue()
 
 
 @pytest.fixture

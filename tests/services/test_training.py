@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,11 +28,6 @@ from fixtures.readings import sensor_readings, sensor_series
 
 Sessions = sessionmaker[Session]
 SERIES = "sensor_010_axial"
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> LocalArtifactStore:
-    return LocalArtifactStore(tmp_path / "artifacts")
 
 
 def submit(
