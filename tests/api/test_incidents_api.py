@@ -127,6 +127,8 @@ class TestList:
             ("series_prefix=sensor_001", ["sensor_001"]),
             ("series_prefix=sensor_001_ax", ["sensor_001"]),
             ("series_prefix=press.", ["press.l2.m07"]),
+            ("series_prefix=pump7_ra", ["pump7", "pump7_old"]),
+            ("series_prefix=pump70", []),  # not a series of sensor pump7
             ("sensor=pump7", ["pump7", "pump7_old"]),
             ("sensor_group=sensor", ["sensor_001", "sensor_002", "sensor_003"]),
             ("start={now_900}&kind=anomaly", ["sensor_001", "sensor_002", "pump7"]),

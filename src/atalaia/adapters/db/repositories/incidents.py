@@ -229,14 +229,13 @@ def _conditions(where: IncidentFilter) -> list[ColumnElement[bool]]:
             .replace("%", "\\%")
             .replace("_", "\\_")
         )
-        # A sensor's series begin with its id: a prefix of a series is a
-        # prefix of its sensor's id, or the sensor's id is a prefix of it.
+        # A sensor's series are its id, or its id, `_` and an axis: a prefix
+        # of one of them is a prefix of the sensor's id, or begins with the
+        # sensor's id and `_` (`pump1_ra`, not `pump10`, for sensor `pump1`).
+        with_axis = IncidentRow.sensor_id + "_"
         conditions.append(
             IncidentRow.sensor_id.like(f"{escaped}%", escape="\\")
-            | (
-                func.substr(where.series_prefix, 1, func.length(IncidentRow.sensor_id))
-                == IncidentRow.sensor_id
-            )
+            | (func.substr(where.series_prefix, 1, func.length(with_axis)) == with_axis)
         )
     if where.start is not None:
         conditions.append(IncidentRow.last_at >= where.start)
