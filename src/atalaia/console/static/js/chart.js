@@ -59,7 +59,9 @@ export class SeriesChart {
     return this.options.height || 320;
   }
 
-  /** Load and draw [start, end) (epoch seconds; undefined: the server's default). */
+  /** Load and draw [start, end) (epoch seconds; undefined: the server's
+   * default). A refusal (a window outside the platform's time range, a series
+   * gone) is written under the chart; the page goes on. */
   async load(start, end) {
     if (this.request) this.request.abort();
     const request = (this.request = new AbortController());
@@ -71,10 +73,11 @@ export class SeriesChart {
         signal: request.signal,
       });
     } catch (error) {
-      if (error.name === "AbortError") return;
+      if (error.name === "AbortError" || request !== this.request) return;
+      this.request = null;
       this.status.textContent = error.message;
       this.status.classList.add("failure");
-      throw error;
+      return;
     }
     if (request !== this.request) return;
     this.request = null;

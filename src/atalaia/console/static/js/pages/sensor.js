@@ -31,10 +31,11 @@ export async function render(main, [sensorId]) {
   }
   // One window for all: the first axis's default, then the others at it.
   await drawn[0].load();
-  const { start, end } = drawn[0].data.window;
+  const first = drawn[0].data; // null: its chart was refused, the others choose
   await Promise.all(drawn.slice(1).map((c) => {
-    c.initial = [start, end];
-    return c.load(start, end);
+    if (!first) return c.load();
+    c.initial = [first.window.start, first.window.end];
+    return c.load(first.window.start, first.window.end);
   }));
   return () => drawn.forEach((c) => c.destroy());
 }
