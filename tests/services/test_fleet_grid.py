@@ -4,6 +4,7 @@ staleness with predictions, the anomaly log's recent rows, the grid kept."""
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.fleet_states import LEGEND
 from atalaia.core.ports import BatchSubmitter
 from atalaia.core.registry import Strategy
+from atalaia.errors import DependencyUnavailable
 from atalaia.services import registry, training
 from atalaia.services.fleet_grid import FleetGrids, GridMemo, read_grid
 from atalaia.services.scheduler import InProcessSubmitter, check_drift
@@ -206,6 +208,35 @@ class TestFleetGrids:
         assert (stale, still_fresh, now_stale) == (False, False, True)
         assert (first.sensors, fresh.sensors) == (["fan_1"], ["fan_1", "fan_2"])
         assert fresh.at == clock[0]
+
+    def test_prepares_what_reads_keep_but_answers_a_fresh_grid(
+        self, sessions: Sessions
+    ) -> None:
+        store_readings(sessions, ["fan_1_radial"], time.time())
+        grids = FleetGrids(
+            sessions, ttl_s=10.0, max_age_s=60.0, anomaly_window_s=600.0,
+            stale_after_s=HOUR_S,
+        )  # fmt: skip
+
+        grids.prepare()
+        store_readings(sessions, ["fan_2_radial"], time.time())
+        first, _ = grids.current()
+
+        assert first.sensors == ["fan_1", "fan_2"]  # read at the answer
+
+    def test_a_database_down_at_start_is_left_to_the_first_answer(self) -> None:
+        def down() -> AbstractContextManager[Session]:
+            raise DependencyUnavailable("database", "connection refused")
+
+        grids = FleetGrids(
+            down, ttl_s=10.0, max_age_s=60.0, anomaly_window_s=600.0,
+            stale_after_s=HOUR_S,
+        )  # fmt: skip
+
+        grids.prepare()  # says so in the log, raises nothing
+
+        with pytest.raises(DependencyUnavailable):
+            grids.current()
 
     def test_reads_a_grid_too_old_before_answering(self, sessions: Sessions) -> None:
         clock = [time.time()]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
@@ -43,8 +44,11 @@ from atalaia.core.fleet_states import (
 )
 from atalaia.core.schedule import Task
 from atalaia.core.series import sensor_of
+from atalaia.errors import DependencyUnavailable
 from atalaia.services.kept import Kept
 from atalaia.services.training_chunk import SessionFactory
+
+log = structlog.get_logger()
 
 # A drift check's audit entry: `scheduler.drift`, or `…_failed` when it found
 # drift but queueing the retraining failed (`services.scheduler`).
@@ -254,3 +258,13 @@ class FleetGrids(Kept[FleetGrid]):
 
     def read_at(self, figure: FleetGrid) -> float:
         return figure.at
+
+    def prepare(self) -> None:
+        """Read once to work out what reads keep (the sensors' layout, the
+        modelled sensors), so that the first visitor waits for a kept read
+        only; the grid itself is dropped (older than what that visitor may
+        have just written). A database down now is left to that visitor."""
+        try:
+            self.read()
+        except DependencyUnavailable as exc:
+            log.warning("fleet_grid.not_prepared", reason=str(exc))

@@ -113,7 +113,8 @@ export async function render(main, [seriesId]) {
     return form;
   }
 
-  await Promise.all([chart.load(), refresh()]);
+  await chart.load(); // the chart first: what the page is opened for
+  await refresh();
   return () => chart.destroy();
 }
 
