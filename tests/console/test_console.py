@@ -129,6 +129,27 @@ def test_a_cell_of_the_fleet_grid_opens_its_sensor(
     assert problems.take() == []
 
 
+def test_the_fleet_grid_is_walked_with_the_keyboard(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.VIEWER)
+    ready(page, "#/fleet")
+    grid = page.locator("canvas.grid").first
+
+    grid.focus()
+    expect(page.locator("[aria-live=polite].visually-hidden")).to_contain_text(
+        "demo_sensor_001"
+    )
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("[aria-live=polite].visually-hidden")).to_contain_text(
+        "demo_sensor_002"
+    )
+    page.keyboard.press("Enter")
+
+    ready(page, "#/sensors/demo_sensor_002")
+    assert problems.take() == []
+
+
 def test_a_zoom_asks_the_server_for_the_narrower_window(
     chromium: Browser, platform: Platform
 ) -> None:

@@ -40,6 +40,8 @@ export async function render(main, _params, query) {
     h("label", { class: "check" }, auto, " Refresh every 15 s"),
     h("button", { type: "submit" }, "Apply"));
   let answer = null;
+  const cursors = new Map(); // a group's canvas → its selected cell (keyboard)
+  const said = h("p", { class: "visually-hidden", "aria-live": "polite" });
   let soon = null; // a reload soon after an answer the server had kept long
 
   form.addEventListener("submit", (event) => {
@@ -52,7 +54,7 @@ export async function render(main, _params, query) {
     else location.hash = hash;
   });
 
-  main.append(heading("Fleet", stamp), counts, form, tip, grid, attention);
+  main.append(heading("Fleet", stamp), counts, form, tip, said, grid, attention);
 
   async function load() {
     answer = await api("/fleet/sensors", {
@@ -88,8 +90,11 @@ export async function render(main, _params, query) {
     const wanted = filters.state ? a.legend.indexOf(filters.state) : -1;
     const canvases = a.groups.map((g) => {
       const canvas = h("canvas", { class: "grid", tabindex: 0, role: "img",
-        "aria-label": `${g.count} sensors of group ${g.name}, coloured by state; `
-          + "the table below lists those needing attention" });
+        "aria-label": `${g.count} sensors of group ${g.name}, coloured by state: `
+          + "arrow keys move from sensor to sensor, Enter opens one" });
+      canvas.addEventListener("keydown", (event) => key(event, canvas, a, g, wanted));
+      canvas.addEventListener("focus", () => select(canvas, a, g, wanted, cursors.get(canvas) ?? 0));
+      canvas.addEventListener("blur", () => paint(canvas, a, g, wanted));
       canvas.addEventListener("mousemove", (event) => hover(event, canvas, a, g));
       canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
       canvas.addEventListener("click", (event) => {
@@ -143,7 +148,31 @@ export async function render(main, _params, query) {
     return { cell, columns, rows: Math.ceil(g.count / columns) };
   }
 
-  function paint(canvas, a, g, wanted) {
+  /** Arrow keys, Home and End move the selected cell; Enter opens its sensor. */
+  function key(event, canvas, a, g, wanted) {
+    const at = cursors.get(canvas) ?? 0;
+    if (event.key === "Enter") {
+      event.preventDefault();
+      location.hash = `#/sensors/${encodeURIComponent(a.sensors[g.start + at])}`;
+      return;
+    }
+    const { columns } = layout(canvas, g);
+    const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, ArrowDown: at + columns,
+      ArrowUp: at - columns, Home: 0, End: g.count - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    select(canvas, a, g, wanted, Math.min(g.count - 1, Math.max(0, moves[event.key])));
+  }
+
+  /** Outline cell `k` of a group's canvas and say which sensor it is. */
+  function select(canvas, a, g, wanted, k) {
+    cursors.set(canvas, k);
+    paint(canvas, a, g, wanted, k);
+    const i = g.start + k;
+    said.textContent = `${a.sensors[i]}: ${LABELS[a.legend[a.states.charCodeAt(i) - 48]]}`;
+  }
+
+  function paint(canvas, a, g, wanted, selected = null) {
     const { cell, columns, rows } = layout(canvas, g);
     const ratio = devicePixelRatio || 1;
     canvas.width = columns * cell * ratio;
@@ -158,6 +187,13 @@ export async function render(main, _params, query) {
       ctx.globalAlpha = wanted < 0 || code === wanted ? 1 : 0.15;
       ctx.fillStyle = fills[code];
       ctx.fillRect((k % columns) * cell, Math.floor(k / columns) * cell, cell - 1, cell - 1);
+    }
+    if (selected !== null) {
+      ctx.globalAlpha = 1;
+      ctx.strokeStyle = "#17202a";
+      ctx.lineWidth = 2;
+      const x = (selected % columns) * cell, y = Math.floor(selected / columns) * cell;
+      ctx.strokeRect(x + 1, y + 1, cell - 3, cell - 3);
     }
   }
 
