@@ -5,8 +5,9 @@ import { api, may } from "../api.js";
 import { SeriesChart } from "../chart.js";
 import { badge, clear, field, h, heading, num, pct, shortId, table, toast, when } from "../ui.js";
 
-// What `promote` takes; the lifecycle's canary and shadow answer 501 until they land.
-const STRATEGIES = [["direct", "Direct"], ["canary", "Canary"], ["shadow", "Shadow"]];
+// What `promote` takes; canary and shadow answer 501 (`feature_served`) for now.
+const STRATEGIES = [["direct", "Direct", true], ["canary", "Canary (not served yet)", false],
+  ["shadow", "Shadow (not served yet)", false]];
 
 /** The sensor of `sensor_001_radial` is `sensor_001`; a series without an axis
  * (its id's last `_` part is not letters) is a sensor of its own. */
@@ -74,7 +75,7 @@ export async function render(main, [seriesId]) {
   function actions(version) {
     if (version.stage !== "staging") return "—";
     const strategy = h("select", { name: "strategy", "aria-label": `Strategy for version ${version.version}` },
-      STRATEGIES.map(([value, label]) => h("option", { value }, label)));
+      STRATEGIES.map(([value, label, served]) => h("option", { value, disabled: !served }, label)));
     const archive = h("input", { type: "checkbox", name: "archive_existing", checked: true });
     const promoteForm = h("form", { class: "inline" }, strategy,
       h("label", { class: "check" }, archive, " archive the current"),
