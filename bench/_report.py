@@ -21,6 +21,12 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     return {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": float(ms.max())}
 
 
+def p50_p99(name: str, samples_s: list[float]) -> dict[str, float]:
+    """`{name}_p50_ms` and `{name}_p99_ms` of durations in seconds, rounded."""
+    found = percentiles(samples_s)
+    return {f"{name}_{k}": round(float(found[k]), 1) for k in ("p50_ms", "p99_ms")}
+
+
 def _commit() -> str:
     """The short commit, with `+changes` when the work tree differs from it."""
     try:

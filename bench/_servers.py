@@ -167,3 +167,28 @@ def service_env(
         "ATALAIA_RATE_LIMIT_PER_MIN": str(rate_per_min),
     }
     return env, token
+
+
+def get_ok(
+    http: httpx.Client, url: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """The answer to a GET of `url`; RuntimeError unless a 200."""
+    answer = http.get(url, headers=headers)
+    if answer.status_code != 200:
+        raise RuntimeError(f"GET {url} answered {answer.status_code}: {answer.text}")
+    return answer
+
+
+def timed_gets(
+    http: httpx.Client, url: str, requests: int, warmup: int
+) -> tuple[list[float], httpx.Response]:
+    """Durations of `requests` GETs of `url` (after `warmup` untimed), and the
+    last answer."""
+    for _ in range(warmup):
+        get_ok(http, url)
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        answer = get_ok(http, url)
+        samples.append(time.perf_counter() - started)
+    return samples, answer

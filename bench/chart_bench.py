@@ -38,8 +38,16 @@ from atalaia.core.series import Readings
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.services.training import TrainingRequest, run_training_job, submit_training
 from bench._fleet import database
-from bench._report import percentiles
-from bench._servers import Server, atalaia_serve, free_port, serve, service_env
+from bench._report import p50_p99
+from bench._servers import (
+    Server,
+    atalaia_serve,
+    free_port,
+    get_ok,
+    serve,
+    service_env,
+    timed_gets,
+)
 from bench.predict_bench import Figures, Target, judge
 
 WEEK = 7 * 86_400.0
@@ -223,13 +231,13 @@ def _time_series(
     sid = series_id(size)
     path = f"{training.base_url}/api/v1/series/{sid}/chart?points={points}"
     with httpx.Client(headers=headers, timeout=600) as http:
-        samples, first = _timed(http, path, requests)
+        samples, first = timed_gets(http, path, requests, WARMUP)
         body = first.json()
         start, end = body["window"]["start"], body["window"]["end"]
         zoom = f"&start={end - (end - start) * ZOOM!r}&end={end!r}"
-        zoomed, _ = _timed(http, path + zoom, requests)
-        plain = _get(http, path, {"Accept-Encoding": "identity"}).content
-        reference, plotted = _timed(
+        zoomed, _ = timed_gets(http, path + zoom, requests, WARMUP)
+        plain = get_ok(http, path, {"Accept-Encoding": "identity"}).content
+        reference, plotted = timed_gets(
             http,
             f"{plot.base_url}/api/v1/plot?series_id={sid}&format=json"
             f"&start={start!r}&end={end!r}",
@@ -242,9 +250,9 @@ def _time_series(
     plot_gzip = len(gzip.compress(plotted.content, compresslevel=LEVEL, mtime=0))
     name = f"chart_{size}"
     return {
-        **_ms(name, samples),
-        **_ms(f"zoom_{size}", zoomed),
-        **_ms(f"plot_{size}", reference),
+        **p50_p99(name, samples),
+        **p50_p99(f"zoom_{size}", zoomed),
+        **p50_p99(f"plot_{size}", reference),
         f"{name}_points": len(body["points"]["t"]),
         f"{name}_anomalies": body["anomalies_total"],
         f"{name}_changepoints": len(body["changepoints"]),
@@ -259,33 +267,3 @@ def _time_series(
             float(np.median(samples)) / float(np.median(reference)), 4
         ),
     }
-
-
-def _ms(name: str, samples: list[float]) -> Figures:
-    found = percentiles(samples)
-    return {f"{name}_{k}": round(found[k], 1) for k in ("p50_ms", "p99_ms")}
-
-
-def _timed(
-    http: httpx.Client, url: str, requests: int, warmup: int = WARMUP
-) -> tuple[list[float], httpx.Response]:
-    """Durations of `requests` GETs of `url` (after `warmup` untimed), and the
-    last answer."""
-    for _ in range(warmup):
-        _get(http, url)
-    samples = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        answer = _get(http, url)
-        samples.append(time.perf_counter() - started)
-    return samples, answer
-
-
-def _get(
-    http: httpx.Client, url: str, headers: dict[str, str] | None = None
-) -> httpx.Response:
-    """The answer to a GET of `url`; RuntimeError unless a 200."""
-    answer = http.get(url, headers=headers)
-    if answer.status_code != 200:
-        raise RuntimeError(f"GET {url} answered {answer.status_code}: {answer.text}")
-    return answer

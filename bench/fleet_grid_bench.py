@@ -46,8 +46,8 @@ from atalaia.services import platform_events
 from atalaia.services.fleet_grid import GridMemo, drifted_series, read_grid
 from atalaia.services.scheduler import ACTOR, RunReport
 from bench._fleet import AXES, fill_registry, fresh_database, series_ids
-from bench._report import percentiles
-from bench._servers import atalaia_serve, free_port, serve, service_env
+from bench._report import p50_p99
+from bench._servers import atalaia_serve, free_port, serve, service_env, timed_gets
 from bench.predict_bench import Figures, Target, judge
 
 DATABASE = "atalaia_bench_grid"
@@ -280,7 +280,7 @@ def _over_http(home: Path, url: str, requests: int) -> Figures:
         httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as http,
     ):  # fmt: skip
         started = time.perf_counter()
-        wire = _get(http, "/api/v1/fleet/sensors")
+        wire = _wire(http, "/api/v1/fleet/sensors")
         figures["first_answer_ms"] = _ms(started)
         plain = http.get(
             "/api/v1/fleet/sensors", headers={"Accept-Encoding": "identity"}
@@ -291,27 +291,12 @@ def _over_http(home: Path, url: str, requests: int) -> Figures:
             ("kept", "/api/v1/fleet/sensors"),
             ("prefix", f"/api/v1/fleet/sensors?prefix={PREFIX}"),
         ):
-            samples = _timed(http, path, requests)
-            figures |= {
-                f"{name}_{k}": float(round(v, 1))
-                for k, v in percentiles(samples).items()
-                if k in ("p50_ms", "p99_ms")
-            }
+            samples, _ = timed_gets(http, path, requests, WARMUP)
+            figures |= p50_p99(name, samples)
     return figures
 
 
-def _timed(http: httpx.Client, path: str, requests: int) -> list[float]:
-    for _ in range(WARMUP):
-        _get(http, path)
-    samples = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        _get(http, path)
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def _get(http: httpx.Client, path: str) -> bytes:
+def _wire(http: httpx.Client, path: str) -> bytes:
     """The body as sent (gzipped when the server gzipped it)."""
     with http.stream("GET", path) as answer:
         body = b"".join(answer.iter_raw())

@@ -37,8 +37,15 @@ from atalaia.core.incidents import Anomaly, Grouper, IncidentPolicy
 from atalaia.core.serving import Rollups
 from atalaia.services.fleet import SeriesGroups, read_rates
 from bench._fleet import AXES, database
-from bench._report import percentiles
-from bench._servers import atalaia_serve, free_port, serve, service_env
+from bench._report import p50_p99
+from bench._servers import (
+    atalaia_serve,
+    free_port,
+    get_ok,
+    serve,
+    service_env,
+    timed_gets,
+)
 from bench.predict_bench import Figures, Target, judge
 
 SITES, LINES = 4, 25  # 100 sensor groups
@@ -240,12 +247,8 @@ def _time_routes(home: Path, url: str, requests: int, depth: int) -> Figures:
             "deep_page": f"/api/v1/incidents?after={_deep_cursor(http, depth)}",
         }
         for name, path in paths.items():
-            samples = _timed(http, path, requests)
-            figures |= {
-                f"{name}_{k}": float(round(v, 1))
-                for k, v in percentiles(samples).items()
-                if k in ("p50_ms", "p99_ms")
-            }
+            samples, _ = timed_gets(http, path, requests, WARMUP)
+            figures |= p50_p99(name, samples)
     return figures
 
 
@@ -256,26 +259,9 @@ def _deep_cursor(http: httpx.Client, depth: int) -> str:
     for start in range(0, depth, 1_000):
         after = f"&after={cursor}" if cursor else ""
         limit = min(1_000, depth - start)
-        cursor = _get(http, f"/api/v1/incidents?limit={limit}{after}")["next_cursor"]
+        cursor = get_ok(http, f"/api/v1/incidents?limit={limit}{after}").json()[
+            "next_cursor"
+        ]
         if cursor is None:
             raise RuntimeError(f"fewer than {depth} incidents to page through")
     return str(cursor)
-
-
-def _timed(http: httpx.Client, path: str, requests: int) -> list[float]:
-    for _ in range(WARMUP):
-        _get(http, path)
-    samples = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        _get(http, path)
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def _get(http: httpx.Client, path: str) -> dict[str, object]:
-    answer = http.get(path)
-    if answer.status_code != 200:
-        raise RuntimeError(f"GET {path} answered {answer.status_code}: {answer.text}")
-    body: dict[str, object] = answer.json()
-    return body

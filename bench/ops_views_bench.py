@@ -45,8 +45,15 @@ from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.core.jobs import JobStatus
 from atalaia.services.training import new_job_id
 from bench._fleet import fresh_database, series_ids
-from bench._report import percentiles
-from bench._servers import atalaia_serve, free_port, serve, service_env
+from bench._report import p50_p99
+from bench._servers import (
+    atalaia_serve,
+    free_port,
+    get_ok,
+    serve,
+    service_env,
+    timed_gets,
+)
 from bench.predict_bench import Figures, Target, judge
 
 DATABASE = "atalaia_bench_ops"
@@ -305,7 +312,7 @@ def _time_routes(home: Path, url: str, requests: int, batch_id: str) -> Figures:
         ) as http,
     ):  # fmt: skip
         figures = _timed_paths(http, at_rest, requests)
-        total = int(_get(http, at_rest["batch"])["total"])
+        total = int(get_ok(http, at_rest["batch"]).json()["total"])
         _move_on(url, batch_id, int(total * MOVED))
         running = {f"{k}_running": at_rest[k] for k in ("batches_page", "batch")}
         figures |= _timed_paths(http, running, requests)
@@ -315,24 +322,6 @@ def _time_routes(home: Path, url: str, requests: int, batch_id: str) -> Figures:
 def _timed_paths(http: httpx.Client, paths: dict[str, str], requests: int) -> Figures:
     figures: Figures = {}
     for name, path in paths.items():
-        for _ in range(WARMUP):
-            _get(http, path)
-        samples = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            _get(http, path)
-            samples.append(time.perf_counter() - started)
-        figures |= {
-            f"{name}_{k}": float(round(v, 1))
-            for k, v in percentiles(samples).items()
-            if k in ("p50_ms", "p99_ms")
-        }
+        samples, _ = timed_gets(http, path, requests, WARMUP)
+        figures |= p50_p99(name, samples)
     return figures
-
-
-def _get(http: httpx.Client, path: str) -> dict[str, Any]:
-    answer = http.get(path)
-    if answer.status_code != 200:
-        raise RuntimeError(f"GET {path} answered {answer.status_code}: {answer.text}")
-    body: dict[str, Any] = answer.json()
-    return body

@@ -25,9 +25,9 @@ from atalaia.core.series import Readings
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.services.chart import MAX_ANOMALIES
 from atalaia.services.plotting import PlotQuery, build_plot_data
-from atalaia.services.training import TrainingRequest, run_training_job, submit_training
 from atalaia.settings import Settings
 from fixtures.api import Headers, SettingsFactory, bearer, refused
+from fixtures.fleet import train_then_store
 from fixtures.incidents import anomaly, record
 from fixtures.readings import sensor_series
 
@@ -63,33 +63,6 @@ def _many() -> Readings:
     return Readings.of(T0 + STEP * np.arange(n), np.concatenate([normal, far]))
 
 
-def _train_then_ingest(
-    sessions: sessionmaker[Session],
-    artifacts: LocalArtifactStore,
-    series_id: str,
-    algorithm: str,
-    readings: Readings,
-) -> None:
-    """Train v1 on the first TRAINING_POINTS readings, then store the rest."""
-    head = Readings(
-        readings.timestamps[:TRAINING_POINTS], readings.values[:TRAINING_POINTS]
-    )
-    with sessions() as session:
-        request = TrainingRequest(series_id, algorithm, {}, readings=head)
-        job = submit_training(
-            session=session, artifacts=artifacts, request=request, actor="test",
-            min_interval_s=0,
-        )  # fmt: skip
-        session.commit()
-    assert run_training_job(job.job_id, sessions=sessions, artifacts=artifacts)
-    tail = Readings(
-        readings.timestamps[TRAINING_POINTS:], readings.values[TRAINING_POINTS:]
-    )
-    with sessions() as session:
-        ReadingStore(session).append(series_id, tail)
-        session.commit()
-
-
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     home: Path = tmp_path_factory.mktemp("chart")
@@ -100,10 +73,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     artifacts = LocalArtifactStore(settings.artifacts_path)
-    _train_then_ingest(sessions, artifacts, FLAT, "zscore", _flat())
-    _train_then_ingest(sessions, artifacts, MANY, "zscore", _many())
+    train_then_store(sessions, artifacts, FLAT, "zscore", _flat())
+    train_then_store(sessions, artifacts, MANY, "zscore", _many())
     seasonal = Readings(*sensor_series(TRAINING_POINTS, start=T0))
-    _train_then_ingest(sessions, artifacts, SEASONAL, "seasonal", seasonal)
+    train_then_store(sessions, artifacts, SEASONAL, "seasonal", seasonal)
     engine.dispose()
     return settings
 

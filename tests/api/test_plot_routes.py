@@ -21,8 +21,8 @@ from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.api.plot import create_app
 from atalaia.core.series import Readings
-from atalaia.services.training import TrainingRequest, run_training_job, submit_training
 from atalaia.settings import Settings
+from fixtures.fleet import train_then_store
 
 SERIES = "sensor_007_axial"
 T0 = 1_733_011_200.0  # 2024-12-01T00:00:00Z
@@ -45,27 +45,12 @@ def _readings() -> Readings:
 
 def _seed(settings: Settings) -> None:
     """Train v1 on the first TRAINING_POINTS readings, then ingest the rest."""
-    readings = _readings()
     engine = make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
     artifacts = LocalArtifactStore(settings.artifacts_path)
-    training = Readings(
-        readings.timestamps[:TRAINING_POINTS], readings.values[:TRAINING_POINTS]
+    sessions = make_session_factory(engine)
+    train_then_store(
+        sessions, artifacts, SERIES, "zscore", _readings(), TRAINING_POINTS
     )
-    with sessions() as session:
-        request = TrainingRequest(SERIES, "zscore", {}, readings=training)
-        job = submit_training(
-            session=session, artifacts=artifacts, request=request, actor="test",
-            min_interval_s=0,
-        )  # fmt: skip
-        session.commit()
-    assert run_training_job(job.job_id, sessions=sessions, artifacts=artifacts)
-    rest = Readings(
-        readings.timestamps[TRAINING_POINTS:], readings.values[TRAINING_POINTS:]
-    )
-    with sessions() as session:
-        ReadingStore(session).append(SERIES, rest)
-        session.commit()
     engine.dispose()
 
 
