@@ -14,16 +14,17 @@ AtalaiaError
 │   ├── SensorNotServed          no production sensor model in memory
 │   ├── SensorModelNotFound      no sensor model in the registry
 │   ├── JobNotFound
-│   └── VersionNotFound
+│   ├── VersionNotFound
+│   └── RolloutNotFound
 ├── Conflict                     state forbids the request (409)
 │   ├── VersionNotPromotable
 │   ├── NothingToRollBack
 │   ├── JobNotCancellable
+│   ├── RolloutConflict          a rollout running, or not, or without production
 │   └── ConcurrentChange         a concurrent change kept conflicting
 ├── RateLimited                  too many requests under a rule (429)
 │   ├── TrainingRateLimited      one training per series per window
 │   └── BatchRateLimited         that rule refused every series of a batch
-├── NotImplementedYet            a documented feature not served yet (501)
 ├── AuthenticationFailed         missing or bad credentials (401)
 ├── PermissionDenied             the principal's role is too low (403)
 └── DependencyUnavailable        a database, cache or queue is down (503)
@@ -171,8 +172,26 @@ class VersionNotFound(NotFound):
         super().__init__(f"series {series_id!r} has no {what}")
 
 
+class RolloutNotFound(NotFound):
+    rule = "rollout_exists"
+
+    def __init__(self, rollout_id: int) -> None:
+        super().__init__(f"rollout {rollout_id} does not exist")
+
+
 class Conflict(AtalaiaError):
     rule = "state_allows"
+
+
+class RolloutConflict(Conflict):
+    """A rollout cannot start (one runs already; no Production version to run
+    it beside) or move (it ended); `rule` names which."""
+
+    rule = "rollout_allows"
+
+    def __init__(self, detail: str, *, rule: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
 
 
 class VersionNotPromotable(Conflict):
@@ -231,10 +250,6 @@ class BatchRateLimited(RateLimited):
             retry_after=retry_after,
         )
         self.rejected = rejected
-
-
-class NotImplementedYet(AtalaiaError):
-    rule = "feature_served"
 
 
 class AuthenticationFailed(AtalaiaError):

@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Protocol
 
 import structlog
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Engine
 
+from atalaia.adapters.cache import RedisLink
 from atalaia.adapters.db.lock import InstanceLock, instance_lock
 from atalaia.adapters.notify import ChannelSender
 from atalaia.api.common.resources import Resources
@@ -32,6 +34,7 @@ from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.incidents import IncidentPolicy
 from atalaia.core.ports import BatchSubmitter
 from atalaia.core.schedule import ScheduledTask, Task, fleet_schedule
+from atalaia.services import rollouts
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
 from atalaia.services.scheduler import (
     InProcessSubmitter,
@@ -52,7 +55,17 @@ STANDBY_POLL_S = 30.0  # an idle instance tries the lock this often
 RETRY_AFTER_S = 300.0
 STOP_TIMEOUT_S = 10.0
 
-TaskRun = Callable[[datetime], RunReport]
+
+class Report(Protocol):
+    """What a task's run says of itself: an error or None, and its detail."""
+
+    @property
+    def error(self) -> str | None: ...
+
+    def detail(self) -> dict[str, object]: ...
+
+
+TaskRun = Callable[[datetime], Report]
 
 
 class Scheduler:
@@ -92,7 +105,7 @@ class Scheduler:
         wait = (min(self._due.values()) - now).total_seconds()
         return min(max(wait, 0.0), MAX_SLEEP_S)
 
-    def run_once(self, task: Task, now: datetime) -> RunReport:
+    def run_once(self, task: Task, now: datetime) -> Report:
         """Run `task` now, whatever its schedule, with or without the lock."""
         return self._plan[task][1](now)
 
@@ -158,14 +171,14 @@ class SchedulerMetrics:
     def observed(self, task: Task, run: TaskRun) -> TaskRun:
         """`run`, counted by outcome; a drift check counts the drifted series."""
 
-        def observed_run(now: datetime) -> RunReport:
+        def observed_run(now: datetime) -> Report:
             try:
                 report = run(now)
             except Exception:
                 self.runs.labels(task.value, "failed").inc()
                 raise
             self.runs.labels(task.value, "failed" if report.error else "ok").inc()
-            if task is Task.DRIFT:
+            if isinstance(report, RunReport) and task is Task.DRIFT:
                 self.drift_detected.inc(len(report.selected))
             return report
 
@@ -179,6 +192,7 @@ def build_scheduler(
     sessions: SessionFactory,
     submitter: BatchSubmitter,
     registry: CollectorRegistry,
+    redis: RedisLink | None = None,
 ) -> Scheduler:
     """The fleet schedule of `settings`, run against `engine`'s database."""
     runs: dict[Task, TaskRun] = {
@@ -194,11 +208,15 @@ def build_scheduler(
             window_hours=settings.scheduler_drift_window_hours,
             retrain_window_hours=settings.scheduler_retrain_window_hours,
         ),
+        Task.ROLLOUT: lambda now: rollouts.run_steps(
+            sessions=sessions, now=now, redis=redis
+        ),
     }
     schedule = fleet_schedule(
         retrain_weekday=settings.scheduler_retrain_weekday,
         retrain_hour=settings.scheduler_retrain_hour,
         drift_every_hours=settings.scheduler_drift_every_hours,
+        rollout_every_minutes=settings.scheduler_rollout_every_minutes,
     )
     metrics = SchedulerMetrics(registry)
     scheduler = Scheduler(
@@ -272,6 +290,7 @@ def with_scheduler(part: JobsPart) -> JobsPart:
                 sessions=sessions,
                 submitter=submitter,
                 registry=registry,
+                redis=resources.redis,
             )
             alerter = build_alerter(
                 resources.settings, engine=resources.engine, sessions=sessions

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     scheduler_retrain_window_hours: Annotated[float, Field(gt=0)] = 168.0
     scheduler_drift_every_hours: Annotated[float, Field(gt=0)] = 6.0
     scheduler_drift_window_hours: Annotated[float, Field(gt=0)] = 24.0
+    # The rollouts' steps: how often their gates are checked (a failing
+    # canary is rolled back within this much of its figures being flushed).
+    scheduler_rollout_every_minutes: Annotated[float, Field(gt=0, le=60)] = 5.0
 
     # Off: inference records no anomaly for incidents (ingest still logs its own).
     incidents_enabled: bool = True

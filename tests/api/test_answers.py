@@ -104,6 +104,7 @@ def expected_info(kind: Kind, fetched: Source) -> dict[str, Any]:
             "stage": None,
             "type": "zscore" if history else "default",
             "loaded_from": "history" if history else "default",
+            "role": None,
         }
     version, algorithm, source = kind
     return {
@@ -111,6 +112,7 @@ def expected_info(kind: Kind, fetched: Source) -> dict[str, Any]:
         "stage": "production",
         "type": algorithm,
         "loaded_from": LOADED_FROM[fetched or source],
+        "role": "production",
     }
 
 
@@ -151,7 +153,7 @@ def test_every_kind_of_model_answers_with_its_own_info(
 
     expected = [expected_info(*kinds[i]) for i in readings]
     assert [r["model_info"] for r in rows["results"]] == expected
-    for field in ("version", "stage", "type", "loaded_from"):
+    for field in ("version", "stage", "type", "loaded_from", "role"):
         assert columns[field] == [info[field] for info in expected]
     confidence = ["low" if info["stage"] is None else "high" for info in expected]
     assert [r["confidence"] for r in rows["results"]] == confidence

@@ -160,6 +160,7 @@ class TestDatabaseCutWithRedis:
         assert first["model_info"] == {
             "version": 2, "stage": "production", "type": "zscore",
             "loaded_from": "redis",
+            "role": "production",
         }  # fmt: skip
         assert readiness["database"] == "down"
 

@@ -109,7 +109,7 @@ def test_state_errors_have_the_shape(client: TestClient, admin: Headers) -> None
     promote = f"/api/v1/models/sensor_001_radial/versions/{version}/promote"
 
     canary = client.post(promote, json={"strategy": "canary"}, headers=admin)
-    assert assert_error_shape(canary, 501)["rule"] == "feature_served"
+    assert assert_error_shape(canary, 409)["rule"] == "rollout_beside_production"
     assert client.post(promote, json={}, headers=admin).status_code == 200
     again = client.post(promote, json={}, headers=admin)
     assert assert_error_shape(again, 409)["rule"] == "version_promotable"

@@ -84,6 +84,7 @@ class TestFallbackChain:
             "stage": "production",
             "type": "zscore",
             "loaded_from": "memory",
+            "role": "production",
         }
         assert body["anomaly"] is False
         assert predict(client, admin, 50.0)["anomaly"] is True

@@ -190,12 +190,15 @@ def prediction(
             stage="production",
             type=ALGORITHMS[record.algorithm],
             loaded_from=LOADED_FROM[source],
+            role="production",
         )
     elif record.tier == Tier.HISTORY:
-        info = ModelInfo(version=None, stage=None, type="zscore", loaded_from="history")
+        info = ModelInfo(
+            version=None, stage=None, type="zscore", loaded_from="history", role=None
+        )
     else:
         info = ModelInfo(
-            version=None, stage=None, type="default", loaded_from="default"
+            version=None, stage=None, type="default", loaded_from="default", role=None
         )
     unknown = series_id not in serving.table.index
     streaming = (
@@ -232,7 +235,7 @@ def columns_view(results: list[PredictionView]) -> ColumnsView:
         "upper", "direction", "reason", "confidence", "stale", "state",
     ):  # fmt: skip
         columns[field] = [getattr(r, field) for r in results]
-    for field in ("version", "stage", "type", "loaded_from"):
+    for field in ("version", "stage", "type", "loaded_from", "role"):
         columns[field] = [getattr(r.model_info, field) for r in results]
     if any(r.warning for r in results):
         columns["warning"] = [r.warning for r in results]

@@ -71,18 +71,21 @@ class TestPromotion:
 
         assert _versions(client, admin) == {1: "staging", 2: "production"}
 
-    def test_canary_and_shadow_are_not_served_yet(
-        self, client: TestClient, admin: Headers
+    @pytest.mark.parametrize("strategy", ["canary", "shadow"])
+    def test_a_rollout_needs_a_production_version_beside_it(
+        self, client: TestClient, admin: Headers, strategy: str
     ) -> None:
         train(client, SERIES, admin)
 
         response = client.post(
             f"/api/v1/models/{SERIES}/versions/1/promote",
-            json={"strategy": "canary", "canary_config": {"initial_percentage": 5}},
+            json={"strategy": strategy},
             headers=admin,
         )
 
-        assert response.status_code == 501
+        assert response.status_code == 409
+        assert response.json()["rule"] == "rollout_beside_production"
+        assert _versions(client, admin) == {1: "staging"}
 
     def test_unknown_version_is_404(self, client: TestClient, admin: Headers) -> None:
         response = client.post(

@@ -106,18 +106,22 @@ class TestDue:
 
 
 class TestFleetSchedule:
-    def test_weekly_retraining_then_drift_checks(self) -> None:
+    def test_weekly_retraining_drift_checks_and_rollout_steps(self) -> None:
         schedule = fleet_schedule(
-            retrain_weekday="wed", retrain_hour=3, drift_every_hours=4
-        )
+            retrain_weekday="wed", retrain_hour=3, drift_every_hours=4,
+            rollout_every_minutes=3,
+        )  # fmt: skip
 
         assert schedule == (
             ScheduledTask(Task.RETRAIN, Weekly(2, 3)),
             ScheduledTask(Task.DRIFT, Every(4)),
+            ScheduledTask(Task.ROLLOUT, Every(0.05)),
         )
+        assert schedule[2].trigger.describe() == "every 3 min"
 
     def test_each_task_has_an_audit_action(self) -> None:
         assert [t.audit_action for t in Task] == [
             "scheduler.retrain",
             "scheduler.drift",
+            "scheduler.rollout",
         ]

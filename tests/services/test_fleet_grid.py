@@ -16,7 +16,6 @@ from atalaia.adapters.db.tables import ScoredAnomalyRow
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.fleet_states import LEGEND
 from atalaia.core.ports import BatchSubmitter
-from atalaia.core.registry import Strategy
 from atalaia.errors import DependencyUnavailable
 from atalaia.services import registry, training
 from atalaia.services.fleet_grid import FleetGrids, GridMemo, read_grid
@@ -95,7 +94,7 @@ class TestDrift:
         with sessions() as session:
             registry.promote_version(
                 session=session, series_id="sensor_001_radial", version=2,
-                strategy=Strategy.DIRECT, archive_existing=True, actor="test",
+                archive_existing=True, actor="test",
             )  # fmt: skip
             session.commit()
 

@@ -17,7 +17,7 @@ from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.inference import answers
-from atalaia.core.registry import RegistryNotice, Strategy
+from atalaia.core.registry import RegistryNotice
 from atalaia.core.series import Readings
 from atalaia.core.serving import ServedModel
 from atalaia.services import registry, training
@@ -50,7 +50,7 @@ def trained_and_promoted(sessions: Sessions, tmp_path: Path, seed: int = 0) -> N
     with sessions() as session:
         registry.promote_version(
             session=session, series_id=SERIES, version=model.version,
-            strategy=Strategy.DIRECT, archive_existing=True, actor="test",
+            archive_existing=True, actor="test",
         )  # fmt: skip
         session.commit()
 
@@ -127,6 +127,7 @@ class TestPredictor:
         assert answer["model_info"] == {
             "version": 1, "stage": "production", "type": "zscore",
             "loaded_from": "memory",
+            "role": "production",
         }  # fmt: skip
 
     def test_the_feed_thread_writes_the_snapshot_after_a_load(
@@ -162,6 +163,7 @@ class TestPredictor:
         assert one(p, 0.3)["model_info"] == {
             "version": 1, "stage": "production", "type": "zscore",
             "loaded_from": "memory",
+            "role": "production",
         }  # fmt: skip
 
     def test_series_with_history_only_is_answered_with_low_confidence(
@@ -226,6 +228,7 @@ class TestPredictorWithRedis:
         assert answer["model_info"] == {
             "version": 1, "stage": "production", "type": "zscore",
             "loaded_from": "redis",
+            "role": "production",
         }  # fmt: skip
         assert one(second, 0.3)["model_info"]["loaded_from"] == "memory"
 

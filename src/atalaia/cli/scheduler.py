@@ -52,7 +52,7 @@ def scheduler(
         make_session_factory,
     )
     from atalaia.adapters.training_api import TrainingApiSubmitter
-    from atalaia.api.common.resources import authenticator_for
+    from atalaia.api.common.resources import authenticator_for, redis_link_for
     from atalaia.cli.db import require_schema
     from atalaia.logging import configure_logging
     from atalaia.scheduler import build_alerter, build_scheduler, utcnow
@@ -78,6 +78,7 @@ def scheduler(
             sessions=make_session_factory(engine),
             submitter=submitter,
             registry=registry,
+            redis=redis_link_for(settings),
         )
         if once is not None:
             _run_once(fleet, once)

@@ -14,6 +14,7 @@ from atalaia.core.incidents import Recovery
 from atalaia.core.series import FloatArray, Readings
 from atalaia.core.serving import (
     FleetModels,
+    RolloutCounts,
     Rollups,
     ScoredAnomaly,
     SeriesModels,
@@ -80,6 +81,15 @@ class RollupSink(Protocol):
         ...
 
 
+class RolloutSink(Protocol):
+    """Where running rollouts' counters go (added up from every replica)."""
+
+    def add_rollout_counts(self, counts: RolloutCounts) -> None:
+        """Add `counts` to their rollouts' figures, committed;
+        DependencyUnavailable or ConcurrentChange when they could not be."""
+        ...
+
+
 class SignalSink(Protocol):
     """Where the incidents' signals go (the anomaly log and the recoveries)."""
 
@@ -96,7 +106,7 @@ class SignalSink(Protocol):
         ...
 
 
-class ServingStore(RollupSink, SignalSink, Protocol):
+class ServingStore(RollupSink, RolloutSink, SignalSink, Protocol):
     """What inference reads of the registry and the series' statistics, and the
     counts it writes: the database. Each call is a transaction of its own and
     raises DependencyUnavailable while the database is unavailable."""

@@ -13,8 +13,10 @@ takes over at 100 %, and the first failed gate rolls it back (`step`).
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 
 import numpy as np
@@ -101,13 +103,14 @@ class Gates:
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """A version's answers over a step: how many, how many failed, how many
-    were anomalies, and the 99th percentile of their latency."""
+    """A version's answers in a rollout: how many, how many it could not give
+    (`errors`), how many were anomalies, and how many took longer than the
+    gates' latency (`slow`: the p99 is under it while they are under 1 %)."""
 
-    predictions: int
-    errors: int
-    anomalies: int
-    p99_ms: float
+    predictions: int = 0
+    errors: int = 0
+    anomalies: int = 0
+    slow: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -116,6 +119,14 @@ class Figures:
     @property
     def anomaly_rate(self) -> float:
         return self.anomalies / self.predictions if self.predictions else 0.0
+
+    @property
+    def slow_share(self) -> float:
+        return self.slow / self.predictions if self.predictions else 0.0
+
+
+# The share of answers allowed over `max_p99_ms`: what a 99th percentile is.
+SLOW_SHARE = 0.01
 
 
 class Outcome(StrEnum):
@@ -133,12 +144,55 @@ class Verdict:
     evidence: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Pairs:
+    """The readings both versions scored: how many, on how many their verdicts
+    agreed (anomaly or not), and the sums that give their scores' correlation
+    (production's score x, the candidate's y)."""
+
+    n: int = 0
+    agreements: int = 0
+    sum_x: float = 0.0
+    sum_y: float = 0.0
+    sum_xx: float = 0.0
+    sum_yy: float = 0.0
+    sum_xy: float = 0.0
+
+    @property
+    def agreement(self) -> float:
+        return self.agreements / self.n if self.n else 0.0
+
+    @property
+    def correlation(self) -> float | None:
+        """Pearson's r of the two scores; None while either does not vary."""
+        n = self.n
+        var_x = n * self.sum_xx - self.sum_x**2
+        var_y = n * self.sum_yy - self.sum_y**2
+        if n < 2 or var_x <= 0 or var_y <= 0:
+            return None
+        r = (n * self.sum_xy - self.sum_x * self.sum_y) / math.sqrt(var_x * var_y)
+        return max(-1.0, min(1.0, r))
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutFigures:
+    """What a rollout has seen so far: the candidate's answers (given, or
+    only scored beside production's in a shadow), production's answers, and
+    production's verdicts on the readings the candidate scored
+    (`production_paired`: the reference its anomaly rate is held to)."""
+
+    candidate: Figures = Figures()
+    production: Figures = Figures()
+    production_paired: Figures = Figures()
+    pairs: Pairs = Pairs()
+
+
 def judge(candidate: Figures, production: Figures, gates: Gates) -> Verdict:
     """Whether the candidate's figures pass the gates against production's."""
     evidence = {
         "candidate_predictions": float(candidate.predictions),
         "candidate_error_rate": candidate.error_rate,
-        "candidate_p99_ms": candidate.p99_ms,
+        "candidate_slow_share": candidate.slow_share,
         "candidate_anomaly_rate": candidate.anomaly_rate,
         "production_predictions": float(production.predictions),
         "production_anomaly_rate": production.anomaly_rate,
@@ -151,8 +205,11 @@ def judge(candidate: Figures, production: Figures, gates: Gates) -> Verdict:
         reasons.append(
             f"error rate {candidate.error_rate:.2%} ≥ {gates.max_error_rate:.2%}"
         )
-    if candidate.p99_ms >= gates.max_p99_ms:
-        reasons.append(f"p99 {candidate.p99_ms:.1f} ms ≥ {gates.max_p99_ms:.0f} ms")
+    if candidate.slow_share > SLOW_SHARE:
+        reasons.append(
+            f"p99 latency ≥ {gates.max_p99_ms:.0f} ms "
+            f"({candidate.slow_share:.1%} of answers slower)"
+        )
     # Production's rate is the reference only over enough answers of its own.
     expected = production.anomaly_rate
     allowed = gates.anomaly_rate_tolerance * expected
@@ -165,6 +222,59 @@ def judge(candidate: Figures, production: Figures, gates: Gates) -> Verdict:
         )
     outcome = Outcome.FAILED if reasons else Outcome.PASSED
     return Verdict(outcome, tuple(reasons), evidence)
+
+
+# A rollout's counters, as inference keeps them and the database adds them up.
+COUNTERS = (
+    "candidate_predictions", "candidate_errors", "candidate_anomalies",
+    "candidate_slow", "production_predictions", "production_errors",
+    "production_anomalies", "paired", "paired_agreements",
+    "paired_production_anomalies", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy",
+)  # fmt: skip
+
+
+def figures_of(counts: dict[str, float]) -> RolloutFigures:
+    """A rollout's figures from its COUNTERS (missing ones: zero)."""
+    c = {name: counts.get(name, 0) for name in COUNTERS}
+    paired = int(c["paired"])
+    return RolloutFigures(
+        candidate=Figures(
+            int(c["candidate_predictions"]), int(c["candidate_errors"]),
+            int(c["candidate_anomalies"]), int(c["candidate_slow"]),
+        ),
+        production=Figures(
+            int(c["production_predictions"]), int(c["production_errors"]),
+            int(c["production_anomalies"]),
+        ),
+        production_paired=Figures(
+            paired, anomalies=int(c["paired_production_anomalies"])
+        ),
+        pairs=Pairs(
+            paired, int(c["paired_agreements"]), c["sum_x"], c["sum_y"],
+            c["sum_xx"], c["sum_yy"], c["sum_xy"],
+        ),
+    )  # fmt: skip
+
+
+def judge_rollout(figures: RolloutFigures, gates: Gates) -> Verdict:
+    """`judge` of a rollout's candidate against production's verdicts on the
+    same readings (all of a shadow's; a canary's routed ones), or against
+    production's own answers while too few readings were scored by both; the
+    evidence says how far their verdicts and scores agreed."""
+    paired = figures.production_paired
+    reference = (
+        paired if paired.predictions >= gates.min_predictions else figures.production
+    )
+    verdict = judge(figures.candidate, reference, gates)
+    pairs = figures.pairs
+    evidence = verdict.evidence | {
+        "production_answers": float(figures.production.predictions),
+        "paired_readings": float(pairs.n),
+        "agreement": pairs.agreement,
+    }
+    if pairs.correlation is not None:
+        evidence["score_correlation"] = pairs.correlation
+    return replace(verdict, evidence=evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,3 +330,51 @@ def step(canary: Canary, verdict: Verdict, now: float) -> Step:
     return Step(
         Action.GROW, replace(canary, percentage=grown, next_step_at=later), verdict
     )
+
+
+class State(StrEnum):
+    RUNNING = "running"
+    PROMOTED = "promoted"  # a canary reached 100 %: its candidate is Production
+    ROLLED_BACK = "rolled_back"  # a canary failed its gates, or was rolled back
+    PASSED = "passed"  # a shadow's comparison passed (a canary follows if asked)
+    REJECTED = "rejected"  # a shadow's comparison failed
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A canary or a shadow of `candidate` beside `production` (versions of
+    `series_id`), as stored: a shadow's `plan.interval_s` is its length, and
+    `then` what follows when it passes ("canary", or "" for a report)."""
+
+    id: int
+    series_id: str
+    strategy: str  # "canary" or "shadow"
+    candidate: int
+    production: int
+    percentage: float
+    plan: CanaryPlan
+    gates: Gates
+    then: str
+    state: State
+    started_at: datetime
+    next_step_at: datetime
+    ended_at: datetime | None
+    actor: str
+    reason: str
+    outcome: str
+    evidence: dict[str, float]
+
+    @property
+    def canary(self) -> Canary:
+        return Canary(
+            self.series_id, self.candidate, self.production, self.percentage,
+            self.plan, self.next_step_at.timestamp(),
+        )  # fmt: skip
+
+
+def shadow_verdict(verdict: Verdict) -> Verdict:
+    """A shadow's verdict at its end: too few readings to judge is a failure."""
+    if verdict.outcome is Outcome.TOO_FEW:
+        return replace(verdict, outcome=Outcome.FAILED)
+    return verdict

@@ -17,6 +17,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class Task(StrEnum):
     RETRAIN = "retrain"  # weekly retraining of every active series
     DRIFT = "drift"  # data-drift check of every production model
+    ROLLOUT = "rollout"  # the running canaries' and shadows' steps
 
     @property
     def audit_action(self) -> str:
@@ -42,6 +43,8 @@ class Every:
         return moment + timedelta(hours=self.hours)
 
     def describe(self) -> str:
+        if self.hours < 1:
+            return f"every {self.hours * 60:g} min"
         return f"every {self.hours:g} h"
 
 
@@ -87,17 +90,24 @@ class ScheduledTask:
 
 
 def fleet_schedule(
-    *, retrain_weekday: str, retrain_hour: int, drift_every_hours: float
+    *,
+    retrain_weekday: str,
+    retrain_hour: int,
+    drift_every_hours: float,
+    rollout_every_minutes: float = 5.0,
 ) -> tuple[ScheduledTask, ...]:
-    """The platform's schedule: weekly fleet retraining and periodic drift checks.
+    """The platform's schedule: weekly fleet retraining, periodic drift checks,
+    and the rollouts' steps every few minutes (a failing canary is rolled back
+    within that much of its figures reaching the database).
 
     >>> [s.trigger.describe() for s in fleet_schedule(
     ...     retrain_weekday="sun", retrain_hour=2, drift_every_hours=6)]
-    ['weekly, sun 02:00 UTC', 'every 6 h']
+    ['weekly, sun 02:00 UTC', 'every 6 h', 'every 5 min']
     """
     return (
         ScheduledTask(
             Task.RETRAIN, Weekly(WEEKDAYS.index(retrain_weekday), retrain_hour)
         ),
         ScheduledTask(Task.DRIFT, Every(drift_every_hours)),
+        ScheduledTask(Task.ROLLOUT, Every(rollout_every_minutes / 60.0)),
     )

@@ -30,6 +30,31 @@ class ServedModel:
 
 
 @dataclass(frozen=True, slots=True)
+class ServedRollout:
+    """A running rollout as inference serves it: its candidate's model, the
+    share of the series' readings it answers (0 for a shadow's, which only
+    scores them), and the latency its gates hold it to."""
+
+    rollout_id: int
+    strategy: str  # "canary" or "shadow"
+    share: float  # a fraction, 0–1
+    slow_ms: float
+    model: ServedModel
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutCounts:
+    """Running rollouts' counters (`core.rollout.COUNTERS`, one row each)
+    since the last flush."""
+
+    rollout_ids: list[int]
+    counts: npt.NDArray[np.float64]  # (rollouts, COUNTERS)
+
+    def __len__(self) -> int:
+        return len(self.rollout_ids)
+
+
+@dataclass(frozen=True, slots=True)
 class ServedColumns:
     """Every production version, as aligned columns (one row per series)."""
 
@@ -73,6 +98,7 @@ class FleetModels:
     models: ServedColumns
     history: SeriesHistory
     sensors: list[ServedSensor] = field(default_factory=list)
+    rollouts: list[ServedRollout] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +109,7 @@ class SeriesModels:
     models: list[ServedModel]
     history: SeriesHistory
     sensors: list[ServedSensor] = field(default_factory=list)
+    rollouts: list[ServedRollout] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,9 @@ class Scores:
     # Per reading, its streaming model's state (`stream_models`: 0 none, 1 warm,
     # 2 cold: its band answered); None: no streaming model among them.
     state: npt.NDArray[np.int8] | None = None
+    # Per reading, who answered it (`routing`: 0 production, 1 a canary);
+    # None: production answered them all.
+    role: npt.NDArray[np.int8] | None = None
 
 
 @dataclass(slots=True)

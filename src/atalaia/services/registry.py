@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 import structlog
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.cache import ModelCache, RedisLink, publish_notice
 from atalaia.adapters.db.conflicts import conflicts_translated, lost_race
-from atalaia.adapters.db.repositories import AuditLog, ModelStore
+from atalaia.adapters.db.repositories import AuditLog, ModelStore, RolloutStore
 from atalaia.core.registry import (
     RegistryNotice,
-    Stage,
     StageChange,
-    Strategy,
     plan_direct_promotion,
     plan_rollback,
 )
-from atalaia.errors import ConcurrentChange, DependencyUnavailable, NotImplementedYet
+from atalaia.errors import ConcurrentChange, DependencyUnavailable, RolloutConflict
 from atalaia.services import platform_events
 
 log = structlog.get_logger()
+
+T = TypeVar("T")
 
 # Tries of a stage change that conflicts with concurrent transactions.
 ATTEMPTS = 3
@@ -33,29 +33,34 @@ def promote_version(
     session: Session,
     series_id: str,
     version: int,
-    strategy: Strategy,
     archive_existing: bool,
     actor: str,
     reason: str = "",
 ) -> list[StageChange]:
-    """Promote a Staging version and commit; returns the stage changes made."""
-    if strategy is not Strategy.DIRECT:
-        raise NotImplementedYet(
-            f"the {strategy} strategy is not served yet; use strategy 'direct'"
-        )
+    """Promote a Staging version directly and commit; returns the stage changes
+    made. RolloutConflict while a rollout of the series runs."""
 
     def attempt() -> list[StageChange]:
         models = ModelStore(session)
         models.lock_series(series_id)
+        running = RolloutStore(session).running(series_id)
+        if running is not None:
+            raise RolloutConflict(
+                f"{series_id} has a {running.strategy} of v{running.candidate} "
+                f"running (rollout {running.id}): end it before promoting directly",
+                rule="one_rollout_per_series",
+            )
         changes = plan_direct_promotion(
             models.get(series_id, version),
             models.production(series_id),
             archive_existing=archive_existing,
         )
-        _apply(session, changes, actor=actor, action="model.promoted", reason=reason)
+        apply_changes(
+            session, changes, actor=actor, action="model.promoted", reason=reason
+        )
         return changes
 
-    return _committed(session, attempt, what=f"promotion of {series_id} v{version}")
+    return committed(session, attempt, what=f"promotion of {series_id} v{version}")
 
 
 def rollback(
@@ -69,15 +74,15 @@ def rollback(
         changes = plan_rollback(
             models.production(series_id), models.past_production(series_id)
         )
-        _apply(session, changes, actor=actor, action="model.rolled_back", reason=reason)
+        apply_changes(
+            session, changes, actor=actor, action="model.rolled_back", reason=reason
+        )
         return changes
 
-    return _committed(session, attempt, what=f"rollback of {series_id}")
+    return committed(session, attempt, what=f"rollback of {series_id}")
 
 
-def _committed(
-    session: Session, attempt: Callable[[], list[StageChange]], *, what: str
-) -> list[StageChange]:
+def committed(session: Session, attempt: Callable[[], T], *, what: str) -> T:
     """Run `attempt` and commit, again after it lost a race with a concurrent
     transaction, up to ATTEMPTS times; the last lost race raises ConcurrentChange.
 
@@ -95,24 +100,27 @@ def _committed(
     return _commit(session, attempt, what)
 
 
-def _commit(
-    session: Session, attempt: Callable[[], list[StageChange]], what: str
-) -> list[StageChange]:
+def _commit(session: Session, attempt: Callable[[], T], what: str) -> T:
     with conflicts_translated(what):
         changes = attempt()
         session.commit()
     return changes
 
 
-def _apply(
+def apply_changes(
     session: Session,
     changes: list[StageChange],
     *,
     actor: str,
     action: str,
     reason: str,
+    evidence: dict[str, float] | None = None,
 ) -> None:
-    ModelStore(session).apply(changes, actor=actor, reason=reason or action)
+    """Move the versions, in the ledger (with the figures the move was decided
+    on, if any), the lifecycle events and the audit log; not committed."""
+    ModelStore(session).apply(
+        changes, actor=actor, reason=reason or action, evidence=evidence
+    )
     platform_events.stage_changed(session, action, changes, actor, reason)
     target = changes[-1]
     AuditLog(session).record(
@@ -124,6 +132,7 @@ def _apply(
             {"version": c.version, "from": c.from_stage, "to": c.to_stage}
             for c in changes
         ],
+        evidence=evidence,
     )
 
 
@@ -156,32 +165,3 @@ def announce_change(
             cache.forget([last.series_id])
     notice = RegistryNotice(last.series_id, last.version, last.to_stage.value, event)
     publish_notice(redis, notice)
-
-
-def deployment_config(*, session: Session, series_id: str) -> dict[str, Any]:
-    """What serves the series now, and how it got there."""
-    models = ModelStore(session)
-    production = models.production(series_id)
-    staging = [
-        v.version for v in models.versions(series_id) if v.stage is Stage.STAGING
-    ]
-    return {
-        "series_id": series_id,
-        "strategy": Strategy.DIRECT.value,
-        "production_version": production.version if production else None,
-        "production_algorithm": production.algorithm if production else None,
-        "staging_versions": staging,
-        "canary": None,
-        "shadow": None,
-        "history": [
-            {
-                "version": e.version,
-                "from_stage": e.from_stage,
-                "to_stage": e.to_stage,
-                "actor": e.actor,
-                "reason": e.reason,
-                "at": e.at.isoformat(),
-            }
-            for e in models.ledger(series_id)[-20:]
-        ],
-    }

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from atalaia.adapters.db.repositories import AnomalyLog, IngestResult, ReadingStore
 from atalaia.core.series import Readings, TimeRange
 from atalaia.core.serving import ScoredAnomaly
-from atalaia.services.inference.data_plane import Serving, score_batch
+from atalaia.services.inference.data_plane import RoutedServing, score_batch
 from atalaia.services.inference.signals import IncidentSignals
 from atalaia.services.inference.streams import REBUILD_DEPTH
 from atalaia.services.ingest import append_many_points
@@ -48,7 +48,7 @@ class ScoredIngest:
 def ingest_scored(
     *,
     session: Session,
-    serving: Serving,
+    serving: RoutedServing,
     batch: Mapping[str, Readings],
     span: TimeRange,
     signals: IncidentSignals | None = None,
@@ -76,7 +76,9 @@ def ingest_scored(
     return ScoredIngest(stored, int(modelled.sum()), anomalies)
 
 
-def catch_up(session: Session, serving: Serving, batch: Mapping[str, Readings]) -> None:
+def catch_up(
+    session: Session, serving: RoutedServing, batch: Mapping[str, Readings]
+) -> None:
     """Advance the streaming models of `batch`'s series by their readings
     stored in the database (as `session` sees them) and new to their state,
     but not in `batch`; a cold one is rebuilt from them."""

@@ -14,6 +14,7 @@ from atalaia.core.incidents import Recovery
 from atalaia.core.series import Readings
 from atalaia.core.serving import (
     FleetModels,
+    RolloutCounts,
     Rollups,
     ScoredAnomaly,
     SeriesHistory,
@@ -36,6 +37,7 @@ class FakeStore:
         self.changed: set[str] = set()  # what the change feed reports next
         self.failure: Exception | None = None
         self.rollups: list[Rollups] = []
+        self.rollout_counts: list[RolloutCounts] = []
         self.readings: dict[str, Readings] = {}  # stored, by series
         self.anomalies: list[ScoredAnomaly] = []
         self.recoveries: list[Recovery] = []
@@ -81,6 +83,10 @@ class FakeStore:
     def add_rollups(self, rollups: Rollups) -> None:
         self._check()
         self.rollups.append(rollups)
+
+    def add_rollout_counts(self, counts: RolloutCounts) -> None:
+        self._check()
+        self.rollout_counts.append(counts)
 
     def add_signals(
         self, anomalies: Sequence[ScoredAnomaly], recoveries: Sequence[Recovery]

@@ -15,6 +15,7 @@ from atalaia.adapters.db.repositories import (
     IncidentStore,
     ModelStore,
     ReadingStore,
+    RolloutStore,
     RollupStore,
     SignalLogs,
 )
@@ -22,6 +23,7 @@ from atalaia.core.incidents import Recovery
 from atalaia.core.series import FloatArray, Readings
 from atalaia.core.serving import (
     FleetModels,
+    RolloutCounts,
     Rollups,
     ScoredAnomaly,
     SeriesHistory,
@@ -44,14 +46,17 @@ class DatabaseServingStore:
             cursor = models.latest_seq()
             served = models.served_columns()
             sensors = models.served_sensors()
+            rollouts = RolloutStore(session).served()
             ids, means, stds = ReadingStore(session).all_statistics()
-        return FleetModels(cursor, served, SeriesHistory(ids, means, stds), sensors)
+        history = SeriesHistory(ids, means, stds)
+        return FleetModels(cursor, served, history, sensors, rollouts)
 
     def load_series(self, series_ids: Sequence[str]) -> SeriesModels:
         with self._sessions() as session:
             models = ModelStore(session)
             served = models.served_models(series_ids)
             sensors = models.served_sensors(series_ids)
+            rollouts = RolloutStore(session).served(series_ids)
             history = list(ReadingStore(session).summaries(series_ids).values())
         return SeriesModels(
             served,
@@ -61,6 +66,7 @@ class DatabaseServingStore:
                 np.array([s.std for s in history], np.float64),
             ),
             sensors,
+            rollouts,
         )
 
     def changed_since(self, cursor: int, *, since: datetime) -> tuple[int, set[str]]:
@@ -76,6 +82,11 @@ class DatabaseServingStore:
     def add_rollups(self, rollups: Rollups) -> None:
         with self._sessions() as session:
             RollupStore(session).add(rollups)
+            session.commit()
+
+    def add_rollout_counts(self, counts: RolloutCounts) -> None:
+        with self._sessions() as session:
+            RolloutStore(session).add_counts(counts)
             session.commit()
 
     def add_signals(

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Dialect,
     Double,
@@ -20,12 +21,15 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from atalaia.core.rollout import COUNTERS
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -181,6 +185,9 @@ class VersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
 class RegistryEventRow(Base):
     """The promotion ledger, which is also the change feed of the inference service."""
 
@@ -198,6 +205,55 @@ class RegistryEventRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(512), default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    # The figures a rollout's step or end was decided on (`core.rollout`).
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class RolloutRow(Base):
+    """A canary or a shadow of a Staging version against its series' Production
+    one (`core.rollout`). `live_key` is the series id while it runs and NULL
+    once it ended: one running rollout per series."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        Index("ix_rollouts_state_next_step_at", "state", "next_step_at"),
+        Index("ix_rollouts_series_id", "series_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    series_id: Mapped[str] = mapped_column(String(128))
+    strategy: Mapped[str] = mapped_column(String(16))
+    candidate_version: Mapped[int] = mapped_column(Integer)
+    production_version: Mapped[int] = mapped_column(Integer)
+    percentage: Mapped[float] = mapped_column(Double)  # the candidate's share now
+    initial_percentage: Mapped[float] = mapped_column(Double)
+    increment_percentage: Mapped[float] = mapped_column(Double)
+    interval_s: Mapped[float] = mapped_column(Double)  # a shadow's: its length
+    gates: Mapped[dict[str, Any]] = mapped_column(Json)
+    then: Mapped[str] = mapped_column(String(16), default="")  # a shadow's sequel
+    state: Mapped[str] = mapped_column(String(16))
+    live_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_step_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(512), default="")
+    outcome: Mapped[str] = mapped_column(String(1024), default="")
+    evidence: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+# A rollout's counters (`core.rollout.COUNTERS`), added up in place from
+# every inference replica's flushes.
+rollout_figures = Table(
+    "rollout_figures",
+    Base.metadata,
+    Column(
+        "rollout_id", _ID, ForeignKey("rollouts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    *(Column(name, Double, nullable=False, server_default="0") for name in COUNTERS),
+    Column("updated_at", UtcDateTime, nullable=False),
+)  # fmt: skip
 
 
 class AuditRow(Base):
@@ -266,7 +322,6 @@ class PredictionRollupRow(Base):
     latency_ms_max: Mapped[float] = mapped_column(Double)
 
 
-_ID = BigInteger().with_variant(Integer, "sqlite")
 _LIVE = text("live_key IS NOT NULL")
 
 

@@ -21,7 +21,6 @@ STATUS: dict[type[errors.AtalaiaError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.RateLimited: 429,
-    errors.NotImplementedYet: 501,
     errors.AuthenticationFailed: 401,
     errors.PermissionDenied: 403,
     errors.DependencyUnavailable: 503,

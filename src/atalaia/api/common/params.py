@@ -37,6 +37,11 @@ def _whole(value: object) -> object:
 # A model version, in a path, a query or a body.
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(_whole)]
 
+# A row's id (a rollout's): what a BIGINT holds.
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+# A list's cursor that is a row's id.
+IdCursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$")]
+
 # Epoch seconds of a reading: the app's OpenAPI document gives them the bounds
 # of its settings (`timestamp_min`, `timestamp_max`), which the routes check.
 EPOCH_SECONDS: JsonDict = {"x-epoch-seconds": True}

@@ -31,6 +31,7 @@ import orjson
 
 from atalaia.core.explanations import Direction
 from atalaia.services.inference.data_plane import NOTHING_FETCHED, ScoredReading
+from atalaia.services.inference.routing import ROLES
 from atalaia.services.inference.stream_models import STATES
 from atalaia.services.model_table import (
     ALGORITHMS,
@@ -65,12 +66,17 @@ _LOADED_FROM: dict[Source, str] = {
 # The model_info of a fallback, by its Tier: the answer of a series without a model.
 _FALLBACK_INFO: dict[Tier, dict[str, Any]] = {
     Tier.HISTORY: {
-        "version": None, "stage": None, "type": "zscore", "loaded_from": "history"
+        "version": None, "stage": None, "type": "zscore", "loaded_from": "history",
+        "role": None,
     },
     Tier.DEFAULT: {
-        "version": None, "stage": None, "type": "default", "loaded_from": "default"
+        "version": None, "stage": None, "type": "default", "loaded_from": "default",
+        "role": None,
     },
 }  # fmt: skip
+# A model's stage and role by who answered (`routing.ROLES`): production's, or
+# a rollout's candidate (a Staging version).
+_STAGE_OF_ROLE = ("production", "staging")
 
 
 def _of_fallbacks(field: str) -> dict[Tier, Any]:
@@ -81,7 +87,10 @@ def _of_fallbacks(field: str) -> dict[Tier, Any]:
 _CONFIDENCE = _by_code(
     Tier, {Tier.MODEL: "high", Tier.HISTORY: "low", Tier.DEFAULT: "low"}
 )
-_STAGES = _by_code(Tier, _of_fallbacks("stage") | {Tier.MODEL: "production"})
+_STAGES = np.append(
+    _by_code(Tier, _of_fallbacks("stage") | {Tier.MODEL: "production"}), "staging"
+)
+_ROLE_NAMES = np.array([*ROLES, None], dtype=object)  # past them: a fallback's
 # Codes of the columnar answer's `type` and `loaded_from`: a model's algorithm
 # (its Source), then, past them, a fallback's Tier.
 _TYPES = np.concatenate(
@@ -105,9 +114,10 @@ def _shifts(*sizes: int) -> list[int]:
 
 
 # `_kinds` packs a reading's model_info into one int64, from the low bit up: the
-# Source it was fetched from, its Source, its algorithm, its Tier, its version.
-_, _SOURCE_AT, _ALGORITHM_AT, _TIER_AT, _VERSION_AT = _shifts(
-    len(Source), len(Source), len(ALGORITHMS), len(Tier)
+# Source it was fetched from, its Source, its algorithm, its Tier, its role,
+# its version.
+_, _SOURCE_AT, _ALGORITHM_AT, _TIER_AT, _ROLE_AT, _VERSION_AT = _shifts(
+    len(Source), len(Source), len(ALGORITHMS), len(Tier), len(ROLES)
 )
 assert _VERSION_AT <= 31, "versions below 2**32 fit above the codes"
 # A reading's direction and reason as codes: 0 for none (not an anomaly).
@@ -144,9 +154,10 @@ class WarnedResult(Result, gc=False):
 
 @functools.lru_cache(maxsize=4096)
 def model_info(
-    tier: int, version: int, algorithm: int, source: int, fetched: int
+    tier: int, version: int, algorithm: int, source: int, fetched: int, role: int = 0
 ) -> dict[str, Any]:
-    """`fetched`: the Source a miss fetched the model from, 0 if it was in memory.
+    """`fetched`: the Source a miss fetched the model from, 0 if it was in memory;
+    `role`: who answered (`routing.ROLES`).
 
     Cached: answers share these dicts (encoded, never changed), so a batch builds
     one per kind of model, not one per reading."""
@@ -154,20 +165,20 @@ def model_info(
         return _FALLBACK_INFO[Tier(tier)]
     return {
         "version": version,
-        "stage": "production",
+        "stage": _STAGE_OF_ROLE[role],
         "type": ALGORITHMS[algorithm],
         "loaded_from": _LOADED_FROM[Source(fetched or source)],
+        "role": ROLES[role],
     }
 
 
 @functools.lru_cache(maxsize=4096)
 def model_info_json(
-    tier: int, version: int, algorithm: int, source: int, fetched: int
+    tier: int, version: int, algorithm: int, source: int, fetched: int, role: int
 ) -> msgspec.Raw:
     """`model_info` as JSON, encoded once per kind of model (for `Result`)."""
-    return msgspec.Raw(
-        msgspec.json.encode(model_info(tier, version, algorithm, source, fetched))
-    )
+    info = model_info(tier, version, algorithm, source, fetched, role)
+    return msgspec.Raw(msgspec.json.encode(info))
 
 
 def reading_answer(
@@ -194,7 +205,7 @@ def reading_answer(
         "reason": reason,
         "model_info": model_info(
             record.tier, record.version, record.algorithm, record.source,
-            scored.fetched,
+            scored.fetched, scored.role,
         ),
         "confidence": _CONFIDENCE[record.tier],
         "stale": scored.stale,
@@ -218,6 +229,8 @@ def _fetched_origin(scores: Scores, fetched: Mapping[int, int]) -> npt.NDArray[n
 def _kinds(scores: Scores, origin: npt.NDArray[np.int8]) -> npt.NDArray[np.int64]:
     """Each reading's model_info as one number (packed as `_shifts` says)."""
     kind = scores.version << _VERSION_AT
+    if scores.role is not None:
+        kind |= scores.role.astype(np.int64) << _ROLE_AT
     for field, shift in (
         (scores.tier, _TIER_AT),
         (scores.algorithm, _ALGORITHM_AT),
@@ -279,6 +292,7 @@ def rows_answer(
             scores.algorithm[any_one].tolist(),
             scores.source[any_one].tolist(),
             origin[any_one].tolist(),
+            _roles(scores)[any_one].tolist(),
         )
     )
     infos = list(map(per_kind.__getitem__, inverse.tolist()))
@@ -344,7 +358,7 @@ def columns_answer(
         "direction": explained.direction,
         "reason": explained.reason,
         "version": version,
-        "stage": _named(_STAGES, scores.tier),
+        "stage": _named(_STAGES, _stage_codes(scores)),
         "type": _named(
             _TYPES, np.where(model, scores.algorithm, len(ALGORITHMS) + scores.tier)
         ),
@@ -352,6 +366,7 @@ def columns_answer(
         "confidence": _named(_CONFIDENCE, scores.tier),
         "stale": _stale(scores),
         "state": _states(scores),
+        "role": _named(_ROLE_NAMES, np.where(model, _roles(scores), len(ROLES))),
     }
     unknown_at = _unknown_at(scores)
     if unknown_at.size:
@@ -359,6 +374,22 @@ def columns_answer(
         warning[unknown_at] = UNKNOWN_SERIES_WARNING
         answer["warning"] = warning.tolist()
     return answer
+
+
+def _roles(scores: Scores) -> npt.NDArray[np.int8]:
+    """Per reading, who answered it (`routing.ROLES`)."""
+    if scores.role is None:
+        return np.zeros(scores.rows.size, np.int8)
+    return scores.role
+
+
+def _stage_codes(scores: Scores) -> npt.NDArray[np.int64]:
+    """Per reading, its stage's code in `_STAGES`: its Tier's, and past them
+    a candidate's (Staging)."""
+    codes = scores.tier.astype(np.int64)
+    if scores.role is not None:
+        codes[scores.role > 0] = len(Tier)
+    return codes
 
 
 def _stale(scores: Scores) -> npt.NDArray[np.bool_]:

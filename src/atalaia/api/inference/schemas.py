@@ -7,7 +7,7 @@ booleans), unknown fields are refused.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -106,11 +106,18 @@ class ColumnsBody(BaseModel):
         return self
 
 
+ROLE = (
+    "Who answered: `production`, or `canary` (a rollout's candidate, a Staging "
+    "version); null for a fallback"
+)
+
+
 class ModelInfo(BaseModel):
     version: int | None
     stage: str | None
     type: str
     loaded_from: str
+    role: Literal["production", "canary"] | None = Field(description=ROLE)
 
 
 class PredictionView(BaseModel):
@@ -164,6 +171,7 @@ class ColumnsView(BaseModel):
     confidence: list[str]
     stale: list[bool] = Field(description=STALE)
     state: list[State | None] = Field(description=STATE)
+    role: list[Literal["production", "canary"] | None] = Field(description=ROLE)
     warning: list[str | None] | None = Field(
         default=None,
         description="Only when some series have no model and no history: per "

@@ -208,6 +208,7 @@ def _view(verdict: SensorVerdict, timestamp: float) -> SensorPredictionView:
             stage="production",
             type="multivariate",
             loaded_from="memory",
+            role="production",
         ),
         confidence="high",
     )

@@ -29,6 +29,7 @@ from atalaia.api.training.routes import (
     fleet,
     incidents,
     models,
+    rollouts,
     series,
     session,
     training,
@@ -48,6 +49,7 @@ def routers() -> list[APIRouter]:
     return [
         training.router,
         models.router,
+        rollouts.router,
         series.router,
         feedback.router,
         anomalies.router,

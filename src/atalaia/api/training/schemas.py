@@ -341,13 +341,61 @@ class CanaryConfig(BaseModel):
     increment_interval_hours: float = Field(default=2, gt=0)
 
 
+class ShadowConfig(BaseModel):
+    model_config = _REQUEST
+
+    duration_hours: float = Field(
+        default=24, gt=0, le=24 * 90,
+        description="How long the candidate scores beside production",
+    )  # fmt: skip
+    then: Literal["canary", "report"] = Field(
+        default="canary",
+        description="When the comparison passes: start a canary (of "
+        "canary_config), or only report it",
+    )
+
+
+class GatesConfig(BaseModel):
+    """What a candidate must show (against production's verdicts on the same
+    readings) to go on; every field has the platform's default."""
+
+    model_config = _REQUEST
+
+    max_error_rate: float = Field(default=0.005, ge=0, le=1)
+    max_p99_ms: float = Field(default=100, gt=0, le=60_000)
+    anomaly_rate_tolerance: float = Field(
+        default=0.2, ge=0, le=10,
+        description="Relative: 0.2 allows production's anomaly rate ±20 %",
+    )  # fmt: skip
+    min_predictions: int = Field(default=100, ge=1, le=10_000_000)
+
+
 class PromoteBody(BaseModel):
+    """`direct`: Production now. `canary`: a growing share of the readings
+    (canary_config) while the gates hold. `shadow`: scores every reading
+    beside production for shadow_config.duration_hours, answering none; its
+    comparison then starts a canary or rejects it."""
+
     model_config = _REQUEST
 
     strategy: Literal["direct", "canary", "shadow"] = "direct"
     archive_existing: bool = True
     canary_config: CanaryConfig | None = None
+    shadow_config: ShadowConfig | None = None
+    gates: GatesConfig | None = None
     reason: Text = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _config_of_its_strategy(self) -> PromoteBody:
+        if self.strategy == "direct" and (
+            self.canary_config or self.shadow_config or self.gates
+        ):
+            raise ValueError(
+                "canary_config, shadow_config and gates belong to a canary or shadow"
+            )
+        if self.shadow_config is not None and self.strategy != "shadow":
+            raise ValueError("shadow_config belongs to strategy 'shadow'")
+        return self
 
 
 class RollbackBody(BaseModel):

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from atalaia.core.ports import RollupSink, SignalSink
+from atalaia.core.ports import ServingStore, SignalSink
 from atalaia.errors import ConcurrentChange, DependencyUnavailable
+from atalaia.services.inference.candidates import Candidates
 from atalaia.services.inference.follower import TableFollower
 from atalaia.services.inference.health import DatabaseHealth
 from atalaia.services.inference.signals import IncidentSignals
@@ -27,7 +28,8 @@ WATCH_REFRESH_S = 60.0
 class BackgroundThreads:
     """ "atalaia-feed" writes the snapshot after a full load and polls the change
     feed every `poll_s` (every `health.retry_s` while the database is down);
-    "atalaia-counts" flushes the prediction counts every `flush_s`, apart from
+    "atalaia-counts" flushes the prediction counts (and the rollouts'
+    counters) every `flush_s`, apart from
     the feed, so that a slow write of many series' counts never delays a
     promotion (while the database is down the counts wait in memory), and
     writes the series' stream state to disk; "atalaia-streams" rebuilds the
@@ -44,7 +46,8 @@ class BackgroundThreads:
     follower: TableFollower
     snapshot: Snapshot
     tally: PredictionTally
-    sink: RollupSink
+    candidates: Candidates
+    sink: ServingStore
     health: DatabaseHealth
     rebuild: Callable[[], object]
     signals: IncidentSignals
@@ -86,6 +89,10 @@ class BackgroundThreads:
             if self.health.ok:
                 self._run(
                     "inference.counts_crashed", lambda: self.tally.flush(self.sink)
+                )
+                self._run(
+                    "inference.rollout_counts_crashed",
+                    lambda: self.candidates.flush(self.sink),
                 )
 
     def _rebuild(self) -> None:

@@ -44,7 +44,10 @@ import numpy.typing as npt
 from atalaia.core.detectors import forest, score_reading
 from atalaia.core.detectors.stuck import Runs
 from atalaia.core.series import check_series_id
+from atalaia.services.inference import routing
+from atalaia.services.inference.candidates import Candidates
 from atalaia.services.inference.heavy import HeavyModels
+from atalaia.services.inference.routing import PRODUCTION
 from atalaia.services.inference.stream_models import STATELESS, STREAM_CODES
 from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import (
@@ -86,6 +89,13 @@ class Serving(Protocol):
         """Fetch these series (blocking); where each one found with a model was."""
 
 
+class RoutedServing(Serving, Protocol):
+    """Production's serving, and the running rollouts' candidates beside it."""
+
+    @property
+    def candidates(self) -> Candidates: ...
+
+
 class ScoredReading(NamedTuple):
     """One reading scored, in plain values (the single route's fast case)."""
 
@@ -101,6 +111,7 @@ class ScoredReading(NamedTuple):
     table: ModelTable  # the table that scored it: `row` is its row
     stale: bool  # not after its series' newest reading: advanced nothing
     state: int  # its streaming model's state (`stream_models`: 0 for none)
+    role: int  # who answered: PRODUCTION, or CANARY (a rollout's candidate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +124,14 @@ class ScoredBatch:
 
 
 def score_one(
-    serving: Serving, series_id: str, timestamp: float, value: float
+    serving: RoutedServing, series_id: str, timestamp: float, value: float
 ) -> ScoredReading:
     """Score one reading; blocks while a miss is looked up."""
     return _one(serving, series_id, timestamp, value, may_block=True)
 
 
 def score_batch(
-    serving: Serving,
+    serving: RoutedServing,
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
@@ -138,7 +149,7 @@ class _LookupDue(Exception):
 
 
 async def score_one_async(
-    serving: Serving, series_id: str, timestamp: float, value: float
+    serving: RoutedServing, series_id: str, timestamp: float, value: float
 ) -> ScoredReading:
     """`score_one` without blocking the event loop."""
     try:
@@ -150,7 +161,7 @@ async def score_one_async(
 
 
 async def score_batch_async(
-    serving: Serving,
+    serving: RoutedServing,
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
@@ -165,6 +176,23 @@ async def score_batch_async(
 
 
 def _one(
+    serving: RoutedServing, series_id: str, timestamp: float, value: float, *,
+    may_block: bool,
+) -> ScoredReading:  # fmt: skip
+    routes = serving.candidates.routes
+    split = routes.splits.get(series_id) if routes.splits else None
+    if split is None:
+        return _scored_one(serving, series_id, timestamp, value, may_block=may_block)
+    if split.heavy and not may_block:
+        raise _LookupDue  # its candidate's forest may block: all of it in a thread
+    scored = _scored_one(serving, series_id, timestamp, value, may_block=may_block)
+    return routing.routed_one(
+        serving.candidates, routes, split, (series_id, timestamp, value), scored,
+        _candidate_one,
+    )  # fmt: skip
+
+
+def _scored_one(
     serving: Serving, series_id: str, timestamp: float, value: float, *,
     may_block: bool,
 ) -> ScoredReading:  # fmt: skip
@@ -207,12 +235,58 @@ def _one(
         score, reason = max(score, run / limit), STUCK
     scored = (
         row, row != UNKNOWN_ROW, record, expected, width, score, score > 1.0,
-        reason, fetched, table, stale, state,
+        reason, fetched, table, stale, state, PRODUCTION,
     )  # fmt: skip
     return tuple.__new__(ScoredReading, scored)  # past NamedTuple's slow __new__
 
 
 def _batch(
+    serving: RoutedServing,
+    series_ids: Sequence[str],
+    timestamps: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    *,
+    may_block: bool,
+    fetch: bool = True,
+) -> ScoredBatch:
+    routes = serving.candidates.routes
+    if not routes.splits:
+        return _scored_batch(serving, series_ids, timestamps, values,
+                             may_block=may_block, fetch=fetch)  # fmt: skip
+    candidate_rows = routes.table.rows_of(series_ids)
+    at = np.flatnonzero(candidate_rows)
+    if at.size and not may_block and routes.heavy[candidate_rows[at]].any():
+        raise _LookupDue  # a candidate's forest may block: all of it in a thread
+    scored = _scored_batch(serving, series_ids, timestamps, values,
+                           may_block=may_block, fetch=fetch)  # fmt: skip
+    if at.size:
+        routing.routed_batch(
+            serving.candidates, routes, candidate_rows[at], at,
+            (series_ids, timestamps, values), scored.scores, _candidate_batch,
+        )  # fmt: skip
+    return scored
+
+
+def _candidate_one(
+    candidates: Candidates, series_id: str, timestamp: float, value: float
+) -> ScoredReading:
+    """A reading scored by its candidate (none of them blocks: `_one` sent
+    a heavy one to a thread)."""
+    return _scored_one(candidates, series_id, timestamp, value, may_block=True)
+
+
+def _candidate_batch(
+    candidates: Candidates,
+    series_ids: Sequence[str],
+    timestamps: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+) -> ScoredBatch:
+    """Readings scored by their candidates (as `_candidate_one`)."""
+    return _scored_batch(candidates, series_ids, timestamps, values,
+                         may_block=True, fetch=False)  # fmt: skip
+
+
+def _scored_batch(
     serving: Serving,
     series_ids: Sequence[str],
     timestamps: npt.NDArray[np.float64],

@@ -18,9 +18,10 @@ import structlog
 
 from atalaia.core.ports import ServingStore
 from atalaia.core.registry import RegistryNotice
-from atalaia.core.serving import ServedSensor
+from atalaia.core.serving import FleetModels
 from atalaia.errors import DependencyUnavailable
 from atalaia.memory import return_free_memory
+from atalaia.services.inference.candidates import Candidates
 from atalaia.services.inference.health import DatabaseHealth
 from atalaia.services.inference.l2 import L2Models
 from atalaia.services.inference.sensors import SensorModels
@@ -56,6 +57,7 @@ class TableFollower:
     l2: L2Models
     snapshot: Snapshot
     on_load: OnLoad
+    candidates: Candidates
     _cursor: int = field(default=0, init=False)
 
     def warm_load(self) -> None:
@@ -87,20 +89,21 @@ class TableFollower:
         serving does not wait for the disk.
         """
         started = time.perf_counter()
-        table, sensors, cursor = self._read_fleet()
+        table, fleet = self._read_fleet()
         return_free_memory()  # the rows read are gone: give their pages back
         with self.served.lock:
             self.served.replace(table, LoadState.DATABASE)
-            self.sensors.replace_all(sensors)
-            self._cursor = cursor
+            self.sensors.replace_all(fleet.sensors)
+            self.candidates.replace_all(fleet.rollouts)
+            self._cursor = fleet.cursor
         self.health.up()
         seconds = time.perf_counter() - started
         self.on_load(LoadState.DATABASE, seconds)
         log.info("inference.warm_loaded", models=len(table), seconds=round(seconds, 3))
 
-    def _read_fleet(self) -> tuple[ModelTable, list[ServedSensor], int]:
-        """A new table of every production model and series history, the
-        sensor models, and the ledger's cursor they are as of."""
+    def _read_fleet(self) -> tuple[ModelTable, FleetModels]:
+        """A new table of every production model and series history, and the
+        fleet read (its sensor models, rollouts and ledger cursor)."""
         fleet = self.store.load_fleet()
         models, history = fleet.models, fleet.history
         algorithm = np.fromiter(
@@ -115,7 +118,7 @@ class TableFollower:
             models.center, models.scale, models.threshold, Source.MEMORY,
             models.band, models.artifact, models.stuck_after, models.stream,
         )  # fmt: skip
-        return table, fleet.sensors, fleet.cursor
+        return table, fleet
 
     def reload_series(
         self, series_ids: Sequence[str], *, overwrite_cache: bool = True
@@ -139,6 +142,7 @@ class TableFollower:
             history = found.history
             table.set_history(history.series_ids, history.mean, history.std)
             self.sensors.update(series_ids, found.sensors)
+            self.candidates.update(series_ids, found.rollouts)
         if self.l2.enabled:
             self.l2.record(
                 [m for m in found.models if before.get(m.series_id) != m],

@@ -10,6 +10,7 @@ import structlog
 from atalaia.core.ports import ServingStore, SharedModelCache
 from atalaia.errors import ConcurrentChange, DependencyUnavailable
 from atalaia.services.inference.background import BackgroundThreads
+from atalaia.services.inference.candidates import Candidates
 from atalaia.services.inference.data_plane import score_batch
 from atalaia.services.inference.follower import OnLoad, TableFollower
 from atalaia.services.inference.health import DatabaseHealth
@@ -59,6 +60,7 @@ class Predictor:
         # Heavy models (forests): none without an artifact store to read them.
         self.heavy = heavy or HeavyModels(load=None, budget_bytes=0)
         self.streams = SeriesStreams()
+        self.candidates = Candidates(self.heavy)
         self.snapshot_path = snapshot_path
         self.served = served = ServedTable()
         self.health = health = DatabaseHealth(retry_s)
@@ -69,6 +71,7 @@ class Predictor:
             store=store, served=served, sensors=self.sensors, health=health, l2=l2,
             snapshot=self.snapshot,
             on_load=lambda source, seconds: self.on_load(source, seconds),
+            candidates=self.candidates,
         )  # fmt: skip
         self.misses = MissLookup(
             served=served, follower=self.follower, l2=l2, health=health
@@ -77,9 +80,9 @@ class Predictor:
         self.signals = IncidentSignals(resolve_after, enabled=incidents)
         self.threads = BackgroundThreads(
             follower=self.follower, snapshot=self.snapshot, tally=self.tally,
-            sink=store, health=health, rebuild=lambda: self.rebuild_streams(),
-            signals=self.signals, signal_sink=store, poll_s=poll_s,
-            flush_s=flush_s, signals_s=signals_s,
+            candidates=self.candidates, sink=store, health=health,
+            rebuild=lambda: self.rebuild_streams(), signals=self.signals,
+            signal_sink=store, poll_s=poll_s, flush_s=flush_s, signals_s=signals_s,
         )  # fmt: skip
         # Called with (source, seconds) after each full load (the metrics set it).
         self.on_load: OnLoad = lambda _source, _seconds: None
@@ -135,8 +138,13 @@ class Predictor:
         log.info("inference.streams_caught_up", series=len(found), readings=len(series))
 
     def rebuild_streams(self) -> int:
-        """Rebuild the cold streaming models (`rebuild_cold`); how many series."""
-        return rebuild_cold(self.streams, lambda: self.table, self.store)
+        """Rebuild the cold streaming models (`rebuild_cold`), production's
+        and the candidates'; how many series."""
+        rebuilt = rebuild_cold(self.streams, lambda: self.table, self.store)
+        candidates = self.candidates
+        return rebuilt + rebuild_cold(
+            candidates.streams, lambda: candidates.table, self.store
+        )
 
     @property
     def table(self) -> ModelTable:
@@ -160,6 +168,7 @@ class Predictor:
         try:
             self.signals.flush(self.store)
             self.tally.flush(self.store)
+            self.candidates.flush(self.store)
         except (DependencyUnavailable, ConcurrentChange) as exc:
             log.warning("inference.final_flush_failed", error=exc.origin)
         except Exception:  # a bug: said, and the shutdown goes on

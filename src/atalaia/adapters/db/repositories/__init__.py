@@ -13,6 +13,7 @@ from atalaia.adapters.db.repositories.readings import (
     ReadingStore,
     SeriesSummary,
 )
+from atalaia.adapters.db.repositories.rollouts import RolloutStore
 from atalaia.adapters.db.repositories.rollups import RollupStore
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ModelStore",
     "Outbox",
     "ReadingStore",
+    "RolloutStore",
     "RollupStore",
     "SeriesSummary",
     "SignalLogs",

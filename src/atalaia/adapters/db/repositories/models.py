@@ -38,6 +38,7 @@ class LedgerEntry:
     actor: str
     reason: str
     at: datetime
+    evidence: dict[str, Any] | None = None  # the figures a rollout decided on
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +121,12 @@ def _entry(row: RegistryEventRow) -> LedgerEntry:
     return LedgerEntry(
         row.seq, row.series_id, row.version,
         Stage(row.from_stage) if row.from_stage else None, Stage(row.to_stage),
-        row.actor, row.reason, row.at,
+        row.actor, row.reason, row.at, row.evidence,
     )  # fmt: skip
 
 
-# Production versions, in the field order of ServedModel and ServedColumns.
-_SERVED = select(
+# A version's served fields, in the field order of ServedModel and ServedColumns.
+SERVED_FIELDS = (
     VersionRow.series_id,
     VersionRow.version,
     VersionRow.algorithm,
@@ -136,7 +137,9 @@ _SERVED = select(
     VersionRow.artifact,
     VersionRow.stuck_after,
     VersionRow.stream,
-).where(
+)
+# Production versions.
+_SERVED = select(*SERVED_FIELDS).where(
     VersionRow.stage == Stage.PRODUCTION.value,
     VersionRow.algorithm.in_(SERVED_ALGORITHMS),  # the model table's; not sensors'
 )
@@ -325,8 +328,16 @@ class ModelStore:
         )
         return [_version(row) for row in self.session.scalars(stmt)]
 
-    def apply(self, changes: Sequence[StageChange], *, actor: str, reason: str) -> None:
-        """Move versions between stages and append each move to the ledger."""
+    def apply(
+        self,
+        changes: Sequence[StageChange],
+        *,
+        actor: str,
+        reason: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        """Move versions between stages and append each move to the ledger
+        (with the figures it was decided on, if any)."""
         for change in changes:
             self.session.execute(
                 update(VersionRow)
@@ -336,9 +347,33 @@ class ModelStore:
                 )
                 .values(stage=change.to_stage.value)
             )
-            self._log(change, actor=actor, reason=reason)
+            self._log(change, actor=actor, reason=reason, evidence=evidence)
 
-    def _log(self, change: StageChange, *, actor: str, reason: str) -> None:
+    def note(
+        self,
+        series_id: str,
+        version: int,
+        stage: Stage,
+        *,
+        actor: str,
+        reason: str,
+        evidence: dict[str, Any],
+    ) -> None:
+        """Append to the ledger a decision about a version that leaves it in its
+        stage (a rollout's step): inference reads the series again too."""
+        self._log(
+            StageChange(series_id, version, stage, stage),
+            actor=actor, reason=reason, evidence=evidence,
+        )  # fmt: skip
+
+    def _log(
+        self,
+        change: StageChange,
+        *,
+        actor: str,
+        reason: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
         self.session.add(
             RegistryEventRow(
                 series_id=change.series_id,
@@ -348,6 +383,7 @@ class ModelStore:
                 actor=actor,
                 reason=reason[:512],
                 at=utcnow(),
+                evidence=evidence,
             )
         )
 

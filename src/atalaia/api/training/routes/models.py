@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
@@ -18,23 +20,29 @@ from atalaia.api.common.deps import (
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text, VersionNumber
 from atalaia.api.common.resources import Resources
+from atalaia.api.training.rollout_schemas import RolloutStarted, RolloutView
 from atalaia.api.training.schemas import (
+    CanaryConfig,
+    GatesConfig,
     ModelsOverview,
     PromoteBody,
     RollbackBody,
+    ShadowConfig,
     StageChangeView,
     VersionView,
 )
 from atalaia.core.registry import StageChange, Strategy
+from atalaia.core.rollout import CanaryPlan, Gates
 from atalaia.errors import (
     InvalidInput,
     NothingToRollBack,
-    NotImplementedYet,
+    RolloutConflict,
     VersionNotFound,
     VersionNotPromotable,
 )
-from atalaia.services import monitoring, registry, registry_overview
+from atalaia.services import monitoring, registry, registry_overview, rollouts
 from atalaia.services.registry_overview import ChangeKind
+from atalaia.services.rollouts import RolloutRequest
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -112,7 +120,10 @@ def _changes_view(series_id: SeriesId, changes: list[StageChange]) -> dict[str, 
 
 @router.post(
     "/{series_id}/versions/{version}/promote",
-    responses=error_responses(VersionNotFound, VersionNotPromotable, NotImplementedYet),
+    responses={
+        202: {"model": RolloutStarted, "description": "A canary or shadow started"},
+        **error_responses(VersionNotFound, VersionNotPromotable, RolloutConflict),
+    },
 )
 def promote(
     series_id: SeriesId,
@@ -121,22 +132,54 @@ def promote(
     session: SessionDep,
     resources: ResourcesDep,
     principal: MlEngineer,
-) -> dict[str, Any]:
-    """Promote a Staging version: direct (canary and shadow come later)."""
-    changes = registry.promote_version(
-        session=session,
+) -> Any:
+    """Promote a Staging version: `direct` at once; or start a `canary` (a
+    growing share of the readings, stepped by the scheduler while the gates
+    hold) or a `shadow` (scores every reading beside production), answered
+    202 with the rollout."""
+    if body.strategy == "direct":
+        changes = registry.promote_version(
+            session=session, series_id=series_id, version=version,
+            archive_existing=body.archive_existing, actor=principal.subject,
+            reason=body.reason,
+        )  # fmt: skip
+        _announce(resources, session, changes, "promoted")
+        return {"strategy": body.strategy, **_changes_view(series_id, changes)}
+    rollout = rollouts.start(
+        session=session, series_id=series_id, version=version,
+        request=_rollout_request(body), actor=principal.subject,
+        reason=body.reason, now=datetime.now(UTC),
+    )  # fmt: skip
+    rollouts.announce(resources.redis, rollout, "rollout_started")
+    started = RolloutStarted(
         series_id=series_id,
-        version=version,
-        strategy=Strategy(body.strategy),
-        archive_existing=body.archive_existing,
-        actor=principal.subject,
-        reason=body.reason,
+        strategy=rollout.strategy,
+        rollout=RolloutView.model_validate(rollouts.describe(rollout, {})),
     )
-    _announce(resources, session, changes, "promoted")
-    return {"strategy": body.strategy, **_changes_view(series_id, changes)}
+    return JSONResponse(started.model_dump(mode="json"), status_code=202)
 
 
-@router.post("/{series_id}/rollback", responses=error_responses(NothingToRollBack))
+def _rollout_request(body: PromoteBody) -> RolloutRequest:
+    canary = body.canary_config or CanaryConfig()
+    gates = body.gates or GatesConfig()
+    plan = CanaryPlan(
+        canary.initial_percentage,
+        canary.increment_percentage,
+        canary.increment_interval_hours * 3600.0,
+    )
+    if body.strategy == "shadow":
+        shadow = body.shadow_config or ShadowConfig()
+        return RolloutRequest(
+            Strategy.SHADOW, plan, Gates(**gates.model_dump()), shadow.then,
+            duration_s=shadow.duration_hours * 3600.0,
+        )  # fmt: skip
+    return RolloutRequest(Strategy.CANARY, plan, Gates(**gates.model_dump()))
+
+
+@router.post(
+    "/{series_id}/rollback",
+    responses=error_responses(NothingToRollBack, RolloutConflict),
+)
 def rollback(
     series_id: SeriesId,
     session: SessionDep,
@@ -144,15 +187,22 @@ def rollback(
     principal: MlEngineer,
     body: RollbackBody | None = None,
 ) -> dict[str, Any]:
-    """Put back the version that was in production before the current one."""
+    """Roll back the series' running canary (its candidate archived) or end
+    its shadow; without one, put back the version that was in production
+    before the current one."""
+    reason = body.reason if body else ""
+    ended = rollouts.roll_back_running(
+        session=session, series_id=series_id, actor=principal.subject, reason=reason
+    )
+    if ended is not None:
+        if ended:
+            _announce(resources, session, ended, "rolled_back")
+        return {**_changes_view(series_id, ended), "rollout_ended": True}
     changes = registry.rollback(
-        session=session,
-        series_id=series_id,
-        actor=principal.subject,
-        reason=body.reason if body else "",
+        session=session, series_id=series_id, actor=principal.subject, reason=reason
     )
     _announce(resources, session, changes, "rolled_back")
-    return _changes_view(series_id, changes)
+    return {**_changes_view(series_id, changes), "rollout_ended": False}
 
 
 def _announce(
@@ -207,5 +257,6 @@ def series_metrics(
 def deployment_config(
     series_id: SeriesId, session: SessionDep, _: Viewer
 ) -> dict[str, Any]:
-    """What serves the series now, and the latest stage changes."""
-    return registry.deployment_config(session=session, series_id=series_id)
+    """What serves the series now (the live split while a canary runs), its
+    running canary, its latest shadow, and the latest ledger entries."""
+    return rollouts.deployment_config(session=session, series_id=series_id)
