@@ -32,6 +32,7 @@ from atalaia.core.fitting import fit_series
 from atalaia.core.series import Readings
 from atalaia.core.serving import ServedModel
 from atalaia.services.inference import data_plane
+from atalaia.services.inference.candidates import Candidates
 from atalaia.services.inference.heavy import HeavyModels
 from atalaia.services.inference.streams import Cold, SeriesStreams, rebuild_cold
 from atalaia.services.model_table import ModelTable, Source
@@ -42,12 +43,14 @@ FITTED = 20  # distinct models copied across the fleet
 
 
 class _Serving:
-    """The data plane's view of a predictor: a table and its streams."""
+    """The data plane's view of a predictor: a table and its streams (and
+    no rollout's candidate)."""
 
     def __init__(self, table: ModelTable) -> None:
         self.table = table
         self.heavy = HeavyModels(load=None, budget_bytes=0)
         self.streams = SeriesStreams()
+        self.candidates = Candidates(self.heavy)
 
     def due_lookups(self, _unknown: object) -> set[str]:
         return set()  # every series is in the table

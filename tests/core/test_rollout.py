@@ -105,12 +105,12 @@ class TestSplit:
         assert to_candidate(keys, timestamps, 1.0).all()
 
 
-HEALTHY = Figures(predictions=10_000, errors=0, anomalies=100)
+HEALTHY = Figures(predictions=100_000, errors=0, anomalies=1_000)
 
 
 class TestGates:
     def test_a_candidate_like_production_passes(self) -> None:
-        candidate = Figures(predictions=500, errors=1, anomalies=6)
+        candidate = Figures(predictions=20_000, errors=10, anomalies=240)
 
         verdict = judge(candidate, HEALTHY, Gates())
 
@@ -129,8 +129,8 @@ class TestGates:
                 Figures(500, errors=0, anomalies=5, slow=6),
                 "p99 latency ≥ 100 ms (1.2% of answers slower)",
             ),
-            (Figures(500, errors=0, anomalies=7), "anomaly rate 1.40%"),
-            (Figures(500, errors=0, anomalies=3), "anomaly rate 0.60%"),
+            (Figures(20_000, errors=0, anomalies=320), "anomaly rate 1.60%"),
+            (Figures(20_000, errors=0, anomalies=80), "anomaly rate 0.40%"),
         ],
     )
     def test_each_gate_fails_naming_its_figure(
@@ -156,8 +156,16 @@ class TestGates:
 
         assert judge(candidate, quiet, Gates()).outcome is Outcome.PASSED
 
+    def test_a_difference_sampling_explains_passes(self) -> None:
+        never = Figures(predictions=5_000, errors=0, anomalies=0)
+        one = Figures(predictions=500, errors=0, anomalies=1)
+        many = Figures(predictions=500, errors=0, anomalies=25)
+
+        assert judge(one, never, Gates()).outcome is Outcome.PASSED
+        assert judge(many, never, Gates()).outcome is Outcome.FAILED
+
     def test_the_tolerance_is_configurable(self) -> None:
-        candidate = Figures(predictions=500, errors=0, anomalies=7)
+        candidate = Figures(predictions=20_000, errors=0, anomalies=320)
 
         assert (
             judge(candidate, HEALTHY, Gates(anomaly_rate_tolerance=0.5)).reasons == ()

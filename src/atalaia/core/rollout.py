@@ -93,7 +93,10 @@ class CanaryPlan:
 class Gates:
     """What a candidate must show at each step: an error rate and a p99
     latency below these, an anomaly rate within `anomaly_rate_tolerance` of
-    production's (relative), over at least `min_predictions` answers."""
+    production's (relative) — and within what sampling alone would move two
+    rates of so many answers (`SAMPLING_Z` standard errors: a production
+    with no anomaly yet is no reason to refuse a candidate's first) — over
+    at least `min_predictions` answers."""
 
     max_error_rate: float = 0.005
     max_p99_ms: float = 100.0
@@ -125,6 +128,8 @@ class Figures:
         return self.slow / self.predictions if self.predictions else 0.0
 
 
+# Standard errors two anomaly rates may differ by from sampling alone (99 %).
+SAMPLING_Z = 2.576
 # The share of answers allowed over `max_p99_ms`: what a 99th percentile is.
 SLOW_SHARE = 0.01
 
@@ -187,6 +192,18 @@ class RolloutFigures:
     pairs: Pairs = Pairs()
 
 
+def _sampling(candidate: Figures, production: Figures) -> float:
+    """How far two anomaly rates of these many answers may differ by chance:
+    SAMPLING_Z standard errors of their difference, at their pooled rate
+    (smoothed by one anomaly in two more answers: no anomaly seen yet is not
+    a rate of zero)."""
+    n_c, n_p = candidate.predictions, production.predictions
+    if not n_c or not n_p:
+        return 0.0
+    pooled = (candidate.anomalies + production.anomalies + 1) / (n_c + n_p + 2)
+    return SAMPLING_Z * math.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_p))
+
+
 def judge(candidate: Figures, production: Figures, gates: Gates) -> Verdict:
     """Whether the candidate's figures pass the gates against production's."""
     evidence = {
@@ -212,13 +229,15 @@ def judge(candidate: Figures, production: Figures, gates: Gates) -> Verdict:
         )
     # Production's rate is the reference only over enough answers of its own.
     expected = production.anomaly_rate
-    allowed = gates.anomaly_rate_tolerance * expected
+    allowed = gates.anomaly_rate_tolerance * expected + _sampling(candidate, production)
+    evidence["anomaly_rate_allowed"] = allowed
     if production.predictions >= gates.min_predictions and (
         abs(candidate.anomaly_rate - expected) > allowed
     ):
         reasons.append(
             f"anomaly rate {candidate.anomaly_rate:.2%} is not within "
-            f"±{gates.anomaly_rate_tolerance:.0%} of production's {expected:.2%}"
+            f"±{gates.anomaly_rate_tolerance:.0%} of production's {expected:.2%} "
+            f"(±{allowed:.2%} with sampling)"
         )
     outcome = Outcome.FAILED if reasons else Outcome.PASSED
     return Verdict(outcome, tuple(reasons), evidence)

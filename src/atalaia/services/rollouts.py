@@ -283,6 +283,7 @@ def _promote(session: Session, rollout: Rollout, evidence: dict[str, float]) -> 
         archive_existing=True,
     )
     reason = f"canary {rollout.id} reached 100 %: gates held at every step"
+    evidence = {"rollout_id": rollout.id, **evidence}
     apply_changes(session, changes, actor=SCHEDULER, action="model.promoted",
                   reason=reason, evidence=evidence)  # fmt: skip
     RolloutStore(session).ended(
@@ -303,6 +304,7 @@ def _roll_back(
         rollout.series_id, rollout.candidate, Stage.STAGING, Stage.ARCHIVED
     )
     reason = f"canary {rollout.id} rolled back at {rollout.percentage:g} %: {why}"
+    evidence = {"rollout_id": rollout.id, **evidence}
     apply_changes(session, [change], actor=actor, action="model.rolled_back",
                   reason=reason, evidence=evidence)  # fmt: skip
     RolloutStore(session).ended(

@@ -60,7 +60,10 @@ class Predictor:
         # Heavy models (forests): none without an artifact store to read them.
         self.heavy = heavy or HeavyModels(load=None, budget_bytes=0)
         self.streams = SeriesStreams()
-        self.candidates = Candidates(self.heavy)
+        # The candidates' forests apart: each keeps its series' recent readings.
+        self.candidates = Candidates(
+            HeavyModels(load=self.heavy.load, budget_bytes=self.heavy.budget_bytes)
+        )
         self.snapshot_path = snapshot_path
         self.served = served = ServedTable()
         self.health = health = DatabaseHealth(retry_s)

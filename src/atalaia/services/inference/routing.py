@@ -105,6 +105,12 @@ def routed_one(
     )  # fmt: skip
 
 
+def _forest_read(candidates: Candidates, routes: Routes, row: int) -> bool:
+    """Whether a heavy candidate's forest could be read (else its band
+    answered for it: it failed)."""
+    return candidates.heavy.resident(routes.table.artifact_of(row) or "")
+
+
 def _production(scored: ScoredReading) -> list[tuple[int, float]]:
     """The counters of a reading production answered."""
     return [
@@ -177,6 +183,12 @@ def _score_candidates(
         added[:, C_ERR] = 1.0
         return np.zeros(at.size, bool)
     ok = (theirs.tier == _MODEL) & np.isfinite(theirs.score)
+    heavy = np.flatnonzero(routes.heavy[rows])
+    if heavy.size:
+        read = {
+            r: _forest_read(candidates, routes, r) for r in set(rows[heavy].tolist())
+        }
+        ok[heavy] &= np.array([read[r] for r in rows[heavy].tolist()], bool)
     added[:, C_ERR] = ~ok
     added[:, C_ANOM] = theirs.anomaly & ok
     x, y = scores.score[at], theirs.score
