@@ -23,6 +23,7 @@ from bench import (
     platform_bench,
     predict_bench,
     quality_bench,
+    rollout_bench,
     seasonal_bench,
     skab,
     store_bench,
@@ -69,6 +70,20 @@ def incident_cost(
     """Single predictions at 1 % anomalies with incidents recorded and without."""
     figures, table = incident_bench.incident_cost(models, duration_s, runs, url)
     report("incident-cost", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("canary-cost")
+def canary_cost(
+    models: int = 100_000,
+    percentage: float = 50.0,
+    duration: int = 5,
+    runs: int = 3,
+    record: Record = True,
+) -> None:
+    """Single predictions of series in a canary at `percentage` and without one."""
+    figures, table = rollout_bench.canary_cost(models, percentage, duration, runs)
+    report("canary-cost", figures, record=record)
     typer.echo(table)
 
 

@@ -30,6 +30,7 @@ SMOKE = [
     ["streaming", "--models", "300", "--batch", "50", "--single", "200"]
     + ["--runs", "1"],
     ["incidents", "--incidents", "400", "--sensors", "500", "--requests", "5"],
+    ["canary-cost", "--models", "300", "--duration", "1", "--runs", "1"],
     # no peer: their virtualenvs take minutes to make (see bench/peers_bench.py)
     ["peers", "--models", "300", "--peers", "none", "--runs", "1", "--duration", "1"],
 ]

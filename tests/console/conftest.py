@@ -20,6 +20,7 @@ from fixtures.browser import Problems, open_page
 
 CANDIDATE = "demo_sensor_001_radial"  # gets a Staging version, promoted by a test
 WAITING = "demo_sensor_002_radial"  # gets a Staging version nobody promotes
+CANARIED = "demo_sensor_002_axial"  # gets a Staging version a test rolls out
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
@@ -46,7 +47,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """The demo's fleet of 2 sensors, served, streamed (so incidents are open),
-    and two series with a Staging candidate waiting."""
+    and three series with a Staging candidate waiting."""
     home: Path = tmp_path_factory.mktemp("console")
     settings = Settings(
         home=home, log_json=False, log_level="WARNING", rate_limit_per_min=100_000,
@@ -61,7 +62,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         demo_token = issue(subject=DEMO_ACTOR, role=Role.ML_ENGINEER, ttl_s=3600)
         run_demo(base, demo_token, sensors=2, stream_minutes=60, echo=lambda _l: None)
         found = Platform(base, tokens)
-        for series_id in (CANDIDATE, WAITING):
+        for series_id in (CANDIDATE, WAITING, CANARIED):
             _train_a_candidate(found, series_id)
         wait_for(lambda: found.api("GET", "/incidents").json()["incidents"] or None)
         yield found

@@ -8,7 +8,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from atalaia.api.common.auth import Role
-from console.conftest import CANDIDATE, WAITING, Platform, ready, signed_in
+from console.conftest import CANARIED, CANDIDATE, WAITING, Platform, ready, signed_in
 from fixtures.api import wait_for
 from fixtures.browser import open_page, screenshot
 
@@ -114,6 +114,35 @@ def test_sign_in_fleet_sensor_then_promote(
     assert served["production_version"] == 2
     expect(page.get_by_role("button", name="Roll back")).to_be_visible()
     screenshot(page, "series-after-promotion")
+    assert problems.take() == []
+
+
+def test_a_canary_started_shown_and_ended_from_the_series_page(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.ML_ENGINEER)
+    page.goto(f"{platform.base}/console/#/series/{CANARIED}")
+    ready(page, f"#/series/{CANARIED}")
+
+    page.get_by_label("Strategy for version 2").select_option("canary")
+    page.get_by_role("button", name="Promote v2").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Canary of version 2 started")
+    card = page.get_by_role("group", name="Canary of version 2: 5 % of the readings")
+    expect(card).to_be_visible()
+    expect(page.get_by_text("canary: production 95 %, candidate 5 %")).to_be_visible()
+    expect(page.get_by_role("button", name="Promote v2")).to_have_count(0)
+    screenshot(page, "series-canary")
+    config = platform.api("GET", f"/models/{CANARIED}/deployment-config").json()
+    assert config["split"] == {"candidate": 5.0, "production": 95.0}
+
+    card.get_by_role("button", name="End it").click()
+
+    expect(page.get_by_role("status")).to_contain_text("canary ended")
+    expect(card).to_have_count(0)
+    expect(page.get_by_role("button", name="Promote v2")).to_be_visible()
+    config = platform.api("GET", f"/models/{CANARIED}/deployment-config").json()
+    assert (config["split"], config["staging_versions"]) == (None, [2])
     assert problems.take() == []
 
 

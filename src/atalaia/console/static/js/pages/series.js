@@ -5,9 +5,10 @@ import { api, may } from "../api.js";
 import { SeriesChart } from "../chart.js";
 import { badge, clear, field, h, heading, num, pct, shortId, table, toast, when } from "../ui.js";
 
-// What `promote` takes; canary and shadow answer 501 (`feature_served`) for now.
-const STRATEGIES = [["direct", "Direct", true], ["canary", "Canary (not served yet)", false],
-  ["shadow", "Shadow (not served yet)", false]];
+// What `promote` takes: Production at once, a canary (5 % of the readings,
+// 15 % more every 2 h while its gates hold), or a shadow (24 h beside
+// production, then a canary if its comparison passes).
+const STRATEGIES = [["direct", "Direct"], ["canary", "Canary"], ["shadow", "Shadow, then canary"]];
 
 /** The sensor of `sensor_001_radial` is `sensor_001`; a series without an axis
  * (its id's last `_` part is not letters) is a sensor of its own. */
@@ -38,6 +39,37 @@ export async function render(main, [seriesId]) {
     showVersions(list, config);
   }
 
+  /** A running canary, or the latest shadow: its split, figures and end. */
+  function rolloutCard(rollout) {
+    const figures = rollout.figures;
+    const running = rollout.state === "running";
+    const title = rollout.strategy === "canary"
+      ? `Canary of version ${rollout.candidate_version}: ${num(rollout.split.candidate)} % of the readings`
+      : `Shadow of version ${rollout.candidate_version}: ${running ? "scoring every reading, answering none"
+        : rollout.decision === "canary" ? "passed" : rollout.state}`;
+    const cancel = running && may("ml_engineer")
+      ? h("button", { type: "button", class: "danger" }, "End it") : null;
+    cancel?.addEventListener("click", async () => {
+      try {
+        await api(`/rollouts/${rollout.id}/cancel`, { method: "POST", body: { reason: "from the console" } });
+        toast(`${rollout.strategy} ended`);
+        await refresh();
+      } catch (error) {
+        toast(error.message, "error");
+      }
+    });
+    return h("div", { class: "card", role: "group", "aria-label": title }, h("h3", {}, title),
+      h("dl", { class: "facts" },
+        fact("Started", when(rollout.started_at)),
+        running ? fact(rollout.strategy === "canary" ? "Next step" : "Decides", when(rollout.next_step_at))
+          : fact("Ended", `${when(rollout.ended_at)}: ${rollout.outcome}`),
+        fact("Candidate", `${num(figures.candidate.predictions)} readings, errors ${pct(figures.candidate.error_rate)}, `
+          + `anomalies ${pct(figures.candidate.anomaly_rate)}`),
+        fact("Production, same readings", `anomalies ${pct(figures.paired.production_anomaly_rate)}, `
+          + `agreement ${pct(figures.paired.agreement)}`)),
+      cancel);
+  }
+
   function showServing(config, metrics) {
     const drift = metrics ? metrics.drift_detection : null;
     const predictions = metrics ? metrics.predictions : null;
@@ -45,7 +77,9 @@ export async function render(main, [seriesId]) {
       h("dl", { class: "facts" },
         fact("Production", config.production_version === null ? "none"
           : `version ${config.production_version} (${config.production_algorithm})`),
-        fact("Strategy", config.strategy),
+        fact("Strategy", config.split
+          ? `${config.strategy}: production ${num(config.split.production)} %, candidate ${num(config.split.candidate)} %`
+          : config.strategy),
         fact("Staging", config.staging_versions.length ? config.staging_versions.join(", ") : "none"),
         predictions ? fact("Predictions, 24 h", num(predictions.predictions ?? predictions.count)) : null,
         predictions ? fact("Anomaly rate, 24 h", pct(predictions.anomaly_rate)) : null,
@@ -53,7 +87,9 @@ export async function render(main, [seriesId]) {
           ? badge(`detected (PSI ${num(drift.psi)})`, "critical") : `none (PSI ${num(drift.psi)})`) : null,
         drift ? fact("Concept drift", drift.concept_drift_detected
           ? badge(`detected (${drift.false_alarms} false alarms of ${drift.feedback_labels} labels)`, "critical")
-          : `none (${drift.feedback_labels} labels)`) : null));
+          : `none (${drift.feedback_labels} labels)`) : null),
+      config.canary ? rolloutCard(config.canary) : null,
+      config.shadow && (config.shadow.state === "running" || !config.canary) ? rolloutCard(config.shadow) : null);
   }
 
   function showVersions(list, config) {
@@ -67,15 +103,18 @@ export async function render(main, [seriesId]) {
           sort: (v) => v.created_at },
         { label: "Metrics", value: (v) => metricList(v.metrics) },
         { label: "Lineage", value: (v) => lineage(v.lineage) },
-        ...(engineer ? [{ label: "Actions", value: (v) => actions(v) }] : []),
+        ...(engineer ? [{ label: "Actions", value: (v) => actions(v, running(config)) }] : []),
       ], list, { empty: "No model has been trained for this series yet." }),
       engineer && list.some((v) => v.stage === "archived") ? rollback() : null);
   }
 
-  function actions(version) {
+  function actions(version, rollout) {
     if (version.stage !== "staging") return "—";
+    if (rollout) {
+      return rollout.candidate_version === version.version ? `in ${rollout.strategy}` : "—";
+    }
     const strategy = h("select", { name: "strategy", "aria-label": `Strategy for version ${version.version}` },
-      STRATEGIES.map(([value, label, served]) => h("option", { value, disabled: !served }, label)));
+      STRATEGIES.map(([value, label]) => h("option", { value }, label)));
     const archive = h("input", { type: "checkbox", name: "archive_existing", checked: true });
     const promoteForm = h("form", { class: "inline" }, strategy,
       h("label", { class: "check" }, archive, " archive the current"),
@@ -83,10 +122,13 @@ export async function render(main, [seriesId]) {
     promoteForm.addEventListener("submit", async (event) => {
       event.preventDefault();
       try {
+        const direct = strategy.value === "direct";
+        const body = direct ? { strategy: "direct", archive_existing: archive.checked }
+          : { strategy: strategy.value };
         await api(`/models/${encodeURIComponent(seriesId)}/versions/${version.version}/promote`,
-          { method: "POST", body: { strategy: strategy.value, archive_existing: archive.checked,
-            reason: "from the console" } });
-        toast(`Version ${version.version} promoted`);
+          { method: "POST", body: { ...body, reason: "from the console" } });
+        toast(direct ? `Version ${version.version} promoted`
+          : `${strategy.value === "canary" ? "Canary" : "Shadow"} of version ${version.version} started`);
         await refresh();
       } catch (error) {
         toast(error.message, "error");
@@ -117,6 +159,11 @@ export async function render(main, [seriesId]) {
   await chart.load(); // the chart first: what the page is opened for
   await refresh();
   return () => chart.destroy();
+}
+
+/** The series' running canary or shadow, if any: one at a time. */
+function running(config) {
+  return [config.canary, config.shadow].find((r) => r && r.state === "running") || null;
 }
 
 function fact(label, value) {
