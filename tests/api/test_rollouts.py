@@ -329,6 +329,50 @@ class TestShadow:
         platform.wait_for_role("canary")
 
 
+class TestAbTest:
+    def test_an_ab_test_splits_for_its_period_then_reports_and_moves_nothing(
+        self, platform: Platform
+    ) -> None:
+        shifted = _trained(platform.client, platform.admin, level=0.6, seed=2)
+        test = platform.start(
+            shifted, strategy="ab",
+            ab_config={"percentage": 30, "duration_hours": 24},
+        )  # fmt: skip
+        assert (test["strategy"], test["split"]) == (
+            "ab", {"candidate": 30, "production": 70}
+        )  # fmt: skip
+        platform.wait_for_role("challenger")
+        answer = platform.predict(3_000)
+        challenger = np.array(answer["role"]) == "challenger"
+        assert 0.25 < challenger.mean() < 0.35
+        assert set(np.array(answer["stage"])[challenger]) == {"staging"}
+        alarms = np.flatnonzero(challenger & np.array(answer["anomaly"]))
+        for at in alarms[:12].tolist():  # its alarms, judged false by a person
+            label = {"timestamp": answer["timestamp"][at], "is_anomaly": False,
+                     "version": shifted}  # fmt: skip
+            response = platform.client.post(
+                f"/api/v1/feedback/{SERIES}", json=label, headers=platform.admin
+            )
+            assert response.status_code in (200, 201), response.text
+
+        assert platform.step(hours=23).actions == {}  # a failing arm waits its end
+        assert platform.step(hours=1).actions == {test["id"]: "report"}
+
+        ended = platform.rollout(test["id"])
+        assert ended["state"] == "reported"
+        report = ended["report"]
+        assert report["anomaly_rate"]["challenger"] > 0.5
+        assert report["anomaly_rate"]["significant"] is True
+        assert report["labels"] == {"production": 0, "challenger": 12}
+        assert report["precision"]["challenger"] == 0.0
+        assert report["precision"]["p_value"] is None  # production has no label
+        assert "anomaly rate" in ended["outcome"]
+        assert platform.stages() == {platform.production: "production",
+                                     shifted: "staging"}  # fmt: skip
+        assert platform.config()["ab"]["report"] == report
+        platform.wait_until_only("production")
+
+
 def _scored(platform: Platform, rollout_id: int) -> bool:
     """Whether inference scored readings with the rollout's candidate yet."""
     platform.predict(50)
@@ -393,6 +437,8 @@ class TestRules:
             ({"strategy": "canary", "canary_config": {"initial_percentage": 0}},
              "request_schema"),
             ({"strategy": "canary", "gates": {"max_error_rate": 2}}, "request_schema"),
+            ({"strategy": "ab", "ab_config": {"percentage": 100}}, "request_schema"),
+            ({"strategy": "ab", "canary_config": {}}, "request_schema"),
         ],
     )  # fmt: skip
     def test_bad_bodies_are_refused(

@@ -8,17 +8,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atalaia.core.rollout import (
+    COUNTERS,
     Action,
     Canary,
     CanaryPlan,
     Figures,
     Gates,
+    Labels,
     Outcome,
+    Pairs,
+    RolloutFigures,
     Verdict,
+    ab_report,
+    compare,
     draw,
     draws,
+    figures_of,
     judge,
+    judge_rollout,
     series_key,
+    shadow_verdict,
     start,
     step,
     to_candidate,
@@ -219,3 +228,74 @@ class TestSteps:
     def test_a_plan_out_of_range_is_refused(self, plan: dict[str, float]) -> None:
         with pytest.raises(ValueError, match="percentage|positive"):
             CanaryPlan(**plan)
+
+
+class TestFigures:
+    def test_counters_read_as_each_version_s_figures(self) -> None:
+        counts = dict.fromkeys(COUNTERS, 0.0) | {
+            "candidate_predictions": 200, "candidate_errors": 2,
+            "candidate_anomalies": 10, "candidate_slow": 1,
+            "production_predictions": 800, "production_anomalies": 8,
+            "paired": 200, "paired_agreements": 190,
+            "paired_production_anomalies": 4,
+        }  # fmt: skip
+
+        figures = figures_of(counts)
+
+        assert figures.candidate == Figures(200, 2, 10, 1)
+        assert figures.production == Figures(800, 0, 8)
+        assert figures.production_paired == Figures(200, anomalies=4)
+        assert figures.pairs.agreement == pytest.approx(0.95)
+        assert figures.pairs.correlation is None  # no score varied
+        assert figures_of({}) == RolloutFigures()
+
+    def test_scores_that_move_together_correlate(self) -> None:
+        x = np.array([0.1, 0.5, 0.9, 1.4, 0.3])
+        pairs = Pairs(5, 5, x.sum(), (2 * x).sum(), (x * x).sum(),
+                      (4 * x * x).sum(), (2 * x * x).sum())  # fmt: skip
+
+        assert pairs.correlation == pytest.approx(1.0)
+
+    def test_a_rollout_is_judged_against_production_on_the_same_readings(
+        self,
+    ) -> None:
+        figures = RolloutFigures(
+            candidate=Figures(1_000, anomalies=50),
+            production=Figures(9_000, anomalies=90),  # 1 %: elsewhere
+            production_paired=Figures(1_000, anomalies=48),  # 4.8 %: the same
+            pairs=Pairs(1_000, 990),
+        )
+
+        verdict = judge_rollout(figures, Gates())
+
+        assert verdict.outcome is Outcome.PASSED
+        assert verdict.evidence["production_anomaly_rate"] == pytest.approx(0.048)
+        assert verdict.evidence["agreement"] == pytest.approx(0.99)
+
+    def test_a_shadow_that_saw_too_few_readings_fails_at_its_end(self) -> None:
+        assert shadow_verdict(TOO_FEW).outcome is Outcome.FAILED
+        assert shadow_verdict(PASSED) is PASSED
+
+
+class TestAbReport:
+    def test_differences_are_tested_and_too_few_labels_say_so(self) -> None:
+        figures = RolloutFigures(
+            candidate=Figures(5_000, anomalies=150),
+            production=Figures(5_000, anomalies=50),
+        )
+
+        report = ab_report(figures, Labels(40, 30), Labels(3, 1))
+
+        assert report["challenger_anomaly_rate"] == pytest.approx(0.03)
+        assert report["anomaly_rate_significant"] == 1.0
+        assert 0 <= report["anomaly_rate_p_value"] < 0.001
+        assert report["production_precision"] == pytest.approx(0.75)
+        assert report["precision_p_value"] == -1.0  # 3 labels: too few to test
+        assert report["precision_significant"] == 0.0
+
+    def test_the_z_test_matches_its_textbook_value(self) -> None:
+        # 45 of 500 against 30 of 500: z = 1.80, two-sided p = 0.072.
+        found = compare(30, 500, 45, 500)
+
+        assert found.p_value == pytest.approx(0.0719, abs=5e-4)
+        assert not found.significant

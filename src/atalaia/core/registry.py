@@ -29,6 +29,7 @@ class Strategy(StrEnum):
     DIRECT = "direct"
     CANARY = "canary"
     SHADOW = "shadow"
+    AB = "ab"  # an A/B test: a fixed share for a period, then a report
 
 
 _LEGAL: dict[Stage, frozenset[Stage]] = {

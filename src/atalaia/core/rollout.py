@@ -351,12 +351,91 @@ def step(canary: Canary, verdict: Verdict, now: float) -> Step:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Two proportions (the challenger's x_b of n_b against production's x_a of
+    n_a) and the two-sided p-value of their difference (a z-test, pooled);
+    None while an arm would expect fewer than MIN_EVENTS events or non-events
+    at the pooled rate (too few for the normal approximation)."""
+
+    production: float
+    challenger: float
+    p_value: float | None
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value is not None and self.p_value < SIGNIFICANCE
+
+
+SIGNIFICANCE = 0.05
+MIN_EVENTS = 5  # expected per arm, of each outcome: the normal approximation's rule
+
+
+def compare(x_a: int, n_a: int, x_b: int, n_b: int) -> Comparison:
+    """Production's x_a / n_a against the challenger's x_b / n_b.
+
+    >>> compare(100, 10_000, 160, 10_000).significant
+    True
+    >>> compare(100, 10_000, 110, 10_000).significant
+    False
+    >>> compare(0, 2_000, 900, 900).significant  # none against all
+    True
+    >>> compare(0, 20, 1, 10).p_value is None  # too few to tell
+    True
+    """
+    rate_a = x_a / n_a if n_a else 0.0
+    rate_b = x_b / n_b if n_b else 0.0
+    pooled = (x_a + x_b) / (n_a + n_b) if n_a + n_b else 0.0
+    expected = min(n_a, n_b) * min(pooled, 1 - pooled)
+    if expected < MIN_EVENTS:
+        return Comparison(rate_a, rate_b, None)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    z = (rate_b - rate_a) / spread
+    return Comparison(rate_a, rate_b, math.erfc(abs(z) / math.sqrt(2)))
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """Feedback on a version's anomalies: how many labelled, how many confirmed."""
+
+    labelled: int = 0
+    confirmed: int = 0
+
+
+def ab_report(
+    figures: RolloutFigures, production: Labels, challenger: Labels
+) -> dict[str, float]:
+    """An A/B test's result, as figures: each arm's answers, anomaly rate and
+    feedback precision, and each difference's p-value (-1: too few to test)
+    and whether it is significant (1) or not (0) at SIGNIFICANCE."""
+    a, b = figures.production, figures.candidate
+    rates = compare(a.anomalies, a.predictions, b.anomalies, b.predictions)
+    precision = compare(
+        production.confirmed, production.labelled,
+        challenger.confirmed, challenger.labelled,
+    )  # fmt: skip
+    report = {
+        "production_answers": float(a.predictions),
+        "challenger_answers": float(b.predictions),
+        "challenger_errors": float(b.errors),
+        "production_labels": float(production.labelled),
+        "challenger_labels": float(challenger.labelled),
+    }
+    for name, found in (("anomaly_rate", rates), ("precision", precision)):
+        report[f"production_{name}"] = found.production
+        report[f"challenger_{name}"] = found.challenger
+        report[f"{name}_p_value"] = -1.0 if found.p_value is None else found.p_value
+        report[f"{name}_significant"] = float(found.significant)
+    return report
+
+
 class State(StrEnum):
     RUNNING = "running"
     PROMOTED = "promoted"  # a canary reached 100 %: its candidate is Production
     ROLLED_BACK = "rolled_back"  # a canary failed its gates, or was rolled back
     PASSED = "passed"  # a shadow's comparison passed (a canary follows if asked)
     REJECTED = "rejected"  # a shadow's comparison failed
+    REPORTED = "reported"  # an A/B test's period ended: its report says
     CANCELLED = "cancelled"
 
 
@@ -368,7 +447,7 @@ class Rollout:
 
     id: int
     series_id: str
-    strategy: str  # "canary" or "shadow"
+    strategy: str  # "canary", "shadow" or "ab"
     candidate: int
     production: int
     percentage: float

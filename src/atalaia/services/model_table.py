@@ -152,8 +152,8 @@ class Scores:
     # Per reading, its streaming model's state (`stream_models`: 0 none, 1 warm,
     # 2 cold: its band answered); None: no streaming model among them.
     state: npt.NDArray[np.int8] | None = None
-    # Per reading, who answered it (`routing`: 0 production, 1 a canary);
-    # None: production answered them all.
+    # Per reading, who answered it (`candidates.ROLES`: 0 production, else a
+    # rollout's candidate); None: production answered them all.
     role: npt.NDArray[np.int8] | None = None
 
 

@@ -22,7 +22,12 @@ import structlog
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.cache import RedisLink, publish_notice
-from atalaia.adapters.db.repositories import AuditLog, ModelStore, RolloutStore
+from atalaia.adapters.db.repositories import (
+    AuditLog,
+    FeedbackStore,
+    ModelStore,
+    RolloutStore,
+)
 from atalaia.core.registry import (
     RegistryNotice,
     Stage,
@@ -35,10 +40,13 @@ from atalaia.core.rollout import (
     CanaryPlan,
     Figures,
     Gates,
+    Labels,
     Outcome,
     Rollout,
+    RolloutFigures,
     State,
     Verdict,
+    ab_report,
     figures_of,
     judge_rollout,
     shadow_verdict,
@@ -123,7 +131,8 @@ def _started(
             rule="one_rollout_per_series",
         )
     canary = request.strategy is Strategy.CANARY
-    percentage = request.plan.initial if canary else 0.0
+    shadow = request.strategy is Strategy.SHADOW
+    percentage = 0.0 if shadow else request.plan.initial
     first_step = request.plan.interval_s if canary else request.duration_s
     rollout = rollouts.add(
         series_id=series_id, strategy=request.strategy.value, candidate=version,
@@ -131,11 +140,11 @@ def _started(
         gates=request.gates, then=request.then,
         next_step_at=now + timedelta(seconds=first_step), actor=actor, reason=reason,
     )  # fmt: skip
-    what = (
-        f"canary started at {percentage:g} %"
-        if canary
-        else f"shadow started for {first_step / 3600:g} h"
-    )
+    what = {
+        Strategy.CANARY: f"canary started at {percentage:g} %",
+        Strategy.SHADOW: f"shadow started for {first_step / 3600:g} h",
+        Strategy.AB: f"A/B test started: {percentage:g} % for {first_step / 3600:g} h",
+    }[request.strategy]
     _note(session, rollout, what, {"percentage": percentage}, actor)
     return rollout
 
@@ -189,10 +198,9 @@ def step_all(
     for rollout in running:
         report.judged += 1
         figures = figures_of(counts.get(rollout.id, {}))
-        verdict = judge_rollout(figures, rollout.gates)
         try:
             with sessions() as session:
-                action = _step_one(session, rollout, verdict, now)
+                action = _step_one(session, rollout, figures, now)
         except Exception as exc:  # one rollout's failure stops no other
             log.error("rollouts.step_failed", rollout=rollout.id, exc_info=True)
             report.failed[rollout.id] = f"{type(exc).__name__}: {exc}"
@@ -204,16 +212,19 @@ def step_all(
 
 
 def _step_one(
-    session: Session, rollout: Rollout, verdict: Verdict, now: datetime
+    session: Session, rollout: Rollout, figures: RolloutFigures, now: datetime
 ) -> str | None:
-    """The step `rollout` takes on `verdict` at `now`, committed; None for
-    none (nothing due)."""
+    """The step `rollout` takes on its `figures` at `now`, committed; None
+    for none (nothing due)."""
 
     def attempt() -> str | None:
         ModelStore(session).lock_series(rollout.series_id)
         current = RolloutStore(session).get(rollout.id)
         if current.state is not State.RUNNING:
             return None  # ended by someone else meanwhile
+        if current.strategy == Strategy.AB:
+            return _ab_step(session, current, figures, now)
+        verdict = judge_rollout(figures, rollout.gates)
         if current.strategy == Strategy.SHADOW:
             return _shadow_step(session, current, verdict, now)
         return _canary_step(session, current, verdict, now)
@@ -274,6 +285,46 @@ def _shadow_step(
     return "canary"
 
 
+def _ab_step(
+    session: Session, rollout: Rollout, figures: RolloutFigures, now: datetime
+) -> str | None:
+    """At its end, an A/B test's report: no version moves."""
+    if now < rollout.next_step_at:
+        return None
+    labels = FeedbackStore(session).labels_by_version(
+        rollout.series_id, since=rollout.started_at
+    )
+    report = ab_report(
+        figures,
+        labels.get(rollout.production, Labels()),
+        labels.get(rollout.candidate, Labels()),
+    )
+    outcome = _ab_outcome(rollout, report)
+    RolloutStore(session).ended(
+        rollout.id, State.REPORTED, outcome=outcome, evidence=report
+    )
+    _note(session, rollout, f"A/B test {outcome}", report, SCHEDULER)
+    return "report"
+
+
+def _ab_outcome(rollout: Rollout, report: dict[str, float]) -> str:
+    """An A/B report in words."""
+    parts = []
+    for name, what in (("anomaly_rate", "anomaly rate"), ("precision", "precision")):
+        p_value = report[f"{name}_p_value"]
+        a, b = report[f"production_{name}"], report[f"challenger_{name}"]
+        said = (
+            "too few to test" if p_value < 0
+            else f"p = {p_value:.3g}, "
+            + ("significant" if report[f"{name}_significant"] else "not significant")
+        )  # fmt: skip
+        parts.append(
+            f"{what} v{rollout.production} {a:.2%} vs v{rollout.candidate} {b:.2%} "
+            f"({said})"
+        )
+    return "reported: " + "; ".join(parts)
+
+
 def _promote(session: Session, rollout: Rollout, evidence: dict[str, float]) -> None:
     """The candidate becomes Production and production is archived."""
     models = ModelStore(session)
@@ -325,8 +376,9 @@ def roll_back_running(
         if running is None:
             return None
         why = f"by {actor}" + (f": {reason}" if reason else "")
-        if running.strategy == Strategy.SHADOW:
-            _end(session, running, State.CANCELLED, f"shadow ended {why}", actor)
+        if running.strategy != Strategy.CANARY:
+            ended = f"{running.strategy} ended {why}"
+            _end(session, running, State.CANCELLED, ended, actor)
             return []
         return _roll_back(session, running, why, running.evidence, actor)
 
@@ -391,6 +443,7 @@ def describe(rollout: Rollout, counts: dict[str, float]) -> dict[str, Any]:
     last decision was taken on."""
     figures = figures_of(counts)
     canary = rollout.strategy == Strategy.CANARY
+    answers = rollout.strategy != Strategy.SHADOW  # a shadow's candidate never does
     decision = {State.PASSED: "canary", State.REJECTED: "reject"}.get(rollout.state)
     return {
         "id": rollout.id,
@@ -402,8 +455,8 @@ def describe(rollout: Rollout, counts: dict[str, float]) -> dict[str, Any]:
         "production_version": rollout.production,
         "percentage": rollout.percentage,
         "split": {
-            "candidate": rollout.percentage if canary else 0.0,
-            "production": 100.0 - rollout.percentage if canary else 100.0,
+            "candidate": rollout.percentage if answers else 0.0,
+            "production": 100.0 - rollout.percentage if answers else 100.0,
         },
         "plan": {
             "initial_percentage": rollout.plan.initial,
@@ -432,6 +485,33 @@ def describe(rollout: Rollout, counts: dict[str, float]) -> dict[str, Any]:
             },
         },
         "evidence": rollout.evidence,
+        "report": _report(rollout) if rollout.state is State.REPORTED else None,
+    }
+
+
+def _report(test: Rollout) -> dict[str, Any]:
+    """An A/B test's report (its evidence) by measure: each arm's figure, the
+    p-value of their difference (None: too few to test), whether significant."""
+    found = test.evidence
+    return {
+        name: {
+            "production": found[f"production_{name}"],
+            "challenger": found[f"challenger_{name}"],
+            "p_value": None
+            if found[f"{name}_p_value"] < 0
+            else found[f"{name}_p_value"],
+            "significant": bool(found[f"{name}_significant"]),
+        }
+        for name in ("anomaly_rate", "precision")
+    } | {
+        "answers": {
+            "production": int(found["production_answers"]),
+            "challenger": int(found["challenger_answers"]),
+        },
+        "labels": {
+            "production": int(found["production_labels"]),
+            "challenger": int(found["challenger_labels"]),
+        },
     }
 
 
@@ -466,19 +546,25 @@ def announce(redis: RedisLink | None, rollout: Rollout, event: str) -> None:
 
 
 def deployment_config(*, session: Session, series_id: str) -> dict[str, Any]:
-    """What serves the series now (the live split while a canary runs), its
-    running canary, its latest shadow, and how it got there."""
+    """What serves the series now (the live split while a canary or an A/B
+    test runs), its running canary, its latest shadow and A/B test, and how
+    it got there."""
     models, rollouts = ModelStore(session), RolloutStore(session)
     production = models.production(series_id)
     staging = [
         v.version for v in models.versions(series_id) if v.stage is Stage.STAGING
     ]
     running = rollouts.running(series_id)
-    shadows = rollouts.page(series_id=series_id, strategy=Strategy.SHADOW, limit=1)
-    shown = {r.id: r for r in [*shadows, *([running] if running else [])]}
+    latest = {
+        kind: rollouts.page(series_id=series_id, strategy=kind, limit=1)
+        for kind in (Strategy.SHADOW, Strategy.AB)
+    }
+    shown = {r.id: r for r in [*latest[Strategy.SHADOW], *latest[Strategy.AB],
+                               *([running] if running else [])]}  # fmt: skip
     counts = rollouts.counts(shown)
     views = {i: describe(r, counts.get(i, {})) for i, r in shown.items()}
     canary = running if running and running.strategy == Strategy.CANARY else None
+    shadow, ab = (latest[k][0].id if latest[k] else None for k in latest)
     return {
         "series_id": series_id,
         "strategy": running.strategy if running else Strategy.DIRECT.value,
@@ -487,7 +573,8 @@ def deployment_config(*, session: Session, series_id: str) -> dict[str, Any]:
         "staging_versions": staging,
         "split": views[running.id]["split"] if running else None,
         "canary": views[canary.id] if canary else None,
-        "shadow": views[shadows[0].id] if shadows else None,
+        "shadow": views[shadow] if shadow else None,
+        "ab": views[ab] if ab else None,
         "history": [
             {
                 "version": e.version,

@@ -30,8 +30,8 @@ import numpy.typing as npt
 import orjson
 
 from atalaia.core.explanations import Direction
+from atalaia.services.inference.candidates import ROLES
 from atalaia.services.inference.data_plane import NOTHING_FETCHED, ScoredReading
-from atalaia.services.inference.routing import ROLES
 from atalaia.services.inference.stream_models import STATES
 from atalaia.services.model_table import (
     ALGORITHMS,
@@ -74,9 +74,9 @@ _FALLBACK_INFO: dict[Tier, dict[str, Any]] = {
         "role": None,
     },
 }  # fmt: skip
-# A model's stage and role by who answered (`routing.ROLES`): production's, or
-# a rollout's candidate (a Staging version).
-_STAGE_OF_ROLE = ("production", "staging")
+# A model's stage by who answered (`candidates.ROLES`): production's, or a
+# rollout's candidate (a Staging version).
+_STAGE_OF_ROLE = ("production", "staging", "staging")
 
 
 def _of_fallbacks(field: str) -> dict[Tier, Any]:
@@ -157,7 +157,7 @@ def model_info(
     tier: int, version: int, algorithm: int, source: int, fetched: int, role: int = 0
 ) -> dict[str, Any]:
     """`fetched`: the Source a miss fetched the model from, 0 if it was in memory;
-    `role`: who answered (`routing.ROLES`).
+    `role`: who answered (`candidates.ROLES`).
 
     Cached: answers share these dicts (encoded, never changed), so a batch builds
     one per kind of model, not one per reading."""
@@ -377,7 +377,7 @@ def columns_answer(
 
 
 def _roles(scores: Scores) -> npt.NDArray[np.int8]:
-    """Per reading, who answered it (`routing.ROLES`)."""
+    """Per reading, who answered it (`candidates.ROLES`)."""
     if scores.role is None:
         return np.zeros(scores.rows.size, np.int8)
     return scores.role

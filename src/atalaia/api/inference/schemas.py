@@ -107,9 +107,10 @@ class ColumnsBody(BaseModel):
 
 
 ROLE = (
-    "Who answered: `production`, or `canary` (a rollout's candidate, a Staging "
-    "version); null for a fallback"
+    "Who answered: `production`, or a Staging version on trial: a canary's "
+    "candidate (`canary`) or an A/B test's (`challenger`); null for a fallback"
 )
+Role = Literal["production", "canary", "challenger"]
 
 
 class ModelInfo(BaseModel):
@@ -117,7 +118,7 @@ class ModelInfo(BaseModel):
     stage: str | None
     type: str
     loaded_from: str
-    role: Literal["production", "canary"] | None = Field(description=ROLE)
+    role: Role | None = Field(description=ROLE)
 
 
 class PredictionView(BaseModel):
@@ -171,7 +172,7 @@ class ColumnsView(BaseModel):
     confidence: list[str]
     stale: list[bool] = Field(description=STALE)
     state: list[State | None] = Field(description=STATE)
-    role: list[Literal["production", "canary"] | None] = Field(description=ROLE)
+    role: list[Role | None] = Field(description=ROLE)
     warning: list[str | None] | None = Field(
         default=None,
         description="Only when some series have no model and no history: per "

@@ -50,12 +50,39 @@ class RolloutFiguresView(BaseModel):
     paired: PairedView
 
 
+class MeasureView(BaseModel):
+    production: float
+    challenger: float
+    p_value: float | None = Field(description="null: too few to test")
+    significant: bool = Field(description="p < 0.05")
+
+
+class ArmsView(BaseModel):
+    production: int
+    challenger: int
+
+
+class AbReportView(BaseModel):
+    """An A/B test's result: each arm's figures, and whether they differ."""
+
+    anomaly_rate: MeasureView
+    precision: MeasureView = Field(description="Of the labelled alarms")
+    answers: ArmsView
+    labels: ArmsView
+
+
 class RolloutView(BaseModel):
     id: int
     series_id: str
-    strategy: Literal["canary", "shadow"]
+    strategy: Literal["canary", "shadow", "ab"]
     state: Literal[
-        "running", "promoted", "rolled_back", "passed", "rejected", "cancelled"
+        "running",
+        "promoted",
+        "rolled_back",
+        "passed",
+        "rejected",
+        "reported",
+        "cancelled",
     ]
     decision: Literal["canary", "reject"] | None = Field(
         description="A shadow's, once it ended: its comparison passed (a canary "
@@ -66,7 +93,7 @@ class RolloutView(BaseModel):
     percentage: float = Field(description="The candidate's share of answers now")
     split: SplitView
     plan: PlanView
-    duration_hours: float | None = Field(description="A shadow's length")
+    duration_hours: float | None = Field(description="A shadow's or A/B test's")
     then: Literal["canary", "report"] | None
     gates: GatesConfig
     started_at: datetime
@@ -79,11 +106,12 @@ class RolloutView(BaseModel):
     evidence: dict[str, float] = Field(
         description="The figures its latest decision was taken on"
     )
+    report: AbReportView | None = Field(description="An A/B test's, once it ended")
 
 
 class RolloutStarted(BaseModel):
     series_id: str
-    strategy: Literal["canary", "shadow"]
+    strategy: Literal["canary", "shadow", "ab"]
     rollout: RolloutView
 
 

@@ -355,6 +355,16 @@ class ShadowConfig(BaseModel):
     )
 
 
+class AbConfig(BaseModel):
+    model_config = _REQUEST
+
+    percentage: float = Field(
+        default=50, gt=0, lt=100,
+        description="The challenger's fixed share of the readings",
+    )  # fmt: skip
+    duration_hours: float = Field(default=168, gt=0, le=24 * 90)
+
+
 class GatesConfig(BaseModel):
     """What a candidate must show (against production's verdicts on the same
     readings) to go on; every field has the platform's default."""
@@ -374,27 +384,32 @@ class PromoteBody(BaseModel):
     """`direct`: Production now. `canary`: a growing share of the readings
     (canary_config) while the gates hold. `shadow`: scores every reading
     beside production for shadow_config.duration_hours, answering none; its
-    comparison then starts a canary or rejects it."""
+    comparison then starts a canary or rejects it. `ab`: answers a fixed
+    share (ab_config) for a period, then reports; nothing moves by itself."""
 
     model_config = _REQUEST
 
-    strategy: Literal["direct", "canary", "shadow"] = "direct"
+    strategy: Literal["direct", "canary", "shadow", "ab"] = "direct"
     archive_existing: bool = True
     canary_config: CanaryConfig | None = None
     shadow_config: ShadowConfig | None = None
+    ab_config: AbConfig | None = None
     gates: GatesConfig | None = None
     reason: Text = Field(default="", max_length=500)
 
     @model_validator(mode="after")
     def _config_of_its_strategy(self) -> PromoteBody:
-        if self.strategy == "direct" and (
-            self.canary_config or self.shadow_config or self.gates
-        ):
-            raise ValueError(
-                "canary_config, shadow_config and gates belong to a canary or shadow"
-            )
-        if self.shadow_config is not None and self.strategy != "shadow":
-            raise ValueError("shadow_config belongs to strategy 'shadow'")
+        given = {
+            "canary_config": ("canary", "shadow"),
+            "shadow_config": ("shadow",),
+            "ab_config": ("ab",),
+            "gates": ("canary", "shadow"),
+        }
+        for name, strategies in given.items():
+            if getattr(self, name) is not None and self.strategy not in strategies:
+                raise ValueError(
+                    f"{name} belongs to strategy {' or '.join(map(repr, strategies))}"
+                )
         return self
 
 

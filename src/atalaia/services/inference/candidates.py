@@ -41,6 +41,11 @@ from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import ALGORITHMS, ModelTable, Source
 
 _HEAVY = ALGORITHMS.index(forest.NAME)
+# Who answered a reading (`ScoredReading.role`): production, a canary's
+# candidate, or an A/B test's challenger.
+PRODUCTION, CANARY, CHALLENGER = 0, 1, 2
+ROLES = ("production", "canary", "challenger")
+_ROLE_OF = {"canary": CANARY, "ab": CHALLENGER, "shadow": CANARY}  # (shadow: none)
 _AT = {name: i for i, name in enumerate(COUNTERS)}
 (C_PRED, C_ERR, C_ANOM, C_SLOW, P_PRED, P_ERR, P_ANOM, PAIRED, AGREE, PAIRED_P_ANOM,
  SX, SY, SXX, SYY, SXY) = (_AT[name] for name in COUNTERS)  # fmt: skip
@@ -51,6 +56,7 @@ class Split(NamedTuple):
 
     rollout_id: int
     row: int  # the candidate's row in the candidates' table
+    role: int  # what its answers say it is (CANARY, CHALLENGER)
     share: float  # of the readings the candidate answers (a fraction)
     key: int  # the series' key (`series_key`)
     every: bool  # the candidate scores every reading
@@ -69,6 +75,7 @@ class Routes:
     key: npt.NDArray[np.uint64]
     every: npt.NDArray[np.bool_]
     heavy: npt.NDArray[np.bool_]
+    role: npt.NDArray[np.int8]
     slow_ms: npt.NDArray[np.float64]
     rollout: npt.NDArray[np.int64]
     counts: npt.NDArray[np.float64]
@@ -80,22 +87,25 @@ class Routes:
         size = len(table.ids)
         routes = cls(
             table, {}, np.zeros(size), np.zeros(size, np.uint64),
-            np.zeros(size, bool), np.zeros(size, bool), np.full(size, np.inf),
-            np.zeros(size, np.int64), np.zeros((size, len(COUNTERS))),
+            np.zeros(size, bool), np.zeros(size, bool), np.zeros(size, np.int8),
+            np.full(size, np.inf), np.zeros(size, np.int64),
+            np.zeros((size, len(COUNTERS))),
         )  # fmt: skip
         for served in rollouts:
             series_id = served.model.series_id
             row = table.index[series_id]
             algorithm = table.cols.algorithm[row]
             stateful = bool(IS_STREAMING[algorithm]) or served.model.stuck_after > 0
+            shadow = served.strategy == "shadow"
             split = Split(
-                served.rollout_id, row, served.share if served.strategy == "canary"
-                else 0.0, series_key(series_id), served.strategy != "canary"
-                or stateful, algorithm == _HEAVY, served.slow_ms,
+                served.rollout_id, row, _ROLE_OF[served.strategy],
+                0.0 if shadow else served.share, series_key(series_id),
+                shadow or stateful, algorithm == _HEAVY, served.slow_ms,
             )  # fmt: skip
             routes.splits[series_id] = split
             routes.share[row], routes.key[row] = split.share, split.key
             routes.every[row], routes.heavy[row] = split.every, split.heavy
+            routes.role[row] = split.role
             routes.slow_ms[row], routes.rollout[row] = split.slow_ms, split.rollout_id
         return routes
 

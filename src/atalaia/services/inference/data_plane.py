@@ -45,9 +45,8 @@ from atalaia.core.detectors import forest, score_reading
 from atalaia.core.detectors.stuck import Runs
 from atalaia.core.series import check_series_id
 from atalaia.services.inference import routing
-from atalaia.services.inference.candidates import Candidates
+from atalaia.services.inference.candidates import PRODUCTION, Candidates
 from atalaia.services.inference.heavy import HeavyModels
-from atalaia.services.inference.routing import PRODUCTION
 from atalaia.services.inference.stream_models import STATELESS, STREAM_CODES
 from atalaia.services.inference.streams import SeriesStreams
 from atalaia.services.model_table import (
@@ -111,7 +110,7 @@ class ScoredReading(NamedTuple):
     table: ModelTable  # the table that scored it: `row` is its row
     stale: bool  # not after its series' newest reading: advanced nothing
     state: int  # its streaming model's state (`stream_models`: 0 for none)
-    role: int  # who answered: PRODUCTION, or CANARY (a rollout's candidate)
+    role: int  # who answered (`candidates.ROLES`): production, or a candidate
 
 
 @dataclass(frozen=True, slots=True)

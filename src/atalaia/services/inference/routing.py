@@ -5,7 +5,8 @@ without one: its state follows the stream, and its verdict is the reference
 the candidate is judged against. The candidate scores the readings it answers
 (or every one: `Split.every`); where it cannot (no model, a failure, a score
 that is not a number), production's answer stands and the candidate counts
-an error. An answer the candidate gave names it (`role`: CANARY).
+an error. An answer the candidate gave names it (`role`: CANARY, or
+CHALLENGER for an A/B test's).
 """
 
 from __future__ import annotations
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
-PRODUCTION, CANARY = 0, 1  # who answered a reading (`ScoredReading.role`)
-ROLES = ("production", "canary")
 _MODEL = int(Tier.MODEL)
 
 # (series id, timestamp, value) of one reading; the aligned columns of many.
@@ -101,7 +100,7 @@ def routed_one(
     return scored._replace(
         record=mine.record, expected=mine.expected, width=mine.width,
         score=mine.score, anomaly=mine.anomaly, reason=mine.reason,
-        state=mine.state, role=CANARY,
+        state=mine.state, role=split.role,
     )  # fmt: skip
 
 
@@ -200,14 +199,21 @@ def _score_candidates(
     added[:, SX], added[:, SY] = x, y
     added[:, SXX], added[:, SYY], added[:, SXY] = x * x, y * y, x * y
     answers: npt.NDArray[np.bool_] = routed & ok
-    _take_answers(scores, at[answers], theirs, np.flatnonzero(answers))
+    _take_answers(
+        scores, at[answers], theirs, np.flatnonzero(answers), routes.role[rows[answers]]
+    )
     return answers
 
 
 def _take_answers(
-    scores: Scores, at: npt.NDArray[np.intp], theirs: Scores, of: npt.NDArray[np.intp]
+    scores: Scores,
+    at: npt.NDArray[np.intp],
+    theirs: Scores,
+    of: npt.NDArray[np.intp],
+    role: npt.NDArray[np.int8],
 ) -> None:
-    """Put the candidates' answers `of` in place of `scores`' readings `at`
+    """Put the candidates' answers `of` (their `role`s) in place of `scores`'
+    readings `at`
     (a batch's columns are its own: `ModelTable.score` takes copies)."""
     if not at.size:
         return
@@ -222,4 +228,4 @@ def _take_answers(
         scores.state[at] = theirs.state[of]
     if scores.role is None:
         scores.role = np.zeros(scores.rows.size, np.int8)
-    scores.role[at] = CANARY
+    scores.role[at] = role

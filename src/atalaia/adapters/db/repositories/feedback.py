@@ -9,6 +9,7 @@ from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import FeedbackRow, ScoredAnomalyRow
+from atalaia.core.rollout import Labels
 
 
 class FeedbackStore:
@@ -45,6 +46,32 @@ class FeedbackStore:
             ).where(row.series_id == series_id, row.created_at >= since)
         ).one()
         return int(labels), int(false_alarms)
+
+    def labels_by_version(
+        self, series_id: str, *, since: datetime
+    ) -> dict[int, Labels]:
+        """Per version the labels name, given since `since`: how many, how many
+        saying "an anomaly" (its alarms confirmed)."""
+        row = FeedbackRow
+        stmt = (
+            select(
+                row.version,
+                func.count(),
+                func.coalesce(
+                    func.sum(case((row.is_anomaly.is_(True), 1), else_=0)), 0
+                ),
+            )
+            .where(
+                row.series_id == series_id,
+                row.created_at >= since,
+                row.version.is_not(None),
+            )
+            .group_by(row.version)
+        )
+        return {
+            int(version): Labels(int(labelled), int(confirmed))
+            for version, labelled, confirmed in self.session.execute(stmt)
+        }
 
     def verdicts(self, *, since: datetime) -> dict[tuple[bool, bool], int]:
         """Labels given since `since` by (labelled an anomaly, flagged by the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from atalaia.api.common.params import SeriesId, Text, VersionNumber
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.rollout_schemas import RolloutStarted, RolloutView
 from atalaia.api.training.schemas import (
+    AbConfig,
     CanaryConfig,
     GatesConfig,
     ModelsOverview,
@@ -135,8 +137,9 @@ def promote(
 ) -> Any:
     """Promote a Staging version: `direct` at once; or start a `canary` (a
     growing share of the readings, stepped by the scheduler while the gates
-    hold) or a `shadow` (scores every reading beside production), answered
-    202 with the rollout."""
+    hold), a `shadow` (scores every reading beside production) or an `ab`
+    test (a fixed share for a period, then a report), answered 202 with the
+    rollout."""
     if body.strategy == "direct":
         changes = registry.promote_version(
             session=session, series_id=series_id, version=version,
@@ -167,6 +170,13 @@ def _rollout_request(body: PromoteBody) -> RolloutRequest:
         canary.increment_percentage,
         canary.increment_interval_hours * 3600.0,
     )
+    if body.strategy == "ab":
+        ab = body.ab_config or AbConfig()
+        return RolloutRequest(
+            Strategy.AB,
+            replace(plan, initial=ab.percentage),
+            duration_s=ab.duration_hours * 3600.0,
+        )
     if body.strategy == "shadow":
         shadow = body.shadow_config or ShadowConfig()
         return RolloutRequest(

@@ -1,4 +1,5 @@
-"""Rollouts: the canaries and shadows running and past, and ending one."""
+"""Rollouts: the canaries, shadows and A/B tests running and past, and
+ending one."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ router = APIRouter(prefix="/rollouts", tags=["models"])
 
 # `state=ended`: any but running; a shadow's decision, once it ended.
 StateQuery = Literal[
-    "running", "ended", "promoted", "rolled_back", "passed", "rejected", "cancelled"
+    "running",
+    "ended",
+    "promoted",
+    "rolled_back",
+    "passed",
+    "rejected",
+    "reported",
+    "cancelled",
 ]
 _DECIDED = {"canary": State.PASSED, "reject": State.REJECTED}
 
@@ -30,7 +38,7 @@ def list_rollouts(
     session: SessionDep,
     _: Viewer,
     series_id: SeriesId | None = None,
-    strategy: Literal["canary", "shadow"] | None = None,
+    strategy: Literal["canary", "shadow", "ab"] | None = None,
     state: StateQuery | None = None,
     decision: Annotated[
         Literal["canary", "reject"] | None,
