@@ -1,7 +1,6 @@
 """deploy/airflow: the DAGs as Airflow parses them and runs them (`dag.test()`)
-against an embedded platform, the shadow-to-canary DAG against a stand-in of
-the rollout routes (not served yet), and the DAGs' API client against a real
-HTTP server.
+against an embedded platform, and the DAGs' API client against a real HTTP
+server.
 
 Airflow runs in its own venv (its pins clash with the project's):
 ATALAIA_AIRFLOW_VENV, or `.airflow-venv` at the checkout's root, which `.ci/run`
@@ -19,6 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.cli.demo import app_server, embedded_server, free_port
+from atalaia.services import rollouts
 from atalaia.settings import Settings
 from fixtures import require_service
 from fixtures.api import inline_body, wait_for
@@ -170,6 +172,7 @@ class TestParsing:
 class Platform:
     base: str
     token: str
+    database_url: str
 
     def api(self, method: str, path: str, **kw: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -187,12 +190,13 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     """An embedded platform with two series of a week of readings each, and a
     constant one (whose training fails)."""
     settings = Settings(
-        home=tmp_path, log_json=False, log_level="WARNING", training_min_interval_s=0
-    )
+        home=tmp_path, log_json=False, log_level="WARNING", training_min_interval_s=0,
+        inference_stats_flush_s=0.2,
+    )  # fmt: skip
     issue = authenticator_for(settings).issue
     token = issue(subject="airflow", role=Role.ML_ENGINEER, ttl_s=3600)
     with embedded_server(settings) as base:
-        found = Platform(base, token)
+        found = Platform(base, token, settings.database_url)
         for seed, series_id in enumerate(("sensor_001_radial", "sensor_001_axial")):
             found.ingest(series_id, inline_body(seed=seed))
         flat = inline_body()
@@ -257,61 +261,51 @@ def _model_version(platform: Platform, job_path: str) -> int | None:
     return version
 
 
-# The rollout routes' contract (served soon, by the training service): ended
-# shadows that decided canary, two to a page.
-SHADOWS = [
-    {"id": f"r{n}", "series_id": series_id, "candidate_version": 3,
-     "strategy": "shadow", "state": "ended", "decision": "canary"}
-    for n, series_id in enumerate(
-        ("waiting_a", "canary_running", "promoted", "waiting_b")
-    )
-]  # fmt: skip
-
-
-def rollout_routes(promoted: list[tuple[str, int, Any]]) -> FastAPI:
-    """A stand-in for the rollout routes and the two registry routes the DAG
-    reads and calls; promotions it accepts are appended to `promoted`."""
-    app = FastAPI()
-
-    @app.get("/api/v1/rollouts")
-    def rollouts(
-        strategy: str, state: str, decision: str, cursor: int = 0
-    ) -> dict[str, Any]:
-        assert (strategy, state, decision) == ("shadow", "ended", "canary")
-        more = cursor + 2 < len(SHADOWS)
-        return {"rollouts": SHADOWS[cursor : cursor + 2],
-                "next_cursor": str(cursor + 2) if more else None}  # fmt: skip
-
-    @app.get("/api/v1/models/{series_id}/deployment-config")
-    def deployment(series_id: str) -> dict[str, Any]:
-        shadow = {"state": "ended", "decision": "canary", "comparison": {}}
-        canary = {"percentage": 20} if series_id == "canary_running" else None
-        return {"series_id": series_id, "shadow": shadow, "canary": canary}
-
-    @app.post("/api/v1/models/{series_id}/versions/{version}/promote")
-    async def promote(series_id: str, version: int, request: Request) -> JSONResponse:
-        if series_id == "promoted":  # promoted by someone else meanwhile
-            body = {"error": "VersionNotPromotable", "rule": "r", "detail": "d"}
-            return JSONResponse(body, status_code=409)
-        promoted.append((series_id, version, await request.json()))
-        return JSONResponse({"series_id": series_id}, status_code=202)
-
-    return app
-
-
 class TestShadowToCanary:
-    def test_starts_a_canary_for_each_candidate_still_waiting(
-        self, airflow: Airflow
+    def test_starts_the_canary_a_passed_shadow_left_to_it_once(
+        self, airflow: Airflow, platform: Platform
     ) -> None:
-        promoted: list[tuple[str, int, Any]] = []
-        with app_server(rollout_routes(promoted)) as base:
-            run = airflow.run_dag(CANARY, {}, base, "t0k")
+        series_id = "sensor_001_radial"
+        for _ in range(2):  # version 1 to serve, version 2 to try
+            job = platform.api(
+                "POST", f"/training/{series_id}", json={"window_hours": 168}
+            )
+            path = f"/training/jobs/{job['job_id']}"
+            wait_for(partial(_model_version, platform, path), attempts=1200)
+        platform.api("POST", f"/models/{series_id}/versions/1/promote", json={})
+        shadow = platform.api(
+            "POST", f"/models/{series_id}/versions/2/promote",
+            json={"strategy": "shadow", "gates": {"min_predictions": 20},
+                  "shadow_config": {"duration_hours": 1, "then": "report"}},
+        )["rollout"]  # fmt: skip
+        wait_for(partial(_shadow_scored, platform, series_id, shadow["id"]))
+        sessions = make_session_factory(make_engine(platform.database_url))
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert rollouts.run_steps(sessions=sessions, now=later).actions == {
+            shadow["id"]: "pass"
+        }
 
-        assert run["state"] == "success", run
-        canary = {"initial_percentage": 5, "increment_percentage": 15,
-                  "increment_interval_hours": 2}  # fmt: skip
-        body = {"strategy": "canary", "canary_config": canary}
-        assert promoted == [("waiting_a", 3, body), ("waiting_b", 3, body)]
+        first = airflow.run_dag(CANARY, {}, platform.base, platform.token)
+        again = airflow.run_dag(CANARY, {}, platform.base, platform.token)
+
+        assert first["state"] == again["state"] == "success", (first, again)
+        config = platform.api("GET", f"/models/{series_id}/deployment-config")
+        assert (config["canary"]["candidate_version"], config["split"]) == (
+            2, {"candidate": 5.0, "production": 95.0}
+        )  # fmt: skip
+        canaries = platform.api("GET", "/rollouts", params={"strategy": "canary"})
+        assert len(canaries["rollouts"]) == 1  # the second run started none
+
+
+def _shadow_scored(platform: Platform, series_id: str, rollout_id: int) -> bool | None:
+    """Predict readings of the series until the shadow's candidate has scored
+    enough of them (inference follows the registry, and flushes its counts)."""
+    timestamps, values = sensor_series(50, start=EPOCH + ONE_WEEK_OF_MINUTES * 60.0)
+    body = {"series_id": [series_id] * 50, "timestamp": timestamps.tolist(),
+            "value": values.tolist()}  # fmt: skip
+    platform.api("POST", "/predict/batch", json=body)
+    figures = platform.api("GET", f"/rollouts/{rollout_id}")["figures"]
+    return True if figures["candidate"]["predictions"] >= 20 else None
 
 
 def answers(hits: Counter[str]) -> FastAPI:

@@ -2,10 +2,13 @@
 atalaia's API.
 
 Lists the ended shadow rollouts that decided `canary` (`GET /rollouts`, page by
-page); for each series whose `GET /models/{series_id}/deployment-config` still
-shows that ended shadow and no canary, promotes the candidate with the canary
-strategy (`POST /models/{series_id}/versions/{version}/promote`). A candidate
-no longer promotable (409: promoted, rejected or replaced meanwhile) is skipped.
+page): those started with `"then": "report"`, which leave the canary to a
+person or to this DAG (`"then": "canary"` starts it on the platform). For each
+series whose `GET /models/{series_id}/deployment-config` still shows that
+shadow as its latest and no canary running, promotes the candidate with the
+canary strategy (`POST /models/{series_id}/versions/{version}/promote`). A
+candidate no longer promotable (409: promoted, archived, or another rollout
+running meanwhile) is skipped.
 Cron schedule (UTC): ATALAIA_CANARY_SCHEDULE, hourly by default.
 """
 
@@ -41,17 +44,22 @@ def finished_shadows() -> list[dict[str, Any]]:
             "/rollouts", "rollouts", strategy="shadow", state="ended", decision="canary"
         )
         return [
-            {"series_id": r["series_id"], "version": r["candidate_version"]}
+            {
+                "id": r["id"],
+                "series_id": r["series_id"],
+                "version": r["candidate_version"],
+            }
             for r in rollouts
         ]
 
 
-def awaits_canary(api: AtalaiaApi, series_id: str) -> bool:
-    """Whether the series' shadow ended deciding canary, and no canary runs."""
+def awaits_canary(api: AtalaiaApi, series_id: str, rollout_id: int) -> bool:
+    """Whether that shadow is still the series' latest, decided canary, and
+    no canary runs."""
     deployment = api.get(f"/models/{series_id}/deployment-config")
     shadow = deployment.get("shadow") or {}
-    ended = shadow.get("state") == "ended" and shadow.get("decision") == "canary"
-    return ended and not deployment.get("canary")
+    decided = shadow.get("id") == rollout_id and shadow.get("decision") == "canary"
+    return decided and not deployment.get("canary")
 
 
 @task
@@ -70,7 +78,7 @@ def start_canaries(shadows: list[dict[str, Any]], **context: Any) -> list[str]:
             series_id, version = shadow["series_id"], shadow["version"]
             path = f"/models/{series_id}/versions/{version}/promote"
             try:
-                if awaits_canary(api, series_id):
+                if awaits_canary(api, series_id, shadow["id"]):
                     api.post(path, body)
                     started.append(series_id)
             except ApiError as exc:

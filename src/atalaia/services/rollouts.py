@@ -1,4 +1,5 @@
-"""Rollout use cases: start a canary or a shadow, step the running ones, end one.
+"""Rollout use cases: start a canary, a shadow or an A/B test, step the
+running ones, end one.
 
 A rollout runs a Staging version (the candidate) beside its series'
 Production one; inference routes the readings (`services.inference.routing`)
@@ -6,16 +7,18 @@ and counts what each version did, and `step_all` — the scheduler's rollout
 task — judges those figures (`core.rollout`): a canary grows while its gates
 hold, becomes Production at 100 %, and is rolled back (its candidate
 archived) the first time a gate fails; a shadow, at its end, passes (and
-starts a canary, if asked) or is rejected with its reasons. Every start,
-step and end is a ledger entry with the figures it was decided on, and an
-audit record; an end that moves a stage is a lifecycle event for the alerts.
+starts a canary, if asked) or is rejected with its reasons; an A/B test,
+at its end, reports (no version moves). Every start, step and end is a
+ledger entry with the figures it was decided on, and an audit record; an
+end that moves a stage is a lifecycle event for the alerts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import structlog
@@ -55,10 +58,12 @@ from atalaia.core.rollout import (
 from atalaia.core.schedule import Task
 from atalaia.errors import RolloutConflict, VersionNotPromotable
 from atalaia.services.registry import apply_changes, committed
+from atalaia.services.training_chunk import SessionFactory
 
 log = structlog.get_logger()
 
 SCHEDULER = "scheduler"  # the actor of the steps the scheduler takes
+AUDITED = 100  # rollouts named in the audit entry of a run, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +169,20 @@ class StepReport:
         return f"{len(self.failed)} of {self.judged} rollouts failed to step"
 
     def detail(self) -> dict[str, object]:
-        return {"task": Task.ROLLOUT.value, **asdict(self), "error": self.error}
+        """The report for the audit log: the actions counted, the first
+        AUDITED of each list."""
+        return {
+            "task": Task.ROLLOUT.value,
+            "judged": self.judged,
+            "counts": dict(Counter(self.actions.values())),
+            "actions": dict(islice(self.actions.items(), AUDITED)),
+            "failed": dict(islice(self.failed.items(), AUDITED)),
+            "error": self.error,
+        }
 
 
 def run_steps(
-    *, sessions: Callable[[], Any], now: datetime, redis: RedisLink | None = None
+    *, sessions: SessionFactory, now: datetime, redis: RedisLink | None = None
 ) -> StepReport:
     """`step_all`, and the scheduler's audit record of the run (its last run
     times the next)."""
@@ -184,13 +198,14 @@ def run_steps(
 
 def step_all(
     *,
-    sessions: Callable[[], Any],
+    sessions: SessionFactory,
     now: datetime,
     redis: RedisLink | None = None,
 ) -> StepReport:
     """Judge every running rollout and take the step it calls for: roll a
     canary back at once when a gate fails, else grow, promote or wait when its
-    step is due; end a shadow whose time is up. One transaction a rollout."""
+    step is due; end a shadow or an A/B test whose time is up. A transaction
+    for each rollout that moves, none for the others."""
     report = StepReport()
     with sessions() as session:
         running = RolloutStore(session).all_running()
@@ -198,6 +213,11 @@ def step_all(
     for rollout in running:
         report.judged += 1
         figures = figures_of(counts.get(rollout.id, {}))
+        if now < rollout.next_step_at and not (
+            rollout.strategy == Strategy.CANARY
+            and judge_rollout(figures, rollout.gates).outcome is Outcome.FAILED
+        ):
+            continue  # nothing due, no gate failed: nothing to do
         try:
             with sessions() as session:
                 action = _step_one(session, rollout, figures, now)
