@@ -38,7 +38,7 @@ from atalaia.errors import ConcurrentChange, DependencyUnavailable
 from atalaia.services.inference.heavy import HeavyModels
 from atalaia.services.inference.stream_models import IS_STREAMING
 from atalaia.services.inference.streams import SeriesStreams
-from atalaia.services.model_table import ALGORITHMS, ModelTable, Source
+from atalaia.services.model_table import ALGORITHMS, UNKNOWN_ROW, ModelTable, Source
 
 _HEAVY = ALGORITHMS.index(forest.NAME)
 # Who answered a reading (`ScoredReading.role`): production, a canary's
@@ -79,6 +79,30 @@ class Routes:
     slow_ms: npt.NDArray[np.float64]
     rollout: npt.NDArray[np.int64]
     counts: npt.NDArray[np.float64]
+    # Single readings' counters by row, added to `counts` when drained.
+    single: dict[int, list[float]] = field(default_factory=dict)
+    # Production's rows → these candidates' rows, for the table of a
+    # generation and size (built on first use: a batch maps its rows in one
+    # gather).
+    _by_production: tuple[tuple[int, int], npt.NDArray[np.int64]] | None = None
+
+    def rows_for(
+        self, table: ModelTable, rows: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """The candidates' rows of production `table`'s `rows` (0: none)."""
+        mapped = self._by_production
+        key = (table.generation, len(table.ids))
+        if mapped is None or mapped[0] != key:
+            by_row = np.zeros(len(table.ids), np.int64)
+            for series_id, split in self.splits.items():
+                by_row[table.index.get(series_id, UNKNOWN_ROW)] = split.row
+            by_row[UNKNOWN_ROW] = 0
+            mapped = self._by_production = (key, by_row)
+        by_row = mapped[1]
+        # Rows added to the table since are series without a rollout.
+        return np.where(
+            rows < by_row.size, by_row[np.minimum(rows, by_row.size - 1)], 0
+        )
 
     @classmethod
     def of(cls, rollouts: Sequence[ServedRollout]) -> Routes:
@@ -160,11 +184,14 @@ class Candidates:
     def count(
         self, routes: Routes, row: int, added: Sequence[tuple[int, float]]
     ) -> None:
-        """Add to the counters of `routes`' row `row`: (counter, amount) pairs."""
+        """Add to the counters of `routes`' row `row`: (counter, amount) pairs
+        (one reading's: kept in plain floats, cheaper than numpy's for one)."""
         with self._lock:
-            counts = routes.counts
+            kept = routes.single.get(row)
+            if kept is None:
+                kept = routes.single[row] = [0.0] * len(COUNTERS)
             for at, amount in added:
-                counts[row, at] += amount
+                kept[at] += amount
 
     def count_many(
         self,
@@ -203,6 +230,9 @@ class Candidates:
             everything, self._retired = [*self._retired, self.routes], []
             taken = []
             for routes in everything:
+                for row, kept in routes.single.items():
+                    routes.counts[row] += kept
+                routes.single.clear()
                 touched = np.flatnonzero(
                     routes.counts[:, C_PRED] + routes.counts[:, P_PRED]
                 )

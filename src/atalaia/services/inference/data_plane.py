@@ -252,12 +252,14 @@ def _batch(
     if not routes.splits:
         return _scored_batch(serving, series_ids, timestamps, values,
                              may_block=may_block, fetch=fetch)  # fmt: skip
-    candidate_rows = routes.table.rows_of(series_ids)
-    at = np.flatnonzero(candidate_rows)
-    if at.size and not may_block and routes.heavy[candidate_rows[at]].any():
-        raise _LookupDue  # a candidate's forest may block: all of it in a thread
+    if not may_block and routes.heavy.any():
+        candidate_rows = routes.table.rows_of(series_ids)
+        if routes.heavy[candidate_rows].any():
+            raise _LookupDue  # a candidate's forest may block: all in a thread
     scored = _scored_batch(serving, series_ids, timestamps, values,
                            may_block=may_block, fetch=fetch)  # fmt: skip
+    candidate_rows = routes.rows_for(scored.scores.table, scored.scores.rows)
+    at = np.flatnonzero(candidate_rows)
     if at.size:
         routing.routed_batch(
             serving.candidates, routes, candidate_rows[at], at,

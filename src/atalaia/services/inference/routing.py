@@ -97,11 +97,13 @@ def routed_one(
         candidates.count(routes, split.row, added + _production(scored))
         return scored
     candidates.count(routes, split.row, added)
-    return scored._replace(
-        record=mine.record, expected=mine.expected, width=mine.width,
-        score=mine.score, anomaly=mine.anomaly, reason=mine.reason,
-        state=mine.state, role=split.role,
+    # Production's row, table and stream flags; the candidate's answer.
+    answer = (
+        scored.row, scored.known, mine.record, mine.expected, mine.width,
+        mine.score, mine.anomaly, mine.reason, scored.fetched, scored.table,
+        scored.stale, mine.state, split.role,
     )  # fmt: skip
+    return tuple.__new__(type(scored), answer)  # past NamedTuple's slow __new__
 
 
 def _forest_read(candidates: Candidates, routes: Routes, row: int) -> bool:
