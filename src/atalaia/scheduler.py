@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Protocol
 
 import structlog
 from fastapi.concurrency import run_in_threadpool
@@ -31,8 +32,14 @@ from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.incidents import IncidentPolicy
 from atalaia.core.ports import BatchSubmitter
-from atalaia.core.schedule import ScheduledTask, Task, fleet_schedule
+from atalaia.core.schedule import (
+    ScheduledTask,
+    Task,
+    fleet_schedule,
+    healing_schedule,
+)
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
+from atalaia.services.healing import Healer, HealingMetrics
 from atalaia.services.scheduler import (
     InProcessSubmitter,
     RunReport,
@@ -52,7 +59,17 @@ STANDBY_POLL_S = 30.0  # an idle instance tries the lock this often
 RETRY_AFTER_S = 300.0
 STOP_TIMEOUT_S = 10.0
 
-TaskRun = Callable[[datetime], RunReport]
+
+class TaskReport(Protocol):
+    """What a task's run says: whether it failed, and its detail."""
+
+    @property
+    def error(self) -> str | None: ...
+
+    def detail(self) -> dict[str, object]: ...
+
+
+TaskRun = Callable[[datetime], TaskReport]
 
 
 class Scheduler:
@@ -92,7 +109,7 @@ class Scheduler:
         wait = (min(self._due.values()) - now).total_seconds()
         return min(max(wait, 0.0), MAX_SLEEP_S)
 
-    def run_once(self, task: Task, now: datetime) -> RunReport:
+    def run_once(self, task: Task, now: datetime) -> TaskReport:
         """Run `task` now, whatever its schedule, with or without the lock."""
         return self._plan[task][1](now)
 
@@ -158,14 +175,14 @@ class SchedulerMetrics:
     def observed(self, task: Task, run: TaskRun) -> TaskRun:
         """`run`, counted by outcome; a drift check counts the drifted series."""
 
-        def observed_run(now: datetime) -> RunReport:
+        def observed_run(now: datetime) -> TaskReport:
             try:
                 report = run(now)
             except Exception:
                 self.runs.labels(task.value, "failed").inc()
                 raise
             self.runs.labels(task.value, "failed" if report.error else "ok").inc()
-            if task is Task.DRIFT:
+            if isinstance(report, RunReport) and task is Task.DRIFT:
                 self.drift_detected.inc(len(report.selected))
             return report
 
@@ -180,7 +197,9 @@ def build_scheduler(
     submitter: BatchSubmitter,
     registry: CollectorRegistry,
 ) -> Scheduler:
-    """The fleet schedule of `settings`, run against `engine`'s database."""
+    """The fleet schedule of `settings`, run against `engine`'s database, with
+    the self-healing engine's runs."""
+    healer = Healer(sessions, settings, submitter, HealingMetrics(registry))
     runs: dict[Task, TaskRun] = {
         Task.RETRAIN: lambda now: retrain_fleet(
             sessions=sessions,
@@ -190,15 +209,19 @@ def build_scheduler(
         ),
         Task.DRIFT: lambda _now: check_drift(
             sessions=sessions,
-            submitter=submitter,
+            healer=healer,
             window_hours=settings.scheduler_drift_window_hours,
             retrain_window_hours=settings.scheduler_retrain_window_hours,
         ),
+        Task.HEALING: healer.run_task,
     }
-    schedule = fleet_schedule(
-        retrain_weekday=settings.scheduler_retrain_weekday,
-        retrain_hour=settings.scheduler_retrain_hour,
-        drift_every_hours=settings.scheduler_drift_every_hours,
+    schedule = (
+        *fleet_schedule(
+            retrain_weekday=settings.scheduler_retrain_weekday,
+            retrain_hour=settings.scheduler_retrain_hour,
+            drift_every_hours=settings.scheduler_drift_every_hours,
+        ),
+        healing_schedule(every_minutes=settings.healing_every_minutes),
     )
     metrics = SchedulerMetrics(registry)
     scheduler = Scheduler(

@@ -17,6 +17,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class Task(StrEnum):
     RETRAIN = "retrain"  # weekly retraining of every active series
     DRIFT = "drift"  # data-drift check of every production model
+    HEALING = "healing"  # the self-healing rules (`services.healing`)
 
     @property
     def audit_action(self) -> str:
@@ -42,6 +43,8 @@ class Every:
         return moment + timedelta(hours=self.hours)
 
     def describe(self) -> str:
+        if self.hours < 1:
+            return f"every {self.hours * 60:g} min"
         return f"every {self.hours:g} h"
 
 
@@ -101,3 +104,12 @@ def fleet_schedule(
         ),
         ScheduledTask(Task.DRIFT, Every(drift_every_hours)),
     )
+
+
+def healing_schedule(*, every_minutes: float) -> ScheduledTask:
+    """The self-healing rules' runs.
+
+    >>> healing_schedule(every_minutes=5).trigger.describe()
+    'every 5 min'
+    """
+    return ScheduledTask(Task.HEALING, Every(every_minutes / 60.0))

@@ -27,6 +27,7 @@ from atalaia.api.training.routes import (
     anomalies,
     feedback,
     fleet,
+    healing,
     incidents,
     models,
     series,
@@ -54,6 +55,7 @@ def routers() -> list[APIRouter]:
         incidents.router,
         fleet.router,
         alerts.router,
+        healing.router,
         session.router,
     ]
 
