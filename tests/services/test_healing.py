@@ -280,7 +280,8 @@ class TestConceptDrift:
         engine = healer(sessions, settings, submitter)
 
         engine.run_task(NOW)
-        engine.run_task(NOW + timedelta(minutes=5))  # v2 waits: not again
+        engine.run_task(NOW + timedelta(minutes=5))  # concept signals: hourly
+        engine.run_task(NOW + timedelta(hours=1))  # v2 waits: not again
 
         with sessions() as session:
             models = ModelStore(session)

@@ -41,9 +41,12 @@ CHANNEL = "channel:"
 CHUNK = 1_000
 
 
-def snapshot(sessions: SessionFactory, settings: Settings, *, now: float) -> Signals:
+def snapshot(
+    sessions: SessionFactory, settings: Settings, *, now: float, concept: bool = True
+) -> Signals:
     """What the rules read at `now` (epoch seconds), but data drift (the drift
-    check's own)."""
+    check's own); without the concept signals unless `concept` (they read a
+    day of every series' rollups)."""
     horizon = now - settings.healing_silent_horizon_hours * 3600.0
     window_s = settings.healing_failures_window_hours * 3600.0
     with sessions() as session:
@@ -60,7 +63,9 @@ def snapshot(sessions: SessionFactory, settings: Settings, *, now: float) -> Sig
         )  # fmt: skip
         return Signals(
             at=now,
-            concept=tuple(concept_signals(session, settings, now=now)),
+            concept=tuple(
+                concept_signals(session, settings, now=now) if concept else ()
+            ),
             silent=tuple(silent),
             silences=tuple(_silences(session, since=horizon)),
             queue=queue,
