@@ -133,7 +133,7 @@ Recipe = tuple[str, tuple[tuple[str, float], ...]]
 def _by_recipe(decisions: list[Decision]) -> dict[Recipe, list[Decision]]:
     recipes: dict[Recipe, list[Decision]] = defaultdict(list)
     for d in decisions:
-        hyperparameters: Mapping[str, float] = d.evidence.get("hyperparameters", {})  # type: ignore[assignment]
+        hyperparameters: Mapping[str, float] = d.evidence.get("hyperparameters", {})
         recipe = str(d.evidence["algorithm"]), tuple(sorted(hyperparameters.items()))
         recipes[recipe].append(d)
     return recipes
@@ -163,8 +163,8 @@ def recalibrate(
         try:
             with sessions() as session:
                 made = _register_recalibrated(
-                    session, d.target, int(d.evidence["version"]),  # type: ignore[call-overload]
-                    float(d.evidence["cut"]), now,  # type: ignore[arg-type]
+                    session, d.target, int(d.evidence["version"]),
+                    float(d.evidence["cut"]), now,
                 )  # fmt: skip
                 session.commit()
         except AtalaiaError as exc:
@@ -232,19 +232,14 @@ def open_incidents(
     """Log a `silent` anomaly per silent series of each sensor: the alerter
     makes the sensor's one data-quality incident of them."""
     anomalies = [
-        _silent(series_id, seen, float(d.evidence["factor"]), now)  # type: ignore[arg-type]
+        _silent(series_id, seen, float(d.evidence["factor"]), now)
         for d in decisions
-        for series_id, seen in _series(d).items()
+        for series_id, seen in d.evidence["series"].items()
     ]
     with sessions() as session:
         AnomalyLog(session).append(anomalies)
         session.commit()
     return [Verdict(d, Outcome.DONE) for d in decisions]
-
-
-def _series(decision: Decision) -> Mapping[str, Mapping[str, Any]]:
-    series: Mapping[str, Mapping[str, Any]] = decision.evidence["series"]  # type: ignore[assignment]
-    return series
 
 
 def _silent(
@@ -268,7 +263,7 @@ def close_incidents(
     recoveries = [
         Recovery(str(series_id), now)
         for d in decisions
-        for series_id in d.evidence["series"]  # type: ignore[attr-defined]
+        for series_id in d.evidence["series"]
     ]
     with sessions() as session:
         SignalLogs(session).add_recoveries(recoveries)
