@@ -1,5 +1,6 @@
-"""The scheduler: run each task of the fleet schedule when it is due, as the one
-instance holding the scheduler lock; and beside it the alerter
+"""The scheduler: run each task of the fleet schedule (weekly retraining, drift
+checks, the self-healing rules of `services.healing`) when it is due, as the
+one instance holding the scheduler lock; and beside it the alerter
 (`services.alerter`: incidents and notifications), one instance too.
 
 `atalaia scheduler` runs it in its own process, queueing jobs through the
