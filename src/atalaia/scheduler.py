@@ -1,5 +1,6 @@
-"""The scheduler: run each task of the fleet schedule when it is due, as the one
-instance holding the scheduler lock; and beside it the alerter
+"""The scheduler: run each task of the fleet schedule (weekly retraining, drift
+checks, the self-healing rules of `services.healing`) when it is due, as the
+one instance holding the scheduler lock; and beside it the alerter
 (`services.alerter`: incidents and notifications), one instance too.
 
 `atalaia scheduler` runs it in its own process, queueing jobs through the
@@ -33,9 +34,15 @@ from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.incidents import IncidentPolicy
 from atalaia.core.ports import BatchSubmitter
-from atalaia.core.schedule import ScheduledTask, Task, fleet_schedule
+from atalaia.core.schedule import (
+    ScheduledTask,
+    Task,
+    fleet_schedule,
+    healing_schedule,
+)
 from atalaia.services import rollouts
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
+from atalaia.services.healing import Healer, HealingMetrics
 from atalaia.services.scheduler import (
     InProcessSubmitter,
     RunReport,
@@ -56,8 +63,8 @@ RETRY_AFTER_S = 300.0
 STOP_TIMEOUT_S = 10.0
 
 
-class Report(Protocol):
-    """What a task's run says of itself: an error or None, and its detail."""
+class TaskReport(Protocol):
+    """What a task's run says: whether it failed, and its detail."""
 
     @property
     def error(self) -> str | None: ...
@@ -65,7 +72,7 @@ class Report(Protocol):
     def detail(self) -> dict[str, object]: ...
 
 
-TaskRun = Callable[[datetime], Report]
+TaskRun = Callable[[datetime], TaskReport]
 
 
 class Scheduler:
@@ -105,7 +112,7 @@ class Scheduler:
         wait = (min(self._due.values()) - now).total_seconds()
         return min(max(wait, 0.0), MAX_SLEEP_S)
 
-    def run_once(self, task: Task, now: datetime) -> Report:
+    def run_once(self, task: Task, now: datetime) -> TaskReport:
         """Run `task` now, whatever its schedule, with or without the lock."""
         return self._plan[task][1](now)
 
@@ -171,7 +178,7 @@ class SchedulerMetrics:
     def observed(self, task: Task, run: TaskRun) -> TaskRun:
         """`run`, counted by outcome; a drift check counts the drifted series."""
 
-        def observed_run(now: datetime) -> Report:
+        def observed_run(now: datetime) -> TaskReport:
             try:
                 report = run(now)
             except Exception:
@@ -194,7 +201,9 @@ def build_scheduler(
     registry: CollectorRegistry,
     redis: RedisLink | None = None,
 ) -> Scheduler:
-    """The fleet schedule of `settings`, run against `engine`'s database."""
+    """The fleet schedule of `settings`, run against `engine`'s database, with
+    the self-healing engine's runs."""
+    healer = Healer(sessions, settings, submitter, HealingMetrics(registry))
     runs: dict[Task, TaskRun] = {
         Task.RETRAIN: lambda now: retrain_fleet(
             sessions=sessions,
@@ -204,19 +213,23 @@ def build_scheduler(
         ),
         Task.DRIFT: lambda _now: check_drift(
             sessions=sessions,
-            submitter=submitter,
+            healer=healer,
             window_hours=settings.scheduler_drift_window_hours,
             retrain_window_hours=settings.scheduler_retrain_window_hours,
         ),
         Task.ROLLOUT: lambda now: rollouts.run_steps(
             sessions=sessions, now=now, redis=redis
         ),
+        Task.HEALING: healer.run_task,
     }
-    schedule = fleet_schedule(
-        retrain_weekday=settings.scheduler_retrain_weekday,
-        retrain_hour=settings.scheduler_retrain_hour,
-        drift_every_hours=settings.scheduler_drift_every_hours,
-        rollout_every_minutes=settings.scheduler_rollout_every_minutes,
+    schedule = (
+        *fleet_schedule(
+            retrain_weekday=settings.scheduler_retrain_weekday,
+            retrain_hour=settings.scheduler_retrain_hour,
+            drift_every_hours=settings.scheduler_drift_every_hours,
+            rollout_every_minutes=settings.scheduler_rollout_every_minutes,
+        ),
+        healing_schedule(every_minutes=settings.healing_every_minutes),
     )
     metrics = SchedulerMetrics(registry)
     scheduler = Scheduler(

@@ -134,6 +134,47 @@ class Settings(BaseSettings):
     alerter_poll_s: Annotated[float, Field(gt=0)] = 0.2
     alerter_sweep_s: Annotated[float, Field(gt=0)] = 10.0
 
+    # Self-healing (`services.healing`), run by the scheduler every
+    # `healing_every_minutes` (data drift: with the drift check). Each rule may
+    # be off, in dry run (decisions recorded, nothing done) and holds to so many
+    # actions an hour (0: no limit); an admin changes these at run time
+    # (`PATCH /api/v1/healing/rules/{rule}`).
+    healing_every_minutes: Annotated[float, Field(gt=0)] = 5.0
+    healing_data_drift_enabled: bool = True
+    healing_data_drift_dry_run: bool = False
+    healing_data_drift_max_per_hour: Annotated[int, Field(ge=0)] = 20_000
+    healing_concept_drift_enabled: bool = True
+    healing_concept_drift_dry_run: bool = False
+    healing_concept_drift_max_per_hour: Annotated[int, Field(ge=0)] = 100
+    healing_sensor_quality_enabled: bool = True
+    healing_sensor_quality_dry_run: bool = False
+    healing_sensor_quality_max_per_hour: Annotated[int, Field(ge=0)] = 1_000
+    healing_training_backlog_enabled: bool = True
+    healing_training_backlog_dry_run: bool = False
+    healing_training_backlog_max_per_hour: Annotated[int, Field(ge=0)] = 10
+    healing_dependency_circuit_enabled: bool = True
+    healing_dependency_circuit_dry_run: bool = False
+    healing_dependency_circuit_max_per_hour: Annotated[int, Field(ge=0)] = 0
+    # Concept drift: over the last `window`, a production version's anomaly rate
+    # off its training's by more than `margin` times it, or labels saying more
+    # than `false_alarm_target` of its alarms were false, retrain it; with
+    # `recalibrate_min_labels` labels or more, a version with the threshold the
+    # labels call for is registered in Staging instead.
+    healing_concept_window_hours: Annotated[float, Field(gt=0)] = 24.0
+    healing_concept_margin: Annotated[float, Field(gt=0)] = 1.0
+    healing_concept_min_predictions: Annotated[int, Field(ge=1)] = 1_000
+    healing_false_alarm_target: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    healing_recalibrate_min_labels: Annotated[int, Field(ge=1)] = 30
+    # A series with no reading for this many times its usual interval is silent
+    # (one watched within `healing_silent_horizon_hours` of its last reading).
+    healing_silent_factor: Annotated[float, Field(gt=1)] = 10.0
+    healing_silent_horizon_hours: Annotated[float, Field(gt=0)] = 168.0
+    # Training: jobs queued for longer than this, or this many failures within
+    # the window, raise a platform alert.
+    healing_backlog_after_s: Annotated[float, Field(gt=0)] = 1800.0
+    healing_failures_alert: Annotated[int, Field(ge=1)] = 10
+    healing_failures_window_hours: Annotated[float, Field(gt=0)] = 1.0
+
     # The fleet's grid (`GET /fleet/sensors`): a sensor with readings but none
     # (stored or predicted) for this long is stale.
     fleet_stale_after_s: Annotated[float, Field(gt=0)] = 3600.0

@@ -78,8 +78,9 @@ def fleet(sessions: sessionmaker[Session]) -> None:
             anomaly("pump_1_radial", now - 100, 1.2),
             anomaly("pump_2_radial", now - 100, 2.5),
             anomaly("pump_3_radial", now - 100, 4.5),
-            anomaly("press.l2.m07_radial", now - 100, 1.5, reason="stuck"),
-            anomaly("press.l2.m07_axial", now - 90, 2.5),
+            # The anomaly first: once stuck, its anomalies would be held back.
+            anomaly("press.l2.m07_axial", now - 100, 2.5),
+            anomaly("press.l2.m07_radial", now - 90, 1.5, reason="stuck"),
         ],
     )
 

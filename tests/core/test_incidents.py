@@ -194,3 +194,52 @@ def test_a_late_anomaly_within_the_gap_moves_the_start_back() -> None:
 
     (incident,) = g.live.values()
     assert (incident.started_at, incident.last_at, incident.count) == (T0, T0 + 300, 2)
+
+
+class TestDataQualityHoldsBackAnomalies:
+    def test_a_stuck_sensors_anomalies_make_no_incident_but_a_count(self) -> None:
+        g = grouper()
+        changes = g.apply(
+            [anomaly("sensor_001_radial", T0, reason="stuck")]
+            + [anomaly("sensor_001_axial", T0 + 60 * i, 3.0) for i in range(1, 40)]
+        )
+
+        assert list(g.live) == [("sensor_001", "data_quality")]
+        assert g.suppressed == 39
+        assert [c.action for c in changes] == ["opened", "suppressed"]
+        line = changes[-1]
+        assert line.incident.kind == "data_quality"
+        assert line.detail.startswith("39 anomalies of sensor_001_axial held back")
+        assert line.at == T0 + 60 * 39
+
+    def test_holds_back_while_a_stored_incident_lives_across_steps(self) -> None:
+        g = grouper()
+        g.apply([anomaly(reason="silent")])
+
+        assert not g.apply([])
+        (change,) = g.apply([anomaly(t=T0 + 30), anomaly(t=T0 + 40)])
+        assert (change.action, change.incident.kind) == ("suppressed", "data_quality")
+        assert ("sensor_001", "anomaly") not in g.live
+
+    def test_anomalies_before_it_or_after_it_ended_are_incidents(self) -> None:
+        g = grouper()
+        g.apply(
+            [
+                anomaly(t=T0 - 5),  # before the sensor's readings were in doubt
+                anomaly(t=T0, reason="stuck"),
+                Recovery("sensor_001_radial", T0 + 100),  # ends both
+                anomaly(t=T0 + 200),
+            ]
+        )
+
+        assert list(g.live) == [("sensor_001", "anomaly")]
+        assert g.suppressed == 0
+
+    def test_other_sensors_are_not_held_back(self) -> None:
+        g = grouper()
+        g.apply([anomaly(reason="dropout"), anomaly("sensor_002_radial", T0 + 1)])
+
+        assert sorted(g.live) == [
+            ("sensor_001", "data_quality"),
+            ("sensor_002", "anomaly"),
+        ]

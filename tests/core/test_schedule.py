@@ -14,6 +14,7 @@ from atalaia.core.schedule import (
     Task,
     Weekly,
     fleet_schedule,
+    healing_schedule,
 )
 
 # Tuesday 1 December 2026, 13:30 UTC
@@ -124,4 +125,11 @@ class TestFleetSchedule:
             "scheduler.retrain",
             "scheduler.drift",
             "scheduler.rollout",
+            "scheduler.healing",
         ]
+
+    def test_healing_runs_every_few_minutes(self) -> None:
+        healing = healing_schedule(every_minutes=5)
+
+        assert healing == ScheduledTask(Task.HEALING, Every(5 / 60))
+        assert healing.trigger.describe() == "every 5 min"

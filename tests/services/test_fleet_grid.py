@@ -19,7 +19,9 @@ from atalaia.core.ports import BatchSubmitter
 from atalaia.errors import DependencyUnavailable
 from atalaia.services import registry, training
 from atalaia.services.fleet_grid import FleetGrids, GridMemo, read_grid
+from atalaia.services.healing import Healer
 from atalaia.services.scheduler import InProcessSubmitter, check_drift
+from atalaia.settings import Settings
 from fixtures.fleet import add_day, serve_series
 from fixtures.readings import DAY_S
 from fixtures.scheduling import DownSubmitter, RecordingQueue
@@ -57,9 +59,10 @@ def drifting(sessions: Sessions, artifacts: LocalArtifactStore) -> None:
 
 
 def check(sessions: Sessions, submitter: BatchSubmitter) -> None:
+    """A drift check whose drifted series the healing engine retrains."""
     check_drift(
-        sessions=sessions, submitter=submitter, window_hours=24,
-        retrain_window_hours=168,
+        sessions=sessions, healer=Healer(sessions, Settings(), submitter),
+        window_hours=24, retrain_window_hours=168,
     )  # fmt: skip
 
 

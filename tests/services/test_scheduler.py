@@ -15,6 +15,7 @@ from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.jobs import JobStatus
 from atalaia.core.ports import BatchSubmitter
 from atalaia.core.schedule import Task
+from atalaia.services.healing import Healer
 from atalaia.services.scheduler import (
     ACTOR,
     InProcessSubmitter,
@@ -23,6 +24,7 @@ from atalaia.services.scheduler import (
     last_runs,
     retrain_fleet,
 )
+from atalaia.settings import Settings
 from fixtures.fleet import WEEK_S, add_day, serve_series
 from fixtures.readings import DAY_S
 from fixtures.scheduling import DownSubmitter, RecordingQueue
@@ -50,9 +52,12 @@ def audit_entries(sessions: Sessions) -> list[AuditRow]:
         return list(session.scalars(stmt))
 
 
-def drift(sessions: Sessions, submitter: BatchSubmitter) -> RunReport:
+def drift(
+    sessions: Sessions, submitter: BatchSubmitter, settings: Settings
+) -> RunReport:
+    """A drift check whose drifted series the healing engine retrains."""
     return check_drift(
-        sessions=sessions, submitter=submitter,
+        sessions=sessions, healer=Healer(sessions, settings, submitter),
         window_hours=24, retrain_window_hours=168,
     )  # fmt: skip
 
@@ -70,9 +75,13 @@ def drifting_fleet(sessions: Sessions, artifacts: LocalArtifactStore) -> None:
 @pytest.mark.usefixtures("drifting_fleet")
 class TestCheckDrift:
     def test_queues_a_retraining_of_the_drifted_series_only(
-        self, sessions: Sessions, submitter: InProcessSubmitter, queue: RecordingQueue
+        self,
+        sessions: Sessions,
+        submitter: InProcessSubmitter,
+        queue: RecordingQueue,
+        settings: Settings,
     ) -> None:
-        report = drift(sessions, submitter)
+        report = drift(sessions, submitter, settings)
 
         jobs = scheduler_jobs(sessions)
         assert list(jobs) == ["sensor_001_radial"]
@@ -85,9 +94,9 @@ class TestCheckDrift:
         assert report.accepted == 1
 
     def test_writes_what_it_did_to_the_audit_log(
-        self, sessions: Sessions, submitter: InProcessSubmitter
+        self, sessions: Sessions, submitter: InProcessSubmitter, settings: Settings
     ) -> None:
-        report = drift(sessions, submitter)
+        report = drift(sessions, submitter, settings)
 
         [entry] = audit_entries(sessions)
         assert (entry.action, entry.target) == ("scheduler.drift", "fleet")
@@ -98,11 +107,11 @@ class TestCheckDrift:
         assert last_runs(sessions) == {Task.DRIFT: entry.at}
 
     def test_skips_a_drifted_series_whose_job_is_still_queued(
-        self, sessions: Sessions, submitter: InProcessSubmitter
+        self, sessions: Sessions, submitter: InProcessSubmitter, settings: Settings
     ) -> None:
-        drift(sessions, submitter)
+        drift(sessions, submitter, settings)
 
-        again = drift(sessions, submitter)
+        again = drift(sessions, submitter, settings)
 
         assert (again.selected, again.skipped_busy, again.accepted) == (
             ["sensor_001_radial"], 1, 0,
@@ -110,9 +119,9 @@ class TestCheckDrift:
         assert len(audit_entries(sessions)) == 2
 
     def test_audits_a_run_whose_jobs_could_not_be_queued(
-        self, sessions: Sessions
+        self, sessions: Sessions, settings: Settings
     ) -> None:
-        report = drift(sessions, DownSubmitter())
+        report = drift(sessions, DownSubmitter(), settings)
 
         assert report.error == "training service is unavailable: ConnectError"
         [entry] = audit_entries(sessions)

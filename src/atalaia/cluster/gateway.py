@@ -16,8 +16,8 @@ from atalaia.cluster.supervisor import ProcessSpec
 
 SERVICES = ("training", "inference", "plot", "health")
 # The training service's routes of small bodies (the elsewhere limit): incidents,
-# the fleet's figures, alerting and the console's sign-in.
-TRAINING_ROUTES = ("incidents", "fleet", "alerts", "auth", "rollouts")
+# the fleet's figures, alerting, rollouts, self-healing and the console's sign-in.
+TRAINING_ROUTES = ("incidents", "fleet", "alerts", "rollouts", "healing", "auth")
 
 _TEMPLATE = """\
 # The atalaia gateway. Rendered by atalaia.cluster.gateway; edit the template there.

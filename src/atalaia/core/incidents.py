@@ -4,8 +4,11 @@ A sensor's anomalies (`sensor_001_radial`, `sensor_001_axial`… are its axes;
 a series without an axis is a sensor of its own) are one incident while each
 follows the one before within `gap_s` seconds: a level shift scored on every
 reading for an hour, or on two axes at once, is one incident, not hundreds.
-Data-quality anomalies (a stuck sensor, a dropout) make incidents of their own
-kind, apart from the others.
+Data-quality anomalies (a stuck sensor, a dropout, a silent one) make
+incidents of their own kind, apart from the others; while a sensor has a live
+data-quality incident, its other anomalies are held back (its readings cannot
+be trusted: no alarm storm of them), counted in a `suppressed` line of the
+data-quality incident's history.
 
 An incident is `open`, then `acknowledged` by a person, then `resolved`: by a
 person, or by itself when every series that was anomalous in it has read
@@ -36,7 +39,7 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 State = Literal["open", "acknowledged", "resolved"]
 Severity = Literal["minor", "major", "critical"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # lowest first
-DATA_QUALITY_REASONS = frozenset({"stuck", "dropout"})
+DATA_QUALITY_REASONS = frozenset({"stuck", "dropout", "silent"})
 RECENT = 256  # the latest anomaly times an incident keeps (windowed rules)
 _GROUP_SEPARATOR = re.compile(r"[_.:-]")
 
@@ -147,8 +150,8 @@ class Incident:
 @dataclass(frozen=True, slots=True)
 class Change:
     """A line of an incident's history: `action` is opened, grew, escalated,
-    acknowledged, assigned, commented or resolved; `actor` a person's name or
-    "atalaia"."""
+    suppressed, acknowledged, assigned, commented or resolved; `actor` a
+    person's name or "atalaia"."""
 
     incident: Incident
     action: str
@@ -179,6 +182,8 @@ class Grouper:
     policy: IncidentPolicy
     live: dict[tuple[str, Kind], Incident]
     changes: list[Change] = field(default_factory=list)
+    suppressed: int = 0  # anomalies held back by a data-quality incident
+    _held: dict[int, Held] = field(default_factory=dict)
 
     def apply(self, signals: Iterable[Signal]) -> list[Change]:
         """Apply `signals` in order; the changes they made, in order."""
@@ -188,10 +193,19 @@ class Grouper:
                 self._anomaly(signal)
             else:
                 self._recovery(signal)
+        for held in self._held.values():
+            self._record(held.incident, "suppressed", SYSTEM, held.describe(), held.at)
+        self._held.clear()
         return self.changes[start:]
 
     def _anomaly(self, a: Anomaly) -> None:
         sensor, _ = sensor_of(a.series_id)
+        quality = self.live.get((sensor, "data_quality"))
+        if a.kind == "anomaly" and quality and a.timestamp >= quality.started_at:
+            held = self._held.setdefault(id(quality), Held(quality))
+            held.add(a)
+            self.suppressed += 1
+            return
         key = (sensor, a.kind)
         incident = self.live.get(key)
         if incident is not None and a.timestamp > incident.last_at + self.policy.gap_s:
@@ -257,6 +271,27 @@ class Grouper:
         self, incident: Incident, action: str, actor: str, detail: str, at: float
     ) -> None:
         self.changes.append(Change(incident, action, actor, detail, at))
+
+
+@dataclass(slots=True)
+class Held:
+    """The anomalies a data-quality incident held back in one `apply`."""
+
+    incident: Incident
+    count: int = 0
+    at: float = 0.0
+    series: set[str] = field(default_factory=set)
+
+    def add(self, a: Anomaly) -> None:
+        self.count += 1
+        self.at = max(self.at, a.timestamp)
+        self.series.add(a.series_id)
+
+    def describe(self) -> str:
+        return (
+            f"{self.count} anomalies of {', '.join(sorted(self.series))} held back "
+            "while the sensor's data quality is in doubt"
+        )
 
 
 def _describe(a: Anomaly) -> str:

@@ -18,6 +18,7 @@ class Task(StrEnum):
     RETRAIN = "retrain"  # weekly retraining of every active series
     DRIFT = "drift"  # data-drift check of every production model
     ROLLOUT = "rollout"  # the running canaries' and shadows' steps
+    HEALING = "healing"  # the self-healing rules (`services.healing`)
 
     @property
     def audit_action(self) -> str:
@@ -111,3 +112,12 @@ def fleet_schedule(
         ScheduledTask(Task.DRIFT, Every(drift_every_hours)),
         ScheduledTask(Task.ROLLOUT, Every(rollout_every_minutes / 60.0)),
     )
+
+
+def healing_schedule(*, every_minutes: float) -> ScheduledTask:
+    """The self-healing rules' runs.
+
+    >>> healing_schedule(every_minutes=5).trigger.describe()
+    'every 5 min'
+    """
+    return ScheduledTask(Task.HEALING, Every(every_minutes / 60.0))

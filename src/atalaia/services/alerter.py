@@ -10,7 +10,9 @@ embedded server it is a pair of threads of `atalaia serve`, else the process
   plans the notifications the rules make of them (`core.alerting`) and
   stores the incidents, their history, the notifications and the new read
   positions in one transaction: a crash before its commit leaves nothing
-  done, and the next leader reads the same signals again.
+  done, and the next leader reads the same signals again. A sensor's anomalies
+  while it has a live data-quality incident (stuck, silent) are held back:
+  no incident, no notification, a count in that incident's history.
 - `sweep` escalates the incidents left unacknowledged past their rules'
   `escalate_after_min`, and when a silence has ended, tells the live
   incidents it held back.
@@ -129,6 +131,8 @@ class Alerter:
             incidents = IncidentStore(session)
             grouper = Grouper(self.policy, by_key(incidents.live(live_keys(signals))))
             changes = grouper.apply(signals)
+            if grouper.suppressed:
+                log.info("alerter.anomalies_suppressed", count=grouper.suppressed)
             incidents.save(changes)
             outbox = Outbox(session)
             told = {

@@ -1,5 +1,6 @@
 """Lifecycle events for the alerter to route (`core.alerting`, rules with
-`events`): a promotion, a rollback, a training that failed, a drift found.
+`events`): a promotion, a rollback, a training that failed, a drift found, an
+alert of the self-healing engine.
 
 Each is logged in the transaction of the change it tells of, once per key, so
 an event exists exactly when its change was committed.
@@ -83,6 +84,16 @@ def drift_detected(session: Session, series_ids: Sequence[str], run: str) -> Non
     document = {"series": series[:MAX_LISTED], "count": len(series), "run": run}
     only = series[0] if len(series) == 1 else None
     _log(session, "model.drift", f"model.drift.{run}", only, title, text, document)
+
+
+def healing_alert(
+    session: Session, key: str, title: str, text: str, document: Mapping[str, Any]
+) -> None:
+    """An alert the self-healing engine raised (a training backlog, trainings
+    failing again and again), once per `key`: a `platform.alert`, routed like
+    Alertmanager's, `major` unless its document says otherwise."""
+    alert = {"severity": "major", "source": "healing", **document}
+    _log(session, "platform.alert", f"healing.{key}", None, title, text, alert)
 
 
 def _named(series: Sequence[str]) -> str:

@@ -5,6 +5,8 @@ Both tasks read the registry and the readings, and queue retraining through a
 process) or the same use case in-process (the embedded platform). A series
 retrains with its production version's algorithm and hyperparameters; one batch
 goes out per such recipe. Series with a queued or running job are skipped.
+The drift check finds the drifted series; the healing engine's `data_drift`
+rule decides their retraining (its dry run and rate limit apply) and queues it.
 Every run ends with one audit-log entry (`scheduler.<task>`, or
 `scheduler.<task>_failed` when queueing failed) saying what it did.
 """
@@ -24,12 +26,14 @@ from atalaia.adapters.db.repositories import (
     ModelStore,
     ReadingStore,
 )
-from atalaia.core.drift import detect_data_drift
+from atalaia.core.drift import DataDrift, detect_data_drift
+from atalaia.core.healing import DriftSignal, Outcome, Signals
 from atalaia.core.ports import BatchSubmitter, JobQueue, SubmittedBatch
 from atalaia.core.registry import ModelVersion
 from atalaia.core.schedule import Task
 from atalaia.errors import AtalaiaError
 from atalaia.services import platform_events, training
+from atalaia.services.healing import Healer
 from atalaia.services.training_chunk import SessionFactory
 
 log = structlog.get_logger()
@@ -51,7 +55,9 @@ class RunReport:
     selected: list[str]  # series to retrain
     retrain_window_hours: float
     drift_window_hours: float | None = None
-    skipped_busy: int = 0  # selected, but a job of theirs is queued or running
+    # Selected, but a job of theirs is queued or running (a drift check: or the
+    # healing engine decided on them lately, `core.healing.repeat_of`).
+    skipped_busy: int = 0
     accepted: int = 0
     rejected: list[dict[str, object]] = field(default_factory=list)
     batches: list[str] = field(default_factory=list)
@@ -97,30 +103,44 @@ def retrain_fleet(
 def check_drift(
     *,
     sessions: SessionFactory,
-    submitter: BatchSubmitter,
+    healer: Healer,
     window_hours: float,
     retrain_window_hours: float,
 ) -> RunReport:
     """Compare each production model's recent readings with its training data.
 
     The last `window_hours` before each series' newest reading are checked with
-    `detect_data_drift`; drifted series (the report's `selected`) retrain on
-    their last `retrain_window_hours`.
+    `detect_data_drift`; the drifted series (the report's `selected`) are the
+    signal of `healer`'s data-drift rule, which retrains them on their last
+    `retrain_window_hours`.
     """
     with sessions() as session:
         series_ids = ModelStore(session).production_series()
-    drifted: list[ModelVersion] = []
+    drifted: list[tuple[ModelVersion, DataDrift]] = []
     for piece in _pieces(series_ids, CHUNK):
         drifted += _drifted(sessions, piece, window_hours)
     log.info("scheduler.drift_checked", series=len(series_ids), drifted=len(drifted))
     report = RunReport(
         Task.DRIFT.value,
         considered=len(series_ids),
-        selected=sorted(v.series_id for v in drifted),
+        selected=sorted(v.series_id for v, _ in drifted),
         retrain_window_hours=retrain_window_hours,
         drift_window_hours=window_hours,
     )
-    return _queue_and_audit(report, _by_recipe(drifted), sessions, submitter)
+    signals = Signals(
+        at=healer.clock(),
+        drifted=tuple(
+            _signal(v, found)
+            for v, found in drifted
+            if v.sensor is None  # sensors train one at a time, on request
+        ),
+    )
+    run = healer.heal(signals, retrain_window_hours=retrain_window_hours)
+    queued = run.submitted
+    report.skipped_busy = run.count(Outcome.SKIPPED, "retrain")
+    report.accepted, report.rejected = queued.accepted, queued.rejected
+    report.batches, report.error = queued.batches, queued.error
+    return _audit(report, sessions)
 
 
 def last_runs(sessions: SessionFactory) -> dict[Task, datetime]:
@@ -134,22 +154,31 @@ def last_runs(sessions: SessionFactory) -> dict[Task, datetime]:
 
 def _drifted(
     sessions: SessionFactory, series_ids: list[str], window_hours: float
-) -> list[ModelVersion]:
+) -> list[tuple[ModelVersion, DataDrift]]:
     """The production versions of `series_ids` whose recent data drifted."""
     with sessions() as session:
         versions = ModelStore(session).production_versions(series_ids)
         recent = ReadingStore(session).last_windows(
             [v.series_id for v in versions], window_hours
         )
-    return [
-        version
-        for version in versions
+    found = []
+    for version in versions:
         # A version registered without a training profile has nothing to compare.
-        if "decile_edges" in version.reference
-        and detect_data_drift(
-            version.reference, recent[version.series_id].values
-        ).detected
-    ]
+        if "decile_edges" not in version.reference:
+            continue
+        drift = detect_data_drift(version.reference, recent[version.series_id].values)
+        if drift.detected:
+            found.append((version, drift))
+    return found
+
+
+def _signal(version: ModelVersion, drift: DataDrift) -> DriftSignal:
+    lineage = version.lineage
+    return DriftSignal(
+        version.series_id, version.version, lineage.algorithm,
+        lineage.hyperparameters, drift.psi, drift.mean_shift_sigma,
+        drift.recent_points,
+    )  # fmt: skip
 
 
 def _by_recipe(versions: Iterable[ModelVersion]) -> dict[Recipe, list[str]]:
@@ -184,6 +213,11 @@ def _queue_and_audit(
                 ))  # fmt: skip
     except AtalaiaError as exc:
         report.error = exc.detail
+    return _audit(report, sessions)
+
+
+def _audit(report: RunReport, sessions: SessionFactory) -> RunReport:
+    """Record the run, failed or not (a drift check: with its drift event)."""
     action = Task(report.task).audit_action + ("_failed" if report.error else "")
     with sessions() as session:
         AuditLog(session).record(

@@ -88,8 +88,8 @@ class TestCanary:
         assert [r.record.version for r in one] == scores.version.tolist()
         assert [r.anomaly for r in one] == scores.anomaly.tolist()
         by_batch, by_one = _counts(batch), _counts(single)
-        for counts in (by_batch, by_one):
-            for c in counts.values():
+        for found in (by_batch, by_one):
+            for c in found.values():
                 c.pop("candidate_slow")
         assert by_batch.keys() == by_one.keys()
         for rid, counts in by_batch.items():

@@ -485,3 +485,39 @@ class AlerterCursorRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
+
+
+class HealingActionRow(Base):
+    """A decision of the self-healing engine (`core.healing`) and its outcome:
+    done, dry_run, rate_limited, failed or skipped."""
+
+    __tablename__ = "healing_actions"
+    __table_args__ = (
+        Index("ix_healing_actions_rule_target", "rule", "target", "id"),
+        Index("ix_healing_actions_rule_at", "rule", "at"),
+        Index("ix_healing_actions_target", "target", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    rule: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(256))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(1000))
+    evidence: Mapped[dict[str, Any]] = mapped_column(Json)
+    episode: Mapped[str] = mapped_column(String(128), default="")
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class HealingRuleRow(Base):
+    """A healing rule's policy as an admin set it (over the settings')."""
+
+    __tablename__ = "healing_rules"
+
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    max_actions_per_hour: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -27,6 +27,7 @@ from atalaia.api.training.routes import (
     anomalies,
     feedback,
     fleet,
+    healing,
     incidents,
     models,
     rollouts,
@@ -56,6 +57,7 @@ def routers() -> list[APIRouter]:
         incidents.router,
         fleet.router,
         alerts.router,
+        healing.router,
         session.router,
     ]
 

@@ -5,6 +5,13 @@ from atalaia.adapters.db.repositories.anomalies import AnomalyLog
 from atalaia.adapters.db.repositories.audit import AuditLog
 from atalaia.adapters.db.repositories.claims import TrainingClaims
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
+from atalaia.adapters.db.repositories.healing import (
+    ActionFilter,
+    HealingAction,
+    HealingLog,
+    HealingRules,
+)
+from atalaia.adapters.db.repositories.healing_signals import PlatformSignals
 from atalaia.adapters.db.repositories.incidents import IncidentFilter, IncidentStore
 from atalaia.adapters.db.repositories.jobs import JobStore
 from atalaia.adapters.db.repositories.models import ModelStore
@@ -17,16 +24,21 @@ from atalaia.adapters.db.repositories.rollouts import RolloutStore
 from atalaia.adapters.db.repositories.rollups import RollupStore
 
 __all__ = [
+    "ActionFilter",
     "AlertConfig",
     "AnomalyLog",
     "AuditLog",
     "FeedbackStore",
+    "HealingAction",
+    "HealingLog",
+    "HealingRules",
     "IncidentFilter",
     "IncidentStore",
     "IngestResult",
     "JobStore",
     "ModelStore",
     "Outbox",
+    "PlatformSignals",
     "ReadingStore",
     "RolloutStore",
     "RollupStore",
