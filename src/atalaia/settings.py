@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     healing_concept_drift_enabled: bool = True
     healing_concept_drift_dry_run: bool = False
     healing_concept_drift_max_per_hour: Annotated[int, Field(ge=0)] = 100
+    healing_production_gates_enabled: bool = True
+    healing_production_gates_dry_run: bool = False
+    healing_production_gates_max_per_hour: Annotated[int, Field(ge=0)] = 100
     healing_sensor_quality_enabled: bool = True
     healing_sensor_quality_dry_run: bool = False
     healing_sensor_quality_max_per_hour: Annotated[int, Field(ge=0)] = 1_000
@@ -160,6 +163,14 @@ class Settings(BaseSettings):
     # than `false_alarm_target` of its alarms were false, retrain it; with
     # `recalibrate_min_labels` labels or more, a version with the threshold the
     # labels call for is registered in Staging instead.
+    # Production gates: a version promoted in the last
+    # `healing_rollback_window_hours` goes back to the one it replaced when
+    # its anomaly rate is off that one's (the canaries' gates), or its labels
+    # say more than `healing_rollback_false_alarm_rate` of its alarms are false.
+    healing_rollback_window_hours: Annotated[float, Field(gt=0)] = 48.0
+    healing_rollback_anomaly_rate_tolerance: Annotated[float, Field(ge=0)] = 0.2
+    healing_rollback_min_predictions: Annotated[int, Field(ge=1)] = 1_000
+    healing_rollback_false_alarm_rate: Annotated[float, Field(gt=0, lt=1)] = 0.5
     healing_concept_window_hours: Annotated[float, Field(gt=0)] = 24.0
     healing_concept_margin: Annotated[float, Field(gt=0)] = 1.0
     healing_concept_min_predictions: Annotated[int, Field(ge=1)] = 1_000

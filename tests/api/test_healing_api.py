@@ -134,8 +134,8 @@ class TestRules:
         assert response.status_code == 200, response.text
         rules = {r["name"]: r for r in response.json()["rules"]}
         assert list(rules) == [
-            "data_drift", "concept_drift", "sensor_quality", "training_backlog",
-            "dependency_circuit",
+            "data_drift", "concept_drift", "production_gates", "sensor_quality",
+            "training_backlog", "dependency_circuit",
         ]  # fmt: skip
         backlog = rules["training_backlog"]
         assert (backlog["enabled"], backlog["dry_run"]) == (True, True)

@@ -31,6 +31,7 @@ from atalaia.adapters.db.tables import (
     AuditRow,
     JobRow,
     PlatformEventRow,
+    RegistryEventRow,
     VersionRow,
 )
 from atalaia.adapters.notify import ChannelSender
@@ -44,6 +45,7 @@ from atalaia.core.series import Readings
 from atalaia.core.serving import Rollups
 from atalaia.services.alerter import Alerter
 from atalaia.services.healing import Healer, HealingMetrics, HealingReport
+from atalaia.services.registry import promote_version
 from atalaia.services.scheduler import (
     ACTOR,
     InProcessSubmitter,
@@ -458,3 +460,112 @@ def test_every_rule_off_decides_nothing(
             select(AuditRow).where(AuditRow.action == "scheduler.healing")
         ).all()
     assert len(audit) == 1
+
+
+PROMOTED = "sensor_004_radial"
+
+
+@pytest.fixture
+def promoted(sessions: Sessions, artifacts: LocalArtifactStore) -> datetime:
+    """PROMOTED served by v2 since five hours ago, v1 before it; the hour of
+    the promotion."""
+    serve_series(sessions, artifacts, PROMOTED, end=TRAINED_UNTIL)
+    serve_series(sessions, artifacts, PROMOTED, end=TRAINED_UNTIL, promote=False)
+    with sessions() as session:
+        promote_version(
+            session=session, series_id=PROMOTED, version=2, archive_existing=True,
+            actor="tester",
+        )  # fmt: skip
+        at = NOW - timedelta(hours=5)
+        session.execute(
+            update(RegistryEventRow)
+            .where(
+                RegistryEventRow.series_id == PROMOTED, RegistryEventRow.version == 2
+            )
+            .values(at=at)
+        )
+        session.commit()
+    return at.replace(minute=0, second=0)
+
+
+def hourly(
+    sessions: Sessions, first: datetime, hours: int, anomaly_rate: float
+) -> None:
+    """PROMOTED's rollups: 1,000 answers an hour from `first` on."""
+    for h in range(hours):
+        with sessions() as session:
+            anomalies = round(1_000 * anomaly_rate)
+            RollupStore(session).add(Rollups(
+                first + timedelta(hours=h), [PROMOTED], [1_000], [anomalies], [1_000],
+                [500.0], [1.0],
+            ))  # fmt: skip
+            session.commit()
+
+
+class TestProductionGates:
+    def test_a_version_whose_anomaly_rate_left_the_replaced_one_s_is_rolled_back(
+        self,
+        sessions: Sessions,
+        settings: Settings,
+        submitter: InProcessSubmitter,
+        promoted: datetime,
+    ) -> None:
+        hourly(sessions, promoted - timedelta(hours=6), 6, 0.01)  # v1
+        hourly(sessions, promoted + timedelta(hours=1), 4, 0.08)  # v2
+
+        healer(sessions, settings, submitter).run_task(NOW)
+
+        [made] = actions(sessions, rule="production_gates")
+        assert (made.action, made.target, made.outcome.value) == (
+            "roll_back", PROMOTED, "done",
+        )  # fmt: skip
+        assert "anomaly rate 8.00% is not within ±20% of production's 1.00%" in (
+            made.reason
+        )
+        assert made.evidence["replaced_anomaly_rate"] == pytest.approx(0.01)
+        with sessions() as session:
+            models = ModelStore(session)
+            assert models.production(PROMOTED).version == 1  # type: ignore[union-attr]
+            assert models.get(PROMOTED, 2).stage is Stage.ARCHIVED
+            last = models.ledger(PROMOTED)[-1]
+            events = session.scalars(
+                select(PlatformEventRow.event).where(
+                    PlatformEventRow.series_id == PROMOTED
+                )
+            ).all()
+        assert (last.actor, last.version) == ("healing", 1)
+        assert last.evidence is not None and last.evidence["anomaly_rate"] == 0.08
+        assert "model.rolled_back" in events
+
+    def test_a_dry_run_says_so_and_leaves_it(
+        self,
+        sessions: Sessions,
+        settings: Settings,
+        submitter: InProcessSubmitter,
+        promoted: datetime,
+    ) -> None:
+        hourly(sessions, promoted - timedelta(hours=6), 6, 0.01)
+        hourly(sessions, promoted + timedelta(hours=1), 4, 0.08)
+
+        healer(
+            sessions, settings, submitter, healing_production_gates_dry_run=True
+        ).run_task(NOW)
+
+        [made] = actions(sessions, rule="production_gates")
+        assert made.outcome is Outcome.DRY_RUN
+        with sessions() as session:
+            assert ModelStore(session).production(PROMOTED).version == 2  # type: ignore[union-attr]
+
+    def test_a_version_answering_like_the_replaced_one_stays(
+        self,
+        sessions: Sessions,
+        settings: Settings,
+        submitter: InProcessSubmitter,
+        promoted: datetime,
+    ) -> None:
+        hourly(sessions, promoted - timedelta(hours=6), 6, 0.01)
+        hourly(sessions, promoted + timedelta(hours=1), 4, 0.011)
+
+        healer(sessions, settings, submitter).run_task(NOW)
+
+        assert actions(sessions, rule="production_gates") == []

@@ -150,6 +150,22 @@ class ConceptSignal:
 
 
 @dataclass(frozen=True, slots=True)
+class PromotedSignal:
+    """A production version promoted lately, against the one it replaced:
+    its answers and anomalies in the hours since (the hour of the promotion
+    left out), the replaced version's in as many hours before, and the
+    feedback labels given on it."""
+
+    series_id: str
+    version: int
+    promoted_at: float
+    after: tuple[int, int]  # (answers, anomalies)
+    before: tuple[int, int]
+    labels: int
+    false_alarms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SilentSeries:
     """A series with no reading for longer than its usual interval allows."""
 
@@ -205,6 +221,7 @@ class Signals:
     at: float
     drifted: tuple[DriftSignal, ...] = ()
     concept: tuple[ConceptSignal, ...] = ()
+    promoted: tuple[PromotedSignal, ...] = ()
     silent: tuple[SilentSeries, ...] = ()
     silences: tuple[Silence, ...] = ()
     queue: QueueSignal | None = None

@@ -17,7 +17,12 @@ from atalaia.core.registry import (
     plan_direct_promotion,
     plan_rollback,
 )
-from atalaia.errors import ConcurrentChange, DependencyUnavailable, RolloutConflict
+from atalaia.errors import (
+    ConcurrentChange,
+    DependencyUnavailable,
+    NothingToRollBack,
+    RolloutConflict,
+)
 from atalaia.services import platform_events
 
 log = structlog.get_logger()
@@ -64,19 +69,30 @@ def promote_version(
 
 
 def rollback(
-    *, session: Session, series_id: str, actor: str, reason: str = ""
+    *,
+    session: Session,
+    series_id: str,
+    actor: str,
+    reason: str = "",
+    version: int | None = None,
+    evidence: dict[str, float] | None = None,
 ) -> list[StageChange]:
-    """Put the previous Production version back and commit."""
+    """Put the previous Production version back and commit (only from
+    `version`, when given: NothingToRollBack if another serves by then)."""
 
     def attempt() -> list[StageChange]:
         models = ModelStore(session)
         models.lock_series(series_id)
-        changes = plan_rollback(
-            models.production(series_id), models.past_production(series_id)
-        )
+        current = models.production(series_id)
+        if version is not None and (current is None or current.version != version):
+            raise NothingToRollBack(
+                f"{series_id} v{version} no longer serves: nothing to roll back"
+            )
+        changes = plan_rollback(current, models.past_production(series_id))
         apply_changes(
-            session, changes, actor=actor, action="model.rolled_back", reason=reason
-        )
+            session, changes, actor=actor, action="model.rolled_back",
+            reason=reason, evidence=evidence,
+        )  # fmt: skip
         return changes
 
     return committed(session, attempt, what=f"rollback of {series_id}")

@@ -32,7 +32,7 @@ from atalaia.core.ports import BatchSubmitter
 from atalaia.core.registry import ModelVersion, Stage
 from atalaia.core.serving import ScoredAnomaly
 from atalaia.errors import AtalaiaError
-from atalaia.services import platform_events
+from atalaia.services import platform_events, registry
 from atalaia.services.training import new_job_id
 from atalaia.services.training_chunk import SessionFactory
 
@@ -174,6 +174,32 @@ def recalibrate(
     return verdicts
 
 
+def roll_back(
+    sessions: SessionFactory,
+    decisions: list[Decision],
+    now: float,  # noqa: ARG001
+) -> list[Verdict]:
+    """Put back, per decision, the version its production version replaced
+    (in the ledger with the decision's evidence: a `model.rolled_back` event
+    for the alert rules)."""
+    verdicts = []
+    for d in decisions:
+        version = int(d.evidence["version"])
+        figures = {k: float(v) for k, v in d.evidence.items()}
+        try:
+            with sessions() as session:
+                changes = registry.rollback(
+                    session=session, series_id=d.target, actor=ACTOR,
+                    reason=d.reason, version=version, evidence=figures,
+                )  # fmt: skip
+        except AtalaiaError as exc:
+            verdicts.append(Verdict(d, Outcome.FAILED, exc.detail))
+            continue
+        back = changes[-1].version
+        verdicts.append(Verdict(d, Outcome.DONE, f"v{back} serves again"))
+    return verdicts
+
+
 def _register_recalibrated(
     session: Session, series_id: str, version: int, cut: float, now: float
 ) -> ModelVersion:
@@ -299,6 +325,7 @@ def noted(
 Action = Callable[[SessionFactory, list[Decision], float], list[Verdict]]
 ACTIONS: dict[str, Action] = {
     "recalibrate": recalibrate,
+    "roll_back": roll_back,
     "open_incident": open_incidents,
     "close_incident": close_incidents,
     "alert": alert,

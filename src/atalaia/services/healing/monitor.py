@@ -4,7 +4,7 @@ database, and which targets' earlier actions still stand."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from atalaia.core.healing import (
     ConceptSignal,
     Dependency,
     Outcome,
+    PromotedSignal,
     QueueSignal,
     Signals,
     Silence,
@@ -66,6 +67,7 @@ def snapshot(
             concept=tuple(
                 concept_signals(session, settings, now=now) if concept else ()
             ),
+            promoted=tuple(promoted_signals(session, settings, now=now)),
             silent=tuple(silent),
             silences=tuple(_silences(session, since=horizon)),
             queue=queue,
@@ -114,6 +116,43 @@ def concept_signals(
             labelled, pending.get(sid),
         ))  # fmt: skip
     return found
+
+
+HOUR = timedelta(hours=1)
+
+
+def promoted_signals(
+    session: Session, settings: Settings, *, now: float
+) -> list[PromotedSignal]:
+    """The production versions promoted in the last
+    `healing_rollback_window_hours`, each against the version it replaced:
+    the hours since its promotion's (left out: both answered in it) and as
+    many hours before it."""
+    platform = PlatformSignals(session)
+    promoted = platform.recent_promotions(
+        since=_at(now - settings.healing_rollback_window_hours * 3600.0)
+    )
+    labels = platform.version_labels(promoted)
+    by_hour: dict[datetime, list[tuple[str, int, datetime]]] = {}
+    for found in promoted:
+        by_hour.setdefault(
+            found[2].replace(minute=0, second=0, microsecond=0), []
+        ).append(found)
+    signals = []
+    for hour, group in sorted(by_hour.items()):
+        cut = hour + HOUR
+        span = max(_at(now) - cut, HOUR)
+        windows = platform.rollup_windows(
+            [sid for sid, _, _ in group], cut=cut, start=hour - span
+        )
+        for sid, version, at in group:
+            before_n, before_k, after_n, after_k = windows.get(sid, (0, 0, 0, 0))
+            n, k = labels.get(sid, (0, 0))
+            signals.append(PromotedSignal(
+                sid, version, at.timestamp(), (after_n, after_k),
+                (before_n, before_k), n, k,
+            ))  # fmt: skip
+    return signals
 
 
 def _production(session: Session, series_ids: Sequence[str]) -> list[ModelVersion]:

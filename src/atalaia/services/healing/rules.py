@@ -13,10 +13,12 @@ from atalaia.core.healing import (
     CIRCUIT_RULE,
     ConceptSignal,
     Decision,
+    PromotedSignal,
     Rule,
     Signals,
     recalibrated_cut,
 )
+from atalaia.core.rollout import Figures, Gates, Outcome, judge
 from atalaia.settings import Settings
 
 MIN_RATE = 0.001  # the least anomaly rate a baseline counts as (0 flags nothing)
@@ -127,6 +129,60 @@ class ConceptDrift:
                     f"({share:.0%} > {self.false_alarm_target:.0%})"
                 )
         return why
+
+
+@dataclass(frozen=True, slots=True)
+class ProductionGates:
+    """A production version promoted lately that fails the gates → roll it
+    back (the canaries' own gates are stepped by the rollout task)."""
+
+    name = "production_gates"
+    description = (
+        "a production version promoted lately answers with an anomaly rate off "
+        "the replaced version's beyond the gates, or the labels say too many of "
+        "its alarms are false: put the replaced version back"
+    )
+    gates: Gates
+    max_false_alarms: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> ProductionGates:
+        gates = Gates(
+            anomaly_rate_tolerance=settings.healing_rollback_anomaly_rate_tolerance,
+            min_predictions=settings.healing_rollback_min_predictions,
+        )
+        return cls(gates, settings.healing_rollback_false_alarm_rate)
+
+    def decide(self, signals: Signals) -> list[Decision]:
+        return [d for s in signals.promoted if (d := self._decide(s)) is not None]
+
+    def _decide(self, s: PromotedSignal) -> Decision | None:
+        (n_after, k_after), (n_before, k_before) = s.after, s.before
+        after = Figures(predictions=n_after, anomalies=k_after)
+        before = Figures(predictions=n_before, anomalies=k_before)
+        verdict = judge(after, before, self.gates)
+        why = list(verdict.reasons) if verdict.outcome is Outcome.FAILED else []
+        if s.labels >= MIN_FEEDBACK_LABELS and (
+            s.false_alarms / s.labels > self.max_false_alarms
+        ):
+            why.append(
+                f"{s.false_alarms} of {s.labels} labels say false alarm "
+                f"(> {self.max_false_alarms:.0%})"
+            )
+        if not why:
+            return None
+        evidence = {
+            "version": s.version, "promoted_at": s.promoted_at,
+            "answers": after.predictions, "anomaly_rate": after.anomaly_rate,
+            "replaced_answers": before.predictions,
+            "replaced_anomaly_rate": before.anomaly_rate,
+            "labels": s.labels, "false_alarms": s.false_alarms,
+        }  # fmt: skip
+        return Decision(
+            self.name, "roll_back", s.series_id,
+            f"v{s.version} since its promotion: " + "; ".join(why), evidence,
+            episode=f"v{s.version}",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +314,7 @@ class DependencyCircuit:
 RULES: tuple[Callable[[Settings], Rule], ...] = (
     DataDrift.of,
     ConceptDrift.of,
+    ProductionGates.of,
     SensorQuality.of,
     TrainingBacklog.of,
     DependencyCircuit.of,

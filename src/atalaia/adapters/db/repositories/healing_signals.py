@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
@@ -17,6 +18,7 @@ from atalaia.adapters.db.tables import (
     NotificationRow,
     PredictionRollupRow,
     ReadingRow,
+    RegistryEventRow,
     ScoredAnomalyRow,
     SeriesRow,
     VersionRow,
@@ -148,6 +150,87 @@ class PlatformSignals:
             RateOff(sid, int(version), int(n), int(k), float(base))
             for sid, version, n, k, base in self.session.execute(stmt)
         ]
+
+    def recent_promotions(self, *, since: datetime) -> list[tuple[str, int, datetime]]:
+        """(series, version, when) of each production version promoted from
+        Staging at or after `since` that replaced another (one to go back to)."""
+        e, v = RegistryEventRow, VersionRow
+        older = aliased(RegistryEventRow)
+        replaced = (
+            select(older.seq)
+            .where(
+                older.series_id == e.series_id,
+                older.version != e.version,
+                older.to_stage == PRODUCTION,
+            )
+            .exists()
+        )
+        stmt = (
+            select(e.series_id, e.version, func.max(e.at))
+            .join(v, (v.series_id == e.series_id) & (v.version == e.version))
+            .where(
+                v.stage == PRODUCTION,
+                e.to_stage == PRODUCTION,
+                e.from_stage == Stage.STAGING.value,
+                e.at >= since,
+                replaced,
+            )
+            .group_by(e.series_id, e.version)
+        )
+        return [
+            (sid, int(version), at) for sid, version, at in self.session.execute(stmt)
+        ]
+
+    def rollup_windows(
+        self, series_ids: Sequence[str], *, cut: datetime, start: datetime
+    ) -> dict[str, tuple[int, int, int, int]]:
+        """Per series, (answers, anomalies) in the hourly rollups from `start`
+        to before `cut`, then from `cut` on: (before…, after…)."""
+        r = PredictionRollupRow
+        after = r.bucket >= cut
+
+        def summed(column: Any, when: Any) -> Any:
+            return func.coalesce(func.sum(case((when, column), else_=0)), 0)
+
+        found: dict[str, tuple[int, int, int, int]] = {}
+        for at in range(0, len(series_ids), CHUNK):
+            stmt = (
+                select(
+                    r.series_id,
+                    summed(r.predictions, ~after),
+                    summed(r.anomalies, ~after),
+                    summed(r.predictions, after),
+                    summed(r.anomalies, after),
+                )  # fmt: skip
+                .where(r.series_id.in_(series_ids[at : at + CHUNK]), r.bucket >= start)
+                .group_by(r.series_id)
+            )
+            for sid, *sums in self.session.execute(stmt):
+                found[sid] = (int(sums[0]), int(sums[1]), int(sums[2]), int(sums[3]))
+        return found
+
+    def version_labels(
+        self, promoted: Sequence[tuple[str, int, datetime]]
+    ) -> dict[str, tuple[int, int]]:
+        """Per series of `promoted` (series, version, since), the labels given
+        since on readings of that version (or of none named): (labels, labels
+        saying "not an anomaly")."""
+        f = FeedbackRow
+        found: dict[str, tuple[int, int]] = {}
+        for at in range(0, len(promoted), CHUNK):
+            part = promoted[at : at + CHUNK]
+            since = min(when for _, _, when in part)
+            versions = {sid: version for sid, version, _ in part}
+            stmt = select(f.series_id, f.version, f.created_at, f.is_anomaly).where(
+                f.series_id.in_(list(versions)), f.created_at >= since
+            )
+            whens = {sid: when for sid, _, when in part}
+            for sid, version, created, is_anomaly in self.session.execute(stmt):
+                if created < whens[sid] or version not in (None, versions[sid]):
+                    continue
+                labels, falses = found.get(sid, (0, 0))
+                found[sid] = (labels + 1, falses + (not is_anomaly))
+        return found
 
     def feedback_counts(
         self, *, since: datetime, min_labels: int
