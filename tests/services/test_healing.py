@@ -534,7 +534,8 @@ class TestProductionGates:
                 )
             ).all()
         assert (last.actor, last.version) == ("healing", 1)
-        assert last.evidence is not None and last.evidence["anomaly_rate"] == 0.08
+        assert last.evidence is not None
+        assert last.evidence["anomaly_rate"] == 0.08
         assert "model.rolled_back" in events
 
     def test_a_dry_run_says_so_and_leaves_it(
