@@ -79,8 +79,10 @@ class Routes:
     slow_ms: npt.NDArray[np.float64]
     rollout: npt.NDArray[np.int64]
     counts: npt.NDArray[np.float64]
-    # Single readings' counters by row, added to `counts` when drained.
+    # Single readings' counters by row, and what `drain` took of them so far.
     single: dict[int, list[float]] = field(default_factory=dict)
+    taken: dict[int, list[float]] = field(default_factory=dict)
+    drained: int = 0  # times drained (since it was replaced, once it is)
     # Production's rows → these candidates' rows, for the table of a
     # generation and size (built on first use: a batch maps its rows in one
     # gather).
@@ -177,21 +179,20 @@ class Candidates:
     def _swap(self) -> None:
         routes = Routes.of(list(self._served.values()))
         with self._lock:
+            self.routes.drained = 0  # drained from now on as retired
             self._retired.append(self.routes)
             self.routes = routes
         self.streams.start_all(routes.table)
 
-    def count(
-        self, routes: Routes, row: int, added: Sequence[tuple[int, float]]
-    ) -> None:
-        """Add to the counters of `routes`' row `row`: (counter, amount) pairs
-        (one reading's: kept in plain floats, cheaper than numpy's for one)."""
-        with self._lock:
-            kept = routes.single.get(row)
-            if kept is None:
-                kept = routes.single[row] = [0.0] * len(COUNTERS)
-            for at, amount in added:
-                kept[at] += amount
+    def kept(self, routes: Routes, row: int) -> list[float]:
+        """The counters single readings of `routes`' row `row` add to, in
+        plain floats (cheaper than numpy's for one), without a lock: `drain`
+        takes what they gained since it last did, never resets them."""
+        kept = routes.single.get(row)
+        if kept is None:
+            with self._lock:
+                kept = routes.single.setdefault(row, [0.0] * len(COUNTERS))
+        return kept
 
     def count_many(
         self,
@@ -224,24 +225,36 @@ class Candidates:
         return len(counts)
 
     def drain(self) -> RolloutCounts:
-        """Every rollout's counters since the last drain; they start again from
-        zero (those of routes replaced since are drained with them)."""
+        """Every rollout's counters since the last drain (those of routes
+        replaced since with them: drained twice more, for a single reading's
+        addition that raced the replacement, then let go)."""
         with self._lock:
-            everything, self._retired = [*self._retired, self.routes], []
-            taken = []
-            for routes in everything:
-                for row, kept in routes.single.items():
-                    routes.counts[row] += kept
-                routes.single.clear()
-                touched = np.flatnonzero(
-                    routes.counts[:, C_PRED] + routes.counts[:, P_PRED]
-                )
-                taken.append((routes.rollout[touched], routes.counts[touched].copy()))
-                routes.counts[touched] = 0
+            retired = self._retired
+            self._retired = [r for r in retired if r.drained < RETIRED_DRAINS]
+            taken = [_take(routes) for routes in [*retired, self.routes]]
         return _summed(
             np.concatenate([ids for ids, _ in taken]),
             np.concatenate([c for _, c in taken]),
         )
+
+
+RETIRED_DRAINS = 2
+
+
+def _take(
+    routes: Routes,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The rollout ids and counters `routes` gained since its last drain."""
+    routes.drained += 1
+    for row, kept in list(routes.single.items()):
+        now = kept[:]  # an addition racing this copy is taken the next time
+        before = routes.taken.get(row)
+        routes.counts[row] += now if before is None else np.subtract(now, before)
+        routes.taken[row] = now
+    touched = np.flatnonzero(routes.counts[:, C_PRED] + routes.counts[:, P_PRED])
+    found = routes.rollout[touched], routes.counts[touched].copy()
+    routes.counts[touched] = 0
+    return found
 
 
 def _summed(

@@ -72,8 +72,9 @@ def routed_one(
     its to answer; its rollout's counters added to either way."""
     series_id, timestamp, value = reading
     routed = split.share > 0.0 and draw(split.key, timestamp) < split.share
+    kept = candidates.kept(routes, split.row)
     if not (routed or split.every):
-        candidates.count(routes, split.row, _production(scored))
+        _count_production(kept, scored)
         return scored
     started = time.perf_counter()
     try:
@@ -81,22 +82,32 @@ def routed_one(
     except Exception:  # a bug in a candidate: production answers, it counts
         log.error("inference.candidate_failed", series_id=series_id, exc_info=True)
         mine = None
-    slow = (time.perf_counter() - started) * 1e3 >= split.slow_ms
-    failed = mine is None or mine.record.tier != _MODEL or not math.isfinite(mine.score)
-    added = [(C_PRED, 1.0), (C_ERR, float(failed)), (C_SLOW, float(slow))]
-    if mine is not None and not failed:
-        added.append((C_ANOM, float(mine.anomaly)))
-        if scored.record.tier == _MODEL and math.isfinite(scored.score):
-            x, y = scored.score, mine.score
-            added += [
-                (PAIRED, 1.0), (AGREE, float(mine.anomaly == scored.anomaly)),
-                (PAIRED_P_ANOM, float(scored.anomaly)), (SX, x), (SY, y),
-                (SXX, x * x), (SYY, y * y), (SXY, x * y),
-            ]  # fmt: skip
-    if not routed or mine is None or failed:
-        candidates.count(routes, split.row, added + _production(scored))
+    kept[C_PRED] += 1.0
+    if (time.perf_counter() - started) * 1e3 >= split.slow_ms:
+        kept[C_SLOW] += 1.0
+    if (
+        mine is None
+        or mine.record.tier != _MODEL
+        or not math.isfinite(mine.score)
+        or (split.heavy and not _forest_read(candidates, routes, split.row))
+    ):
+        kept[C_ERR] += 1.0
+        _count_production(kept, scored)
         return scored
-    candidates.count(routes, split.row, added)
+    kept[C_ANOM] += mine.anomaly
+    if scored.record.tier == _MODEL and math.isfinite(scored.score):
+        x, y = scored.score, mine.score
+        kept[PAIRED] += 1.0
+        kept[AGREE] += mine.anomaly == scored.anomaly
+        kept[PAIRED_P_ANOM] += scored.anomaly
+        kept[SX] += x
+        kept[SY] += y
+        kept[SXX] += x * x
+        kept[SYY] += y * y
+        kept[SXY] += x * y
+    if not routed:
+        _count_production(kept, scored)
+        return scored
     # Production's row, table and stream flags; the candidate's answer.
     answer = (
         scored.row, scored.known, mine.record, mine.expected, mine.width,
@@ -112,13 +123,11 @@ def _forest_read(candidates: Candidates, routes: Routes, row: int) -> bool:
     return candidates.heavy.resident(routes.table.artifact_of(row) or "")
 
 
-def _production(scored: ScoredReading) -> list[tuple[int, float]]:
-    """The counters of a reading production answered."""
-    return [
-        (P_PRED, 1.0),
-        (P_ERR, float(scored.record.tier != _MODEL)),
-        (P_ANOM, float(scored.anomaly)),
-    ]
+def _count_production(kept: list[float], scored: ScoredReading) -> None:
+    """Count a reading production answered."""
+    kept[P_PRED] += 1.0
+    kept[P_ERR] += scored.record.tier != _MODEL
+    kept[P_ANOM] += scored.anomaly
 
 
 def routed_batch(
