@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.orm import Session
@@ -26,6 +26,8 @@ log = structlog.get_logger()
 
 # Tries of a stage change that conflicts with concurrent transactions.
 ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 def promote_version(
@@ -55,7 +57,7 @@ def promote_version(
         _apply(session, changes, actor=actor, action="model.promoted", reason=reason)
         return changes
 
-    return _committed(session, attempt, what=f"promotion of {series_id} v{version}")
+    return committed(session, attempt, what=f"promotion of {series_id} v{version}")
 
 
 def rollback(
@@ -72,12 +74,10 @@ def rollback(
         _apply(session, changes, actor=actor, action="model.rolled_back", reason=reason)
         return changes
 
-    return _committed(session, attempt, what=f"rollback of {series_id}")
+    return committed(session, attempt, what=f"rollback of {series_id}")
 
 
-def _committed(
-    session: Session, attempt: Callable[[], list[StageChange]], *, what: str
-) -> list[StageChange]:
+def committed(session: Session, attempt: Callable[[], T], *, what: str) -> T:
     """Run `attempt` and commit, again after it lost a race with a concurrent
     transaction, up to ATTEMPTS times; the last lost race raises ConcurrentChange.
 
@@ -95,13 +95,11 @@ def _committed(
     return _commit(session, attempt, what)
 
 
-def _commit(
-    session: Session, attempt: Callable[[], list[StageChange]], what: str
-) -> list[StageChange]:
+def _commit(session: Session, attempt: Callable[[], T], what: str) -> T:
     with conflicts_translated(what):
-        changes = attempt()
+        outcome = attempt()
         session.commit()
-    return changes
+    return outcome
 
 
 def _apply(

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.cache import ModelCache
 from atalaia.adapters.db.repositories import JobStore
 from atalaia.adapters.db.write_turns import WriteTurns
 from atalaia.adapters.queue import InProcessExecutor
@@ -29,6 +30,7 @@ from atalaia.api.training.routes import (
     fleet,
     incidents,
     models,
+    operations,
     series,
     session,
     training,
@@ -37,6 +39,7 @@ from atalaia.api.training.state import FleetState, JobsState
 from atalaia.errors import DependencyUnavailable
 from atalaia.services import fleet_grid
 from atalaia.services.fleet import GroupRates
+from atalaia.services.operations import OperationRunner
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
 
@@ -48,6 +51,7 @@ def routers() -> list[APIRouter]:
     return [
         training.router,
         models.router,
+        operations.router,
         series.router,
         feedback.router,
         anomalies.router,
@@ -69,8 +73,32 @@ async def job_executor(
     registry.register(FailedJobs(resources.sessions))
     registry.register(RegistryFigures(resources.sessions))
     registry.register(StageMoves(resources.sessions))
-    async with part(resources, registry) as state:
+    async with (
+        part(resources, registry) as state,
+        operation_runner(resources, state["write_turns"]),
+    ):
         yield state
+
+
+@asynccontextmanager
+async def operation_runner(
+    resources: Resources, turns: WriteTurns | None
+) -> AsyncIterator[OperationRunner]:
+    """Run fleet operations on a thread of this process: each replica claims
+    operations from the database, and takes over one whose runner died. On
+    SQLite, its writes take their turn behind the API's requests."""
+    sessions = (
+        turns.background_sessions(resources.engine) if turns else resources.sessions
+    )
+    redis = resources.redis
+    ttl_s = resources.settings.redis_model_ttl_s
+    cache = ModelCache(redis, ttl_s=ttl_s) if redis is not None else None
+    runner = OperationRunner(sessions, cache=cache)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        await run_in_threadpool(runner.stop)
 
 
 class FailedJobs(Collector):

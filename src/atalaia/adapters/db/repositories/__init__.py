@@ -8,6 +8,10 @@ from atalaia.adapters.db.repositories.feedback import FeedbackStore
 from atalaia.adapters.db.repositories.incidents import IncidentFilter, IncidentStore
 from atalaia.adapters.db.repositories.jobs import JobStore
 from atalaia.adapters.db.repositories.models import ModelStore
+from atalaia.adapters.db.repositories.operations import (
+    FleetRegistry,
+    OperationStore,
+)
 from atalaia.adapters.db.repositories.readings import (
     IngestResult,
     ReadingStore,
@@ -20,11 +24,13 @@ __all__ = [
     "AnomalyLog",
     "AuditLog",
     "FeedbackStore",
+    "FleetRegistry",
     "IncidentFilter",
     "IncidentStore",
     "IngestResult",
     "JobStore",
     "ModelStore",
+    "OperationStore",
     "Outbox",
     "ReadingStore",
     "RollupStore",
