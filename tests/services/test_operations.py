@@ -10,7 +10,8 @@ import pytest
 from bench._fleet import series_ids
 from sqlalchemy import func, select, update
 
-from atalaia.adapters.db.repositories import FleetRegistry, SignalLogs
+from atalaia.adapters.cache import ModelCache, RedisLink
+from atalaia.adapters.db.repositories import FleetRegistry, ModelStore, SignalLogs
 from atalaia.adapters.db.serving import DatabaseServingStore
 from atalaia.adapters.db.tables import AuditRow, JobRow, OperationRow
 from atalaia.core.operations import (
@@ -25,7 +26,7 @@ from atalaia.core.operations import (
 from atalaia.errors import Conflict, NotFound
 from atalaia.services import operations
 from atalaia.services.inference import Predictor
-from atalaia.services.operations import OperationRunner
+from atalaia.services.operation_runner import OperationRunner
 from fixtures.operations import (
     AFTER,
     BEFORE,
@@ -372,6 +373,29 @@ class TestRunnerTakeover:
         assert second.claim() == operation.id
         run_to_end(second, operation.id)
         assert current(sessions, operation.id).done == 3_000
+
+
+class TestSharedCache:
+    def test_the_moved_series_leave_the_shared_model_cache(
+        self, sessions: Sessions, redis_url: str, redis_prefix: str
+    ) -> None:
+        ids = series_ids(1_500)
+        promotable(sessions, ids)
+        link = RedisLink(redis_url, prefix=redis_prefix, timeout_s=1.0, retry_s=2.0)
+        cache = ModelCache(link, ttl_s=600)
+        with sessions() as session:
+            cache.put_many(ModelStore(session).served_models(ids), overwrite=True)
+        operation = create(sessions, prefix="sensor_0000")  # sensors 0 to 99
+        worker = OperationRunner(sessions, cache=cache, clock=Clock())
+        worker.claim()
+        try:
+            run_to_end(worker, operation.id)
+            kept = cache.get_many(ids)
+        finally:
+            link.close()
+
+        assert set(kept) == set(ids[300:])
+        assert {m.version for m in kept.values()} == {1}
 
 
 class TestInferenceFollows:

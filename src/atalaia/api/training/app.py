@@ -39,7 +39,7 @@ from atalaia.api.training.state import FleetState, JobsState
 from atalaia.errors import DependencyUnavailable
 from atalaia.services import fleet_grid
 from atalaia.services.fleet import GroupRates
-from atalaia.services.operations import OperationRunner
+from atalaia.services.operation_runner import OperationRunner
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
 
@@ -66,7 +66,8 @@ def routers() -> list[APIRouter]:
 async def job_executor(
     resources: Resources, registry: CollectorRegistry
 ) -> AsyncIterator[JobsState]:
-    """Hand training jobs to the Celery broker when one is set, else run them here."""
+    """Hand training jobs to the Celery broker when one is set, else run them
+    here; run fleet operations here (`operation_runner`)."""
     part = celery_dispatch if resources.settings.broker_url else in_process_executor
     # Counted from the database: jobs fail and versions are registered wherever
     # training runs (this process's executor, a worker's).
