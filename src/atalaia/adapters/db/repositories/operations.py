@@ -1,6 +1,7 @@
 """Fleet operations (`core.operations`): the operations with their progress and
-lease, the series each has yet to handle, and the registry as a chunk reads
-and writes it: many series per statement, none per series."""
+lease, the chunks of series each has yet to handle, and the registry as an
+operation selects, reads and writes it: many series per statement, none per
+series."""
 
 from __future__ import annotations
 
