@@ -13,7 +13,8 @@ is polled every POLL_S until done. Then SAMPLE series spread over the fleet
 are predicted (`/predict/batch`, columns) until every one is served by v2,
 and the whole fleet is, to check. Figures: the POST's answer, the
 operation's run (its own start → end), the POST → done as seen, and the
-operation's end → the sample all served by v2. Then the same for a rollback
+operation's end → the sample all served by v2, and the CPU time the training
+and inference services used from the POST to done. Then the same for a rollback
 of every series (`rollback_*`: back to v1). Targets: the promotion's run
 ≤ 60 s, and v2 served ≤ 5 s after its end.
 """
@@ -113,11 +114,13 @@ def _operation(
 ) -> Figures:
     """`action` on every series: its figures, to `sample` served by `version`."""
     body = {"action": action, "selector": {"all": True}, "reason": "bench"}
+    cpu = inference.cpu_seconds(), training.cpu_seconds()
     asked = time.perf_counter()
     answer = _ok(http.post(f"{training.base_url}/api/v1/operations", json=body))
     accepted_ms = (time.perf_counter() - asked) * 1000
     ended = _until_done(http, training, answer["operation_id"])
     done_seen = time.perf_counter()
+    inference_cpu, training_cpu = inference.cpu_seconds(), training.cpu_seconds()
     served_at = _until_served(http, inference, sample, version)
     run_s = _seconds(ended["started_at"], ended["finished_at"])
     ended_at = datetime.fromisoformat(ended["finished_at"]).timestamp()
@@ -127,6 +130,8 @@ def _operation(
         "series_per_s": round(ended["done"] / run_s),
         "done_seen_s": round(done_seen - asked, 1),
         "served_after_done_s": round(served_at - ended_at, 2),
+        "training_cpu_s": round(training_cpu - cpu[1], 1),
+        "inference_cpu_s": round(inference_cpu - cpu[0], 1),
     }
 
 
