@@ -115,6 +115,22 @@ class TestCreate:
         assert listed["operations"] == []
         assert set(stages_at(settings.database_url).values()) == {BEFORE}
 
+    def test_a_list_of_a_hundred_thousand_series_is_taken(
+        self, fleet: TestClient, engineer: Headers
+    ) -> None:
+        named = [*FLEET, *(f"pump_{i:06d}_radial" for i in range(100_000))]
+        body = {"action": "rollback", "selector": {"series_ids": named}}
+
+        response = fleet.post(
+            OPERATIONS, json=body | {"dry_run": True}, headers=engineer
+        )
+
+        assert response.status_code == 200, response.text
+        counts = response.json()
+        assert (counts["selected"], counts["failed"]) == (100_090, 100_000)
+        assert counts["skipped_by_reason"] == {"no_earlier_production_version": 90}
+        assert len(counts["errors"]) == 20
+
     def test_a_viewer_may_read_but_not_start_one(
         self, fleet: TestClient, viewer: Headers
     ) -> None:
