@@ -14,6 +14,7 @@ from bench import (
     console_bench,
     fleet_bench,
     fleet_grid_bench,
+    fleet_promotion_bench,
     forest_bench,
     incident_api_bench,
     incident_bench,
@@ -148,6 +149,22 @@ def fleet_grid(
     answer kept, its bytes gzipped."""
     figures, table = fleet_grid_bench.fleet_grid(sensors, incidents, requests, url)
     report("fleet-grid", figures, record=record)
+
+
+@app.command("fleet-promotion")
+def fleet_promotion(
+    series: int = 285_000,
+    url: Annotated[
+        str | None,
+        typer.Option(help="An empty PostgreSQL database (default: a fresh one)."),
+    ] = None,
+    record: Record = True,
+) -> None:
+    """POST /operations promoting every series on PostgreSQL: its run, and the
+    time until a running inference service serves the new versions."""
+    figures, verdict = fleet_promotion_bench.fleet_promotion(series, url)
+    report("fleet-promotion", figures, record=record)
+    typer.echo(verdict)
 
 
 @app.command("chart")

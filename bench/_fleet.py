@@ -7,22 +7,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.adapters.db.tables import JobRow, SeriesRow, VersionRow
+from atalaia.adapters.db.tables import JobRow, RegistryEventRow, SeriesRow, VersionRow
 from atalaia.core.detectors.period import DAY, WEEK
 from atalaia.core.detectors.phases import PhaseBand
 
 AXES = ("radial", "axial", "tangential")
 DEFAULT_PARAMS = {"center": 0.3, "scale": 0.05, "threshold": 3.0}
+STAGES = ("production", "staging")  # of versions 1 and 2 (`fill_promotable`)
 WEEK_PHASES = 168  # an hour of the week each
 Floats = npt.NDArray[np.float64]
 
@@ -159,3 +162,82 @@ def _drop(name: str) -> None:
             (name,),
         )
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def holdout_metrics(rate: float) -> dict[str, float | str]:
+    """The metrics of an `auto` version whose chosen family flagged `rate` of
+    its holdout's readings."""
+    return {
+        "auto_chosen": "zscore",
+        "auto_zscore_false_alarm_rate": rate,
+        "auto_zscore_found": 1.0,
+        "training_anomaly_rate": rate,
+    }
+
+
+def fill_promotable(
+    sessions: sessionmaker[Session],
+    ids: Sequence[str],
+    rates: Sequence[tuple[float, float]] | None = None,
+) -> None:
+    """Each series with version 1 in Production and version 2 in Staging, both
+    z-score models trained by `auto` (holdout false alarm rates of v1 and v2:
+    `rates`, default 0.001 each), and the ledger's lines of how they got there;
+    by COPY on PostgreSQL."""
+    now = datetime.now(UTC)
+    every = rates or [(0.001, 0.001)] * len(ids)
+    params = tuple(DEFAULT_PARAMS.values())
+    jobs: list[tuple[Any, ...]] = []
+    versions: list[tuple[Any, ...]] = []
+    ledger: list[tuple[Any, ...]] = []
+    for i, (s, pair) in enumerate(zip(ids, every, strict=True)):
+        for version, (stage, rate) in enumerate(zip(STAGES, pair, strict=True), 1):
+            job = f"job-{i}-{version}"
+            jobs.append((job, s, "succeeded", "auto", {}, "bench", now, 1))
+            versions.append(
+                (s, version, stage, "zscore", *params, holdout_metrics(rate), {}, {},
+                 job, now)
+            )  # fmt: skip
+        ledger += [
+            (s, 1, None, "staging", "bench", "", now),
+            (s, 1, "staging", "production", "bench", "", now),
+            (s, 2, None, "staging", "bench", "", now),
+        ]  # fmt: skip
+    with sessions() as session:
+        _write(session, JobRow, JOB_COLUMNS, jobs)
+        _write(session, VersionRow, VERSION_COLUMNS, versions)
+        _write(session, RegistryEventRow, LEDGER_COLUMNS, ledger)
+        session.commit()
+
+
+JOB_COLUMNS = (
+    "job_id", "series_id", "status", "algorithm", "hyperparameters", "submitted_by",
+    "created_at", "attempts",
+)  # fmt: skip
+VERSION_COLUMNS = (
+    "series_id", "version", "stage", "algorithm", *DEFAULT_PARAMS, "metrics",
+    "reference", "lineage", "job_id", "created_at",
+)  # fmt: skip
+LEDGER_COLUMNS = (
+    "series_id", "version", "from_stage", "to_stage", "actor", "reason", "at"
+)  # fmt: skip
+
+
+def _write(
+    session: Session,
+    table: type[Any],
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """Insert `rows` (values of `columns`) into `table`: by COPY on PostgreSQL."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(
+            insert(table), [dict(zip(columns, r, strict=True)) for r in rows]
+        )
+        return
+    name = table.__tablename__
+    copy = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(copy) as out:  # type: ignore[union-attr]
+        for row in rows:
+            out.write_row([Jsonb(v) if isinstance(v, dict) else v for v in row])

@@ -395,6 +395,33 @@ class TestRules:
         assert again.status_code == direct.status_code == 409
         assert again.json()["rule"] == direct.json()["rule"] == "one_rollout_per_series"
 
+    def test_a_fleet_operation_leaves_a_series_in_a_canary_alone(
+        self, platform: Platform
+    ) -> None:
+        candidate = _trained(platform.client, platform.admin, seed=1)
+        platform.start(candidate, **CANARY)
+
+        accepted = platform.client.post(
+            "/api/v1/operations",
+            json={"action": "promote", "selector": {"series_ids": [SERIES]}},
+            headers=platform.admin,
+        )  # fmt: skip
+        assert accepted.status_code == 202, accepted.text
+        url = f"/api/v1/operations/{accepted.json()['operation_id']}"
+
+        ended = wait_for(
+            lambda: (
+                found
+                if (found := platform.client.get(url, headers=platform.admin).json())[
+                    "status"
+                ]
+                == "done"
+                else None
+            )
+        )
+        assert ended["skipped_by_reason"] == {"rollout_running": 1}
+        assert platform.stages()[candidate] == "staging"
+
     def test_a_rollback_during_a_canary_rolls_the_canary_back(
         self, platform: Platform
     ) -> None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from atalaia.cli import cluster, db, demo, failures, scheduler, serve, token, worker
+from atalaia.cli import (
+    cluster,
+    db,
+    demo,
+    failures,
+    fleet,
+    scheduler,
+    serve,
+    token,
+    worker,
+)
 
 app = typer.Typer(
     name="atalaia",
@@ -23,6 +33,7 @@ app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
+app.add_typer(fleet.app, name="fleet")
 
 
 def main() -> None:

@@ -118,9 +118,9 @@ def committed(session: Session, attempt: Callable[[], T], *, what: str) -> T:
 
 def _commit(session: Session, attempt: Callable[[], T], what: str) -> T:
     with conflicts_translated(what):
-        changes = attempt()
+        outcome = attempt()
         session.commit()
-    return changes
+    return outcome
 
 
 def apply_changes(

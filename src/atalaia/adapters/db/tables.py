@@ -521,3 +521,46 @@ class HealingRuleRow(Base):
     max_actions_per_hour: Mapped[int] = mapped_column(Integer)
     updated_by: Mapped[str] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OperationRow(Base):
+    """A fleet operation (`core.operations`) and its progress; `runner` holds
+    it until `lease_until`, then another runner may take it over."""
+
+    __tablename__ = "operations"
+    __table_args__ = (Index("ix_operations_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    selector: Mapped[dict[str, Any]] = mapped_column(Json)
+    condition: Mapped[dict[str, float]] = mapped_column(Json, default=dict)
+    archive_existing: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(512), default="")
+    actor: Mapped[str] = mapped_column(String(128))
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_by_reason: Mapped[dict[str, int]] = mapped_column(Json, default=dict)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    runner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OperationChunkRow(Base):
+    """A chunk of series an operation has yet to handle (their ids, a line
+    each), deleted in the transaction that handles them: none is handled
+    twice."""
+
+    __tablename__ = "operation_chunks"
+
+    operation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series: Mapped[str] = mapped_column(String)  # unbounded

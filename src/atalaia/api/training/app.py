@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.cache import ModelCache
 from atalaia.adapters.db.repositories import JobStore
 from atalaia.adapters.db.write_turns import WriteTurns
 from atalaia.adapters.queue import InProcessExecutor
@@ -30,6 +31,7 @@ from atalaia.api.training.routes import (
     healing,
     incidents,
     models,
+    operations,
     rollouts,
     series,
     session,
@@ -39,6 +41,7 @@ from atalaia.api.training.state import FleetState, JobsState
 from atalaia.errors import DependencyUnavailable
 from atalaia.services import fleet_grid
 from atalaia.services.fleet import GroupRates
+from atalaia.services.operation_runner import OperationRunner
 from atalaia.services.training import run_training_chunk
 from atalaia.settings import Settings, load_settings
 
@@ -50,6 +53,7 @@ def routers() -> list[APIRouter]:
     return [
         training.router,
         models.router,
+        operations.router,
         rollouts.router,
         series.router,
         feedback.router,
@@ -66,15 +70,40 @@ def routers() -> list[APIRouter]:
 async def job_executor(
     resources: Resources, registry: CollectorRegistry
 ) -> AsyncIterator[JobsState]:
-    """Hand training jobs to the Celery broker when one is set, else run them here."""
+    """Hand training jobs to the Celery broker when one is set, else run them
+    here; run fleet operations here (`operation_runner`)."""
     part = celery_dispatch if resources.settings.broker_url else in_process_executor
     # Counted from the database: jobs fail and versions are registered wherever
     # training runs (this process's executor, a worker's).
     registry.register(FailedJobs(resources.sessions))
     registry.register(RegistryFigures(resources.sessions))
     registry.register(StageMoves(resources.sessions))
-    async with part(resources, registry) as state:
+    async with (
+        part(resources, registry) as state,
+        operation_runner(resources, state["write_turns"]),
+    ):
         yield state
+
+
+@asynccontextmanager
+async def operation_runner(
+    resources: Resources, turns: WriteTurns | None
+) -> AsyncIterator[OperationRunner]:
+    """Run fleet operations on a thread of this process: each replica claims
+    operations from the database, and takes over one whose runner died. On
+    SQLite, its writes take their turn behind the API's requests."""
+    sessions = (
+        turns.background_sessions(resources.engine) if turns else resources.sessions
+    )
+    redis = resources.redis
+    ttl_s = resources.settings.redis_model_ttl_s
+    cache = ModelCache(redis, ttl_s=ttl_s) if redis is not None else None
+    runner = OperationRunner(sessions, cache=cache)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        await run_in_threadpool(runner.stop)
 
 
 class FailedJobs(Collector):

@@ -34,6 +34,17 @@ log = structlog.get_logger()
 # The change feed re-reads this much of the ledger's recent past, so an entry whose
 # transaction committed after a later one is not missed.
 FEED_LOOKBACK = timedelta(seconds=5)
+# More changed series than this share of the table, or than RELOAD_ALL_AFTER,
+# and a poll reads the whole fleet instead (a fleet operation): a full load
+# reads a series ~20 times faster than reading it alone (PostgreSQL, 100,000
+# models: 0.47 s for all of them, 0.95 s for 10,000 by id), and one statement
+# takes a few tens of thousands of ids at most. Never below RELOAD_ALL_MIN.
+# While a fleet operation runs, polls load the fleet one after the other: 285,000
+# models, ~13 s of CPU over its 30 s (bench fleet-promotion); half as many
+# loads spared a fifth of it and cost seconds of staleness at its end.
+RELOAD_ALL_SHARE = 0.05
+RELOAD_ALL_AFTER = 20_000
+RELOAD_ALL_MIN = 1_000
 
 _ALGORITHM_CODES = {name: code for code, name in enumerate(ALGORITHMS)}
 
@@ -172,6 +183,9 @@ class TableFollower:
             generation, cursor = self.served.table.generation, self._cursor
         since = datetime.now(UTC) - FEED_LOOKBACK
         cursor, changed = self.store.changed_since(cursor, since=since)
+        if len(changed) > self._bulk_threshold():
+            self.reload_all()  # its own cursor: the next poll goes on from there
+            return len(changed)
         if changed:
             self.reload_series(sorted(changed))
         with self.served.lock:
@@ -181,3 +195,8 @@ class TableFollower:
                 self._cursor = cursor
         self.health.up()
         return len(changed)
+
+    def _bulk_threshold(self) -> float:
+        """Changed series past which a full load is the faster way to them."""
+        share = RELOAD_ALL_SHARE * len(self.served.table)
+        return min(max(share, RELOAD_ALL_MIN), RELOAD_ALL_AFTER)

@@ -15,6 +15,10 @@ from atalaia.adapters.db.repositories.healing_signals import PlatformSignals
 from atalaia.adapters.db.repositories.incidents import IncidentFilter, IncidentStore
 from atalaia.adapters.db.repositories.jobs import JobStore
 from atalaia.adapters.db.repositories.models import ModelStore
+from atalaia.adapters.db.repositories.operations import (
+    FleetRegistry,
+    OperationStore,
+)
 from atalaia.adapters.db.repositories.readings import (
     IngestResult,
     ReadingStore,
@@ -29,6 +33,7 @@ __all__ = [
     "AnomalyLog",
     "AuditLog",
     "FeedbackStore",
+    "FleetRegistry",
     "HealingAction",
     "HealingLog",
     "HealingRules",
@@ -37,6 +42,7 @@ __all__ = [
     "IngestResult",
     "JobStore",
     "ModelStore",
+    "OperationStore",
     "Outbox",
     "PlatformSignals",
     "ReadingStore",

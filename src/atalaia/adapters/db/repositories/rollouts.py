@@ -90,6 +90,13 @@ class RolloutStore:
         )
         return _rollout(row) if row is not None else None
 
+    def running_among(self, series_ids: Sequence[str]) -> set[str]:
+        """Those of `series_ids` with a rollout running."""
+        stmt = select(RolloutRow.live_key).where(
+            RolloutRow.live_key.in_(list(series_ids))
+        )
+        return {key for key in self.session.scalars(stmt) if key is not None}
+
     def all_running(self) -> list[Rollout]:
         stmt = select(RolloutRow).where(RolloutRow.state == State.RUNNING.value)
         return [_rollout(row) for row in self.session.scalars(stmt.order_by("id"))]

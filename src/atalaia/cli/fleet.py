@@ -1,0 +1,284 @@
+"""`atalaia fleet …`: promote or roll back many series as one operation, and
+follow it, through the training service's API (`/api/v1/operations`).
+
+The service is at ATALAIA_TRAINING_URL (`--url`); the token is `--token`,
+else ATALAIA_TOKEN, else the embedded server's `<home>/admin-token`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from atalaia.cli.failures import CommandFailed
+
+if TYPE_CHECKING:
+    import httpx
+
+app = typer.Typer(
+    help="Fleet operations: promote or roll back many series at once.",
+    no_args_is_help=True,
+)
+
+OPERATIONS = "/api/v1/operations"
+POLL_S = 0.5
+TIMEOUT_S = 120.0  # a fleet's selection is frozen before the answer
+ENDED = ("done", "failed", "cancelled")
+
+Url = Annotated[
+    str | None,
+    typer.Option(
+        help="The training service (default: ATALAIA_TRAINING_URL).", show_default=False
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        envvar="ATALAIA_TOKEN",
+        help="A bearer token (default: the embedded server's admin token).",
+        show_default=False,
+    ),
+]
+Prefix = Annotated[str | None, typer.Option(help="Series whose id begins so.")]
+Sensor = Annotated[str | None, typer.Option(help="A sensor's axes' series.")]
+Batch = Annotated[
+    str | None, typer.Option("--batch", help="A training batch's series.")
+]
+Every = Annotated[bool, typer.Option("--all", help="Every series with a model.")]
+SeriesFile = Annotated[
+    Path | None,
+    typer.Option(help="A file of series ids, one a line.", exists=True, dir_okay=False),
+]
+Reason = Annotated[str, typer.Option(help="Why: kept in the ledger and the audit log.")]
+DryRun = Annotated[bool, typer.Option(help="Count what it would do; change nothing.")]
+Wait = Annotated[bool, typer.Option(help="Show its progress until it ends.")]
+
+
+@app.command("promote")
+def promote(
+    prefix: Prefix = None,
+    sensor: Sensor = None,
+    batch: Batch = None,
+    every: Every = False,
+    series_file: SeriesFile = None,
+    max_holdout_false_alarm_rate: Annotated[
+        float | None,
+        typer.Option(help="Skip candidates flagging more of their holdout."),
+    ] = None,
+    anomaly_rate_within: Annotated[
+        float | None,
+        typer.Option(
+            help="Skip candidates whose holdout rate is not within ±this "
+            "share of production's (0.2: ±20 %)."
+        ),
+    ] = None,
+    keep_existing: Annotated[
+        bool, typer.Option(help="Send the production versions back to Staging.")
+    ] = False,
+    reason: Reason = "",
+    dry_run: DryRun = False,
+    wait: Wait = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Promote each selected series' newest Staging version."""
+    condition = {
+        "max_holdout_false_alarm_rate": max_holdout_false_alarm_rate,
+        "anomaly_rate_within": anomaly_rate_within,
+    }
+    body: dict[str, Any] = {
+        "action": "promote",
+        "selector": _selector(prefix, sensor, batch, every, series_file),
+        "archive_existing": not keep_existing,
+        "reason": reason,
+        "dry_run": dry_run,
+    }
+    if any(v is not None for v in condition.values()):
+        body["condition"] = {k: v for k, v in condition.items() if v is not None}
+    _start(body, wait=wait, url=url, token=token)
+
+
+@app.command("rollback")
+def rollback(
+    prefix: Prefix = None,
+    sensor: Sensor = None,
+    batch: Batch = None,
+    every: Every = False,
+    series_file: SeriesFile = None,
+    reason: Reason = "",
+    dry_run: DryRun = False,
+    wait: Wait = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Put back, for each selected series, the version promoted before."""
+    body = {
+        "action": "rollback",
+        "selector": _selector(prefix, sensor, batch, every, series_file),
+        "reason": reason,
+        "dry_run": dry_run,
+    }
+    _start(body, wait=wait, url=url, token=token)
+
+
+@app.command("status")
+def status(
+    operation_id: Annotated[str, typer.Argument(help="The operation's id.")],
+    wait: Wait = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Print an operation's progress (as JSON), or follow it with `--wait`."""
+    with _client(url, token) as client:
+        if wait:
+            _follow(client, operation_id)
+        else:
+            typer.echo(json.dumps(_call(client, "GET", f"{OPERATIONS}/{operation_id}")))
+
+
+@app.command("cancel")
+def cancel(
+    operation_id: Annotated[str, typer.Argument(help="The operation's id.")],
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Stop an operation between two chunks: what was done stays done."""
+    with _client(url, token) as client:
+        found = _call(client, "POST", f"{OPERATIONS}/{operation_id}/cancel")
+    typer.echo(f"operation {operation_id}: {found['status']} ({_counts(found)})")
+
+
+def _selector(
+    prefix: str | None,
+    sensor: str | None,
+    batch: str | None,
+    every: bool,
+    series_file: Path | None,
+) -> dict[str, Any]:
+    chosen: dict[str, Any] = {}
+    if prefix is not None:
+        chosen["prefix"] = prefix
+    if sensor is not None:
+        chosen["sensor"] = sensor
+    if batch is not None:
+        chosen["batch_id"] = batch
+    if every:
+        chosen["all"] = True
+    if series_file is not None:
+        lines = series_file.read_text().splitlines()
+        chosen["series_ids"] = [line.strip() for line in lines if line.strip()]
+    if len(chosen) != 1:
+        raise typer.BadParameter(
+            "choose exactly one of --prefix, --sensor, --batch, --all, --series-file"
+        )
+    return chosen
+
+
+def _start(
+    body: dict[str, Any], *, wait: bool, url: str | None, token: str | None
+) -> None:
+    with _client(url, token) as client:
+        answer = _call(client, "POST", OPERATIONS, body)
+        if body["dry_run"]:
+            typer.echo(json.dumps(answer))
+            return
+        operation_id = answer["operation_id"]
+        typer.echo(f"operation {operation_id} queued: {answer['total']} series")
+        if wait:
+            _follow(client, operation_id)
+
+
+def _follow(client: httpx.Client, operation_id: str) -> None:
+    """Show the operation's progress until it ends; exit 1 unless it is done."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    path = f"{OPERATIONS}/{operation_id}"
+    found = _call(client, "GET", path)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[pace]}"),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"{found['action']} {operation_id[:8]}", pace="")
+        while True:
+            handled = found["total"] - found["remaining"]
+            bar.update(task, completed=handled, total=found["total"], pace=_pace(found))
+            if found["status"] in ENDED:
+                break
+            time.sleep(POLL_S)
+            found = _call(client, "GET", path)
+    typer.echo(f"operation {operation_id}: {found['status']} ({_counts(found)})")
+    for error in found["errors"]:
+        typer.echo(f"  {error['series_id']}: {error['error']}", err=True)
+    if found["status"] != "done":
+        raise typer.Exit(1)
+
+
+def _pace(found: dict[str, Any]) -> str:
+    rate, eta = found["rate_per_s"], found["eta_s"]
+    shown = f"{rate:,.0f} series/s" if rate else ""
+    return shown + (f", ETA {eta:,.0f} s" if eta is not None else "")
+
+
+def _counts(found: dict[str, Any]) -> str:
+    skipped = ", ".join(f"{n} {why}" for why, n in found["skipped_by_reason"].items())
+    return (
+        f"{found['done']} done, {found['skipped']} skipped"
+        + (f" [{skipped}]" if skipped else "")
+        + f", {found['failed']} failed, {found['remaining']} remaining"
+    )
+
+
+def _client(url: str | None, token: str | None) -> httpx.Client:
+    import httpx
+
+    from atalaia.settings import load_settings
+
+    settings = load_settings()
+    bearer = token or _admin_token(settings.home)
+    return httpx.Client(
+        base_url=url or settings.training_url,
+        headers={"Authorization": f"Bearer {bearer}"},
+        timeout=TIMEOUT_S,
+    )
+
+
+def _admin_token(home: Path) -> str:
+    path = home / "admin-token"
+    if not path.exists():
+        raise CommandFailed(
+            f"no token: give --token (or ATALAIA_TOKEN), or run where {path} exists"
+        )
+    return path.read_text().strip()
+
+
+def _call(
+    client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON answer; CommandFailed on an error answer or no answer."""
+    import httpx
+
+    try:
+        answer = client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        raise CommandFailed(
+            f"cannot reach the training service at {client.base_url} "
+            f"({type(exc).__name__}): start it, or set --url"
+        ) from None
+    try:
+        found: dict[str, Any] = answer.json()
+    except ValueError:  # not JSON: a proxy's page, say
+        found = {}
+    if answer.status_code >= 400:
+        rule = found.get("rule", "")
+        raise CommandFailed(
+            f"HTTP {answer.status_code} {rule}: {found.get('detail', answer.text)}"
+        )
+    return found
