@@ -34,15 +34,12 @@ from bench._wrk import Request
 from bench.predict_bench import (
     DISTINCT_REQUESTS,
     Figures,
-    Measured,
     Registry,
     filled_registry,
+    interleaved,
     make_readings,
     markdown_table,
-    measure_once,
     measured_cells,
-    median_measured,
-    serving_atalaia,
 )
 from bench.reference_app import PREDICT
 
@@ -66,21 +63,12 @@ def incident_cost(
             Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
             for s, t, v in zip(ids, timestamps.tolist(), values.tolist(), strict=True)
         ]
-        done: dict[str, list[Measured]] = {"on": [], "off": []}
         servers = {
             mode: _with_env(registry, ATALAIA_INCIDENTS_ENABLED=str(mode == "on"))
-            for mode in done
+            for mode in ("on", "off")
         }
-        for _ in range(runs):  # interleaved: the machine drifts between runs
-            for mode, served in servers.items():
-                with serving_atalaia(served, f"incidents-{mode}", ATALAIA) as server:
-                    measure_once(server, requests, CONNECTIONS, 2, registry.headers)
-                    done[mode].append(
-                        measure_once(
-                            server, requests, CONNECTIONS, duration_s, registry.headers
-                        )
-                    )
-    on, off = median_measured(done["on"]), median_measured(done["off"])
+        measured = interleaved(servers, requests, CONNECTIONS, duration_s, runs)
+    on, off = measured["on"], measured["off"]
     ratio = on.run.requests_per_s / off.run.requests_per_s
     header = ["incidents", "c", "rps", "p50 ms", "p99 ms", "errors", "cpu s"]
     table_rows = [
@@ -96,9 +84,6 @@ def incident_cost(
         "ratio": ratio,
     }
     return figures, f"{markdown_table([*header, 'wrk cpu s'], table_rows)}\n{verdict}"
-
-
-ATALAIA = "atalaia.api.inference:create_app"
 
 
 def _with_env(registry: Registry, **env: str) -> Registry:

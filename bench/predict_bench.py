@@ -543,6 +543,33 @@ def table_rate(
     return statistics.median(rate(table.score, args, budget_s) for _ in range(runs))
 
 
+def interleaved(
+    registries: Mapping[str, Registry],
+    requests: Sequence[Request],
+    connections: int,
+    duration_s: int,
+    runs: int,
+    *,
+    before: Callable[[str, Server, Registry], None] | None = None,
+) -> dict[str, Measured]:
+    """The inference service of each registry (by name) under wrk, its runs
+    interleaved with the others' (the machine drifts between runs): the run
+    of median throughput of each; `before` is called on each server started."""
+    done: dict[str, list[Measured]] = {name: [] for name in registries}
+    for _ in range(runs):
+        for name, registry in registries.items():
+            with serving_atalaia(registry, name, ATALAIA) as server:
+                if before is not None:
+                    before(name, server, registry)
+                measure_once(server, requests, connections, 2, registry.headers)
+                done[name].append(
+                    measure_once(
+                        server, requests, connections, duration_s, registry.headers
+                    )
+                )
+    return {name: median_measured(found) for name, found in done.items()}
+
+
 def median_measured(done: Sequence[Measured]) -> Measured:
     """The run of median throughput."""
     middle = median_run([m.run for m in done])

@@ -23,20 +23,17 @@ from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.repositories import RolloutStore
 from atalaia.adapters.db.tables import JobRow, VersionRow
 from atalaia.core.rollout import CanaryPlan, Gates
+from bench._servers import Server
 from bench._wrk import Request
 from bench.predict_bench import (
-    ATALAIA,
     DISTINCT_REQUESTS,
     Figures,
-    Measured,
     Registry,
     filled_registry,
+    interleaved,
     make_readings,
     markdown_table,
-    measure_once,
     measured_cells,
-    median_measured,
-    serving_atalaia,
 )
 from bench.reference_app import PREDICT
 
@@ -61,21 +58,18 @@ def canary_cost(
         ]
         series = sorted(set(ids))
         _start_canaries(canaried, series, percentage)
-        done: dict[str, list[Measured]] = {"canary": [], "none": []}
-        registries = {"canary": canaried, "none": plain}
-        share = 0.0
-        for _ in range(runs):  # interleaved: the machine drifts between runs
-            for mode, registry in registries.items():
-                with serving_atalaia(registry, f"rollouts-{mode}", ATALAIA) as server:
-                    if mode == "canary":
-                        share = _candidate_share(server.base_url, registry, requests)
-                    measure_once(server, requests, CONNECTIONS, 2, registry.headers)
-                    done[mode].append(
-                        measure_once(
-                            server, requests, CONNECTIONS, duration_s, registry.headers
-                        )
-                    )
-    canary, none = median_measured(done["canary"]), median_measured(done["none"])
+        shares: list[float] = []
+
+        def check(name: str, server: Server, registry: Registry) -> None:
+            if name == "canary":
+                shares.append(_candidate_share(server.base_url, registry, requests))
+
+        measured = interleaved(
+            {"canary": canaried, "none": plain}, requests, CONNECTIONS, duration_s,
+            runs, before=check,
+        )  # fmt: skip
+    canary, none = measured["canary"], measured["none"]
+    share = shares[-1]
     ratio = canary.run.requests_per_s / none.run.requests_per_s
     header = ["rollouts", "c", "rps", "p50 ms", "p99 ms", "errors", "cpu s"]
     table_rows = [
