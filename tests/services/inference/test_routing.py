@@ -162,3 +162,20 @@ def test_a_series_new_to_production_has_no_candidate() -> None:
 
     assert scores.version[0] == 1
     assert scores.role is None or scores.role[0] == PRODUCTION
+
+
+def test_a_full_load_finding_the_same_rollouts_keeps_their_routes() -> None:
+    serving = _serving()
+    routes = serving.candidates.routes
+    same = [
+        ServedRollout(
+            100 + i, "canary", 0.3, 100.0, ServedModel(s, 2, "zscore", 0.0, 2.0, 3.0)
+        )
+        for i, s in enumerate(SERIES[:10])
+    ]
+
+    serving.candidates.replace_all(same)
+    assert serving.candidates.routes is routes
+
+    serving.candidates.replace_all(same[:5])
+    assert serving.candidates.routes.splits.keys() == set(SERIES[:5])

@@ -160,9 +160,13 @@ class Candidates:
         raise AssertionError("candidates are never looked up")
 
     def replace_all(self, rollouts: Sequence[ServedRollout]) -> None:
-        """Serve these rollouts' candidates, and only them."""
-        self._served = {r.model.series_id: r for r in rollouts}
-        self._swap()
+        """Serve these rollouts' candidates, and only them (a full load that
+        finds them as they were changes nothing: a fleet operation's polls
+        load the fleet again and again)."""
+        served = {r.model.series_id: r for r in rollouts}
+        if served != self._served:
+            self._served = served
+            self._swap()
 
     def update(
         self, series_ids: Iterable[str], rollouts: Sequence[ServedRollout]
