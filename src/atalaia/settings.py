@@ -112,8 +112,9 @@ class Settings(BaseSettings):
     scheduler_drift_every_hours: Annotated[float, Field(gt=0)] = 6.0
     scheduler_drift_window_hours: Annotated[float, Field(gt=0)] = 24.0
     # The rollouts' steps: how often their gates are checked (a failing
-    # canary is rolled back within this much of its figures being flushed).
-    scheduler_rollout_every_minutes: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # canary is rolled back within this much of its figures being flushed,
+    # every `inference_stats_flush_s`: within 5 minutes in all).
+    scheduler_rollout_every_minutes: Annotated[float, Field(gt=0, le=60)] = 4.0
 
     # Off: inference records no anomaly for incidents (ingest still logs its own).
     incidents_enabled: bool = True
@@ -139,7 +140,7 @@ class Settings(BaseSettings):
     # be off, in dry run (decisions recorded, nothing done) and holds to so many
     # actions an hour (0: no limit); an admin changes these at run time
     # (`PATCH /api/v1/healing/rules/{rule}`).
-    healing_every_minutes: Annotated[float, Field(gt=0)] = 5.0
+    healing_every_minutes: Annotated[float, Field(gt=0)] = 4.0
     healing_data_drift_enabled: bool = True
     healing_data_drift_dry_run: bool = False
     healing_data_drift_max_per_hour: Annotated[int, Field(ge=0)] = 20_000

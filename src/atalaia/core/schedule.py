@@ -95,7 +95,7 @@ def fleet_schedule(
     retrain_weekday: str,
     retrain_hour: int,
     drift_every_hours: float,
-    rollout_every_minutes: float = 5.0,
+    rollout_every_minutes: float = 4.0,
 ) -> tuple[ScheduledTask, ...]:
     """The platform's schedule: weekly fleet retraining, periodic drift checks,
     and the rollouts' steps every few minutes (a failing canary is rolled back
@@ -103,7 +103,7 @@ def fleet_schedule(
 
     >>> [s.trigger.describe() for s in fleet_schedule(
     ...     retrain_weekday="sun", retrain_hour=2, drift_every_hours=6)]
-    ['weekly, sun 02:00 UTC', 'every 6 h', 'every 5 min']
+    ['weekly, sun 02:00 UTC', 'every 6 h', 'every 4 min']
     """
     return (
         ScheduledTask(
