@@ -205,6 +205,12 @@ class TestCanary:
         assert steps[-1]["to_stage"] == "production"
         assert all(e["evidence"]["rollout_id"] == rollout["id"] for e in steps)
         assert "candidate_anomaly_rate" in steps[-1]["evidence"]
+        recent = platform.client.get(
+            "/api/v1/models/overview", headers=platform.admin
+        ).json()["recent_changes"]
+        assert {c["kind"] for c in recent if c["series_id"] == SERIES} >= {
+            "rollout", "promotion", "retirement"
+        }  # fmt: skip
         platform.wait_until_only("production")
         assert set(platform.predict(100)["version"]) == {candidate}
 

@@ -23,6 +23,7 @@ class ChangeKind(StrEnum):
     PROMOTION = "promotion"  # Staging → Production
     ROLLBACK = "rollback"  # Archived → Production
     RETIREMENT = "retirement"  # out of Production (or Staging), by either
+    ROLLOUT = "rollout"  # a canary's, shadow's or A/B test's decision: no move
 
 
 MOVES: dict[ChangeKind, tuple[Stage, Stage]] = {
@@ -39,6 +40,8 @@ def kind_of(entry: LedgerEntry) -> ChangeKind:
     """
     if entry.from_stage is None:
         return ChangeKind.REGISTRATION
+    if entry.from_stage is entry.to_stage:
+        return ChangeKind.ROLLOUT
     for kind, move in MOVES.items():
         if (entry.from_stage, entry.to_stage) == move:
             return kind
