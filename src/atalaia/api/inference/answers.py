@@ -292,7 +292,7 @@ def rows_answer(
             scores.algorithm[any_one].tolist(),
             scores.source[any_one].tolist(),
             origin[any_one].tolist(),
-            _roles(scores)[any_one].tolist(),
+            _roles_of(scores, any_one),
         )
     )
     infos = list(map(per_kind.__getitem__, inverse.tolist()))
@@ -381,6 +381,15 @@ def _roles(scores: Scores) -> npt.NDArray[np.int8]:
     if scores.role is None:
         return np.zeros(scores.rows.size, np.int8)
     return scores.role
+
+
+def _roles_of(scores: Scores, at: npt.NDArray[np.intp]) -> list[int]:
+    """The roles of the readings `at` (no column made when production
+    answered them all)."""
+    if scores.role is None:
+        return [0] * at.size
+    roles: list[int] = scores.role[at].tolist()
+    return roles
 
 
 def _stage_codes(scores: Scores) -> npt.NDArray[np.int64]:
