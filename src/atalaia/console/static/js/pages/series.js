@@ -65,8 +65,10 @@ export async function render(main, [seriesId]) {
           : fact("Ended", `${when(rollout.ended_at)}: ${rollout.outcome}`),
         fact("Candidate", `${num(figures.candidate.predictions)} readings, errors ${pct(figures.candidate.error_rate)}, `
           + `anomalies ${pct(figures.candidate.anomaly_rate)}`),
-        fact("Production, same readings", `anomalies ${pct(figures.paired.production_anomaly_rate)}, `
-          + `agreement ${pct(figures.paired.agreement)}`)),
+        fact("Production, same readings", figures.paired.readings
+          ? `${num(figures.paired.readings)} readings, anomalies ${pct(figures.paired.production_anomaly_rate)}, `
+            + `agreement ${pct(figures.paired.agreement)}`
+          : "none scored by both yet")),
       cancel);
   }
 
