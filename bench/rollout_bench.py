@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import insert
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
-from atalaia.adapters.db.repositories import RolloutStore
+from atalaia.adapters.db.repositories import NewRollout, RolloutStore
 from atalaia.adapters.db.tables import JobRow, VersionRow
 from atalaia.core.rollout import CanaryPlan, Gates
 from bench._servers import Server
@@ -119,14 +119,26 @@ def _start_canaries(
              "created_at": now}
             for s in series
         ])  # fmt: skip
-        store = RolloutStore(session)
         plan = CanaryPlan(percentage, 15.0, 7_200.0)
-        for s in series:
-            store.add(
-                series_id=s, strategy="canary", candidate=2, production=1,
-                percentage=percentage, plan=plan, gates=Gates(), then="",
-                next_step_at=now + timedelta(hours=2), actor="bench", reason="",
-            )  # fmt: skip
+        RolloutStore(session).add_many(
+            [
+                NewRollout(
+                    s,
+                    "canary",
+                    2,
+                    1,
+                    percentage,
+                    plan,
+                    Gates(),
+                    "",
+                    now + timedelta(hours=2),
+                    "bench",
+                    "",
+                )  # fmt: skip
+                for s in series
+            ],
+            at=now,
+        )
         session.commit()
     engine.dispose()
 

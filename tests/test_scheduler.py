@@ -31,11 +31,13 @@ from atalaia.scheduler import (
     STANDBY_POLL_S,
     Scheduler,
     SchedulerMetrics,
+    build_scheduler,
 )
-from atalaia.services.scheduler import ACTOR, RunReport
+from atalaia.services.scheduler import ACTOR, InProcessSubmitter, RunReport
 from atalaia.settings import Settings
 from fixtures.api import bearer, wait_for
 from fixtures.fleet import add_day, serve_series
+from fixtures.scheduling import RecordingQueue
 
 NOW = datetime(2026, 12, 1, 13, 30, tzinfo=UTC)  # a Tuesday
 HOUR = timedelta(hours=1)
@@ -179,6 +181,29 @@ def test_metrics_count_runs_and_drifted_models() -> None:
     assert value("model_drift_detected_total") == 2
     assert value("scheduler_runs_total", task="drift", outcome="ok") == 2
     assert value("scheduler_runs_total", task="retrain", outcome="failed") == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "scheduled"), [("never", False), ("canary_if_healthy", True)]
+)
+def test_the_weekly_wave_runs_when_a_policy_asks_for_one(
+    settings: Settings, policy: str, scheduled: bool
+) -> None:
+    upgrade_database(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    scheduler = build_scheduler(
+        settings.model_copy(update={"weekly_wave": policy}),
+        engine=engine, sessions=sessions,
+        submitter=InProcessSubmitter(sessions, RecordingQueue(), min_interval_s=0),
+        registry=CollectorRegistry(),
+    )  # fmt: skip
+    try:
+        assert (Task.WAVE in scheduler.tasks) is scheduled
+        assert {Task.RETRAIN, Task.DRIFT, Task.ROLLOUT} <= set(scheduler.tasks)
+    finally:
+        scheduler.close()
+        engine.dispose()
 
 
 class TestEmbedded:

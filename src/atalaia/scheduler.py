@@ -1,5 +1,6 @@
 """The scheduler: run each task of the fleet schedule (weekly retraining, drift
-checks, the self-healing rules of `services.healing`) when it is due, as the
+checks, the rollouts' steps, the self-healing rules of `services.healing`, the
+weekly wave of `services.waves`) when it is due, as the
 one instance holding the scheduler lock; and beside it the alerter
 (`services.alerter`: incidents and notifications), one instance too.
 
@@ -33,12 +34,14 @@ from atalaia.adapters.notify import ChannelSender
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.incidents import IncidentPolicy
+from atalaia.core.operations import WavePolicy
 from atalaia.core.ports import BatchSubmitter
 from atalaia.core.schedule import (
     ScheduledTask,
     Task,
     fleet_schedule,
     healing_schedule,
+    wave_schedule,
 )
 from atalaia.services import rollouts
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
@@ -51,6 +54,7 @@ from atalaia.services.scheduler import (
     retrain_fleet,
 )
 from atalaia.services.training_chunk import SessionFactory
+from atalaia.services.waves import launch_waves
 from atalaia.settings import Settings
 
 log = structlog.get_logger()
@@ -91,6 +95,11 @@ class Scheduler:
         self._due: dict[Task, datetime] | None = None  # read when taking the lead
         self._said: bool | None = None  # which of leading / standby was logged
         self.leading = False
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """The tasks it runs."""
+        return tuple(self._plan)
 
     def step(self, now: datetime) -> float:
         """Run the tasks due at `now` if this instance holds the lock; return the
@@ -221,7 +230,14 @@ def build_scheduler(
             sessions=sessions, now=now, redis=redis
         ),
         Task.HEALING: healer.run_task,
+        Task.WAVE: lambda now: launch_waves(
+            sessions=sessions,
+            policy=WavePolicy(settings.weekly_wave),
+            max_false_alarm_rate=settings.weekly_wave_max_false_alarm_rate,
+            now=now,
+        ),
     }
+    waves = WavePolicy(settings.weekly_wave) is not WavePolicy.NEVER
     schedule = (
         *fleet_schedule(
             retrain_weekday=settings.scheduler_retrain_weekday,
@@ -230,6 +246,11 @@ def build_scheduler(
             rollout_every_minutes=settings.scheduler_rollout_every_minutes,
         ),
         healing_schedule(every_minutes=settings.healing_every_minutes),
+        *(
+            [wave_schedule(every_minutes=settings.scheduler_rollout_every_minutes)]
+            if waves
+            else []
+        ),
     )
     metrics = SchedulerMetrics(registry)
     scheduler = Scheduler(

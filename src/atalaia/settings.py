@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     # canary is rolled back within this much of its figures being flushed,
     # every `inference_stats_flush_s`: within 5 minutes in all).
     scheduler_rollout_every_minutes: Annotated[float, Field(gt=0, le=60)] = 4.0
+    # The weekly wave (`services.waves`): once a batch of the weekly retraining
+    # has ended, its new versions go out by this policy (never: they wait for
+    # a person), each whose holdout flagged at most this share of its readings;
+    # looked for as often as the rollouts' steps.
+    weekly_wave: Literal["never", "canary_if_healthy", "direct_if_better"] = "never"
+    weekly_wave_max_false_alarm_rate: Annotated[float, Field(ge=0, le=1)] = 0.005
 
     # Off: inference records no anomaly for incidents (ingest still logs its own).
     incidents_enabled: bool = True

@@ -88,6 +88,43 @@ class TestCreate:
 
         assert wait_for(served_v2)["count"] == len(FLEET)
 
+    def test_a_canary_operation_starts_canaries_that_answer(
+        self, fleet: TestClient, engineer: Headers
+    ) -> None:
+        body = {
+            "action": "canary",
+            "selector": {"prefix": "sensor_00001"},  # sensors 10 to 19
+            "canary_config": {"initial_percentage": 50},
+            "gates": {"min_predictions": 1_000},
+        }
+
+        accepted = start(fleet, engineer, body)
+        ended = finished(fleet, engineer, accepted["operation_id"])
+        running = fleet.get(
+            "/api/v1/rollouts?state=running&limit=100", headers=engineer
+        ).json()["rollouts"]
+
+        assert (ended["status"], ended["done"], ended["skipped"]) == ("done", 30, 0)
+        assert ended["canary"]["plan"]["initial"] == 50
+        assert ended["canary"]["gates"]["min_predictions"] == 1_000
+        assert len(running) == 30
+        assert {(r["strategy"], r["percentage"]) for r in running} == {("canary", 50)}
+        chosen = sorted(r["series_id"] for r in running)
+
+        def both_answer() -> set[str] | None:
+            points = [
+                {"series_id": s, "timestamp": 1.7e9 + i, "value": 0.3}
+                for s in chosen
+                for i in range(4)
+            ]
+            answer = fleet.post(
+                "/api/v1/predict/batch", json={"points": points}, headers=engineer
+            ).json()
+            roles = {r["model_info"]["role"] for r in answer["results"]}
+            return roles if roles == {"production", "canary"} else None
+
+        assert wait_for(both_answer) == {"production", "canary"}
+
     def test_a_dry_run_answers_the_counts_and_changes_nothing(
         self, fleet: TestClient, settings: Settings, engineer: Headers
     ) -> None:
@@ -169,7 +206,7 @@ class TestRefused:
                     "selector": {"all": True},
                     "condition": {"anomaly_rate_within": 0.2},
                 },
-                "condition_promote_only",
+                "condition_of_candidates",
             ),
             (
                 {
@@ -178,6 +215,26 @@ class TestRefused:
                     "condition": {"max_holdout_false_alarm_rate": 1.5},
                 },
                 "condition_range",
+            ),
+            (
+                {
+                    "action": "promote",
+                    "selector": {"all": True},
+                    "canary_config": {"initial_percentage": 5},
+                },
+                "canary_config_canary",
+            ),
+            (
+                {"action": "rollback", "selector": {"all": True}, "gates": {}},
+                "canary_config_canary",
+            ),
+            (
+                {
+                    "action": "canary",
+                    "selector": {"all": True},
+                    "canary_config": {"initial_percentage": 0},
+                },
+                "request_schema",
             ),
             ({"action": "retrain", "selector": {"all": True}}, "request_schema"),
             ({"action": "promote", "selector": {"all": False}}, "request_schema"),

@@ -114,6 +114,25 @@ def test_a_rollback_with_nothing_before_is_skipped(training: dict[str, str]) -> 
     )
 
 
+def test_starts_canaries_whose_holdout_is_better(training: dict[str, str]) -> None:
+    started = fleet(
+        training, "canary", "--sensor", "sensor_000002", "--better-than-production",
+        "--initial-percentage", "20", "--wait",
+    )  # fmt: skip
+    operation_id = started.stdout.split()[1]
+    status = json.loads(fleet(training, "status", operation_id).stdout)
+
+    assert started.returncode == 0, started.stderr
+    # v2 holds as good a holdout as v1 (the same figures): better enough.
+    assert started.stdout.splitlines()[-1].endswith(
+        "done (3 done, 0 skipped, 0 failed, 0 remaining)"
+    )
+    assert status["action"] == "canary"
+    assert status["condition"] == {"better_than_production": True}
+    assert status["canary"]["plan"]["initial"] == 20
+    assert set(stages_at(training["ATALAIA_DATABASE_URL"]).values()) == {BEFORE}
+
+
 class TestRefused:
     def test_exactly_one_selector(self) -> None:
         result = CliRunner().invoke(

@@ -117,6 +117,28 @@ def test_once_fails_when_the_training_service_is_down(env: dict[str, str]) -> No
     )
 
 
+@pytest.mark.parametrize(
+    ("policy", "code", "said"),
+    [
+        ("never", 1, "the wave task is off: set ATALAIA_WEEKLY_WAVE to a policy"),
+        ("canary_if_healthy", 0, '"policy": "canary_if_healthy"'),
+    ],
+)
+def test_once_wave_runs_under_a_policy_only(
+    env: dict[str, str], policy: str, code: int, said: str
+) -> None:
+    done = subprocess.run(
+        [ATALAIA, "scheduler", "--once", "wave"],
+        env={**os.environ, **env, "ATALAIA_WEEKLY_WAVE": policy},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == code, done.stderr
+    assert said in done.stdout + done.stderr
+
+
 def test_runs_until_sigterm_and_exports_its_metrics(
     env: dict[str, str], tmp_path: Path
 ) -> None:

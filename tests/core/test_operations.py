@@ -9,18 +9,22 @@ import pytest
 from atalaia.core.operations import (
     MAX_ERRORS,
     Action,
+    CanaryStart,
     Condition,
     Move,
     Operation,
     OperationStatus,
     Selector,
     Skip,
+    Start,
     VersionFact,
     kept_errors,
+    plan_canaries,
     plan_promotions,
     plan_rollbacks,
 )
 from atalaia.core.registry import Stage, StageChange
+from atalaia.core.rollout import CanaryPlan, Gates
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -153,6 +157,126 @@ class TestCondition:
         )  # fmt: skip
 
         assert plan.moved == ["s_1"]
+
+
+class TestBetterThanProduction:
+    @staticmethod
+    def judged(
+        candidate: tuple[float, float], production: tuple[float, float]
+    ) -> Skip | None:
+        """The condition's verdict on holdouts of (found, false alarm rate)."""
+
+        def metrics(found: float, rate: float) -> dict[str, float | str]:
+            return holdout(rate) | {"auto_robust_found": found}
+
+        condition = Condition(better_than_production=True)
+        return condition.judge(metrics(*candidate), metrics(*production))
+
+    @pytest.mark.parametrize(
+        ("candidate", "production", "expected"),
+        [
+            ((0.9, 0.001), (0.8, 0.002), None),
+            ((0.8, 0.002), (0.8, 0.002), None),  # as good is good enough
+            ((0.7, 0.001), (0.8, 0.002), Skip.NOT_BETTER),  # finds fewer
+            ((0.9, 0.003), (0.8, 0.002), Skip.NOT_BETTER),  # more false alarms
+        ],
+    )
+    def test_finds_as_much_with_no_more_false_alarms(
+        self,
+        candidate: tuple[float, float],
+        production: tuple[float, float],
+        expected: Skip | None,
+    ) -> None:
+        assert self.judged(candidate, production) is expected
+
+    def test_needs_both_holdouts(self) -> None:
+        condition = Condition(better_than_production=True)
+
+        assert condition.judge(holdout(0.001), None) is Skip.NO_PRODUCTION
+        assert condition.judge(holdout(0.001), holdout(0.002)) is (
+            Skip.NO_HOLDOUT_FIGURES  # no share found recorded
+        )
+
+    def test_described_and_read_back(self) -> None:
+        condition = Condition(0.01, None, better_than_production=True)
+
+        described = condition.describe()
+
+        assert described == {
+            "max_holdout_false_alarm_rate": 0.01,
+            "better_than_production": True,
+        }
+        assert Condition.of(described) == condition
+        assert Condition.of({}) is None
+
+
+class TestPlanCanaries:
+    CANARY = CanaryStart(CanaryPlan(initial=10.0), Gates(min_predictions=500))
+
+    def test_starts_the_newest_candidate_beside_production(self) -> None:
+        production = fact("s_1", 1, Stage.PRODUCTION)
+        newest = fact("s_1", 3, Stage.STAGING)
+        versions = [production, fact("s_1", 2, Stage.STAGING), newest]
+
+        plan = plan_canaries(["s_1"], versions, condition=None, canary=self.CANARY)
+
+        assert plan.starts == [Start(newest, production)]
+        assert plan.canary == self.CANARY
+        assert plan.moved == ["s_1"]
+        assert (plan.retire, plan.arrive) == ([], [])  # no stage moves yet
+
+    def test_a_condition_judges_before_the_canary_rules(self) -> None:
+        sensor_model = fact("s_3", 2, Stage.STAGING)._replace(sensor=True)
+        versions = [
+            fact("s_1", 1, Stage.STAGING),  # nothing in production
+            fact("s_2", 1, Stage.PRODUCTION),  # nothing newer
+            fact("s_3", 1, Stage.PRODUCTION),
+            sensor_model,
+            fact("s_4", 1, Stage.PRODUCTION, 0.001),
+            fact("s_4", 2, Stage.STAGING, 0.5),  # fails the condition
+        ]
+        condition = Condition(max_holdout_false_alarm_rate=0.01)
+
+        plan = plan_canaries(
+            ["s_1", "s_2", "s_3", "s_4"], versions, condition=condition,
+            canary=self.CANARY,
+        )  # fmt: skip
+
+        assert plan.starts == []
+        assert plan.skipped == {
+            Skip.NO_NEWER_STAGING: 1,
+            Skip.NO_HOLDOUT_FIGURES: 2,  # the condition reads s_1's, s_3's first
+            Skip.FALSE_ALARM_RATE: 1,
+        }
+
+    def test_without_a_condition_names_each_reason(self) -> None:
+        sensor_model = fact("s_3", 2, Stage.STAGING)._replace(sensor=True)
+        versions = [
+            fact("s_1", 1, Stage.STAGING),
+            fact("s_2", 1, Stage.PRODUCTION),
+            fact("s_3", 1, Stage.PRODUCTION),
+            sensor_model,
+        ]
+
+        plan = plan_canaries(
+            ["s_1", "s_2", "s_3"], versions, condition=None, canary=self.CANARY
+        )
+
+        assert plan.skipped == {
+            Skip.NO_PRODUCTION: 1,
+            Skip.NO_NEWER_STAGING: 1,
+            Skip.SENSOR_MODEL: 1,
+        }
+
+    def test_the_canaries_are_described_and_read_back(self) -> None:
+        described = self.CANARY.describe()
+
+        assert described["plan"] == {
+            "initial": 10.0, "increment": 15.0, "interval_s": 7200.0
+        }  # fmt: skip
+        assert described["gates"]["min_predictions"] == 500
+        assert CanaryStart.of(described) == self.CANARY
+        assert CanaryStart.of({}) is None
 
 
 class TestPlanRollbacks:

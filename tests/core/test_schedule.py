@@ -126,6 +126,7 @@ class TestFleetSchedule:
             "scheduler.drift",
             "scheduler.rollout",
             "scheduler.healing",
+            "scheduler.wave",
         ]
 
     def test_healing_runs_every_few_minutes(self) -> None:

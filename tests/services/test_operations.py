@@ -11,11 +11,18 @@ from bench._fleet import series_ids
 from sqlalchemy import func, select, update
 
 from atalaia.adapters.cache import ModelCache, RedisLink
-from atalaia.adapters.db.repositories import FleetRegistry, ModelStore, SignalLogs
+from atalaia.adapters.db.repositories import (
+    FleetRegistry,
+    ModelStore,
+    NewRollout,
+    RolloutStore,
+    SignalLogs,
+)
 from atalaia.adapters.db.serving import DatabaseServingStore
-from atalaia.adapters.db.tables import AuditRow, JobRow, OperationRow
+from atalaia.adapters.db.tables import AuditRow, JobRow, OperationRow, VersionRow
 from atalaia.core.operations import (
     Action,
+    CanaryStart,
     Condition,
     Operation,
     OperationRequest,
@@ -23,7 +30,9 @@ from atalaia.core.operations import (
     Selector,
     Skip,
 )
-from atalaia.errors import Conflict, NotFound
+from atalaia.core.registry import Strategy
+from atalaia.core.rollout import CanaryPlan, Gates
+from atalaia.errors import ConcurrentChange, Conflict, NotFound
 from atalaia.services import operations
 from atalaia.services.inference import Predictor
 from atalaia.services.operation_runner import OperationRunner
@@ -63,10 +72,16 @@ def create(
     sessions: Sessions,
     action: Action = Action.PROMOTE,
     condition: Condition | None = None,
+    canary: CanaryStart | None = None,
     **selector: object,
 ) -> Operation:
     """An operation of `action` on the series of `selector`, in chunks of 1,000."""
-    request = OperationRequest(action, Selector(**selector), condition)  # type: ignore[arg-type]
+    request = OperationRequest(
+        action,
+        Selector(**selector),  # type: ignore[arg-type]
+        condition,
+        canary=canary,
+    )
     with sessions() as session:
         return operations.create_operation(
             session=session, request=request, actor="engineer", now=T0,
@@ -178,6 +193,120 @@ class TestFleetPromotion:
         assert {
             tuple(m) for m in moves(sessions, reason_like=rollback.id).values()
         } == {((2, "production→archived"), (1, "archived→production"))}
+
+
+def in_a_rollout(sessions: Sessions, series_id: str) -> None:
+    """A shadow of the series' v2 running beside v1."""
+    with sessions() as session:
+        RolloutStore(session).add(
+            NewRollout(
+                series_id,
+                Strategy.SHADOW.value,
+                2,
+                1,
+                0.0,
+                CanaryPlan(),
+                Gates(),
+                "",
+                T0,
+                "engineer",
+                "",
+            )  # fmt: skip
+        )
+        session.commit()
+
+
+class TestFleetCanaries:
+    CANARY = CanaryStart(CanaryPlan(initial=10.0, interval_s=3600.0))
+
+    def test_starts_a_canary_of_each_candidate_in_chunks(
+        self, sessions: Sessions
+    ) -> None:
+        ids = series_ids(2_400)
+        promotable(sessions, ids)
+        operation = create(sessions, Action.CANARY, canary=self.CANARY, all=True)
+        worker = runner(sessions, Clock())
+        worker.claim()
+
+        chunks = run_to_end(worker, operation.id)
+
+        ended = current(sessions, operation.id)
+        with sessions() as session:
+            running = RolloutStore(session).all_running()
+        assert (chunks, ended.status, ended.done) == (3, OperationStatus.DONE, 2_400)
+        assert ended.canary == self.CANARY.describe()
+        assert sorted(r.series_id for r in running) == sorted(ids)
+        assert {
+            (r.strategy, r.candidate, r.production, r.percentage, r.plan)
+            for r in running
+        } == {("canary", 2, 1, 10.0, self.CANARY.plan)}
+        assert {r.next_step_at for r in running} == {T0 + timedelta(hours=1)}
+        assert set(stages(sessions).values()) == {BEFORE}  # nothing moved yet
+        noted = moves(sessions, reason_like="canary started at 10 %")
+        assert noted == {s: [(2, "staging→staging")] for s in ids}
+
+    def test_skips_a_series_in_a_rollout_and_one_without_production(
+        self, sessions: Sessions
+    ) -> None:
+        ids = series_ids(30)
+        promotable(sessions, ids)
+        in_a_rollout(sessions, ids[0])
+        with sessions() as session:
+            session.execute(
+                update(VersionRow)
+                .where(VersionRow.series_id == ids[1], VersionRow.version == 1)
+                .values(stage="archived")
+            )
+            session.commit()
+        operation = create(sessions, Action.CANARY, all=True)
+        worker = runner(sessions, Clock())
+        worker.claim()
+        run_to_end(worker, operation.id)
+
+        ended = current(sessions, operation.id)
+        assert (ended.done, ended.skipped) == (28, 2)
+        assert ended.skipped_by_reason == {
+            Skip.ROLLOUT_RUNNING: 1,
+            Skip.NO_PRODUCTION: 1,
+        }
+
+    def test_a_rollout_started_after_the_plan_has_the_chunk_planned_again(
+        self, sessions: Sessions
+    ) -> None:
+        ids = series_ids(12)
+        promotable(sessions, ids)
+        with sessions() as session:
+            plan = operations.plan_chunk(
+                FleetRegistry(session), ids, action=Action.CANARY, condition=None,
+                archive_existing=True, canary=self.CANARY,
+            )  # fmt: skip
+        in_a_rollout(sessions, ids[5])
+
+        with sessions() as session, pytest.raises(ConcurrentChange):
+            FleetRegistry(session).apply(plan, actor="e", reason="r", at=T0)
+
+        with sessions() as session:
+            assert RolloutStore(session).running_among(ids) == {ids[5]}
+
+    def test_inference_routes_the_started_canaries_after_a_poll(
+        self, sessions: Sessions, tmp_path: Path
+    ) -> None:
+        ids = series_ids(300)
+        promotable(sessions, ids)
+        predictor = Predictor(
+            DatabaseServingStore(sessions), snapshot_path=tmp_path / "snapshot.npz"
+        )
+        predictor.warm_load()
+        operation = create(sessions, Action.CANARY, prefix="sensor_00000")
+        worker = runner(sessions, Clock())
+        worker.claim()
+        run_to_end(worker, operation.id)
+
+        predictor.poll_changes()
+
+        started = {s for s in ids if s.startswith("sensor_00000")}
+        assert predictor.candidates.routes.splits.keys() == started
+        assert {predictor.table.model_of(s).version for s in ids} == {1}  # type: ignore[union-attr]
 
 
 class TestSelectors:

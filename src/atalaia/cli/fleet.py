@@ -1,5 +1,6 @@
-"""`atalaia fleet …`: promote or roll back many series as one operation, and
-follow it, through the training service's API (`/api/v1/operations`).
+"""`atalaia fleet …`: promote, start canaries of or roll back many series as
+one operation, and follow it, through the training service's API
+(`/api/v1/operations`).
 
 The service is at ATALAIA_TRAINING_URL (`--url`); the token is `--token`,
 else ATALAIA_TOKEN, else the embedded server's `<home>/admin-token`.
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
 app = typer.Typer(
-    help="Fleet operations: promote or roll back many series at once.",
+    help="Fleet operations: promote, canary or roll back many series at once.",
     no_args_is_help=True,
 )
 
@@ -53,6 +54,24 @@ SeriesFile = Annotated[
     Path | None,
     typer.Option(help="A file of series ids, one a line.", exists=True, dir_okay=False),
 ]
+MaxFalseAlarms = Annotated[
+    float | None,
+    typer.Option(help="Skip candidates flagging more of their holdout."),
+]
+AnomalyRateWithin = Annotated[
+    float | None,
+    typer.Option(
+        help="Skip candidates whose holdout rate is not within ±this "
+        "share of production's (0.2: ±20 %)."
+    ),
+]
+BetterThanProduction = Annotated[
+    bool,
+    typer.Option(
+        help="Skip candidates that found fewer injected anomalies on their "
+        "holdout than production on its own, or raised more false alarms."
+    ),
+]
 Reason = Annotated[str, typer.Option(help="Why: kept in the ledger and the audit log.")]
 DryRun = Annotated[bool, typer.Option(help="Count what it would do; change nothing.")]
 Wait = Annotated[bool, typer.Option(help="Show its progress until it ends.")]
@@ -65,17 +84,9 @@ def promote(
     batch: Batch = None,
     every: Every = False,
     series_file: SeriesFile = None,
-    max_holdout_false_alarm_rate: Annotated[
-        float | None,
-        typer.Option(help="Skip candidates flagging more of their holdout."),
-    ] = None,
-    anomaly_rate_within: Annotated[
-        float | None,
-        typer.Option(
-            help="Skip candidates whose holdout rate is not within ±this "
-            "share of production's (0.2: ±20 %)."
-        ),
-    ] = None,
+    max_holdout_false_alarm_rate: MaxFalseAlarms = None,
+    anomaly_rate_within: AnomalyRateWithin = None,
+    better_than_production: BetterThanProduction = False,
     keep_existing: Annotated[
         bool, typer.Option(help="Send the production versions back to Staging.")
     ] = False,
@@ -86,10 +97,6 @@ def promote(
     token: Token = None,
 ) -> None:
     """Promote each selected series' newest Staging version."""
-    condition = {
-        "max_holdout_false_alarm_rate": max_holdout_false_alarm_rate,
-        "anomaly_rate_within": anomaly_rate_within,
-    }
     body: dict[str, Any] = {
         "action": "promote",
         "selector": _selector(prefix, sensor, batch, every, series_file),
@@ -97,8 +104,53 @@ def promote(
         "reason": reason,
         "dry_run": dry_run,
     }
-    if any(v is not None for v in condition.values()):
-        body["condition"] = {k: v for k, v in condition.items() if v is not None}
+    body |= _condition(
+        max_holdout_false_alarm_rate, anomaly_rate_within, better_than_production
+    )
+    _start(body, wait=wait, url=url, token=token)
+
+
+@app.command("canary")
+def canary(
+    prefix: Prefix = None,
+    sensor: Sensor = None,
+    batch: Batch = None,
+    every: Every = False,
+    series_file: SeriesFile = None,
+    max_holdout_false_alarm_rate: MaxFalseAlarms = None,
+    anomaly_rate_within: AnomalyRateWithin = None,
+    better_than_production: BetterThanProduction = False,
+    initial_percentage: Annotated[
+        float, typer.Option(help="Each candidate's first share of the readings.")
+    ] = 5.0,
+    increment_percentage: Annotated[
+        float, typer.Option(help="How much more at each step the gates pass.")
+    ] = 15.0,
+    increment_interval_hours: Annotated[
+        float, typer.Option(help="How long between two steps.")
+    ] = 2.0,
+    reason: Reason = "",
+    dry_run: DryRun = False,
+    wait: Wait = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Start a canary of each selected series' newest Staging version beside
+    its production version; the rollout task grows or rolls back each one."""
+    body: dict[str, Any] = {
+        "action": "canary",
+        "selector": _selector(prefix, sensor, batch, every, series_file),
+        "canary_config": {
+            "initial_percentage": initial_percentage,
+            "increment_percentage": increment_percentage,
+            "increment_interval_hours": increment_interval_hours,
+        },
+        "reason": reason,
+        "dry_run": dry_run,
+    }
+    body |= _condition(
+        max_holdout_false_alarm_rate, anomaly_rate_within, better_than_production
+    )
     _start(body, wait=wait, url=url, token=token)
 
 
@@ -123,6 +175,21 @@ def rollback(
         "dry_run": dry_run,
     }
     _start(body, wait=wait, url=url, token=token)
+
+
+def _condition(
+    max_holdout_false_alarm_rate: float | None,
+    anomaly_rate_within: float | None,
+    better_than_production: bool,
+) -> dict[str, Any]:
+    """The body's `condition`, when any part of one is asked."""
+    condition: dict[str, Any] = {
+        "max_holdout_false_alarm_rate": max_holdout_false_alarm_rate,
+        "anomaly_rate_within": anomaly_rate_within,
+        "better_than_production": better_than_production or None,
+    }
+    asked = {k: v for k, v in condition.items() if v is not None}
+    return {"condition": asked} if asked else {}
 
 
 @app.command("status")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated
 import structlog
 import typer
 
+from atalaia.cli.failures import CommandFailed
+
 from atalaia.core.schedule import Task
 
 if TYPE_CHECKING:
@@ -116,6 +118,10 @@ def _run_once(fleet: Scheduler, task: Task) -> None:
     """Run `task` and print its report as JSON; exit 1 when it failed."""
     from atalaia.scheduler import utcnow
 
+    if task not in fleet.tasks:  # the weekly wave, without a policy
+        raise CommandFailed(
+            f"the {task.value} task is off: set ATALAIA_WEEKLY_WAVE to a policy"
+        )
     try:
         report = fleet.run_once(task, utcnow())
     except Exception:

@@ -33,6 +33,7 @@ Event = Literal[
     "model.drift",
     "model.promoted",
     "model.rolled_back",
+    "model.canary_started",  # a fleet operation's canaries
     "training.failed",
     "platform.alert",
 ]

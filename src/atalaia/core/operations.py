@@ -1,4 +1,5 @@
-"""Fleet operations: one promotion or rollback of many series, run in chunks.
+"""Fleet operations: one promotion, rollback or start of canaries of many
+series, run in chunks.
 
 An operation freezes the series it selects when it is created, then moves them
 a chunk at a time. Each chunk is planned here from what the registry holds of
@@ -9,25 +10,29 @@ Staging version is promoted; a rollback needs an earlier Production version):
   one, becomes Production; the Production one is Archived (or sent back to
   Staging without `archive_existing`);
 - rollback: the Production version is Archived and the version promoted before
-  it comes back.
+  it comes back;
+- canary: that same candidate starts a canary (`core.rollout`) beside the
+  Production version, which a canary needs; the scheduler's rollout task then
+  grows it or rolls it back, series by series.
 
 A series the plan leaves alone is skipped with the reason (`Skip`: among
 them, one whose canary, shadow or A/B test runs: it ends first); one whose
-move breaks a rule fails with the error. A promotion's `Condition` judges the
-candidate by its holdout figures, which `auto` training records
-(`core.detectors.auto`).
+move breaks a rule fails with the error. The `Condition` of a promotion or a
+canary judges the candidate by its holdout figures, which `auto` training
+records (`core.detectors.auto`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from atalaia.core.registry import Stage, StageChange, check_transition
+from atalaia.core.rollout import CanaryPlan, Gates
 from atalaia.errors import VersionNotPromotable
 
 MAX_SERIES = 300_000  # series an explicit list may name
@@ -37,11 +42,24 @@ MAX_ERRORS = 20  # errors an operation keeps (the first ones)
 class Action(StrEnum):
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    CANARY = "canary"
 
     @property
     def event(self) -> str:
-        """The platform event (and audit action) of its stage changes."""
-        return "model.promoted" if self is Action.PROMOTE else "model.rolled_back"
+        """The platform event (and audit action) of what it does to a series."""
+        return _EVENTS[self]
+
+    @property
+    def takes_condition(self) -> bool:
+        """Whether it moves candidates, which a `Condition` may judge."""
+        return self is not Action.ROLLBACK
+
+
+_EVENTS = {
+    Action.PROMOTE: "model.promoted",
+    Action.ROLLBACK: "model.rolled_back",
+    Action.CANARY: "model.canary_started",
+}
 
 
 class OperationStatus(StrEnum):
@@ -66,6 +84,8 @@ class Skip(StrEnum):
     NO_PRODUCTION = "no_production_version"
     NO_EARLIER_PRODUCTION = "no_earlier_production_version"
     ROLLOUT_RUNNING = "rollout_running"  # a canary, shadow or A/B test runs
+    NOT_BETTER = "holdout_not_better_than_production"
+    SENSOR_MODEL = "sensor_model"  # a sensor's model is promoted directly
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +116,19 @@ class Selector:
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """What a promotion's candidate must show; None: not asked.
+    """What a candidate must show to be promoted or to start a canary; None,
+    False: not asked.
 
     `anomaly_rate_within` is relative: 0.2 keeps the candidate's holdout
     anomaly rate within ±20 % of the Production version's (as the canary's
-    gate in `core.rollout`).
+    gate in `core.rollout`). `better_than_production`: on its own holdout, the
+    candidate found at least the share of injected anomalies the Production
+    version found on its own, with no more false alarms.
     """
 
     max_holdout_false_alarm_rate: float | None = None
     anomaly_rate_within: float | None = None
+    better_than_production: bool = False
 
     def judge(
         self,
@@ -118,23 +142,56 @@ class Condition:
         ceiling = self.max_holdout_false_alarm_rate
         if ceiling is not None and rate > ceiling:
             return Skip.FALSE_ALARM_RATE
-        if self.anomaly_rate_within is None:
+        within = self.anomaly_rate_within
+        if within is None and not self.better_than_production:
             return None
         if production is None:
             return Skip.NO_PRODUCTION
         expected = holdout_false_alarm_rate(production)
         if expected is None:
             return Skip.NO_HOLDOUT_FIGURES
-        if abs(rate - expected) > self.anomaly_rate_within * expected:
+        if within is not None and abs(rate - expected) > within * expected:
             return Skip.ANOMALY_RATE
+        if self.better_than_production:
+            return _better(candidate, rate, production, expected)
         return None
 
-    def describe(self) -> dict[str, float]:
+    def describe(self) -> dict[str, float | bool]:
         named = {
             "max_holdout_false_alarm_rate": self.max_holdout_false_alarm_rate,
             "anomaly_rate_within": self.anomaly_rate_within,
         }
-        return {key: value for key, value in named.items() if value is not None}
+        shown: dict[str, float | bool] = {
+            key: value for key, value in named.items() if value is not None
+        }
+        if self.better_than_production:
+            shown["better_than_production"] = True
+        return shown
+
+    @classmethod
+    def of(cls, described: Mapping[str, float | bool]) -> Condition | None:
+        """The condition `describe` gave; None for none."""
+        if not described:
+            return None
+        ceiling = described.get("max_holdout_false_alarm_rate")
+        within = described.get("anomaly_rate_within")
+        return cls(
+            None if ceiling is None else float(ceiling),
+            None if within is None else float(within),
+            bool(described.get("better_than_production", False)),
+        )
+
+
+def _better(
+    candidate: Mapping[str, float | str],
+    rate: float,
+    production: Mapping[str, float | str],
+    expected: float,
+) -> Skip | None:
+    found, before = holdout_found(candidate), holdout_found(production)
+    if found is None or before is None:
+        return Skip.NO_HOLDOUT_FIGURES
+    return None if found >= before and rate <= expected else Skip.NOT_BETTER
 
 
 def holdout_false_alarm_rate(metrics: Mapping[str, float | str]) -> float | None:
@@ -148,8 +205,22 @@ def holdout_false_alarm_rate(metrics: Mapping[str, float | str]) -> float | None
     >>> holdout_false_alarm_rate({"training_anomaly_rate": 0.01}) is None
     True
     """
+    return _holdout_figure(metrics, "false_alarm_rate")
+
+
+def holdout_found(metrics: Mapping[str, float | str]) -> float | None:
+    """The share of the anomalies injected into its holdout the version
+    flagged: `auto_<chosen>_found`; None without a holdout.
+
+    >>> holdout_found({"auto_chosen": "robust", "auto_robust_found": 0.9})
+    0.9
+    """
+    return _holdout_figure(metrics, "found")
+
+
+def _holdout_figure(metrics: Mapping[str, float | str], name: str) -> float | None:
     chosen = metrics.get("auto_chosen")
-    value = metrics.get(f"auto_{chosen}_false_alarm_rate")
+    value = metrics.get(f"auto_{chosen}_{name}")
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -160,6 +231,63 @@ class OperationRequest:
     condition: Condition | None = None
     archive_existing: bool = True
     reason: str = ""
+    canary: CanaryStart | None = None  # the canaries' plan and gates
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryStart:
+    """The plan and gates of the canaries an operation starts."""
+
+    plan: CanaryPlan = CanaryPlan()
+    gates: Gates = Gates()
+
+    def describe(self) -> dict[str, Any]:
+        return {"plan": asdict(self.plan), "gates": asdict(self.gates)}
+
+    @classmethod
+    def of(cls, described: Mapping[str, Any]) -> CanaryStart | None:
+        """The canaries `describe` gave; None for none."""
+        if not described:
+            return None
+        return cls(CanaryPlan(**described["plan"]), Gates(**described["gates"]))
+
+
+class WavePolicy(StrEnum):
+    """What becomes of the Staging versions a weekly retraining batch made,
+    once it has ended (`services.waves`)."""
+
+    NEVER = "never"  # they wait for a person
+    CANARY_IF_HEALTHY = "canary_if_healthy"  # a canary of each healthy one
+    DIRECT_IF_BETTER = "direct_if_better"  # each one better than production
+
+
+def wave_request(
+    policy: WavePolicy, batch_id: str, *, max_false_alarm_rate: float
+) -> OperationRequest | None:
+    """The operation of a batch's wave: a canary of each candidate whose
+    holdout false-alarm rate is at most `max_false_alarm_rate` (its live
+    anomaly rate is the canary's gate to pass), or the promotion of each one
+    that also did at least as well as production on holdout; None: no wave.
+
+    >>> wave_request(WavePolicy.DIRECT_IF_BETTER, "b1", max_false_alarm_rate=0.005)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    OperationRequest(action=<Action.PROMOTE: 'promote'>,
+        selector=Selector(series_ids=None, sensor=None, prefix=None, batch_id='b1',
+        all=False), condition=Condition(max_holdout_false_alarm_rate=0.005,
+        anomaly_rate_within=None, better_than_production=True),
+        archive_existing=True, reason='weekly wave (direct_if_better) of batch b1',
+        canary=None)
+    """
+    if policy is WavePolicy.NEVER:
+        return None
+    canary = policy is WavePolicy.CANARY_IF_HEALTHY
+    return OperationRequest(
+        Action.CANARY if canary else Action.PROMOTE,
+        Selector(batch_id=batch_id),
+        Condition(max_false_alarm_rate, better_than_production=not canary),
+        reason=f"weekly wave ({policy}) of batch {batch_id}",
+        canary=CanaryStart() if canary else None,
+    )
 
 
 class VersionFact(NamedTuple):
@@ -170,6 +298,14 @@ class VersionFact(NamedTuple):
     version: int
     stage: Stage
     metrics: Mapping[str, float | str]  # empty unless a condition reads them
+    sensor: bool = False  # a sensor's model, not a series'
+
+
+class Start(NamedTuple):
+    """A canary to start: a series' candidate beside its Production version."""
+
+    candidate: VersionFact
+    production: VersionFact
 
 
 class Move(NamedTuple):
@@ -184,6 +320,8 @@ class ChunkPlan:
 
     retire: list[Move] = field(default_factory=list)
     arrive: list[Move] = field(default_factory=list)
+    starts: list[Start] = field(default_factory=list)
+    canary: CanaryStart | None = None  # the plan and gates of `starts`
     moved: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (series, error)
@@ -220,6 +358,49 @@ def plan_promotions(
     """Promote each series' newest Staging version (of `versions`: the chunk's
     Production and Staging ones) when newer than its Production one and, with
     a `condition`, when it passes it."""
+    retired = Stage.ARCHIVED if archive_existing else Stage.STAGING
+    plan = ChunkPlan()
+    for series_id, candidate, current in _candidates(
+        series_ids, versions, condition, plan
+    ):
+        leaving = [_move(current, retired)] if current else []
+        plan.add(series_id, [*leaving, _move(candidate, Stage.PRODUCTION)])
+    return plan
+
+
+def plan_canaries(
+    series_ids: Iterable[str],
+    versions: Iterable[VersionFact],
+    *,
+    condition: Condition | None,
+    canary: CanaryStart,
+) -> ChunkPlan:
+    """Start a canary of each series' candidate, chosen as a promotion's,
+    beside its Production version (a series without one, or a sensor's model,
+    is promoted directly instead: skipped here)."""
+    plan = ChunkPlan(canary=canary)
+    for series_id, candidate, current in _candidates(
+        series_ids, versions, condition, plan
+    ):
+        if current is None:
+            plan.skipped[Skip.NO_PRODUCTION] += 1
+        elif candidate.sensor:
+            plan.skipped[Skip.SENSOR_MODEL] += 1
+        else:
+            plan.starts.append(Start(candidate, current))
+            plan.moved.append(series_id)
+    return plan
+
+
+def _candidates(
+    series_ids: Iterable[str],
+    versions: Iterable[VersionFact],
+    condition: Condition | None,
+    plan: ChunkPlan,
+) -> Iterator[tuple[str, VersionFact, VersionFact | None]]:
+    """Each series' newest Staging version, when newer than its Production one
+    (and the Production one, if any) and passing `condition`; the others are
+    counted skipped in `plan`."""
     production: dict[str, VersionFact] = {}
     staging: dict[str, VersionFact] = {}
     for fact in versions:
@@ -229,8 +410,6 @@ def plan_promotions(
             newest = staging.get(fact.series_id)
             if newest is None or fact.version > newest.version:
                 staging[fact.series_id] = fact
-    retired = Stage.ARCHIVED if archive_existing else Stage.STAGING
-    plan = ChunkPlan()
     for series_id in series_ids:
         candidate, current = staging.get(series_id), production.get(series_id)
         if candidate is None or (current and candidate.version < current.version):
@@ -241,9 +420,7 @@ def plan_promotions(
             if why is not None:
                 plan.skipped[why] += 1
                 continue
-        leaving = [_move(current, retired)] if current else []
-        plan.add(series_id, [*leaving, _move(candidate, Stage.PRODUCTION)])
-    return plan
+        yield series_id, candidate, current
 
 
 def plan_rollbacks(
@@ -280,14 +457,17 @@ def plan_rollbacks(
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """An operation and its progress: `done` series moved, `failed`, `skipped`
-    (`skipped_by_reason`), out of `total`; `errors`: the first MAX_ERRORS."""
+    """An operation and its progress: `done` series moved (a canary
+    operation's: canaries started), `failed`, `skipped` (`skipped_by_reason`),
+    out of `total`; `errors`: the first MAX_ERRORS. `canary`: the canaries'
+    plan and gates (`CanaryStart.describe`); `wave_of`: the training batch
+    whose weekly wave it is (`services.waves`)."""
 
     id: str
     action: Action
     status: OperationStatus
     selector: dict[str, Any]
-    condition: dict[str, float]
+    condition: dict[str, float | bool]
     archive_existing: bool
     reason: str
     actor: str
@@ -301,6 +481,8 @@ class Operation:
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested: bool
+    canary: dict[str, Any] = field(default_factory=dict)
+    wave_of: str | None = None
 
     @property
     def remaining(self) -> int:

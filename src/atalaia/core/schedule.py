@@ -19,6 +19,7 @@ class Task(StrEnum):
     DRIFT = "drift"  # data-drift check of every production model
     ROLLOUT = "rollout"  # the running canaries' and shadows' steps
     HEALING = "healing"  # the self-healing rules (`services.healing`)
+    WAVE = "wave"  # the weekly retraining's versions out (`services.waves`)
 
     @property
     def audit_action(self) -> str:
@@ -112,6 +113,15 @@ def fleet_schedule(
         ScheduledTask(Task.DRIFT, Every(drift_every_hours)),
         ScheduledTask(Task.ROLLOUT, Every(rollout_every_minutes / 60.0)),
     )
+
+
+def wave_schedule(*, every_minutes: float) -> ScheduledTask:
+    """The weekly wave's looks for retraining batches that have ended.
+
+    >>> wave_schedule(every_minutes=4).trigger.describe()
+    'every 4 min'
+    """
+    return ScheduledTask(Task.WAVE, Every(every_minutes / 60.0))
 
 
 def healing_schedule(*, every_minutes: float) -> ScheduledTask:

@@ -31,7 +31,12 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.cache import ModelCache
 from atalaia.adapters.db.repositories import AuditLog, FleetRegistry, OperationStore
-from atalaia.core.operations import Condition, Operation, OperationStatus
+from atalaia.core.operations import (
+    CanaryStart,
+    Condition,
+    Operation,
+    OperationStatus,
+)
 from atalaia.errors import ConcurrentChange, DependencyUnavailable
 from atalaia.services.operations import operation_finished, plan_chunk, target, utcnow
 from atalaia.services.registry import committed
@@ -193,8 +198,9 @@ class OperationRunner:
         fleet = FleetRegistry(session)
         plan = plan_chunk(
             fleet, series, action=operation.action,
-            condition=Condition(**operation.condition) if operation.condition else None,
+            condition=Condition.of(operation.condition),
             archive_existing=operation.archive_existing,
+            canary=CanaryStart.of(operation.canary),
         )  # fmt: skip
         fleet.apply(
             plan, actor=operation.actor, reason=_ledger_reason(operation), at=now

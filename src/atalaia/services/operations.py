@@ -1,4 +1,5 @@
-"""Fleet operations: promote or roll back many series as one operation.
+"""Fleet operations: promote, roll back or start canaries of many series as
+one operation.
 
 `create_operation` freezes the series a selector names, in chunks of
 CHUNK_SERIES, and queues the operation for a runner
@@ -28,6 +29,7 @@ from atalaia.adapters.db.repositories import (
 from atalaia.adapters.db.repositories.operations import slices
 from atalaia.core.operations import (
     Action,
+    CanaryStart,
     ChunkPlan,
     Condition,
     Operation,
@@ -36,6 +38,7 @@ from atalaia.core.operations import (
     Selector,
     Skip,
     kept_errors,
+    plan_canaries,
     plan_promotions,
     plan_rollbacks,
 )
@@ -72,9 +75,10 @@ def create_operation(
     actor: str,
     now: datetime | None = None,
     chunk_series: int = CHUNK_SERIES,
+    wave_of: str | None = None,
 ) -> Operation:
     """Freeze the selected series in chunks of `chunk_series`, queue the
-    operation and commit.
+    operation and commit (`wave_of`: the batch whose weekly wave it is).
 
     A series an explicit list names without any model version is counted
     failed at once. NotFound (`selector_matches`) when nothing is selected.
@@ -97,6 +101,8 @@ def create_operation(
         errors=kept_errors([], [(s, NO_VERSION) for s in unknown]),
         created_at=now or utcnow(), started_at=None, finished_at=None,
         cancel_requested=False,
+        canary=request.canary.describe() if request.canary else {},
+        wave_of=wave_of,
     )  # fmt: skip
     missing = set(unknown)
     OperationStore(session).add(
@@ -129,7 +135,7 @@ def dry_run(*, session: Session, request: OperationRequest) -> DryRun:
     for chunk in slices([s for s in selected if s not in missing], CHUNK_SERIES):
         plan = plan_chunk(
             fleet, chunk, action=request.action, condition=request.condition,
-            archive_existing=request.archive_existing,
+            archive_existing=request.archive_existing, canary=request.canary,
         )  # fmt: skip
         eligible += len(plan.moved)
         skipped += plan.skipped
@@ -145,23 +151,29 @@ def plan_chunk(
     action: Action,
     condition: Condition | None,
     archive_existing: bool,
+    canary: CanaryStart | None,
 ) -> ChunkPlan:
-    """The stage changes of `action` for `series`, from the registry now; a
-    series with a rollout running is skipped (the rollout moves it)."""
+    """What `action` does to `series`, from the registry now; a series with a
+    rollout running is skipped (the rollout moves it)."""
     busy = RolloutStore(fleet.session).running_among(series)
     free = [s for s in series if s not in busy] if busy else list(series)
-    if action is Action.PROMOTE:
-        versions = fleet.live_versions(free, metrics=condition is not None)
-        plan = plan_promotions(
-            free, versions, archive_existing=archive_existing, condition=condition
-        )
-    else:
+    if action is Action.ROLLBACK:
         production = [
             v
             for v in fleet.live_versions(free, metrics=False)
             if v.stage is Stage.PRODUCTION
         ]
         plan = plan_rollbacks(free, production, fleet.past_production(free))
+    else:
+        versions = fleet.live_versions(free, metrics=condition is not None)
+        if action is Action.CANARY:
+            canary = canary or CanaryStart()
+            plan = plan_canaries(free, versions, condition=condition, canary=canary)
+        else:
+            plan = plan_promotions(
+                free, versions, archive_existing=archive_existing,
+                condition=condition,
+            )  # fmt: skip
     if busy:
         plan.skipped[Skip.ROLLOUT_RUNNING] += len(busy)
     return plan
@@ -218,21 +230,30 @@ def _unknown(
     return fleet.without_versions(selected)
 
 
+_WHAT = {
+    Action.PROMOTE: "promotion",
+    Action.ROLLBACK: "rollback",
+    Action.CANARY: "canary start",
+}
+
+
 def target(operation: Operation) -> str:
     """An operation as its audit entries name it."""
     return f"operation/{operation.id}"
 
 
 def operation_finished(session: Session, operation: Operation) -> None:
-    """The platform event of an operation's end (`model.promoted` or
-    `model.rolled_back`, of no one series), for the alert rules to route."""
-    verb = "promotion" if operation.action is Action.PROMOTE else "rollback"
+    """The platform event of an operation's end (`model.promoted`,
+    `model.rolled_back` or `model.canary_started`, of no one series), for the
+    alert rules to route."""
+    what = _WHAT[operation.action]
     title = (
-        f"fleet {verb} {operation.status}: {operation.done} of {operation.total} "
+        f"fleet {what} {operation.status}: {operation.done} of {operation.total} "
         f"series by {operation.actor}"
     )
+    moved = "canaries started" if operation.action is Action.CANARY else "moved"
     text = (
-        f"Operation {operation.id} {operation.status}: {operation.done} moved, "
+        f"Operation {operation.id} {operation.status}: {operation.done} {moved}, "
         f"{operation.skipped} skipped, {operation.failed} failed."
         + (f" Reason: {operation.reason}" if operation.reason else "")
     )

@@ -29,6 +29,7 @@ from atalaia.adapters.db.repositories import (
     AuditLog,
     FeedbackStore,
     ModelStore,
+    NewRollout,
     RolloutStore,
 )
 from atalaia.core.registry import (
@@ -140,11 +141,20 @@ def _started(
     percentage = 0.0 if shadow else request.plan.initial
     first_step = request.plan.interval_s if canary else request.duration_s
     rollout = rollouts.add(
-        series_id=series_id, strategy=request.strategy.value, candidate=version,
-        production=production.version, percentage=percentage, plan=request.plan,
-        gates=request.gates, then=request.then,
-        next_step_at=now + timedelta(seconds=first_step), actor=actor, reason=reason,
-    )  # fmt: skip
+        NewRollout(
+            series_id,
+            request.strategy.value,
+            version,
+            production.version,
+            percentage,
+            request.plan,
+            request.gates,
+            request.then,
+            now + timedelta(seconds=first_step),
+            actor,
+            reason,
+        )  # fmt: skip
+    )
     what = {
         Strategy.CANARY: f"canary started at {percentage:g} %",
         Strategy.SHADOW: f"shadow started for {first_step / 3600:g} h",

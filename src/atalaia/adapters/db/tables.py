@@ -534,7 +534,13 @@ class OperationRow(Base):
     action: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     selector: Mapped[dict[str, Any]] = mapped_column(Json)
-    condition: Mapped[dict[str, float]] = mapped_column(Json, default=dict)
+    condition: Mapped[dict[str, float | bool]] = mapped_column(Json, default=dict)
+    # A canary operation's plan and gates (`core.operations.CanaryStart`).
+    canary: Mapped[dict[str, Any]] = mapped_column(
+        Json, default=dict, server_default="{}"
+    )
+    # The training batch whose weekly wave it is: one wave per batch.
+    wave_of: Mapped[str | None] = mapped_column(String(36), unique=True)
     archive_existing: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(512), default="")
     actor: Mapped[str] = mapped_column(String(128))

@@ -8,9 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from atalaia.api.common.params import SeriesId, Text
+from atalaia.api.training.schemas import CanaryConfig, GatesConfig
 from atalaia.core.operations import (
     MAX_SERIES,
     Action,
+    CanaryStart,
     Condition,
     Operation,
     OperationRequest,
@@ -83,8 +85,9 @@ class SelectorBody(BaseModel):
 
 
 class ConditionBody(BaseModel):
-    """What each candidate must show to be promoted, from its training's
-    holdout (versions trained by `auto`; others are skipped)."""
+    """What each candidate must show to be promoted or to start a canary, from
+    its training's holdout (versions trained by `auto`; others are
+    skipped)."""
 
     model_config = _REQUEST
 
@@ -99,6 +102,12 @@ class ConditionBody(BaseModel):
         description="Relative: 0.2 keeps the candidate's holdout anomaly rate "
         "within ±20 % of the production version's",
         json_schema_extra={"minimum": 0, "maximum": MAX_RELATIVE},
+    )
+    better_than_production: bool = Field(
+        default=False,
+        description="On its own holdout, the candidate found at least the share "
+        "of injected anomalies the production version found on its own, with no "
+        "more false alarms",
     )
 
     @model_validator(mode="after")
@@ -117,35 +126,65 @@ class ConditionBody(BaseModel):
         return self
 
 
-class OperationBody(BaseModel):
-    """Promote (each series' newest Staging version) or roll back the selected
-    series, as one operation run in chunks."""
-
-    model_config = _REQUEST | ConfigDict(
-        json_schema_extra={
-            # A condition judges promotion candidates: a rollback takes none.
+_OPERATION_SCHEMA: dict[str, Any] = {
+    # A condition judges candidates: a rollback takes none; a canary's
+    # plan and gates belong to a canary.
+    "allOf": [
+        {
             "anyOf": [
-                {"properties": {"action": {"const": "promote"}}},
+                {"properties": {"action": {"enum": ["promote", "canary"]}}},
                 {"properties": {"condition": {"type": "null"}}},
-            ],
-            "examples": [
-                {
-                    "action": "promote",
-                    "selector": {"prefix": "plant1_"},
-                    "condition": {
-                        "max_holdout_false_alarm_rate": 0.002,
-                        "anomaly_rate_within": 0.2,
-                    },
-                    "reason": "weekly retraining",
-                },
-                {"action": "rollback", "selector": {"sensor": "pump7"}},
-            ],
-        }
-    )
+            ]
+        },
+        *[
+            {
+                "anyOf": [
+                    {"properties": {"action": {"const": "canary"}}},
+                    {"properties": {name: {"type": "null"}}},
+                ]
+            }
+            for name in ("canary_config", "gates")
+        ],
+    ],
+    "examples": [
+        {
+            "action": "promote",
+            "selector": {"prefix": "plant1_"},
+            "condition": {
+                "max_holdout_false_alarm_rate": 0.002,
+                "anomaly_rate_within": 0.2,
+            },
+            "reason": "weekly retraining",
+        },
+        {
+            "action": "canary",
+            "selector": {"batch_id": "0b6f7c8e-2f43-4a59-9d0e-3c1b5a7e9f21"},
+            "condition": {"max_holdout_false_alarm_rate": 0.002},
+            "canary_config": {"initial_percentage": 5},
+        },
+        {"action": "rollback", "selector": {"sensor": "pump7"}},
+    ],
+}
 
-    action: Literal["promote", "rollback"]
+
+class OperationBody(BaseModel):
+    """Promote each selected series' newest Staging version, start a canary of
+    it beside the production version (the rollout task then grows or rolls
+    back each one), or roll the series back: one operation run in chunks."""
+
+    model_config = _REQUEST | ConfigDict(json_schema_extra=_OPERATION_SCHEMA)
+
+    action: Literal["promote", "rollback", "canary"]
     selector: SelectorBody
-    condition: ConditionBody | None = Field(default=None, description="Promotions only")
+    condition: ConditionBody | None = Field(
+        default=None, description="Promotions and canaries"
+    )
+    canary_config: CanaryConfig | None = Field(
+        default=None, description="Canaries: each one's steps (the defaults of promote)"
+    )
+    gates: GatesConfig | None = Field(
+        default=None, description="Canaries: what each one must show to go on"
+    )
     archive_existing: bool = Field(
         default=True,
         description="Promotions: archive the production versions replaced "
@@ -157,28 +196,35 @@ class OperationBody(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _condition_promotes(self) -> OperationBody:
-        if self.condition is not None and self.action != Action.PROMOTE.value:
+    def _parts_of_its_action(self) -> OperationBody:
+        action = Action(self.action)
+        if self.condition is not None and not action.takes_condition:
             raise InvalidInput(
-                "a condition judges promotion candidates: only a promote takes one",
-                rule="condition_promote_only",
+                "a condition judges candidates: only a promote or a canary takes one",
+                rule="condition_of_candidates",
             )
+        for name in ("canary_config", "gates"):
+            if getattr(self, name) is not None and action is not Action.CANARY:
+                raise InvalidInput(
+                    f"{name} belongs to action 'canary'", rule="canary_config_canary"
+                )
         return self
 
     def request(self) -> OperationRequest:
-        condition = None
+        action, condition, canary = Action(self.action), None, None
         if self.condition is not None:
             condition = Condition(
                 self.condition.max_holdout_false_alarm_rate,
                 self.condition.anomaly_rate_within,
+                self.condition.better_than_production,
             )
+        if action is Action.CANARY:
+            config = self.canary_config or CanaryConfig()
+            canary = CanaryStart(config.plan(), (self.gates or GatesConfig()).gates())
         return OperationRequest(
-            Action(self.action),
-            self.selector.selector(),
-            condition,
-            self.archive_existing,
-            self.reason,
-        )
+            action, self.selector.selector(), condition, self.archive_existing,
+            self.reason, canary,
+        )  # fmt: skip
 
 
 class OperationAccepted(BaseModel):
@@ -244,7 +290,13 @@ class OperationView(BaseModel):
     actor: str
     reason: str
     selector: dict[str, Any]
-    condition: dict[str, float]
+    condition: dict[str, float | bool]
+    canary: dict[str, Any] | None = Field(
+        description="A canary operation's: each canary's plan and gates"
+    )
+    wave_of: str | None = Field(
+        description="The training batch whose weekly wave it is (the scheduler's)"
+    )
     archive_existing: bool
     cancel_requested: bool
     links: dict[str, str]
@@ -260,6 +312,7 @@ class OperationView(BaseModel):
             created_at=o.created_at, started_at=o.started_at,
             finished_at=o.finished_at, errors=o.errors, actor=o.actor,
             reason=o.reason, selector=o.selector, condition=o.condition,
+            canary=o.canary or None, wave_of=o.wave_of,
             archive_existing=o.archive_existing,
             cancel_requested=o.cancel_requested,
             links={"self": _path(o.id), "cancel": f"{_path(o.id)}/cancel"},

@@ -25,6 +25,7 @@ from atalaia.core.detectors import MAX_HYPERPARAMETER
 from atalaia.core.detectors.catalog import TRAINED
 from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import ModelVersion
+from atalaia.core.rollout import CanaryPlan, Gates
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
 from atalaia.services.registry_overview import (
     CHANGES,
@@ -340,6 +341,13 @@ class CanaryConfig(BaseModel):
     increment_percentage: float = Field(default=15, gt=0, le=100)
     increment_interval_hours: float = Field(default=2, gt=0)
 
+    def plan(self) -> CanaryPlan:
+        return CanaryPlan(
+            self.initial_percentage,
+            self.increment_percentage,
+            self.increment_interval_hours * 3600.0,
+        )
+
 
 class ShadowConfig(BaseModel):
     model_config = _REQUEST
@@ -378,6 +386,9 @@ class GatesConfig(BaseModel):
         description="Relative: 0.2 allows production's anomaly rate ±20 %",
     )  # fmt: skip
     min_predictions: int = Field(default=100, ge=1, le=10_000_000)
+
+    def gates(self) -> Gates:
+        return Gates(**self.model_dump())
 
 
 class PromoteBody(BaseModel):

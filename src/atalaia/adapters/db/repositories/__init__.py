@@ -24,7 +24,7 @@ from atalaia.adapters.db.repositories.readings import (
     ReadingStore,
     SeriesSummary,
 )
-from atalaia.adapters.db.repositories.rollouts import RolloutStore
+from atalaia.adapters.db.repositories.rollouts import NewRollout, RolloutStore
 from atalaia.adapters.db.repositories.rollups import RollupStore
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Outbox",
     "PlatformSignals",
     "ReadingStore",
+    "NewRollout",
     "RolloutStore",
     "RollupStore",
     "SeriesSummary",

@@ -29,3 +29,13 @@ class AuditLog:
             .group_by(AuditRow.action)
         )
         return dict(self.session.execute(stmt).all())
+
+    def details(self, action: str, *, since: datetime) -> list[dict[str, Any]]:
+        """The detail of each entry of `action` recorded since `since`, oldest
+        first."""
+        stmt = (
+            select(AuditRow.detail)
+            .where(AuditRow.action == action, AuditRow.at >= since)
+            .order_by(AuditRow.id)
+        )
+        return list(self.session.scalars(stmt))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.db.repositories.rollouts import NewRollout, RolloutStore
 from atalaia.adapters.db.tables import (
     JobRow,
     OperationChunkRow,
@@ -36,17 +37,19 @@ from atalaia.adapters.db.tables import (
 )
 from atalaia.core.operations import (
     Action,
+    CanaryStart,
     ChunkPlan,
     Move,
     Operation,
     OperationStatus,
     Selector,
+    Start,
     VersionFact,
     kept_errors,
 )
-from atalaia.core.registry import Stage
+from atalaia.core.registry import Stage, Strategy
 from atalaia.core.series import sensor_of
-from atalaia.errors import ConcurrentChange, NotFound
+from atalaia.errors import ConcurrentChange, Conflict, NotFound
 
 # Series a statement names at most (SQLite takes 32,766 parameters).
 IN_LIST = 10_000
@@ -75,6 +78,8 @@ def _operation(row: OperationRow) -> Operation:
         started_at=row.started_at,
         finished_at=row.finished_at,
         cancel_requested=row.cancel_requested,
+        canary=dict(row.canary),
+        wave_of=row.wave_of,
     )
 
 
@@ -86,7 +91,8 @@ def _row(operation: Operation) -> OperationRow:
         actor=o.actor, total=o.total, done=o.done, failed=o.failed,
         skipped=o.skipped, skipped_by_reason=o.skipped_by_reason, errors=o.errors,
         cancel_requested=o.cancel_requested, created_at=o.created_at,
-        started_at=o.started_at, finished_at=o.finished_at,
+        started_at=o.started_at, finished_at=o.finished_at, canary=o.canary,
+        wave_of=o.wave_of,
     )  # fmt: skip
 
 
@@ -109,15 +115,30 @@ class OperationStore:
         self, operation: Operation, series_ids: Sequence[str], *, chunk_series: int
     ) -> None:
         """Store a new operation with the series it has to handle, in chunks
-        of `chunk_series` (a row each: a fleet's is a few dozen rows)."""
+        of `chunk_series` (a row each: a fleet's is a few dozen rows);
+        Conflict (`one_wave_per_batch`) when the batch it is the wave of has
+        one already."""
         self.session.add(_row(operation))
-        self.session.flush()
+        try:
+            self.session.flush()
+        except ConcurrentChange as exc:  # a constraint (`adapters.db.translation`)
+            if operation.wave_of is None:
+                raise
+            raise Conflict(
+                f"batch {operation.wave_of} has its weekly wave already",
+                rule="one_wave_per_batch",
+            ) from exc
         chunks = [
             {"operation_id": operation.id, "number": number, "series": "\n".join(ids)}
             for number, ids in enumerate(slices(series_ids, chunk_series))
         ]
         if chunks:
             self.session.execute(insert(OperationChunkRow), chunks)
+
+    def waves_of(self, batch_ids: Sequence[str]) -> set[str]:
+        """Those of `batch_ids` whose weekly wave was launched."""
+        stmt = select(OperationRow.wave_of).where(OperationRow.wave_of.in_(batch_ids))
+        return {batch for batch in self.session.scalars(stmt) if batch is not None}
 
     def get(self, operation_id: str) -> Operation:
         row = self.session.get(OperationRow, operation_id, populate_existing=True)
@@ -336,13 +357,13 @@ class FleetRegistry:
         figures = VersionRow.metrics if metrics else literal(None)
         stmt = select(
             VersionRow.series_id, VersionRow.id, VersionRow.version, VersionRow.stage,
-            figures,
+            figures, VersionRow.sensor.is_not(None),
         ).where(
             self._among(VersionRow.series_id, series_ids), VersionRow.stage.in_(_LIVE)
         )  # fmt: skip
         return [
-            VersionFact(sid, row, version, Stage(stage), found or {})
-            for sid, row, version, stage, found in self.session.execute(stmt)
+            VersionFact(sid, row, version, Stage(stage), found or {}, sensor)
+            for sid, row, version, stage, found, sensor in self.session.execute(stmt)
         ]
 
     def past_production(self, series_ids: Sequence[str]) -> list[VersionFact]:
@@ -380,6 +401,9 @@ class FleetRegistry:
         own stage changes (`services.registry`) lock its versions first: they
         wait for this transaction, then plan from what it left.
         """
+        if plan.starts:
+            assert plan.canary is not None
+            self._start_canaries(plan.starts, plan.canary, actor, reason, at)
         for moves in (plan.retire, plan.arrive):
             for (src, dst), rows in _by_move(moves):
                 chosen = self._among(VersionRow.id, rows)
@@ -395,6 +419,77 @@ class FleetRegistry:
                         "meanwhile; plan the chunk again"
                     )
                 self.session.execute(_ledger_lines(chosen, src, dst, actor, reason, at))
+
+    def _start_canaries(
+        self,
+        starts: Sequence[Start],
+        canary: CanaryStart,
+        actor: str,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """Start the planned canaries, each with its ledger entry (which has
+        inference read the series again), once their series' versions are
+        held (as one series' rollout holds them: `ModelStore.lock_series`) and
+        found as planned, without a rollout; else ConcurrentChange."""
+        series = [s.candidate.series_id for s in starts]
+        expected = {(s.candidate.row, Stage.STAGING.value) for s in starts} | {
+            (s.production.row, Stage.PRODUCTION.value) for s in starts
+        }
+        found = self._held_stages(series)
+        busy = RolloutStore(self.session).running_among(series)
+        if busy or not expected <= found:
+            raise ConcurrentChange(
+                f"{len(busy)} of the chunk's series started a rollout, or some of "
+                "its versions changed stage, meanwhile; plan the chunk again"
+            )
+        started = RolloutStore(self.session).add_many(
+            [
+                NewRollout(
+                    s.candidate.series_id,
+                    Strategy.CANARY.value,
+                    s.candidate.version,
+                    s.production.version,
+                    canary.plan.initial,
+                    canary.plan,
+                    canary.gates,
+                    "",
+                    at + timedelta(seconds=canary.plan.interval_s),
+                    actor,
+                    reason,
+                )  # fmt: skip
+                for s in starts
+            ],
+            at=at,
+        )
+        what = f"canary started at {canary.plan.initial:g} %"
+        notes = [
+            {
+                "series_id": r.series_id,
+                "version": r.candidate,
+                "from_stage": Stage.STAGING.value,
+                "to_stage": Stage.STAGING.value,
+                "actor": actor,
+                "reason": f"rollout {r.id}: {what}"[:512],
+                "at": at,
+                "evidence": {"rollout_id": r.id, "percentage": r.percentage},
+            }  # fmt: skip
+            for r in started
+        ]
+        self.session.execute(insert(RegistryEventRow), notes)
+
+    def _held_stages(self, series_ids: Sequence[str]) -> set[tuple[int, str]]:
+        """(row, stage) of every version of `series_ids`, each held until the
+        transaction ends (PostgreSQL: in (series, version) order, the order
+        every locker of many series takes; SQLite has one writer anyway)."""
+        stmt = (
+            select(VersionRow.id, VersionRow.stage)
+            .where(self._among(VersionRow.series_id, series_ids))
+            .order_by(VersionRow.series_id, VersionRow.version)
+        )
+        if self.postgres:
+            stmt = stmt.with_for_update()
+        return {(row, stage) for row, stage in self.session.execute(stmt)}
 
     def _among(self, column: Any, values: Sequence[Any]) -> Any:
         """`column IN values`: one array on PostgreSQL (faster to send and plan

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -43,39 +43,53 @@ def _rollout(row: RolloutRow) -> Rollout:
     )
 
 
+class NewRollout(NamedTuple):
+    """A rollout to start."""
+
+    series_id: str
+    strategy: str
+    candidate: int
+    production: int
+    percentage: float
+    plan: CanaryPlan
+    gates: Gates
+    then: str
+    next_step_at: datetime
+    actor: str
+    reason: str
+
+
+def _columns(new: NewRollout, now: datetime) -> dict[str, Any]:
+    """The row of a rollout `new` started `now`."""
+    return {
+        "series_id": new.series_id, "strategy": new.strategy,
+        "candidate_version": new.candidate, "production_version": new.production,
+        "percentage": new.percentage, "initial_percentage": new.plan.initial,
+        "increment_percentage": new.plan.increment, "interval_s": new.plan.interval_s,
+        "gates": asdict(new.gates), "then": new.then, "state": State.RUNNING.value,
+        "live_key": new.series_id, "started_at": now,
+        "next_step_at": new.next_step_at, "actor": new.actor,
+        "reason": new.reason[:512], "outcome": "", "evidence": {},
+    }  # fmt: skip
+
+
 class RolloutStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(
-        self,
-        *,
-        series_id: str,
-        strategy: str,
-        candidate: int,
-        production: int,
-        percentage: float,
-        plan: CanaryPlan,
-        gates: Gates,
-        then: str,
-        next_step_at: datetime,
-        actor: str,
-        reason: str,
-    ) -> Rollout:
+    def add(self, new: NewRollout) -> Rollout:
         """A new running rollout (the caller holds the series' lock)."""
-        now = utcnow()
-        row = RolloutRow(
-            series_id=series_id, strategy=strategy, candidate_version=candidate,
-            production_version=production, percentage=percentage,
-            initial_percentage=plan.initial, increment_percentage=plan.increment,
-            interval_s=plan.interval_s, gates=asdict(gates), then=then,
-            state=State.RUNNING.value, live_key=series_id, started_at=now,
-            next_step_at=next_step_at, actor=actor, reason=reason[:512], outcome="",
-            evidence={},
-        )  # fmt: skip
+        row = RolloutRow(**_columns(new, utcnow()))
         self.session.add(row)
         self.session.flush()
         return _rollout(row)
+
+    def add_many(self, news: Sequence[NewRollout], *, at: datetime) -> list[Rollout]:
+        """New running rollouts started `at`, in one statement (the caller
+        holds their series' versions)."""
+        rows = [_columns(new, at) for new in news]
+        stmt = insert(RolloutRow).returning(RolloutRow)
+        return [_rollout(row) for row in self.session.scalars(stmt, rows)]
 
     def get(self, rollout_id: int) -> Rollout:
         row = self.session.get(RolloutRow, rollout_id)

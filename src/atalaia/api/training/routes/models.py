@@ -34,7 +34,6 @@ from atalaia.api.training.schemas import (
     VersionView,
 )
 from atalaia.core.registry import StageChange, Strategy
-from atalaia.core.rollout import CanaryPlan, Gates
 from atalaia.errors import (
     InvalidInput,
     NothingToRollBack,
@@ -163,13 +162,8 @@ def promote(
 
 
 def _rollout_request(body: PromoteBody) -> RolloutRequest:
-    canary = body.canary_config or CanaryConfig()
-    gates = body.gates or GatesConfig()
-    plan = CanaryPlan(
-        canary.initial_percentage,
-        canary.increment_percentage,
-        canary.increment_interval_hours * 3600.0,
-    )
+    plan = (body.canary_config or CanaryConfig()).plan()
+    gates = (body.gates or GatesConfig()).gates()
     if body.strategy == "ab":
         ab = body.ab_config or AbConfig()
         return RolloutRequest(
@@ -180,10 +174,10 @@ def _rollout_request(body: PromoteBody) -> RolloutRequest:
     if body.strategy == "shadow":
         shadow = body.shadow_config or ShadowConfig()
         return RolloutRequest(
-            Strategy.SHADOW, plan, Gates(**gates.model_dump()), shadow.then,
+            Strategy.SHADOW, plan, gates, shadow.then,
             duration_s=shadow.duration_hours * 3600.0,
         )  # fmt: skip
-    return RolloutRequest(Strategy.CANARY, plan, Gates(**gates.model_dump()))
+    return RolloutRequest(Strategy.CANARY, plan, gates)
 
 
 @router.post(
