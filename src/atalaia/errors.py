@@ -7,6 +7,7 @@ AtalaiaError
 │   ├── UnknownAlgorithm         no detector of that name
 │   ├── InvalidHyperparameters   a detector rejected its hyperparameters
 │   ├── BatchRefused             every series of a batch broke a rule
+│   ├── InvalidAssets            nodes of an asset hierarchy broke its rules
 │   └── PayloadTooLarge          the body is larger than its route takes (413)
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
@@ -99,6 +100,18 @@ class BatchRefused(InvalidInput):
             rule="batch_trainable",
         )
         self.rejected = rejected
+
+
+class InvalidAssets(InvalidInput):
+    """Nodes of an asset hierarchy break its rules; `errors` names each one's
+    node, line and rule (nothing was written)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(
+            f"{len(errors)} error(s) in the assets: nothing was written",
+            rule="assets_valid",
+        )
+        self.errors = errors
 
 
 class PayloadTooLarge(InvalidInput):

@@ -71,6 +71,16 @@ EXCLUDED: dict[str, tuple[list[CheckFunction], str]] = {
         "one of ends_at and duration_s, ending after its start and now, at most "
         "30 days after its start",
     ),
+    "POST /api/v1/assets/import": (
+        [positive_data_acceptance],
+        "a file's nodes follow the hierarchy's rules (kinds, parents, places), "
+        "which a schema of a text body cannot say",
+    ),
+    "PUT /api/v1/assets/{asset_id}": (
+        [positive_data_acceptance],
+        "a node's parent must exist and be of an earlier kind: the stored tree's "
+        "state, which a schema cannot say",
+    ),
     # A probe's 503 is its documented answer when a check fails (the health
     # service alone finds the other services down).
     "GET /ready": ([not_a_server_error], "probe"),

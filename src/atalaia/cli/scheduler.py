@@ -18,7 +18,6 @@ import structlog
 import typer
 
 from atalaia.cli.failures import CommandFailed
-
 from atalaia.core.schedule import Task
 
 if TYPE_CHECKING:

@@ -97,6 +97,7 @@ class Selector:
     prefix: str | None = None
     batch_id: str | None = None  # the series of a training batch
     all: bool = False
+    asset: str | None = None  # the series under a node (`core.assets`)
 
     def describe(self) -> dict[str, Any]:
         """The selector as an operation shows it (an explicit list by its size
@@ -110,6 +111,7 @@ class Selector:
             "sensor": self.sensor,
             "prefix": self.prefix,
             "batch_id": self.batch_id,
+            "asset": self.asset,
         }
         return {key: value for key, value in named.items() if value is not None}
 

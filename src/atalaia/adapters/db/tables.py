@@ -570,3 +570,25 @@ class OperationChunkRow(Base):
     )
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     series: Mapped[str] = mapped_column(String)  # unbounded
+
+
+class AssetRow(Base):
+    """A node of the asset hierarchy (`core.assets`); `path` is its ancestors'
+    ids and its own (`/site/line/machine/`): the nodes under one share its
+    path as a prefix."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    parent_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("assets.id"), index=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), index=True)
+    attributes: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
+    latitude: Mapped[float | None] = mapped_column(Double)
+    longitude: Mapped[float | None] = mapped_column(Double)
+    x: Mapped[float | None] = mapped_column(Double)
+    y: Mapped[float | None] = mapped_column(Double)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

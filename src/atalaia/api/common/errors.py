@@ -46,6 +46,8 @@ def error_response(exc: errors.AtalaiaError) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.BatchRefused | errors.BatchRateLimited):
         body["rejected"] = exc.rejected
+    if isinstance(exc, errors.InvalidAssets):
+        body["errors"] = exc.errors
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
     _log_error(status, body["error"], exc)

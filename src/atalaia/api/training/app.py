@@ -26,6 +26,7 @@ from atalaia.api.training.metrics import RegistryFigures, StageMoves
 from atalaia.api.training.routes import (
     alerts,
     anomalies,
+    assets,
     feedback,
     fleet,
     healing,
@@ -54,6 +55,7 @@ def routers() -> list[APIRouter]:
         training.router,
         models.router,
         operations.router,
+        assets.router,
         rollouts.router,
         series.router,
         feedback.router,

@@ -23,7 +23,7 @@ from atalaia.services.operations import DryRun
 
 # No unknown field; numbers are JSON numbers (not strings or booleans).
 _REQUEST = ConfigDict(extra="forbid", strict=True)
-_ONE_OF = ("series_ids", "sensor", "prefix", "batch_id", "all")
+_ONE_OF = ("series_ids", "sensor", "prefix", "batch_id", "asset", "all")
 MAX_RELATIVE = 100.0  # anomaly_rate_within: ±10,000 % at most
 _NAMED = {"type": "string", "minLength": 1}
 _SELECTOR_SCHEMA: dict[str, Any] = {
@@ -38,7 +38,7 @@ _SELECTOR_SCHEMA: dict[str, Any] = {
         },
         *(
             {"required": [name], "properties": {name: _NAMED}}
-            for name in ("sensor", "prefix", "batch_id")
+            for name in ("sensor", "prefix", "batch_id", "asset")
         ),
         {"required": ["all"], "properties": {"all": {"const": True}}},
     ],
@@ -49,7 +49,8 @@ _SELECTOR_SCHEMA: dict[str, Any] = {
 class SelectorBody(BaseModel):
     """The series of the operation: exactly one of `series_ids` (at most
     300,000), `sensor` (its axes' series), `prefix`, `batch_id` (the series of
-    a training batch) or `all: true`."""
+    a training batch), `asset` (the series under a node of the asset
+    hierarchy) or `all: true`."""
 
     model_config = _REQUEST | ConfigDict(json_schema_extra=_SELECTOR_SCHEMA)
 
@@ -57,6 +58,7 @@ class SelectorBody(BaseModel):
     sensor: Text | None = None
     prefix: Text | None = None
     batch_id: Text | None = None
+    asset: Text | None = None
     all: Literal[True] | None = None
 
     @model_validator(mode="after")
@@ -74,14 +76,16 @@ class SelectorBody(BaseModel):
                 f"{len(self.series_ids):,}",
                 rule="series_ids_count",
             )
-        for name in ("sensor", "prefix", "batch_id"):
+        for name in ("sensor", "prefix", "batch_id", "asset"):
             if getattr(self, name) == "":
                 raise InvalidInput(f"{name} is empty", rule="selector_not_empty")
         return self
 
     def selector(self) -> Selector:
         ids = tuple(self.series_ids) if self.series_ids is not None else None
-        return Selector(ids, self.sensor, self.prefix, self.batch_id, bool(self.all))
+        return Selector(
+            ids, self.sensor, self.prefix, self.batch_id, bool(self.all), self.asset
+        )
 
 
 class ConditionBody(BaseModel):

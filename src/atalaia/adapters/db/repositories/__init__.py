@@ -2,6 +2,7 @@
 
 from atalaia.adapters.db.repositories.alerts import AlertConfig, Outbox, SignalLogs
 from atalaia.adapters.db.repositories.anomalies import AnomalyLog
+from atalaia.adapters.db.repositories.assets import AssetStore, StoredAsset
 from atalaia.adapters.db.repositories.audit import AuditLog
 from atalaia.adapters.db.repositories.claims import TrainingClaims
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
@@ -31,6 +32,7 @@ __all__ = [
     "ActionFilter",
     "AlertConfig",
     "AnomalyLog",
+    "AssetStore",
     "AuditLog",
     "FeedbackStore",
     "FleetRegistry",
@@ -50,6 +52,7 @@ __all__ = [
     "RolloutStore",
     "RollupStore",
     "SeriesSummary",
+    "StoredAsset",
     "SignalLogs",
     "TrainingClaims",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.db.repositories.assets import AssetStore
 from atalaia.adapters.db.tables import IncidentHistoryRow, IncidentRow, utcnow
 from atalaia.core.incidents import Change, Incident, Kind, State, sensor_group
 from atalaia.errors import ConcurrentChange, InvalidInput, NotFound
@@ -43,6 +44,7 @@ class IncidentFilter:
     series_prefix: str | None = None
     sensor_id: str | None = None
     sensor_group: str | None = None
+    asset: str | None = None  # the sensors at or under a node of the hierarchy
     start: float | None = None  # incidents still going at or after
     end: float | None = None  # incidents started before
 
@@ -162,6 +164,9 @@ class IncidentStore:
         if after is not None:
             stmt = stmt.where(IncidentRow.id < parse_cursor(after))
         stmt = stmt.where(*_conditions(where)).order_by(IncidentRow.id.desc())
+        if where.asset is not None:
+            sensors = AssetStore(self.session).sensors_under(where.asset)
+            stmt = stmt.where(IncidentRow.sensor_id.in_(sensors))
         rows = list(self.session.scalars(stmt.limit(limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]

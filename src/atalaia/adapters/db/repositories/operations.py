@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from atalaia.adapters.db.repositories.assets import AssetStore
 from atalaia.adapters.db.repositories.rollouts import NewRollout, RolloutStore
 from atalaia.adapters.db.tables import (
     JobRow,
@@ -334,6 +335,11 @@ class FleetRegistry:
         if selector.prefix is not None:
             starts = VersionRow.series_id.startswith(selector.prefix, autoescape=True)
             return list(self.session.scalars(modelled.where(starts)))
+        if selector.asset is not None:
+            under = AssetStore(self.session).series_under(selector.asset)
+            return list(
+                self.session.scalars(modelled.where(VersionRow.series_id.in_(under)))
+            )
         sensor = str(selector.sensor)
         axes = VersionRow.series_id.startswith(f"{sensor}_", autoescape=True)
         found = self.session.scalars(modelled.where(axes))

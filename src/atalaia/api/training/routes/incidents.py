@@ -23,7 +23,7 @@ from atalaia.api.training.incident_schemas import (
     ResolveBody,
 )
 from atalaia.core.incidents import Incident, Kind, Severity, State
-from atalaia.errors import Conflict
+from atalaia.errors import Conflict, NotFound
 from atalaia.services import incidents
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -38,7 +38,7 @@ def _epoch(description: str) -> Any:
     )
 
 
-@router.get("", response_model=IncidentPage)
+@router.get("", response_model=IncidentPage, responses=error_responses(NotFound))
 def list_incidents(
     session: SessionDep,
     resources: ResourcesDep,
@@ -51,6 +51,10 @@ def list_incidents(
     ] = None,
     sensor: Annotated[Text | None, Query(description="A sensor id")] = None,
     sensor_group: Text | None = None,
+    asset: Annotated[
+        Text | None,
+        Query(description="A node of the asset hierarchy: the sensors under it"),
+    ] = None,
     start: Annotated[float | None, _epoch("Still going at or after")] = None,
     end: Annotated[float | None, _epoch("Started before")] = None,
     after: Annotated[Text | None, id_cursor("the newest")] = None,
@@ -67,6 +71,7 @@ def list_incidents(
         series_prefix=series_prefix,
         sensor_id=sensor,
         sensor_group=sensor_group,
+        asset=asset,
         start=start,
         end=end,
     )
