@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.settings import Settings
-from fixtures.api import Headers, refused
+from fixtures.api import Headers, refused, wait_for
 from fixtures.incidents import anomaly, record
 from fixtures.operations import promotable_at
 
@@ -212,6 +212,32 @@ class TestFilters:
 
         assert (counted["selected"], counted["eligible"]) == (6, 6)
         denied(unknown, 404, "asset_exists")
+
+    def test_the_fleet_grid_and_a_batch_of_training_under_a_node(
+        self, tree: TestClient, admin: Headers, settings: Settings
+    ) -> None:
+        with_readings(tree, admin, settings, 12)
+
+        def grid() -> list[str] | None:
+            found = tree.get("/api/v1/fleet/sensors?asset=plant1", headers=admin)
+            sensors: list[str] = found.json()["sensors"]
+            return sensors or None
+
+        batch = tree.post(
+            "/api/v1/training/batch",
+            json={"asset": "area1", "window_hours": 24},
+            headers=admin,
+        )
+
+        assert wait_for(grid) == ["sensor_000001", "sensor_000002"]
+        assert batch.status_code in (202, 422), batch.text
+        answered = batch.json()
+        named = {r["series_id"] for r in answered.get("rejected", [])} | {
+            j["series_id"] for j in answered.get("jobs", [])
+        }
+        assert named == {
+            "sensor_000003_radial", "sensor_000003_axial", "sensor_000003_tangential"
+        }  # fmt: skip
 
     def test_incidents_of_the_sensors_under_a_node(
         self, tree: TestClient, viewer: Headers, settings: Settings

@@ -50,6 +50,10 @@ Batch = Annotated[
     str | None, typer.Option("--batch", help="A training batch's series.")
 ]
 Every = Annotated[bool, typer.Option("--all", help="Every series with a model.")]
+AssetNode = Annotated[
+    str | None,
+    typer.Option("--asset", help="The series under a node of the hierarchy."),
+]
 SeriesFile = Annotated[
     Path | None,
     typer.Option(help="A file of series ids, one a line.", exists=True, dir_okay=False),
@@ -84,6 +88,7 @@ def promote(
     batch: Batch = None,
     every: Every = False,
     series_file: SeriesFile = None,
+    asset: AssetNode = None,
     max_holdout_false_alarm_rate: MaxFalseAlarms = None,
     anomaly_rate_within: AnomalyRateWithin = None,
     better_than_production: BetterThanProduction = False,
@@ -99,7 +104,7 @@ def promote(
     """Promote each selected series' newest Staging version."""
     body: dict[str, Any] = {
         "action": "promote",
-        "selector": _selector(prefix, sensor, batch, every, series_file),
+        "selector": _selector(prefix, sensor, batch, every, series_file, asset),
         "archive_existing": not keep_existing,
         "reason": reason,
         "dry_run": dry_run,
@@ -117,6 +122,7 @@ def canary(
     batch: Batch = None,
     every: Every = False,
     series_file: SeriesFile = None,
+    asset: AssetNode = None,
     max_holdout_false_alarm_rate: MaxFalseAlarms = None,
     anomaly_rate_within: AnomalyRateWithin = None,
     better_than_production: BetterThanProduction = False,
@@ -139,7 +145,7 @@ def canary(
     its production version; the rollout task grows or rolls back each one."""
     body: dict[str, Any] = {
         "action": "canary",
-        "selector": _selector(prefix, sensor, batch, every, series_file),
+        "selector": _selector(prefix, sensor, batch, every, series_file, asset),
         "canary_config": {
             "initial_percentage": initial_percentage,
             "increment_percentage": increment_percentage,
@@ -161,6 +167,7 @@ def rollback(
     batch: Batch = None,
     every: Every = False,
     series_file: SeriesFile = None,
+    asset: AssetNode = None,
     reason: Reason = "",
     dry_run: DryRun = False,
     wait: Wait = False,
@@ -170,7 +177,7 @@ def rollback(
     """Put back, for each selected series, the version promoted before."""
     body = {
         "action": "rollback",
-        "selector": _selector(prefix, sensor, batch, every, series_file),
+        "selector": _selector(prefix, sensor, batch, every, series_file, asset),
         "reason": reason,
         "dry_run": dry_run,
     }
@@ -225,8 +232,11 @@ def _selector(
     batch: str | None,
     every: bool,
     series_file: Path | None,
+    asset: str | None,
 ) -> dict[str, Any]:
     chosen: dict[str, Any] = {}
+    if asset is not None:
+        chosen["asset"] = asset
     if prefix is not None:
         chosen["prefix"] = prefix
     if sensor is not None:
@@ -240,7 +250,8 @@ def _selector(
         chosen["series_ids"] = [line.strip() for line in lines if line.strip()]
     if len(chosen) != 1:
         raise typer.BadParameter(
-            "choose exactly one of --prefix, --sensor, --batch, --all, --series-file"
+            "choose exactly one of --prefix, --sensor, --batch, --asset, --all, "
+            "--series-file"
         )
     return chosen
 

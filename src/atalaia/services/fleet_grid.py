@@ -98,7 +98,17 @@ class FleetGrid:
         """The sensors a series of which may begin with `prefix`."""
         if not self.sensors:
             return self
-        kept = prefix_mask(self.sensors, prefix).astype(np.intp)
+        return self._kept(prefix_mask(self.sensors, prefix))
+
+    def of_sensors(self, chosen: Collection[str]) -> FleetGrid:
+        """The sensors among `chosen` (the sensors under an asset, say)."""
+        if not self.sensors:
+            return self
+        return self._kept(np.array([s in chosen for s in self.sensors], dtype=bool))
+
+    def _kept(self, mask: np.ndarray) -> FleetGrid:
+        """The sensors `mask` keeps, in their groups."""
+        kept = mask.astype(np.intp)
         positions = np.flatnonzero(kept)
         counts = np.add.reduceat(kept, [r.start for r in self.groups]).tolist()
         runs, start = [], 0

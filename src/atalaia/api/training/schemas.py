@@ -149,19 +149,22 @@ _ONE_SELECTOR: list[JsonValue] = [
     {"required": ["series_ids"], "properties": {"series_ids": {"type": "array"}}},
     {"required": ["sensor_id"], "properties": {"sensor_id": {"type": "string"}}},
     {"required": ["prefix"], "properties": {"prefix": {"type": "string"}}},
+    {"required": ["asset"], "properties": {"asset": {"type": "string"}}},
     {"required": ["all_series"], "properties": {"all_series": {"const": True}}},
 ]
 
 
 class BatchTrainingBody(BaseModel):
-    """Select series by explicit ids, sensor, prefix, or every series with data:
-    exactly one. An id that breaks a rule is listed in the answer's `rejected`."""
+    """Select series by explicit ids, sensor, prefix, a node of the asset
+    hierarchy (the series under it), or every series with data: exactly one.
+    An id that breaks a rule is listed in the answer's `rejected`."""
 
     model_config = _REQUEST | ConfigDict(json_schema_extra={"oneOf": _ONE_SELECTOR})
 
     series_ids: list[Text] | None = Field(default=None, max_length=300_000)
     sensor_id: Text | None = None
     prefix: Text | None = None
+    asset: Text | None = None
     all_series: bool = False
     window_hours: float = Field(default=168, gt=0, le=MAX_WINDOW_HOURS)
     config: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -172,11 +175,12 @@ class BatchTrainingBody(BaseModel):
             self.series_ids is not None,
             self.sensor_id is not None,
             self.prefix is not None,
+            self.asset is not None,
             self.all_series,
         ]
         if sum(chosen) != 1:
             raise ValueError(
-                "choose exactly one of series_ids, sensor_id, prefix, all_series"
+                "choose exactly one of series_ids, sensor_id, prefix, asset, all_series"
             )
         return self
 

@@ -8,12 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
+from atalaia.adapters.db.repositories import AssetStore
 from atalaia.api.common.compression import json_response
 from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text
 from atalaia.api.common.state import state_as
 from atalaia.api.training.incident_schemas import FleetGridView, FleetStatusView
 from atalaia.api.training.state import FleetState
+from atalaia.errors import NotFound
 from atalaia.services import fleet
 from atalaia.services.fleet import GroupRates
 from atalaia.services.fleet_grid import FleetGrids
@@ -58,9 +61,12 @@ def fleet_status(
     return FleetStatusView.of(status)
 
 
-@router.get("/sensors", response_model=FleetGridView)
+@router.get(
+    "/sensors", response_model=FleetGridView, responses=error_responses(NotFound)
+)
 def fleet_sensors(
     request: Request,
+    session: SessionDep,
     grids: Annotated[FleetGrids, Depends(get_fleet_grids)],
     background: BackgroundTasks,
     _: Viewer,
@@ -68,6 +74,9 @@ def fleet_sensors(
         Text | None, Query(description="Sensors of a series with this prefix")
     ] = None,
     group: Annotated[Text | None, Query(description="One sensor group")] = None,
+    asset: Annotated[
+        Text | None, Query(description="The sensors under a node of the hierarchy")
+    ] = None,
 ) -> Response:
     """Every sensor's state (the worst of its live incidents, a recent anomaly,
     drift, no recent reading, no production model), by group; gzipped when
@@ -79,4 +88,7 @@ def fleet_sensors(
         grid = grid.of_group(group)
     if prefix:
         grid = grid.of_prefix(prefix)
+    if asset:
+        under = AssetStore(session).sensors_under(asset)
+        grid = grid.of_sensors(set(session.scalars(under)))
     return json_response(request, FleetGridView.payload(grid))

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import JobStore, ReadingStore
+from atalaia.adapters.db.repositories import AssetStore, JobStore, ReadingStore
 from atalaia.adapters.db.write_turns import WriteTurns
 from atalaia.api.common.deps import (
     DataScientist,
@@ -124,7 +124,7 @@ def _documented_body() -> dict[str, Any]:
     "/batch",
     status_code=202,
     response_model=BatchAccepted,
-    responses=error_responses(UnknownAlgorithm, InvalidHyperparameters),
+    responses=error_responses(UnknownAlgorithm, InvalidHyperparameters, NotFound),
     dependencies=[SERVED_BEFORE_JOBS],
 )
 def train_batch(
@@ -168,6 +168,9 @@ def _select_series(session: SessionDep, body: BatchTrainingBody) -> list[str]:
     store = ReadingStore(session)
     if body.sensor_id is not None:
         return store.series_ids(prefix=f"{body.sensor_id}_")
+    if body.asset is not None:
+        under = AssetStore(session).series_under(body.asset)
+        return sorted(session.scalars(under))
     return store.series_ids(prefix=body.prefix)
 
 
