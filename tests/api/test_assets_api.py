@@ -7,62 +7,13 @@ import time
 from typing import Any
 
 import pytest
-from bench._fleet import series_ids
 from fastapi.testclient import TestClient
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.settings import Settings
 from fixtures.api import Headers, refused, wait_for
+from fixtures.assets import ASSETS, CSV, YAML, put_file, with_readings
 from fixtures.incidents import anomaly, record
-from fixtures.operations import promotable_at
-
-ASSETS = "/api/v1/assets"
-CSV = """\
-id,kind,name,parent,latitude,longitude,x,y,criticality,unit
-plant1,site,Plant 1,,41.15,-8.61,,,,
-line2,line,Line 2,plant1,,,,,,
-press7,machine,Press 7,line2,,,12,4.5,high,
-sensor_000001,sensor,Bearing,press7,,,13,5,,mm/s
-sensor_000002,sensor,Motor,press7,,,,,,
-"""
-YAML = """\
-- id: plant2
-  name: Plant 2
-  latitude: 38.7
-  longitude: -9.1
-  children:
-    - id: area1
-      kind: area
-      children:
-        - id: pump3
-          kind: machine
-          x: 3
-          y: 4
-          children:
-            - {id: sensor_000003, kind: sensor}
-"""
-
-
-def with_readings(
-    client: TestClient, headers: Headers, settings: Settings, n: int
-) -> list[str]:
-    """The first `n` series of the fleet, each with a model and a reading."""
-    ids = series_ids(n)
-    promotable_at(settings.database_url, ids)
-    body = {"series_id": ids, "timestamp": [1.7e9] * n, "value": [0.3] * n}
-    stored = client.post("/api/v1/series/points", json=body, headers=headers)
-    assert stored.status_code == 200, stored.text
-    return ids
-
-
-def put_file(
-    client: TestClient, headers: Headers, text: str, kind: str = "text/csv"
-) -> Any:
-    return client.post(
-        f"{ASSETS}/import",
-        content=text.encode(),
-        headers=headers | {"Content-Type": kind},
-    )
 
 
 def denied(response: Any, status: int, rule: str) -> None:

@@ -17,7 +17,15 @@ from atalaia.cluster.supervisor import ProcessSpec
 SERVICES = ("training", "inference", "plot", "health")
 # The training service's routes of small bodies (the elsewhere limit): incidents,
 # the fleet's figures, alerting, rollouts, self-healing and the console's sign-in.
-TRAINING_ROUTES = ("incidents", "fleet", "alerts", "rollouts", "healing", "auth")
+TRAINING_ROUTES = (
+    "incidents",
+    "fleet",
+    "alerts",
+    "rollouts",
+    "healing",
+    "auth",
+    "sensors",
+)
 
 _TEMPLATE = """\
 # The atalaia gateway. Rendered by atalaia.cluster.gateway; edit the template there.

@@ -591,4 +591,6 @@ class AssetRow(Base):
     longitude: Mapped[float | None] = mapped_column(Double)
     x: Mapped[float | None] = mapped_column(Double)
     y: Mapped[float | None] = mapped_column(Double)
+    # A site's floor plan (`services.maps`): its media type and pixel size.
+    floorplan: Mapped[dict[str, Any] | None] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

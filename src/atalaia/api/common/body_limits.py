@@ -2,12 +2,12 @@
 
 A 100,000-reading prediction batch is ~9 MB as rows, a training body of 100,000
 points ~3.5 MB, a fleet operation naming 300,000 series ~8 MB, an asset file of
-a fleet's 95,000 sensors and their machines ~8 MB as CSV; nothing else takes
-more than a few KB. A body over its route's limit is refused with 413
-before it is buffered: at once when its Content-Length says so, else (a
-chunked body) as soon as the bytes read pass the limit. The gateway's
-`client_max_body_size` is rendered from this table, so a body the gateway lets
-through is one the service takes.
+a fleet's 95,000 sensors and their machines ~8 MB as CSV, a site's floor plan
+a few MB; nothing else takes more than a few KB. A body over its route's limit
+is refused with 413 before it is buffered: at once when its Content-Length
+says so, else (a chunked body) as soon as the bytes read pass the limit. The
+gateway's `client_max_body_size` is rendered from this table, so a body the
+gateway lets through is one the service takes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ class BodyLimit(NamedTuple):
 
 PREDICTION = BodyLimit(("predict",), 16 * MIB)
 MANAGEMENT = BodyLimit(
-    ("training", "models", "series", "feedback", "anomalies", "operations", "assets"),
+    (
+        "training",
+        "models",
+        "series",
+        "feedback",
+        "anomalies",
+        "operations",
+        "assets",
+        "sites",
+    ),
     8 * MIB,
 )
 ELSEWHERE = 1 * MIB

@@ -154,3 +154,12 @@ class AssetStore:
     def count_series_under(self, asset_id: str) -> int:
         stmt = select(func.count()).select_from(self.series_under(asset_id).subquery())
         return int(self.session.scalar(stmt) or 0)
+
+    def set_floorplan(self, site_id: str, plan: dict[str, Any]) -> None:
+        self.session.execute(
+            update(AssetRow).where(AssetRow.id == site_id).values(floorplan=plan)
+        )
+
+    def floorplan_of(self, site_id: str) -> dict[str, Any] | None:
+        stmt = select(AssetRow.floorplan).where(AssetRow.id == site_id)
+        return self.session.scalar(stmt)

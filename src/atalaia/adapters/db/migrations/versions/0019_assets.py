@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("longitude", sa.Double(), nullable=True),
         sa.Column("x", sa.Double(), nullable=True),
         sa.Column("y", sa.Double(), nullable=True),
+        sa.Column("floorplan", JSON, nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["parent_id"], ["assets.id"], name=op.f("fk_assets_parent_id_assets")

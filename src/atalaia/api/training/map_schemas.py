@@ -1,0 +1,80 @@
+"""Answers of the map routes: sensors on a map, a site's floor plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from atalaia.adapters.db.repositories import StoredAsset
+from atalaia.api.training.asset_schemas import AssetView
+from atalaia.core.fleet_states import LEGEND
+from atalaia.services.maps import Placed
+
+_STATE = (
+    f"Its state in the fleet grid ({', '.join(LEGEND)}); null: no series of it is known"
+)
+
+
+class SensorOnMap(BaseModel):
+    id: str
+    name: str
+    site: str
+    latitude: float
+    longitude: float
+    x: float | None = Field(description="On its site's floor plan, in its pixels")
+    y: float | None
+    state: str | None = Field(description=_STATE)
+
+    @classmethod
+    def of(
+        cls, site: StoredAsset, sensor: StoredAsset, state: str | None
+    ) -> SensorOnMap:
+        s = sensor.asset
+        return cls(
+            id=s.id, name=s.name, site=site.asset.id,
+            latitude=site.asset.latitude or 0.0, longitude=site.asset.longitude or 0.0,
+            x=s.x, y=s.y, state=state,
+        )  # fmt: skip
+
+
+class SensorsOnMap(BaseModel):
+    sensors: list[SensorOnMap]
+
+
+class Floorplan(BaseModel):
+    media_type: str
+    width: int = Field(description="Pixels: the x of a node placed on it is 0 to this")
+    height: int
+    url: str
+
+    @classmethod
+    def of(cls, site_id: str, plan: dict[str, Any]) -> Floorplan:
+        return cls(
+            media_type=plan["media_type"], width=plan["width"], height=plan["height"],
+            url=f"/api/v1/sites/{site_id}/floorplan",
+        )  # fmt: skip
+
+
+class PlacedView(BaseModel):
+    id: str
+    kind: str
+    name: str
+    parent: str | None
+    x: float
+    y: float
+    state: str | None = Field(description=_STATE + " (a machine: its worst sensor's)")
+
+    @classmethod
+    def of(cls, placed: Placed) -> PlacedView:
+        a = placed.asset.asset
+        return cls(
+            id=a.id, kind=a.kind.value, name=a.name, parent=a.parent, x=a.x or 0.0,
+            y=a.y or 0.0, state=placed.state,
+        )  # fmt: skip
+
+
+class SitePlan(BaseModel):
+    site: AssetView
+    floorplan: Floorplan | None
+    placed: list[PlacedView]
