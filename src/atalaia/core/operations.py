@@ -275,7 +275,7 @@ def wave_request(
     ... # doctest: +NORMALIZE_WHITESPACE
     OperationRequest(action=<Action.PROMOTE: 'promote'>,
         selector=Selector(series_ids=None, sensor=None, prefix=None, batch_id='b1',
-        all=False), condition=Condition(max_holdout_false_alarm_rate=0.005,
+        all=False, asset=None), condition=Condition(max_holdout_false_alarm_rate=0.005,
         anomaly_rate_within=None, better_than_production=True),
         archive_existing=True, reason='weekly wave (direct_if_better) of batch b1',
         canary=None)
