@@ -12,6 +12,7 @@ AtalaiaError
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
 │   ├── UnknownSeries            no model and no history (when refused)
+│   ├── SensorNotFound           no stored series of that sensor
 │   ├── SensorNotServed          no production sensor model in memory
 │   ├── SensorModelNotFound      no sensor model in the registry
 │   ├── JobNotFound
@@ -146,6 +147,16 @@ class UnknownSeries(NotFound):
         super().__init__(
             f"no model and no history for {len(series_ids)} series: {named}"
             + (f" and {more} more" if more > 0 else "")
+        )
+
+
+class SensorNotFound(NotFound):
+    rule = "sensor_exists"
+
+    def __init__(self, sensor_id: str) -> None:
+        super().__init__(
+            f"sensor {sensor_id!r} has no stored series (axes named "
+            f"{sensor_id}_<axis>, e.g. {sensor_id}_radial)"
         )
 
 
