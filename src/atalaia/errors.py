@@ -3,6 +3,7 @@
 AtalaiaError
 ├── InvalidInput                 bad request content (422)
 │   ├── InvalidSeries            training / ingest data broke a validation rule
+│   │   └── UnfitData            training data has blocking data-quality findings
 │   ├── InvalidSeriesId          series id does not match the naming rule
 │   ├── UnknownAlgorithm         no detector of that name
 │   ├── InvalidHyperparameters   a detector rejected its hyperparameters
@@ -70,6 +71,21 @@ class InvalidInput(AtalaiaError):
 
 class InvalidSeries(InvalidInput):
     """Readings break a validation rule (too few points, NaN, constant, ...)."""
+
+
+class UnfitData(InvalidSeries):
+    """Training data whose data-quality report has blocking findings; each in
+    `findings` ({"rule", "detail", "figures"})."""
+
+    def __init__(self, findings: list[dict[str, Any]]) -> None:
+        named = "; ".join(f"{f['rule']}: {f['detail']}" for f in findings)
+        super().__init__(
+            f"the data is unfit to train on ({named}); its report: GET "
+            "/api/v1/series/<series_id>/quality; to train anyway, send "
+            'data_quality: {"ignore": [<rule>, …]} or {"ignore": "all"}',
+            rule="data_quality",
+        )
+        self.findings = findings
 
 
 class InvalidSeriesId(InvalidInput):

@@ -10,11 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.repositories import ReadingStore
 from atalaia.api import training
-from atalaia.core.series import Readings
 from fixtures.api import Headers, SettingsFactory, refused
-from fixtures.readings import DAY_S, EPOCH, STEP_S, FloatArray, sensor_series
+from fixtures.fleet import store
+from fixtures.readings import DAY_S, EPOCH, STEP_S, sensor_series
 
 SENSOR = "sensor_031"
 WEEK = 10_080  # minutes
@@ -25,14 +24,6 @@ def client(database_url: str, make_settings: SettingsFactory) -> Iterator[TestCl
     """The training service, on each database."""
     with TestClient(training.create_app(make_settings(database_url))) as test_client:
         yield test_client
-
-
-def store(
-    sessions: sessionmaker[Session], series_id: str, ts: FloatArray, vs: FloatArray
-) -> None:
-    with sessions() as session:
-        ReadingStore(session).append(series_id, Readings.of(ts, vs))
-        session.commit()
 
 
 def quality(

@@ -12,10 +12,11 @@ from atalaia.core.quality import (
     QualityThresholds,
     assess_quality,
     blocking_findings,
+    check_training_data,
     parse_ignored,
 )
-from atalaia.core.series import MIN_TRAINING_POINTS
-from atalaia.errors import InvalidInput
+from atalaia.core.series import MIN_TRAINING_POINTS, Readings
+from atalaia.errors import InvalidInput, UnfitData
 from fixtures.readings import STEP_S, FloatArray, sensor_series
 
 N = MIN_TRAINING_POINTS + 80
@@ -344,3 +345,24 @@ class TestProperties:
         assert 0.0 <= report.gaps.share <= 1.0
         assert 0.0 <= report.stuck.share <= 1.0
         assert report.fit_to_train == (not any(f.blocking for f in report.findings))
+
+
+class TestCheckTrainingData:
+    def test_raises_unfit_data_naming_each_blocking_finding(self) -> None:
+        ts, vs = healthy()
+        vs[2_000:3_000] = vs[2_000]
+        vs[6_000:] *= 1000
+
+        with pytest.raises(UnfitData) as caught:
+            check_training_data(Readings(ts, vs))
+
+        assert caught.value.rule == "data_quality"
+        assert [f["rule"] for f in caught.value.findings] == ["stuck", "unit_jump"]
+        assert "stuck" in caught.value.detail
+
+    def test_passes_fit_data_and_ignored_rules(self) -> None:
+        ts, vs = healthy()
+        check_training_data(Readings(ts, vs))
+        vs[2_000:3_000] = vs[2_000]
+
+        check_training_data(Readings(ts, vs), parse_ignored(["stuck"]))

@@ -35,7 +35,7 @@ from atalaia.core._quality_checks import (
     value_range,
 )
 from atalaia.core.series import MIN_TRAINING_POINTS, Readings, describe_time
-from atalaia.errors import InvalidInput
+from atalaia.errors import InvalidInput, UnfitData
 
 __all__ = [
     "IGNORE_ALL",
@@ -51,6 +51,7 @@ __all__ = [
     "ValueRange",
     "assess_quality",
     "blocking_findings",
+    "check_training_data",
     "parse_ignored",
 ]
 
@@ -243,6 +244,27 @@ def _measure(
         out_of_range=int(np.count_nonzero((vs < low) | (vs > high))),
         physical_range=physical_range, findings=[], fit_to_train=True,
     )  # fmt: skip
+
+
+def check_training_data(
+    readings: Readings,
+    ignored: frozenset[QualityRule] = frozenset(),
+    thresholds: QualityThresholds | None = None,
+) -> None:
+    """Raise UnfitData naming the blocking findings of `readings` not
+    `ignored`; nothing is measured when every blocking rule is ignored."""
+    limits = thresholds or QualityThresholds()
+    if limits.blocking <= ignored:
+        return
+    report = assess_quality(readings.timestamps, readings.values, thresholds=limits)
+    found = blocking_findings(report, ignored)
+    if found:
+        raise UnfitData(
+            [
+                {"rule": f.rule.value, "detail": f.detail, "figures": f.figures}
+                for f in found
+            ]
+        )
 
 
 def blocking_findings(
