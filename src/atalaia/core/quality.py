@@ -398,8 +398,9 @@ def _stuck(r: QualityReport, limits: QualityThresholds) -> Finding | None:
         return None
     return _finding(
         QualityRule.STUCK,
-        f"{r.stuck.share:.0%} of the readings sit in {r.stuck.count} runs of one "
-        f"value; at most {limits.max_stuck_share:.0%} allowed",
+        f"{r.stuck.share:.0%} of the readings hold one value for "
+        f"{limits.stuck_min_seconds / 60:g} min or more (stuck runs: "
+        f"{r.stuck.count}); at most {limits.max_stuck_share:.0%} allowed",
         count=r.stuck.count, share=r.stuck.share, total_s=r.stuck.total_s,
     )  # fmt: skip
 
