@@ -15,6 +15,7 @@ BoolArray = npt.NDArray[np.bool_]
 MAD_TO_SIGMA = 1.4826  # a normal law's σ over its median absolute deviation
 SCALE_FLOOR = 0.01
 SCALE_BLOCK = 1_000
+SCALE_STRIDE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,15 +159,22 @@ def spikes(
 
 
 def _blockwise_mad(xs: FloatArray) -> FloatArray:
-    """Each reading's block's median absolute deviation (blocks of SCALE_BLOCK,
-    the last one taking the remainder)."""
-    n = max(1, xs.size // SCALE_BLOCK)
-    edges = np.linspace(0, xs.size, n + 1).astype(np.intp)
-    mads = [
-        float(np.median(np.abs(part - np.median(part))))
-        for part in np.split(xs, edges[1:-1])
-    ]
-    return np.repeat(np.asarray(mads), np.diff(edges))
+    """Each reading's block's median absolute deviation (blocks of SCALE_BLOCK;
+    the readings after the last whole block take its figure), from every
+    SCALE_STRIDE-th reading of it: a scale within about 8 %, at a quarter of
+    the cost.
+
+    >>> _blockwise_mad(np.r_[np.arange(1_000.0), 2 * np.arange(1_500.0)])[[0, -1]]
+    array([250., 500.])
+    """
+    n = xs.size // SCALE_BLOCK
+    if n == 0:
+        return np.full(xs.size, np.median(np.abs(xs - np.median(xs))))
+    blocks = xs[: n * SCALE_BLOCK].reshape(n, SCALE_BLOCK)[:, ::SCALE_STRIDE]
+    centres = np.median(blocks, axis=1, keepdims=True)
+    mads = np.median(np.abs(blocks - centres), axis=1)
+    tail = np.full(xs.size - n * SCALE_BLOCK, mads[-1])
+    return np.concatenate([np.repeat(mads, SCALE_BLOCK), tail])
 
 
 def unit_jumps(
