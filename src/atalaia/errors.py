@@ -77,10 +77,10 @@ class UnfitData(InvalidSeries):
     """Training data whose data-quality report has blocking findings; each in
     `findings` ({"rule", "detail", "figures"})."""
 
-    def __init__(self, findings: list[dict[str, Any]]) -> None:
+    def __init__(self, findings: list[dict[str, Any]], *, what: str = "data") -> None:
         named = "; ".join(f"{f['rule']}: {f['detail']}" for f in findings)
         super().__init__(
-            f"the data is unfit to train on ({named}); its report: GET "
+            f"the {what} is unfit to train on ({named}); its report: GET "
             "/api/v1/series/<series_id>/quality; to train anyway, send "
             'data_quality: {"ignore": [<rule>, …]} or {"ignore": "all"}',
             rule="data_quality",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from atalaia.api import training
 from fixtures.api import Headers, SettingsFactory, finished_job, inline_body, refused
 from fixtures.fleet import store
+from fixtures.readings import sensor_series
 
 SERIES = "sensor_041_radial"
 
@@ -181,3 +183,38 @@ class TestStoredWindow:
 
         assert response.status_code == 202, response.text
         assert response.json()["quality_ignored"] == ["stuck"]
+
+
+class TestSensorWindow:
+    @pytest.mark.parametrize(
+        ("ignore", "status"), [([], "failed"), (["stuck"], "succeeded")]
+    )
+    def test_an_unfit_axis_fails_the_sensor_job_unless_overridden(
+        self,
+        client: TestClient,
+        sessions: sessionmaker[Session],
+        scientist: Headers,
+        ignore: list[str],
+        status: str,
+    ) -> None:
+        ts, load = sensor_series(seed=1)
+        noise = np.random.default_rng(2).normal(0, 0.005, (ts.size, 2))
+        store(sessions, "sensor_042_radial", ts, load + noise[:, 0])
+        axial = 2 * load + noise[:, 1]
+        axial[1_000:2_500] = axial[1_000]
+        store(sessions, "sensor_042_axial", ts, axial)
+        body = {
+            "window_hours": 168,
+            "config": {"algorithm": "multivariate"},
+            "data_quality": {"ignore": ignore},
+        }
+
+        response = client.post(
+            "/api/v1/training/sensor_042", json=body, headers=scientist
+        )
+
+        job = finished_job(client, response.json()["job_id"], scientist)
+        assert job["status"] == status, job
+        if status == "failed":
+            assert job["error"]["rule"] == "data_quality"
+            assert job["error"]["detail"].startswith("the axial axis' data is unfit")

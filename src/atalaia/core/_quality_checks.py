@@ -16,50 +16,77 @@ MAD_TO_SIGMA = 1.4826  # a normal law's σ over its median absolute deviation
 SCALE_FLOOR = 0.01
 SCALE_BLOCK = 1_000
 SCALE_STRIDE = 4
+# The API documents these records' fields from their docstrings (pydantic reads
+# this plain dict; the core imports no framework).
+DOCUMENTED = {"use_attribute_docstrings": True}
 
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
     """The detected interval (median spacing) and how regular the spacings are."""
 
+    __pydantic_config__ = DOCUMENTED
     interval_s: float | None
-    regular_share: float | None  # spacings within ±tolerance of the interval
-    spacing_cv: float | None  # standard deviation of the spacings over their mean
+    """The median spacing of the readings, seconds (null under 2 readings)."""
+    regular_share: float | None
+    """Spacings within ±tolerance of the interval."""
+    spacing_cv: float | None
+    """Standard deviation of the spacings over their mean."""
 
 
 @dataclass(frozen=True, slots=True)
 class Span:
     """A stretch of time: a gap between two readings, or a stuck run."""
 
+    __pydantic_config__ = DOCUMENTED
     start: float
+    """Epoch seconds: the reading before a gap, or a run's first."""
     end: float
+    """Epoch seconds: the reading after a gap, or a run's last."""
     length_s: float
-    readings: int  # the readings inside it (0 for a gap)
+    readings: int
+    """The readings inside it (0 for a gap)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Spans:
+    """Gaps (spacings over `gap_factor` intervals) or stuck runs."""
+
+    __pydantic_config__ = DOCUMENTED
     count: int
     total_s: float
-    share: float  # of the readings' time span (gaps) or of the readings (stuck)
-    listed: list[Span]  # the first ones in time
+    """Their lengths added up, seconds."""
+    share: float
+    """Of the readings' time span (gaps) or of the readings (stuck)."""
+    listed: list[Span]
+    """The first ones in time."""
 
 
 @dataclass(frozen=True, slots=True)
 class Spike:
+    """A reading far from the median of its neighbours."""
+
+    __pydantic_config__ = DOCUMENTED
     timestamp: float
     value: float
-    deviation: float  # |value − rolling median| over the robust scale
+    deviation: float
+    """|value − rolling median| over the robust scale (robust σ)."""
 
 
 @dataclass(frozen=True, slots=True)
 class UnitJump:
-    timestamp: float  # where the new level starts (within a block)
-    factor: float  # the level after over the level before
+    """A level and spread changing together by about ×1000 or ×0.001."""
+
+    __pydantic_config__ = DOCUMENTED
+    timestamp: float
+    """Where the new level starts (within a block)."""
+    factor: float
+    """The level after over the level before."""
 
 
 @dataclass(frozen=True, slots=True)
 class ValueRange:
+    __pydantic_config__ = DOCUMENTED
     min: float
     max: float
     p1: float

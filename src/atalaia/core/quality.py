@@ -20,6 +20,7 @@ from enum import StrEnum
 import numpy as np
 
 from atalaia.core._quality_checks import (
+    DOCUMENTED,
     Sampling,
     Span,
     Spans,
@@ -139,32 +140,51 @@ class QualityThresholds:
 class Finding:
     """A rule the data broke, with the figures that broke it."""
 
+    __pydantic_config__ = DOCUMENTED
     rule: QualityRule
     blocking: bool
+    """Whether it makes the data unfit to train on (QualityThresholds.blocking)."""
     detail: str
     figures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class QualityReport:
-    count: int  # readings given
-    usable: int  # readings measured: finite, one per timestamp
-    non_finite: int  # readings with a NaN or infinite timestamp or value
-    duplicates: int  # readings repeating an earlier timestamp
-    conflicting_duplicates: int  # … with another value than the first
-    out_of_order: int  # readings older than the one given before them
+    """One series' readings measured, and the rules they break."""
+
+    __pydantic_config__ = DOCUMENTED
+    count: int
+    """Readings given."""
+    usable: int
+    """Readings measured: finite, the first of each timestamp."""
+    non_finite: int
+    """Readings with a NaN or infinite timestamp or value."""
+    duplicates: int
+    """Readings repeating an earlier timestamp."""
+    conflicting_duplicates: int
+    """Readings repeating an earlier timestamp with another value."""
+    out_of_order: int
+    """Readings older than the one given before them."""
     sampling: Sampling
     gaps: Spans
     missing_rate: float
+    """Share of the readings expected at the interval over the span absent."""
     stuck: Spans
     spikes: int
     first_spikes: list[Spike]
     value_range: ValueRange | None
+    """Null without a usable reading."""
     unit_jumps: list[UnitJump]
-    out_of_range: int  # values outside `physical_range` (0 without one)
+    out_of_range: int
+    """Values outside `physical_range` (0 without one)."""
     physical_range: tuple[float, float] | None
+    """The values' physical range given (min_value, max_value), if any."""
     findings: list[Finding]
+    """The rules broken, in this order: too_few_readings, non_finite,
+    duplicates, conflicting_duplicates, out_of_order, irregular_sampling, gaps,
+    missing_rate, stuck, spikes, unit_jump, out_of_range."""
     fit_to_train: bool
+    """No blocking finding."""
 
 
 def assess_quality(
@@ -250,9 +270,12 @@ def check_training_data(
     readings: Readings,
     ignored: frozenset[QualityRule] = frozenset(),
     thresholds: QualityThresholds | None = None,
+    *,
+    what: str = "data",
 ) -> None:
-    """Raise UnfitData naming the blocking findings of `readings` not
-    `ignored`; nothing is measured when every blocking rule is ignored."""
+    """Raise UnfitData naming the blocking findings of `readings` (`what` they
+    are) not `ignored`; nothing is measured when every blocking rule is
+    ignored."""
     limits = thresholds or QualityThresholds()
     if limits.blocking <= ignored:
         return
@@ -263,7 +286,8 @@ def check_training_data(
             [
                 {"rule": f.rule.value, "detail": f.detail, "figures": f.figures}
                 for f in found
-            ]
+            ],
+            what=what,
         )
 
 

@@ -121,12 +121,17 @@ def _training_data(
 
 
 def _sensor_data(job: TrainingJob, sessions: SessionFactory) -> SensorData:
-    """The sensor's axes over their stored windows, at the timestamps shared."""
+    """The sensor's axes over their stored windows, at the timestamps shared;
+    UnfitData when an axis' data is unfit to train on."""
     with sessions() as session:
         store = ReadingStore(session)
         axes = store.axes_of(job.series_id)
         windows = store.last_windows(sorted(axes.values()), job.window_hours or 0.0)
-    return align_axes(job.series_id, {a: windows[s] for a, s in axes.items()})
+    data = align_axes(job.series_id, {a: windows[s] for a, s in axes.items()})
+    for i, axis in enumerate(data.axes):
+        readings = Readings(data.timestamps, data.values[:, i])
+        check_training_data(readings, job.quality_ignored, what=f"{axis} axis' data")
+    return data
 
 
 def _store(series_id: str, readings: Readings, sessions: SessionFactory) -> None:
