@@ -222,7 +222,7 @@ def unit_jumps(
     level, not its spread in step, and is not one.
 
     >>> vs = np.r_[np.sin(np.arange(300.0)) + 2, 1000 * (np.sin(np.arange(300.0)) + 2)]
-    >>> [jump] = unit_jumps(np.arange(600.0), vs, block=60, factor=1e3, tolerance=3.0)
+    >>> [jump] = unit_jumps(np.arange(600.0), vs, block=70, factor=1e3, tolerance=3.0)
     >>> jump.timestamp, round(jump.factor, -2)
     (300.0, 1000.0)
     """
@@ -233,32 +233,43 @@ def unit_jumps(
     centre = np.median(blocks, axis=1)
     level = np.median(np.abs(blocks), axis=1)
     spread = np.median(np.abs(blocks - centre[:, None]), axis=1)
-    step, step_ratio = _switches(level, spread, 1, factor, tolerance)
-    mixed, mixed_ratio = _switches(level, spread, 2, factor, tolerance)
     flagged = np.zeros(n, dtype=np.bool_)  # by the block where the new level starts
-    flagged[1:] = step
-    ratios = np.ones(n)
-    ratios[1:] = step_ratio
+    flagged[1:] = _switches(level, spread, 1, factor, tolerance)
     # A switch inside block j + 1 only: its neighbours differ by the factor.
-    inside = mixed & ~flagged[1:-1] & ~flagged[2:]
-    flagged[1:-1] |= inside
-    ratios[1:-1] = np.where(inside, mixed_ratio, ratios[1:-1])
+    inside = _switches(level, spread, 2, factor, tolerance)
+    flagged[1:-1] |= inside & ~flagged[1:-1] & ~flagged[2:]
     at = np.flatnonzero(flagged)
     at = at[np.diff(at, prepend=-3) > 2]  # a slow switch flags adjacent blocks
-    return [UnitJump(float(ts[i * block]), float(ratios[i])) for i in at]
+    return [_located(ts, vs, level, int(b), block) for b in at]
+
+
+def _located(
+    ts: FloatArray, vs: FloatArray, level: FloatArray, at: int, block: int
+) -> UnitJump:
+    """The switch flagged at block `at`, at its first reading from the block
+    before on whose size is nearer the new level than the old one (their
+    geometric mean between), and the factor of the levels two blocks away."""
+    before, after = level[max(at - 2, 0)], level[min(at + 2, level.size - 1)]
+    start = max(at - 1, 0) * block
+    sizes = np.abs(vs[start : (at + 2) * block])
+    middle = np.sqrt(before * after)
+    moved = sizes > middle if after > before else sizes < middle
+    first = start + int(np.argmax(moved)) if moved.any() else at * block
+    return UnitJump(float(ts[first]), float(after / before))
 
 
 def _switches(
     level: FloatArray, spread: FloatArray, lag: int, factor: float, tolerance: float
-) -> tuple[BoolArray, FloatArray]:
+) -> BoolArray:
     """Whether block j + lag's level is block j's times about the factor, with
-    the spread in step; and that ratio."""
+    the spread in step."""
     ratio = _ratio(level[lag:], level[:-lag])
     after, before = spread[lag:], spread[:-lag]
     flat = (after == 0) & (before == 0)  # a quantised or constant value
     in_step = _ratio(after, before) / ratio
     spread_follows = flat | ((in_step >= 1 / 3) & (in_step <= 3) & (after > 0))
-    return _near(ratio, factor, tolerance) & spread_follows, ratio
+    switched: BoolArray = _near(ratio, factor, tolerance) & spread_follows
+    return switched
 
 
 def _ratio(after: FloatArray, before: FloatArray) -> FloatArray:
