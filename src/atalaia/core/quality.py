@@ -7,7 +7,7 @@ each) with finite values: the sampling interval and its regularity, gaps, the
 missing rate, stuck runs, spikes, the value range, unit switches and, when a
 physical range is given, the values outside it. Each rule broken is a
 `Finding` with its figures; those whose rule `QualityThresholds.blocking`
-names make the data unfit to train on. Vectorized: about 0.3 s per million
+names make the data unfit to train on. Vectorized: about 0.2 s per million
 readings (`python -m bench quality-report`).
 """
 
