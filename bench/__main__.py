@@ -24,6 +24,7 @@ from bench import (
     platform_bench,
     predict_bench,
     quality_bench,
+    quality_report_bench,
     rollout_bench,
     seasonal_bench,
     skab,
@@ -411,6 +412,19 @@ def quality(
             f"unknown {', '.join(unknown)}; known: {', '.join(detection.ALGORITHMS)}"
         )
     report("quality", quality_bench.quality(data, chosen), record=record)
+
+
+@app.command("quality-report")
+def quality_report(
+    runs: int = 5, jobs: int = 5, url: Url = None, record: Record = True
+) -> None:
+    """The data-quality report: its time over 10 k–1 M readings and a 7-day
+    1 Hz window, and its share of a training job."""
+    report(
+        "quality-report",
+        quality_report_bench.quality_report(runs, url, jobs),
+        record=record,
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 AtalaiaError
 ├── InvalidInput                 bad request content (422)
 │   ├── InvalidSeries            training / ingest data broke a validation rule
+│   │   └── UnfitData            training data has blocking data-quality findings
 │   ├── InvalidSeriesId          series id does not match the naming rule
 │   ├── UnknownAlgorithm         no detector of that name
 │   ├── InvalidHyperparameters   a detector rejected its hyperparameters
@@ -12,6 +13,7 @@ AtalaiaError
 ├── NotFound                     (404)
 │   ├── SeriesNotFound
 │   ├── UnknownSeries            no model and no history (when refused)
+│   ├── SensorNotFound           no stored series of that sensor
 │   ├── SensorNotServed          no production sensor model in memory
 │   ├── SensorModelNotFound      no sensor model in the registry
 │   ├── JobNotFound
@@ -69,6 +71,21 @@ class InvalidInput(AtalaiaError):
 
 class InvalidSeries(InvalidInput):
     """Readings break a validation rule (too few points, NaN, constant, ...)."""
+
+
+class UnfitData(InvalidSeries):
+    """Training data whose data-quality report has blocking findings; each in
+    `findings` ({"rule", "detail", "figures"})."""
+
+    def __init__(self, findings: list[dict[str, Any]], *, what: str = "data") -> None:
+        named = "; ".join(f"{f['rule']}: {f['detail']}" for f in findings)
+        super().__init__(
+            f"the {what} is unfit to train on ({named}); its report: GET "
+            "/api/v1/series/<series_id>/quality; to train anyway, send "
+            'data_quality: {"ignore": [<rule>, …]} or {"ignore": "all"}',
+            rule="data_quality",
+        )
+        self.findings = findings
 
 
 class InvalidSeriesId(InvalidInput):
@@ -146,6 +163,16 @@ class UnknownSeries(NotFound):
         super().__init__(
             f"no model and no history for {len(series_ids)} series: {named}"
             + (f" and {more} more" if more > 0 else "")
+        )
+
+
+class SensorNotFound(NotFound):
+    rule = "sensor_exists"
+
+    def __init__(self, sensor_id: str) -> None:
+        super().__init__(
+            f"sensor {sensor_id!r} has no stored series (axes named "
+            f"{sensor_id}_<axis>, e.g. {sensor_id}_radial)"
         )
 
 

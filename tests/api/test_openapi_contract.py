@@ -96,10 +96,11 @@ EXCLUDED: dict[str, tuple[list[CheckFunction], str]] = {
 
 def meet_unsaid_rules(case: Case[Any]) -> None:
     """Make a valid-by-schema request meet the rules its descriptions state and
-    JSON Schema cannot: aligned arrays, each timestamp once, a plot's or a
-    chart's window inside the timestamp range and its end after its start
-    (here: the default window, the 7 days up to the newest reading), a labelled
-    version that exists (here: none)."""
+    JSON Schema cannot: aligned arrays, each timestamp once, a plot's, a
+    chart's or a data-quality report's window inside the timestamp range and
+    its end after its start (here: the default window, the 7 days up to the
+    newest reading), a physical range given whole and low below high (here:
+    none), a labelled version that exists (here: none)."""
     body: dict[str, Any] = case.body if isinstance(case.body, dict) else {}
     for group in (("timestamps", "values"), ("series_id", "timestamp", "value")):
         if all(isinstance(body.get(key), list) for key in group):
@@ -110,12 +111,15 @@ def meet_unsaid_rules(case: Case[Any]) -> None:
                 body[key] = body[key][:size]
     if case.operation.path == "/api/v1/feedback/{series_id}":
         body.pop("version", None)
-    windowed = case.operation.path.startswith("/api/v1/plot") or (
-        case.operation.path == "/api/v1/series/{series_id}/chart"
+    path = case.operation.path
+    windowed = path.startswith("/api/v1/plot") or path in (
+        "/api/v1/series/{series_id}/chart",
+        "/api/v1/series/{series_id}/quality",
+        "/api/v1/sensors/{sensor_id}/quality",
     )
     if case.query and windowed:
-        case.query.pop("start", None)
-        case.query.pop("end", None)
+        for name in ("start", "end", "min_value", "max_value"):
+            case.query.pop(name, None)
 
 
 def indistinguishable(case: Case[Any]) -> bool:

@@ -10,6 +10,7 @@ from atalaia.cli import (
     demo,
     failures,
     fleet,
+    quality,
     scheduler,
     serve,
     token,
@@ -31,6 +32,7 @@ app.command("status")(cluster.status)
 app.command("down")(cluster.down)
 app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)
+app.command("quality")(quality.quality)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")

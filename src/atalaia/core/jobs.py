@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from atalaia.core.quality import QualityRule
 from atalaia.errors import JobNotCancellable
 
 
@@ -40,6 +41,8 @@ class TrainingJob:
     attempts: int = 0
     version: int | None = None
     error: dict[str, Any] | None = field(default=None)
+    # Data-quality rules whose findings do not refuse this job's data.
+    quality_ignored: frozenset[QualityRule] = frozenset()
 
 
 def check_cancellable(job: TrainingJob) -> None:

@@ -26,6 +26,7 @@ from atalaia.core.detectors.catalog import SENSOR_FAMILIES
 from atalaia.core.detectors.forest import NAME as FOREST
 from atalaia.core.jobs import JobStatus, TrainingJob, check_cancellable
 from atalaia.core.ports import ArtifactStore
+from atalaia.core.quality import QualityRule, check_training_data
 from atalaia.core.registry import ModelVersion
 from atalaia.core.series import (
     MIN_TRAINING_POINTS,
@@ -73,6 +74,7 @@ class TrainingRequest:
     hyperparameters: dict[str, object]
     readings: Readings | None = None
     window_hours: float | None = None
+    quality_ignored: frozenset[QualityRule] = frozenset()
 
 
 def new_job_id() -> str:
@@ -104,6 +106,7 @@ def submit_training(
         _check_sensor(session, series_id, request)
     elif request.readings is not None:
         validate_training_data(request.readings)
+        check_training_data(request.readings, request.quality_ignored)
     else:
         _check_stored_window(session, series_id, request.window_hours or 0.0)
     job = TrainingJob(
@@ -116,6 +119,7 @@ def submit_training(
         window_hours=request.window_hours,
         created_at=datetime.now(UTC),
         submitted_by=actor,
+        quality_ignored=request.quality_ignored,
     )
     refused = _claim_intervals(session, [job], min_interval_s)
     if refused:
@@ -230,6 +234,7 @@ def submit_batch(
     window_hours: float,
     actor: str,
     min_interval_s: int,
+    quality_ignored: frozenset[QualityRule] = frozenset(),
 ) -> BatchSubmission:
     """Queue one job per series from its stored window; report the series refused.
 
@@ -267,6 +272,7 @@ def submit_batch(
                     window_hours=window_hours,
                     created_at=now,
                     submitted_by=actor,
+                    quality_ignored=quality_ignored,
                 )
             )
         refused = _claim_intervals(session, jobs, min_interval_s)

@@ -25,6 +25,7 @@ from atalaia.core.detectors.catalog import SENSOR_FAMILIES
 from atalaia.core.fitting import Fit, fit_sensors, fit_series
 from atalaia.core.jobs import TrainingJob
 from atalaia.core.ports import ArtifactStore
+from atalaia.core.quality import check_training_data
 from atalaia.core.registry import Lineage, ModelVersion, Stage
 from atalaia.core.sensors import SensorData, align_axes
 from atalaia.core.series import Readings, validate_training_data
@@ -106,10 +107,13 @@ def _training_data(
             store = ReadingStore(session)
             windows = store.last_windows(sorted({j.series_id for j in group}), hours)
         data |= {job.job_id: windows[job.series_id] for job in group}
+    stored = {job.job_id: job.quality_ignored for job in jobs if not job.payload_key}
     for job_id, readings in list(data.items()):
         try:
             if isinstance(readings, Readings):
                 validate_training_data(readings)
+            if isinstance(readings, Readings) and job_id in stored:
+                check_training_data(readings, stored[job_id])  # inline: at submit
         except InvalidInput as exc:
             errors[job_id] = _error(exc)
             del data[job_id]
@@ -117,12 +121,17 @@ def _training_data(
 
 
 def _sensor_data(job: TrainingJob, sessions: SessionFactory) -> SensorData:
-    """The sensor's axes over their stored windows, at the timestamps shared."""
+    """The sensor's axes over their stored windows, at the timestamps shared;
+    UnfitData when an axis' data is unfit to train on."""
     with sessions() as session:
         store = ReadingStore(session)
         axes = store.axes_of(job.series_id)
         windows = store.last_windows(sorted(axes.values()), job.window_hours or 0.0)
-    return align_axes(job.series_id, {a: windows[s] for a, s in axes.items()})
+    data = align_axes(job.series_id, {a: windows[s] for a, s in axes.items()})
+    for i, axis in enumerate(data.axes):
+        readings = Readings(data.timestamps, data.values[:, i])
+        check_training_data(readings, job.quality_ignored, what=f"{axis} axis' data")
+    return data
 
 
 def _store(series_id: str, readings: Readings, sessions: SessionFactory) -> None:

@@ -49,6 +49,7 @@ def retry_job(
         hyperparameters=dict(original.hyperparameters),
         readings=_inline_data(original, artifacts),
         window_hours=original.window_hours,
+        quality_ignored=original.quality_ignored,
     )
     job = submit_training(
         session=session,

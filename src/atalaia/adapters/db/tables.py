@@ -127,6 +127,8 @@ class JobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # Data-quality rules the request overrode (null: none).
+    quality_ignored: Mapped[list[str] | None] = mapped_column(Json)
 
 
 class TrainingClaimRow(Base):

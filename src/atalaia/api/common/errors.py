@@ -48,6 +48,8 @@ def error_response(exc: errors.AtalaiaError) -> JSONResponse:
         body["rejected"] = exc.rejected
     if isinstance(exc, errors.InvalidAssets):
         body["errors"] = exc.errors
+    if isinstance(exc, errors.UnfitData):
+        body["findings"] = exc.findings
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
     _log_error(status, body["error"], exc)

@@ -24,6 +24,7 @@ from atalaia.api.common.params import (
 from atalaia.core.detectors import MAX_HYPERPARAMETER
 from atalaia.core.detectors.catalog import TRAINED
 from atalaia.core.jobs import JobStatus, TrainingJob
+from atalaia.core.quality import IGNORE_ALL, QualityRule, parse_ignored
 from atalaia.core.registry import ModelVersion
 from atalaia.core.rollout import CanaryPlan, Gates
 from atalaia.core.series import MAX_TRAINING_POINTS, MIN_TRAINING_POINTS
@@ -79,6 +80,30 @@ class TrainingConfig(BaseModel):
     hyperparameters: dict[Text, Any] = Field(default_factory=dict)
 
 
+class DataQualityConfig(BaseModel):
+    """Data-quality findings that do not refuse the training data (by default
+    every blocking finding of the data's report refuses it: 422 `data_quality`
+    for inline data, a failed job for a stored window)."""
+
+    model_config = _REQUEST
+
+    ignore: list[Text] | Text = Field(
+        default_factory=list,
+        description="`all`, or rules among: " + ", ".join(QualityRule),
+        json_schema_extra={
+            "anyOf": [
+                {"type": "array", "items": {"enum": [*QualityRule]}},
+                {"const": IGNORE_ALL},
+            ]
+        },
+    )
+
+    def ignored(self) -> frozenset[QualityRule]:
+        """The rules ignored; InvalidInput (`data_quality_ignore`) for an
+        unknown one."""
+        return parse_ignored(self.ignore)
+
+
 def _points(what: str, low: int, high: int) -> Any:
     """An optional array of `low` to `high` numbers (checked by the route, which
     names the rule broken: `min_points`, `max_points`)."""
@@ -132,6 +157,7 @@ class TrainingBody(BaseModel):
     )
     window_hours: float | None = Field(default=None, gt=0, le=MAX_WINDOW_HOURS)
     config: TrainingConfig = Field(default_factory=TrainingConfig)
+    data_quality: DataQualityConfig = Field(default_factory=DataQualityConfig)
 
     @model_validator(mode="after")
     def _one_data_source(self) -> TrainingBody:
@@ -168,6 +194,7 @@ class BatchTrainingBody(BaseModel):
     all_series: bool = False
     window_hours: float = Field(default=168, gt=0, le=MAX_WINDOW_HOURS)
     config: TrainingConfig = Field(default_factory=TrainingConfig)
+    data_quality: DataQualityConfig = Field(default_factory=DataQualityConfig)
 
     @model_validator(mode="after")
     def _one_selector(self) -> BatchTrainingBody:
@@ -199,6 +226,9 @@ class JobView(BaseModel):
     model_version: int | None
     error: dict[str, Any] | None
     submitted_by: str  # the token subject that asked for it
+    quality_ignored: list[str] = Field(
+        description="Data-quality rules whose findings do not refuse its data"
+    )
     links: dict[str, str]
 
     @classmethod
@@ -225,6 +255,7 @@ class JobView(BaseModel):
             model_version=job.version,
             error=job.error,
             submitted_by=job.submitted_by,
+            quality_ignored=sorted(job.quality_ignored),
             links=links,
         )
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from atalaia.adapters.db.tables import JobRow, utcnow
 from atalaia.core.jobs import JobStatus, TrainingJob
+from atalaia.core.quality import QualityRule
 from atalaia.errors import JobNotFound
 
 _UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -102,6 +103,7 @@ def _job(row: JobRow) -> TrainingJob:
         attempts=row.attempts,
         version=row.version,
         error=row.error,
+        quality_ignored=frozenset(map(QualityRule, row.quality_ignored or ())),
     )
 
 
@@ -128,6 +130,7 @@ class JobStore:
                 batch_id=batch_id,
                 created_at=job.created_at,
                 attempts=0,
+                quality_ignored=sorted(job.quality_ignored) or None,
             )
             for job in jobs
         )

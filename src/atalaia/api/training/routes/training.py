@@ -150,6 +150,7 @@ def train_batch(
             window_hours=body.window_hours,
             actor=principal.subject,
             min_interval_s=resources.settings.training_min_interval_s,
+            quality_ignored=body.data_quality.ignored(),
         )
         training.check_batch_accepted(submission)
         session.commit()
@@ -205,6 +206,7 @@ def train(
         hyperparameters=body.config.hyperparameters,
         readings=readings,
         window_hours=body.window_hours,
+        quality_ignored=body.data_quality.ignored(),
     )
     with turn:  # from the series' claim (a write) to the commit
         job = training.submit_training(
