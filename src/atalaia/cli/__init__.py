@@ -10,6 +10,7 @@ from atalaia.cli import (
     demo,
     failures,
     fleet,
+    ingest,
     scheduler,
     serve,
     token,
@@ -34,6 +35,7 @@ app.command("scheduler")(scheduler.scheduler)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(ingest.app, name="ingest")
 
 
 def main() -> None:
