@@ -83,11 +83,12 @@ def mqtt_ingest(
     sensors: int = 1000,
     batch_size: int = 20_000,
     url: Url = None,
+    broker: str = mqtt_bench.DEFAULT_BROKER,
     record: Record = True,
 ) -> None:
     """MQTT (QoS 1) → `atalaia ingest mqtt` → `atalaia serve`: readings/s, latency."""
     figures = mqtt_bench.mqtt_ingest(
-        readings, per_message, publishers, sensors, batch_size, url
+        readings, per_message, publishers, sensors, batch_size, url, broker
     )
     report("mqtt-ingest", figures, record=record)
 

@@ -34,7 +34,7 @@ from atalaia.core.topics import broker_address
 from bench._report import p50_p99
 from bench._servers import Server, atalaia_serve, free_port, serve, service_env
 
-BROKER = "mqtt://127.0.0.1:1883"
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 AXES = ("radial", "axial", "tangential")
 T0_MS = 1_733_000_000_000  # 2024-11-30, in milliseconds
 PROBE_EVERY_S = 0.2
@@ -51,6 +51,7 @@ def mqtt_ingest(
     sensors: int,
     batch_size: int,
     url: str | None,
+    broker: str = DEFAULT_BROKER,
 ) -> dict[str, float | int]:
     """See the module."""
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
@@ -62,7 +63,7 @@ def mqtt_ingest(
         )
         port, metrics_port = free_port(), free_port()
         bridge_env = env | {
-            "ATALAIA_MQTT_URL": BROKER,
+            "ATALAIA_MQTT_URL": broker,
             "ATALAIA_MQTT_TOPICS": f"{prefix}/{{sensor}}/{{axis}}",
             "ATALAIA_MQTT_CLIENT_ID": prefix,
             "ATALAIA_MQTT_INGEST_URL": f"http://127.0.0.1:{port}",
@@ -79,11 +80,11 @@ def mqtt_ingest(
                   env=bridge_env, log_path=home / "bridge.log") as bridge,
         ):  # fmt: skip
             _wait_metric(bridge, "mqtt_broker_connected", 1)
-            _prime(prefix, series)
+            _prime(prefix, series, broker)
             _wait_metric(bridge, "mqtt_readings_stored_total", len(series))
             return _run(
                 prefix, series, readings, per_message, publishers,
-                platform, bridge, token,
+                platform, bridge, token, broker,
             )  # fmt: skip
 
 
@@ -96,6 +97,7 @@ def _run(
     platform: Server,
     bridge: Server,
     token: str,
+    broker: str,
 ) -> dict[str, float | int]:
     """The timed part: publishers and the probe, until every reading is stored."""
     messages = max(1, readings // per_message)
@@ -106,7 +108,7 @@ def _run(
     procs = [
         context.Process(
             target=_publish,
-            args=(prefix, list(series), share, per_message, ready, start),
+            args=(prefix, list(series), share, per_message, ready, start, broker),
         )
         for share in shares
     ]
@@ -117,7 +119,7 @@ def _run(
     cpu_bridge, cpu_platform = bridge.cpu_seconds(), platform.cpu_seconds()
     started = time.perf_counter()
     start.set()
-    probe = _Probe(prefix, platform.base_url, token)
+    probe = _Probe(prefix, platform.base_url, token, broker)
     probe.start()
     stored = _wait_metric(
         bridge, "mqtt_readings_stored_total", stored_before + total, probe.count
@@ -161,6 +163,7 @@ def _publish(
     per_message: int,
     ready: threading.Barrier,
     start: threading.Event,
+    broker: str,
 ) -> None:
     """Publish message k of `share`: series k mod len(series), its readings
     per_message × (k // len(series)) onwards, one second apart."""
@@ -174,7 +177,7 @@ def _publish(
         ]
         sensor, _, axis = sid.rpartition("_")
         payloads.append((f"{prefix}/{sensor}/{axis}", json.dumps(body).encode()))
-    client = _client()
+    client = _client(broker)
     ready.wait()
     start.wait()
     sent = [client.publish(topic, body, qos=1) for topic, body in payloads]
@@ -184,20 +187,20 @@ def _publish(
     client.loop_stop()
 
 
-def _client() -> mqtt.Client:
+def _client(broker: str) -> mqtt.Client:
     # MQTT 3.1.1: the broker takes a publisher's messages without a Receive
     # Maximum of its own (v5 would announce mosquitto's default of 20).
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     client.max_inflight_messages_set(INFLIGHT)
     client.max_queued_messages_set(0)
-    client.connect(*broker_address(BROKER))
+    client.connect(*broker_address(broker))
     client.loop_start()
     return client
 
 
-def _prime(prefix: str, series: Sequence[str]) -> None:
+def _prime(prefix: str, series: Sequence[str], broker: str) -> None:
     """One reading of every series, at T0."""
-    client = _client()
+    client = _client(broker)
     sent = []
     for sid in series:
         sensor, _, axis = sid.rpartition("_")
@@ -213,8 +216,9 @@ class _Probe:
     """One reading of `probe_<axis>` every PROBE_EVERY_S, each timed from
     publishing to its appearance in the platform's store."""
 
-    def __init__(self, prefix: str, base_url: str, token: str) -> None:
+    def __init__(self, prefix: str, base_url: str, token: str, broker: str) -> None:
         self._prefix = prefix
+        self._broker = broker
         self._http = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -242,7 +246,7 @@ class _Probe:
         self._http.close()
 
     def _loop(self) -> None:
-        client = _client()
+        client = _client(self._broker)
         k = 0
         while not self._stop.wait(PROBE_EVERY_S):
             k += 1
