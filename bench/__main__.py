@@ -19,6 +19,7 @@ from bench import (
     incident_api_bench,
     incident_bench,
     ingest_bench,
+    mqtt_bench,
     ops_views_bench,
     peers_bench,
     platform_bench,
@@ -73,6 +74,24 @@ def incident_cost(
     figures, table = incident_bench.incident_cost(models, duration_s, runs, url)
     report("incident-cost", figures, record=record)
     typer.echo(table)
+
+
+@app.command("mqtt-ingest")
+def mqtt_ingest(
+    readings: int = 1_000_000,
+    per_message: int = 10,
+    publishers: int = 2,
+    sensors: int = 1000,
+    batch_size: int = 20_000,
+    url: Url = None,
+    broker: str = mqtt_bench.DEFAULT_BROKER,
+    record: Record = True,
+) -> None:
+    """MQTT (QoS 1) → `atalaia ingest mqtt` → `atalaia serve`: readings/s, latency."""
+    figures = mqtt_bench.mqtt_ingest(
+        readings, per_message, publishers, sensors, batch_size, url, broker
+    )
+    report("mqtt-ingest", figures, record=record)
 
 
 @app.command("canary-cost")

@@ -24,6 +24,7 @@ pytest_plugins = [
     "fixtures.receivers",
     "fixtures.browser",
     "fixtures.scheduling",
+    "fixtures.mqtt",
 ]
 
 # No test asserts on time: a loaded CI machine must not fail property tests

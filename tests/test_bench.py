@@ -45,6 +45,16 @@ def test_benchmark_runs_and_reports(args: list[str]) -> None:
     assert result.output.startswith(f"{args[0]}: ")
 
 
+@pytest.mark.usefixtures("mosquitto")
+def test_mqtt_ingest_runs_and_reports() -> None:
+    args = ["mqtt-ingest", "--readings", "2000", "--per-message", "10"]
+    args += ["--sensors", "10", "--publishers", "1", "--no-record"]
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 0, result.output
+    assert "mqtt-ingest: readings 2000, lost 0," in result.output
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("algorithm", ["zscore", "seasonal"])
 def test_fleet_retrain_runs_and_reports(own_postgres: str, algorithm: str) -> None:

@@ -62,3 +62,21 @@ class TestProduction:
             Settings(home=tmp_path, db_pool_size="not-a-number-s3cr3t")
 
         assert "s3cr3t" not in str(caught.value)
+
+
+class TestMqtt:
+    def test_reads_comma_separated_templates_from_the_environment(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("ATALAIA_MQTT_TOPICS", "a/{sensor}/{axis}, b/{series}")
+        monkeypatch.setenv("ATALAIA_MQTT_URL", "mqtt://127.0.0.1:1883")
+        settings = Settings(home=tmp_path)
+        assert settings.mqtt_topics == ["a/{sensor}/{axis}", "b/{series}"]
+
+    def test_refuses_a_broken_template_at_start(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="appears twice"):
+            Settings(home=tmp_path, mqtt_topics=["a/{sensor}/{sensor}"])
+
+    def test_refuses_a_broker_url_of_another_scheme(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="mqtt://host"):
+            Settings(home=tmp_path, mqtt_url="http://127.0.0.1:1883")

@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, TimeRange
+from atalaia.core.topics import TopicTemplate, broker_address
+from atalaia.errors import InvalidInput
 from atalaia.files import make_private_dir
 
 
@@ -201,12 +203,46 @@ class Settings(BaseSettings):
     timestamp_min: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MIN
     timestamp_max: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMESTAMP_MAX
 
-    @field_validator("inference_urls", mode="before")
+    # The MQTT bridge (`atalaia ingest mqtt`, started by `atalaia up` when
+    # mqtt_url is set): topic templates (comma-separated), see the README.
+    mqtt_url: str | None = None  # mqtt://host[:port]
+    mqtt_topics: Annotated[list[str], NoDecode] = []
+    mqtt_qos: Literal[0, 1] = 1
+    mqtt_client_id: str = "atalaia-ingest"  # fixed: the broker keeps its session
+    mqtt_session_expiry_s: Annotated[int, Field(ge=0)] = 86400
+    mqtt_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 65535
+    mqtt_batch_size: Annotated[int, Field(ge=1, le=50_000)] = 20_000
+    mqtt_batch_age_ms: Annotated[float, Field(gt=0)] = 200.0
+    mqtt_stamp_on_receipt: bool = False  # readings without a time: now, or refused
+    mqtt_ingest_url: str | None = None  # default: inference_url
+    mqtt_ingest_token: SecretStr | None = None  # default: one signed here
+
+    @field_validator("inference_urls", "mqtt_topics", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
+
+    @field_validator("mqtt_topics")
+    @classmethod
+    def _parsed_templates(cls, templates: list[str]) -> list[str]:
+        try:
+            for template in templates:
+                TopicTemplate.parse(template)
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from None
+        return templates
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, url: str | None) -> str | None:
+        try:
+            if url:
+                broker_address(url)
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from None
+        return url
 
     @field_validator("database_url")
     @classmethod

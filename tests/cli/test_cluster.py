@@ -144,6 +144,23 @@ class TestPlan:
         )
         assert env["ATALAIA_HOME"] == str(tmp_path.resolve())
 
+    def test_the_mqtt_bridge_runs_when_a_broker_and_topics_are_set(
+        self, tmp_path: Path
+    ) -> None:
+        settings = Settings(home=tmp_path, database_url="postgresql://u@h/db")
+        bridged = settings.model_copy(
+            update={"mqtt_url": "mqtt://127.0.0.1", "mqtt_topics": ["p/{series}"]}
+        )
+        options = local.ClusterOptions(port_offset=100)
+
+        without = {s.name for s in local.plan(settings, options)}
+        specs = {s.name: s for s in local.plan(bridged, options)}
+
+        assert "mqtt" not in without
+        assert specs["mqtt"].argv[-4:] == ("ingest", "mqtt", "--metrics-port", "8105")
+        assert specs["mqtt"].ready_path == "/metrics"
+        assert specs["mqtt"].env["ATALAIA_INFERENCE_URL"] == "http://127.0.0.1:8101"
+
     def test_the_health_service_reads_the_replicas_from_the_environment(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -10,6 +10,7 @@ from atalaia.cli import (
     demo,
     failures,
     fleet,
+    ingest,
     quality,
     scheduler,
     serve,
@@ -36,6 +37,7 @@ app.command("quality")(quality.quality)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(ingest.app, name="ingest")
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ def scheduler(
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # CPU, memory, open files
     if once is None and metrics_port:
-        _serve_metrics(host, metrics_port, registry)
+        serve_metrics(host, metrics_port, registry)
     configure_logging(level=settings.log_level, json=settings.log_json)
     engine = engine_for(settings, serving=False)
     client = httpx.Client(base_url=settings.training_url, timeout=REQUEST_TIMEOUT_S)
@@ -102,7 +102,8 @@ def scheduler(
         engine.dispose()
 
 
-def _serve_metrics(host: str, port: int, registry: CollectorRegistry) -> None:
+def serve_metrics(host: str, port: int, registry: CollectorRegistry) -> None:
+    """Export `registry` at http://host:port/metrics on a thread (`--metrics-port`)."""
     from prometheus_client import start_http_server
 
     from atalaia.cli.failures import port_failure

@@ -2,8 +2,10 @@
 
 Ports follow `atalaia serve`'s defaults shifted by `port_offset`; inference
 replica i (from 0) listens on 8001 + 10·i (8001, 8011, 8021, …); the scheduler
-exports its metrics on 8004. What `start` ran is written to
-`<home>/cluster/state.json`, read back by `status` and `down`.
+exports its metrics on 8004, the MQTT bridge (when ATALAIA_MQTT_URL and
+ATALAIA_MQTT_TOPICS are set) on 8005; it sends readings to the first replica.
+What `start` ran is written to `<home>/cluster/state.json`, read back by
+`status` and `down`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.api.common.resources import open_resources
+from atalaia.cli.ingest import DEFAULT_METRICS_PORT as MQTT_METRICS_PORT
 from atalaia.cli.scheduler import DEFAULT_METRICS_PORT
 from atalaia.cli.serve import DEFAULT_PORTS, ServiceRole
 from atalaia.cluster import supervisor
@@ -100,8 +103,8 @@ def atalaia_command() -> tuple[str, ...]:
 
 
 def plan(settings: Settings, options: ClusterOptions) -> list[ProcessSpec]:
-    """The services, the scheduler, then the queue workers, each told where the
-    others are."""
+    """The services, the scheduler, the MQTT bridge (when configured), then the
+    queue workers, each told where the others are."""
     off = options.port_offset
 
     def url(port: int) -> str:
@@ -148,6 +151,17 @@ def plan(settings: Settings, options: ClusterOptions) -> list[ProcessSpec]:
             env=env,
         )
     )
+    if settings.mqtt_url and settings.mqtt_topics:
+        bridge_port = MQTT_METRICS_PORT + off
+        specs.append(
+            ProcessSpec(
+                name="mqtt",
+                argv=(*command, "ingest", "mqtt", "--metrics-port", str(bridge_port)),
+                port=bridge_port,
+                ready_path="/metrics",
+                env=env,
+            )
+        )
     specs += [
         ProcessSpec(
             name=f"worker-{i + 1}",

@@ -127,6 +127,22 @@ class TimeRange:
         if not self.low <= timestamp <= self.high:
             raise InvalidInput(self._explain(timestamp, name), rule="timestamp_range")
 
+    def seconds_of(self, timestamp: float, *, name: str = "timestamp") -> float:
+        """`timestamp` in seconds, read as seconds, milliseconds, microseconds or
+        nanoseconds since the epoch, whichever lands in range (they never
+        overlap: see DEFAULT_TIMESTAMP_MIN); InvalidInput (`timestamp_range`)
+        when none does.
+
+        >>> TimeRange().seconds_of(1733587200123)
+        1733587200.123
+        """
+        if self.low <= timestamp <= self.high:
+            return timestamp
+        for _unit, per_second in _FINER_UNITS:
+            if self.low <= timestamp / per_second <= self.high:
+                return timestamp / per_second
+        raise InvalidInput(self._explain(timestamp, name), rule="timestamp_range")
+
     def _explain(self, ts: float, what: str) -> str:
         detail = (
             f"{what} is {number(ts)}, outside {describe_time(self.low)} … "
