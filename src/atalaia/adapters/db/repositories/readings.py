@@ -184,11 +184,14 @@ class ReadingStore:
     ) -> dict[int, FloatArray]:
         """Of the candidates' timestamps, those each series (by key) already
         holds. PostgreSQL: one query for every series (the index probed at each
-        (key, timestamp)); SQLite: one range query a series."""
+        (key, timestamp)); SQLite: one range query a series. Only timestamps
+        within a series' stored span are asked for: newer readings (most of
+        them, in a stream or a time-ordered file) cost no probe."""
         asked = [
-            (rows[sid].key, ts)
+            (rows[sid].key, inside)
             for sid, (ts, _) in candidates.items()
             if rows[sid].n_points  # a new series holds nothing yet
+            and (inside := _within(ts, rows[sid].first_ts, rows[sid].last_ts)).size
         ]
         if not asked:
             return {}
@@ -485,6 +488,13 @@ def _first_of_each(readings: Readings) -> tuple[FloatArray, FloatArray]:
         first = np.sort(np.unique(ts, return_index=True)[1])
         ts, vs = ts[first], vs[first]
     return ts, vs
+
+
+def _within(ts: FloatArray, first: float | None, last: float | None) -> FloatArray:
+    """The timestamps in first ≤ ts ≤ last (a series' stored span)."""
+    if first is None or last is None:
+        return ts
+    return ts[(ts >= first) & (ts <= last)]
 
 
 def _keyed(series_id: str, key: int | None) -> int:
