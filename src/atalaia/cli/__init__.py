@@ -13,6 +13,7 @@ from atalaia.cli import (
     scheduler,
     serve,
     token,
+    upload,
     worker,
 )
 
@@ -31,6 +32,7 @@ app.command("status")(cluster.status)
 app.command("down")(cluster.down)
 app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)
+app.command("upload")(upload.upload)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")

@@ -2,8 +2,7 @@
 one operation, and follow it, through the training service's API
 (`/api/v1/operations`).
 
-The service is at ATALAIA_TRAINING_URL (`--url`); the token is `--token`,
-else ATALAIA_TOKEN, else the embedded server's `<home>/admin-token`.
+The service and the token: see `service_client`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from atalaia.cli.failures import CommandFailed
+from atalaia.cli.service_client import Token, Url, call, training_client
 
 if TYPE_CHECKING:
     import httpx
@@ -27,23 +26,8 @@ app = typer.Typer(
 
 OPERATIONS = "/api/v1/operations"
 POLL_S = 0.5
-TIMEOUT_S = 120.0  # a fleet's selection is frozen before the answer
 ENDED = ("done", "failed", "cancelled")
 
-Url = Annotated[
-    str | None,
-    typer.Option(
-        help="The training service (default: ATALAIA_TRAINING_URL).", show_default=False
-    ),
-]
-Token = Annotated[
-    str | None,
-    typer.Option(
-        envvar="ATALAIA_TOKEN",
-        help="A bearer token (default: the embedded server's admin token).",
-        show_default=False,
-    ),
-]
 Prefix = Annotated[str | None, typer.Option(help="Series whose id begins so.")]
 Sensor = Annotated[str | None, typer.Option(help="A sensor's axes' series.")]
 Batch = Annotated[
@@ -207,11 +191,11 @@ def status(
     token: Token = None,
 ) -> None:
     """Print an operation's progress (as JSON), or follow it with `--wait`."""
-    with _client(url, token) as client:
+    with training_client(url, token) as client:
         if wait:
             _follow(client, operation_id)
         else:
-            typer.echo(json.dumps(_call(client, "GET", f"{OPERATIONS}/{operation_id}")))
+            typer.echo(json.dumps(call(client, "GET", f"{OPERATIONS}/{operation_id}")))
 
 
 @app.command("cancel")
@@ -221,8 +205,8 @@ def cancel(
     token: Token = None,
 ) -> None:
     """Stop an operation between two chunks: what was done stays done."""
-    with _client(url, token) as client:
-        found = _call(client, "POST", f"{OPERATIONS}/{operation_id}/cancel")
+    with training_client(url, token) as client:
+        found = call(client, "POST", f"{OPERATIONS}/{operation_id}/cancel")
     typer.echo(f"operation {operation_id}: {found['status']} ({_counts(found)})")
 
 
@@ -259,8 +243,8 @@ def _selector(
 def _start(
     body: dict[str, Any], *, wait: bool, url: str | None, token: str | None
 ) -> None:
-    with _client(url, token) as client:
-        answer = _call(client, "POST", OPERATIONS, body)
+    with training_client(url, token) as client:
+        answer = call(client, "POST", OPERATIONS, body)
         if body["dry_run"]:
             typer.echo(json.dumps(answer))
             return
@@ -276,7 +260,7 @@ def _follow(client: httpx.Client, operation_id: str) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     path = f"{OPERATIONS}/{operation_id}"
-    found = _call(client, "GET", path)
+    found = call(client, "GET", path)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -291,7 +275,7 @@ def _follow(client: httpx.Client, operation_id: str) -> None:
             if found["status"] in ENDED:
                 break
             time.sleep(POLL_S)
-            found = _call(client, "GET", path)
+            found = call(client, "GET", path)
     typer.echo(f"operation {operation_id}: {found['status']} ({_counts(found)})")
     for error in found["errors"]:
         typer.echo(f"  {error['series_id']}: {error['error']}", err=True)
@@ -312,51 +296,3 @@ def _counts(found: dict[str, Any]) -> str:
         + (f" [{skipped}]" if skipped else "")
         + f", {found['failed']} failed, {found['remaining']} remaining"
     )
-
-
-def _client(url: str | None, token: str | None) -> httpx.Client:
-    import httpx
-
-    from atalaia.settings import load_settings
-
-    settings = load_settings()
-    bearer = token or _admin_token(settings.home)
-    return httpx.Client(
-        base_url=url or settings.training_url,
-        headers={"Authorization": f"Bearer {bearer}"},
-        timeout=TIMEOUT_S,
-    )
-
-
-def _admin_token(home: Path) -> str:
-    path = home / "admin-token"
-    if not path.exists():
-        raise CommandFailed(
-            f"no token: give --token (or ATALAIA_TOKEN), or run where {path} exists"
-        )
-    return path.read_text().strip()
-
-
-def _call(
-    client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The JSON answer; CommandFailed on an error answer or no answer."""
-    import httpx
-
-    try:
-        answer = client.request(method, path, json=body)
-    except httpx.HTTPError as exc:
-        raise CommandFailed(
-            f"cannot reach the training service at {client.base_url} "
-            f"({type(exc).__name__}): start it, or set --url"
-        ) from None
-    try:
-        found: dict[str, Any] = answer.json()
-    except ValueError:  # not JSON: a proxy's page, say
-        found = {}
-    if answer.status_code >= 400:
-        rule = found.get("rule", "")
-        raise CommandFailed(
-            f"HTTP {answer.status_code} {rule}: {found.get('detail', answer.text)}"
-        )
-    return found

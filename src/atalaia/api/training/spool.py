@@ -35,10 +35,17 @@ async def spool_body(request: Request, path: Path) -> tuple[str | None, dict[str
                 return await _spool_multipart(request, content_type, spool)
             async for piece in request.stream():
                 spool.write(piece)  # the page cache takes it: no thread hop
-            return None, {}
+            return _named_file(request.headers.get("content-disposition")), {}
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _named_file(disposition: str | None) -> str | None:
+    """The file name a raw body's Content-Disposition gives, if any."""
+    _, options = parse_options_header(disposition)
+    name = options.get(b"filename")
+    return name.decode("utf-8", "replace") if name else None
 
 
 async def _spool_multipart(

@@ -1,0 +1,80 @@
+"""The training service's API from the command line: the service is at
+ATALAIA_TRAINING_URL (`--url`); the token is `--token`, else ATALAIA_TOKEN,
+else the embedded server's `<home>/admin-token`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from atalaia.cli.failures import CommandFailed
+
+if TYPE_CHECKING:
+    import httpx
+
+TIMEOUT_S = 120.0  # a fleet's selection is frozen before the answer
+
+Url = Annotated[
+    str | None,
+    typer.Option(
+        help="The training service (default: ATALAIA_TRAINING_URL).", show_default=False
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        envvar="ATALAIA_TOKEN",
+        help="A bearer token (default: the embedded server's admin token).",
+        show_default=False,
+    ),
+]
+
+
+def training_client(url: str | None, token: str | None) -> httpx.Client:
+    import httpx
+
+    from atalaia.settings import load_settings
+
+    settings = load_settings()
+    bearer = token or _admin_token(settings.home)
+    return httpx.Client(
+        base_url=url or settings.training_url,
+        headers={"Authorization": f"Bearer {bearer}"},
+        timeout=TIMEOUT_S,
+    )
+
+
+def _admin_token(home: Path) -> str:
+    path = home / "admin-token"
+    if not path.exists():
+        raise CommandFailed(
+            f"no token: give --token (or ATALAIA_TOKEN), or run where {path} exists"
+        )
+    return path.read_text().strip()
+
+
+def call(
+    client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON answer; CommandFailed on an error answer or no answer."""
+    import httpx
+
+    try:
+        answer = client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        raise CommandFailed(
+            f"cannot reach the training service at {client.base_url} "
+            f"({type(exc).__name__}): start it, or set --url"
+        ) from None
+    try:
+        found: dict[str, Any] = answer.json()
+    except ValueError:  # not JSON: a proxy's page, say
+        found = {}
+    if answer.status_code >= 400:
+        rule = found.get("rule", "")
+        raise CommandFailed(
+            f"HTTP {answer.status_code} {rule}: {found.get('detail', answer.text)}"
+        )
+    return found
