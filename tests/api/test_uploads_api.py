@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from atalaia.adapters.uploads import files
 from atalaia.settings import Settings
 from conftest import SettingsFactory
 from fixtures.api import Headers, refused, wait_for
@@ -350,3 +351,40 @@ class TestRefused:
         response = client.get(f"{UPLOADS}/nope", headers=viewer)
 
         assert response.status_code == 404
+
+
+class TestStreamed:
+    def test_a_body_sent_in_pieces_is_ingested_in_many_chunks(
+        self,
+        client: TestClient,
+        scientist: Headers,
+        viewer: Headers,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 64 * 1024)
+        rows = 40_000
+        body = long_csv([f"s{i % 10},{T0 + i // 10},{i % 7}" for i in range(rows)])
+        pieces = (body[i : i + 65_536] for i in range(0, len(body), 65_536))
+
+        accepted = client.post(
+            UPLOADS, content=pieces, headers={**scientist, **CSV}
+        ).json()
+        upload = ended(client, viewer, accepted["upload_id"])
+
+        assert upload["chunks_done"] >= 10  # ~680 KB in chunks of 64 KB
+        assert upload["rows_read"] == upload["readings_stored"] == rows
+        assert len(points(client, viewer, "s3")) == rows // 10
+
+    def test_a_multipart_form_carries_the_settings_beside_the_file(
+        self, client: TestClient, scientist: Headers, viewer: Headers
+    ) -> None:
+        body = f"time,T1,T2\n{T0},1,2\n".encode()
+        form = {"timestamp_column": "time", "mapping": json.dumps({"T2": "oven"})}
+
+        response = client.post(
+            UPLOADS, files={"file": ("oven.csv", body)}, data=form, headers=scientist
+        )
+        upload = ended(client, viewer, response.json()["upload_id"])
+
+        assert upload["detected"]["columns"] == {"T2": "oven"}
+        assert points(client, viewer, "oven") == [[T0, 2.0]]

@@ -73,6 +73,7 @@ class UploadView(BaseModel):
     file_format: str
     bytes_total: int
     progress: float = Field(description="share of the file read, 0…1")
+    chunks_done: int = Field(description="chunks of the file ingested so far")
     rows_read: int
     readings_valid: int
     readings_stored: int = Field(description="readings stored by this upload")
@@ -100,7 +101,7 @@ class UploadView(BaseModel):
         return cls(
             upload_id=u.id, status=u.status, file_name=u.file_name,
             file_format=u.file_format, bytes_total=u.bytes_total,
-            progress=u.progress, rows_read=u.rows_read,
+            progress=u.progress, chunks_done=u.chunks_done, rows_read=u.rows_read,
             readings_valid=u.readings_valid, readings_stored=u.readings_stored,
             readings_already_stored=u.readings_valid - u.readings_stored,
             invalid=u.invalid, invalid_by_reason=u.invalid_by_reason,

@@ -106,7 +106,12 @@ async def create_upload(
             session.commit()
         return UploadView.of(upload)
 
-    return await run_in_threadpool(submit)
+    try:
+        return await run_in_threadpool(submit)
+    except BaseException:  # refused, or the database down: no spool left behind
+        for left in spool.parent.glob(f"{upload_id}.*"):
+            left.unlink(missing_ok=True)
+        raise
 
 
 @router.get("", response_model=UploadPage)
