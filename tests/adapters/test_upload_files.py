@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pyarrow as pa
 import pytest
 
-from atalaia.adapters.uploads import FileFormat, TimeEncoding, sniff_format
+from atalaia.adapters.uploads import (
+    FileFormat,
+    TimeEncoding,
+    column_names,
+    sniff_format,
+)
 from atalaia.adapters.uploads.columns import series_codes, timestamps_of, values_of
 from atalaia.core.series import TimeRange
 from atalaia.core.uploads import ValueState
@@ -54,6 +61,20 @@ class TestSniffFormat:
             sniff_format(path)
 
         assert refused.value.rule == rule
+
+    def test_a_workbook_broken_inside_is_refused(self, tmp_path: Path) -> None:
+        book, saved = openpyxl.Workbook(), io.BytesIO()
+        book.save(saved)
+        path = tmp_path / "broken.xlsx"
+        with zipfile.ZipFile(saved) as whole, zipfile.ZipFile(path, "w") as broken:
+            for name in whole.namelist():
+                data = whole.read(name)
+                broken.writestr(name, b"<not xml" if "workbook.xml" in name else data)
+
+        with pytest.raises(InvalidInput) as refused:
+            column_names(path, sniff_format(path))
+
+        assert refused.value.rule == "file_readable"
 
 
 class TestTimestamps:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
+from xml.etree.ElementTree import ParseError
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -28,7 +29,9 @@ CSV_BLOCK_BYTES = 8 << 20  # a CSV chunk: ~8 MB of text
 PARQUET_BATCH_ROWS = 262_144
 EXCEL_BATCH_ROWS = 50_000
 _SNIFF_BYTES = 4096
-_UNREADABLE = (pa.ArrowInvalid, OSError, KeyError, ValueError, zipfile.BadZipFile)
+_UNREADABLE = (
+    pa.ArrowInvalid, OSError, KeyError, ValueError, zipfile.BadZipFile, ParseError,
+)  # fmt: skip
 
 
 class FileFormat(StrEnum):
