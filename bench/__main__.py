@@ -32,6 +32,7 @@ from bench import (
     store_bench,
     stream_bench,
     streaming_http_bench,
+    upload_bench,
 )
 from bench._report import report
 
@@ -387,6 +388,22 @@ def ingest(
         models, series_per_request, duration, runs, url
     )
     report("ingest", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("upload")
+def upload(
+    readings: int = 10_000_000,
+    series: int = 1_000,
+    url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
+    ] = None,
+    record: Record = True,
+) -> None:
+    """Upload ingest into PostgreSQL: readings/s from Parquet and from CSV."""
+    figures, table = upload_bench.upload(readings, series, url)
+    report("upload", figures, record=record)
     typer.echo(table)
 
 

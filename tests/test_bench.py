@@ -32,6 +32,7 @@ SMOKE = [
     ["incidents", "--incidents", "400", "--sensors", "500", "--requests", "5"],
     ["canary-cost", "--models", "300", "--duration", "1", "--runs", "1"],
     ["quality-report", "--runs", "1", "--jobs", "1"],
+    ["upload", "--readings", "5000", "--series", "10"],
     # no peer: their virtualenvs take minutes to make (see bench/peers_bench.py)
     ["peers", "--models", "300", "--peers", "none", "--runs", "1", "--duration", "1"],
 ]

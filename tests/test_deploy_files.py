@@ -531,12 +531,14 @@ def mounted_file(pod: dict[str, Any], path: str) -> str:
 
 def test_the_gateway_sends_every_training_route_to_training() -> None:
     from atalaia.api import training
-    from atalaia.api.common.body_limits import MANAGEMENT
+    from atalaia.api.common.body_limits import MANAGEMENT, UPLOAD
     from atalaia.cluster.gateway import TRAINING_ROUTES
 
     prefixes = {r.prefix.strip("/").split("/")[0] for r in training.routers()}
 
-    assert prefixes == set(MANAGEMENT.routes) | set(TRAINING_ROUTES)
+    assert prefixes == set(MANAGEMENT.routes) | set(TRAINING_ROUTES) | set(
+        UPLOAD.routes
+    )
 
 
 def test_nginx_accepts_the_gateway_conf(tmp_path: Path) -> None:

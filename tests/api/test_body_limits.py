@@ -22,6 +22,7 @@ from atalaia.api.common.body_limits import (
     MANAGEMENT,
     MIB,
     PREDICTION,
+    UPLOAD,
     body_limit,
 )
 from atalaia.cli.demo import embedded_server
@@ -37,6 +38,7 @@ ROUTES = [
     ("/api/v1/predict/sensor_001", PREDICTION.size),
     ("/api/v1/series/sensor_001/points", MANAGEMENT.size),
     ("/api/v1/admin/reload", ELSEWHERE),
+    ("/api/v1/uploads", UPLOAD.size),  # a file, streamed to disk
 ]
 
 
@@ -144,6 +146,6 @@ class TestOneTable:
         )
 
         assert f"client_max_body_size {ELSEWHERE // MIB}m;" in conf
-        for limit in (PREDICTION, MANAGEMENT):
+        for limit in (PREDICTION, MANAGEMENT, UPLOAD):
             assert f"^/api/v1/({'|'.join(limit.routes)})(/|$)" in conf
             assert f"client_max_body_size {limit.size // MIB}m;" in conf

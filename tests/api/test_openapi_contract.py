@@ -48,6 +48,11 @@ EXCLUDED: dict[str, tuple[list[CheckFunction], str]] = {
         "a series' timestamp twice in one request is refused (no_duplicates), "
         "which a schema of three separate arrays cannot say",
     ),
+    "POST /api/v1/uploads": (
+        [positive_data_acceptance],
+        "the body must be a CSV, Parquet or Excel file whose columns hold "
+        "readings, which a binary schema cannot say",
+    ),
     "POST /api/v1/models/{series_id}/versions/{version}/promote": (
         [positive_data_acceptance],
         "only a staging version is promoted, and a canary or shadow runs beside "

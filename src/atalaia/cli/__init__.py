@@ -15,6 +15,7 @@ from atalaia.cli import (
     scheduler,
     serve,
     token,
+    upload,
     worker,
 )
 
@@ -34,6 +35,7 @@ app.command("down")(cluster.down)
 app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)
 app.command("quality")(quality.quality)
+app.command("upload")(upload.upload)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")

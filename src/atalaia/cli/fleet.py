@@ -1,6 +1,8 @@
 """`atalaia fleet …`: promote, start canaries of or roll back many series as
 one operation, and follow it, through the training service's API
-(`/api/v1/operations`; see `cli._service` for its URL and token).
+(`/api/v1/operations`).
+
+The service and the token: see `service_client`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from atalaia.cli._service import Token, Url, call, service_client
+from atalaia.cli.service_client import Token, Url, call, training_client
 
 if TYPE_CHECKING:
     import httpx
@@ -24,7 +26,6 @@ app = typer.Typer(
 
 OPERATIONS = "/api/v1/operations"
 POLL_S = 0.5
-TIMEOUT_S = 120.0  # a fleet's selection is frozen before the answer
 ENDED = ("done", "failed", "cancelled")
 
 Prefix = Annotated[str | None, typer.Option(help="Series whose id begins so.")]
@@ -190,7 +191,7 @@ def status(
     token: Token = None,
 ) -> None:
     """Print an operation's progress (as JSON), or follow it with `--wait`."""
-    with _client(url, token) as client:
+    with training_client(url, token) as client:
         if wait:
             _follow(client, operation_id)
         else:
@@ -204,7 +205,7 @@ def cancel(
     token: Token = None,
 ) -> None:
     """Stop an operation between two chunks: what was done stays done."""
-    with _client(url, token) as client:
+    with training_client(url, token) as client:
         found = call(client, "POST", f"{OPERATIONS}/{operation_id}/cancel")
     typer.echo(f"operation {operation_id}: {found['status']} ({_counts(found)})")
 
@@ -242,7 +243,7 @@ def _selector(
 def _start(
     body: dict[str, Any], *, wait: bool, url: str | None, token: str | None
 ) -> None:
-    with _client(url, token) as client:
+    with training_client(url, token) as client:
         answer = call(client, "POST", OPERATIONS, body)
         if body["dry_run"]:
             typer.echo(json.dumps(answer))
@@ -295,7 +296,3 @@ def _counts(found: dict[str, Any]) -> str:
         + (f" [{skipped}]" if skipped else "")
         + f", {found['failed']} failed, {found['remaining']} remaining"
     )
-
-
-def _client(url: str | None, token: str | None) -> httpx.Client:
-    return service_client(url, token, TIMEOUT_S)

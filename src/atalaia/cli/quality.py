@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from atalaia.cli._service import Token, Url, call, service_client
+from atalaia.cli.service_client import Token, Url, call, training_client
 from atalaia.core.series import describe_time
 
 TIMEOUT_S = 60.0  # a window of up to 2,000,000 readings is read and measured
@@ -41,7 +41,7 @@ def quality(
     """Print whether a series' data is fit to train on, and why."""
     path = f"/api/v1/{'sensors' if sensor else 'series'}/{series_id}/quality"
     window = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
-    with service_client(url, token, TIMEOUT_S) as client:
+    with training_client(url, token, TIMEOUT_S) as client:
         found = call(client, "GET", path, params=window)
     if as_json:
         typer.echo(json.dumps(found))

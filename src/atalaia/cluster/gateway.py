@@ -11,7 +11,13 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from atalaia.api.common.body_limits import ELSEWHERE, MANAGEMENT, MIB, PREDICTION
+from atalaia.api.common.body_limits import (
+    ELSEWHERE,
+    MANAGEMENT,
+    MIB,
+    PREDICTION,
+    UPLOAD,
+)
 from atalaia.cluster.supervisor import ProcessSpec
 
 SERVICES = ("training", "inference", "plot", "health")
@@ -129,6 +135,14 @@ http {
             client_max_body_size @MANAGEMENT_BODY@;
             proxy_pass http://atalaia_training;
         }
+        # Uploaded files go through as they arrive, not spooled here first:
+        # the training service streams them to its own disk.
+        location ~ ^/api/v1/(@UPLOAD_ROUTES@)(/|$) {
+            limit_req zone=management burst=20 nodelay;
+            client_max_body_size @UPLOAD_BODY@;
+            proxy_request_buffering off;
+            proxy_pass http://atalaia_training;
+        }
         location ~ ^/api/v1/(@TRAINING_ROUTES@)(/|$) {
             limit_req zone=management burst=20 nodelay;
             proxy_pass http://atalaia_training;
@@ -237,6 +251,8 @@ def render_nginx_conf(
         "PREDICTION_ROUTES": "|".join(PREDICTION.routes),
         "MANAGEMENT_BODY": f"{MANAGEMENT.size // MIB}m",
         "MANAGEMENT_ROUTES": "|".join(MANAGEMENT.routes),
+        "UPLOAD_BODY": f"{UPLOAD.size // MIB}m",
+        "UPLOAD_ROUTES": "|".join(UPLOAD.routes),
         "ELSEWHERE_BODY": f"{ELSEWHERE // MIB}m",
         "TRAINING_ROUTES": "|".join(TRAINING_ROUTES),
     }

@@ -596,3 +596,51 @@ class AssetRow(Base):
     # A site's floor plan (`services.maps`): its media type and pixel size.
     floorplan: Mapped[dict[str, Any] | None] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class UploadRow(Base):
+    """An uploaded file (`core.uploads`) and its ingest's progress; `runner`
+    holds it until `lease_until`, then another runner may take it over."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(256))
+    file_format: Mapped[str] = mapped_column(String(16))
+    spool_path: Mapped[str] = mapped_column(String(1024))
+    bytes_total: Mapped[int] = mapped_column(BigInteger)
+    request: Mapped[dict[str, Any]] = mapped_column(Json)
+    detected: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor: Mapped[str] = mapped_column(String(128))
+    progress: Mapped[float] = mapped_column(Double, default=0.0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    readings_valid: Mapped[int] = mapped_column(BigInteger, default=0)
+    readings_stored: Mapped[int] = mapped_column(BigInteger, default=0)
+    invalid: Mapped[int] = mapped_column(BigInteger, default=0)
+    invalid_by_reason: Mapped[dict[str, int]] = mapped_column(Json, default=dict)
+    invalid_shown: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    error: Mapped[str | None] = mapped_column(String(1024))
+    runner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class UploadSeriesRow(Base):
+    """Per series of an upload: its valid readings, those newly stored, and
+    their time range (what a data-quality report of the upload starts from)."""
+
+    __tablename__ = "upload_series"
+
+    upload_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    series_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    readings: Mapped[int] = mapped_column(BigInteger)
+    stored: Mapped[int] = mapped_column(BigInteger)
+    first_ts: Mapped[float] = mapped_column(Double)
+    last_ts: Mapped[float] = mapped_column(Double)

@@ -3,7 +3,8 @@
 A 100,000-reading prediction batch is ~9 MB as rows, a training body of 100,000
 points ~3.5 MB, a fleet operation naming 300,000 series ~8 MB, an asset file of
 a fleet's 95,000 sensors and their machines ~8 MB as CSV, a site's floor plan
-a few MB; nothing else takes more than a few KB. A body over its route's limit
+a few MB, an uploaded file of readings up to 2 GiB (streamed to disk, never
+held); nothing else takes more than a few KB. A body over its route's limit
 is refused with 413 before it is buffered: at once when its Content-Length
 says so, else (a chunked body) as soon as the bytes read pass the limit. The
 gateway's `client_max_body_size` is rendered from this table, so a body the
@@ -45,13 +46,16 @@ MANAGEMENT = BodyLimit(
     ),
     8 * MIB,
 )
+UPLOAD = BodyLimit(("uploads",), 2048 * MIB)  # a file, streamed to disk
 ELSEWHERE = 1 * MIB
 BODY_LIMIT = "atalaia.body_limit"  # the scope's key for the request's limit
 _UNLIMITED = sys.maxsize  # a request no step limited
-_SMALLEST = min(ELSEWHERE, PREDICTION.size, MANAGEMENT.size)
+_SMALLEST = min(ELSEWHERE, PREDICTION.size, MANAGEMENT.size, UPLOAD.size)
 _PREFIX = "/api/v1/"
 _BY_ROUTE = {
-    route: limit.size for limit in (PREDICTION, MANAGEMENT) for route in limit.routes
+    route: limit.size
+    for limit in (PREDICTION, MANAGEMENT, UPLOAD)
+    for route in limit.routes
 }
 
 

@@ -39,6 +39,7 @@ from atalaia.api.training.routes import (
     series,
     session,
     training,
+    uploads,
 )
 from atalaia.api.training.state import FleetState, JobsState
 from atalaia.errors import DependencyUnavailable
@@ -46,6 +47,7 @@ from atalaia.services import fleet_grid
 from atalaia.services.fleet import GroupRates
 from atalaia.services.operation_runner import OperationRunner
 from atalaia.services.training import run_training_chunk
+from atalaia.services.upload_runner import UploadRunner
 from atalaia.settings import Settings, load_settings
 
 BACKGROUND_NICENESS = 10
@@ -70,6 +72,7 @@ def routers() -> list[APIRouter]:
         alerts.router,
         healing.router,
         session.router,
+        uploads.router,
     ]
 
 
@@ -88,6 +91,7 @@ async def job_executor(
     async with (
         part(resources, registry) as state,
         operation_runner(resources, state["write_turns"]),
+        upload_runner(resources, state["write_turns"]),
     ):
         yield state
 
@@ -106,6 +110,23 @@ async def operation_runner(
     ttl_s = resources.settings.redis_model_ttl_s
     cache = ModelCache(redis, ttl_s=ttl_s) if redis is not None else None
     runner = OperationRunner(sessions, cache=cache)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        await run_in_threadpool(runner.stop)
+
+
+@asynccontextmanager
+async def upload_runner(
+    resources: Resources, turns: WriteTurns | None
+) -> AsyncIterator[UploadRunner]:
+    """Ingest uploaded files on a thread of this process (each replica its
+    own uploads); on SQLite, behind the API's requests."""
+    sessions = (
+        turns.background_sessions(resources.engine) if turns else resources.sessions
+    )
+    runner = UploadRunner(sessions, time_range=resources.time_range)
     runner.start()
     try:
         yield runner

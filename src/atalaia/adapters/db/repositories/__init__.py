@@ -27,6 +27,7 @@ from atalaia.adapters.db.repositories.readings import (
 )
 from atalaia.adapters.db.repositories.rollouts import NewRollout, RolloutStore
 from atalaia.adapters.db.repositories.rollups import RollupStore
+from atalaia.adapters.db.repositories.uploads import UploadStore
 
 __all__ = [
     "ActionFilter",
@@ -55,4 +56,5 @@ __all__ = [
     "StoredAsset",
     "SignalLogs",
     "TrainingClaims",
+    "UploadStore",
 ]

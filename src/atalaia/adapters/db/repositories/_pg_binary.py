@@ -1,4 +1,5 @@
-"""PostgreSQL's binary formats for readings: COPY tuples in, float8 arrays out.
+"""PostgreSQL's binary formats for readings: COPY tuples and array parameters
+in, float8 arrays out.
 
 numpy writes and reads them whole, without one Python object per reading.
 """
@@ -6,6 +7,9 @@ numpy writes and reads them whole, without one Python object per reading.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
+from psycopg.adapt import AdaptersMap, Dumper
+from psycopg.pq import Format
 
 from atalaia.core.series import FloatArray
 
@@ -56,3 +60,52 @@ def float8_array(data: bytes | None) -> FloatArray:
         return np.empty(0, np.float64)
     items = np.frombuffer(data, _ARRAY_ITEM, offset=_ARRAY_HEADER)
     return items["value"].astype(np.float64)
+
+
+class Float8Array:
+    """float64 values sent as one binary float8[] parameter (`use_arrays`)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: npt.NDArray[np.float64]) -> None:
+        self.values = values
+
+
+class Int8Array:
+    """int64 values sent as one binary int8[] parameter (`use_arrays`)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: npt.NDArray[np.int64]) -> None:
+        self.values = values
+
+
+def _array_bytes(values: np.ndarray, element_oid: int, code: str) -> bytes:
+    """A one-dimensional array without NULLs, as `array_recv` reads it."""
+    header = np.array([1, 0, element_oid, values.size, 1], dtype=">i4")
+    items = np.empty(values.size, [("size", ">i4"), ("value", code)])
+    items["size"] = 8
+    items["value"] = values
+    return header.tobytes() + items.tobytes()
+
+
+class _Float8ArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 1022  # float8[]
+
+    def dump(self, obj: Float8Array) -> bytes:
+        return _array_bytes(obj.values, 701, ">f8")
+
+
+class _Int8ArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 1016  # int8[]
+
+    def dump(self, obj: Int8Array) -> bytes:
+        return _array_bytes(obj.values, 20, ">i8")
+
+
+def use_arrays(adapters: AdaptersMap) -> None:
+    """Let a cursor send Float8Array and Int8Array parameters (as `%b`)."""
+    adapters.register_dumper(Float8Array, _Float8ArrayDumper)
+    adapters.register_dumper(Int8Array, _Int8ArrayDumper)

@@ -28,8 +28,11 @@ from atalaia.adapters.db.repositories._columns import fetch_columns
 from atalaia.adapters.db.repositories._pg_binary import (
     COPY_HEADER,
     COPY_TRAILER,
+    Float8Array,
+    Int8Array,
     copy_tuples,
     float8_array,
+    use_arrays,
 )
 from atalaia.adapters.db.tables import ReadingRow, SeriesRow, utcnow
 from atalaia.adapters.db.translation import driver_errors_translated
@@ -184,25 +187,32 @@ class ReadingStore:
     ) -> dict[int, FloatArray]:
         """Of the candidates' timestamps, those each series (by key) already
         holds. PostgreSQL: one query for every series (the index probed at each
-        (key, timestamp)); SQLite: one range query a series."""
+        (key, timestamp)); SQLite: one range query a series. Only timestamps
+        within a series' stored span are asked for: newer readings (most of
+        them, in a stream or a time-ordered file) cost no probe."""
         asked = [
-            (rows[sid].key, ts)
+            (rows[sid].key, inside)
             for sid, (ts, _) in candidates.items()
             if rows[sid].n_points  # a new series holds nothing yet
+            and (inside := _within(ts, rows[sid].first_ts, rows[sid].last_ts)).size
         ]
         if not asked:
             return {}
         if self.dialect != "postgresql":
             return {key: self._stored_between(key, ts) for key, ts in asked}
-        keys = np.concatenate([np.full(ts.size, key) for key, ts in asked])
+        keys = np.concatenate([np.full(ts.size, key, np.int64) for key, ts in asked])
         times = np.concatenate([ts for _, ts in asked])
-        found = self.session.execute(
-            _STORED_AT, {"keys": keys.tolist(), "ts": times.tolist()}
-        ).all()
-        stored: dict[int, list[float]] = {}
-        for key, ts in found:
-            stored.setdefault(key, []).append(ts)
-        return {key: np.array(ts) for key, ts in stored.items()}
+        connection = self.session.connection()
+        raw = connection.connection.driver_connection
+        with (
+            driver_errors_translated(connection),
+            raw.cursor(binary=True) as cursor,  # type: ignore[union-attr]
+        ):
+            use_arrays(cursor.adapters)
+            found: Iterable[tuple[int, bytes]] = cursor.execute(
+                _STORED_AT, (Int8Array(keys), Float8Array(times))
+            )
+            return {key: float8_array(ts) for key, ts in found}
 
     def _stored_between(self, key: int, ts: FloatArray) -> FloatArray:
         known = self.session.scalars(
@@ -438,11 +448,13 @@ _SQLITE_INSERT = (
 # Each series' window, aggregated in the order the scan meets the readings: the
 # order they were stored in, which is nearly always the timestamps' (`_ordered`).
 # Which of these (series key, timestamp) pairs are stored.
-_STORED_AT = text("""
-SELECT r.series_key, r.ts
-FROM unnest(CAST(:keys AS bigint[]), CAST(:ts AS float8[])) AS asked(key, ts)
+# The arrays asked go and come back in binary: no Python object per reading.
+_STORED_AT = """
+SELECT r.series_key, array_send(array_agg(r.ts))
+FROM unnest(%b::bigint[], %b::float8[]) AS asked(key, ts)
 JOIN readings AS r ON r.series_key = asked.key AND r.ts = asked.ts
-""")
+GROUP BY r.series_key
+"""
 
 _NEWEST_AFTER = """
 SELECT a.series_id, array_send(w.ts), array_send(w.value)
@@ -485,6 +497,13 @@ def _first_of_each(readings: Readings) -> tuple[FloatArray, FloatArray]:
         first = np.sort(np.unique(ts, return_index=True)[1])
         ts, vs = ts[first], vs[first]
     return ts, vs
+
+
+def _within(ts: FloatArray, first: float | None, last: float | None) -> FloatArray:
+    """The timestamps in first ≤ ts ≤ last (a series' stored span)."""
+    if first is None or last is None:
+        return ts
+    return ts[(ts >= first) & (ts <= last)]
 
 
 def _keyed(series_id: str, key: int | None) -> int:

@@ -33,8 +33,11 @@ Token = Annotated[
 ]
 
 
-def service_client(
-    url: str | None, token: str | None, timeout_s: float
+TIMEOUT_S = 120.0  # a fleet's selection is frozen before the answer
+
+
+def training_client(
+    url: str | None, token: str | None, timeout_s: float = TIMEOUT_S
 ) -> httpx.Client:
     import httpx
 

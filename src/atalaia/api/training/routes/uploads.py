@@ -1,0 +1,162 @@
+"""Uploads: a file of readings (CSV, Parquet, Excel) streamed in, then ingested
+a chunk at a time by the service's upload runner, its progress readable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.openapi import error_responses
+from atalaia.api.common.params import Text
+from atalaia.api.training.spool import spool_body
+from atalaia.api.training.upload_schemas import (
+    PARAMETERS,
+    UploadPage,
+    UploadSeriesPage,
+    UploadSeriesView,
+    UploadView,
+    upload_request,
+)
+from atalaia.errors import InvalidInput, NotFound
+from atalaia.services import uploads
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+SPOOL_FOLDER = "uploads"  # under the service's home
+_FILE = {"type": "string", "format": "binary"}
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the file: its bytes as the body, or a multipart form's "
+        "`file` part (text fields: the query parameters' names)",
+        "content": {
+            "text/csv": {"schema": _FILE},
+            "application/vnd.apache.parquet": {"schema": _FILE},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                "schema": _FILE
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": _FILE},
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadView,
+    responses=error_responses(InvalidInput),
+    openapi_extra=_BODY,
+)
+async def create_upload(
+    request: Request,
+    resources: ResourcesDep,
+    principal: DataScientist,
+    form: Annotated[Text | None, Query(description=PARAMETERS["form"])] = None,
+    timestamp_column: Annotated[
+        Text | None, Query(description=PARAMETERS["timestamp_column"])
+    ] = None,
+    series_column: Annotated[
+        Text | None, Query(description=PARAMETERS["series_column"])
+    ] = None,
+    value_column: Annotated[
+        Text | None, Query(description=PARAMETERS["value_column"])
+    ] = None,
+    mapping: Annotated[Text | None, Query(description=PARAMETERS["mapping"])] = None,
+    sensor: Annotated[Text | None, Query(description=PARAMETERS["sensor"])] = None,
+    timezone: Annotated[Text | None, Query(description=PARAMETERS["timezone"])] = None,
+    timestamp_unit: Annotated[
+        Text | None, Query(description=PARAMETERS["timestamp_unit"])
+    ] = None,
+) -> UploadView:
+    """Take a file of readings (streamed to disk) and queue its ingest (202)."""
+    asked = {
+        "form": form, "timestamp_column": timestamp_column,
+        "series_column": series_column, "value_column": value_column,
+        "mapping": mapping, "sensor": sensor, "timezone": timezone,
+        "timestamp_unit": timestamp_unit,
+    }  # fmt: skip
+    upload_id = uploads.new_upload_id()
+    spool = resources.settings.home / SPOOL_FOLDER / f"{upload_id}.part"
+    file_name, fields = await spool_body(request, spool)
+    try:
+        settings = upload_request(
+            {**{k: v for k, v in asked.items() if v is not None}, **fields}
+        )
+    except InvalidInput:
+        spool.unlink(missing_ok=True)
+        raise
+
+    def submit() -> UploadView:
+        with resources.sessions() as session:
+            upload = uploads.submit_upload(
+                session=session, upload_id=upload_id, spool=spool,
+                file_name=file_name or "upload", request=settings,
+                actor=principal.subject,
+            )  # fmt: skip
+            session.commit()
+        return UploadView.of(upload)
+
+    try:
+        return await run_in_threadpool(submit)
+    except BaseException:  # refused, or the database down: no spool left behind
+        for left in spool.parent.glob(f"{upload_id}.*"):
+            left.unlink(missing_ok=True)
+        raise
+
+
+@router.get("", response_model=UploadPage)
+def list_uploads(
+    session: SessionDep,
+    _: Viewer,
+    cursor: Annotated[
+        Text | None, Query(description="`next_cursor` of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> UploadPage:
+    """Uploads, newest first."""
+    found = uploads.list_uploads(session=session, before=cursor, limit=limit)
+    return UploadPage(
+        uploads=[UploadView.of(u) for u in found],
+        next_cursor=found[-1].id if len(found) == limit else None,
+    )
+
+
+@router.get(
+    "/{upload_id}", response_model=UploadView, responses=error_responses(NotFound)
+)
+def get_upload(upload_id: Text, session: SessionDep, _: Viewer) -> UploadView:
+    """An upload's progress: rows read, readings stored, invalid rows and why."""
+    return UploadView.of(uploads.get_upload(session=session, upload_id=upload_id))
+
+
+@router.get(
+    "/{upload_id}/series",
+    response_model=UploadSeriesPage,
+    responses=error_responses(NotFound),
+)
+def get_upload_series(
+    upload_id: Text,
+    session: SessionDep,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+) -> UploadSeriesPage:
+    """Per series of an upload: its readings, those newly stored, time range."""
+    figures = uploads.upload_series(session=session, upload_id=upload_id, limit=limit)
+    return UploadSeriesPage(
+        series=[
+            UploadSeriesView(
+                series_id=sid, readings=n, stored=s, first_ts=first, last_ts=last
+            )
+            for sid, n, s, first, last in figures
+        ]
+    )
