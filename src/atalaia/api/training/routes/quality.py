@@ -17,7 +17,8 @@ from atalaia.services import data_quality
 from atalaia.services.data_quality import QualityQuery
 from atalaia.services.plotting import epoch_seconds
 
-router = APIRouter(tags=["data quality"])
+series_router = APIRouter(prefix="/series", tags=["data quality"])
+sensors_router = APIRouter(prefix="/sensors", tags=["data quality"])
 
 _TIME_HELP = "ISO 8601 (UTC when no offset) or epoch seconds"
 Start = Annotated[
@@ -54,8 +55,8 @@ def _query(
     )
 
 
-@router.get(
-    "/series/{series_id}/quality",
+@series_router.get(
+    "/{series_id}/quality",
     response_model=SeriesQualityView,
     responses=error_responses(SeriesNotFound, InvalidInput),
 )
@@ -74,8 +75,8 @@ def series_quality(
     return SeriesQualityView.of(data_quality.series_quality(session, series_id, query))
 
 
-@router.get(
-    "/sensors/{sensor_id}/quality",
+@sensors_router.get(
+    "/{sensor_id}/quality",
     response_model=SensorQualityView,
     responses=error_responses(SensorNotFound, InvalidInput),
 )
