@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page
 
 from atalaia.api.common.auth import Role
@@ -35,10 +37,10 @@ class Platform:
     def api(
         self, method: str, path: str, role: Role = Role.ADMIN, **kw: object
     ) -> httpx.Response:
+        kw.setdefault("headers", self.headers(role))
         return httpx.request(
             method,
             f"{self.base}/api/v1{path}",
-            headers=self.headers(role),
             timeout=30,
             **kw,  # type: ignore[arg-type]
         )
@@ -64,6 +66,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         found = Platform(base, tokens)
         for series_id in (CANDIDATE, WAITING, CANARIED):
             _train_a_candidate(found, series_id)
+        _place_the_fleet(found)
         wait_for(lambda: found.api("GET", "/incidents").json()["incidents"] or None)
         yield found
 
@@ -75,6 +78,34 @@ def _train_a_candidate(platform: Platform, series_id: str) -> None:
     url = f"/training/jobs/{job.json()['job_id']}"
     wait_for(lambda: platform.api("GET", url).json()["status"] in FINISHED or None)
     assert platform.api("GET", url).json()["status"] == "succeeded"
+
+
+SITE = "demo_porto"
+ASSETS = f"""\
+id,kind,name,parent,latitude,longitude,x,y
+{SITE},site,Porto plant,,41.15,-8.61,,
+demo_press,machine,Press 7,{SITE},,,300,200
+demo_sensor_001,sensor,Main bearing,demo_press,,,340,170
+demo_sensor_002,sensor,Motor,demo_press,,,340,240
+"""
+
+
+def _place_the_fleet(platform: Platform) -> None:
+    """The demo's sensors on a machine of a site, and the site's floor plan."""
+    imported = platform.api(
+        "POST", "/assets/import", content=ASSETS.encode(),
+        headers={**platform.headers(Role.ADMIN), "Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert imported.status_code == 200, imported.text
+    plan = io.BytesIO()
+    drawing = Image.new("RGB", (640, 400), "white")
+    ImageDraw.Draw(drawing).rectangle((200, 120, 460, 300), outline="gray", width=4)
+    drawing.save(plan, format="PNG")
+    put = platform.api(
+        "PUT", f"/sites/{SITE}/floorplan", content=plan.getvalue(),
+        headers={**platform.headers(Role.ADMIN), "Content-Type": "image/png"},
+    )  # fmt: skip
+    assert put.status_code == 200, put.text
 
 
 def signed_in(

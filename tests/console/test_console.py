@@ -8,7 +8,15 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from atalaia.api.common.auth import Role
-from console.conftest import CANARIED, CANDIDATE, WAITING, Platform, ready, signed_in
+from console.conftest import (
+    CANARIED,
+    CANDIDATE,
+    SITE,
+    WAITING,
+    Platform,
+    ready,
+    signed_in,
+)
 from fixtures.api import wait_for
 from fixtures.browser import open_page, screenshot
 
@@ -29,6 +37,8 @@ def _pages(platform: Platform) -> dict[str, str]:
         "training": "#/training",
         "models": "#/models",
         "alerts": "#/alerts",
+        "sites": "#/sites",
+        "site": f"#/sites/{SITE}",
     }
 
 
@@ -143,6 +153,26 @@ def test_a_canary_started_shown_and_ended_from_the_series_page(
     expect(page.get_by_role("button", name="Promote v2")).to_be_visible()
     config = platform.api("GET", f"/models/{CANARIED}/deployment-config").json()
     assert (config["split"], config["staging_versions"]) == (None, [2])
+    assert problems.take() == []
+
+
+def test_a_site_on_the_map_opens_its_floor_plan_and_a_sensor(
+    chromium: Browser, platform: Platform
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.VIEWER)
+    _visit(page, platform, "#/sites")
+    dot = page.locator(f'circle.site-dot[data-site="{SITE}"]')
+    expect(dot).to_have_count(1)
+    screenshot(page, "sites-map")
+
+    dot.click()
+    ready(page, f"#/sites/{SITE}")
+    expect(page.locator("svg.floor-plan image")).to_have_count(1)
+    expect(page.locator("svg.floor-plan [data-node]")).to_have_count(3)
+    screenshot(page, "site-plan")
+    page.locator('circle.plan-sensor[data-node="demo_sensor_001"]').click()
+    ready(page, "#/sensors/demo_sensor_001")
+
     assert problems.take() == []
 
 

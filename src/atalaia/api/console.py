@@ -13,9 +13,11 @@ from atalaia.console import STATIC
 
 PATH = "/console"
 # Scripts and styles only from the platform itself; uPlot styles elements from
-# script (allowed), and CSV downloads are blob: links.
+# script (allowed), CSV downloads are blob: links, and so are floor plans (read
+# with the token, shown from memory).
 POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'"
 )

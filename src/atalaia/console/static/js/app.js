@@ -14,6 +14,8 @@ const ROUTES = [
   [/^#\/training$/, "training"],
   [/^#\/models$/, "models"],
   [/^#\/alerts$/, "alerts"],
+  [/^#\/sites$/, "sites"],
+  [/^#\/sites\/([^/?]+)$/, "site"],
 ];
 const HOME = "#/fleet";
 
@@ -66,7 +68,8 @@ function showWho() {
 }
 
 function markNav(page) {
-  const section = { incident: "incidents", series: "fleet", sensor: "fleet" }[page] || page;
+  const section = { incident: "incidents", series: "fleet", sensor: "fleet",
+    site: "sites" }[page] || page;
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.dataset.page === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

@@ -10,11 +10,11 @@ const AGAIN_MS = 2_000;
 // px per sensor, gap included: large for a plant, dense for a fleet
 const cellSize = (total) => (total <= 500 ? 22 : total <= 10_000 ? 14 : 10);
 const LISTED = 200; // sensors needing attention listed in the table
-const COLORS = {
+export const COLORS = {
   ok: "#2e7d4f", no_model: "#b8bec7", stale: "#6d5cae", drift: "#2f8fbf",
   anomalous: "#e0a100", minor: "#f0c419", major: "#e86a10", critical: "#c62828",
 };
-const LABELS = {
+export const LABELS = {
   ok: "OK", no_model: "No model", stale: "Stale data", drift: "Drift",
   anomalous: "Anomalous now", minor: "Minor incident", major: "Major incident",
   critical: "Critical incident",
