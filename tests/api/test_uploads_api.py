@@ -388,3 +388,35 @@ class TestStreamed:
 
         assert upload["detected"]["columns"] == {"T2": "oven"}
         assert points(client, viewer, "oven") == [[T0, 2.0]]
+
+
+class TestQuality:
+    def test_each_series_uploaded_is_judged_fit_to_train_or_not(
+        self, client: TestClient, scientist: Headers, viewer: Headers
+    ) -> None:
+        rng = np.random.default_rng(7)
+        n = 12_000
+        healthy = rng.normal(0.3, 0.05, n)
+        stuck = healthy.copy()
+        stuck[2_000:5_000] = 0.25  # 25 % of the readings hold one value
+        rows = [
+            f"{sid},{T0 + 60 * i},{v:.6f}"
+            for sid, values in (("pump7_temp", healthy), ("pump8_temp", stuck))
+            for i, v in enumerate(values)
+        ]
+        upload = ingested(client, scientist, long_csv(rows))
+
+        judged = client.get(f"{UPLOADS}/{upload['upload_id']}/quality", headers=viewer)
+        unknown = client.get(f"{UPLOADS}/nope/quality", headers=viewer)
+
+        assert judged.status_code == 200, judged.text
+        found = judged.json()
+        assert (found["fit"], found["unfit"]) == (1, 1)
+        verdicts = {s["series_id"]: s for s in found["series"]}
+        assert verdicts["pump7_temp"]["fit_to_train"] is True
+        assert verdicts["pump7_temp"]["report"]["count"] == n
+        assert [f["rule"] for f in verdicts["pump8_temp"]["report"]["findings"]] == [
+            "stuck"
+        ]
+        assert verdicts["pump8_temp"]["start"] == T0
+        assert unknown.status_code == 404

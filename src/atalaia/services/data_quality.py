@@ -12,6 +12,9 @@ from atalaia.core.quality import QualityReport, QualityThresholds, assess_qualit
 from atalaia.core.series import check_series_id
 from atalaia.errors import InvalidInput, SensorNotFound, SeriesNotFound
 from atalaia.services.plotting import MAX_WINDOW_POINTS, fetch_window, resolve_window
+from atalaia.services.uploads import upload_series
+
+UPLOAD_END_S = 1e-3  # an upload's window ends just after its last reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +116,17 @@ def check_physical_range(physical_range: tuple[float, float] | None) -> None:
             f"min_value ({low:g}) must be below max_value ({high:g})",
             rule="physical_range",
         )
+
+
+def upload_quality(
+    session: Session, upload_id: str, *, limit: int
+) -> list[SeriesQuality]:
+    """The report of each series of an upload (the first `limit`, by id) over
+    the window it uploaded, as stored now; NotFound for an unknown upload."""
+    figures = upload_series(session=session, upload_id=upload_id, limit=limit)
+    return [
+        series_quality(
+            session, series_id, QualityQuery(start=first, end=last + UPLOAD_END_S)
+        )
+        for series_id, _n, _stored, first, last in figures
+    ]

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from atalaia.api.training.quality_schemas import SeriesQualityView
 from atalaia.core.uploads import Form, LayoutRequest, Upload, UploadStatus
 from atalaia.errors import InvalidInput
 from atalaia.services.uploads import UploadRequest
@@ -126,3 +127,13 @@ class UploadSeriesView(BaseModel):
 
 class UploadSeriesPage(BaseModel):
     series: list[UploadSeriesView]
+
+
+class UploadQualityView(BaseModel):
+    """The data-quality reports of an upload's series (`GET /series/{sid}/
+    quality` over the window each uploaded)."""
+
+    upload_id: str
+    fit: int = Field(description="Series fit to train on")
+    unfit: int = Field(description="Series with a blocking finding")
+    series: list[SeriesQualityView]

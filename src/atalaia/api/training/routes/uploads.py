@@ -11,17 +11,19 @@ from fastapi.concurrency import run_in_threadpool
 from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text
+from atalaia.api.training.quality_schemas import SeriesQualityView
 from atalaia.api.training.spool import spool_body
 from atalaia.api.training.upload_schemas import (
     PARAMETERS,
     UploadPage,
+    UploadQualityView,
     UploadSeriesPage,
     UploadSeriesView,
     UploadView,
     upload_request,
 )
 from atalaia.errors import InvalidInput, NotFound
-from atalaia.services import uploads
+from atalaia.services import data_quality, uploads
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
@@ -137,6 +139,30 @@ def list_uploads(
 def get_upload(upload_id: Text, session: SessionDep, _: Viewer) -> UploadView:
     """An upload's progress: rows read, readings stored, invalid rows and why."""
     return UploadView.of(uploads.get_upload(session=session, upload_id=upload_id))
+
+
+@router.get(
+    "/{upload_id}/quality",
+    response_model=UploadQualityView,
+    responses=error_responses(NotFound),
+)
+def get_upload_quality(
+    upload_id: Text,
+    session: SessionDep,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+) -> UploadQualityView:
+    """Whether the data an upload brought is fit to train on: each series'
+    data-quality report over the window it uploaded (the first `limit`
+    series, by id)."""
+    found = data_quality.upload_quality(session, upload_id, limit=limit)
+    views = [SeriesQualityView.of(q) for q in found]
+    return UploadQualityView(
+        upload_id=upload_id,
+        fit=sum(v.fit_to_train for v in views),
+        unfit=sum(not v.fit_to_train for v in views),
+        series=views,
+    )
 
 
 @router.get(
