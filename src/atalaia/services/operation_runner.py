@@ -18,10 +18,6 @@ series).
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +33,7 @@ from atalaia.core.operations import (
     Operation,
     OperationStatus,
 )
-from atalaia.errors import ConcurrentChange, DependencyUnavailable
+from atalaia.services.leased_runner import LeasedRunner
 from atalaia.services.operations import operation_finished, plan_chunk, target, utcnow
 from atalaia.services.registry import committed
 from atalaia.services.training_chunk import SessionFactory
@@ -63,9 +59,11 @@ class ChunkOutcome:
 STOPPED = ChunkOutcome(more=False)
 
 
-class OperationRunner:
+class OperationRunner(LeasedRunner):
     """Claims unfinished operations from the database and runs them a chunk at
     a time (`step`), on a thread of its own between `start` and `stop`."""
+
+    kind = "operations"
 
     def __init__(
         self,
@@ -77,16 +75,11 @@ class OperationRunner:
         idle_s: float = IDLE_S,
         name: str | None = None,
     ) -> None:
+        super().__init__(idle_s=idle_s, name=name)
         self.sessions = sessions
         self.cache = cache
         self.clock = clock
         self.lease = timedelta(seconds=lease_s)
-        self.idle_s = idle_s
-        host = socket.gethostname()[:40]
-        self.name = name or f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.held: str | None = None  # the operation being run
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def claim(self) -> str | None:
         """Take the oldest unfinished operation no live runner holds."""
@@ -147,37 +140,10 @@ class OperationRunner:
             session.commit()
         self.held = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name="atalaia-operations", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop after the chunk running, and let another runner take over the
-        operation held at once."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        if self.held is not None:
-            with self.sessions() as session:
-                OperationStore(session).release(self.held, runner=self.name)
-                session.commit()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.step()
-            except (DependencyUnavailable, ConcurrentChange) as exc:
-                log.warning("operations.chunk_retried", error=exc.detail)
-                busy = False  # the lease keeps the operation ours meanwhile
-            except Exception as exc:  # a bug: end the operation, not a loop of it
-                log.error("operations.chunk_crashed", exc_info=True)
-                if self.held is not None:
-                    self.fail(self.held, f"{type(exc).__name__}: {exc}"[:500])
-                busy = False
-            if not busy:
-                self._stop.wait(self.idle_s)
+    def release(self, held: str) -> None:
+        with self.sessions() as session:
+            OperationStore(session).release(held, runner=self.name)
+            session.commit()
 
     def _chunk(self, session: Session, operation_id: str) -> ChunkOutcome:
         now = self.clock()

@@ -12,10 +12,6 @@ idempotently, so a chunk stored just before a crash is not stored twice.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
@@ -28,7 +24,8 @@ from atalaia.adapters.db.repositories import UploadStore
 from atalaia.adapters.uploads import Chunk, chunks
 from atalaia.core.series import TimeRange
 from atalaia.core.uploads import Upload, UploadStatus
-from atalaia.errors import ConcurrentChange, DependencyUnavailable, InvalidInput
+from atalaia.errors import InvalidInput
+from atalaia.services.leased_runner import LeasedRunner
 from atalaia.services.operations import utcnow
 from atalaia.services.registry import committed
 from atalaia.services.training_chunk import SessionFactory
@@ -42,9 +39,11 @@ IDLE_S = 0.5  # a runner with nothing to run looks again after this long
 Clock = Callable[[], datetime]
 
 
-class UploadRunner:
+class UploadRunner(LeasedRunner):
     """Claims unfinished uploads from the database and ingests them a chunk at
     a time (`step`), on a thread of its own between `start` and `stop`."""
+
+    kind = "uploads"
 
     def __init__(
         self,
@@ -55,18 +54,13 @@ class UploadRunner:
         lease_s: float = LEASE_S,
         idle_s: float = IDLE_S,
     ) -> None:
+        super().__init__(idle_s=idle_s)
         self.sessions = sessions
         self.time_range = time_range
         self.clock = clock
         self.lease = timedelta(seconds=lease_s)
-        self.idle_s = idle_s
-        host = socket.gethostname()[:40]
-        self.name = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.held: str | None = None
         # The file being read: (upload, its spool, chunks read, the chunks to come).
         self._reading: tuple[str, str, int, Iterator[Chunk]] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def claim(self) -> str | None:
         """Take the oldest unfinished upload no live runner holds whose file
@@ -165,34 +159,7 @@ class UploadRunner:
                 stored=upload.readings_stored, invalid=upload.invalid,
             )  # fmt: skip
 
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name="atalaia-uploads", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop after the chunk running, and let another runner take over the
-        upload held at once."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        if self.held is not None:
-            with self.sessions() as session:
-                UploadStore(session).release(self.held, runner=self.name)
-                session.commit()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.step()
-            except (DependencyUnavailable, ConcurrentChange) as exc:
-                log.warning("uploads.chunk_retried", error=exc.detail)
-                busy = False  # the lease keeps the upload ours meanwhile
-            except Exception as exc:  # a bug: end the upload, not a loop of it
-                log.error("uploads.chunk_crashed", exc_info=True)
-                if self.held is not None:
-                    self.fail(self.held, f"{type(exc).__name__}: {exc}"[:500])
-                busy = False
-            if not busy:
-                self._stop.wait(self.idle_s)
+    def release(self, held: str) -> None:
+        with self.sessions() as session:
+            UploadStore(session).release(held, runner=self.name)
+            session.commit()
