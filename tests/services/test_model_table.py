@@ -65,6 +65,27 @@ class TestSeasonalPools:
         ]
         assert table.model_of("s0") == seasonal("s0", 13, 24, -1.0)
 
+    def test_a_reader_of_the_columns_before_the_pools_grew_reads_them_whole(
+        self,
+    ) -> None:
+        table = ModelTable()
+        table.set_models([seasonal("s0", 1, 24, 0.0)], Source.MEMORY)
+        row = table.rows_of(["s0"])[0]
+        before = table.cols  # a scoring call's snapshot, taken before the growth
+
+        table.set_models(  # more phases than the pools hold: new pools
+            [
+                seasonal("s0", 2, 24, 5.0),
+                *(seasonal(f"t{i}", 1, 24, 0.0) for i in range(9)),
+            ],
+            Source.MEMORY,
+        )
+
+        record = before.serving[row]
+        assert table.cols.pools is not before.pools
+        assert record["offset"] + record["phases"] <= before.pools.used
+        assert table.cols.serving[row]["version"] == 2
+
     def test_a_flat_model_replacing_a_seasonal_one_frees_its_phases(self) -> None:
         table = ModelTable()
         table.set_models([seasonal("s", 1, 24, 1.0)], Source.MEMORY)

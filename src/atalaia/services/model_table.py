@@ -268,8 +268,10 @@ class _Columns:
             self.phases[at[same]] = phases
         if pools is self.pools:
             return self
+        # Records of their own: a reader holding these columns reads their
+        # records with their pools while the new records are derived.
         return _Columns(**{n: getattr(self, n) for n in ROW_FIELDS},
-                        serving=self.serving, pools=pools)  # fmt: skip
+                        serving=self.serving.copy(), pools=pools)  # fmt: skip
 
     def compacted(self) -> _Columns:
         """These columns with the pools rebuilt from the live bands only (and
