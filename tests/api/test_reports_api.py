@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.embedded import create_embedded_app
 from atalaia.settings import Settings
 from fixtures.api import Headers, SettingsFactory, refused
@@ -17,17 +18,21 @@ from fixtures.assets import CSV, put_file
 from fixtures.reports import (
     CRITICAL_SENSOR,
     DRIFTED,
+    SENSOR,
     SERIES,
     STUCK_SENSOR,
     chart_kinds,
+    fill_sensor,
     fill_week,
     last_week,
     pdf_pages,
     pdf_text,
+    pictures,
     workbook,
 )
 
 FLEET = "/api/v1/reports/fleet"
+SENSORS = "/api/v1/reports/sensors"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -165,3 +170,60 @@ class TestFleetReport:
 
         assert response.status_code == 404, response.text
         assert response.json()["rule"] == "asset_exists"
+
+
+class TestSensorReport:
+    @pytest.fixture
+    def axes(self, client: TestClient, settings: Settings, now: float) -> list[str]:
+        del client  # the database migrated and its week filled first
+        engine = make_engine(settings.database_url)
+        try:
+            artifacts = LocalArtifactStore(settings.artifacts_path)
+            return fill_sensor(make_session_factory(engine), artifacts, now)
+        finally:
+            engine.dispose()
+
+    def test_the_pdf_draws_each_axis_and_lists_its_versions(
+        self, client: TestClient, viewer: Headers, axes: list[str], tmp_path: Path
+    ) -> None:
+        response = client.get(f"{SENSORS}/{SENSOR}", headers=viewer)
+
+        assert response.status_code == 200, response.text
+        assert response.headers["content-disposition"].startswith(
+            f'attachment; filename="atalaia-sensor-{SENSOR}-'
+        )
+        text = pdf_text(response.content, tmp_path)
+        for heading in (
+            f"Sensor report: {SENSOR}", "Its axes, with the model's band",
+            "Model versions of its series", "Incidents and their explanations",
+        ):  # fmt: skip
+            assert heading in text
+        for series_id in axes:
+            assert series_id in text
+        assert "staging" in text
+        assert "zscore" in text
+        assert pdf_pages(response.content, tmp_path) >= 2
+
+    def test_the_workbook_lists_its_versions_and_pictures_its_axes(
+        self, client: TestClient, viewer: Headers, axes: list[str]
+    ) -> None:
+        body = fetch(client, viewer, f"{SENSORS}/{SENSOR}", format="xlsx")
+
+        book = workbook(body)
+        assert "Model versions" in book.sheetnames
+        assert book.sheetnames[-1] == "Charts"
+        versions = list(book["Model versions"].iter_rows(min_row=2, values_only=True))
+        assert [(r[0], r[1], r[3]) for r in versions] == [
+            (axes[0], 1, "zscore"), (axes[1], 1, "zscore")
+        ]  # fmt: skip
+        assert len(pictures(body)) == len(axes)
+        incidents = list(book["Incidents"].iter_rows(min_row=2, values_only=True))
+        assert [r[1] for r in incidents] == [SENSOR]
+
+    def test_an_unknown_sensor_is_not_found(
+        self, client: TestClient, viewer: Headers
+    ) -> None:
+        response = client.get(f"{SENSORS}/sensor_999999", headers=viewer)
+
+        assert response.status_code == 404, response.text
+        assert response.json()["rule"] == "sensor_exists"
