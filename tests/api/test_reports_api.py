@@ -148,6 +148,28 @@ class TestFleetReport:
         assert summary["Series in production"] == 6  # sensors 1 and 2
         assert summary["Series drifted"] == 1
 
+    def test_a_site_template_replaces_the_shipped_one(
+        self,
+        client: TestClient,
+        viewer: Headers,
+        database_url: str,
+        make_settings: SettingsFactory,
+        tmp_path: Path,
+    ) -> None:
+        del client  # the database migrated and its week filled first
+        site = tmp_path / "templates"
+        site.mkdir()
+        (site / "report.css").write_text("h1 { color: #005500; }")
+        (site / "base.html").write_text(
+            "<html><body><h1>Plant 1: {{ report.title }}</h1></body></html>"
+        )
+        settings = make_settings(database_url, report_templates_dir=site)
+
+        with TestClient(create_embedded_app(settings)) as own:
+            body = fetch(own, viewer, FLEET)
+
+        assert pdf_text(body, tmp_path).split() == ["Plant", "1:", "Fleet", "report"]
+
     def test_a_bad_period_is_refused_naming_its_rule(
         self, client: TestClient, viewer: Headers
     ) -> None:
