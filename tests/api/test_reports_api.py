@@ -84,6 +84,7 @@ class TestFleetReport:
             "Anomaly rate per day", "Top sensors by incidents",
             "Incidents and their explanations", "Series of highest anomaly rate",
             "Production versions by algorithm", "Drift found",
+            "Self-healing decisions",
         ):  # fmt: skip
             assert heading in text
         for shown in (CRITICAL_SENSOR, STUCK_SENSOR, DRIFTED, "critical", "stuck"):
@@ -100,7 +101,7 @@ class TestFleetReport:
         book = workbook(body)
         assert book.sheetnames == [
             "Summary", "Daily", "Incidents", "Top sensors", "Top series",
-            "Versions", "Promotions", "Drift",
+            "Versions", "Promotions", "Drift", "Healing",
         ]  # fmt: skip
         summary = {
             row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)
@@ -123,6 +124,9 @@ class TestFleetReport:
         assert series[1] == (f"{CRITICAL_SENSOR}_radial", 2_000, 50, 0.025)
         assert book["Versions"]["A2"].value == "zscore"
         assert book["Drift"]["C2"].value == DRIFTED
+        healing = list(book["Healing"].iter_rows(min_row=2, values_only=True))
+        assert healing == [("drift_retrain", "retrain", "done", 1)]
+        assert summary["Self-healing actions"] == 1
         assert book["Promotions"].max_row == 1 + 12
         assert chart_kinds(body) == ["barChart", "lineChart"]
 

@@ -109,6 +109,7 @@ def _findings(
         moves=queries.moves(start, end, MAX_MOVES),
         production=queries.production_by_algorithm(),
         drift=queries.drift(period.start, period.end, MAX_DRIFT),
+        healing=queries.healing(start, end),
     )
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from atalaia.adapters.db.repositories.models import LedgerEntry
 from atalaia.adapters.db.repositories.reports import (
     DriftEvent,
+    HealingCount,
     HourRate,
     SeriesRate,
 )
@@ -128,6 +129,7 @@ class Findings:
     moves: list[LedgerEntry]
     production: dict[str, int]
     drift: list[DriftEvent]
+    healing: list[HealingCount]
 
 
 def day_by_day(period: Period, findings: Findings) -> list[Day]:
@@ -168,6 +170,10 @@ def summary_of(findings: Findings, days: Sequence[Day]) -> list[tuple[str, Cell]
         ("Rollbacks", moves[ChangeKind.ROLLBACK]),
         ("Drift checks that found drift", len(findings.drift)),
         ("Series drifted", len({s for d in findings.drift for s in d.series})),
+        (
+            "Self-healing actions",
+            sum(h.decisions for h in findings.healing if h.outcome == "done"),
+        ),
     ]
 
 
@@ -181,6 +187,7 @@ def tables_of(findings: Findings, days: Sequence[Day], *, top: int) -> dict[str,
         _versions(findings.production),
         _moves(findings.moves),
         _drift(findings.drift),
+        _healing(findings.healing),
     ]
     return {t.name: t for t in tables}
 
@@ -287,6 +294,12 @@ def _drift(events: Sequence[DriftEvent]) -> Table:
     ]
     columns = ("At (UTC)", "Series drifted", "Series (the first 10)")
     return Table("Drift", "Drift found", columns, rows)
+
+
+def _healing(counts: Sequence[HealingCount]) -> Table:
+    rows: list[tuple[Cell, ...]] = [tuple(c) for c in counts]
+    columns = ("Rule", "Action", "Outcome", "Decisions")
+    return Table("Healing", "Self-healing decisions", columns, rows)
 
 
 def stamp(seconds: float) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories.models import LedgerEntry, _entry
 from atalaia.adapters.db.tables import (
+    HealingActionRow,
     PlatformEventRow,
     PredictionRollupRow,
     RegistryEventRow,
@@ -37,6 +38,13 @@ class HourRate(NamedTuple):
     bucket: datetime
     predictions: int
     anomalies: int
+
+
+class HealingCount(NamedTuple):
+    rule: str
+    action: str
+    outcome: str
+    decisions: int
 
 
 class DriftEvent(NamedTuple):
@@ -117,6 +125,20 @@ class ReportQueries:
         if self.series is not None:
             stmt = stmt.where(v.series_id.in_(self.series))
         return {a: int(n) for a, n in self.session.execute(stmt)}
+
+    def healing(self, start: datetime, end: datetime) -> list[HealingCount]:
+        """The self-healing engine's decisions of the period (on the selected
+        series), by rule, action and outcome."""
+        h = HealingActionRow
+        stmt = (
+            select(h.rule, h.action, h.outcome, func.count())
+            .where(h.at >= start, h.at < end)
+            .group_by(h.rule, h.action, h.outcome)
+            .order_by(h.rule, h.action, h.outcome)
+        )
+        if self.series is not None:
+            stmt = stmt.where(h.target.in_(self.series))
+        return [HealingCount(*row) for row in self.session.execute(stmt)]
 
     def drift(self, start: float, end: float, limit: int) -> list[DriftEvent]:
         """The drift checks of the period that found drift, and the series
