@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.errors import InvalidInput
 from atalaia.services import reports
+from atalaia.services.reports import build
 from atalaia.services.reports.pdf import render_html, show_cell
 from fixtures.reports import CRITICAL_SENSOR, fill_week, pdf_text
 
@@ -95,3 +96,22 @@ def test_a_cell_is_shown_for_reading(
     value: str | int | float | None, column: str, shown: str
 ) -> None:
     assert show_cell(value, column) == shown
+
+
+def test_a_capped_list_of_incidents_says_so_and_the_summary_counts_them_all(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    fill_week(sessions, now)
+    monkeypatch.setattr(build, "MAX_INCIDENTS", 2)
+
+    with sessions() as session:
+        report = reports.fleet_report(session, reports.Period.of(None, None, now=now))
+
+    summary = dict(report.summary)
+    assert summary["Incidents"] == 3
+    assert summary["Critical incidents"] == 1
+    assert summary["Data quality incidents"] == 1
+    assert len(report.tables["Incidents"].rows) == 2
+    assert report.tables["Incidents"].note == "Of the newest 2 incidents of the period."
+    assert report.tables["Top sensors"].note == report.tables["Incidents"].note

@@ -99,11 +99,13 @@ def _findings(
     session: Session, period: Period, where: IncidentFilter, queries: ReportQueries
 ) -> Findings:
     where = replace(where, start=period.start, end=period.end)
-    incidents, more = IncidentStore(session).page(where, None, MAX_INCIDENTS)
+    store = IncidentStore(session)
+    incidents, more = store.page(where, None, MAX_INCIDENTS)
     start, end = period.start_at, period.end_at
     return Findings(
         incidents=incidents,
         incidents_capped=more is not None,
+        incident_counts=store.counts(where),
         top_series=queries.top_rates(start, end, TOP),
         hours=queries.hourly(start, end),
         moves=queries.moves(start, end, MAX_MOVES),

@@ -122,8 +122,9 @@ class Report:
 class Findings:
     """What the repositories found for a period and a scope."""
 
-    incidents: list[Incident]
+    incidents: list[Incident]  # the newest, up to a cap
     incidents_capped: bool
+    incident_counts: dict[tuple[str, str], int]  # all, by (kind, severity)
     top_series: list[SeriesRate]
     hours: list[HourRate]
     moves: list[LedgerEntry]
@@ -151,13 +152,16 @@ def _day(seconds: float) -> datetime:
 
 def summary_of(findings: Findings, days: Sequence[Day]) -> list[tuple[str, Cell]]:
     """The headline figures of the period."""
-    severities = Counter(i.severity for i in findings.incidents)
-    kinds = Counter(i.kind for i in findings.incidents)
+    severities: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    for (kind, severity), n in findings.incident_counts.items():
+        kinds[kind] += n
+        severities[severity] += n
     moves = Counter(kind_of(e) for e in findings.moves)
     predictions = sum(d.predictions for d in days)
     anomalies = sum(d.anomalies for d in days)
     return [
-        ("Incidents", len(findings.incidents)),
+        ("Incidents", sum(kinds.values())),
         ("Critical incidents", severities["critical"]),
         ("Major incidents", severities["major"]),
         ("Data quality incidents", kinds["data_quality"]),
@@ -182,7 +186,7 @@ def tables_of(findings: Findings, days: Sequence[Day], *, top: int) -> dict[str,
     tables = [
         _daily(days),
         _incidents(findings),
-        _top_sensors(findings.incidents, top),
+        _top_sensors(findings, top),
         _top_series(findings.top_series),
         _versions(findings.production),
         _moves(findings.moves),
@@ -214,12 +218,14 @@ def _incidents(findings: Findings) -> Table:
         "Expected", "Lower", "Upper",
     )  # fmt: skip
     rows = [_incident_row(i) for i in findings.incidents]
-    note = (
-        f"The newest {len(rows):,} incidents of the period."
-        if findings.incidents_capped
-        else ""
-    )
+    note = _capped_note(findings)
     return Table("Incidents", "Incidents and their explanations", columns, rows, note)
+
+
+def _capped_note(findings: Findings) -> str:
+    if not findings.incidents_capped:
+        return ""
+    return f"Of the newest {len(findings.incidents):,} incidents of the period."
 
 
 def _incident_row(incident: Incident) -> tuple[Cell, ...]:
@@ -234,9 +240,9 @@ def _incident_row(incident: Incident) -> tuple[Cell, ...]:
     )  # fmt: skip
 
 
-def _top_sensors(incidents: Sequence[Incident], top: int) -> Table:
+def _top_sensors(findings: Findings, top: int) -> Table:
     by_sensor: dict[str, list[Incident]] = {}
-    for incident in incidents:
+    for incident in findings.incidents:
         by_sensor.setdefault(incident.sensor_id, []).append(incident)
     ranked = sorted(
         by_sensor.items(),
@@ -253,7 +259,8 @@ def _top_sensors(incidents: Sequence[Incident], top: int) -> Table:
         for sensor, found in ranked
     ]
     columns = ("Sensor", "Incidents", "Critical", "Anomalies", "Highest peak score")
-    return Table("Top sensors", "Top sensors by incidents", columns, rows)
+    note = _capped_note(findings)
+    return Table("Top sensors", "Top sensors by incidents", columns, rows, note)
 
 
 def _top_series(rates: Sequence[SeriesRate]) -> Table:
