@@ -26,6 +26,7 @@ from bench import (
     predict_bench,
     quality_bench,
     quality_report_bench,
+    report_bench,
     rollout_bench,
     seasonal_bench,
     skab,
@@ -204,6 +205,22 @@ def chart(
     figures, table = chart_bench.chart(sizes, requests, points, url)
     report("chart", figures, record=record)
     typer.echo(table)
+
+
+@app.command("report-week")
+def report_week(
+    series: Annotated[int, typer.Option(help="Series (three axes a sensor).")] = 30_000,
+    incidents: Annotated[int, typer.Option(help="Incidents of the week.")] = 2_000,
+    runs: Annotated[int, typer.Option(help="Timed runs of each step.")] = 3,
+    url: Annotated[
+        str | None,
+        typer.Option(help="An empty PostgreSQL database (default: a fresh one)."),
+    ] = None,
+    record: Record = True,
+) -> None:
+    """The fleet's report of a week: gathered, laid out as PDF, written as Excel."""
+    figures = report_bench.report_week(series, incidents, runs, url)
+    report("report-week", figures, record=record)
 
 
 @app.command("ops-views")

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     incident_flush_s: Annotated[float, Field(gt=0)] = 0.25
     # The alerter: in `atalaia serve` and `atalaia scheduler`, one instance.
     alert_rules_file: Path | None = None
+    # Report templates of a site: a file here replaces the shipped one of its
+    # name (`services/reports/templates`: fleet.html, sensor.html, report.css …).
+    report_templates_dir: Path | None = None
     # The alerter deletes what it has read of the anomaly log (and of the
     # recoveries and platform events) once older than this; 0: never.
     anomaly_log_retention_days: Annotated[float, Field(ge=0)] = 30.0

@@ -3,6 +3,8 @@ operator's flows, and roles enforced on both sides."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
@@ -19,6 +21,7 @@ from console.conftest import (
 )
 from fixtures.api import wait_for
 from fixtures.browser import open_page, screenshot
+from fixtures.reports import workbook
 
 FLAT = "demo_flat_001_radial"  # a series the demo does not make
 # Accessibility failures that block a user (axe-core's impact levels).
@@ -311,4 +314,30 @@ def test_a_failed_job_shows_why_and_is_retried(
     jobs = platform.api("GET", "/training/jobs", params={"series_id": FLAT}).json()
     assert len(jobs["jobs"]) == 2
     screenshot(page, "training-retried")
+    assert problems.take() == []
+
+
+def test_the_week_reports_are_saved_from_the_fleet_and_sensor_pages(
+    chromium: Browser, platform: Platform, tmp_path: Path
+) -> None:
+    page, problems = signed_in(chromium, platform, Role.VIEWER)
+    ready(page, "#/fleet")
+
+    with page.expect_download() as fleet_pdf:
+        page.get_by_role("button", name="Week report (PDF)").click()
+    page.goto(f"{platform.base}/console/#/sensors/demo_sensor_001")
+    ready(page, "#/sensors/demo_sensor_001")
+    with page.expect_download() as sensor_xlsx:
+        page.get_by_role("button", name="Week report (Excel)").click()
+
+    assert fleet_pdf.value.suggested_filename.startswith("atalaia-fleet-fleet-")
+    fleet_pdf.value.save_as(tmp_path / "fleet.pdf")
+    assert (tmp_path / "fleet.pdf").read_bytes().startswith(b"%PDF-")
+    saved = sensor_xlsx.value.suggested_filename
+    assert saved.startswith("atalaia-sensor-demo_sensor_001-")
+    assert saved.endswith(".xlsx")
+    sensor_xlsx.value.save_as(tmp_path / "sensor.xlsx")
+    assert (
+        "Model versions" in workbook((tmp_path / "sensor.xlsx").read_bytes()).sheetnames
+    )
     assert problems.take() == []

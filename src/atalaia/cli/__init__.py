@@ -12,6 +12,7 @@ from atalaia.cli import (
     fleet,
     ingest,
     quality,
+    report,
     scheduler,
     serve,
     token,
@@ -40,6 +41,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(ingest.app, name="ingest")
+app.add_typer(report.app, name="report")
 
 
 def main() -> None:

@@ -70,22 +70,34 @@ def call(
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON answer; CommandFailed on an error answer or no answer."""
+    return _json(answered(client, method, path, json=body, params=params))
+
+
+def answered(
+    client: httpx.Client, method: str, path: str, **request: Any
+) -> httpx.Response:
+    """The answer (a file's, say); CommandFailed on an error answer or no answer."""
     import httpx
 
     try:
-        answer = client.request(method, path, json=body, params=params)
+        answer = client.request(method, path, **request)
     except httpx.HTTPError as exc:
         raise CommandFailed(
             f"cannot reach the training service at {client.base_url} "
             f"({type(exc).__name__}): start it, or set --url"
         ) from None
-    try:
-        found: dict[str, Any] = answer.json()
-    except ValueError:  # not JSON: a proxy's page, say
-        found = {}
     if answer.status_code >= 400:
+        found = _json(answer)
         rule = found.get("rule", "")
         raise CommandFailed(
             f"HTTP {answer.status_code} {rule}: {found.get('detail', answer.text)}"
         )
+    return answer
+
+
+def _json(answer: httpx.Response) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = answer.json()
+    except ValueError:  # not JSON: a proxy's page, say
+        return {}
     return found

@@ -31,6 +31,7 @@ TRAINING_ROUTES = (
     "healing",
     "auth",
     "sensors",
+    "reports",
 )
 
 _TEMPLATE = """\

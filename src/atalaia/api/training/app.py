@@ -35,6 +35,7 @@ from atalaia.api.training.routes import (
     models,
     operations,
     quality,
+    reports,
     rollouts,
     series,
     session,
@@ -72,6 +73,7 @@ def routers() -> list[APIRouter]:
         fleet.router,
         alerts.router,
         healing.router,
+        reports.router,
         session.router,
         uploads.router,
     ]

@@ -25,6 +25,7 @@ from atalaia.adapters.db.repositories.readings import (
     ReadingStore,
     SeriesSummary,
 )
+from atalaia.adapters.db.repositories.reports import ReportQueries
 from atalaia.adapters.db.repositories.rollouts import NewRollout, RolloutStore
 from atalaia.adapters.db.repositories.rollups import RollupStore
 from atalaia.adapters.db.repositories.uploads import UploadStore
@@ -49,6 +50,7 @@ __all__ = [
     "Outbox",
     "PlatformSignals",
     "ReadingStore",
+    "ReportQueries",
     "NewRollout",
     "RolloutStore",
     "RollupStore",

@@ -163,14 +163,28 @@ class IncidentStore:
         stmt = select(IncidentRow)
         if after is not None:
             stmt = stmt.where(IncidentRow.id < parse_cursor(after))
-        stmt = stmt.where(*_conditions(where)).order_by(IncidentRow.id.desc())
-        if where.asset is not None:
-            sensors = AssetStore(self.session).sensors_under(where.asset)
-            stmt = stmt.where(IncidentRow.sensor_id.in_(sensors))
+        stmt = stmt.where(*self._matching(where)).order_by(IncidentRow.id.desc())
         rows = list(self.session.scalars(stmt.limit(limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]
         return [_incident(r) for r in rows], (str(rows[-1].id) if more else None)
+
+    def counts(self, where: IncidentFilter) -> dict[tuple[str, str], int]:
+        """Incidents matching `where` by (kind, severity)."""
+        i = IncidentRow
+        stmt = (
+            select(i.kind, i.severity, func.count())
+            .where(*self._matching(where))
+            .group_by(i.kind, i.severity)
+        )
+        return {(k, s): int(n) for k, s, n in self.session.execute(stmt)}
+
+    def _matching(self, where: IncidentFilter) -> list[ColumnElement[bool]]:
+        conditions = _conditions(where)
+        if where.asset is not None:
+            sensors = AssetStore(self.session).sensors_under(where.asset)
+            conditions.append(IncidentRow.sensor_id.in_(sensors))
+        return conditions
 
     def live_counts(self) -> dict[tuple[str, str], int]:
         """Live incidents by (kind, severity)."""

@@ -70,3 +70,18 @@ export async function api(path, { method = "GET", query, body, signal } = {}) {
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
+
+/** Fetch a file the API makes (a report); resolves to {blob, filename}. */
+export async function apiFile(path, query = {}) {
+  const headers = session.token ? { Authorization: `Bearer ${session.token}` } : {};
+  const response = await fetch(apiUrl(path, query), { headers });
+  if (!response.ok) {
+    const text = await response.text();
+    let data = text;
+    try { data = JSON.parse(text); } catch { /* a proxy's page */ }
+    throw new ApiError(response.status, data);
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const filename = (/filename="([^"]+)"/.exec(disposition) || [])[1] || "report";
+  return { blob: await response.blob(), filename };
+}

@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the pages: elements, tables, CSV, toasts, formats.
 
+import { apiFile } from "./api.js";
+
 /** An element: h("a", {href: "#/x", class: "y"}, "text", child…). */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -168,7 +170,11 @@ function csvCell(value) {
 /** Save rows as a CSV file named `filename`. */
 export function saveCsv(filename, header, rows) {
   const lines = [header, ...rows].map((row) => row.map(csvCell).join(","));
-  const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
+  saveBlob(filename, new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" }));
+}
+
+/** Save `blob` as a file named `filename`. */
+export function saveBlob(filename, blob) {
   const link = h("a", { href: URL.createObjectURL(blob), download: filename });
   document.body.append(link);
   link.click();
@@ -182,6 +188,27 @@ export function csvButton(label, filename, header, rows) {
     type: "button", class: "secondary",
     onclick: () => saveCsv(filename, header, rows()),
   }, label);
+}
+
+/** Buttons that save the last 7 days' report of `path` (/reports/…) as PDF or
+ * Excel, made by the server. */
+export function reportButtons(path, query = {}) {
+  const save = (format, button) => async () => {
+    button.disabled = true;
+    try {
+      const { blob, filename } = await apiFile(path, { ...query, format });
+      saveBlob(filename, blob);
+    } catch (error) {
+      toast(error.message || String(error), "error");
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const pdf = h("button", { type: "button", class: "secondary" }, "Week report (PDF)");
+  const xlsx = h("button", { type: "button", class: "secondary" }, "Week report (Excel)");
+  pdf.addEventListener("click", save("pdf", pdf));
+  xlsx.addEventListener("click", save("xlsx", xlsx));
+  return h("span", { class: "report-buttons" }, pdf, " ", xlsx);
 }
 
 /** A short message in the corner; errors stay until dismissed. */

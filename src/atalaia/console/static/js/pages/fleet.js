@@ -2,7 +2,7 @@
 // counts at the top; the sensors needing attention as a table; auto-refresh.
 
 import { api } from "../api.js";
-import { ago, clear, csvButton, field, h, heading, num, table } from "../ui.js";
+import { ago, clear, csvButton, field, h, heading, num, reportButtons, table } from "../ui.js";
 
 const REFRESH_MS = 15_000;
 const STALE_ANSWER_S = 30;
@@ -54,7 +54,7 @@ export async function render(main, _params, query) {
     else location.hash = hash;
   });
 
-  main.append(heading("Fleet", stamp), counts, form, tip, said, grid, attention);
+  main.append(heading("Fleet", stamp, reportButtons("/reports/fleet")), counts, form, tip, said, grid, attention);
 
   async function load() {
     answer = await api("/fleet/sensors", {

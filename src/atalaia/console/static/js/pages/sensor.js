@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { SeriesChart } from "../chart.js";
-import { h, heading, table, when } from "../ui.js";
+import { h, heading, reportButtons, table, when } from "../ui.js";
 import { incidentTable } from "./incidents.js";
 
 export async function render(main, [sensorId]) {
@@ -16,7 +16,7 @@ export async function render(main, [sensorId]) {
     return null;
   }
   const charts = h("section", { "aria-label": "Axes" });
-  main.append(heading(`Sensor ${sensorId}`),
+  main.append(heading(`Sensor ${sensorId}`, reportButtons(`/reports/sensors/${sensorId}`)),
     live.incidents.length ? incidentTable(live.incidents, "Live incidents") : null, charts,
     table([
       { label: "Series", value: (s) => h("a", { href: `#/series/${encodeURIComponent(s.series_id)}` }, s.series_id) },
