@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.errors import InvalidInput
+from atalaia.errors import DependencyUnavailable, InvalidInput
 from atalaia.services import reports
 from atalaia.services.reports import build
 from atalaia.services.reports.pdf import render_html, show_cell
@@ -73,6 +74,17 @@ class TestTemplates:
         assert "Incidents and their explanations" not in text
         assert "Incidents and their explanations" in shipped  # the others stay
         assert "Plant 1 weekly review" not in shipped
+
+    def test_without_its_renderer_a_pdf_is_a_dependency_unavailable(
+        self, report: reports.Report, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "weasyprint", None)  # as if Pango failed
+
+        with pytest.raises(DependencyUnavailable) as missing:
+            reports.render_pdf(report)
+
+        assert "Pango" in missing.value.detail
+        assert reports.render_xlsx(report)[:2] == b"PK"  # Excel needs none
 
     def test_the_shipped_ones_serve_when_the_site_has_none(
         self, report: reports.Report, tmp_path: Path

@@ -20,13 +20,23 @@ from jinja2 import (
     StrictUndefined,
     select_autoescape,
 )
-from weasyprint import HTML  # type: ignore[import-untyped]
 
+from atalaia.errors import DependencyUnavailable
 from atalaia.services.reports.content import Cell, Report
+
+PANGO = "the system's Pango (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)"
 
 
 def render_pdf(report: Report, *, templates_dir: Path | None = None) -> bytes:
-    """The report as a PDF (A4, landscape)."""
+    """The report as a PDF (A4, landscape); DependencyUnavailable when the
+    system lacks the Pango that WeasyPrint lays text out with (imported
+    here, so that the platform starts without it)."""
+    try:
+        from weasyprint import HTML  # type: ignore[import-untyped]
+    except (ImportError, OSError) as exc:  # its libraries are loaded at import
+        raise DependencyUnavailable(
+            f"PDF reports need {PANGO}; Excel reports do not"
+        ) from exc
     html = render_html(report, templates_dir=templates_dir)
     pdf: bytes = HTML(string=html).write_pdf()
     return pdf
