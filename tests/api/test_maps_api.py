@@ -5,6 +5,7 @@ states."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -68,6 +69,26 @@ class TestSensorsOnAMap:
         self, tree: TestClient, viewer: Headers, bbox: str, rule: str
     ) -> None:
         refused(tree.get(f"/api/v1/sensors?bbox={bbox}", headers=viewer), rule)
+
+
+def test_every_site_with_its_sensors_by_state(
+    tree: TestClient, viewer: Headers, admin: Headers, settings: Settings
+) -> None:
+    with_readings(tree, admin, settings, 9)  # sensors 0 to 2
+
+    def summed() -> dict[str, Any] | None:
+        found = tree.get(f"{SITES}", headers=viewer).json()["sites"]
+        by_site = {s["site"]["id"]: s for s in found}
+        known = by_site["plant1"]["by_state"].get("unknown", 0) == 0
+        return by_site if known else None
+
+    by_site = wait_for(summed)
+    assert list(by_site) == ["plant1", "plant2"]
+    assert by_site["plant1"]["sensors"] == 2
+    assert sum(by_site["plant1"]["by_state"].values()) == 2
+    assert by_site["plant1"]["worst"] in by_site["plant1"]["by_state"]
+    assert by_site["plant2"]["by_state"] == {"unknown": 1}  # sensor 3: no series
+    assert by_site["plant2"]["worst"] is None
 
 
 class TestFloorplan:

@@ -11,6 +11,7 @@ its top left corner).
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -129,6 +130,42 @@ def site_plan(
         if node.asset.kind.placed_on_plan and node.asset.x is not None
     ]
     return site, store.floorplan_of(site_id), placed
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSummary:
+    """A site and its sensors by state (`None`: no series of it known)."""
+
+    site: StoredAsset
+    by_state: dict[str | None, int]
+
+    @property
+    def sensors(self) -> int:
+        return sum(self.by_state.values())
+
+    @property
+    def worst(self) -> str | None:
+        known = [LEGEND.index(s) for s in self.by_state if s is not None]
+        return LEGEND[max(known)] if known else None
+
+    @property
+    def alerting(self) -> int:
+        """Its sensors anomalous now or in an incident."""
+        return sum(n for s, n in self.by_state.items() if s in ALERTING)
+
+
+ALERTING = ("anomalous", "minor", "major", "critical")
+
+
+def site_summaries(*, session: Session, states: Mapping[str, int]) -> list[SiteSummary]:
+    """Every site with its sensors counted by state, in tree order: what a map
+    of the fleet shows, without a row per sensor."""
+    store = AssetStore(session)
+    sites = store.page(kind=AssetKind.SITE, limit=ALL)
+    counts: dict[str, Counter[str | None]] = {s.asset.id: Counter() for s in sites}
+    for sensor_id, path in store.sensor_paths():
+        counts[path.split("/")[1]][_named(states.get(sensor_id))] += 1
+    return [SiteSummary(s, dict(counts[s.asset.id])) for s in sites]
 
 
 def sensors_in(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from atalaia.adapters.db.repositories import StoredAsset
 from atalaia.api.training.asset_schemas import AssetView
 from atalaia.core.fleet_states import LEGEND
-from atalaia.services.maps import Placed
+from atalaia.services.maps import Placed, SiteSummary
 
 _STATE = (
     f"Its state in the fleet grid ({', '.join(LEGEND)}); null: no series of it is known"
@@ -72,6 +72,29 @@ class PlacedView(BaseModel):
             id=a.id, kind=a.kind.value, name=a.name, parent=a.parent, x=a.x or 0.0,
             y=a.y or 0.0, state=placed.state,
         )  # fmt: skip
+
+
+class SiteSummaryView(BaseModel):
+    site: AssetView
+    sensors: int
+    by_state: dict[str, int] = Field(
+        description="Its sensors by state in the fleet grid; `unknown`: no series "
+        "of it is known"
+    )
+    alerting: int = Field(description="Sensors anomalous now or in an incident")
+    worst: str | None = Field(description="Its worst sensor's state")
+
+    @classmethod
+    def of(cls, summary: SiteSummary) -> SiteSummaryView:
+        return cls(
+            site=AssetView.of(summary.site, 0), sensors=summary.sensors,
+            by_state={s or "unknown": n for s, n in summary.by_state.items()},
+            alerting=summary.alerting, worst=summary.worst,
+        )  # fmt: skip
+
+
+class SiteSummaries(BaseModel):
+    sites: list[SiteSummaryView]
 
 
 class SitePlan(BaseModel):

@@ -163,3 +163,10 @@ class AssetStore:
     def floorplan_of(self, site_id: str) -> dict[str, Any] | None:
         stmt = select(AssetRow.floorplan).where(AssetRow.id == site_id)
         return self.session.scalar(stmt)
+
+    def sensor_paths(self) -> list[tuple[str, str]]:
+        """(id, path) of every sensor node."""
+        stmt = select(AssetRow.id, AssetRow.path).where(
+            AssetRow.kind == AssetKind.SENSOR.value
+        )
+        return [(asset_id, path) for asset_id, path in self.session.execute(stmt)]

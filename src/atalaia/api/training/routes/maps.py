@@ -16,6 +16,8 @@ from atalaia.api.training.map_schemas import (
     SensorOnMap,
     SensorsOnMap,
     SitePlan,
+    SiteSummaries,
+    SiteSummaryView,
 )
 from atalaia.api.training.routes.assets import AssetId
 from atalaia.api.training.routes.fleet import get_fleet_grids
@@ -64,6 +66,14 @@ def sensors_on_map(
     return SensorsOnMap(
         sensors=[SensorOnMap.of(site, sensor, state) for site, sensor, state in found]
     )
+
+
+@sites_router.get("", response_model=SiteSummaries)
+def sites(session: SessionDep, grids: Grids, _: Viewer) -> SiteSummaries:
+    """Every site with its sensors counted by state (what a map of the fleet
+    shows), in tree order."""
+    found = maps.site_summaries(session=session, states=_states(grids))
+    return SiteSummaries(sites=[SiteSummaryView.of(s) for s in found])
 
 
 @sites_router.get(

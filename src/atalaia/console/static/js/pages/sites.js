@@ -6,8 +6,6 @@ import { h, heading, num, svg, table } from "../ui.js";
 import { COLORS, LABELS } from "./fleet.js";
 
 const WORLD = { west: -180, south: -90, east: 180, north: 90 };
-const ALERTING = new Set(["anomalous", "minor", "major", "critical"]);
-const RANK = Object.keys(COLORS); // worse later
 
 let land = null; // the outline, read once
 
@@ -17,21 +15,6 @@ async function outline() {
     land = window.topojson.feature(topo, topo.objects.land);
   }
   return land;
-}
-
-/** Each site's sensors, worst state and sensors in an incident or anomalous. */
-function bySite(sites, sensors) {
-  const found = new Map(sites.map((s) => [s.id, { site: s, sensors: 0, alerting: 0, worst: null }]));
-  for (const sensor of sensors) {
-    const entry = found.get(sensor.site);
-    if (!entry) continue;
-    entry.sensors += 1;
-    if (ALERTING.has(sensor.state)) entry.alerting += 1;
-    if (sensor.state && RANK.indexOf(sensor.state) > RANK.indexOf(entry.worst)) {
-      entry.worst = sensor.state;
-    }
-  }
-  return [...found.values()];
 }
 
 const ASPECT = 2; // the map's width over its height (its CSS says the same)
@@ -91,13 +74,9 @@ function siteMap(entries, geo) {
 }
 
 export async function render(main) {
-  const [page, geo] = await Promise.all([api("/assets", { query: { kind: "site", limit: 1000 } }),
-    outline()]);
-  const sites = page.assets;
-  const { sensors } = await api("/sensors", { query: { bbox: "-180,-90,180,90" } });
-  const entries = bySite(sites, sensors);
+  const [{ sites: entries }, geo] = await Promise.all([api("/sites"), outline()]);
   main.append(heading("Sites"));
-  if (!sites.length) {
+  if (!entries.length) {
     main.append(h("p", { class: "muted" },
       "No site yet: import the asset hierarchy (POST /api/v1/assets/import)."));
     return;
