@@ -173,17 +173,20 @@ def sensors_in(
 ) -> list[tuple[StoredAsset, StoredAsset, str | None]]:
     """(site, sensor, state) of every sensor of the sites within `box`."""
     store = AssetStore(session)
-    sites = [
-        s
+    sites = {
+        s.asset.id: s
         for s in store.page(kind=AssetKind.SITE, limit=ALL)
         if s.asset.latitude is not None
         and box.holds(s.asset.latitude, s.asset.longitude or 0.0)
+    }
+    if not sites:
+        return []
+    sensors = store.page(kind=AssetKind.SENSOR, limit=ALL)  # one read, tree order
+    return [
+        (sites[site], sensor, _named(states.get(sensor.asset.id)))
+        for sensor in sensors
+        if (site := sensor.path.split("/")[1]) in sites
     ]
-    found = []
-    for site in sites:
-        for sensor in store.page(kind=AssetKind.SENSOR, under=site.asset.id, limit=ALL):
-            found.append((site, sensor, _named(states.get(sensor.asset.id))))
-    return found
 
 
 def _named(code: int | None) -> str | None:
