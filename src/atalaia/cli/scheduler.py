@@ -114,14 +114,19 @@ def serve_metrics(host: str, port: int, registry: CollectorRegistry) -> None:
         raise port_failure(exc, host=host, port=port, option="--metrics-port") from None
 
 
+_SWITCHES = {
+    Task.WAVE: "ATALAIA_WEEKLY_WAVE to a policy",
+    Task.ARCHIVE: "ATALAIA_HOT_DAYS to the days of readings the database keeps",
+}
+
+
 def _run_once(fleet: Scheduler, task: Task) -> None:
     """Run `task` and print its report as JSON; exit 1 when it failed."""
     from atalaia.scheduler import utcnow
 
-    if task not in fleet.tasks:  # the weekly wave, without a policy
-        raise CommandFailed(
-            f"the {task.value} task is off: set ATALAIA_WEEKLY_WAVE to a policy"
-        )
+    if task not in fleet.tasks:  # the weekly wave or the cold history, unset
+        setting = _SWITCHES.get(task, "its setting")
+        raise CommandFailed(f"the {task.value} task is off: set {setting}")
     try:
         report = fleet.run_once(task, utcnow())
     except Exception:
