@@ -101,7 +101,7 @@ class ReadingSegmentRow(Base):
 
     __tablename__ = "reading_segments"
     __table_args__ = (
-        Index("ix_reading_segments_period", "period_start", "period_end"),
+        Index("ix_reading_segments_period", "period_end", "period_start"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -82,18 +82,27 @@ def _footer(path: str) -> _Footer:
 
 
 def read_series(
-    path: str, key: int, *, start: float = -np.inf, end: float = np.inf
-) -> Readings:
-    """A series' readings in a segment with start ≤ ts < end, oldest first."""
+    path: str, keys: IntArray, *, start: float = -np.inf, end: float = np.inf
+) -> dict[int, Readings]:
+    """The readings with start ≤ ts < end in a segment of each series of
+    `keys` (sorted, unique) that has some there, oldest first."""
     footer = _footer(path)
-    groups = np.flatnonzero((footer.first_keys <= key) & (footer.last_keys >= key))
+    below = np.searchsorted(keys, footer.first_keys, "left")
+    upto = np.searchsorted(keys, footer.last_keys, "right")
+    groups = np.flatnonzero(upto > below)  # row groups holding one of the keys
     if not groups.size:
-        return Readings.of([], [])
+        return {}
     table = pq.ParquetFile(path, metadata=footer.metadata).read_row_groups(
         groups.tolist(), columns=["series_key", "ts", "value"]
     )
-    keys = table.column(0).to_numpy()
+    found = table.column(0).to_numpy()
     ts = table.column(1).to_numpy()
     values = table.column(2).to_numpy()
-    mine = (keys == key) & (ts >= start) & (ts < end)
-    return Readings(ts[mine], values[mine])
+    mine = np.isin(found, keys) & (ts >= start) & (ts < end)
+    found, ts, values = found[mine], ts[mine], values[mine]
+    present = np.unique(found)  # still in (key, ts) order: split at the keys
+    bounds = np.searchsorted(found, present, "left").tolist() + [found.size]
+    return {
+        int(key): Readings(ts[a:b], values[a:b])
+        for key, a, b in zip(present.tolist(), bounds, bounds[1:], strict=False)
+    }

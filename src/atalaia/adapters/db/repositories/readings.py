@@ -448,19 +448,24 @@ class ReadingStore:
             return windows
         row = SeriesRow
         reaching = self.session.execute(
-            select(row.series_id, row.key, row.last_ts).where(
+            select(row.key, row.series_id, row.last_ts).where(
                 row.series_id.in_(list(windows)),
+                row.last_ts.is_not(None),
                 row.last_ts - hours * 3600.0 < span,
             )
-        )
-        segments = SegmentStore(self.session)
-        for sid, key, last in reaching:
-            if last is None:  # no reading yet
-                continue
-            window = (last - hours * 3600.0, last + 1e-6)
-            cold = segments.window(_keyed(sid, key), *window)
-            if cold is not None:
-                windows[sid] = merged([cold, windows[sid]])
+        ).all()
+        if not reaching:
+            return windows
+        lasts = {
+            _keyed(sid, key): (sid, cast(float, last)) for key, sid, last in reaching
+        }
+        start = min(last for _, last in lasts.values()) - hours * 3600.0
+        cold = SegmentStore(self.session).windows(lasts, start, span) or {}
+        for key, readings in cold.items():
+            sid, last = lasts[key]
+            inside = readings.timestamps >= last - hours * 3600.0
+            mine = Readings(readings.timestamps[inside], readings.values[inside])
+            windows[sid] = merged([mine, windows[sid]])
         return windows
 
     def count_last_hours(self, series_id: str, hours: float) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from sqlalchemy import func, select
@@ -62,11 +63,28 @@ class SegmentStore:
     ) -> Readings | None:
         """A series' cold readings with start ≤ ts < end (None: no segment
         covers any of that span), oldest first."""
+        windows = self.windows([key], start, end)
+        return None if windows is None else windows.get(key, _EMPTY)
+
+    def windows(
+        self, keys: Iterable[int], start: float = -math.inf, end: float = math.inf
+    ) -> dict[int, Readings] | None:
+        """Of each series, its cold readings with start ≤ ts < end, by key
+        (those with some; None: no segment covers any of that span); each
+        segment is read once for them all."""
         segments = self.overlapping(start, end)
         if not segments:
             return None
-        parts = [read_series(s.path, key, start=start, end=end) for s in segments]
-        return merged(parts)
+        wanted = np.unique(np.fromiter(keys, np.int64))
+        parts: dict[int, list[Readings]] = {}
+        for segment in segments:
+            found = read_series(segment.path, wanted, start=start, end=end)
+            for key, readings in found.items():
+                parts.setdefault(key, []).append(readings)
+        return {key: merged(part) for key, part in parts.items()}
+
+
+_EMPTY = Readings(np.empty(0, np.float64), np.empty(0, np.float64))
 
 
 def merged(parts: list[Readings]) -> Readings:

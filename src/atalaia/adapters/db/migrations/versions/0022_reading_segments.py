@@ -32,7 +32,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_reading_segments_period",
         "reading_segments",
-        ["period_start", "period_end"],
+        ["period_end", "period_start"],
     )
 
 
