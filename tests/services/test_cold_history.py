@@ -120,6 +120,22 @@ class TestArchive:
         assert_same(window(sessions, "pump1_x"), HISTORY["pump1_x"])
 
 
+def test_a_day_of_more_readings_than_a_file_holds_is_several_files(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    ingest(sessions, HISTORY)
+    report = archive(
+        sessions=sessions, policy=POLICY, folder=tmp_path, now=NOW, segment_rows=500
+    )
+    assert len(report.segments) == 7 * 2  # 864 readings a day: 500 + 364
+    with sessions() as session:
+        first, second = SegmentStore(session).overlapping(START, START + DAY_S)
+    assert (first.rows, second.rows) == (500, 364)
+    assert first.last_key == second.first_key  # pump1_y spans both
+    for sid in SERIES:
+        assert_same(window(sessions, sid), HISTORY[sid])
+
+
 class TestReadersSeeBothHistories:
     @pytest.mark.usefixtures("archived")
     def test_a_whole_series(self, sessions: Sessions) -> None:

@@ -22,7 +22,11 @@ import structlog
 from atalaia.adapters.db.repositories import AuditLog
 from atalaia.adapters.db.repositories.hot_periods import HotPeriods
 from atalaia.adapters.db.repositories.segments import SegmentStore
-from atalaia.adapters.history.parquet_segments import write_segment
+from atalaia.adapters.history.parquet_segments import (
+    SEGMENT_ROWS,
+    Written,
+    write_segments,
+)
 from atalaia.core.history import ColdPolicy
 from atalaia.core.schedule import Task
 from atalaia.errors import AtalaiaError
@@ -50,15 +54,21 @@ class ArchiveReport:
 
 
 def archive(
-    *, sessions: SessionFactory, policy: ColdPolicy, folder: Path, now: float
+    *,
+    sessions: SessionFactory,
+    policy: ColdPolicy,
+    folder: Path,
+    now: float,
+    segment_rows: int = SEGMENT_ROWS,
 ) -> ArchiveReport:
-    """Move every whole period before `policy`'s limit to the cold history,
-    oldest first, and audit the run."""
+    """Move every whole period before `policy`'s limit to the cold history
+    (files of at most `segment_rows` readings), oldest first, and audit the
+    run."""
     began = time.perf_counter()
     report = ArchiveReport(policy.hot_days, policy.limit(now))
     try:
         while (period := _next_period(sessions, policy, report.limit)) is not None:
-            _move(sessions, period, folder, report)
+            _move(sessions, period, (folder, segment_rows), report)
     except (AtalaiaError, OSError) as exc:  # the database, or the cold folder
         report.error = str(exc)
         log.error("history.archive_failed", error=report.error)
@@ -85,24 +95,27 @@ def _next_period(
 def _move(
     sessions: SessionFactory,
     period: tuple[float, float],
-    folder: Path,
+    files: tuple[Path, int],
     report: ArchiveReport,
 ) -> None:
     start, end = period
-    path = folder / f"readings-{start:.0f}-{end:.0f}-{uuid.uuid4().hex[:12]}.parquet"
+    folder, segment_rows = files
+    stem = f"readings-{start:.0f}-{end:.0f}-{uuid.uuid4().hex[:12]}"
+    written: list[Written] = []
     try:
         with sessions() as session:
             hot = HotPeriods(session)
-            written = write_segment(path, hot.rows(start, end))
-            if not written.rows:  # moved by another run meanwhile
-                path.unlink()
-                return
-            SegmentStore(session).add(start, end, str(path), written)
+            rows = hot.rows(start, end)
+            written = write_segments(folder, stem, rows, max_rows=segment_rows)
+            segments = SegmentStore(session)
+            for part in written:
+                segments.add(start, end, part)
             hot.drop(start, end)
             session.commit()
     except BaseException:
-        path.unlink(missing_ok=True)
+        for part in written:
+            part.path.unlink(missing_ok=True)
         raise
-    report.segments.append(str(path))
-    report.readings += written.rows
-    report.bytes += written.bytes
+    report.segments += [str(part.path) for part in written]
+    report.readings += sum(part.rows for part in written)
+    report.bytes += sum(part.bytes for part in written)

@@ -97,7 +97,8 @@ class ReadingRow(Base):
 
 
 class ReadingSegmentRow(Base):
-    """A Parquet file of cold readings of one period (`core.history`)."""
+    """A Parquet file of cold readings of one period and a range of series
+    (`core.history`)."""
 
     __tablename__ = "reading_segments"
     __table_args__ = (
@@ -108,6 +109,8 @@ class ReadingSegmentRow(Base):
     period_start: Mapped[float] = mapped_column(Double)
     period_end: Mapped[float] = mapped_column(Double)
     path: Mapped[str] = mapped_column(String(1024), unique=True)
+    first_key: Mapped[int] = mapped_column(BigInteger)  # the series keys it spans
+    last_key: Mapped[int] = mapped_column(BigInteger)
     rows: Mapped[int] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,10 +1,12 @@
 """Cold history as Parquet segments: a period's readings sorted by (series
 key, timestamp), written once, read a series at a time.
 
-A segment's row groups are small (`ROW_GROUP_ROWS`) and hold the series keys
-in order, so a series' readings sit in one row group or a few neighbours,
-found from the footer's key statistics (kept in memory per file: segments
-never change) without reading anything else. Timestamps and values are
+A period's segment is one file or more, each of a range of series keys (at
+most `SEGMENT_ROWS` readings: a big fleet's day is many files, each footer
+small). Row groups are small (`ROW_GROUP_ROWS`) and hold the keys in order,
+so a series' readings sit in one row group or a few neighbours, found from
+the footer's key statistics (kept in memory per file: segments never
+change) without reading anything else. Timestamps and values are
 float64 as stored in the database, with byte-stream-split encoding and zstd.
 """
 
@@ -25,6 +27,7 @@ from atalaia.core.series import FloatArray, Readings
 
 IntArray = npt.NDArray[np.int64]
 ROW_GROUP_ROWS = 32_768
+SEGMENT_ROWS = 8_388_608  # readings a file, at most: 256 row groups
 SCHEMA = pa.schema(
     [("series_key", pa.int64()), ("ts", pa.float64()), ("value", pa.float64())]
 )
@@ -33,34 +36,86 @@ Rows = tuple[IntArray, FloatArray, FloatArray]  # series keys, timestamps, value
 
 @dataclass(frozen=True, slots=True)
 class Written:
+    """A segment file: its readings, size and the series keys it spans."""
+
+    path: Path
     rows: int
     bytes: int
+    first_key: int
+    last_key: int
 
 
-def write_segment(path: Path, chunks: Iterable[Rows]) -> Written:
-    """Write readings sorted by (series key, ts), chunk after chunk, as one
-    Parquet file at `path`: whole or not at all (a temporary file renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    rows = 0
-    with pq.ParquetWriter(
-        partial,
-        SCHEMA,
-        compression="zstd",
-        use_dictionary=["series_key"],
-        use_byte_stream_split=["ts", "value"],
-        write_statistics=["series_key", "ts"],
-    ) as writer:
+class _SegmentFile:
+    """One file being written: a temporary name until `close` renames it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.partial")
+        self.writer = pq.ParquetWriter(
+            self.partial,
+            SCHEMA,
+            compression="zstd",
+            use_dictionary=["series_key"],
+            use_byte_stream_split=["ts", "value"],
+            write_statistics=["series_key", "ts"],
+        )
+        self.rows = 0
+        self.first_key = self.last_key = 0
+
+    def write(self, keys: IntArray, ts: FloatArray, values: FloatArray) -> None:
+        table = pa.Table.from_arrays(
+            [pa.array(keys), pa.array(ts), pa.array(values)], schema=SCHEMA
+        )
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        if not self.rows:
+            self.first_key = int(keys[0])
+        self.last_key = int(keys[-1])
+        self.rows += keys.size
+
+    def close(self) -> Written:
+        self.writer.close()
+        with open(self.partial, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(self.partial, self.path)
+        size = self.path.stat().st_size
+        return Written(self.path, self.rows, size, self.first_key, self.last_key)
+
+    def discard(self) -> None:
+        self.writer.close()
+        self.partial.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+
+
+def write_segments(
+    folder: Path, stem: str, chunks: Iterable[Rows], *, max_rows: int = SEGMENT_ROWS
+) -> list[Written]:
+    """Write readings sorted by (series key, ts), chunk after chunk, as Parquet
+    files `stem-0000.parquet`, … of at most `max_rows` each (a range of series
+    keys each: a series is read from one file, or two at a boundary); none
+    for no readings. A failure leaves no file behind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files: list[_SegmentFile] = []
+    done: list[Written] = []
+    try:
         for keys, ts, values in chunks:
-            table = pa.Table.from_arrays(
-                [pa.array(keys), pa.array(ts), pa.array(values)], schema=SCHEMA
-            )
-            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            rows += len(keys)
-    with open(partial, "rb") as written:
-        os.fsync(written.fileno())
-    os.replace(partial, path)
-    return Written(rows, path.stat().st_size)
+            at = 0
+            while at < keys.size:
+                if not files or files[-1].rows >= max_rows:
+                    if files:
+                        done.append(files[-1].close())
+                    name = f"{stem}-{len(files):04d}.parquet"
+                    files.append(_SegmentFile(folder / name))
+                take = min(keys.size - at, max_rows - files[-1].rows)
+                part = slice(at, at + take)
+                files[-1].write(keys[part], ts[part], values[part])
+                at += take
+        if files:
+            done.append(files[-1].close())
+    except BaseException:
+        for file in files:
+            file.discard()
+        raise
+    return done
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +125,7 @@ class _Footer:
     last_keys: IntArray  # and its largest
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)  # a footer of 256 row groups: ~150 KB
 def _footer(path: str) -> _Footer:
     metadata = pq.read_metadata(path)
     column = metadata.schema.names.index("series_key")

@@ -16,21 +16,29 @@ from atalaia.core.series import Readings
 
 
 def _segment(row: ReadingSegmentRow) -> Segment:
-    return Segment(row.id, row.period_start, row.period_end, row.path, row.rows)
+    return Segment(
+        row.id, row.period_start, row.period_end, row.path, row.rows,
+        row.first_key, row.last_key,
+    )  # fmt: skip
 
 
 class SegmentStore:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def overlapping(self, start: float, end: float) -> list[Segment]:
-        """The segments that may hold readings with start ≤ ts < end, oldest first."""
+    def overlapping(
+        self, start: float, end: float, keys: tuple[int, int] | None = None
+    ) -> list[Segment]:
+        """The segments that may hold readings with start ≤ ts < end (of the
+        series with keys in the range `keys`), oldest first."""
         seg = ReadingSegmentRow
-        stmt = select(seg).order_by(seg.period_start, seg.id)
+        stmt = select(seg).order_by(seg.period_start, seg.first_key, seg.id)
         if end < math.inf:
             stmt = stmt.where(seg.period_start < end)
         if start > -math.inf:
             stmt = stmt.where(seg.period_end > start)
+        if keys is not None:
+            stmt = stmt.where(seg.first_key <= keys[1], seg.last_key >= keys[0])
         return [_segment(row) for row in self.session.scalars(stmt)]
 
     def span(self) -> float:
@@ -38,11 +46,13 @@ class SegmentStore:
         end = self.session.scalar(select(func.max(ReadingSegmentRow.period_end)))
         return -math.inf if end is None else float(end)
 
-    def add(self, start: float, end: float, path: str, written: Written) -> Segment:
+    def add(self, start: float, end: float, written: Written) -> Segment:
         row = ReadingSegmentRow(
             period_start=start,
             period_end=end,
-            path=path,
+            path=str(written.path),
+            first_key=written.first_key,
+            last_key=written.last_key,
             rows=written.rows,
             bytes=written.bytes,
         )
@@ -72,10 +82,12 @@ class SegmentStore:
         """Of each series, its cold readings with start ≤ ts < end, by key
         (those with some; None: no segment covers any of that span); each
         segment is read once for them all."""
-        segments = self.overlapping(start, end)
+        wanted = np.unique(np.fromiter(keys, np.int64))
+        if not wanted.size:
+            return {}
+        segments = self.overlapping(start, end, (int(wanted[0]), int(wanted[-1])))
         if not segments:
             return None
-        wanted = np.unique(np.fromiter(keys, np.int64))
         parts: dict[int, list[Readings]] = {}
         for segment in segments:
             found = read_series(segment.path, wanted, start=start, end=end)

@@ -1,4 +1,4 @@
-"""reading segments: the cold history's Parquet files, a period each
+"""reading segments: the cold history's Parquet files, of a period and a key range
 
 Revision ID: 0022
 Revises: 0021
@@ -23,6 +23,8 @@ def upgrade() -> None:
         sa.Column("period_start", sa.Double(), nullable=False),
         sa.Column("period_end", sa.Double(), nullable=False),
         sa.Column("path", sa.String(length=1024), nullable=False),
+        sa.Column("first_key", sa.BigInteger(), nullable=False),
+        sa.Column("last_key", sa.BigInteger(), nullable=False),
         sa.Column("rows", sa.BigInteger(), nullable=False),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
