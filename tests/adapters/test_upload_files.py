@@ -15,6 +15,7 @@ from atalaia.adapters.uploads import (
     FileFormat,
     TimeEncoding,
     column_names,
+    files,
     sniff_format,
 )
 from atalaia.adapters.uploads.columns import series_codes, timestamps_of, values_of
@@ -75,6 +76,40 @@ class TestSniffFormat:
             column_names(path, sniff_format(path))
 
         assert refused.value.rule == "file_readable"
+
+
+class TestCsvDialect:
+    @pytest.mark.parametrize(
+        ("text", "dialect"),
+        [
+            ("a,b,c\n1,2.5,3\n", files.CsvDialect(",", False)),
+            ("a;b;c\n1;2,5;3\n", files.CsvDialect(";", True)),
+            ("a;b;c\n1;2.5;3\n", files.CsvDialect(";", False)),
+            ("a\tb\n1\t2,5\n", files.CsvDialect("\t", True)),
+            ("a|b\n1|2\n", files.CsvDialect("|", False)),
+            ("timestamp\n1\n", files.CsvDialect(",", False)),  # one column
+            ('"a, b",c\n"1,5",2\n', files.CsvDialect(",", False)),  # quoted
+        ],
+    )
+    def test_the_delimiter_and_decimal_mark_are_told_by_the_first_lines(
+        self, tmp_path: Path, text: str, dialect: files.CsvDialect
+    ) -> None:
+        path = tmp_path / "f.csv"
+        path.write_text(text)
+
+        assert files.sniff_dialect(path) == dialect
+
+    def test_decimal_commas_read_as_points_in_every_column(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "f.csv"
+        path.write_text("t;v\n2024-12-01 00:00:00,5;-1,25\n")
+        dialect = files.CsvDialect(";", True)
+
+        (chunk,) = files.chunks(path, files.FileFormat.CSV, ["t", "v"], dialect)
+
+        assert chunk.columns["v"].to_pylist() == ["-1.25"]
+        assert chunk.columns["t"].to_pylist() == ["2024-12-01 00:00:00.5"]
 
 
 class TestTimestamps:

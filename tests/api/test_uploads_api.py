@@ -165,6 +165,47 @@ class TestLongCsv:
         assert points(client, viewer, "x1") == [[T0, 4.5]]
 
 
+class TestHistorianExports:
+    def test_semicolons_decimal_commas_and_tag_columns_are_recognised(
+        self, client: TestClient, scientist: Headers, viewer: Headers
+    ) -> None:
+        body = (
+            b"TagName;Time;Value;Status\n"
+            b"pump7_temp;2024-12-01 00:00:00;21,5;Good\n"
+            b"pump7_temp;2024-12-01 00:00:01,500;21,75;Good\n"  # 3: ms by comma
+            b"pump7_temp;2024-12-01 00:00:02;I/O Timeout;Bad\n"  # 4: unparseable
+            b"pump7_temp;2024-12-01 00:00:03;;Bad\n"  # 5: missing
+            b"pump7_temp;2024-12-01 00:00:00;22,0;Good\n"  # 6: duplicate
+            b"pump8_flow;2024-12-01 00:00:00;-3,25;Good\n"
+        )
+
+        upload = ingested(client, scientist, body)
+
+        assert upload["detected"]["csv"] == {"delimiter": ";", "decimal_comma": True}
+        assert upload["detected"]["columns"] == {
+            "series_id": "TagName", "value": "Value"
+        }  # fmt: skip
+        assert upload["detected"]["timestamp"] == "Time"
+        assert upload["readings_stored"] == 3
+        reported = {(r["line"], r["reason"]) for r in upload["invalid_rows"]}
+        assert reported == {
+            (4, "value_unparseable"), (5, "value_missing"), (6, "duplicate_in_file")
+        }  # fmt: skip
+        assert points(client, viewer, "pump7_temp") == [[T0, 21.5], [T0 + 1.5, 21.75]]
+        assert points(client, viewer, "pump8_flow") == [[T0, -3.25]]
+
+    def test_a_tab_separated_wide_export_is_read_by_its_time_column(
+        self, client: TestClient, scientist: Headers, viewer: Headers
+    ) -> None:
+        body = f"Date Time\tpump7_temp\tpump8_flow\n{T0}\t1.5\t2.5\n".encode()
+
+        upload = ingested(client, scientist, body)
+
+        assert upload["detected"]["csv"] == {"delimiter": "\t", "decimal_comma": False}
+        assert upload["detected"]["form"] == "wide"
+        assert points(client, viewer, "pump8_flow") == [[T0, 2.5]]
+
+
 class TestIsoTimes:
     def test_offsets_are_honoured_and_naive_times_read_in_the_given_zone(
         self, client: TestClient, scientist: Headers, viewer: Headers
@@ -327,7 +368,7 @@ class TestRefused:
         [
             (b"", "file_not_empty"),
             (b"\x00\x01\x02binary", "file_format"),
-            (b"series_id,time,value\na,1,2\n", "timestamp_column"),
+            (b"series_id,when,value\na,1,2\n", "timestamp_column"),
             (b"timestamp\n1733011200\n", "series_columns"),
         ],
     )

@@ -51,6 +51,28 @@ class TestResolveLayout:
 
         assert layout.wide == {"b": "pump8_temp"}
 
+    @pytest.mark.parametrize(
+        ("columns", "roles"),
+        [
+            (["Time", "TagName", "Value"], ("Time", "TagName", "Value")),
+            (["Date Time", "Tag-Name", "VAL"], ("Date Time", "Tag-Name", "VAL")),
+            (["timestamp", "series", "reading"], ("timestamp", "series", "reading")),
+        ],
+    )
+    def test_columns_of_known_names_take_the_default_roles(
+        self, columns: list[str], roles: tuple[str, str, str]
+    ) -> None:
+        layout = resolve_layout(columns, LayoutRequest())
+
+        assert (layout.timestamp, layout.series, layout.value) == roles
+
+    def test_a_column_named_in_the_request_wins_over_a_known_name(self) -> None:
+        request = LayoutRequest(timestamp_column="utc")
+
+        layout = resolve_layout(["time", "utc", "a"], request)
+
+        assert (layout.timestamp, layout.wide) == ("utc", {"time": "time", "a": "a"})
+
     def test_a_layout_reads_back_from_its_description(self) -> None:
         for columns in (["timestamp", "series_id", "value"], ["timestamp", "a"]):
             layout = resolve_layout(columns, LayoutRequest())
@@ -60,7 +82,7 @@ class TestResolveLayout:
     @pytest.mark.parametrize(
         ("columns", "request_", "rule"),
         [
-            (["time", "value"], LayoutRequest(), "timestamp_column"),
+            (["when", "value"], LayoutRequest(), "timestamp_column"),
             (["timestamp"], LayoutRequest(), "series_columns"),
             (["timestamp", "a"], LayoutRequest(form=Form.LONG), "long_form_columns"),
             (["timestamp", "a"], LayoutRequest(mapping={"z": "s"}), "mapping_columns"),

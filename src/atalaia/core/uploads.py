@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -123,9 +123,45 @@ class LayoutRequest:
     sensor: str | None = None  # wide: columns named by axis
 
 
+# Names historians and spreadsheets give the columns, looked for (ignoring
+# case, spaces and dashes) when the request leaves a column at its default.
+COLUMN_NAMES = {
+    "timestamp_column": ("timestamp", "time", "datetime", "date_time", "date", "ts",
+                         "time_stamp", "localtime", "utc"),
+    "series_column": ("series_id", "series", "tag", "tagname", "tag_name",
+                      "point", "sensor", "name"),
+    "value_column": ("value", "val", "reading", "measurement"),
+}  # fmt: skip
+
+
+def _folded(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def named_columns(columns: Sequence[str], request: LayoutRequest) -> LayoutRequest:
+    """The request with each column left at its default and missing from the
+    file named after the file's column of a known name, if any.
+
+    >>> named_columns(["Time", "TagName", "Value"], LayoutRequest()).series_column
+    'TagName'
+    """
+    folded = {_folded(c): c for c in reversed(columns)}  # the first of a name
+    found: dict[str, Any] = {}
+    for role, names in COLUMN_NAMES.items():
+        asked = getattr(request, role)
+        if asked != names[0] or asked in columns:
+            continue
+        match = next((folded[n] for n in names if n in folded), None)
+        if match is not None:
+            found[role] = match
+    return replace(request, **found)
+
+
 def resolve_layout(columns: Sequence[str], request: LayoutRequest) -> Layout:
-    """The layout of a file with these columns; InvalidInput naming the rule
+    """The layout of a file with these columns (columns of a known name
+    taken for the default ones: `named_columns`); InvalidInput naming the rule
     the file or the request breaks."""
+    request = named_columns(columns, request)
     if request.timestamp_column not in columns:
         raise InvalidInput(
             f"the file has no {request.timestamp_column!r} column (columns: "

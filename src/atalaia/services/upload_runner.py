@@ -126,9 +126,10 @@ class UploadRunner(LeasedRunner):
         upload taken over)."""
         reading = self._reading
         if reading is None or reading[:3] != (upload.id, spool, upload.chunks_done):
-            file_format, layout = read_plan(upload)
+            file_format, layout, dialect = read_plan(upload)
             columns = [layout.timestamp, *([layout.series] if layout.series else [])]
-            rest = chunks(Path(spool), file_format, columns + layout.value_columns)
+            columns += layout.value_columns
+            rest = chunks(Path(spool), file_format, columns, dialect)
             reading = (upload.id, spool, upload.chunks_done, rest)
             for _ in islice(rest, upload.chunks_done):
                 pass

@@ -23,10 +23,12 @@ from sqlalchemy.orm import Session
 from atalaia.adapters.db.repositories import ReadingStore, UploadStore
 from atalaia.adapters.uploads import (
     Chunk,
+    CsvDialect,
     FileFormat,
     TimeEncoding,
     cells_of,
     column_names,
+    sniff_dialect,
     sniff_format,
 )
 from atalaia.core.series import TimeRange
@@ -94,11 +96,15 @@ def submit_upload(
     try:
         file_format = sniff_format(spool)
         spool = spool.rename(spool.with_suffix(f".{file_format.value}"))
-        layout = resolve_layout(column_names(spool, file_format), request.layout)
+        dialect = sniff_dialect(spool) if file_format is FileFormat.CSV else None
+        columns = column_names(spool, file_format, dialect or CsvDialect())
+        layout = resolve_layout(columns, request.layout)
     except InvalidInput:
         spool.unlink(missing_ok=True)
         raise
     detected: dict[str, Any] = {"format": file_format.value, **layout.describe()}
+    if dialect is not None:
+        detected["csv"] = dialect.describe()
     if request.timestamp_unit is not None:
         given = TimeEncoding("epoch", request.timestamp_unit)
         detected["timestamps"] = given.describe()
@@ -141,9 +147,11 @@ def upload_series(
     return store.series_figures(upload_id, limit=limit)
 
 
-def read_plan(upload: Upload) -> tuple[FileFormat, Layout]:
-    """The upload's file format and layout, as stated at submission."""
-    return FileFormat(upload.file_format), Layout.of(upload.detected)
+def read_plan(upload: Upload) -> tuple[FileFormat, Layout, CsvDialect]:
+    """The upload's file format, layout and CSV dialect, as stated at
+    submission."""
+    dialect = CsvDialect.of(upload.detected.get("csv"))
+    return FileFormat(upload.file_format), Layout.of(upload.detected), dialect
 
 
 def ingest_chunk(
@@ -151,7 +159,7 @@ def ingest_chunk(
 ) -> None:
     """Store a chunk's valid readings, count its invalid cells and write the
     upload's progress (caller commits)."""
-    _, layout = read_plan(upload)
+    _, layout, _ = read_plan(upload)
     cells, encoding = cells_of(
         chunk, layout, encoding=TimeEncoding.of(upload.detected.get("timestamps")),
         timezone=upload.request["timezone"], time_range=time_range,

@@ -10,16 +10,20 @@ are skipped, so line numbers after one are one short.
 
 from __future__ import annotations
 
+import csv
 import io
+import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 from xml.etree.ElementTree import ParseError
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -51,6 +55,45 @@ class Chunk:
     first_line: int
     progress: float
     malformed: list[int | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CsvDialect:
+    """How a CSV file writes its cells: the delimiter, and whether numbers
+    take a decimal comma (`0,31`: exports of European spreadsheets and
+    historians, with `;` between cells)."""
+
+    delimiter: str = ","
+    decimal_comma: bool = False
+
+    @classmethod
+    def of(cls, described: Mapping[str, Any] | None) -> CsvDialect:
+        return cls(**described) if described else cls()
+
+    def describe(self) -> dict[str, Any]:
+        return {"delimiter": self.delimiter, "decimal_comma": self.decimal_comma}
+
+
+_DELIMITERS = ",;\t|"
+_DECIMAL_COMMA = re.compile(r"(?:^|[;\t|])\s*-?\d+,\d+\s*(?:$|[;\t|])", re.MULTILINE)
+
+
+def sniff_dialect(path: Path) -> CsvDialect:
+    """The delimiter of a CSV file's first lines (`,` `;` tab `|`; `,` when
+    they tell none), and a decimal comma when cells between other delimiters
+    hold numbers like `0,31`."""
+    with path.open("rb") as file:
+        head = file.read(_SNIFF_BYTES * 16).decode("utf-8", errors="ignore")
+    lines = head.splitlines()[:50]
+    if len(lines) > 1 and not head.endswith(("\n", "\r")):
+        lines = lines[:-1]  # cut at the sample's end
+    sample = "\n".join(lines)
+    try:
+        delimiter = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ","
+    body = "\n".join(lines[1:])
+    return CsvDialect(delimiter, delimiter != "," and bool(_DECIMAL_COMMA.search(body)))
 
 
 def sniff_format(path: Path) -> FileFormat:
@@ -87,7 +130,9 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
-def column_names(path: Path, file_format: FileFormat) -> list[str]:
+def column_names(
+    path: Path, file_format: FileFormat, dialect: CsvDialect = CsvDialect()
+) -> list[str]:
     """The file's columns, from its head (InvalidInput when it has no rows of
     a table)."""
     try:
@@ -95,7 +140,9 @@ def column_names(path: Path, file_format: FileFormat) -> list[str]:
             return list(pq.ParquetFile(path).schema_arrow.names)
         if file_format is FileFormat.EXCEL:
             return _excel_header(path)
-        skip = pacsv.ParseOptions(invalid_row_handler=lambda _: "skip")
+        skip = pacsv.ParseOptions(
+            delimiter=dialect.delimiter, invalid_row_handler=lambda _: "skip"
+        )
         with pacsv.open_csv(
             path, read_options=_csv_read_options(), parse_options=skip
         ) as reader:
@@ -107,14 +154,20 @@ def column_names(path: Path, file_format: FileFormat) -> list[str]:
         ) from exc
 
 
-def chunks(path: Path, file_format: FileFormat, columns: list[str]) -> Iterator[Chunk]:
+def chunks(
+    path: Path,
+    file_format: FileFormat,
+    columns: list[str],
+    dialect: CsvDialect = CsvDialect(),
+) -> Iterator[Chunk]:
     """The file's rows a chunk at a time, only the `columns` named; a file
     that stops reading midway raises InvalidInput (rule `file_readable`)."""
-    read = {
+    readers: dict[FileFormat, Callable[[Path, list[str]], Iterator[Chunk]]] = {
         FileFormat.PARQUET: _parquet_chunks,
         FileFormat.EXCEL: _excel_chunks,
-        FileFormat.CSV: _csv_chunks,
-    }[file_format]
+        FileFormat.CSV: partial(_csv_chunks, dialect=dialect),
+    }
+    read = readers[file_format]
     try:
         yield from read(path, columns)
     except _UNREADABLE as exc:
@@ -144,7 +197,7 @@ class _CountingFile(io.RawIOBase):
         return int(n or 0)
 
 
-def _csv_chunks(path: Path, columns: list[str]) -> Iterator[Chunk]:
+def _csv_chunks(path: Path, columns: list[str], dialect: CsvDialect) -> Iterator[Chunk]:
     size = max(path.stat().st_size, 1)
     malformed: list[int | None] = []
 
@@ -152,7 +205,9 @@ def _csv_chunks(path: Path, columns: list[str]) -> Iterator[Chunk]:
         malformed.append(row.number)
         return "skip"
 
-    parse = pacsv.ParseOptions(invalid_row_handler=skip_malformed)
+    parse = pacsv.ParseOptions(
+        delimiter=dialect.delimiter, invalid_row_handler=skip_malformed
+    )
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in columns},
         include_columns=columns,
@@ -168,8 +223,11 @@ def _csv_chunks(path: Path, columns: list[str]) -> Iterator[Chunk]:
             convert_options=convert,
         )
         for batch in reader:
+            named = _named(batch)
+            if dialect.decimal_comma:  # ISO times take a decimal comma too
+                named = {k: pc.replace_substring(v, ",", ".") for k, v in named.items()}
             yield Chunk(
-                _named(batch),
+                named,
                 batch.num_rows,
                 line,
                 min(counted.read_bytes / size, 1.0),
