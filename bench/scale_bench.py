@@ -21,10 +21,10 @@ the same random choices:
 
 Each read is timed three times and the fastest counts (another process on
 the machine adds to some runs, never takes away); the figure is the median
-over the picks. Before the timings, every segment's footer is read once (`footers_s`), as a
-serving process keeps them after a while; the first read of a day in a
-process costs that file's footer more. The bar: each figure within 10 % of
-its figure at the first size.
+over the picks. Before the timings, every segment's footer is read once
+(`footers_s`), as a serving process keeps them after a while; the first read
+of a day in a process costs that file's footer more. The bar: each figure
+within 10 % of its figure at the first size.
 """
 
 from __future__ import annotations
