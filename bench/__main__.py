@@ -43,6 +43,9 @@ Record = Annotated[bool, typer.Option(help="Append the figures to bench/RESULTS.
 Url = Annotated[
     str | None, typer.Option(help="Database URL (default: a fresh SQLite file).")
 ]
+PgUrl = Annotated[
+    str | None, typer.Option(help="PostgreSQL URL (default: a fresh local database).")
+]
 
 
 @app.callback()
@@ -145,10 +148,7 @@ def console(
     incidents: Annotated[int, typer.Option(help="Live incidents.")] = 400,
     readings: Annotated[int, typer.Option(help="Readings charted.")] = 100_000,
     runs: Annotated[int, typer.Option(help="Timed visits a page.")] = 5,
-    url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
-    ] = None,
+    url: PgUrl = None,
     record: Record = True,
 ) -> None:
     """The fleet page and a series page in Chromium: painted, bytes, chart ready."""
@@ -162,10 +162,7 @@ def fleet_grid(
     sensors: int = 95_000,
     incidents: Annotated[int, typer.Option(help="Live incidents.")] = 400,
     requests: Annotated[int, typer.Option(help="Timed requests a route.")] = 200,
-    url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
-    ] = None,
+    url: PgUrl = None,
     record: Record = True,
 ) -> None:
     """GET /fleet/sensors over a fleet on PostgreSQL: the grid read, the
@@ -266,10 +263,7 @@ def train_jobs(series: int = 200, url: Url = None, record: Record = True) -> Non
 def fleet_retrain(
     series: int = 10_000,
     points: int = 10_080,
-    url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
-    ] = None,
+    url: PgUrl = None,
     threads: Annotated[int, typer.Option(help="Training threads.")] = 2,
     algorithm: Annotated[str, typer.Option(help="The family retrained.")] = "zscore",
     record: Record = True,
@@ -413,10 +407,7 @@ def ingest(
 def upload(
     readings: int = 10_000_000,
     series: int = 1_000,
-    url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
-    ] = None,
+    url: PgUrl = None,
     record: Record = True,
 ) -> None:
     """Upload ingest into PostgreSQL: readings/s from Parquet and from CSV."""
@@ -438,10 +429,7 @@ def scale(
     folder: Annotated[
         Path | None, typer.Option(help="Where the cold segments go (default: /tmp).")
     ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
-    ] = None,
+    url: PgUrl = None,
     record: Record = True,
 ) -> None:
     """A history growing from 10 M to 1 B readings (hot days in PostgreSQL, the

@@ -31,13 +31,29 @@ def store_axes(client: TestClient, headers: Headers, n: int = 10_080) -> None:
         assert response.status_code == 200, response.text
 
 
-def train_sensor(client: TestClient, headers: Headers, **body: object) -> Response:
+def train_sensor(
+    client: TestClient, headers: Headers, sensor: str = SENSOR, **body: object
+) -> Response:
     response: Response = client.post(
-        f"/api/v1/training/{SENSOR}",
+        f"/api/v1/training/{sensor}",
         json={"config": {"algorithm": "multivariate"}, **body},
         headers=headers,
     )
     return response
+
+
+def trained_version(
+    client: TestClient, headers: Headers, sensor: str = SENSOR
+) -> dict[str, Any]:
+    """Train the sensor on its last week; the version registered."""
+    response = train_sensor(client, headers, sensor, window_hours=168)
+    assert response.status_code == 202, response.text
+    job = finished_job(client, response.json()["job_id"], headers)
+    assert job["status"] == "succeeded", job
+    version: dict[str, Any] = client.get(
+        f"/api/v1/models/{sensor}/versions/{job['model_version']}", headers=headers
+    ).json()
+    return version
 
 
 def test_a_sensor_trains_on_its_axes_shared_timestamps(
@@ -45,14 +61,8 @@ def test_a_sensor_trains_on_its_axes_shared_timestamps(
 ) -> None:
     store_axes(client, admin)
 
-    response = train_sensor(client, admin, window_hours=168)
-    assert response.status_code == 202, response.text
-    job = finished_job(client, response.json()["job_id"], admin)
+    version = trained_version(client, admin)
 
-    assert job["status"] == "succeeded", job
-    version = client.get(
-        f"/api/v1/models/{SENSOR}/versions/{job['model_version']}", headers=admin
-    ).json()
     assert version["algorithm"] == "multivariate"
     assert version["metrics"]["axes"] == "axial,radial,tangential"
     assert version["metrics"]["training_points"] == 10_080
@@ -213,21 +223,11 @@ def test_a_machine_trains_its_sensors_together_as_the_hierarchy_groups_them(
                          headers=admin)  # fmt: skip
     assert stored.status_code == 200, stored.text
 
-    response = client.post(
-        "/api/v1/training/press9",
-        json={"config": {"algorithm": "multivariate"}, "window_hours": 168},
-        headers=admin,
-    )
-    assert response.status_code == 202, response.text
-    job = finished_job(client, response.json()["job_id"], admin)
+    version = trained_version(client, admin, "press9")
 
-    assert job["status"] == "succeeded", job
-    version = client.get(
-        f"/api/v1/models/press9/versions/{job['model_version']}", headers=admin
-    ).json()
     series = [f"{SENSOR}_{axis}" for axis in AXES] + ["sensor_008_current"]
     assert version["metrics"]["axes"] == ",".join(sorted(series))
-    promote(client, "press9", job["model_version"], admin)
+    promote(client, "press9", version["version"], admin)
     values = {f"{SENSOR}_radial": 0.3, f"{SENSOR}_axial": 0.6,
               f"{SENSOR}_tangential": 0.9, "sensor_008_current": 1.2}  # fmt: skip
     body = {"timestamp": 1_800_000_000.0, "values": values}
@@ -254,9 +254,5 @@ def test_a_group_larger_than_a_prediction_carries_is_refused(
             "timestamp": [1.7e9] * 65, "value": [0.3] * 65}  # fmt: skip
     assert client.post("/api/v1/series/points", json=body, headers=admin).is_success
 
-    response = client.post(
-        "/api/v1/training/press9",
-        json={"config": {"algorithm": "multivariate"}, "window_hours": 168},
-        headers=admin,
-    )
+    response = train_sensor(client, admin, "press9", window_hours=168)
     assert "at most 64" in refused(response, "group_size")
