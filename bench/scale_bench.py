@@ -213,7 +213,7 @@ def measure(fleet: Fleet, samples: int, ingest_minutes: float) -> dict[str, floa
             query = QualityQuery(start=start, end=start + 7 * DAY_S)
             quality.append(_best(partial(series_quality, session, sid, query)))
         training = []
-        for _ in range(max(3, samples // 10)):
+        for _ in range(max(3, samples // 5)):
             many = min(TRAINING_SERIES, len(fleet.ids))
             chosen = rng.choice(fleet.ids, many, replace=False).tolist()
             read = partial(store.last_windows, chosen, TRAINING_HOURS)

@@ -5,15 +5,18 @@ states."""
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.settings import Settings
 from fixtures.api import Headers, refused, wait_for
 from fixtures.assets import CSV, YAML, put_file, with_readings
+from fixtures.incidents import anomaly, record
 
 SITES = "/api/v1/sites"
 
@@ -144,3 +147,40 @@ class TestFloorplan:
         plan = tree.get(f"{SITES}/plant2/plan", headers=engineer).json()
         assert plan["floorplan"] is None
         assert [p["id"] for p in plan["placed"]] == ["pump3"]
+
+
+def test_incidents_of_the_period_heat_the_sites_and_the_plan(
+    tree: TestClient, viewer: Headers, settings: Settings
+) -> None:
+    now = time.time()
+    engine = make_engine(settings.database_url)
+    try:
+        record(
+            make_session_factory(engine),
+            [
+                anomaly("sensor_000001_radial", now - 60, 5.0),
+                anomaly("sensor_000002_current", now - 120, 5.0),
+                anomaly("sensor_000001_axial", now - 10 * 86_400, 5.0),  # long ago
+                anomaly("sensor_000003_radial", now - 60, 5.0),
+            ],
+        )
+    finally:
+        engine.dispose()
+
+    def counted(days: int) -> tuple[dict[str, int], dict[str, int]]:
+        sites = tree.get(f"{SITES}?days={days}", headers=viewer).json()["sites"]
+        plan = tree.get(f"{SITES}/plant1/plan?days={days}", headers=viewer).json()
+        return (
+            {s["site"]["id"]: s["incidents"] for s in sites},
+            {p["id"]: p["incidents"] for p in plan["placed"]},
+        )
+
+    assert counted(7) == (
+        {"plant1": 2, "plant2": 1},
+        {"press7": 2, "sensor_000001": 1},  # the machine: both its sensors'
+    )
+    assert counted(30) == (
+        {"plant1": 3, "plant2": 1},
+        {"press7": 3, "sensor_000001": 2},
+    )
+    refused(tree.get(f"{SITES}?days=0", headers=viewer), "request_schema")

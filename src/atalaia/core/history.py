@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 DAY_S = 86_400.0
+PERIOD_S = DAY_S  # every segment's period: a day
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,11 @@ class ColdPolicy:
     """Readings older than `hot_days` move out a period of `period_s` at a time."""
 
     hot_days: float
-    period_s: float = DAY_S
+    period_s: float = PERIOD_S
+
+    def __post_init__(self) -> None:
+        if not 0 < self.period_s <= PERIOD_S:  # readers look back PERIOD_S at most
+            raise ValueError(f"a period is at most {PERIOD_S:g} s, not {self.period_s}")
 
     def limit(self, now: float) -> float:
         """Readings before this instant are due to move out: the end of the last

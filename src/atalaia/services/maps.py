@@ -19,7 +19,13 @@ from typing import Any, NamedTuple
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from atalaia.adapters.db.repositories import AssetStore, AuditLog, StoredAsset
+from atalaia.adapters.db.repositories import (
+    AssetStore,
+    AuditLog,
+    IncidentFilter,
+    IncidentStore,
+    StoredAsset,
+)
 from atalaia.core.assets import AssetKind
 from atalaia.core.fleet_states import LEGEND
 from atalaia.core.ports import ArtifactStore
@@ -67,10 +73,12 @@ class BoundingBox(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class Placed:
     """A machine or sensor on its site's floor plan, with its state (None: a
-    sensor the platform has no series of)."""
+    sensor the platform has no series of) and its incidents of a period (a
+    machine: its sensors')."""
 
     asset: StoredAsset
     state: str | None
+    incidents: int = 0
 
 
 def put_floorplan(
@@ -109,23 +117,31 @@ def floorplan(
 
 
 def site_plan(
-    *, session: Session, site_id: str, states: Mapping[str, int]
+    *, session: Session, site_id: str, states: Mapping[str, int], since: float
 ) -> tuple[StoredAsset, dict[str, Any] | None, list[Placed]]:
     """A site, its floor plan's facts (None: no plan) and the machines and
     sensors placed on it, with their states (`states`: the grid's code of
-    each sensor)."""
+    each sensor) and their incidents going at or after `since`."""
     store = AssetStore(session)
     site = _site(store, site_id)
     under = store.page(under=site_id, limit=ALL)
-    sensors = [s for s in under if s.asset.kind is AssetKind.SENSOR]
+    incidents = IncidentStore(session).by_sensor(
+        IncidentFilter(asset=site_id, start=since)
+    )
     worst: dict[str, int] = {}
-    for sensor in sensors:
+    counted: Counter[str] = Counter()
+    for sensor in (s for s in under if s.asset.kind is AssetKind.SENSOR):
         code = states.get(sensor.asset.id)
         for ancestor in sensor.path.strip("/").split("/")[:-1]:
             if code is not None and code > worst.get(ancestor, -1):
                 worst[ancestor] = code
+            counted[ancestor] += incidents.get(sensor.asset.id, 0)
     placed = [
-        Placed(node, _named(states.get(node.asset.id, worst.get(node.asset.id))))
+        Placed(
+            node,
+            _named(states.get(node.asset.id, worst.get(node.asset.id))),
+            incidents.get(node.asset.id, counted[node.asset.id]),
+        )
         for node in under
         if node.asset.kind.placed_on_plan and node.asset.x is not None
     ]
@@ -134,10 +150,12 @@ def site_plan(
 
 @dataclass(frozen=True, slots=True)
 class SiteSummary:
-    """A site and its sensors by state (`None`: no series of it known)."""
+    """A site, its sensors by state (`None`: no series of it known) and its
+    incidents of a period."""
 
     site: StoredAsset
     by_state: dict[str | None, int]
+    incidents: int = 0  # going at or after the period's start
 
     @property
     def sensors(self) -> int:
@@ -157,15 +175,24 @@ class SiteSummary:
 ALERTING = ("anomalous", "minor", "major", "critical")
 
 
-def site_summaries(*, session: Session, states: Mapping[str, int]) -> list[SiteSummary]:
-    """Every site with its sensors counted by state, in tree order: what a map
-    of the fleet shows, without a row per sensor."""
+def site_summaries(
+    *, session: Session, states: Mapping[str, int], since: float
+) -> list[SiteSummary]:
+    """Every site with its sensors counted by state and its incidents going at
+    or after `since`, in tree order: what a map of the fleet shows, without a
+    row per sensor."""
     store = AssetStore(session)
     sites = store.page(kind=AssetKind.SITE, limit=ALL)
     counts: dict[str, Counter[str | None]] = {s.asset.id: Counter() for s in sites}
+    incidents = IncidentStore(session).by_sensor(IncidentFilter(start=since))
+    per_site: Counter[str] = Counter()
     for sensor_id, path in store.sensor_paths():
-        counts[path.split("/")[1]][_named(states.get(sensor_id))] += 1
-    return [SiteSummary(s, dict(counts[s.asset.id])) for s in sites]
+        site = path.split("/")[1]
+        counts[site][_named(states.get(sensor_id))] += 1
+        per_site[site] += incidents.get(sensor_id, 0)
+    return [
+        SiteSummary(s, dict(counts[s.asset.id]), per_site[s.asset.id]) for s in sites
+    ]
 
 
 def sensors_in(

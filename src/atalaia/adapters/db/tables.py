@@ -102,7 +102,8 @@ class ReadingSegmentRow(Base):
 
     __tablename__ = "reading_segments"
     __table_args__ = (
-        Index("ix_reading_segments_period", "period_end", "period_start"),
+        Index("ix_reading_segments_start", "period_start"),
+        Index("ix_reading_segments_end", "period_end"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

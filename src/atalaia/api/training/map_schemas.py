@@ -14,6 +14,7 @@ from atalaia.services.maps import Placed, SiteSummary
 _STATE = (
     f"Its state in the fleet grid ({', '.join(LEGEND)}); null: no series of it is known"
 )
+_INCIDENTS = "Its incidents going at some time of the last `days` (the heat map's)"
 
 
 class SensorOnMap(BaseModel):
@@ -64,13 +65,14 @@ class PlacedView(BaseModel):
     x: float
     y: float
     state: str | None = Field(description=_STATE + " (a machine: its worst sensor's)")
+    incidents: int = Field(description=f"{_INCIDENTS} (a machine: its sensors')")
 
     @classmethod
     def of(cls, placed: Placed) -> PlacedView:
         a = placed.asset.asset
         return cls(
             id=a.id, kind=a.kind.value, name=a.name, parent=a.parent, x=a.x or 0.0,
-            y=a.y or 0.0, state=placed.state,
+            y=a.y or 0.0, state=placed.state, incidents=placed.incidents,
         )  # fmt: skip
 
 
@@ -83,6 +85,7 @@ class SiteSummaryView(BaseModel):
     )
     alerting: int = Field(description="Sensors anomalous now or in an incident")
     worst: str | None = Field(description="Its worst sensor's state")
+    incidents: int = Field(description=_INCIDENTS)
 
     @classmethod
     def of(cls, summary: SiteSummary) -> SiteSummaryView:
@@ -90,14 +93,17 @@ class SiteSummaryView(BaseModel):
             site=AssetView.of(summary.site, 0), sensors=summary.sensors,
             by_state={s or "unknown": n for s, n in summary.by_state.items()},
             alerting=summary.alerting, worst=summary.worst,
+            incidents=summary.incidents,
         )  # fmt: skip
 
 
 class SiteSummaries(BaseModel):
     sites: list[SiteSummaryView]
+    incidents_since: float = Field(description="Epoch seconds: `days` ago")
 
 
 class SitePlan(BaseModel):
     site: AssetView
     floorplan: Floorplan | None
     placed: list[PlacedView]
+    incidents_since: float = Field(description="Epoch seconds: `days` ago")

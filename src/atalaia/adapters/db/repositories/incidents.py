@@ -179,6 +179,16 @@ class IncidentStore:
         )
         return {(k, s): int(n) for k, s, n in self.session.execute(stmt)}
 
+    def by_sensor(self, where: IncidentFilter) -> dict[str, int]:
+        """Incidents matching `where` by sensor (those with some)."""
+        i = IncidentRow
+        stmt = (
+            select(i.sensor_id, func.count())
+            .where(*self._matching(where))
+            .group_by(i.sensor_id)
+        )
+        return {sensor: int(n) for sensor, n in self.session.execute(stmt)}
+
     def _matching(self, where: IncidentFilter) -> list[ColumnElement[bool]]:
         conditions = _conditions(where)
         if where.asset is not None:

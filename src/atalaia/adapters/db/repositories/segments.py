@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.tables import ReadingSegmentRow
 from atalaia.adapters.history.parquet_segments import Written, read_series
-from atalaia.core.history import Segment
+from atalaia.core.history import PERIOD_S, Segment
 from atalaia.core.series import Readings
 
 
@@ -35,8 +35,10 @@ class SegmentStore:
         stmt = select(seg).order_by(seg.period_start, seg.first_key, seg.id)
         if end < math.inf:
             stmt = stmt.where(seg.period_start < end)
-        if start > -math.inf:
-            stmt = stmt.where(seg.period_end > start)
+        if start > -math.inf:  # a period starts at most PERIOD_S before its end
+            stmt = stmt.where(
+                seg.period_start > start - PERIOD_S, seg.period_end > start
+            )
         if keys is not None:
             stmt = stmt.where(seg.first_key <= keys[1], seg.last_key >= keys[0])
         return [_segment(row) for row in self.session.scalars(stmt)]

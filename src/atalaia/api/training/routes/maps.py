@@ -3,6 +3,7 @@ its machines and sensors placed on it, coloured by their state."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -28,6 +29,10 @@ from atalaia.services.fleet_grid import FleetGrids
 sensors_router = APIRouter(prefix="/sensors", tags=["assets"])
 sites_router = APIRouter(prefix="/sites", tags=["assets"])
 Grids = Annotated[FleetGrids, Depends(get_fleet_grids)]
+Days = Annotated[
+    float,
+    Query(gt=0, le=366, description="The incidents counted: those of the last days"),
+]
 _IMAGES = {
     "content": {
         t: {"schema": {"type": "string", "format": "binary"}}
@@ -69,11 +74,16 @@ def sensors_on_map(
 
 
 @sites_router.get("", response_model=SiteSummaries)
-def sites(session: SessionDep, grids: Grids, _: Viewer) -> SiteSummaries:
-    """Every site with its sensors counted by state (what a map of the fleet
-    shows), in tree order."""
-    found = maps.site_summaries(session=session, states=_states(grids))
-    return SiteSummaries(sites=[SiteSummaryView.of(s) for s in found])
+def sites(
+    session: SessionDep, grids: Grids, _: Viewer, days: Days = 7.0
+) -> SiteSummaries:
+    """Every site with its sensors counted by state and its incidents of the
+    last `days` (what a map of the fleet shows), in tree order."""
+    since = time.time() - days * 86_400
+    found = maps.site_summaries(session=session, states=_states(grids), since=since)
+    return SiteSummaries(
+        sites=[SiteSummaryView.of(s) for s in found], incidents_since=since
+    )
 
 
 @sites_router.get(
@@ -82,17 +92,20 @@ def sites(session: SessionDep, grids: Grids, _: Viewer) -> SiteSummaries:
     responses=error_responses(NotFound),
 )
 def site_plan(
-    site_id: AssetId, session: SessionDep, grids: Grids, _: Viewer
+    site_id: AssetId, session: SessionDep, grids: Grids, _: Viewer, days: Days = 7.0
 ) -> SitePlan:
     """A site, its floor plan (if one was uploaded) and its machines and
-    sensors placed on it (x/y in the plan's pixels), each with its state."""
+    sensors placed on it (x/y in the plan's pixels), each with its state and
+    its incidents of the last `days`."""
+    since = time.time() - days * 86_400
     site, plan, placed = maps.site_plan(
-        session=session, site_id=site_id, states=_states(grids)
+        session=session, site_id=site_id, states=_states(grids), since=since
     )
     return SitePlan(
         site=AssetView.of(site, 0),
         floorplan=Floorplan.of(site_id, plan) if plan else None,
         placed=[PlacedView.of(p) for p in placed],
+        incidents_since=since,
     )
 
 

@@ -247,3 +247,22 @@ export function heading(title, ...aside) {
   return h("div", { class: "page-head" }, h("h1", {}, title),
     aside.length ? h("div", { class: "page-tools" }, aside) : null);
 }
+
+/** A heat map of counts at points: a blurred red disc a point, larger and
+ * stronger with its count (relative to the largest), blended so that near
+ * points add up. `points`: [{x, y, count}]; `reach`: the largest disc's radius. */
+export function heatLayer(points, reach) {
+  const hot = points.filter((p) => p.count > 0);
+  if (!hot.length) return null;
+  const most = Math.max(...hot.map((p) => p.count));
+  return svg("g", { class: "heat-map", "aria-hidden": "true" },
+    svg("defs", {}, svg("radialGradient", { id: "heat-spot" },
+      svg("stop", { offset: "0", "stop-color": "#d7301f", "stop-opacity": "0.85" }),
+      svg("stop", { offset: "0.45", "stop-color": "#fc8d59", "stop-opacity": "0.45" }),
+      svg("stop", { offset: "1", "stop-color": "#fdcc8a", "stop-opacity": "0" }))),
+    hot.map((p) => {
+      const share = p.count / most;
+      return svg("circle", { cx: p.x, cy: p.y, r: reach * (0.35 + 0.65 * Math.sqrt(share)),
+        fill: "url(#heat-spot)", "fill-opacity": 0.45 + 0.55 * share, class: "heat-spot" });
+    }));
+}

@@ -31,13 +31,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("path"),
     )
-    op.create_index(
-        "ix_reading_segments_period",
-        "reading_segments",
-        ["period_end", "period_start"],
-    )
+    op.create_index("ix_reading_segments_start", "reading_segments", ["period_start"])
+    op.create_index("ix_reading_segments_end", "reading_segments", ["period_end"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_reading_segments_period", table_name="reading_segments")
+    op.drop_index("ix_reading_segments_end", table_name="reading_segments")
+    op.drop_index("ix_reading_segments_start", table_name="reading_segments")
     op.drop_table("reading_segments")

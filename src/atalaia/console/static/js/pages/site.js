@@ -1,11 +1,13 @@
 // A site: its floor plan (an uploaded image) with its machines and sensors
-// placed on it, coloured by state, a halo on each sensor in an incident.
+// placed on it, coloured by state, a halo on each sensor in an incident now,
+// and the incidents of the last days as a heat map.
 
 import { api, session } from "../api.js";
-import { h, heading, num, svg, table } from "../ui.js";
+import { h, heading, heatLayer, num, svg, table } from "../ui.js";
 import { COLORS, LABELS } from "./fleet.js";
 
 const ALERTING = new Set(["anomalous", "minor", "major", "critical"]);
+const DAYS = 7; // the heat map's incidents: those of the last week
 
 /** The plan's image as a blob: URL (it is read with the token). */
 async function planImage(url) {
@@ -28,18 +30,29 @@ function marker(node, unit) {
     title)
     : svg("circle", { cx: node.x, cy: node.y, r: unit * 0.8, fill, class: "plan-sensor",
       "data-node": node.id, "vector-effect": "non-scaling-stroke" }, title);
-  const heat = ALERTING.has(node.state) && node.kind === "sensor"
-    ? svg("circle", { cx: node.x, cy: node.y, r: unit * 3, class: "heat",
+  const halo = ALERTING.has(node.state) && node.kind === "sensor"
+    ? svg("circle", { cx: node.x, cy: node.y, r: unit * 3, class: "halo",
       "vector-effect": "non-scaling-stroke" }) : null;
   const label = svg("text", { x: node.x + unit * 1.4, y: node.y + unit * 0.4,
     "font-size": unit * 1.6, class: "site-label", "vector-effect": "non-scaling-stroke" },
   node.name);
   const href = link(node);
-  return href ? svg("a", { href }, heat, shape, label) : svg("g", {}, heat, shape, label);
+  return href ? svg("a", { href }, halo, shape, label) : svg("g", {}, halo, shape, label);
+}
+
+/** Where the incidents were: each placed sensor's, and a machine's own beyond
+ * those of its sensors placed on the plan. */
+function incidentPoints(placed) {
+  const onSensors = new Map();
+  for (const n of placed) {
+    if (n.kind === "sensor") onSensors.set(n.parent, (onSensors.get(n.parent) || 0) + n.incidents);
+  }
+  return placed.map((n) => ({ x: n.x, y: n.y,
+    count: n.kind === "sensor" ? n.incidents : n.incidents - (onSensors.get(n.id) || 0) }));
 }
 
 export async function render(main, [siteId]) {
-  const plan = await api(`/sites/${encodeURIComponent(siteId)}/plan`);
+  const plan = await api(`/sites/${encodeURIComponent(siteId)}/plan?days=${DAYS}`);
   const { site, floorplan, placed } = plan;
   main.append(heading(site.name, h("a", { href: "#/sites" }, "All sites")));
   let revoke = null;
@@ -52,9 +65,11 @@ export async function render(main, [siteId]) {
         viewBox: `0 0 ${floorplan.width} ${floorplan.height}`,
         "aria-label": `${site.name}'s floor plan with ${placed.length} machines and sensors` },
       svg("image", { href: url, x: 0, y: 0, width: floorplan.width, height: floorplan.height }),
+      heatLayer(incidentPoints(placed), unit * 9),
       placed.map((node) => marker(node, unit))),
       h("figcaption", { class: "muted" },
-        "Squares are machines (their worst sensor's state), dots sensors; a halo: in an incident.")));
+        "Squares are machines (their worst sensor's state), dots sensors; a ring: in an "
+        + `incident now; the red glow: incidents of the last ${DAYS} days, brighter where more.`)));
   } else {
     main.append(h("p", { class: "muted" },
       `No floor plan yet: PUT /api/v1/sites/${site.id}/floorplan with a PNG, JPEG or WebP image.`));
@@ -64,6 +79,8 @@ export async function render(main, [siteId]) {
     { label: "Kind", value: (n) => n.kind },
     { label: "State", value: (n) => h("span", {}, h("span", { class: "swatch",
       style: { background: COLORS[n.state] || "#8a939e" } }), " ", LABELS[n.state] || "No series") },
+    { label: `Incidents, ${DAYS} days`, value: (n) => num(n.incidents), num: true,
+      sort: (n) => n.incidents },
     { label: "x, y", value: (n) => `${num(n.x)}, ${num(n.y)}` },
   ], placed, { label: "Placed on the plan", empty: "Nothing placed on the plan." }));
   return revoke;

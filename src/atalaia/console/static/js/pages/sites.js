@@ -1,11 +1,13 @@
 // Sites: every site on a map (a shipped land outline, no tiles), coloured by its
-// worst sensor's state, with a halo as large as its sensors in an incident.
+// worst sensor's state, with a halo as large as its sensors in an incident now
+// and the incidents of the last days as a heat map.
 
 import { api } from "../api.js";
-import { h, heading, num, svg, table } from "../ui.js";
+import { h, heading, heatLayer, num, svg, table } from "../ui.js";
 import { COLORS, LABELS } from "./fleet.js";
 
 const WORLD = { west: -180, south: -90, east: 180, north: 90 };
+const DAYS = 7; // the heat map's incidents: those of the last week
 
 let land = null; // the outline, read once
 
@@ -60,21 +62,24 @@ function siteMap(entries, geo) {
   },
   svg("rect", { x: box.west, y: -box.north, width, height: box.north - box.south, class: "sea" }),
   landPaths(geo),
+  heatLayer(placed.map((e) => ({ x: e.site.longitude, y: -e.site.latitude, count: e.incidents })),
+    unit * 9),
   placed.map((e) => svg("a", { href: `#/sites/${encodeURIComponent(e.site.id)}` },
     e.alerting ? svg("circle", { cx: e.site.longitude, cy: -e.site.latitude,
-      r: unit * (2 + 2 * Math.sqrt(e.alerting)), class: "heat",
+      r: unit * (2 + 2 * Math.sqrt(e.alerting)), class: "halo",
       "vector-effect": "non-scaling-stroke" }) : null,
     svg("circle", { cx: e.site.longitude, cy: -e.site.latitude, r: unit * 1.4,
       fill: COLORS[e.worst] || "#8a939e", class: "site-dot", "data-site": e.site.id,
       "vector-effect": "non-scaling-stroke" },
-    svg("title", {}, `${e.site.name}: ${e.sensors} sensors, ${e.alerting} alerting`)),
+    svg("title", {}, `${e.site.name}: ${e.sensors} sensors, ${e.alerting} alerting, `
+      + `${e.incidents} incidents in ${DAYS} days`)),
     svg("text", { x: e.site.longitude + unit * 2, y: -e.site.latitude + unit * 0.8,
       "font-size": unit * 2.4, class: "site-label", "vector-effect": "non-scaling-stroke" },
     e.site.name))));
 }
 
 export async function render(main) {
-  const [{ sites: entries }, geo] = await Promise.all([api("/sites"), outline()]);
+  const [{ sites: entries }, geo] = await Promise.all([api(`/sites?days=${DAYS}`), outline()]);
   main.append(heading("Sites"));
   if (!entries.length) {
     main.append(h("p", { class: "muted" },
@@ -83,11 +88,14 @@ export async function render(main) {
   }
   main.append(h("figure", { class: "map" }, siteMap(entries, geo),
     h("figcaption", { class: "muted" },
-      "A site's colour is its worst sensor's state; its halo grows with its sensors in an incident.")),
+      "A site's colour is its worst sensor's state; its ring grows with its sensors in an "
+      + `incident now; the red glow: its incidents of the last ${DAYS} days.`)),
   table([
     { label: "Site", value: (e) => h("a", { href: `#/sites/${encodeURIComponent(e.site.id)}` }, e.site.name) },
     { label: "Sensors", value: (e) => num(e.sensors), num: true, sort: (e) => e.sensors },
     { label: "Alerting", value: (e) => num(e.alerting), num: true, sort: (e) => e.alerting },
+    { label: `Incidents, ${DAYS} days`, value: (e) => num(e.incidents), num: true,
+      sort: (e) => e.incidents },
     { label: "Worst state", value: (e) => (e.worst ? LABELS[e.worst] : "—") },
     { label: "Latitude, longitude", value: (e) => (e.site.latitude === null ? "—"
       : `${e.site.latitude.toFixed(3)}, ${e.site.longitude.toFixed(3)}`) },
