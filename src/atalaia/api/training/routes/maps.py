@@ -31,7 +31,7 @@ sites_router = APIRouter(prefix="/sites", tags=["assets"])
 Grids = Annotated[FleetGrids, Depends(get_fleet_grids)]
 Days = Annotated[
     float,
-    Query(gt=0, le=366, description="The incidents counted: those of the last days"),
+    Query(gt=0, le=36_500, description="The incidents counted: those of the last days"),
 ]
 _IMAGES = {
     "content": {

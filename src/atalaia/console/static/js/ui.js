@@ -266,3 +266,24 @@ export function heatLayer(points, reach) {
         fill: "url(#heat-spot)", "fill-opacity": 0.45 + 0.55 * share, class: "heat-spot" });
     }));
 }
+
+export const HEAT_PERIODS = [[7, "the last 7 days"], [30, "the last 30 days"],
+  [365, "the last year"], [3650, "the last 10 years"]];
+
+/** How a period of the heat map reads: "the last 30 days". */
+export function heatPeriod(days) {
+  return HEAT_PERIODS.find(([d]) => d === days)[1];
+}
+
+/** The heat map's period in days, from the page's query (default 7). */
+export function heatDays(query) {
+  const days = Number(query.get("days"));
+  return HEAT_PERIODS.some(([d]) => d === days) ? days : 7;
+}
+
+/** A choice of the heat map's period that opens `path` with `?days=`. */
+export function heatPicker(path, days) {
+  const choice = select("days", HEAT_PERIODS, days);
+  choice.addEventListener("change", () => { location.hash = `${path}?days=${choice.value}`; });
+  return field("Incidents of", choice);
+}

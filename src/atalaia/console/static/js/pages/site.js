@@ -3,11 +3,12 @@
 // and the incidents of the last days as a heat map.
 
 import { api, session } from "../api.js";
-import { h, heading, heatLayer, num, svg, table } from "../ui.js";
+import {
+  h, heading, heatDays, heatLayer, heatPeriod, heatPicker, num, svg, table,
+} from "../ui.js";
 import { COLORS, LABELS } from "./fleet.js";
 
 const ALERTING = new Set(["anomalous", "minor", "major", "critical"]);
-const DAYS = 7; // the heat map's incidents: those of the last week
 
 /** The plan's image as a blob: URL (it is read with the token). */
 async function planImage(url) {
@@ -51,10 +52,12 @@ function incidentPoints(placed) {
     count: n.kind === "sensor" ? n.incidents : n.incidents - (onSensors.get(n.id) || 0) }));
 }
 
-export async function render(main, [siteId]) {
-  const plan = await api(`/sites/${encodeURIComponent(siteId)}/plan?days=${DAYS}`);
+export async function render(main, [siteId], query) {
+  const days = heatDays(query);
+  const plan = await api(`/sites/${encodeURIComponent(siteId)}/plan?days=${days}`);
   const { site, floorplan, placed } = plan;
-  main.append(heading(site.name, h("a", { href: "#/sites" }, "All sites")));
+  main.append(heading(site.name, heatPicker(`#/sites/${encodeURIComponent(siteId)}`, days),
+    h("a", { href: "#/sites" }, "All sites")));
   let revoke = null;
   if (floorplan) {
     const url = await planImage(floorplan.url);
@@ -69,7 +72,7 @@ export async function render(main, [siteId]) {
       placed.map((node) => marker(node, unit))),
       h("figcaption", { class: "muted" },
         "Squares are machines (their worst sensor's state), dots sensors; a ring: in an "
-        + `incident now; the red glow: incidents of the last ${DAYS} days, brighter where more.`)));
+        + `incident now; the red glow: incidents of ${heatPeriod(days)}, brighter where more.`)));
   } else {
     main.append(h("p", { class: "muted" },
       `No floor plan yet: PUT /api/v1/sites/${site.id}/floorplan with a PNG, JPEG or WebP image.`));
@@ -79,7 +82,8 @@ export async function render(main, [siteId]) {
     { label: "Kind", value: (n) => n.kind },
     { label: "State", value: (n) => h("span", {}, h("span", { class: "swatch",
       style: { background: COLORS[n.state] || "#8a939e" } }), " ", LABELS[n.state] || "No series") },
-    { label: `Incidents, ${DAYS} days`, value: (n) => num(n.incidents), num: true,
+    { label: `Incidents, ${heatPeriod(days).replace("the ", "")}`,
+      value: (n) => num(n.incidents), num: true,
       sort: (n) => n.incidents },
     { label: "x, y", value: (n) => `${num(n.x)}, ${num(n.y)}` },
   ], placed, { label: "Placed on the plan", empty: "Nothing placed on the plan." }));

@@ -3,11 +3,12 @@
 // and the incidents of the last days as a heat map.
 
 import { api } from "../api.js";
-import { h, heading, heatLayer, num, svg, table } from "../ui.js";
+import {
+  h, heading, heatDays, heatLayer, heatPeriod, heatPicker, num, svg, table,
+} from "../ui.js";
 import { COLORS, LABELS } from "./fleet.js";
 
 const WORLD = { west: -180, south: -90, east: 180, north: 90 };
-const DAYS = 7; // the heat map's incidents: those of the last week
 
 let land = null; // the outline, read once
 
@@ -51,7 +52,7 @@ function landPaths(geo) {
   return svg("path", { d: d.join(""), class: "land", "vector-effect": "non-scaling-stroke" });
 }
 
-function siteMap(entries, geo) {
+function siteMap(entries, geo, days) {
   const placed = entries.filter((e) => e.site.latitude !== null);
   const box = bounds(placed.map((e) => e.site));
   const width = box.east - box.west;
@@ -72,29 +73,31 @@ function siteMap(entries, geo) {
       fill: COLORS[e.worst] || "#8a939e", class: "site-dot", "data-site": e.site.id,
       "vector-effect": "non-scaling-stroke" },
     svg("title", {}, `${e.site.name}: ${e.sensors} sensors, ${e.alerting} alerting, `
-      + `${e.incidents} incidents in ${DAYS} days`)),
+      + `${e.incidents} incidents in ${heatPeriod(days)}`)),
     svg("text", { x: e.site.longitude + unit * 2, y: -e.site.latitude + unit * 0.8,
       "font-size": unit * 2.4, class: "site-label", "vector-effect": "non-scaling-stroke" },
     e.site.name))));
 }
 
-export async function render(main) {
-  const [{ sites: entries }, geo] = await Promise.all([api(`/sites?days=${DAYS}`), outline()]);
-  main.append(heading("Sites"));
+export async function render(main, _params, query) {
+  const days = heatDays(query);
+  const [{ sites: entries }, geo] = await Promise.all([api(`/sites?days=${days}`), outline()]);
+  main.append(heading("Sites", heatPicker("#/sites", days)));
   if (!entries.length) {
     main.append(h("p", { class: "muted" },
       "No site yet: import the asset hierarchy (POST /api/v1/assets/import)."));
     return;
   }
-  main.append(h("figure", { class: "map" }, siteMap(entries, geo),
+  main.append(h("figure", { class: "map" }, siteMap(entries, geo, days),
     h("figcaption", { class: "muted" },
       "A site's colour is its worst sensor's state; its ring grows with its sensors in an "
-      + `incident now; the red glow: its incidents of the last ${DAYS} days.`)),
+      + `incident now; the red glow: its incidents of ${heatPeriod(days)}.`)),
   table([
     { label: "Site", value: (e) => h("a", { href: `#/sites/${encodeURIComponent(e.site.id)}` }, e.site.name) },
     { label: "Sensors", value: (e) => num(e.sensors), num: true, sort: (e) => e.sensors },
     { label: "Alerting", value: (e) => num(e.alerting), num: true, sort: (e) => e.alerting },
-    { label: `Incidents, ${DAYS} days`, value: (e) => num(e.incidents), num: true,
+    { label: `Incidents, ${heatPeriod(days).replace("the ", "")}`,
+      value: (e) => num(e.incidents), num: true,
       sort: (e) => e.incidents },
     { label: "Worst state", value: (e) => (e.worst ? LABELS[e.worst] : "—") },
     { label: "Latitude, longitude", value: (e) => (e.site.latitude === null ? "—"
