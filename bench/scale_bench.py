@@ -14,8 +14,9 @@ the same random choices:
   the fastest;
 - `window_hot` / `window_cold`: a random series' one-day window, in the hot
   days / anywhere in the cold history (`ReadingStore.window`), ms;
-- `quality`: a random series' data-quality report over 7 days anywhere in the
-  history (`services.data_quality.series_quality`), ms;
+- `quality`: a random series' data-quality report over 3 days anywhere in
+  the cold history (`services.data_quality.series_quality`; the same mix of
+  files at every size: 10 M holds 4 cold days), ms;
 - `training_read`: the last 7 days of 100 random series as training reads
   them (`ReadingStore.last_windows`: the hot days and the cold ones), ms.
 
@@ -60,6 +61,7 @@ END = 1_764_547_200.0  # 2025-12-01T00:00:00Z: the hot days end here
 METRICS = ("ingest", "window_hot", "window_cold", "quality", "training_read")
 INGEST_BATCHES = 5
 REPEATS = 3  # each pick is timed this many times; the fastest counts
+QUALITY_DAYS = 3  # the quality report's window, in the cold history at every size
 TRAINING_SERIES = 100
 TRAINING_HOURS = 168.0
 
@@ -195,7 +197,7 @@ def measure(fleet: Fleet, samples: int, ingest_minutes: float) -> dict[str, floa
             fleet.ids[int(rng.integers(len(fleet.ids)))],
             float(rng.uniform(0, hot_days - 1)),
             float(rng.uniform(0, cold_days - 1)),
-            float(rng.uniform(0, hot_days + cold_days - 7)),
+            float(rng.uniform(0, cold_days - QUALITY_DAYS)),
         )
         for _ in range(samples)
     ]
@@ -204,13 +206,13 @@ def measure(fleet: Fleet, samples: int, ingest_minutes: float) -> dict[str, floa
         hot: list[float] = []
         cold: list[float] = []
         quality: list[float] = []
-        for sid, hot_at, cold_at, week_at in picks:
+        for sid, hot_at, cold_at, quality_at in picks:
             for at, into in ((fleet.hot_start + hot_at * DAY_S, hot),
                              (fleet.first_day + cold_at * DAY_S, cold)):  # fmt: skip
                 day = partial(store.window, sid, start=at, end=at + DAY_S)
                 into.append(_best(day))
-            start = fleet.first_day + week_at * DAY_S
-            query = QualityQuery(start=start, end=start + 7 * DAY_S)
+            start = fleet.first_day + quality_at * DAY_S
+            query = QualityQuery(start=start, end=start + QUALITY_DAYS * DAY_S)
             quality.append(_best(partial(series_quality, session, sid, query)))
         training = []
         for _ in range(max(3, samples // 5)):
