@@ -1,6 +1,7 @@
 """The scheduler: run each task of the fleet schedule (weekly retraining, drift
 checks, the rollouts' steps, the self-healing rules of `services.healing`, the
-weekly wave of `services.waves`) when it is due, as the
+weekly wave of `services.waves`, the scheduled reports of
+`services.reports.scheduled`) when it is due, as the
 one instance holding the scheduler lock; and beside it the alerter
 (`services.alerter`: incidents and notifications), one instance too.
 
@@ -31,6 +32,7 @@ from sqlalchemy import Engine
 from atalaia.adapters.cache import RedisLink
 from atalaia.adapters.db.lock import InstanceLock, instance_lock
 from atalaia.adapters.notify import ChannelSender
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.incidents import IncidentPolicy
@@ -41,9 +43,10 @@ from atalaia.core.schedule import (
     Task,
     fleet_schedule,
     healing_schedule,
+    report_schedule,
     wave_schedule,
 )
-from atalaia.services import rollouts
+from atalaia.services import reports, rollouts
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
 from atalaia.services.healing import Healer, HealingMetrics
 from atalaia.services.scheduler import (
@@ -236,6 +239,12 @@ def build_scheduler(
             max_false_alarm_rate=settings.weekly_wave_max_false_alarm_rate,
             now=now,
         ),
+        Task.REPORT: lambda now: reports.send_scheduled_reports(
+            sessions=sessions,
+            subscriptions=settings.report_subscriptions,
+            delivery=report_delivery(settings),
+            now=now,
+        ),
     }
     waves = WavePolicy(settings.weekly_wave) is not WavePolicy.NEVER
     schedule = (
@@ -249,6 +258,15 @@ def build_scheduler(
         *(
             [wave_schedule(every_minutes=settings.scheduler_rollout_every_minutes)]
             if waves
+            else []
+        ),
+        *(
+            [
+                report_schedule(
+                    weekday=settings.report_weekday, hour=settings.report_hour
+                )
+            ]
+            if settings.report_subscriptions
             else []
         ),
     )
@@ -266,6 +284,16 @@ def build_scheduler(
             when=scheduled.trigger.describe(),
         )
     return scheduler
+
+
+def report_delivery(settings: Settings) -> reports.Delivery:
+    """Where the scheduled reports of `settings` are stored, laid out from and
+    linked to."""
+    return reports.Delivery(
+        artifacts=LocalArtifactStore(settings.artifacts_path),
+        templates_dir=settings.report_templates_dir,
+        public_url=settings.public_url or settings.training_url,
+    )
 
 
 def build_alerter(

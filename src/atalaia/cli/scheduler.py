@@ -31,6 +31,11 @@ log = structlog.get_logger()
 DEFAULT_METRICS_PORT = 8004
 TOKEN_TTL_S = 3600.0
 REQUEST_TIMEOUT_S = 300.0  # a batch of the whole fleet takes a while to accept
+# What turns on the tasks that are off unless configured.
+TURNED_ON = {
+    Task.WAVE: "ATALAIA_WEEKLY_WAVE to a policy",
+    Task.REPORT: "ATALAIA_REPORT_SUBSCRIPTIONS",
+}
 
 
 def scheduler(
@@ -118,10 +123,8 @@ def _run_once(fleet: Scheduler, task: Task) -> None:
     """Run `task` and print its report as JSON; exit 1 when it failed."""
     from atalaia.scheduler import utcnow
 
-    if task not in fleet.tasks:  # the weekly wave, without a policy
-        raise CommandFailed(
-            f"the {task.value} task is off: set ATALAIA_WEEKLY_WAVE to a policy"
-        )
+    if task not in fleet.tasks:  # the weekly wave, the reports: not configured
+        raise CommandFailed(f"the {task.value} task is off: set {TURNED_ON[task]}")
     try:
         report = fleet.run_once(task, utcnow())
     except Exception:

@@ -13,6 +13,7 @@ from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, Text
 from atalaia.api.common.resources import Resources
+from atalaia.core.report_files import MEDIA_TYPES as REPORT_MEDIA_TYPES
 from atalaia.errors import NotFound
 from atalaia.services import reports
 from atalaia.services.plotting import epoch_seconds
@@ -25,12 +26,7 @@ class ReportFormat(StrEnum):
     XLSX = "xlsx"
 
 
-MEDIA_TYPES = {
-    ReportFormat.PDF: "application/pdf",
-    ReportFormat.XLSX: (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    ),
-}
+MEDIA_TYPES = {form: REPORT_MEDIA_TYPES[form.value] for form in ReportFormat}
 _TIME_HELP = "ISO 8601 (UTC when no offset) or epoch seconds"
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
