@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     # None: the task is off. Links in notifications start with `public_url`
     # (default: `training_url`).
     report_subscriptions: list[ReportSubscription] = []
+    # An on-demand fleet report (`GET /reports/fleet`) of more series than this
+    # is refused (422 `report_size`, 0: no bound): a week of 90,000 series
+    # takes ~25 s to gather and lay out, which no request should wait for.
+    report_on_demand_max_series: Annotated[int, Field(ge=0)] = 30_000
     report_weekday: Weekday = "mon"
     report_hour: Annotated[int, Field(ge=0, le=23)] = 6
     public_url: str | None = None

@@ -161,3 +161,29 @@ def test_runs_until_sigterm_and_exports_its_metrics(
 
     assert killed == []  # it stopped on SIGTERM
     assert "scheduler.stopped" in Path(started.log).read_text()
+
+
+@pytest.mark.parametrize(
+    ("subscriptions", "code", "said"),
+    [
+        ("[]", 1, "the report task is off: set ATALAIA_REPORT_SUBSCRIPTIONS"),
+        (
+            '[{"name": "weekly", "formats": ["xlsx"], "channels": ["mail"]}]',
+            0,
+            '"stored": {"weekly": [',
+        ),
+    ],
+)
+def test_once_report_runs_when_subscriptions_ask_for_it(
+    env: dict[str, str], subscriptions: str, code: int, said: str
+) -> None:
+    done = subprocess.run(
+        [ATALAIA, "scheduler", "--once", "report"],
+        env={**os.environ, **env, "ATALAIA_REPORT_SUBSCRIPTIONS": subscriptions},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == code, done.stderr
+    assert said in done.stdout + done.stderr

@@ -1,7 +1,12 @@
 """Reports of a period, as PDF or Excel: a fleet's (or a site's) and a sensor's;
 on demand, or scheduled weekly, stored and sent (`scheduled`)."""
 
-from atalaia.services.reports.build import SensorNotFound, fleet_report, sensor_report
+from atalaia.services.reports.build import (
+    SensorNotFound,
+    check_fleet_size,
+    fleet_report,
+    sensor_report,
+)
 from atalaia.services.reports.content import Period, Report
 from atalaia.services.reports.pdf import render_pdf
 from atalaia.services.reports.scheduled import (
@@ -25,6 +30,7 @@ __all__ = [
     "ReportFileGone",
     "ScheduledRun",
     "SensorNotFound",
+    "check_fleet_size",
     "fleet_report",
     "list_report_files",
     "read_report_file",

@@ -3,6 +3,7 @@ downloaded (the link their notifications give)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -53,7 +54,7 @@ class ReportFileView(BaseModel):
             id=f.id, subscription=f.subscription, kind=f.kind, asset=f.asset,
             period_start=f.period_start, period_end=f.period_end, format=f.format,
             file_name=f.file_name, size=f.size, created_at=f.created_at,
-            deliveries=[DeliveryView(**d.__dict__) for d in listed.deliveries],
+            deliveries=[DeliveryView(**asdict(d)) for d in listed.deliveries],
         )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, Text
 from atalaia.api.common.resources import Resources
 from atalaia.core.report_files import MEDIA_TYPES as REPORT_MEDIA_TYPES
-from atalaia.errors import NotFound
+from atalaia.errors import InvalidInput, NotFound
 from atalaia.services import reports
 from atalaia.services.plotting import epoch_seconds
 
@@ -44,7 +44,7 @@ Format = Annotated[ReportFormat, Query(alias="format")]
 @router.get(
     "/fleet",
     response_class=Response,
-    responses={**_RESPONSES, **error_responses(NotFound)},
+    responses={**_RESPONSES, **error_responses(NotFound, InvalidInput)},
 )
 def fleet_report(
     session: SessionDep,
@@ -60,6 +60,10 @@ def fleet_report(
     """The fleet's report of a period: incidents and their explanations, anomaly
     rates, top sensors, versions, promotions, drift; charts included."""
     period = _period(resources, start, end)
+    reports.check_fleet_size(
+        session, asset=asset,
+        max_series=resources.settings.report_on_demand_max_series,
+    )  # fmt: skip
     report = reports.fleet_report(session, period, asset=asset)
     return _file(report, format_, resources)
 
