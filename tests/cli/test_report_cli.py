@@ -3,59 +3,26 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from atalaia.adapters.db.engine import make_engine, make_session_factory
-from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.api.common.auth import Authenticator, Role
-from atalaia.cli.demo import free_port
-from atalaia.cluster import supervisor
-from atalaia.cluster.supervisor import ProcessSpec
+from atalaia.api.common.auth import Role
 from fixtures.reports import CRITICAL_SENSOR, fill_week, pdf_text, workbook
-
-ATALAIA = str(Path(sys.executable).with_name("atalaia"))
+from fixtures.training_process import ATALAIA, training_process
 
 
 @pytest.fixture
 def training(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A training service process on a database holding a week to report on;
     the environment of a viewer calling it."""
-    url = f"sqlite:///{tmp_path / 'atalaia.db'}"
-    upgrade_database(url)
-    engine = make_engine(url)
-    fill_week(make_session_factory(engine), time.time())
-    engine.dispose()
-    secret = secrets.token_urlsafe(32)
-    env = {
-        "ATALAIA_HOME": str(tmp_path / "home"),
-        "ATALAIA_DATABASE_URL": url,
-        "ATALAIA_JWT_SECRET": secret,
-        "ATALAIA_LOG_JSON": "false",
-    }
-    port = free_port()
-    spec = ProcessSpec(
-        "training", (ATALAIA, "serve", "--role", "training", "--port", str(port)),
-        port=port, env=env,
-    )  # fmt: skip
-    started = supervisor.spawn(spec, tmp_path / "logs")
-    try:
-        supervisor.wait_ready([started], timeout_s=60)
-        viewer = Authenticator(secret).issue(
-            subject="viewer", role=Role.VIEWER, ttl_s=600
-        )
-        yield env | {
-            "ATALAIA_TRAINING_URL": f"http://127.0.0.1:{port}",
-            "ATALAIA_TOKEN": viewer,
-        }
-    finally:
-        supervisor.stop([started])
+    with training_process(
+        tmp_path, Role.VIEWER, lambda sessions: fill_week(sessions, time.time())
+    ) as env:
+        yield env
 
 
 def report(
