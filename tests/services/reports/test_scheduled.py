@@ -207,6 +207,24 @@ class TestDelivery:
         assert all(link in hook.body["text"] for link in links)
         assert "attachments" in hook.body["data"]  # what it names, not the bytes
 
+    def test_a_rule_routing_report_ready_gets_the_event_too(
+        self, week: Sessions, delivery: reports.Delivery, alerter: Alerter,
+        mailbox: Mailbox, receiver: Receiver,
+    ) -> None:  # fmt: skip
+        with week() as session:
+            rule = {"name": "reports", "channels": ["hook"], "events": ["report.ready"]}
+            AlertConfig(session).put_rule("reports", rule, "api")
+            session.commit()
+        send(week, delivery, ReportSubscription(name="mail", channels=["mail"]))
+
+        alerter.step()  # the platform event, through the rules
+
+        assert alerter.deliver() == 2
+        assert len(mailbox.messages) == 1
+        (hook,) = receiver.requests
+        assert hook.body["event"] == "report.ready"
+        assert hook.body["data"]["subscription"] == "mail"
+
     def test_a_failing_channel_is_kept_pending_with_its_error(
         self, week: Sessions, delivery: reports.Delivery, alerter: Alerter,
     ) -> None:  # fmt: skip
