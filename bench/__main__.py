@@ -28,6 +28,7 @@ from bench import (
     quality_report_bench,
     report_bench,
     rollout_bench,
+    scale_bench,
     seasonal_bench,
     skab,
     store_bench,
@@ -421,6 +422,35 @@ def upload(
     """Upload ingest into PostgreSQL: readings/s from Parquet and from CSV."""
     figures, table = upload_bench.upload(readings, series, url)
     report("upload", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("scale")
+def scale(
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated history sizes: 10M,100M,1B.")
+    ] = "10M,100M,1B",
+    series: int = 1_000,
+    step_s: float = 60.0,
+    hot_days: int = 3,
+    samples: int = 30,
+    ingest_minutes: float = 60.0,
+    folder: Annotated[
+        Path | None, typer.Option(help="Where the cold segments go (default: /tmp).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URL (default: a fresh local database)."),
+    ] = None,
+    record: Record = True,
+) -> None:
+    """A history growing from 10 M to 1 B readings (hot days in PostgreSQL, the
+    rest Parquet segments): ingest, windows, quality report, training read."""
+    figures, table = scale_bench.scale(
+        sizes.split(","), series=series, step_s=step_s, hot_days=hot_days,
+        samples=samples, ingest_minutes=ingest_minutes, url=url, folder=folder,
+    )  # fmt: skip
+    report("scale", figures, record=record)
     typer.echo(table)
 
 

@@ -185,22 +185,28 @@ def test_metrics_count_runs_and_drifted_models() -> None:
 
 
 @pytest.mark.parametrize(
-    ("policy", "scheduled"), [("never", False), ("canary_if_healthy", True)]
+    ("update", "task", "scheduled"),
+    [
+        ({"weekly_wave": "never"}, Task.WAVE, False),
+        ({"weekly_wave": "canary_if_healthy"}, Task.WAVE, True),
+        ({"hot_days": None}, Task.ARCHIVE, False),
+        ({"hot_days": 30.0}, Task.ARCHIVE, True),
+    ],
 )
-def test_the_weekly_wave_runs_when_a_policy_asks_for_one(
-    settings: Settings, policy: str, scheduled: bool
+def test_the_optional_tasks_run_when_their_settings_ask_for_them(
+    settings: Settings, update: dict[str, object], task: Task, scheduled: bool
 ) -> None:
     upgrade_database(settings.database_url)
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     scheduler = build_scheduler(
-        settings.model_copy(update={"weekly_wave": policy}),
+        settings.model_copy(update=update),
         engine=engine, sessions=sessions,
         submitter=InProcessSubmitter(sessions, RecordingQueue(), min_interval_s=0),
         registry=CollectorRegistry(),
     )  # fmt: skip
     try:
-        assert (Task.WAVE in scheduler.tasks) is scheduled
+        assert (task in scheduler.tasks) is scheduled
         assert {Task.RETRAIN, Task.DRIFT, Task.ROLLOUT} <= set(scheduler.tasks)
     finally:
         scheduler.close()

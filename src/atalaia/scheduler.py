@@ -1,7 +1,8 @@
 """The scheduler: run each task of the fleet schedule (weekly retraining, drift
 checks, the rollouts' steps, the self-healing rules of `services.healing`, the
-weekly wave of `services.waves`, the scheduled reports of
-`services.reports.scheduled`) when it is due, as the
+weekly wave of `services.waves`, the cold history's moves of
+`services.cold_history`, the scheduled reports of `services.reports.scheduled`)
+when it is due, as the
 one instance holding the scheduler lock; and beside it the alerter
 (`services.alerter`: incidents and notifications), one instance too.
 
@@ -17,6 +18,7 @@ neither repeats nor skips a run. A run that fails is tried again after
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -35,18 +37,20 @@ from atalaia.adapters.notify import ChannelSender
 from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
+from atalaia.core.history import ColdPolicy
 from atalaia.core.incidents import IncidentPolicy
 from atalaia.core.operations import WavePolicy
 from atalaia.core.ports import BatchSubmitter
 from atalaia.core.schedule import (
     ScheduledTask,
     Task,
+    archive_schedule,
     fleet_schedule,
     healing_schedule,
     report_schedule,
     wave_schedule,
 )
-from atalaia.services import reports, rollouts
+from atalaia.services import cold_history, reports, rollouts
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
 from atalaia.services.healing import Healer, HealingMetrics
 from atalaia.services.scheduler import (
@@ -239,6 +243,12 @@ def build_scheduler(
             max_false_alarm_rate=settings.weekly_wave_max_false_alarm_rate,
             now=now,
         ),
+        Task.ARCHIVE: lambda now: cold_history.archive(
+            sessions=sessions,
+            policy=ColdPolicy(hot_days=settings.hot_days or math.inf),
+            folder=settings.cold_path,
+            now=now.timestamp(),
+        ),
         Task.REPORT: lambda now: reports.send_scheduled_reports(
             sessions=sessions,
             subscriptions=settings.report_subscriptions,
@@ -258,6 +268,11 @@ def build_scheduler(
         *(
             [wave_schedule(every_minutes=settings.scheduler_rollout_every_minutes)]
             if waves
+            else []
+        ),
+        *(
+            [archive_schedule(every_hours=settings.archive_every_hours)]
+            if settings.hot_days is not None
             else []
         ),
         *(

@@ -143,6 +143,14 @@ class Settings(BaseSettings):
     weekly_wave: Literal["never", "canary_if_healthy", "direct_if_better"] = "never"
     weekly_wave_max_false_alarm_rate: Annotated[float, Field(ge=0, le=1)] = 0.005
 
+    # The cold history (`services.cold_history`): readings older than
+    # `hot_days` move, a day at a time, to Parquet segments in `cold_dir`
+    # (default: home/cold), every `archive_every_hours` (unset: every reading
+    # stays in the database).
+    hot_days: Annotated[float, Field(ge=1)] | None = None
+    cold_dir: Path | None = None
+    archive_every_hours: Annotated[float, Field(gt=0)] = 24.0
+
     # Off: inference records no anomaly for incidents (ingest still logs its own).
     incidents_enabled: bool = True
     # Incidents (`core.incidents`): anomalies of a sensor this close are one
@@ -294,6 +302,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'atalaia.db'}"
         if self.artifacts_dir is None:
             self.artifacts_dir = self.home / "artifacts"
+        if self.cold_dir is None:
+            self.cold_dir = self.home / "cold"
         if self.environment == "production":
             _refuse_unsafe_production(self)
         return self
@@ -334,6 +344,11 @@ class Settings(BaseSettings):
     def artifacts_path(self) -> Path:
         assert self.artifacts_dir is not None  # filled by the validator
         return self.artifacts_dir
+
+    @property
+    def cold_path(self) -> Path:
+        assert self.cold_dir is not None  # filled by the validator
+        return self.cold_dir
 
     @property
     def snapshot_path(self) -> Path:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from fixtures.api import Headers, finished_job, post_ok, promote, refused, wait_for
+from fixtures.assets import put_file
 from fixtures.readings import sensor_series
 
 SENSOR = "sensor_007"
@@ -187,3 +188,75 @@ def test_a_batch_of_sensor_readings_is_scored_as_one_request_each(
     not_served = batch({"readings": [readings[0], unknown]})
     assert not_served.status_code == 404
     assert not_served.json()["rule"] == "sensor_served"
+
+
+MACHINE_TREE = """\
+id,kind,name,parent
+plant9,site,Plant 9,
+press9,machine,Press 9,plant9
+sensor_007,sensor,Bearing,press9
+sensor_008,sensor,Motor,press9
+"""
+
+
+def test_a_machine_trains_its_sensors_together_as_the_hierarchy_groups_them(
+    client: TestClient, admin: Headers
+) -> None:
+    """A machine's sensors: one model over every series under the machine,
+    its axes named by their series ids."""
+    imported = put_file(client, admin, MACHINE_TREE)
+    assert imported.status_code == 200, imported.text
+    store_axes(client, admin)  # sensor_007's three axes
+    timestamps, load = sensor_series(10_080, seed=1)
+    motor = {"timestamps": timestamps.tolist(), "values": (4 * load).tolist()}
+    stored = client.post("/api/v1/series/sensor_008_current/points", json=motor,
+                         headers=admin)  # fmt: skip
+    assert stored.status_code == 200, stored.text
+
+    response = client.post(
+        "/api/v1/training/press9",
+        json={"config": {"algorithm": "multivariate"}, "window_hours": 168},
+        headers=admin,
+    )
+    assert response.status_code == 202, response.text
+    job = finished_job(client, response.json()["job_id"], admin)
+
+    assert job["status"] == "succeeded", job
+    version = client.get(
+        f"/api/v1/models/press9/versions/{job['model_version']}", headers=admin
+    ).json()
+    series = [f"{SENSOR}_{axis}" for axis in AXES] + ["sensor_008_current"]
+    assert version["metrics"]["axes"] == ",".join(sorted(series))
+    promote(client, "press9", job["model_version"], admin)
+    values = {f"{SENSOR}_radial": 0.3, f"{SENSOR}_axial": 0.6,
+              f"{SENSOR}_tangential": 0.9, "sensor_008_current": 1.2}  # fmt: skip
+    body = {"timestamp": 1_800_000_000.0, "values": values}
+
+    def scored() -> dict[str, Any] | None:
+        answer = client.post("/api/v1/predict/sensors/press9", json=body,
+                             headers=admin)  # fmt: skip
+        return answer.json() if answer.status_code == 200 else None
+
+    normal = wait_for(scored)
+    assert not normal["anomaly"]
+    body["values"] = values | {"sensor_008_current": 0.1}  # the motor alone drops
+    broken = post_ok(client, admin, "/api/v1/predict/sensors/press9", body)
+    assert broken["anomaly"]
+    assert broken["contributing_axes"][0] == "sensor_008_current"
+
+
+def test_a_group_larger_than_a_prediction_carries_is_refused(
+    client: TestClient, admin: Headers
+) -> None:
+    sensors = "".join(f"s{i:03d},sensor,S{i},press9\n" for i in range(65))
+    assert put_file(client, admin, MACHINE_TREE + sensors).status_code == 200
+    body = {"series_id": [f"s{i:03d}_x" for i in range(65)],
+            "timestamp": [1.7e9] * 65, "value": [0.3] * 65}  # fmt: skip
+    assert client.post("/api/v1/series/points", json=body, headers=admin).is_success
+
+    response = client.post(
+        "/api/v1/training/press9",
+        json={"config": {"algorithm": "multivariate"}, "window_hours": 168},
+        headers=admin,
+    )
+    assert "at most 64" in refused(response, "group_size")

@@ -148,6 +148,31 @@ def test_once_runs_a_task_off_unless_configured_when_it_is(
     assert said in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(
+    ("hot_days", "code", "said"),
+    [
+        (None, 1, "the archive task is off: set ATALAIA_HOT_DAYS"),
+        ("30", 0, '"task": "archive", "hot_days": 30.0'),
+    ],
+)
+def test_once_archive_runs_when_hot_days_are_set(
+    env: dict[str, str], tmp_path: Path, hot_days: str | None, code: int, said: str
+) -> None:
+    cold = {"ATALAIA_COLD_DIR": str(tmp_path / "cold")}
+    if hot_days is not None:
+        cold["ATALAIA_HOT_DAYS"] = hot_days
+    done = subprocess.run(
+        [ATALAIA, "scheduler", "--once", "archive"],
+        env={**os.environ, **env, **cold},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == code, done.stderr
+    assert said in done.stdout + done.stderr
+
+
 def test_runs_until_sigterm_and_exports_its_metrics(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -31,11 +31,6 @@ log = structlog.get_logger()
 DEFAULT_METRICS_PORT = 8004
 TOKEN_TTL_S = 3600.0
 REQUEST_TIMEOUT_S = 300.0  # a batch of the whole fleet takes a while to accept
-# What turns on the tasks that are off unless configured.
-TURNED_ON = {
-    Task.WAVE: "ATALAIA_WEEKLY_WAVE to a policy",
-    Task.REPORT: "ATALAIA_REPORT_SUBSCRIPTIONS",
-}
 
 
 def scheduler(
@@ -119,12 +114,20 @@ def serve_metrics(host: str, port: int, registry: CollectorRegistry) -> None:
         raise port_failure(exc, host=host, port=port, option="--metrics-port") from None
 
 
+_SWITCHES = {
+    Task.WAVE: "ATALAIA_WEEKLY_WAVE to a policy",
+    Task.ARCHIVE: "ATALAIA_HOT_DAYS to the days of readings the database keeps",
+    Task.REPORT: "ATALAIA_REPORT_SUBSCRIPTIONS",
+}
+
+
 def _run_once(fleet: Scheduler, task: Task) -> None:
     """Run `task` and print its report as JSON; exit 1 when it failed."""
     from atalaia.scheduler import utcnow
 
-    if task not in fleet.tasks:  # the weekly wave, the reports: not configured
-        raise CommandFailed(f"the {task.value} task is off: set {TURNED_ON[task]}")
+    if task not in fleet.tasks:  # the weekly wave, the cold history, the reports
+        setting = _SWITCHES.get(task, "its setting")
+        raise CommandFailed(f"the {task.value} task is off: set {setting}")
     try:
         report = fleet.run_once(task, utcnow())
     except Exception:

@@ -20,6 +20,7 @@ class Task(StrEnum):
     ROLLOUT = "rollout"  # the running canaries' and shadows' steps
     HEALING = "healing"  # the self-healing rules (`services.healing`)
     WAVE = "wave"  # the weekly retraining's versions out (`services.waves`)
+    ARCHIVE = "archive"  # old readings to the cold history (`services.cold_history`)
     REPORT = "report"  # last week's reports stored and sent (`services.reports`)
 
     @property
@@ -123,6 +124,15 @@ def wave_schedule(*, every_minutes: float) -> ScheduledTask:
     'every 4 min'
     """
     return ScheduledTask(Task.WAVE, Every(every_minutes / 60.0))
+
+
+def archive_schedule(*, every_hours: float) -> ScheduledTask:
+    """The cold history's runs.
+
+    >>> archive_schedule(every_hours=24).trigger.describe()
+    'every 24 h'
+    """
+    return ScheduledTask(Task.ARCHIVE, Every(every_hours))
 
 
 def healing_schedule(*, every_minutes: float) -> ScheduledTask:

@@ -11,6 +11,7 @@ from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
 from atalaia.core.quality import QualityReport, QualityThresholds, assess_quality
 from atalaia.core.series import check_series_id
 from atalaia.errors import InvalidInput, SensorNotFound, SeriesNotFound
+from atalaia.services import sensor_groups
 from atalaia.services.plotting import MAX_WINDOW_POINTS, fetch_window, resolve_window
 from atalaia.services.uploads import upload_series
 
@@ -71,7 +72,7 @@ def sensor_quality(
     days of its newest data); SensorNotFound without a stored axis."""
     check_physical_range(query.physical_range)
     store = ReadingStore(session)
-    axes = store.axes_of(check_series_id(sensor_id))
+    axes = sensor_groups.axes_of(session, check_series_id(sensor_id))
     summaries = store.summaries(sorted(axes.values()))
     firsts = [s.first_ts for s in summaries.values() if s.first_ts is not None]
     lasts = [s.last_ts for s in summaries.values() if s.last_ts is not None]

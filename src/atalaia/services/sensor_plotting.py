@@ -33,6 +33,7 @@ from atalaia.core.registry import ModelVersion
 from atalaia.core.sensors import SensorData, StoredSensor, shared_readings
 from atalaia.core.series import check_series_id
 from atalaia.errors import SensorModelNotFound, SeriesNotFound
+from atalaia.services import sensor_groups
 from atalaia.services.plotting import (
     MAX_WINDOW_POINTS,
     RASTERIZE_ABOVE,
@@ -100,7 +101,7 @@ def build_sensor_plot_data(
     models = ModelStore(session)
     model, sensor = resolve_sensor_model(models, sensor_id, query.version)
     store = ReadingStore(session)
-    named = store.axes_of(sensor_id)
+    named = sensor_groups.axes_of(session, sensor_id)
     series_ids = tuple(named.get(axis, f"{sensor_id}_{axis}") for axis in sensor.axes)
     summaries = store.summaries(series_ids)
     spans = [_span(summaries.get(series_id), series_id) for series_id in series_ids]

@@ -45,6 +45,7 @@ from atalaia.errors import (
     RateLimited,
     TrainingRateLimited,
 )
+from atalaia.services import sensor_groups
 from atalaia.services._payload import encode_payload, payload_key
 from atalaia.services.training_chunk import (
     Outcome,
@@ -180,11 +181,12 @@ def _check_sensor(session: Session, sensor_id: str, request: TrainingRequest) ->
             "send window_hours, not inline data",
             rule="sensor_window",
         )
-    axes = ReadingStore(session).axes_of(sensor_id)
+    axes = sensor_groups.axes_of(session, sensor_id)
     if not axes:
         raise InvalidSeries(
             f"sensor {sensor_id!r} has no stored series (axes named "
-            f"{sensor_id}_<axis>, e.g. {sensor_id}_radial)",
+            f"{sensor_id}_<axis>, e.g. {sensor_id}_radial; or, for a machine or "
+            "another node of the asset hierarchy, the series of its sensors)",
             rule="sensor_axes",
         )
     for series_id in sorted(axes.values()):

@@ -30,7 +30,7 @@ from atalaia.core.registry import Lineage, ModelVersion, Stage
 from atalaia.core.sensors import SensorData, align_axes
 from atalaia.core.series import Readings, validate_training_data
 from atalaia.errors import AtalaiaError, ConcurrentChange, InvalidInput
-from atalaia.services import platform_events
+from atalaia.services import platform_events, sensor_groups
 from atalaia.services._payload import decode_payload
 
 log = structlog.get_logger()
@@ -125,7 +125,7 @@ def _sensor_data(job: TrainingJob, sessions: SessionFactory) -> SensorData:
     UnfitData when an axis' data is unfit to train on."""
     with sessions() as session:
         store = ReadingStore(session)
-        axes = store.axes_of(job.series_id)
+        axes = sensor_groups.axes_of(session, job.series_id)
         windows = store.last_windows(sorted(axes.values()), job.window_hours or 0.0)
     data = align_axes(job.series_id, {a: windows[s] for a, s in axes.items()})
     for i, axis in enumerate(data.axes):

@@ -96,6 +96,23 @@ class ReadingRow(Base):
     value: Mapped[float] = mapped_column(Double)
 
 
+class ReadingSegmentRow(Base):
+    """A Parquet file of cold readings of one period (`core.history`)."""
+
+    __tablename__ = "reading_segments"
+    __table_args__ = (
+        Index("ix_reading_segments_period", "period_end", "period_start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period_start: Mapped[float] = mapped_column(Double)
+    period_end: Mapped[float] = mapped_column(Double)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class JobRow(Base):
     __tablename__ = "training_jobs"
     __table_args__ = (

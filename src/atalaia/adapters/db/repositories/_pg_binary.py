@@ -13,6 +13,8 @@ from psycopg.pq import Format
 
 from atalaia.core.series import FloatArray
 
+IntArray = npt.NDArray[np.int64]
+
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
 COPY_TRAILER = b"\xff\xff"
 _ARRAY_HEADER = 20  # ndim, has-nulls flag, element type, length, lower bound
@@ -48,6 +50,27 @@ def copy_tuples(series_key: int, ts: FloatArray, values: FloatArray) -> bytes:
     rows["ts"] = ts
     rows["value"] = values
     return rows.tobytes()
+
+
+def parse_tuples(
+    data: bytes | memoryview,
+) -> tuple[IntArray, FloatArray, FloatArray, int]:
+    """The whole (series_key, ts, value) tuples at the start of a binary COPY
+    stream's body, and how many bytes they took (the rest waits for more).
+
+    >>> keys, ts, values, used = parse_tuples(copy_tuples(7, np.array([1.0]),
+    ...                                                   np.array([2.0])) + b"\\xff")
+    >>> keys.tolist(), ts.tolist(), values.tolist(), used
+    ([7], [1.0], [2.0], 38)
+    """
+    count = len(data) // _TUPLE.itemsize
+    rows = np.frombuffer(data, _TUPLE, count=count)
+    return (
+        rows["key"].astype(np.int64),
+        rows["ts"].astype(np.float64),
+        rows["value"].astype(np.float64),
+        count * _TUPLE.itemsize,
+    )
 
 
 def float8_array(data: bytes | None) -> FloatArray:

@@ -82,10 +82,14 @@ class AssetStore:
             self.session.execute(update(AssetRow), moved)
 
     def get(self, asset_id: str) -> StoredAsset:
-        row = self.session.get(AssetRow, asset_id)
-        if row is None:
+        found = self.find(asset_id)
+        if found is None:
             raise NotFound(f"asset {asset_id!r} does not exist", rule="asset_exists")
-        return _stored(row)
+        return found
+
+    def find(self, asset_id: str) -> StoredAsset | None:
+        row = self.session.get(AssetRow, asset_id)
+        return None if row is None else _stored(row)
 
     def ancestors(self, stored: StoredAsset) -> list[StoredAsset]:
         """The nodes above `stored`, its site first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -34,6 +35,7 @@ from atalaia.adapters.db.repositories._pg_binary import (
     float8_array,
     use_arrays,
 )
+from atalaia.adapters.db.repositories.segments import SegmentStore, merged
 from atalaia.adapters.db.tables import ReadingRow, SeriesRow, utcnow
 from atalaia.adapters.db.translation import driver_errors_translated
 from atalaia.core.series import FloatArray, Readings, sensor_of
@@ -198,8 +200,30 @@ class ReadingStore:
         ]
         if not asked:
             return {}
-        if self.dialect != "postgresql":
-            return {key: self._stored_between(key, ts) for key, ts in asked}
+        if self.dialect == "postgresql":
+            found = self._stored_at(asked)
+        else:
+            found = {key: self._stored_between(key, ts) for key, ts in asked}
+        return self._stored_cold(asked, found)  # after the hot: see `window`
+
+    def _stored_cold(
+        self, asked: list[tuple[int, FloatArray]], found: dict[int, FloatArray]
+    ) -> dict[int, FloatArray]:
+        """`found` with the asked timestamps that the cold history holds."""
+        segments = SegmentStore(self.session)
+        span = segments.span()
+        for key, ts in asked:
+            old = ts[ts < span]
+            if not old.size:
+                continue
+            cold = segments.window(key, float(old.min()), float(old.max()) + 1e-6)
+            if cold is not None and cold.timestamps.size:
+                hot = found.get(key, np.empty(0, np.float64))
+                found[key] = np.concatenate([hot, cold.timestamps])
+        return found
+
+    def _stored_at(self, asked: list[tuple[int, FloatArray]]) -> dict[int, FloatArray]:
+        """Of the asked (key, timestamps), those stored: one query (PostgreSQL)."""
         keys = np.concatenate([np.full(ts.size, key, np.int64) for key, ts in asked])
         times = np.concatenate([ts for _, ts in asked])
         connection = self.session.connection()
@@ -264,8 +288,44 @@ class ReadingStore:
         """Readings with start ≤ ts < end and ts > after, oldest first, ≤ `limit`.
 
         PostgreSQL packs them into two float8 arrays in binary (as
-        `last_windows`): 100,000 readings in a fifth of the time of rows.
+        `last_windows`): 100,000 readings in a fifth of the time of rows. The
+        hot readings are read before the cold ones: a period moved out between
+        the two reads is read twice (and counted once), never missed.
         """
+        hot = self._hot_window(
+            series_id, start=start, end=end, after=after, limit=limit
+        )
+        lower = max(_lowest(start), _lowest(after))
+        cold = self._cold_window(series_id, lower, _highest(end))
+        if cold is None:
+            return hot
+        readings = merged([cold, hot])
+        if after is not None and readings.timestamps.size:
+            later = readings.timestamps > after
+            readings = Readings(readings.timestamps[later], readings.values[later])
+        if limit is not None:
+            readings = Readings(readings.timestamps[:limit], readings.values[:limit])
+        return readings
+
+    def _cold_window(self, series_id: str, start: float, end: float) -> Readings | None:
+        """A series' readings from the cold history (None: none could be there)."""
+        segments = SegmentStore(self.session)
+        if segments.span() <= start:  # the common case: one indexed lookup
+            return None
+        key = self.session.scalar(
+            select(SeriesRow.key).where(SeriesRow.series_id == series_id)
+        )
+        return None if key is None else segments.window(key, start, end)
+
+    def _hot_window(
+        self,
+        series_id: str,
+        *,
+        start: float | None,
+        end: float | None,
+        after: float | None,
+        limit: int | None,
+    ) -> Readings:
         if self.dialect == "postgresql":
             return self._window_arrays(series_id, (start, after, end), limit)
         stmt = select(ReadingRow.ts, ReadingRow.value).where(
@@ -309,9 +369,7 @@ class ReadingStore:
     def last_hours(self, series_id: str, hours: float) -> Readings:
         """The readings of the `hours` before the series' newest reading."""
         newest = self.session.scalar(
-            select(func.max(ReadingRow.ts)).where(
-                ReadingRow.series_key == _key_of(series_id)
-            )
+            select(SeriesRow.last_ts).where(SeriesRow.series_id == series_id)
         )
         if newest is None:
             return Readings.of([], [])
@@ -377,17 +435,50 @@ class ReadingStore:
                 for sid, ts, vs in rows
             }
         empty = Readings.of([], [])
-        return {sid: windows.get(sid, empty) for sid in series_ids}
+        windows = {sid: windows.get(sid, empty) for sid in series_ids}
+        return self._cold_filled(windows, hours)
+
+    def _cold_filled(
+        self, windows: dict[str, Readings], hours: float
+    ) -> dict[str, Readings]:
+        """`last_windows` with the readings of the cold history of the series
+        whose window starts before the hot one (a series silent for long)."""
+        span = SegmentStore(self.session).span()
+        if span == -math.inf:
+            return windows
+        row = SeriesRow
+        reaching = self.session.execute(
+            select(row.key, row.series_id, row.last_ts).where(
+                row.series_id.in_(list(windows)),
+                row.last_ts.is_not(None),
+                row.last_ts - hours * 3600.0 < span,
+            )
+        ).all()
+        if not reaching:
+            return windows
+        lasts = {
+            _keyed(sid, key): (sid, cast(float, last)) for key, sid, last in reaching
+        }
+        start = min(last for _, last in lasts.values()) - hours * 3600.0
+        cold = SegmentStore(self.session).windows(lasts, start, span) or {}
+        for key, readings in cold.items():
+            sid, last = lasts[key]
+            inside = readings.timestamps >= last - hours * 3600.0
+            mine = Readings(readings.timestamps[inside], readings.values[inside])
+            windows[sid] = merged([mine, windows[sid]])
+        return windows
 
     def count_last_hours(self, series_id: str, hours: float) -> int:
         row = self.session.get(SeriesRow, series_id)
         if row is None or row.last_ts is None:
             return 0
+        start = row.last_ts - hours * 3600.0
         stmt = select(func.count()).where(
-            ReadingRow.series_key == _key(row),
-            ReadingRow.ts >= row.last_ts - hours * 3600.0,
+            ReadingRow.series_key == _key(row), ReadingRow.ts >= start
         )
-        return int(self.session.scalar(stmt) or 0)
+        hot = int(self.session.scalar(stmt) or 0)
+        cold = self._cold_window(series_id, start, math.inf)
+        return hot if cold is None else hot + len(cold)
 
     def get_series(self, series_id: str) -> SeriesSummary | None:
         row = self.session.get(SeriesRow, series_id)
@@ -497,6 +588,14 @@ def _first_of_each(readings: Readings) -> tuple[FloatArray, FloatArray]:
         first = np.sort(np.unique(ts, return_index=True)[1])
         ts, vs = ts[first], vs[first]
     return ts, vs
+
+
+def _lowest(bound: float | None) -> float:
+    return -math.inf if bound is None else bound
+
+
+def _highest(bound: float | None) -> float:
+    return math.inf if bound is None else bound
 
 
 def _within(ts: FloatArray, first: float | None, last: float | None) -> FloatArray:
