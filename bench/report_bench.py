@@ -10,28 +10,36 @@ the alerter does). The tables are analyzed, as autovacuum leaves them.
 Timed, `runs` times each (the median kept): gathering the report
 (`fleet_report`: its queries), laying it out as a PDF and writing it as a
 workbook; and as a reference, one scan summing the week's rollups (what the
-anomaly rates cannot do without).
+anomaly rates cannot do without). Then once, the scheduler's path
+(`send_scheduled_reports`: gathered, laid out, stored, recorded, queued) on an
+engine bounded as a service's is (`ATALAIA_DB_*_TIMEOUT_S` defaults). The week
+is the last whole one (Monday to Monday), which the scheduled report covers.
 """
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.db.engine import Timeouts, make_engine, make_session_factory
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.repositories import IncidentStore, RollupStore
 from atalaia.adapters.db.tables import PredictionRollupRow
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.incidents import Anomaly, Grouper, IncidentPolicy
+from atalaia.core.schedule import last_week
 from atalaia.core.serving import Rollups
 from atalaia.services import reports
+from atalaia.settings import ReportSubscription, Settings
 from bench._fleet import fill_registry, fresh_database, series_ids
 from bench.predict_bench import Figures
 
@@ -42,7 +50,7 @@ PREDICTIONS_AN_HOUR = 60
 
 def report_week(series: int, incidents: int, runs: int, url: str | None) -> Figures:
     """The figures of the module's runs."""
-    now = time.time()
+    now = last_week(datetime.now(UTC))[1].timestamp()
     with fresh_database(url, DATABASE) as target:
         upgrade_database(target)
         engine = make_engine(target)
@@ -53,7 +61,8 @@ def report_week(series: int, incidents: int, runs: int, url: str | None) -> Figu
             _fill_rollups(sessions, ids, now)
             _fill_incidents(sessions, ids, incidents, now)
             _analyze(target)
-            return _timed(sessions, now, runs) | {
+            scheduled = _scheduled(target)
+            return _timed(sessions, now, runs) | scheduled | {
                 "series": series, "incidents": incidents, "runs": runs,
             }  # fmt: skip
         finally:
@@ -129,6 +138,33 @@ def _timed(sessions: sessionmaker[Session], now: float, runs: int) -> Figures:
         "pdf_kb": len(pdf) // 1024,
         "xlsx_kb": len(xlsx) // 1024,
     }
+
+
+def _scheduled(url: str) -> Figures:
+    """One run of the weekly report task, on an engine bounded as a service's."""
+    defaults = Settings()
+    timeouts = Timeouts(
+        statement_s=defaults.db_statement_timeout_s,
+        socket_s=defaults.db_socket_timeout_s,
+    )
+    engine = make_engine(url, timeouts=timeouts)
+    with tempfile.TemporaryDirectory(prefix="atalaia-bench-") as folder:
+        delivery = reports.Delivery(
+            LocalArtifactStore(Path(folder)), None, "http://127.0.0.1:8000"
+        )
+        weekly = ReportSubscription(name="bench", channels=["ops"])
+        began = time.perf_counter()
+        try:
+            run = reports.send_scheduled_reports(
+                sessions=make_session_factory(engine), subscriptions=[weekly],
+                delivery=delivery, now=datetime.now(UTC),
+            )  # fmt: skip
+        finally:
+            engine.dispose()
+    took = round(time.perf_counter() - began, 3)
+    if run.error is not None:
+        raise RuntimeError(f"the scheduled report failed: {run.error}")
+    return {"scheduled_s": took}
 
 
 def _median(work: Callable[[], object], runs: int) -> float:

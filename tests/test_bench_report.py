@@ -18,3 +18,4 @@ def test_report_week_runs_and_reports(own_postgres: str) -> None:
     assert result.output.startswith("report-week: ")
     assert "incidents 5" in result.output
     assert "pdf_s" in result.output
+    assert "scheduled_s" in result.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from atalaia.scheduler import (
     build_scheduler,
 )
 from atalaia.services.scheduler import ACTOR, InProcessSubmitter, RunReport
-from atalaia.settings import Settings
+from atalaia.settings import ReportSubscription, Settings
 from fixtures.api import bearer, wait_for
 from fixtures.fleet import add_day, serve_series
 from fixtures.scheduling import RecordingQueue
@@ -209,6 +210,34 @@ def test_the_optional_tasks_run_when_their_settings_ask_for_them(
         assert {Task.RETRAIN, Task.DRIFT, Task.ROLLOUT} <= set(scheduler.tasks)
     finally:
         scheduler.close()
+        engine.dispose()
+
+
+def test_the_reports_run_when_subscriptions_ask_for_them(settings: Settings) -> None:
+    upgrade_database(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    weekly = ReportSubscription(name="weekly", formats=["xlsx"], channels=["mail"])
+    build = partial(
+        build_scheduler, engine=engine, sessions=sessions,
+        submitter=InProcessSubmitter(sessions, RecordingQueue(), min_interval_s=0),
+    )  # fmt: skip
+    off = build(settings, registry=CollectorRegistry())
+    on = build(
+        settings.model_copy(update={"report_subscriptions": [weekly]}),
+        registry=CollectorRegistry(),
+    )
+    try:
+        report = on.run_once(Task.REPORT, datetime.now(UTC))
+
+        assert Task.REPORT not in off.tasks
+        assert Task.REPORT in on.tasks
+        assert report.error is None
+        (stored,) = (settings.artifacts_path / "reports" / "weekly").iterdir()
+        assert stored.suffix == ".xlsx"
+    finally:
+        off.close()
+        on.close()
         engine.dispose()
 
 

@@ -1,7 +1,8 @@
 """The scheduler: run each task of the fleet schedule (weekly retraining, drift
 checks, the rollouts' steps, the self-healing rules of `services.healing`, the
 weekly wave of `services.waves`, the cold history's moves of
-`services.cold_history`) when it is due, as the
+`services.cold_history`, the scheduled reports of `services.reports.scheduled`)
+when it is due, as the
 one instance holding the scheduler lock; and beside it the alerter
 (`services.alerter`: incidents and notifications), one instance too.
 
@@ -33,6 +34,7 @@ from sqlalchemy import Engine
 from atalaia.adapters.cache import RedisLink
 from atalaia.adapters.db.lock import InstanceLock, instance_lock
 from atalaia.adapters.notify import ChannelSender
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.history import ColdPolicy
@@ -45,9 +47,10 @@ from atalaia.core.schedule import (
     archive_schedule,
     fleet_schedule,
     healing_schedule,
+    report_schedule,
     wave_schedule,
 )
-from atalaia.services import cold_history, rollouts
+from atalaia.services import cold_history, reports, rollouts
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
 from atalaia.services.healing import Healer, HealingMetrics
 from atalaia.services.scheduler import (
@@ -246,6 +249,12 @@ def build_scheduler(
             folder=settings.cold_path,
             now=now.timestamp(),
         ),
+        Task.REPORT: lambda now: reports.send_scheduled_reports(
+            sessions=sessions,
+            subscriptions=settings.report_subscriptions,
+            delivery=report_delivery(settings),
+            now=now,
+        ),
     }
     waves = WavePolicy(settings.weekly_wave) is not WavePolicy.NEVER
     schedule = (
@@ -266,6 +275,15 @@ def build_scheduler(
             if settings.hot_days is not None
             else []
         ),
+        *(
+            [
+                report_schedule(
+                    weekday=settings.report_weekday, hour=settings.report_hour
+                )
+            ]
+            if settings.report_subscriptions
+            else []
+        ),
     )
     metrics = SchedulerMetrics(registry)
     scheduler = Scheduler(
@@ -281,6 +299,16 @@ def build_scheduler(
             when=scheduled.trigger.describe(),
         )
     return scheduler
+
+
+def report_delivery(settings: Settings) -> reports.Delivery:
+    """Where the scheduled reports of `settings` are stored, laid out from and
+    linked to."""
+    return reports.Delivery(
+        artifacts=LocalArtifactStore(settings.artifacts_path),
+        templates_dir=settings.report_templates_dir,
+        public_url=settings.public_url or settings.training_url,
+    )
 
 
 def build_alerter(

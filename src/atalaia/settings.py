@@ -10,7 +10,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -19,6 +26,20 @@ from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, Ti
 from atalaia.core.topics import TopicTemplate, broker_address
 from atalaia.errors import InvalidInput
 from atalaia.files import make_private_dir
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class ReportSubscription(BaseModel):
+    """A scheduled report: the fleet's (or, with `asset`, a node's: a site's),
+    in these formats, sent to these alert channels (their names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,48}$")]
+    asset: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] = None
+    formats: Annotated[list[Literal["pdf", "xlsx"]], Field(min_length=1)] = ["pdf"]
+    channels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
 
 
 class Settings(BaseSettings):
@@ -106,9 +127,7 @@ class Settings(BaseSettings):
 
     # The scheduler: `atalaia scheduler`, or inside the embedded `atalaia serve`.
     scheduler_in_process: bool = True  # run its tasks inside `atalaia serve`
-    scheduler_retrain_weekday: Literal[
-        "mon", "tue", "wed", "thu", "fri", "sat", "sun"
-    ] = "sun"
+    scheduler_retrain_weekday: Weekday = "sun"
     scheduler_retrain_hour: Annotated[int, Field(ge=0, le=23)] = 2  # UTC
     scheduler_retrain_window_hours: Annotated[float, Field(gt=0)] = 168.0
     scheduler_drift_every_hours: Annotated[float, Field(gt=0)] = 6.0
@@ -148,6 +167,19 @@ class Settings(BaseSettings):
     # Report templates of a site: a file here replaces the shipped one of its
     # name (`services/reports/templates`: fleet.html, sensor.html, report.css …).
     report_templates_dir: Path | None = None
+    # Scheduled reports (`services.reports.scheduled`), a JSON list of
+    # `ReportSubscription`s: each stored and sent for the last whole week
+    # (Monday to Monday, UTC) every `report_weekday` at `report_hour` (UTC).
+    # None: the task is off. Links in notifications start with `public_url`
+    # (default: `training_url`).
+    report_subscriptions: list[ReportSubscription] = []
+    # An on-demand fleet report (`GET /reports/fleet`) of more series than this
+    # is refused (422 `report_size`, 0: no bound): a week of 90,000 series
+    # takes ~25 s to gather and lay out, which no request should wait for.
+    report_on_demand_max_series: Annotated[int, Field(ge=0)] = 30_000
+    report_weekday: Weekday = "mon"
+    report_hour: Annotated[int, Field(ge=0, le=23)] = 6
+    public_url: str | None = None
     # The alerter deletes what it has read of the anomaly log (and of the
     # recoveries and platform events) once older than this; 0: never.
     anomaly_log_retention_days: Annotated[float, Field(ge=0)] = 30.0
@@ -275,6 +307,17 @@ class Settings(BaseSettings):
         if self.environment == "production":
             _refuse_unsafe_production(self)
         return self
+
+    @field_validator("report_subscriptions")
+    @classmethod
+    def _unique_subscriptions(
+        cls, subscriptions: list[ReportSubscription]
+    ) -> list[ReportSubscription]:
+        named = Counter(s.name for s in subscriptions)
+        twice = sorted(name for name, n in named.items() if n > 1)
+        if twice:
+            raise ValueError(f"report subscriptions named twice: {', '.join(twice)}")
+        return subscriptions
 
     @model_validator(mode="after")
     def _ordered_timestamp_range(self) -> Settings:

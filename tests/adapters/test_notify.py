@@ -3,9 +3,11 @@ SMTP server (aiosmtpd), and Apprise posting to that HTTP server."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,12 +15,15 @@ import pytest
 
 import atalaia
 from atalaia.adapters.notify import ChannelSender
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.core.notifications import (
+    ATTACHMENTS,
     CHANNEL_TYPES,
     Channel,
     ChannelType,
     DeliveryFailed,
     Notification,
+    StoredFile,
 )
 from atalaia.settings import Settings
 from fixtures.receivers import Mailbox, Receiver
@@ -310,3 +315,59 @@ def test_sends_by_every_channel_type(
 
     assert [r.path for r in receiver.requests] == ["/webhook", "/slack", "/apprise"]
     assert len(mailbox.messages) == 1
+
+
+class TestAttachments:
+    """A notification naming stored files (a scheduled report's)."""
+
+    PDF = b"%PDF-1.7 a report"
+
+    @pytest.fixture
+    def with_file(self, settings: Settings) -> Notification:
+        LocalArtifactStore(settings.artifacts_path).put("reports/w/1.pdf", self.PDF)
+        stored = StoredFile("reports/w/1.pdf", "week.pdf", "application/pdf")
+        document = {**NOTIFICATION.document, ATTACHMENTS: [stored.document()]}
+        return replace(NOTIFICATION, document=document)
+
+    def test_email_carries_the_file(
+        self, sender: ChannelSender, mailbox: Mailbox, with_file: Notification
+    ) -> None:
+        sender.send(Channel("ops", "email", "ops@plant.example"), with_file)
+
+        [(_, message)] = mailbox.messages
+        [attached] = message.iter_attachments()
+        assert attached.get_filename() == "week.pdf"
+        assert attached.get_content_type() == "application/pdf"
+        assert attached.get_content() == self.PDF
+        body = message.get_body(("plain",))
+        assert body is not None
+        assert body.get_content().rstrip() == NOTIFICATION.text
+
+    def test_apprise_carries_the_file(
+        self, sender: ChannelSender, receiver: Receiver, with_file: Notification
+    ) -> None:
+        sender.send(Channel("n", "apprise", receiver.url("/a", "json")), with_file)
+
+        [request] = receiver.requests
+        [attached] = request.body["attachments"]
+        assert attached["filename"] == "week.pdf"
+        assert base64.b64decode(attached["base64"]) == self.PDF
+
+    def test_a_webhook_gets_the_document_naming_the_file_not_its_bytes(
+        self, sender: ChannelSender, receiver: Receiver, with_file: Notification
+    ) -> None:
+        sender.send(Channel("hook", "webhook", receiver.url("/hook")), with_file)
+
+        [request] = receiver.requests
+        assert request.body["data"][ATTACHMENTS] == with_file.document[ATTACHMENTS]
+
+    def test_a_file_no_longer_stored_is_not_retryable(
+        self, sender: ChannelSender, settings: Settings, with_file: Notification
+    ) -> None:
+        LocalArtifactStore(settings.artifacts_path).delete("reports/w/1.pdf")
+
+        with pytest.raises(DeliveryFailed) as caught:
+            sender.send(Channel("ops", "email", "ops@plant.example"), with_file)
+
+        assert not caught.value.retryable
+        assert "reports/w/1.pdf" in str(caught.value)

@@ -189,6 +189,26 @@ class TestFleetReport:
         refused(too_long, "report_period")
         assert unknown.status_code == 422, unknown.text
 
+    def test_a_fleet_larger_than_a_request_may_ask_for_is_refused(
+        self, client: TestClient, viewer: Headers, engineer: Headers, now: float,
+        database_url: str, make_settings: SettingsFactory,
+    ) -> None:  # fmt: skip
+        assert put_file(client, engineer, CSV).status_code == 200
+        n = len(SERIES)
+        body = {"series_id": SERIES, "timestamp": [now - 60] * n, "value": [0.3] * n}
+        sent = client.post("/api/v1/series/points", json=body, headers=engineer)
+        assert sent.status_code == 200, sent.text
+        settings = make_settings(database_url, report_on_demand_max_series=n - 1)
+
+        with TestClient(create_embedded_app(settings)) as own:
+            fleet = own.get(FLEET, headers=viewer)
+            site = own.get(FLEET, params={"asset": "plant1"}, headers=viewer)
+
+        detail = refused(fleet, "report_size")
+        assert f"covers {n} series, more than the {n - 1}" in detail
+        assert "ATALAIA_REPORT_SUBSCRIPTIONS" in detail
+        assert site.status_code == 200, site.text  # 6 series
+
     def test_an_unknown_asset_is_not_found(
         self, client: TestClient, viewer: Headers
     ) -> None:

@@ -3,59 +3,42 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from atalaia.adapters.db.engine import make_engine, make_session_factory
-from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.api.common.auth import Authenticator, Role
-from atalaia.cli.demo import free_port
-from atalaia.cluster import supervisor
-from atalaia.cluster.supervisor import ProcessSpec
+from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.api.common.auth import Role
+from atalaia.services import reports
+from atalaia.settings import ReportSubscription
 from fixtures.reports import CRITICAL_SENSOR, fill_week, pdf_text, workbook
-
-ATALAIA = str(Path(sys.executable).with_name("atalaia"))
+from fixtures.training_process import ATALAIA, training_process
 
 
 @pytest.fixture
 def training(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A training service process on a database holding a week to report on;
-    the environment of a viewer calling it."""
-    url = f"sqlite:///{tmp_path / 'atalaia.db'}"
-    upgrade_database(url)
-    engine = make_engine(url)
-    fill_week(make_session_factory(engine), time.time())
-    engine.dispose()
-    secret = secrets.token_urlsafe(32)
-    env = {
-        "ATALAIA_HOME": str(tmp_path / "home"),
-        "ATALAIA_DATABASE_URL": url,
-        "ATALAIA_JWT_SECRET": secret,
-        "ATALAIA_LOG_JSON": "false",
-    }
-    port = free_port()
-    spec = ProcessSpec(
-        "training", (ATALAIA, "serve", "--role", "training", "--port", str(port)),
-        port=port, env=env,
-    )  # fmt: skip
-    started = supervisor.spawn(spec, tmp_path / "logs")
-    try:
-        supervisor.wait_ready([started], timeout_s=60)
-        viewer = Authenticator(secret).issue(
-            subject="viewer", role=Role.VIEWER, ttl_s=600
+    """A training service process on a database holding a week to report on
+    and last week's scheduled report (PDF); the environment of a viewer
+    calling it."""
+
+    def fill(sessions: sessionmaker[Session]) -> None:
+        now = datetime.now(UTC)
+        fill_week(sessions, now.timestamp())
+        reports.send_scheduled_reports(
+            sessions=sessions,
+            subscriptions=[ReportSubscription(name="weekly", channels=["ops"])],
+            delivery=reports.Delivery(
+                LocalArtifactStore(tmp_path / "home" / "artifacts"), None, "http://x"
+            ),
+            now=now,
         )
-        yield env | {
-            "ATALAIA_TRAINING_URL": f"http://127.0.0.1:{port}",
-            "ATALAIA_TOKEN": viewer,
-        }
-    finally:
-        supervisor.stop([started])
+
+    with training_process(tmp_path, Role.VIEWER, fill) as env:
+        yield env
 
 
 def report(
@@ -94,3 +77,21 @@ def test_an_unknown_sensor_fails_in_one_line(
     assert done.returncode == 1
     assert "HTTP 404 sensor_exists" in done.stderr
     assert not list(tmp_path.glob("*.pdf"))
+
+
+def test_lists_the_stored_files_and_saves_one(
+    training: dict[str, str], tmp_path: Path
+) -> None:
+    listed = report(training, tmp_path, "files")
+    (line,) = listed.stdout.splitlines()
+    file_id, name, _size, sent = line.split("\t")
+    saved = report(training, tmp_path, "file", file_id)
+    unknown = report(training, tmp_path, "file", "no-such-file")
+
+    assert listed.returncode == 0, listed.stderr
+    assert name.startswith("atalaia-fleet-fleet-")
+    assert sent == "ops: pending"
+    assert saved.returncode == 0, saved.stderr
+    assert (tmp_path / name).read_bytes().startswith(b"%PDF-")
+    assert unknown.returncode == 1
+    assert "HTTP 404 report_file_exists" in unknown.stderr

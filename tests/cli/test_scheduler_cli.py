@@ -117,19 +117,28 @@ def test_once_fails_when_the_training_service_is_down(env: dict[str, str]) -> No
     )
 
 
+WEEKLY = '[{"name": "weekly", "formats": ["xlsx"], "channels": ["mail"]}]'
+
+
 @pytest.mark.parametrize(
-    ("policy", "code", "said"),
+    ("task", "variable", "value", "code", "said"),
     [
-        ("never", 1, "the wave task is off: set ATALAIA_WEEKLY_WAVE to a policy"),
-        ("canary_if_healthy", 0, '"policy": "canary_if_healthy"'),
+        ("wave", "ATALAIA_WEEKLY_WAVE", "never", 1,
+         "the wave task is off: set ATALAIA_WEEKLY_WAVE to a policy"),
+        ("wave", "ATALAIA_WEEKLY_WAVE", "canary_if_healthy", 0,
+         '"policy": "canary_if_healthy"'),
+        ("report", "ATALAIA_REPORT_SUBSCRIPTIONS", "[]", 1,
+         "the report task is off: set ATALAIA_REPORT_SUBSCRIPTIONS"),
+        ("report", "ATALAIA_REPORT_SUBSCRIPTIONS", WEEKLY, 0,
+         '"stored": {"weekly": ['),
     ],
-)
-def test_once_wave_runs_under_a_policy_only(
-    env: dict[str, str], policy: str, code: int, said: str
+)  # fmt: skip
+def test_once_runs_a_task_off_unless_configured_when_it_is(
+    env: dict[str, str], task: str, variable: str, value: str, code: int, said: str
 ) -> None:
     done = subprocess.run(
-        [ATALAIA, "scheduler", "--once", "wave"],
-        env={**os.environ, **env, "ATALAIA_WEEKLY_WAVE": policy},
+        [ATALAIA, "scheduler", "--once", task],
+        env={**os.environ, **env, variable: value},
         capture_output=True,
         text=True,
         timeout=120,

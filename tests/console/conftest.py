@@ -30,6 +30,7 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 class Platform:
     base: str
     tokens: dict[Role, str]
+    settings: Settings
 
     def headers(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -63,7 +64,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with embedded_server(settings) as base:
         demo_token = issue(subject=DEMO_ACTOR, role=Role.ML_ENGINEER, ttl_s=3600)
         run_demo(base, demo_token, sensors=2, stream_minutes=60, echo=lambda _l: None)
-        found = Platform(base, tokens)
+        found = Platform(base, tokens, settings)
         for series_id in (CANDIDATE, WAITING, CANARIED):
             _train_a_candidate(found, series_id)
         _place_the_fleet(found)

@@ -3,13 +3,18 @@ operator's flows, and roles enforced on both sides."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
+from atalaia.adapters.db.engine import make_engine, make_session_factory
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.api.common.auth import Role
+from atalaia.services import reports
+from atalaia.settings import ReportSubscription
 from console.conftest import (
     CANARIED,
     CANDIDATE,
@@ -324,18 +329,18 @@ def test_a_failed_job_shows_why_and_is_retried(
     assert problems.take() == []
 
 
-def test_the_week_reports_are_saved_from_the_fleet_and_sensor_pages(
+def test_the_last_7_days_reports_are_saved_from_the_fleet_and_sensor_pages(
     chromium: Browser, platform: Platform, tmp_path: Path
 ) -> None:
     page, problems = signed_in(chromium, platform, Role.VIEWER)
     ready(page, "#/fleet")
 
     with page.expect_download() as fleet_pdf:
-        page.get_by_role("button", name="Week report (PDF)").click()
+        page.get_by_role("button", name="Report (PDF)").click()
     page.goto(f"{platform.base}/console/#/sensors/demo_sensor_001")
     ready(page, "#/sensors/demo_sensor_001")
     with page.expect_download() as sensor_xlsx:
-        page.get_by_role("button", name="Week report (Excel)").click()
+        page.get_by_role("button", name="Report (Excel)").click()
 
     assert fleet_pdf.value.suggested_filename.startswith("atalaia-fleet-fleet-")
     fleet_pdf.value.save_as(tmp_path / "fleet.pdf")
@@ -347,4 +352,50 @@ def test_the_week_reports_are_saved_from_the_fleet_and_sensor_pages(
     assert (
         "Model versions" in workbook((tmp_path / "sensor.xlsx").read_bytes()).sheetnames
     )
+    assert problems.take() == []
+
+
+def test_a_report_of_the_picked_days_and_a_stored_one_are_saved(
+    chromium: Browser, platform: Platform, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    artifacts = LocalArtifactStore(platform.settings.artifacts_path)
+    engine = make_engine(platform.settings.database_url)
+    try:
+        run = reports.send_scheduled_reports(
+            sessions=make_session_factory(engine),
+            subscriptions=[ReportSubscription(name="weekly", channels=["ops"])],
+            delivery=reports.Delivery(artifacts, None, platform.base), now=now,
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+    (stored,) = run.stored["weekly"]
+    page, problems = signed_in(chromium, platform, Role.VIEWER)
+    ready(page, "#/fleet")
+    picker = page.get_by_role("group", name="Report of a period")
+    today = f"{now:%Y-%m-%d}"
+    expect(picker.get_by_label("to")).to_have_value(today)
+    expect(picker.get_by_label("From")).to_have_value(
+        f"{now - timedelta(days=6):%Y-%m-%d}"
+    )
+
+    picker.get_by_label("From").fill("2026-11-20")
+    picker.get_by_label("to").fill("2026-11-26")
+    with page.expect_download() as picked:
+        picker.get_by_role("button", name="Report (Excel)").click()
+    listed = page.get_by_role("region", name="Stored reports")
+    expect(listed).to_contain_text("weekly")
+    screenshot(page, "fleet-reports")
+    with page.expect_download() as saved:
+        listed.locator("tr").filter(has_text="weekly").get_by_role(
+            "button", name="Save PDF"
+        ).click()
+
+    assert picked.value.suggested_filename == (
+        "atalaia-fleet-fleet-20261120-20261127.xlsx"  # the 26th included
+    )
+    saved.value.save_as(tmp_path / "stored.pdf")
+    with_name = platform.api("GET", f"/reports/files/{stored}", Role.VIEWER)
+    assert saved.value.suggested_filename in with_name.headers["content-disposition"]
+    assert (tmp_path / "stored.pdf").read_bytes() == with_name.content
     assert problems.take() == []

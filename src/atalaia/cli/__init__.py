@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from atalaia.cli import (
+    assets,
     cluster,
     db,
     demo,
@@ -42,6 +43,7 @@ app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(report.app, name="report")
+app.add_typer(assets.app, name="assets")
 
 
 def main() -> None:

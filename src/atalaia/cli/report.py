@@ -1,5 +1,6 @@
 """`atalaia report fleet|sensor …`: a report of a period saved to a file, made
-by the training service (`/api/v1/reports`)."""
+by the training service (`/api/v1/reports`); `atalaia report files|file ID`:
+the scheduled reports' stored files, listed and saved."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from atalaia.cli.service_client import Token, Url, answered, training_client
+from atalaia.cli.service_client import Token, Url, answered, call, training_client
 
 app = typer.Typer(
     help="Reports of a period as PDF or Excel: the fleet's, a site's, a sensor's.",
@@ -71,6 +72,31 @@ def sensor(
     """A sensor's report: its axes with their model's band, incidents, versions."""
     params = {"start": start, "end": end, "format": format_.value}
     _save(f"{REPORTS}/sensors/{sensor_id}", params, output, url, token)
+
+
+@app.command("files")
+def files(
+    limit: Annotated[int, typer.Option(help="The newest so many.")] = 20,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """The scheduled reports' stored files, newest first, and where each went."""
+    with training_client(url, token) as client:
+        page = call(client, "GET", f"{REPORTS}/files", params={"limit": limit})
+    for f in page["files"]:
+        sent = ", ".join(f"{d['channel']}: {d['state']}" for d in f["deliveries"])
+        typer.echo(f"{f['id']}\t{f['file_name']}\t{f['size']:,} bytes\t{sent or '-'}")
+
+
+@app.command("file")
+def file(
+    file_id: Annotated[str, typer.Argument(help="Its id (`atalaia report files`).")],
+    output: Output = None,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Save a stored report file."""
+    _save(f"{REPORTS}/files/{file_id}", {}, output, url, token)
 
 
 def _save(

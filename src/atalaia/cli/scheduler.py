@@ -117,6 +117,7 @@ def serve_metrics(host: str, port: int, registry: CollectorRegistry) -> None:
 _SWITCHES = {
     Task.WAVE: "ATALAIA_WEEKLY_WAVE to a policy",
     Task.ARCHIVE: "ATALAIA_HOT_DAYS to the days of readings the database keeps",
+    Task.REPORT: "ATALAIA_REPORT_SUBSCRIPTIONS",
 }
 
 
@@ -124,7 +125,7 @@ def _run_once(fleet: Scheduler, task: Task) -> None:
     """Run `task` and print its report as JSON; exit 1 when it failed."""
     from atalaia.scheduler import utcnow
 
-    if task not in fleet.tasks:  # the weekly wave or the cold history, unset
+    if task not in fleet.tasks:  # the weekly wave, the cold history, the reports
         setting = _SWITCHES.get(task, "its setting")
         raise CommandFailed(f"the {task.value} task is off: set {setting}")
     try:

@@ -7,6 +7,7 @@ else ATALAIA_TOKEN, else the embedded server's `<home>/admin-token`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -70,13 +71,19 @@ def call(
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON answer; CommandFailed on an error answer or no answer."""
-    return _json(answered(client, method, path, json=body, params=params))
+    return json_of(answered(client, method, path, json=body, params=params))
 
 
 def answered(
-    client: httpx.Client, method: str, path: str, **request: Any
+    client: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    kept: Collection[int] = (),
+    **request: Any,
 ) -> httpx.Response:
-    """The answer (a file's, say); CommandFailed on an error answer or no answer."""
+    """The answer (a file's, say); CommandFailed on an error answer (but those
+    of a status in `kept`, returned) or no answer."""
     import httpx
 
     try:
@@ -86,8 +93,8 @@ def answered(
             f"cannot reach the training service at {client.base_url} "
             f"({type(exc).__name__}): start it, or set --url"
         ) from None
-    if answer.status_code >= 400:
-        found = _json(answer)
+    if answer.status_code >= 400 and answer.status_code not in kept:
+        found = json_of(answer)
         rule = found.get("rule", "")
         raise CommandFailed(
             f"HTTP {answer.status_code} {rule}: {found.get('detail', answer.text)}"
@@ -95,7 +102,7 @@ def answered(
     return answer
 
 
-def _json(answer: httpx.Response) -> dict[str, Any]:
+def json_of(answer: httpx.Response) -> dict[str, Any]:
     try:
         found: dict[str, Any] = answer.json()
     except ValueError:  # not JSON: a proxy's page, say

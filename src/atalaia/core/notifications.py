@@ -15,6 +15,10 @@ Channels:
   separated), through the server the settings name;
 - `apprise`: `target` is an Apprise URL (Teams, Telegram, PagerDuty, ntfy,
   Discord and the others Apprise knows).
+
+A notification may name stored files (a scheduled report's) under its
+document's `attachments`: `email` and `apprise` channels carry them, the
+others the link its text gives.
 """
 
 from __future__ import annotations
@@ -36,7 +40,11 @@ Event = Literal[
     "model.canary_started",  # a fleet operation's canaries
     "training.failed",
     "platform.alert",
+    "report.ready",  # a scheduled report's files were stored
 ]
+ATTACHMENTS = "attachments"  # a document's list of `StoredFile.document()`
+# The channel types that carry a notification's files (the others: a link).
+ATTACHING: frozenset[ChannelType] = frozenset({"email", "apprise"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +58,47 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file a notification carries."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file of the artifact store a notification names (its document keeps
+    `document()` under `ATTACHMENTS`; the sender reads the file)."""
+
+    artifact_key: str
+    filename: str
+    media_type: str
+
+    def document(self) -> dict[str, str]:
+        return {
+            "artifact_key": self.artifact_key,
+            "filename": self.filename,
+            "media_type": self.media_type,
+        }
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> StoredFile:
+        return cls(
+            str(document["artifact_key"]),
+            str(document["filename"]),
+            str(document["media_type"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """One message to one channel.
 
     `document` is the JSON a `webhook` receives as is; `title` and `text` are
-    what the other channel types show."""
+    what the other channel types show; `attachments` the files of the
+    document's `ATTACHMENTS`, read when it is sent by a channel that carries
+    them."""
 
     key: str  # the idempotency key, the same for every attempt
     event: Event
@@ -63,6 +107,11 @@ class Notification:
     text: str
     created_at: float  # epoch seconds
     document: Mapping[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+
+    def stored_files(self) -> list[StoredFile]:
+        """The files its document names."""
+        return [StoredFile.of(f) for f in self.document.get(ATTACHMENTS, ())]
 
 
 class DeliveryFailed(Exception):

@@ -21,6 +21,7 @@ class Task(StrEnum):
     HEALING = "healing"  # the self-healing rules (`services.healing`)
     WAVE = "wave"  # the weekly retraining's versions out (`services.waves`)
     ARCHIVE = "archive"  # old readings to the cold history (`services.cold_history`)
+    REPORT = "report"  # last week's reports stored and sent (`services.reports`)
 
     @property
     def audit_action(self) -> str:
@@ -141,3 +142,24 @@ def healing_schedule(*, every_minutes: float) -> ScheduledTask:
     'every 5 min'
     """
     return ScheduledTask(Task.HEALING, Every(every_minutes / 60.0))
+
+
+def report_schedule(*, weekday: str, hour: int) -> ScheduledTask:
+    """The scheduled reports' weekly run.
+
+    >>> report_schedule(weekday="mon", hour=6).trigger.describe()
+    'weekly, mon 06:00 UTC'
+    """
+    return ScheduledTask(Task.REPORT, Weekly(WEEKDAYS.index(weekday), hour))
+
+
+def last_week(now: datetime) -> tuple[datetime, datetime]:
+    """The last whole week (Monday 00:00 to Monday 00:00, UTC) before `now`:
+    every run within a week reports the same one.
+
+    >>> [d.isoformat() for d in last_week(datetime(2026, 12, 3, 9, tzinfo=UTC))]
+    ['2026-11-23T00:00:00+00:00', '2026-11-30T00:00:00+00:00']
+    """
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = day - timedelta(days=day.weekday())
+    return end - timedelta(days=7), end

@@ -112,3 +112,11 @@ def _log(
     SignalLogs(session).add_event(
         key, event, series_id, title, text, document, time.time()
     )
+
+
+def report_ready(
+    session: Session, key: str, title: str, text: str, document: Mapping[str, Any]
+) -> None:
+    """A scheduled report's files were stored (`services.reports.scheduled`),
+    once per `key` (its subscription and period)."""
+    _log(session, "report.ready", key, None, title, text, dict(document))

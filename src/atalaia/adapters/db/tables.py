@@ -665,3 +665,27 @@ class UploadSeriesRow(Base):
     stored: Mapped[int] = mapped_column(BigInteger)
     first_ts: Mapped[float] = mapped_column(Double)
     last_ts: Mapped[float] = mapped_column(Double)
+
+
+class ReportFileRow(Base):
+    """A scheduled report's file in the artifact store: one a period per
+    subscription and format (the constraint makes two schedulers' runs one),
+    and the channels its notifications went to (their delivery is the
+    outbox's, keyed `delivery_key.<channel>`)."""
+
+    __tablename__ = "report_files"
+    __table_args__ = (UniqueConstraint("subscription", "period_start", "format"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subscription: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    asset: Mapped[str | None] = mapped_column(String(128))
+    period_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    period_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    format: Mapped[str] = mapped_column(String(8))
+    file_name: Mapped[str] = mapped_column(String(256))
+    artifact_key: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(BigInteger)
+    channels: Mapped[list[str]] = mapped_column(Json, default=list)
+    delivery_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

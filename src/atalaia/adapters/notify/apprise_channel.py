@@ -1,5 +1,7 @@
 """`apprise` channel: the target is an Apprise URL (Teams, Telegram, ntfy, …).
 
+A notification's files go as Apprise attachments (`attach=`, from a
+temporary folder removed after the send), on the services that take them.
 Apprise reports a failure as False, whatever its cause (a receiver down, a
 token refused): every failure is retryable. A URL Apprise does not know never
 will deliver. Apprise's own log lines below warnings are dropped; warnings and
@@ -9,6 +11,10 @@ errors go out as structlog events (`notify.apprise_log`).
 from __future__ import annotations
 
 import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import apprise
 import structlog
@@ -41,14 +47,34 @@ class AppriseSender:
         service.socket_read_timeout = self._timeout_s
         hub = apprise.Apprise()
         hub.add(service)
-        if not hub.notify(
-            body=notification.text,
-            title=notification.title,
-            notify_type=notify_type(notification),
-        ):
+        with attached_files(notification) as files:
+            delivered = hub.notify(
+                body=notification.text,
+                title=notification.title,
+                notify_type=notify_type(notification),
+                attach=files or None,
+            )
+        if not delivered:
             # Apprise masks the URL's secrets; its query (headers, options) is cut.
             where = hub.urls(privacy=True)[0].partition("?")[0]
             raise DeliveryFailed(f"Apprise did not deliver to {where}", retryable=True)
+
+
+@contextmanager
+def attached_files(notification: Notification) -> Iterator[list[str]]:
+    """The paths of `notification`'s attachments, written to a temporary
+    folder that is gone once the block ends."""
+    if not notification.attachments:
+        yield []
+        return
+    with tempfile.TemporaryDirectory(prefix="atalaia-attach-") as folder:
+        paths = []
+        for number, attachment in enumerate(notification.attachments):
+            path = Path(folder) / str(number) / Path(attachment.filename).name
+            path.parent.mkdir()
+            path.write_bytes(attachment.content)
+            paths.append(str(path))
+        yield paths
 
 
 def notify_type(notification: Notification) -> apprise.NotifyType:

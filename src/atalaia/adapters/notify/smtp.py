@@ -1,4 +1,5 @@
-"""`email` channel: a plain-text message through the SMTP server of the settings.
+"""`email` channel: a plain-text message through the SMTP server of the settings,
+with the notification's files attached.
 
 The message's `Message-ID` comes from the notification's key, so every attempt
 carries the same one. A server that cannot be reached or answers 4xx may take
@@ -116,7 +117,8 @@ class EmailSender:
 def email_message(
     notification: Notification, *, sender: str, recipients: list[str]
 ) -> EmailMessage:
-    """The plain-text message of `notification`, identified by its key."""
+    """The plain-text message of `notification`, identified by its key, with
+    its attachments."""
     message = EmailMessage()
     title = " ".join(notification.title.split())  # a header holds one line
     message["Subject"] = f"[atalaia] {notification.severity}: {title}"
@@ -126,6 +128,12 @@ def email_message(
     message["Message-ID"] = message_id(notification.key)
     message["X-Atalaia-Key"] = notification.key
     message.set_content(notification.text)
+    for attachment in notification.attachments:
+        maintype, _, subtype = attachment.media_type.partition("/")
+        message.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype,
+            filename=attachment.filename,
+        )  # fmt: skip
     return message
 
 

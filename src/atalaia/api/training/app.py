@@ -35,6 +35,7 @@ from atalaia.api.training.routes import (
     models,
     operations,
     quality,
+    report_files,
     reports,
     rollouts,
     series,
@@ -74,6 +75,7 @@ def routers() -> list[APIRouter]:
         alerts.router,
         healing.router,
         reports.router,
+        report_files.router,
         session.router,
         uploads.router,
     ]

@@ -18,7 +18,7 @@ from atalaia.adapters.db.repositories import (
 )
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.registry import ModelVersion
-from atalaia.errors import NotFound
+from atalaia.errors import InvalidInput, NotFound
 from atalaia.services.reports import charts
 from atalaia.services.reports.content import (
     Cell,
@@ -39,6 +39,25 @@ TOP = 20  # sensors and series ranked
 
 class SensorNotFound(NotFound):
     rule = "sensor_exists"
+
+
+def check_fleet_size(session: Session, *, asset: str | None, max_series: int) -> None:
+    """InvalidInput (`report_size`) when the fleet's report (of `asset`'s
+    sensors) covers more than `max_series` series (0: no bound): one that
+    large is for the scheduled reports, made beside any request."""
+    if not max_series:
+        return
+    series = AssetStore(session).series_under(asset) if asset else None
+    count = ReportQueries(session, series).series_count()
+    if count > max_series:
+        raise InvalidInput(
+            f"this report covers {count:,} series, more than the "
+            f"{max_series:,} a request may ask for "
+            "(ATALAIA_REPORT_ON_DEMAND_MAX_SERIES): narrow it with asset=, or "
+            "have it made by a scheduled report (ATALAIA_REPORT_SUBSCRIPTIONS, "
+            "its files under GET /reports/files)",
+            rule="report_size",
+        )
 
 
 def fleet_report(

@@ -25,6 +25,10 @@ from atalaia.adapters.db.repositories.readings import (
     ReadingStore,
     SeriesSummary,
 )
+from atalaia.adapters.db.repositories.report_files import (
+    ReportFileNotFound,
+    ReportFileStore,
+)
 from atalaia.adapters.db.repositories.reports import ReportQueries
 from atalaia.adapters.db.repositories.rollouts import NewRollout, RolloutStore
 from atalaia.adapters.db.repositories.rollups import RollupStore
@@ -50,6 +54,8 @@ __all__ = [
     "Outbox",
     "PlatformSignals",
     "ReadingStore",
+    "ReportFileNotFound",
+    "ReportFileStore",
     "ReportQueries",
     "NewRollout",
     "RolloutStore",

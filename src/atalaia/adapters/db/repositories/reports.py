@@ -17,6 +17,7 @@ from atalaia.adapters.db.tables import (
     PlatformEventRow,
     PredictionRollupRow,
     RegistryEventRow,
+    SeriesRow,
     VersionRow,
 )
 from atalaia.core.registry import Stage
@@ -61,6 +62,13 @@ class ReportQueries:
     ) -> None:
         self.session = session
         self.series = series
+
+    def series_count(self) -> int:
+        """How many series it covers (of those stored)."""
+        stmt = select(func.count()).select_from(SeriesRow)
+        if self.series is not None:
+            stmt = stmt.where(SeriesRow.series_id.in_(self.series))
+        return int(self.session.scalar(stmt) or 0)
 
     def top_rates(self, start: datetime, end: datetime, limit: int) -> list[SeriesRate]:
         """The `limit` series of highest anomaly rate in the period (of those

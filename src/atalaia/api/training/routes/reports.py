@@ -13,7 +13,8 @@ from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, Text
 from atalaia.api.common.resources import Resources
-from atalaia.errors import NotFound
+from atalaia.core.report_files import MEDIA_TYPES as REPORT_MEDIA_TYPES
+from atalaia.errors import InvalidInput, NotFound
 from atalaia.services import reports
 from atalaia.services.plotting import epoch_seconds
 
@@ -25,12 +26,7 @@ class ReportFormat(StrEnum):
     XLSX = "xlsx"
 
 
-MEDIA_TYPES = {
-    ReportFormat.PDF: "application/pdf",
-    ReportFormat.XLSX: (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    ),
-}
+MEDIA_TYPES = {form: REPORT_MEDIA_TYPES[form.value] for form in ReportFormat}
 _TIME_HELP = "ISO 8601 (UTC when no offset) or epoch seconds"
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -48,7 +44,7 @@ Format = Annotated[ReportFormat, Query(alias="format")]
 @router.get(
     "/fleet",
     response_class=Response,
-    responses={**_RESPONSES, **error_responses(NotFound)},
+    responses={**_RESPONSES, **error_responses(NotFound, InvalidInput)},
 )
 def fleet_report(
     session: SessionDep,
@@ -64,6 +60,10 @@ def fleet_report(
     """The fleet's report of a period: incidents and their explanations, anomaly
     rates, top sensors, versions, promotions, drift; charts included."""
     period = _period(resources, start, end)
+    reports.check_fleet_size(
+        session, asset=asset,
+        max_series=resources.settings.report_on_demand_max_series,
+    )  # fmt: skip
     report = reports.fleet_report(session, period, asset=asset)
     return _file(report, format_, resources)
 

@@ -190,25 +190,57 @@ export function csvButton(label, filename, header, rows) {
   }, label);
 }
 
-/** Buttons that save the last 7 days' report of `path` (/reports/…) as PDF or
- * Excel, made by the server. */
-export function reportButtons(path, query = {}) {
-  const save = (format, button) => async () => {
+const DAY_MS = 86_400_000;
+const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+/** `button`, saving the file `fetchFile()` answers (a promise of {blob,
+ * filename}, or null: nothing to fetch) when clicked; disabled meanwhile. */
+function savesFile(button, fetchFile) {
+  button.addEventListener("click", async () => {
+    const asked = fetchFile();
+    if (!asked) return;
     button.disabled = true;
     try {
-      const { blob, filename } = await apiFile(path, { ...query, format });
+      const { blob, filename } = await asked;
       saveBlob(filename, blob);
     } catch (error) {
       toast(error.message || String(error), "error");
     } finally {
       button.disabled = false;
     }
+  });
+  return button;
+}
+
+/** A period picker (From and To, UTC days, To included; default the last 7
+ * days) and buttons that save the report of `path` (/reports/…) over it as
+ * PDF or Excel, made by the server. */
+export function reportButtons(path, query = {}) {
+  const today = Date.now();
+  const from = h("input", { type: "date", name: "report-from",
+    value: isoDay(today - 6 * DAY_MS), max: isoDay(today) });
+  const to = h("input", { type: "date", name: "report-to", value: isoDay(today),
+    max: isoDay(today) });
+  const report = (format) => () => {
+    if (!from.value || !to.value) {
+      toast("Choose the report's first and last day", "error");
+      return null;
+    }
+    const end = isoDay(Date.parse(`${to.value}T00:00:00Z`) + DAY_MS);
+    return apiFile(path, { ...query, start: `${from.value}T00:00:00Z`,
+      end: `${end}T00:00:00Z`, format });
   };
-  const pdf = h("button", { type: "button", class: "secondary" }, "Week report (PDF)");
-  const xlsx = h("button", { type: "button", class: "secondary" }, "Week report (Excel)");
-  pdf.addEventListener("click", save("pdf", pdf));
-  xlsx.addEventListener("click", save("xlsx", xlsx));
-  return h("span", { class: "report-buttons" }, pdf, " ", xlsx);
+  const button = (label) => h("button", { type: "button", class: "secondary" }, label);
+  return h("span", { class: "report-buttons", role: "group", "aria-label": "Report of a period" },
+    h("label", {}, "From ", from), h("label", {}, "to ", to), " ",
+    savesFile(button("Report (PDF)"), report("pdf")), " ",
+    savesFile(button("Report (Excel)"), report("xlsx")));
+}
+
+/** A button that saves the stored file at `path` (a scheduled report's). */
+export function fileButton(path, label) {
+  return savesFile(h("button", { type: "button", class: "link" }, label),
+    () => apiFile(path));
 }
 
 /** A short message in the corner; errors stay until dismissed. */

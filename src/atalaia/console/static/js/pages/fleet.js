@@ -2,6 +2,7 @@
 // counts at the top; the sensors needing attention as a table; auto-refresh.
 
 import { api } from "../api.js";
+import { storedReports } from "../reports.js";
 import { ago, clear, csvButton, field, h, heading, num, reportButtons, table } from "../ui.js";
 
 const REFRESH_MS = 15_000;
@@ -54,7 +55,8 @@ export async function render(main, _params, query) {
     else location.hash = hash;
   });
 
-  main.append(heading("Fleet", stamp, reportButtons("/reports/fleet")), counts, form, tip, said, grid, attention);
+  main.append(heading("Fleet", stamp, reportButtons("/reports/fleet")), counts, form, tip, said, grid, attention,
+    storedReports());
 
   async function load() {
     answer = await api("/fleet/sensors", {
