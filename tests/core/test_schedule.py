@@ -127,6 +127,8 @@ class TestFleetSchedule:
             "scheduler.rollout",
             "scheduler.healing",
             "scheduler.wave",
+            "scheduler.archive",
+            "scheduler.report",
         ]
 
     def test_healing_runs_every_few_minutes(self) -> None:
