@@ -47,5 +47,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
-    for chatty in ("alembic", "httpx", "httpcore"):
+    # SQLAlchemy's pools log as their class's module: ours is the translation's.
+    pools = ("sqlalchemy", "atalaia.adapters.db.translation")
+    for chatty in ("alembic", "httpx", "httpcore", *pools):
         logging.getLogger(chatty).setLevel(logging.WARNING)
