@@ -43,6 +43,10 @@ Record = Annotated[bool, typer.Option(help="Append the figures to bench/RESULTS.
 Url = Annotated[
     str | None, typer.Option(help="Database URL (default: a fresh SQLite file).")
 ]
+EmptyPgUrl = Annotated[
+    str | None,
+    typer.Option(help="An empty PostgreSQL database (default: a fresh one)."),
+]
 PgUrl = Annotated[
     str | None, typer.Option(help="PostgreSQL URL (default: a fresh local database).")
 ]
@@ -174,10 +178,7 @@ def fleet_grid(
 @app.command("fleet-promotion")
 def fleet_promotion(
     series: int = 285_000,
-    url: Annotated[
-        str | None,
-        typer.Option(help="An empty PostgreSQL database (default: a fresh one)."),
-    ] = None,
+    url: EmptyPgUrl = None,
     record: Record = True,
 ) -> None:
     """POST /operations promoting every series on PostgreSQL: its run, and the
@@ -210,10 +211,7 @@ def report_week(
     series: Annotated[int, typer.Option(help="Series (three axes a sensor).")] = 30_000,
     incidents: Annotated[int, typer.Option(help="Incidents of the week.")] = 2_000,
     runs: Annotated[int, typer.Option(help="Timed runs of each step.")] = 3,
-    url: Annotated[
-        str | None,
-        typer.Option(help="An empty PostgreSQL database (default: a fresh one)."),
-    ] = None,
+    url: EmptyPgUrl = None,
     record: Record = True,
 ) -> None:
     """The fleet's report of a week: gathered, laid out as PDF, written as Excel."""
@@ -227,10 +225,7 @@ def ops_views(
     older: Annotated[int, typer.Option(help="Finished batches as large.")] = 0,
     versions: int = 285_000,
     requests: Annotated[int, typer.Option(help="Timed requests a route.")] = 200,
-    url: Annotated[
-        str | None,
-        typer.Option(help="An empty PostgreSQL database (default: a fresh one)."),
-    ] = None,
+    url: EmptyPgUrl = None,
     record: Record = True,
 ) -> None:
     """GET /training/batches (a page, one batch) and /models/overview on
