@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from atalaia.adapters.cache import RedisLink
 from atalaia.adapters.db.lock import InstanceLock, instance_lock
 from atalaia.adapters.notify import ChannelSender
-from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.adapters.storage import artifact_store_for
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.state import JobsPart, JobsState
 from atalaia.core.history import ColdPolicy
@@ -305,7 +305,7 @@ def report_delivery(settings: Settings) -> reports.Delivery:
     """Where the scheduled reports of `settings` are stored, laid out from and
     linked to."""
     return reports.Delivery(
-        artifacts=LocalArtifactStore(settings.artifacts_path),
+        artifacts=artifact_store_for(settings),
         templates_dir=settings.report_templates_dir,
         public_url=settings.public_url or settings.training_url,
     )

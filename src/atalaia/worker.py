@@ -22,7 +22,7 @@ from atalaia.adapters.db.engine import (
     make_session_factory,
 )
 from atalaia.adapters.queue.celery_app import RUN_CHUNK, create_celery
-from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.adapters.storage import artifact_store_for
 from atalaia.logging import configure_logging
 from atalaia.services.training import run_training_chunk
 from atalaia.services.training_chunk import Outcome
@@ -57,7 +57,7 @@ class ProcessRunner:
         return partial(
             run_training_chunk,
             sessions=make_session_factory(engine),
-            artifacts=LocalArtifactStore(self._settings.artifacts_path),
+            artifacts=artifact_store_for(self._settings),
         )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 
 from atalaia.api.common.auth import Authenticator, Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.embedded import create_embedded_app
+from atalaia.errors import AuthenticationFailed
 from atalaia.settings import Settings
 from fixtures.api import Headers, SettingsFactory, bearer
 
@@ -110,3 +112,28 @@ class TestScheme:
         schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
 
         assert schemes["HTTPBearer"]["scheme"] == "bearer"
+
+
+class TestGroupsClaim:
+    def test_a_token_carries_its_groups(self) -> None:
+        authenticator = Authenticator("s" * 48)
+        token = authenticator.issue(
+            subject="ana", role=Role.VIEWER, ttl_s=60, groups=frozenset({"porto"})
+        )
+
+        assert authenticator.authenticate(token).groups == frozenset({"porto"})
+
+    def test_a_token_without_groups_reads_every_series(self) -> None:
+        authenticator = Authenticator("s" * 48)
+        token = authenticator.issue(subject="ana", role=Role.VIEWER, ttl_s=60)
+
+        assert authenticator.authenticate(token).groups is None
+
+    def test_a_groups_claim_that_is_not_a_list_of_names_is_refused(self) -> None:
+        token = jwt.encode(
+            {"sub": "x", "role": "viewer", "iss": "atalaia", "exp": 2e9, "groups": 3},
+            "s" * 48,
+        )
+
+        with pytest.raises(AuthenticationFailed, match="groups claim"):
+            Authenticator("s" * 48).authenticate(token)

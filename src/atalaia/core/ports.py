@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -34,6 +34,10 @@ class ArtifactStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every stored key that starts with `prefix`, in no set order."""
+        ...
 
 
 class JobQueue(Protocol):

@@ -17,7 +17,7 @@ from atalaia.adapters.notify.webhook import (
     slack_message,
     webhook_document,
 )
-from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.adapters.storage import artifact_store_for
 from atalaia.core.notifications import (
     ATTACHING,
     Attachment,
@@ -56,7 +56,7 @@ class ChannelSender:
             "email": EmailSender(SmtpServer.from_settings(settings)),
             "apprise": AppriseSender(timeout_s=settings.notify_timeout_s),
         }
-        artifacts = LocalArtifactStore(settings.artifacts_path)
+        artifacts = artifact_store_for(settings)
         return cls(senders, client=client, artifacts=artifacts)
 
     def send(self, channel: Channel, notification: Notification) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from atalaia.errors import NotFound
@@ -47,3 +48,10 @@ class LocalArtifactStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key

@@ -40,8 +40,12 @@ class Role(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who calls, with which role; `groups` names the sensor groups the caller
+    may read and act on (None: every series)."""
+
     subject: str
     role: Role
+    groups: frozenset[str] | None = None
 
     def require(self, role: Role) -> None:
         if self.role < role:
@@ -63,15 +67,24 @@ class Authenticator:
         self.enabled = enabled
         self._verified: dict[str, tuple[Principal, float]] = {}
 
-    def issue(self, *, subject: str, role: Role, ttl_s: float) -> str:
+    def issue(
+        self,
+        *,
+        subject: str,
+        role: Role,
+        ttl_s: float,
+        groups: frozenset[str] | None = None,
+    ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "sub": subject,
             "role": role.label,
             "iss": ISSUER,
             "iat": now,
             "exp": now + int(ttl_s),
         }
+        if groups is not None:
+            claims["groups"] = sorted(groups)
         return jwt.encode(claims, self.secret, algorithm=self.algorithm)
 
     def authenticate(self, token: str | None) -> Principal:
@@ -96,10 +109,23 @@ class Authenticator:
                 issuer=ISSUER,
                 options={"require": ["exp", "sub", "role"]},
             )
-            principal = Principal(str(claims["sub"]), Role.parse(str(claims["role"])))
+            principal = Principal(
+                str(claims["sub"]),
+                Role.parse(str(claims["role"])),
+                _groups(claims.get("groups")),
+            )
         except (jwt.InvalidTokenError, ValueError) as exc:
             raise AuthenticationFailed(f"invalid token: {exc}") from None
         if len(self._verified) >= _CACHE_LIMIT:
             self._verified.clear()
         self._verified[token] = (principal, float(claims["exp"]))
         return principal
+
+
+def _groups(claim: object) -> frozenset[str] | None:
+    """The groups a token's claim names (absent: every series)."""
+    if claim is None:
+        return None
+    if not isinstance(claim, list) or not all(isinstance(g, str) for g in claim):
+        raise ValueError("the groups claim must be a list of strings")
+    return frozenset(claim)

@@ -14,7 +14,7 @@ from atalaia.adapters.db.engine import (
     make_session_factory,
 )
 from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.adapters.storage import LocalArtifactStore
+from atalaia.adapters.storage import artifact_store_for
 from atalaia.api.common.auth import Authenticator
 from atalaia.api.common.ratelimit import RateLimiter
 from atalaia.core.ports import ArtifactStore
@@ -91,7 +91,7 @@ def open_resources(settings: Settings, *, migrate: bool) -> Resources:
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        artifacts=LocalArtifactStore(settings.artifacts_path),
+        artifacts=artifact_store_for(settings),
         authenticator=authenticator_for(settings),
         rate_limiter=RateLimiter.from_settings(settings, counters),
         redis=redis,
