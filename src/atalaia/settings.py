@@ -151,6 +151,13 @@ class Settings(BaseSettings):
     cold_dir: Path | None = None
     archive_every_hours: Annotated[float, Field(gt=0)] = 24.0
 
+    # Scheduled backups (`services.backup`): every `backup_every_hours` into
+    # `backup_dir`, keeping the newest `backup_keep` (28: a week at 6 h); the
+    # oldest goes only once a new one is complete. Unset `backup_dir`: off.
+    backup_dir: Path | None = None
+    backup_every_hours: Annotated[float, Field(gt=0)] = 6.0
+    backup_keep: Annotated[int, Field(ge=1)] = 28
+
     # Off: inference records no anomaly for incidents (ingest still logs its own).
     incidents_enabled: bool = True
     # Incidents (`core.incidents`): anomalies of a sensor this close are one
