@@ -89,7 +89,6 @@ def create_backup(platform: Platform, folder: Path, now: datetime) -> Path:
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    log.info("backup.created", path=str(target), bytes=manifest.total_bytes)
     return target
 
 
@@ -145,7 +144,6 @@ def restore_backup(platform: Platform, backup: Path, *, force: bool) -> Manifest
         shutil.copyfile(backup / name, recorded)
     database.restore(backup / manifest.database_file, force=force)
     upgrade_database(database.url_text)
-    log.info("backup.restored", path=str(backup), revision=manifest.schema_revision)
     return manifest
 
 
@@ -193,6 +191,7 @@ def scheduled_backup(
         report.path, report.bytes = str(path), manifest.total_bytes
         report.seconds, report.counts = manifest.seconds, manifest.counts
         report.pruned = prune_backups(folder, keep)
+        log.info("backup.created", **report.detail())
     except (AtalaiaError, OSError) as exc:
         report.error = str(exc)
         log.error("backup.failed", error=report.error)
