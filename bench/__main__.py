@@ -10,6 +10,7 @@ import typer
 from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
+    backup_bench,
     chart_bench,
     console_bench,
     fleet_bench,
@@ -435,6 +436,25 @@ def scale(
     )  # fmt: skip
     report("scale", figures, record=record)
     typer.echo(table)
+
+
+@app.command("backup")
+def backup(
+    models: int = 285_000,
+    readings: int = 10_000_000,
+    heavy: int = 1_000,
+    every_hours: float = 6.0,
+    target_readings: int = 100_000_000,
+    url: PgUrl = None,
+    record: Record = True,
+) -> None:
+    """Backup and restore on PostgreSQL: backup time and size, restore and
+    reload (RTO), RPO at `every_hours`; scaled to `target_readings`."""
+    figures = backup_bench.backup(
+        models, readings, heavy=heavy, every_hours=every_hours,
+        target_readings=target_readings, url=url,
+    )  # fmt: skip
+    report("backup", figures, record=record)
 
 
 @app.command("streaming")

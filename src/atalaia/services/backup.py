@@ -45,7 +45,7 @@ from atalaia.core.backup import (
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.schedule import Task
 from atalaia.errors import AtalaiaError, NotFound
-from atalaia.files import make_private_dir
+from atalaia.files import PRIVATE_FILE, make_private_dir
 from atalaia.services.training_chunk import SessionFactory
 
 log = structlog.get_logger()
@@ -142,6 +142,7 @@ def restore_backup(platform: Platform, backup: Path, *, force: bool) -> Manifest
     for recorded, name in manifest.segments.items():
         make_private_dir(Path(recorded).parent)
         shutil.copyfile(backup / name, recorded)
+        os.chmod(recorded, PRIVATE_FILE)
     database.restore(backup / manifest.database_file, force=force)
     upgrade_database(database.url_text)
     return manifest
