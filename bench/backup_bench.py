@@ -57,7 +57,7 @@ def backup(
     with (
         tempfile.TemporaryDirectory() as folder,
         fresh_database(url, "atalaia_bench_backup") as source,
-        fresh_database(None, "atalaia_bench_restored") as target,
+        fresh_database(None, f"{make_url(source).database}_restored") as target,
     ):
         home = Path(folder)
         upgrade_database(source)
