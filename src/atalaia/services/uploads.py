@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -115,6 +116,7 @@ def submit_upload(
         id=upload_id, status=UploadStatus.QUEUED, file_name=file_name[:256],
         file_format=file_format.value, bytes_total=spool.stat().st_size,
         request=_stated(request), detected=detected, actor=actor,
+        created_at=datetime.now(UTC),
     )  # fmt: skip
     artifacts.put_file(stored_key(spool), spool)
     UploadStore(session).add(upload, spool_path=str(spool))
