@@ -32,6 +32,7 @@ from bench import (
     scale_bench,
     seasonal_bench,
     skab,
+    snapshot_bench,
     store_bench,
     stream_bench,
     streaming_http_bench,
@@ -253,6 +254,19 @@ def warm_load(
 def train_jobs(series: int = 200, url: Url = None, record: Record = True) -> None:
     """Run training jobs from each series' stored week, one after the other."""
     report("train-jobs", store_bench.train_jobs(series, url), record=record)
+
+
+@app.command("training-snapshot")
+def training_snapshot(
+    series: int = 500,
+    points: int = 10_080,
+    runs: int = 5,
+    algorithm: Annotated[str, typer.Option(help="The family fitted.")] = "zscore",
+    record: Record = True,
+) -> None:
+    """Keep a training chunk's data (Parquet) and fit it, in turns: the ratio."""
+    figures = snapshot_bench.training_snapshot(series, points, runs, algorithm)
+    report("training-snapshot", figures, record=record)
 
 
 @app.command("fleet-retrain")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,24 @@ class LocalArtifactStore:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # 0600
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+        os.replace(tmp, path)
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        make_private_dir(target.parent)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        os.close(fd)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+
+    def get_file(self, key: str, path: Path) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(self._path(key), tmp)
+        except FileNotFoundError:
+            os.unlink(tmp)
+            raise ArtifactNotFound(f"artifact {key!r} does not exist") from None
         os.replace(tmp, path)
 
     def get(self, key: str) -> bytes:
