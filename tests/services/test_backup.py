@@ -4,7 +4,9 @@ complete (every blob the database names), and kept by retention."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -87,6 +89,23 @@ def test_a_referenced_artifact_missing_fails_the_backup_and_leaves_nothing(
     with pytest.raises(BackupIncomplete, match=KEY):
         create_backup(platform, tmp_path / "backups", NOW)
     assert list((tmp_path / "backups").iterdir()) == []
+
+
+def test_a_training_data_snapshot_a_lineage_names_is_required_too(
+    platform: Platform, tmp_path: Path
+) -> None:
+    engine = make_engine(platform.database.url_text)
+    add_forest(make_session_factory(engine))
+    engine.dispose()
+    db = platform.database.url_text.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(
+            "UPDATE model_versions SET "
+            "lineage = json_object('data_snapshot', 'training-data/gone.parquet')"
+        )
+
+    with pytest.raises(BackupIncomplete, match="training-data/gone.parquet"):
+        create_backup(platform, tmp_path / "backups", NOW)
 
 
 class TestRestoreRefuses:

@@ -136,6 +136,8 @@ def test_a_restored_platform_serves_the_same_answers(
     after = answers(settings, headers)
 
     assert restored.counts["model_versions"] == 2
+    parts = [part.name for part in restored.parts]
+    assert any(name.startswith("artifacts/training-data/") for name in parts)
     assert restored.counts["cold_readings"] == 3 * 10_080
     assert before["types"] == ["isolation_forest", "seasonal"]
     assert after == before

@@ -1,12 +1,12 @@
 """Backups of the platform and their restore (`core.backup` has the format).
 
 A backup dumps the database first, then copies the blobs: every artifact of
-the store and every cold segment the dump references. Model artifacts (keyed
-by their digest) and segments (named once, never rewritten) are immutable, so
-a blob copied after the dump is the one the dump names; a blob written after
-the dump is a harmless extra. A referenced blob that is missing fails the
-backup. The manifest is written last, so a backup cut short is never taken
-for a whole one.
+the store and every cold segment the dump references. Model artifacts and
+training-data snapshots (keyed by their digest) and segments (named once,
+never rewritten) are immutable, so a blob copied after the dump is the one
+the dump names; a blob written after the dump is a harmless extra. A
+referenced blob that is missing fails the backup. The manifest is written
+last, so a backup cut short is never taken for a whole one.
 
 A restore checks the manifest and every part's checksum, refuses a schema
 newer than this code's and a target holding data (unless forced), puts the
@@ -138,7 +138,7 @@ def restore_backup(platform: Platform, backup: Path, *, force: bool) -> Manifest
     for part in manifest.parts:
         if part.name.startswith(ARTIFACTS):
             key = part.name.removeprefix(ARTIFACTS)
-            platform.artifacts.put(key, (backup / part.name).read_bytes())
+            platform.artifacts.put_file(key, backup / part.name)
     for recorded, name in manifest.segments.items():
         make_private_dir(Path(recorded).parent)
         shutil.copyfile(backup / name, recorded)
@@ -229,11 +229,13 @@ def _copy_artifacts(
 ) -> list[Part]:
     parts = []
     for key in sorted(artifacts.keys()):
+        path = target / f"{ARTIFACTS}{key}"
+        make_private_dir(path.parent)
         try:
-            data = artifacts.get(key)
+            artifacts.get_file(key, path)  # streamed: an upload may be large
         except NotFound:  # deleted since it was listed: not one the dump names
             continue
-        parts.append(_write(target, f"{ARTIFACTS}{key}", data))
+        parts.append(_part(target, f"{ARTIFACTS}{key}"))
     copied = {part.name.removeprefix(ARTIFACTS) for part in parts}
     if missing := sorted(required - copied):
         raise BackupIncomplete(
@@ -241,13 +243,6 @@ def _copy_artifacts(
             f"first {missing[0]!r}"
         )
     return parts
-
-
-def _write(target: Path, name: str, data: bytes) -> Part:
-    path = target / name
-    make_private_dir(path.parent)
-    path.write_bytes(data)
-    return Part(name, len(data), hashlib.sha256(data).hexdigest())
 
 
 def _copy_file(source: Path, target: Path, name: str) -> Part:

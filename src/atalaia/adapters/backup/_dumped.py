@@ -6,8 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-# Read in the dump's own snapshot: the blobs it names and what it holds.
-ARTIFACTS_SQL = "SELECT artifact FROM model_versions WHERE artifact IS NOT NULL"
+# Read in the dump's own snapshot: the blobs it names and what it holds. The
+# artifacts: heavy models, and the training-data snapshots their lineage names
+# (`{snapshot}`: the backend's expression for that JSON field).
+ARTIFACTS_SQL = (
+    "SELECT artifact FROM model_versions WHERE artifact IS NOT NULL "
+    "UNION SELECT {snapshot} FROM model_versions WHERE {snapshot} IS NOT NULL"
+)
 SEGMENTS_SQL = "SELECT path FROM reading_segments"
 REVISION_SQL = "SELECT version_num FROM alembic_version"
 COUNTS_SQL = {
@@ -50,8 +55,9 @@ class DatabaseBackup(Protocol):
         ...
 
 
-def read_dumped(cursor: Any) -> Dumped:
-    """The `Dumped` of the database `cursor` (DB-API) reads, in its snapshot."""
+def read_dumped(cursor: Any, *, snapshot_field: str) -> Dumped:
+    """The `Dumped` of the database `cursor` (DB-API) reads, in its snapshot;
+    `snapshot_field` reads a version's lineage's `data_snapshot`."""
 
     def column(sql: str) -> list[Any]:
         cursor.execute(sql)
@@ -61,6 +67,6 @@ def read_dumped(cursor: Any) -> Dumped:
     return Dumped(
         revision=revision,
         counts={name: int(column(sql)[0]) for name, sql in COUNTS_SQL.items()},
-        artifacts=frozenset(column(ARTIFACTS_SQL)),
+        artifacts=frozenset(column(ARTIFACTS_SQL.format(snapshot=snapshot_field))),
         segments=frozenset(column(SEGMENTS_SQL)),
     )

@@ -23,6 +23,7 @@ from atalaia.core.backup import RestoreTargetNotEmpty
 from atalaia.errors import DependencyUnavailable
 
 CONNECT_TIMEOUT_S = 5
+SNAPSHOT_FIELD = "lineage->>'data_snapshot'"
 TABLES_SQL = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
 
 
@@ -40,7 +41,7 @@ class PostgresBackup:
             with self._connect() as conn:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 (snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchall()
-                dumped = read_dumped(conn.cursor())
+                dumped = read_dumped(conn.cursor(), snapshot_field=SNAPSHOT_FIELD)
                 self._run(
                     "pg_dump", "--format=custom", f"--snapshot={snapshot[0]}",
                     f"--file={target}", self._dsn(),

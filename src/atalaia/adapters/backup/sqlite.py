@@ -16,6 +16,7 @@ from atalaia.errors import DependencyUnavailable
 from atalaia.files import touch_private
 
 PAGES_PER_STEP = 4096  # writers get the database between steps
+SNAPSHOT_FIELD = "json_extract(lineage, '$.data_snapshot')"
 
 
 class SqliteBackup:
@@ -35,7 +36,7 @@ class SqliteBackup:
                 contextlib.closing(sqlite3.connect(target)) as copy,
             ):
                 live.backup(copy, pages=PAGES_PER_STEP)
-                return read_dumped(copy.cursor())
+                return read_dumped(copy.cursor(), snapshot_field=SNAPSHOT_FIELD)
         except sqlite3.Error as exc:
             raise DependencyUnavailable("database", str(exc)) from exc
 
