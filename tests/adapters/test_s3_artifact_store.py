@@ -121,6 +121,16 @@ class TestUnavailable:
             assert raised.value.name == "artifact store", name
             assert status_of(raised.value) == 503
 
+    def test_missing_credentials_are_named(
+        self, s3_server: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        store = s3_store(s3_server, s3_bucket)
+
+        with pytest.raises(DependencyUnavailable, match="no credentials: set AWS_"):
+            store.get("a")
+
     def test_a_missing_bucket_is_named(
         self,
         s3_server: str,

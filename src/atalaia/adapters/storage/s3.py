@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from atalaia.adapters.storage._contract import ArtifactNotFound, checked_key
 from atalaia.errors import DependencyUnavailable
@@ -26,6 +26,10 @@ NAME = "artifact store"
 MISSING_KEY = frozenset({"404", "NoSuchKey", "NotFound"})
 REFUSED = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
+)
+NO_CREDENTIALS = (
+    "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+    "AWS_PROFILE, or give the process a role"
 )
 MULTIPART_THRESHOLD = 8 * 2**20  # boto3's default; the parts are as large
 LIST_PAGE = 1_000  # keys per listing request (S3's most)
@@ -130,14 +134,18 @@ def _translated(*, missing: str | None = None) -> Iterator[None]:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if missing is not None and code in MISSING_KEY:
             raise ArtifactNotFound(missing) from None
-        raise DependencyUnavailable(NAME, _refusal(code, exc)) from exc
-    except BotoCoreError as exc:  # unreachable, timed out, no credentials, ...
-        raise DependencyUnavailable(NAME, str(exc)) from exc
+        raise DependencyUnavailable(NAME, _refusal(code)) from exc
+    except NoCredentialsError as exc:
+        raise DependencyUnavailable(NAME, NO_CREDENTIALS) from exc
+    except BotoCoreError as exc:  # unreachable, timed out, cut: the log has more
+        raise DependencyUnavailable(NAME, type(exc).__name__) from exc
 
 
-def _refusal(code: str, exc: ClientError) -> str:
+def _refusal(code: str) -> str:
+    """What an answer may say of the store's refusal (its endpoint and bucket
+    stay in the log)."""
     if code == "NoSuchBucket":
         return "its bucket does not exist (create it: see the README)"
     if code in REFUSED:
         return f"it refused the credentials ({code}): check the AWS_* variables"
-    return f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+    return code or "an error without a code"
