@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from botocore.exceptions import ConnectionClosedError
 from pydantic import ValidationError
 
 from atalaia.adapters.storage import LocalArtifactStore, artifact_store_for, s3
@@ -172,3 +173,20 @@ class TestUploadCutMidway:
         assert [u["Key"] for u in begun["Uploads"]] == ["atalaia/models/s1/a.npz"]
         direct.put("models/s1/a.npz", data)  # once back, the same put succeeds
         assert direct.get("models/s1/a.npz") == data
+
+    def test_a_multipart_upload_that_fails_is_aborted_when_the_store_answers(
+        self, s3_server: str, s3_bucket: str
+    ) -> None:
+        store = s3_store(s3_server, s3_bucket, multipart_threshold=PART)
+
+        def drop() -> None:
+            raise ConnectionClosedError(endpoint_url=s3_server)
+
+        on_send(store, "UploadPart", drop)  # every part lost on the way
+
+        with pytest.raises(DependencyUnavailable, match="ConnectionClosedError"):
+            store.put("models/s1/a.npz", b"w" * (3 * PART))
+
+        assert not store.exists("models/s1/a.npz")
+        begun = s3_client(s3_server).list_multipart_uploads(Bucket=s3_bucket)
+        assert begun.get("Uploads", []) == []  # aborted: no parts kept
