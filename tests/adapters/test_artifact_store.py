@@ -48,6 +48,27 @@ def test_a_large_artifact_comes_back_whole(store: ArtifactStore) -> None:
     assert store.get("payloads/big.bin") == data
 
 
+def test_a_file_put_is_got_back_as_a_file(store: ArtifactStore, tmp_path: Path) -> None:
+    source, copy = tmp_path / "upload.csv", tmp_path / "copy.csv"
+    source.write_bytes(b"t,v\n" * (3 * MIB))  # 12 MiB: parts of 5, 5, 2 MiB
+
+    store.put_file("uploads/u1.csv", source)
+    store.get_file("uploads/u1.csv", copy)
+
+    assert copy.read_bytes() == source.read_bytes()
+    assert store.get("uploads/u1.csv") == source.read_bytes()
+
+
+def test_a_missing_key_got_as_a_file_leaves_no_file(
+    store: ArtifactStore, tmp_path: Path
+) -> None:
+    with pytest.raises(ArtifactNotFound):
+        store.get_file("uploads/none.csv", tmp_path / "copy.csv")
+
+    assert list(tmp_path.glob("*.csv")) == []
+    assert list(tmp_path.glob(".tmp-*")) == []
+
+
 def test_keys_lists_what_starts_with_a_prefix(store: ArtifactStore) -> None:
     for key in ("models/s1/1.npz", "models/s2/1.npz", "reports/w1.pdf"):
         store.put(key, b"x")

@@ -6,6 +6,7 @@ domain's DependencyUnavailable with nothing half-written left under a key."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ConnectionClosedError
@@ -190,3 +191,18 @@ class TestUploadCutMidway:
         assert not store.exists("models/s1/a.npz")
         begun = s3_client(s3_server).list_multipart_uploads(Bucket=s3_bucket)
         assert begun.get("Uploads", []) == []  # aborted: no parts kept
+
+    def test_a_download_cut_midway_leaves_the_target_untouched(
+        self, s3_server: str, s3_proxy: TcpProxy, s3_bucket: str, tmp_path: Path
+    ) -> None:
+        s3_store(s3_server, s3_bucket).put("uploads/u1.csv", b"t,v\n" * MIB)
+        store = s3_store(through(s3_proxy), s3_bucket, connect_timeout_s=0.5)
+        on_send(store, "GetObject", s3_proxy.cut)  # after its size was read
+        target = tmp_path / "u1.csv"
+        target.write_bytes(b"before")
+
+        with pytest.raises(DependencyUnavailable):
+            store.get_file("uploads/u1.csv", target)
+
+        assert target.read_bytes() == b"before"
+        assert [p.name for p in tmp_path.iterdir()] == ["u1.csv"]

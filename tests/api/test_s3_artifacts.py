@@ -62,9 +62,18 @@ class TestOnTheBucket:
 
         assert answer["model_info"]["type"] == "isolation_forest"
         assert answer["model_info"]["version"] == version["version"]
+        kept = client.get(
+            f"/api/v1/models/{SERIES}/versions/{version['version']}/training-data",
+            params={"format": "csv"},
+            headers=admin,
+        )
+        assert kept.status_code == 200, kept.text
+        assert len(kept.text.splitlines()) > 10_000  # the week it was fitted on
         bucket = s3_store(s3_server, s3_bucket)
-        assert list(bucket.keys()) == [version["artifact"]]  # the payload discarded
-        assert not settings.artifacts_path.exists()
+        stored = sorted(bucket.keys())
+        assert version["artifact"] in stored
+        assert [k.split("/")[0] for k in stored] == ["models", "training-data"]
+        assert not settings.artifacts_path.exists()  # the payload discarded, too
 
 
 class TestStoreDown:

@@ -43,7 +43,7 @@ class LocalArtifactStore:
             shutil.copyfile(self._path(key), tmp)
         except FileNotFoundError:
             os.unlink(tmp)
-            raise ArtifactNotFound(f"artifact {key!r} does not exist") from None
+            raise ArtifactNotFound(key) from None
         os.replace(tmp, path)
 
     def get(self, key: str) -> bytes:

@@ -3,21 +3,27 @@
 A put is all or nothing: one PUT up to the multipart threshold, above it a
 multipart upload completed only once every part is in (aborted on failure; one
 that could not be aborted, the store unreachable, is never visible under its
-key). Every failure to reach or use the store is DependencyUnavailable; a
-missing key is ArtifactNotFound, as in the local store.
+key); `get_file` writes a temporary file beside its target, renamed once
+whole. Every failure to reach or use the store is DependencyUnavailable (the
+log has the store's own words); a missing key is ArtifactNotFound, as in the
+local store.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from s3transfer.exceptions import RetriesExceededError
 
 from atalaia.adapters.storage._contract import ArtifactNotFound, checked_key
 from atalaia.errors import DependencyUnavailable
@@ -92,6 +98,26 @@ class S3ArtifactStore:
                     io.BytesIO(data), self.bucket, name, Config=self._transfer
                 )
 
+    def put_file(self, key: str, path: Path) -> None:
+        name = self._name(key)
+        with path.open("rb") as content, _translated():
+            self._client.upload_fileobj(
+                content, self.bucket, name, Config=self._transfer
+            )
+
+    def get_file(self, key: str, path: Path) -> None:
+        name = self._name(key)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, _translated(missing=key):
+                self._client.download_fileobj(
+                    self.bucket, name, out, Config=self._transfer
+                )
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        os.replace(tmp, path)
+
     def get(self, key: str) -> bytes:
         with _translated(missing=key):
             found = self._client.get_object(Bucket=self.bucket, Key=self._name(key))
@@ -137,7 +163,7 @@ def _translated(*, missing: str | None = None) -> Iterator[None]:
         raise DependencyUnavailable(NAME, _refusal(code)) from exc
     except NoCredentialsError as exc:
         raise DependencyUnavailable(NAME, NO_CREDENTIALS) from exc
-    except BotoCoreError as exc:  # unreachable, timed out, cut: the log has more
+    except (BotoCoreError, RetriesExceededError) as exc:  # unreachable, timed out…
         raise DependencyUnavailable(NAME, type(exc).__name__) from exc
 
 
