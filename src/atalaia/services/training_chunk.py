@@ -30,7 +30,12 @@ from atalaia.core.quality import check_training_data
 from atalaia.core.registry import Lineage, ModelVersion, Stage
 from atalaia.core.sensors import SensorData, align_axes
 from atalaia.core.series import Readings, validate_training_data
-from atalaia.errors import AtalaiaError, ConcurrentChange, InvalidInput
+from atalaia.errors import (
+    AtalaiaError,
+    ConcurrentChange,
+    DependencyUnavailable,
+    InvalidInput,
+)
 from atalaia.services import platform_events, sensor_groups
 from atalaia.services._payload import decode_payload
 
@@ -99,6 +104,8 @@ def _training_data(
             continue
         try:
             inline = decode_payload(artifacts.get(job.payload_key))
+        except DependencyUnavailable:
+            raise  # the store is down, not the data wrong: the job waits for a retry
         except AtalaiaError as exc:
             errors[job.job_id] = _error(exc)
         else:  # inline training data becomes the series' stored data

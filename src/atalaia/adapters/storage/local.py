@@ -8,16 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from atalaia.errors import NotFound
+from atalaia.adapters.storage._contract import ArtifactNotFound, checked_key
 from atalaia.files import make_private_dir
-
-_SAFE_KEY_CHARS = set(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-/"
-)
-
-
-class ArtifactNotFound(NotFound):
-    pass
 
 
 class LocalArtifactStore:
@@ -26,9 +18,7 @@ class LocalArtifactStore:
         make_private_dir(root)
 
     def _path(self, key: str) -> Path:
-        if not key or set(key) - _SAFE_KEY_CHARS or ".." in key or key.startswith("/"):
-            raise ValueError(f"unsafe artifact key {key!r}")
-        return self.root / key
+        return self.root / checked_key(key)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -53,14 +43,14 @@ class LocalArtifactStore:
             shutil.copyfile(self._path(key), tmp)
         except FileNotFoundError:
             os.unlink(tmp)
-            raise ArtifactNotFound(f"artifact {key!r} does not exist") from None
+            raise ArtifactNotFound(key) from None
         os.replace(tmp, path)
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise ArtifactNotFound(f"artifact {key!r} does not exist") from None
+            raise ArtifactNotFound(key) from None
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
