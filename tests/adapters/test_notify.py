@@ -27,6 +27,8 @@ from atalaia.core.notifications import (
 )
 from atalaia.settings import Settings
 from fixtures.receivers import Mailbox, Receiver
+from fixtures.s3 import through
+from fixtures.tcp_proxy import TcpProxy
 
 TIMEOUT_S = 0.3  # of the HTTP channels: the slow receiver answers later
 NOTIFICATION = Notification(
@@ -371,3 +373,25 @@ class TestAttachments:
 
         assert not caught.value.retryable
         assert "reports/w/1.pdf" in str(caught.value)
+
+    def test_a_store_that_cannot_be_read_now_is_retryable(
+        self,
+        make_sender: SenderFactory,
+        s3_proxy: TcpProxy,
+        s3_bucket: str,
+        with_file: Notification,
+    ) -> None:
+        sender = make_sender(
+            artifacts_url=f"s3://{s3_bucket}/atalaia",
+            s3_endpoint_url=through(s3_proxy),
+            s3_path_style=True,
+            s3_connect_timeout_s=0.5,
+            s3_max_attempts=1,
+        )
+        s3_proxy.cut()
+
+        with pytest.raises(DeliveryFailed) as caught:
+            sender.send(Channel("ops", "email", "ops@plant.example"), with_file)
+
+        assert caught.value.retryable
+        assert "artifact store" in str(caught.value)

@@ -28,7 +28,7 @@ from atalaia.core.notifications import (
     Sender,
 )
 from atalaia.core.ports import ArtifactStore
-from atalaia.errors import NotFound
+from atalaia.errors import DependencyUnavailable, NotFound
 from atalaia.settings import Settings
 
 
@@ -66,7 +66,8 @@ class ChannelSender:
 
     def _attached(self, notification: Notification) -> Notification:
         """`notification` with the files its document names; DeliveryFailed
-        (not retryable) when one is no longer stored."""
+        when one is no longer stored (not retryable), or the store cannot be
+        read now (retryable)."""
         files = notification.stored_files()
         if not files:
             return notification
@@ -83,6 +84,8 @@ class ChannelSender:
             )
         except NotFound as exc:
             raise DeliveryFailed(exc.detail, retryable=False) from exc
+        except DependencyUnavailable as exc:
+            raise DeliveryFailed(exc.detail, retryable=True) from exc
         return replace(notification, attachments=attachments)
 
     def close(self) -> None:
