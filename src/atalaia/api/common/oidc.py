@@ -175,21 +175,28 @@ class OidcVerifier:
                 f"a token of {self.issuer} must name its signing key (header kid)",
                 rule="token_signing_key",
             )
-        with self._lock:
-            if time.monotonic() - self._fetched_at > KEYS_MAX_AGE_S and self._keys:
-                try:
-                    self._refresh()
-                except DependencyUnavailable:
-                    pass  # the keys held keep verifying
-            if kid not in self._keys:
-                self._refresh()
-            key = self._keys.get(kid)
+        key = self._keys.get(kid)  # no lock: a fetch never holds up held keys
+        if key is None or time.monotonic() - self._fetched_at > KEYS_MAX_AGE_S:
+            with self._lock:
+                key = self._fetched_key(kid)
         if key is None:
             raise AuthenticationFailed(
                 f"signing key {kid[:64]!r} is not among those {self.issuer} publishes",
                 rule="token_signing_key",
             )
         return key
+
+    def _fetched_key(self, kid: str) -> jwt.PyJWK | None:
+        """`kid`'s key after fetching the set when it is unknown (or held keys
+        are old: then a failed fetch keeps them)."""
+        if kid in self._keys:
+            try:
+                self._refresh()
+            except DependencyUnavailable:
+                pass  # the keys held keep verifying
+        else:
+            self._refresh()
+        return self._keys.get(kid)
 
     def _refresh(self) -> None:
         """Discover the endpoints (once) and fetch the key set, at most once per
