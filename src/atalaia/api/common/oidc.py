@@ -129,10 +129,10 @@ class OidcVerifier:
     def verify(self, token: str) -> tuple[Principal, float]:
         """The principal of a token of this provider, and when it expires."""
         header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
-        if unverified.get("iss") != self.issuer:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        if issuer != self.issuer:  # checked first: another's token costs no fetch
             raise AuthenticationFailed(
-                f"token issuer {unverified.get('iss')!r} is not {self.issuer!r}",
+                f"token issuer {str(issuer)[:120]!r} is not {self.issuer!r}",
                 rule="token_issuer",
             )
         key = self._key(header.get("kid"))
