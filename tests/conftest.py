@@ -26,6 +26,7 @@ pytest_plugins = [
     "fixtures.scheduling",
     "fixtures.mqtt",
     "fixtures.s3",
+    "fixtures.oidc_provider",
 ]
 
 # No test asserts on time: a loaded CI machine must not fail property tests

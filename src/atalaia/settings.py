@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
     token_ttl_hours: float = 24 * 365
+    # Single sign-on (`api.common.oidc`): tokens signed (RS256, ES256) by this
+    # OpenID Connect provider, for this audience, are accepted beside the HS256
+    # ones above; the console signs in through it as the public client
+    # `oidc_client_id` (unset: the console offers pasted tokens only).
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_client_id: str | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_provider_name: str | None = None  # "Sign in with <name>"; default: its host
+    oidc_role_claim: str = "roles"  # a claim or a dotted path (realm_access.roles)
+    oidc_groups_claim: str = "groups"  # → the sensor groups; "": every series
+    oidc_leeway_s: Annotated[float, Field(ge=0, le=300)] = 30.0
+    # An unknown key id fetches the provider's keys again, at most this often.
+    oidc_jwks_refresh_s: Annotated[float, Field(ge=0)] = 60.0
+    oidc_timeout_s: Annotated[float, Field(gt=0)] = 3.0
 
     training_min_interval_s: int = 300
     training_threads: int = 1
@@ -355,6 +370,15 @@ class Settings(BaseSettings):
         if twice:
             raise ValueError(f"report subscriptions named twice: {', '.join(twice)}")
         return subscriptions
+
+    @model_validator(mode="after")
+    def _oidc_audience_with_issuer(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError(
+                "ATALAIA_OIDC_AUDIENCE must be set with ATALAIA_OIDC_ISSUER (the "
+                "audience the provider puts in tokens meant for this API)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ordered_timestamp_range(self) -> Settings:

@@ -1,6 +1,10 @@
-"""JWT bearer tokens (HS256) and the role ladder.
+"""JWT bearer tokens and the role ladder.
 
 viewer < data_scientist < ml_engineer < admin: each may do what those below may.
+
+A token's header says who verifies it: HS256 tokens are atalaia's own (`atalaia
+token create`, signed with the shared secret); RS256 and ES256 ones are the
+OpenID Connect provider's, when one is configured (`api.common.oidc`).
 """
 
 from __future__ import annotations
@@ -8,13 +12,35 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import jwt
 
 from atalaia.errors import AuthenticationFailed, PermissionDenied
 
+if TYPE_CHECKING:
+    from atalaia.api.common.oidc import OidcVerifier
+
 ISSUER = "atalaia"
 _CACHE_LIMIT = 100_000
+
+_RULES: dict[type[jwt.InvalidTokenError], str] = {
+    jwt.ExpiredSignatureError: "token_expired",
+    jwt.ImmatureSignatureError: "token_not_yet_valid",
+    jwt.InvalidIssuerError: "token_issuer",
+    jwt.InvalidAudienceError: "token_audience",
+    jwt.InvalidAlgorithmError: "token_algorithm",
+    jwt.InvalidSignatureError: "token_signature",
+    jwt.MissingRequiredClaimError: "token_claims",
+}
+
+
+def rule_of(error: jwt.InvalidTokenError) -> str:
+    """The rule a token broke, named for the error body."""
+    for cls in type(error).__mro__:
+        if cls in _RULES:
+            return _RULES[cls]
+    return AuthenticationFailed.rule
 
 
 class Role(IntEnum):
@@ -61,10 +87,18 @@ ANONYMOUS_ADMIN = Principal("anonymous", Role.ADMIN)
 class Authenticator:
     """Verifies bearer tokens; a verified token is cached until it expires."""
 
-    def __init__(self, secret: str, *, algorithm: str = "HS256", enabled: bool = True):
+    def __init__(
+        self,
+        secret: str,
+        *,
+        algorithm: str = "HS256",
+        enabled: bool = True,
+        oidc: OidcVerifier | None = None,
+    ):
         self.secret = secret
         self.algorithm = algorithm
         self.enabled = enabled
+        self.oidc = oidc
         self._verified: dict[str, tuple[Principal, float]] = {}
 
     def issue(
@@ -102,6 +136,29 @@ class Authenticator:
 
     def _verify(self, token: str) -> Principal:
         try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+            if algorithm == self.algorithm:
+                principal, expires = self._verify_own(token)
+            elif self.oidc is not None and algorithm in self.oidc.algorithms:
+                principal, expires = self.oidc.verify(token)
+            else:
+                raise AuthenticationFailed(
+                    f"token algorithm {algorithm!r} is not accepted; accepted: "
+                    f"{self._accepted()}",
+                    rule="token_algorithm",
+                )
+        except jwt.InvalidTokenError as exc:
+            raise AuthenticationFailed(
+                f"invalid token: {exc}", rule=rule_of(exc)
+            ) from None
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify_own(self, token: str) -> tuple[Principal, float]:
+        """An atalaia token, signed with the shared secret."""
+        try:
             claims = jwt.decode(
                 token,
                 self.secret,
@@ -112,17 +169,26 @@ class Authenticator:
             principal = Principal(
                 str(claims["sub"]),
                 Role.parse(str(claims["role"])),
-                _groups(claims.get("groups")),
+                parse_groups(claims.get("groups")),
             )
-        except (jwt.InvalidTokenError, ValueError) as exc:
+        except jwt.InvalidTokenError as exc:
+            raise AuthenticationFailed(
+                f"invalid token: {exc}", rule=rule_of(exc)
+            ) from None
+        except ValueError as exc:
             raise AuthenticationFailed(f"invalid token: {exc}") from None
-        if len(self._verified) >= _CACHE_LIMIT:
-            self._verified.clear()
-        self._verified[token] = (principal, float(claims["exp"]))
-        return principal
+        return principal, float(claims["exp"])
+
+    def _accepted(self) -> str:
+        own = f"{self.algorithm} (atalaia tokens)"
+        if self.oidc is None:
+            return own
+        return (
+            f"{own}, {', '.join(self.oidc.algorithms)} (tokens of {self.oidc.issuer})"
+        )
 
 
-def _groups(claim: object) -> frozenset[str] | None:
+def parse_groups(claim: object) -> frozenset[str] | None:
     """The groups a token's claim names (absent: every series)."""
     if claim is None:
         return None

@@ -16,6 +16,7 @@ from atalaia.adapters.db.engine import (
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.storage import artifact_store_for
 from atalaia.api.common.auth import Authenticator
+from atalaia.api.common.oidc import ClaimMapping, OidcVerifier
 from atalaia.api.common.ratelimit import RateLimiter
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
@@ -64,6 +65,22 @@ def authenticator_for(settings: Settings) -> Authenticator:
         settings.resolve_jwt_secret(),
         algorithm=settings.jwt_algorithm,
         enabled=settings.auth_enabled,
+        oidc=oidc_verifier_for(settings),
+    )
+
+
+def oidc_verifier_for(settings: Settings) -> OidcVerifier | None:
+    """The verifier of the configured OpenID Connect provider's tokens (it
+    contacts the provider only when a token or the console needs it)."""
+    if not settings.oidc_issuer or not settings.oidc_audience:
+        return None
+    return OidcVerifier(
+        settings.oidc_issuer,
+        settings.oidc_audience,
+        claims=ClaimMapping(settings.oidc_role_claim, settings.oidc_groups_claim),
+        leeway_s=settings.oidc_leeway_s,
+        refresh_s=settings.oidc_jwks_refresh_s,
+        timeout_s=settings.oidc_timeout_s,
     )
 
 

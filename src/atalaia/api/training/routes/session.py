@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from atalaia.api.common.auth import Role
 from atalaia.api.common.deps import ResourcesDep, Viewer
+from atalaia.api.common.oidc import OidcVerifier
+from atalaia.settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -18,16 +22,52 @@ class WhoAmI(BaseModel):
     auth_enabled: bool
 
 
+class ProviderSignIn(BaseModel):
+    """How the console signs in through the OpenID Connect provider: the
+    authorization code flow with PKCE, as the public client `client_id`."""
+
+    name: str
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    client_id: str
+    scopes: str
+
+
 class AuthConfig(BaseModel):
     auth_enabled: bool
-    methods: list[str]  # how to sign in: "token" (a bearer token)
+    # how to sign in: "token" (a pasted bearer token), "oidc" (the provider)
+    methods: list[str]
+    oidc: ProviderSignIn | None = None
 
 
-@router.get("/config", response_model=AuthConfig)
+@router.get("/config", response_model=AuthConfig, response_model_exclude_none=True)
 def auth_config(resources: ResourcesDep) -> AuthConfig:
-    """How to sign in; needs no token (the console asks before signing in)."""
-    enabled = resources.settings.auth_enabled
-    return AuthConfig(auth_enabled=enabled, methods=["token"] if enabled else [])
+    """How to sign in; needs no token (the console asks before signing in).
+    The provider is offered once its discovery document could be read."""
+    if not resources.settings.auth_enabled:
+        return AuthConfig(auth_enabled=False, methods=[])
+    provider = _provider_sign_in(resources.settings, resources.authenticator.oidc)
+    methods = ["token", "oidc"] if provider else ["token"]
+    return AuthConfig(auth_enabled=True, methods=methods, oidc=provider)
+
+
+def _provider_sign_in(
+    settings: Settings, verifier: OidcVerifier | None
+) -> ProviderSignIn | None:
+    if verifier is None or not settings.oidc_client_id:
+        return None
+    endpoints = verifier.endpoints()
+    if endpoints is None:
+        return None
+    return ProviderSignIn(
+        name=settings.oidc_provider_name or urlsplit(endpoints.issuer).netloc,
+        issuer=endpoints.issuer,
+        authorization_endpoint=endpoints.authorization_endpoint,
+        token_endpoint=endpoints.token_endpoint,
+        client_id=settings.oidc_client_id,
+        scopes=settings.oidc_scopes,
+    )
 
 
 @router.get("/whoami", response_model=WhoAmI)

@@ -13,6 +13,13 @@ export function signIn(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
 }
 
+/** Where to go once signed in: the page that asked for it (else the fleet). */
+export function afterSignIn() {
+  const after = sessionStorage.getItem("atalaia.after") || "#/fleet";
+  sessionStorage.removeItem("atalaia.after");
+  return after === "#/signin" ? "#/fleet" : after;
+}
+
 export function signOut() {
   session.token = null;
   session.who = null;

@@ -1,6 +1,7 @@
 // The console's shell: the signed-in session, the header and the hash router.
 
-import { api, session, signOut } from "./api.js";
+import { afterSignIn, api, session, signIn, signOut } from "./api.js";
+import { finishSignIn } from "./oidc.js";
 import { clear, failure, h } from "./ui.js";
 
 // "#/incidents/12" → the page module and its parameters.
@@ -122,5 +123,24 @@ document.getElementById("skip").addEventListener("click", (event) => {
   event.preventDefault();
   document.getElementById("main").focus();
 });
-window.addEventListener("hashchange", route);
-route();
+
+/** Back from the provider's sign-in: keep its token if the API takes it, or
+ *  say on the sign-in page why not. */
+async function returnFromProvider() {
+  try {
+    const token = await finishSignIn();
+    if (!token) return;
+    signIn(token);
+    session.who = await api("/auth/whoami");
+    location.replace(afterSignIn());
+  } catch (error) {
+    signOut();
+    sessionStorage.setItem("atalaia.signin.error", error.message);
+    location.replace("#/signin");
+  }
+}
+
+returnFromProvider().then(() => {
+  window.addEventListener("hashchange", route);
+  route();
+});
