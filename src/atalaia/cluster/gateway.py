@@ -194,11 +194,6 @@ http {
         # The console's files (the training service serves them) and / to it.
         location /console/ {
             limit_req zone=console burst=100 nodelay;
-            gzip on;
-            gzip_proxied any;
-            gzip_vary on;
-            gzip_min_length 1024;
-            gzip_types text/css application/javascript text/javascript image/svg+xml;
             proxy_pass http://atalaia_training;
         }
         location = / {

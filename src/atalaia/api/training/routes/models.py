@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
+from atalaia.api.common.compression import CompressedRoute
 from atalaia.api.common.deps import (
     MlEngineer,
     ResourcesDep,
@@ -45,7 +46,7 @@ from atalaia.services import monitoring, registry, registry_overview, rollouts
 from atalaia.services.registry_overview import ChangeKind
 from atalaia.services.rollouts import RolloutRequest
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=CompressedRoute)
 
 
 @router.get("")
