@@ -133,7 +133,7 @@ def chart(
 ) -> Response:
     """A window of the series for an interactive chart: readings decimated per
     time bucket (M4), the model's band at their times, anomalies, change points,
-    incidents and the training window; gzipped when the client takes it.
+    incidents and the training window; zstd or gzip when the client takes it.
 
     At most 2,000,000 readings per window.
     """
