@@ -10,6 +10,7 @@ import typer
 from atalaia import detection
 from atalaia.logging import configure_logging
 from bench import (
+    backup_bench,
     chart_bench,
     console_bench,
     fleet_bench,
@@ -31,6 +32,7 @@ from bench import (
     scale_bench,
     seasonal_bench,
     skab,
+    snapshot_bench,
     store_bench,
     stream_bench,
     streaming_http_bench,
@@ -254,6 +256,19 @@ def train_jobs(series: int = 200, url: Url = None, record: Record = True) -> Non
     report("train-jobs", store_bench.train_jobs(series, url), record=record)
 
 
+@app.command("training-snapshot")
+def training_snapshot(
+    series: int = 500,
+    points: int = 10_080,
+    runs: int = 5,
+    algorithm: Annotated[str, typer.Option(help="The family fitted.")] = "zscore",
+    record: Record = True,
+) -> None:
+    """Keep a training chunk's data (Parquet) and fit it, in turns: the ratio."""
+    figures = snapshot_bench.training_snapshot(series, points, runs, algorithm)
+    report("training-snapshot", figures, record=record)
+
+
 @app.command("fleet-retrain")
 def fleet_retrain(
     series: int = 10_000,
@@ -435,6 +450,25 @@ def scale(
     )  # fmt: skip
     report("scale", figures, record=record)
     typer.echo(table)
+
+
+@app.command("backup")
+def backup(
+    models: int = 285_000,
+    readings: int = 10_000_000,
+    heavy: int = 1_000,
+    every_hours: float = 6.0,
+    target_readings: int = 100_000_000,
+    url: PgUrl = None,
+    record: Record = True,
+) -> None:
+    """Backup and restore on PostgreSQL: backup time and size, restore and
+    reload (RTO), RPO at `every_hours`; scaled to `target_readings`."""
+    figures = backup_bench.backup(
+        models, readings, heavy=heavy, every_hours=every_hours,
+        target_readings=target_readings, url=url,
+    )  # fmt: skip
+    report("backup", figures, record=record)
 
 
 @app.command("streaming")

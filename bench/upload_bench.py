@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.adapters.db.repositories import ReadingStore
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.adapters.uploads.files import PARQUET_BATCH_ROWS
 from atalaia.core.series import Readings, TimeRange
 from atalaia.core.uploads import LayoutRequest, Upload
@@ -110,14 +111,17 @@ def ingest_seconds(
     upload_id = new_upload_id()
     spool = home / f"{upload_id}.part"
     shutil.copyfile(source, spool)
+    artifacts = LocalArtifactStore(home / "artifacts")
     with sessions() as session:
         submit_upload(
             session=session, upload_id=upload_id, spool=spool,
-            file_name=source.name, request=UploadRequest(LayoutRequest()),
-            actor="bench",
+            artifacts=artifacts, file_name=source.name,
+            request=UploadRequest(LayoutRequest()), actor="bench",
         )  # fmt: skip
         session.commit()
-    runner = UploadRunner(sessions, time_range=TimeRange())
+    runner = UploadRunner(
+        sessions, artifacts=artifacts, spool_dir=home, time_range=TimeRange()
+    )
     wall, cpu = time.perf_counter(), time.process_time()
     while runner.step():
         pass

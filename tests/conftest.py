@@ -25,6 +25,7 @@ pytest_plugins = [
     "fixtures.browser",
     "fixtures.scheduling",
     "fixtures.mqtt",
+    "fixtures.s3",
 ]
 
 # No test asserts on time: a loaded CI machine must not fail property tests

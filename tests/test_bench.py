@@ -33,6 +33,7 @@ SMOKE = [
     ["canary-cost", "--models", "300", "--duration", "1", "--runs", "1"],
     ["quality-report", "--runs", "1", "--jobs", "1"],
     ["upload", "--readings", "5000", "--series", "10"],
+    ["training-snapshot", "--series", "20", "--points", "500", "--runs", "1"],
     ["scale", "--sizes", "20k,40k", "--series", "10", "--step-s", "600"]
     + ["--samples", "3"],
     # no peer: their virtualenvs take minutes to make (see bench/peers_bench.py)

@@ -35,7 +35,7 @@ from atalaia.cluster.gateway import (
     nginx_binary,
     render_nginx_conf,
 )
-from atalaia.settings import Settings
+from atalaia.settings import Settings, load_settings
 from atalaia.tls import ensure_self_signed
 from fixtures import require_service
 
@@ -150,13 +150,73 @@ def compose_upstreams() -> dict[str, list[str]]:
     return upstreams
 
 
+# The pods that use the artifact store, and the Secret of its credentials
+# (optional: pods with an AWS role need none).
+ARTIFACT_USERS = {
+    "training", "worker", "inference", "plot", "scheduler", "atalaia-predictor",
+}  # fmt: skip
+S3_CREDENTIALS = {"secretRef": {"name": "atalaia-s3", "optional": True}}
+
+
+def object_store_settings(env: dict[str, str]) -> Settings:
+    """Settings of the artifact store's variables in `env` (validated)."""
+    named = {
+        key.removeprefix("ATALAIA_").lower(): value
+        for key, value in env.items()
+        if key == "ATALAIA_ARTIFACTS_URL" or key.startswith("ATALAIA_S3_")
+    }
+    return load_settings(**named)
+
+
 class TestCompose:
     def test_runs_every_part_of_the_platform(self) -> None:
         assert {
-            "postgres", "redis", "rabbitmq", "minio", "nginx", "training",
-            "inference-1", "inference-2", "plot", "health", "worker", "scheduler",
-            "prometheus", "alertmanager", "grafana",
+            "postgres", "redis", "rabbitmq", "minio", "minio-setup", "nginx",
+            "training", "inference-1", "inference-2", "plot", "health", "worker",
+            "scheduler", "prometheus", "alertmanager", "grafana",
         } <= set(compose())  # fmt: skip
+
+    def test_artifacts_are_in_the_bucket_minio_setup_makes_before_training(
+        self,
+    ) -> None:
+        services = compose()
+        setup = services["minio-setup"]
+        script = setup["command"][0]
+        env = services["training"]["environment"]
+        settings = object_store_settings(env)
+        bucket = settings.artifacts_bucket
+        endpoint = urlsplit(settings.s3_endpoint_url or "")
+
+        assert bucket is not None
+        assert setup["environment"]["BUCKET"] == bucket.bucket
+        assert 'mc mb --ignore-existing "store/$$BUCKET"' in script
+        assert "http://minio:9000" in script
+        assert (endpoint.hostname, endpoint.port) == ("minio", 9000)
+        assert services["minio"]["command"][:2] == ["server", "/data"]
+        assert settings.s3_path_style  # MinIO: the bucket in the path
+        user = env["AWS_ACCESS_KEY_ID"]
+        assert f'mc admin user add store {user} "$$APP_PASSWORD"' in script
+        assert f"--user {user}" in script
+        assert services["training"]["depends_on"]["minio-setup"] == {
+            "condition": "service_completed_successfully"
+        }
+        assert services["minio"]["healthcheck"]["test"] == [
+            "CMD", "mc", "ready", "local"
+        ]  # fmt: skip
+
+    def test_every_platform_process_reaches_the_same_bucket(self) -> None:
+        services = compose()
+        platform = [
+            s for s in services.values()
+            if s.get("command", [""])[0] == "atalaia"
+        ]  # fmt: skip
+        envs = {
+            (e["ATALAIA_ARTIFACTS_URL"], e["ATALAIA_S3_ENDPOINT_URL"])
+            for e in (s["environment"] for s in platform)
+        }
+
+        assert len(platform) >= 7
+        assert envs == {("s3://atalaia/artifacts", "http://minio:9000")}
 
     def test_one_scheduler_runs(self) -> None:
         scheduler = compose()["scheduler"]
@@ -326,13 +386,13 @@ class TestKubernetes:
             component = service["spec"]["selector"]["app.kubernetes.io/component"]
             assert service["spec"]["ports"][0]["targetPort"] == listening[component]
 
-    def test_whoever_reads_or_writes_artifacts_mounts_the_shared_home(
-        self,
-    ) -> None:
+    def test_whoever_reads_or_writes_artifacts_reaches_the_bucket(self) -> None:
         # Training and workers write models and payloads; inference and plot
-        # read isolation forests.
-        config = next(d for _, d in k8s_objects() if d["kind"] == "ConfigMap")
-        home = config["data"]["ATALAIA_HOME"]
+        # read isolation forests; the scheduler stores and sends reports.
+        [config] = [
+            d for _, d in k8s_objects()
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "atalaia"
+        ]  # fmt: skip
         pods = {
             d["metadata"]["name"]: d["spec"]["template"]["spec"]
             for _, d in k8s_objects()
@@ -342,18 +402,14 @@ class TestKubernetes:
             for _, d in k8s_objects()
             if d["kind"] == "InferenceService"
         }
-        for name in ("training", "worker", "inference", "plot", "atalaia-predictor"):
-            pod = pods[name]
-            claims = {
-                v["name"]: v["persistentVolumeClaim"]["claimName"]
-                for v in pod.get("volumes", [])
-                if "persistentVolumeClaim" in v
-            }
-            mounts = {
-                m["mountPath"]: m["name"]
-                for m in pod["containers"][0].get("volumeMounts", [])
-            }
-            assert claims.get(mounts.get(home, "")) == "atalaia-home", name
+
+        assert object_store_settings(config["data"]).artifacts_bucket is not None
+        assert set(pods) >= ARTIFACT_USERS
+        for name in pods:
+            sources = pods[name]["containers"][0].get("envFrom", [])
+            if name in ARTIFACT_USERS:
+                assert {"configMapRef": {"name": "atalaia"}} in sources, name
+            assert (S3_CREDENTIALS in sources) == (name in ARTIFACT_USERS), name
 
     def test_one_scheduler_runs_even_during_a_rollout(self) -> None:
         [scheduler] = [

@@ -191,6 +191,8 @@ def test_metrics_count_runs_and_drifted_models() -> None:
         ({"weekly_wave": "canary_if_healthy"}, Task.WAVE, True),
         ({"hot_days": None}, Task.ARCHIVE, False),
         ({"hot_days": 30.0}, Task.ARCHIVE, True),
+        ({"backup_dir": None}, Task.BACKUP, False),
+        ({"backup_dir": Path("backups")}, Task.BACKUP, True),
     ],
 )
 def test_the_optional_tasks_run_when_their_settings_ask_for_them(

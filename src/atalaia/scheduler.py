@@ -1,7 +1,8 @@
 """The scheduler: run each task of the fleet schedule (weekly retraining, drift
 checks, the rollouts' steps, the self-healing rules of `services.healing`, the
 weekly wave of `services.waves`, the cold history's moves of
-`services.cold_history`, the scheduled reports of `services.reports.scheduled`)
+`services.cold_history`, the scheduled reports of `services.reports.scheduled`,
+the backups of `services.backup`)
 when it is due, as the
 one instance holding the scheduler lock; and beside it the alerter
 (`services.alerter`: incidents and notifications), one instance too.
@@ -31,6 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Engine
 
+from atalaia.adapters.backup import database_backup_for
 from atalaia.adapters.cache import RedisLink
 from atalaia.adapters.db.lock import InstanceLock, instance_lock
 from atalaia.adapters.notify import ChannelSender
@@ -45,12 +47,13 @@ from atalaia.core.schedule import (
     ScheduledTask,
     Task,
     archive_schedule,
+    backup_schedule,
     fleet_schedule,
     healing_schedule,
     report_schedule,
     wave_schedule,
 )
-from atalaia.services import cold_history, reports, rollouts
+from atalaia.services import backup, cold_history, reports, rollouts
 from atalaia.services.alerter import Alerter, AlerterThreads, load_rules_file
 from atalaia.services.healing import Healer, HealingMetrics
 from atalaia.services.scheduler import (
@@ -255,6 +258,13 @@ def build_scheduler(
             delivery=report_delivery(settings),
             now=now,
         ),
+        Task.BACKUP: lambda now: backup.scheduled_backup(
+            backup_platform(settings),
+            sessions=sessions,
+            folder=settings.backup_dir or settings.home / "backups",
+            keep=settings.backup_keep,
+            now=now,
+        ),
     }
     waves = WavePolicy(settings.weekly_wave) is not WavePolicy.NEVER
     schedule = (
@@ -284,6 +294,11 @@ def build_scheduler(
             if settings.report_subscriptions
             else []
         ),
+        *(
+            [backup_schedule(every_hours=settings.backup_every_hours)]
+            if settings.backup_dir is not None
+            else []
+        ),
     )
     metrics = SchedulerMetrics(registry)
     scheduler = Scheduler(
@@ -308,6 +323,13 @@ def report_delivery(settings: Settings) -> reports.Delivery:
         artifacts=artifact_store_for(settings),
         templates_dir=settings.report_templates_dir,
         public_url=settings.public_url or settings.training_url,
+    )
+
+
+def backup_platform(settings: Settings) -> backup.Platform:
+    """The database and artifact store a backup of `settings` holds."""
+    return backup.Platform(
+        database_backup_for(settings.database_url), artifact_store_for(settings)
     )
 
 

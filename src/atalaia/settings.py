@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import ssl
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -56,6 +58,16 @@ class Settings(BaseSettings):
     home: Path = Path(".atalaia")
     database_url: str = ""
     artifacts_dir: Path | None = None
+    # Artifacts in a bucket of an S3-compatible store (`s3://bucket/prefix`;
+    # unset: the folder `artifacts_dir`). Credentials come from the AWS chain
+    # (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a pod's role).
+    artifacts_url: str | None = None
+    s3_endpoint_url: str | None = None  # MinIO & co (http://minio:9000); unset: AWS
+    s3_region: str | None = None  # unset: AWS_REGION / the profile's, else us-east-1
+    s3_path_style: bool = False  # the bucket in the path (MinIO), not the host name
+    s3_connect_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    s3_read_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    s3_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # per call, the first too
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -158,6 +170,13 @@ class Settings(BaseSettings):
     hot_days: Annotated[float, Field(ge=1)] | None = None
     cold_dir: Path | None = None
     archive_every_hours: Annotated[float, Field(gt=0)] = 24.0
+
+    # Scheduled backups (`services.backup`): every `backup_every_hours` into
+    # `backup_dir`, keeping the newest `backup_keep` (28: a week at 6 h); the
+    # oldest goes only once a new one is complete. Unset `backup_dir`: off.
+    backup_dir: Path | None = None
+    backup_every_hours: Annotated[float, Field(gt=0)] = 6.0
+    backup_keep: Annotated[int, Field(ge=1)] = 28
 
     # Off: inference records no anomaly for incidents (ingest still logs its own).
     incidents_enabled: bool = True
@@ -295,6 +314,24 @@ class Settings(BaseSettings):
             raise ValueError(exc.detail) from None
         return url
 
+    @field_validator("artifacts_url")
+    @classmethod
+    def _bucket_url(cls, url: str | None) -> str | None:
+        if url:
+            bucket_location(url)  # ValueError naming the setting
+        return url
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, url: str | None) -> str | None:
+        parts = urlsplit(url or "")
+        if url and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(
+                "ATALAIA_S3_ENDPOINT_URL must be http(s)://host[:port], e.g. "
+                "http://minio:9000"
+            )
+        return url
+
     @field_validator("database_url")
     @classmethod
     def _sqlite_or_postgresql(cls, url: str) -> str:
@@ -383,6 +420,11 @@ class Settings(BaseSettings):
         return self.artifacts_dir
 
     @property
+    def artifacts_bucket(self) -> BucketLocation | None:
+        """Where `artifacts_url` points; None: artifacts stay in `artifacts_path`."""
+        return bucket_location(self.artifacts_url) if self.artifacts_url else None
+
+    @property
     def cold_path(self) -> Path:
         assert self.cold_dir is not None  # filled by the validator
         return self.cold_dir
@@ -413,6 +455,36 @@ class Settings(BaseSettings):
                 return secret
             time.sleep(0.01)
         raise RuntimeError(f"{path} is empty")
+
+
+class BucketLocation(NamedTuple):
+    bucket: str
+    prefix: str  # "" or ending with "/"
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX = re.compile(r"[A-Za-z0-9_.:/-]*")
+
+
+def bucket_location(url: str) -> BucketLocation:
+    """The bucket and key prefix of `s3://bucket[/prefix]`; ValueError otherwise."""
+    parts = urlsplit(url)
+    prefix = parts.path.strip("/")
+    if (
+        parts.scheme != "s3"
+        or not _BUCKET.fullmatch(parts.netloc)
+        or not _PREFIX.fullmatch(prefix)
+        or ".." in prefix
+        or "//" in prefix
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            "ATALAIA_ARTIFACTS_URL must be s3://bucket[/prefix]: a bucket of 3 to 63 "
+            "lowercase letters, digits, dots and hyphens; a prefix of letters, "
+            "digits and _.:-/"
+        )
+    return BucketLocation(parts.netloc, prefix + "/" if prefix else "")
 
 
 def _backend(url: str) -> str | None:

@@ -44,6 +44,7 @@ def send(
     )
     assert response.status_code == 202, response.text
     accepted: dict[str, Any] = response.json()
+    assert accepted["created_at"] is not None
     return accepted
 
 

@@ -155,4 +155,5 @@ class TestLineage:
             "data_points",
             "data_hash",
             "package_version",
+            "data_snapshot",
         }

@@ -129,6 +129,7 @@ class TestFleetSchedule:
             "scheduler.wave",
             "scheduler.archive",
             "scheduler.report",
+            "scheduler.backup",
         ]
 
     def test_healing_runs_every_few_minutes(self) -> None:

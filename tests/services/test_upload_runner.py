@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.tables import ReadingRow
+from atalaia.adapters.storage import LocalArtifactStore
 from atalaia.adapters.uploads import files
 from atalaia.core.series import TimeRange
 from atalaia.core.uploads import LayoutRequest, Upload, UploadStatus
@@ -60,7 +61,8 @@ def submitted(sessions: Sessions, source: Path, home: Path) -> str:
     with sessions() as session:
         submit_upload(
             session=session, upload_id=upload_id, spool=spool, file_name=source.name,
-            request=UploadRequest(LayoutRequest()), actor="tester",
+            artifacts=store_of(home), request=UploadRequest(LayoutRequest()),
+            actor="tester",
         )  # fmt: skip
         session.commit()
     return upload_id
@@ -76,8 +78,16 @@ def stored(sessions: Sessions) -> int:
         return int(session.scalar(select(func.count()).select_from(ReadingRow)) or 0)
 
 
-def runner(sessions: Sessions, clock: Clock) -> UploadRunner:
-    return UploadRunner(sessions, time_range=TimeRange(), clock=clock, lease_s=60)
+def store_of(home: Path) -> LocalArtifactStore:
+    return LocalArtifactStore(home / "artifacts")
+
+
+def runner(sessions: Sessions, clock: Clock, home: Path) -> UploadRunner:
+    """A runner whose host spools uploads in `home`/host."""
+    return UploadRunner(
+        sessions, artifacts=store_of(home), spool_dir=home / "host",
+        time_range=TimeRange(), clock=clock, lease_s=60,
+    )  # fmt: skip
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -87,7 +97,7 @@ class TestChunks:
     ) -> None:
         upload_id = submitted(sessions, write_csv(tmp_path / "r.csv"), tmp_path)
         clock = Clock()
-        worker = runner(sessions, clock)
+        worker = runner(sessions, clock, tmp_path)
         progress = []
 
         while worker.step():
@@ -106,13 +116,13 @@ class TestChunks:
     ) -> None:
         upload_id = submitted(sessions, write_csv(tmp_path / "r.csv"), tmp_path)
         clock = Clock()
-        first = runner(sessions, clock)
+        first = runner(sessions, clock, tmp_path)
         for _ in range(4):  # claims, then three chunks
             first.step()
         midway = upload_of(sessions, upload_id)
 
         clock.at += timedelta(seconds=61)  # the first runner's lease ran out
-        second = runner(sessions, clock)
+        second = runner(sessions, clock, tmp_path)
         while second.step():
             pass
 
@@ -122,14 +132,42 @@ class TestChunks:
         assert ended.readings_stored == ROWS == stored(sessions)
         assert ended.readings_valid == ROWS
 
+    def test_a_runner_on_another_host_reads_the_file_from_the_artifact_store(
+        self, sessions: Sessions, tmp_path: Path
+    ) -> None:
+        upload_id = submitted(sessions, write_csv(tmp_path / "r.csv"), tmp_path)
+        for spooled in tmp_path.glob(f"{upload_id}.*"):
+            spooled.unlink()  # spooled on a host this runner does not see
+        worker = runner(sessions, Clock(), tmp_path)
+
+        while worker.step():
+            pass
+
+        ended = upload_of(sessions, upload_id)
+        assert ended.status is UploadStatus.DONE
+        assert ended.readings_stored == ROWS == stored(sessions)
+        assert not list((tmp_path / "host").iterdir())  # its copy deleted
+        assert store_of(tmp_path).exists(f"uploads/{upload_id}.csv")  # kept
+
+    def test_an_upload_whose_file_no_host_can_read_waits(
+        self, sessions: Sessions, tmp_path: Path
+    ) -> None:
+        upload_id = submitted(sessions, write_csv(tmp_path / "r.csv"), tmp_path)
+        for spooled in tmp_path.glob(f"{upload_id}.*"):
+            spooled.unlink()
+        store_of(tmp_path).delete(f"uploads/{upload_id}.csv")
+
+        assert runner(sessions, Clock(), tmp_path).claim() is None
+        assert upload_of(sessions, upload_id).status is UploadStatus.QUEUED
+
     def test_a_runner_leaves_alone_an_upload_another_holds(
         self, sessions: Sessions, tmp_path: Path
     ) -> None:
         upload_id = submitted(sessions, write_csv(tmp_path / "r.csv"), tmp_path)
         clock = Clock()
-        runner(sessions, clock).step()
+        runner(sessions, clock, tmp_path).step()
 
-        assert runner(sessions, clock).claim() is None
+        assert runner(sessions, clock, tmp_path).claim() is None
         assert upload_of(sessions, upload_id).status is UploadStatus.RUNNING
 
 
@@ -142,7 +180,7 @@ class TestUnreadable:
         with source.open("ab") as tail:
             tail.write(b"s1,1733011200,\xff\xfe\n")  # not UTF-8
         upload_id = submitted(sessions, source, tmp_path)
-        worker = runner(sessions, Clock())
+        worker = runner(sessions, Clock(), tmp_path)
 
         while worker.step():
             pass

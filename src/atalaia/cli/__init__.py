@@ -6,6 +6,7 @@ import typer
 
 from atalaia.cli import (
     assets,
+    backup,
     cluster,
     db,
     demo,
@@ -38,12 +39,14 @@ app.command("worker")(worker.worker)
 app.command("scheduler")(scheduler.scheduler)
 app.command("quality")(quality.quality)
 app.command("upload")(upload.upload)
+app.command("restore")(backup.restore)
 app.add_typer(db.app, name="db")
 app.add_typer(token.app, name="token")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(report.app, name="report")
 app.add_typer(assets.app, name="assets")
+app.add_typer(backup.app, name="backup")
 
 
 def main() -> None:

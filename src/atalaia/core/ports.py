@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -34,6 +35,14 @@ class ArtifactStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def put_file(self, key: str, path: Path) -> None:
+        """`put` of a file's content, streamed (a large upload never in memory)."""
+        ...
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Write the blob at `key` to `path`, streamed, all or nothing."""
+        ...
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every stored key that starts with `prefix`, in no set order."""

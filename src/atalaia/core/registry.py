@@ -53,6 +53,8 @@ class Lineage:
     data_points: int
     data_hash: str
     package_version: str
+    # The training-data snapshot's key in the artifact store (None: not kept).
+    data_snapshot: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class Lineage:
             "data_points": self.data_points,
             "data_hash": self.data_hash,
             "package_version": self.package_version,
+            "data_snapshot": self.data_snapshot,
         }
 
 

@@ -22,6 +22,7 @@ class Task(StrEnum):
     WAVE = "wave"  # the weekly retraining's versions out (`services.waves`)
     ARCHIVE = "archive"  # old readings to the cold history (`services.cold_history`)
     REPORT = "report"  # last week's reports stored and sent (`services.reports`)
+    BACKUP = "backup"  # a backup of the platform, then retention (`services.backup`)
 
     @property
     def audit_action(self) -> str:
@@ -133,6 +134,15 @@ def archive_schedule(*, every_hours: float) -> ScheduledTask:
     'every 24 h'
     """
     return ScheduledTask(Task.ARCHIVE, Every(every_hours))
+
+
+def backup_schedule(*, every_hours: float) -> ScheduledTask:
+    """The scheduled backups.
+
+    >>> backup_schedule(every_hours=6).trigger.describe()
+    'every 6 h'
+    """
+    return ScheduledTask(Task.BACKUP, Every(every_hours))
 
 
 def healing_schedule(*, every_minutes: float) -> ScheduledTask:

@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from atalaia import __version__
+from atalaia.adapters import training_snapshots
 from atalaia.adapters.db.repositories import (
     AuditLog,
     JobStore,
@@ -29,7 +30,12 @@ from atalaia.core.quality import check_training_data
 from atalaia.core.registry import Lineage, ModelVersion, Stage
 from atalaia.core.sensors import SensorData, align_axes
 from atalaia.core.series import Readings, validate_training_data
-from atalaia.errors import AtalaiaError, ConcurrentChange, InvalidInput
+from atalaia.errors import (
+    AtalaiaError,
+    ConcurrentChange,
+    DependencyUnavailable,
+    InvalidInput,
+)
 from atalaia.services import platform_events, sensor_groups
 from atalaia.services._payload import decode_payload
 
@@ -68,7 +74,8 @@ def train_claimed(
             fits = fit_series(first.algorithm, first.hyperparameters, series)
         fitted += zip(group, fits, strict=True)
     keys = _store_artifacts(fitted, artifacts)
-    outcome = _register(fitted, data, keys, sessions)
+    snapshot = _store_snapshot(fitted, data, artifacts)
+    outcome = _register(fitted, data, keys, snapshot, sessions)
     log.info(
         "training.chunk_finished",
         jobs=len(jobs),
@@ -97,6 +104,8 @@ def _training_data(
             continue
         try:
             inline = decode_payload(artifacts.get(job.payload_key))
+        except DependencyUnavailable:
+            raise  # the store is down, not the data wrong: the job waits for a retry
         except AtalaiaError as exc:
             errors[job.job_id] = _error(exc)
         else:  # inline training data becomes the series' stored data
@@ -159,10 +168,25 @@ def _store_artifacts(
     return keys
 
 
+def _store_snapshot(
+    fitted: list[tuple[TrainingJob, Fit]],
+    data: dict[str, TrainingData],
+    artifacts: ArtifactStore,
+) -> str | None:
+    """Put the data the chunk's models were fitted on in the artifact store
+    before they are registered; its key (None: nothing was fitted)."""
+    if not fitted:
+        return None
+    key, body = training_snapshots.encode({j.job_id: data[j.job_id] for j, _ in fitted})
+    artifacts.put(key, body)
+    return key
+
+
 def _register(
     fitted: list[tuple[TrainingJob, Fit]],
     data: dict[str, TrainingData],
     keys: dict[str, str],
+    snapshot: str | None,
     sessions: SessionFactory,
 ) -> Outcome:
     if not fitted:
@@ -170,7 +194,7 @@ def _register(
     for _attempt in range(REGISTER_ATTEMPTS):
         try:
             with sessions() as session:
-                outcome = _register_once(session, fitted, data, keys)
+                outcome = _register_once(session, fitted, data, keys, snapshot)
                 session.commit()
         except ConcurrentChange:  # a concurrent job of a series took its number
             continue
@@ -183,6 +207,7 @@ def _register_once(
     fitted: list[tuple[TrainingJob, Fit]],
     data: dict[str, TrainingData],
     keys: dict[str, str],
+    snapshot: str | None,
 ) -> Outcome:
     """Register a version per job still running; others are skipped (cancelled)."""
     models, jobs = ModelStore(session), JobStore(session)
@@ -198,7 +223,7 @@ def _register_once(
     for job, fit in pending:
         number = latest[job.series_id] = latest.get(job.series_id, 0) + 1
         artifact = keys.get(job.job_id)
-        model = _version(job, fit, data[job.job_id], number, now, artifact)
+        model = _version(job, fit, data[job.job_id], number, now, artifact, snapshot)
         registered.append((model, job.submitted_by))
         outcome[job.job_id] = model
     jobs.record_versions({m.lineage.job_id: m.version for m, _ in registered})
@@ -219,6 +244,7 @@ def _version(
     number: int,
     now: datetime,
     artifact: str | None,
+    snapshot: str | None,
 ) -> ModelVersion:
     return ModelVersion(
         series_id=job.series_id,
@@ -235,6 +261,7 @@ def _version(
             data_points=len(readings),
             data_hash=fit.data_hash,
             package_version=__version__,
+            data_snapshot=snapshot,
         ),
         created_at=now,
         metrics=fit.metrics,

@@ -2,12 +2,14 @@
 service, or driven a chunk at a time with `step` (as `services.operation_runner`
 runs fleet operations).
 
-It claims an unfinished upload whose spooled file it can read (`UploadStore.claim`:
-a lease of LEASE_S), then ingests the file a chunk at a time, each chunk in one
-transaction with the upload's progress (`chunks_done`). A runner that dies
-leaves its lease to run out; another one on the same host then reads the file
-again from the chunk after the last one recorded. Readings are stored
-idempotently, so a chunk stored just before a crash is not stored twice.
+It claims an unfinished upload (`UploadStore.claim`: a lease of LEASE_S) —
+reading the file where it was spooled, or, on another host, a copy fetched
+from the artifact store into its own spool folder — then ingests the file a
+chunk at a time, each chunk in one transaction with the upload's progress
+(`chunks_done`). A runner that dies leaves its lease to run out; another one
+then reads the file again from the chunk after the last one recorded.
+Readings are stored idempotently, so a chunk stored just before a crash is
+not stored twice.
 """
 
 from __future__ import annotations
@@ -22,14 +24,21 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import UploadStore
 from atalaia.adapters.uploads import Chunk, chunks
+from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
 from atalaia.core.uploads import Upload, UploadStatus
-from atalaia.errors import InvalidInput
+from atalaia.errors import DependencyUnavailable, InvalidInput, NotFound
+from atalaia.files import make_private_dir
 from atalaia.services.leased_runner import LeasedRunner
 from atalaia.services.operations import utcnow
 from atalaia.services.registry import committed
 from atalaia.services.training_chunk import SessionFactory
-from atalaia.services.uploads import forget_spool, ingest_chunk, read_plan
+from atalaia.services.uploads import (
+    forget_spool,
+    ingest_chunk,
+    read_plan,
+    stored_key,
+)
 
 log = structlog.get_logger()
 
@@ -49,6 +58,8 @@ class UploadRunner(LeasedRunner):
         self,
         sessions: SessionFactory,
         *,
+        artifacts: ArtifactStore,
+        spool_dir: Path,
         time_range: TimeRange,
         clock: Clock = utcnow,
         lease_s: float = LEASE_S,
@@ -56,6 +67,8 @@ class UploadRunner(LeasedRunner):
     ) -> None:
         super().__init__(idle_s=idle_s)
         self.sessions = sessions
+        self.artifacts = artifacts
+        self.spool_dir = spool_dir
         self.time_range = time_range
         self.clock = clock
         self.lease = timedelta(seconds=lease_s)
@@ -64,13 +77,13 @@ class UploadRunner(LeasedRunner):
 
     def claim(self) -> str | None:
         """Take the oldest unfinished upload no live runner holds whose file
-        is on this host."""
+        this host can read."""
         now = self.clock()
         with self.sessions() as session:
             store = UploadStore(session)
             for upload_id, spool in store.claimable(now=now):
-                if not Path(spool).exists():
-                    continue  # spooled by another host's service
+                if self._local(spool) is None:
+                    continue  # its file cannot be read from here (yet)
                 taken = store.claim(
                     upload_id, runner=self.name, now=now, lease_until=now + self.lease
                 )
@@ -111,7 +124,12 @@ class UploadRunner(LeasedRunner):
         upload = store.hold(upload_id, runner=self.name, lease_until=now + self.lease)
         if upload is None:
             return False
-        chunk = self._next_chunk(upload, store.spool_path(upload_id))
+        spool = self._local(store.spool_path(upload_id))
+        if spool is None:
+            raise InvalidInput(
+                f"the file of upload {upload_id!r} is gone", rule="upload_file_kept"
+            )
+        chunk = self._next_chunk(upload, spool)
         if chunk is None:
             store.finish(upload_id, status=UploadStatus.DONE, at=now, error=None)
             return False
@@ -155,10 +173,25 @@ class UploadRunner(LeasedRunner):
         self.held, self._reading = None, None
         if upload.status.terminal:
             forget_spool(spool)
+            forget_spool(str(self.spool_dir / Path(spool).name))
             log.info(
                 "uploads.ended", upload_id=upload_id, status=upload.status,
                 stored=upload.readings_stored, invalid=upload.invalid,
             )  # fmt: skip
+
+    def _local(self, spool: str) -> str | None:
+        """An upload's file on this host: where it was spooled, or a copy
+        fetched from the artifact store (None: neither can be read now)."""
+        if Path(spool).exists():
+            return spool
+        copy = self.spool_dir / Path(spool).name
+        if not copy.exists():
+            try:
+                make_private_dir(self.spool_dir)
+                self.artifacts.get_file(stored_key(spool), copy)
+            except (NotFound, DependencyUnavailable):
+                return None
+        return str(copy)
 
     def release(self, held: str) -> None:
         with self.sessions() as session:

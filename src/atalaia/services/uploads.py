@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +32,7 @@ from atalaia.adapters.uploads import (
     sniff_dialect,
     sniff_format,
 )
+from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
 from atalaia.core.uploads import (
     EPOCH_UNITS,
@@ -85,14 +87,16 @@ def submit_upload(
     session: Session,
     upload_id: str,
     spool: Path,
+    artifacts: ArtifactStore,
     file_name: str,
     request: UploadRequest,
     actor: str,
 ) -> Upload:
     """Queue the ingest of the file spooled at `spool` (caller commits; the
-    spool is renamed after its format); a file that is not a table of
-    readings, or whose columns do not fit the request, is refused
-    (InvalidInput) and its spool deleted."""
+    spool is renamed after its format) and keep the file in the artifact
+    store (`stored_key`), where a runner on any host finds it; a file that is
+    not a table of readings, or whose columns do not fit the request, is
+    refused (InvalidInput) and its spool deleted."""
     try:
         file_format = sniff_format(spool)
         spool = spool.rename(spool.with_suffix(f".{file_format.value}"))
@@ -112,7 +116,9 @@ def submit_upload(
         id=upload_id, status=UploadStatus.QUEUED, file_name=file_name[:256],
         file_format=file_format.value, bytes_total=spool.stat().st_size,
         request=_stated(request), detected=detected, actor=actor,
+        created_at=datetime.now(UTC),
     )  # fmt: skip
+    artifacts.put_file(stored_key(spool), spool)
     UploadStore(session).add(upload, spool_path=str(spool))
     log.info(
         "uploads.submitted", upload_id=upload_id, file_format=file_format.value,
@@ -188,6 +194,11 @@ def ingest_chunk(
         invalid_shown=tally.shown,
         detected={**upload.detected, "timestamps": encoding.describe()},
     )
+
+
+def stored_key(spool: str | Path) -> str:
+    """The artifact-store key of an uploaded file, from its spool's name."""
+    return f"uploads/{Path(spool).name}"
 
 
 def forget_spool(path: str) -> None:

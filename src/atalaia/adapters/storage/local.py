@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from atalaia.errors import NotFound
+from atalaia.adapters.storage._contract import ArtifactNotFound, checked_key
 from atalaia.files import make_private_dir
-
-_SAFE_KEY_CHARS = set(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-/"
-)
-
-
-class ArtifactNotFound(NotFound):
-    pass
 
 
 class LocalArtifactStore:
@@ -25,9 +18,7 @@ class LocalArtifactStore:
         make_private_dir(root)
 
     def _path(self, key: str) -> Path:
-        if not key or set(key) - _SAFE_KEY_CHARS or ".." in key or key.startswith("/"):
-            raise ValueError(f"unsafe artifact key {key!r}")
-        return self.root / key
+        return self.root / checked_key(key)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -37,11 +28,29 @@ class LocalArtifactStore:
             out.write(data)
         os.replace(tmp, path)
 
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        make_private_dir(target.parent)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        os.close(fd)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+
+    def get_file(self, key: str, path: Path) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(self._path(key), tmp)
+        except FileNotFoundError:
+            os.unlink(tmp)
+            raise ArtifactNotFound(key) from None
+        os.replace(tmp, path)
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise ArtifactNotFound(f"artifact {key!r} does not exist") from None
+            raise ArtifactNotFound(key) from None
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

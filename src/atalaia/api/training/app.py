@@ -43,6 +43,7 @@ from atalaia.api.training.routes import (
     training,
     uploads,
 )
+from atalaia.api.training.routes.uploads import SPOOL_FOLDER
 from atalaia.api.training.state import FleetState, JobsState
 from atalaia.errors import DependencyUnavailable
 from atalaia.services import fleet_grid
@@ -131,7 +132,12 @@ async def upload_runner(
     sessions = (
         turns.background_sessions(resources.engine) if turns else resources.sessions
     )
-    runner = UploadRunner(sessions, time_range=resources.time_range)
+    runner = UploadRunner(
+        sessions,
+        artifacts=resources.artifacts,
+        spool_dir=resources.settings.home / SPOOL_FOLDER,
+        time_range=resources.time_range,
+    )
     runner.start()
     try:
         yield runner

@@ -38,16 +38,23 @@ def daily_charts(period: Period, days: Sequence[Day]) -> list[Chart]:
     ax = incidents.axes[0]
     ax.bar(x, [d.incidents for d in days], width=0.7, color=BAR)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _from_zero(ax, at_least=1.0)
     _style(ax, period, "incidents opened")
     rates = _figure()
     ax = rates.axes[0]
     ax.plot(x, [100 * d.anomaly_rate for d in days], color=LINE, marker="o", ms=3)
-    ax.set_ylim(bottom=0)
+    _from_zero(ax, at_least=1.0)
     _style(ax, period, "anomaly rate (%)")
     return [
         Chart("Incidents opened per day", save_figure(incidents, "png")),
         Chart("Anomaly rate per day", save_figure(rates, "png")),
     ]
+
+
+def _from_zero(ax: Axes, *, at_least: float) -> None:
+    """Counts and rates start at 0, and a period of zeros still shows a scale
+    (0 to `at_least`) rather than one around 0."""
+    ax.set_ylim(0, max(ax.get_ylim()[1], at_least))
 
 
 def _figure() -> Figure:

@@ -64,6 +64,7 @@ def _lineage(data: dict[str, Any]) -> Lineage:
         data_points=data["data_points"],
         data_hash=data["data_hash"],
         package_version=data["package_version"],
+        data_snapshot=data.get("data_snapshot"),
     )
 
 

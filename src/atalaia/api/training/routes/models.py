@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
@@ -42,7 +42,13 @@ from atalaia.errors import (
     VersionNotFound,
     VersionNotPromotable,
 )
-from atalaia.services import monitoring, registry, registry_overview, rollouts
+from atalaia.services import (
+    monitoring,
+    registry,
+    registry_overview,
+    rollouts,
+    training_data,
+)
 from atalaia.services.registry_overview import ChangeKind
 from atalaia.services.rollouts import RolloutRequest
 
@@ -265,3 +271,34 @@ def deployment_config(
     """What serves the series now (the live split while a canary runs), its
     running canary, its latest shadow, and the latest ledger entries."""
     return rollouts.deployment_config(session=session, series_id=series_id)
+
+
+@router.get(
+    "/{series_id}/versions/{version}/training-data",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The readings the version was fitted on.",
+            "content": {media: {} for media in training_data.MEDIA_TYPES.values()},
+        },
+        **error_responses(VersionNotFound, training_data.SnapshotNotKept),
+    },
+)
+def get_training_data(
+    series_id: SeriesId,
+    version: VersionNumber,
+    session: SessionDep,
+    resources: ResourcesDep,
+    _: Viewer,
+    format: training_data.Format = "parquet",
+) -> Response:
+    """The data the version was fitted on (`format`: parquet or csv), kept in
+    the artifact store when it was trained: to inspect it or train it again."""
+    body, name = training_data.training_data(
+        session, resources.artifacts, series_id, version, format
+    )
+    return Response(
+        body,
+        media_type=training_data.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -102,8 +102,8 @@ async def create_upload(
         with resources.sessions() as session:
             upload = uploads.submit_upload(
                 session=session, upload_id=upload_id, spool=spool,
-                file_name=file_name or "upload", request=settings,
-                actor=principal.subject,
+                artifacts=resources.artifacts, file_name=file_name or "upload",
+                request=settings, actor=principal.subject,
             )  # fmt: skip
             session.commit()
         return UploadView.of(upload)
