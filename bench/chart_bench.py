@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.repositories import AnomalyLog, IncidentStore, ReadingStore
 from atalaia.adapters.storage import LocalArtifactStore
-from atalaia.api.common.compression import LEVEL
+from atalaia.api.common.compression import GZIP_LEVEL
 from atalaia.core.incidents import Anomaly, Grouper, IncidentPolicy
 from atalaia.core.series import Readings
 from atalaia.core.serving import ScoredAnomaly
@@ -247,7 +247,7 @@ def _time_series(
     if body["readings"] != size:
         raise RuntimeError(f"{sid}: the chart's window is not the series' week")
     sent, plot_plain = first.num_bytes_downloaded, len(plotted.content)
-    plot_gzip = len(gzip.compress(plotted.content, compresslevel=LEVEL, mtime=0))
+    plot_gzip = len(gzip.compress(plotted.content, compresslevel=GZIP_LEVEL, mtime=0))
     name = f"chart_{size}"
     return {
         **p50_p99(name, samples),

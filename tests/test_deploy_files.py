@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,14 @@ from typer.core import TyperGroup
 from atalaia.cli import app
 from atalaia.cli.scheduler import DEFAULT_METRICS_PORT
 from atalaia.cli.serve import DEFAULT_PORTS, ServiceRole, create_role_app
-from atalaia.cluster.gateway import SERVICES, nginx_binary, render_nginx_conf
+from atalaia.cluster.gateway import (
+    SERVICES,
+    GatewayTls,
+    nginx_binary,
+    render_nginx_conf,
+)
 from atalaia.settings import Settings, load_settings
+from atalaia.tls import ensure_self_signed
 from fixtures import require_service
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -43,6 +50,10 @@ IMAGE_GATEWAY = {
     "access_log": "/dev/stdout",
     "user": "nginx",
 }
+# The certificate a Kubernetes TLS secret (or compose's ./nginx/tls) mounts; the
+# HTTP port redirects to compose's published HTTPS port, or to 443.
+K8S_TLS = GatewayTls("443", "/etc/nginx/tls/tls.crt", "/etc/nginx/tls/tls.key")
+COMPOSE_TLS = replace(K8S_TLS, public_port=8443)
 SERVICE_PORTS: dict[str, int] = {
     r.value: DEFAULT_PORTS[r] for r in ServiceRole if r.value in SERVICES
 }
@@ -233,8 +244,11 @@ class TestCompose:
         nginx = compose()["nginx"]
 
         assert "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
-        assert nginx["ports"] == ["8080:80"]
-        expected = render_nginx_conf(compose_upstreams(), **IMAGE_GATEWAY)
+        assert "./nginx/tls:/etc/nginx/tls:ro" in nginx["volumes"]
+        assert nginx["ports"] == ["8080:80", f"{COMPOSE_TLS.public_port}:443"]
+        expected = render_nginx_conf(
+            compose_upstreams(), tls=COMPOSE_TLS, **IMAGE_GATEWAY
+        )
         assert (DEPLOY / "nginx" / "nginx.conf").read_text() == expected
 
     def test_the_health_service_knows_every_replica(self) -> None:
@@ -522,7 +536,7 @@ class TestKubernetes:
             {"name": "prometheus-rules", "files": [RULES.name]}
         ]
         upstreams = {s: [f"{s}:{port}"] for s, port in SERVICE_PORTS.items()}
-        expected = render_nginx_conf(upstreams, **IMAGE_GATEWAY)
+        expected = render_nginx_conf(upstreams, tls=K8S_TLS, **IMAGE_GATEWAY)
         assert (K8S / "nginx.conf").read_text() == expected
 
 
@@ -585,6 +599,22 @@ def mounted_file(pod: dict[str, Any], path: str) -> str:
     raise AssertionError(f"nothing mounted at {path}")
 
 
+def test_the_k8s_gateway_mounts_its_certificate_and_is_open_on_https() -> None:
+    [gateway] = [
+        doc
+        for name, doc in k8s_objects()
+        if name == "gateway.yaml" and doc["kind"] == "Deployment"
+    ]
+    pod = gateway["spec"]["template"]["spec"]
+    labels = gateway["spec"]["template"]["metadata"]["labels"]
+    policies = [d["spec"] for _, d in k8s_objects() if d["kind"] == "NetworkPolicy"]
+
+    for path in (K8S_TLS.cert_file, K8S_TLS.key_file):
+        assert mounted_file(pod, path) == f"secret gateway-tls/{Path(path).name}"
+    assert admits(policies, {}, labels, 443)
+    assert admits(policies, {}, labels, 80)
+
+
 def test_the_gateway_sends_every_training_route_to_training() -> None:
     from atalaia.api import training
     from atalaia.api.common.body_limits import MANAGEMENT, UPLOAD
@@ -605,11 +635,13 @@ def test_nginx_accepts_the_gateway_conf(tmp_path: Path) -> None:
         "plot": ["127.0.0.1:8002"],
         "health": ["127.0.0.1:8003"],
     }
+    tls, _ = ensure_self_signed(tmp_path)
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         render_nginx_conf(
             upstreams,
             listen="127.0.0.1:8080",
+            tls=GatewayTls("127.0.0.1:8443", str(tls.cert), str(tls.key), 8443),
             runtime_dir=str(tmp_path),
             access_log=str(tmp_path / "access.log"),
         )  # fmt: skip

@@ -6,6 +6,7 @@ import math
 import os
 import re
 import secrets
+import ssl
 import time
 from collections import Counter
 from pathlib import Path
@@ -128,6 +129,13 @@ class Settings(BaseSettings):
     inference_urls: Annotated[list[str], NoDecode] = []
     plot_url: str = "http://127.0.0.1:8002"
     health_probe_timeout_s: float = 2.0
+    # TLS (`atalaia.tls`): the PEM certificate and private key the gateway and
+    # `atalaia serve` present, both or neither (neither: `atalaia up` makes a
+    # self-signed pair under home/tls); clients (the CLI) trust `tls_ca_file`,
+    # else that self-signed certificate, beside the system's CAs.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
 
     # Notifications. `email` channels go through this SMTP server (unset: refused);
     # `smtp_ssl` is TLS from the first byte (port 465), `smtp_starttls` upgrades a
@@ -370,6 +378,35 @@ class Settings(BaseSettings):
         if twice:
             raise ValueError(f"report subscriptions named twice: {', '.join(twice)}")
         return subscriptions
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_ca_file")
+    @classmethod
+    def _readable_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            raise ValueError(f"cannot read {path}: no such file, or not readable")
+        return path
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "ATALAIA_TLS_CERT_FILE and ATALAIA_TLS_KEY_FILE go together: "
+                "set both, or neither"
+            )
+        if self.tls_cert_file is not None:
+            try:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                # No password: an encrypted key fails here rather than prompting.
+                context.load_cert_chain(
+                    self.tls_cert_file, self.tls_key_file, password=b""
+                )
+            except ssl.SSLError as exc:
+                why = exc.reason or "not PEM"
+                raise ValueError(
+                    "ATALAIA_TLS_CERT_FILE and ATALAIA_TLS_KEY_FILE are not a PEM "
+                    f"certificate and its unencrypted private key ({why})"
+                ) from None
+        return self
 
     @model_validator(mode="after")
     def _oidc_audience_with_issuer(self) -> Settings:

@@ -26,7 +26,7 @@ from atalaia.api.common.body_limits import (
     body_limit,
 )
 from atalaia.cli.demo import embedded_server
-from atalaia.cluster.gateway import render_nginx_conf
+from atalaia.cluster.gateway import GatewayTls, render_nginx_conf
 from atalaia.settings import Settings
 
 # Long enough for a loaded machine; without the limits a read waits forever.
@@ -141,6 +141,7 @@ class TestOneTable:
         conf = render_nginx_conf(
             {s: ["127.0.0.1:1"] for s in ("training", "inference", "plot", "health")},
             listen="80",
+            tls=GatewayTls(listen="443", cert_file="c.pem", key_file="k.pem"),
             runtime_dir="/tmp",
             access_log="off",
         )

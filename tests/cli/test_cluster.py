@@ -27,9 +27,12 @@ from atalaia.cluster import local, supervisor
 from atalaia.cluster.gateway import nginx_binary
 from atalaia.cluster.supervisor import ProcessSpec, Started, StartFailed
 from atalaia.settings import Settings
+from atalaia.tls import self_signed_files
 from fixtures import require_service
 from fixtures.api import inline_body, wait_for
 from fixtures.db import create_database, drop_database, worker_database_name
+from fixtures.gateway import LoneGateway
+from fixtures.gateway import lone_gateway as alone
 from fixtures.readings import STEP_S, sensor_series
 
 runner = CliRunner()
@@ -192,23 +195,17 @@ class TestCommandsWithoutACluster:
 
 
 @pytest.fixture
-def lone_gateway(tmp_path: Path) -> Iterator[str]:
+def lone_gateway(tmp_path: Path) -> Iterator[LoneGateway]:
     """The gateway of `atalaia up` alone: nothing listens on its upstreams."""
-    binary = require_service("nginx", nginx_binary)
-    settings = Settings(home=tmp_path)
-    services = local.plan(settings, local.ClusterOptions(port_offset=free_offset()))
-    spec = local.gateway(settings, services, binary, free_port())
-    started = supervisor.spawn(spec, tmp_path / "logs")
-    try:
-        supervisor.wait_ready([started], timeout_s=10)
-        yield str(started.url)
-    finally:
-        supervisor.stop([started])
+    with alone(tmp_path, free_offset()) as gateway:
+        yield gateway
 
 
 class TestGatewayAlone:
-    def test_rate_limit_answers_429_naming_the_rule(self, lone_gateway: str) -> None:
-        with httpx.Client(base_url=lone_gateway) as client:
+    def test_rate_limit_answers_429_naming_the_rule(
+        self, lone_gateway: LoneGateway
+    ) -> None:
+        with lone_gateway.client() as client:
             answers = [client.get("/api/v1/models") for _ in range(40)]
 
         limited = [a for a in answers if a.status_code == 429]
@@ -217,28 +214,34 @@ class TestGatewayAlone:
         assert limited[0].json()["error"] == "RateLimited"
         assert limited[0].headers["retry-after"] == "1"
 
-    def test_body_limits_answer_413_naming_the_rule(self, lone_gateway: str) -> None:
-        with httpx.Client(base_url=lone_gateway) as client:
+    def test_body_limits_answer_413_naming_the_rule(
+        self, lone_gateway: LoneGateway
+    ) -> None:
+        with lone_gateway.client() as client:
             too_big = client.post("/api/v1/models", content=b" " * 9_000_000)
 
         assert too_big.status_code == 413
         assert too_big.json()["rule"] == "gateway_body_size"
 
-    def test_prediction_batches_may_be_larger(self, lone_gateway: str) -> None:
-        with httpx.Client(base_url=lone_gateway) as client:
+    def test_prediction_batches_may_be_larger(self, lone_gateway: LoneGateway) -> None:
+        with lone_gateway.client() as client:
             batch = client.post("/api/v1/predict/batch", content=b" " * 9_000_000)
 
         assert batch.status_code == 503  # past the size check; no replica answers
 
-    def test_an_unreachable_service_is_a_json_503(self, lone_gateway: str) -> None:
-        answer = httpx.post(f"{lone_gateway}/predict/{SERIES}", json=READING)
+    def test_an_unreachable_service_is_a_json_503(
+        self, lone_gateway: LoneGateway
+    ) -> None:
+        with lone_gateway.client() as client:
+            answer = client.post(f"/predict/{SERIES}", json=READING)
 
         assert answer.status_code == 503
         assert answer.json()["error"] == "ServiceUnavailable"
         assert answer.json()["rule"] == "service_available"
 
-    def test_unknown_routes_are_a_json_404(self, lone_gateway: str) -> None:
-        answer = httpx.get(f"{lone_gateway}/nowhere")
+    def test_unknown_routes_are_a_json_404(self, lone_gateway: LoneGateway) -> None:
+        with lone_gateway.client() as client:
+            answer = client.get("/nowhere")
 
         assert (answer.status_code, answer.json()["error"]) == (404, "NotFound")
         assert answer.json()["rule"] == "route_exists"
@@ -267,10 +270,14 @@ def cluster(
     redis_url: str,
     redis_prefix: str,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, str]]:
     """The environment of a fresh database, home, queue and Redis prefix; whatever
-    `up` started in it is stopped afterwards, and the database dropped."""
+    `up` started in it is stopped afterwards, and the database dropped. httpx
+    trusts (only) the self-signed certificate `up` makes there."""
     require_service("nginx", nginx_binary)  # before anything starts
+    cert = self_signed_files(tmp_path / "home").cert
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     name = worker_database_name("_cluster")
     env = {
         "ATALAIA_HOME": str(tmp_path / "home"),
@@ -314,7 +321,7 @@ def up(
     gateway_port = free_port()
     code, out = cli(
         "up", "--inference-replicas", str(replicas), "--workers", "1",
-        "--gateway-port", str(gateway_port),
+        "--gateway-tls-port", str(gateway_port), "--gateway-port", str(free_port()),
         "--port-offset", str(free_offset()), "--timeout", "60",
         env=cluster,
     )  # fmt: skip
@@ -323,7 +330,7 @@ def up(
     assert state is not None
     auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
     procs = {p.name: p for p in state.processes}
-    return procs, f"http://127.0.0.1:{gateway_port}", auth
+    return procs, f"https://127.0.0.1:{gateway_port}", auth
 
 
 def ended(client: httpx.Client, job_url: str) -> dict[str, Any] | None:
@@ -358,7 +365,7 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
     gateway_port = free_port()
     code, out = cli(
         "up", "--inference-replicas", "2", "--workers", "2",
-        "--gateway-port", str(gateway_port),
+        "--gateway-tls-port", str(gateway_port), "--gateway-port", str(free_port()),
         "--port-offset", str(free_offset()), "--timeout", "60",
         env=cluster,
     )  # fmt: skip
@@ -371,7 +378,7 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
         "training", "inference-1", "inference-2", "plot", "health", "scheduler",
         "worker-1", "worker-2", "gateway",
     }  # fmt: skip
-    gateway = f"http://127.0.0.1:{gateway_port}"
+    gateway = f"https://127.0.0.1:{gateway_port}"
     auth = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
 
     with httpx.Client(base_url=gateway, headers=auth, timeout=10) as client:
@@ -451,6 +458,7 @@ def test_up_serves_the_walkthrough_through_the_gateway_and_survives_a_replica(
     code, out = cli("status", "--verbose", env=cluster)
     assert code == 0, out
     assert "broker: ok (amqp" in out
+    assert "TLSv1.3, HTTP 200" in out  # the gateway's HTTPS, verified
 
     os.kill(procs["inference-2"].pid, signal.SIGKILL)
     code, out = cli("status", env=cluster)

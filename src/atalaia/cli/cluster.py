@@ -11,8 +11,9 @@ from sqlalchemy.engine import make_url
 from atalaia.cli.serve import ensure_admin_token
 from atalaia.cluster import local
 from atalaia.cluster.gateway import nginx_binary
-from atalaia.cluster.supervisor import Started, StartFailed, alive
+from atalaia.cluster.supervisor import LOOPBACK, Started, StartFailed, alive
 from atalaia.settings import Settings, load_settings
+from atalaia.tls import client_context, server_files
 
 LOG_TAIL_LINES = 15
 
@@ -27,8 +28,11 @@ def up(
     worker_concurrency: Annotated[
         int, typer.Option(min=1, help="Jobs each worker runs at once.")
     ] = 1,
-    gateway_port: Annotated[int, typer.Option(help="nginx's port.")] = (
-        local.DEFAULT_GATEWAY_PORT
+    gateway_port: Annotated[
+        int, typer.Option(help="nginx's plain HTTP port (redirects to HTTPS).")
+    ] = local.DEFAULT_GATEWAY_PORT,
+    gateway_tls_port: Annotated[int, typer.Option(help="nginx's HTTPS port.")] = (
+        local.DEFAULT_GATEWAY_TLS_PORT
     ),
     port_offset: Annotated[
         int, typer.Option(help="Added to every service's default port.")
@@ -57,24 +61,42 @@ def up(
         port_offset=port_offset,
     )
     specs = local.plan(settings, options)
-    conf = None
+    conf = https_url = None
     try:
         nginx = nginx_binary()
     except FileNotFoundError as exc:
         typer.echo(f"warning: no gateway: {exc}", err=True)
     else:
-        specs.append(local.gateway(settings, specs, nginx, gateway_port))
+        if busy := local.busy_ports([], also=[gateway_tls_port]):
+            _fail(f"port in use: {busy[0]} (see --gateway-tls-port)")
+        tls, made = server_files(settings)
+        said = "made a self-signed certificate" if made else "the certificate is"
+        typer.echo(f"gateway TLS: {said} {tls.cert} (key {tls.key})", err=True)
+        specs.append(
+            local.gateway(
+                settings, specs, nginx, gateway_port, tls_port=gateway_tls_port, tls=tls
+            )
+        )
         conf = local.gateway_conf_path(settings)
+        https_url = f"https://{LOOPBACK}:{gateway_tls_port}"
     if busy := local.busy_ports(specs):
         _fail(f"ports in use: {', '.join(map(str, busy))} (see --port-offset)")
     token_path, _ = ensure_admin_token(settings)
     typer.echo(f"starting {len(specs)} processes", err=True)
     try:
-        state = local.start(settings, specs, timeout_s=timeout, gateway_conf=conf)
+        state = local.start(
+            settings,
+            specs,
+            timeout_s=timeout,
+            gateway_conf=conf,
+            gateway_https_url=https_url,
+        )
     except StartFailed as exc:
         _fail(f"{exc}\n{_tail(exc.process.log)}")
     for process in sorted(state.processes, key=_order):
         typer.echo(f"{process.name:<12} {process.url or '(no port)':<24} {process.pid}")
+    if https_url is not None:
+        typer.echo(f"{'https':<12} {https_url}")
     typer.echo(f"logs: {local.log_dir(settings)}")
     typer.echo(f"admin token in {token_path}")
 
@@ -99,6 +121,13 @@ def status(
                     typer.echo(f"{'':<12} {name}: {verdict} ({check.get('detail')})")
         if not report.healthy:
             unhealthy.append(p.name)
+    if state.gateway_https_url is not None:
+        ok, detail = local.probe_https(
+            state.gateway_https_url, client_context(settings)
+        )
+        typer.echo(f"{'https':<12} {'':<12} {detail:<24} {state.gateway_https_url}")
+        if not ok:
+            unhealthy.append("https")
     for name, (ok, detail) in local.dependencies(settings, state).items():
         typer.echo(f"{name:<12} {'ok' if ok else 'failing':<37} {detail}")
         if not ok:

@@ -17,6 +17,7 @@ from atalaia.cli.failures import DatabaseUnreachable, database_failure, port_fai
 from atalaia.errors import DependencyUnavailable
 from atalaia.files import touch_private
 from atalaia.settings import Settings, load_settings
+from atalaia.tls import MODERN_CIPHERS, TlsFiles, configured, server_files
 
 
 class ServiceRole(StrEnum):
@@ -110,12 +111,34 @@ class _Server(uvicorn.Server):
         typer.echo(self.banner, err=True)
 
 
+def serving_tls(settings: Settings, wanted: bool | None) -> TlsFiles | None:
+    """The pair to serve HTTPS with: with --tls the configured or self-signed
+    one, with --no-tls none, by default the configured one if any."""
+    if wanted is None:
+        return configured(settings)
+    if not wanted:
+        return None
+    files, made = server_files(settings)
+    if made:
+        typer.echo(f"atalaia: made a self-signed certificate {files.cert}", err=True)
+    return files
+
+
 def serve(
     role: Annotated[ServiceRole, typer.Option(help="Which service to run.")] = (
         ServiceRole.EMBEDDED
     ),
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default by role).")] = None,
+    tls: Annotated[
+        bool | None,
+        typer.Option(
+            "--tls/--no-tls",
+            help="Serve HTTPS (default: when ATALAIA_TLS_CERT_FILE is set; --tls "
+            "without it: a self-signed certificate under the home folder).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the platform: every API in one process by default, or one service."""
     settings = load_settings()
@@ -126,8 +149,17 @@ def serve(
             path, created = ensure_admin_token(settings)
             said = "wrote the admin token to" if created else "the admin token is in"
             typer.echo(f"atalaia: {said} {path}", err=True)
+        files = serving_tls(settings, tls)
         config = uvicorn.Config(
-            create_role_app(role, settings), log_level="warning", access_log=False
+            create_role_app(role, settings),
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=None if files is None else files.cert,
+            ssl_keyfile=None if files is None else files.key,
+            ssl_ciphers=MODERN_CIPHERS,
         )
-        banner = f"atalaia: {role.value} serving on http://{host}:{port} (docs: /docs)"
+        scheme = "http" if files is None else "https"
+        banner = (
+            f"atalaia: {role.value} serving on {scheme}://{host}:{port} (docs: /docs)"
+        )
         _Server(config, banner=banner).run(sockets=[sock])

@@ -2,7 +2,9 @@
 options, a client, and one call that turns an error answer into one line.
 
 The service is at ATALAIA_TRAINING_URL (`--url`); the token is `--token`,
-else ATALAIA_TOKEN, else the embedded server's `<home>/admin-token`.
+else ATALAIA_TOKEN, else the embedded server's `<home>/admin-token`. An https
+URL is verified against the system's CAs and ATALAIA_TLS_CA_FILE (default: the
+self-signed certificate `atalaia up` made).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def training_client(
     import httpx
 
     from atalaia.settings import load_settings
+    from atalaia.tls import client_context
 
     settings = load_settings()
     bearer = token or _admin_token(settings.home)
@@ -50,6 +53,7 @@ def training_client(
         base_url=url or settings.training_url,
         headers={"Authorization": f"Bearer {bearer}"},
         timeout=timeout_s,
+        verify=client_context(settings),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from atalaia.api.common.body_limits import (
@@ -19,6 +20,7 @@ from atalaia.api.common.body_limits import (
     UPLOAD,
 )
 from atalaia.cluster.supervisor import ProcessSpec
+from atalaia.tls import MODERN_CIPHERS
 
 SERVICES = ("training", "inference", "plot", "health")
 # The training service's routes of small bodies (the elsewhere limit): incidents,
@@ -33,6 +35,21 @@ TRAINING_ROUTES = (
     "sensors",
     "reports",
 )
+
+HSTS_MAX_AGE_S = 365 * 86400  # browsers keep to HTTPS for this host a year
+HTTPS_DEFAULT_PORT = 443
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTls:
+    """The gateway's HTTPS side: where nginx listens, its PEM certificate and
+    key, and the port clients reach it on (where plain HTTP is redirected)."""
+
+    listen: str
+    cert_file: str
+    key_file: str
+    public_port: int = HTTPS_DEFAULT_PORT
+
 
 _TEMPLATE = """\
 # The atalaia gateway. Rendered by atalaia.cluster.gateway; edit the template there.
@@ -49,6 +66,15 @@ http {
     access_log @ACCESS_LOG@;
     server_tokens off;
     keepalive_timeout 65s;
+
+    # TLS 1.2 and 1.3 (1.3 whenever the client has it), forward-secret AEAD
+    # suites only; sessions resumed from a cache shared by the workers.
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers @CIPHERS@;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:atalaia_tls:10m;
+    ssl_session_timeout 1d;
+    ssl_session_tickets off;
     client_body_temp_path @RUNTIME@/client_body;
     proxy_temp_path @RUNTIME@/proxy;
     fastcgi_temp_path @RUNTIME@/fastcgi;
@@ -98,8 +124,25 @@ http {
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_connect_timeout 2s;
 
+    # Plain HTTP: the probes' /ready, and a redirect to HTTPS for the rest
+    # (308: the method and body are kept, so a POST is sent again as a POST).
     server {
         listen @LISTEN@;
+        client_max_body_size 0;  # redirected, not read: HTTPS applies the limits
+
+        location = /ready {
+            return 200 '{"status": "ready", "service": "gateway"}';
+        }
+        location / {
+            return 308 https://$host@HTTPS_PORT@$request_uri;
+        }
+    }
+
+    server {
+        listen @TLS_LISTEN@ ssl;
+        ssl_certificate @TLS_CERT@;
+        ssl_certificate_key @TLS_KEY@;
+        add_header Strict-Transport-Security "max-age=@HSTS_MAX_AGE@" always;
 
         error_page 413 @too_large;
         error_page 429 @rate_limited;
@@ -216,6 +259,8 @@ http {
 predictions, @MANAGEMENT_BODY@ for training and series, @ELSEWHERE_BODY@ elsewhere"}';
         }
         location @rate_limited {
+            # A location's own add_header drops the server's: HSTS again.
+            add_header Strict-Transport-Security "max-age=@HSTS_MAX_AGE@" always;
             add_header Retry-After 1 always;
             return 429 '{"error": "RateLimited", "rule": "gateway_rate_limit", \
 "detail": "too many requests from this address; retry later"}';
@@ -233,17 +278,29 @@ def render_nginx_conf(
     upstreams: Mapping[str, Sequence[str]],
     *,
     listen: str,
+    tls: GatewayTls,
     runtime_dir: str,
     access_log: str,
     error_log: str = "stderr",
     user: str | None = None,
 ) -> str:
-    """The gateway's nginx.conf; `upstreams` maps each of SERVICES to host:port."""
+    """The gateway's nginx.conf; `upstreams` maps each of SERVICES to host:port.
+
+    `listen` answers plain HTTP (the probes' /ready, else a redirect to HTTPS).
+    """
     if missing := [s for s in SERVICES if not upstreams.get(s)]:
         raise ValueError(f"no upstream for {', '.join(missing)}")
     values = {
         "USER": f"user {user};\n" if user else "",
         "LISTEN": listen,
+        "TLS_LISTEN": tls.listen,
+        "TLS_CERT": tls.cert_file,
+        "TLS_KEY": tls.key_file,
+        "HTTPS_PORT": (
+            "" if tls.public_port == HTTPS_DEFAULT_PORT else f":{tls.public_port}"
+        ),
+        "HSTS_MAX_AGE": str(HSTS_MAX_AGE_S),
+        "CIPHERS": MODERN_CIPHERS,
         "RUNTIME": runtime_dir,
         "ACCESS_LOG": access_log,
         "ERROR_LOG": error_log,

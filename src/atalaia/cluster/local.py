@@ -5,7 +5,8 @@ replica i (from 0) listens on 8001 + 10·i (8001, 8011, 8021, …); the schedule
 exports its metrics on 8004, the MQTT bridge (when ATALAIA_MQTT_URL and
 ATALAIA_MQTT_TOPICS are set) on 8005; it sends readings to the first replica.
 What `start` ran is written to `<home>/cluster/state.json`, read back by
-`status` and `down`.
+`status` and `down`. The services listen on loopback in plain HTTP; the gateway
+serves HTTPS (and redirects its HTTP port there).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from atalaia.adapters.db.migrate import upgrade_database
 from atalaia.api.common.resources import open_resources
@@ -25,13 +29,15 @@ from atalaia.cli.ingest import DEFAULT_METRICS_PORT as MQTT_METRICS_PORT
 from atalaia.cli.scheduler import DEFAULT_METRICS_PORT
 from atalaia.cli.serve import DEFAULT_PORTS, ServiceRole
 from atalaia.cluster import supervisor
-from atalaia.cluster.gateway import gateway_spec, render_nginx_conf
+from atalaia.cluster.gateway import GatewayTls, gateway_spec, render_nginx_conf
 from atalaia.cluster.supervisor import LOOPBACK, ProcessSpec, Started
 from atalaia.files import make_private_dir
 from atalaia.settings import Settings
+from atalaia.tls import TlsFiles
 
 REPLICA_PORT_STEP = 10
 DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_GATEWAY_TLS_PORT = 8443
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,7 @@ class ClusterState:
     database_url: str
     processes: list[Started] = field(default_factory=list)
     gateway_conf: str | None = None
+    gateway_https_url: str | None = None
 
     def save(self, path: Path) -> None:
         make_private_dir(path.parent)
@@ -134,7 +141,8 @@ def plan(settings: Settings, options: ClusterOptions) -> list[ProcessSpec]:
     specs = [
         ProcessSpec(
             name=name,
-            argv=(*command, "serve", "--role", name.partition("-")[0])
+            # Plain HTTP on loopback behind the gateway, whatever the TLS settings.
+            argv=(*command, "serve", "--no-tls", "--role", name.partition("-")[0])
             + ("--port", str(port)),
             port=port,
             env=env,
@@ -174,9 +182,16 @@ def plan(settings: Settings, options: ClusterOptions) -> list[ProcessSpec]:
 
 
 def gateway(
-    settings: Settings, specs: Sequence[ProcessSpec], nginx: str, port: int
+    settings: Settings,
+    specs: Sequence[ProcessSpec],
+    nginx: str,
+    port: int,
+    *,
+    tls_port: int,
+    tls: TlsFiles,
 ) -> ProcessSpec:
-    """Render nginx.conf for `specs` under the cluster folder; nginx's spec."""
+    """Render nginx.conf for `specs` under the cluster folder; nginx's spec
+    (ready when its plain HTTP `port` answers /ready)."""
     conf = gateway_conf_path(settings)
     for needed in (conf.parent, log_dir(settings)):
         make_private_dir(needed)
@@ -189,6 +204,12 @@ def gateway(
         render_nginx_conf(
             upstreams,
             listen=f"{LOOPBACK}:{port}",
+            tls=GatewayTls(
+                listen=f"{LOOPBACK}:{tls_port}",
+                cert_file=str(tls.cert.resolve()),
+                key_file=str(tls.key.resolve()),
+                public_port=tls_port,
+            ),
             runtime_dir=str(conf.parent),
             access_log=str(log_dir(settings) / "gateway-access.log"),
             # Else nginx run by root serves as `nobody`, who may not enter `home`.
@@ -198,18 +219,16 @@ def gateway(
     return gateway_spec(nginx, conf, port)
 
 
-def busy_ports(specs: Sequence[ProcessSpec]) -> list[int]:
-    """The ports of `specs` on which something already listens."""
+def busy_ports(specs: Sequence[ProcessSpec], also: Sequence[int] = ()) -> list[int]:
+    """The ports of `specs`, and `also`, on which something already listens."""
     busy = []
-    for spec in specs:
-        if spec.port is None:
-            continue
+    for port in [*(s.port for s in specs if s.port is not None), *also]:
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((LOOPBACK, spec.port))
+                sock.bind((LOOPBACK, port))
             except OSError:
-                busy.append(spec.port)
+                busy.append(port)
     return busy
 
 
@@ -219,6 +238,7 @@ def start(
     *,
     timeout_s: float,
     gateway_conf: Path | None = None,
+    gateway_https_url: str | None = None,
 ) -> ClusterState:
     """Migrate the database, start `specs`, record them, wait until all are ready.
 
@@ -228,6 +248,7 @@ def start(
     state = ClusterState(
         database_url=settings.database_url,
         gateway_conf=None if gateway_conf is None else str(gateway_conf),
+        gateway_https_url=gateway_https_url,
     )
     try:
         for spec in specs:
@@ -259,6 +280,21 @@ def inspect(state: ClusterState) -> list[ProcessReport]:
             summary = "ready" if ok else f"not ready ({detail})"
             reports.append(ProcessReport(process, True, ok, summary, body))
     return reports
+
+
+def probe_https(url: str, context: ssl.SSLContext) -> tuple[bool, str]:
+    """GET `url`/ready over TLS verified by `context`: (answered 200, the TLS
+    version and status, or why it failed)."""
+    try:
+        with (
+            httpx.Client(verify=context, timeout=2.0) as client,
+            client.stream("GET", f"{url}/ready") as answer,
+        ):
+            tls = answer.extensions["network_stream"].get_extra_info("ssl_object")
+            detail = f"{tls.version()}, HTTP {answer.status_code}"
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    return answer.status_code == 200, detail
 
 
 def dependencies(

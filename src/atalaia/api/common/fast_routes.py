@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from atalaia import errors
 from atalaia.api.common.body_limits import read_body
+from atalaia.api.common.compression import VARY, compress_off_loop, worth_compressing
 from atalaia.api.common.deps import BEARER
 from atalaia.api.common.edge import Edge, EdgeMiddleware
 from atalaia.api.common.errors import http_error_body
@@ -66,6 +67,7 @@ class FastRoute:
     tag: str
     parameters: tuple[dict[str, Any], ...] = ()  # OpenAPI's, besides the path's
     errors: tuple[type[errors.AtalaiaError], ...] = ()  # raised besides _RAISES
+    compressed: bool = False  # large answers (batches): see `compression`
 
 
 _JSON = (b"content-type", b"application/json")
@@ -117,6 +119,8 @@ class _Hot:
                 headers.append((b"allow", b"POST"))
             else:
                 body = await route.endpoint(scope, await read_body(scope, receive))
+                if route.compressed:
+                    body = await _compressed(scope, body, headers)
         except ClientDisconnect:
             return  # nothing to answer, nor to count
         except Exception as exc:
@@ -145,6 +149,23 @@ class _Hot:
             response = await response
         assert isinstance(response, Response)
         return response
+
+
+async def _compressed(
+    scope: Scope, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> bytes:
+    """`body` compressed for the request's Accept-Encoding when worth it; the
+    answer's headers say so."""
+    accept = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k == b"accept-encoding"),
+        None,
+    )
+    headers.append((b"vary", VARY.encode()))
+    coding = worth_compressing(body, accept)
+    if coding is None:
+        return body
+    headers.append((b"content-encoding", coding.encode()))
+    return await compress_off_loop(body, coding)
 
 
 class ServiceApp(FastAPI):

@@ -147,7 +147,7 @@ FAST_ROUTES = [
     FastRoute(
         "/predict/batch", predict_batch, "Predict a batch of readings",
         (BatchBody, ColumnsBody), (BatchView, ColumnsView), "inference",
-        (_UNKNOWN_QUERY,), (UnknownSeries,),
+        (_UNKNOWN_QUERY,), (UnknownSeries,), compressed=True,
     ),
     FastRoute(
         "/predict/{series_id}", predict, "Predict one reading",

@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from atalaia.api.common.compression import CompressedRoute
 from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, VersionNumber
@@ -85,7 +86,7 @@ Version = Annotated[
 ]
 SensorId = SeriesId  # the same rule: e.g. sensor_001
 
-router = APIRouter(tags=["plot"])
+router = APIRouter(tags=["plot"], route_class=CompressedRoute)
 
 
 @router.get(

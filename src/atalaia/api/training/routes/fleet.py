@@ -79,7 +79,7 @@ def fleet_sensors(
     ] = None,
 ) -> Response:
     """Every sensor's state (the worst of its live incidents, a recent anomaly,
-    drift, no recent reading, no production model), by group; gzipped when
+    drift, no recent reading, no production model), by group; zstd or gzip when
     asked."""
     grid, stale = grids.current()
     if stale:

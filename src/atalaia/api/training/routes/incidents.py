@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import IncidentFilter, IncidentStore
 from atalaia.adapters.db.repositories.incidents import IncidentNotFound
+from atalaia.api.common.compression import CompressedRoute
 from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import EPOCH_SECONDS, Text, id_cursor
@@ -26,7 +27,7 @@ from atalaia.core.incidents import Incident, Kind, Severity, State
 from atalaia.errors import Conflict, NotFound
 from atalaia.services import incidents
 
-router = APIRouter(prefix="/incidents", tags=["incidents"])
+router = APIRouter(prefix="/incidents", tags=["incidents"], route_class=CompressedRoute)
 
 MAX_PAGE = 1_000
 IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1)]

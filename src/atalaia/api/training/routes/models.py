@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import ModelStore
+from atalaia.api.common.compression import CompressedRoute
 from atalaia.api.common.deps import (
     MlEngineer,
     ResourcesDep,
@@ -51,7 +52,7 @@ from atalaia.services import (
 from atalaia.services.registry_overview import ChangeKind
 from atalaia.services.rollouts import RolloutRequest
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=CompressedRoute)
 
 
 @router.get("")

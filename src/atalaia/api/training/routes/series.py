@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from atalaia.adapters.db.repositories import ReadingStore, SeriesSummary
-from atalaia.api.common.compression import json_response
+from atalaia.api.common.compression import CompressedRoute, json_response
 from atalaia.api.common.deps import (
     ResourcesDep,
     SessionDep,
@@ -45,7 +45,7 @@ from atalaia.services.chart import (
 )
 from atalaia.services.plotting import epoch_seconds
 
-router = APIRouter(prefix="/series", tags=["series"])
+router = APIRouter(prefix="/series", tags=["series"], route_class=CompressedRoute)
 
 MAX_PAGE = 100_000
 # The page's `next_cursor`: the last timestamp given, as a number.
@@ -133,7 +133,7 @@ def chart(
 ) -> Response:
     """A window of the series for an interactive chart: readings decimated per
     time bucket (M4), the model's band at their times, anomalies, change points,
-    incidents and the training window; gzipped when the client takes it.
+    incidents and the training window; zstd or gzip when the client takes it.
 
     At most 2,000,000 readings per window.
     """

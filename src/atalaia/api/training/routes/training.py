@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AssetStore, JobStore, ReadingStore
 from atalaia.adapters.db.write_turns import WriteTurns
+from atalaia.api.common.compression import CompressedRoute
 from atalaia.api.common.deps import (
     DataScientist,
     ResourcesDep,
@@ -49,7 +50,7 @@ from atalaia.errors import (
 )
 from atalaia.services import training, training_batches, training_retry
 
-router = APIRouter(prefix="/training", tags=["training"])
+router = APIRouter(prefix="/training", tags=["training"], route_class=CompressedRoute)
 
 SCHEMA_REF = "#/components/schemas/{model}"
 
