@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from atalaia.core.access import check_group_patterns
 from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, TimeRange
 from atalaia.core.topics import TopicTemplate, broker_address
 from atalaia.errors import InvalidInput
@@ -62,6 +63,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
     token_ttl_hours: float = 24 * 365
+    # Sensor groups (JSON: name → fnmatch patterns over series and sensor ids):
+    # a token's `groups` claim limits it to the series its groups cover.
+    access_groups: dict[str, list[str]] = {}
 
     training_min_interval_s: int = 300
     training_threads: int = 1
@@ -286,6 +290,15 @@ class Settings(BaseSettings):
         except InvalidInput as exc:
             raise ValueError(exc.detail) from None
         return url
+
+    @field_validator("access_groups")
+    @classmethod
+    def _checked_groups(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        try:
+            check_group_patterns(groups)
+        except ValueError as exc:
+            raise ValueError(f"ATALAIA_ACCESS_GROUPS: {exc}") from None
+        return groups
 
     @field_validator("database_url")
     @classmethod
