@@ -17,6 +17,7 @@ from bench import (
     fleet_grid_bench,
     fleet_promotion_bench,
     forest_bench,
+    groups_bench,
     incident_api_bench,
     incident_bench,
     ingest_bench,
@@ -117,6 +118,20 @@ def canary_cost(
     """Single predictions of series in a canary at `percentage` and without one."""
     figures, table = rollout_bench.canary_cost(models, percentage, duration, runs)
     report("canary-cost", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("groups-cost")
+def groups_cost(
+    models: int = 100_000,
+    patterns: int = 20,
+    duration: int = 5,
+    runs: int = 3,
+    record: Record = True,
+) -> None:
+    """Single predictions with a token limited to a sensor group and without."""
+    figures, table = groups_bench.groups_cost(models, patterns, duration, runs)
+    report("groups-cost", figures, record=record)
     typer.echo(table)
 
 

@@ -31,6 +31,7 @@ SMOKE = [
     + ["--runs", "1"],
     ["incidents", "--incidents", "400", "--sensors", "500", "--requests", "5"],
     ["canary-cost", "--models", "300", "--duration", "1", "--runs", "1"],
+    ["groups-cost", "--models", "300", "--duration", "1", "--runs", "1"],
     ["quality-report", "--runs", "1", "--jobs", "1"],
     ["upload", "--readings", "5000", "--series", "10"],
     ["training-snapshot", "--series", "20", "--points", "500", "--runs", "1"],

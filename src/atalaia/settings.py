@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from atalaia.core.access import check_group_patterns
 from atalaia.core.series import DEFAULT_TIMESTAMP_MAX, DEFAULT_TIMESTAMP_MIN, TimeRange
 from atalaia.core.topics import TopicTemplate, broker_address
 from atalaia.errors import InvalidInput
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     # An unknown key id fetches the provider's keys again, at most this often.
     oidc_jwks_refresh_s: Annotated[float, Field(ge=0)] = 60.0
     oidc_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    # Sensor groups (JSON: name → fnmatch patterns over series and sensor ids):
+    # a token's `groups` claim limits it to the series its groups cover.
+    access_groups: dict[str, list[str]] = {}
 
     training_min_interval_s: int = 300
     training_threads: int = 1
@@ -346,6 +350,15 @@ class Settings(BaseSettings):
                 "http://minio:9000"
             )
         return url
+
+    @field_validator("access_groups")
+    @classmethod
+    def _checked_groups(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        try:
+            check_group_patterns(groups)
+        except ValueError as exc:
+            raise ValueError(f"ATALAIA_ACCESS_GROUPS: {exc}") from None
+        return groups
 
     @field_validator("database_url")
     @classmethod

@@ -10,7 +10,7 @@ Line numbers are the file's, its header being line 1.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -56,6 +56,7 @@ class Reason(StrEnum):
 
     COLUMN_COUNT = "column_count"
     SERIES_ID_FORMAT = "series_id_format"
+    SERIES_ACCESS = "series_access"  # outside the uploader's sensor groups
     TIMESTAMP_UNPARSEABLE = "timestamp_unparseable"
     TIMESTAMP_RANGE = "timestamp_range"
     VALUE_MISSING = "value_missing"
@@ -273,11 +274,16 @@ class SortedCells:
     invalid: InvalidCells
 
 
-def sort_out(cells: Cells, time_range: TimeRange) -> SortedCells:
+def sort_out(
+    cells: Cells,
+    time_range: TimeRange,
+    covers: Callable[[str], bool] | None = None,
+) -> SortedCells:
     """Split a chunk's cells into each series' readings (sorted) and the
     invalid ones with their first reason; of a (series, timestamp) given twice
-    the first in the file is kept, the others are duplicates."""
-    reasons = _reasons(cells, time_range)
+    the first in the file is kept, the others are duplicates. `covers`: the
+    series the uploader may write (None: every one)."""
+    reasons = _reasons(cells, time_range, covers)
     valid = np.flatnonzero(reasons == 0)
     codes, ts = cells.codes[valid], cells.timestamps[valid]
     order = np.lexsort((ts, codes))  # stable: the file's first comes first
@@ -301,11 +307,16 @@ def sort_out(cells: Cells, time_range: TimeRange) -> SortedCells:
     return SortedCells(readings, invalid)
 
 
-def _reasons(cells: Cells, time_range: TimeRange) -> npt.NDArray[np.int8]:
+def _reasons(
+    cells: Cells, time_range: TimeRange, covers: Callable[[str], bool] | None
+) -> npt.NDArray[np.int8]:
     """Per cell, 0 when valid, else 1 + the index of its first Reason."""
     # One check per distinct id; code -1 (no id) picks the last entry, True.
     bad_ids = np.array(
         [SERIES_ID_PATTERN.fullmatch(s) is None for s in cells.series] + [True]
+    )
+    outside = np.array(
+        [covers is not None and not covers(s) for s in cells.series] + [False]
     )
     codes, ts, vs = cells.codes, cells.timestamps, cells.values
     no_series = bad_ids[codes]
@@ -316,6 +327,7 @@ def _reasons(cells: Cells, time_range: TimeRange) -> npt.NDArray[np.int8]:
     finite = np.isfinite(vs)
     checks = (
         (Reason.SERIES_ID_FORMAT, no_series),
+        (Reason.SERIES_ACCESS, outside[codes]),
         (Reason.TIMESTAMP_UNPARSEABLE, ~ts_ok),
         (Reason.TIMESTAMP_RANGE, ~in_range),
         (Reason.VALUE_MISSING, states == ValueState.MISSING),

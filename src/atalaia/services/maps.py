@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -36,6 +36,12 @@ from atalaia.errors import InvalidInput, NotFound
 FLOORPLAN_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 MAX_PIXELS = 50_000_000  # a plan's width × height, at most
 ALL = 1_000_000  # nodes read at once: more than a fleet's
+# Which sensors a view shows (a token's sensor groups): by default every one.
+SensorFilter = Callable[[str], bool]
+
+
+def every_sensor(_sensor_id: str) -> bool:
+    return True
 
 
 class BoundingBox(NamedTuple):
@@ -117,14 +123,24 @@ def floorplan(
 
 
 def site_plan(
-    *, session: Session, site_id: str, states: Mapping[str, int], since: float
+    *,
+    session: Session,
+    site_id: str,
+    states: Mapping[str, int],
+    since: float,
+    shown: SensorFilter = every_sensor,
 ) -> tuple[StoredAsset, dict[str, Any] | None, list[Placed]]:
     """A site, its floor plan's facts (None: no plan) and the machines and
-    sensors placed on it, with their states (`states`: the grid's code of
-    each sensor) and their incidents going at or after `since`."""
+    sensors placed on it (the sensors `shown`), with their states (`states`:
+    the grid's code of each sensor) and their incidents going at or after
+    `since`."""
     store = AssetStore(session)
     site = _site(store, site_id)
-    under = store.page(under=site_id, limit=ALL)
+    under = [
+        node
+        for node in store.page(under=site_id, limit=ALL)
+        if node.asset.kind is not AssetKind.SENSOR or shown(node.asset.id)
+    ]
     incidents = IncidentStore(session).by_sensor(
         IncidentFilter(asset=site_id, start=since)
     )
@@ -176,17 +192,23 @@ ALERTING = ("anomalous", "minor", "major", "critical")
 
 
 def site_summaries(
-    *, session: Session, states: Mapping[str, int], since: float
+    *,
+    session: Session,
+    states: Mapping[str, int],
+    since: float,
+    shown: SensorFilter = every_sensor,
 ) -> list[SiteSummary]:
-    """Every site with its sensors counted by state and its incidents going at
-    or after `since`, in tree order: what a map of the fleet shows, without a
-    row per sensor."""
+    """Every site with its sensors (those `shown`) counted by state and their
+    incidents going at or after `since`, in tree order: what a map of the
+    fleet shows, without a row per sensor."""
     store = AssetStore(session)
     sites = store.page(kind=AssetKind.SITE, limit=ALL)
     counts: dict[str, Counter[str | None]] = {s.asset.id: Counter() for s in sites}
     incidents = IncidentStore(session).by_sensor(IncidentFilter(start=since))
     per_site: Counter[str] = Counter()
     for sensor_id, path in store.sensor_paths():
+        if not shown(sensor_id):
+            continue
         site = path.split("/")[1]
         counts[site][_named(states.get(sensor_id))] += 1
         per_site[site] += incidents.get(sensor_id, 0)
@@ -196,9 +218,13 @@ def site_summaries(
 
 
 def sensors_in(
-    *, session: Session, box: BoundingBox, states: Mapping[str, int]
+    *,
+    session: Session,
+    box: BoundingBox,
+    states: Mapping[str, int],
+    shown: SensorFilter = every_sensor,
 ) -> list[tuple[StoredAsset, StoredAsset, str | None]]:
-    """(site, sensor, state) of every sensor of the sites within `box`."""
+    """(site, sensor, state) of every sensor `shown` of the sites within `box`."""
     store = AssetStore(session)
     sites = {
         s.asset.id: s
@@ -212,7 +238,7 @@ def sensors_in(
     return [
         (sites[site], sensor, _named(states.get(sensor.asset.id)))
         for sensor in sensors
-        if (site := sensor.path.split("/")[1]) in sites
+        if (site := sensor.path.split("/")[1]) in sites and shown(sensor.asset.id)
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from atalaia.adapters.uploads import (
     sniff_dialect,
     sniff_format,
 )
+from atalaia.core.access import SeriesScope
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
 from atalaia.core.uploads import (
@@ -91,12 +93,15 @@ def submit_upload(
     file_name: str,
     request: UploadRequest,
     actor: str,
+    access: SeriesScope | None = None,
 ) -> Upload:
     """Queue the ingest of the file spooled at `spool` (caller commits; the
     spool is renamed after its format) and keep the file in the artifact
     store (`stored_key`), where a runner on any host finds it; a file that is
     not a table of readings, or whose columns do not fit the request, is
-    refused (InvalidInput) and its spool deleted."""
+    refused (InvalidInput) and its spool deleted. `access`: the series the
+    uploader may write (None: every one); the others' readings are refused as
+    `series_access`."""
     try:
         file_format = sniff_format(spool)
         spool = spool.rename(spool.with_suffix(f".{file_format.value}"))
@@ -115,7 +120,7 @@ def submit_upload(
     upload = Upload(
         id=upload_id, status=UploadStatus.QUEUED, file_name=file_name[:256],
         file_format=file_format.value, bytes_total=spool.stat().st_size,
-        request=_stated(request), detected=detected, actor=actor,
+        request=_stated(request, access), detected=detected, actor=actor,
         created_at=datetime.now(UTC),
     )  # fmt: skip
     artifacts.put_file(stored_key(spool), spool)
@@ -127,8 +132,13 @@ def submit_upload(
     return upload
 
 
-def _stated(request: UploadRequest) -> dict[str, Any]:
+def _stated(request: UploadRequest, access: SeriesScope | None) -> dict[str, Any]:
     stated = asdict(request)
+    if access is not None:
+        stated["access"] = {
+            "groups": sorted(access.groups),
+            "patterns": list(access.patterns),
+        }
     mapping = request.layout.mapping
     stated["layout"]["mapping"] = dict(mapping) if mapping is not None else None
     return stated
@@ -170,7 +180,7 @@ def ingest_chunk(
         chunk, layout, encoding=TimeEncoding.of(upload.detected.get("timestamps")),
         timezone=upload.request["timezone"], time_range=time_range,
     )  # fmt: skip
-    found = sort_out(cells, time_range)
+    found = sort_out(cells, time_range, _covers(upload.request.get("access")))
     stored = ReadingStore(session).append_many(found.readings)
     tally = Tally(Counter(upload.invalid_by_reason), list(upload.invalid_shown))
     tally.add(found.invalid, cells, layout.value_columns)
@@ -199,6 +209,13 @@ def ingest_chunk(
 def stored_key(spool: str | Path) -> str:
     """The artifact-store key of an uploaded file, from its spool's name."""
     return f"uploads/{Path(spool).name}"
+
+
+def _covers(access: dict[str, list[str]] | None) -> Callable[[str], bool] | None:
+    """Which series the uploader may write, as stated at submission."""
+    if access is None:
+        return None
+    return SeriesScope.of(access["groups"], access["patterns"]).covers
 
 
 def forget_spool(path: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import UnionType
 from typing import Annotated, Union, get_args, get_origin
 
@@ -16,7 +16,14 @@ from starlette.types import Scope
 from atalaia.api.common.auth import Principal, Role
 from atalaia.api.common.resources import Resources
 from atalaia.api.common.state import CommonState, state_as
-from atalaia.errors import InvalidInput
+from atalaia.core.access import SERIES_ACCESS, SeriesScope
+from atalaia.errors import (
+    AtalaiaError,
+    InvalidInput,
+    PermissionDenied,
+    SensorNotFound,
+    SeriesNotFound,
+)
 
 
 def get_resources(request: Request) -> Resources:
@@ -43,11 +50,17 @@ BEARER = HTTPBearer(
 )
 
 
-def require(role: Role, *, sensor: bool = False) -> Callable[..., Principal]:
-    """A dependency that authenticates the caller, checks their role and counts
-    the request against their rate limit (`sensor`: the sensor-traffic one)."""
+def require(
+    role: Role, *, sensor: bool = False, fleet: bool = False
+) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller, checks their role, counts
+    the request against their rate limit (`sensor`: the sensor-traffic one)
+    and answers 404 for a series or sensor of the path outside their groups;
+    `fleet`: the route spans the whole fleet, refused to a token limited to
+    sensor groups (403 `series_access`)."""
 
     def dependency(
+        request: Request,
         resources: ResourcesDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> Principal:
@@ -58,6 +71,14 @@ def require(role: Role, *, sensor: bool = False) -> Callable[..., Principal]:
             resources.rate_limiter.check_sensor(principal)
         else:
             resources.rate_limiter.check(principal)
+        if principal.groups is not None:
+            if fleet:
+                raise PermissionDenied(
+                    f"{request.url.path} spans the whole fleet: a token limited "
+                    "to sensor groups cannot use it",
+                    rule=SERIES_ACCESS,
+                )
+            guard_path(resources.access.scope(principal.groups), request.path_params)
         return principal
 
     return dependency
@@ -78,13 +99,65 @@ def authorize(scope: Scope, role: Role) -> Principal:
     principal = resources.authenticator.authenticate(token)
     principal.require(role)
     resources.rate_limiter.check_sensor(principal)
+    if principal.groups is not None:
+        guard_path(resources.access.scope(principal.groups), scope["path_params"])
     return principal
+
+
+def guard_batch(
+    resources: Resources,
+    principal: Principal,
+    ids: Iterable[str],
+    *,
+    sensors: bool = False,
+) -> None:
+    """Refuse a whole batch naming a series (`sensors`: a sensor) outside the
+    caller's groups (403 `series_access`, naming the first ones)."""
+    scope = scope_of(resources, principal)
+    if scope is not None:
+        scope.require_all(ids, sensors=sensors)
+
+
+def scope_of(resources: Resources, principal: Principal) -> SeriesScope | None:
+    """The series the caller's groups cover (None: every series)."""
+    return resources.access.scope(principal.groups)
+
+
+def hide_outside(
+    resources: Resources,
+    principal: Principal,
+    series_ids: Iterable[str],
+    missing: AtalaiaError,
+) -> None:
+    """Raise `missing` (the resource's own 404) when the resource names a
+    series outside the caller's groups: answered as one that does not exist."""
+    scope = scope_of(resources, principal)
+    if scope is not None and scope.outside(series_ids):
+        raise missing
+
+
+def guard_path(scope: SeriesScope | None, params: Mapping[str, str]) -> None:
+    """Answer a series (or sensor) of the path outside `scope` as one that does
+    not exist: 404, whether it exists or not."""
+    if scope is None:
+        return
+    series_id = params.get("series_id")
+    if series_id is not None and not scope.covers(series_id):
+        raise SeriesNotFound(series_id)
+    sensor_id = params.get("sensor_id")
+    if sensor_id is not None and not scope.covers_sensor(sensor_id):
+        raise SensorNotFound(sensor_id)
 
 
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 DataScientist = Annotated[Principal, Depends(require(Role.DATA_SCIENTIST))]
 MlEngineer = Annotated[Principal, Depends(require(Role.ML_ENGINEER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+# Routes over the whole fleet (aggregates, fleet-wide actions): refused to a
+# token limited to sensor groups.
+FleetViewer = Annotated[Principal, Depends(require(Role.VIEWER, fleet=True))]
+FleetEngineer = Annotated[Principal, Depends(require(Role.ML_ENGINEER, fleet=True))]
+FleetAdmin = Annotated[Principal, Depends(require(Role.ADMIN, fleet=True))]
 # Sensor traffic (readings ingested): the sensor rate limit, not the management one.
 SensorWriter = Annotated[Principal, Depends(require(Role.DATA_SCIENTIST, sensor=True))]
 

@@ -18,6 +18,7 @@ from atalaia.adapters.storage import artifact_store_for
 from atalaia.api.common.auth import Authenticator
 from atalaia.api.common.oidc import ClaimMapping, OidcVerifier
 from atalaia.api.common.ratelimit import RateLimiter
+from atalaia.core.access import AccessGroups
 from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
 from atalaia.errors import DependencyUnavailable
@@ -39,9 +40,11 @@ class Resources:
     ready_checks: dict[str, ReadyCheck] = field(default_factory=dict)
     # Read on every prediction: settings' attributes cost microseconds each.
     time_range: TimeRange = field(init=False)
+    access: AccessGroups = field(init=False)  # the configured sensor groups
 
     def __post_init__(self) -> None:
         self.time_range = self.settings.time_range
+        self.access = AccessGroups(self.settings.access_groups)
 
     def check_database(self) -> tuple[bool, str]:
         try:

@@ -16,7 +16,12 @@ from collections import defaultdict
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
-from atalaia.api.common.deps import ResourcesDep, SensorWriter, SessionDep
+from atalaia.api.common.deps import (
+    ResourcesDep,
+    SensorWriter,
+    SessionDep,
+    guard_batch,
+)
 from atalaia.api.common.explained import AnomalyView
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId
@@ -75,7 +80,7 @@ def ingest_many(
     request: Request,
     session: SessionDep,
     resources: ResourcesDep,
-    _: SensorWriter,
+    principal: SensorWriter,
 ) -> BulkIngestView:
     """`POST /series/{series_id}/points` for readings of many series at once,
     as three aligned arrays (as `POST /predict/batch` takes them)."""
@@ -88,6 +93,7 @@ def ingest_many(
         times, values = by_series[series_id]
         times.append(timestamp)
         values.append(value)
+    guard_batch(resources, principal, by_series)
     batch = {s: Readings.of(t, v) for s, (t, v) in by_series.items()}
     outcome = _stored_and_scored(request, session, resources, batch)
     stored = outcome.stored.values()

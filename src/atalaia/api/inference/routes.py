@@ -24,7 +24,13 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from atalaia.api.common.auth import Role
-from atalaia.api.common.deps import Admin, authorize, check_query_names
+from atalaia.api.common.deps import (
+    Admin,
+    FleetAdmin,
+    authorize,
+    check_query_names,
+    guard_batch,
+)
 from atalaia.api.common.fast_routes import FastRoute
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId
@@ -41,7 +47,13 @@ from atalaia.api.inference.schemas import (
 )
 from atalaia.api.inference.state import InferenceState, ServingState
 from atalaia.core.series import check_series_id, check_value, check_values
-from atalaia.errors import DependencyUnavailable, InvalidInput, UnknownSeries
+from atalaia.errors import (
+    DependencyUnavailable,
+    InvalidInput,
+    PermissionDenied,
+    SeriesNotFound,
+    UnknownSeries,
+)
 from atalaia.services.inference import data_plane
 
 router = APIRouter(tags=["inference"])
@@ -84,9 +96,10 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     unknown series carry a `warning`; `?unknown=reject`: 404 naming them."""
     started = time.perf_counter()
     state: InferenceState = scope["state"]
-    authorize(scope, Role.VIEWER)
+    principal = authorize(scope, Role.VIEWER)
     reject_unknown = _rejects_unknown(state, scope)
     batch = parse_batch(body)
+    guard_batch(state["resources"], principal, batch.series_ids)
     state["resources"].time_range.check(batch.timestamps)
     check_values(batch.values)
     scored = await data_plane.score_batch_async(
@@ -147,12 +160,12 @@ FAST_ROUTES = [
     FastRoute(
         "/predict/batch", predict_batch, "Predict a batch of readings",
         (BatchBody, ColumnsBody), (BatchView, ColumnsView), "inference",
-        (_UNKNOWN_QUERY,), (UnknownSeries,), compressed=True,
+        (_UNKNOWN_QUERY,), (UnknownSeries, PermissionDenied), compressed=True,
     ),
     FastRoute(
         "/predict/{series_id}", predict, "Predict one reading",
         (Reading,), (PredictionView,), "inference",
-        (_UNKNOWN_QUERY,), (UnknownSeries,),
+        (_UNKNOWN_QUERY,), (UnknownSeries, SeriesNotFound),
     ),
 ]  # fmt: skip
 
@@ -171,7 +184,7 @@ async def reload_series(
 
 
 @router.post("/admin/reload", responses=error_responses(DependencyUnavailable))
-async def reload_all(request: Request, _: Admin) -> dict[str, Any]:
+async def reload_all(request: Request, _: FleetAdmin) -> dict[str, Any]:
     """Re-load every production model from the registry now."""
     predictor = state_as(ServingState, request)["predictor"]
     await run_in_threadpool(_or_unavailable, predictor.reload_all)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from atalaia.api.common.deps import ResourcesDep, Viewer
+from atalaia.api.common.deps import ResourcesDep, Viewer, guard_batch
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import EPOCH_SECONDS, ReadingValue, SeriesId
 from atalaia.api.common.resources import Resources
@@ -119,7 +119,7 @@ class SensorBatchView(BaseModel):
     summary="Predict readings of many sensors",
 )
 def predict_sensors(
-    body: SensorBatch, request: Request, resources: ResourcesDep, _: Viewer
+    body: SensorBatch, request: Request, resources: ResourcesDep, principal: Viewer
 ) -> SensorBatchView:
     """Score readings of many sensors (up to 10,000), each reading every axis
     of its sensor at one time: each sensor's readings in time order, after
@@ -127,6 +127,9 @@ def predict_sensors(
     scored unless every reading is valid: 404 when a sensor has no
     production sensor model; 422 (`sensor_axes`) when a reading does not name
     exactly its sensor's axes."""
+    guard_batch(
+        resources, principal, (r.sensor_id for r in body.readings), sensors=True
+    )
     predictor = state_as(ServingState, request)["predictor"]
     sensors, signals = predictor.sensors, predictor.signals
     by_sensor: dict[str, list[int]] = {}

@@ -12,7 +12,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from atalaia.api.common.compression import CompressedRoute
-from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+    guard_path,
+    scope_of,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, VersionNumber
 from atalaia.errors import (
@@ -100,7 +106,7 @@ router = APIRouter(tags=["plot"], route_class=CompressedRoute)
 def plot(
     session: SessionDep,
     resources: ResourcesDep,
-    _viewer: Viewer,
+    viewer: Viewer,
     series_id: Annotated[SeriesId, Query(description="e.g. sensor_001_radial")],
     start: Start = None,
     end: End = None,
@@ -112,6 +118,7 @@ def plot(
     At most 2,000,000 readings per window; figures draw a min/max envelope of
     at most 5,000 points plus every anomaly.
     """
+    guard_path(scope_of(resources, viewer), {"series_id": series_id})
     query = PlotQuery(
         series_id,
         epoch_seconds(start, name="start", span=resources.time_range),

@@ -12,6 +12,7 @@ from atalaia.adapters.db.repositories import AlertConfig, Outbox
 from atalaia.adapters.db.repositories.alerts import NotFoundByName
 from atalaia.api.common.deps import (
     DataScientist,
+    FleetViewer,
     MlEngineer,
     ResourcesDep,
     SessionDep,
@@ -176,7 +177,7 @@ def end_silence(
 @router.get("/notifications", response_model=NotificationPage)
 def list_notifications(
     session: SessionDep,
-    _: Viewer,
+    _: FleetViewer,
     state: Literal["pending", "sent", "failed"] | None = None,
     channel: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     incident_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,

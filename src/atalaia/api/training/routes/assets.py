@@ -8,7 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from atalaia.adapters.db.repositories import AssetStore
-from atalaia.api.common.deps import MlEngineer, SessionDep, Viewer
+from atalaia.adapters.db.repositories.assets import StoredAsset
+from atalaia.api.common.deps import (
+    FleetEngineer,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+    scope_of,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text
 from atalaia.api.training.asset_schemas import (
@@ -18,6 +25,7 @@ from atalaia.api.training.asset_schemas import (
     AssetsPut,
     AssetView,
 )
+from atalaia.core.access import SeriesScope
 from atalaia.core.assets import AssetKind
 from atalaia.errors import Conflict, InvalidAssets, InvalidInput, NotFound
 from atalaia.services import assets
@@ -38,7 +46,8 @@ _FORMATS = {
 @router.get("", response_model=AssetPage, responses=error_responses(NotFound))
 def list_assets(
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     kind: AssetKind | None = None,
     parent: Annotated[Text | None, Query(description="Its children")] = None,
     under: Annotated[
@@ -52,11 +61,20 @@ def list_assets(
     """Nodes in tree order (each after its parent), filtered."""
     store = AssetStore(session)
     found = store.page(kind=kind, parent=parent, under=under, after=cursor, limit=limit)
+    next_cursor = found[-1].path if len(found) == limit else None
+    if (scope := scope_of(resources, principal)) is not None:
+        found = [s for s in found if not _hidden(scope, s)]
     children = store.counts(s.asset.id for s in found)
     return AssetPage(
         assets=[AssetView.of(s, children.get(s.asset.id, 0)) for s in found],
-        next_cursor=found[-1].path if len(found) == limit else None,
+        next_cursor=next_cursor,
     )
+
+
+def _hidden(scope: SeriesScope, stored: StoredAsset) -> bool:
+    """Whether the node is a sensor outside the caller's groups."""
+    is_sensor = stored.asset.kind is AssetKind.SENSOR
+    return is_sensor and not scope.covers_sensor(stored.asset.id)
 
 
 @router.post(
@@ -74,7 +92,7 @@ def list_assets(
     },
 )
 async def import_assets(
-    request: Request, session: SessionDep, principal: MlEngineer
+    request: Request, session: SessionDep, principal: FleetEngineer
 ) -> AssetsPut:
     """Create or replace the nodes of a CSV file (`id, kind, name, parent,
     latitude, longitude, x, y`, other columns as attributes) or a YAML file
@@ -101,13 +119,22 @@ async def import_assets(
 @router.get(
     "/{asset_id}", response_model=AssetDetail, responses=error_responses(NotFound)
 )
-def get_asset(asset_id: AssetId, session: SessionDep, _: Viewer) -> AssetDetail:
-    """A node, the nodes above it, and how many children and series it has."""
+def get_asset(
+    asset_id: AssetId, session: SessionDep, resources: ResourcesDep, principal: Viewer
+) -> AssetDetail:
+    """A node, the nodes above it, and how many children and series it has
+    (series of the caller's groups)."""
     store = AssetStore(session)
     stored = store.get(asset_id)
+    if (scope := scope_of(resources, principal)) is None:
+        series = store.count_series_under(asset_id)
+    elif _hidden(scope, stored):
+        raise NotFound(f"asset {asset_id!r} does not exist", rule="asset_exists")
+    else:
+        under = session.scalars(store.series_under(asset_id))
+        series = sum(1 for s in under if scope.covers(s))
     above = store.ancestors(stored)
     children = store.counts([asset_id, *(a.asset.id for a in above)])
-    series = store.count_series_under(asset_id)
     view = AssetView.of(stored, children.get(asset_id, 0))
     return AssetDetail(
         **view.model_dump(),
@@ -120,7 +147,7 @@ def get_asset(asset_id: AssetId, session: SessionDep, _: Viewer) -> AssetDetail:
     "/{asset_id}", response_model=AssetsPut, responses=error_responses(InvalidAssets)
 )
 def put_asset(
-    asset_id: AssetId, body: AssetBody, session: SessionDep, principal: MlEngineer
+    asset_id: AssetId, body: AssetBody, session: SessionDep, principal: FleetEngineer
 ) -> AssetsPut:
     """Create or replace one node (moving it takes the nodes under it along)."""
     done = assets.put_asset(
@@ -132,6 +159,8 @@ def put_asset(
 @router.delete(
     "/{asset_id}", status_code=204, responses=error_responses(NotFound, Conflict)
 )
-def remove_asset(asset_id: AssetId, session: SessionDep, principal: MlEngineer) -> None:
+def remove_asset(
+    asset_id: AssetId, session: SessionDep, principal: FleetEngineer
+) -> None:
     """Delete a node with nothing under it."""
     assets.remove_asset(session=session, asset_id=asset_id, actor=principal.subject)

@@ -10,7 +10,13 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 
 from atalaia.adapters.db.repositories import AssetStore
 from atalaia.api.common.compression import json_response
-from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    FleetViewer,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+    scope_of,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text
 from atalaia.api.common.state import state_as
@@ -40,7 +46,7 @@ def fleet_status(
     resources: ResourcesDep,
     rates: Annotated[GroupRates, Depends(get_group_rates)],
     background: BackgroundTasks,
-    _: Viewer,
+    _: FleetViewer,
     groups: Annotated[
         int, Query(ge=1, le=10_000, description="Sensor groups shown, at most")
     ] = 100,
@@ -67,9 +73,10 @@ def fleet_status(
 def fleet_sensors(
     request: Request,
     session: SessionDep,
+    resources: ResourcesDep,
     grids: Annotated[FleetGrids, Depends(get_fleet_grids)],
     background: BackgroundTasks,
-    _: Viewer,
+    principal: Viewer,
     prefix: Annotated[
         Text | None, Query(description="Sensors of a series with this prefix")
     ] = None,
@@ -84,6 +91,8 @@ def fleet_sensors(
     grid, stale = grids.current()
     if stale:
         background.add_task(grids.refresh)  # after this answer: it waits for none
+    if (scope := scope_of(resources, principal)) is not None:
+        grid = grid.of_sensors({s for s in grid.sensors if scope.covers_sensor(s)})
     if group:
         grid = grid.of_group(group)
     if prefix:

@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from atalaia.adapters.db.repositories import ActionFilter, HealingLog
-from atalaia.api.common.deps import Admin, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    Admin,
+    FleetViewer,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import EPOCH_SECONDS, Text, id_cursor
 from atalaia.api.training.healing_schemas import (
@@ -31,7 +37,7 @@ RuleName = Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")]
 def list_actions(
     session: SessionDep,
     resources: ResourcesDep,
-    _: Viewer,
+    _: FleetViewer,
     rule: Text | None = None,
     outcome: Outcome | None = None,
     target: Annotated[

@@ -10,10 +10,18 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import IncidentFilter, IncidentStore
 from atalaia.adapters.db.repositories.incidents import IncidentNotFound
+from atalaia.api.common.auth import Principal
 from atalaia.api.common.compression import CompressedRoute
-from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    DataScientist,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+    scope_of,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import EPOCH_SECONDS, Text, id_cursor
+from atalaia.api.common.resources import Resources
 from atalaia.api.training.incident_schemas import (
     AcknowledgeBody,
     CommentBody,
@@ -23,6 +31,7 @@ from atalaia.api.training.incident_schemas import (
     IncidentView,
     ResolveBody,
 )
+from atalaia.core.access import SeriesScope
 from atalaia.core.incidents import Incident, Kind, Severity, State
 from atalaia.errors import Conflict, NotFound
 from atalaia.services import incidents
@@ -43,7 +52,7 @@ def _epoch(description: str) -> Any:
 def list_incidents(
     session: SessionDep,
     resources: ResourcesDep,
-    _: Viewer,
+    principal: Viewer,
     state: Annotated[list[State] | None, Query(description="Repeatable")] = None,
     kind: Kind | None = None,
     severity: Annotated[list[Severity] | None, Query(description="Repeatable")] = None,
@@ -77,6 +86,8 @@ def list_incidents(
         end=end,
     )
     found, cursor = IncidentStore(session).page(where, after, limit)
+    if (scope := scope_of(resources, principal)) is not None:
+        found = [i for i in found if _covers(scope, i)]
     return IncidentPage(
         incidents=[IncidentView.of(i) for i in found], next_cursor=cursor
     )
@@ -88,10 +99,31 @@ def list_incidents(
     responses=error_responses(IncidentNotFound),
 )
 def get_incident(
-    incident_id: IncidentId, session: SessionDep, _: Viewer
+    incident_id: IncidentId,
+    session: SessionDep,
+    resources: ResourcesDep,
+    principal: Viewer,
 ) -> IncidentDetail:
     """One incident with its history."""
-    return _detail(session, IncidentStore(session).get(incident_id))
+    return _detail(session, _visible(session, resources, principal, incident_id))
+
+
+def _covers(scope: SeriesScope, incident: Incident) -> bool:
+    """Whether every series of the incident (its sensor's: none yet) is covered."""
+    if not incident.series:
+        return scope.covers_sensor(incident.sensor_id)
+    return not scope.outside(incident.series)
+
+
+def _visible(
+    session: Session, resources: Resources, principal: Principal, incident_id: int
+) -> Incident:
+    """The incident, or IncidentNotFound when it is outside the caller's groups."""
+    incident = IncidentStore(session).get(incident_id)
+    scope = scope_of(resources, principal)
+    if scope is not None and not _covers(scope, incident):
+        raise IncidentNotFound(f"no incident {incident_id}")
+    return incident
 
 
 @router.post(
@@ -102,10 +134,12 @@ def get_incident(
 def acknowledge(
     incident_id: IncidentId,
     session: SessionDep,
+    resources: ResourcesDep,
     principal: DataScientist,
     body: AcknowledgeBody | None = None,
 ) -> IncidentDetail:
     """Take an open incident, optionally assigning it; 409 unless it is open."""
+    _visible(session, resources, principal, incident_id)
     body = body or AcknowledgeBody()
     incident = incidents.acknowledge(
         session=session, incident_id=incident_id, actor=principal.subject,
@@ -122,10 +156,12 @@ def acknowledge(
 def resolve(
     incident_id: IncidentId,
     session: SessionDep,
+    resources: ResourcesDep,
     principal: DataScientist,
     body: ResolveBody | None = None,
 ) -> IncidentDetail:
     """Resolve a live incident; 409 once it is resolved."""
+    _visible(session, resources, principal, incident_id)
     incident = incidents.resolve(
         session=session, incident_id=incident_id, actor=principal.subject,
         at=time.time(), note=body.note if body else "",
@@ -142,9 +178,11 @@ def comment(
     incident_id: IncidentId,
     body: CommentBody,
     session: SessionDep,
+    resources: ResourcesDep,
     principal: DataScientist,
 ) -> IncidentDetail:
     """Add a comment to an incident's history, in any state."""
+    _visible(session, resources, principal, incident_id)
     incident = incidents.comment(
         session=session, incident_id=incident_id, actor=principal.subject,
         at=time.time(), text=body.text,

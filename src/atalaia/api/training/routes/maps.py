@@ -8,8 +8,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from atalaia.api.common.deps import MlEngineer, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.auth import Principal
+from atalaia.api.common.deps import (
+    FleetEngineer,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+    scope_of,
+)
 from atalaia.api.common.openapi import error_responses
+from atalaia.api.common.resources import Resources
 from atalaia.api.training.asset_schemas import AssetView
 from atalaia.api.training.map_schemas import (
     Floorplan,
@@ -41,6 +49,12 @@ _IMAGES = {
 }
 
 
+def _shown(resources: Resources, principal: Principal) -> maps.SensorFilter:
+    """The sensors the caller's groups cover (every one: no groups)."""
+    scope = scope_of(resources, principal)
+    return maps.every_sensor if scope is None else scope.covers_sensor
+
+
 def _states(grids: FleetGrids) -> dict[str, int]:
     """Each sensor's state code in the fleet grid, as kept now."""
     grid, _ = grids.current()
@@ -52,8 +66,9 @@ def _states(grids: FleetGrids) -> dict[str, int]:
 )
 def sensors_on_map(
     session: SessionDep,
+    resources: ResourcesDep,
     grids: Grids,
-    _: Viewer,
+    principal: Viewer,
     bbox: Annotated[
         str,
         Query(
@@ -67,7 +82,10 @@ def sensors_on_map(
     """The sensors of the sites within `bbox`, each at its site's point, with
     its place on the site's floor plan and its state."""
     box = maps.BoundingBox.parse(bbox)
-    found = maps.sensors_in(session=session, box=box, states=_states(grids))
+    found = maps.sensors_in(
+        session=session, box=box, states=_states(grids),
+        shown=_shown(resources, principal),
+    )  # fmt: skip
     return SensorsOnMap(
         sensors=[SensorOnMap.of(site, sensor, state) for site, sensor, state in found]
     )
@@ -75,12 +93,19 @@ def sensors_on_map(
 
 @sites_router.get("", response_model=SiteSummaries)
 def sites(
-    session: SessionDep, grids: Grids, _: Viewer, days: Days = 7.0
+    session: SessionDep,
+    resources: ResourcesDep,
+    grids: Grids,
+    principal: Viewer,
+    days: Days = 7.0,
 ) -> SiteSummaries:
     """Every site with its sensors counted by state and its incidents of the
     last `days` (what a map of the fleet shows), in tree order."""
     since = time.time() - days * 86_400
-    found = maps.site_summaries(session=session, states=_states(grids), since=since)
+    found = maps.site_summaries(
+        session=session, states=_states(grids), since=since,
+        shown=_shown(resources, principal),
+    )  # fmt: skip
     return SiteSummaries(
         sites=[SiteSummaryView.of(s) for s in found], incidents_since=since
     )
@@ -92,15 +117,21 @@ def sites(
     responses=error_responses(NotFound),
 )
 def site_plan(
-    site_id: AssetId, session: SessionDep, grids: Grids, _: Viewer, days: Days = 7.0
+    site_id: AssetId,
+    session: SessionDep,
+    resources: ResourcesDep,
+    grids: Grids,
+    principal: Viewer,
+    days: Days = 7.0,
 ) -> SitePlan:
     """A site, its floor plan (if one was uploaded) and its machines and
     sensors placed on it (x/y in the plan's pixels), each with its state and
     its incidents of the last `days`."""
     since = time.time() - days * 86_400
     site, plan, placed = maps.site_plan(
-        session=session, site_id=site_id, states=_states(grids), since=since
-    )
+        session=session, site_id=site_id, states=_states(grids), since=since,
+        shown=_shown(resources, principal),
+    )  # fmt: skip
     return SitePlan(
         site=AssetView.of(site, 0),
         floorplan=Floorplan.of(site_id, plan) if plan else None,
@@ -120,7 +151,7 @@ async def put_floorplan(
     request: Request,
     session: SessionDep,
     resources: ResourcesDep,
-    principal: MlEngineer,
+    principal: FleetEngineer,
 ) -> Floorplan:
     """Upload a site's floor plan: a PNG, JPEG or WebP image whose pixels are
     the x/y of the machines and sensors placed on it."""

@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 from atalaia.adapters.db.repositories import ModelStore
 from atalaia.api.common.compression import CompressedRoute
 from atalaia.api.common.deps import (
+    FleetViewer,
     MlEngineer,
     ResourcesDep,
     SessionDep,
     Viewer,
+    scope_of,
 )
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text, VersionNumber
@@ -58,7 +60,8 @@ router = APIRouter(prefix="/models", tags=["models"], route_class=CompressedRout
 @router.get("")
 def list_models(
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     prefix: Text | None = None,
     cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -66,13 +69,15 @@ def list_models(
     """Series with models: version count, latest and production version."""
     models = ModelStore(session).summaries(prefix=prefix, after=cursor, limit=limit)
     next_cursor = models[-1]["series_id"] if len(models) == limit else None
+    if (scope := scope_of(resources, principal)) is not None:
+        models = [m for m in models if scope.covers(m["series_id"])]
     return {"models": models, "next_cursor": next_cursor}
 
 
 @router.get("/overview", response_model=ModelsOverview)
 def models_overview(
     session: SessionDep,
-    _: Viewer,
+    _: FleetViewer,
     kind: Annotated[
         list[Literal[ChangeKind.PROMOTION, ChangeKind.ROLLBACK]] | None,
         Query(

@@ -7,7 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from atalaia.api.common.deps import MlEngineer, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    FleetEngineer,
+    FleetViewer,
+    SessionDep,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text
 from atalaia.api.training.operation_schemas import (
@@ -33,7 +37,10 @@ router = APIRouter(prefix="/operations", tags=["operations"])
     },
 )
 def create_operation(
-    body: OperationBody, response: Response, session: SessionDep, principal: MlEngineer
+    body: OperationBody,
+    response: Response,
+    session: SessionDep,
+    principal: FleetEngineer,
 ) -> OperationAccepted | DryRunView:
     """Queue a promotion or rollback of the selected series (202), or count
     what it would do (`dry_run`: 200)."""
@@ -51,7 +58,7 @@ def create_operation(
 @router.get("", response_model=OperationPage)
 def list_operations(
     session: SessionDep,
-    _: Viewer,
+    _: FleetViewer,
     cursor: Annotated[
         Text | None, Query(description="`next_cursor` of the previous page")
     ] = None,
@@ -71,7 +78,9 @@ def list_operations(
     response_model=OperationView,
     responses=error_responses(NotFound),
 )
-def get_operation(operation_id: Text, session: SessionDep, _: Viewer) -> OperationView:
+def get_operation(
+    operation_id: Text, session: SessionDep, _: FleetViewer
+) -> OperationView:
     """An operation's progress: done, failed, skipped, remaining, rate, ETA."""
     operation = operations.get_operation(session=session, operation_id=operation_id)
     return OperationView.of(operation, now=datetime.now(UTC))
@@ -83,7 +92,7 @@ def get_operation(operation_id: Text, session: SessionDep, _: Viewer) -> Operati
     responses=error_responses(NotFound, Conflict),
 )
 def cancel_operation(
-    operation_id: Text, session: SessionDep, principal: MlEngineer
+    operation_id: Text, session: SessionDep, principal: FleetEngineer
 ) -> OperationView:
     """Stop an operation between two chunks: what was done stays done."""
     operation = operations.cancel_operation(

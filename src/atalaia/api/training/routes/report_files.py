@@ -10,7 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    FleetViewer,
+    ResourcesDep,
+    SessionDep,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text
 from atalaia.core.report_files import MEDIA_TYPES
@@ -66,7 +70,7 @@ class ReportFilePage(BaseModel):
 @router.get("/files", response_model=ReportFilePage)
 def list_report_files(
     session: SessionDep,
-    _: Viewer,
+    _: FleetViewer,
     cursor: Annotated[
         Text | None, Query(description="`next_cursor` of the previous page")
     ] = None,
@@ -92,7 +96,7 @@ def list_report_files(
     },
 )
 def download_report_file(
-    file_id: Text, session: SessionDep, resources: ResourcesDep, _: Viewer
+    file_id: Text, session: SessionDep, resources: ResourcesDep, _: FleetViewer
 ) -> Response:
     """A stored report file, to save."""
     stored, body = reports.read_report_file(session, resources.artifacts, file_id)

@@ -9,7 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from atalaia.api.common.deps import ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    FleetViewer,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Moment, SeriesId, Text
 from atalaia.api.common.resources import Resources
@@ -49,7 +54,7 @@ Format = Annotated[ReportFormat, Query(alias="format")]
 def fleet_report(
     session: SessionDep,
     resources: ResourcesDep,
-    _: Viewer,
+    _: FleetViewer,
     start: Start = None,
     end: End = None,
     asset: Annotated[

@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from atalaia.adapters.db.repositories import RolloutStore
-from atalaia.api.common.deps import MlEngineer, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.deps import (
+    MlEngineer,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+    hide_outside,
+    scope_of,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import IdCursor, RowId, SeriesId
 from atalaia.api.training.rollout_schemas import RolloutPage, RolloutView
@@ -36,7 +43,8 @@ _DECIDED = {"canary": State.PASSED, "reject": State.REJECTED}
 @router.get("", response_model=RolloutPage)
 def list_rollouts(
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     series_id: SeriesId | None = None,
     strategy: Literal["canary", "shadow", "ab"] | None = None,
     state: StateQuery | None = None,
@@ -54,12 +62,14 @@ def list_rollouts(
         series_id=series_id, strategy=strategy, states=states,
         before=int(cursor) if cursor else None, limit=limit,
     )  # fmt: skip
+    next_cursor = str(found[-1].id) if len(found) == limit else None
+    if (scope := scope_of(resources, principal)) is not None:
+        found = [r for r in found if scope.covers(r.series_id)]
     counts = store.counts(r.id for r in found)
     views = [
         RolloutView.model_validate(rollouts.describe(r, counts.get(r.id, {})))
         for r in found
     ]
-    next_cursor = str(found[-1].id) if len(found) == limit else None
     return RolloutPage(rollouts=views, next_cursor=next_cursor)
 
 
@@ -82,10 +92,13 @@ def _states(
     response_model=RolloutView,
     responses=error_responses(RolloutNotFound),
 )
-def get_rollout(rollout_id: RowId, session: SessionDep, _: Viewer) -> RolloutView:
+def get_rollout(
+    rollout_id: RowId, session: SessionDep, resources: ResourcesDep, principal: Viewer
+) -> RolloutView:
     """One rollout with its figures so far."""
     store = RolloutStore(session)
     rollout = store.get(rollout_id)
+    hide_outside(resources, principal, [rollout.series_id], RolloutNotFound(rollout_id))
     counts = store.counts([rollout_id]).get(rollout_id, {})
     return RolloutView.model_validate(rollouts.describe(rollout, counts))
 
@@ -104,6 +117,8 @@ def cancel_rollout(
 ) -> RolloutView:
     """End a running canary or shadow: production answers every reading
     again, and the candidate stays in Staging."""
+    found = RolloutStore(session).get(rollout_id)
+    hide_outside(resources, principal, [found.series_id], RolloutNotFound(rollout_id))
     rollout = rollouts.cancel(
         session=session, rollout_id=rollout_id, actor=principal.subject,
         reason=body.reason if body else "",

@@ -15,6 +15,7 @@ from atalaia.api.common.deps import (
     ResourcesDep,
     SessionDep,
     Viewer,
+    scope_of,
 )
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import (
@@ -178,7 +179,8 @@ def _series_view(s: SeriesSummary) -> SeriesView:
 @router.get("", response_model=SeriesPage)
 def list_series(
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     prefix: Text | None = None,
     cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -186,4 +188,6 @@ def list_series(
     """Series with stored readings, by id; pass `next_cursor` back as `cursor`."""
     series = ReadingStore(session).list_series(prefix=prefix, after=cursor, limit=limit)
     next_cursor = series[-1].series_id if len(series) == limit else None
+    if (scope := scope_of(resources, principal)) is not None:
+        series = [s for s in series if scope.covers(s.series_id)]
     return SeriesPage(series=[_series_view(s) for s in series], next_cursor=next_cursor)

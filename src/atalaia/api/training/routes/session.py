@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from atalaia.api.common.auth import Role
 from atalaia.api.common.deps import ResourcesDep, Viewer
 from atalaia.api.common.oidc import OidcVerifier
+from atalaia.core.access import SeriesScope
 from atalaia.settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -20,6 +21,10 @@ class WhoAmI(BaseModel):
     role: str
     roles: list[str]  # the role and every one below it
     auth_enabled: bool
+    # The sensor groups the token is limited to (null: every series), and
+    # those of them the platform does not configure (they cover nothing).
+    groups: list[str] | None = None
+    unknown_groups: list[str] = []
 
 
 class ProviderSignIn(BaseModel):
@@ -78,4 +83,11 @@ def whoami(principal: Viewer, resources: ResourcesDep) -> WhoAmI:
         role=principal.role.label,
         roles=[role.label for role in Role if role <= principal.role],
         auth_enabled=resources.settings.auth_enabled,
+        **_groups(resources.access.scope(principal.groups)),
     )
+
+
+def _groups(scope: SeriesScope | None) -> dict[str, list[str]]:
+    if scope is None:
+        return {}
+    return {"groups": sorted(scope.groups), "unknown_groups": sorted(scope.unknown)}

@@ -13,12 +13,16 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AssetStore, JobStore, ReadingStore
 from atalaia.adapters.db.write_turns import WriteTurns
+from atalaia.api.common.auth import Principal
 from atalaia.api.common.compression import CompressedRoute
 from atalaia.api.common.deps import (
     DataScientist,
+    FleetViewer,
     ResourcesDep,
     SessionDep,
     Viewer,
+    hide_outside,
+    scope_of,
 )
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import SeriesId, Text
@@ -142,6 +146,11 @@ def train_batch(
     series can be trained.
     """
     series_ids = _select_series(session, body)
+    scope = scope_of(resources, principal)
+    if scope is not None and body.series_ids is not None:
+        scope.require_all(series_ids)  # a list naming a series outside: refused
+    elif scope is not None:  # a selection: the caller's series of it
+        series_ids = [s for s in series_ids if scope.covers(s)]
     with turn:  # from the series' claims (writes) to the commit
         submission = training.submit_batch(
             session=session,
@@ -234,15 +243,27 @@ def _commit_submitted(session: Session, resources: Resources, job: TrainingJob) 
 @router.get(
     "/jobs/{job_id}", response_model=JobView, responses=error_responses(JobNotFound)
 )
-def get_job(job_id: Text, session: SessionDep, _: Viewer) -> JobView:
+def get_job(
+    job_id: Text, session: SessionDep, resources: ResourcesDep, principal: Viewer
+) -> JobView:
     """One training job."""
-    return JobView.of(JobStore(session).get(job_id))
+    return JobView.of(_visible_job(session, resources, principal, job_id))
+
+
+def _visible_job(
+    session: Session, resources: Resources, principal: Principal, job_id: str
+) -> TrainingJob:
+    """The job, or JobNotFound when its series is outside the caller's groups."""
+    job = JobStore(session).get(job_id)
+    hide_outside(resources, principal, [job.series_id], JobNotFound(job_id))
+    return job
 
 
 @router.get("/jobs", response_model=JobPage)
 def list_jobs(
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     series_id: SeriesId | None = None,
     status: JobStatus | None = None,
     batch_id: Text | None = None,
@@ -258,6 +279,8 @@ def list_jobs(
         limit=limit,
     )
     next_cursor = jobs[-1].job_id if len(jobs) == limit else None
+    if (scope := scope_of(resources, principal)) is not None:
+        jobs = [job for job in jobs if scope.covers(job.series_id)]
     return JobPage(jobs=[JobView.of(job) for job in jobs], next_cursor=next_cursor)
 
 
@@ -266,8 +289,11 @@ def list_jobs(
     response_model=JobView,
     responses=error_responses(JobNotFound, JobNotCancellable),
 )
-def cancel_job(job_id: Text, session: SessionDep, principal: DataScientist) -> JobView:
+def cancel_job(
+    job_id: Text, session: SessionDep, resources: ResourcesDep, principal: DataScientist
+) -> JobView:
     """Cancel a queued or running job."""
+    _visible_job(session, resources, principal, job_id)
     job = training.cancel_job(session=session, job_id=job_id, actor=principal.subject)
     session.commit()
     return JobView.of(job)
@@ -293,6 +319,7 @@ def retry_job(
     """Submit a failed or cancelled job again (same series, algorithm,
     hyperparameters and data); 409 `job_retryable` for another job,
     `job_payload_kept` when its inline data is gone."""
+    _visible_job(session, resources, principal, job_id)
     with turn:  # from the series' claim (a write) to the commit
         job = training_retry.retry_job(
             session=session,
@@ -309,7 +336,7 @@ def retry_job(
 @router.get("/batches", response_model=BatchPage)
 def list_batches(
     session: SessionDep,
-    _: Viewer,
+    _: FleetViewer,
     cursor: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> BatchPage:
@@ -325,7 +352,7 @@ def list_batches(
 @router.get(
     "/batches/{batch_id}", response_model=BatchView, responses=error_responses(NotFound)
 )
-def get_batch(batch_id: Text, session: SessionDep, _: Viewer) -> BatchView:
+def get_batch(batch_id: Text, session: SessionDep, _: FleetViewer) -> BatchView:
     """One training batch: its jobs by status, rate and ETA."""
     return BatchView.of(
         training_batches.batch_progress(session=session, batch_id=batch_id)

@@ -7,10 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from atalaia.api.common.deps import DataScientist, ResourcesDep, SessionDep, Viewer
+from atalaia.api.common.auth import Principal
+from atalaia.api.common.deps import (
+    DataScientist,
+    ResourcesDep,
+    SessionDep,
+    Viewer,
+    scope_of,
+)
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text
+from atalaia.api.common.resources import Resources
 from atalaia.api.training.quality_schemas import SeriesQualityView
 from atalaia.api.training.spool import spool_body
 from atalaia.api.training.upload_schemas import (
@@ -22,12 +31,14 @@ from atalaia.api.training.upload_schemas import (
     UploadView,
     upload_request,
 )
+from atalaia.core.access import SeriesScope
 from atalaia.errors import InvalidInput, NotFound
 from atalaia.services import data_quality, uploads
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
 SPOOL_FOLDER = "uploads"  # under the service's home
+ALL = 1_000_000  # an upload's series read at once to check them
 _FILE = {"type": "string", "format": "binary"}
 _BODY: dict[str, Any] = {
     "requestBody": {
@@ -104,6 +115,7 @@ async def create_upload(
                 session=session, upload_id=upload_id, spool=spool,
                 artifacts=resources.artifacts, file_name=file_name or "upload",
                 request=settings, actor=principal.subject,
+                access=scope_of(resources, principal),
             )  # fmt: skip
             session.commit()
         return UploadView.of(upload)
@@ -119,7 +131,8 @@ async def create_upload(
 @router.get("", response_model=UploadPage)
 def list_uploads(
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     cursor: Annotated[
         Text | None, Query(description="`next_cursor` of the previous page")
     ] = None,
@@ -127,17 +140,38 @@ def list_uploads(
 ) -> UploadPage:
     """Uploads, newest first."""
     found = uploads.list_uploads(session=session, before=cursor, limit=limit)
+    next_cursor = found[-1].id if len(found) == limit else None
+    if (scope := scope_of(resources, principal)) is not None:
+        found = [u for u in found if _covered(session, scope, u.id)]
     return UploadPage(
-        uploads=[UploadView.of(u) for u in found],
-        next_cursor=found[-1].id if len(found) == limit else None,
+        uploads=[UploadView.of(u) for u in found], next_cursor=next_cursor
     )
+
+
+def _covered(session: Session, scope: SeriesScope, upload_id: str) -> bool:
+    """Whether the caller's groups cover every series the upload brought."""
+    figures = uploads.upload_series(session=session, upload_id=upload_id, limit=ALL)
+    return not scope.outside(sid for sid, *_ in figures)
+
+
+def _visible(
+    session: Session, resources: Resources, principal: Principal, upload_id: str
+) -> None:
+    """NotFound, as for an unknown upload, when it brought a series outside
+    the caller's groups."""
+    scope = scope_of(resources, principal)
+    if scope is not None and not _covered(session, scope, upload_id):
+        raise NotFound(f"upload {upload_id!r} does not exist", rule="upload_exists")
 
 
 @router.get(
     "/{upload_id}", response_model=UploadView, responses=error_responses(NotFound)
 )
-def get_upload(upload_id: Text, session: SessionDep, _: Viewer) -> UploadView:
+def get_upload(
+    upload_id: Text, session: SessionDep, resources: ResourcesDep, principal: Viewer
+) -> UploadView:
     """An upload's progress: rows read, readings stored, invalid rows and why."""
+    _visible(session, resources, principal, upload_id)
     return UploadView.of(uploads.get_upload(session=session, upload_id=upload_id))
 
 
@@ -149,12 +183,14 @@ def get_upload(upload_id: Text, session: SessionDep, _: Viewer) -> UploadView:
 def get_upload_quality(
     upload_id: Text,
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
 ) -> UploadQualityView:
     """Whether the data an upload brought is fit to train on: each series'
     data-quality report over the window it uploaded (the first `limit`
     series, by id)."""
+    _visible(session, resources, principal, upload_id)
     found = data_quality.upload_quality(session, upload_id, limit=limit)
     views = [SeriesQualityView.of(q) for q in found]
     return UploadQualityView(
@@ -173,10 +209,12 @@ def get_upload_quality(
 def get_upload_series(
     upload_id: Text,
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
 ) -> UploadSeriesPage:
     """Per series of an upload: its readings, those newly stored, time range."""
+    _visible(session, resources, principal, upload_id)
     figures = uploads.upload_series(session=session, upload_id=upload_id, limit=limit)
     return UploadSeriesPage(
         series=[
