@@ -46,7 +46,10 @@ SessionDep = Annotated[Session, Depends(get_session)]
 BEARER = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
-    description="A token from `atalaia token create` or `.atalaia/admin-token`.",
+    description=(
+        "A token from `atalaia token create` or `.atalaia/admin-token`, or an "
+        "access token of the OpenID Connect provider (ATALAIA_OIDC_ISSUER)."
+    ),
 )
 
 
