@@ -12,6 +12,10 @@ from structlog.types import EventDict, WrappedLogger
 # The id of the request being served, set and cleared by the HTTP edge
 # (`RequestIds`): one variable, cheaper per request than structlog's bind/unbind.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The address of the client that made it (behind a trusted proxy, the one the
+# proxy names), set and cleared by the HTTP edge (`AuditTrail`); the audit log
+# records both with each entry a request makes.
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 
 def add_request_id(

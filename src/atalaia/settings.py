@@ -7,6 +7,7 @@ import os
 import secrets
 import time
 from collections import Counter
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     field_validator,
     model_validator,
@@ -62,6 +64,13 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
     token_ttl_hours: float = 24 * 365
+    # Audit log: the proxies (addresses or networks, comma-separated) whose
+    # X-Forwarded-For / X-Real-IP name the client; failed sign-ins recorded a
+    # minute per process (the rest counted, not recorded).
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.1"), ip_network("::1")]
+    )
+    audit_failed_sign_ins_per_min: Annotated[int, Field(ge=0)] = 60
 
     training_min_interval_s: int = 300
     training_threads: int = 1
@@ -265,6 +274,13 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("mqtt_topics")

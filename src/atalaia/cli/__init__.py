@@ -6,6 +6,7 @@ import typer
 
 from atalaia.cli import (
     assets,
+    audit,
     cluster,
     db,
     demo,
@@ -44,6 +45,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(report.app, name="report")
 app.add_typer(assets.app, name="assets")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ from atalaia.cluster.supervisor import ProcessSpec
 
 SERVICES = ("training", "inference", "plot", "health")
 # The training service's routes of small bodies (the elsewhere limit): incidents,
-# the fleet's figures, alerting, rollouts, self-healing and the console's sign-in.
+# the fleet's figures, alerting, rollouts, self-healing, the console's sign-in and
+# the audit log.
 TRAINING_ROUTES = (
     "incidents",
     "fleet",
@@ -32,6 +33,7 @@ TRAINING_ROUTES = (
     "auth",
     "sensors",
     "reports",
+    "audit",
 )
 
 _TEMPLATE = """\

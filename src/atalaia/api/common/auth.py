@@ -6,6 +6,7 @@ viewer < data_scientist < ml_engineer < admin: each may do what those below may.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -56,6 +57,9 @@ class Principal:
 
 
 ANONYMOUS_ADMIN = Principal("anonymous", Role.ADMIN)
+# Told of each token verified (not of one served from the cache): the token,
+# its principal and claims (the audit log's sign-ins).
+VerifiedHook = Callable[[str, Principal, Mapping[str, object]], None]
 
 
 class Authenticator:
@@ -66,6 +70,7 @@ class Authenticator:
         self.algorithm = algorithm
         self.enabled = enabled
         self._verified: dict[str, tuple[Principal, float]] = {}
+        self.on_verified: VerifiedHook | None = None
 
     def issue(
         self,
@@ -119,6 +124,8 @@ class Authenticator:
         if len(self._verified) >= _CACHE_LIMIT:
             self._verified.clear()
         self._verified[token] = (principal, float(claims["exp"]))
+        if self.on_verified is not None:
+            self.on_verified(token, principal, claims)
         return principal
 
 

@@ -27,6 +27,7 @@ from atalaia.api.training.routes import (
     alerts,
     anomalies,
     assets,
+    audit,
     feedback,
     fleet,
     healing,
@@ -78,6 +79,7 @@ def routers() -> list[APIRouter]:
         report_files.router,
         session.router,
         uploads.router,
+        audit.router,
     ]
 
 
