@@ -28,6 +28,18 @@ def add_request_id(
     return event_dict
 
 
+class _Stderr:
+    """Whatever `sys.stderr` is when a line is written: a logger made while a
+    command's output was captured (a test runner's) still writes somewhere
+    open once the capture ends."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     """Route structlog and stdlib logging to stderr, one JSON object per line."""
     renderer: structlog.types.Processor = (
@@ -47,7 +59,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
