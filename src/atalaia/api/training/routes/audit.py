@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
+from pydantic.json_schema import WithJsonSchema
 
 from atalaia.adapters.db.repositories import AuditEntry, AuditFilter, AuditLog
 from atalaia.api.common.deps import Admin, ResourcesDep, SessionDep
@@ -20,7 +21,12 @@ from atalaia.services.plotting import epoch_seconds
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 MAX_PAGE = 1_000
-ACTION = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ACTION = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+# An action's name or prefix: its pattern documented, checked by the route
+# (which names the rule, `audit_action`).
+ActionName = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": f"^{ACTION.pattern}$"})
+]
 _TIME_HELP = "ISO 8601 (UTC when no offset) or epoch seconds"
 
 
@@ -59,7 +65,7 @@ def list_audit(
     _: Admin,
     actor: Annotated[Text | None, Query(description="A token's subject…")] = None,
     action: Annotated[
-        list[Text] | None,
+        list[ActionName] | None,
         Query(
             description="Repeatable; one ending in `.` is a prefix: `model.` "
             "matches `model.registered`"
@@ -92,8 +98,9 @@ def split_actions(given: Sequence[str]) -> tuple[list[str], list[str]]:
     for name in given:
         if not ACTION.fullmatch(name):
             raise InvalidInput(
-                f"action {name!r} is not an action's name: 1 to 64 letters, "
-                "digits, `_`, `.`, `:` or `-` (one ending in `.` is a prefix)",
+                f"action {name!r} is not an action's name: a lowercase letter, "
+                "then up to 63 lowercase letters, digits, `_`, `.`, `:` or `-` "
+                "(one ending in `.` is a prefix)",
                 rule="audit_action",
             )
     prefixes = [name for name in given if name.endswith(".")]
