@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import TextIO, cast
 
 import structlog
 from structlog.types import EventDict, WrappedLogger
@@ -12,6 +13,10 @@ from structlog.types import EventDict, WrappedLogger
 # The id of the request being served, set and cleared by the HTTP edge
 # (`RequestIds`): one variable, cheaper per request than structlog's bind/unbind.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The address of the client that made it (behind a trusted proxy, the one the
+# proxy names), set and cleared by the HTTP edge (`AuditTrail`); the audit log
+# records both with each entry a request makes.
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 
 def add_request_id(
@@ -22,6 +27,18 @@ def add_request_id(
     if request_id is not None:
         event_dict.setdefault("request_id", request_id)
     return event_dict
+
+
+class _Stderr:
+    """Whatever `sys.stderr` is when a line is written: a logger made while a
+    command's output was captured (a test runner's) still writes somewhere
+    open once the capture ends."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
@@ -43,7 +60,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")

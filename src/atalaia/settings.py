@@ -9,6 +9,7 @@ import secrets
 import ssl
 import time
 from collections import Counter
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     field_validator,
     model_validator,
@@ -94,6 +96,13 @@ class Settings(BaseSettings):
     # Sensor groups (JSON: name → fnmatch patterns over series and sensor ids):
     # a token's `groups` claim limits it to the series its groups cover.
     access_groups: dict[str, list[str]] = {}
+    # Audit log: the proxies (addresses or networks, comma-separated) whose
+    # X-Forwarded-For / X-Real-IP name the client; failed sign-ins recorded a
+    # minute per process (the rest counted, not recorded).
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.1"), ip_network("::1")]
+    )
+    audit_failed_sign_ins_per_min: Annotated[int, Field(ge=0)] = 60
 
     training_min_interval_s: int = 300
     training_threads: int = 1
@@ -311,6 +320,13 @@ class Settings(BaseSettings):
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
             return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("mqtt_topics")

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel
 from starlette.types import Scope
 
+from atalaia.api.common.audit_trail import AuditTrail
 from atalaia.api.common.body_limits import PREDICTION, BodyLimits
 from atalaia.api.common.edge import Edge, EdgeMiddleware, Headers
 from atalaia.api.common.errors import install_error_handlers
@@ -68,6 +69,7 @@ def test_the_edge_is_every_services_only_middleware(
     assert added == [(EdgeMiddleware, (), {"edge": app.edge})]
     assert [type(step) for step in app.edge.steps] == [
         RequestIds,
+        AuditTrail,
         HttpMetrics,
         BodyLimits,
     ]

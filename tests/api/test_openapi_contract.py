@@ -102,10 +102,11 @@ EXCLUDED: dict[str, tuple[list[CheckFunction], str]] = {
 def meet_unsaid_rules(case: Case[Any]) -> None:
     """Make a valid-by-schema request meet the rules its descriptions state and
     JSON Schema cannot: aligned arrays, each timestamp once, a plot's, a
-    chart's, a data-quality report's or a report's window inside the timestamp
-    range and its end after its start (here: the default window, the 7 days up
-    to the newest reading or now), a physical range given whole and low below
-    high (here: none), a labelled version that exists (here: none)."""
+    chart's, a data-quality report's, a report's or an audit list's window
+    inside the timestamp range and its end after its start (here: the default
+    window, the 7 days up to the newest reading or now), a physical range given
+    whole and low below high (here: none), a labelled version that exists
+    (here: none)."""
     body: dict[str, Any] = case.body if isinstance(case.body, dict) else {}
     for group in (("timestamps", "values"), ("series_id", "timestamp", "value")):
         if all(isinstance(body.get(key), list) for key in group):
@@ -118,12 +119,13 @@ def meet_unsaid_rules(case: Case[Any]) -> None:
         body.pop("version", None)
     path = case.operation.path
     windowed = path.startswith(("/api/v1/plot", "/api/v1/reports/")) or path in (
+        "/api/v1/audit",
         "/api/v1/series/{series_id}/chart",
         "/api/v1/series/{series_id}/quality",
         "/api/v1/sensors/{sensor_id}/quality",
     )
     if case.query and windowed:
-        for name in ("start", "end", "min_value", "max_value"):
+        for name in ("start", "end", "since", "until", "min_value", "max_value"):
             case.query.pop(name, None)
 
 

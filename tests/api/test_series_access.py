@@ -102,6 +102,7 @@ CASES: dict[tuple[str, str], Case] = {
     # registry, promotions, rollouts, fleet operations
     ("GET", "/api/v1/models"): FILTERED,
     ("GET", "/api/v1/models/overview"): REFUSED,
+    ("GET", "/api/v1/audit"): REFUSED,
     ("GET", "/api/v1/models/{series_id}/versions"): HIDDEN,
     ("GET", "/api/v1/models/{series_id}/versions/{version}"): HIDDEN,
     ("GET", "/api/v1/models/{series_id}/versions/{version}/training-data"): HIDDEN,

@@ -48,7 +48,7 @@ class TestToken:
 
         assert result.exit_code == 0, result.output
         settings = Settings(home=tmp_path / "home")
-        principal = authenticator_for(settings).authenticate(result.output.strip())
+        principal = authenticator_for(settings).authenticate(result.stdout.strip())
         assert (principal.subject, principal.role) == ("ana", Role.ML_ENGINEER)
 
     def test_refuses_an_unknown_role(self, env: dict[str, str]) -> None:

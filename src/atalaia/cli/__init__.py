@@ -6,6 +6,7 @@ import typer
 
 from atalaia.cli import (
     assets,
+    audit,
     backup,
     cluster,
     db,
@@ -47,6 +48,7 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(report.app, name="report")
 app.add_typer(assets.app, name="assets")
 app.add_typer(backup.app, name="backup")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
+from atalaia.adapters.db.engine import engine_for, make_session_factory
+from atalaia.adapters.db.migrate import upgrade_database
+from atalaia.adapters.db.repositories import AuditLog
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
+from atalaia.api.common.sign_ins import fingerprint
 from atalaia.core.access import GROUP_NAME
-from atalaia.settings import load_settings
+from atalaia.logging import configure_logging
+from atalaia.settings import Settings, load_settings
 
 app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
@@ -29,7 +37,8 @@ def create(
         ),
     ] = None,
 ) -> None:
-    """Print a token signed with this installation's secret."""
+    """Print a token signed with this installation's secret; the audit log
+    records it (`token.create`: subject, role, expiry, fingerprint)."""
     try:
         parsed = Role.parse(role)
     except ValueError as exc:
@@ -46,6 +55,8 @@ def create(
     token = authenticator_for(settings).issue(
         subject=subject, role=parsed, ttl_s=ttl_hours * 3600, groups=groups
     )
+    expires = datetime.now(UTC) + timedelta(hours=ttl_hours)
+    _record_creation(settings, token, subject, parsed, expires)
     typer.echo(token)
 
 
@@ -60,3 +71,31 @@ def _groups(names: list[str] | None) -> frozenset[str] | None:
                 param_hint="--group",
             )
     return frozenset(names)
+
+
+def _record_creation(
+    settings: Settings, token: str, subject: str, role: Role, expires: datetime
+) -> None:
+    """The `token.create` entry (the token's fingerprint, never the token),
+    written before the token is printed: no token goes unrecorded."""
+    configure_logging(level=settings.log_level, json=settings.log_json)  # stderr
+    upgrade_database(settings.database_url)  # as the services do on start
+    engine = engine_for(settings, serving=False)
+    try:
+        with make_session_factory(engine)() as session:
+            AuditLog(session).record(
+                actor=f"cli:{_os_user()}", action="token.create", target=subject,
+                role=role.label, expires_at=expires.isoformat(),
+                fingerprint=fingerprint(token, {}),
+            )  # fmt: skip
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _os_user() -> str:
+    """Who runs the command (a container's user may have no name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"

@@ -24,7 +24,8 @@ from atalaia.tls import MODERN_CIPHERS
 
 SERVICES = ("training", "inference", "plot", "health")
 # The training service's routes of small bodies (the elsewhere limit): incidents,
-# the fleet's figures, alerting, rollouts, self-healing and the console's sign-in.
+# the fleet's figures, alerting, rollouts, self-healing, the console's sign-in and
+# the audit log.
 TRAINING_ROUTES = (
     "incidents",
     "fleet",
@@ -34,6 +35,7 @@ TRAINING_ROUTES = (
     "auth",
     "sensors",
     "reports",
+    "audit",
 )
 
 HSTS_MAX_AGE_S = 365 * 86400  # browsers keep to HTTPS for this host a year

@@ -280,7 +280,15 @@ rollout_figures = Table(
 
 
 class AuditRow(Base):
+    """Append-only (migration 0024's triggers refuse UPDATE and DELETE)."""
+
     __tablename__ = "audit_log"
+    # The list's filters, each read newest first (by id).
+    __table_args__ = (
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_action_id", "action", "id"),
+        Index("ix_audit_log_target_id", "target", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
@@ -288,6 +296,11 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256))
     detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # The client's address and the request's id, when made by a request.
+    address: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    # An entry written at most once (a token's first sign-in): its key.
+    once_key: Mapped[str | None] = mapped_column(String(128), unique=True)
 
 
 class FeedbackRow(Base):

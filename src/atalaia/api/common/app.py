@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 from atalaia import __version__
+from atalaia.api.common.audit_trail import AuditTrail
 from atalaia.api.common.body_limits import BodyLimits
 from atalaia.api.common.dependency_metrics import DependencyMetrics
 from atalaia.api.common.deps import strict_query
@@ -70,7 +71,7 @@ def build_app(
             async with AsyncExitStack() as stack:
                 common: CommonState = {"resources": resources}
                 state: dict[str, object] = {**common}
-                for part in parts:
+                for part in (trail.running, *parts):
                     state.update(
                         await stack.enter_async_context(part(resources, registry))
                     )
@@ -81,7 +82,8 @@ def build_app(
 
     # What every request goes through, on either path, in this order: a body
     # refused for its length is still counted and named.
-    edge = Edge(RequestIds(), HttpMetrics(registry), BodyLimits())
+    trail = AuditTrail(settings)
+    edge = Edge(RequestIds(), trail, HttpMetrics(registry), BodyLimits())
     app = ServiceApp(
         edge,
         title=f"atalaia {name}",

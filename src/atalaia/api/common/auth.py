@@ -10,6 +10,7 @@ OpenID Connect provider's, when one is configured (`api.common.oidc`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -82,6 +83,9 @@ class Principal:
 
 
 ANONYMOUS_ADMIN = Principal("anonymous", Role.ADMIN)
+# Told of each token verified (not of one served from the cache): the token,
+# its principal and claims (the audit log's sign-ins).
+VerifiedHook = Callable[[str, Principal, Mapping[str, object]], None]
 
 
 class Authenticator:
@@ -100,6 +104,7 @@ class Authenticator:
         self.enabled = enabled
         self.oidc = oidc
         self._verified: dict[str, tuple[Principal, float]] = {}
+        self.on_verified: VerifiedHook | None = None
 
     def issue(
         self,
@@ -154,6 +159,9 @@ class Authenticator:
         if len(self._verified) >= _CACHE_LIMIT:
             self._verified.clear()
         self._verified[token] = (principal, expires)
+        if self.on_verified is not None:  # verified above: its claims are sound
+            claims = jwt.decode(token, options={"verify_signature": False})
+            self.on_verified(token, principal, claims)
         return principal
 
     def _verify_own(self, token: str) -> tuple[Principal, float]:

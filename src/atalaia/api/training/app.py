@@ -27,6 +27,7 @@ from atalaia.api.training.routes import (
     alerts,
     anomalies,
     assets,
+    audit,
     feedback,
     fleet,
     healing,
@@ -79,6 +80,7 @@ def routers() -> list[APIRouter]:
         report_files.router,
         session.router,
         uploads.router,
+        audit.router,
     ]
 
 

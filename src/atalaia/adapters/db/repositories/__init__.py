@@ -3,7 +3,7 @@
 from atalaia.adapters.db.repositories.alerts import AlertConfig, Outbox, SignalLogs
 from atalaia.adapters.db.repositories.anomalies import AnomalyLog
 from atalaia.adapters.db.repositories.assets import AssetStore, StoredAsset
-from atalaia.adapters.db.repositories.audit import AuditLog
+from atalaia.adapters.db.repositories.audit import AuditEntry, AuditFilter, AuditLog
 from atalaia.adapters.db.repositories.claims import TrainingClaims
 from atalaia.adapters.db.repositories.feedback import FeedbackStore
 from atalaia.adapters.db.repositories.healing import (
@@ -39,6 +39,8 @@ __all__ = [
     "AlertConfig",
     "AnomalyLog",
     "AssetStore",
+    "AuditEntry",
+    "AuditFilter",
     "AuditLog",
     "FeedbackStore",
     "FleetRegistry",
