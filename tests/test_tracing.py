@@ -27,7 +27,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 
 from atalaia import tracing
 from atalaia.api.common.auth import Role
@@ -42,17 +48,20 @@ from atalaia.cluster.gateway import (
     nginx_binary,
     render_nginx_conf,
 )
+from atalaia.cluster.supervisor import ProcessSpec
 from atalaia.logging import configure_logging
 from atalaia.settings import Settings
 from atalaia.worker import create_worker_app
 from fixtures import require_service
 from fixtures.api import bearer, inline_body, predict, wait_for
 from fixtures.db import truncate_tables
-from fixtures.workers import JOBS, TERMINAL, poll
+from fixtures.workers import ATALAIA, JOBS, TERMINAL, poll
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+PARENT_OR_OFF = ParentBased(ALWAYS_OFF)
+RATIO_HALF = TraceIdRatioBased(0.5)
 Traced = Callable[[Sampler], InMemorySpanExporter]
 
 
@@ -193,6 +202,60 @@ def test_a_training_job_is_one_trace_from_the_request_to_the_worker(
     assert chunk_done["span_id"] == f"{run.context.span_id:016x}"
 
 
+def run_exported(log: Path) -> str | None:
+    """The worker's log once it shows the task's span."""
+    text = log.read_text()
+    return text if "run/training.run_chunk" in text else None
+
+
+@pytest.mark.postgres
+def test_a_worker_process_exports_its_part_of_the_trace(
+    traced: Traced,
+    make_settings: Callable[..., Settings],
+    postgres_database: str,
+    rabbitmq_url: str,
+    queue_name: str,
+    tmp_path: Path,
+) -> None:
+    traced(ALWAYS_ON)  # the training API's side, in this process
+    truncate_tables(postgres_database)
+    settings = make_settings(
+        postgres_database,
+        broker_url=rabbitmq_url,
+        training_queue=queue_name,
+        training_min_interval_s=0,
+    )
+    env = {
+        "ATALAIA_HOME": str(settings.home),
+        "ATALAIA_DATABASE_URL": settings.database_url,
+        "ATALAIA_BROKER_URL": rabbitmq_url,
+        "ATALAIA_TRAINING_QUEUE": queue_name,
+        "OTEL_TRACES_EXPORTER": "console",  # to the log, as JSON
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    argv = (str(ATALAIA), "worker", "--concurrency", "1")
+    worker = supervisor.spawn(ProcessSpec("worker", argv, env=env), tmp_path)
+    headers = {**bearer(settings, Role.ADMIN), "traceparent": TRACEPARENT}
+    try:
+        with TestClient(create_training_app(settings)) as client:
+            submitted = client.post(
+                "/api/v1/training/sensor_001_radial",
+                json=inline_body(),
+                headers=headers,
+            )
+            assert submitted.status_code == 202, submitted.text
+        text = poll(lambda: run_exported(Path(worker.log)), "the worker's span")
+    finally:
+        supervisor.stop([worker], timeout_s=10)
+
+    exported = text.count(f'"trace_id": "0x{CALLER_TRACE}"')
+    assert exported >= 2  # the task's run and its statements at least
+    assert '"service.name": "worker"' in text
+    logged = [json.loads(line) for line in text.splitlines() if line[:2] == '{"']
+    chunk_done = next(e for e in logged if e["event"] == "worker.chunk_done")
+    assert chunk_done["trace_id"] == CALLER_TRACE
+
+
 @contextmanager
 def served(app: object, port: int) -> Iterator[None]:
     """`app` served by uvicorn on a thread of this process (its spans are ours)."""
@@ -282,14 +345,33 @@ def test_log_lines_name_the_current_trace_and_span() -> None:
     assert inside["span_id"] == f"{context.span_id:016x}"
 
 
-@pytest.mark.parametrize(("sampler", "recorded"), [(ALWAYS_OFF, 0), (ALWAYS_ON, 3)])
+UNSAMPLED_PARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
+
+
+@pytest.mark.parametrize(
+    ("sampler", "traceparent", "recorded"),
+    [
+        (ALWAYS_OFF, None, 0),
+        (PARENT_OR_OFF, None, 0),
+        (PARENT_OR_OFF, UNSAMPLED_PARENT, 0),
+        (PARENT_OR_OFF, TRACEPARENT, 3),  # the caller's sampled trace goes on
+        (RATIO_HALF, None, None),  # about half (the sampler's own draw)
+        (ALWAYS_ON, None, 3),
+    ],
+)
 def test_predictions_record_spans_only_when_sampled(
-    traced: Traced, settings: Settings, sampler: Sampler, recorded: int
+    traced: Traced,
+    settings: Settings,
+    sampler: Sampler,
+    traceparent: str | None,
+    recorded: int | None,
 ) -> None:
     exporter = traced(sampler)
     headers = bearer(settings, Role.VIEWER)
+    if traceparent is not None:
+        headers["traceparent"] = traceparent
     with TestClient(create_inference_app(settings)) as client:
-        for n in range(3):
+        for n in range(3 if recorded is not None else 200):
             predict(client, headers, timestamp=1_733_700_000.0 + n)
 
     predictions = [
@@ -297,7 +379,31 @@ def test_predictions_record_spans_only_when_sampled(
         for s in exporter.get_finished_spans()
         if s.name == "POST /api/v1/predict/{series_id}"
     ]
-    assert len(predictions) == recorded
+    if recorded is None:
+        assert 60 < len(predictions) < 140
+    else:
+        assert len(predictions) == recorded
+
+
+def test_a_sampler_that_starts_no_trace_is_told_apart(traced: Traced) -> None:
+    started = {}
+    for name, sampler in [
+        ("always_off", ALWAYS_OFF),
+        ("parent or off", PARENT_OR_OFF),
+        ("ratio 0", ParentBased(TraceIdRatioBased(0))),
+        ("ratio 1e-6", ParentBased(TraceIdRatioBased(1e-6))),
+        ("always_on", ALWAYS_ON),
+    ]:
+        traced(sampler)
+        started[name] = tracing.samples_roots()
+
+    assert started == {
+        "always_off": False,
+        "parent or off": False,
+        "ratio 0": False,
+        "ratio 1e-6": True,
+        "always_on": True,
+    }
 
 
 def test_without_an_otel_variable_nothing_is_traced(
@@ -360,4 +466,31 @@ def test_an_unknown_exporter_is_refused_by_name(
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
     with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER=jaeger"):
+        tracing.exporters_from_environment()
+
+
+@pytest.mark.parametrize(
+    ("variables", "on"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "x"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        ({"OTEL_TRACES_SAMPLER": "always_on", "OTEL_SDK_DISABLED": "true"}, False),
+    ],
+)
+def test_any_otel_variable_asks_for_tracing_unless_the_sdk_is_disabled(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], on: bool
+) -> None:
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    assert tracing.requested() is on
+
+
+def test_otlp_over_grpc_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    with pytest.raises(ValueError, match="only http/protobuf"):
         tracing.exporters_from_environment()

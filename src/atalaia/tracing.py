@@ -14,14 +14,15 @@ and every statement of an engine passed to `trace_queries` is a span.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_NAMESPACE, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Decision
 
 from atalaia import __version__
 
@@ -37,12 +38,12 @@ _PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL
 _provider: TracerProvider | None = None
 
 
-def requested(environ: Mapping[str, str] = os.environ) -> bool:
+def requested() -> bool:
     """Whether the environment asks for tracing: an OTEL_* variable is set and
     OTEL_SDK_DISABLED is not true."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    return any(name.startswith("OTEL_") for name in environ)
+    return any(name.startswith("OTEL_") for name in os.environ)
 
 
 def configure_tracing(service: str) -> bool:
@@ -121,6 +122,18 @@ def uninstall() -> None:
 def tracer(name: str) -> trace.Tracer | None:
     """The tracer `name` of the installed provider; None when tracing is off."""
     return None if _provider is None else _provider.get_tracer(name, __version__)
+
+
+def samples_roots() -> bool:
+    """Whether the installed sampler may record a trace begun in this process.
+
+    Probed with a root span of trace id 0, the one a ratio sampler keeps first:
+    always_off and traceidratio 0 (and their parent-based forms) drop it.
+    """
+    if _provider is None:
+        return False
+    probe = _provider.sampler.should_sample(Context(), 0, "probe")
+    return probe.decision is Decision.RECORD_AND_SAMPLE
 
 
 def trace_queries(engine: Engine) -> None:

@@ -31,7 +31,7 @@ from atalaia.api.common.state import CommonState, state_as
 from atalaia.api.console import install_console
 from atalaia.logging import configure_logging
 from atalaia.settings import Settings
-from atalaia.tracing import configure_tracing, tracer
+from atalaia.tracing import configure_tracing, samples_roots, tracer
 
 API_PREFIX = "/api/v1"
 NOT_READY: dict[int | str, dict[str, Any]] = {
@@ -85,7 +85,7 @@ def build_app(
     # What every request goes through, on either path, in this order: a body
     # refused for its length is still counted, named and traced; with tracing
     # off, no step is there for it.
-    traces = () if api_tracer is None else (Traces(api_tracer),)
+    traces = [] if api_tracer is None else [Traces(api_tracer, samples_roots())]
     edge = Edge(RequestIds(), *traces, HttpMetrics(registry), BodyLimits())
     app = ServiceApp(
         edge,

@@ -107,15 +107,22 @@ class Traces:
     (`traceparent`), current while the request is served and named after its
     route template once answered.
 
-    A span the sampler drops is a cheap non-recording one: nothing is recorded
-    or exported, and the trace id still goes on to the logs and the callees.
+    A span the sampler drops is a non-recording one: nothing is recorded or
+    exported, and its trace id still goes on to the logs and the callees. When
+    the sampler starts no trace of its own (`roots_sampled` false: sampling
+    off), a request that carries none is not traced at all, at no cost.
     """
 
-    def __init__(self, tracer: trace.Tracer) -> None:
+    def __init__(self, tracer: trace.Tracer, roots_sampled: bool = True) -> None:
         self._tracer = tracer
+        self._roots_sampled = roots_sampled
+        self._fields = {f.encode() for f in propagate.get_global_textmap().fields}
 
     def begin(self, scope: Scope, _headers: list[tuple[bytes, bytes]], /) -> None:
-        parent = propagate.extract(scope, getter=SCOPE_HEADERS)
+        carried = _carries(scope["headers"], self._fields)
+        if not (carried or self._roots_sampled):
+            return
+        parent = propagate.extract(scope, getter=SCOPE_HEADERS) if carried else None
         span = self._tracer.start_span(
             scope["method"], parent, kind=trace.SpanKind.SERVER
         )
@@ -131,7 +138,7 @@ class Traces:
 
     def end(self, scope: Scope, route: str, status: int, _started: float, /) -> None:
         begun = scope.pop(_SPAN, None)
-        if begun is None:  # an earlier step refused the request
+        if begun is None:  # not traced, or an earlier step refused the request
             return
         span, token = begun
         context.detach(token)
@@ -143,6 +150,14 @@ class Traces:
             if status >= 500:
                 span.set_status(trace.StatusCode.ERROR)
         span.end()
+
+
+def _carries(headers: list[tuple[bytes, bytes]], fields: set[bytes]) -> bool:
+    """Whether `headers` name one of the propagation `fields`."""
+    for key, _ in headers:
+        if key in fields:
+            return True
+    return False
 
 
 class _ScopeHeaders(Getter[Scope]):
