@@ -37,6 +37,7 @@ from bench import (
     store_bench,
     stream_bench,
     streaming_http_bench,
+    tracing_bench,
     upload_bench,
 )
 from bench._report import report
@@ -309,6 +310,16 @@ def predict_single(
     """POST /predict/{id} under wrk at c=1/16/64, beside bare reference servers."""
     figures, table = predict_bench.predict_single(models, duration, runs, url)
     report("predict-single", figures, record=record)
+    typer.echo(table)
+
+
+@app.command("tracing")
+def tracing(
+    models: int = 100_000, duration: int = 5, runs: int = 3, record: Record = True
+) -> None:
+    """Single predictions with tracing off, sampling off, 1 % and every request."""
+    figures, table = tracing_bench.tracing_cost(models, duration, runs)
+    report("tracing", figures, record=record)
     typer.echo(table)
 
 

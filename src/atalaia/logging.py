@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from typing import TextIO, cast
 
 import structlog
+from opentelemetry import trace
 from structlog.types import EventDict, WrappedLogger
 
 # The id of the request being served, set and cleared by the HTTP edge
@@ -41,6 +42,17 @@ class _Stderr:
         sys.stderr.flush()
 
 
+def add_trace_ids(
+    _logger: WrappedLogger, _method: str, event_dict: EventDict
+) -> EventDict:
+    """Name the trace and span current when the event is logged, if any."""
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        event_dict.setdefault("trace_id", trace.format_trace_id(span.trace_id))
+        event_dict.setdefault("span_id", trace.format_span_id(span.span_id))
+    return event_dict
+
+
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     """Route structlog and stdlib logging to stderr, one JSON object per line."""
     renderer: structlog.types.Processor = (
@@ -52,6 +64,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             add_request_id,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

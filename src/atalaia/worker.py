@@ -16,6 +16,7 @@ from functools import partial
 
 import structlog
 from celery import Celery
+from celery.signals import worker_process_shutdown
 
 from atalaia.adapters.db.engine import (
     engine_for,
@@ -27,6 +28,7 @@ from atalaia.logging import configure_logging
 from atalaia.services.training import run_training_chunk
 from atalaia.services.training_chunk import Outcome
 from atalaia.settings import Settings
+from atalaia.tracing import configure_tracing, flush
 
 log = structlog.get_logger()
 
@@ -83,6 +85,9 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> int:
     `concurrency` chunks run at once, each in its own process (prefork pool).
     """
     configure_logging(level=loglevel, json=settings.log_json)
+    if configure_tracing("worker"):
+        # A pool process exports its last spans before it exits.
+        worker_process_shutdown.connect(lambda **_: flush(), weak=False)
     app = create_worker_app(settings)
     worker = app.Worker(
         hostname=f"atalaia-{os.getpid()}@{socket.gethostname()}",

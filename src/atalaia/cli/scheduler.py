@@ -58,6 +58,7 @@ def scheduler(
     from atalaia.logging import configure_logging
     from atalaia.scheduler import build_alerter, build_scheduler, utcnow
     from atalaia.settings import load_settings
+    from atalaia.tracing import configure_tracing
 
     settings = load_settings()
     # What the operator must fix fails in one line, before the first log line.
@@ -67,6 +68,7 @@ def scheduler(
     if once is None and metrics_port:
         serve_metrics(host, metrics_port, registry)
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("scheduler")
     engine = engine_for(settings, serving=False)
     client = httpx.Client(base_url=settings.training_url, timeout=REQUEST_TIMEOUT_S)
     try:

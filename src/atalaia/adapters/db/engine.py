@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from atalaia.adapters.db.translation import TranslatingQueuePool, translate_error
 from atalaia.files import touch_private
+from atalaia.tracing import trace_queries
 
 if TYPE_CHECKING:
     from atalaia.settings import Settings
@@ -77,6 +78,7 @@ def make_engine(
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "handle_error", translate_error)
+        trace_queries(engine)
         return engine
     try:
         import psycopg  # noqa: F401  (the driver of postgresql+psycopg URLs)
@@ -103,6 +105,7 @@ def make_engine(
     if timeouts.socket_s > 0:
         event.listen(engine, "do_connect", partial(_bounded, timeouts.socket_s))
     event.listen(engine, "handle_error", translate_error)
+    trace_queries(engine)
     return engine
 
 

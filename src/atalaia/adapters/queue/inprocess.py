@@ -4,11 +4,13 @@ Jobs are committed as rows before they are dispatched, so a restart loses none:
 the owner re-dispatches the unfinished ones at start, and a sweeper re-dispatches
 jobs left unfinished by a run that died (for example on a database outage).
 Jobs dispatched together run in chunks: the run function gets a chunk's ids at
-once and fits them in one pass.
+once and fits them in one pass, in the context of the call that dispatched them
+(its trace, when tracing is on).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
 import threading
@@ -21,7 +23,7 @@ from atalaia.adapters.queue.sweeper import Sweeper
 log = structlog.get_logger()
 
 CHUNK_SIZE = 500
-_STOP: list[str] = []
+_STOP: tuple[list[str], contextvars.Context] = ([], contextvars.Context())
 
 
 class InProcessExecutor:
@@ -39,7 +41,7 @@ class InProcessExecutor:
         self._chunk_size = chunk_size
         self._niceness = niceness
         self._find_orphans = find_orphans
-        self._queue: queue.Queue[list[str]] = queue.Queue()
+        self._queue: queue.Queue[tuple[list[str], contextvars.Context]] = queue.Queue()
         self._known: set[str] = set()  # dispatched here and not finished yet
         self._waiting = 0  # jobs dispatched and not started
         self._known_lock = threading.Lock()
@@ -65,7 +67,8 @@ class InProcessExecutor:
             self._known.update(fresh)
             self._waiting += len(fresh)
         for start in range(0, len(fresh), self._chunk_size):
-            self._queue.put(fresh[start : start + self._chunk_size])
+            chunk = fresh[start : start + self._chunk_size]
+            self._queue.put((chunk, contextvars.copy_context()))
 
     def depth(self) -> int:
         """Jobs waiting for a thread."""
@@ -94,11 +97,12 @@ class InProcessExecutor:
     def _work(self) -> None:
         if self._niceness:  # this thread only (Linux threads have their own)
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
-        while (chunk := self._queue.get()) is not _STOP:
+        while (item := self._queue.get()) is not _STOP:
+            chunk, dispatched_in = item
             with self._known_lock:
                 self._waiting -= len(chunk)
             try:
-                self._run(chunk)
+                dispatched_in.run(self._run, chunk)
             except Exception:  # the run function records failures; a last guard
                 log.error("executor.chunk_crashed", jobs=chunk, exc_info=True)
             finally:

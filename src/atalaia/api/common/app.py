@@ -25,13 +25,14 @@ from atalaia.api.common.docs import install_docs
 from atalaia.api.common.edge import Edge
 from atalaia.api.common.errors import install_error_handlers
 from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
-from atalaia.api.common.observability import HttpMetrics, RequestIds
+from atalaia.api.common.observability import HttpMetrics, RequestIds, Traces
 from atalaia.api.common.openapi import install_openapi
 from atalaia.api.common.resources import Resources, open_resources
 from atalaia.api.common.state import CommonState, state_as
 from atalaia.api.console import install_console
 from atalaia.logging import configure_logging
 from atalaia.settings import Settings
+from atalaia.tracing import configure_tracing, samples_roots, tracer
 
 API_PREFIX = "/api/v1"
 NOT_READY: dict[int | str, dict[str, Any]] = {
@@ -59,6 +60,8 @@ def build_app(
     """A FastAPI app with every route of `routers` under /api/v1 and the probes at
     /; with `console`, the web console at /console/."""
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing("serve" if name == "embedded" else name)
+    api_tracer = tracer("atalaia.api")
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # CPU, memory, open files: saturation
 
@@ -81,9 +84,11 @@ def build_app(
             resources.close()
 
     # What every request goes through, on either path, in this order: a body
-    # refused for its length is still counted and named.
+    # refused for its length is still counted, named and traced; with tracing
+    # off, no step is there for it.
     trail = AuditTrail(settings)
-    edge = Edge(RequestIds(), trail, HttpMetrics(registry), BodyLimits())
+    traces = [] if api_tracer is None else [Traces(api_tracer, samples_roots())]
+    edge = Edge(RequestIds(), *traces, trail, HttpMetrics(registry), BodyLimits())
     app = ServiceApp(
         edge,
         title=f"atalaia {name}",

@@ -1,4 +1,4 @@
-"""Edge steps: RED metrics per route template and request ids (see `edge`)."""
+"""Edge steps: RED metrics per route template, request ids and traces (see `edge`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import Any
 
+from opentelemetry import context, propagate, trace
+from opentelemetry.propagators.textmap import Getter
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -95,6 +97,82 @@ class RequestIds:
 
     def end(self, _scope: Scope, _route: str, _status: int, _started: float, /) -> None:
         REQUEST_ID.set(None)
+
+
+_SPAN = "atalaia.span"  # the scope's key for (span, context token)
+
+
+class Traces:
+    """Edge step: a server span per request, continuing the caller's trace
+    (`traceparent`), current while the request is served and named after its
+    route template once answered.
+
+    A span the sampler drops is a non-recording one: nothing is recorded or
+    exported, and its trace id still goes on to the logs and the callees. When
+    the sampler starts no trace of its own (`roots_sampled` false: sampling
+    off), a request that carries none is not traced at all, at no cost.
+    """
+
+    def __init__(self, tracer: trace.Tracer, roots_sampled: bool = True) -> None:
+        self._tracer = tracer
+        self._roots_sampled = roots_sampled
+        self._fields = {f.encode() for f in propagate.get_global_textmap().fields}
+
+    def begin(self, scope: Scope, _headers: list[tuple[bytes, bytes]], /) -> None:
+        carried = _carries(scope["headers"], self._fields)
+        if not (carried or self._roots_sampled):
+            return
+        parent = propagate.extract(scope, getter=SCOPE_HEADERS) if carried else None
+        span = self._tracer.start_span(
+            scope["method"], parent, kind=trace.SpanKind.SERVER
+        )
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "http.request.method": scope["method"],
+                    "url.path": scope["path"],
+                    "atalaia.request_id": REQUEST_ID.get() or "",
+                }
+            )
+        scope[_SPAN] = (span, context.attach(trace.set_span_in_context(span)))
+
+    def end(self, scope: Scope, route: str, status: int, _started: float, /) -> None:
+        begun = scope.pop(_SPAN, None)
+        if begun is None:  # not traced, or an earlier step refused the request
+            return
+        span, token = begun
+        context.detach(token)
+        if span.is_recording():
+            span.update_name(f"{scope['method']} {route}")
+            span.set_attributes(
+                {"http.route": route, "http.response.status_code": status}
+            )
+            if status >= 500:
+                span.set_status(trace.StatusCode.ERROR)
+        span.end()
+
+
+def _carries(headers: list[tuple[bytes, bytes]], fields: set[bytes]) -> bool:
+    """Whether `headers` name one of the propagation `fields`."""
+    for key, _ in headers:
+        if key in fields:
+            return True
+    return False
+
+
+class _ScopeHeaders(Getter[Scope]):
+    """Reads the propagation headers (`traceparent`, …) of an ASGI scope."""
+
+    def get(self, carrier: Scope, key: str) -> list[str] | None:
+        name, headers = key.encode(), carrier.get("headers", ())
+        found = [v.decode("latin-1") for k, v in headers if k == name]
+        return found or None
+
+    def keys(self, carrier: Scope) -> list[str]:
+        return [key.decode("latin-1") for key, _ in carrier.get("headers", ())]
+
+
+SCOPE_HEADERS = _ScopeHeaders()
 
 
 def header(scope: Scope, name: bytes) -> str | None:
