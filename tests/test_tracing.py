@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -44,6 +45,7 @@ from atalaia.cli.demo import free_port
 from atalaia.cluster import supervisor
 from atalaia.cluster.gateway import (
     SERVICES,
+    GatewayTls,
     gateway_spec,
     nginx_binary,
     render_nginx_conf,
@@ -51,6 +53,7 @@ from atalaia.cluster.gateway import (
 from atalaia.cluster.supervisor import ProcessSpec
 from atalaia.logging import configure_logging
 from atalaia.settings import Settings
+from atalaia.tls import ensure_self_signed
 from atalaia.worker import create_worker_app
 from fixtures import require_service
 from fixtures.api import bearer, inline_body, predict, wait_for
@@ -273,17 +276,24 @@ def served(app: object, port: int) -> Iterator[None]:
 
 
 @contextmanager
-def gateway_to(training_port: int, folder: Path) -> Iterator[str]:
+def gateway_to(
+    training_port: int, folder: Path
+) -> Iterator[tuple[str, ssl.SSLContext]]:
     """The platform's nginx gateway, the training service at `training_port`
-    (nothing listens for the others); yields its URL."""
+    (nothing listens for the others); yields its HTTPS URL and a client
+    context trusting its self-signed certificate."""
     unused = [f"127.0.0.1:{free_port()}"]
     upstreams = dict.fromkeys(SERVICES, unused)
     upstreams["training"] = [f"127.0.0.1:{training_port}"]
-    conf, port = folder / "nginx.conf", free_port()
+    conf, port, tls_port = folder / "nginx.conf", free_port(), free_port()
+    files = ensure_self_signed(folder)[0]
     conf.write_text(
         render_nginx_conf(
             upstreams,
             listen=f"127.0.0.1:{port}",
+            tls=GatewayTls(
+                f"127.0.0.1:{tls_port}", str(files.cert), str(files.key), tls_port
+            ),
             runtime_dir=str(folder),
             access_log=str(folder / "access.log"),
             user="root" if os.geteuid() == 0 else None,
@@ -294,7 +304,8 @@ def gateway_to(training_port: int, folder: Path) -> Iterator[str]:
     )
     try:
         supervisor.wait_ready([started], timeout_s=10)
-        yield str(started.url)
+        trusting = ssl.create_default_context(cafile=files.cert)
+        yield f"https://127.0.0.1:{tls_port}", trusting
     finally:
         supervisor.stop([started])
 
@@ -308,7 +319,7 @@ def test_the_gateway_passes_the_trace_and_its_request_id_on(
     port = free_port()
     with (
         served(create_training_app(settings), port),
-        gateway_to(port, tmp_path) as gateway,
+        gateway_to(port, tmp_path) as (gateway, trusting),
         caller.start_as_current_span("caller") as calling,
     ):
         answer = httpx.post(  # instrumented: sends `traceparent`
@@ -316,6 +327,7 @@ def test_the_gateway_passes_the_trace_and_its_request_id_on(
             json=inline_body(),
             headers=bearer(settings, Role.DATA_SCIENTIST),
             timeout=30,
+            verify=trusting,
         )
     assert answer.status_code == 202, answer.text
 
