@@ -31,7 +31,7 @@ from atalaia.adapters.db.repositories import AuditEntry
 from atalaia.api.common.auth import Authenticator, Principal
 from atalaia.api.common.body_limits import PREDICTION
 from atalaia.api.common.client_address import TrustedProxies
-from atalaia.api.common.deps import Admin, SensorWriter, dependants
+from atalaia.api.common.deps import Admin, FleetAdmin, SensorWriter, dependants
 from atalaia.api.common.resources import Resources
 from atalaia.api.common.sign_ins import (
     SIGN_IN_FAILED,
@@ -46,7 +46,7 @@ from atalaia.settings import Settings
 
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _API = "/api/v1"  # the prefix every service's routers are included under
-_ADMIN_CHECK = get_args(Admin)[1].dependency
+_ADMIN_CHECKS = frozenset(get_args(a)[1].dependency for a in (Admin, FleetAdmin))
 _SENSOR_CHECK = get_args(SensorWriter)[1].dependency
 _PREDICTIONS = tuple(f"{_API}/{route}" for route in PREDICTION.routes)
 
@@ -73,7 +73,7 @@ def kind_of(route: Any, template: str) -> Kind:
     if dependant is None:  # a mounted app (the console's files)
         return Kind.MANAGEMENT
     calls = {d.call for d in dependants(dependant)}
-    if _ADMIN_CHECK in calls:
+    if calls & _ADMIN_CHECKS:
         return Kind.ADMIN
     if _SENSOR_CHECK in calls or template.startswith(_PREDICTIONS):
         return Kind.SENSOR

@@ -23,8 +23,6 @@ from atalaia.adapters.db.repositories.incidents import parse_cursor
 from atalaia.adapters.db.tables import AuditRow, utcnow
 from atalaia.logging import CLIENT_ADDRESS, REQUEST_ID
 
-log = structlog.get_logger("atalaia.audit")
-
 _ADDED = "atalaia.audit.added"  # session.info: rows added, not yet flushed
 _FLUSHED = "atalaia.audit.flushed"  # session.info: their log lines, until commit
 
@@ -186,8 +184,11 @@ def _written(session: Session, _flush: UOWTransaction) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    for fields in session.info.pop(_FLUSHED, []):
-        log.info("audit", **fields)
+    entries = session.info.pop(_FLUSHED, [])
+    if entries:  # a logger bound now: the logging configured now (a command's)
+        log = structlog.get_logger("atalaia.audit")
+        for fields in entries:
+            log.info("audit", **fields)
 
 
 @event.listens_for(Session, "after_rollback")
