@@ -47,7 +47,7 @@ def test_benchmark_runs_and_reports(args: list[str]) -> None:
     result = CliRunner().invoke(app, [*args, "--no-record"])
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"{args[0]}: ")
+    assert result.stdout.startswith(f"{args[0]}: ")
 
 
 @pytest.mark.usefixtures("mosquitto")
@@ -68,7 +68,7 @@ def test_fleet_retrain_runs_and_reports(own_postgres: str, algorithm: str) -> No
     result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("fleet-retrain: ")
+    assert result.stdout.startswith("fleet-retrain: ")
     assert "registered 20, jobs_succeeded 20," in result.output
 
 
@@ -93,8 +93,8 @@ def test_quality_scores_a_labelled_folder(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("quality: files 1, flag_all_f1 0.667, ")
-    cells = result.output.strip().split(", ")
+    assert result.stdout.startswith("quality: files 1, flag_all_f1 0.667, ")
+    cells = result.stdout.strip().split(", ")
     assert "zscore_valve1_f1 1" in cells
     assert "zscore_nab 100" in cells  # its flags start at the changepoint
     assert "multivariate_valve1_f1 1" in cells  # both channels as one sensor

@@ -14,6 +14,6 @@ def test_backup_runs_and_reports(own_postgres: str) -> None:
     result = CliRunner().invoke(app, [*args, "--url", own_postgres, "--no-record"])
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("backup: models 300, readings 3000,")
+    assert result.stdout.startswith("backup: models 300, readings 3000,")
     assert "rto_s_at" in result.output
     assert "rpo_h 6" in result.output

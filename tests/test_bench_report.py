@@ -15,7 +15,7 @@ def test_report_week_runs_and_reports(own_postgres: str) -> None:
     result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("report-week: ")
+    assert result.stdout.startswith("report-week: ")
     assert "incidents 5" in result.output
     assert "pdf_s" in result.output
     assert "scheduled_s" in result.output

@@ -15,7 +15,7 @@ def test_chart_benchmark_runs_and_reports() -> None:
     result = CliRunner().invoke(app, args)
 
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("chart: ")
+    assert result.stdout.startswith("chart: ")
     found = re.search(r"chart_20000_points (\d+),", result.output)
     assert found is not None
     assert int(found[1]) <= 4 * 1_000  # of 20,000 readings: decimated

@@ -171,7 +171,7 @@ class TestRecord:
         self, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         log = CapturingLogger()
-        monkeypatch.setattr(audit_module, "log", log)
+        monkeypatch.setattr(audit_module, "_audit_logger", lambda: log)
         with sessions() as session:
             AuditLog(session).record(actor="ana", action="undone", target="x")
             session.flush()

@@ -52,7 +52,7 @@ def test_sign_in_with_the_provider_then_sign_out(
     chromium: Browser, oidc_provider: OidcProvider, console_base: str
 ) -> None:
     page, problems = _sign_in_as(
-        chromium, oidc_provider, console_base, "ana", "#/models"
+        chromium, oidc_provider, console_base, "leo", "#/models"
     )
 
     page.wait_for_url(f"{console_base}/console/#/models")  # no code left in it
@@ -61,7 +61,7 @@ def test_sign_in_with_the_provider_then_sign_out(
     screenshot(page, "oidc-signed-in")
     kept = page.evaluate("sessionStorage.getItem('atalaia.token')")
     claims = jwt.decode(kept, options={"verify_signature": False})
-    assert (claims["aud"], claims["sub"]) == (AUDIENCE, "ana")  # the access token
+    assert (claims["aud"], claims["sub"]) == (AUDIENCE, "leo")  # the access token
     assert problems.take() == []
 
     page.locator("#who").get_by_role("button", name="Sign out").click()

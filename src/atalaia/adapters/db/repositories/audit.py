@@ -185,10 +185,16 @@ def _written(session: Session, _flush: UOWTransaction) -> None:
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
     entries = session.info.pop(_FLUSHED, [])
-    if entries:  # a logger bound now: the logging configured now (a command's)
-        log = structlog.get_logger("atalaia.audit")
+    if entries:
+        log = _audit_logger()
         for fields in entries:
             log.info("audit", **fields)
+
+
+def _audit_logger() -> Any:
+    """A logger bound now, to the logging configured now (a command's), not to
+    the one of the first entry this process logged."""
+    return structlog.get_logger("atalaia.audit")
 
 
 @event.listens_for(Session, "after_rollback")
