@@ -108,6 +108,8 @@ class AuditTrail:
             await run_in_threadpool(writer.stop)
 
     def begin(self, scope: Scope, _headers: list[tuple[bytes, bytes]], /) -> None:
+        if scope["path"].startswith(_PREDICTIONS):
+            return  # never recorded: the hot path works out no address
         CLIENT_ADDRESS.set(self.proxies.client_of(scope))
 
     def end(self, scope: Scope, route: str, status: int, _started: float, /) -> None:
