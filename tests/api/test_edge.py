@@ -15,6 +15,7 @@ from atalaia.api.common.edge import Edge, EdgeMiddleware, Headers
 from atalaia.api.common.errors import install_error_handlers
 from atalaia.api.common.fast_routes import FastRoute, ServiceApp, install_fast_routes
 from atalaia.api.common.observability import HttpMetrics, RequestIds
+from atalaia.errors import AuthenticationFailed
 from atalaia.logging import REQUEST_ID
 from atalaia.settings import Settings
 from fixtures.api import SERVICES
@@ -34,12 +35,23 @@ class Recorder:
         self.seen.append((self.name, "end", route, str(status)))
 
 
+class Cold(Recorder):
+    """A step of FastAPI's path alone, told of every refusal."""
+
+    HOT = False
+
+    def refused(self, _scope: Scope, route: str, /) -> None:
+        self.seen.append((self.name, "refused", route))
+
+
 class Echo(BaseModel):
     text: str
 
 
-async def bound_id(_scope: Scope, _body: bytes) -> bytes:
-    """The request id the logs name while the route runs."""
+async def bound_id(scope: Scope, _body: bytes) -> bytes:
+    """The request id the logs name while the route runs; 401 for name `locked`."""
+    if scope["path_params"]["name"] == "locked":
+        raise AuthenticationFailed("no token")
     return orjson.dumps({"request_id": REQUEST_ID.get()})
 
 
@@ -52,6 +64,8 @@ def serve(edge: Edge) -> TestClient:
 
     @app.post("/api/v1/slow/{name}")
     async def slow(name: str) -> dict[str, str | None]:
+        if name == "locked":
+            raise AuthenticationFailed("no token")
         return {"name": name, "request_id": REQUEST_ID.get()}
 
     return TestClient(app)
@@ -90,6 +104,32 @@ def test_both_paths_run_every_step_in_order(path: str) -> None:
         ("inner", "begin", path),
         ("inner", "end", route, "200"),
         ("outer", "end", route, "200"),
+    ]
+
+
+def test_a_cold_step_is_left_out_of_the_hot_path_but_for_refusals() -> None:
+    seen: list[tuple[str, ...]] = []
+    client = serve(Edge(Recorder("all", seen), Cold("cold", seen)))
+
+    answers = [
+        client.post(path, content=b"{}")
+        for path in ("/api/v1/hot/a", "/api/v1/hot/locked", "/api/v1/slow/locked")
+    ]
+
+    assert [a.status_code for a in answers] == [200, 401, 401]
+    assert "x-cold" not in answers[0].headers
+    hot, slow = "/api/v1/hot/{name}", "/api/v1/slow/{name}"
+    assert seen == [
+        ("all", "begin", "/api/v1/hot/a"),
+        ("all", "end", hot, "200"),
+        ("all", "begin", "/api/v1/hot/locked"),
+        ("cold", "refused", hot),
+        ("all", "end", hot, "401"),
+        ("all", "begin", "/api/v1/slow/locked"),
+        ("cold", "begin", "/api/v1/slow/locked"),
+        ("cold", "refused", slow),
+        ("cold", "end", slow, "401"),
+        ("all", "end", slow, "401"),
     ]
 
 

@@ -2,7 +2,8 @@
 
 `AuditTrail` is an edge step and a part of the app's lifespan. Beginning a
 request, it names the client's address (`CLIENT_ADDRESS`, behind the trusted
-proxies) for every entry the request records. Once answered, it records:
+proxies) for every entry the request records; the hot routes (predictions,
+never recorded) skip it but for their refusals. Once answered, it records:
 
 - a state-changing call (POST, PUT, PATCH, DELETE) answered 2xx, but sensor
   traffic (predictions, readings ingested): `http.<method>`, the route's
@@ -81,7 +82,9 @@ def kind_of(route: Any, template: str) -> Kind:
 
 
 class AuditTrail:
-    """Edge step (`begin`, `end`) and lifespan part (`running`)."""
+    """Edge step (`begin`, `end`, `refused`) and lifespan part (`running`)."""
+
+    HOT = False  # predictions are never recorded: no cost on their path
 
     def __init__(self, settings: Settings) -> None:
         self.proxies = TrustedProxies(settings.trusted_proxies)
@@ -112,13 +115,11 @@ class AuditTrail:
             return  # never recorded: the hot path works out no address
         CLIENT_ADDRESS.set(self.proxies.client_of(scope))
 
-    def end(self, scope: Scope, route: str, status: int, _started: float, /) -> None:
+    def end(self, scope: Scope, _route: str, status: int, _started: float, /) -> None:
         try:
-            if self._writer is None:
+            if self._writer is None or status == 401:
                 return
-            if status == 401:
-                self._failed(scope, route)
-            elif (template := self._recorded(scope, status)) is not None:
+            if (template := self._recorded(scope, status)) is not None:
                 self._writer.put(self._call(scope, template, status))
         finally:
             CLIENT_ADDRESS.set(None)
@@ -175,7 +176,8 @@ class AuditTrail:
         assert self._authenticator is not None
         return self._authenticator.authenticate(token)
 
-    def _failed(self, scope: Scope, route: str) -> None:
+    def refused(self, scope: Scope, route: str, /) -> None:
+        """A failed sign-in, within the budget."""
         left_out = self.failures.take(time.monotonic())
         if left_out is None or self._writer is None:
             return
@@ -191,7 +193,7 @@ class AuditTrail:
                     "path": str(scope["path"])[:1000],
                     "unrecorded_before": left_out,
                 },
-                address=CLIENT_ADDRESS.get(),
+                address=self.proxies.client_of(scope),
                 request_id=REQUEST_ID.get(),
             )
         )

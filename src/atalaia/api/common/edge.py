@@ -12,7 +12,11 @@ of its own. A step has one hook or both:
 - `end(scope, route, status, started)` once answered, in reverse order (also
   the steps after one that refused): `route` is the route template
   ("unmatched" if none), `status` 500 if the app failed, `started` the
-  request's `perf_counter()` on arrival.
+  request's `perf_counter()` on arrival;
+- `refused(scope, route)` for a request answered 401, before the `end`s.
+
+A step with `HOT = False` is left out of the hot routes' `begin`s and `end`s
+(their sensor traffic is nothing to it) but still hears of their refusals.
 """
 
 from __future__ import annotations
@@ -39,18 +43,28 @@ class EndsRequests(Protocol):
     def end(self, scope: Scope, route: str, status: int, started: float, /) -> None: ...
 
 
-Step = BeginsRequests | EndsRequests
+@runtime_checkable
+class HearsRefusals(Protocol):
+    def refused(self, scope: Scope, route: str, /) -> None: ...
+
+
+Step = BeginsRequests | EndsRequests | HearsRefusals
 
 
 class Edge:
     """The steps every request goes through, in the order they begin; a path
-    calls `begins` before the route and `ends` once answered."""
+    calls `begins` before the route, `ends` once answered and `refusals` if
+    that was a 401 (the hot routes: `hot_begins`, `hot_ends`)."""
 
     def __init__(self, *steps: Step) -> None:
         self.steps = steps
         # Bound once, and only the hooks a step has: the hot path loops on them.
         self.begins = tuple(s.begin for s in steps if isinstance(s, BeginsRequests))
         self.ends = tuple(s.end for s in steps[::-1] if isinstance(s, EndsRequests))
+        hot = [s for s in steps if getattr(s, "HOT", True)]
+        self.hot_begins = tuple(s.begin for s in hot if isinstance(s, BeginsRequests))
+        self.hot_ends = tuple(s.end for s in hot[::-1] if isinstance(s, EndsRequests))
+        self.refusals = tuple(s.refused for s in steps if isinstance(s, HearsRefusals))
 
 
 class EdgeMiddleware:
@@ -85,5 +99,8 @@ class EdgeMiddleware:
                 await serve_within_limit(self.app, scope, receive, send_with_headers)
         finally:
             template = getattr(scope.get("route"), "path", None) or "unmatched"
+            if status == 401:
+                for refused in self.edge.refusals:
+                    refused(scope, template)
             for end in self.edge.ends:
                 end(scope, template, status, started)

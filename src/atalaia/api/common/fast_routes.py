@@ -89,7 +89,8 @@ class _Hot:
             for route in routes
         ]
         self.prefixes = tuple({prefix + r.path.split("{")[0] for r in routes})
-        self.begins, self.ends = edge.begins, edge.ends
+        self.begins, self.ends = edge.hot_begins, edge.hot_ends
+        self.refusals = edge.refusals
         self.handlers = handlers
 
     def match(self, path: str) -> tuple[str, FastRoute, dict[str, str]] | None:
@@ -132,6 +133,9 @@ class _Hot:
         start = {"type": "http.response.start", "status": status, "headers": headers}
         await send(start)
         await send({"type": "http.response.body", "body": body})
+        if status == 401:
+            for refused in self.refusals:
+                refused(scope, template)
         for end in self.ends:
             end(scope, template, status, started)
 
