@@ -21,6 +21,8 @@ from atalaia.adapters.db.tables import AuditRow
 from atalaia.api.common.auth import Role
 from atalaia.api.common.sign_ins import fingerprint
 from atalaia.cli import app
+from atalaia.cli.serve import ensure_admin_token
+from atalaia.settings import Settings
 from fixtures.training_process import ATALAIA, training_process
 
 AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -50,6 +52,35 @@ def test_creating_a_token_records_its_fingerprint_never_the_token(
     }
     assert token not in json.dumps(row.detail)
     assert '"event": "audit"' in result.stderr  # the log line, on stderr
+
+
+def test_a_limited_token_and_the_first_admin_token_are_recorded(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"ATALAIA_HOME": str(tmp_path / "home"), "ATALAIA_DATABASE_URL": url}
+    argv = ["token", "create", "--role", "viewer", "--subject", "lia"]
+
+    made = CliRunner().invoke(app, [*argv, "--group", "b", "--group", "a"], env=env)
+    path, created = ensure_admin_token(
+        Settings(home=tmp_path / "home", database_url=url)
+    )
+
+    assert made.exit_code == 0, made.output
+    assert created
+    admin = Path(path).read_text().strip()
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        rows = session.scalars(select(AuditRow).order_by(AuditRow.id)).all()
+    engine.dispose()
+    assert [(r.action, r.target) for r in rows] == [
+        ("token.create", "lia"),
+        ("token.create", "admin"),
+    ]
+    assert rows[0].detail["groups"] == ["a", "b"]
+    assert rows[1].detail["fingerprint"] == fingerprint(admin, {})
+    assert rows[1].detail["role"] == "admin"
+    assert "groups" not in rows[1].detail
 
 
 @pytest.fixture

@@ -184,6 +184,20 @@ class TestCommandsWithoutACluster:
         assert result.exit_code == 2
         assert "PostgreSQL" in result.output
 
+    def test_up_refuses_an_unreachable_database_before_writing_a_token(
+        self, tmp_path: Path
+    ) -> None:
+        env = {
+            "ATALAIA_HOME": str(tmp_path),
+            "ATALAIA_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/x",
+        }
+
+        result = runner.invoke(app, ["up"], env=env)
+
+        assert result.exit_code != 0
+        assert "database" in result.output.lower()
+        assert not (tmp_path / "admin-token").exists()
+
     @pytest.mark.parametrize("command", ["status", "down"])
     def test_status_and_down_say_nothing_runs(
         self, command: str, tmp_path: Path

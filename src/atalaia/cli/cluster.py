@@ -8,7 +8,7 @@ from typing import Annotated, NoReturn
 import typer
 from sqlalchemy.engine import make_url
 
-from atalaia.cli.serve import ensure_admin_token
+from atalaia.cli.serve import ServiceRole, check_database, ensure_admin_token
 from atalaia.cluster import local
 from atalaia.cluster.gateway import nginx_binary
 from atalaia.cluster.supervisor import LOOPBACK, Started, StartFailed, alive
@@ -81,6 +81,7 @@ def up(
         https_url = f"https://{LOOPBACK}:{gateway_tls_port}"
     if busy := local.busy_ports(specs):
         _fail(f"ports in use: {', '.join(map(str, busy))} (see --port-offset)")
+    check_database(settings, ServiceRole.TRAINING)  # the admin token is recorded
     token_path, _ = ensure_admin_token(settings)
     typer.echo(f"starting {len(specs)} processes", err=True)
     try:

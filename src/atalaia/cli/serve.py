@@ -14,6 +14,7 @@ from atalaia.adapters.db.engine import make_engine
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.cli.failures import DatabaseUnreachable, database_failure, port_failure
+from atalaia.cli.token import record_creation
 from atalaia.errors import DependencyUnavailable
 from atalaia.files import touch_private
 from atalaia.settings import Settings, load_settings
@@ -54,13 +55,16 @@ def create_role_app(role: ServiceRole, settings: Settings) -> FastAPI:
 
 
 def ensure_admin_token(settings: Settings) -> tuple[str, bool]:
-    """The path of the admin token file, written on first start; (path, created)."""
+    """The path of the admin token file, written (and recorded in the audit log)
+    on first start; (path, created)."""
     path = settings.home / "admin-token"
     if path.exists():
         return str(path), False
+    ttl_s = settings.token_ttl_hours * 3600
     token = authenticator_for(settings).issue(
-        subject="admin", role=Role.ADMIN, ttl_s=settings.token_ttl_hours * 3600
+        subject="admin", role=Role.ADMIN, ttl_s=ttl_s
     )
+    record_creation(settings, token, "admin", Role.ADMIN, ttl_s)
     touch_private(path)
     path.write_text(token + "\n")
     return str(path), True

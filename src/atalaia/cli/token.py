@@ -38,7 +38,7 @@ def create(
     ] = None,
 ) -> None:
     """Print a token signed with this installation's secret; the audit log
-    records it (`token.create`: subject, role, expiry, fingerprint)."""
+    records it (`token.create`: subject, role, expiry, fingerprint, groups)."""
     try:
         parsed = Role.parse(role)
     except ValueError as exc:
@@ -55,8 +55,7 @@ def create(
     token = authenticator_for(settings).issue(
         subject=subject, role=parsed, ttl_s=ttl_hours * 3600, groups=groups
     )
-    expires = datetime.now(UTC) + timedelta(hours=ttl_hours)
-    _record_creation(settings, token, subject, parsed, expires)
+    record_creation(settings, token, subject, parsed, ttl_hours * 3600, groups)
     typer.echo(token)
 
 
@@ -73,11 +72,18 @@ def _groups(names: list[str] | None) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def _record_creation(
-    settings: Settings, token: str, subject: str, role: Role, expires: datetime
+def record_creation(
+    settings: Settings,
+    token: str,
+    subject: str,
+    role: Role,
+    ttl_s: float,
+    groups: frozenset[str] | None = None,
 ) -> None:
     """The `token.create` entry (the token's fingerprint, never the token),
-    written before the token is printed: no token goes unrecorded."""
+    written before the token is handed out: no token goes unrecorded."""
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    limited = {} if groups is None else {"groups": sorted(groups)}
     configure_logging(level=settings.log_level, json=settings.log_json)  # stderr
     upgrade_database(settings.database_url)  # as the services do on start
     engine = engine_for(settings, serving=False)
@@ -86,7 +92,7 @@ def _record_creation(
             AuditLog(session).record(
                 actor=f"cli:{_os_user()}", action="token.create", target=subject,
                 role=role.label, expires_at=expires.isoformat(),
-                fingerprint=fingerprint(token, {}),
+                fingerprint=fingerprint(token, {}), **limited,
             )  # fmt: skip
             session.commit()
     finally:
