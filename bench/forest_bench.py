@@ -71,9 +71,10 @@ from bench.predict_bench import (
     median_measured,
     registry_of,
     serving_atalaia,
+    single_requests,
     verdict_of,
 )
-from bench.reference_app import BATCH, PREDICT, Models
+from bench.reference_app import BATCH, Models
 from bench.seasonal_bench import library_verdicts
 
 # Each server: its name, its registry's family, the share of forests its budget holds.
@@ -251,12 +252,7 @@ def _requests(
         registry, rng, readings, series_per_request, start=after, sd=sd
     )
     requests = {
-        "single": [
-            Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
-            for s, t, v in zip(
-                singles[0], singles[1].tolist(), singles[2].tolist(), strict=True
-            )
-        ],
+        "single": single_requests(singles),
         "columns": [Request(BATCH, orjson.dumps(as_columns(b))) for b in batches],
     }
     return _Fleet(forests, registries, singles, batches, requests)

@@ -16,7 +16,6 @@ from dataclasses import replace
 
 import httpx
 import numpy as np
-import orjson
 
 from atalaia.api.common.auth import Authenticator, Role
 from bench._servers import Server
@@ -30,8 +29,8 @@ from bench.predict_bench import (
     make_readings,
     markdown_table,
     measured_cells,
+    single_requests,
 )
-from bench.reference_app import PREDICT
 
 CONNECTIONS = 64
 COST_TARGET = 0.95
@@ -62,10 +61,7 @@ def groups_cost(
         rng = np.random.default_rng(1)
         rows = rng.integers(0, models, DISTINCT_REQUESTS)
         ids, timestamps, values = make_readings(registry, rng, rows, sd=0.39)
-        requests = [
-            Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
-            for s, t, v in zip(ids, timestamps.tolist(), values.tolist(), strict=True)
-        ]
+        requests = single_requests((ids, timestamps, values))
 
         def check(_name: str, server: Server, served: Registry) -> None:
             _answered(server, served, requests[0])

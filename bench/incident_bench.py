@@ -27,10 +27,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 
 from bench._servers import atalaia_serve, free_port, serve
-from bench._wrk import Request
 from bench.predict_bench import (
     DISTINCT_REQUESTS,
     Figures,
@@ -40,6 +38,7 @@ from bench.predict_bench import (
     make_readings,
     markdown_table,
     measured_cells,
+    single_requests,
 )
 from bench.reference_app import PREDICT
 
@@ -59,10 +58,7 @@ def incident_cost(
         ids, timestamps, values = make_readings(registry, rng, rows, sd=ANOMALY_SD)
         expected, spread = registry.band_at(rows, timestamps)
         share = float(np.mean(np.abs(values - expected) > spread))
-        requests = [
-            Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
-            for s, t, v in zip(ids, timestamps.tolist(), values.tolist(), strict=True)
-        ]
+        requests = single_requests((ids, timestamps, values))
         servers = {
             mode: _with_env(registry, ATALAIA_INCIDENTS_ENABLED=str(mode == "on"))
             for mode in ("on", "off")

@@ -133,10 +133,7 @@ def predict_single(
             registry, rng, rng.integers(0, models, DISTINCT_REQUESTS)
         )
         readings = list(zip(ids, timestamps.tolist(), values.tolist(), strict=True))
-        requests = [
-            Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
-            for s, t, v in readings
-        ]
+        requests = single_requests((ids, timestamps, values))
         expected = [verdict_of(registry.models.answer(*r)) for r in readings[:SAMPLES]]
         measured: dict[tuple[str, int], Measured] = {}
         for name, app, workers, concurrency in (
@@ -297,6 +294,15 @@ def registry_of(
 
 
 Readings = tuple[list[str], Values, Values]  # series ids, timestamps, values
+
+
+def single_requests(readings: Readings) -> list[Request]:
+    """One POST /predict/{series_id} a reading."""
+    ids, timestamps, values = readings
+    return [
+        Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
+        for s, t, v in zip(ids, timestamps.tolist(), values.tolist(), strict=True)
+    ]
 
 
 def make_readings(

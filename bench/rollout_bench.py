@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import numpy as np
-import orjson
 from sqlalchemy import insert
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
@@ -34,8 +33,8 @@ from bench.predict_bench import (
     make_readings,
     markdown_table,
     measured_cells,
+    single_requests,
 )
-from bench.reference_app import PREDICT
 
 CONNECTIONS = 64
 COST_TARGET = 0.9
@@ -52,10 +51,7 @@ def canary_cost(
         rng = np.random.default_rng(1)
         rows = rng.integers(0, models, DISTINCT_REQUESTS)
         ids, timestamps, values = make_readings(plain, rng, rows, sd=0.39)
-        requests = [
-            Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
-            for s, t, v in zip(ids, timestamps.tolist(), values.tolist(), strict=True)
-        ]
+        requests = single_requests((ids, timestamps, values))
         series = sorted(set(ids))
         _start_canaries(canaried, series, percentage)
         shares: list[float] = []

@@ -53,10 +53,11 @@ from bench.predict_bench import (
     measure_once,
     median_measured,
     serving_atalaia,
+    single_requests,
     table_rate,
     verdict_of,
 )
-from bench.reference_app import BATCH, PREDICT
+from bench.reference_app import BATCH
 
 ALGORITHMS = ("zscore", SEASONAL.name)
 # Each load: its form, and the connections wrk keeps busy.
@@ -86,10 +87,7 @@ class _Side:
             registry, rng, readings, series_per_request, over_week=True
         )
         requests = {
-            "single": [
-                Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
-                for s, t, v in _as_list(singles)
-            ],
+            "single": single_requests(singles),
             "columns": [Request(BATCH, orjson.dumps(as_columns(b))) for b in batches],
         }
         return cls(registry, singles, batches, requests)
@@ -166,11 +164,6 @@ def _hours_hit(side: _Side) -> int:
     """How many hours of the week the checked readings fall in."""
     times = np.concatenate([side.singles[1], side.batches[0][1]])
     return int(np.unique(np.mod(times, WEEK) // HOUR).size)
-
-
-def _as_list(readings: Readings) -> list[tuple[str, float, float]]:
-    ids, timestamps, values = readings
-    return list(zip(ids, timestamps.tolist(), values.tolist(), strict=True))
 
 
 def library_model(registry: Registry, row: int) -> BandModel:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import orjson
 
 from atalaia.cli.demo import free_port
 from atalaia.tracing import requested
-from bench._wrk import Request
 from bench.predict_bench import (
     DISTINCT_REQUESTS,
     Figures,
@@ -28,8 +26,8 @@ from bench.predict_bench import (
     make_readings,
     markdown_table,
     measured_cells,
+    single_requests,
 )
-from bench.reference_app import PREDICT
 
 CONNECTIONS = 64
 COST_TARGET = 0.95
@@ -66,10 +64,7 @@ def tracing_cost(models: int, duration_s: int, runs: int) -> tuple[Figures, str]
         rng = np.random.default_rng(1)
         rows = rng.integers(0, models, DISTINCT_REQUESTS)
         ids, timestamps, values = make_readings(registry, rng, rows, sd=0.39)
-        requests = [
-            Request(PREDICT + s, orjson.dumps({"timestamp": t, "value": v}))
-            for s, t, v in zip(ids, timestamps.tolist(), values.tolist(), strict=True)
-        ]
+        requests = single_requests((ids, timestamps, values))
         measured = interleaved(
             set_ups(registry), requests, CONNECTIONS, duration_s, runs
         )
