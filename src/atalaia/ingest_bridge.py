@@ -22,6 +22,7 @@ from atalaia.api.common.resources import authenticator_for
 from atalaia.core.topics import TopicTemplate
 from atalaia.services.mqtt_bridge import BridgeMetrics, BridgeOptions, MqttBridge
 from atalaia.settings import Settings
+from atalaia.tls import client_context
 
 log = structlog.get_logger()
 
@@ -39,7 +40,9 @@ def run_bridge(
     base_url = settings.mqtt_ingest_url or settings.inference_url
     templates = [TopicTemplate.parse(t) for t in settings.mqtt_topics]
     metrics = BridgeMetrics(registry)
-    with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as client:
+    with httpx.Client(
+        base_url=base_url, timeout=REQUEST_TIMEOUT_S, verify=client_context(settings)
+    ) as client:
         subscriber = MqttSubscriber(
             url=settings.mqtt_url,
             client_id=settings.mqtt_client_id,

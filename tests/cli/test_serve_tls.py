@@ -13,9 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from atalaia.adapters.db.migrate import upgrade_database
+from atalaia.api import health
 from atalaia.api.common.auth import Authenticator, Role
 from atalaia.cli import app
 from atalaia.cli.demo import free_port
@@ -25,6 +27,7 @@ from atalaia.cluster import supervisor
 from atalaia.cluster.supervisor import ProcessSpec
 from atalaia.settings import Settings
 from atalaia.tls import client_context, ensure_self_signed, self_signed_files
+from conftest import SettingsFactory
 from fixtures.tls_probe import legacy_client, negotiated
 
 ATALAIA = str(Path(sys.executable).with_name("atalaia"))
@@ -150,3 +153,35 @@ class TestBadSettings:
 
         assert result.exit_code == 2
         assert "ATALAIA_TLS_KEY_FILE: cannot read" in result.output
+
+
+class TestServicesProbingIt:
+    """The health service's probes verify a service served over TLS."""
+
+    def health_of_training(self, settings: Settings) -> str:
+        with TestClient(health.create_app(settings)) as client:
+            body = client.get("/api/v1/health").json()
+        status: str = body["services"]["training"]["status"]
+        return status
+
+    def test_trust_the_self_signed_certificate(
+        self, served: Served, make_settings: SettingsFactory, tmp_path: Path
+    ) -> None:
+        settings = make_settings(
+            f"sqlite:///{tmp_path}/h.db", home=served.home, training_url=served.url
+        )
+
+        assert self.health_of_training(settings) == "up"
+
+    def test_refuse_a_certificate_their_ca_file_did_not_sign(
+        self, served: Served, make_settings: SettingsFactory, tmp_path: Path
+    ) -> None:
+        other, _ = ensure_self_signed(tmp_path / "other")
+        settings = make_settings(
+            f"sqlite:///{tmp_path}/h.db",
+            home=served.home,
+            training_url=served.url,
+            tls_ca_file=other.cert,
+        )
+
+        assert self.health_of_training(settings) == "down"

@@ -58,6 +58,7 @@ def scheduler(
     from atalaia.logging import configure_logging
     from atalaia.scheduler import build_alerter, build_scheduler, utcnow
     from atalaia.settings import load_settings
+    from atalaia.tls import client_context
     from atalaia.tracing import configure_tracing
 
     settings = load_settings()
@@ -70,7 +71,11 @@ def scheduler(
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing("scheduler")
     engine = engine_for(settings, serving=False)
-    client = httpx.Client(base_url=settings.training_url, timeout=REQUEST_TIMEOUT_S)
+    client = httpx.Client(
+        base_url=settings.training_url,
+        timeout=REQUEST_TIMEOUT_S,
+        verify=client_context(settings),
+    )
     try:
         submitter = TrainingApiSubmitter(
             client, token=partial(_token, authenticator_for(settings))

@@ -15,6 +15,7 @@ from atalaia.api.health.routes import router
 from atalaia.api.health.state import ProbeState
 from atalaia.services.health import ServiceProbe
 from atalaia.settings import Settings, load_settings
+from atalaia.tls import client_context
 
 
 def routers() -> list[APIRouter]:
@@ -42,7 +43,9 @@ def health_monitor(
             for n, u in urls.items()
             if n.partition("-")[0] not in embedded
         ]
-        async with httpx.AsyncClient(timeout=s.health_probe_timeout_s) as client:
+        async with httpx.AsyncClient(
+            timeout=s.health_probe_timeout_s, verify=client_context(s)
+        ) as client:
             yield ProbeState(
                 http=client,
                 service_probes=probes,
