@@ -89,9 +89,11 @@ def test_no_page_a_limited_token_can_reach_is_refused_it(
     visit(page, platform, "#/training")
     expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
     expect(page.get_by_role("heading", name="Batches")).to_have_count(0)
+    screenshot(page, "limited-training")
     visit(page, platform, "#/alerts")
     expect(page.get_by_role("heading", name="Rules")).to_be_visible()
     expect(page.get_by_role("heading", name="Recent notifications")).to_have_count(0)
+    screenshot(page, "limited-alerts")
     assert problems.take() == []
 
 
