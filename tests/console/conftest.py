@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from atalaia.api.common.auth import Role
 from atalaia.api.common.resources import authenticator_for
@@ -24,6 +24,8 @@ CANDIDATE = "demo_sensor_001_radial"  # gets a Staging version, promoted by a te
 WAITING = "demo_sensor_002_radial"  # gets a Staging version nobody promotes
 CANARIED = "demo_sensor_002_axial"  # gets a Staging version a test rolls out
 FINISHED = {"succeeded", "failed", "cancelled"}
+# Sensor groups, one a sensor (a line of a plant), for tokens limited to them.
+GROUPS = {"line-1": ["demo_sensor_001"], "line-2": ["demo_sensor_002"]}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,18 @@ class Platform:
     base: str
     tokens: dict[Role, str]
     settings: Settings
+
+    def limited_to(self, groups: frozenset[str]) -> Platform:
+        """The platform with tokens of every role limited to `groups`."""
+        issue = authenticator_for(self.settings).issue
+        named = "-".join(sorted(groups))
+        tokens = {
+            role: issue(
+                subject=f"{role.label}-of-{named}", role=role, ttl_s=3600, groups=groups
+            )
+            for role in Role
+        }
+        return replace(self, tokens=tokens)
 
     def headers(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -54,7 +68,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home: Path = tmp_path_factory.mktemp("console")
     settings = Settings(
         home=home, log_json=False, log_level="WARNING", rate_limit_per_min=100_000,
-        training_min_interval_s=0,
+        training_min_interval_s=0, access_groups=GROUPS,
     )  # fmt: skip
     issue = authenticator_for(settings).issue
     tokens = {
@@ -128,3 +142,12 @@ def signed_in(
 def ready(page: Page, route: str) -> None:
     """Wait until the console has loaded what `route` (e.g. "#/fleet") shows."""
     page.locator(f'#main[data-ready="{route}"]').wait_for(state="attached")
+
+
+def visit(page: Page, platform: Platform, route: str) -> None:
+    """Open `route`, wait until its page says it is loaded, and check it shows
+    a title and no error."""
+    page.goto(f"{platform.base}/console/{route}")
+    ready(page, route)
+    expect(page.locator("main h1")).to_be_visible()
+    expect(page.locator("main .failure")).to_have_count(0)

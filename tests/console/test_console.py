@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.storage import LocalArtifactStore
@@ -23,14 +22,13 @@ from console.conftest import (
     Platform,
     ready,
     signed_in,
+    visit,
 )
 from fixtures.api import wait_for
-from fixtures.browser import open_page, screenshot
+from fixtures.browser import blocking_violations, open_page, screenshot
 from fixtures.reports import workbook
 
 FLAT = "demo_flat_001_radial"  # a series the demo does not make
-# Accessibility failures that block a user (axe-core's impact levels).
-BLOCKING = {"serious", "critical"}
 NARROW = {"width": 375, "height": 800}
 
 
@@ -50,24 +48,6 @@ def _pages(platform: Platform) -> dict[str, str]:
     }
 
 
-def _visit(page: Page, platform: Platform, route: str) -> None:
-    """Open `route` and wait until its page says it is loaded."""
-    page.goto(f"{platform.base}/console/{route}")
-    ready(page, route)
-    expect(page.locator("main h1")).to_be_visible()
-    expect(page.locator("main .failure")).to_have_count(0)
-
-
-def _blocking_violations(page: Page) -> list[str]:
-    report = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at "
-        + ", ".join(str(n["target"]) for n in v["nodes"][:3])
-        for v in report.response["violations"]
-        if v["impact"] in BLOCKING
-    ]
-
-
 @pytest.mark.parametrize("width", ["wide", "narrow"])
 def test_every_page_loads_clean_and_accessible(
     chromium: Browser, platform: Platform, width: str
@@ -75,11 +55,11 @@ def test_every_page_loads_clean_and_accessible(
     size = NARROW if width == "narrow" else {}
     page, problems = signed_in(chromium, platform, Role.ADMIN, **size)
     for name, route in _pages(platform).items():
-        _visit(page, platform, route)
+        visit(page, platform, route)
         screenshot(page, f"{name}-{width}")
 
         assert problems.take() == [], name
-        assert _blocking_violations(page) == [], name
+        assert blocking_violations(page) == [], name
         root = "document.documentElement"
         overflow = page.evaluate(f"{root}.scrollWidth - {root}.clientWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px"
@@ -95,7 +75,7 @@ def test_the_sign_in_page_is_clean_and_accessible(
     ready(page, "#/signin")
     screenshot(page, "signin")
     assert problems.take() == []
-    assert _blocking_violations(page) == []
+    assert blocking_violations(page) == []
 
 
 def test_a_refused_token_is_named_and_nothing_is_kept(
@@ -168,7 +148,7 @@ def test_a_site_on_the_map_opens_its_floor_plan_and_a_sensor(
     chromium: Browser, platform: Platform
 ) -> None:
     page, problems = signed_in(chromium, platform, Role.VIEWER)
-    _visit(page, platform, "#/sites")
+    visit(page, platform, "#/sites")
     dot = page.locator(f'circle.site-dot[data-site="{SITE}"]')
     expect(dot).to_have_count(1)
     expect(page.locator("svg.site-map circle.heat-spot")).to_have_count(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from atalaia.api.common.auth import Role
 from atalaia.api.common.deps import ResourcesDep, Viewer
@@ -19,12 +19,19 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 class WhoAmI(BaseModel):
     subject: str
     role: str
-    roles: list[str]  # the role and every one below it
+    roles: list[str] = Field(description="The role and every one below it")
     auth_enabled: bool
-    # The sensor groups the token is limited to (null: every series), and
-    # those of them the platform does not configure (they cover nothing).
-    groups: list[str] | None = None
-    unknown_groups: list[str] = []
+    groups: list[str] | None = Field(
+        None,
+        description="The sensor groups the token is limited to; null: it covers "
+        "every series. Fleet-wide routes refuse a limited token (403 "
+        "`series_access`), and lists show it its groups' series only.",
+    )
+    unknown_groups: list[str] = Field(
+        default_factory=list,
+        description="Those of `groups` the platform does not configure: they "
+        "cover nothing.",
+    )
 
 
 class ProviderSignIn(BaseModel):
@@ -77,7 +84,7 @@ def _provider_sign_in(
 
 @router.get("/whoami", response_model=WhoAmI)
 def whoami(principal: Viewer, resources: ResourcesDep) -> WhoAmI:
-    """The token's subject and role (with auth off: an anonymous admin)."""
+    """The token's subject, role and sensor groups (auth off: an anonymous admin)."""
     return WhoAmI(
         subject=principal.subject,
         role=principal.role.label,

@@ -5,7 +5,8 @@ const BASE = "/api/v1";
 
 export const session = {
   token: sessionStorage.getItem(TOKEN_KEY),
-  who: null, // {subject, role, roles, auth_enabled} once known
+  // {subject, role, roles, auth_enabled, groups, unknown_groups} once known
+  who: null,
 };
 
 export function signIn(token) {
@@ -29,6 +30,13 @@ export function signOut() {
 /** Whether the signed-in role is `role` or above. */
 export function may(role) {
   return Boolean(session.who && session.who.roles.includes(role));
+}
+
+/** The sensor groups the token is limited to; null when it covers every
+ *  series. The server refuses a limited token every fleet-wide view (403
+ *  `series_access`): the console neither offers nor asks for them. */
+export function limitedTo() {
+  return (session.who && session.who.groups) || null;
 }
 
 export class ApiError extends Error {

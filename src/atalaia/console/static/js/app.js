@@ -1,8 +1,8 @@
 // The console's shell: the signed-in session, the header and the hash router.
 
-import { afterSignIn, api, session, signIn, signOut } from "./api.js";
+import { afterSignIn, api, limitedTo, session, signIn, signOut } from "./api.js";
 import { finishSignIn } from "./oidc.js";
-import { clear, failure, h } from "./ui.js";
+import { clear, failure, h, heading } from "./ui.js";
 
 // "#/incidents/12" → the page module and its parameters.
 const ROUTES = [
@@ -19,6 +19,11 @@ const ROUTES = [
   [/^#\/sites\/([^/?]+)$/, "site"],
 ];
 const HOME = "#/fleet";
+// Pages of fleet-wide views only (GET /models/overview): the server refuses
+// them to a token limited to sensor groups, so the console neither lists nor
+// opens them for one. Pages that mix in a fleet-wide section leave it out
+// themselves (limitedTo()); a limited token's Fleet page shows its sensors.
+const FLEET_WIDE = new Set(["models"]);
 
 let leave = null; // the current page's clean-up (timers, charts)
 let turn = 0; // which navigation is current: a slow page never paints over a newer one
@@ -59,6 +64,7 @@ function showWho() {
   clear(box,
     h("span", { class: "subject" }, who.subject), " ",
     h("span", { class: "badge badge-role" }, who.role.replace("_", " ")),
+    groupsBadge(who),
     who.auth_enabled ? h("button", {
       type: "button", class: "link", onclick: () => {
         signOut();
@@ -66,6 +72,37 @@ function showWho() {
         location.hash = "#/signin";
       },
     }, "Sign out") : null);
+}
+
+/** The sensor groups a limited token covers (none for a full token); a group
+ *  the platform does not configure covers nothing, and says so. */
+function groupsBadge(who) {
+  if (!who.groups) return null;
+  const unknown = new Set(who.unknown_groups);
+  const names = who.groups.map((g) => (unknown.has(g) ? `${g} (not configured)` : g));
+  const text = names.join(", ") || "none";
+  return h("span", { class: "badge badge-groups", title: `Sensor groups: ${text}` },
+    h("span", { class: "visually-hidden" }, "Sensor "), "groups: ", text);
+}
+
+/** Offer a limited token only the pages it may open. */
+function showNav() {
+  const limited = limitedTo() !== null;
+  for (const link of document.querySelectorAll("#nav a")) {
+    link.parentElement.hidden = limited && FLEET_WIDE.has(link.dataset.page);
+  }
+}
+
+/** What a limited token sees on a fleet-wide page: why, and where to go. */
+function fleetWide(main, page) {
+  const title = document.querySelector(`#nav a[data-page="${page}"]`).textContent;
+  const groups = limitedTo().join(", ") || "none";
+  main.append(heading(title), h("div", { class: "notice", role: "note" },
+    h("p", {}, h("strong", {}, `Your token covers sensor groups ${groups}; this view is fleet-wide.`)),
+    h("p", {}, `${title} spans every series of the platform, which a token limited to `
+      + "sensor groups may not see. Your sensors are on the ",
+    h("a", { href: HOME }, "Fleet"), " page, their incidents on the ",
+    h("a", { href: "#/incidents" }, "Incidents"), " page.")));
 }
 
 function markNav(page) {
@@ -100,11 +137,17 @@ async function route() {
       return;
     }
     showWho();
+    showNav();
     markNav(found.page);
-    const module = await import(`./pages/${found.page}.js`);
-    if (mine !== turn) return;
-    clear(main);
-    leave = (await module.render(main, found.params, found.query)) || null;
+    if (limitedTo() && FLEET_WIDE.has(found.page)) {
+      clear(main);
+      fleetWide(main, found.page);
+    } else {
+      const module = await import(`./pages/${found.page}.js`);
+      if (mine !== turn) return;
+      clear(main);
+      leave = (await module.render(main, found.params, found.query)) || null;
+    }
   } catch (error) {
     if (mine !== turn) return;
     if (error.status === 401) {

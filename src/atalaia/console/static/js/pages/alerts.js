@@ -1,28 +1,19 @@
 // Alerts: channels, rules, silences and the notifications with their delivery.
+// A token limited to sensor groups sees no notification: they are of the
+// whole fleet (GET /alerts/notifications is refused to it).
 
-import { api, may } from "../api.js";
+import { api, limitedTo, may } from "../api.js";
 import { ago, badge, field, h, heading, table, toast, when } from "../ui.js";
 
 export async function render(main) {
   const [channels, rules, silences, notifications] = await Promise.all([
     api("/alerts/channels"), api("/alerts/rules"),
     api("/alerts/silences", { query: { active: true } }),
-    api("/alerts/notifications", { query: { limit: 100 } }),
+    !limitedTo() && api("/alerts/notifications", { query: { limit: 100 } }),
   ]);
   const reload = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
   main.append(heading("Alerts"),
-    h("section", { "aria-labelledby": "notifications-title" },
-      h("h2", { id: "notifications-title" }, "Recent notifications"),
-      table([
-        { label: "Created", value: (n) => ago(n.created_at), sort: (n) => -n.created_at },
-        { label: "State", value: (n) => badge(n.state, `delivery-${n.state}`), sort: (n) => n.state },
-        { label: "Channel", value: (n) => n.channel, sort: (n) => n.channel },
-        { label: "Rule", value: (n) => n.rule },
-        { label: "Title", value: (n) => (n.incident_id
-          ? h("a", { href: `#/incidents/${n.incident_id}` }, n.title) : n.title) },
-        { label: "Attempts", value: (n) => String(n.attempts), num: true },
-        { label: "Last error", value: (n) => n.last_error || "—" },
-      ], notifications.notifications, { empty: "Nothing was sent yet." })),
+    ...(notifications ? [notificationSection(notifications.notifications)] : []),
     h("section", { "aria-labelledby": "rules-title" },
       h("h2", { id: "rules-title" }, "Rules"),
       table([
@@ -68,6 +59,22 @@ export async function render(main) {
           } }, "End") }] : []),
       ], silences.silences, { empty: "No silence." }),
       may("data_scientist") ? silenceForm(reload) : null));
+}
+
+/** The notifications sent (of the whole fleet) and how their delivery fared. */
+function notificationSection(list) {
+  return h("section", { "aria-labelledby": "notifications-title" },
+    h("h2", { id: "notifications-title" }, "Recent notifications"),
+    table([
+      { label: "Created", value: (n) => ago(n.created_at), sort: (n) => -n.created_at },
+      { label: "State", value: (n) => badge(n.state, `delivery-${n.state}`), sort: (n) => n.state },
+      { label: "Channel", value: (n) => n.channel, sort: (n) => n.channel },
+      { label: "Rule", value: (n) => n.rule },
+      { label: "Title", value: (n) => (n.incident_id
+        ? h("a", { href: `#/incidents/${n.incident_id}` }, n.title) : n.title) },
+      { label: "Attempts", value: (n) => String(n.attempts), num: true },
+      { label: "Last error", value: (n) => n.last_error || "—" },
+    ], list, { empty: "Nothing was sent yet." }));
 }
 
 function describe(matchers) {

@@ -1,7 +1,9 @@
 // Fleet: every sensor as a cell coloured by its state, grouped by sensor group;
 // counts at the top; the sensors needing attention as a table; auto-refresh.
+// A token limited to sensor groups sees its sensors, without the fleet's
+// reports (GET /reports/fleet, /reports/files: fleet-wide, refused to it).
 
-import { api } from "../api.js";
+import { api, limitedTo } from "../api.js";
 import { storedReports } from "../reports.js";
 import { ago, clear, csvButton, field, h, heading, num, reportButtons, table } from "../ui.js";
 
@@ -55,8 +57,9 @@ export async function render(main, _params, query) {
     else location.hash = hash;
   });
 
-  main.append(heading("Fleet", stamp, reportButtons("/reports/fleet")), counts, form, tip, said, grid, attention,
-    storedReports());
+  const fleet = !limitedTo();
+  main.append(heading("Fleet", stamp, fleet ? reportButtons("/reports/fleet") : null), counts, form,
+    tip, said, grid, attention, ...(fleet ? [storedReports()] : []));
 
   async function load() {
     answer = await api("/fleet/sensors", {

@@ -1,6 +1,8 @@
 // Training: batches with their progress and ETA, recent jobs, failures and retry.
+// A token limited to sensor groups sees its series' jobs; batches span the
+// fleet (GET /training/batches is refused to it).
 
-import { api, may } from "../api.js";
+import { api, limitedTo, may } from "../api.js";
 import { ago, badge, clear, duration, h, heading, num, progress, select, shortId, table, toast, when } from "../ui.js";
 
 const REFRESH_MS = 10_000;
@@ -9,23 +11,25 @@ const STATUSES = [["", "Any status"], ["queued", "Queued"], ["running", "Running
 
 export async function render(main, _params, query) {
   const status = query.get("status") || "";
-  const batches = h("section", { "aria-labelledby": "batches-title" });
+  const batches = limitedTo() ? null : h("section", { "aria-labelledby": "batches-title" });
   const jobs = h("section", { "aria-labelledby": "jobs-title" });
   const filter = select("status", STATUSES, status);
   filter.setAttribute("aria-label", "Job status");
   filter.addEventListener("change", () => {
     location.hash = filter.value ? `#/training?status=${filter.value}` : "#/training";
   });
-  main.append(heading("Training"), batches, jobs);
+  main.append(heading("Training"), ...(batches ? [batches] : []), jobs);
 
   async function load() {
     const [batchPage, jobPage] = await Promise.all([
-      api("/training/batches", { query: { limit: 10 } }),
+      batches && api("/training/batches", { query: { limit: 10 } }),
       api("/training/jobs", { query: { status, limit: 50 } }),
     ]);
-    clear(batches, h("h2", { id: "batches-title" }, "Batches"),
-      batchPage.batches.length ? batchPage.batches.map(batchCard)
-        : h("p", { class: "muted" }, "No batch yet: POST /api/v1/training/batch trains many series at once."));
+    if (batches) {
+      clear(batches, h("h2", { id: "batches-title" }, "Batches"),
+        batchPage.batches.length ? batchPage.batches.map(batchCard)
+          : h("p", { class: "muted" }, "No batch yet: POST /api/v1/training/batch trains many series at once."));
+    }
     clear(jobs, h("div", { class: "section-head" },
       h("h2", { id: "jobs-title" }, "Jobs"), filter), jobTable(jobPage.jobs));
   }
