@@ -60,6 +60,17 @@ def porto(settings: Settings) -> Headers:
     return token(settings, "porto")
 
 
+@pytest.fixture(scope="module")
+def hook(client: TestClient, settings: Settings) -> str:
+    """An alert channel for rules to name."""
+    body = {"type": "webhook", "target": "https://hooks.example.com/x"}
+    made = client.put(
+        "/api/v1/alerts/channels/hook", json=body, headers=token(settings)
+    )
+    assert made.status_code == 200, made.text
+    return "hook"
+
+
 def refusal(response: Any) -> str:
     assert response.status_code == 403, response.text
     assert response.json()["rule"] == "series_access", response.text
@@ -232,6 +243,85 @@ class TestUploads:
         assert upload["invalid_by_reason"] == {"series_access": 1}
         series = client.get(f"{path}/series", headers=scientist).json()["series"]
         assert [s["series_id"] for s in series] == [IN]
+
+
+class TestAlerts:
+    """Silences and alert rules: those a prefix of the token's groups confines."""
+
+    @pytest.mark.parametrize(
+        "matchers",
+        [{"series_prefix": "porto-1"}, {"sensor_id": "porto-1", "kinds": ["anomaly"]},
+         {"sensor_group": "porto-east"}],
+    )  # fmt: skip
+    def test_a_silence_within_the_groups_is_made_listed_and_ended(
+        self, client: TestClient, porto: Headers, matchers: dict[str, Any]
+    ) -> None:
+        body = {"duration_s": 600, "reason": "maintenance", "matchers": matchers}
+
+        made = client.post("/api/v1/alerts/silences", json=body, headers=porto)
+        assert made.status_code == 201, made.text
+        listed = client.get("/api/v1/alerts/silences", headers=porto).json()
+        ended = client.delete(
+            f"/api/v1/alerts/silences/{made.json()['id']}", headers=porto
+        )
+
+        assert made.json()["id"] in [s["id"] for s in listed["silences"]]
+        assert ended.status_code == 200, ended.text
+
+    @pytest.mark.parametrize(
+        "matchers",
+        [{}, {"kinds": ["anomaly"]}, {"series_prefix": "porto"},
+         {"series_prefix": "lisbon-7"}, {"rule": "hook-all"}],
+    )  # fmt: skip
+    def test_a_silence_that_could_match_outside_is_refused(
+        self, client: TestClient, porto: Headers, matchers: dict[str, Any]
+    ) -> None:
+        body = {"duration_s": 600, "reason": "maintenance", "matchers": matchers}
+
+        response = client.post("/api/v1/alerts/silences", json=body, headers=porto)
+
+        assert "outside the token's sensor groups" in refusal(response)
+
+    def test_a_rule_within_the_groups_is_put_listed_and_deleted(
+        self, client: TestClient, porto: Headers, hook: str
+    ) -> None:
+        body = {"channels": [hook], "series_prefix": "porto-"}
+
+        put = client.put("/api/v1/alerts/rules/porto-all", json=body, headers=porto)
+        assert put.status_code == 200, put.text
+        listed = client.get("/api/v1/alerts/rules", headers=porto).json()["rules"]
+        deleted = client.delete("/api/v1/alerts/rules/porto-all", headers=porto)
+
+        assert "porto-all" in [r["name"] for r in listed]
+        assert deleted.status_code == 204, deleted.text
+
+    @pytest.mark.parametrize(
+        "scoping",
+        [{}, {"series_prefix": "por"}, {"sensor_group": "porto-east"}],
+    )
+    def test_a_rule_that_could_route_outside_is_refused(
+        self, client: TestClient, porto: Headers, hook: str, scoping: dict[str, str]
+    ) -> None:
+        body = {"channels": [hook], **scoping}
+
+        response = client.put("/api/v1/alerts/rules/wide", json=body, headers=porto)
+
+        assert "outside the token's sensor groups" in refusal(response)
+
+    def test_a_rule_outside_is_not_replaced_by_one_within(
+        self, client: TestClient, settings: Settings, porto: Headers, hook: str
+    ) -> None:
+        wide = {"channels": [hook], "min_severity": "critical"}
+        made = client.put("/api/v1/alerts/rules/everything", json=wide,
+                          headers=token(settings))  # fmt: skip
+        assert made.status_code == 200, made.text
+        narrow = {"channels": [hook], "series_prefix": "porto-"}
+
+        response = client.put(
+            "/api/v1/alerts/rules/everything", json=narrow, headers=porto
+        )
+
+        assert "it replaces" in refusal(response)
 
 
 class TestConfiguration:

@@ -2,11 +2,12 @@
 
 The platform holds a series outside the token's groups (`lisbon-7_radial`,
 sensor `lisbon-7`) with a model, a rollout, readings, anomalies, an incident,
-an upload, feedback and an asset node. Every route of the embedded app's
-OpenAPI document is in `SERIES_FREE` or in `CASES`, which says how it answers
-the limited token about that series: as something that does not exist (404),
-refused whole (403 `series_access`), or a list without it. A route added
-later without a decision fails `test_every_route_has_a_decision`.
+an upload, feedback, an asset node, an alert rule and a silence. Every route
+of the embedded app's OpenAPI document is in `SERIES_FREE` or in `CASES`,
+which says how it answers the limited token about that series: as something
+that does not exist (404), refused whole (403 `series_access`), or a list
+without it. A route added later without a decision fails
+`test_every_route_has_a_decision`.
 """
 
 from __future__ import annotations
@@ -70,12 +71,6 @@ SERIES_FREE = {
     ("GET", "/api/v1/alerts/channels"),
     ("PUT", "/api/v1/alerts/channels/{name}"),
     ("DELETE", "/api/v1/alerts/channels/{name}"),
-    ("GET", "/api/v1/alerts/rules"),
-    ("PUT", "/api/v1/alerts/rules/{name}"),
-    ("DELETE", "/api/v1/alerts/rules/{name}"),
-    ("GET", "/api/v1/alerts/silences"),
-    ("POST", "/api/v1/alerts/silences"),
-    ("DELETE", "/api/v1/alerts/silences/{silence_id}"),
     ("POST", "/api/v1/alerts/alertmanager"),
     ("GET", "/api/v1/healing/rules"),
     ("PATCH", "/api/v1/healing/rules/{rule}"),
@@ -159,6 +154,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/fleet/status"): REFUSED,
     ("GET", "/api/v1/fleet/sensors"): FILTERED,
     ("GET", "/api/v1/alerts/notifications"): REFUSED,
+    ("GET", "/api/v1/alerts/rules"): FILTERED,
+    ("PUT", "/api/v1/alerts/rules/{name}"): Case("refused", {"channels": ["hook"]}),
+    ("DELETE", "/api/v1/alerts/rules/{name}"): HIDDEN,
+    ("GET", "/api/v1/alerts/silences"): FILTERED,
+    ("POST", "/api/v1/alerts/silences"): Case(
+        "refused", {"duration_s": 60, "reason": "works", "matchers": {}}
+    ),
+    ("DELETE", "/api/v1/alerts/silences/{silence_id}"): HIDDEN,
     ("GET", "/api/v1/healing/actions"): REFUSED,
     # reports
     ("GET", "/api/v1/reports/fleet"): REFUSED,
@@ -264,6 +267,8 @@ def _built(client: TestClient, settings: Settings) -> World:
             "batch_id": "b1",
             "operation_id": "o1",
             "file_id": "f1",
+            "name": _alert_rule(client, admin),
+            "silence_id": _silence(client, admin),
         },
     )
 
@@ -277,6 +282,23 @@ def _incident(settings: Settings) -> int:
     incident_id = made[OUT_SENSOR][0].id
     assert incident_id is not None
     return incident_id
+
+
+def _alert_rule(client: TestClient, admin: Headers) -> str:
+    hook = {"type": "webhook", "target": "https://hooks.example.com/x"}
+    made = client.put("/api/v1/alerts/channels/hook", json=hook, headers=admin)
+    assert made.status_code == 200, made.text
+    rule = {"channels": ["hook"], "series_prefix": "lisbon-"}
+    made = client.put("/api/v1/alerts/rules/lisbon-all", json=rule, headers=admin)
+    assert made.status_code == 200, made.text
+    return "lisbon-all"
+
+
+def _silence(client: TestClient, admin: Headers) -> str:
+    body = {"duration_s": 600, "reason": "works", "matchers": {"sensor_id": OUT_SENSOR}}
+    made = client.post("/api/v1/alerts/silences", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
 
 
 def _upload(client: TestClient, admin: Headers) -> str:

@@ -73,6 +73,24 @@ class TestCovers:
         assert not again.covers("lisbon_radial")
 
 
+class TestConfines:
+    @pytest.mark.parametrize(
+        ("prefix", "confined"),
+        [("porto-", True), ("porto-1", True), ("porto-1_radial", True),
+         ("porto", False), ("port", False), ("lisbon-", False), ("", False)],
+    )  # fmt: skip
+    def test_a_prefix_under_a_pattern_ending_in_a_star_is_confined(
+        self, access: AccessGroups, prefix: str, confined: bool
+    ) -> None:
+        assert scope(access, "porto").confines(prefix) is confined
+
+    def test_a_pattern_naming_one_series_confines_no_prefix(
+        self, access: AccessGroups
+    ) -> None:
+        # press7_radial is covered, but a prefix of it reaches press7_radial2.
+        assert not scope(access, "press7").confines("press7_radial")
+
+
 class TestBatches:
     def test_outside_names_each_id_once_in_order(self, access: AccessGroups) -> None:
         ids = ["b_radial", "porto-1_radial", "a_radial", "b_radial"]

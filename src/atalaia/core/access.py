@@ -81,6 +81,13 @@ class SeriesScope:
         """Whether a pattern matches the sensor's id."""
         return self._match.match(sensor_id) is not None
 
+    def confines(self, prefix: str) -> bool:
+        """Whether every series id beginning with `prefix` is covered: a
+        pattern ending in `*` matches the prefix (`porto-1` under `porto-*`)."""
+        return any(
+            p.endswith("*") and fnmatch.fnmatchcase(prefix, p) for p in self.patterns
+        )
+
     def outside(self, ids: Iterable[str], *, sensors: bool = False) -> list[str]:
         """The series ids (`sensors`: sensor ids), each once and in order of
         first appearance, it does not cover."""

@@ -60,6 +60,12 @@ class AlertRule:
     def routes_incidents(self) -> bool:
         return bool(self.kinds)
 
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Prefixes every series it routes begins with (none: any series; its
+        `sensor_group` holds for incidents only, not for events)."""
+        return (self.series_prefix,) if self.series_prefix else ()
+
     def matches(self, incident: Incident) -> bool:
         """Does `incident`, as it is now, meet every condition?"""
         if not (self.enabled and incident.kind in self.kinds):
@@ -112,6 +118,13 @@ class Silence:
 
     def active(self, at: float) -> bool:
         return self.starts_at <= at < self.ends_at
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Prefixes every series it holds back begins with (none: any series):
+        its series prefix, sensor and sensor group, those given."""
+        given = (self.series_prefix, self.sensor_id, self.sensor_group)
+        return tuple(p for p in given if p)
 
     def covers(self, incident: Incident, rule: str, at: float) -> bool:
         """Does it hold back `incident`'s notifications by `rule` at `at`?"""

@@ -134,6 +134,10 @@ class AlertConfig:
         rows = self.session.scalars(select(AlertRuleRow).order_by(AlertRuleRow.name))
         return [StoredRule(r.name, dict(r.spec), r.source) for r in rows]
 
+    def rule(self, name: str) -> StoredRule | None:
+        row = self.session.get(AlertRuleRow, name)
+        return None if row is None else StoredRule(row.name, dict(row.spec), row.source)
+
     def put_rule(self, name: str, spec: Mapping[str, Any], source: str) -> None:
         row = self.session.get(AlertRuleRow, name)
         _owned(row, source, f"rule {name!r}")
@@ -193,13 +197,20 @@ class AlertConfig:
         self.session.flush()
         return _silence(row)
 
+    def silence(self, silence_id: int) -> StoredSilence:
+        return _silence(self._silence_row(silence_id))
+
     def end_silence(self, silence_id: int, at: float) -> StoredSilence:
         """End a silence now (it stays listed, ended)."""
+        row = self._silence_row(silence_id)
+        row.ends_at = min(row.ends_at, max(at, row.starts_at))
+        return _silence(row)
+
+    def _silence_row(self, silence_id: int) -> SilenceRow:
         row = self.session.get(SilenceRow, silence_id)
         if row is None:
             raise NotFoundByName(f"no silence {silence_id}")
-        row.ends_at = min(row.ends_at, max(at, row.starts_at))
-        return _silence(row)
+        return row
 
 
 def _channels_of(spec: Mapping[str, Any]) -> set[str]:

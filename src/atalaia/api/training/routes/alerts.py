@@ -17,6 +17,7 @@ from atalaia.api.common.deps import (
     ResourcesDep,
     SessionDep,
     Viewer,
+    scope_of,
 )
 from atalaia.api.common.openapi import error_responses
 from atalaia.api.common.params import Text, id_cursor
@@ -92,18 +93,28 @@ def delete_channel(
 
 
 @router.get("/rules", response_model=RuleList)
-def list_rules(session: SessionDep, _: Viewer) -> RuleList:
-    """Every rule, by name."""
-    return RuleList(rules=[RuleView.of(r) for r in AlertConfig(session).rules()])
+def list_rules(
+    session: SessionDep, resources: ResourcesDep, principal: Viewer
+) -> RuleList:
+    """Every rule (of the caller's sensor groups), by name."""
+    found = alert_admin.rules(session=session, scope=scope_of(resources, principal))
+    return RuleList(rules=[RuleView.of(r) for r in found])
 
 
 @router.put("/rules/{name}", response_model=RuleView)
 def put_rule(
-    name: ConfigName, body: RuleBody, session: SessionDep, principal: MlEngineer
+    name: ConfigName,
+    body: RuleBody,
+    session: SessionDep,
+    resources: ResourcesDep,
+    principal: MlEngineer,
 ) -> RuleView:
     """Create or replace a rule; the channels it names must exist."""
     spec = body.model_copy(update={"name": _named(name, body.name)})
-    alert_admin.put_rule(session=session, spec=spec, actor=principal.subject)
+    alert_admin.put_rule(
+        session=session, spec=spec, actor=principal.subject,
+        scope=scope_of(resources, principal),
+    )  # fmt: skip
     return RuleView(**spec.model_dump(), source="api")
 
 
@@ -111,24 +122,34 @@ def put_rule(
     "/rules/{name}", status_code=204, responses=error_responses(NotFoundByName)
 )
 def delete_rule(
-    name: ConfigName, session: SessionDep, principal: MlEngineer
+    name: ConfigName,
+    session: SessionDep,
+    resources: ResourcesDep,
+    principal: MlEngineer,
 ) -> Response:
     """Delete a rule."""
-    alert_admin.delete_rule(session=session, name=name, actor=principal.subject)
+    alert_admin.delete_rule(
+        session=session, name=name, actor=principal.subject,
+        scope=scope_of(resources, principal),
+    )  # fmt: skip
     return Response(status_code=204)
 
 
 @router.get("/silences", response_model=SilenceList)
 def list_silences(
     session: SessionDep,
-    _: Viewer,
+    resources: ResourcesDep,
+    principal: Viewer,
     active: Annotated[
         bool, Query(description="Only those not over yet (active or to come)")
     ] = False,
 ) -> SilenceList:
-    """Silences, newest first."""
+    """Silences (of the caller's sensor groups), newest first."""
     now = time.time()
-    found = AlertConfig(session).silences(active_at=now if active else None)
+    found = alert_admin.silences(
+        session=session, scope=scope_of(resources, principal),
+        active_at=now if active else None,
+    )  # fmt: skip
     return SilenceList(silences=[SilenceView.of(s, now) for s in found])
 
 
@@ -153,7 +174,7 @@ def add_silence(
     silence = alert_admin.add_silence(
         session=session, starts_at=starts_at, ends_at=ends_at,
         author=principal.subject, reason=body.reason, matchers=body.matchers,
-        at=now,
+        at=now, scope=scope_of(resources, principal),
     )  # fmt: skip
     return SilenceView.of(silence, now)
 
@@ -164,13 +185,17 @@ def add_silence(
     responses=error_responses(NotFoundByName),
 )
 def end_silence(
-    silence_id: SilenceId, session: SessionDep, principal: DataScientist
+    silence_id: SilenceId,
+    session: SessionDep,
+    resources: ResourcesDep,
+    principal: DataScientist,
 ) -> SilenceView:
     """End a silence now (it stays listed)."""
     now = time.time()
     silence = alert_admin.end_silence(
-        session=session, silence_id=silence_id, actor=principal.subject, at=now
-    )
+        session=session, silence_id=silence_id, actor=principal.subject, at=now,
+        scope=scope_of(resources, principal),
+    )  # fmt: skip
     return SilenceView.of(silence, now)
 
 
