@@ -38,6 +38,9 @@ plant-a,site,Plant A,,41.15,-8.61,,
 m1,machine,Press,plant-a,,,3,4
 porto-1,sensor,Bearing,m1,,,5,6
 {OUT_SENSOR},sensor,Motor,m1,,,7,8
+lisbon-site,site,Lisbon,,38.72,-9.14,,
+lisbon-m,machine,Lisbon press,lisbon-site,,,1,2
+lisbon-8,sensor,Lisbon motor,lisbon-m,,,3,4
 """
 T0 = 1_733_700_000
 
@@ -117,7 +120,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/operations/{operation_id}"): REFUSED,
     ("POST", "/api/v1/operations/{operation_id}/cancel"): REFUSED,
     # assets and maps
-    ("GET", "/api/v1/assets"): FILTERED,
+    ("GET", "/api/v1/assets"): Case(
+        "filtered", counted=lambda body: sum(a["children"] for a in body["assets"])
+    ),
     ("POST", "/api/v1/assets/import"): REFUSED,
     ("GET", "/api/v1/assets/{asset_id}"): HIDDEN,
     ("PUT", "/api/v1/assets/{asset_id}"): Case("refused", {"kind": "sensor"}),
@@ -380,3 +385,23 @@ def test_the_groups_own_series_are_served(world: World) -> None:
 
     assert answer.status_code == 200, answer.text
     assert [m["series_id"] for m in models] == [IN]
+
+
+def test_the_asset_tree_holds_the_groups_sensors_and_the_nodes_above_them(
+    world: World,
+) -> None:
+    client, limited = world.client, world.limited
+
+    machine = client.get("/api/v1/assets/m1", headers=limited).json()
+    hidden = [
+        client.get(path, headers=limited).status_code
+        for path in ("/api/v1/assets/lisbon-site", "/api/v1/assets/lisbon-m",
+                     "/api/v1/assets?under=lisbon-site",
+                     "/api/v1/sites/lisbon-site/plan")
+    ]  # fmt: skip
+    sites = client.get("/api/v1/sites", headers=limited).json()["sites"]
+
+    assert machine["children"] == 1, machine  # porto-1, not lisbon-7
+    assert [a["children"] for a in machine["ancestors"]] == [1]
+    assert hidden == [404] * 4
+    assert [s["site"]["id"] for s in sites] == ["plant-a"]

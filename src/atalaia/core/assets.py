@@ -18,7 +18,8 @@ prefix search.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -206,3 +207,33 @@ def paths(assets: Iterable[Asset], known: Mapping[str, str]) -> dict[str, str]:
     for asset in sorted(by_id.values(), key=lambda a: a.kind.rank):
         path_of(asset.id)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Visible:
+    """The nodes a caller limited to some sensors sees: those sensors and the
+    nodes above one of them; `children`: how many of those each has (none:
+    absent)."""
+
+    ids: frozenset[str]
+    children: Mapping[str, int]
+
+
+def visible_nodes(
+    sensor_paths: Iterable[tuple[str, str]], shown: Callable[[str], bool]
+) -> Visible:
+    """The nodes above the sensors `shown`, of every sensor's (id, path).
+
+    >>> seen = visible_nodes([("s1", "/a/m/s1/"), ("s2", "/a/m/s2/"),
+    ...                       ("s3", "/b/s3/")], lambda s: s != "s3")
+    >>> sorted(seen.ids), dict(seen.children)
+    (['a', 'm', 's1', 's2'], {'a': 1, 'm': 2})
+    """
+    ids: set[str] = set()
+    edges: set[tuple[str, str]] = set()
+    for sensor_id, path in sensor_paths:
+        if shown(sensor_id):
+            chain = path.strip("/").split("/")
+            ids.update(chain)
+            edges.update(zip(chain, chain[1:], strict=False))
+    return Visible(frozenset(ids), Counter(parent for parent, _ in edges))

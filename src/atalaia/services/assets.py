@@ -4,7 +4,7 @@ and audited."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AssetStore, AuditLog
-from atalaia.core.assets import Asset, AssetError, check_assets
+from atalaia.core.assets import Asset, AssetError, Visible, check_assets, visible_nodes
 from atalaia.errors import InvalidAssets
 from atalaia.services.asset_files import read_csv, read_yaml
 
@@ -56,6 +56,12 @@ def remove_asset(*, session: Session, asset_id: str, actor: str) -> None:
         actor=actor, action="asset.removed", target=f"asset/{asset_id}"
     )
     session.commit()
+
+
+def visible_to(*, session: Session, shown: Callable[[str], bool]) -> Visible:
+    """The nodes above the sensors `shown` (those a caller limited to sensor
+    groups sees), with how many of them each has as children."""
+    return visible_nodes(AssetStore(session).sensor_paths(), shown)
 
 
 def _put(

@@ -26,7 +26,7 @@ from atalaia.adapters.db.repositories import (
     IncidentStore,
     StoredAsset,
 )
-from atalaia.core.assets import AssetKind
+from atalaia.core.assets import AssetKind, visible_nodes
 from atalaia.core.fleet_states import LEGEND
 from atalaia.core.ports import ArtifactStore
 from atalaia.errors import InvalidInput, NotFound
@@ -36,12 +36,9 @@ from atalaia.errors import InvalidInput, NotFound
 FLOORPLAN_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 MAX_PIXELS = 50_000_000  # a plan's width × height, at most
 ALL = 1_000_000  # nodes read at once: more than a fleet's
-# Which sensors a view shows (a token's sensor groups): by default every one.
+# Which sensors a view shows (a token's sensor groups), and with them which
+# nodes: those above one of them (None: every sensor and node).
 SensorFilter = Callable[[str], bool]
-
-
-def every_sensor(_sensor_id: str) -> bool:
-    return True
 
 
 class BoundingBox(NamedTuple):
@@ -128,19 +125,20 @@ def site_plan(
     site_id: str,
     states: Mapping[str, int],
     since: float,
-    shown: SensorFilter = every_sensor,
+    shown: SensorFilter | None = None,
 ) -> tuple[StoredAsset, dict[str, Any] | None, list[Placed]]:
     """A site, its floor plan's facts (None: no plan) and the machines and
-    sensors placed on it (the sensors `shown`), with their states (`states`:
-    the grid's code of each sensor) and their incidents going at or after
-    `since`."""
+    sensors placed on it (the sensors `shown` and the nodes above them), with
+    their states (`states`: the grid's code of each sensor) and their
+    incidents going at or after `since`."""
     store = AssetStore(session)
     site = _site(store, site_id)
-    under = [
-        node
-        for node in store.page(under=site_id, limit=ALL)
-        if node.asset.kind is not AssetKind.SENSOR or shown(node.asset.id)
-    ]
+    under = store.page(under=site_id, limit=ALL)
+    if shown is not None:
+        visible = visible_nodes(store.sensor_paths(), shown)
+        if site_id not in visible.ids:
+            raise NotFound(f"asset {site_id!r} does not exist", rule="asset_exists")
+        under = [node for node in under if node.asset.id in visible.ids]
     incidents = IncidentStore(session).by_sensor(
         IncidentFilter(asset=site_id, start=since)
     )
@@ -196,24 +194,26 @@ def site_summaries(
     session: Session,
     states: Mapping[str, int],
     since: float,
-    shown: SensorFilter = every_sensor,
+    shown: SensorFilter | None = None,
 ) -> list[SiteSummary]:
-    """Every site with its sensors (those `shown`) counted by state and their
-    incidents going at or after `since`, in tree order: what a map of the
-    fleet shows, without a row per sensor."""
+    """Every site with its sensors (those `shown`; a site with none of them
+    left out) counted by state and their incidents going at or after `since`,
+    in tree order: what a map of the fleet shows, without a row per sensor."""
     store = AssetStore(session)
     sites = store.page(kind=AssetKind.SITE, limit=ALL)
     counts: dict[str, Counter[str | None]] = {s.asset.id: Counter() for s in sites}
     incidents = IncidentStore(session).by_sensor(IncidentFilter(start=since))
     per_site: Counter[str] = Counter()
     for sensor_id, path in store.sensor_paths():
-        if not shown(sensor_id):
+        if shown is not None and not shown(sensor_id):
             continue
         site = path.split("/")[1]
         counts[site][_named(states.get(sensor_id))] += 1
         per_site[site] += incidents.get(sensor_id, 0)
     return [
-        SiteSummary(s, dict(counts[s.asset.id]), per_site[s.asset.id]) for s in sites
+        SiteSummary(s, dict(counts[s.asset.id]), per_site[s.asset.id])
+        for s in sites
+        if shown is None or counts[s.asset.id]
     ]
 
 
@@ -222,7 +222,7 @@ def sensors_in(
     session: Session,
     box: BoundingBox,
     states: Mapping[str, int],
-    shown: SensorFilter = every_sensor,
+    shown: SensorFilter | None = None,
 ) -> list[tuple[StoredAsset, StoredAsset, str | None]]:
     """(site, sensor, state) of every sensor `shown` of the sites within `box`."""
     store = AssetStore(session)
@@ -238,7 +238,8 @@ def sensors_in(
     return [
         (sites[site], sensor, _named(states.get(sensor.asset.id)))
         for sensor in sensors
-        if (site := sensor.path.split("/")[1]) in sites and shown(sensor.asset.id)
+        if (site := sensor.path.split("/")[1]) in sites
+        and (shown is None or shown(sensor.asset.id))
     ]
 
 

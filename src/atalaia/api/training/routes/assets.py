@@ -3,12 +3,12 @@ are the platform's series."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
 from atalaia.adapters.db.repositories import AssetStore
-from atalaia.adapters.db.repositories.assets import StoredAsset
 from atalaia.api.common.deps import (
     FleetEngineer,
     ResourcesDep,
@@ -25,7 +25,6 @@ from atalaia.api.training.asset_schemas import (
     AssetsPut,
     AssetView,
 )
-from atalaia.core.access import SeriesScope
 from atalaia.core.assets import AssetKind
 from atalaia.errors import Conflict, InvalidAssets, InvalidInput, NotFound
 from atalaia.services import assets
@@ -62,19 +61,19 @@ def list_assets(
     store = AssetStore(session)
     found = store.page(kind=kind, parent=parent, under=under, after=cursor, limit=limit)
     next_cursor = found[-1].path if len(found) == limit else None
-    if (scope := scope_of(resources, principal)) is not None:
-        found = [s for s in found if not _hidden(scope, s)]
-    children = store.counts(s.asset.id for s in found)
+    children: Mapping[str, int]
+    if (scope := scope_of(resources, principal)) is None:
+        children = store.counts(s.asset.id for s in found)
+    else:  # the caller's sensors and the nodes above one
+        visible = assets.visible_to(session=session, shown=scope.covers_sensor)
+        if under is not None and under not in visible.ids:
+            raise NotFound(f"asset {under!r} does not exist", rule="asset_exists")
+        found = [s for s in found if s.asset.id in visible.ids]
+        children = visible.children
     return AssetPage(
         assets=[AssetView.of(s, children.get(s.asset.id, 0)) for s in found],
         next_cursor=next_cursor,
     )
-
-
-def _hidden(scope: SeriesScope, stored: StoredAsset) -> bool:
-    """Whether the node is a sensor outside the caller's groups."""
-    is_sensor = stored.asset.kind is AssetKind.SENSOR
-    return is_sensor and not scope.covers_sensor(stored.asset.id)
 
 
 @router.post(
@@ -123,18 +122,22 @@ def get_asset(
     asset_id: AssetId, session: SessionDep, resources: ResourcesDep, principal: Viewer
 ) -> AssetDetail:
     """A node, the nodes above it, and how many children and series it has
-    (series of the caller's groups)."""
+    (those of the caller's groups)."""
     store = AssetStore(session)
     stored = store.get(asset_id)
-    if (scope := scope_of(resources, principal)) is None:
+    above = store.ancestors(stored)
+    scope = scope_of(resources, principal)
+    children: Mapping[str, int]
+    if scope is None:
         series = store.count_series_under(asset_id)
-    elif _hidden(scope, stored):
-        raise NotFound(f"asset {asset_id!r} does not exist", rule="asset_exists")
+        children = store.counts([asset_id, *(a.asset.id for a in above)])
     else:
+        visible = assets.visible_to(session=session, shown=scope.covers_sensor)
+        if asset_id not in visible.ids:
+            raise NotFound(f"asset {asset_id!r} does not exist", rule="asset_exists")
         under = session.scalars(store.series_under(asset_id))
         series = sum(1 for s in under if scope.covers(s))
-    above = store.ancestors(stored)
-    children = store.counts([asset_id, *(a.asset.id for a in above)])
+        children = visible.children
     view = AssetView.of(stored, children.get(asset_id, 0))
     return AssetDetail(
         **view.model_dump(),

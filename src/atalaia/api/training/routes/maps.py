@@ -49,10 +49,10 @@ _IMAGES = {
 }
 
 
-def _shown(resources: Resources, principal: Principal) -> maps.SensorFilter:
-    """The sensors the caller's groups cover (every one: no groups)."""
+def _shown(resources: Resources, principal: Principal) -> maps.SensorFilter | None:
+    """The sensors the caller's groups cover (None: no groups, every one)."""
     scope = scope_of(resources, principal)
-    return maps.every_sensor if scope is None else scope.covers_sensor
+    return None if scope is None else scope.covers_sensor
 
 
 def _states(grids: FleetGrids) -> dict[str, int]:
