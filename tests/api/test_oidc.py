@@ -11,6 +11,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ from fastapi.testclient import TestClient
 from joserfc.jwk import RSAKey
 from pydantic import ValidationError
 
+from atalaia.api.common import oidc
 from atalaia.api.common.auth import Authenticator, Principal, Role
 from atalaia.api.common.resources import authenticator_for
 from atalaia.embedded import create_embedded_app
 from atalaia.errors import AuthenticationFailed, DependencyUnavailable, PermissionDenied
 from atalaia.settings import Settings
-from fixtures.api import SettingsFactory
+from fixtures.api import SettingsFactory, wait_for
 from fixtures.oidc_provider import AUDIENCE, CLIENT_ID, OidcProvider, code_flow
 
 
@@ -238,6 +240,92 @@ def test_a_provider_that_never_answers_is_unavailable_not_a_hang(
         authenticator.authenticate(oidc_provider.token_for("rui"))
 
     oidc_provider.proxy.restore()
+
+
+def test_a_fetch_of_the_keys_holds_up_no_other_prediction(
+    oidc_settings: Settings, oidc_provider: OidcProvider
+) -> None:
+    """While the key set is fetched for a new key id (the provider silent,
+    longer than the test), tokens of a held key and HS256 ones are answered;
+    every request waiting for the new key shares the one fetch."""
+    proxy = oidc_provider.proxy
+    assert proxy is not None
+    settings = oidc_settings.model_copy(update={"oidc_timeout_s": 60.0})
+    held_key = oidc_provider.token_for("leo")  # its key is fetched below
+    own = authenticator_for(settings).issue(
+        subject="sensor-7", role=Role.VIEWER, ttl_s=600
+    )
+    path = "/api/v1/predict/sensor_001_radial"
+    reading = {"timestamp": 1_733_700_000, "value": 0.3}
+    with (
+        TestClient(create_embedded_app(settings)) as client,
+        ThreadPoolExecutor(4) as pool,
+    ):
+
+        def predict(token: str) -> int:
+            headers = {"Authorization": f"Bearer {token}"}
+            status: int = client.post(path, json=reading, headers=headers).status_code
+            return status
+
+        assert predict(oidc_provider.token_for("rui")) == 200  # the keys fetched
+        fetched, connections = oidc_provider.jwks_requests, proxy.connections
+        proxy.black_hole()
+        oidc_provider.rotate("ES256")
+        new_key = [oidc_provider.token_for(u) for u in ("rui", "leo", "rui", "leo")]
+        waiting = [pool.submit(predict, token) for token in new_key]
+        wait_for(lambda: proxy.connections > connections or None)
+
+        meanwhile = [predict(held_key), predict(own)]
+        fetch_hung = not any(w.done() for w in waiting)
+        proxy.restore()
+        after = [w.result() for w in waiting]
+
+    assert meanwhile == [200, 200]
+    assert fetch_hung  # they were answered first
+    assert after == [200] * 4
+    assert oidc_provider.jwks_requests == fetched + 1
+
+
+def test_held_keys_verify_while_they_are_renewed(
+    oidc_settings: Settings,
+    oidc_provider: OidcProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = oidc_provider.proxy
+    assert proxy is not None
+    monkeypatch.setattr(oidc, "KEYS_MAX_AGE_S", 0.0)  # every key held is old
+    settings = oidc_settings.model_copy(update={"oidc_timeout_s": 60.0})
+    authenticator = authenticator_for(settings)
+    authenticator.authenticate(oidc_provider.token_for("rui"))
+    held_key, connections = oidc_provider.token_for("leo"), proxy.connections
+    proxy.black_hole()
+    oidc_provider.rotate("ES256")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            authenticator.authenticate, oidc_provider.token_for("rui")
+        )
+        wait_for(lambda: proxy.connections > connections or None)
+
+        meanwhile = authenticator.authenticate(held_key)
+        fetch_hung = not waiting.done()
+        proxy.restore()
+
+        assert waiting.result().subject == "rui"
+    assert meanwhile.subject == "leo"
+    assert fetch_hung
+
+
+def test_a_token_verified_without_fetching_never_reaches_the_provider(
+    authenticator: Authenticator, oidc_provider: OidcProvider
+) -> None:
+    authenticator.authenticate(oidc_provider.token_for("rui"))
+    fetched = oidc_provider.jwks_requests
+    oidc_provider.rotate("ES256")
+
+    with pytest.raises(AuthenticationFailed, match="is not among those"):
+        authenticator.authenticate(oidc_provider.token_for("rui"), fetch_keys=False)
+
+    assert oidc_provider.jwks_requests == fetched
 
 
 def test_a_provider_never_reached_is_a_503_not_a_401(

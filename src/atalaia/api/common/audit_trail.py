@@ -173,8 +173,10 @@ class AuditTrail:
             return None
 
     def _authenticate(self, token: str | None) -> Principal:
+        """The token verified again with the keys held (on the event loop:
+        the OpenID Connect provider is never waited for)."""
         assert self._authenticator is not None
-        return self._authenticator.authenticate(token)
+        return self._authenticator.authenticate(token, fetch_keys=False)
 
     def refused(self, scope: Scope, route: str, /) -> None:
         """A failed sign-in, within the budget."""

@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 import jwt
+from starlette.concurrency import run_in_threadpool
 
 from atalaia.errors import AuthenticationFailed, PermissionDenied
 
@@ -126,8 +127,27 @@ class Authenticator:
             claims["groups"] = sorted(groups)
         return jwt.encode(claims, self.secret, algorithm=self.algorithm)
 
-    def authenticate(self, token: str | None) -> Principal:
-        """The principal a bearer token names (anyone is admin with auth off)."""
+    def authenticate(self, token: str | None, *, fetch_keys: bool = True) -> Principal:
+        """The principal a bearer token names (anyone is admin with auth off).
+        A provider's token signed with a key not held yet fetches its keys
+        (`fetch_keys` False: refused as unknown, the provider never waited for)."""
+        known = self._known(token)
+        if known is not None:
+            return known
+        assert token is not None  # `_known` refuses a missing one
+        return self._verify(token, fetch_keys=fetch_keys)
+
+    async def authenticate_async(self, token: str | None) -> Principal:
+        """`authenticate` for the event loop: a token verified already is
+        answered at once; another is verified on a worker thread, so a fetch
+        of the provider's keys holds up no other request."""
+        known = self._known(token)
+        if known is not None:
+            return known
+        return await run_in_threadpool(self.authenticate, token)
+
+    def _known(self, token: str | None) -> Principal | None:
+        """The principal of a token verified already (None: not yet)."""
         if not self.enabled:
             return ANONYMOUS_ADMIN
         if not token:
@@ -137,15 +157,15 @@ class Authenticator:
         cached = self._verified.get(token)
         if cached is not None and cached[1] > time.time():
             return cached[0]
-        return self._verify(token)
+        return None
 
-    def _verify(self, token: str) -> Principal:
+    def _verify(self, token: str, *, fetch_keys: bool) -> Principal:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
             if algorithm == self.algorithm:
                 principal, expires = self._verify_own(token)
             elif self.oidc is not None and algorithm in self.oidc.algorithms:
-                principal, expires = self.oidc.verify(token)
+                principal, expires = self.oidc.verify(token, fetch_keys=fetch_keys)
             else:
                 raise AuthenticationFailed(
                     f"token algorithm {algorithm!r} is not accepted; accepted: "

@@ -87,9 +87,10 @@ def require(
     return dependency
 
 
-def authorize(scope: Scope, role: Role) -> Principal:
+async def authorize(scope: Scope, role: Role) -> Principal:
     """`require(role, sensor=True)` for routes outside FastAPI's dependency
-    injection (the hot prediction paths)."""
+    injection (the hot prediction paths, on the event loop: a token not
+    verified yet is verified on a worker thread)."""
     token = None
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -99,7 +100,7 @@ def authorize(scope: Scope, role: Role) -> Principal:
             break
     state: CommonState = scope["state"]  # by annotation: no call per prediction
     resources = state["resources"]
-    principal = resources.authenticator.authenticate(token)
+    principal = await resources.authenticator.authenticate_async(token)
     principal.require(role)
     resources.rate_limiter.check_sensor(principal)
     if principal.groups is not None:

@@ -4,8 +4,11 @@ The provider's discovery document (`{issuer}/.well-known/openid-configuration`)
 names its endpoints and its key set (`jwks_uri`). Keys are kept by key id
 (`kid`); a token naming a key not seen yet fetches the set again, at most once
 per `refresh_s`, so a flood of made-up key ids costs the provider one request
-per interval. While the provider is down the keys already fetched keep
-verifying; a token that needs the provider is answered 503, never 401.
+per interval, and the tokens that wait for a fetch under way share its outcome
+(one fetch). While the provider is down, or a fetch is under way, the keys
+already fetched keep verifying; a token that needs the provider is answered
+503, never 401. A fetch blocks its caller's thread for up to `timeout_s`: the
+event loop calls through `Authenticator.authenticate_async`.
 """
 
 from __future__ import annotations
@@ -124,10 +127,12 @@ class OidcVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = -KEYS_MAX_AGE_S  # monotonic time of the key set
         self._tried_at: float | None = None  # of the last contact with the provider
-        self._failure = ""  # why that contact failed ("": it did not)
+        self._tries = 0  # contacts with the provider ended so far
+        self._failure = ""  # why the last one failed ("": it did not)
 
-    def verify(self, token: str) -> tuple[Principal, float]:
-        """The principal of a token of this provider, and when it expires."""
+    def verify(self, token: str, *, fetch_keys: bool = True) -> tuple[Principal, float]:
+        """The principal of a token of this provider, and when it expires
+        (`fetch_keys` False: with the keys held only, never waiting)."""
         header = jwt.get_unverified_header(token)
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         if issuer != self.issuer:  # checked first: another's token costs no fetch
@@ -135,7 +140,7 @@ class OidcVerifier:
                 f"token issuer {str(issuer)[:120]!r} is not {self.issuer!r}",
                 rule="token_issuer",
             )
-        key = self._key(header.get("kid"))
+        key = self._key(header.get("kid"), fetch=fetch_keys)
         try:
             claims = jwt.decode(
                 token,
@@ -169,16 +174,17 @@ class OidcVerifier:
         urls = {self.issuer, found.token_endpoint} if found else {self.issuer}
         return sorted({_origin(url) for url in urls})
 
-    def _key(self, kid: object) -> jwt.PyJWK:
+    def _key(self, kid: object, *, fetch: bool) -> jwt.PyJWK:
         if not isinstance(kid, str):
             raise AuthenticationFailed(
                 f"a token of {self.issuer} must name its signing key (header kid)",
                 rule="token_signing_key",
             )
         key = self._keys.get(kid)  # no lock: a fetch never holds up held keys
-        if key is None or time.monotonic() - self._fetched_at > KEYS_MAX_AGE_S:
-            with self._lock:
-                key = self._fetched_key(kid)
+        if fetch and key is None:
+            key = self._awaited_key(kid)
+        elif fetch and time.monotonic() - self._fetched_at > KEYS_MAX_AGE_S:
+            key = self._renewed_key(kid, key)
         if key is None:
             raise AuthenticationFailed(
                 f"signing key {kid[:64]!r} is not among those {self.issuer} publishes",
@@ -186,16 +192,28 @@ class OidcVerifier:
             )
         return key
 
-    def _fetched_key(self, kid: str) -> jwt.PyJWK | None:
-        """`kid`'s key after fetching the set when it is unknown (or held keys
-        are old: then a failed fetch keeps them)."""
-        if kid in self._keys:
-            try:
+    def _awaited_key(self, kid: str) -> jwt.PyJWK | None:
+        """`kid`'s key after fetching the set; a caller that waited for a fetch
+        another one made takes its outcome (its keys, or its failure)."""
+        tries = self._tries
+        with self._lock:
+            if self._tries == tries:
                 self._refresh()
-            except DependencyUnavailable:
-                pass  # the keys held keep verifying
-        else:
+            elif self._failure:
+                raise DependencyUnavailable(PROVIDER, self._failure)
+            return self._keys.get(kid)
+
+    def _renewed_key(self, kid: str, held: jwt.PyJWK | None) -> jwt.PyJWK | None:
+        """`kid`'s key after fetching the set again (the keys held are old);
+        `held` while a fetch is under way or the provider cannot be reached."""
+        if not self._lock.acquire(blocking=False):
+            return held
+        try:
             self._refresh()
+        except DependencyUnavailable:
+            return held
+        finally:
+            self._lock.release()
         return self._keys.get(kid)
 
     def _refresh(self) -> None:
@@ -214,8 +232,11 @@ class OidcVerifier:
         except DependencyUnavailable as exc:
             self._failure = exc.detail
             raise
-        self._failure = ""
-        self._fetched_at = now
+        else:
+            self._failure = ""
+            self._fetched_at = now
+        finally:
+            self._tries += 1
 
 
 def _origin(url: str) -> str:

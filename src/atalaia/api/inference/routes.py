@@ -70,7 +70,7 @@ async def predict(scope: Scope, body: bytes) -> bytes:
     404 instead)."""
     started = time.perf_counter()
     state: InferenceState = scope["state"]
-    authorize(scope, Role.VIEWER)
+    await authorize(scope, Role.VIEWER)
     reject_unknown = _rejects_unknown(state, scope)
     series_id = check_series_id(scope["path_params"]["series_id"])
     timestamp, value = parse_reading(body)
@@ -96,7 +96,7 @@ async def predict_batch(scope: Scope, body: bytes) -> bytes:
     unknown series carry a `warning`; `?unknown=reject`: 404 naming them."""
     started = time.perf_counter()
     state: InferenceState = scope["state"]
-    principal = authorize(scope, Role.VIEWER)
+    principal = await authorize(scope, Role.VIEWER)
     reject_unknown = _rejects_unknown(state, scope)
     batch = parse_batch(body)
     guard_batch(state["resources"], principal, batch.series_ids)
