@@ -12,12 +12,14 @@ without it. A route added later without a decision fails
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from atalaia.adapters.db.engine import engine_for, make_session_factory
 from atalaia.api.common.auth import Role
@@ -77,7 +79,6 @@ SERIES_FREE = {
     ("POST", "/api/v1/alerts/alertmanager"),
     ("GET", "/api/v1/healing/rules"),
     ("PATCH", "/api/v1/healing/rules/{rule}"),
-    ("GET", "/api/v1/sites/{site_id}/floorplan"),  # a site's image
 }
 
 READING = {"timestamp": T0, "value": 0.3}
@@ -133,6 +134,8 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/v1/sites/{site_id}/plan"): FILTERED,
     ("PUT", "/api/v1/sites/{site_id}/floorplan"): REFUSED,
+    # plant-a has no plan (lisbon-site's: test_the_asset_tree_holds_the_groups…)
+    ("GET", "/api/v1/sites/{site_id}/floorplan"): Case("hidden", control=False),
     # series data, quality, feedback
     ("GET", "/api/v1/series"): FILTERED,
     ("GET", "/api/v1/series/{series_id}/points"): HIDDEN,
@@ -255,6 +258,12 @@ def _built(client: TestClient, settings: Settings) -> World:
         headers=admin | {"Content-Type": "text/csv"},
     )
     assert imported.status_code == 200, imported.text
+    plan = client.put(
+        "/api/v1/sites/lisbon-site/floorplan",
+        content=_png(),
+        headers=admin | {"Content-Type": "image/png"},
+    )
+    assert plan.status_code == 200, plan.text
     return World(
         client,
         admin,
@@ -287,6 +296,12 @@ def _incident(settings: Settings) -> int:
     incident_id = made[OUT_SENSOR][0].id
     assert incident_id is not None
     return incident_id
+
+
+def _png() -> bytes:
+    found = io.BytesIO()
+    Image.new("RGB", (40, 20), "white").save(found, format="PNG")
+    return found.getvalue()
 
 
 def _alert_rule(client: TestClient, admin: Headers) -> str:
@@ -397,11 +412,14 @@ def test_the_asset_tree_holds_the_groups_sensors_and_the_nodes_above_them(
         client.get(path, headers=limited).status_code
         for path in ("/api/v1/assets/lisbon-site", "/api/v1/assets/lisbon-m",
                      "/api/v1/assets?under=lisbon-site",
-                     "/api/v1/sites/lisbon-site/plan")
+                     "/api/v1/sites/lisbon-site/plan",
+                     "/api/v1/sites/lisbon-site/floorplan")
     ]  # fmt: skip
+    plan = client.get("/api/v1/sites/lisbon-site/floorplan", headers=world.admin)
     sites = client.get("/api/v1/sites", headers=limited).json()["sites"]
 
     assert machine["children"] == 1, machine  # porto-1, not lisbon-7
     assert [a["children"] for a in machine["ancestors"]] == [1]
-    assert hidden == [404] * 4
+    assert hidden == [404] * 5
+    assert plan.status_code == 200, plan.text
     assert [s["site"]["id"] for s in sites] == ["plant-a"]

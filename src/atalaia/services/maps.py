@@ -26,7 +26,7 @@ from atalaia.adapters.db.repositories import (
     IncidentStore,
     StoredAsset,
 )
-from atalaia.core.assets import AssetKind, visible_nodes
+from atalaia.core.assets import AssetKind, Visible, visible_nodes
 from atalaia.core.fleet_states import LEGEND
 from atalaia.core.ports import ArtifactStore
 from atalaia.errors import InvalidInput, NotFound
@@ -109,11 +109,18 @@ def put_floorplan(
 
 
 def floorplan(
-    *, session: Session, artifacts: ArtifactStore, site_id: str
+    *,
+    session: Session,
+    artifacts: ArtifactStore,
+    site_id: str,
+    shown: SensorFilter | None = None,
 ) -> tuple[bytes, str]:
-    """A site's floor plan image and its media type."""
-    site = _site(AssetStore(session), site_id)
-    plan = AssetStore(session).floorplan_of(site.asset.id)
+    """A site's floor plan image and its media type (a site with none of the
+    sensors `shown`: NotFound)."""
+    store = AssetStore(session)
+    site = _site(store, site_id)
+    _check_shown(store, site_id, shown)
+    plan = store.floorplan_of(site.asset.id)
     if plan is None:
         raise NotFound(f"site {site_id!r} has no floor plan", rule="floorplan_exists")
     return artifacts.get(_key(site_id)), str(plan["media_type"])
@@ -134,10 +141,7 @@ def site_plan(
     store = AssetStore(session)
     site = _site(store, site_id)
     under = store.page(under=site_id, limit=ALL)
-    if shown is not None:
-        visible = visible_nodes(store.sensor_paths(), shown)
-        if site_id not in visible.ids:
-            raise NotFound(f"asset {site_id!r} does not exist", rule="asset_exists")
+    if (visible := _check_shown(store, site_id, shown)) is not None:
         under = [node for node in under if node.asset.id in visible.ids]
     incidents = IncidentStore(session).by_sensor(
         IncidentFilter(asset=site_id, start=since)
@@ -245,6 +249,19 @@ def sensors_in(
 
 def _named(code: int | None) -> str | None:
     return None if code is None else LEGEND[code]
+
+
+def _check_shown(
+    store: AssetStore, site_id: str, shown: SensorFilter | None
+) -> Visible | None:
+    """The nodes above the sensors `shown` (None: every node); NotFound, as
+    for a node that does not exist, when `site_id` is not one of them."""
+    if shown is None:
+        return None
+    visible = visible_nodes(store.sensor_paths(), shown)
+    if site_id not in visible.ids:
+        raise NotFound(f"asset {site_id!r} does not exist", rule="asset_exists")
+    return visible
 
 
 def _site(store: AssetStore, site_id: str) -> StoredAsset:

@@ -170,10 +170,11 @@ async def put_floorplan(
     responses={200: _IMAGES, **error_responses(NotFound)},
 )
 def get_floorplan(
-    site_id: AssetId, session: SessionDep, resources: ResourcesDep, _: Viewer
+    site_id: AssetId, session: SessionDep, resources: ResourcesDep, principal: Viewer
 ) -> Response:
     """A site's floor plan image, as uploaded."""
     data, media_type = maps.floorplan(
-        session=session, artifacts=resources.artifacts, site_id=site_id
-    )
+        session=session, artifacts=resources.artifacts, site_id=site_id,
+        shown=_shown(resources, principal),
+    )  # fmt: skip
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-cache"})
