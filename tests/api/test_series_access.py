@@ -74,11 +74,7 @@ SERIES_FREE = {
     ("GET", "/api/v1/auth/config"),
     ("GET", "/api/v1/auth/whoami"),
     ("GET", "/api/v1/alerts/channels"),
-    ("PUT", "/api/v1/alerts/channels/{name}"),
-    ("DELETE", "/api/v1/alerts/channels/{name}"),
-    ("POST", "/api/v1/alerts/alertmanager"),
     ("GET", "/api/v1/healing/rules"),
-    ("PATCH", "/api/v1/healing/rules/{rule}"),
 }
 
 READING = {"timestamp": T0, "value": 0.3}
@@ -171,6 +167,13 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("DELETE", "/api/v1/alerts/silences/{silence_id}"): HIDDEN,
     ("GET", "/api/v1/healing/actions"): REFUSED,
+    # fleet-wide settings: where alerts go, what comes in, how the fleet heals
+    ("PUT", "/api/v1/alerts/channels/{name}"): Case(
+        "refused", {"type": "webhook", "target": "https://example.com/hook"}
+    ),
+    ("DELETE", "/api/v1/alerts/channels/{name}"): REFUSED,
+    ("POST", "/api/v1/alerts/alertmanager"): Case("refused", {"alerts": []}),
+    ("PATCH", "/api/v1/healing/rules/{rule}"): Case("refused", {"enabled": False}),
     # reports
     ("GET", "/api/v1/reports/fleet"): REFUSED,
     ("GET", "/api/v1/reports/sensors/{sensor_id}"): HIDDEN,
@@ -283,6 +286,7 @@ def _built(client: TestClient, settings: Settings) -> World:
             "file_id": "f1",
             "name": _alert_rule(client, admin),
             "silence_id": _silence(client, admin),
+            "rule": "retrain_on_drift",
         },
     )
 

@@ -12,6 +12,7 @@ from atalaia.adapters.db.repositories import AlertConfig, Outbox
 from atalaia.adapters.db.repositories.alerts import NotFoundByName
 from atalaia.api.common.deps import (
     DataScientist,
+    FleetEngineer,
     FleetViewer,
     MlEngineer,
     ResourcesDep,
@@ -67,7 +68,7 @@ def list_channels(session: SessionDep, _: Viewer) -> ChannelList:
 
 @router.put("/channels/{name}", response_model=ChannelView)
 def put_channel(
-    name: ConfigName, body: ChannelBody, session: SessionDep, principal: MlEngineer
+    name: ConfigName, body: ChannelBody, session: SessionDep, principal: FleetEngineer
 ) -> ChannelView:
     """Create or replace a channel (one the rules file made is refused)."""
     # The target as given: `${NAME}`s are the rules file's, never expanded here.
@@ -85,7 +86,7 @@ def put_channel(
     "/channels/{name}", status_code=204, responses=error_responses(NotFoundByName)
 )
 def delete_channel(
-    name: ConfigName, session: SessionDep, principal: MlEngineer
+    name: ConfigName, session: SessionDep, principal: FleetEngineer
 ) -> Response:
     """Delete a channel that no rule names."""
     alert_admin.delete_channel(session=session, name=name, actor=principal.subject)
@@ -220,7 +221,7 @@ def list_notifications(
 
 @router.post("/alertmanager", response_model=Accepted)
 def alertmanager(
-    payload: AlertmanagerPayload, session: SessionDep, _: MlEngineer
+    payload: AlertmanagerPayload, session: SessionDep, _: FleetEngineer
 ) -> Accepted:
     """Alertmanager's webhook receiver: each alert becomes a platform event."""
     accepted = platform_alerts.record_alerts(

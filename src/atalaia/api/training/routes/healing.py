@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from atalaia.adapters.db.repositories import ActionFilter, HealingLog
 from atalaia.api.common.deps import (
-    Admin,
+    FleetAdmin,
     FleetViewer,
     ResourcesDep,
     SessionDep,
@@ -85,7 +85,7 @@ def change(
     body: RuleChange,
     session: SessionDep,
     resources: ResourcesDep,
-    principal: Admin,
+    principal: FleetAdmin,
 ) -> RuleView:
     """Turn a rule on or off, into or out of dry run, or change its rate limit."""
     state = change_rule(
