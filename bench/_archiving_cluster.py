@@ -135,7 +135,7 @@ class ArchivingCluster:
         )  # fmt: skip
 
     def wait_archived(self, segment: str, *, timeout_s: float = 120.0) -> None:
-        """Wait until `segment` (or a later one) is in the repository."""
+        """Wait until WAL segment `segment` is in the repository."""
         deadline = time.monotonic() + timeout_s
         while not self.archived(segment):
             if time.monotonic() > deadline:
@@ -143,9 +143,10 @@ class ArchivingCluster:
             time.sleep(0.05)
 
     def archived(self, segment: str) -> bool:
-        """Whether `segment` or a later one is in the repository (name order)."""
-        found = (p.name[:24] for p in self.repo.glob(f"archive/{STANZA}/*/*/*"))
-        return any(name >= segment for name in found)
+        """Whether WAL segment `segment` is in the repository (pgBackRest files
+        it as `<segment>-<sha1>.zst` in a folder of its first 16 characters)."""
+        folder = self.repo / "archive" / STANZA
+        return any(folder.glob(f"*/{segment[:16]}/{segment}-*"))
 
     def wait_promoted(self, *, timeout_s: float = 120.0) -> None:
         """Wait until recovery has ended and the server takes writes."""
