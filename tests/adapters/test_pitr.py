@@ -177,7 +177,10 @@ def test_nothing_is_exported_without_archiving(
     postgres_admin: str, tmp_path: Path
 ) -> None:
     sqlite = f"sqlite:///{tmp_path / 'atalaia.db'}"
+    with psycopg.connect(postgres_admin) as conn:
+        mode = conn.execute("SHOW archive_mode").fetchone()
 
-    assert archive_status(postgres_admin) is None  # archive_mode off
+    assert mode == ("off",), "the machine's PostgreSQL archives: no case here"
+    assert archive_status(postgres_admin) is None
     assert archive_status(sqlite) is None
     assert exported(postgres_admin) == exported(sqlite) == set()
