@@ -421,7 +421,10 @@ class TestContinuousArchiving:
         assert f"tls={tls_folder}" in proxy_script
         assert mounts(proxy)[tls_folder] == "pgbackrest-tls"
         assert mounts(services["postgres"])[tls_folder] == "pgbackrest-tls:ro"
-        assert "minio-tls" in services["postgres"]["depends_on"]
+        assert services["postgres"]["depends_on"]["minio-tls"] == {
+            "condition": "service_healthy"  # the certificate is there
+        }
+        assert proxy["healthcheck"]["test"][-1] == conf["repo1-storage-ca-file"]
         assert proxy["depends_on"]["minio-setup"] == {
             "condition": "service_completed_successfully"
         }
