@@ -10,6 +10,7 @@ the current user. The server listens on a free loopback port, trust auth.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,15 +71,19 @@ class ArchivingCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def run(self, *argv: str | Path) -> str:
-        """Run `argv` as the cluster's owner; its stdout (CalledProcessError
-        carrying stderr on failure)."""
+        """Run `argv` as the cluster's owner; its stdout (RuntimeError with its
+        output on failure)."""
         done = subprocess.run(
             _as_postgres([str(a) for a in argv]),
             capture_output=True,
             text=True,
-            check=True,
             timeout=RUN_TIMEOUT_S,
         )
+        if done.returncode != 0:
+            said = (done.stdout + done.stderr).strip()
+            raise RuntimeError(
+                f"{Path(argv[0]).name} failed ({done.returncode}): {said}"
+            )
         return done.stdout
 
     def pgbackrest(self, *args: str) -> str:
@@ -126,12 +131,17 @@ class ArchivingCluster:
         self.pgbackrest("--type=full", "backup")
 
     def restore(self, *, target_type: str, target: str) -> None:
-        """Wipe the data directory and restore it to `target` (a restore point's
-        name, or a time), promoted once reached (the server stopped)."""
+        """Wipe the data directory and restore it from the latest backup to
+        `target` (a restore point's name, or a time), promoted once reached
+        (the server stopped)."""
+        # The latest backup, named: by itself pgBackRest picks one whose stop
+        # time, in whole seconds, is before the target's (none, within its
+        # last second).
+        [stanza] = json.loads(self.pgbackrest("--output=json", "info"))
         shutil.rmtree(self.data)
         self.pgbackrest(
-            f"--type={target_type}", f"--target={target}", "--target-action=promote",
-            "restore",
+            f"--set={stanza['backup'][-1]['label']}", f"--type={target_type}",
+            f"--target={target}", "--target-action=promote", "restore",
         )  # fmt: skip
 
     def wait_archived(self, segment: str, *, timeout_s: float = 120.0) -> None:
