@@ -24,6 +24,7 @@ from bench import (
     mqtt_bench,
     ops_views_bench,
     peers_bench,
+    pitr_bench,
     platform_bench,
     predict_bench,
     quality_bench,
@@ -495,6 +496,22 @@ def backup(
         target_readings=target_readings, url=url,
     )  # fmt: skip
     report("backup", figures, record=record)
+
+
+@app.command("pitr")
+def pitr(
+    models: int = 30_000,
+    readings: int = 1_000_000,
+    archive_timeout: int = 30,
+    samples: int = 3,
+    record: Record = True,
+) -> None:
+    """PITR with pgBackRest on a throwaway cluster: the WAL archive's lag behind
+    a commit (with `archive_timeout` s), restore and recovery time (RTO)."""
+    figures = pitr_bench.pitr(
+        models, readings, archive_timeout_s=archive_timeout, samples=samples
+    )
+    report("pitr", figures, record=record)
 
 
 @app.command("streaming")

@@ -64,7 +64,7 @@ def backup(
         live = Platform(PostgresBackup(source), LocalArtifactStore(home / "live"))
         _fill(source, live, models, heavy, artifact_kb * 1024)
         base = _round_trip(live, home / "base", target)
-        _add_readings(source, models, readings)
+        add_readings(source, models, readings)
         figures = _round_trip(live, home / "full", target)
     share = readings / target_readings
     backup_at = base["backup_s"] + (figures["backup_s"] - base["backup_s"]) / share
@@ -137,7 +137,7 @@ def _fill(url: str, live: Platform, models: int, heavy: int, size: int) -> None:
         engine.dispose()
 
 
-def _add_readings(url: str, series: int, readings: int) -> None:
+def add_readings(url: str, series: int, readings: int) -> None:
     """`readings` readings, one a minute per series' key, made by the server."""
     with _connect(url) as conn:
         conn.execute(  # the series' keys are 1 to `series` (a sequence's)

@@ -8,14 +8,18 @@ FastAPI app (built, not started), and nginx checks a rendered copy of the gatewa
 
 from __future__ import annotations
 
+import configparser
 import json
+import os
 import re
 import shlex
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from fnmatch import fnmatch
+from functools import partial
 from pathlib import Path
+from shutil import which
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +46,8 @@ from fixtures import require_service
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S = DEPLOY / "k8s"
 RULES = DEPLOY / "prometheus" / "alerts.yml"
+PGBACKREST_CONF = DEPLOY / "postgres" / "pgbackrest.conf"
+STANZA = "atalaia"
 KINDS = ("configMap", "secret")  # what a volume mounts files of
 # How deploy/nginx/nginx.conf and deploy/k8s/nginx.conf are rendered (nginx image).
 IMAGE_GATEWAY = {
@@ -168,6 +174,23 @@ def object_store_settings(env: dict[str, str]) -> Settings:
     return load_settings(**named)
 
 
+def allowed(script: str) -> dict[str, tuple[str, str]]:
+    """minio-setup's grants: bucket variable → (user, password variable), each
+    made by its `allow` function (the bucket, a policy of it alone, the user)."""
+    for line in (
+        'mc mb --ignore-existing "store/$$1"',
+        'mc admin user add store "$$2" "$$3"',
+        'mc admin policy attach store "$$4" --user "$$2" || true',
+        '"Resource": ["arn:aws:s3:::$$1/*"]}]}',
+    ):
+        assert line in script, line
+    calls = [shlex.split(line) for line in script.splitlines()]
+    return {
+        bucket.removeprefix("$$"): (user, password.removeprefix("$$"))
+        for name, bucket, user, password, _ in (c for c in calls if c[:1] == ["allow"])
+    }
+
+
 class TestCompose:
     def test_runs_every_part_of_the_platform(self) -> None:
         assert {
@@ -189,14 +212,11 @@ class TestCompose:
 
         assert bucket is not None
         assert setup["environment"]["BUCKET"] == bucket.bucket
-        assert 'mc mb --ignore-existing "store/$$BUCKET"' in script
         assert "http://minio:9000" in script
         assert (endpoint.hostname, endpoint.port) == ("minio", 9000)
         assert services["minio"]["command"][:2] == ["server", "/data"]
         assert settings.s3_path_style  # MinIO: the bucket in the path
-        user = env["AWS_ACCESS_KEY_ID"]
-        assert f'mc admin user add store {user} "$$APP_PASSWORD"' in script
-        assert f"--user {user}" in script
+        assert allowed(script)["BUCKET"] == (env["AWS_ACCESS_KEY_ID"], "APP_PASSWORD")
         assert services["training"]["depends_on"]["minio-setup"] == {
             "condition": "service_completed_successfully"
         }
@@ -317,6 +337,161 @@ class TestCompose:
         assert (
             secret["source"] in documents(DEPLOY / "docker-compose.yml")[0]["secrets"]
         )
+
+
+def pgbackrest_conf() -> dict[str, dict[str, str]]:
+    """deploy/postgres/pgbackrest.conf: section → option → value."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(PGBACKREST_CONF.read_text())
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def server_settings(argv: list[str]) -> dict[str, str]:
+    """The `-c name=value` settings of a `postgres` command."""
+    assert argv[0] == "postgres", argv
+    pairs = argv[2::2]
+    assert argv[1::2] == ["-c"] * len(pairs)
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def installed(name: str) -> str:
+    """The path of command `name`; FileNotFoundError naming its package."""
+    found = which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed (apt-get install {name})")
+    return found
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A compose service's volumes: mount path → "volume[:ro]"."""
+    found = {}
+    for volume in service["volumes"]:
+        source, path, *mode = volume.split(":")
+        found[path] = ":".join([source, *mode])
+    return found
+
+
+class TestContinuousArchiving:
+    """PostgreSQL archives its WAL through pgBackRest into MinIO (compose)."""
+
+    def test_postgres_ships_every_segment_through_pgbackrest_within_an_hour(
+        self,
+    ) -> None:
+        postgres = compose()["postgres"]
+        settings = server_settings(postgres["command"])
+
+        assert postgres["build"]["dockerfile"] == "deploy/postgres/Dockerfile"
+        assert settings["wal_level"] == "replica"
+        assert settings["archive_mode"] == "on"
+        assert settings["archive_command"] == (
+            f"pgbackrest --stanza={STANZA} archive-push %p"
+        )
+        assert 0 < int(settings["archive_timeout"]) <= 3600  # the RPO
+        assert list(pgbackrest_conf()) == ["global", "global:archive-push", STANZA]
+
+    def test_the_repository_is_a_bucket_of_its_own_reached_over_https(
+        self,
+    ) -> None:
+        services = compose()
+        conf = pgbackrest_conf()["global"]
+        setup = services["minio-setup"]
+        env = services["postgres"]["environment"]
+        proxy = services[conf["repo1-s3-endpoint"]]
+        proxy_script = (DEPLOY / "postgres" / proxy["command"][0]).read_text()
+        artifacts = object_store_settings(services["training"]["environment"])
+        tls_folder = conf["repo1-storage-ca-file"].rsplit("/", 1)[0]
+
+        assert conf["repo1-type"] == "s3"
+        assert conf["repo1-s3-uri-style"] == "path"  # MinIO: the bucket in the path
+        assert setup["environment"]["PGBACKREST_BUCKET"] == conf["repo1-s3-bucket"]
+        assert artifacts.artifacts_bucket is not None
+        assert conf["repo1-s3-bucket"] != artifacts.artifacts_bucket.bucket
+        assert allowed(setup["command"][0])["PGBACKREST_BUCKET"] == (
+            env["PGBACKREST_REPO1_S3_KEY"], "PGBACKREST_PASSWORD"
+        )  # fmt: skip
+        assert (
+            env["PGBACKREST_REPO1_S3_KEY_SECRET"]
+            == (setup["environment"]["PGBACKREST_PASSWORD"])
+        )
+        # pgBackRest 2.45 speaks S3 over HTTPS only: TLS in front of MinIO,
+        # its certificate trusted through the volume they share.
+        assert f"accept = {conf['repo1-storage-port']}" in proxy_script
+        assert "connect = minio:9000" in proxy_script
+        assert f"tls={tls_folder}" in proxy_script
+        assert mounts(proxy)[tls_folder] == "pgbackrest-tls"
+        assert mounts(services["postgres"])[tls_folder] == "pgbackrest-tls:ro"
+        assert services["postgres"]["depends_on"]["minio-tls"] == {
+            "condition": "service_healthy"  # the certificate is there
+        }
+        assert proxy["healthcheck"]["test"][-1] == conf["repo1-storage-ca-file"]
+        assert proxy["depends_on"]["minio-setup"] == {
+            "condition": "service_completed_successfully"
+        }
+
+    def test_archiving_is_asynchronous_compressed_and_kept_two_full_backups(
+        self,
+    ) -> None:
+        conf = pgbackrest_conf()["global"]
+
+        assert conf["archive-async"] == "y"
+        assert conf["spool-path"]
+        assert conf["compress-type"] == "zst"
+        assert int(conf["process-max"]) >= 1
+        assert int(conf["repo1-retention-full"]) == 2
+
+    def test_base_backups_run_beside_the_server_on_its_files(self) -> None:
+        services = compose()
+        postgres, sidecar = services["postgres"], services["pgbackrest"]
+        stanza = pgbackrest_conf()[STANZA]
+        schedule = (DEPLOY / "postgres" / sidecar["command"][0]).read_text()
+        data, socket = stanza["pg1-path"], stanza["pg1-socket-path"]
+
+        assert sidecar["image"] == postgres["image"] == services["minio-tls"]["image"]
+        assert sidecar["user"] == "postgres"
+        for path in (data, socket):
+            assert mounts(sidecar)[path] == mounts(postgres)[path]
+        assert stanza["pg1-user"] == postgres["environment"]["POSTGRES_USER"]
+        assert sidecar["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        assert f"pgbackrest --stanza={STANZA} stanza-create" in schedule
+        assert f'pgbackrest --stanza={STANZA} --type="$type" backup' in schedule
+        assert {"BACKUP_EVERY_HOURS", "FULL_WEEKDAY"} <= set(sidecar["environment"])
+
+    def test_the_image_adds_pgbackrest_its_config_and_the_scripts(self) -> None:
+        dockerfile = (DEPLOY / "postgres" / "Dockerfile").read_text()
+        scripts = [
+            compose()[name]["command"][0] for name in ("pgbackrest", "minio-tls")
+        ]
+
+        assert "FROM postgres:16" in dockerfile.splitlines()
+        assert re.search(r"apt-get install -y [^\n]*\bpgbackrest\b", dockerfile)
+        assert (
+            "COPY deploy/postgres/pgbackrest.conf /etc/pgbackrest/pgbackrest.conf"
+            in dockerfile
+        )
+        copied = (
+            f"COPY {' '.join(f'deploy/postgres/{s}' for s in scripts)} /usr/local/bin/"
+        )
+        assert copied in dockerfile
+        for script in scripts:
+            assert os.access(DEPLOY / "postgres" / script, os.X_OK), script
+
+    def test_pgbackrest_reads_the_config_and_wants_the_key_from_the_environment(
+        self,
+    ) -> None:
+        pgbackrest = require_service("pgbackrest", partial(installed, "pgbackrest"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGBACKREST_")}
+
+        checked = subprocess.run(
+            [pgbackrest, f"--config={PGBACKREST_CONF}", f"--stanza={STANZA}",
+             "archive-push"],
+            capture_output=True, text=True, timeout=30, env=env,
+        )  # fmt: skip
+
+        said = checked.stdout + checked.stderr
+        assert checked.returncode != 0
+        assert "invalid option" not in said  # every option known to 2.45
+        assert "archive-push command requires option: repo1-s3-key" in said
 
 
 def pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:

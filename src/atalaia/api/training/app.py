@@ -22,7 +22,7 @@ from atalaia.adapters.queue import InProcessExecutor
 from atalaia.api.common.app import build_app
 from atalaia.api.common.resources import Resources
 from atalaia.api.training.broker import celery_dispatch
-from atalaia.api.training.metrics import RegistryFigures, StageMoves
+from atalaia.api.training.metrics import RegistryFigures, StageMoves, WalArchive
 from atalaia.api.training.routes import (
     alerts,
     anomalies,
@@ -96,6 +96,7 @@ async def job_executor(
     registry.register(FailedJobs(resources.sessions))
     registry.register(RegistryFigures(resources.sessions))
     registry.register(StageMoves(resources.sessions))
+    registry.register(WalArchive(resources.sessions))
     async with (
         part(resources, registry) as state,
         operation_runner(resources, state["write_turns"]),

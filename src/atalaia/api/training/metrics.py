@@ -1,5 +1,6 @@
 """Figures of the registry and of the feedback labels, read from the database
-when scraped: fleet-wide counts by stage or verdict, nothing per series."""
+when scraped: fleet-wide counts by stage or verdict, nothing per series; and
+how far the database's WAL archive is behind (`WalArchive`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import FeedbackStore, ModelStore
+from atalaia.adapters.db.wal_archive import wal_archive_status
 from atalaia.core.registry import Stage, check_transition
 from atalaia.errors import DependencyUnavailable, VersionNotPromotable
 
@@ -29,6 +31,11 @@ FEEDBACK_WINDOW = timedelta(days=7)
 # A move's ledger entry is timed when written and may commit up to this later.
 MOVES_OVERLAP = timedelta(minutes=2)
 NEW = "none"  # the from_stage of a new version
+# What `WalArchive` exports (on PostgreSQL with archive_mode on only).
+WAL_ARCHIVE_AGE = "postgres_wal_archive_age_seconds"
+WAL_UNARCHIVED = "postgres_wal_unarchived_bytes"
+WAL_ARCHIVE_FAILURES = "postgres_wal_archive_failures"  # a counter: + _total
+WAL_ARCHIVE_METRICS = (WAL_ARCHIVE_AGE, WAL_UNARCHIVED, f"{WAL_ARCHIVE_FAILURES}_total")
 # (labelled an anomaly, flagged by the models) → verdict
 VERDICTS = {
     (True, True): "confirmed",
@@ -141,6 +148,43 @@ class StageMoves(Collector):
         # Entries older than the next read's start will not be read again.
         horizon = now - self._overlap
         self._seen = {seq: at for seq, at in self._seen.items() if at >= horizon}
+
+
+class WalArchive(Collector):
+    """PostgreSQL's continuous archiving, read when scraped (the RPO of a
+    point-in-time recovery): `postgres_wal_archive_age_seconds`,
+    `postgres_wal_unarchived_bytes` and `postgres_wal_archive_failures_total`.
+    Nothing on SQLite, with archiving off or while the database cannot be read.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with self._sessions() as session:
+                status = wal_archive_status(session)
+        except DependencyUnavailable:
+            return
+        if status is None:
+            return
+        yield GaugeMetricFamily(
+            WAL_ARCHIVE_AGE,
+            "Seconds since PostgreSQL last archived a WAL file (since it started, "
+            "if none was)",
+            value=status.age_s,
+        )
+        if status.unarchived_bytes is not None:
+            yield GaugeMetricFamily(
+                WAL_UNARCHIVED,
+                "WAL written past the last archived segment: lost with the server",
+                value=status.unarchived_bytes,
+            )
+        yield CounterMetricFamily(
+            WAL_ARCHIVE_FAILURES,
+            "Failed attempts to archive a WAL file",
+            value=status.failures,
+        )
 
 
 def legal_moves() -> list[tuple[str, str]]:
