@@ -427,3 +427,25 @@ def test_the_asset_tree_holds_the_groups_sensors_and_the_nodes_above_them(
     assert hidden == [404] * 5
     assert plan.status_code == 200, plan.text
     assert [s["site"]["id"] for s in sites] == ["plant-a"]
+
+
+def test_a_node_it_does_not_see_is_no_filter_it_may_name(world: World) -> None:
+    """`?asset=` of a hidden node answers as an unknown one: 404, not an empty
+    page that tells the node exists."""
+    client, limited = world.client, world.limited
+    asked: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "fleet": ("GET", "/api/v1/fleet/sensors", {"params": {"asset": "lisbon-m"}}),
+        "incidents": ("GET", "/api/v1/incidents", {"params": {"asset": "lisbon-m"}}),
+        "batch": ("POST", "/api/v1/training/batch",
+                  {"json": {"asset": "lisbon-m", "window_hours": 24}}),
+    }  # fmt: skip
+
+    answers = {
+        name: client.request(method, path, headers=limited, **request)
+        for name, (method, path, request) in asked.items()
+    }
+    seen = client.get("/api/v1/incidents", headers=world.admin, params={"asset": "m1"})
+
+    assert {n: a.status_code for n, a in answers.items()} == dict.fromkeys(asked, 404)
+    assert {a.json()["rule"] for a in answers.values()} == {"asset_exists"}
+    assert seen.status_code == 200, seen.text

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from atalaia.adapters.db.repositories import AssetStore, AuditLog
 from atalaia.core.assets import Asset, AssetError, Visible, check_assets, visible_nodes
-from atalaia.errors import InvalidAssets
+from atalaia.errors import InvalidAssets, NotFound
 from atalaia.services.asset_files import read_csv, read_yaml
 
 MAX_ERRORS = 100  # errors an answer lists, at most
@@ -62,6 +62,20 @@ def visible_to(*, session: Session, shown: Callable[[str], bool]) -> Visible:
     """The nodes above the sensors `shown` (those a caller limited to sensor
     groups sees), with how many of them each has as children."""
     return visible_nodes(AssetStore(session).sensor_paths(), shown)
+
+
+def check_seen(visible: Visible, asset_id: str) -> None:
+    """A node a caller limited to sensor groups does not see answers as one
+    that does not exist (404): whether it exists is not theirs to learn."""
+    if asset_id not in visible.ids:
+        raise NotFound(f"asset {asset_id!r} does not exist", rule="asset_exists")
+
+
+def check_seen_by(
+    *, session: Session, shown: Callable[[str], bool], asset_id: str
+) -> None:
+    """`check_seen` for a node named as a filter (`?asset=`)."""
+    check_seen(visible_to(session=session, shown=shown), asset_id)
 
 
 def _put(

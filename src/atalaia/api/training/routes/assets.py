@@ -66,8 +66,8 @@ def list_assets(
         children = store.counts(s.asset.id for s in found)
     else:  # the caller's sensors and the nodes above one
         visible = assets.visible_to(session=session, shown=scope.covers_sensor)
-        if under is not None and under not in visible.ids:
-            raise NotFound(f"asset {under!r} does not exist", rule="asset_exists")
+        if under is not None:
+            assets.check_seen(visible, under)
         found = [s for s in found if s.asset.id in visible.ids]
         children = visible.children
     return AssetPage(
@@ -133,8 +133,7 @@ def get_asset(
         children = store.counts([asset_id, *(a.asset.id for a in above)])
     else:
         visible = assets.visible_to(session=session, shown=scope.covers_sensor)
-        if asset_id not in visible.ids:
-            raise NotFound(f"asset {asset_id!r} does not exist", rule="asset_exists")
+        assets.check_seen(visible, asset_id)
         under = session.scalars(store.series_under(asset_id))
         series = sum(1 for s in under if scope.covers(s))
         children = visible.children

@@ -23,7 +23,7 @@ from atalaia.api.common.state import state_as
 from atalaia.api.training.incident_schemas import FleetGridView, FleetStatusView
 from atalaia.api.training.state import FleetState
 from atalaia.errors import NotFound
-from atalaia.services import fleet
+from atalaia.services import assets, fleet
 from atalaia.services.fleet import GroupRates
 from atalaia.services.fleet_grid import FleetGrids
 
@@ -93,6 +93,10 @@ def fleet_sensors(
         background.add_task(grids.refresh)  # after this answer: it waits for none
     if (scope := scope_of(resources, principal)) is not None:
         grid = grid.of_sensors({s for s in grid.sensors if scope.covers_sensor(s)})
+        if asset:
+            assets.check_seen_by(
+                session=session, shown=scope.covers_sensor, asset_id=asset
+            )
     if group:
         grid = grid.of_group(group)
     if prefix:

@@ -34,7 +34,7 @@ from atalaia.api.training.incident_schemas import (
 from atalaia.core.access import SeriesScope
 from atalaia.core.incidents import Incident, Kind, Severity, State
 from atalaia.errors import Conflict, NotFound
-from atalaia.services import incidents
+from atalaia.services import assets, incidents
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], route_class=CompressedRoute)
 
@@ -74,6 +74,9 @@ def list_incidents(
     for name, bound in (("start", start), ("end", end)):
         if bound is not None:
             resources.time_range.check_one(bound, name=name)
+    scope = scope_of(resources, principal)
+    if asset and scope is not None:
+        assets.check_seen_by(session=session, shown=scope.covers_sensor, asset_id=asset)
     where = IncidentFilter(
         states=state or (),
         kinds=(kind,) if kind else (),
@@ -86,7 +89,7 @@ def list_incidents(
         end=end,
     )
     found, cursor = IncidentStore(session).page(where, after, limit)
-    if (scope := scope_of(resources, principal)) is not None:
+    if scope is not None:
         found = [i for i in found if _covers(scope, i)]
     return IncidentPage(
         incidents=[IncidentView.of(i) for i in found], next_cursor=cursor

@@ -52,7 +52,7 @@ from atalaia.errors import (
     TrainingRateLimited,
     UnknownAlgorithm,
 )
-from atalaia.services import training, training_batches, training_retry
+from atalaia.services import assets, training, training_batches, training_retry
 
 router = APIRouter(prefix="/training", tags=["training"], route_class=CompressedRoute)
 
@@ -145,8 +145,12 @@ def train_batch(
     Refused whole (422, or 429 when the interval refused every series) when no
     series can be trained.
     """
-    series_ids = _select_series(session, body)
     scope = scope_of(resources, principal)
+    if scope is not None and body.asset is not None:
+        assets.check_seen_by(
+            session=session, shown=scope.covers_sensor, asset_id=body.asset
+        )
+    series_ids = _select_series(session, body)
     if scope is not None and body.series_ids is not None:
         scope.require_all(series_ids)  # a list naming a series outside: refused
     elif scope is not None:  # a selection: the caller's series of it
