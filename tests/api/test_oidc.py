@@ -26,8 +26,15 @@ from atalaia.api.common.resources import authenticator_for
 from atalaia.embedded import create_embedded_app
 from atalaia.errors import AuthenticationFailed, DependencyUnavailable, PermissionDenied
 from atalaia.settings import Settings
+from atalaia.tls import ensure_self_signed
 from fixtures.api import SettingsFactory, wait_for
-from fixtures.oidc_provider import AUDIENCE, CLIENT_ID, OidcProvider, code_flow
+from fixtures.oidc_provider import (
+    AUDIENCE,
+    CLIENT_ID,
+    USERS,
+    OidcProvider,
+    code_flow,
+)
 
 
 @pytest.fixture
@@ -342,6 +349,28 @@ def test_a_provider_never_reached_is_a_503_not_a_401(
     assert answer.status_code == 503
     assert answer.json()["rule"] == "dependency_available"
     assert client.get("/api/v1/auth/config").json()["methods"] == ["token"]
+
+
+def test_a_provider_behind_a_private_ca_is_trusted_through_the_ca_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A plant's provider with a certificate of its own CA: verified against
+    ATALAIA_TLS_CA_FILE, never trusted without it."""
+    tls, _ = ensure_self_signed(tmp_path / "provider")
+    provider = OidcProvider(audience=AUDIENCE, client_id=CLIENT_ID, users=USERS)
+    with provider.serve(tls):
+        base = settings.model_copy(
+            update={"oidc_issuer": provider.issuer, "oidc_audience": AUDIENCE,
+                    "home": tmp_path / "home"}
+        )  # fmt: skip
+        token = provider.token_for("rui")
+        trusting = authenticator_for(base.model_copy(update={"tls_ca_file": tls.cert}))
+
+        principal = trusting.authenticate(token)
+        with pytest.raises(DependencyUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            authenticator_for(base).authenticate(token)
+
+    assert principal.subject == "rui"
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ event loop calls through `Authenticator.authenticate_async`.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,8 @@ PROVIDER = "the OpenID Connect provider"
 # The key set is fetched again when older than this (a revoked key stops
 # verifying), kept as it is while the provider cannot be reached.
 KEYS_MAX_AGE_S = 3600.0
+JsonObject = dict[str, Any]
+GetJson = Callable[[str], JsonObject]  # a URL's JSON object, or DependencyUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class OidcVerifier:
         leeway_s: float = 30.0,
         refresh_s: float = 60.0,
         timeout_s: float = 3.0,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -122,6 +126,7 @@ class OidcVerifier:
         self.leeway_s = leeway_s
         self.refresh_s = refresh_s
         self.timeout_s = timeout_s
+        self.tls_verify = verify  # the provider's certificate (a plant's own CA)
         self._lock = threading.Lock()
         self._endpoints: ProviderEndpoints | None = None
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -216,6 +221,9 @@ class OidcVerifier:
             self._lock.release()
         return self._keys.get(kid)
 
+    def _get_json(self, url: str) -> JsonObject:
+        return _get_json(url, self.timeout_s, self.tls_verify)
+
     def _refresh(self) -> None:
         """Discover the endpoints (once) and fetch the key set, at most once per
         `refresh_s`; within it, the last failure is raised again."""
@@ -227,8 +235,8 @@ class OidcVerifier:
         self._tried_at = now
         try:
             if self._endpoints is None:
-                self._endpoints = _discover(self.issuer, self.timeout_s)
-            self._keys = _signing_keys(self._endpoints.jwks_uri, self.timeout_s)
+                self._endpoints = _discover(self.issuer, self._get_json)
+            self._keys = _signing_keys(self._endpoints.jwks_uri, self._get_json)
         except DependencyUnavailable as exc:
             self._failure = exc.detail
             raise
@@ -244,9 +252,9 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _get_json(url: str, timeout_s: float) -> dict[str, Any]:
+def _get_json(url: str, timeout_s: float, verify: ssl.SSLContext | bool) -> JsonObject:
     try:
-        response = httpx.get(url, timeout=timeout_s)
+        response = httpx.get(url, timeout=timeout_s, verify=verify)
         response.raise_for_status()
         data = response.json()
     except (httpx.HTTPError, ValueError) as exc:
@@ -256,9 +264,9 @@ def _get_json(url: str, timeout_s: float) -> dict[str, Any]:
     return data
 
 
-def _discover(issuer: str, timeout_s: float) -> ProviderEndpoints:
+def _discover(issuer: str, get_json: GetJson) -> ProviderEndpoints:
     url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
-    document = _get_json(url, timeout_s)
+    document = get_json(url)
     if document.get("issuer") != issuer:
         raise DependencyUnavailable(
             PROVIDER, f"{url} names issuer {document.get('issuer')!r}, not {issuer!r}"
@@ -274,10 +282,10 @@ def _discover(issuer: str, timeout_s: float) -> ProviderEndpoints:
         raise DependencyUnavailable(PROVIDER, f"{url} has no {exc}") from None
 
 
-def _signing_keys(jwks_uri: str, timeout_s: float) -> dict[str, jwt.PyJWK]:
+def _signing_keys(jwks_uri: str, get_json: GetJson) -> dict[str, jwt.PyJWK]:
     """The published signing keys of the accepted algorithms, by key id."""
     try:
-        published = jwt.PyJWKSet.from_dict(_get_json(jwks_uri, timeout_s))
+        published = jwt.PyJWKSet.from_dict(get_json(jwks_uri))
     except jwt.PyJWKSetError as exc:
         raise DependencyUnavailable(PROVIDER, f"{jwks_uri}: {exc}") from None
     return {

@@ -23,6 +23,7 @@ from atalaia.core.ports import ArtifactStore
 from atalaia.core.series import TimeRange
 from atalaia.errors import DependencyUnavailable
 from atalaia.settings import Settings
+from atalaia.tls import client_context
 
 # name → () -> (ok, detail); /ready runs them all.
 ReadyCheck = Callable[[], tuple[bool, str]]
@@ -84,6 +85,7 @@ def oidc_verifier_for(settings: Settings) -> OidcVerifier | None:
         leeway_s=settings.oidc_leeway_s,
         refresh_s=settings.oidc_jwks_refresh_s,
         timeout_s=settings.oidc_timeout_s,
+        verify=client_context(settings),
     )
 
 
