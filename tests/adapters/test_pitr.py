@@ -26,12 +26,12 @@ from bench._archiving_cluster import (
 
 from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.migrate import upgrade_database
-from atalaia.adapters.db.repositories import JobStore, ModelStore
+from atalaia.adapters.db.repositories import ModelStore
 from atalaia.adapters.db.wal_archive import WalArchiveStatus, wal_archive_status
 from atalaia.api.training.metrics import WAL_ARCHIVE_METRICS, WalArchive
-from atalaia.core.jobs import JobStatus, TrainingJob
 from fixtures import require_service
 from fixtures.factories import SERIES, model_version
+from fixtures.registry import store_version
 
 RESTORE_POINT = "atalaia-drill"
 
@@ -50,18 +50,7 @@ def register(url: str, numbers: range) -> None:
     try:
         with make_session_factory(engine)() as session:
             for number in numbers:
-                model = model_version(number)
-                JobStore(session).add(
-                    TrainingJob(
-                        job_id=model.lineage.job_id, series_id=SERIES,
-                        status=JobStatus.SUCCEEDED, algorithm=model.algorithm,
-                        hyperparameters=model.lineage.hyperparameters,
-                        payload_key=None, window_hours=None,
-                        created_at=model.created_at, submitted_by="pitr-drill",
-                    )
-                )  # fmt: skip
-                session.flush()
-                ModelStore(session).add(model, actor="pitr-drill")
+                store_version(session, model_version(number), actor="pitr-drill")
             session.commit()
     finally:
         engine.dispose()

@@ -12,15 +12,14 @@ from atalaia.adapters.db.engine import make_engine, make_session_factory
 from atalaia.adapters.db.repositories import (
     AnomalyLog,
     FeedbackStore,
-    JobStore,
     ModelStore,
 )
 from atalaia.api.training.metrics import RegistryFigures, StageMoves, legal_moves
 from atalaia.cli.demo import free_port
-from atalaia.core.jobs import JobStatus, TrainingJob
 from atalaia.core.registry import plan_direct_promotion
 from atalaia.core.serving import ScoredAnomaly
 from fixtures.factories import SERIES, model_version
+from fixtures.registry import store_version
 
 Sessions = sessionmaker[Session]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -39,18 +38,7 @@ def register(sessions: Sessions, *numbers: int) -> None:
     """Versions `numbers` of SERIES in Staging, each with its job."""
     with sessions() as session:
         for number in numbers:
-            model = model_version(number)
-            JobStore(session).add(
-                TrainingJob(
-                    job_id=model.lineage.job_id, series_id=SERIES,
-                    status=JobStatus.SUCCEEDED, algorithm=model.algorithm,
-                    hyperparameters=model.lineage.hyperparameters, payload_key=None,
-                    window_hours=None, created_at=model.created_at,
-                    submitted_by="trainer",
-                )
-            )  # fmt: skip
-            session.flush()
-            ModelStore(session).add(model, actor="trainer")
+            store_version(session, model_version(number), actor="trainer")
         session.commit()
 
 
