@@ -64,7 +64,7 @@ def ensure_admin_token(settings: Settings) -> tuple[str, bool]:
     token = authenticator_for(settings).issue(
         subject="admin", role=Role.ADMIN, ttl_s=ttl_s
     )
-    record_creation(settings, token, "admin", Role.ADMIN, ttl_s)
+    record_creation(settings, token, "admin", Role.ADMIN, ttl_s, quiet=True)
     touch_private(path)
     path.write_text(token + "\n")
     return str(path), True

@@ -79,12 +79,17 @@ def record_creation(
     role: Role,
     ttl_s: float,
     groups: frozenset[str] | None = None,
+    *,
+    quiet: bool = False,
 ) -> None:
     """The `token.create` entry (the token's fingerprint, never the token),
-    written before the token is handed out: no token goes unrecorded."""
+    written before the token is handed out: no token goes unrecorded. Its log
+    line goes to stderr, but `quiet` (a command's own first start: only
+    warnings)."""
     expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
     limited = {} if groups is None else {"groups": sorted(groups)}
-    configure_logging(level=settings.log_level, json=settings.log_json)  # stderr
+    level = "WARNING" if quiet else settings.log_level
+    configure_logging(level=level, json=settings.log_json)  # stderr
     upgrade_database(settings.database_url)  # as the services do on start
     engine = engine_for(settings, serving=False)
     try:
