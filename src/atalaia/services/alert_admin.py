@@ -62,7 +62,7 @@ def put_rule(
     _require_within(scope, spec.rule().prefixes, f"rule {spec.name!r}")
     replaced = config.rule(spec.name)
     if replaced is not None and not _rule_within(scope, replaced):
-        _require_within(scope, (), f"the rule {spec.name!r} it replaces")  # refused
+        raise _outside(scope, f"the rule {spec.name!r} it replaces")
     known = {stored.channel.name for stored in config.channels()}
     unknown = sorted((set(spec.channels) | set(spec.escalate_to)) - known)
     if unknown:
@@ -159,14 +159,14 @@ def _audit(
 
 
 def _rule_within(scope: SeriesScope | None, stored: StoredRule) -> bool:
-    if scope is None:
+    if scope is None:  # no rule to parse
         return True
     spec = RuleSpec.model_validate({**stored.spec, "name": stored.name})
     return _within(scope, spec.rule().prefixes)
 
 
 def _silence_within(scope: SeriesScope | None, s: StoredSilence) -> bool:
-    if scope is None:
+    if scope is None:  # no silence to build
         return True
     silence = silence_of(s.id, s.starts_at, s.ends_at, s.author, s.reason, s.matchers)
     return _within(scope, silence.prefixes)
@@ -181,12 +181,17 @@ def _require_within(
 ) -> None:
     """Refuse (`series_access`) what `scope` does not confine."""
     if not _within(scope, prefixes):
-        assert scope is not None
-        open_ended = [p for p in scope.patterns if p.endswith("*")]
-        raise PermissionDenied(
-            f"{what} could match series outside the token's sensor groups "
-            f"({', '.join(sorted(scope.groups)) or 'none'}): give a series_prefix "
-            "(a silence: or a sensor_id or sensor_group) that one of their "
-            f"patterns ending in * matches ({', '.join(open_ended) or 'none'})",
-            rule=SERIES_ACCESS,
-        )
+        raise _outside(scope, what)
+
+
+def _outside(scope: SeriesScope | None, what: str) -> PermissionDenied:
+    """The refusal of what could match series outside `scope`."""
+    assert scope is not None  # every series is within no scope
+    open_ended = [p for p in scope.patterns if p.endswith("*")]
+    return PermissionDenied(
+        f"{what} could match series outside the token's sensor groups "
+        f"({', '.join(sorted(scope.groups)) or 'none'}): give a series_prefix "
+        "(a silence: or a sensor_id or sensor_group) that one of their "
+        f"patterns ending in * matches ({', '.join(open_ended) or 'none'})",
+        rule=SERIES_ACCESS,
+    )

@@ -58,24 +58,17 @@ def remove_asset(*, session: Session, asset_id: str, actor: str) -> None:
     session.commit()
 
 
-def visible_to(*, session: Session, shown: Callable[[str], bool]) -> Visible:
+def visible_to(
+    *, session: Session, shown: Callable[[str], bool], including: str | None = None
+) -> Visible:
     """The nodes above the sensors `shown` (those a caller limited to sensor
-    groups sees), with how many of them each has as children."""
-    return visible_nodes(AssetStore(session).sensor_paths(), shown)
-
-
-def check_seen(visible: Visible, asset_id: str) -> None:
-    """A node a caller limited to sensor groups does not see answers as one
-    that does not exist (404): whether it exists is not theirs to learn."""
-    if asset_id not in visible.ids:
-        raise NotFound(f"asset {asset_id!r} does not exist", rule="asset_exists")
-
-
-def check_seen_by(
-    *, session: Session, shown: Callable[[str], bool], asset_id: str
-) -> None:
-    """`check_seen` for a node named as a filter (`?asset=`)."""
-    check_seen(visible_to(session=session, shown=shown), asset_id)
+    groups sees), with how many of them each has as children. A node
+    `including` names that is not among them answers as one that does not
+    exist (404): whether it exists is not the caller's to learn."""
+    visible = visible_nodes(AssetStore(session).sensor_paths(), shown)
+    if including is not None and including not in visible.ids:
+        raise NotFound(f"asset {including!r} does not exist", rule="asset_exists")
+    return visible
 
 
 def _put(

@@ -26,10 +26,11 @@ from atalaia.adapters.db.repositories import (
     IncidentStore,
     StoredAsset,
 )
-from atalaia.core.assets import AssetKind, Visible, visible_nodes
+from atalaia.core.assets import AssetKind
 from atalaia.core.fleet_states import LEGEND
 from atalaia.core.ports import ArtifactStore
 from atalaia.errors import InvalidInput, NotFound
+from atalaia.services import assets
 
 # The images a floor plan may be (SVG may carry scripts: refused), by the
 # format Pillow names.
@@ -119,7 +120,8 @@ def floorplan(
     sensors `shown`: NotFound)."""
     store = AssetStore(session)
     site = _site(store, site_id)
-    _check_shown(store, site_id, shown)
+    if shown is not None:
+        assets.visible_to(session=session, shown=shown, including=site_id)
     plan = store.floorplan_of(site.asset.id)
     if plan is None:
         raise NotFound(f"site {site_id!r} has no floor plan", rule="floorplan_exists")
@@ -141,7 +143,8 @@ def site_plan(
     store = AssetStore(session)
     site = _site(store, site_id)
     under = store.page(under=site_id, limit=ALL)
-    if (visible := _check_shown(store, site_id, shown)) is not None:
+    if shown is not None:
+        visible = assets.visible_to(session=session, shown=shown, including=site_id)
         under = [node for node in under if node.asset.id in visible.ids]
     incidents = IncidentStore(session).by_sensor(
         IncidentFilter(asset=site_id, start=since)
@@ -249,19 +252,6 @@ def sensors_in(
 
 def _named(code: int | None) -> str | None:
     return None if code is None else LEGEND[code]
-
-
-def _check_shown(
-    store: AssetStore, site_id: str, shown: SensorFilter | None
-) -> Visible | None:
-    """The nodes above the sensors `shown` (None: every node); NotFound, as
-    for a node that does not exist, when `site_id` is not one of them."""
-    if shown is None:
-        return None
-    visible = visible_nodes(store.sensor_paths(), shown)
-    if site_id not in visible.ids:
-        raise NotFound(f"asset {site_id!r} does not exist", rule="asset_exists")
-    return visible
 
 
 def _site(store: AssetStore, site_id: str) -> StoredAsset:

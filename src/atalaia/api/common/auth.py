@@ -16,7 +16,6 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 import jwt
-from starlette.concurrency import run_in_threadpool
 
 from atalaia.errors import AuthenticationFailed, PermissionDenied
 
@@ -131,23 +130,15 @@ class Authenticator:
         """The principal a bearer token names (anyone is admin with auth off).
         A provider's token signed with a key not held yet fetches its keys
         (`fetch_keys` False: refused as unknown, the provider never waited for)."""
-        known = self._known(token)
+        known = self.known(token)
         if known is not None:
             return known
-        assert token is not None  # `_known` refuses a missing one
+        assert token is not None  # `known` refuses a missing one
         return self._verify(token, fetch_keys=fetch_keys)
 
-    async def authenticate_async(self, token: str | None) -> Principal:
-        """`authenticate` for the event loop: a token verified already is
-        answered at once; another is verified on a worker thread, so a fetch
-        of the provider's keys holds up no other request."""
-        known = self._known(token)
-        if known is not None:
-            return known
-        return await run_in_threadpool(self.authenticate, token)
-
-    def _known(self, token: str | None) -> Principal | None:
-        """The principal of a token verified already (None: not yet)."""
+    def known(self, token: str | None) -> Principal | None:
+        """The principal of a token verified already (None: not yet, and
+        `authenticate` may wait for the provider: off the event loop)."""
         if not self.enabled:
             return ANONYMOUS_ADMIN
         if not token:

@@ -8,6 +8,7 @@ from types import UnionType
 from typing import Annotated, Union, get_args, get_origin
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -100,7 +101,9 @@ async def authorize(scope: Scope, role: Role) -> Principal:
             break
     state: CommonState = scope["state"]  # by annotation: no call per prediction
     resources = state["resources"]
-    principal = await resources.authenticator.authenticate_async(token)
+    principal = resources.authenticator.known(token)
+    if principal is None:  # on a worker thread: a key fetch holds up no prediction
+        principal = await run_in_threadpool(resources.authenticator.authenticate, token)
     principal.require(role)
     resources.rate_limiter.check_sensor(principal)
     if principal.groups is not None:

@@ -8,7 +8,7 @@ per interval, and the tokens that wait for a fetch under way share its outcome
 (one fetch). While the provider is down, or a fetch is under way, the keys
 already fetched keep verifying; a token that needs the provider is answered
 503, never 401. A fetch blocks its caller's thread for up to `timeout_s`: the
-event loop calls through `Authenticator.authenticate_async`.
+event loop verifies a new token on a worker thread (`deps.authorize`).
 """
 
 from __future__ import annotations

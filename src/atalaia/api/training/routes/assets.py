@@ -65,9 +65,9 @@ def list_assets(
     if (scope := scope_of(resources, principal)) is None:
         children = store.counts(s.asset.id for s in found)
     else:  # the caller's sensors and the nodes above one
-        visible = assets.visible_to(session=session, shown=scope.covers_sensor)
-        if under is not None:
-            assets.check_seen(visible, under)
+        visible = assets.visible_to(
+            session=session, shown=scope.covers_sensor, including=under
+        )
         found = [s for s in found if s.asset.id in visible.ids]
         children = visible.children
     return AssetPage(
@@ -132,8 +132,9 @@ def get_asset(
         series = store.count_series_under(asset_id)
         children = store.counts([asset_id, *(a.asset.id for a in above)])
     else:
-        visible = assets.visible_to(session=session, shown=scope.covers_sensor)
-        assets.check_seen(visible, asset_id)
+        visible = assets.visible_to(
+            session=session, shown=scope.covers_sensor, including=asset_id
+        )
         under = session.scalars(store.series_under(asset_id))
         series = sum(1 for s in under if scope.covers(s))
         children = visible.children

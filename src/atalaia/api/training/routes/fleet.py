@@ -94,8 +94,8 @@ def fleet_sensors(
     if (scope := scope_of(resources, principal)) is not None:
         grid = grid.of_sensors({s for s in grid.sensors if scope.covers_sensor(s)})
         if asset:
-            assets.check_seen_by(
-                session=session, shown=scope.covers_sensor, asset_id=asset
+            assets.visible_to(
+                session=session, shown=scope.covers_sensor, including=asset
             )
     if group:
         grid = grid.of_group(group)

@@ -76,7 +76,7 @@ def list_incidents(
             resources.time_range.check_one(bound, name=name)
     scope = scope_of(resources, principal)
     if asset and scope is not None:
-        assets.check_seen_by(session=session, shown=scope.covers_sensor, asset_id=asset)
+        assets.visible_to(session=session, shown=scope.covers_sensor, including=asset)
     where = IncidentFilter(
         states=state or (),
         kinds=(kind,) if kind else (),

@@ -147,8 +147,8 @@ def train_batch(
     """
     scope = scope_of(resources, principal)
     if scope is not None and body.asset is not None:
-        assets.check_seen_by(
-            session=session, shown=scope.covers_sensor, asset_id=body.asset
+        assets.visible_to(
+            session=session, shown=scope.covers_sensor, including=body.asset
         )
     series_ids = _select_series(session, body)
     if scope is not None and body.series_ids is not None:

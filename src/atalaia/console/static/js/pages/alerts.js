@@ -84,11 +84,14 @@ function describe(matchers) {
 }
 
 function silenceForm(reload) {
-  const prefix = h("input", { name: "series_prefix", autocomplete: "off" });
+  // A token limited to sensor groups silences only within them: a prefix is required.
+  const limited = limitedTo() !== null;
+  const prefix = h("input", { name: "series_prefix", autocomplete: "off", required: limited });
   const hours = h("input", { name: "hours", type: "number", min: "0.1", max: "720", step: "0.1", value: "2", required: true });
   const reason = h("input", { name: "reason", required: true, autocomplete: "off" });
   const form = h("form", { class: "card action" }, h("h3", {}, "Silence"),
-    field("Series prefix", prefix, "empty: everything"), field("Hours", hours),
+    field("Series prefix", prefix, limited ? "within your sensor groups" : "empty: everything"),
+    field("Hours", hours),
     field("Why", reason), h("button", { type: "submit" }, "Add silence"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -77,7 +77,7 @@ export async function render(main, _params, query) {
   }
 
   function showCounts(a) {
-    clear(counts, h("div", { class: "count total" }, h("strong", {}, num(a.total)), a.total === 1 ? " sensor" : " sensors"),
+    clear(counts, h("div", { class: "count total" }, h("strong", {}, num(a.total)), ` ${sensors(a.total)}`),
       a.legend.map((name) => h("a", {
         class: `count count-${name}`, href: `#/fleet?state=${name}`,
         "aria-label": `${a.counts[name]} ${LABELS[name]}`,
@@ -110,7 +110,7 @@ export async function render(main, _params, query) {
     });
     clear(grid, a.groups.map((g, k) => h("section", { class: "grid-group" },
       h("h2", {}, h("a", { href: `#/fleet?group=${encodeURIComponent(g.name)}` }, g.name),
-        h("span", { class: "muted" }, ` ${num(g.count)} ${g.count === 1 ? "sensor" : "sensors"}`)), canvases[k])));
+        h("span", { class: "muted" }, ` ${num(g.count)} ${sensors(g.count)}`)), canvases[k])));
     a.groups.forEach((g, k) => paint(canvases[k], a, g, wanted)); // laid out: in the page
   }
 
@@ -239,4 +239,9 @@ export async function render(main, _params, query) {
     clearTimeout(soon);
     resized.disconnect();
   };
+}
+
+/** "sensor" or "sensors", by how many. */
+function sensors(count) {
+  return count === 1 ? "sensor" : "sensors";
 }
